@@ -1,0 +1,81 @@
+"""The composition root: read settings once, build every service, wire adapters to the core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from bot.business import Business, load_business
+from bot.clock import Clock, ScaledClock
+from bot.db import make_engine, make_session_factory, upgrade
+from bot.ports import EmailSender, SmsSender
+from bot.services import Playbooks, Services
+from bot.settings import Settings
+from bot.templating import TemplateRenderer
+
+
+def load_playbooks(settings: Settings, business: Business) -> Playbooks:
+    """The business's playbook is the default; names resolve in the sequences folder."""
+    playbooks = Playbooks(
+        sequences_dir=Path(settings.sequences_dir),
+        templates_dir=Path(settings.templates_dir),
+        default=str(business.sequence_ref),
+    )
+    playbooks.get()  # fail at start, not at the first lead, when the playbook is invalid
+    return playbooks
+
+
+def build_sms_sender(settings: Settings) -> SmsSender | None:
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        return None
+    from bot.twilio_sms import TwilioSmsSender
+
+    return TwilioSmsSender(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token,
+        from_number=settings.twilio_from_number,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
+        api_url=settings.twilio_api_url,
+    )
+
+
+def build_email_sender(settings: Settings, business: Business) -> EmailSender | None:
+    if not (settings.sendgrid_api_key and settings.sendgrid_from_email):
+        return None
+    from bot.sendgrid_email import SendGridEmailSender
+
+    return SendGridEmailSender(
+        api_key=settings.sendgrid_api_key,
+        from_email=settings.sendgrid_from_email,
+        from_name=business.name,
+        reply_to=settings.sendgrid_reply_to,
+        api_url=settings.sendgrid_api_url,
+    )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    sms: SmsSender | None = None,
+    email: EmailSender | None = None,
+    migrate: bool = True,
+) -> Services:
+    """Build everything the use cases need from settings; tests pass their own clock or senders."""
+    engine = engine or make_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+    business = load_business(settings.business_path)
+    return Services(
+        session_factory=make_session_factory(engine),
+        clock=clock or ScaledClock(settings.time_scale, start=settings.clock_start),
+        business=business,
+        playbooks=load_playbooks(settings, business),
+        renderer=TemplateRenderer(Path(settings.templates_dir)),
+        public_base_url=settings.public_base_url,
+        sms=sms if sms is not None else build_sms_sender(settings),
+        email=email if email is not None else build_email_sender(settings, business),
+        default_region=settings.default_region,
+    )

@@ -1,0 +1,41 @@
+"""Who changed what: every state change is written to the audit log with its actor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.models import ActorType, AuditEntry
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: ActorType
+    id: str = ""
+
+    @classmethod
+    def slack_user(cls, user_id: str) -> Actor:
+        return cls(ActorType.SLACK_USER, user_id)
+
+    @classmethod
+    def lead(cls, lead_id: int) -> Actor:
+        return cls(ActorType.LEAD, str(lead_id))
+
+    def describe(self) -> str:
+        if self.type == ActorType.SLACK_USER:
+            return f"<@{self.id}>"
+        return {ActorType.SYSTEM: "followup", ActorType.LEAD: "the lead", ActorType.CLI: "an operator"}[self.type]
+
+
+SYSTEM = Actor(ActorType.SYSTEM)
+CLI = Actor(ActorType.CLI)
+
+
+def record(session: Session, *, lead_id: int | None, actor: Actor, action: str, at: datetime, **details: Any) -> None:
+    """Append one audit entry inside the caller's transaction."""
+    session.add(
+        AuditEntry(lead_id=lead_id, at=at, actor_type=actor.type, actor_id=actor.id, action=action, details=details)
+    )

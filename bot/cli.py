@@ -1,0 +1,349 @@
+"""The `followup` command: run the bot, check and preview content, import and inspect leads."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import signal
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence as Seq
+
+from sqlalchemy import select
+
+from bot.config_errors import ConfigError
+
+
+def _settings():  # noqa: ANN202 - imported late so `followup --help` stays fast
+    from bot.settings import Settings
+
+    return Settings()
+
+
+def _fail(message: str) -> int:
+    print(f"followup: {message}", file=sys.stderr)
+    return 1
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate business.yml, every playbook and every template rendered against a sample lead."""
+    from bot.business import load_business
+    from bot.content_check import check_content
+
+    settings = _settings()
+    try:
+        business = load_business(settings.business_path)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    report = check_content(business, Path(settings.sequences_dir), Path(settings.templates_dir),
+                           reply_rules=settings.reply_rules_path)
+    for line in report.lines:
+        print(line)
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    for problem in report.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print(f"\n{report.summary()}")
+    return 1 if report.problems else 0
+
+
+# --- preview -----------------------------------------------------------------------------------
+
+
+def _parse_when(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not an ISO 8601 date and time such as 2026-12-01T09:30-06:00") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{name}: {text!r} needs a UTC offset, such as 2026-12-01T09:30-06:00")
+    return moment.astimezone(timezone.utc)
+
+
+def _lead_fields(text: str | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"--lead: {part!r} should be key=value (e.g. name=Dana Lee,phone=+14155552671)")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Show when each touch goes out, in business and lead local time, with its text."""
+    from bot.preview import render_preview
+
+    settings = _settings()
+    try:
+        text = render_preview(
+            settings,
+            sequence=args.sequence,
+            lead_fields=_lead_fields(args.lead),
+            start=_parse_when(args.start, "--start"),
+            appointment=_parse_when(args.appointment, "--appointment"),
+            show_text=not args.brief,
+        )
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except ValueError as error:
+        return _fail(str(error))
+    print(text)
+    return 0
+
+
+# --- database, import, leads -------------------------------------------------------------------
+
+
+def _services(migrate: bool = True):  # noqa: ANN202
+    from bot.app import build_services
+
+    return build_services(_settings(), migrate=migrate)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bot.db import make_engine, upgrade
+
+    settings = _settings()
+    upgrade(make_engine(settings.database_url))
+    print(f"database is up to date ({_redact(settings.database_url)})")
+    return 0
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import leads from CSV: each bad row reported with its line and reason, good rows kept."""
+    from bot.lead_import import import_leads_csv
+
+    path = Path(args.file)
+    if not path.exists():
+        return _fail(f"{path}: file not found")
+    try:
+        services = _services()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    report = import_leads_csv(services, path, sequence=args.sequence)
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    print(f"{path}: {report.added} added, {report.existing} already known, {len(report.problems)} rejected")
+    return 1 if report.problems and not (report.added or report.existing) else 0
+
+
+def cmd_leads_list(args: argparse.Namespace) -> int:
+    from bot.lead_views import lead_summary
+    from bot.models import Lead
+
+    services = _services()
+    with services.session_factory() as session:
+        query = select(Lead).order_by(Lead.id)
+        if args.stage:
+            query = query.where(Lead.stage == args.stage)
+        rows = [lead_summary(session, lead) for lead in session.scalars(query.limit(args.limit))]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no leads yet")
+        return 0
+    table = [("ID", "NAME", "CONTACT", "STAGE", "SEQUENCE", "NEXT")]
+    for row in rows:
+        state = f"{row['sequence']} {row['enrollment_state']}" if row["sequence"] else "-"
+        if row["enrollment_state"] in ("paused", "stopped") and row["enrollment_reason"]:
+            state += f" ({row['enrollment_reason']})"
+        nxt = row["next_touch"]
+        table.append((str(row["id"]), row["name"] or "-", row["phone"] or row["email"] or "-", row["stage"],
+                      state, f"{nxt['step']} {nxt['due_at'][:16]}" if nxt else "-"))
+    print(_format_table(table))
+    return 0
+
+
+def cmd_leads_show(args: argparse.Namespace) -> int:
+    from bot.lead_views import lead_detail
+    from bot.leads import find_lead
+
+    services = _services()
+    with services.session_factory() as session:
+        found = find_lead(session, args.lead, default_region=services.default_region)
+        if not found:
+            return _fail(f"no lead matches {args.lead!r} (use an id, phone, email or name)")
+        if len(found) > 1:
+            names = ", ".join(f"#{lead.id} {lead.name}" for lead in found[:10])
+            return _fail(f"{args.lead!r} matches {len(found)} leads: {names}; use the id")
+        detail = lead_detail(session, found[0])
+    if args.json:
+        print(json.dumps(detail, indent=2))
+        return 0
+    print(_format_detail(detail))
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase one lead's personal data for a deletion request; anonymous counts stay."""
+    from bot.audit import CLI
+    from bot.forget import forget_lead
+    from bot.leads import find_lead
+
+    services = _services()
+    with services.session_factory.begin() as session:
+        found = find_lead(session, args.lead, default_region=services.default_region)
+        if len(found) != 1:
+            return _fail(f"{args.lead!r} matches {len(found)} leads; give exactly one (an id is surest)")
+        if not args.yes:
+            return _fail(f"this erases lead #{found[0].id}'s name, contacts and every message; "
+                         "run again with --yes to do it")
+        done = forget_lead(session, found[0], now=services.clock.now(), actor=CLI)
+    print(f"lead #{done.lead_id} forgotten: {done.messages} messages, {done.touches} touches and "
+          f"{done.call_tasks} call tasks emptied; its Slack thread is not edited")
+    return 0
+
+
+def _format_table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
+
+
+def _format_detail(detail: dict[str, Any]) -> str:
+    lines = [
+        f"#{detail['id']} {detail['name'] or '(no name)'}  stage: {detail['stage']}  owner: {detail['owner'] or '-'}",
+        f"  phone: {detail['phone'] or '-'}  email: {detail['email'] or '-'}  source: {detail['source']}",
+        f"  asked: {detail['first_message'] or '-'}",
+    ]
+    if detail["sms_opted_out_at"]:
+        lines.append(f"  SMS opted out at {detail['sms_opted_out_at']}")
+    lines.append("sequences:")
+    for e in detail["enrollments"]:
+        lines.append(f"  {e['sequence']}: {e['state']}" + (f" ({e['reason']})" if e["reason"] else ""))
+    lines.append("touches:")
+    for t in detail["touches"]:
+        extra = f"  {t['reason']}" if t["reason"] else ""
+        lines.append(f"  {t['due_at'][:16]}  {t['step']:<22} {t['channel']:<9} {t['status']}{extra}")
+    if detail["messages"]:
+        lines.append("messages:")
+        for m in detail["messages"]:
+            arrow = "->" if m["direction"] == "out" else "<-"
+            cls = f" [{m['class']}]" if m["class"] else ""
+            lines.append(f"  {m['at'][:16]} {arrow} {m['channel']}{cls} {m['status']}: {m['body'][:80]!r}")
+    if detail["call_tasks"]:
+        lines.append("call tasks:")
+        for c in detail["call_tasks"]:
+            lines.append(f"  #{c['id']} {c['status']} {c['reason']}" + (f" -> {c['outcome']}" if c["outcome"] else ""))
+    if detail["appointments"]:
+        lines.append("appointments:")
+        for a in detail["appointments"]:
+            lines.append(f"  {a['start_at']} {a['status']}")
+    return "\n".join(lines)
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Upgrade the database and run the bot until interrupted."""
+    from bot import log_redaction
+    from bot.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per tick says nothing
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # headers and numbers of every request
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a client hanging up must not kill the server
+    try:
+        settings = _settings()
+        log_redaction.install(log_redaction.settings_secrets(settings.model_dump()))
+        return serve(settings)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Run the real bot against local Slack, Twilio and SendGrid stand-ins, played from a web page."""
+    from bot.sandbox.runner import run_sandbox
+
+    try:
+        return run_sandbox(port=args.port, open_browser=not args.no_browser)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="followup", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("run", help="run the bot (server and scheduler)").set_defaults(func=cmd_run)
+    sandbox = commands.add_parser("sandbox", help="try the whole bot in the browser, no accounts needed")
+    sandbox.add_argument("--port", type=int, default=3000, help="the page's port (default 3000)")
+    sandbox.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
+    sandbox.set_defaults(func=cmd_sandbox)
+    commands.add_parser("check", help="validate business.yml, playbooks and templates").set_defaults(func=cmd_check)
+
+    preview = commands.add_parser("preview", help="show a sequence's timeline for a lead")
+    preview.add_argument("--sequence", help="a sequence name or a path to a YAML file (default: the business's)")
+    preview.add_argument("--lead", help="sample lead fields, e.g. 'name=Dana Lee,phone=+14155552671,email=d@x.org'")
+    preview.add_argument("--start", help="when the lead comes in (ISO 8601 with offset; default now)")
+    preview.add_argument("--appointment", help="the appointment time, for reminder sequences")
+    preview.add_argument("--brief", action="store_true", help="times only, without the rendered text")
+    preview.set_defaults(func=cmd_preview)
+
+    importer = commands.add_parser("import", help="import leads from a CSV file")
+    importer.add_argument("file")
+    importer.add_argument("--sequence", help="enroll the new leads in this sequence (default: the business's)")
+    importer.set_defaults(func=cmd_import)
+
+    leads = commands.add_parser("leads", help="list or show leads")
+    lead_commands = leads.add_subparsers(dest="leads_command", required=True)
+    listing = lead_commands.add_parser("list", help="a table of leads")
+    listing.add_argument("--stage", choices=["new", "contacted", "engaged", "booked", "nurture", "lost", "opted_out"])
+    listing.add_argument("--limit", type=int, default=500)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_leads_list)
+    show = lead_commands.add_parser("show", help="one lead's whole story")
+    show.add_argument("lead", help="an id, phone, email or name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_leads_show)
+
+    forget = commands.add_parser("forget", help="erase a lead's personal data (a deletion request)")
+    forget.add_argument("lead", help="an id, phone, email or name")
+    forget.add_argument("--yes", action="store_true", help="really erase it")
+    forget.set_defaults(func=cmd_forget)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="migrate the database to the newest schema").set_defaults(
+        func=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Seq[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+def console_main() -> int:
+    """The installed `followup` command: like main, but a closed pipe (`| head`) ends it quietly."""
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(console_main())

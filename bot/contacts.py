@@ -1,0 +1,96 @@
+"""Phone numbers and email addresses checked at the edge, so the core only sees E.164 and normalized email."""
+
+from __future__ import annotations
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
+from phonenumbers.timezone import time_zones_for_number
+
+#: What phonenumbers answers when it cannot place a number.
+UNKNOWN_ZONE = "Etc/Unknown"
+
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "has a country code that does not exist",
+    NumberParseException.NOT_A_NUMBER: "is not a phone number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "is too short to be a phone number",
+    NumberParseException.TOO_SHORT_NSN: "is too short to be a phone number",
+    NumberParseException.TOO_LONG: "is too long to be a phone number (give one number only)",
+}
+_LENGTH_REASONS = {
+    ValidationResult.INVALID_COUNTRY_CODE: "has a country code that does not exist",
+    ValidationResult.TOO_SHORT: "is too short to be a phone number",
+    ValidationResult.TOO_LONG: "is too long to be a phone number (give one number only)",
+    ValidationResult.INVALID_LENGTH: "has the wrong number of digits",
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "lacks its area code",
+}
+_MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+class InvalidPhone(ValueError):
+    """A phone number must be a real number with its area code, like (312) 555-0142 or +1 312 555 0142."""
+
+
+class InvalidEmail(ValueError):
+    """An email address must look like name@example.com."""
+
+
+def normalize_phone(text: str, default_region: str = "US") -> str:
+    """Turn a phone number as people write it into E.164 (+13125550142); raise InvalidPhone saying why not."""
+    if not isinstance(text, str):
+        raise InvalidPhone(f"{text!r} is not a phone number; give it as text")
+    cleaned = text.strip()
+    if not cleaned:
+        raise InvalidPhone("no number given; write one like (312) 555-0142")
+    try:
+        number = phonenumbers.parse(cleaned, default_region)
+    except NumberParseException as error:
+        reason = _PARSE_REASONS.get(error.error_type, "is not a phone number")
+        if error.error_type == NumberParseException.INVALID_COUNTRY_CODE and not cleaned.startswith("+"):
+            reason = (f"has no country code and the default region {default_region!r} is unknown; "
+                      "start it with + and the country code, like +1 312 555 0142")
+        raise InvalidPhone(f"{cleaned!r} {reason}") from error
+    length = phonenumbers.is_possible_number_with_reason(number)
+    if length != ValidationResult.IS_POSSIBLE:
+        raise InvalidPhone(f"{cleaned!r} {_LENGTH_REASONS.get(length, 'is not a phone number')}")
+    if not phonenumbers.is_valid_number(number):
+        region = phonenumbers.region_code_for_country_code(number.country_code)
+        raise InvalidPhone(f"{cleaned!r} is not a number in use in {region} (check the area code and digits)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(text: str) -> str:
+    """Check an email address's form (not its mailbox) and return it normalized; raise InvalidEmail saying why not."""
+    if not isinstance(text, str):
+        raise InvalidEmail(f"{text!r} is not an email address; give it as text")
+    try:
+        # Deliverability needs DNS: that is I/O at intake time, and a bounce tells us anyway.
+        return validate_email(text.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise InvalidEmail(f"{text.strip()!r}: {error}") from error
+
+
+def timezones_for_phone(e164: str) -> tuple[str, ...]:
+    """Name the time zones a number may ring in; () when the number's place is unknown."""
+    number = _parse_e164(e164)
+    if number is None:
+        return ()
+    return tuple(zone for zone in time_zones_for_number(number) if zone != UNKNOWN_ZONE)
+
+
+def is_mobile_capable(e164: str) -> bool | None:
+    """Say whether a number can take texts: False for a landline, None when the numbering plan cannot tell."""
+    number = _parse_e164(e164)
+    if number is None:
+        return None
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.FIXED_LINE:
+        return False
+    return True if kind in _MOBILE_TYPES else None
+
+
+def _parse_e164(e164: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return None

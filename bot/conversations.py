@@ -1,0 +1,206 @@
+"""Messages outside the playbook: what a lead sends in, and what a person or the bot answers directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import audit, outbox
+from bot.audit import Actor
+from bot.lead_actions import receive_message
+from bot.leads import LeadInput, add_lead, find_existing
+from bot.models import Lead, Message
+from bot.outbox import Notice
+from bot.ports import OutgoingEmail, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.render_context import lead_context
+from bot.rules import Decision, LeadSignal
+from bot.services import Services
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message from a lead, already authenticated and understood."""
+
+    channel: str  # "sms" or "email"
+    sender: str  # E.164 phone or email address
+    body: str
+    signal: LeadSignal
+    provider_id: str | None
+    subject: str | None = None
+    requested_time: datetime | None = None
+    details: dict | None = None
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    lead_id: int
+    decision: Decision | None
+    #: False when the same provider message was already applied (a redelivery).
+    applied: bool
+    lead_created: bool = False
+
+
+def already_received(session: Session, channel: str, provider_id: str | None) -> bool:
+    if not provider_id:
+        return False
+    return session.scalar(
+        select(Message.id).where(Message.channel == channel, Message.provider_id == provider_id)
+    ) is not None
+
+
+def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
+    """Apply a message from a lead once: find (or create) the lead, store it, change course."""
+    now = services.clock.now()
+    with services.session_factory.begin() as session:
+        if already_received(session, message.channel, message.provider_id):
+            lead = find_existing(session, *_contact(message))
+            return InboundResult(lead.id if lead else 0, None, applied=False)
+        lead = find_existing(session, *_contact(message))
+        created = False
+        if lead is None:
+            if message.signal in (LeadSignal.OPT_OUT, LeadSignal.AUTO_REPLY):
+                lead = _new_lead(session, services, message, now, enroll=False)
+            else:
+                lead = _new_lead(session, services, message, now, enroll=True)
+            created = True
+        lead_id = lead.id
+    # The lead lock makes a STOP wait for a send already under way, and every later send see the STOP.
+    with services.lead_locks.hold(lead_id):
+        try:
+            with services.session_factory.begin() as session:
+                lead = services.lead_locks.lock_row(session, lead_id)
+                assert lead is not None
+                if already_received(session, message.channel, message.provider_id):
+                    return InboundResult(lead_id, None, applied=False)
+                if created and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.OPT_IN, LeadSignal.HELP):
+                    # A new lead's first words are the inquiry itself, not a reply to pause on.
+                    decision = _store_only(session, lead, message, now)
+                else:
+                    decision = receive_message(
+                        session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
+                        now=now, provider_id=message.provider_id, subject=message.subject,
+                        requested_time=message.requested_time, details=message.details,
+                    )
+        except IntegrityError:
+            # Another process stored the same provider message first: a redelivery, already applied.
+            return InboundResult(lead_id, None, applied=False)
+    services.wake_dispatcher()
+    return InboundResult(lead_id, decision, applied=True, lead_created=created)
+
+
+def _contact(message: InboundMessage) -> tuple[str | None, str | None]:
+    return (message.sender, None) if message.channel == "sms" else (None, message.sender)
+
+
+def _new_lead(session: Session, services: Services, message: InboundMessage, now: datetime, *, enroll: bool) -> Lead:
+    fields = {"phone": message.sender} if message.channel == "sms" else {"email": message.sender}
+    data = LeadInput.parse({**fields, "message": message.body, "source": message.channel},
+                           default_region=services.default_region)
+    result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(), now=now,
+                      actor=Actor.lead(0), enroll=enroll)
+    lead = session.get(Lead, result.lead_id)
+    assert lead is not None
+    return lead
+
+
+def _store_only(session: Session, lead: Lead, message: InboundMessage, now: datetime) -> None:
+    stored = Message(
+        lead_id=lead.id, direction="in", channel=message.channel, provider_id=message.provider_id,
+        subject=message.subject, body=message.body, classification=str(message.signal), status="received",
+        details=message.details or {}, created_at=now,
+    )
+    session.add(stored)
+    session.flush()
+    outbox.publish(session, Notice.MESSAGE_RECEIVED, lead_id=lead.id, at=now, message_id=stored.id,
+                   channel=message.channel,
+                   reply_class=str(message.signal), requested_time=None)
+    return None
+
+
+class DirectMessageRefused(Exception):
+    """This message cannot go to the lead; the message says why."""
+
+
+def send_direct(
+    services: Services,
+    lead_id: int,
+    *,
+    body: str,
+    author: Actor,
+    channel: str | None = None,
+    subject: str | None = None,
+) -> Message:
+    """Send a one-off message to a lead (a team reply, the HELP answer), never past an opt-out."""
+    now = services.clock.now()
+    with services.lead_locks.hold(lead_id):
+        with services.session_factory.begin() as session:
+            lead = services.lead_locks.lock_row(session, lead_id)
+            if lead is None:
+                raise DirectMessageRefused(f"there is no lead {lead_id}")
+            channel = channel or ("sms" if lead.phone else "email")
+            if channel == "sms" and not lead.sms_allowed:
+                raise DirectMessageRefused(_why_not(lead, "sms"))
+            if channel == "email" and not lead.email_allowed:
+                raise DirectMessageRefused(_why_not(lead, "email"))
+            message = Message(lead_id=lead.id, direction="out", channel=channel, body=body, subject=subject,
+                              status="sending", author=author.id or str(author.type), created_at=now)
+            session.add(message)
+            session.flush()
+            message_id, to = message.id, (lead.phone if channel == "sms" else lead.email)
+            context = lead_context(lead, services.business, services.public_base_url) if channel == "email" else None
+        outcome = _send(services, channel, to, body, subject, message_id, context)
+        with services.session_factory.begin() as session:
+            message = session.get(Message, message_id)
+            assert message is not None
+            if isinstance(outcome, SendReceipt):
+                message.provider_id, message.status = outcome.provider_id, outcome.status
+            else:
+                message.status, message.error_code = "failed", outcome.code
+                message.details = {"error": outcome.reason}
+            audit.record(session, lead_id=lead_id, actor=author, action="direct_message", at=now,
+                         channel=channel, status=message.status)
+            outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead_id, at=now, message_id=message_id,
+                           status=message.status)
+    return message
+
+
+def _why_not(lead: Lead, channel: str) -> str:
+    if channel == "sms":
+        if not lead.phone:
+            return "this lead has no phone number"
+        if lead.sms_opted_out_at is not None:
+            return "this lead opted out of texts; nothing can be texted to them until they text START"
+        return f"texts cannot reach this lead: {lead.sms_unreachable_reason or 'no consent'}"
+    if not lead.email:
+        return "this lead has no email address"
+    return "this lead unsubscribed from email"
+
+
+def _send(services: Services, channel: str, to: str | None, body: str, subject: str | None, message_id: int,
+          context: dict | None) -> SendReceipt | PermanentSendError | TransientSendError:
+    assert to is not None
+    reference = f"message-{message_id}"
+    try:
+        if channel == "sms":
+            if services.sms is None:
+                return PermanentSendError("SMS is not configured (set the TWILIO_* settings)")
+            return services.sms.send_sms(OutgoingSms(
+                to=to, body=body, reference=reference,
+                status_callback=f"{services.public_base_url}/webhooks/twilio/status"))
+        if services.email is None:
+            return PermanentSendError("email is not configured (set the SENDGRID_* settings)")
+        assert context is not None
+        rendered = services.renderer.render_email(
+            "_direct_message", subject or f"A note from {services.business.name}", {**context, "body": body})
+        unsubscribe = context["links"]["unsubscribe"]
+        return services.email.send_email(OutgoingEmail(
+            to=to, subject=rendered.subject, text=rendered.text, html=rendered.html, reference=reference,
+            headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            custom_args={"message_id": str(message_id)},
+        ))
+    except (PermanentSendError, TransientSendError) as error:
+        return error

@@ -1,0 +1,154 @@
+"""Delivery reports from the providers: statuses only move forward, and failures change the lead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from bot import audit, outbox
+from bot.audit import SYSTEM
+from bot.lead_actions import apply_decision, opt_out
+from bot.models import Lead, Message, ProcessedDelivery
+from bot.outbox import Notice
+from bot.rules import LeadSignal, decide_on_signal
+from bot.services import Services
+from bot.states import Stage
+
+#: How far along a message is; a report never moves a message back (callbacks repeat and cross).
+SMS_PROGRESS = {
+    "accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
+    "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4, "read": 5,
+}
+EMAIL_PROGRESS = {"queued": 1, "processed": 2, "deferred": 3, "delivered": 4, "bounce": 5, "dropped": 5,
+                  "open": 6, "click": 6}
+#: Delivery errors meaning the number will never take a text (not worth retrying later touches).
+UNREACHABLE_DELIVERY_CODES = frozenset({"30003", "30005", "30006"})
+#: Email events after which nothing more may be emailed to the address.
+EMAIL_STOPPERS = {"bounce": "bounced", "dropped": "dropped by SendGrid", "spamreport": "marked as spam",
+                  "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed"}
+
+
+def first_delivery(session: Session, provider: str, delivery_id: str, now: datetime) -> bool:
+    """Record a delivery id; False when it was already applied (a redelivery)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = session.execute(
+        insert(ProcessedDelivery)
+        .values(provider=provider, delivery_id=delivery_id[:200], received_at=now)
+        .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
+        .returning(ProcessedDelivery.id)
+    )
+    # RETURNING gives a row only when the insert happened; rowcount is not reliable across drivers.
+    return result.scalar() is not None
+
+
+def _advance(message: Message, status: str, progress: Mapping[str, int]) -> bool:
+    if progress.get(status, -1) < progress.get(message.status, -1):
+        return False
+    if progress.get(status) == progress.get(message.status) and status != message.status:
+        return False  # two final answers: the first one stands
+    message.status = status
+    return True
+
+
+@dataclass(frozen=True)
+class SmsStatusReport:
+    message_sid: str
+    status: str
+    error_code: str | None = None
+
+
+def apply_sms_status(services: Services, report: SmsStatusReport) -> bool:
+    """Update the stored text with Twilio's status; return False when the report changed nothing."""
+    now = services.clock.now()
+    with services.session_factory.begin() as session:
+        message = session.scalars(
+            select(Message).where(Message.channel == "sms", Message.provider_id == report.message_sid)
+        ).first()
+        if message is None or not _advance(message, report.status, SMS_PROGRESS):
+            return False
+        if report.error_code:
+            message.error_code = report.error_code
+        outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=message.lead_id, at=now, message_id=message.id,
+                       touch_id=message.touch_id, status=report.status, error_code=report.error_code)
+        lead = session.get(Lead, message.lead_id)
+        assert lead is not None
+        if report.status in ("undelivered", "failed") and report.error_code:
+            _sms_failure_consequence(session, services, lead, report.error_code, now)
+        return True
+
+
+def _sms_failure_consequence(session: Session, services: Services, lead: Lead, code: str, now: datetime) -> None:
+    if code == "21610":
+        opt_out(session, lead, "sms", now=now, actor=SYSTEM)
+        apply_decision(session, services, lead, decide_on_signal(LeadSignal.OPT_OUT, current_stage=Stage(lead.stage)),
+                       now=now, actor=SYSTEM)
+    elif code in UNREACHABLE_DELIVERY_CODES and not lead.sms_unreachable_reason:
+        lead.sms_unreachable_reason = f"texts are not delivered to this number (error {code})"
+        audit.record(session, lead_id=lead.id, actor=SYSTEM, action="sms_unreachable", at=now, code=code)
+        outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
+                       text=f"{lead.sms_unreachable_reason}: remaining texts go by email or a call")
+
+
+def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> int:
+    """Apply SendGrid Event Webhook entries once each; return how many changed something."""
+    applied = 0
+    now = services.clock.now()
+    for event in events:
+        event_id = str(event.get("sg_event_id") or "")
+        kind = str(event.get("event") or "")
+        with services.session_factory.begin() as session:
+            if not event_id or not first_delivery(session, "sendgrid-event", event_id, now):
+                continue
+            message = _email_message_for(session, event)
+            if message is None:
+                continue
+            if kind in EMAIL_PROGRESS:
+                if kind in ("open", "click"):
+                    message.details = {**(message.details or {}), kind: int(event.get("timestamp") or 0)}
+                else:
+                    _advance(message, kind, EMAIL_PROGRESS)
+            lead = session.get(Lead, message.lead_id)
+            assert lead is not None
+            if kind in EMAIL_STOPPERS and lead.email_allowed:
+                reason = EMAIL_STOPPERS[kind]
+                if kind in ("spamreport", "unsubscribe", "group_unsubscribe"):
+                    opt_out(session, lead, "email", now=now, actor=SYSTEM)
+                else:
+                    lead.email_consent = False
+                    audit.record(session, lead_id=lead.id, actor=SYSTEM, action="email_unreachable", at=now,
+                                 reason=reason)
+                outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
+                               text=f"email {reason}: no more email to {lead.email}")
+                outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
+            outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead.id, at=now, message_id=message.id,
+                           touch_id=message.touch_id, status=message.status, event=kind)
+            applied += 1
+    return applied
+
+
+def _email_message_for(session: Session, event: Mapping[str, Any]) -> Message | None:
+    touch_id = str(event.get("touch_id") or "")
+    if touch_id.isdigit():
+        found = session.scalars(select(Message).where(Message.touch_id == int(touch_id),
+                                                      Message.channel == "email")).first()
+        if found:
+            return found
+    message_id = str(event.get("message_id") or "")
+    if message_id.isdigit():
+        found = session.get(Message, int(message_id))
+        if found and found.channel == "email":
+            return found
+    sg_message_id = str(event.get("sg_message_id") or "")
+    if sg_message_id:
+        # sg_message_id is the send's X-Message-Id followed by ".filter..." parts.
+        return session.scalars(
+            select(Message).where(Message.channel == "email", Message.provider_id == sg_message_id.split(".")[0])
+        ).first()
+    return None
+

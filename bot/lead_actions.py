@@ -1,0 +1,350 @@
+"""The use cases that change a lead's course: replies, bookings, opt-outs and the team's actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import audit, enrollment, outbox
+from bot.audit import SYSTEM, Actor
+from bot.call_tasks import close_open_tasks, open_call_task, open_tasks
+from bot.enrollment import NURTURE_SEQUENCE, REMINDER_SEQUENCE, open_enrollments
+from bot.models import (
+    Appointment,
+    BookingLinkClick,
+    CallTask,
+    CallTaskStatus,
+    EnrollmentState,
+    Lead,
+    Message,
+    Stage,
+)
+from bot.outbox import Notice
+from bot.rules import (
+    CallOutcome,
+    Decision,
+    LeadSignal,
+    SequenceChange,
+    decide_on_booking,
+    decide_on_call_outcome,
+    decide_on_quiet_end,
+    decide_on_signal,
+)
+from bot.services import Services
+
+
+class LeadActionRefused(Exception):
+    """The action does not apply to this lead or task as it stands; the message says why."""
+
+
+def set_stage(session: Session, lead: Lead, stage: Stage, *, now: datetime, actor: Actor, reason: str) -> None:
+    if lead.stage == stage:
+        return
+    audit.record(session, lead_id=lead.id, actor=actor, action="stage_changed", at=now,
+                 old=str(lead.stage), new=str(stage), reason=reason)
+    lead.stage = stage
+    lead.updated_at = now
+
+
+def apply_decision(
+    session: Session,
+    services: Services,
+    lead: Lead,
+    decision: Decision,
+    *,
+    now: datetime,
+    actor: Actor,
+    requested_time: datetime | None = None,
+) -> None:
+    """Carry a decision out on the store, and queue what the team must see."""
+    ending_everything = decision.stage in (Stage.OPTED_OUT, Stage.LOST)
+    for open_one in open_enrollments(session, lead.id):
+        if open_one.sequence_name == REMINDER_SEQUENCE and not ending_everything:
+            continue  # reminders for a booked visit go on whatever else the lead says
+        match decision.sequence:
+            case SequenceChange.PAUSE:
+                enrollment.pause(session, open_one, now=now, reason=decision.reason, actor=actor)
+            case SequenceChange.RESUME:
+                enrollment.resume(session, open_one, now=now, reason=decision.reason, actor=actor,
+                                  business=services.business)
+            case SequenceChange.STOP:
+                enrollment.end(session, open_one, now=now, reason=decision.reason, actor=actor)
+    if decision.stage is not None:
+        set_stage(session, lead, decision.stage, now=now, actor=actor, reason=decision.reason)
+    if decision.close_call_tasks:
+        close_open_tasks(session, lead.id, now=now, reason=decision.reason, actor=actor)
+    # The thread says why before it shows the call that follows from it.
+    outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now, text=decision.reason,
+                   alert_team=decision.alert_team and not decision.call_task, actor=actor.describe())
+    if decision.call_task:
+        open_call_task(session, services, lead, reason=decision.call_task, now=now, actor=actor,
+                       requested_time=requested_time)
+    outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
+    lead.updated_at = now
+
+
+# --- what the lead does -------------------------------------------------------------------------
+
+
+def opt_out(session: Session, lead: Lead, channel: str, *, now: datetime, actor: Actor) -> None:
+    """Never message this channel again until the lead opts back in."""
+    if channel == "sms" and lead.sms_opted_out_at is None:
+        lead.sms_opted_out_at = now
+    elif channel == "email" and lead.email_opted_out_at is None:
+        lead.email_opted_out_at = now
+    audit.record(session, lead_id=lead.id, actor=actor, action="opted_out", at=now, channel=channel)
+
+
+def opt_in(session: Session, lead: Lead, channel: str, *, now: datetime, actor: Actor) -> None:
+    if channel == "sms":
+        lead.sms_opted_out_at = None
+        lead.sms_consent = True
+    elif channel == "email":
+        lead.email_opted_out_at = None
+        lead.email_consent = True
+    if lead.stage == Stage.OPTED_OUT:
+        set_stage(session, lead, Stage.ENGAGED, now=now, actor=actor, reason=f"opted back in to {channel}")
+    audit.record(session, lead_id=lead.id, actor=actor, action="opted_in", at=now, channel=channel)
+
+
+def on_lead_signal(
+    session: Session,
+    services: Services,
+    lead: Lead,
+    signal: LeadSignal,
+    *,
+    channel: str,
+    now: datetime,
+    requested_time: datetime | None = None,
+) -> Decision:
+    """Change the lead's course for what they just said (already understood as a signal)."""
+    actor = Actor.lead(lead.id)
+    opted_out = lead.sms_opted_out_at if channel == "sms" else lead.email_opted_out_at
+    if signal == LeadSignal.OPT_IN and opted_out is None:
+        # "YES" from someone who never opted out answers a question of ours: a person should see it.
+        signal = LeadSignal.PLAIN
+    if signal == LeadSignal.OPT_OUT:
+        opt_out(session, lead, channel, now=now, actor=actor)
+    elif signal == LeadSignal.OPT_IN:
+        opt_in(session, lead, channel, now=now, actor=actor)
+    decision = decide_on_signal(signal, current_stage=Stage(lead.stage))
+    apply_decision(session, services, lead, decision, now=now, actor=actor, requested_time=requested_time)
+    return decision
+
+
+def book(
+    session: Session,
+    services: Services,
+    lead: Lead,
+    *,
+    start_at: datetime,
+    now: datetime,
+    actor: Actor,
+    notes: str = "",
+) -> Appointment:
+    """Record an appointment: sales follow-up stops and reminders start, counted back from the visit."""
+    if start_at <= now:
+        raise LeadActionRefused("the appointment time is in the past; give a future date and time")
+    for previous in session.scalars(
+        select(Appointment).where(Appointment.lead_id == lead.id, Appointment.status == "booked")
+    ):
+        previous.status = "rescheduled"
+    for reminders in open_enrollments(session, lead.id, sequence=REMINDER_SEQUENCE):
+        enrollment.end(session, reminders, now=now, reason="appointment rescheduled", actor=actor)
+    appointment = Appointment(lead_id=lead.id, start_at=start_at, notes=notes, booked_by=actor.describe(),
+                              created_at=now)
+    session.add(appointment)
+    session.flush()
+    audit.record(session, lead_id=lead.id, actor=actor, action="booked", at=now,
+                 start=start_at.isoformat(), appointment=appointment.id)
+    apply_decision(session, services, lead, decide_on_booking(), now=now, actor=actor)
+    if services.playbooks.has(REMINDER_SEQUENCE):
+        enrollment.enroll(session, lead, services.playbooks.get(REMINDER_SEQUENCE), business=services.business,
+                          now=now, actor=actor, appointment=appointment)
+    return appointment
+
+
+def record_booking_link_click(session: Session, lead: Lead, *, now: datetime) -> None:
+    session.add(BookingLinkClick(lead_id=lead.id, clicked_at=now))
+    audit.record(session, lead_id=lead.id, actor=Actor.lead(lead.id), action="booking_link_clicked", at=now)
+
+
+def escalate_unfinished_bookings(session: Session, services: Services, *, now: datetime, delay: timedelta) -> int:
+    """Hand the team a call for each lead who clicked the booking link but has not booked since."""
+    escalated = 0
+    clicks = session.scalars(
+        select(BookingLinkClick).where(BookingLinkClick.escalated_at.is_(None),
+                                       BookingLinkClick.clicked_at <= now - delay)
+    ).all()
+    for click in clicks:
+        click.escalated_at = now
+        lead = session.get(Lead, click.lead_id)
+        booked_since = session.scalars(
+            select(Appointment.id).where(Appointment.lead_id == click.lead_id,
+                                         Appointment.created_at >= click.clicked_at)
+        ).first()
+        if lead is None or booked_since or lead.stage in (Stage.BOOKED, Stage.LOST, Stage.OPTED_OUT):
+            continue
+        if open_tasks(session, lead.id):
+            continue  # someone is already on it
+        open_call_task(session, services, lead, reason="clicked the booking link but did not book",
+                       now=now, actor=SYSTEM)
+        outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
+        escalated += 1
+    return escalated
+
+
+def on_quiet_end(session: Session, services: Services, lead: Lead, *, now: datetime) -> None:
+    """The sales sequence ran out with no answer: move to nurture and start its slow cadence."""
+    apply_decision(session, services, lead, decide_on_quiet_end(), now=now, actor=SYSTEM)
+    if services.playbooks.has(NURTURE_SEQUENCE) and not open_enrollments(session, lead.id, sequence=NURTURE_SEQUENCE):
+        enrollment.enroll(session, lead, services.playbooks.get(NURTURE_SEQUENCE), business=services.business,
+                          now=now, actor=SYSTEM)
+
+
+# --- what the team does -------------------------------------------------------------------------
+
+
+def pause_lead(session: Session, services: Services, lead: Lead, *, now: datetime, actor: Actor) -> bool:
+    paused = [e for e in open_enrollments(session, lead.id) if e.state == EnrollmentState.ACTIVE
+              and e.sequence_name != REMINDER_SEQUENCE]
+    if not paused:
+        raise LeadActionRefused("automation is not running for this lead, so there is nothing to pause")
+    apply_decision(session, services, lead, Decision(SequenceChange.PAUSE, f"paused by {actor.describe()}"),
+                   now=now, actor=actor)
+    return True
+
+
+def resume_lead(session: Session, services: Services, lead: Lead, *, now: datetime, actor: Actor) -> bool:
+    paused = [e for e in open_enrollments(session, lead.id) if e.state == EnrollmentState.PAUSED]
+    if not paused:
+        raise LeadActionRefused("automation is not paused for this lead, so there is nothing to resume")
+    apply_decision(session, services, lead, Decision(SequenceChange.RESUME, f"resumed by {actor.describe()}"),
+                   now=now, actor=actor)
+    return True
+
+
+def stop_lead(session: Session, services: Services, lead: Lead, *, now: datetime, actor: Actor) -> None:
+    if not open_enrollments(session, lead.id) and lead.stage == Stage.LOST:
+        raise LeadActionRefused("this lead is already stopped")
+    apply_decision(
+        session, services, lead,
+        Decision(SequenceChange.STOP, f"stopped by {actor.describe()}", stage=Stage.LOST, close_call_tasks=True),
+        now=now, actor=actor,
+    )
+
+
+def opt_out_by_team(session: Session, services: Services, lead: Lead, channel: str, *, now: datetime,
+                    actor: Actor) -> None:
+    """Record an opt-out the lead gave another way (a call, at the desk)."""
+    opt_out(session, lead, channel, now=now, actor=actor)
+    apply_decision(session, services, lead, decide_on_signal(LeadSignal.OPT_OUT, current_stage=Stage(lead.stage)),
+                   now=now, actor=actor)
+
+
+def claim_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) -> None:
+    if lead.owner and lead.owner != actor.id:
+        raise LeadActionRefused(f"already claimed by <@{lead.owner}>")
+    lead.owner = actor.id
+    lead.updated_at = now
+    audit.record(session, lead_id=lead.id, actor=actor, action="claimed", at=now)
+    outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
+
+
+def claim_call_task(session: Session, task_id: int, *, now: datetime, actor: Actor) -> CallTask:
+    """Take a call for yourself; a second person is told who already has it."""
+    task = session.scalars(
+        select(CallTask).where(CallTask.id == task_id).with_for_update().execution_options(populate_existing=True)
+    ).first()
+    if task is None:
+        raise LeadActionRefused(f"there is no call task {task_id}")
+    if task.status == CallTaskStatus.CLAIMED:
+        if task.claimed_by == actor.id:
+            return task
+        raise LeadActionRefused(f"already claimed by <@{task.claimed_by}>")
+    if task.status != CallTaskStatus.OPEN:
+        raise LeadActionRefused(f"this call task is already {task.status}")
+    task.status = CallTaskStatus.CLAIMED
+    task.claimed_by = actor.id
+    task.claimed_at = now
+    lead = session.get(Lead, task.lead_id)
+    assert lead is not None
+    if not lead.owner:
+        lead.owner = actor.id
+    audit.record(session, lead_id=task.lead_id, actor=actor, action="call_task_claimed", at=now, task=task.id)
+    outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=task.lead_id, at=now, call_task_id=task.id)
+    outbox.publish(session, Notice.LEAD_CHANGED, lead_id=task.lead_id, at=now)
+    return task
+
+
+def log_call_outcome(
+    session: Session,
+    services: Services,
+    task_id: int,
+    outcome: CallOutcome,
+    *,
+    now: datetime,
+    actor: Actor,
+    notes: str = "",
+    when: datetime | None = None,
+) -> CallTask:
+    """Record how a call went and move the lead on accordingly."""
+    task = session.get(CallTask, task_id)
+    if task is None:
+        raise LeadActionRefused(f"there is no call task {task_id}")
+    if task.status in (CallTaskStatus.DONE, CallTaskStatus.CANCELLED):
+        raise LeadActionRefused(f"this call task is already {task.status}")
+    if outcome in (CallOutcome.BOOKED, CallOutcome.CALL_BACK) and (when is None or when <= now):
+        raise LeadActionRefused(f"'{outcome}' needs a future date and time")
+    lead = session.get(Lead, task.lead_id)
+    assert lead is not None
+    task.status = CallTaskStatus.DONE
+    task.outcome = outcome
+    task.notes = notes
+    task.claimed_by = task.claimed_by or actor.id
+    task.callback_at = when if outcome == CallOutcome.CALL_BACK else None
+    audit.record(session, lead_id=lead.id, actor=actor, action="call_outcome", at=now, task=task.id,
+                 outcome=str(outcome), notes=notes)
+    outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead.id, at=now, call_task_id=task.id)
+    if outcome == CallOutcome.BOOKED:
+        assert when is not None
+        book(session, services, lead, start_at=when, now=now, actor=actor, notes=notes)
+        return task
+    paused = any(e.state == EnrollmentState.PAUSED for e in open_enrollments(session, lead.id))
+    decision = decide_on_call_outcome(outcome, paused=paused)
+    if outcome == CallOutcome.WRONG_NUMBER:
+        lead.sms_unreachable_reason = "wrong number (logged on a call)"
+    apply_decision(session, services, lead, decision, now=now, actor=actor)
+    if outcome == CallOutcome.CALL_BACK:
+        open_call_task(session, services, lead, reason=f"call back as asked ({notes})" if notes else "call back as asked",
+                       now=now, actor=actor, due_at=when)
+    return task
+
+
+def receive_message(
+    session: Session,
+    services: Services,
+    lead: Lead,
+    *,
+    channel: str,
+    body: str,
+    signal: LeadSignal,
+    now: datetime,
+    provider_id: str | None = None,
+    subject: str | None = None,
+    requested_time: datetime | None = None,
+    details: dict | None = None,
+) -> Decision:
+    """Store what the lead sent, with how it was understood, and change course accordingly."""
+    message = Message(
+        lead_id=lead.id, direction="in", channel=channel, provider_id=provider_id, subject=subject, body=body,
+        classification=str(signal), status="received", details=details or {}, created_at=now,
+    )
+    session.add(message)
+    session.flush()
+    outbox.publish(session, Notice.MESSAGE_RECEIVED, lead_id=lead.id, at=now, message_id=message.id, channel=channel,
+                   reply_class=str(signal), requested_time=requested_time.isoformat() if requested_time else None)
+    return on_lead_signal(session, services, lead, signal, channel=channel, now=now, requested_time=requested_time)

@@ -1,0 +1,84 @@
+"""Leads as people and scripts read them: plain dicts built from the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def current_enrollment(session: Session, lead_id: int) -> Enrollment | None:
+    return session.scalars(select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id.desc())).first()
+
+
+def lead_summary(session: Session, lead: Lead) -> dict[str, Any]:
+    """One row of `leads list`."""
+    enrollment = current_enrollment(session, lead.id)
+    next_touch = None
+    if enrollment is not None:
+        next_touch = session.scalars(
+            select(Touch).where(Touch.enrollment_id == enrollment.id, Touch.status == "scheduled")
+            .order_by(Touch.due_at, Touch.position)
+        ).first()
+    return {
+        "id": lead.id,
+        "name": lead.name,
+        "phone": lead.phone,
+        "email": lead.email,
+        "source": lead.source,
+        "stage": str(lead.stage),
+        "owner": lead.owner,
+        "sequence": enrollment.sequence_name if enrollment else None,
+        "enrollment_state": str(enrollment.state) if enrollment else None,
+        "enrollment_reason": enrollment.state_reason if enrollment else None,
+        "next_touch": None if next_touch is None else {
+            "step": next_touch.step_id, "channel": next_touch.channel, "due_at": _iso(next_touch.due_at)},
+        "created_at": _iso(lead.created_at),
+    }
+
+
+def lead_detail(session: Session, lead: Lead) -> dict[str, Any]:
+    """Everything `leads show` tells: the lead, its sequences, touches, messages, calls, appointments."""
+    detail = lead_summary(session, lead)
+    detail.update(
+        first_message=lead.first_message,
+        timezone=lead.timezone,
+        custom_fields=lead.custom_fields,
+        sms_opted_out_at=_iso(lead.sms_opted_out_at),
+        email_opted_out_at=_iso(lead.email_opted_out_at),
+        sms_unreachable_reason=lead.sms_unreachable_reason,
+        enrollments=[
+            {"id": e.id, "sequence": e.sequence_name, "state": str(e.state), "reason": e.state_reason,
+             "enrolled_at": _iso(e.enrolled_at), "ended_at": _iso(e.ended_at)}
+            for e in session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(Enrollment.id))
+        ],
+        touches=[
+            {"id": t.id, "enrollment": t.enrollment_id, "step": t.step_id, "channel": t.channel,
+             "due_at": _iso(t.due_at), "status": str(t.status), "attempts": t.attempts,
+             "sent_at": _iso(t.sent_at), "reason": t.skip_reason or t.last_error, "subject": t.subject}
+            for t in session.scalars(select(Touch).where(Touch.lead_id == lead.id).order_by(Touch.enrollment_id,
+                                                                                          Touch.position))
+        ],
+        messages=[
+            {"id": m.id, "direction": m.direction, "channel": m.channel, "at": _iso(m.created_at),
+             "status": m.status, "class": m.classification, "subject": m.subject, "body": m.body}
+            for m in session.scalars(select(Message).where(Message.lead_id == lead.id).order_by(Message.id))
+        ],
+        call_tasks=[
+            {"id": c.id, "reason": c.reason, "status": str(c.status), "claimed_by": c.claimed_by,
+             "outcome": c.outcome, "notes": c.notes, "due_at": _iso(c.due_at)}
+            for c in session.scalars(select(CallTask).where(CallTask.lead_id == lead.id).order_by(CallTask.id))
+        ],
+        appointments=[
+            {"id": a.id, "start_at": _iso(a.start_at), "status": a.status, "notes": a.notes}
+            for a in session.scalars(select(Appointment).where(Appointment.lead_id == lead.id).order_by(Appointment.id))
+        ],
+    )
+    return detail

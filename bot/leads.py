@@ -1,0 +1,194 @@
+"""Lead intake and lookup: validated contact points, no duplicate leads, an enrollment for each new one."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from bot import audit, outbox
+from bot.audit import Actor
+from bot.business import Business
+from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone, timezones_for_phone
+from bot.enrollment import NURTURE_SEQUENCE, end, open_enrollments
+from bot.enrollment import enroll as start_sequence
+from bot.models import Lead, Stage
+from bot.outbox import Notice
+from bot.playbook import Sequence
+
+#: Stages in which a lead who writes in again is the same ongoing conversation, not a new inquiry.
+ONGOING_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED, Stage.BOOKED)
+KNOWN_FIELDS = ("name", "phone", "email", "source", "message", "sequence", "timezone")
+
+
+class InvalidLead(ValueError):
+    """A lead needs a valid phone or email; each reason names the field."""
+
+    def __init__(self, reasons: list[str]):
+        self.reasons = reasons
+        super().__init__("; ".join(reasons))
+
+
+@dataclass(frozen=True)
+class LeadInput:
+    """A lead as validated at the edge: phone in E.164, email normalised."""
+
+    name: str = ""
+    phone: str | None = None
+    email: str | None = None
+    source: str = "manual"
+    message: str = ""
+    sequence: str | None = None
+    timezone: str | None = None
+    custom_fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, fields: Mapping[str, Any], *, default_region: str = "US", default_source: str = "manual") -> LeadInput:
+        """Validate raw fields (a form, JSON, a CSV row); raise InvalidLead listing every problem."""
+        reasons: list[str] = []
+
+        def text(key: str, limit: int) -> str:
+            value = fields.get(key)
+            if value is None:
+                return ""
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                reasons.append(f"{key}: must be text")
+                return ""
+            value = str(value).strip()
+            if len(value) > limit:
+                reasons.append(f"{key}: longer than {limit} characters")
+                return value[:limit]
+            return value
+
+        name, raw_phone, raw_email = text("name", 200), text("phone", 40), text("email", 320)
+        source, message = text("source", 50) or default_source, text("message", 5000)
+        sequence, timezone = text("sequence", 200) or None, text("timezone", 64) or None
+        phone = email = None
+        if raw_phone:
+            try:
+                phone = normalize_phone(raw_phone, default_region)
+            except InvalidPhone as error:
+                reasons.append(f"phone: {error}")
+        if raw_email:
+            try:
+                email = normalize_email(raw_email)
+            except InvalidEmail as error:
+                reasons.append(f"email: {error}")
+        if not raw_phone and not raw_email:
+            reasons.append("phone or email: give at least one way to reach the lead")
+        if timezone:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+                reasons.append(f"timezone: {timezone!r} is not an IANA time zone such as America/Chicago")
+        custom = {k: v for k, v in fields.items() if k not in KNOWN_FIELDS and isinstance(k, str)}
+        if reasons:
+            raise InvalidLead(reasons)
+        return cls(name, phone, email, source, message, sequence, timezone, custom)
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    lead_id: int
+    created: bool
+    #: Whether this intake started a sequence (a returning lead starts again; an ongoing one does not).
+    enrolled: bool
+
+
+def find_existing(session: Session, phone: str | None, email: str | None) -> Lead | None:
+    """Find the lead these contact points belong to, newest first."""
+    conditions = []
+    if phone:
+        conditions.append(Lead.phone == phone)
+    if email:
+        conditions.append(func.lower(Lead.email) == email.lower())
+    if not conditions:
+        return None
+    return session.scalars(select(Lead).where(or_(*conditions)).order_by(Lead.id.desc()).limit(1)).first()
+
+
+def add_lead(
+    session: Session,
+    data: LeadInput,
+    *,
+    business: Business,
+    sequence: Sequence,
+    now: datetime,
+    actor: Actor,
+    enroll: bool = True,
+) -> IntakeResult:
+    """Take a lead in: a new one is stored and enrolled; an ongoing one is returned as it is."""
+    existing = find_existing(session, data.phone, data.email)
+    if existing is not None:
+        still_open = open_enrollments(session, existing.id)
+        if existing.stage in ONGOING_STAGES or any(e.sequence_name != NURTURE_SEQUENCE for e in still_open):
+            return IntakeResult(existing.id, created=False, enrolled=False)
+        # A lead who went quiet (nurture) or was lost and asks again is the same person with a new inquiry.
+        existing.first_message = data.message or existing.first_message
+        existing.name = existing.name or data.name
+        existing.phone = existing.phone or data.phone
+        existing.email = existing.email or data.email
+        for nurturing in still_open:
+            end(session, nurturing, now=now, reason="inquired again", actor=actor)
+        if existing.stage != Stage.OPTED_OUT:
+            existing.stage = Stage.NEW
+        existing.updated_at = now
+        start_sequence(session, existing, sequence, business=business, now=now, actor=actor)
+        audit.record(session, lead_id=existing.id, actor=actor, action="inquired_again", at=now, source=data.source)
+        outbox.publish(session, Notice.LEAD_CHANGED, lead_id=existing.id, at=now)
+        return IntakeResult(existing.id, created=False, enrolled=True)
+
+    lead = Lead(
+        name=data.name,
+        phone=data.phone,
+        email=data.email,
+        source=data.source,
+        first_message=data.message,
+        custom_fields=dict(data.custom_fields),
+        timezone=data.timezone or _timezone_from_phone(data.phone, business),
+        stage=Stage.NEW,
+        link_token=secrets.token_urlsafe(16),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(lead)
+    session.flush()
+    audit.record(session, lead_id=lead.id, actor=actor, action="lead_created", at=now, source=data.source)
+    outbox.publish(session, Notice.LEAD_CREATED, lead_id=lead.id, at=now)
+    if enroll:
+        start_sequence(session, lead, sequence, business=business, now=now, actor=actor)
+    return IntakeResult(lead.id, created=True, enrolled=enroll)
+
+
+def _timezone_from_phone(phone: str | None, business: Business) -> str:
+    """One zone for the lead: the phone's when it names exactly one, else '' (all of them apply)."""
+    zones = timezones_for_phone(phone) if phone else ()
+    if len(zones) == 1:
+        return zones[0]
+    return "" if zones else business.timezone.key
+
+
+def find_lead(session: Session, reference: str, *, default_region: str = "US") -> list[Lead]:
+    """Find leads a person named by id, phone (any common format), email or name."""
+    reference = reference.strip().lstrip("#")
+    if not reference:
+        return []
+    if reference.isdigit() and len(reference) < 7:
+        lead = session.get(Lead, int(reference))
+        return [lead] if lead else []
+    if "@" in reference:
+        return list(session.scalars(select(Lead).where(func.lower(Lead.email) == reference.lower())))
+    try:
+        phone = normalize_phone(reference, default_region)
+    except InvalidPhone:
+        phone = None
+    if phone:
+        return list(session.scalars(select(Lead).where(Lead.phone == phone)))
+    pattern = f"%{reference.lower()}%"
+    return list(session.scalars(select(Lead).where(func.lower(Lead.name).like(pattern)).order_by(Lead.id)))

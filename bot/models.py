@@ -1,0 +1,235 @@
+"""What followup stores: leads, their enrollments, touches, messages, appointments, call tasks, audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.clock import utc
+from bot.states import ActorType, CallTaskStatus, EnrollmentState, Stage, TouchStatus
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+        value = utc(value)
+        # SQLite keeps text; one fixed naive-UTC form keeps string order equal to time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else utc(value)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    source: Mapped[str] = mapped_column(String(50), default="manual")
+    first_message: Mapped[str] = mapped_column(Text, default="")
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    timezone: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(20), default=Stage.NEW, index=True)
+    owner: Mapped[str | None] = mapped_column(String(50))
+    sms_consent: Mapped[bool] = mapped_column(default=True)
+    email_consent: Mapped[bool] = mapped_column(default=True)
+    sms_opted_out_at: Mapped[datetime | None]
+    email_opted_out_at: Mapped[datetime | None]
+    #: Why SMS cannot reach this number at all (invalid, landline): remaining SMS go elsewhere.
+    sms_unreachable_reason: Mapped[str | None] = mapped_column(String(200))
+    #: Unguessable key for the lead's tracked booking and unsubscribe links.
+    link_token: Mapped[str] = mapped_column(String(40), unique=True)
+    #: The lead's card in Slack, kept so edits and threads survive restarts.
+    slack_channel: Mapped[str | None] = mapped_column(String(30))
+    slack_ts: Mapped[str | None] = mapped_column(String(30))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    enrollments: Mapped[list[Enrollment]] = relationship(back_populates="lead", order_by="Enrollment.id")
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else "there"
+
+    @property
+    def sms_allowed(self) -> bool:
+        return bool(self.phone) and self.sms_consent and self.sms_opted_out_at is None and not self.sms_unreachable_reason
+
+    @property
+    def email_allowed(self) -> bool:
+        return bool(self.email) and self.email_consent and self.email_opted_out_at is None
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    sequence_name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default=EnrollmentState.ACTIVE, index=True)
+    state_reason: Mapped[str] = mapped_column(String(300), default="")
+    enrolled_at: Mapped[datetime]
+    paused_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
+
+    lead: Mapped[Lead] = relationship(back_populates="enrollments")
+    touches: Mapped[list[Touch]] = relationship(back_populates="enrollment", order_by="Touch.due_at")
+
+
+class Touch(Base):
+    __tablename__ = "touches"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_id", name="uq_touch_step"),
+        Index("ix_touches_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id"))
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(20))
+    #: When the playbook meant it to go out, before send windows moved it.
+    planned_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default=TouchStatus.SCHEDULED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    subject_option: Mapped[int | None]
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(String(300))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    enrollment: Mapped[Enrollment] = relationship(back_populates="touches")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("channel", "provider_id", name="uq_message_provider"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(3))  # "in" or "out"
+    channel: Mapped[str] = mapped_column(String(20))
+    touch_id: Mapped[int | None] = mapped_column(ForeignKey("touches.id"))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text, default="")
+    #: How an inbound message was understood (reply class), for stats and the team.
+    classification: Mapped[str | None] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    author: Mapped[str | None] = mapped_column(String(50))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    #: The message's mirror in the lead's Slack thread, edited when its delivery status changes.
+    slack_ts: Mapped[str | None] = mapped_column(String(30))
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    start_at: Mapped[datetime]
+    notes: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="booked")
+    booked_by: Mapped[str] = mapped_column(String(60), default="system")
+    created_at: Mapped[datetime]
+
+
+class CallTask(Base):
+    __tablename__ = "call_tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    touch_id: Mapped[int | None] = mapped_column(ForeignKey("touches.id"))
+    reason: Mapped[str] = mapped_column(String(300))
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default=CallTaskStatus.OPEN, index=True)
+    call_script: Mapped[str] = mapped_column(Text, default="")
+    voicemail_script: Mapped[str] = mapped_column(Text, default="")
+    requested_time: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(50))
+    claimed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    callback_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    #: The task's message in the lead's thread and its copy in the channel, kept for chat.update.
+    slack_channel: Mapped[str | None] = mapped_column(String(30))
+    slack_thread_ts: Mapped[str | None] = mapped_column(String(30))
+    slack_channel_ts: Mapped[str | None] = mapped_column(String(30))
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    at: Mapped[datetime]
+    actor_type: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(String(60), default="")
+    action: Mapped[str] = mapped_column(String(60))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxEvent(Base):
+    """A decision the adapters (Slack cards, threads, call tasks) still have to carry out."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ProcessedDelivery(Base):
+    """A webhook or event already applied, so a redelivery changes nothing a second time."""
+
+    __tablename__ = "processed_deliveries"
+    __table_args__ = (UniqueConstraint("provider", "delivery_id", name="uq_processed_delivery"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(30))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime]
+
+
+class BookingLinkClick(Base):
+    __tablename__ = "booking_link_clicks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    clicked_at: Mapped[datetime]
+    escalated_at: Mapped[datetime | None]

@@ -1,0 +1,70 @@
+"""The small interfaces the core sends through; Twilio, SendGrid and Slack adapters implement them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol
+
+
+@dataclass(frozen=True)
+class SendReceipt:
+    """What a provider answered when it accepted a message."""
+
+    provider_id: str
+    status: str = "queued"
+
+
+class SendError(Exception):
+    """A provider refused or failed to take a message."""
+
+    def __init__(self, reason: str, *, code: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class TransientSendError(SendError):
+    """The provider may take the message later (rate limit, 5xx, network): retry with backoff."""
+
+    def __init__(self, reason: str, *, code: str | None = None, retry_after: float | None = None):
+        super().__init__(reason, code=code)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(SendError):
+    """The provider will never take this message (bad number, unsubscribed): do not retry."""
+
+
+@dataclass(frozen=True)
+class OutgoingSms:
+    to: str
+    body: str
+    #: The touch or message id, so status callbacks can be tied back.
+    reference: str
+    status_callback: str | None = None
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    to: str
+    subject: str
+    text: str
+    html: str
+    reference: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    custom_args: Mapping[str, str] = field(default_factory=dict)
+
+
+class SmsSender(Protocol):
+    def send_sms(self, message: OutgoingSms) -> SendReceipt: ...
+
+
+class EmailSender(Protocol):
+    def send_email(self, message: OutgoingEmail) -> SendReceipt: ...
+
+
+#: TransientSendError.code when the request never reached the provider: safe to retry.
+NOT_SENT = "not_sent"
+#: TransientSendError.code when the provider may have taken the message (a timeout after sending,
+#: a lost connection, an unreadable answer): retrying could send it twice, so a person decides.
+OUTCOME_UNKNOWN = "outcome_unknown"

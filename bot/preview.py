@@ -1,0 +1,93 @@
+"""`followup preview`: a sequence's timeline for one lead, in business and lead local time, with its text."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.business import load_business
+from bot.enrollment import lead_timezones
+from bot.leads import LeadInput
+from bot.models import Lead, Stage
+from bot.planning import plan_touches
+from bot.playbook import Channel, load_sequence
+from bot.render_context import lead_context
+from bot.settings import Settings
+from bot.sms_segments import count_segments
+from bot.templating import TemplateRenderer
+
+SAMPLE_LEAD = {"name": "Dana Lee", "phone": "+14155552671", "email": "dana.lee@example.com",
+               "source": "web", "message": "Hi, my lower back has been sore for two weeks. Do you have availability?"}
+
+
+def sample_lead(fields: dict[str, str], default_region: str, business_timezone: str) -> Lead:
+    """A lead that exists only for the preview: validated like a real one, never stored."""
+    data = LeadInput.parse({**SAMPLE_LEAD, **fields}, default_region=default_region, default_source="web")
+    return Lead(id=0, name=data.name, phone=data.phone, email=data.email, source=data.source,
+                first_message=data.message, custom_fields=dict(data.custom_fields),
+                timezone=data.timezone or "", stage=Stage.NEW, link_token=secrets.token_urlsafe(8))
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%a %b %d %H:%M %Z")
+
+
+def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dict[str, str],
+                   start: datetime | None, appointment: datetime | None, show_text: bool = True) -> str:
+    business = load_business(settings.business_path)
+    playbook = load_sequence(sequence or str(business.sequence_ref), sequences_dir=Path(settings.sequences_dir),
+                             templates_dir=Path(settings.templates_dir))
+    lead = sample_lead(lead_fields, settings.default_region, business.timezone.key)
+    zones = lead_timezones(lead, business)
+    lead_zone = ZoneInfo(zones[0])
+    start = start or datetime.now(timezone.utc)
+    if playbook.relative_to_appointment and appointment is None:
+        appointment = (start + timedelta(days=3)).astimezone(business.timezone).replace(
+            hour=10, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+    plan = plan_touches(playbook, enrolled_at=start, business=business, lead_timezones=zones,
+                        appointment_at=appointment)
+    renderer = TemplateRenderer(Path(settings.templates_dir))
+    context = lead_context(lead, business, settings.public_base_url, appointment_at=appointment,
+                           call_reason="scheduled follow-up call")
+    out = [
+        f"{playbook.name}: {len(playbook.steps)} steps for {lead.name} ({lead.phone or lead.email})",
+        f"business {business.name}: {business.timezone.key}, window {business.send_window.describe()}; "
+        f"lead time zone {', '.join(zones)}",
+        f"lead comes in {_local(start, business.timezone)}"
+        + (f"; appointment {_local(appointment, business.timezone)}" if appointment else ""),
+        "",
+    ]
+    first_sms = True
+    for touch in plan:
+        step = touch.step
+        moved = "" if touch.due_at == touch.planned_at else "  (moved into the send window)"
+        out.append(f"{touch.position + 1}. {step.id} [{step.channel}]  business {_local(touch.due_at, business.timezone)}"
+                   f"  | lead {_local(touch.due_at, lead_zone)}{moved}")
+        if touch.skip_reason:
+            out.append(f"   skipped: {touch.skip_reason}")
+            continue
+        if not show_text:
+            continue
+        if step.channel == Channel.SMS and step.template:
+            text = renderer.render_sms(step.template, context, first_to_number=first_sms)
+            first_sms = False
+            size = count_segments(text)
+            out.append(f"   ({size.segments} segment{'s' if size.segments != 1 else ''}, {size.encoding})")
+            out.extend(f"   > {line}" for line in text.splitlines())
+        elif step.channel == Channel.EMAIL and step.template:
+            email = renderer.render_email(step.template, step.subjects[0], context)
+            out.append(f"   Subject: {email.subject}" + (f"  (+{len(step.subjects) - 1} more options in rotation)"
+                                                        if len(step.subjects) > 1 else ""))
+            out.extend(f"   > {line}" for line in email.text.splitlines())
+        elif step.channel == Channel.CALL_TASK and step.template:
+            call = renderer.render_call_task(step.template, context)
+            out.append("   Call script:")
+            out.extend(f"   > {line}" for line in call.script.splitlines())
+            out.append("   Voicemail:")
+            out.extend(f"   > {line}" for line in call.voicemail.splitlines())
+        elif step.channel == Channel.STAGE:
+            out.append(f"   move to stage: {step.stage}")
+        out.append("")
+    return "\n".join(out)

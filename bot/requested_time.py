@@ -1,0 +1,277 @@
+"""Find the day and time a lead asks for in their own words: "tomorrow at 3", "Friday morning".
+
+Pure: text in, an aware datetime in the lead's time zone out. The phrasing is read here with a
+small grammar (days, clock times, parts of the day) because a clinic's replies are short and
+ambiguous in ways a general date parser guesses wrong ("at 3" is 3 PM, "for 2 weeks" is no time,
+"may" is rarely a month). Calendar dates ("Dec 3rd", "12/3") go to dateparser, which reads
+those well.
+
+How the words become a time:
+- A bare hour from 1 to 7 ("at 3", "4:30") is afternoon; 8 to 11 is morning; 12 is noon. A part
+  of the day next to it decides instead ("tomorrow morning at 7" is 7 AM).
+- A day with no time ("any openings Friday?") is that day at 9:00, and the text says so.
+- A time with no day is today if it is still ahead, else tomorrow.
+- A weekday is the next one to come, today included; "next Tuesday" never means today.
+- Words after "since", "last" or "ago" are the past, not a request, and are skipped; "7/10" is
+  a pain score, not a date.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import dateparser
+
+#: The hour assumed when a lead names a day but no time.
+DAY_ONLY_HOUR = 9
+#: What is added to the words when the lead named a day but no time.
+DAY_ONLY_NOTE = "(no time named; 9:00 assumed)"
+
+_WEEKDAY_INDEX = {"mo": 0, "tu": 1, "we": 2, "th": 3, "fr": 4, "sa": 5, "su": 6}
+# Full names (and common misspellings) stand alone; "mon", "wed", "sat" and "sun" are ordinary
+# words too, so the short forms count only after "this", "next" or "on", or before a clock time.
+_FULL_WEEKDAY = (
+    r"mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?|sundays?"
+    r"|tues|weds|thurs?|fri|wensday|wendsday|wednsday|thrusday|thursdy|tuseday|teusday|saterday|satruday"
+)
+_SHORT_WEEKDAY = r"mon|tue|wed|thu|sat|sun"
+_MONTH = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+_MODIFIER = r"this|next|on|coming|this\s+coming"
+
+_DAY = re.compile(
+    rf"""
+    \b(?P<relative>day\s+after\s+tomorrow|today|tonight|tonite|tomorrow|tomorow|tommorow|tommorrow
+        |tmrw|tmrow|tmr|tmw|2morrow|2moro|2mrw)\b
+    | \b(?:(?P<modifier>{_MODIFIER})\s+)?(?P<weekday>{_FULL_WEEKDAY})\b\.?
+    | \b(?P<short_modifier>{_MODIFIER})\s+(?P<short_weekday>{_SHORT_WEEKDAY})\b\.?
+    | \b(?P<timed_weekday>{_SHORT_WEEKDAY})\b\.?(?=\s*(?:\d{{1,2}}(?::\d\d)?\s*[ap]\.?m?\b|at\s+\d|@\s*\d))
+    | \b(?P<calendar>(?:{_MONTH})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?
+        | \d{{1,2}}(?:st|nd|rd|th)?\s+of\s+(?:{_MONTH}))\b
+    # 12/3, 12/3/26; but 7/10 is a pain score, not July 10th
+    | (?<![\d/.:$])(?P<numeric>\d{{1,2}}/(?!10\b)\d{{1,2}}(?:/\d{{2}}(?:\d{{2}})?)?)(?![\d/])
+    | \b(?:on\s+)?the\s+(?P<day_of_month>\d{{1,2}})(?:st|nd|rd|th)\b
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+# Numbers that count things, not hours: "at 3 kids", "about 2 weeks".
+_UNITS = (
+    r"%|percent|mins?|minutes?|hours?|hrs?|days?|weeks?|wks?|months?|years?|yrs?|times|kids|children|people"
+    r"|visits?|sessions?|dollars|bucks|miles|x|point|pounds|lbs|inches|feet|years?\s+old"
+)
+_CLOCK = re.compile(
+    rf"""
+    # 3pm, 3 p.m., 10:30am, 3-4pm, 3p
+    (?<![\d:/$.])(?:(?P<from_hour>\d{{1,2}})(?::(?P<from_minute>[0-5]\d))?\s*(?:-|–|to|or)\s*)?
+      (?P<hour>\d{{1,2}})(?::(?P<minute>[0-5]\d))?
+      (?:\s*(?P<meridiem>[ap])\.?\s?m\b\.?|(?P<short_meridiem>[ap])\b)
+    # 4:30, 15:00
+    | (?<![\d:/$.])(?P<clock_hour>\d{{1,2}}):(?P<clock_minute>[0-5]\d)(?![\d:])
+    # at 3, around 4, after 5, @ 2, 3ish, 3 o'clock
+    | (?:\b(?:at|around|after|about|by|before)|@)\s*(?P<bare_hour>\d{{1,2}})(?!\d|[:/.,]\d)
+      (?:\s*-?\s*(?:ish\b|o'?\s?clock\b))?(?!\s*(?:{_UNITS})\b)(?!\s*[ap]\.?m?\b)
+    | (?<![\d:/$.])(?P<ish_hour>\d{{1,2}})\s*(?:-?ish\b|o'?\s?clock\b)
+    | \b(?P<noon>noon|midday|lunch\s?time)\b
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+_PART_OF_DAY = re.compile(
+    r"\b(?:(?P<lead_in>this|in\s+the)\s+)?"
+    r"(?P<part>morning|afternoon|evening|night|after\s+work|after\s+school|lunch)\b",
+    re.IGNORECASE,
+)
+_PART_HOURS = {"morning": 9, "afternoon": 13, "evening": 17, "night": 18, "after work": 17,
+               "after school": 15, "lunch": 12}
+# "since Monday", "last Friday", "Monday ago": the past.
+_PAST_BEFORE = re.compile(r"\b(?:since|last|past|previous)\s+$", re.IGNORECASE)
+_PAST_AFTER = re.compile(r"^\s+ago\b", re.IGNORECASE)
+# Anything that could start a day or time; a message without one is done in one search.
+_ANY_HINT = re.compile(
+    rf"\d|noon|midday|lunch|morning|afternoon|evening|night|tonite|today|tom+or+ow|tmr|tmw|2mo|2mr"
+    rf"|\b(?:{_FULL_WEEKDAY}|{_SHORT_WEEKDAY}|{_MONTH})\b",
+    re.IGNORECASE,
+)
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u2032": "'", "`": "'"})
+_DATEPARSER_SETTINGS = {"PREFER_DATES_FROM": "future", "DATE_ORDER": "MDY", "REQUIRE_PARTS": ["day", "month"]}
+
+
+@dataclass(frozen=True)
+class RequestedTime:
+    """A day and time a lead named, with the words that named it and where they stand in the message."""
+
+    when: datetime
+    text: str
+    #: (start, end) of each piece of the message that named it.
+    spans: tuple[tuple[int, int], ...]
+
+
+def find_requested_time(text: str, *, now: datetime, timezone: str) -> tuple[datetime, str] | None:
+    """Find the day and time a lead asks for, in their time zone, with the words that named it."""
+    found = read_requested_time(text, now=now, timezone=timezone)
+    return (found.when, found.text) if found else None
+
+
+def read_requested_time(text: str, *, now: datetime, timezone: str) -> RequestedTime | None:
+    """Find the day and time a lead asks for, and where in the message the words are."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if not _ANY_HINT.search(text):
+        return None
+    zone = ZoneInfo(timezone)
+    local_now = now.astimezone(zone)
+    # One character for one character, so positions found here are positions in the original.
+    scan = text.translate(_QUOTES)
+
+    days = [(match, day) for match in _DAY.finditer(scan)
+            if not _in_the_past(scan, match) and (day := _day_of(match, local_now)) is not None]
+    clocks = [(match, clock) for match in _CLOCK.finditer(scan) if (clock := _clock_of(match)) is not None]
+    clock_match, clock = clocks[0] if clocks else (None, None)
+    day_match, day = _nearest(days, clock_match)
+    part_match = _part_of_day(scan, day_match)
+
+    at = _time_of_day(clock, part_match, day_match)
+    if day is None and at is None:
+        return None
+    if day is None:
+        day = local_now.date() if datetime.combine(local_now.date(), at, tzinfo=zone) > local_now \
+            else local_now.date() + timedelta(days=1)
+    pieces = [m for m in (day_match, clock_match, part_match) if m is not None]
+    words = _words(text, pieces)
+    if at is None:
+        at = time(DAY_ONLY_HOUR, 0)
+        words = f"{words} {DAY_ONLY_NOTE}"
+    spans = tuple(sorted(m.span() for m in pieces))
+    return RequestedTime(datetime.combine(day, at, tzinfo=zone), words, spans)
+
+
+def _time_of_day(clock: tuple[int, int, bool] | None, part: re.Match[str] | None,
+                 day_match: re.Match[str] | None) -> time | None:
+    """Settle the clock time from an hour said, the part of the day, or "tonight"; None when none was named."""
+    if clock is not None:
+        hour, minute, meridiem_known = clock
+        if not meridiem_known:
+            hour = _hour_in_part(hour, part) if part is not None else _business_hour(hour)
+        return time(hour, minute)
+    if part is not None:
+        return time(_PART_HOURS[_part_name(part)], 0)
+    if day_match is not None and (day_match.group("relative") or "").lower() in ("tonight", "tonite"):
+        return time(_PART_HOURS["night"], 0)
+    return None
+
+
+def _in_the_past(scan: str, match: re.Match[str]) -> bool:
+    return bool(_PAST_BEFORE.search(scan, 0, match.start()) or _PAST_AFTER.match(scan[match.end():]))
+
+
+def _day_of(match: re.Match[str], local_now: datetime) -> date | None:
+    today = local_now.date()
+    if relative := match.group("relative"):
+        word = relative.lower()
+        if word in ("today", "tonight", "tonite"):
+            return today
+        if word.startswith("day"):
+            return today + timedelta(days=2)
+        return today + timedelta(days=1)
+    if weekday := match.group("weekday") or match.group("short_weekday") or match.group("timed_weekday"):
+        modifier = (match.group("modifier") or match.group("short_modifier") or "").lower()
+        ahead = (_WEEKDAY_INDEX[weekday[:2].lower()] - today.weekday()) % 7
+        if ahead == 0 and modifier == "next":
+            ahead = 7
+        return today + timedelta(days=ahead)
+    if written := match.group("calendar") or match.group("numeric"):
+        settings = {**_DATEPARSER_SETTINGS, "RELATIVE_BASE": local_now.replace(tzinfo=None)}
+        parsed = dateparser.parse(written, languages=["en"], settings=settings)
+        return parsed.date() if parsed is not None and parsed.date() >= today else None
+    if number := match.group("day_of_month"):
+        return _next_day_of_month(int(number), today)
+    return None
+
+
+def _next_day_of_month(number: int, today: date) -> date | None:
+    year, month = today.year, today.month
+    for _ in range(3):
+        try:
+            candidate = date(year, month, number)
+        except ValueError:
+            candidate = None
+        if candidate is not None and candidate >= today:
+            return candidate
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None
+
+
+def _clock_of(match: re.Match[str]) -> tuple[int, int, bool] | None:
+    """Read an hour, minute and whether AM/PM was said; None for impossible times."""
+    if match.group("noon"):
+        return 12, 0, True
+    if match.group("hour"):
+        meridiem = (match.group("meridiem") or match.group("short_meridiem")).lower()
+        hour, minute = int(match.group("hour")), int(match.group("minute") or 0)
+        if match.group("from_hour"):
+            start = int(match.group("from_hour"))
+            # "11-1pm" starts in the morning; "3-4pm" starts in the afternoon.
+            if start > hour and meridiem == "p" and start < 12:
+                meridiem = "a"
+            hour, minute = start, int(match.group("from_minute") or 0)
+        if not 1 <= hour <= 12:
+            return None
+        return (hour % 12) + (12 if meridiem == "p" else 0), minute, True
+    if match.group("clock_hour"):
+        hour, minute = int(match.group("clock_hour")), int(match.group("clock_minute"))
+        return (hour, minute, hour >= 13 or hour == 0) if hour <= 23 else None
+    hour = int(match.group("bare_hour") or match.group("ish_hour"))
+    return (hour, 0, hour >= 13) if 1 <= hour <= 23 else None
+
+
+def _business_hour(hour: int) -> int:
+    """Read a bare hour as a clinic's hours: 1-7 are afternoon, 8-11 morning."""
+    return hour + 12 if 1 <= hour <= 7 else hour
+
+
+def _hour_in_part(hour: int, part: re.Match[str]) -> int:
+    if _part_name(part) == "morning" or hour >= 12:
+        return hour
+    return hour + 12
+
+
+def _part_name(match: re.Match[str]) -> str:
+    return " ".join(match.group("part").lower().split())
+
+
+def _nearest(found: list[tuple[re.Match[str], date]], anchor: re.Match[str] | None
+             ) -> tuple[re.Match[str] | None, date | None]:
+    if not found:
+        return None, None
+    if anchor is None:
+        return found[0]
+    return min(found, key=lambda item: abs(item[0].start() - anchor.start()))
+
+
+def _part_of_day(scan: str, day_match: re.Match[str] | None) -> re.Match[str] | None:
+    """Find "morning", "afternoon"... when it belongs to a request: next to the day, or "this"/"in the"."""
+    for match in _PART_OF_DAY.finditer(scan):
+        if _PAST_BEFORE.search(scan, 0, match.start()):
+            continue
+        if match.group("lead_in"):  # "this afternoon", "in the morning": a request with no day named
+            return match
+        if day_match is not None:
+            gap = scan[day_match.end():match.start()] if match.start() >= day_match.end() else \
+                scan[match.end():day_match.start()]
+            if gap.strip().lower() in ("", "on", ","):
+                return match
+    return None
+
+
+def _words(text: str, pieces: list[re.Match[str]]) -> str:
+    """Quote the words that named the time, as written: one stretch when they sit together."""
+    ordered = sorted(pieces, key=lambda m: m.start())
+    start, end = ordered[0].start(), max(m.end() for m in ordered)
+    if end - start - sum(m.end() - m.start() for m in ordered) <= 12:
+        return " ".join(text[start:end].split())
+    return " ".join(" ".join(text[m.start():m.end()].split()) for m in ordered)

@@ -1,0 +1,72 @@
+"""APScheduler drives the work; the database holds the truth, so a restart repeats and forgets nothing."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.dispatch import SEND_LEASE_SECONDS, Dispatcher
+from bot.call_tasks import remind_unclaimed
+from bot.durations import parse_duration
+from bot.lead_actions import escalate_unfinished_bookings
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class WorkScheduler:
+    """Runs due touches on a short tick, and at once when woken by a new lead."""
+
+    def __init__(self, services: Services, *, poll_seconds: float = 1.0, click_escalation_delay: str = "2h",
+                 claim_reminder_delay: str = "30m",
+                 send_lease_seconds: float = SEND_LEASE_SECONDS):
+        self.services = services
+        self.dispatcher = Dispatcher(services, send_lease_seconds=send_lease_seconds)
+        self.click_delay = parse_duration(click_escalation_delay)
+        self.claim_reminder_delay = parse_duration(claim_reminder_delay)
+        # One instance of each job at a time; missed ticks collapse into one (the work is idempotent).
+        self._scheduler = BackgroundScheduler(
+            timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+        )
+        self._dispatch_job = self._scheduler.add_job(self.dispatch_once, "interval", seconds=poll_seconds,
+                                                     id="dispatch")
+        self._scheduler.add_job(self.escalate_once, "interval", seconds=max(poll_seconds, 5), id="escalate")
+        services.wake_dispatcher = self.wake
+
+    def add_periodic(self, job_id: str, work: Callable[[], object], *, seconds: float) -> Callable[[], None]:
+        """Run more work on a tick (e.g. posting queued Slack notices); return a function that runs it now."""
+        job = self._scheduler.add_job(work, "interval", seconds=seconds, id=job_id)
+
+        def run_now() -> None:
+            if self._scheduler.running:
+                job.modify(next_run_time=datetime.now(timezone.utc))
+
+        return run_now
+
+    def start(self) -> None:
+        self._scheduler.start()
+        self.wake()
+
+    def shutdown(self) -> None:
+        self.dispatcher.stop()  # a long batch must not hold up a SIGTERM: the rest goes back to the queue
+        self._scheduler.shutdown(wait=True)
+
+    def wake(self) -> None:
+        """Run the dispatcher now instead of at the next tick."""
+        if self._scheduler.running:
+            self._dispatch_job.modify(next_run_time=datetime.now(timezone.utc))
+
+    def dispatch_once(self) -> None:
+        report = self.dispatcher.run_due()
+        if report.handled:
+            log.info("dispatch: %d sent, %d skipped, %d failed, %d retrying, %d rescheduled",
+                     report.sent, report.skipped, report.failed, report.retrying, report.rescheduled)
+
+    def escalate_once(self) -> None:
+        with self.services.session_factory.begin() as session:
+            now = self.services.clock.now()
+            escalate_unfinished_bookings(session, self.services, now=now, delay=self.click_delay)
+            remind_unclaimed(session, now=now, after=self.claim_reminder_delay)

@@ -1,0 +1,72 @@
+"""`followup run`: migrate, start the scheduler, and serve HTTP with a production ASGI server."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+
+from bot.app import build_services
+from bot.clock import Clock
+from bot.scheduler import WorkScheduler
+from bot.services import Services
+from bot.settings import Settings
+from bot.slack_poster import SlackPoster, build_slack_poster
+from bot.web import create_web_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningParts:
+    """Everything `followup run` runs, assembled but not started (the sandbox runs the same parts)."""
+
+    services: Services
+    scheduler: WorkScheduler
+    poster: SlackPoster | None
+    app: Starlette
+
+
+def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
+    """Wire the bot from settings: services, scheduler jobs, the Slack poster and the web app."""
+    services = build_services(settings, clock=clock)
+    scheduler = WorkScheduler(services, poll_seconds=settings.poll_seconds,
+                              click_escalation_delay=settings.click_escalation_delay,
+                              claim_reminder_delay=settings.claim_reminder_delay,
+                              send_lease_seconds=settings.send_lease_seconds)
+    poster = build_slack_poster(settings, services)
+    if poster is not None:
+        services.wake_poster = scheduler.add_periodic("slack_outbox", poster.drain_once,
+                                                      seconds=settings.poll_seconds)
+    else:
+        log.warning("Slack is not configured (SLACK_BOT_TOKEN, SLACK_LEADS_CHANNEL): no lead cards will be posted")
+    extra_routes = []
+    on_start, on_stop = [scheduler.start], [scheduler.shutdown]
+    if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
+        from bot.slack_app import build_slack_app, slack_client, slack_route, start_socket_mode
+
+        slack = build_slack_app(services, settings, client=slack_client(settings))
+        if settings.slack_signing_secret:
+            extra_routes.append(slack_route(slack))
+        if settings.slack_app_token:
+            # Socket Mode: Slack needs no public URL; the connection opens with the server and closes with it.
+            socket: list = []
+            on_start.append(lambda: socket.append(start_socket_mode(slack, settings.slack_app_token or "")))
+            on_stop.insert(0, lambda: [handler.close() for handler in socket])
+    app = create_web_app(services, settings, extra_routes=extra_routes,
+                         on_start=lambda: [start() for start in on_start],
+                         on_stop=lambda: [stop() for stop in on_stop])
+    return RunningParts(services, scheduler, poster, app)
+
+
+def serve(settings: Settings) -> int:
+    """Run the bot in this process until SIGINT or SIGTERM."""
+    parts = assemble(settings)
+    log.info("followup for %s on http://%s:%d (sequence %s)", parts.services.business.name, settings.host,
+             settings.port, parts.services.playbooks.default)
+    # log_config=None: uvicorn logs through the root handlers, and so through their redaction.
+    uvicorn.run(parts.app, host=settings.host, port=settings.port, log_level="info", access_log=False,
+                log_config=None)
+    return 0

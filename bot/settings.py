@@ -1,0 +1,83 @@
+"""Settings from the environment (and a .env file): read once, in the composition root."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
+
+
+def default_business_path() -> Path:
+    """A business.yml in the working directory wins; otherwise the shipped sample."""
+    local = Path("business.yml")
+    return local if local.exists() else SHIPPED_SEQUENCES / "business.yml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field("sqlite:///followup.db", alias="DATABASE_URL")
+    business_path: Path = Field(default_factory=default_business_path, alias="FOLLOWUP_BUSINESS")
+    sequences_dir: Path = Field(SHIPPED_SEQUENCES, alias="FOLLOWUP_SEQUENCES_DIR")
+    templates_dir: Path = Field(SHIPPED_TEMPLATES, alias="FOLLOWUP_TEMPLATES_DIR")
+    reply_rules_path: Path | None = Field(None, alias="FOLLOWUP_REPLY_RULES")
+    time_scale: float = Field(1.0, alias="FOLLOWUP_TIME_SCALE", gt=0)
+    #: Start the bot's clock at this instant instead of now (ISO 8601 with offset; demos and tests).
+    clock_start: datetime | None = Field(None, alias="FOLLOWUP_CLOCK_START")
+    #: How often the scheduler looks for due work, in real seconds (instant touches don't wait for it).
+    poll_seconds: float = Field(1.0, alias="FOLLOWUP_POLL_SECONDS", gt=0)
+    #: Real seconds before a touch left `sending` by a process that died is settled (never resent blindly).
+    send_lease_seconds: float = Field(60.0, alias="FOLLOWUP_SEND_LEASE_SECONDS", gt=0)
+    default_region: str = Field("US", alias="FOLLOWUP_DEFAULT_REGION")
+    #: A booking-link click with no booking after this long escalates to a call task.
+    click_escalation_delay: str = Field("2h", alias="FOLLOWUP_CLICK_ESCALATION_DELAY")
+    #: A call task nobody claims within this long gets one reminder to SLACK_ONCALL.
+    claim_reminder_delay: str = Field("30m", alias="FOLLOWUP_CLAIM_REMINDER_DELAY")
+
+    host: str = Field("127.0.0.1", alias="HOST")
+    port: int = Field(3000, alias="PORT")
+    public_base_url: str = Field("http://127.0.0.1:3000", alias="PUBLIC_BASE_URL")
+
+    lead_webhook_token: str | None = Field(None, alias="LEAD_WEBHOOK_TOKEN")
+    booking_webhook_token: str | None = Field(None, alias="BOOKING_WEBHOOK_TOKEN")
+
+    twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str | None = Field(None, alias="TWILIO_FROM_NUMBER")
+    twilio_messaging_service_sid: str | None = Field(None, alias="TWILIO_MESSAGING_SERVICE_SID")
+    twilio_api_url: str = Field("https://api.twilio.com", alias="TWILIO_API_URL")
+
+    sendgrid_api_key: str | None = Field(None, alias="SENDGRID_API_KEY")
+    sendgrid_from_email: str | None = Field(None, alias="SENDGRID_FROM_EMAIL")
+    sendgrid_reply_to: str | None = Field(None, alias="SENDGRID_REPLY_TO")
+    sendgrid_webhook_public_key: str | None = Field(None, alias="SENDGRID_WEBHOOK_PUBLIC_KEY")
+    sendgrid_inbound_token: str | None = Field(None, alias="SENDGRID_INBOUND_TOKEN")
+    sendgrid_api_url: str = Field("https://api.sendgrid.com", alias="SENDGRID_API_URL")
+
+    slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_leads_channel: str | None = Field(None, alias="SLACK_LEADS_CHANNEL")
+    slack_oncall: str | None = Field(None, alias="SLACK_ONCALL")
+    slack_admins: str = Field("", alias="SLACK_ADMINS")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("clock_start")
+    @classmethod
+    def _clock_start_has_offset(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("FOLLOWUP_CLOCK_START needs a UTC offset, e.g. 2026-12-01T09:00-06:00")
+        return value
+
+    @property
+    def slack_admin_ids(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.slack_admins.split(",") if part.strip())

@@ -1,0 +1,509 @@
+"""Build the Block Kit for lead cards, thread entries and call tasks; pure, no Slack client.
+
+Every piece of text that a lead (or a template rendered with a lead's details) supplied goes
+through `escape` so `<!channel>`, `<@U123>` and `<http://x|link>` ping no one and link nowhere;
+only mentions this module writes itself (owners, on-call, who clicked) are real.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+from bot.slack_views import (
+    Automation,
+    CallOutcomeEntry,
+    CallTaskView,
+    DecisionEntry,
+    FailureEntry,
+    InboundEntry,
+    LeadCard,
+    NeedsPersonEntry,
+    OutboundEntry,
+    SequenceProgress,
+    ThreadEntry,
+)
+
+Block = dict[str, Any]
+
+
+class ActionId(StrEnum):
+    """Every action_id a button in the bot's messages carries; each button's value is an id."""
+
+    #: Take ownership of the lead (card button; value: lead id).
+    LEAD_CLAIM = "lead_claim"
+    #: Open the reply modal to write to the lead (card button; value: lead id).
+    LEAD_REPLY = "lead_reply"
+    #: Pause the lead's automated sequence (card button; value: lead id).
+    LEAD_PAUSE = "lead_pause"
+    #: Resume the lead's paused sequence (card button; value: lead id).
+    LEAD_RESUME = "lead_resume"
+    #: Record that the lead booked: opens the book modal (card button; value: lead id).
+    LEAD_BOOKED = "lead_booked"
+    #: Stop the lead as not interested, after a confirm dialog (card button; value: lead id).
+    LEAD_NOT_INTERESTED = "lead_not_interested"
+    #: Claim a call task (task button; value: call task id).
+    TASK_CLAIM = "task_claim"
+    #: Open the log-outcome modal for a call task (task button; value: call task id).
+    TASK_LOG_OUTCOME = "task_log_outcome"
+    #: Pause the lead's automation from a call task (task button; value: call task id).
+    TASK_PAUSE = "task_pause"
+    #: Resume the lead's automation from a call task (task button; value: call task id).
+    TASK_RESUME = "task_resume"
+    #: Record that the lead booked, from a call task: opens the book modal (value: call task id).
+    TASK_BOOKED = "task_booked"
+    #: Stop the lead as not interested, from a call task, after a confirm dialog (value: call task id).
+    TASK_NOT_INTERESTED = "task_not_interested"
+    #: Put off a call task for a while (task button; value: call task id).
+    TASK_SNOOZE = "task_snooze"
+
+
+class ModalCallback(StrEnum):
+    """Every modal callback_id the bot opens."""
+
+    #: Log a call outcome (outcome, time, notes); private_metadata carries the call task id.
+    LOG_OUTCOME = "log_outcome_modal"
+    #: Write an SMS or email to the lead; private_metadata carries the lead id.
+    REPLY = "reply_modal"
+    #: Book the lead at a date and time; private_metadata carries the lead id (or task id).
+    BOOK = "book_modal"
+
+
+MODAL_CALLBACKS: tuple[str, ...] = tuple(m.value for m in ModalCallback)
+
+# Block Kit limits (REFERENCE.md): checked here so Slack never refuses a message for its size.
+MAX_BLOCKS = 50
+SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+CONTEXT_TEXT = 2000
+HEADER_TEXT = 150
+BUTTON_TEXT = 75
+CONFIRM_TITLE = 100
+CONFIRM_TEXT = 300
+CONFIRM_BUTTON = 30
+ACTIONS_ELEMENTS = 25
+MESSAGE_TEXT = 4000
+ELLIPSIS = "…"
+
+CHANNEL_NAMES = {"sms": "SMS", "email": "Email", "call_task": "Call", "stage": "Stage"}
+SIGNAL_LABELS = {
+    "opt_out": "opted out",
+    "opt_in": "opted back in",
+    "help": "asked who is writing (HELP)",
+    "not_interested": "not interested",
+    "booked": "says they booked",
+    "asks_time": "asked for a time",
+    "question": "a question",
+    "auto_reply": "an automatic reply, not a person",
+    "plain": "a reply",
+}
+OUTCOME_LABELS = {
+    "booked": "Booked",
+    "call_back": "Call back",
+    "left_voicemail": "Left voicemail",
+    "no_answer": "No answer",
+    "wrong_number": "Wrong number",
+    "not_interested": "Not interested",
+}
+STAGE_LABELS = {
+    "new": "New", "contacted": "Contacted", "engaged": "Engaged", "booked": "Booked",
+    "nurture": "Nurture", "lost": "Lost", "opted_out": "Opted out",
+}
+FAILED_STATUSES = frozenset({"failed", "undelivered", "bounce", "dropped", "canceled"})
+DELIVERED_STATUSES = frozenset({"delivered", "read", "open", "click"})
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+
+def escape(text: str | None) -> str:
+    """Escape text for mrkdwn: `&`, `<` and `>` only, as Slack asks."""
+    return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut text to at most `limit` characters, ending in an ellipsis and never inside an entity."""
+    if len(text) <= limit:
+        return text
+    cut = _PARTIAL_ENTITY.sub("", text[: limit - len(ELLIPSIS)])
+    return cut + ELLIPSIS
+
+
+def quote(text: str) -> str:
+    """Quote escaped text as a block quote, line by line."""
+    return "\n".join(f">{line}" for line in text.splitlines() or [""])
+
+
+def channel_name(channel: str | None) -> str:
+    return CHANNEL_NAMES.get(channel or "", escape(channel or ""))
+
+
+def _mrkdwn(text: str, limit: int = SECTION_TEXT) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": clip(text, limit) or " "}
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit) or " ", "emoji": True}
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": _mrkdwn(text)}
+
+
+def fields_section(fields: list[str]) -> Block:
+    return {"type": "section", "fields": [_mrkdwn(f, FIELD_TEXT) for f in fields[:10]]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": _plain(text, HEADER_TEXT)}
+
+
+def context(*parts: str) -> Block:
+    return {"type": "context", "elements": [_mrkdwn(p, CONTEXT_TEXT) for p in parts[:10] if p]}
+
+
+def button(label: str, action: ActionId, value: int, *, style: str | None = None,
+           confirm: dict[str, Any] | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "button", "text": _plain(label, BUTTON_TEXT), "action_id": str(action),
+                               "value": str(value)}
+    if style:
+        element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
+    return element
+
+
+def confirm_dialog(title: str, text: str, yes: str) -> dict[str, Any]:
+    return {
+        "title": _plain(title, CONFIRM_TITLE),
+        "text": _plain(text, CONFIRM_TEXT),
+        "confirm": _plain(yes, CONFIRM_BUTTON),
+        "deny": _plain("Cancel", CONFIRM_BUTTON),
+        "style": "danger",
+    }
+
+
+def actions(block_id: str, elements: list[dict[str, Any]]) -> list[Block]:
+    """An actions block, or nothing when no button applies."""
+    if not elements:
+        return []
+    return [{"type": "actions", "block_id": block_id, "elements": elements[:ACTIONS_ELEMENTS]}]
+
+
+def finish(blocks: list[Block]) -> list[Block]:
+    """Keep a message within Slack's block count, keeping its end (where the buttons are)."""
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    return blocks[: MAX_BLOCKS - 2] + blocks[-2:]
+
+
+def message_text(text: str) -> str:
+    """The notification text of a message (already escaped), within Slack's recommended size."""
+    return clip(text, MESSAGE_TEXT) or " "
+
+
+def lead_label(name: str, phone_display: str | None, email: str | None, lead_id: int) -> str:
+    """The lead's name as people see it (escaped), falling back to a contact point, then the id."""
+    return escape(name.strip() or phone_display or email or f"Lead #{lead_id}")
+
+
+def tel_link(phone: str | None, shown: str | None) -> str:
+    """A tap-to-call link (mrkdwn); the number is E.164, checked to be digits before linking."""
+    if not phone:
+        return "no phone"
+    if re.fullmatch(r"\+\d{6,15}", phone):
+        return f"<tel:{phone}|{escape(shown or phone)}>"
+    return escape(shown or phone)
+
+
+def stage_label(stage: str) -> str:
+    return STAGE_LABELS.get(stage, escape(stage))
+
+
+def owner_text(owner: str | None) -> str:
+    return f"<@{owner}>" if owner and re.fullmatch(r"[A-Z0-9]+", owner) else "unclaimed"
+
+
+# --- the lead card ------------------------------------------------------------------------------
+
+
+def progress_text(progress: SequenceProgress | None) -> str:
+    """'Touch N of M · next: <step> (<channel>) at <local time>', or where the sequence stands."""
+    if progress is None:
+        return ":zzz: No sequence"
+    sequence = escape(progress.sequence)
+    counted = f"Touch {progress.done} of {progress.total}"
+    match progress.state:
+        case "paused":
+            why = f": {escape(progress.reason)}" if progress.reason else ""
+            following = f" · next when resumed: {escape(progress.next_step or '')}" if progress.next_step else ""
+            return f":double_vertical_bar: *Automation paused*{why} · {counted} ({sequence}){following}"
+        case "stopped":
+            why = f": {escape(progress.reason)}" if progress.reason else ""
+            return f":black_square_for_stop: *Sequence stopped*{why} · {counted} ({sequence})"
+        case "completed":
+            return f":checkered_flag: *Sequence finished* · {counted} ({sequence})"
+    if progress.next_step:
+        return (f":arrow_forward: {counted} ({sequence}) · next: *{escape(progress.next_step)}* "
+                f"{channel_name(progress.next_channel)} at {escape(progress.next_at or '')}")
+    return f":arrow_forward: {counted} ({sequence}) · nothing more scheduled"
+
+
+def lead_card_text(card: LeadCard) -> str:
+    """The card's notification text."""
+    contact = escape(card.phone_display or card.email or "")
+    return message_text(f"Lead: {lead_label(card.name, card.phone_display, card.email, card.lead_id)}"
+                        + (f" ({contact})" if contact else "") + f" · {stage_label(card.stage)}")
+
+
+def lead_card_blocks(card: LeadCard) -> list[Block]:
+    """The lead's parent message: who, what they asked, where they stand, and what the team can do."""
+    blocks: list[Block] = [header(f"{_stage_emoji(card.stage)} " + _plain_name(card))]
+    blocks.append(fields_section([
+        f"*Phone*\n{tel_link(card.phone, card.phone_display)}",
+        f"*Email*\n{escape(card.email) if card.email else 'none'}",
+        f"*Source*\n{escape(card.source) or 'unknown'}",
+        f"*Stage*\n{stage_label(card.stage)}",
+        f"*Owner*\n{owner_text(card.owner)}",
+        f"*Lead*\n#{card.lead_id}",
+    ]))
+    if card.first_message.strip():
+        blocks.append(section("*What they asked*\n" + quote(escape(card.first_message))))
+    if card.appointment_at:
+        blocks.append(section(f":calendar: *Booked for* {escape(card.appointment_at)}"))
+    notes = [progress_text(card.progress)]
+    if card.unreachable:
+        notes.append(f":no_entry: {escape(card.unreachable)}")
+    blocks.append(context(*notes))
+    blocks.extend(actions("lead_card_actions", _card_buttons(card)))
+    return finish(blocks)
+
+
+def _plain_name(card: LeadCard) -> str:
+    return escape(card.name.strip() or card.phone_display or card.email or f"Lead #{card.lead_id}")
+
+
+def _stage_emoji(stage: str) -> str:
+    return {"new": "🆕", "contacted": "📨", "engaged": "💬", "booked": "📅", "nurture": "🌱", "lost": "🚫",
+            "opted_out": "🔕"}.get(stage, "👤")
+
+
+def _card_buttons(card: LeadCard) -> list[dict[str, Any]]:
+    closed = card.stage in ("lost", "opted_out")
+    buttons = []
+    if not card.owner:
+        buttons.append(button("Claim", ActionId.LEAD_CLAIM, card.lead_id, style="primary"))
+    if card.can_reply:
+        buttons.append(button("Reply", ActionId.LEAD_REPLY, card.lead_id))
+    if card.automation == Automation.RUNNING:
+        buttons.append(button("Pause automation", ActionId.LEAD_PAUSE, card.lead_id))
+    elif card.automation == Automation.PAUSED:
+        buttons.append(button("Resume", ActionId.LEAD_RESUME, card.lead_id))
+    if card.stage != "booked":
+        buttons.append(button("Booked", ActionId.LEAD_BOOKED, card.lead_id))
+    if not closed:
+        buttons.append(button("Not interested", ActionId.LEAD_NOT_INTERESTED, card.lead_id, style="danger",
+                              confirm=confirm_dialog("Not interested?", "Stop all follow-up for this lead and "
+                                                     "mark them lost.", "Stop follow-up")))
+    return buttons
+
+
+# --- thread entries -----------------------------------------------------------------------------
+
+
+def status_text(status: str, error_code: str | None = None) -> str:
+    """A delivery status as the team reads it."""
+    if status in FAILED_STATUSES:
+        code = f" (error {escape(error_code)})" if error_code else ""
+        return f":x: {escape(status)}{code}"
+    if status in DELIVERED_STATUSES:
+        return f":white_check_mark: {escape(status)}"
+    return f":hourglass_flowing_sand: {escape(status)}"
+
+
+def thread_entry_text(entry: ThreadEntry) -> str:
+    """The notification text of a thread entry."""
+    match entry:
+        case OutboundEntry():
+            return message_text(f"{channel_name(entry.channel)} sent: {escape(entry.subject or entry.text)}")
+        case InboundEntry():
+            return message_text(f"Reply by {channel_name(entry.channel)}: {escape(entry.text)}")
+        case DecisionEntry():
+            return message_text(_with_mention(entry.mention, decision_text(entry)))
+        case FailureEntry():
+            return message_text(_with_mention(entry.mention, f"{channel_name(entry.channel)} failed: "
+                                              f"{escape(entry.error)}"))
+        case NeedsPersonEntry():
+            return message_text(_with_mention(entry.mention, escape(entry.text)))
+        case CallOutcomeEntry():
+            return message_text(f"Call outcome: {OUTCOME_LABELS.get(entry.outcome, escape(entry.outcome))}")
+    raise TypeError(f"not a thread entry: {entry!r}")
+
+
+def thread_entry_blocks(entry: ThreadEntry) -> list[Block]:
+    """One line of the lead's story in its thread."""
+    match entry:
+        case OutboundEntry():
+            return _outbound_blocks(entry)
+        case InboundEntry():
+            return _inbound_blocks(entry)
+        case DecisionEntry():
+            return [section(_with_mention(entry.mention, f":gear: {decision_text(entry)}"))]
+        case FailureEntry():
+            step = f" · {escape(entry.step_id)}" if entry.step_id else ""
+            return [section(_with_mention(entry.mention, f":warning: *{channel_name(entry.channel)} not sent*{step}\n"
+                                          + escape(entry.error)))]
+        case NeedsPersonEntry():
+            return [section(_with_mention(entry.mention, f":rotating_light: *Needs a person*\n{escape(entry.text)}"))]
+        case CallOutcomeEntry():
+            return _call_outcome_blocks(entry)
+    raise TypeError(f"not a thread entry: {entry!r}")
+
+
+def decision_text(entry: DecisionEntry) -> str:
+    """A decision's text, escaped; the actor's own mention (written by the core) stays a mention."""
+    text = escape(entry.text)
+    actor = entry.actor or ""
+    if not re.fullmatch(r"<@[UW][A-Z0-9]+>", actor):
+        return text  # followup itself, the lead or an operator: the text says enough
+    if escape(actor) in text:
+        return text.replace(escape(actor), actor)
+    return f"{text} · by {actor}"
+
+
+def _with_mention(who: str | None, text: str) -> str:
+    return f"{who} {text}" if who else text
+
+
+def _outbound_blocks(entry: OutboundEntry) -> list[Block]:
+    if entry.author and re.fullmatch(r"[UW][A-Z0-9]+", entry.author):
+        title = f":outbox_tray: *{channel_name(entry.channel)} from <@{entry.author}>*"
+    else:
+        step = f" · {escape(entry.step_id)}" if entry.step_id else ""
+        title = f":outbox_tray: *{channel_name(entry.channel)} sent*{step}"
+    body = quote(escape(entry.text)) if entry.text.strip() else "_(no text)_"
+    if entry.subject:
+        body = f"*Subject:* {escape(entry.subject)}\n" + body
+    meta = [f"Status: {status_text(entry.status, entry.error_code)}"]
+    if entry.at:
+        meta.append(escape(entry.at))
+    return [section(f"{title}\n{body}"), context(" · ".join(meta))]
+
+
+def _inbound_blocks(entry: InboundEntry) -> list[Block]:
+    understood = SIGNAL_LABELS.get(entry.classification or "", escape(entry.classification or "not classified"))
+    lines = [f":speech_balloon: *Reply by {channel_name(entry.channel)}* — understood as _{understood}_"]
+    if entry.subject:
+        lines.append(f"*Subject:* {escape(entry.subject)}")
+    lines.append(quote(escape(entry.text)) if entry.text.strip() else "_(no text)_")
+    blocks = [section("\n".join(lines))]
+    meta = []
+    if entry.requested_time:
+        meta.append(f":calendar: Asked for *{escape(entry.requested_time)}*")
+    if entry.at:
+        meta.append(escape(entry.at))
+    if meta:
+        blocks.append(context(" · ".join(meta)))
+    return blocks
+
+
+def _call_outcome_blocks(entry: CallOutcomeEntry) -> list[Block]:
+    label = OUTCOME_LABELS.get(entry.outcome, escape(entry.outcome))
+    by = f" — logged by {owner_text(entry.logged_by)}" if entry.logged_by else ""
+    lines = [f":telephone_receiver: *Call outcome: {label}*{by}"]
+    if entry.callback_at:
+        lines.append(f"Call back at {escape(entry.callback_at)}")
+    if entry.notes.strip():
+        lines.append(quote(escape(entry.notes)))
+    return [section("\n".join(lines))]
+
+
+# --- call tasks ---------------------------------------------------------------------------------
+
+
+def call_task_text(task: CallTaskView) -> str:
+    """The task's notification text: who is asked to call whom, and why."""
+    name = lead_label(task.lead_name, task.phone_display, task.email, task.lead_id)
+    return message_text(_with_mention(task.mention, f"Call {name}: {escape(task.reason)} "
+                                      f"({_task_state_words(task)})"))
+
+
+def call_task_blocks(task: CallTaskView) -> list[Block]:
+    """A call for the team: why, the lead's context, the scripts, tap-to-call, and the buttons that apply."""
+    name = lead_label(task.lead_name, task.phone_display, task.email, task.lead_id)
+    finished = task.status in ("done", "cancelled")
+    blocks: list[Block] = [header(f"📞 Call {name}")]
+    why = [f"*Why:* {escape(task.reason)}", f"*Phone:* {tel_link(task.phone, task.phone_display)}"]
+    if task.requested_time:
+        why.append(f"*They asked for:* {escape(task.requested_time)}")
+    if task.due_at and not finished:
+        why.append(f"*Due:* {escape(task.due_at)}")
+    blocks.append(section("\n".join(why)))
+    if not finished:
+        blocks.append(fields_section([
+            f"*Email*\n{escape(task.email) if task.email else 'none'}",
+            f"*Source*\n{escape(task.source) or 'unknown'}",
+            f"*Stage*\n{stage_label(task.stage)}",
+            f"*Lead*\n#{task.lead_id}",
+        ]))
+        if task.first_message.strip():
+            blocks.append(section("*What they asked*\n" + quote(escape(task.first_message))))
+        if task.last_reply and task.last_reply.strip():
+            blocks.append(section("*Their last reply*\n" + quote(escape(task.last_reply))))
+        if task.call_script.strip():
+            blocks.append(section(":memo: *Call script*\n" + escape(task.call_script)))
+        if task.voicemail_script.strip():
+            blocks.append(section(":mailbox_with_mail: *Voicemail script*\n" + escape(task.voicemail_script)))
+    blocks.append(section(_task_state_line(task)))
+    blocks.extend(actions("call_task_actions", _task_buttons(task)))
+    return finish(blocks)
+
+
+def _task_state_words(task: CallTaskView) -> str:
+    return {"open": "open", "claimed": "claimed", "done": "done", "cancelled": "cancelled"}.get(task.status,
+                                                                                              escape(task.status))
+
+
+def _task_state_line(task: CallTaskView) -> str:
+    match task.status:
+        case "open":
+            return _with_mention(task.mention, ":large_orange_circle: *Open* — nobody has this call yet.")
+        case "claimed":
+            return f":large_blue_circle: *Claimed by {owner_text(task.claimed_by)}*"
+        case "done":
+            label = OUTCOME_LABELS.get(task.outcome or "", escape(task.outcome or "done"))
+            by = f" — logged by {owner_text(task.logged_by)}" if task.logged_by else ""
+            lines = [f":white_check_mark: *Done: {label}*{by}"]
+            if task.callback_at:
+                lines.append(f"Call back at {escape(task.callback_at)}")
+            if task.notes.strip():
+                lines.append(quote(escape(task.notes)))
+            return "\n".join(lines)
+        case "cancelled":
+            why = f"\n{quote(escape(task.notes))}" if task.notes.strip() else ""
+            return f":no_entry_sign: *Cancelled* — no longer needed.{why}"
+    return escape(task.status)
+
+
+def _task_buttons(task: CallTaskView) -> list[dict[str, Any]]:
+    if task.status not in ("open", "claimed"):
+        return []
+    buttons = []
+    if task.status == "open":
+        buttons.append(button("Claim", ActionId.TASK_CLAIM, task.task_id, style="primary"))
+    buttons.append(button("Log outcome", ActionId.TASK_LOG_OUTCOME, task.task_id))
+    if task.automation == Automation.RUNNING:
+        buttons.append(button("Pause automation", ActionId.TASK_PAUSE, task.task_id))
+    elif task.automation == Automation.PAUSED:
+        buttons.append(button("Resume", ActionId.TASK_RESUME, task.task_id))
+    if task.stage != "booked":
+        buttons.append(button("Booked", ActionId.TASK_BOOKED, task.task_id))
+    buttons.append(button("Not interested", ActionId.TASK_NOT_INTERESTED, task.task_id, style="danger",
+                          confirm=confirm_dialog("Not interested?", "Stop all follow-up for this lead and mark "
+                                                 "them lost.", "Stop follow-up")))
+    buttons.append(button("Snooze", ActionId.TASK_SNOOZE, task.task_id))
+    return buttons

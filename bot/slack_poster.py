@@ -1,0 +1,482 @@
+"""Carry the core's queued notices out in Slack: cards, thread entries and call tasks, once each, in order.
+
+The outbox is the queue. Each event is claimed with a row lock (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, so several processes post each message once), carried out, and marked delivered in
+the same transaction that stores the `ts` Slack gave back. A lead's events go out in order: an
+event waits while an earlier one of the same lead is pending. Slack being slow, down or
+rate-limiting delays an event (with backoff, honouring Retry-After) and never loses it; Slack
+refusing it for good (unknown channel, bad token) marks it delivered with the error, so nothing
+loops forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import replace
+from datetime import datetime, timedelta
+from enum import Enum
+from http.client import HTTPException
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, aliased
+
+from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent, Touch
+from bot.outbox import Notice
+from bot.playbook import LeadFacts, skip_reason
+from bot.services import Services
+from bot.slack_blocks import (
+    call_task_blocks,
+    call_task_text,
+    lead_card_blocks,
+    lead_card_text,
+    thread_entry_blocks,
+    thread_entry_text,
+)
+from bot.slack_limits import SlackLimits
+from bot.slack_views import (
+    CallTaskView,
+    DecisionEntry,
+    FailureEntry,
+    NeedsPersonEntry,
+    ThreadEntry,
+    automation_of,
+    call_outcome_entry,
+    call_task_view,
+    inbound_entry,
+    lead_card,
+    mention,
+    outbound_entry,
+    shown_enrollment,
+    touch_entry,
+)
+from bot.states import CallTaskStatus, EnrollmentState
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Slack error codes that mean "not now" rather than "never".
+TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                              "request_timeout", "timeout"})
+#: slack_sdk's error text when Slack answered something that is not JSON (a proxy page, a cut body).
+NON_JSON_ANSWER = "Received a response in a non-JSON format"
+#: Errors in a row after which a drain stops: Slack is down, and each further try would only wait.
+FAILURES_BEFORE_PAUSE = 3
+MAX_BACKOFF_SECONDS = 300
+
+
+class SlackUnavailable(Exception):
+    """Slack did not take the call this time (429, 5xx, timeout, no connection); try again later."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class SlackRefused(Exception):
+    """Slack refused the call for good (unknown channel, not in channel, bad token or message)."""
+
+
+class _LimiterBusy(Exception):
+    """The rate limiter would wait longer than a drain may; the event stays queued as it is."""
+
+
+class _Outcome(Enum):
+    DELIVERED = "delivered"  #: carried out, superseded, or refused for good: off the queue
+    RETRY = "retry"  #: Slack unavailable; the event waits for its next attempt
+    BUSY = "busy"  #: the limiter asked us to stop for now; nothing recorded
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """Wait longer after each failed attempt, with jitter, never less than Slack's Retry-After."""
+    base = min(2.0 * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+    return timedelta(seconds=max(base * random.uniform(0.8, 1.2), retry_after or 0.0))
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    headers = {str(k).lower(): v for k, v in (error.response.headers or {}).items()}
+    value = headers.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def classify(error: SlackApiError, method: str) -> SlackUnavailable | SlackRefused:
+    """Tell a Slack error that will pass (retry later) from one that will not (give up, say why)."""
+    status = error.response.status_code
+    data = error.response.data if isinstance(error.response.data, dict) else {}
+    code = str(data.get("error") or f"HTTP {status}")
+    if status == 429 or code == "ratelimited":
+        return SlackUnavailable(f"{method}: rate limited", retry_after=_retry_after(error))
+    if status >= 500 or code in TRANSIENT_ERRORS or code.startswith(NON_JSON_ANSWER):
+        return SlackUnavailable(f"{method}: {code[:200]} (HTTP {status})")
+    return SlackRefused(f"{method}: {code}")
+
+
+class SlackPoster:
+    """Drains the outbox into Slack: one instance per process; any number of processes on PostgreSQL."""
+
+    def __init__(
+        self,
+        services: Services,
+        client: WebClient,
+        channel: str,
+        oncall: str | None = None,
+        *,
+        limits: SlackLimits | None = None,
+        max_wait: float = 2.0,
+    ):
+        self.services = services
+        self.client = client
+        self.channel = channel
+        self.oncall = oncall
+        self.limits = limits or SlackLimits()
+        #: The longest a drain sleeps for a rate-limit token before leaving the rest for the next tick.
+        self.max_wait = max_wait
+        # One drain at a time in this process (the scheduler tick and a run_now may overlap).
+        self._draining = threading.Lock()
+
+    # --- the queue ---------------------------------------------------------------------------------
+
+    def drain_once(self, limit: int = 100) -> int:
+        """Carry out up to `limit` due events; return how many left the queue."""
+        with self._draining:
+            delivered = failures = 0
+            while delivered < limit:
+                outcome = self._carry_out_next()
+                if outcome is None or outcome == _Outcome.BUSY:
+                    break
+                if outcome == _Outcome.DELIVERED:
+                    delivered, failures = delivered + 1, 0
+                    continue
+                failures += 1
+                if failures >= FAILURES_BEFORE_PAUSE:
+                    break
+            return delivered
+
+    def pending(self) -> int:
+        """How many events are still queued (due or waiting for a retry)."""
+        with self.services.session_factory() as session:
+            return session.scalar(select(func.count(OutboxEvent.id)).where(OutboxEvent.delivered_at.is_(None))) or 0
+
+    def _next_event_query(self, now: datetime):
+        earlier = aliased(OutboxEvent)
+        waiting_behind = exists().where(
+            earlier.lead_id == OutboxEvent.lead_id, earlier.delivered_at.is_(None), earlier.id < OutboxEvent.id
+        )
+        return (
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.delivered_at.is_(None),
+                or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
+                ~waiting_behind,
+            )
+            .order_by(OutboxEvent.id)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=OutboxEvent)
+        )
+
+    def _carry_out_next(self) -> _Outcome | None:
+        now = self.services.clock.now()
+        with self.services.session_factory() as session, session.begin():
+            event = session.scalars(self._next_event_query(now)).first()
+            if event is None:
+                return None
+            try:
+                # Stored ts are written at commit, not while Slack is being called: on SQLite a
+                # write would hold the database's one write lock across the next Slack call.
+                with session.no_autoflush:
+                    self._carry_out(session, event)
+            except _LimiterBusy:
+                return _Outcome.BUSY  # what was already posted for this event is kept (its ts commits)
+            except SlackUnavailable as error:
+                event.attempts += 1
+                event.next_attempt_at = now + backoff(event.attempts, error.retry_after)
+                event.last_error = str(error)
+                log.warning("slack: event %s (%s, lead %s) delayed, attempt %s: %s", event.id, event.kind,
+                            event.lead_id, event.attempts, error)
+                return _Outcome.RETRY
+            except SlackRefused as error:
+                event.last_error = str(error)
+                log.error("slack: event %s (%s, lead %s) refused for good: %s", event.id, event.kind,
+                          event.lead_id, error)
+            except SQLAlchemyError:
+                raise  # the database is the queue: without it, stop and let the next tick try again
+            except Exception as error:  # noqa: BLE001 - a bug with one event must not stall its lead forever
+                event.last_error = f"not posted, internal error: {type(error).__name__}: {error}"[:2000]
+                log.exception("slack: event %s (%s, lead %s) could not be carried out", event.id, event.kind,
+                              event.lead_id)
+            event.delivered_at = now
+            return _Outcome.DELIVERED
+
+    def _carry_out(self, session: Session, event: OutboxEvent) -> None:
+        lead = session.get(Lead, event.lead_id) if event.lead_id is not None else None
+        if lead is None:
+            raise SlackRefused(f"event {event.id} names no existing lead")
+        payload = event.payload or {}
+        match event.kind:
+            case Notice.LEAD_CREATED:
+                self._ensure_card(session, lead)
+            case Notice.LEAD_CHANGED:
+                if not self._superseded(session, event):
+                    self._refresh_card(session, lead)
+            case Notice.TOUCH_SENT:
+                self._mirror_touch(session, lead, payload)
+            case Notice.TOUCH_FAILED:
+                touch = session.get(Touch, payload.get("touch_id")) if payload.get("touch_id") else None
+                self._post_entry(session, lead, FailureEntry(
+                    channel=touch.channel if touch else "", error=str(payload.get("error") or "unknown error"),
+                    step_id=touch.step_id if touch else None))
+            case Notice.MESSAGE_RECEIVED:
+                self._mirror_reply(session, lead, event)
+            case Notice.MESSAGE_STATUS:
+                if not self._superseded(session, event, key="message_id"):
+                    self._mirror_status(session, lead, payload)
+            case Notice.DECISION:
+                alert = self._alert_mention(lead) if payload.get("alert_team") else None
+                self._post_entry(session, lead, DecisionEntry(
+                    text=str(payload.get("text") or ""), actor=payload.get("actor"), mention=alert))
+            case Notice.NEEDS_PERSON:
+                self._post_entry(session, lead, NeedsPersonEntry(
+                    text=str(payload.get("text") or "A person needs to look at this lead."),
+                    mention=self._alert_mention(lead)))
+            case Notice.CALL_TASK:
+                self._post_call_task(session, lead, payload)
+            case Notice.CALL_TASK_CHANGED:
+                if not self._superseded(session, event, key="call_task_id"):
+                    self._refresh_call_task(session, lead, payload)
+            case _:
+                raise SlackRefused(f"unknown notice kind {event.kind!r}")
+
+    def _superseded(self, session: Session, event: OutboxEvent, key: str | None = None) -> bool:
+        """A later pending event of the same kind (for the same message or task) will show the newer state."""
+        later = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.lead_id == event.lead_id, OutboxEvent.kind == event.kind,
+                                      OutboxEvent.delivered_at.is_(None), OutboxEvent.id > event.id)
+        ).all()
+        if key is None:
+            return bool(later)
+        mine = (event.payload or {}).get(key)
+        return any((other.payload or {}).get(key) == mine for other in later)
+
+    # --- Slack calls -------------------------------------------------------------------------------
+
+    def _call(self, method: str, channel: str, **arguments: Any) -> Any:
+        limiter, key = self.limits.limiter_for(method), self.limits.key_for(method, channel)
+        if not limiter.acquire(key, max_wait=self.max_wait):
+            raise _LimiterBusy(key)
+        try:
+            if method == "chat.postMessage":
+                return self.client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False,
+                                                    **arguments)
+            return self.client.chat_update(channel=channel, **arguments)
+        except SlackApiError as error:
+            problem = classify(error, method)
+            if isinstance(problem, SlackUnavailable) and problem.retry_after:
+                limiter.hold(key, problem.retry_after)
+            raise problem from error
+        except SlackClientError as error:
+            raise SlackRefused(f"{method}: {type(error).__name__}: {error}") from error
+        except (OSError, HTTPException) as error:  # timeouts, refused or reset connections, cut answers
+            raise SlackUnavailable(f"{method}: {type(error).__name__}: {error}") from error
+
+    def _post(self, channel: str, text: str, blocks: list[dict], thread_ts: str | None = None) -> str:
+        arguments: dict[str, Any] = {"text": text, "blocks": blocks}
+        if thread_ts:
+            arguments["thread_ts"] = thread_ts
+        answer = self._call("chat.postMessage", channel, **arguments)
+        return str(answer["ts"])
+
+    def _update(self, channel: str, ts: str, text: str, blocks: list[dict]) -> None:
+        self._call("chat.update", channel, ts=ts, text=text, blocks=blocks)
+
+    # --- the card ----------------------------------------------------------------------------------
+
+    def _card(self, session: Session, lead: Lead) -> tuple[str, list[dict]]:
+        enrollments = session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)).all()
+        touches = session.scalars(select(Touch).where(Touch.lead_id == lead.id)).all()
+        appointment = session.scalars(
+            select(Appointment).where(Appointment.lead_id == lead.id, Appointment.status == "booked")
+            .order_by(Appointment.id.desc())
+        ).first()
+        shown = shown_enrollment(enrollments)
+        wont_run = self._wont_run(session, lead, shown, booked=appointment is not None) if shown else frozenset()
+        card = lead_card(lead, enrollments=enrollments, touches=touches, appointment=appointment,
+                         zone=self.services.business.timezone, wont_run=wont_run)
+        return lead_card_text(card), lead_card_blocks(card)
+
+    def _wont_run(self, session: Session, lead: Lead, enrollment: Enrollment, *, booked: bool) -> frozenset[str]:
+        """The steps of the enrollment that would be skipped for this lead as things stand now."""
+        try:
+            steps = self.services.playbooks.get(enrollment.sequence_name).steps
+        except Exception:  # noqa: BLE001 - a playbook that no longer loads: count every touch, `check` says why
+            return frozenset()
+        replied = session.scalar(select(exists().where(
+            Message.lead_id == lead.id, Message.direction == "in", Message.created_at >= enrollment.enrolled_at,
+            or_(Message.classification.is_(None), Message.classification != "auto_reply"))))
+        facts = LeadFacts(has_email=bool(lead.email), has_phone=bool(lead.phone), has_replied=bool(replied),
+                          has_booked=booked, sms_allowed=lead.sms_allowed, email_allowed=lead.email_allowed)
+        return frozenset(step.id for step in steps if skip_reason(step, facts))
+
+    def _ensure_card(self, session: Session, lead: Lead) -> tuple[str, str]:
+        """Post the lead's card unless it is already in Slack; return its channel and ts."""
+        if lead.slack_channel and lead.slack_ts:
+            return lead.slack_channel, lead.slack_ts
+        text, blocks = self._card(session, lead)
+        ts = self._post(self.channel, text, blocks)
+        lead.slack_channel, lead.slack_ts = self.channel, ts
+        return self.channel, ts
+
+    def _refresh_card(self, session: Session, lead: Lead) -> None:
+        if not (lead.slack_channel and lead.slack_ts):
+            self._ensure_card(session, lead)
+            return
+        text, blocks = self._card(session, lead)
+        try:
+            self._update(lead.slack_channel, lead.slack_ts, text, blocks)
+        except SlackRefused as refused:
+            if "message_not_found" not in str(refused):
+                raise
+            # Someone deleted the card: post a new one so the lead is in the channel again.
+            log.warning("slack: lead %s card was deleted; posting a new one", lead.id)
+            lead.slack_channel = lead.slack_ts = None
+            self._ensure_card(session, lead)
+
+    # --- the thread --------------------------------------------------------------------------------
+
+    def _post_entry(self, session: Session, lead: Lead, entry: ThreadEntry) -> str:
+        channel, card_ts = self._ensure_card(session, lead)
+        return self._post(channel, thread_entry_text(entry), thread_entry_blocks(entry), thread_ts=card_ts)
+
+    def _mirror_touch(self, session: Session, lead: Lead, payload: dict) -> None:
+        touch = session.get(Touch, payload.get("touch_id")) if payload.get("touch_id") else None
+        if touch is None:
+            raise SlackRefused(f"touch {payload.get('touch_id')} does not exist")
+        message = session.scalars(
+            select(Message).where(Message.touch_id == touch.id, Message.direction == "out").order_by(Message.id.desc())
+        ).first()
+        zone = self.services.business.timezone
+        if message is None:
+            self._post_entry(session, lead, touch_entry(touch, zone))
+            return
+        if message.slack_ts:
+            return  # already mirrored (a redelivered event)
+        message.slack_ts = self._post_entry(session, lead, outbound_entry(message, touch, zone))
+
+    def _mirror_reply(self, session: Session, lead: Lead, event: OutboxEvent) -> None:
+        payload = event.payload or {}
+        message = None
+        if payload.get("message_id"):
+            message = session.get(Message, payload["message_id"])
+        if message is None:
+            # The notice names no message: the oldest reply not yet mirrored is this one, since a
+            # lead's notices are carried out in order.
+            message = session.scalars(
+                select(Message).where(Message.lead_id == lead.id, Message.direction == "in",
+                                      Message.channel == payload.get("channel", Message.channel),
+                                      Message.slack_ts.is_(None), Message.created_at <= event.created_at)
+                .order_by(Message.id)
+            ).first()
+        if message is None:
+            raise SlackRefused(f"no stored reply for lead {lead.id} to mirror")
+        if message.slack_ts:
+            return
+        requested = payload.get("requested_time")
+        requested_at = datetime.fromisoformat(requested) if requested else None
+        message.slack_ts = self._post_entry(session, lead, inbound_entry(message, requested_at,
+                                                                        self.services.business.timezone))
+
+    def _mirror_status(self, session: Session, lead: Lead, payload: dict) -> None:
+        message = session.get(Message, payload.get("message_id")) if payload.get("message_id") else None
+        if message is None:
+            raise SlackRefused(f"message {payload.get('message_id')} does not exist")
+        touch = session.get(Touch, message.touch_id) if message.touch_id else None
+        entry = outbound_entry(message, touch, self.services.business.timezone)
+        if message.slack_ts and lead.slack_channel:
+            self._update(lead.slack_channel, message.slack_ts, thread_entry_text(entry), thread_entry_blocks(entry))
+            return
+        # A direct reply from the team has no entry yet: its first status is when it appears.
+        message.slack_ts = self._post_entry(session, lead, entry)
+
+    def _alert_mention(self, lead: Lead) -> str | None:
+        """Who is pinged when the team must act: the lead's owner, else on-call."""
+        return mention(lead.owner) or mention(self.oncall)
+
+    # --- call tasks --------------------------------------------------------------------------------
+
+    def _task_view(self, session: Session, task: CallTask, lead: Lead, *, mention_to: str | None) -> CallTaskView:
+        open_enrollments = session.scalars(
+            select(Enrollment).where(Enrollment.lead_id == lead.id,
+                                     Enrollment.state.in_((EnrollmentState.ACTIVE, EnrollmentState.PAUSED)))
+        ).all()
+        last_reply = session.scalars(
+            select(Message.body).where(Message.lead_id == lead.id, Message.direction == "in")
+            .order_by(Message.id.desc())
+        ).first()
+        return call_task_view(task, lead, automation=automation_of(open_enrollments),
+                              zone=self.services.business.timezone, last_reply=last_reply,
+                              logged_by=self._outcome_logger(session, task), mention_to=mention_to)
+
+    @staticmethod
+    def _outcome_logger(session: Session, task: CallTask) -> str | None:
+        """Who logged the task's outcome, from the audit log (the claimer may not be who logged it)."""
+        if task.status != CallTaskStatus.DONE:
+            return None
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.lead_id == task.lead_id, AuditEntry.action == "call_outcome")
+            .order_by(AuditEntry.id.desc())
+        ).all()
+        for entry in entries:
+            if (entry.details or {}).get("task") == task.id:
+                return entry.actor_id if entry.actor_type == "slack_user" and entry.actor_id else None
+        return None
+
+    def _post_call_task(self, session: Session, lead: Lead, payload: dict) -> None:
+        task = session.get(CallTask, payload.get("call_task_id")) if payload.get("call_task_id") else None
+        if task is None:
+            raise SlackRefused(f"call task {payload.get('call_task_id')} does not exist")
+        channel, card_ts = self._ensure_card(session, lead)
+        view = self._task_view(session, task, lead, mention_to=self._alert_mention(lead))
+        if not task.slack_thread_ts:
+            quiet = replace(view, mention=None)  # the channel copy pings; the thread copy need not twice
+            task.slack_channel = channel
+            task.slack_thread_ts = self._post(channel, call_task_text(quiet), call_task_blocks(quiet), thread_ts=card_ts)
+        if not task.slack_channel_ts and task.status in (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED):
+            task.slack_channel_ts = self._post(channel, call_task_text(view), call_task_blocks(view))
+
+    def _refresh_call_task(self, session: Session, lead: Lead, payload: dict) -> None:
+        task = session.get(CallTask, payload.get("call_task_id")) if payload.get("call_task_id") else None
+        if task is None:
+            raise SlackRefused(f"call task {payload.get('call_task_id')} does not exist")
+        channel = task.slack_channel or lead.slack_channel
+        if channel is None or not (task.slack_thread_ts or task.slack_channel_ts):
+            # The task never reached Slack (its own notice was refused): show it now.
+            self._post_call_task(session, lead, {"call_task_id": task.id})
+        else:
+            view = self._task_view(session, task, lead, mention_to=self._alert_mention(lead))
+            for ts, shown in ((task.slack_thread_ts, replace(view, mention=None)), (task.slack_channel_ts, view)):
+                if ts:
+                    self._update(channel, ts, call_task_text(shown), call_task_blocks(shown))
+        if task.status == CallTaskStatus.DONE:
+            entry = call_outcome_entry(task, logged_by=self._outcome_logger(session, task),
+                                       zone=self.services.business.timezone)
+            self._post_entry(session, lead, entry)
+
+
+def build_slack_poster(settings: Settings, services: Services, *, timeout: float = 10.0) -> SlackPoster | None:
+    """The poster for these settings, or None when Slack is not configured (notices then wait in the outbox)."""
+    if not (settings.slack_bot_token and settings.slack_leads_channel):
+        return None
+    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=int(timeout))
+    return SlackPoster(services, client, settings.slack_leads_channel, settings.slack_oncall)

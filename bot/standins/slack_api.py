@@ -1,0 +1,412 @@
+"""A local stand-in for the part of Slack's Web API that followup calls."""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import threading
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+from bot.standins.server import Fault, RecordedRequest, Reply, StandinServer
+
+#: Fields whose form-encoded value is JSON text (slack_sdk sends them so for non-chat methods).
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+
+
+def slack_error(error: str, *, status: int = 200, headers: Mapping[str, str] | None = None, **extra: Any) -> Reply:
+    """Answer as Slack does when a method fails: HTTP 200 with ok false, except rate limits."""
+    return Reply.json(status, {"ok": False, "error": error, **extra}, headers)
+
+
+class SlackApiStandin(StandinServer):
+    """Slack's Web API for one workspace and one bot.
+
+    Point `slack_sdk.WebClient(token=bot_token, base_url=standin.url + "/api/")` at it. Route
+    kinds for `fail_next` are method names ("chat.postMessage", ...). With `channels` given,
+    other channels are `channel_not_found`; a mapping gives their names.
+    """
+
+    def __init__(
+        self,
+        bot_token: str,
+        team_id: str = "T0SANDBOX",
+        bot_user_id: str = "U0BOT",
+        bot_id: str = "B0BOT",
+        *,
+        app_token: str | None = None,
+        team_name: str = "Sandbox",
+        channels: Mapping[str, str] | Iterable[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team_id = team_id
+        self.team_name = team_name
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.app_id = "A0SANDBOX"
+        if channels is None:
+            self._channels: dict[str, str] | None = None
+        elif isinstance(channels, Mapping):
+            self._channels = dict(channels)
+        else:
+            self._channels = {channel: channel.lower() for channel in channels}
+        self._store_lock = threading.Lock()
+        self._messages: dict[str, list[dict[str, Any]]] = {}
+        self._ephemerals: list[dict[str, Any]] = []
+        self._views: dict[str, dict[str, Any]] = {}
+        self._home_views: dict[str, dict[str, Any]] = {}
+        self._users: dict[str, dict[str, Any]] = {}
+        self._last_ts = 0
+        self._methods: dict[str, Callable[[dict[str, Any]], Reply]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update_message,
+            "chat.postEphemeral": self._post_ephemeral,
+            "chat.getPermalink": self._permalink,
+            "views.open": self._open_view,
+            "views.push": self._open_view,
+            "views.update": self._update_view,
+            "views.publish": self._publish_view,
+            "conversations.info": self._conversation_info,
+            "users.info": self._user_info,
+            "apps.connections.open": self._open_connection,
+        }
+        self.routes = frozenset(self._methods)
+
+    # -- store reads for assertions --------------------------------------------------------
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """Every message the bot posted in a channel, thread replies included, oldest first."""
+        with self._store_lock:
+            return copy.deepcopy(self._messages.get(channel, []))
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """A thread's parent then its replies, as conversations.replies lists them."""
+        with self._store_lock:
+            return copy.deepcopy(
+                [m for m in self._messages.get(channel, []) if m["ts"] == ts or m.get("thread_ts") == ts]
+            )
+
+    @property
+    def ephemerals(self) -> list[dict[str, Any]]:
+        with self._store_lock:
+            return copy.deepcopy(self._ephemerals)
+
+    @property
+    def views(self) -> dict[str, dict[str, Any]]:
+        """Modals opened or pushed, by view id."""
+        with self._store_lock:
+            return copy.deepcopy(self._views)
+
+    @property
+    def home_views(self) -> dict[str, dict[str, Any]]:
+        """The Home tab last published for each user id."""
+        with self._store_lock:
+            return copy.deepcopy(self._home_views)
+
+    def calls(self, method: str) -> list[dict[str, Any]]:
+        """The arguments of every call to a method, oldest first, failed ones included."""
+        return [_arguments(r) for r in self.requests_for(method)]
+
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        real_name: str | None = None,
+        email: str | None = None,
+        tz: str = "America/New_York",
+        tz_offset: int = -18000,
+    ) -> None:
+        """Make users.info know a person (unknown ids get a made-up profile)."""
+        with self._store_lock:
+            self._users[user_id] = _user(self.team_id, user_id, name, real_name or name, email, tz, tz_offset)
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        if method not in ("GET", "POST") or not path.startswith("/api/"):
+            return None
+        name = path.removeprefix("/api/")
+        # Unknown method names still reach handle() so they answer unknown_method like Slack.
+        return (name if name in self._methods else "unknown"), {"method": name}
+
+    def fault_reply(self, route: str | None, fault: Fault) -> Reply:
+        status = fault.status if fault.status is not None else 200
+        headers = {}
+        if status == 429:
+            headers["Retry-After"] = str(int(fault.retry_after if fault.retry_after is not None else 1))
+        if fault.body is not None:
+            return Reply.json(status, fault.body, headers)
+        error = "ratelimited" if status == 429 else "internal_error" if status >= 500 else "invalid_request"
+        return slack_error(error, status=status, headers=headers)
+
+    def handle(self, route: str, params: dict[str, str], request: RecordedRequest) -> Reply:
+        if request.data is None:
+            is_json = request.headers.get("Content-Type", "").lower().startswith("application/json")
+            return slack_error("invalid_json" if is_json else "invalid_form_data")
+        args = _arguments(request)
+        token = _token(request, args)
+        if route == "unknown":
+            return slack_error("unknown_method", req_method=params["method"])
+        if not token:
+            return slack_error("not_authed")
+        if route == "apps.connections.open":
+            if token == self.bot_token:
+                return slack_error("not_allowed_token_type")
+            if self.app_token is not None and token != self.app_token:
+                return slack_error("invalid_auth")
+            if not token.startswith("xapp-"):
+                return slack_error("invalid_auth")
+        elif token != self.bot_token:
+            return slack_error("not_allowed_token_type" if token.startswith("xapp-") else "invalid_auth")
+        return self._methods[route](args)
+
+    # -- methods ---------------------------------------------------------------------------
+
+    def _auth_test(self, args: dict[str, Any]) -> Reply:
+        return _ok(
+            url=f"https://{self.team_name.lower()}.slack.com/",
+            team=self.team_name,
+            user="followup",
+            team_id=self.team_id,
+            user_id=self.bot_user_id,
+            bot_id=self.bot_id,
+            is_enterprise_install=False,
+        )
+
+    def _post_message(self, args: dict[str, Any]) -> Reply:
+        channel = args.get("channel")
+        if not channel or not self._known_channel(channel):
+            return slack_error("channel_not_found")
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            return slack_error("no_text")
+        message = self._message(args)
+        if args.get("thread_ts"):
+            message["thread_ts"] = str(args["thread_ts"])
+        with self._store_lock:
+            message["ts"] = self._next_ts()
+            self._messages.setdefault(channel, []).append(message)
+            return _ok(channel=channel, ts=message["ts"], message=copy.deepcopy(message))
+
+    def _update_message(self, args: dict[str, Any]) -> Reply:
+        channel, ts = args.get("channel"), args.get("ts")
+        if not channel or not self._known_channel(channel):
+            return slack_error("channel_not_found")
+        with self._store_lock:
+            message = self._find(channel, ts)
+            if message is None:
+                return slack_error("message_not_found")
+            update = self._message(args)
+            for key in ("text", "blocks", "attachments", "metadata"):
+                if key in args:
+                    message[key] = update[key]
+            message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+            return _ok(channel=channel, ts=ts, text=message.get("text", ""), message=copy.deepcopy(message))
+
+    def _post_ephemeral(self, args: dict[str, Any]) -> Reply:
+        channel = args.get("channel")
+        if not channel or not self._known_channel(channel):
+            return slack_error("channel_not_found")
+        if not args.get("user"):
+            return slack_error("user_not_in_channel")
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            return slack_error("no_text")
+        ephemeral = {**self._message(args), "channel": channel, "user": args["user"]}
+        if args.get("thread_ts"):
+            ephemeral["thread_ts"] = str(args["thread_ts"])
+        with self._store_lock:
+            ephemeral["message_ts"] = self._next_ts()
+            self._ephemerals.append(ephemeral)
+        return _ok(message_ts=ephemeral["message_ts"])
+
+    def _permalink(self, args: dict[str, Any]) -> Reply:
+        channel, ts = args.get("channel"), args.get("message_ts")
+        if not channel or not self._known_channel(channel):
+            return slack_error("channel_not_found")
+        with self._store_lock:
+            message = self._find(channel, ts)
+        if message is None:
+            return slack_error("message_not_found")
+        link = f"https://{self.team_name.lower()}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if message.get("thread_ts") and message["thread_ts"] != ts:
+            link += f"?thread_ts={message['thread_ts']}&cid={channel}"
+        return _ok(channel=channel, permalink=link)
+
+    def _open_view(self, args: dict[str, Any]) -> Reply:
+        if not args.get("trigger_id"):
+            return slack_error("invalid_arguments")
+        view = args.get("view")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return slack_error("invalid_arguments")
+        stored = self._view(view, view_id=None)
+        with self._store_lock:
+            self._views[stored["id"]] = stored
+        return _ok(view=copy.deepcopy(stored))
+
+    def _update_view(self, args: dict[str, Any]) -> Reply:
+        view = args.get("view")
+        if not isinstance(view, dict):
+            return slack_error("invalid_arguments")
+        with self._store_lock:
+            current = self._views.get(args.get("view_id", "")) or next(
+                (v for v in self._views.values() if args.get("external_id") and v.get("external_id") == args["external_id"]),
+                None,
+            )
+            if current is None:
+                return slack_error("not_found")
+            if args.get("hash") and args["hash"] != current["hash"]:
+                return slack_error("hash_conflict")
+            stored = self._view(view, view_id=current["id"])
+            self._views[stored["id"]] = stored
+        return _ok(view=copy.deepcopy(stored))
+
+    def _publish_view(self, args: dict[str, Any]) -> Reply:
+        view, user_id = args.get("view"), args.get("user_id")
+        if not user_id or not isinstance(view, dict) or view.get("type") != "home":
+            return slack_error("invalid_arguments")
+        with self._store_lock:
+            current = self._home_views.get(user_id)
+            if current and args.get("hash") and args["hash"] != current["hash"]:
+                return slack_error("hash_conflict")
+            stored = self._view(view, view_id=current["id"] if current else None)
+            self._home_views[user_id] = stored
+        return _ok(view=copy.deepcopy(stored))
+
+    def _conversation_info(self, args: dict[str, Any]) -> Reply:
+        channel = args.get("channel")
+        if not channel or not self._known_channel(channel):
+            return slack_error("channel_not_found")
+        name = (self._channels or {}).get(channel, channel.lower())
+        is_im = channel.startswith("D")
+        return _ok(
+            channel={
+                "id": channel,
+                "name": name,
+                "is_channel": not is_im and not channel.startswith("G"),
+                "is_group": False,
+                "is_im": is_im,
+                "is_private": channel.startswith("G"),
+                "is_archived": False,
+                "is_member": True,
+                "created": 1700000000,
+                "context_team_id": self.team_id,
+            }
+        )
+
+    def _user_info(self, args: dict[str, Any]) -> Reply:
+        user_id = args.get("user")
+        if not user_id:
+            return slack_error("user_not_found")
+        with self._store_lock:
+            user = self._users.get(user_id)
+        if user is None:
+            if user_id == self.bot_user_id:
+                user = _user(self.team_id, user_id, "followup", "followup", None, "America/New_York", -18000)
+                user.update(is_bot=True, profile={**user["profile"], "bot_id": self.bot_id})
+            else:
+                user = _user(self.team_id, user_id, user_id.lower(), user_id, None, "America/New_York", -18000)
+        return _ok(user=user)
+
+    def _open_connection(self, args: dict[str, Any]) -> Reply:
+        host_port = self.url.removeprefix("http://")
+        return _ok(url=f"ws://{host_port}/link/?ticket={secrets.token_hex(16)}&app_id={self.app_id}")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _known_channel(self, channel: str) -> bool:
+        return self._channels is None or channel in self._channels
+
+    def _find(self, channel: str, ts: Any) -> dict[str, Any] | None:
+        return next((m for m in self._messages.get(channel, []) if m["ts"] == ts), None)
+
+    def _next_ts(self) -> str:
+        """A message ts like Slack's: seconds.microseconds, strictly increasing."""
+        micros = max(int(time.time() * 1_000_000), self._last_ts + 1)
+        self._last_ts = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _message(self, args: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message",
+            "text": args.get("text", ""),
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
+            "bot_profile": {"id": self.bot_id, "app_id": self.app_id, "name": "followup", "team_id": self.team_id},
+        }
+        for key in ("blocks", "attachments", "metadata"):
+            if key in args:
+                message[key] = args[key]
+        return message
+
+    def _view(self, view: dict[str, Any], *, view_id: str | None) -> dict[str, Any]:
+        view_id = view_id or "V" + secrets.token_hex(5).upper()
+        return {
+            "id": view_id,
+            "team_id": self.team_id,
+            "type": view.get("type"),
+            "title": view.get("title"),
+            "submit": view.get("submit"),
+            "close": view.get("close"),
+            "blocks": view.get("blocks", []),
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "clear_on_close": bool(view.get("clear_on_close", False)),
+            "notify_on_close": bool(view.get("notify_on_close", False)),
+            "root_view_id": view_id,
+            "previous_view_id": None,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+        }
+
+
+def _arguments(request: RecordedRequest) -> dict[str, Any]:
+    """A call's arguments from query, form or JSON body, with JSON-in-form fields decoded."""
+    args: dict[str, Any] = dict(request.query)
+    if isinstance(request.data, dict):
+        args.update(request.data)
+    is_json = request.headers.get("Content-Type", "").lower().startswith("application/json")
+    for key in _JSON_FIELDS:
+        if not is_json and isinstance(args.get(key), str):
+            try:
+                args[key] = json.loads(args[key])
+            except json.JSONDecodeError:
+                pass
+    return args
+
+
+def _token(request: RecordedRequest, args: Mapping[str, Any]) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token
+    return args.get("token") or None
+
+
+def _ok(**fields: Any) -> Reply:
+    return Reply.json(200, {"ok": True, **fields})
+
+
+def _user(team_id: str, user_id: str, name: str, real_name: str, email: str | None, tz: str, tz_offset: int) -> dict[str, Any]:
+    profile = {"real_name": real_name, "display_name": name, "team": team_id}
+    if email:
+        profile["email"] = email
+    return {
+        "id": user_id,
+        "team_id": team_id,
+        "name": name,
+        "deleted": False,
+        "real_name": real_name,
+        "tz": tz,
+        "tz_offset": tz_offset,
+        "is_bot": False,
+        "is_admin": False,
+        "profile": profile,
+    }

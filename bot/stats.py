@@ -1,0 +1,403 @@
+"""What the team reads about its leads: the numbers (stats for a period, today's) and the lists.
+
+Queries return plain values; the arithmetic (median, 90th percentile, rates) is pure and works on
+what the queries return. Every moment is UTC; `now` is passed in.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone, tzinfo
+from enum import StrEnum
+from typing import Generic, Iterable, Sequence, TypeVar
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, Touch
+from bot.states import CallTaskStatus, EnrollmentState, Stage, TouchStatus
+
+T = TypeVar("T")
+
+#: Delivery statuses that mean the message did not reach the lead (Twilio and SendGrid words).
+FAILED_DELIVERY = frozenset({"failed", "undelivered", "bounce", "dropped"})
+#: Inbound messages that are not a person answering.
+NOT_A_REPLY = "auto_reply"
+#: Stages in which nobody needs to do anything more for a lead.
+CLOSED_STAGES = (Stage.LOST, Stage.OPTED_OUT)
+OPEN_CALL_STATES = (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)
+#: The sequence of appointment reminders: not the sales follow-up a person pauses.
+REMINDER_SEQUENCE = "appointment_reminders"
+
+
+# --- pure arithmetic ----------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """The nearest-rank percentile (0.9 for p90): a value that really occurred, None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+# --- stats for a period -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplyOrigin:
+    """How many first replies came after this touch (the last one sent before the reply)."""
+
+    step_id: str
+    position: int
+    replies: int
+
+
+@dataclass(frozen=True)
+class SubjectOrigin:
+    """How many first replies came after an email touch sent with this subject option."""
+
+    step_id: str
+    option: int
+    subject: str
+    replies: int
+
+
+@dataclass(frozen=True)
+class ChannelDelivery:
+    channel: str
+    attempted: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class LeadStats:
+    """The numbers for leads that came in during the last `days` days."""
+
+    days: int
+    since: datetime
+    leads_in: int
+    #: Leads something reached (a touch or a team message the provider took).
+    contacted: int
+    speed_to_lead_median: timedelta | None
+    speed_to_lead_p90: timedelta | None
+    #: Contacted leads who wrote back afterwards (automatic replies do not count).
+    replied: int
+    booked: int
+    replies_by_touch: tuple[ReplyOrigin, ...]
+    replies_by_subject: tuple[SubjectOrigin, ...]
+    #: Messages sent in the period, by channel (every lead, not only the new ones).
+    deliveries: tuple[ChannelDelivery, ...]
+
+    @property
+    def reply_rate(self) -> float | None:
+        return rate(self.replied, self.contacted)
+
+    @property
+    def booking_rate(self) -> float | None:
+        return rate(self.booked, self.leads_in)
+
+
+def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
+    """Leads in, speed to lead, reply and booking rates, what got the replies, and delivery failures."""
+    since = now - timedelta(days=days)
+    in_period = (Lead.created_at >= since) & (Lead.created_at <= now)
+    cohort = select(Lead.id).where(in_period)
+    arrived = dict(session.execute(select(Lead.id, Lead.created_at).where(in_period)).tuples().all())
+
+    first_touch: dict[int, datetime] = {}
+    sent_before: dict[int, list[tuple[datetime, int | None]]] = defaultdict(list)
+    for lead_id, at, touch_id in session.execute(
+        select(Message.lead_id, Message.created_at, Message.touch_id)
+        .where(Message.lead_id.in_(cohort), Message.direction == "out", Message.provider_id.is_not(None))
+        .order_by(Message.created_at, Message.id)
+    ).tuples():
+        first_touch.setdefault(lead_id, at)
+        sent_before[lead_id].append((at, touch_id))
+
+    first_reply: dict[int, datetime] = {}
+    for lead_id, at in session.execute(
+        select(Message.lead_id, Message.created_at)
+        .where(Message.lead_id.in_(cohort), Message.direction == "in",
+               or_(Message.classification.is_(None), Message.classification != NOT_A_REPLY))
+        .order_by(Message.created_at, Message.id)
+    ).tuples():
+        touched = first_touch.get(lead_id)
+        if touched is not None and at >= touched:
+            first_reply.setdefault(lead_id, at)
+
+    speeds = [max((first_touch[lead] - arrived[lead]).total_seconds(), 0.0) for lead in first_touch if lead in arrived]
+    replied_after = _touch_before_reply(first_reply, sent_before)
+    booked = session.scalar(
+        select(func.count(func.distinct(Appointment.lead_id)))
+        .where(Appointment.lead_id.in_(cohort), Appointment.status != "cancelled")
+    ) or 0
+    by_touch, by_subject = _reply_origins(session, replied_after.values())
+    return LeadStats(
+        days=days,
+        since=since,
+        leads_in=len(arrived),
+        contacted=len(first_touch),
+        speed_to_lead_median=_seconds(median(speeds)),
+        speed_to_lead_p90=_seconds(percentile(speeds, 0.9)),
+        replied=len(first_reply),
+        booked=booked,
+        replies_by_touch=by_touch,
+        replies_by_subject=by_subject,
+        deliveries=delivery_failures(session, since=since, until=now),
+    )
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+def _touch_before_reply(
+    first_reply: dict[int, datetime], sent: dict[int, list[tuple[datetime, int | None]]]
+) -> dict[int, int]:
+    """For each lead who replied: the last playbook touch sent before the first reply."""
+    origins = {}
+    for lead_id, replied_at in first_reply.items():
+        touches = [touch_id for at, touch_id in sent.get(lead_id, []) if touch_id is not None and at <= replied_at]
+        if touches:
+            origins[lead_id] = touches[-1]
+    return origins
+
+
+def _reply_origins(session: Session, touch_ids: Iterable[int]) -> tuple[tuple[ReplyOrigin, ...],
+                                                                         tuple[SubjectOrigin, ...]]:
+    counted = Counter(touch_ids)
+    if not counted:
+        return (), ()
+    touches = session.execute(
+        select(Touch.id, Touch.step_id, Touch.position, Touch.subject_option, Touch.subject)
+        .where(Touch.id.in_(list(counted)))
+    ).tuples().all()
+    steps: Counter[tuple[str, int]] = Counter()
+    subjects: Counter[tuple[str, int]] = Counter()
+    subject_text: dict[tuple[str, int], str] = {}
+    for touch_id, step_id, position, option, subject in touches:
+        steps[(step_id, position)] += counted[touch_id]
+        if option is not None:
+            subjects[(step_id, option)] += counted[touch_id]
+            subject_text.setdefault((step_id, option), subject or "")
+    by_touch = tuple(ReplyOrigin(step, position, n) for (step, position), n
+                     in sorted(steps.items(), key=lambda item: (-item[1], item[0][1])))
+    by_subject = tuple(SubjectOrigin(step, option, subject_text[(step, option)], n) for (step, option), n
+                       in sorted(subjects.items(), key=lambda item: (-item[1], item[0])))
+    return by_touch, by_subject
+
+
+def delivery_failures(session: Session, *, since: datetime, until: datetime) -> tuple[ChannelDelivery, ...]:
+    """Per channel: messages handed to the provider or given up on in the period, and how many failed."""
+    attempted: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for channel, status, count in session.execute(
+        select(Message.channel, Message.status, func.count(Message.id))
+        .where(Message.direction == "out", Message.created_at >= since, Message.created_at <= until)
+        .group_by(Message.channel, Message.status)
+    ).tuples():
+        attempted[channel] += count
+        if status in FAILED_DELIVERY:
+            failed[channel] += count
+    # A touch refused before any provider took it leaves no message, only its audit entry.
+    for channel, count in session.execute(
+        select(Touch.channel, func.count(AuditEntry.id))
+        .join(Touch, Touch.id == AuditEntry.details["touch"].as_integer())
+        .where(AuditEntry.action == "touch_failed", AuditEntry.at >= since, AuditEntry.at <= until)
+        .group_by(Touch.channel)
+    ).tuples():
+        attempted[channel] += count
+        failed[channel] += count
+    return tuple(ChannelDelivery(channel, attempted[channel], failed[channel]) for channel in sorted(attempted))
+
+
+# --- today --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayNumbers:
+    """What happened today, in the business's time zone."""
+
+    leads_in: int
+    messages_sent: int
+    replies: int
+    booked: int
+    open_calls: int
+
+
+def start_of_day(now: datetime, zone: tzinfo) -> datetime:
+    local = now.astimezone(zone)
+    return datetime.combine(local.date(), time(0), tzinfo=zone).astimezone(timezone.utc)
+
+
+def day_numbers(session: Session, *, now: datetime, zone: tzinfo) -> DayNumbers:
+    since = start_of_day(now, zone)
+
+    def count(column, *conditions) -> int:  # noqa: ANN001 - a mapped column
+        return session.scalar(select(func.count(column)).where(*conditions)) or 0
+
+    return DayNumbers(
+        leads_in=count(Lead.id, Lead.created_at >= since, Lead.created_at <= now),
+        messages_sent=count(Message.id, Message.direction == "out", Message.provider_id.is_not(None),
+                            Message.created_at >= since, Message.created_at <= now),
+        replies=count(Message.id, Message.direction == "in", Message.created_at >= since, Message.created_at <= now,
+                      or_(Message.classification.is_(None), Message.classification != NOT_A_REPLY)),
+        booked=count(Appointment.id, Appointment.created_at >= since, Appointment.created_at <= now),
+        open_calls=count(CallTask.id, CallTask.status.in_(OPEN_CALL_STATES)),
+    )
+
+
+# --- lists --------------------------------------------------------------------------------------
+
+
+class StepKind(StrEnum):
+    CALL = "call"  #: a call task is open for the lead
+    VISIT = "visit"  #: a visit is booked
+    PAUSED = "paused"  #: automation is paused: a person has the conversation
+    TOUCH = "touch"  #: the next automated touch
+    NOTHING = "nothing"  #: nothing is scheduled
+
+
+@dataclass(frozen=True)
+class NextStep:
+    kind: StepKind
+    #: What it is, as stored (a reason, a step id); not escaped.
+    detail: str = ""
+    at: datetime | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class LeadLine:
+    lead_id: int
+    name: str
+    phone: str | None
+    email: str | None
+    stage: str
+    owner: str | None
+    next_step: NextStep
+
+
+@dataclass(frozen=True)
+class CallLine:
+    task_id: int
+    lead_id: int
+    lead_name: str
+    phone: str | None
+    reason: str
+    due_at: datetime
+    claimed_by: str | None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """Some rows, and how many there are in all."""
+
+    rows: tuple[T, ...]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.rows)
+
+
+def lead_lines(
+    session: Session,
+    *,
+    now: datetime,
+    stages: Sequence[str] | None = None,
+    owner: str | None = None,
+    paused: bool = False,
+    limit: int = 20,
+) -> Page[LeadLine]:
+    """Leads matching a filter, most recently changed first, each with its next step."""
+    conditions = []
+    if stages is not None:
+        conditions.append(Lead.stage.in_(list(stages)))
+    if owner is not None:
+        conditions.extend([Lead.owner == owner, Lead.stage.not_in(list(CLOSED_STAGES))])
+    if paused:
+        conditions.append(exists().where(Enrollment.lead_id == Lead.id, Enrollment.state == EnrollmentState.PAUSED))
+    total = session.scalar(select(func.count(Lead.id)).where(*conditions)) or 0
+    leads = session.scalars(select(Lead).where(*conditions).order_by(Lead.updated_at.desc(), Lead.id.desc())
+                            .limit(limit)).all()
+    steps = next_steps(session, [lead.id for lead in leads], now=now)
+    rows = tuple(LeadLine(lead.id, lead.name, lead.phone, lead.email, str(lead.stage), lead.owner,
+                          steps.get(lead.id, NextStep(StepKind.NOTHING))) for lead in leads)
+    return Page(rows, total)
+
+
+def next_steps(session: Session, lead_ids: Sequence[int], *, now: datetime) -> dict[int, NextStep]:
+    """What happens next for each lead: an open call, else a booked visit, else paused, else the next touch."""
+    if not lead_ids:
+        return {}
+    found: dict[int, NextStep] = {}
+    for task in session.scalars(select(CallTask).where(CallTask.lead_id.in_(lead_ids),
+                                                       CallTask.status.in_(OPEN_CALL_STATES))
+                                .order_by(CallTask.due_at, CallTask.id)):
+        found.setdefault(task.lead_id, NextStep(StepKind.CALL, task.reason, task.due_at))
+    for visit in session.scalars(select(Appointment).where(Appointment.lead_id.in_(lead_ids),
+                                                           Appointment.status == "booked",
+                                                           Appointment.start_at >= now)
+                                 .order_by(Appointment.start_at)):
+        found.setdefault(visit.lead_id, NextStep(StepKind.VISIT, visit.notes, visit.start_at))
+    for held in session.scalars(select(Enrollment).where(Enrollment.lead_id.in_(lead_ids),
+                                                         Enrollment.state == EnrollmentState.PAUSED,
+                                                         Enrollment.sequence_name != REMINDER_SEQUENCE)
+                                .order_by(Enrollment.id)):
+        found.setdefault(held.lead_id, NextStep(StepKind.PAUSED, held.state_reason, held.paused_at))
+    for touch in session.scalars(
+        select(Touch).join(Enrollment, Enrollment.id == Touch.enrollment_id)
+        .where(Touch.lead_id.in_(lead_ids), Touch.status == TouchStatus.SCHEDULED,
+               Enrollment.state == EnrollmentState.ACTIVE)
+        .order_by(Touch.due_at, Touch.position)
+    ):
+        found.setdefault(touch.lead_id, NextStep(StepKind.TOUCH, touch.step_id, touch.due_at, touch.channel))
+    return found
+
+
+def open_call_lines(session: Session, *, limit: int = 15) -> Page[CallLine]:
+    """Calls the team still has to make, the most overdue first."""
+    condition = CallTask.status.in_(OPEN_CALL_STATES)
+    total = session.scalar(select(func.count(CallTask.id)).where(condition)) or 0
+    rows = session.execute(
+        select(CallTask, Lead).join(Lead, Lead.id == CallTask.lead_id).where(condition)
+        .order_by(CallTask.due_at, CallTask.id).limit(limit)
+    ).tuples().all()
+    return Page(tuple(CallLine(task.id, lead.id, lead.name, lead.phone, task.reason, task.due_at, task.claimed_by)
+                      for task, lead in rows), total)
+
+
+@dataclass(frozen=True)
+class HomeSnapshot:
+    """One person's App Home: their leads, the team's open calls, today's numbers."""
+
+    user_id: str
+    business_name: str
+    my_leads: Page[LeadLine]
+    open_calls: Page[CallLine]
+    today: DayNumbers
+
+
+def home_snapshot(session: Session, *, user_id: str, business_name: str, now: datetime, zone: tzinfo,
+                  limit: int = 15) -> HomeSnapshot:
+    return HomeSnapshot(
+        user_id=user_id,
+        business_name=business_name,
+        my_leads=lead_lines(session, now=now, owner=user_id, limit=limit),
+        open_calls=open_call_lines(session, limit=limit),
+        today=day_numbers(session, now=now, zone=zone),
+    )

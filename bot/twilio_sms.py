@@ -1,0 +1,145 @@
+"""Send SMS through Twilio's Messages API, mapping its failures onto the send ports' errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Mapping
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
+
+from bot.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+
+TWILIO_API_URL = "https://api.twilio.com"
+
+#: Twilio error codes answered with a 4xx that still mean "later": too many requests, and a
+#: sender's queue overflowing. Every other 4xx (21211 invalid To, 21610 unsubscribed, 21614 not
+#: mobile, 21612, 21408, 21635, 3000x, auth and validation errors) will never go out as sent.
+TRANSIENT_ERROR_CODES = frozenset({20429, 21611, 30001})
+
+
+@dataclass(frozen=True)
+class SentSms:
+    """A message as Twilio lists it."""
+
+    sid: str
+    body: str
+    status: str
+
+
+class _HeaderKeepingHttpClient(TwilioHttpClient):
+    """Twilio's HTTP client, remembering each thread's last response headers.
+
+    TwilioRestException does not carry the response headers, and Retry-After lives there.
+    """
+
+    def __init__(self, timeout: float):
+        super().__init__(timeout=timeout)
+        self._last = threading.local()
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        self._last.headers = {}
+        response = super().request(*args, **kwargs)
+        self._last.headers = response.headers
+        return response
+
+    @property
+    def last_headers(self) -> Mapping[str, str]:
+        return getattr(self._last, "headers", {}) or {}
+
+
+class TwilioSmsSender:
+    """An SmsSender that creates messages with twilio-python; it never retries by itself."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        api_url: str = TWILIO_API_URL,
+        timeout: float = 10.0,
+    ):
+        if not from_number and not messaging_service_sid:
+            raise ValueError("TwilioSmsSender needs from_number or messaging_service_sid")
+        self._from_number = from_number
+        self._messaging_service_sid = messaging_service_sid
+        self._http = _HeaderKeepingHttpClient(timeout=timeout)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
+        # Settings arrive through the constructor, not the process environment: without this,
+        # TWILIO_EDGE / TWILIO_REGION would rewrite api_url's host (ClientBase.get_hostname).
+        self._client.edge = None
+        self._client.region = None
+        # Every API version of the Api domain (v2010 included) builds URLs from this attribute.
+        self._client.api.base_url = api_url.rstrip("/")
+
+    def send_sms(self, message: OutgoingSms) -> SendReceipt:
+        """Ask Twilio to send one SMS and return its message sid and first status."""
+        try:
+            created = self._client.api.v2010.account.messages.create(
+                to=message.to,
+                body=message.body,
+                from_=self._from_number,
+                messaging_service_sid=self._messaging_service_sid,
+                status_callback=message.status_callback,
+            )
+        except TwilioRestException as error:
+            raise self._rest_error(error, message) from error
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as error:
+            raise TransientSendError(f"Twilio unreachable: {error}", code=NOT_SENT) from error
+        except requests.exceptions.ConnectionError as error:
+            if _never_connected(error):
+                raise TransientSendError(f"Twilio unreachable: {error}", code=NOT_SENT) from error
+            raise TransientSendError(f"Twilio connection lost: {error}", code=OUTCOME_UNKNOWN) from error
+        except requests.exceptions.RequestException as error:  # read timeouts, broken bodies
+            raise TransientSendError(f"Twilio did not answer in time: {error}", code=OUTCOME_UNKNOWN) from error
+        except json.JSONDecodeError as error:
+            raise TransientSendError(f"Twilio answered unreadable JSON: {error}", code=OUTCOME_UNKNOWN) from error
+        return SendReceipt(provider_id=created.sid, status=created.status or "queued")
+
+    def messages_to(self, to: str, *, limit: int = 100) -> list[SentSms]:
+        """The messages Twilio holds for one number, newest first (to settle a send a crash left open).
+
+        Raises TransientSendError when Twilio cannot be asked now.
+        """
+        try:
+            found = self._client.api.v2010.account.messages.list(to=to, limit=limit, page_size=limit)
+        except (TwilioException, requests.exceptions.RequestException, json.JSONDecodeError) as error:
+            raise TransientSendError(f"could not list Twilio messages: {error}", code=NOT_SENT) from error
+        return [SentSms(sid=m.sid, body=m.body or "", status=m.status or "queued") for m in found]
+
+    def _rest_error(self, error: TwilioRestException, message: OutgoingSms) -> Exception:
+        code = error.code if error.code is not None else error.status
+        reason = f"Twilio refused SMS {message.reference}: HTTP {error.status}, {error.msg}"
+        if error.status == 429 or error.status >= 500 or code in TRANSIENT_ERROR_CODES:
+            return TransientSendError(reason, code=str(code), retry_after=retry_after_seconds(self._http.last_headers))
+        return PermanentSendError(reason, code=str(code))
+
+
+def _never_connected(error: requests.exceptions.ConnectionError) -> bool:
+    reason = getattr(error.args[0] if error.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Read Retry-After (seconds or an HTTP date) as seconds from now, or None."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,114 @@
+"""What every HTTP route shares: reading bodies within limits, JSON errors, token and signature checks."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any, Mapping
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from twilio.request_validator import RequestValidator
+
+#: Webhook bodies bigger than this are refused before parsing (an inbound email may carry attachments).
+MAX_BODY = 256 * 1024
+MAX_EMAIL_BODY = 20 * 1024 * 1024
+
+
+class BadRequest(Exception):
+    """The request cannot be used; the status and reason go back to the caller as JSON."""
+
+    def __init__(self, status: int, reason: str, **extra: Any):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.extra = extra
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.reason, **self.extra}, status_code=self.status)
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(413, f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise BadRequest(413, f"body larger than {limit} bytes")
+    # Starlette's form() and json() read a cached body when there is one; the stream is spent.
+    request._body = bytes(body)  # noqa: SLF001
+    return request._body  # noqa: SLF001
+
+
+async def read_form(request: Request, limit: int = MAX_BODY) -> FormData:
+    await read_body(request, limit)  # enforce the limit; Starlette caches the body for form()
+    try:
+        return await request.form(max_files=50, max_fields=1000)
+    except Exception as error:  # noqa: BLE001 - any parser failure is the caller's malformed body
+        raise BadRequest(400, f"malformed form body: {type(error).__name__}") from error
+
+
+def form_fields(form: FormData) -> dict[str, str]:
+    """Plain string fields (files left out), for signature checks and parsing."""
+    fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+    return require_storable(fields)
+
+
+def require_storable(value: Any, where: str = "body") -> Any:
+    """Refuse text no database can keep (NUL, lone surrogates) with a 400 naming the field; return the value."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest(400, f"{where}: contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(400, f"{where}: is not valid Unicode text") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            require_storable(key, where)
+            require_storable(item, f"{key}"[:60] if where == "body" else f"{where}.{key}"[:60])
+    elif isinstance(value, list):
+        for item in value:
+            require_storable(item, where)
+    return value
+
+
+def load_json(body: bytes) -> Any:
+    """Parse a JSON body, answering 400 for anything that is not JSON a database can keep."""
+    try:
+        return require_storable(json.loads(body))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadRequest(400, f"body is not valid JSON: {error}") from error
+    except RecursionError:
+        raise BadRequest(400, "body nested too deeply") from None
+
+
+def require_bearer(request: Request, expected: str | None, setting: str) -> None:
+    if not expected:
+        raise BadRequest(503, f"{setting} is not configured on this server")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise BadRequest(401, "missing bearer token (Authorization: Bearer ...)")
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise BadRequest(401, "invalid bearer token")
+
+
+def public_url(request: Request, public_base_url: str) -> str:
+    """The URL as the vendor called it: signatures cover the public address, not the local one."""
+    query = request.url.query
+    return f"{public_base_url}{request.url.path}" + (f"?{query}" if query else "")
+
+
+def require_twilio_signature(request: Request, params: Mapping[str, str], auth_token: str | None,
+                             public_base_url: str) -> None:
+    if not auth_token:
+        raise BadRequest(503, "TWILIO_AUTH_TOKEN is not configured on this server")
+    signature = request.headers.get("x-twilio-signature")
+    if not signature:
+        raise BadRequest(403, "missing X-Twilio-Signature")
+    if not RequestValidator(auth_token).validate(public_url(request, public_base_url), dict(params), signature):
+        raise BadRequest(403, "invalid X-Twilio-Signature")

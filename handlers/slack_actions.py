@@ -1,0 +1,298 @@
+"""Button listeners on lead cards and call tasks: acknowledge, call one use case, answer the one who clicked.
+
+The card and task messages are not edited here: the use cases queue notices that the poster
+carries out. A person whose click changes nothing (a call already claimed, a lead already
+paused) is told why in an ephemeral message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import audit, outbox
+from bot.audit import Actor
+from bot.lead_actions import (
+    LeadActionRefused,
+    apply_decision,
+    claim_call_task,
+    claim_lead,
+    log_call_outcome,
+    pause_lead,
+    resume_lead,
+)
+from bot.models import CallTask, Lead
+from bot.outbox import Notice
+from bot.rules import CallOutcome, LeadSignal, decide_on_signal
+from bot.send_times import NoSendTime, next_send_time
+from bot.services import Services
+from bot.slack_blocks import ActionId
+from bot.slack_home import when
+from bot.slack_modals import ModalOrigin, book_modal, log_outcome_modal, reply_modal
+from bot.states import CallTaskStatus, Stage
+from handlers.slack_edge import (
+    Click,
+    after_change,
+    lead_for_change,
+    plain_name,
+    services_of,
+    task_for_change,
+    task_lead_id,
+    tell,
+)
+
+#: How long Snooze puts a call off (moved to the next opening hour when that falls after hours).
+SNOOZE = timedelta(hours=1)
+CLOSED_STAGES = (Stage.LOST, Stage.OPTED_OUT)
+
+LeadUseCase = Callable[[Session, Services, Lead, datetime, Actor], None]
+
+
+def register(app: App) -> None:
+    app.action(str(ActionId.LEAD_CLAIM))(lead_button(_claim))
+    app.action(str(ActionId.LEAD_PAUSE))(lead_button(_pause))
+    app.action(str(ActionId.LEAD_RESUME))(lead_button(_resume))
+    app.action(str(ActionId.LEAD_NOT_INTERESTED))(lead_button(_not_interested))
+    app.action(str(ActionId.LEAD_BOOKED))(on_lead_booked)
+    app.action(str(ActionId.LEAD_REPLY))(on_lead_reply)
+    app.action(str(ActionId.TASK_CLAIM))(on_task_claim)
+    app.action(str(ActionId.TASK_PAUSE))(task_button(_pause))
+    app.action(str(ActionId.TASK_RESUME))(task_button(_resume))
+    app.action(str(ActionId.TASK_NOT_INTERESTED))(on_task_not_interested)
+    app.action(str(ActionId.TASK_BOOKED))(on_task_booked)
+    app.action(str(ActionId.TASK_LOG_OUTCOME))(on_task_log_outcome)
+    app.action(str(ActionId.TASK_SNOOZE))(on_task_snooze)
+
+
+# --- what the buttons do to a lead ----------------------------------------------------------------
+
+
+def _pause(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> None:
+    pause_lead(session, services, lead, now=now, actor=actor)
+
+
+def _resume(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> None:
+    resume_lead(session, services, lead, now=now, actor=actor)
+
+
+def _claim(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> None:
+    claim_lead(session, lead, now=now, actor=actor)
+
+
+def _not_interested(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> None:
+    if lead.stage in CLOSED_STAGES:
+        raise LeadActionRefused(f"this lead is already {Stage(lead.stage).value.replace('_', ' ')}")
+    decision = decide_on_signal(LeadSignal.NOT_INTERESTED, current_stage=Stage(lead.stage))
+    apply_decision(session, services, lead, decision, now=now, actor=actor)
+
+
+def _change_lead(client: WebClient, services: Services, click: Click, lead_id: int | None,
+                 use_case: LeadUseCase, *, missing: str) -> None:
+    try:
+        if lead_id is None:
+            raise LeadActionRefused(missing)
+        with lead_for_change(services, lead_id) as (session, lead):
+            if lead is None:
+                raise LeadActionRefused(missing)
+            use_case(session, services, lead, services.clock.now(), Actor.slack_user(click.user_id))
+    except LeadActionRefused as refused:
+        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+             text=f"Nothing changed: {refused}.")
+        return
+    after_change(services)
+
+
+def lead_button(use_case: LeadUseCase) -> Callable[..., None]:
+    """A card button (value: lead id) that applies one use case to the lead."""
+
+    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                 context: BoltContext) -> None:
+        ack()
+        click = Click.read(body, action)
+        _change_lead(client, services_of(context), click, click.target_id, use_case,
+                     missing="this lead no longer exists")
+
+    listener.__name__ = f"on_lead_{use_case.__name__.strip('_')}"
+    return listener
+
+
+def task_button(use_case: LeadUseCase) -> Callable[..., None]:
+    """A call-task button (value: task id) that applies one use case to the task's lead."""
+
+    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                 context: BoltContext) -> None:
+        ack()
+        click = Click.read(body, action)
+        services = services_of(context)
+        _change_lead(client, services, click, task_lead_id(services, click.target_id), use_case,
+                     missing="this call task no longer exists")
+
+    listener.__name__ = f"on_task_{use_case.__name__.strip('_')}"
+    return listener
+
+
+# --- claims -------------------------------------------------------------------------------------
+
+
+def on_task_claim(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                  context: BoltContext) -> None:
+    ack()
+    click = Click.read(body, action)
+    services = services_of(context)
+    try:
+        with task_for_change(services, click.target_id) as (session, task_id):
+            claim_call_task(session, task_id, now=services.clock.now(), actor=Actor.slack_user(click.user_id))
+    except LeadActionRefused as refused:
+        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+             text=f"Nothing changed: {refused}.")
+        return
+    after_change(services)
+
+
+# --- call outcomes from task buttons ------------------------------------------------------------
+
+
+def on_task_not_interested(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                           context: BoltContext) -> None:
+    ack()
+    click = Click.read(body, action)
+    services = services_of(context)
+    try:
+        with task_for_change(services, click.target_id) as (session, task_id):
+            log_call_outcome(session, services, task_id, CallOutcome.NOT_INTERESTED,
+                             now=services.clock.now(), actor=Actor.slack_user(click.user_id))
+    except LeadActionRefused as refused:
+        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+             text=f"Nothing changed: {refused}.")
+        return
+    after_change(services)
+
+
+def on_task_snooze(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                   context: BoltContext) -> None:
+    ack()
+    click = Click.read(body, action)
+    services = services_of(context)
+    try:
+        with task_for_change(services, click.target_id) as (session, task_id):
+            until = snooze_call_task(session, services, task_id, now=services.clock.now(),
+                                     actor=Actor.slack_user(click.user_id))
+    except LeadActionRefused as refused:
+        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+             text=f"Nothing changed: {refused}.")
+        return
+    after_change(services)
+    tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+         text=f":zzz: Snoozed until {when(until, services.business.timezone)}.")
+
+
+def snooze_call_task(session: Session, services: Services, task_id: int, *, now: datetime, actor: Actor) -> datetime:
+    """Put a call off by an hour, or to the next opening hour when that falls after hours.
+
+    A use case the core does not have yet: it belongs in bot/call_tasks.py beside open_call_task.
+    """
+    task = session.scalars(
+        select(CallTask).where(CallTask.id == task_id).with_for_update().execution_options(populate_existing=True)
+    ).first()
+    if task is None:
+        raise LeadActionRefused(f"there is no call task {task_id}")
+    if task.status not in (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED):
+        raise LeadActionRefused(f"this call task is already {task.status}")
+    earliest = max(now, task.due_at) + SNOOZE
+    try:
+        until = next_send_time(earliest, business=services.business, respect_lead_daytime=False, lead_timezones=())
+    except NoSendTime:
+        until = earliest
+    task.due_at = until
+    audit.record(session, lead_id=task.lead_id, actor=actor, action="call_task_snoozed", at=now, task=task.id,
+                 until=until.isoformat())
+    outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=task.lead_id, at=now, call_task_id=task.id)
+    return until
+
+
+# --- buttons that open a modal ------------------------------------------------------------------
+
+
+def on_lead_booked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                   context: BoltContext) -> None:
+    ack()
+    click = Click.read(body, action)
+    services = services_of(context)
+    with services.session_factory() as session:
+        lead = session.get(Lead, click.target_id) if click.target_id is not None else None
+        name = plain_name(lead) if lead else None
+    if name is None:
+        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+             text="This lead no longer exists.")
+        return
+    origin = ModalOrigin(lead_id=click.target_id, channel=click.channel_id, thread_ts=click.thread_ts)
+    client.views_open(trigger_id=click.trigger_id, view=book_modal(name, origin))
+
+
+def on_task_booked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                   context: BoltContext) -> None:
+    ack()
+    click = Click.read(body, action)
+    task = _open_task(client, services_of(context), click)
+    if task is None:
+        return
+    name, _reason = task
+    origin = ModalOrigin(task_id=click.target_id, channel=click.channel_id, thread_ts=click.thread_ts)
+    client.views_open(trigger_id=click.trigger_id, view=book_modal(name, origin))
+
+
+def on_task_log_outcome(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                        context: BoltContext) -> None:
+    ack()
+    click = Click.read(body, action)
+    task = _open_task(client, services_of(context), click)
+    if task is None:
+        return
+    name, reason = task
+    origin = ModalOrigin(task_id=click.target_id, channel=click.channel_id, thread_ts=click.thread_ts)
+    client.views_open(trigger_id=click.trigger_id, view=log_outcome_modal(name, reason, origin))
+
+
+def _open_task(client: WebClient, services: Services, click: Click) -> tuple[str, str] | None:
+    """The lead's name and the reason of a call task still open, or None after telling the person why not."""
+    with services.session_factory() as session:
+        task = session.get(CallTask, click.target_id) if click.target_id is not None else None
+        lead = session.get(Lead, task.lead_id) if task else None
+        if task is None or lead is None:
+            problem = "this call task no longer exists"
+        elif task.status not in (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED):
+            problem = f"this call task is already {task.status}"
+        else:
+            return plain_name(lead), task.reason
+    tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+         text=f"Nothing to do: {problem}.")
+    return None
+
+
+def on_lead_reply(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                  context: BoltContext) -> None:
+    ack()
+    click = Click.read(body, action)
+    services = services_of(context)
+    with services.session_factory() as session:
+        lead = session.get(Lead, click.target_id) if click.target_id is not None else None
+        name = plain_name(lead) if lead else None
+        channels = _open_channels(lead) if lead else []
+    if name is None or not channels:
+        why = ("this lead no longer exists" if name is None
+               else "the lead cannot be reached: they opted out, or have no phone or email that works")
+        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+             text=f"Can't reply: {why}.")
+        return
+    origin = ModalOrigin(lead_id=click.target_id, channel=click.channel_id, thread_ts=click.thread_ts)
+    client.views_open(trigger_id=click.trigger_id, view=reply_modal(name, channels, origin))
+
+
+def _open_channels(lead: Lead) -> list[str]:
+    """The channels a team reply may still use: consent given, not opted out, reachable."""
+    return [channel for channel, allowed in (("sms", lead.sms_allowed), ("email", lead.email_allowed)) if allowed]

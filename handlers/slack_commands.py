@@ -1,0 +1,240 @@
+"""`/followup`: acknowledge, read the text into a command, run it, and answer the person who typed it.
+
+Answers are ephemeral (through the command's response_url, which works in any channel). What the
+channel should see of a change (the card, the thread) comes from the poster carrying out the
+notices the use cases queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.audit import Actor
+from bot.lead_actions import (
+    LeadActionRefused,
+    book,
+    claim_lead,
+    opt_out,
+    opt_out_by_team,
+    pause_lead,
+    resume_lead,
+    stop_lead,
+)
+from bot.lead_views import lead_detail
+from bot.leads import InvalidLead, LeadInput, add_lead
+from bot.models import Lead
+from bot.services import Services
+from bot.slack_blocks import escape, lead_label
+from bot.slack_commands import (
+    BookLead,
+    Command,
+    CommandError,
+    Help,
+    LeadVerb,
+    ListFilter,
+    ListLeads,
+    NewLead,
+    OnLead,
+    ShowStats,
+    parse_command,
+    usage,
+)
+from bot.slack_home import lead_detail_blocks, lead_list_blocks, stats_blocks, when
+from bot.slack_views import display_phone
+from bot.states import Stage
+from bot.stats import lead_stats, lead_lines
+from handlers.slack_edge import UnclearLead, admins_of, after_change, lead_for_change, one_lead, services_of
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/followup"
+LIST_TITLES = {
+    ListFilter.MINE: "Your leads",
+    ListFilter.OPEN: "Open leads",
+    ListFilter.PAUSED: "Leads with automation paused",
+    ListFilter.BOOKED: "Booked leads",
+    ListFilter.NURTURE: "Leads in nurture",
+}
+OPEN_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED)
+
+
+def register(app: App) -> None:
+    app.command(COMMAND)(on_followup)
+
+
+class NotAllowed(PermissionError):
+    """Only SLACK_ADMINS may do this; the message names who can."""
+
+
+def on_followup(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient,
+                context: BoltContext) -> None:
+    ack()
+    services = services_of(context)
+    user = command.get("user_id", "")
+    try:
+        parsed = parse_command(command.get("text", ""), now=services.clock.now(), zone=services.business.timezone)
+        answer = run(parsed, services, user=user, admins=admins_of(context), client=client)
+    except (CommandError, UnclearLead, NotAllowed) as problem:
+        answer = Answer(str(problem))
+    except LeadActionRefused as refused:
+        answer = Answer(f"Nothing changed: {refused}.")
+    except InvalidLead as invalid:
+        answer = Answer("That lead cannot be added:\n" + "\n".join(f"• {escape(r)}" for r in invalid.reasons))
+    respond(text=answer.text, blocks=answer.blocks, response_type="ephemeral", replace_original=False)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the person who typed the command reads: mrkdwn text, and blocks when there is more to show."""
+
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+
+
+def run(command: Command, services: Services, *, user: str, admins: frozenset[str], client: WebClient) -> Answer:
+    """Carry out one command for one person."""
+    actor = Actor.slack_user(user)
+    match command:
+        case Help():
+            return Answer(usage())
+        case NewLead():
+            return _new_lead(command, services, actor)
+        case ListLeads():
+            return _list(command, services, user)
+        case ShowStats():
+            with services.session_factory() as session:
+                stats = lead_stats(session, now=services.clock.now(), days=command.days)
+            return Answer(f"followup stats for the last {command.days} days", stats_blocks(stats))
+        case BookLead():
+            return _book(command, services, actor)
+        case OnLead(verb=LeadVerb.SHOW):
+            return _show(command, services, client)
+        case OnLead():
+            if command.admin_only and user not in admins:
+                raise NotAllowed(_admins_only(command.verb, admins))
+            return _on_lead(command, services, actor)
+    raise CommandError(usage())
+
+
+def _admins_only(verb: LeadVerb, admins: frozenset[str]) -> str:
+    who = ", ".join(f"<@{admin}>" for admin in sorted(admins)) or "nobody yet (set SLACK_ADMINS)"
+    what = "stop a lead" if verb == LeadVerb.STOP else "record an opt-out"
+    return f"Only admins can {what}. Admins: {who}."
+
+
+def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:
+    fields = {"name": command.name, "phone": command.phone, "email": command.email, "source": "slack"}
+    data = LeadInput.parse({k: v for k, v in fields.items() if v}, default_region=services.default_region,
+                           default_source="slack")
+    with services.session_factory.begin() as session:
+        result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
+                          now=services.clock.now(), actor=actor)
+        lead = session.get(Lead, result.lead_id)
+        assert lead is not None
+        label = _label(lead)
+    after_change(services)
+    if result.created:
+        return Answer(f":new: Added *{label}* (#{result.lead_id}); follow-up has started and the card is on its way "
+                      "to the leads channel.")
+    if result.enrolled:
+        return Answer(f":repeat: *{label}* (#{result.lead_id}) was already a lead; their follow-up starts again.")
+    return Answer(f"*{label}* is already a lead (#{result.lead_id}) and still in follow-up; nothing changed. "
+                  f"`/followup show {result.lead_id}` tells where they stand.")
+
+
+def _label(lead: Lead) -> str:
+    return lead_label(lead.name, display_phone(lead.phone), lead.email, lead.id)
+
+
+def _list(command: ListLeads, services: Services, user: str) -> Answer:
+    filters: dict[ListFilter, dict[str, Any]] = {
+        ListFilter.MINE: {"owner": user},
+        ListFilter.OPEN: {"stages": OPEN_STAGES},
+        ListFilter.PAUSED: {"paused": True},
+        ListFilter.BOOKED: {"stages": (Stage.BOOKED,)},
+        ListFilter.NURTURE: {"stages": (Stage.NURTURE,)},
+    }
+    with services.session_factory() as session:
+        page = lead_lines(session, now=services.clock.now(), **filters[command.which])
+    title = LIST_TITLES[command.which]
+    return Answer(f"{title}: {page.total}", lead_list_blocks(title, page, services.business.timezone))
+
+
+def _show(command: OnLead, services: Services, client: WebClient) -> Answer:
+    with services.session_factory() as session:
+        lead = one_lead(session, command.lead, default_region=services.default_region)
+        detail = lead_detail(session, lead)
+        card = (lead.slack_channel, lead.slack_ts)
+    blocks = lead_detail_blocks(detail, services.business.timezone)
+    link = _card_link(client, *card)
+    if link:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
+    return Answer(f"Lead #{detail['id']}", blocks)
+
+
+def _card_link(client: WebClient, channel: str | None, ts: str | None) -> str | None:
+    if not (channel and ts):
+        return None
+    try:
+        permalink = client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"]
+    except (SlackApiError, SlackClientError, KeyError) as error:
+        log.info("slack: no permalink for card %s/%s: %s", channel, ts, error)
+        return f"Card and thread in <#{channel}>"
+    return f"<{permalink}|Open the card and its thread>"
+
+
+def _book(command: BookLead, services: Services, actor: Actor) -> Answer:
+    lead_id = _lead_id(services, command.lead)
+    with lead_for_change(services, lead_id) as (session, lead):
+        if lead is None:
+            raise LeadActionRefused(f"lead #{lead_id} no longer exists")
+        book(session, services, lead, start_at=command.start_at, now=services.clock.now(), actor=actor)
+        label = _label(lead)
+    after_change(services)
+    return Answer(f":calendar: Booked *{label}* for {when(command.start_at, services.business.timezone)}; "
+                  "follow-up stopped and reminders start.")
+
+
+def _lead_id(services: Services, reference: str) -> int:
+    with services.session_factory() as session:
+        return one_lead(session, reference, default_region=services.default_region).id
+
+
+def _on_lead(command: OnLead, services: Services, actor: Actor) -> Answer:
+    lead_id = _lead_id(services, command.lead)
+    now = services.clock.now()
+    with lead_for_change(services, lead_id) as (session, lead):
+        if lead is None:
+            raise LeadActionRefused(f"lead #{lead_id} no longer exists")
+        label = _label(lead)
+        match command.verb:
+            case LeadVerb.PAUSE:
+                pause_lead(session, services, lead, now=now, actor=actor)
+                done = f":double_vertical_bar: Paused the automated follow-up of *{label}*."
+            case LeadVerb.RESUME:
+                resume_lead(session, services, lead, now=now, actor=actor)
+                done = f":arrow_forward: Resumed the follow-up of *{label}*."
+            case LeadVerb.STOP:
+                stop_lead(session, services, lead, now=now, actor=actor)
+                done = f":black_square_for_stop: Stopped all follow-up of *{label}*; marked lost."
+            case LeadVerb.CLAIM:
+                claim_lead(session, lead, now=now, actor=actor)
+                done = f":raising_hand: *{label}* is yours."
+            case LeadVerb.OPT_OUT:
+                channels = [c for c, has in (("sms", lead.phone), ("email", lead.email)) if has]
+                if not channels:
+                    raise LeadActionRefused("this lead has neither a phone nor an email to opt out of")
+                opt_out_by_team(session, services, lead, channels[0], now=now, actor=actor)
+                for channel in channels[1:]:
+                    opt_out(session, lead, channel, now=now, actor=actor)
+                done = f":no_bell: *{label}* is opted out of {' and '.join(channels)}; nothing more goes to them."
+            case _:
+                raise CommandError(usage())
+    after_change(services)
+    return Answer(done)

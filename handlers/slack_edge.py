@@ -1,0 +1,132 @@
+"""What the Slack listeners share: the services from Bolt's context, who clicked where, answering one person."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from slack_bolt import BoltContext
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.lead_actions import LeadActionRefused
+from bot.leads import find_lead
+from bot.models import CallTask, Lead
+from bot.services import Services
+from bot.slack_blocks import escape
+from bot.slack_home import lead_choices_text
+from bot.slack_views import display_phone
+
+log = logging.getLogger(__name__)
+
+#: Context keys the middleware in bot.slack_app fills.
+SERVICES = "services"
+ADMINS = "admins"
+
+
+def services_of(context: BoltContext) -> Services:
+    return context[SERVICES]
+
+
+def admins_of(context: BoltContext) -> frozenset[str]:
+    return context.get(ADMINS) or frozenset()
+
+
+class UnclearLead(LookupError):
+    """No lead, or several, answer to what the person typed; the message says which and how to pick."""
+
+
+def one_lead(session: Session, reference: str, *, default_region: str) -> Lead:
+    """The one lead a person named by id, phone, email or name; UnclearLead when none or several match."""
+    found = find_lead(session, reference, default_region=default_region)
+    if not found:
+        raise UnclearLead(f"No lead matches `{escape(reference)}`. Name a lead by its id, phone, email or name; "
+                          "`/followup list` shows them.")
+    if len(found) > 1:
+        raise UnclearLead(lead_choices_text(reference, [(lead.id, lead.name, lead.phone, lead.email)
+                                                        for lead in found]))
+    return found[0]
+
+
+def plain_name(lead: Lead) -> str:
+    """The lead's name for plain text (modal titles and sections escape it themselves)."""
+    return lead.name.strip() or display_phone(lead.phone) or lead.email or f"Lead #{lead.id}"
+
+
+def after_change(services: Services) -> None:
+    """Let the change show at once: touches it made due go out, and the poster updates Slack."""
+    services.wake_dispatcher()
+    services.wake_poster()
+
+
+@contextmanager
+def lead_for_change(services: Services, lead_id: int) -> Iterator[tuple[Session, Lead | None]]:
+    """One transaction holding the lead's lock, so a change never slips between a check and a send."""
+    with services.lead_locks.hold(lead_id):
+        with services.session_factory.begin() as session:
+            yield session, services.lead_locks.lock_row(session, lead_id)
+
+
+def task_lead_id(services: Services, task_id: int | None) -> int | None:
+    if task_id is None:
+        return None
+    with services.session_factory() as session:
+        return session.scalar(select(CallTask.lead_id).where(CallTask.id == task_id))
+
+
+@contextmanager
+def task_for_change(services: Services, task_id: int | None) -> Iterator[tuple[Session, int]]:
+    """A transaction holding the lock of the call task's lead, so two clicks at once are served in turn.
+
+    The lock is what makes a claim atomic on SQLite, where `FOR UPDATE` does nothing.
+    """
+    lead_id = task_lead_id(services, task_id)
+    if task_id is None or lead_id is None:
+        raise LeadActionRefused("this call task no longer exists")
+    with lead_for_change(services, lead_id) as (session, _lead):
+        yield session, task_id
+
+
+@dataclass(frozen=True)
+class Click:
+    """A button press: which record its value names, who pressed it, and where."""
+
+    target_id: int | None
+    user_id: str
+    channel_id: str | None
+    #: The thread the button's message is in, so an answer shows up beside it.
+    thread_ts: str | None
+    trigger_id: str | None
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any], action: Mapping[str, Any]) -> Click:
+        value = str(action.get("value") or "")
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        return cls(
+            target_id=int(value) if value.isdigit() else None,
+            user_id=(body.get("user") or {}).get("id", ""),
+            channel_id=channel,
+            thread_ts=container.get("thread_ts") or message.get("thread_ts"),
+            trigger_id=body.get("trigger_id"),
+        )
+
+
+def tell(client: WebClient, *, channel: str | None, user: str, text: str, thread_ts: str | None = None) -> None:
+    """Answer one person with an ephemeral message where they acted; a failure to answer is logged, not raised."""
+    if not channel:
+        log.warning("slack: no channel to answer %s in: %s", user, text)
+        return
+    arguments: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+    if thread_ts:
+        arguments["thread_ts"] = thread_ts
+    try:
+        client.chat_postEphemeral(**arguments)
+    except (SlackApiError, SlackClientError) as error:
+        # The action itself is done (or refused) either way; only the note to the person is lost.
+        log.warning("slack: could not answer %s in %s: %s", user, channel, error)

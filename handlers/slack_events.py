@@ -1,0 +1,150 @@
+"""Events: team messages in a lead's thread (internal notes, or a reply to the lead after the send marker),
+and the App Home tab.
+
+Internal by default, explicit send: only a message that starts with the send marker (`!reply`)
+leaves Slack. Each event is applied once, keyed by the envelope's `event_id`, so Slack's retries
+(`X-Slack-Retry-Num`) change nothing a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import audit
+from bot.audit import Actor
+from bot.conversations import DirectMessageRefused, send_direct
+from bot.delivery import first_delivery
+from bot.models import CallTask, Lead
+from bot.services import Services
+from bot.slack_blocks import escape
+from bot.slack_commands import SEND_MARKER, message_for_lead, plain_text_from_slack
+from bot.slack_home import home_view
+from bot.stats import home_snapshot
+from handlers.slack_edge import after_change, services_of, tell
+
+log = logging.getLogger(__name__)
+
+#: The ProcessedDelivery provider for Slack events.
+PROVIDER = "slack"
+#: Message subtypes written by a person; every other subtype (edits, deletions, joins) is ignored.
+PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
+
+
+def register(app: App) -> None:
+    app.event("message")(on_message)
+    app.event("app_home_opened")(on_app_home_opened)
+
+
+@dataclass(frozen=True)
+class ThreadMessage:
+    """A person's message in some thread, as far as followup cares."""
+
+    event_id: str
+    channel: str
+    thread_ts: str
+    ts: str
+    user: str
+    text: str
+    with_files: bool
+
+    @classmethod
+    def read(cls, body: dict[str, Any], event: dict[str, Any]) -> ThreadMessage | None:
+        """The message, or None for what is never a team member's thread message (bots, edits, top level)."""
+        if event.get("bot_id") or event.get("subtype") not in PERSON_SUBTYPES:
+            return None
+        channel, user, ts, thread_ts = (event.get(key) for key in ("channel", "user", "ts", "thread_ts"))
+        if not all(isinstance(part, str) and part for part in (channel, user, ts, thread_ts)) or thread_ts == ts:
+            return None
+        text = event.get("text") if isinstance(event.get("text"), str) else ""
+        event_id = body.get("event_id") if isinstance(body.get("event_id"), str) else f"{channel}:{ts}"
+        return cls(event_id, channel, thread_ts, ts, user, text,
+                   with_files=event.get("subtype") == "file_share" or bool(event.get("files")))
+
+
+def on_message(ack: Ack, body: dict[str, Any], event: dict[str, Any], client: WebClient,
+               context: BoltContext) -> None:
+    ack()
+    message = ThreadMessage.read(body, event)
+    if message is None:
+        return
+    services = services_of(context)
+    raw_reply = message_for_lead(message.text)
+    now = services.clock.now()
+    with services.session_factory.begin() as session:
+        lead_id = session.scalar(select(Lead.id).where(Lead.slack_channel == message.channel,
+                                                       Lead.slack_ts == message.thread_ts))
+        if lead_id is None:
+            misplaced = raw_reply is not None and _is_call_task_copy(session, message)
+        elif not first_delivery(session, PROVIDER, message.event_id, now):
+            return  # a retry of an event already applied
+        elif raw_reply is None:
+            audit.record(session, lead_id=lead_id, actor=Actor.slack_user(message.user), action="note", at=now,
+                         text=plain_text_from_slack(message.text), slack_ts=message.ts)
+            return
+    if lead_id is None:  # a thread, but not a lead's
+        if misplaced:
+            tell(client, channel=message.channel, user=message.user, thread_ts=message.thread_ts,
+                 text=f"Not sent: `{SEND_MARKER}` works in the thread under the lead's card, not under this "
+                      "copy of the call. Nothing left Slack.")
+        return
+    _send_reply(client, services, message, lead_id, plain_text_from_slack(raw_reply or ""))
+
+
+def _is_call_task_copy(session: Session, message: ThreadMessage) -> bool:
+    """The thread is under a call task's copy in the channel (people mistake it for the lead's thread)."""
+    copy = select(CallTask.id).where(CallTask.slack_channel == message.channel,
+                                     CallTask.slack_channel_ts == message.thread_ts)
+    return session.scalar(copy.limit(1)) is not None
+
+
+def _send_reply(client: WebClient, services: Services, message: ThreadMessage, lead_id: int, text: str) -> None:
+    if message.with_files:
+        tell(client, channel=message.channel, user=message.user, thread_ts=message.thread_ts,
+             text=f"Not sent: files cannot go to a lead. Send the words alone with `{SEND_MARKER} ...`.")
+        return
+    if not text:
+        tell(client, channel=message.channel, user=message.user, thread_ts=message.thread_ts,
+             text=f"Nothing to send: write the message after `{SEND_MARKER}`, e.g. `{SEND_MARKER} See you at 3!`")
+        return
+    try:
+        sent = send_direct(services, lead_id, body=text, author=Actor.slack_user(message.user))
+    except DirectMessageRefused as refused:
+        outcome = f":no_entry: Not sent to the lead: {escape(str(refused))}. Nothing left Slack."
+    else:
+        after_change(services)
+        how = "text" if sent.channel == "sms" else "email"
+        if sent.status == "failed":
+            why = (sent.details or {}).get("error") or sent.error_code or "the provider refused it"
+            outcome = f":x: <@{message.user}>'s {how} to the lead failed: {escape(str(why))}."
+        else:
+            outcome = f":outbox_tray: <@{message.user}>'s {how} went to the lead."
+    _post_in_thread(client, message, outcome)
+
+
+def _post_in_thread(client: WebClient, message: ThreadMessage, text: str) -> None:
+    try:
+        client.chat_postMessage(channel=message.channel, thread_ts=message.thread_ts, text=text,
+                                unfurl_links=False, unfurl_media=False)
+    except (SlackApiError, SlackClientError) as error:
+        # The reply itself is sent (or refused) and stored; the poster still mirrors its status.
+        log.warning("slack: could not confirm a thread reply in %s/%s: %s", message.channel, message.thread_ts, error)
+
+
+def on_app_home_opened(ack: Ack, event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    ack()
+    if event.get("tab") != "home" or not isinstance(event.get("user"), str):
+        return
+    services = services_of(context)
+    zone = services.business.timezone
+    with services.session_factory() as session:
+        snapshot = home_snapshot(session, user_id=event["user"], business_name=services.business.name,
+                                 now=services.clock.now(), zone=zone)
+    client.views_publish(user_id=event["user"], view=home_view(snapshot, zone))

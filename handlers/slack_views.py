@@ -1,0 +1,149 @@
+"""Modal submissions: check the form (field errors go back in the ack), then call one use case and answer.
+
+Reading the form is pure and instant, so it happens before the ack that carries its errors; the
+use case runs after the ack. A refusal found then (a task someone else just closed) reaches the
+person as an ephemeral message where they clicked.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+
+from bot.audit import Actor
+from bot.conversations import DirectMessageRefused, send_direct
+from bot.lead_actions import LeadActionRefused, book, log_call_outcome
+from bot.rules import CallOutcome
+from bot.slack_blocks import OUTCOME_LABELS, ModalCallback, escape
+from bot.slack_home import when
+from bot.slack_modals import (
+    CHANNEL_LABELS,
+    FormErrors,
+    ModalOrigin,
+    StaleModal,
+    read_book_form,
+    read_outcome_form,
+    read_reply_form,
+)
+from handlers.slack_edge import after_change, lead_for_change, services_of, task_for_change, tell
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App) -> None:
+    app.view(str(ModalCallback.LOG_OUTCOME))(on_log_outcome)
+    app.view(str(ModalCallback.BOOK))(on_book)
+    app.view(str(ModalCallback.REPLY))(on_reply)
+
+
+def _origin(ack: Ack, view: dict[str, Any]) -> ModalOrigin | None:
+    try:
+        return ModalOrigin.from_metadata(view.get("private_metadata"))
+    except StaleModal as stale:
+        # Only the bot writes private_metadata: this is an old modal or not ours. Close it quietly.
+        log.warning("slack: %s submitted with %s", view.get("callback_id"), stale)
+        ack()
+        return None
+
+
+def _values(view: dict[str, Any]) -> dict[str, Any]:
+    return ((view.get("state") or {}).get("values")) or {}
+
+
+def _answer(client: WebClient, origin: ModalOrigin, user: str, text: str) -> None:
+    tell(client, channel=origin.channel, user=user, thread_ts=origin.thread_ts, text=text)
+
+
+def on_log_outcome(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient,
+                   context: BoltContext) -> None:
+    services = services_of(context)
+    origin = _origin(ack, view)
+    if origin is None:
+        return
+    try:
+        form = read_outcome_form(_values(view), now=services.clock.now())
+    except FormErrors as invalid:
+        ack(response_action="errors", errors=invalid.errors)
+        return
+    ack()
+    user = body["user"]["id"]
+    try:
+        with task_for_change(services, origin.task_id) as (session, task_id):
+            log_call_outcome(session, services, task_id, form.outcome, now=services.clock.now(),
+                             actor=Actor.slack_user(user), notes=form.notes, when=form.when)
+    except LeadActionRefused as refused:
+        _answer(client, origin, user, f"Outcome not saved: {refused}.")
+        return
+    after_change(services)
+    if form.outcome == CallOutcome.CALL_BACK and form.when is not None:
+        _answer(client, origin, user, f":telephone_receiver: Saved. A call back is set for "
+                                      f"{when(form.when, services.business.timezone)}.")
+    else:
+        _answer(client, origin, user, f"Saved: {OUTCOME_LABELS.get(str(form.outcome), str(form.outcome))}.")
+
+
+def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    services = services_of(context)
+    origin = _origin(ack, view)
+    if origin is None:
+        return
+    try:
+        form = read_book_form(_values(view), now=services.clock.now())
+    except FormErrors as invalid:
+        ack(response_action="errors", errors=invalid.errors)
+        return
+    ack()
+    user = body["user"]["id"]
+    actor = Actor.slack_user(user)
+    try:
+        if origin.task_id is not None:
+            # Booked from a call: the call is done with that outcome, and the visit is booked.
+            with task_for_change(services, origin.task_id) as (session, task_id):
+                log_call_outcome(session, services, task_id, CallOutcome.BOOKED, now=services.clock.now(),
+                                 actor=actor, notes=form.notes, when=form.start_at)
+        else:
+            assert origin.lead_id is not None
+            with lead_for_change(services, origin.lead_id) as (session, lead):
+                if lead is None:
+                    raise LeadActionRefused(f"lead #{origin.lead_id} no longer exists")
+                book(session, services, lead, start_at=form.start_at, now=services.clock.now(), actor=actor,
+                     notes=form.notes)
+    except LeadActionRefused as refused:
+        _answer(client, origin, user, f"Not booked: {refused}.")
+        return
+    after_change(services)
+    _answer(client, origin, user, f":calendar: Booked for {when(form.start_at, services.business.timezone)}.")
+
+
+def on_reply(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    services = services_of(context)
+    origin = _origin(ack, view)
+    if origin is None:
+        return
+    try:
+        form = read_reply_form(_values(view))
+    except FormErrors as invalid:
+        ack(response_action="errors", errors=invalid.errors)
+        return
+    ack()
+    user = body["user"]["id"]
+    if origin.lead_id is None:
+        _answer(client, origin, user, "Not sent: the form names no lead.")
+        return
+    how = CHANNEL_LABELS[form.channel].lower() if form.channel == "email" else "text"
+    try:
+        message = send_direct(services, origin.lead_id, body=form.body, author=Actor.slack_user(user),
+                              channel=form.channel, subject=form.subject)
+    except DirectMessageRefused as refused:
+        _answer(client, origin, user, f":no_entry: Not sent: {escape(str(refused))}. Nothing left Slack.")
+        return
+    after_change(services)
+    if message.status == "failed":
+        why = (message.details or {}).get("error") or message.error_code or "the provider refused it"
+        _answer(client, origin, user, f":x: Your {how} was not sent: {escape(str(why))}.")
+        return
+    _answer(client, origin, user, f":outbox_tray: Your {how} is on its way to the lead; its delivery status "
+                                  "shows in the lead's thread.")

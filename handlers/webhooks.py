@@ -1,0 +1,428 @@
+"""HTTP webhook routes: verify, parse into a typed value, call one use case, answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from email.parser import HeaderParser
+from email.utils import parseaddr
+from typing import Any, Callable
+
+from mailparser_reply import EmailReplyParser
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from bot.audit import Actor
+from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
+from bot.conversations import DirectMessageRefused, InboundMessage, send_direct, take_inbound
+from bot.db import is_reachable
+from bot.delivery import SmsStatusReport, apply_email_events, apply_sms_status, first_delivery
+from bot.enrollment import lead_timezones
+from bot.lead_actions import LeadActionRefused, book, opt_out, record_booking_link_click
+from bot.leads import InvalidLead, LeadInput, add_lead, find_existing
+from bot.models import Lead
+from bot.reply_classifier import ReplyRules, classify_reply
+from bot.rules import LeadSignal
+from bot.services import Services
+from bot.settings import Settings
+from handlers.http_edge import (
+    MAX_EMAIL_BODY,
+    BadRequest,
+    form_fields,
+    load_json,
+    read_body,
+    read_form,
+    require_bearer,
+    require_twilio_signature,
+)
+
+#: What a lead's link token looks like (secrets.token_urlsafe); anything else is not worth a query.
+_LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+#: Twilio delivers at most this many characters in one inbound message.
+MAX_SMS_BODY = 1600
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+#: Twilio's own opt-out handling names what it matched; it outranks our reading of the words.
+TWILIO_OPT_OUT_TYPES = {"STOP": LeadSignal.OPT_OUT, "START": LeadSignal.OPT_IN, "HELP": LeadSignal.HELP}
+
+
+def twiml(body: str = EMPTY_TWIML) -> Response:
+    return Response(body, media_type="text/xml")
+
+
+def _endpoint(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadRequest as error:
+            return error.response()
+
+    return endpoint
+
+
+class Webhooks:
+    """The vendor-facing routes, bound to the services and settings they need."""
+
+    def __init__(self, services: Services, settings: Settings, reply_rules: ReplyRules):
+        self.services = services
+        self.settings = settings
+        self.reply_rules = reply_rules
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/webhooks/leads", _endpoint(self.new_lead), methods=["POST"]),
+            Route("/webhooks/twilio/sms", _endpoint(self.twilio_sms), methods=["POST"]),
+            Route("/webhooks/twilio/status", _endpoint(self.twilio_status), methods=["POST"]),
+            Route("/webhooks/twilio/voice", _endpoint(self.twilio_voice), methods=["POST"]),
+            Route("/webhooks/sendgrid/inbound", _endpoint(self.sendgrid_inbound), methods=["POST"]),
+            Route("/webhooks/sendgrid/events", _endpoint(self.sendgrid_events), methods=["POST"]),
+            Route("/webhooks/booking", _endpoint(self.booking), methods=["POST"]),
+            Route("/b/{token}", _endpoint(self.booking_link), methods=["GET"]),
+            Route("/u/{token}", _endpoint(self.unsubscribe), methods=["GET", "POST"]),
+            Route("/healthz", _endpoint(self.health), methods=["GET"]),
+        ]
+
+    # --- lead intake ---------------------------------------------------------------------------
+
+    async def _fields(self, request: Request) -> dict[str, Any]:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            return form_fields(await read_form(request))
+        payload = load_json(await read_body(request) or b"null")
+        if not isinstance(payload, dict):
+            raise BadRequest(400, "body must be a JSON object or a form")
+        return payload
+
+    async def new_lead(self, request: Request) -> Response:
+        require_bearer(request, self.settings.lead_webhook_token, "LEAD_WEBHOOK_TOKEN")
+        fields = await self._fields(request)
+        try:
+            data = LeadInput.parse(fields, default_region=self.services.default_region, default_source="web")
+        except InvalidLead as error:
+            raise BadRequest(422, "invalid lead", reasons=error.reasons) from error
+        if data.sequence and not self.services.playbooks.has(data.sequence):
+            raise BadRequest(422, "invalid lead", reasons=[f"sequence: no playbook named {data.sequence!r}"])
+        result = await run_in_threadpool(self._add_lead, data)
+        return JSONResponse({"lead_id": result.lead_id, "created": result.created},
+                            status_code=201 if result.created else 200)
+
+    def _add_lead(self, data: LeadInput):  # noqa: ANN202
+        services = self.services
+        with services.session_factory.begin() as session:
+            result = add_lead(session, data, business=services.business,
+                              sequence=services.playbooks.get(data.sequence), now=services.clock.now(),
+                              actor=Actor.lead(0))
+        if result.enrolled:
+            services.wake_dispatcher()
+        return result
+
+    # --- Twilio --------------------------------------------------------------------------------
+
+    async def _twilio_form(self, request: Request) -> dict[str, str]:
+        params = form_fields(await read_form(request))
+        require_twilio_signature(request, params, self.settings.twilio_auth_token, self.settings.public_base_url)
+        return params
+
+    async def twilio_sms(self, request: Request) -> Response:
+        params = await self._twilio_form(request)
+        sid, sender, body = params.get("MessageSid"), params.get("From"), params.get("Body", "")
+        if not sid or not sender:
+            raise BadRequest(400, "MessageSid and From are required")
+        if len(body) > MAX_SMS_BODY:
+            raise BadRequest(400, f"Body longer than Twilio's {MAX_SMS_BODY} characters")
+        try:
+            phone = normalize_phone(sender, self.services.default_region)
+        except InvalidPhone as error:
+            raise BadRequest(400, f"From: {error}") from error
+        await run_in_threadpool(self._take_sms, phone, body, sid, params)
+        return twiml()
+
+    def _take_sms(self, phone: str, body: str, sid: str, params: dict[str, str]) -> None:
+        services = self.services
+        understanding = classify_reply(body, rules=self.reply_rules, channel="sms", now=services.clock.now(),
+                                       lead_timezone=self._timezone_for(phone=phone))
+        signal = TWILIO_OPT_OUT_TYPES.get(params.get("OptOutType", "").upper()) or LeadSignal(
+            understanding.reply_class.value)
+        result = take_inbound(services, InboundMessage(
+            channel="sms", sender=phone, body=body, signal=signal, provider_id=sid,
+            requested_time=understanding.requested_time,
+            details={"rule": understanding.rule, "num_media": params.get("NumMedia", "0"),
+                     "requested_time_text": understanding.requested_time_text},
+        ))
+        if result.applied and signal == LeadSignal.HELP and "OptOutType" not in params:
+            # Twilio answers HELP itself when its opt-out handling matched; otherwise we do, once.
+            business = services.business
+            try:
+                send_direct(services, result.lead_id, channel="sms", author=Actor.lead(result.lead_id),
+                            body=f"{business.name}: for help call {_national(business.phone)}. "
+                                 "Reply STOP to opt out.")
+            except DirectMessageRefused:
+                pass  # opted out or unreachable: HELP gets no answer from us, by the same rule as everything
+
+    def _timezone_for(self, *, phone: str | None = None, email: str | None = None) -> str:
+        with self.services.session_factory() as session:
+            lead = find_existing(session, phone, email)
+            if lead is not None:
+                return lead_timezones(lead, self.services.business)[0]
+        return self.services.business.timezone.key
+
+    async def twilio_status(self, request: Request) -> Response:
+        params = await self._twilio_form(request)
+        sid, status = params.get("MessageSid"), params.get("MessageStatus") or params.get("SmsStatus")
+        if not sid or not status:
+            raise BadRequest(400, "MessageSid and MessageStatus are required")
+        report = SmsStatusReport(message_sid=sid, status=status.lower(), error_code=params.get("ErrorCode") or None)
+        await run_in_threadpool(apply_sms_status, self.services, report)
+        return Response(status_code=204)
+
+    async def twilio_voice(self, request: Request) -> Response:
+        params = await self._twilio_form(request)
+        call_sid, caller = params.get("CallSid"), params.get("From")
+        if not call_sid or not caller:
+            raise BadRequest(400, "CallSid and From are required")
+        try:
+            phone = normalize_phone(caller, self.services.default_region)
+        except InvalidPhone:
+            phone = None  # a withheld or odd caller id: nothing to text back, but still answer the call
+        if phone:
+            await run_in_threadpool(self._missed_call, phone, call_sid)
+        business = self.services.business
+        say = (f"Thanks for calling {business.name}. Sorry we missed you. "
+               "We will text you right away, and someone will call you back soon.")
+        from xml.sax.saxutils import escape
+
+        return twiml(f'<?xml version="1.0" encoding="UTF-8"?><Response><Say>{escape(say)}</Say><Hangup/></Response>')
+
+    def _missed_call(self, phone: str, call_sid: str) -> None:
+        services = self.services
+        with services.session_factory.begin() as session:
+            if not first_delivery(session, "twilio-call", call_sid, services.clock.now()):
+                return
+            data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
+            result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
+                              now=services.clock.now(), actor=Actor.lead(0))
+        if result.enrolled:
+            services.wake_dispatcher()
+
+    # --- SendGrid ------------------------------------------------------------------------------
+
+    async def sendgrid_inbound(self, request: Request) -> Response:
+        expected = self.settings.sendgrid_inbound_token
+        if expected and request.query_params.get("token") != expected:
+            raise BadRequest(403, "missing or wrong ?token= for Inbound Parse")
+        fields = form_fields(await read_form(request, MAX_EMAIL_BODY))
+        sender = _sender_address(fields)
+        if not sender:
+            raise BadRequest(400, "no sender address in 'from' or 'envelope'")
+        try:
+            email = normalize_email(sender)
+        except InvalidEmail as error:
+            raise BadRequest(400, f"from: {error}") from error
+        headers = HeaderParser().parsestr(fields.get("headers", ""))
+        header_map = {k: str(v) for k, v in headers.items()}
+        text = fields.get("text") or _html_to_text(fields.get("html", ""))
+        reply = _strip_quoted(text)
+        message_id = headers.get("Message-ID") or hashlib.sha256(
+            f"{email}\n{fields.get('subject', '')}\n{text}".encode()).hexdigest()
+        await run_in_threadpool(self._take_email, email, reply, fields.get("subject"), str(message_id), header_map)
+        return JSONResponse({"ok": True})
+
+    def _take_email(self, email: str, body: str, subject: str | None, message_id: str,
+                    headers: dict[str, str]) -> None:
+        understanding = classify_reply(body, rules=self.reply_rules, channel="email",
+                                       now=self.services.clock.now(), lead_timezone=self._timezone_for(email=email),
+                                       headers=headers, subject=subject)
+        take_inbound(self.services, InboundMessage(
+            channel="email", sender=email, body=body, subject=subject,
+            signal=LeadSignal(understanding.reply_class.value), provider_id=message_id[:100],
+            requested_time=understanding.requested_time,
+            details={"rule": understanding.rule, "requested_time_text": understanding.requested_time_text},
+        ))
+
+    async def sendgrid_events(self, request: Request) -> Response:
+        body = await read_body(request, MAX_EMAIL_BODY)
+        key = self.settings.sendgrid_webhook_public_key
+        if key:
+            _verify_sendgrid_signature(request, body, key)
+        events = load_json(body)
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise BadRequest(400, "body must be a JSON array of event objects")
+        applied = await run_in_threadpool(apply_email_events, self.services, events)
+        return JSONResponse({"applied": applied})
+
+    # --- bookings and links ----------------------------------------------------------------------
+
+    async def booking(self, request: Request) -> Response:
+        require_bearer(request, self.settings.booking_webhook_token, "BOOKING_WEBHOOK_TOKEN")
+        fields = await self._fields(request)
+        start = _parse_start(fields.get("start"))
+        notes = fields.get("notes") or ""
+        if not isinstance(notes, str):
+            raise BadRequest(422, "notes must be text")
+        appointment_id, lead_id = await run_in_threadpool(self._book, fields, start, notes)
+        return JSONResponse({"lead_id": lead_id, "appointment_id": appointment_id}, status_code=201)
+
+    def _book(self, fields: dict[str, Any], start: datetime, notes: str) -> tuple[int, int]:
+        services = self.services
+        with services.session_factory.begin() as session:
+            lead = _booked_lead(session, fields, services.default_region)
+            try:
+                appointment = book(session, services, lead, start_at=start, now=services.clock.now(),
+                                   actor=Actor.lead(lead.id), notes=notes)
+            except LeadActionRefused as error:
+                raise BadRequest(422, str(error)) from error
+            result = (appointment.id, lead.id)
+        services.wake_dispatcher()
+        return result
+
+    async def booking_link(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        if _LINK_TOKEN.fullmatch(token):
+            await run_in_threadpool(self._record_click, token)
+        return RedirectResponse(self.services.business.booking_link, status_code=302)
+
+    def _record_click(self, token: str) -> None:
+        services = self.services
+        with services.session_factory.begin() as session:
+            lead = session.scalars(select(Lead).where(Lead.link_token == token)).first()
+            if lead is not None:
+                record_booking_link_click(session, lead, now=services.clock.now())
+
+    async def unsubscribe(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        if request.method == "GET":
+            return Response(_UNSUBSCRIBE_PAGE.format(name=_html(self.services.business.name)),
+                            media_type="text/html")
+        done = _LINK_TOKEN.fullmatch(token) is not None and await run_in_threadpool(self._unsubscribe, token)
+        if not done:
+            raise BadRequest(404, "unknown unsubscribe link")
+        return Response(_UNSUBSCRIBED_PAGE.format(name=_html(self.services.business.name)), media_type="text/html")
+
+    def _unsubscribe(self, token: str) -> bool:
+        services = self.services
+        with services.session_factory.begin() as session:
+            lead = session.scalars(select(Lead).where(Lead.link_token == token)).first()
+            if lead is None:
+                return False
+            opt_out(session, lead, "email", now=services.clock.now(), actor=Actor.lead(lead.id))
+            from bot import outbox
+            from bot.outbox import Notice
+
+            outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=services.clock.now(),
+                           text="unsubscribed from email by link: no more email")
+            outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=services.clock.now())
+        return True
+
+    async def health(self, request: Request) -> Response:
+        try:
+            await run_in_threadpool(is_reachable, self.services.session_factory.kw["bind"])
+        except Exception as error:  # noqa: BLE001 - any database failure means not healthy
+            return JSONResponse({"ok": False, "error": f"database: {type(error).__name__}"}, status_code=503)
+        return JSONResponse({"ok": True})
+
+
+_UNSUBSCRIBE_PAGE = """<!doctype html><meta charset="utf-8"><title>Unsubscribe</title>
+<body style="font-family:sans-serif;max-width:32em;margin:3em auto">
+<h1>Unsubscribe from {name}</h1><p>Stop all email from {name}?</p>
+<form method="post"><button type="submit">Unsubscribe</button></form></body>"""
+_UNSUBSCRIBED_PAGE = """<!doctype html><meta charset="utf-8"><title>Unsubscribed</title>
+<body style="font-family:sans-serif;max-width:32em;margin:3em auto">
+<h1>You are unsubscribed</h1><p>{name} will not email you again.</p></body>"""
+
+
+def _national(phone: str) -> str:
+    import phonenumbers
+
+    return phonenumbers.format_number(phonenumbers.parse(phone), phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def _html(text: str) -> str:
+    from html import escape
+
+    return escape(text)
+
+
+def _sender_address(fields: dict[str, str]) -> str | None:
+    try:
+        envelope = json.loads(fields.get("envelope") or "{}")
+    except json.JSONDecodeError:
+        envelope = {}
+    if isinstance(envelope, dict) and isinstance(envelope.get("from"), str) and envelope["from"]:
+        return envelope["from"]
+    address = parseaddr(fields.get("from", ""))[1]
+    return address or None
+
+
+def _html_to_text(html: str) -> str:
+    import re
+    from html import unescape
+
+    return unescape(re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+def _strip_quoted(text: str) -> str:
+    """Keep only what the lead wrote now: quoted history and signatures go."""
+    if not text.strip():
+        return ""
+    try:
+        parsed = EmailReplyParser(languages=["en"]).read(text)
+        latest = parsed.replies[0].body if parsed.replies else text
+    except Exception:  # noqa: BLE001 - a parser failure must not lose the message: keep it whole
+        latest = text
+    return (latest or text).strip()[:5000]
+
+
+def _parse_start(value: Any) -> datetime:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(422, "start is required: an ISO 8601 date and time with offset")
+    try:
+        start = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise BadRequest(422, f"start: {value!r} is not ISO 8601 (e.g. 2026-12-01T15:30:00-06:00)") from error
+    if start.tzinfo is None:
+        raise BadRequest(422, "start needs a UTC offset (e.g. 2026-12-01T15:30:00-06:00)")
+    return start.astimezone(timezone.utc)
+
+
+def _booked_lead(session: Any, fields: dict[str, Any], default_region: str) -> Lead:
+    lead_id = fields.get("lead_id")
+    if lead_id is not None:
+        if not (isinstance(lead_id, int) or (isinstance(lead_id, str) and lead_id.isdigit())):
+            raise BadRequest(422, "lead_id must be a number")
+        lead = session.get(Lead, int(lead_id))
+        if lead is None:
+            raise BadRequest(404, f"no lead with id {lead_id}")
+        return lead
+    phone = email = None
+    try:
+        if isinstance(fields.get("phone"), str) and fields["phone"]:
+            phone = normalize_phone(fields["phone"], default_region)
+        if isinstance(fields.get("email"), str) and fields["email"]:
+            email = normalize_email(fields["email"])
+    except (InvalidPhone, InvalidEmail) as error:
+        raise BadRequest(422, str(error)) from error
+    if not phone and not email:
+        raise BadRequest(422, "give lead_id, phone or email to find the lead")
+    lead = find_existing(session, phone, email)
+    if lead is None:
+        raise BadRequest(404, "no lead with that phone or email")
+    return lead
+
+
+def _verify_sendgrid_signature(request: Request, body: bytes, public_key: str) -> None:
+    from sendgrid.helpers.eventwebhook import EventWebhook
+
+    signature = request.headers.get("x-twilio-email-event-webhook-signature")
+    timestamp = request.headers.get("x-twilio-email-event-webhook-timestamp")
+    if not signature or not timestamp:
+        raise BadRequest(403, "missing SendGrid event webhook signature headers")
+    try:
+        verified = EventWebhook(public_key).verify_signature(body.decode("utf-8"), signature, timestamp)
+    except Exception:  # noqa: BLE001 - a malformed key, signature or body all mean "not verified"
+        verified = False
+    if not verified:
+        raise BadRequest(403, "invalid SendGrid event webhook signature")

@@ -1,0 +1,102 @@
+"""The `followup` command as an operator uses it: check, preview, import, leads, db upgrade."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path: Path, business_file: Path, database_url: str):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("FOLLOWUP_BUSINESS", str(business_file))
+    return tmp_path
+
+
+def test_check_passes_on_the_shipped_content(env, capsys):
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "OK:" in out and "sequence default" in out and "segment" in out
+
+
+def test_check_names_the_file_and_line_of_a_broken_business_file(env, monkeypatch, capsys):
+    broken = env / "broken.yml"
+    broken.write_text("name: X\ntimezone: Mars/Base\nphone: '+13125550142'\naddress: 1 Main St\n"
+                      "booking_link: https://example.com\nsequence: default\n")
+    monkeypatch.setenv("FOLLOWUP_BUSINESS", str(broken))
+    assert main(["check"]) == 1
+    assert f"{broken}:2" in capsys.readouterr().err
+
+
+def test_preview_shows_each_touch_in_business_and_lead_time_with_its_text(env, capsys):
+    assert main(["preview", "--lead", "name=Sam Ortiz,phone=+14155552671", "--start", "2026-11-25T09:00-06:00"]) == 0
+    out = capsys.readouterr().out
+    assert "Sam" in out and "business" in out and "| lead" in out
+    assert "PST" in out and "CST" in out  # the lead is in California, the clinic in Chicago
+    assert "Reply STOP to opt out" in out
+
+
+def test_preview_of_reminders_counts_back_from_the_appointment(env, capsys):
+    assert main(["preview", "--sequence", "appointment_reminders", "--start", "2026-11-25T09:00-06:00",
+                 "--appointment", "2026-11-30T10:00-06:00", "--brief"]) == 0
+    assert "appointment Mon Nov 30 10:00" in capsys.readouterr().out
+
+
+def test_preview_refuses_a_time_without_an_offset(env, capsys):
+    assert main(["preview", "--start", "2026-11-25T09:00"]) == 1
+    assert "needs a UTC offset" in capsys.readouterr().err
+
+
+def test_import_keeps_good_rows_reports_bad_ones_by_line_and_makes_no_duplicates(env, capsys):
+    csv_file = env / "leads.csv"
+    csv_file.write_text(
+        "name,phone,email,source,insurance\n"
+        "Dana Lee,(312) 555-0142,dana@example.com,web,Aetna\n"
+        "No Way,,,web,\n"
+        "Bad Phone,12,,web,\n"
+        "Dana Again,312.555.0142,,web,\n"
+        "Sam Ortiz,,sam@example.com,referral,\n"
+    )
+    assert main(["import", str(csv_file)]) == 0
+    captured = capsys.readouterr()
+    assert f"{csv_file}:3: phone or email" in captured.err
+    assert f"{csv_file}:4: phone:" in captured.err
+    assert "2 added, 1 already known, 2 rejected" in captured.out
+    assert main(["leads", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["Dana Lee", "Sam Ortiz"]
+    assert rows[0]["enrollment_state"] == "active" and rows[0]["next_touch"]["step"]
+
+
+def test_import_of_a_file_without_contact_columns_says_so(env, capsys):
+    csv_file = env / "people.csv"
+    csv_file.write_text("name,city\nDana,Chicago\n")
+    assert main(["import", str(csv_file)]) == 1
+    assert f"{csv_file}:1: no 'phone' or 'email' column" in capsys.readouterr().err
+
+
+def test_leads_show_tells_the_whole_story_for_people_and_scripts(env, capsys):
+    csv_file = env / "leads.csv"
+    csv_file.write_text("name,phone\nDana Lee,+13125550142\n")
+    main(["import", str(csv_file)])
+    capsys.readouterr()
+    assert main(["leads", "show", "Dana"]) == 0
+    text = capsys.readouterr().out
+    assert "Dana Lee" in text and "touches:" in text and "scheduled" in text
+    assert main(["leads", "show", "(312) 555-0142", "--json"]) == 0
+    detail = json.loads(capsys.readouterr().out)
+    assert detail["stage"] == "new" and detail["touches"]
+    assert all(t["status"] == "scheduled" for t in detail["touches"])
+    assert main(["leads", "show", "nobody"]) == 1
+    assert "no lead matches 'nobody'" in capsys.readouterr().err
+
+
+def test_db_upgrade_is_safe_to_run_twice(env, capsys):
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "upgrade"]) == 0
+    assert "up to date" in capsys.readouterr().out

@@ -1,0 +1,287 @@
+"""Block Kit builders: what each message shows, which buttons apply, escaping, and Slack's limits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from slack_sdk.models.blocks import Block
+
+from bot.slack_blocks import (
+    MODAL_CALLBACKS,
+    ActionId,
+    call_task_blocks,
+    call_task_text,
+    clip,
+    escape,
+    lead_card_blocks,
+    lead_card_text,
+    thread_entry_blocks,
+    thread_entry_text,
+)
+from bot.slack_views import (
+    Automation,
+    CallOutcomeEntry,
+    CallTaskView,
+    DecisionEntry,
+    FailureEntry,
+    InboundEntry,
+    LeadCard,
+    NeedsPersonEntry,
+    OutboundEntry,
+    SequenceProgress,
+    mention,
+)
+
+HOSTILE = "<!channel> <!here> <@U0EVIL> <http://evil.example|bank.com> & co"
+
+CARD = LeadCard(
+    lead_id=7, name="Dana Lee", phone="+13125550142", phone_display="+1 312-555-0142", email="dana@example.com",
+    source="website", first_message="Lower back pain, any openings?", stage="new", owner=None,
+    automation=Automation.RUNNING, can_reply=True,
+    progress=SequenceProgress(sequence="default", state="active", reason="", done=1, total=7,
+                              next_step="same_day_email", next_channel="email",
+                              next_at="Wednesday, Nov 25 at 9:15 AM"),
+)
+TASK = CallTaskView(
+    task_id=42, lead_id=7, lead_name="Dana Lee", phone="+13125550142", phone_display="+1 312-555-0142",
+    email="dana@example.com", source="website", stage="engaged", first_message="Lower back pain, any openings?",
+    reason="asked a question", status="open", call_script="Hi Dana, this is Sam from Lakeside.",
+    voicemail_script="Hi Dana, call us back at 312-555-0111.", automation=Automation.PAUSED,
+    due_at="Wednesday, Nov 25 at 9:00 AM", last_reply="Do you take Blue Cross?", mention="<!subteam^S0ONCALL>",
+)
+ENTRIES = [
+    OutboundEntry(message_id=1, channel="sms", text="Hi Dana! Reply STOP to opt out.", status="queued",
+                  step_id="instant_sms", at="Wednesday, Nov 25 at 9:00 AM"),
+    OutboundEntry(message_id=2, channel="email", text="Thanks for reaching out", status="bounce",
+                  subject="Your next step", step_id="same_day_email", error_code="550"),
+    OutboundEntry(message_id=3, channel="sms", text="See you then", status="delivered", author="U0ALICE"),
+    InboundEntry(channel="sms", text="Can I come tomorrow at 3?", classification="asks_time",
+                 requested_time="Thursday, Nov 26 at 3:00 PM"),
+    DecisionEntry(text="replied; a person takes over", actor="the lead", mention="<@U0ALICE>"),
+    FailureEntry(channel="sms", error="invalid number (code 21211)", step_id="instant_sms"),
+    NeedsPersonEntry(text="It is not known whether instant_sms reached the lead", mention="<!subteam^S0ONCALL>"),
+    CallOutcomeEntry(task_id=42, outcome="left_voicemail", logged_by="U0BOB", notes="left the script"),
+]
+
+
+def assert_valid(blocks: list[dict]) -> None:
+    """What Slack would accept: known block types, every documented limit, at most 50 blocks."""
+    assert 0 < len(blocks) <= 50
+    parsed = Block.parse_all(blocks)
+    assert all(block is not None for block in parsed)
+    for block in parsed:
+        block.validate_json()
+
+
+def buttons(blocks: list[dict]) -> dict[str, str]:
+    return {e["action_id"]: e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]}
+
+
+def text_of(blocks: list[dict]) -> str:
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw, escaped", [
+    ("<!channel>", "&lt;!channel&gt;"),
+    ("<@U123>", "&lt;@U123&gt;"),
+    ("<http://x|link>", "&lt;http://x|link&gt;"),
+    ("Tom & Jerry", "Tom &amp; Jerry"),
+    ("&lt; already", "&amp;lt; already"),
+    ("*bold* _it_ `code` \"quotes\" 'x'", "*bold* _it_ `code` \"quotes\" 'x'"),
+    ("", ""),
+])
+def test_escape_replaces_only_ampersand_and_angle_brackets(raw, escaped):
+    assert escape(raw) == escaped
+
+
+@pytest.mark.parametrize("text, limit", [("a" * 5000, 3000), ("&amp;" * 1000, 3000), ("ab&lt;cd" * 30, 150),
+                                         ("x" * 74 + "&gt;", 75)])
+def test_clipped_text_fits_ends_in_an_ellipsis_and_never_cuts_an_entity(text, limit):
+    clipped = clip(text, limit)
+    assert len(clipped) <= limit and clipped.endswith("…")
+    body = clipped[:-1]
+    assert body.count("&") == body.count(";")
+
+
+def test_mentions_are_formatted_for_users_and_user_groups():
+    assert mention("U0ALICE") == "<@U0ALICE>"
+    assert mention("S0ONCALL") == "<!subteam^S0ONCALL>"
+    assert mention("<!subteam^S0ONCALL>") == "<!subteam^S0ONCALL>"
+    assert mention(None) is None and mention("  ") is None
+
+
+def test_action_ids_and_modal_callbacks_are_unique_names_listeners_can_import():
+    assert len({a.value for a in ActionId}) == len(ActionId)
+    assert {"lead_claim", "lead_reply", "lead_pause", "lead_resume", "lead_booked", "lead_not_interested",
+            "task_claim", "task_log_outcome", "task_snooze"} <= {a.value for a in ActionId}
+    assert MODAL_CALLBACKS == ("log_outcome_modal", "reply_modal", "book_modal")
+
+
+# --- the lead card ------------------------------------------------------------------------------
+
+
+def test_the_card_shows_who_what_they_asked_where_they_stand_and_the_buttons():
+    blocks = lead_card_blocks(CARD)
+    assert_valid(blocks)
+    shown = text_of(blocks)
+    for part in ("Dana Lee", "<tel:+13125550142|+1 312-555-0142>", "dana@example.com", "website",
+                 "Lower back pain", "New", "unclaimed",
+                 "Touch 1 of 7", "next: *same_day_email* Email at Wednesday, Nov 25 at 9:15 AM"):
+        assert part in shown
+    assert buttons(blocks) == {"lead_claim": "7", "lead_reply": "7", "lead_pause": "7", "lead_booked": "7",
+                               "lead_not_interested": "7"}
+
+
+@pytest.mark.parametrize("change, present, absent", [
+    ({"owner": "U0ALICE"}, {"lead_reply"}, {"lead_claim"}),
+    ({"automation": Automation.PAUSED}, {"lead_resume"}, {"lead_pause"}),
+    ({"automation": Automation.OFF}, set(), {"lead_pause", "lead_resume"}),
+    ({"stage": "booked"}, {"lead_not_interested"}, {"lead_booked"}),
+    ({"stage": "lost", "automation": Automation.OFF}, {"lead_booked"}, {"lead_not_interested", "lead_pause"}),
+    ({"can_reply": False}, {"lead_claim"}, {"lead_reply"}),
+])
+def test_the_card_offers_only_the_buttons_that_apply(change, present, absent):
+    blocks = lead_card_blocks(replace(CARD, **change))
+    assert_valid(blocks)
+    assert present <= set(buttons(blocks)) and not absent & set(buttons(blocks))
+
+
+def test_an_owned_card_names_the_owner():
+    assert "<@U0ALICE>" in text_of(lead_card_blocks(replace(CARD, owner="U0ALICE")))
+
+
+@pytest.mark.parametrize("state, words", [("paused", "Automation paused"), ("stopped", "Sequence stopped"),
+                                          ("completed", "Sequence finished")])
+def test_the_card_says_when_the_sequence_is_not_running(state, words):
+    progress = replace(CARD.progress, state=state, reason="replied; a person takes over")
+    assert words in text_of(lead_card_blocks(replace(CARD, progress=progress)))
+
+
+def test_lead_supplied_text_on_the_card_pings_no_one_and_links_nowhere():
+    card = replace(CARD, name=HOSTILE, first_message=HOSTILE, source=HOSTILE, email=HOSTILE)
+    blocks = lead_card_blocks(card)
+    assert_valid(blocks)
+    for shown in (text_of(blocks), lead_card_text(card)):
+        assert "<!channel>" not in shown and "<!here>" not in shown and "<@U0EVIL>" not in shown
+        assert "<http://evil" not in shown and "&lt;!channel&gt;" in shown
+
+
+def test_huge_lead_text_is_cut_to_slacks_limits():
+    card = replace(CARD, name="N" * 500, first_message="word " * 4000, source="s" * 3000)
+    blocks = lead_card_blocks(card)
+    assert_valid(blocks)
+    assert len(blocks[0]["text"]["text"]) <= 150 and blocks[0]["text"]["text"].endswith("…")
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section" and "text" in b)
+
+
+# --- thread entries -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: type(e).__name__)
+def test_every_thread_entry_is_valid_block_kit_with_a_notification_text(entry):
+    assert_valid(thread_entry_blocks(entry))
+    assert thread_entry_text(entry).strip()
+
+
+def test_a_sent_touch_shows_its_channel_text_and_delivery_status():
+    shown = text_of(thread_entry_blocks(ENTRIES[0]))
+    assert "SMS sent" in shown and "instant_sms" in shown and "Reply STOP" in shown and "queued" in shown
+    email = text_of(thread_entry_blocks(ENTRIES[1]))
+    assert "Your next step" in email and "bounce" in email and "550" in email
+
+
+def test_a_team_reply_names_who_sent_it():
+    assert "SMS from <@U0ALICE>" in text_of(thread_entry_blocks(ENTRIES[2]))
+
+
+def test_a_reply_shows_how_it_was_understood_and_the_time_asked_for():
+    shown = text_of(thread_entry_blocks(ENTRIES[3]))
+    assert "asked for a time" in shown and "Thursday, Nov 26 at 3:00 PM" in shown
+
+
+def test_a_decision_keeps_the_deciders_mention_but_escapes_everything_else():
+    entry = DecisionEntry(text="paused by <@U0ALICE> after <!channel>", actor="<@U0ALICE>")
+    shown = text_of(thread_entry_blocks(entry))
+    assert "paused by <@U0ALICE>" in shown and "&lt;!channel&gt;" in shown
+
+
+def test_a_decision_by_someone_not_named_in_it_says_who():
+    shown = text_of(thread_entry_blocks(DecisionEntry(text="booked", actor="<@U0BOB>")))
+    assert "booked · by <@U0BOB>" in shown
+
+
+def test_alerts_mention_who_must_act():
+    assert "<@U0ALICE>" in text_of(thread_entry_blocks(ENTRIES[4]))
+    assert "<!subteam^S0ONCALL>" in thread_entry_text(ENTRIES[6])
+
+
+def test_a_call_outcome_says_what_happened_and_who_logged_it():
+    shown = text_of(thread_entry_blocks(ENTRIES[7]))
+    assert "Left voicemail" in shown and "logged by <@U0BOB>" in shown
+
+
+@pytest.mark.parametrize("entry", [
+    OutboundEntry(message_id=1, channel="sms", text=HOSTILE, status="sent", subject=HOSTILE),
+    InboundEntry(channel="email", text=HOSTILE, classification="question", subject=HOSTILE),
+    FailureEntry(channel="sms", error=HOSTILE),
+    NeedsPersonEntry(text=HOSTILE),
+    CallOutcomeEntry(task_id=1, outcome="no_answer", logged_by="U0BOB", notes=HOSTILE),
+], ids=lambda e: type(e).__name__)
+def test_lead_supplied_text_in_thread_entries_is_escaped(entry):
+    for shown in (text_of(thread_entry_blocks(entry)), thread_entry_text(entry)):
+        assert "<!channel>" not in shown and "<@U0EVIL>" not in shown and "<http://evil" not in shown
+
+
+# --- call tasks ---------------------------------------------------------------------------------
+
+
+def test_an_open_call_task_has_why_context_scripts_tap_to_call_and_every_button():
+    blocks = call_task_blocks(TASK)
+    assert_valid(blocks)
+    shown = text_of(blocks)
+    for part in ("Call Dana Lee", "asked a question", "<tel:+13125550142|+1 312-555-0142>", "Lower back pain",
+                 "Do you take Blue Cross?", "Hi Dana, this is Sam", "call us back at 312-555-0111",
+                 "<!subteam^S0ONCALL>"):
+        assert part in shown
+    assert buttons(blocks) == {a: "42" for a in ("task_claim", "task_log_outcome", "task_resume", "task_booked",
+                                                 "task_not_interested", "task_snooze")}
+    assert "<!subteam^S0ONCALL>" in call_task_text(TASK)
+
+
+def test_a_claimed_call_task_shows_who_has_it_and_no_claim_button():
+    blocks = call_task_blocks(replace(TASK, status="claimed", claimed_by="U0ALICE", mention=None))
+    assert_valid(blocks)
+    assert "Claimed by <@U0ALICE>" in text_of(blocks)
+    assert "task_claim" not in buttons(blocks) and "task_log_outcome" in buttons(blocks)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"status": "done", "outcome": "left_voicemail", "logged_by": "U0BOB", "notes": "no pickup"},
+     ["Done: Left voicemail", "logged by <@U0BOB>", "no pickup"]),
+    ({"status": "done", "outcome": "call_back", "logged_by": "U0BOB", "callback_at": "Friday, Nov 27 at 2:00 PM"},
+     ["Done: Call back", "Friday, Nov 27 at 2:00 PM"]),
+    ({"status": "cancelled", "notes": "cancelled: booked"}, ["Cancelled", "cancelled: booked"]),
+])
+def test_a_finished_call_task_shows_what_happened_and_no_buttons(change, words):
+    blocks = call_task_blocks(replace(TASK, mention=None, **change))
+    assert_valid(blocks)
+    assert not buttons(blocks)
+    assert all(w in text_of(blocks) for w in words)
+
+
+def test_pause_shows_on_a_task_while_automation_runs():
+    assert "task_pause" in buttons(call_task_blocks(replace(TASK, automation=Automation.RUNNING)))
+
+
+def test_hostile_text_in_a_call_task_is_escaped_and_long_scripts_fit():
+    task = replace(TASK, lead_name=HOSTILE, first_message=HOSTILE, last_reply=HOSTILE, reason=HOSTILE,
+                   call_script=HOSTILE * 100, voicemail_script="v" * 9000, email=HOSTILE)
+    blocks = call_task_blocks(task)
+    assert_valid(blocks)
+    for shown in (text_of(blocks), call_task_text(task)):
+        assert "<!channel>" not in shown and "<@U0EVIL>" not in shown and "<http://evil" not in shown

@@ -1,0 +1,173 @@
+"""TwilioSmsSender through twilio-python against the Twilio stand-in."""
+
+from __future__ import annotations
+
+import base64
+import socket
+
+import pytest
+
+from bot.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.standins.twilio_api import TwilioApiStandin
+from bot.twilio_sms import TwilioSmsSender
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "auth-token"
+FROM = "+15005550006"
+LEAD = "+15551230001"
+
+
+@pytest.fixture
+def twilio():
+    with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as standin:
+        yield standin
+
+
+@pytest.fixture
+def sender(twilio):
+    return TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM, api_url=twilio.url, timeout=0.5)
+
+
+def sms(to: str = LEAD, **fields) -> OutgoingSms:
+    return OutgoingSms(to=to, body="Hi Ann, it's Dr. Lee's office.", reference="touch-1", **fields)
+
+
+def test_a_send_posts_twilios_form_fields_with_basic_auth(twilio, sender):
+    receipt = sender.send_sms(sms(status_callback="https://bot.example/twilio/status"))
+
+    [request] = twilio.requests
+    assert request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert request.data == {
+        "To": LEAD,
+        "From": FROM,
+        "Body": "Hi Ann, it's Dr. Lee's office.",
+        "StatusCallback": "https://bot.example/twilio/status",
+    }
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    assert receipt == SendReceipt(provider_id=twilio.messages[0]["sid"], status="queued")
+
+
+def test_a_messaging_service_sends_without_from(twilio):
+    sender = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, messaging_service_sid="MG" + "2" * 32, api_url=twilio.url)
+
+    receipt = sender.send_sms(sms())
+
+    assert twilio.requests[-1].data == {"To": LEAD, "MessagingServiceSid": "MG" + "2" * 32, "Body": sms().body}
+    assert receipt.status == "accepted"
+
+
+def test_a_sender_needs_a_from_number_or_a_messaging_service():
+    with pytest.raises(ValueError):
+        TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN)
+
+
+def test_the_process_environment_does_not_redirect_sends(twilio, monkeypatch):
+    monkeypatch.setenv("TWILIO_EDGE", "sydney")
+    monkeypatch.setenv("TWILIO_REGION", "au1")
+    sender = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM, api_url=twilio.url, timeout=0.5)
+
+    assert sender.send_sms(sms()).provider_id.startswith("SM")
+
+
+@pytest.mark.parametrize("code", [21211, 21610, 21614])
+def test_numbers_twilio_refuses_are_permanent_failures(twilio, sender, code):
+    twilio.set_number_behaviour(LEAD, error_code=code)
+
+    with pytest.raises(PermanentSendError) as raised:
+        sender.send_sms(sms())
+
+    assert raised.value.code == str(code)
+
+
+def test_a_wrong_token_is_a_permanent_failure(twilio):
+    sender = TwilioSmsSender(ACCOUNT_SID, "wrong", from_number=FROM, api_url=twilio.url, timeout=0.5)
+
+    with pytest.raises(PermanentSendError) as raised:
+        sender.send_sms(sms())
+
+    assert raised.value.code == "20003"
+
+
+def test_a_rate_limit_is_transient_with_the_retry_after_twilio_sent(twilio, sender):
+    twilio.fail_next("messages.create", status=429, retry_after=3)
+
+    with pytest.raises(TransientSendError) as raised:
+        sender.send_sms(sms())
+
+    assert (raised.value.code, raised.value.retry_after) == ("20429", 3.0)
+
+
+def test_a_rate_limit_without_retry_after_leaves_the_wait_to_the_core(twilio, sender):
+    twilio.fail_next("messages.create", status=429)
+
+    with pytest.raises(TransientSendError) as raised:
+        sender.send_sms(sms())
+
+    assert raised.value.retry_after is None
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_transient(twilio, sender, status):
+    twilio.fail_next("messages.create", status=status)
+
+    with pytest.raises(TransientSendError):
+        sender.send_sms(sms())
+
+
+def test_a_queue_overflow_is_transient(twilio, sender):
+    twilio.fail_next(
+        "messages.create",
+        status=400,
+        body={"code": 21611, "message": "This 'From' number has exceeded the maximum number of queued messages",
+              "more_info": "https://www.twilio.com/docs/errors/21611", "status": 400},
+    )
+
+    with pytest.raises(TransientSendError) as raised:
+        sender.send_sms(sms())
+
+    assert raised.value.code == "21611"
+
+
+def test_the_sender_never_retries_by_itself(twilio, sender):
+    twilio.fail_next("messages.create", status=500)
+
+    with pytest.raises(TransientSendError):
+        sender.send_sms(sms())
+
+    assert len(twilio.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"delay": 1.0}, {"drop": True}, {"malformed": True}],
+    ids=["slower-than-the-timeout", "connection-dropped", "unreadable-201"],
+)
+def test_answers_lost_after_sending_are_transient_with_an_unknown_outcome(twilio, sender, fault):
+    twilio.fail_next("messages.create", **fault)
+
+    with pytest.raises(TransientSendError) as raised:
+        sender.send_sms(sms())
+
+    assert raised.value.code == OUTCOME_UNKNOWN
+
+
+def test_an_unreachable_twilio_is_transient_and_nothing_was_sent():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    sender = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM, api_url=url, timeout=0.5)
+
+    with pytest.raises(TransientSendError) as raised:
+        sender.send_sms(sms())
+
+    assert raised.value.code == NOT_SENT
+
+
+def test_concurrent_sends_each_get_their_own_receipt(twilio, sender):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        receipts = list(pool.map(lambda i: sender.send_sms(sms(to=f"+1555123{i:04d}")), range(40)))
+
+    assert {r.provider_id for r in receipts} == {m["sid"] for m in twilio.messages}
+    assert len(twilio.messages) == 40

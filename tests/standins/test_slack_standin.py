@@ -1,0 +1,181 @@
+"""The Slack stand-in speaks the Web API to the real slack_sdk WebClient and Bolt App."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.standins.slack_api import SlackApiStandin
+
+BOT_TOKEN = "xoxb-test"
+LEADS = "C0LEADS"
+
+
+@pytest.fixture
+def slack():
+    with SlackApiStandin(BOT_TOKEN, app_token="xapp-test", channels={LEADS: "leads"}) as standin:
+        yield standin
+
+
+def client_for(slack: SlackApiStandin, token: str = BOT_TOKEN) -> WebClient:
+    return WebClient(token=token, base_url=slack.url + "/api/", timeout=1)
+
+
+def test_auth_test_answers_the_workspace_and_bot_identity(slack):
+    answer = client_for(slack).auth_test()
+
+    assert answer["ok"] and answer["team_id"] == "T0SANDBOX"
+    assert (answer["user_id"], answer["bot_id"]) == ("U0BOT", "B0BOT")
+    assert slack.requests[-1].headers["Authorization"] == f"Bearer {BOT_TOKEN}"
+
+
+def test_a_bolt_app_builds_against_the_standin(slack):
+    app = App(client=client_for(slack), signing_secret="x")
+
+    assert app.client.base_url == slack.url + "/api/"
+    assert len(slack.calls("auth.test")) == 1
+
+
+def test_posts_and_thread_replies_are_stored_with_increasing_ts(slack):
+    client = client_for(slack)
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*New lead*"}}]
+
+    parent = client.chat_postMessage(channel=LEADS, text="New lead", blocks=blocks)
+    reply = client.chat_postMessage(channel=LEADS, text="Called", thread_ts=parent["ts"])
+
+    assert parent["channel"] == LEADS and parent["message"]["blocks"] == blocks
+    assert parent["message"]["bot_id"] == "B0BOT"
+    assert float(reply["ts"]) > float(parent["ts"]) and len(parent["ts"].split(".")[1]) == 6
+    assert [m["text"] for m in slack.messages(LEADS)] == ["New lead", "Called"]
+    assert [m["ts"] for m in slack.thread(LEADS, parent["ts"])] == [parent["ts"], reply["ts"]]
+    assert slack.requests[-1].headers["Content-Type"] == "application/json;charset=utf-8"
+
+
+def test_form_encoded_calls_decode_their_json_fields(slack):
+    blocks = [{"type": "divider"}]
+
+    answer = client_for(slack).api_call(
+        "chat.postMessage", params={"channel": LEADS, "text": "x", "blocks": json.dumps(blocks)}
+    )
+
+    assert answer["message"]["blocks"] == blocks
+    assert slack.requests[-1].headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_a_message_can_be_updated_and_linked(slack):
+    client = client_for(slack)
+    posted = client.chat_postMessage(channel=LEADS, text="Due")
+
+    updated = client.chat_update(channel=LEADS, ts=posted["ts"], text="Done")
+    link = client.chat_getPermalink(channel=LEADS, message_ts=posted["ts"])
+
+    assert updated["ts"] == posted["ts"] and updated["message"]["text"] == "Done"
+    assert slack.messages(LEADS)[0]["text"] == "Done"
+    assert link["permalink"].endswith(f"/archives/{LEADS}/p{posted['ts'].replace('.', '')}")
+    with pytest.raises(SlackApiError, match="message_not_found"):
+        client.chat_update(channel=LEADS, ts="1.000000", text="x")
+
+
+def test_ephemeral_messages_answer_a_message_ts(slack):
+    answer = client_for(slack).chat_postEphemeral(channel=LEADS, user="U0ANN", text="Only you")
+
+    assert answer["message_ts"]
+    assert slack.ephemerals[0]["user"] == "U0ANN" and slack.ephemerals[0]["text"] == "Only you"
+
+
+def test_modals_open_and_update_and_home_tabs_publish(slack):
+    client = client_for(slack)
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Snooze"}, "blocks": [], "callback_id": "snooze"}
+
+    opened = client.views_open(trigger_id="123.456", view=modal)
+    updated = client.views_update(view_id=opened["view"]["id"], view={**modal, "private_metadata": "lead:7"})
+    home = client.views_publish(user_id="U0ANN", view={"type": "home", "blocks": []})
+
+    assert opened["view"]["id"].startswith("V") and opened["view"]["callback_id"] == "snooze"
+    assert slack.views[opened["view"]["id"]]["private_metadata"] == "lead:7" == updated["view"]["private_metadata"]
+    assert slack.home_views["U0ANN"]["id"] == home["view"]["id"]
+    with pytest.raises(SlackApiError, match="hash_conflict"):
+        client.views_update(view_id=opened["view"]["id"], view=modal, hash="stale")
+
+
+def test_conversations_and_users_are_described(slack):
+    client = client_for(slack)
+    slack.add_user("U0ANN", "ann", real_name="Ann Lee", email="ann@example.com", tz="America/Chicago")
+
+    channel = client.conversations_info(channel=LEADS)["channel"]
+    user = client.users_info(user="U0ANN")["user"]
+
+    assert (channel["id"], channel["name"], channel["is_member"]) == (LEADS, "leads", True)
+    assert (user["real_name"], user["tz"], user["profile"]["email"]) == ("Ann Lee", "America/Chicago", "ann@example.com")
+    assert client.users_info(user="U0BOT")["user"]["is_bot"] is True
+
+
+def test_channels_outside_the_allow_list_are_not_found(slack):
+    with pytest.raises(SlackApiError) as raised:
+        client_for(slack).chat_postMessage(channel="C0OTHER", text="x")
+
+    assert raised.value.response["error"] == "channel_not_found"
+    assert slack.messages("C0OTHER") == []
+
+
+@pytest.mark.parametrize(("token", "error"), [(None, "not_authed"), ("xoxb-wrong", "invalid_auth")])
+def test_missing_or_wrong_tokens_are_refused(slack, token, error):
+    with pytest.raises(SlackApiError) as raised:
+        WebClient(token=token, base_url=slack.url + "/api/").chat_postMessage(channel=LEADS, text="x")
+
+    assert raised.value.response["error"] == error
+
+
+def test_unknown_methods_answer_unknown_method(slack):
+    with pytest.raises(SlackApiError) as raised:
+        client_for(slack).api_call("reactions.add", json={"name": "eyes"})
+
+    assert raised.value.response["error"] == "unknown_method"
+
+
+def test_socket_mode_connections_need_the_app_token(slack):
+    assert client_for(slack, token="xapp-test").apps_connections_open(app_token="xapp-test")["url"].startswith("ws://")
+    with pytest.raises(SlackApiError, match="not_allowed_token_type"):
+        client_for(slack).apps_connections_open(app_token=BOT_TOKEN)
+
+
+def test_a_rate_limit_answers_429_with_retry_after(slack):
+    slack.fail_next("chat.postMessage", status=429, retry_after=7)
+
+    with pytest.raises(SlackApiError) as raised:
+        client_for(slack).chat_postMessage(channel=LEADS, text="x")
+
+    assert raised.value.response.status_code == 429
+    assert raised.value.response["error"] == "ratelimited"
+    assert raised.value.response.headers["Retry-After"] == "7"
+
+
+def test_the_sdks_rate_limit_handler_waits_and_retries(slack):
+    client = client_for(slack)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=1))
+    slack.fail_next("chat.postMessage", status=429, retry_after=0)
+
+    started = time.monotonic()
+    answer = client.chat_postMessage(channel=LEADS, text="x")
+
+    assert answer["ok"] and time.monotonic() - started < 1.5
+    assert [r.status for r in slack.requests_for("chat.postMessage")] == [429, 200]
+    assert len(slack.messages(LEADS)) == 1
+
+
+def test_concurrent_posts_get_distinct_ts_in_store_order(slack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = client_for(slack)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: client.chat_postMessage(channel=LEADS, text=str(i)), range(40)))
+
+    stored = [m["ts"] for m in slack.messages(LEADS)]
+    assert len({a["ts"] for a in answers}) == 40
+    assert stored == sorted(stored, key=float) and len(stored) == 40

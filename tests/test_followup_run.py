@@ -1,0 +1,89 @@
+"""`followup run` as users start it: a real process that migrates, serves, and texts a new lead."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.standins.sendgrid_api import SendGridApiStandin
+from bot.standins.twilio_api import TwilioApiStandin
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "run-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"followup run exited with {process.returncode}: {process.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("followup run did not become healthy")
+
+
+@pytest.fixture
+def run_process(tmp_path: Path, business_file: Path, database_url: str):
+    port = free_port()
+    with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio, SendGridApiStandin("SG.key") as sendgrid:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url, "FOLLOWUP_BUSINESS": str(business_file), "PORT": str(port),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "LEAD_WEBHOOK_TOKEN": "lead-token",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": "+13125550100", "TWILIO_API_URL": twilio.url,
+            "SENDGRID_API_KEY": "SG.key", "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
+            "SENDGRID_API_URL": sendgrid.url,
+            # A Tuesday morning in Chicago, whatever the hour here: texts may go out at once.
+            "FOLLOWUP_CLOCK_START": "2026-12-01T09:00:00-06:00",
+        }
+        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process)
+            yield url, twilio, process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_followup_run_serves_and_texts_a_new_lead_within_a_second(run_process):
+    url, twilio, process = run_process
+    answer = httpx.post(f"{url}/webhooks/leads", json={"name": "Dana Lee", "phone": "+13125550142"},
+                        headers={"Authorization": "Bearer lead-token"}, timeout=5)
+    assert answer.status_code == 201
+    deadline = time.monotonic() + 5
+    while not twilio.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [m["to"] for m in twilio.messages] == ["+13125550142"]
+
+
+def test_followup_run_stops_cleanly_on_sigterm(run_process):
+    _url, _twilio, process = run_process
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=15)
+    # uvicorn finishes the shutdown, then re-raises the signal so the exit status tells a supervisor why.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in output

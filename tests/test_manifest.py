@@ -1,0 +1,117 @@
+"""Everything app_manifest.yml asks Slack to send, and every button the bot posts, has a listener."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.slack_app import SLACK_EVENTS_PATH
+from bot.slack_blocks import ActionId, ModalCallback, call_task_blocks, lead_card_blocks
+from bot.slack_views import Automation, CallTaskView, LeadCard
+from tests.handlers.conftest import (  # noqa: F401 - the Slack workspace fixtures, shared with tests/handlers
+    ALICE,
+    LEADS,
+    any_database,
+    slack,
+    slack_server,
+    slack_settings,
+    workspace,
+)
+
+MANIFEST = yaml.safe_load((Path(__file__).resolve().parent.parent / "app_manifest.yml").read_text())
+#: Event subscriptions name a channel kind; Slack delivers them as one event type.
+EVENT_TYPES = {"message.channels": "message", "message.groups": "message", "message.im": "message",
+               "message.mpim": "message"}
+
+
+def manifest_commands() -> list[str]:
+    return [c["command"] for c in MANIFEST["features"]["slash_commands"]]
+
+
+def manifest_events() -> list[str]:
+    return MANIFEST["settings"]["event_subscriptions"]["bot_events"]
+
+
+def action_ids_in(blocks: list[dict]) -> set[str]:
+    return {element["action_id"] for block in blocks if block["type"] == "actions" for element in block["elements"]}
+
+
+def card(automation: Automation, **changes) -> LeadCard:
+    fields = dict(lead_id=1, name="Dana", phone="+13125550142", phone_display="+1 312-555-0142", email=None,
+                  source="web", first_message="", stage="new", owner=None, automation=automation, can_reply=True)
+    return LeadCard(**{**fields, **changes})
+
+
+def task(automation: Automation, status: str = "open") -> CallTaskView:
+    return CallTaskView(task_id=1, lead_id=1, lead_name="Dana", phone="+13125550142", phone_display=None,
+                        email=None, source="web", stage="engaged", first_message="", reason="asked a question",
+                        status=status, call_script="", voicemail_script="", automation=automation)
+
+
+def test_every_action_id_the_bot_posts_is_a_known_one_and_every_known_one_is_posted():
+    posted = set()
+    for automation in Automation:
+        posted |= action_ids_in(lead_card_blocks(card(automation)))
+        posted |= action_ids_in(call_task_blocks(task(automation)))
+
+    assert posted == {str(action) for action in ActionId}
+
+
+@pytest.mark.parametrize("command", manifest_commands())
+@any_database
+def test_every_slash_command_in_the_manifest_has_a_listener(workspace, command):
+    answer = workspace.command("help", command=command)
+
+    assert answer.status_code == 200
+    assert "understands" in workspace.last_answer()
+
+
+@pytest.mark.parametrize("action", list(ActionId))
+@any_database
+def test_every_action_id_has_a_listener(workspace, action):
+    assert workspace.click(action, 999999).status_code == 200
+
+
+@any_database
+def test_an_action_nobody_listens_for_is_not_acknowledged(workspace):
+    # Bolt answers 404 to what no listener takes: the check above would catch a missing listener.
+    assert workspace.click("no_such_action", 1).status_code == 404
+
+
+@pytest.mark.parametrize("callback", list(ModalCallback))
+@any_database
+def test_every_modal_the_bot_opens_has_a_submission_listener(workspace, callback):
+    view = {"id": "V0TEST", "type": "modal", "callback_id": str(callback), "title": {"type": "plain_text", "text": "t"},
+            "private_metadata": '{"lead_id":999999,"task_id":999999}', "blocks": []}
+
+    assert workspace.submit(view, {}).status_code == 200
+
+
+@pytest.mark.parametrize("event", manifest_events())
+@any_database
+def test_every_event_the_manifest_subscribes_to_has_a_listener(workspace, event):
+    kind = EVENT_TYPES.get(event, event)
+    payload = {"type": kind, "user": ALICE, "channel": LEADS, "text": "hello", "ts": "1764083000.000001",
+               "tab": "home", "event_ts": "1764083000.000001"}
+
+    assert workspace.event(payload).status_code == 200
+
+
+def test_the_manifest_sends_commands_events_and_clicks_to_the_route_the_app_serves():
+    urls = [c["url"] for c in MANIFEST["features"]["slash_commands"]]
+    urls += [MANIFEST["settings"]["event_subscriptions"]["request_url"],
+             MANIFEST["settings"]["interactivity"]["request_url"]]
+
+    assert all(url.endswith(SLACK_EVENTS_PATH) for url in urls)
+    assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True
+    assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
+    assert {"app_home_opened", "message.channels"} <= set(manifest_events())
+
+
+def test_the_manifest_grants_the_scopes_the_listeners_use():
+    scopes = set(MANIFEST["oauth_config"]["scopes"]["bot"])
+
+    # chat.postMessage / postEphemeral / getPermalink, /followup, thread messages in public and private channels.
+    assert {"chat:write", "commands", "channels:history", "groups:history"} <= scopes

@@ -1,0 +1,93 @@
+"""The real web app served by uvicorn on loopback, the real senders against local vendor stand-ins."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from bot.app import build_services
+from bot.dispatch import Dispatcher
+from bot.sendgrid_email import SendGridEmailSender
+from bot.settings import Settings
+from bot.standins.sendgrid_api import SendGridApiStandin
+from bot.standins.twilio_api import TwilioApiStandin
+from bot.twilio_sms import TwilioSmsSender
+from bot.web import create_web_app
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "twilio-test-auth-token"
+SENDGRID_KEY = "SG.test-key"
+CLINIC_NUMBER = "+13125550100"
+LEAD_TOKEN = "lead-token-123"
+BOOKING_TOKEN = "booking-token-456"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def twilio():
+    with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as standin:
+        yield standin
+
+
+@pytest.fixture
+def sendgrid():
+    with SendGridApiStandin(SENDGRID_KEY) as standin:
+        yield standin
+
+
+class RunningBot:
+    """The bot's HTTP app on a real port, with the dispatcher run inline whenever it is woken."""
+
+    def __init__(self, services, settings, url: str):
+        self.services = services
+        self.settings = settings
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def dispatch(self):
+        return Dispatcher(self.services).run_due()
+
+
+@pytest.fixture
+def bot_settings(tmp_path: Path, business_file: Path, database_url: str, twilio, sendgrid) -> Settings:
+    port = free_port()
+    return Settings(
+        DATABASE_URL=database_url, FOLLOWUP_BUSINESS=business_file, PORT=port,
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        LEAD_WEBHOOK_TOKEN=LEAD_TOKEN, BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_FROM_NUMBER=CLINIC_NUMBER,
+        TWILIO_API_URL=twilio.url, SENDGRID_API_KEY=SENDGRID_KEY, SENDGRID_FROM_EMAIL="hello@lakeside.example",
+        SENDGRID_REPLY_TO="reply@inbound.lakeside.example", SENDGRID_API_URL=sendgrid.url,
+    )
+
+
+@pytest.fixture
+def running_bot(bot_settings: Settings, engine, clock, twilio, sendgrid):
+    sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_url=twilio.url, timeout=1.0)
+    email = SendGridEmailSender(SENDGRID_KEY, "hello@lakeside.example", "Lakeside Chiropractic",
+                                "reply@inbound.lakeside.example", api_url=sendgrid.url, timeout=1.0)
+    services = build_services(bot_settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
+    services.wake_dispatcher = lambda: Dispatcher(services).run_due()
+    app = create_web_app(services, bot_settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=bot_settings.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    bot = RunningBot(services, bot_settings, bot_settings.public_base_url)
+    yield bot
+    bot.http.close()
+    server.should_exit = True
+    thread.join(timeout=10)

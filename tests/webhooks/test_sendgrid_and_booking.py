@@ -1,0 +1,201 @@
+"""Inbound email, SendGrid's signed event webhook, bookings, and the tracked links."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
+
+from bot.lead_actions import escalate_unfinished_bookings
+from bot.models import BookingLinkClick, CallTask, Enrollment, Lead, Message
+from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
+
+DANA = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com"}
+
+
+def new_lead(bot, **fields) -> int:
+    return bot.http.post("/webhooks/leads", json={**DANA, **fields},
+                         headers={"Authorization": f"Bearer {LEAD_TOKEN}"}).json()["lead_id"]
+
+
+def inbound_email(bot, *, sender="Dana Lee <dana@example.com>", subject="Re: Thanks for reaching out",
+                  text="Yes please, what times do you have?", headers="", query=""):
+    fields = {"from": sender, "to": "reply@inbound.lakeside.example", "subject": subject, "text": text,
+              "headers": headers or "Message-ID: <abc123@mail.example.com>\nFrom: " + sender + "\n",
+              "envelope": json.dumps({"to": ["reply@inbound.lakeside.example"], "from": sender.split("<")[-1]
+                                      .rstrip(">")}),
+              "charsets": json.dumps({"text": "UTF-8"}), "spam_score": "0.1"}
+    return bot.http.post(f"/webhooks/sendgrid/inbound{query}", files={k: (None, v) for k, v in fields.items()})
+
+
+def test_an_email_reply_is_matched_by_sender_with_quoted_text_stripped(running_bot):
+    lead_id = new_lead(running_bot)
+    text = ("Yes please, do you have anything Friday?\n\nThanks,\nDana\n\n"
+            "On Tue, Nov 24, 2026 at 9:00 AM Lakeside Chiropractic <hello@lakeside.example> wrote:\n"
+            "> Hi Dana, thanks for reaching out.\n> Book here: https://example.com/book\n")
+    assert inbound_email(running_bot, text=text).status_code == 200
+    with running_bot.services.session_factory() as session:
+        message = session.scalars(select(Message).where(Message.direction == "in")).one()
+        assert message.lead_id == lead_id and message.channel == "email"
+        assert "Friday" in message.body and "thanks for reaching out" not in message.body
+
+
+def test_the_same_inbound_email_twice_is_stored_once(running_bot):
+    new_lead(running_bot)
+    inbound_email(running_bot)
+    inbound_email(running_bot)
+    with running_bot.services.session_factory() as session:
+        assert len(session.scalars(select(Message).where(Message.direction == "in")).all()) == 1
+
+
+def test_an_out_of_office_reply_never_pauses_the_sequence(running_bot):
+    new_lead(running_bot)
+    inbound_email(running_bot, subject="Automatic reply: Thanks for reaching out",
+                  text="I am out of the office until Monday.",
+                  headers="Message-ID: <ooo@mail.example.com>\nAuto-Submitted: auto-replied\n")
+    with running_bot.services.session_factory() as session:
+        assert session.scalars(select(Message).where(Message.direction == "in")).one().classification == "auto_reply"
+        assert session.scalars(select(Enrollment)).one().state == "active"
+
+
+def test_inbound_parse_needs_the_token_when_one_is_set(running_bot):
+    running_bot.settings.sendgrid_inbound_token = "parse-secret"
+    assert inbound_email(running_bot).status_code == 403
+    assert inbound_email(running_bot, query="?token=parse-secret").status_code == 200
+
+
+@pytest.fixture
+def signing_key(running_bot):
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    running_bot.settings.sendgrid_webhook_public_key = base64.b64encode(public).decode()
+    return private
+
+
+def post_events(bot, events, key, *, tamper=False):
+    body = json.dumps(events)
+    timestamp = "1764080000"
+    signature = base64.b64encode(key.sign((timestamp + body).encode(), ec.ECDSA(hashes.SHA256()))).decode()
+    if tamper:
+        body = body.replace("delivered", "bounce")
+    return bot.http.post("/webhooks/sendgrid/events", content=body, headers={
+        "Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Signature": signature,
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp})
+
+
+def sent_email(bot, clock) -> Message:
+    clock.advance(timedelta(minutes=30))
+    bot.dispatch()
+    with bot.services.session_factory() as session:
+        return session.scalars(select(Message).where(Message.channel == "email")).one()
+
+
+def test_signed_email_events_update_the_message_once(running_bot, signing_key, clock):
+    new_lead(running_bot)
+    email = sent_email(running_bot, clock)
+    event = {"email": "dana@example.com", "timestamp": 1764080000, "event": "delivered",
+             "sg_event_id": "ev-1", "sg_message_id": f"{email.provider_id}.filter0001.1.0",
+             "touch_id": str(email.touch_id)}
+    assert post_events(running_bot, [event, event], signing_key).json() == {"applied": 1}
+    with running_bot.services.session_factory() as session:
+        assert session.get(Message, email.id).status == "delivered"
+
+
+def test_a_bounce_stops_email_to_that_lead(running_bot, signing_key, clock, sendgrid):
+    new_lead(running_bot)
+    email = sent_email(running_bot, clock)
+    bounce = {"email": "dana@example.com", "timestamp": 1764080000, "event": "bounce", "type": "bounce",
+              "sg_event_id": "ev-2", "sg_message_id": f"{email.provider_id}.filter0001.1.0"}
+    assert post_events(running_bot, [bounce], signing_key).status_code == 200
+    with running_bot.services.session_factory() as session:
+        assert not session.get(Lead, email.lead_id).email_allowed
+    sent_before = len(sendgrid.emails)
+    clock.advance(timedelta(days=4))
+    running_bot.dispatch()
+    assert len(sendgrid.emails) == sent_before
+
+
+def test_a_forged_or_unsigned_event_post_is_refused(running_bot, signing_key, clock):
+    new_lead(running_bot)
+    email = sent_email(running_bot, clock)
+    event = {"email": "dana@example.com", "timestamp": 1, "event": "delivered", "sg_event_id": "ev-3",
+             "sg_message_id": email.provider_id}
+    assert post_events(running_bot, [event], signing_key, tamper=True).status_code == 403
+    assert running_bot.http.post("/webhooks/sendgrid/events", json=[event]).status_code == 403
+    with running_bot.services.session_factory() as session:
+        assert session.get(Lead, email.lead_id).email_allowed
+
+
+def test_malformed_event_bodies_get_a_400(running_bot):
+    assert running_bot.http.post("/webhooks/sendgrid/events", content=b"[{oops").status_code == 400
+    assert running_bot.http.post("/webhooks/sendgrid/events", json={"event": "x"}).status_code == 400
+
+
+BOOK = {"Authorization": f"Bearer {BOOKING_TOKEN}"}
+
+
+def test_a_booking_stops_sales_follow_up_and_starts_reminders(running_bot):
+    lead_id = new_lead(running_bot)
+    answer = running_bot.http.post("/webhooks/booking", json={"phone": "(312) 555-0142",
+                                                              "start": "2026-11-30T10:00:00-06:00",
+                                                              "notes": "first visit"}, headers=BOOK)
+    assert answer.status_code == 201 and answer.json()["lead_id"] == lead_id
+    with running_bot.services.session_factory() as session:
+        states = {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}
+        assert states == {"default": "stopped", "appointment_reminders": "active"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"lead_id": 999, "start": "2026-11-30T10:00:00-06:00"}, 404),
+        ({"email": "nobody@example.com", "start": "2026-11-30T10:00:00-06:00"}, 404),
+        ({"phone": "+13125550142", "start": "2026-11-30T10:00:00"}, 422),
+        ({"phone": "+13125550142", "start": "next tuesday"}, 422),
+        ({"phone": "+13125550142"}, 422),
+        ({"start": "2026-11-30T10:00:00-06:00"}, 422),
+        ({"phone": "+13125550142", "start": "2020-01-01T10:00:00-06:00"}, 422),
+    ],
+)
+def test_bad_bookings_get_a_clear_reason_and_change_nothing(running_bot, payload, status):
+    new_lead(running_bot)
+    answer = running_bot.http.post("/webhooks/booking", json=payload, headers=BOOK)
+    assert answer.status_code == status and answer.json()["error"]
+    with running_bot.services.session_factory() as session:
+        assert {e.state for e in session.scalars(select(Enrollment))} == {"active"}
+
+
+def test_a_booking_needs_its_token(running_bot):
+    assert running_bot.http.post("/webhooks/booking", json={"lead_id": 1}).status_code == 401
+
+
+def test_the_tracked_booking_link_records_the_click_and_redirects(running_bot, clock):
+    lead_id = new_lead(running_bot)
+    with running_bot.services.session_factory() as session:
+        token = session.get(Lead, lead_id).link_token
+    answer = running_bot.http.get(f"/b/{token}", follow_redirects=False)
+    assert answer.status_code == 302 and answer.headers["location"] == "https://example.com/book"
+    assert running_bot.http.get("/b/unknown-token", follow_redirects=False).status_code == 302
+    clock.advance(timedelta(hours=3))
+    with running_bot.services.session_factory.begin() as session:
+        assert len(session.scalars(select(BookingLinkClick)).all()) == 1
+        escalate_unfinished_bookings(session, running_bot.services, now=clock.now(), delay=timedelta(hours=2))
+    with running_bot.services.session_factory() as session:
+        assert "booking link" in session.scalars(select(CallTask)).one().reason
+
+
+def test_the_unsubscribe_link_stops_email(running_bot):
+    lead_id = new_lead(running_bot)
+    with running_bot.services.session_factory() as session:
+        token = session.get(Lead, lead_id).link_token
+    assert "Unsubscribe" in running_bot.http.get(f"/u/{token}").text
+    assert running_bot.http.post(f"/u/{token}").status_code == 200
+    assert running_bot.http.post("/u/unknown").status_code == 404
+    with running_bot.services.session_factory() as session:
+        assert session.get(Lead, lead_id).email_opted_out_at is not None
