@@ -33,6 +33,7 @@ from bot.rules import (
     decide_on_quiet_end,
     decide_on_signal,
 )
+from bot.send_times import NoSendTime, next_send_time
 from bot.services import Services
 
 
@@ -278,6 +279,40 @@ def claim_call_task(session: Session, task_id: int, *, now: datetime, actor: Act
     outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=task.lead_id, at=now, call_task_id=task.id)
     outbox.publish(session, Notice.LEAD_CHANGED, lead_id=task.lead_id, at=now)
     return task
+
+
+#: How long Snooze puts a call off (moved to the next opening hour when that falls after hours).
+SNOOZE = timedelta(hours=1)
+
+
+def snooze_call_task(session: Session, services: Services, task_id: int, *, now: datetime, actor: Actor) -> datetime:
+    """Put a call off by an hour, or to the next opening hour when that falls after hours; returns when."""
+    task = session.scalars(
+        select(CallTask).where(CallTask.id == task_id).with_for_update().execution_options(populate_existing=True)
+    ).first()
+    if task is None:
+        raise LeadActionRefused(f"there is no call task {task_id}")
+    if task.status not in (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED):
+        raise LeadActionRefused(f"this call task is already {task.status}")
+    earliest = max(now, task.due_at) + SNOOZE
+    try:
+        # A call is made by the team, so the business's hours rule it, not the lead's daytime.
+        until = next_send_time(earliest, business=services.business, respect_lead_daytime=False, lead_timezones=())
+    except NoSendTime:
+        until = earliest
+    task.due_at = until
+    audit.record(session, lead_id=task.lead_id, actor=actor, action="call_task_snoozed", at=now, task=task.id,
+                 until=until.isoformat())
+    outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=task.lead_id, at=now, call_task_id=task.id)
+    return until
+
+
+def mark_not_interested(session: Session, services: Services, lead: Lead, *, now: datetime, actor: Actor) -> None:
+    """The team heard the lead does not want to go on: stop follow-up and mark the lead lost."""
+    if lead.stage in (Stage.LOST, Stage.OPTED_OUT):
+        raise LeadActionRefused(f"this lead is already {Stage(lead.stage).value.replace('_', ' ')}")
+    decision = decide_on_signal(LeadSignal.NOT_INTERESTED, current_stage=Stage(lead.stage))
+    apply_decision(session, services, lead, decision, now=now, actor=actor)
 
 
 def log_call_outcome(

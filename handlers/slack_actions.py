@@ -7,34 +7,31 @@ paused) is told why in an ephemeral message.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import audit, outbox
 from bot.audit import Actor
 from bot.lead_actions import (
     LeadActionRefused,
-    apply_decision,
     claim_call_task,
     claim_lead,
     log_call_outcome,
+    mark_not_interested,
     pause_lead,
     resume_lead,
+    snooze_call_task,
 )
 from bot.models import CallTask, Lead
-from bot.outbox import Notice
-from bot.rules import CallOutcome, LeadSignal, decide_on_signal
-from bot.send_times import NoSendTime, next_send_time
+from bot.rules import CallOutcome
 from bot.services import Services
 from bot.slack_blocks import ActionId
 from bot.slack_home import when
 from bot.slack_modals import ModalOrigin, book_modal, log_outcome_modal, reply_modal
-from bot.states import CallTaskStatus, Stage
+from bot.states import CallTaskStatus
 from handlers.slack_edge import (
     Click,
     after_change,
@@ -46,11 +43,9 @@ from handlers.slack_edge import (
     tell,
 )
 
-#: How long Snooze puts a call off (moved to the next opening hour when that falls after hours).
-SNOOZE = timedelta(hours=1)
-CLOSED_STAGES = (Stage.LOST, Stage.OPTED_OUT)
-
 LeadUseCase = Callable[[Session, Services, Lead, datetime, Actor], None]
+#: A use case on one call task; what it returns is handed to the button's follow-up answer.
+TaskUseCase = Callable[[Session, Services, int, datetime, Actor], Any]
 
 
 def register(app: App) -> None:
@@ -60,13 +55,13 @@ def register(app: App) -> None:
     app.action(str(ActionId.LEAD_NOT_INTERESTED))(lead_button(_not_interested))
     app.action(str(ActionId.LEAD_BOOKED))(on_lead_booked)
     app.action(str(ActionId.LEAD_REPLY))(on_lead_reply)
-    app.action(str(ActionId.TASK_CLAIM))(on_task_claim)
+    app.action(str(ActionId.TASK_CLAIM))(task_change(_claim_task))
     app.action(str(ActionId.TASK_PAUSE))(task_button(_pause))
     app.action(str(ActionId.TASK_RESUME))(task_button(_resume))
-    app.action(str(ActionId.TASK_NOT_INTERESTED))(on_task_not_interested)
+    app.action(str(ActionId.TASK_NOT_INTERESTED))(task_change(_task_not_interested))
     app.action(str(ActionId.TASK_BOOKED))(on_task_booked)
     app.action(str(ActionId.TASK_LOG_OUTCOME))(on_task_log_outcome)
-    app.action(str(ActionId.TASK_SNOOZE))(on_task_snooze)
+    app.action(str(ActionId.TASK_SNOOZE))(task_change(_snooze, answer=_snoozed_until))
 
 
 # --- what the buttons do to a lead ----------------------------------------------------------------
@@ -85,10 +80,7 @@ def _claim(session: Session, services: Services, lead: Lead, now: datetime, acto
 
 
 def _not_interested(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> None:
-    if lead.stage in CLOSED_STAGES:
-        raise LeadActionRefused(f"this lead is already {Stage(lead.stage).value.replace('_', ' ')}")
-    decision = decide_on_signal(LeadSignal.NOT_INTERESTED, current_stage=Stage(lead.stage))
-    apply_decision(session, services, lead, decision, now=now, actor=actor)
+    mark_not_interested(session, services, lead, now=now, actor=actor)
 
 
 def _change_lead(client: WebClient, services: Services, click: Click, lead_id: int | None,
@@ -136,83 +128,52 @@ def task_button(use_case: LeadUseCase) -> Callable[..., None]:
     return listener
 
 
-# --- claims -------------------------------------------------------------------------------------
+# --- what the buttons do to a call task --------------------------------------------------------
 
 
-def on_task_claim(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                  context: BoltContext) -> None:
-    ack()
-    click = Click.read(body, action)
-    services = services_of(context)
-    try:
-        with task_for_change(services, click.target_id) as (session, task_id):
-            claim_call_task(session, task_id, now=services.clock.now(), actor=Actor.slack_user(click.user_id))
-    except LeadActionRefused as refused:
-        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-             text=f"Nothing changed: {refused}.")
-        return
-    after_change(services)
+def _claim_task(session: Session, services: Services, task_id: int, now: datetime, actor: Actor) -> None:
+    claim_call_task(session, task_id, now=now, actor=actor)
 
 
-# --- call outcomes from task buttons ------------------------------------------------------------
+def _task_not_interested(session: Session, services: Services, task_id: int, now: datetime, actor: Actor) -> None:
+    log_call_outcome(session, services, task_id, CallOutcome.NOT_INTERESTED, now=now, actor=actor)
 
 
-def on_task_not_interested(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                           context: BoltContext) -> None:
-    ack()
-    click = Click.read(body, action)
-    services = services_of(context)
-    try:
-        with task_for_change(services, click.target_id) as (session, task_id):
-            log_call_outcome(session, services, task_id, CallOutcome.NOT_INTERESTED,
-                             now=services.clock.now(), actor=Actor.slack_user(click.user_id))
-    except LeadActionRefused as refused:
-        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-             text=f"Nothing changed: {refused}.")
-        return
-    after_change(services)
+def _snooze(session: Session, services: Services, task_id: int, now: datetime, actor: Actor) -> datetime:
+    return snooze_call_task(session, services, task_id, now=now, actor=actor)
 
 
-def on_task_snooze(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                   context: BoltContext) -> None:
-    ack()
-    click = Click.read(body, action)
-    services = services_of(context)
-    try:
-        with task_for_change(services, click.target_id) as (session, task_id):
-            until = snooze_call_task(session, services, task_id, now=services.clock.now(),
-                                     actor=Actor.slack_user(click.user_id))
-    except LeadActionRefused as refused:
-        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-             text=f"Nothing changed: {refused}.")
-        return
-    after_change(services)
-    tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-         text=f":zzz: Snoozed until {when(until, services.business.timezone)}.")
+def _snoozed_until(services: Services, until: datetime) -> str:
+    return f":zzz: Snoozed until {when(until, services.business.timezone)}."
 
 
-def snooze_call_task(session: Session, services: Services, task_id: int, *, now: datetime, actor: Actor) -> datetime:
-    """Put a call off by an hour, or to the next opening hour when that falls after hours.
+def task_change(use_case: TaskUseCase, *,
+                answer: Callable[[Services, Any], str] | None = None) -> Callable[..., None]:
+    """A call-task button (value: task id) that applies one use case under the lead's lock.
 
-    A use case the core does not have yet: it belongs in bot/call_tasks.py beside open_call_task.
+    A refusal (already claimed, already done) is told to the person who clicked; `answer`, when
+    given, turns what the use case returned into a note for them.
     """
-    task = session.scalars(
-        select(CallTask).where(CallTask.id == task_id).with_for_update().execution_options(populate_existing=True)
-    ).first()
-    if task is None:
-        raise LeadActionRefused(f"there is no call task {task_id}")
-    if task.status not in (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED):
-        raise LeadActionRefused(f"this call task is already {task.status}")
-    earliest = max(now, task.due_at) + SNOOZE
-    try:
-        until = next_send_time(earliest, business=services.business, respect_lead_daytime=False, lead_timezones=())
-    except NoSendTime:
-        until = earliest
-    task.due_at = until
-    audit.record(session, lead_id=task.lead_id, actor=actor, action="call_task_snoozed", at=now, task=task.id,
-                 until=until.isoformat())
-    outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=task.lead_id, at=now, call_task_id=task.id)
-    return until
+
+    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                 context: BoltContext) -> None:
+        ack()
+        click = Click.read(body, action)
+        services = services_of(context)
+        try:
+            with task_for_change(services, click.target_id) as (session, task_id):
+                result = use_case(session, services, task_id, services.clock.now(), Actor.slack_user(click.user_id))
+        except LeadActionRefused as refused:
+            tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+                 text=f"Nothing changed: {refused}.")
+            return
+        after_change(services)
+        if answer is not None:
+            tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+                 text=answer(services, result))
+
+    listener.__name__ = f"on_task_{use_case.__name__.strip('_')}"
+    return listener
 
 
 # --- buttons that open a modal ------------------------------------------------------------------
