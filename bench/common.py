@@ -63,10 +63,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+#: Places around the world, one of which is near midday at any hour (leads must name a place, not an offset).
+_PLACES = ("Pacific/Auckland", "Australia/Sydney", "Asia/Tokyo", "Asia/Shanghai", "Asia/Bangkok", "Asia/Dhaka",
+           "Asia/Karachi", "Asia/Dubai", "Europe/Moscow", "Europe/Athens", "Europe/Berlin", "Europe/London",
+           "Atlantic/Azores", "America/Noronha", "America/Sao_Paulo", "America/Halifax", "America/New_York",
+           "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu")
+
+
 def midday_zone(now: datetime) -> str:
-    """A fixed-offset zone where it is around noon now: send windows never hold a touch back."""
-    offset = (12 - now.hour + 12) % 24 - 12
-    return "Etc/UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+    """A place where it is around noon now: the lead's daytime rule never holds a touch back."""
+    from zoneinfo import ZoneInfo
+
+    return min(_PLACES, key=lambda place: abs(now.astimezone(ZoneInfo(place)).hour + 0.5 - 12.5))
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from bot.models import ActorType, AuditEntry
@@ -39,3 +40,26 @@ def record(session: Session, *, lead_id: int | None, actor: Actor, action: str, 
     session.add(
         AuditEntry(lead_id=lead_id, at=at, actor_type=actor.type, actor_id=actor.id, action=action, details=details)
     )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit entry not yet written (for `record_many`)."""
+
+    lead_id: int | None
+    actor: Actor
+    action: str
+    at: datetime
+    details: dict[str, Any]
+
+
+#: Run with a list of rows: one executemany (a C loop on SQLite, one pipeline on PostgreSQL), no ORM.
+_INSERT_MANY = insert(AuditEntry.__table__)
+
+
+def record_many(session: Session, entries: list[Entry]) -> None:
+    """Append many audit entries inside the caller's transaction, in one round trip."""
+    if entries:
+        session.connection().execute(_INSERT_MANY, [dict(
+            lead_id=entry.lead_id, at=entry.at, actor_type=entry.actor.type, actor_id=entry.actor.id,
+            action=entry.action, details=entry.details) for entry in entries])

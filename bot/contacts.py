@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
@@ -26,6 +29,21 @@ _LENGTH_REASONS = {
 }
 _MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
+#: What people write for a US time zone, read as the place whose clock they mean (with its
+#: daylight saving time). Where one abbreviation covers two clocks (MST: Denver, and Arizona which
+#: keeps MST all year), the first is meant unless the lead's phone number rings in the other.
+US_TIMEZONE_ABBREVIATIONS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("EST", "EDT", "ET", "EASTERN"), ("America/New_York",)),
+    **dict.fromkeys(("CST", "CDT", "CT", "CENTRAL"), ("America/Chicago",)),
+    **dict.fromkeys(("MST", "MT", "MOUNTAIN"), ("America/Denver", "America/Phoenix")),
+    "MDT": ("America/Denver",),  # Arizona never keeps daylight time
+    **dict.fromkeys(("PST", "PDT", "PT", "PACIFIC"), ("America/Los_Angeles",)),
+    **dict.fromkeys(("AKST", "AKDT", "AKT", "ALASKA"), ("America/Anchorage",)),
+    **dict.fromkeys(("HST", "HDT", "HT", "HAST", "HADT", "HAWAII"), ("Pacific/Honolulu",)),
+}
+_UTC_NAMES = frozenset({"Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"})
+_TIMEZONE_EXAMPLES = "an IANA name such as America/Chicago, or a US abbreviation such as ET, CT, MT, PT, AKST or HST"
+
 
 class InvalidPhone(ValueError):
     """A phone number must be a real number with its area code, like (312) 555-0142 or +1 312 555 0142."""
@@ -33,6 +51,10 @@ class InvalidPhone(ValueError):
 
 class InvalidEmail(ValueError):
     """An email address must look like name@example.com."""
+
+
+class InvalidTimezone(ValueError):
+    """A time zone must be an IANA name such as America/Chicago, or a US abbreviation such as EST or PT."""
 
 
 def normalize_phone(text: str, default_region: str = "US") -> str:
@@ -68,6 +90,46 @@ def normalize_email(text: str) -> str:
         return validate_email(text.strip(), check_deliverability=False).normalized
     except EmailNotValidError as error:
         raise InvalidEmail(f"{text.strip()!r}: {error}") from error
+
+
+def normalize_timezone(text: str, *, phone_zones: tuple[str, ...] = ()) -> str:
+    """Turn a time zone as people write it into an IANA name with daylight saving; raise InvalidTimezone saying why not.
+
+    `EST`, `PST` and the like name a season's clock, not a place (the database's `EST` never
+    moves for daylight saving): they are read as the US place they stand for. Every other name
+    must be a region/city IANA name (case does not matter) or UTC.
+    """
+    if not isinstance(text, str):
+        raise InvalidTimezone(f"{text!r} is not a time zone; give {_TIMEZONE_EXAMPLES}")
+    name = text.strip()
+    if not name:
+        raise InvalidTimezone(f"no time zone given; give {_TIMEZONE_EXAMPLES}")
+    key = " ".join(name.upper().replace(".", "").split()).removesuffix(" TIME")
+    if (places := US_TIMEZONE_ABBREVIATIONS.get(key)) is not None:
+        return next((place for place in places if place in phone_zones), places[0])
+    if key == "UTC":
+        return "UTC"
+    canonical = _iana_names().get(name.lower())
+    if canonical is None:
+        raise InvalidTimezone(f"{name!r} is not a time zone this bot knows; give {_TIMEZONE_EXAMPLES}")
+    if canonical in _UTC_NAMES:
+        return "UTC"
+    if "/" not in canonical:
+        raise InvalidTimezone(f"{name!r} is a legacy alias, not a place; give {_TIMEZONE_EXAMPLES}")
+    if canonical.startswith("Etc/"):
+        raise InvalidTimezone(f"{name!r} is a fixed offset with no daylight saving; give the place instead, "
+                              "such as America/Chicago")
+    try:
+        ZoneInfo(canonical)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+        raise InvalidTimezone(f"{name!r} is not a time zone this bot knows; give {_TIMEZONE_EXAMPLES}") from error
+    return canonical
+
+
+@lru_cache(maxsize=1)
+def _iana_names() -> dict[str, str]:
+    """Every IANA zone name by its lower-case spelling, so 'america/chicago' reads as America/Chicago."""
+    return {zone.lower(): zone for zone in available_timezones() if zone not in ("localtime", "Factory")}
 
 
 def timezones_for_phone(e164: str) -> tuple[str, ...]:

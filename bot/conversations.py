@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import audit, outbox
-from bot.audit import Actor
+from bot.audit import SYSTEM, Actor
 from bot.lead_actions import receive_message
 from bot.leads import LeadInput, add_lead, find_existing
 from bot.models import Lead, Message
 from bot.outbox import Notice
-from bot.ports import OutgoingEmail, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.ports import (
+    OUTCOME_UNKNOWN,
+    OutgoingEmail,
+    OutgoingSms,
+    PermanentSendError,
+    SendReceipt,
+    TransientSendError,
+)
 from bot.render_context import lead_context
-from bot.rules import Decision, LeadSignal
+from bot.rules import Decision, LeadSignal, signal_for_lead
 from bot.services import Services
+
+log = logging.getLogger(__name__)
+#: A one-off message's status when the provider may or may not have it: a person checks, nothing resends.
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
                 assert lead is not None
                 if already_received(session, message.channel, message.provider_id):
                     return InboundResult(lead_id, None, applied=False)
+                message = _as_read_for(lead, message)
                 if created and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.OPT_IN, LeadSignal.HELP):
                     # A new lead's first words are the inquiry itself, not a reply to pause on.
                     decision = _store_only(session, lead, message, now)
@@ -90,6 +104,16 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
             return InboundResult(lead_id, None, applied=False)
     services.wake_dispatcher()
     return InboundResult(lead_id, decision, applied=True, lead_created=created)
+
+
+def _as_read_for(lead: Lead, message: InboundMessage) -> InboundMessage:
+    """Read the message as this lead means it: YES is an opt-in only from a lead who opted out."""
+    opted_out = lead.sms_opted_out_at if message.channel == "sms" else lead.email_opted_out_at
+    signal = signal_for_lead(message.signal, opted_out=opted_out is not None)
+    if signal == message.signal:
+        return message
+    details = {**(message.details or {}), "read_as": f"{signal}: an opt-in keyword from a lead who had not opted out"}
+    return replace(message, signal=signal, details=details)
 
 
 def _contact(message: InboundMessage) -> tuple[str | None, str | None]:
@@ -133,8 +157,13 @@ def send_direct(
     author: Actor,
     channel: str | None = None,
     subject: str | None = None,
+    thread_message_ts: str | None = None,
 ) -> Message:
-    """Send a one-off message to a lead (a team reply, the HELP answer), never past an opt-out."""
+    """Send a one-off message to a lead (a team reply, the HELP answer), never past an opt-out.
+
+    `thread_message_ts` is the team member's own Slack message holding the text (a `!reply` in the
+    lead's thread): Slack then shows only how the send fared, not the words a second time.
+    """
     now = services.clock.now()
     with services.lead_locks.hold(lead_id):
         with services.session_factory.begin() as session:
@@ -147,7 +176,8 @@ def send_direct(
             if channel == "email" and not lead.email_allowed:
                 raise DirectMessageRefused(_why_not(lead, "email"))
             message = Message(lead_id=lead.id, direction="out", channel=channel, body=body, subject=subject,
-                              status="sending", author=author.id or str(author.type), created_at=now)
+                              status="sending", author=author.id or str(author.type), created_at=now,
+                              details={"thread_message_ts": thread_message_ts} if thread_message_ts else {})
             session.add(message)
             session.flush()
             message_id, to = message.id, (lead.phone if channel == "sms" else lead.email)
@@ -158,14 +188,120 @@ def send_direct(
             assert message is not None
             if isinstance(outcome, SendReceipt):
                 message.provider_id, message.status = outcome.provider_id, outcome.status
+            elif isinstance(outcome, TransientSendError) and outcome.code == OUTCOME_UNKNOWN:
+                # The provider may have it: "failed" would invite a person to send it a second time.
+                message.error_code = outcome.code
+                _flag_unknown(session, message, now, outcome.reason)
             else:
                 message.status, message.error_code = "failed", outcome.code
-                message.details = {"error": outcome.reason}
+                message.details = {**(message.details or {}), "error": outcome.reason}
             audit.record(session, lead_id=lead_id, actor=author, action="direct_message", at=now,
                          channel=channel, status=message.status)
             outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead_id, at=now, message_id=message_id,
                            status=message.status)
     return message
+
+
+class SentSmsLookup(Protocol):
+    """A texting provider that can say which messages it holds for a number (Twilio can)."""
+
+    def messages_to(self, to: str) -> list[SentSms]: ...
+
+
+class SentSms(Protocol):
+    sid: str
+    body: str
+    status: str
+
+
+def recover_abandoned_direct(services: Services, *, lease_seconds: float, limit: int = 100) -> int:
+    """Settle one-off messages left `sending` longer than the lease by a process that stopped; return how many.
+
+    Like an abandoned touch, each is settled by asking the provider: found there, it is recorded
+    with its id; provably absent, it is marked failed; otherwise a person is asked. Never resent:
+    a person's words from a while ago may no longer fit, so the team decides.
+    """
+    now = services.clock.now()
+    # The lease is in real seconds; stored times are on the bot's (maybe scaled) clock.
+    cutoff = now - timedelta(seconds=lease_seconds * getattr(services.clock, "scale", 1.0))
+    with services.session_factory() as session:
+        abandoned = session.execute(
+            select(Message.id, Message.lead_id)
+            .where(Message.direction == "out", Message.status == "sending", Message.touch_id.is_(None),
+                   Message.created_at <= cutoff)
+            .order_by(Message.id)
+            .limit(limit)
+        ).all()
+    settled = 0
+    for message_id, lead_id in abandoned:
+        with services.lead_locks.hold(lead_id):
+            with services.session_factory.begin() as session:
+                # A live process deciding about this lead holds the row: leave the message to it.
+                lead = session.scalars(
+                    select(Lead).where(Lead.id == lead_id).with_for_update(skip_locked=True)
+                    .execution_options(populate_existing=True)
+                ).first()
+                message = session.get(Message, message_id, populate_existing=True) if lead else None
+                if lead is None or message is None or message.status != "sending":
+                    continue
+                if _settle_abandoned(session, services, lead, message, now):
+                    settled += 1
+    return settled
+
+
+def _settle_abandoned(session: Session, services: Services, lead: Lead, message: Message, now: datetime) -> bool:
+    asked = services.sms if message.channel == "sms" and lead.phone else None
+    lookup: SentSmsLookup | None = asked if hasattr(asked, "messages_to") else None  # type: ignore[assignment]
+    if lookup is None:
+        _flag_unknown(session, message, now, "the process sending it stopped before recording the outcome, "
+                                             "and the provider cannot be asked")
+        return True
+    try:
+        held = lookup.messages_to(lead.phone)  # type: ignore[arg-type]
+    except TransientSendError as error:
+        log.warning("message %s: cannot settle an abandoned send yet: %s", message.id, error)
+        return False
+    known = set(session.scalars(select(Message.provider_id).where(
+        Message.lead_id == lead.id, Message.direction == "out", Message.provider_id.is_not(None))))
+    unrecorded = [sms for sms in held if sms.sid not in known]
+    ours = [sms for sms in unrecorded if message.body and sms.body.startswith(message.body)]
+    if len(ours) == 1 and len(unrecorded) == 1:
+        message.provider_id, message.status = ours[0].sid, ours[0].status or "sent"
+        audit.record(session, lead_id=lead.id, actor=SYSTEM, action="direct_message_recovered", at=now,
+                     message=message.id, provider_id=message.provider_id, found="sent")
+    elif unrecorded:
+        _flag_unknown(session, message, now, f"the process sending it stopped, and Twilio holds {len(unrecorded)} "
+                                             "message(s) to this number that followup has no record of")
+    else:
+        why = "the process sending it stopped before Twilio got it"
+        message.status = "failed"
+        message.details = {**(message.details or {}), "error": why}
+        outbox.publish(session, Notice.NEEDS_PERSON, lead_id=lead.id, at=now, message_id=message.id,
+                       text=f"The {_described(message)} did not go out ({why}). It was not sent again: "
+                            "send it again if it still fits.")
+        audit.record(session, lead_id=lead.id, actor=SYSTEM, action="direct_message_recovered", at=now,
+                     message=message.id, found="not sent")
+    outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead.id, at=now, message_id=message.id,
+                   status=message.status)
+    return True
+
+
+def _flag_unknown(session: Session, message: Message, now: datetime, why: str) -> None:
+    """Mark a one-off message's outcome unknown and ask a person to check before anything is resent."""
+    message.status = UNKNOWN
+    message.details = {**(message.details or {}), "error": why}
+    outbox.publish(session, Notice.NEEDS_PERSON, lead_id=message.lead_id, at=now, message_id=message.id,
+                   text=f"It is not known whether the {_described(message)} reached the lead ({why}); "
+                        "check with the lead before sending it again.")
+    audit.record(session, lead_id=message.lead_id, actor=SYSTEM, action="direct_message_outcome_unknown", at=now,
+                 message=message.id, reason=why)
+
+
+def _described(message: Message) -> str:
+    kind = "text" if message.channel == "sms" else "email"
+    words = " ".join((message.body or "").split())
+    excerpt = words if len(words) <= 80 else words[:79] + "…"
+    return f'{kind} "{excerpt}"'
 
 
 def _why_not(lead: Lead, channel: str) -> str:

@@ -6,12 +6,14 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Callable, Protocol
 
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy import Select, Update, bindparam, exists, func, insert, select
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from bot import audit, outbox
 from bot.audit import SYSTEM
@@ -57,6 +59,8 @@ MAX_ATTEMPTS = 5
 #: Provider codes that mean the number can never take SMS: remaining SMS touches go another way.
 UNREACHABLE_SMS_CODES = frozenset({"21211", "21614", "21635", "30006", "21612", "21408"})
 OPTED_OUT_SMS_CODES = frozenset({"21610"})
+#: Real seconds a busy dispatch run may take on top of the poll period before lateness counts as missed.
+OWN_DELAY_SLACK_SECONDS = 10.0
 #: Real seconds a touch may stay `sending` before it counts as abandoned by a process that died.
 #: Far longer than a sender's timeout, so a request in flight when its process died has landed.
 SEND_LEASE_SECONDS = 60.0
@@ -90,6 +94,178 @@ class _Claimed:
     outgoing: OutgoingSms | OutgoingEmail
     #: The touch's attempt count when claimed: if it changed, recovery settled the touch meanwhile.
     attempt: int = 0
+    #: Its enrollment, so a group of sends can finish every sequence whose last step this was at once.
+    enrollment_id: int = 0
+
+
+# Dispatch's statements are built once: building one each time cost more than running it, which
+# showed most when the fast lane claims and records one new lead at a time.
+_touches, _leads, _enrollments = Touch.__table__, Lead.__table__, Enrollment.__table__
+_earlier = aliased(Touch)
+_DUE = (
+    select(Touch.id)
+    .join(Enrollment, Enrollment.id == Touch.enrollment_id)
+    .where(
+        Touch.status == TouchStatus.SCHEDULED,
+        Touch.due_at <= bindparam("now"),
+        (Touch.next_attempt_at.is_(None)) | (Touch.next_attempt_at <= bindparam("now")),
+        Enrollment.state == EnrollmentState.ACTIVE,
+        ~exists().where(  # an earlier touch of the same enrollment is still to go: this one waits
+            _earlier.enrollment_id == Touch.enrollment_id,
+            _earlier.position < Touch.position,
+            _earlier.status.in_((TouchStatus.SCHEDULED, TouchStatus.SENDING)),
+        ),
+    )
+    .order_by(Touch.due_at, Touch.id)
+    .limit(bindparam("batch_size"))
+    # Other processes' claims skip these rows instead of waiting for them (PostgreSQL).
+    .with_for_update(skip_locked=True, of=Touch)
+)
+
+
+def _take(due: Select) -> Update:
+    """Mark the due touches `sending` in the statement that finds them, and return their ids.
+
+    Two claims, in this process or another, can never both take a touch: SQLite runs the
+    statement under its one write lock; PostgreSQL's claims skip the rows another claim holds.
+    """
+    return (_touches.update().where(_touches.c.id.in_(due.scalar_subquery()))
+            .values(status=TouchStatus.SENDING, attempts=_touches.c.attempts + 1)
+            .returning(_touches.c.id))
+
+
+_TAKE_DUE = _take(_DUE)
+_TAKE_DUE_FOR_LEAD = _take(_DUE.where(Touch.lead_id == bindparam("only_lead_id")))
+_TAKEN = (
+    select(Touch).where(Touch.id.in_(bindparam("ids", expanding=True))).order_by(Touch.due_at, Touch.id)
+    .execution_options(populate_existing=True)
+    # One query for the batch's touches, enrollments and leads.
+    .options(joinedload(Touch.enrollment, innerjoin=True).joinedload(Enrollment.lead, innerjoin=True))
+)
+_REPLIED = select(Enrollment.id).distinct().join(Message, Message.lead_id == Enrollment.lead_id).where(
+    Enrollment.id.in_(bindparam("enrollment_ids", expanding=True)), Message.direction == "in",
+    Message.created_at >= Enrollment.enrolled_at,
+    (Message.classification.is_(None)) | (Message.classification != "auto_reply"))
+_BOOKED = select(Appointment.lead_id).distinct().where(
+    Appointment.lead_id.in_(bindparam("lead_ids", expanding=True)), Appointment.status == "booked")
+#: Leads already sent a text that did not fail.
+_TEXTED = select(Message.lead_id).distinct().where(
+    Message.lead_id.in_(bindparam("lead_ids", expanding=True)), Message.direction == "out",
+    Message.channel == "sms", Message.status != "failed")
+
+
+# What a group's check and recording run.
+_MARK_SENT = (
+    _touches.update().where(_touches.c.id == bindparam("sent_id"))
+    .values(status=TouchStatus.SENT, provider_id=bindparam("sent_provider_id"), sent_at=bindparam("sent_at_"),
+            last_error=None)
+)
+#: Run with a list of rows: one executemany (a C loop on SQLite, one pipeline on PostgreSQL), no ORM.
+_RECORD_MESSAGES = insert(Message.__table__)
+_LEAD_STAGES = select(_leads.c.id, _leads.c.stage).where(
+    _leads.c.id.in_(bindparam("lead_ids", expanding=True)))
+_MOVE_STAGE = (
+    _leads.update().where(_leads.c.id == bindparam("moved_id"))
+    .values(stage=bindparam("moved_stage"), updated_at=bindparam("moved_at"))
+)
+_FINISHED = select(_enrollments.c.id, _enrollments.c.lead_id, _enrollments.c.sequence_name).where(
+    _enrollments.c.id.in_(bindparam("enrollment_ids", expanding=True)),
+    _enrollments.c.state.in_((EnrollmentState.ACTIVE, EnrollmentState.PAUSED)),
+    ~exists().where(_touches.c.enrollment_id == _enrollments.c.id,
+                    _touches.c.status.in_((TouchStatus.SCHEDULED, TouchStatus.SENDING))),
+)
+_COMPLETE = (
+    _enrollments.update().where(_enrollments.c.id.in_(bindparam("completed_ids", expanding=True)))
+    .values(state=EnrollmentState.COMPLETED, state_reason="every step ran", ended_at=bindparam("ended_at_"))
+)
+_HAND_BACK = (
+    _touches.update()
+    .where(_touches.c.id == bindparam("claimed_id"), _touches.c.status == TouchStatus.SENDING,
+           _touches.c.attempts == bindparam("claimed_attempt"))
+    .values(status=TouchStatus.SCHEDULED, attempts=bindparam("claimed_attempt") - 1)
+)
+
+
+@dataclass
+class _BatchFacts:
+    """What the playbook's `when` rules and the templates ask about a batch's leads, read in four queries."""
+
+    replied_enrollments: set[int]
+    booked_leads: set[int]
+    #: Leads already sent a text that did not fail: their texts leave out the opt-out line.
+    texted_leads: set[int]
+    #: Held here so the appointments stay loaded while the batch renders.
+    appointments: dict[int, Appointment]
+
+    @classmethod
+    def load(cls, session: Session, batch: list[Touch]) -> _BatchFacts:
+        ids = {"enrollment_ids": list({touch.enrollment_id for touch in batch}),
+               "lead_ids": list({touch.lead_id for touch in batch})}
+        replied, booked, texted = (set(session.scalars(query, ids)) for query in (_REPLIED, _BOOKED, _TEXTED))
+        appointment_ids = [touch.enrollment.appointment_id for touch in batch if touch.enrollment.appointment_id]
+        appointments = {appointment.id: appointment for appointment in session.scalars(
+            select(Appointment).where(Appointment.id.in_(appointment_ids)))} if appointment_ids else {}
+        return cls(replied, booked, texted, appointments)
+
+    def about(self, lead: Lead, enrollment: Enrollment) -> LeadFacts:
+        return LeadFacts(
+            has_email=bool(lead.email), has_phone=bool(lead.phone),
+            has_replied=enrollment.id in self.replied_enrollments, has_booked=lead.id in self.booked_leads,
+            sms_allowed=lead.sms_allowed, email_allowed=lead.email_allowed,
+        )
+
+
+def _channel_of(item: _Claimed) -> str:
+    return "sms" if isinstance(item.outgoing, OutgoingSms) else "email"
+
+
+def _subject_of(item: _Claimed) -> str | None:
+    return item.outgoing.subject if isinstance(item.outgoing, OutgoingEmail) else None
+
+
+def _body_of(item: _Claimed) -> str:
+    return item.outgoing.body if isinstance(item.outgoing, OutgoingSms) else item.outgoing.text
+
+
+#: What `Lead.sms_allowed` and `Lead.email_allowed` read.
+_REACHABILITY = (Lead.phone, Lead.email, Lead.sms_consent, Lead.email_consent, Lead.sms_opted_out_at,
+                 Lead.email_opted_out_at, Lead.sms_unreachable_reason)
+
+#: A lead's claimed touches as they stand now, and whether the lead may still be written to.
+_LEAD_CHECK = (
+    select(_touches.c.id, _touches.c.status, _touches.c.attempts,
+           *(_leads.c[column.key] for column in _REACHABILITY))
+    .join(_leads, _leads.c.id == _touches.c.lead_id)
+    .where(_touches.c.id.in_(bindparam("touch_ids", expanding=True)))
+    # Held until the group's transaction ends: another process's STOP for this lead waits.
+    .with_for_update(of=_leads)
+)
+
+
+class _NotAllowed(Exception):
+    """The lead opted out (or became unreachable) between the claim and its turn to be sent."""
+
+
+_NOT_ALLOWED = _NotAllowed()
+#: What became of a claimed touch in its group: the provider's answer, not allowed, or None (not tried).
+_Outcome = SendReceipt | TransientSendError | PermanentSendError | _NotAllowed | None
+
+
+@dataclass
+class _GroupInFlight:
+    """A group whose leads are held and checked, waiting for its provider calls to come back."""
+
+    holding: ExitStack
+    session: Session
+    decided: list[tuple[_Claimed, _Outcome]] = field(default_factory=list)
+    sending: list[tuple[list[_Claimed], Future[list[_Outcome]]]] = field(default_factory=list)
+
+    def answered(self) -> bool:
+        return all(future.done() for _, future in self.sending)
+
+    def outcomes(self) -> list[tuple[_Claimed, _Outcome]]:
+        return self.decided + [(item, outcome) for items, future in self.sending
+                               for item, outcome in zip(items, future.result(), strict=True)]
 
 
 class SentSmsLookup(Protocol):
@@ -104,16 +280,34 @@ class SentSms(Protocol):
     status: str
 
 
+#: How many claimed touches are recorded together (one transaction, a few bulk statements). Bigger
+#: groups cost less per touch; smaller ones keep short the wait of a STOP for a lead already sent to.
+SEND_GROUP_SIZE = 25
+
+
 class Dispatcher:
-    """Claims due touches and carries them out through the senders."""
+    """Claims due touches and carries them out through the senders.
+
+    A batch is claimed with one statement and decided and rendered in one transaction (the
+    playbook's `when` facts read once for the batch), then carried out in groups of whole leads:
+    each lead is taken and checked just before its sends, and a group's outcomes are recorded
+    together in a few bulk statements. With `senders` > 1, that many groups are in flight at
+    once and their provider calls overlap; a lead's touches always stay in one group, in order.
+    """
 
     def __init__(self, services: Services, *, batch_size: int = 200,
-                 send_lease_seconds: float = SEND_LEASE_SECONDS):
+                 send_lease_seconds: float = SEND_LEASE_SECONDS, senders: int = 1,
+                 group_size: int = SEND_GROUP_SIZE, poll_seconds: float = 0.0):
         self.services = services
         self.batch_size = batch_size
         self.send_lease_seconds = send_lease_seconds
+        self.group_size = group_size
+        #: Real seconds between looks at the queue: a touch may wait that long before it is seen.
+        self.poll_seconds = poll_seconds
         self._next_recovery = 0.0  # monotonic seconds
         self._stopping = threading.Event()
+        self._sqlite_writer = threading.Lock()
+        self._senders = ThreadPoolExecutor(senders, thread_name_prefix="sender") if senders > 1 else None
 
     def run_due(self) -> DispatchReport:
         """Carry out everything due now; return what happened."""
@@ -122,33 +316,43 @@ class Dispatcher:
             # Cheap (an indexed look at `sending` touches), but no need to do it on every wake.
             self._next_recovery = time.monotonic() + min(self.send_lease_seconds / 2, 5.0)
             self.recover_abandoned(report)
-        while not self._stopping.is_set():
-            before = report.handled
-            claimed = self._claim_batch(report)
-            for index, item in enumerate(claimed):
-                if self._stopping.is_set():
-                    self._release(claimed[index:])
-                    return report
-                self._deliver(item, report)
-            # A handled touch may unblock the next one of the same lead: go again until nothing moves.
-            if report.handled == before:
-                return report
+        self._run_until_still(report)
         return report
 
+    def run_lead(self, lead_id: int) -> DispatchReport:
+        """Carry out what is due for one lead now, in the caller's thread (a new lead's instant text).
+
+        Claims exclude each other, so this may run while a batch is being sent: neither waits for
+        the other, and no touch is claimed twice.
+        """
+        report = DispatchReport()
+        self._run_until_still(report, lead_id=lead_id)
+        return report
+
+    def _run_until_still(self, report: DispatchReport, *, lead_id: int | None = None) -> None:
+        while not self._stopping.is_set():
+            before = report.handled
+            self._deliver_all(self._claim_batch(report, lead_id=lead_id), report)
+            # A handled touch may unblock the next one of the same lead: go again until nothing moves.
+            if report.handled == before:
+                return
+
     def stop(self) -> None:
-        """Finish the send in progress, hand back the rest of the batch, and run no more (shutdown)."""
+        """Finish the sends in progress, hand back the rest of the batch, and run no more (shutdown)."""
         self._stopping.set()
 
-    def _release(self, unsent: list[_Claimed]) -> None:
+    def close(self) -> None:
+        """Stop, and let the sender threads go once their sends are recorded."""
+        self.stop()
+        if self._senders is not None:
+            self._senders.shutdown(wait=True)
+
+    @staticmethod
+    def _hand_back(session: Session, unsent: list[_Claimed]) -> None:
         """Give claimed touches back untouched, so any process sends them now instead of after the lease."""
-        with self.services.session_factory.begin() as session:
-            for item in unsent:
-                session.execute(
-                    update(Touch)
-                    .where(Touch.id == item.touch_id, Touch.status == TouchStatus.SENDING,
-                           Touch.attempts == item.attempt)
-                    .values(status=TouchStatus.SCHEDULED, attempts=item.attempt - 1)
-                )
+        if unsent:
+            session.connection().execute(_HAND_BACK, [{"claimed_id": item.touch_id, "claimed_attempt": item.attempt}
+                                                      for item in unsent])
 
     def next_due_at(self) -> datetime | None:
         with self.services.session_factory() as session:
@@ -158,41 +362,32 @@ class Dispatcher:
                 .where(Touch.status == TouchStatus.SCHEDULED, Enrollment.state == EnrollmentState.ACTIVE)
             )
 
-    # --- claiming: one short transaction decides each due touch -----------------------------------
+    # --- claiming: one statement takes the batch, one transaction decides it ----------------------
 
-    def _claim_batch(self, report: DispatchReport) -> list[_Claimed]:
+    def _claim_batch(self, report: DispatchReport, *, lead_id: int | None = None) -> list[_Claimed]:
         now = self.services.clock.now()
-        earlier = aliased(Touch)
-        blocked_by_earlier = exists().where(
-            earlier.enrollment_id == Touch.enrollment_id,
-            earlier.position < Touch.position,
-            earlier.status.in_((TouchStatus.SCHEDULED, TouchStatus.SENDING)),
-        )
-        query = (
-            select(Touch)
-            .join(Enrollment, Enrollment.id == Touch.enrollment_id)
-            .where(
-                Touch.status == TouchStatus.SCHEDULED,
-                Touch.due_at <= now,
-                (Touch.next_attempt_at.is_(None)) | (Touch.next_attempt_at <= now),
-                Enrollment.state == EnrollmentState.ACTIVE,
-                ~blocked_by_earlier,
-            )
-            .order_by(Touch.due_at, Touch.id)
-            .limit(self.batch_size)
-            .with_for_update(skip_locked=True, of=Touch)
-            # Two queries for the whole batch instead of two lazy loads per touch.
-            .options(selectinload(Touch.enrollment).selectinload(Enrollment.lead))
-        )
+        take, params = _TAKE_DUE, {"now": now, "batch_size": self.batch_size}
+        if lead_id is not None:
+            take, params = _TAKE_DUE_FOR_LEAD, {**params, "only_lead_id": lead_id}
         claimed: list[_Claimed] = []
-        with self.services.session_factory.begin() as session:
-            for touch in session.scalars(query).all():
-                item = self._decide(session, touch, now, report)
-                if item is not None:
-                    claimed.append(item)
+        with self.services.session_factory() as session, self._writing(session), session.begin():
+            # `_decide` then settles each taken touch; most stay `sending`.
+            taken = session.scalars(take, params).all()
+            if not taken:
+                return claimed
+            batch = session.scalars(_TAKEN, {"ids": list(taken)}).unique().all()
+            facts = _BatchFacts.load(session, batch)
+            with session.no_autoflush:
+                for touch in batch:
+                    # Undo the claim's marks: `_decide` marks only what really goes out.
+                    touch.status, touch.attempts = TouchStatus.SCHEDULED, touch.attempts - 1
+                    item = self._decide(session, touch, now, report, facts)
+                    if item is not None:
+                        claimed.append(item)
         return claimed
 
-    def _decide(self, session: Session, touch: Touch, now: datetime, report: DispatchReport) -> _Claimed | None:
+    def _decide(self, session: Session, touch: Touch, now: datetime, report: DispatchReport,
+                facts: _BatchFacts) -> _Claimed | None:
         enrollment = touch.enrollment
         lead = enrollment.lead
         channel = Channel(touch.channel)
@@ -200,6 +395,8 @@ class Dispatcher:
         if step is None:
             return self._skip(session, touch, now, "the step is no longer in the playbook", report)
         grace = GRACE.get(channel)
+        if grace is not None:
+            grace = max(grace, self._own_delay())
         if grace is not None and touch.attempts == 0 and now - touch.due_at > grace:
             return self._skip(session, touch, now, f"missed: due {touch.due_at:%Y-%m-%d %H:%M} UTC, "
                               f"more than {grace} ago (the bot was not running)", report)
@@ -216,19 +413,19 @@ class Dispatcher:
             return None
         if channel == Channel.SMS and lead.sms_unreachable_reason and lead.sms_opted_out_at is None:
             try:
-                return self._reroute_sms(session, touch, lead, enrollment, step, now, report)
+                return self._reroute_sms(session, touch, lead, enrollment, step, now, report, facts)
             except TemplateProblem as problem:
                 self._fail(session, touch, now, f"could not render {step.template}: {problem}", report)
                 return None
-        reason = skip_reason(step, self._facts(session, lead, enrollment))
+        reason = skip_reason(step, facts.about(lead, enrollment))
         if reason:
             return self._skip(session, touch, now, reason, report)
         try:
             match channel:
                 case Channel.SMS:
-                    return self._claim_sms(session, touch, lead, step, now)
+                    return self._claim_sms(touch, lead, step, now, facts)
                 case Channel.EMAIL:
-                    return self._claim_email(session, touch, lead, enrollment, step, now)
+                    return self._claim_email(session, touch, lead, enrollment, step, now, facts)
                 case Channel.CALL_TASK:
                     self._open_call(session, touch, lead, step, now)
                 case Channel.STAGE:
@@ -240,6 +437,16 @@ class Dispatcher:
         self._complete_if_done(session, enrollment, now)
         return None
 
+    def _own_delay(self) -> timedelta:
+        """How late, on the bot's clock, a touch can be found while the bot runs normally.
+
+        A touch due just after one look is found at the next, and a busy run takes a few seconds
+        more; with a sped-up clock those real seconds are hours. Lateness up to this is the bot's
+        own doing, never "the bot was not running".
+        """
+        scale = getattr(self.services.clock, "scale", 1.0)
+        return timedelta(seconds=scale * (2 * self.poll_seconds + OWN_DELAY_SLACK_SECONDS))
+
     def _step(self, enrollment: Enrollment, touch: Touch) -> Step | None:
         try:
             sequence = self.services.playbooks.get(enrollment.sequence_name)
@@ -247,48 +454,31 @@ class Dispatcher:
             return None
         return next((s for s in sequence.steps if s.id == touch.step_id), None)
 
-    def _facts(self, session: Session, lead: Lead, enrollment: Enrollment) -> LeadFacts:
-        replied = session.scalar(
-            select(exists().where(Message.lead_id == lead.id, Message.direction == "in",
-                                  Message.created_at >= enrollment.enrolled_at,
-                                  (Message.classification.is_(None)) | (Message.classification != "auto_reply")))
-        )
-        booked = session.scalar(
-            select(exists().where(Appointment.lead_id == lead.id, Appointment.status == "booked"))
-        )
-        return LeadFacts(
-            has_email=bool(lead.email), has_phone=bool(lead.phone), has_replied=bool(replied),
-            has_booked=bool(booked), sms_allowed=lead.sms_allowed, email_allowed=lead.email_allowed,
-        )
-
-    def _context(self, session: Session, lead: Lead, enrollment: Enrollment) -> dict:
-        appointment = session.get(Appointment, enrollment.appointment_id) if enrollment.appointment_id else None
+    def _context(self, lead: Lead, enrollment: Enrollment, facts: _BatchFacts) -> dict:
+        appointment = facts.appointments.get(enrollment.appointment_id) if enrollment.appointment_id else None
         return lead_context(
             lead, self.services.business, self.services.public_base_url,
             appointment_at=appointment.start_at if appointment else None,
             appointment_notes=appointment.notes if appointment else "",
         )
 
-    def _claim_sms(self, session: Session, touch: Touch, lead: Lead, step: Step, now: datetime) -> _Claimed:
-        first = not session.scalar(
-            select(exists().where(Message.lead_id == lead.id, Message.direction == "out", Message.channel == "sms",
-                                  Message.status != "failed"))
-        )
+    def _claim_sms(self, touch: Touch, lead: Lead, step: Step, now: datetime, facts: _BatchFacts) -> _Claimed:
         assert step.template is not None and lead.phone is not None
-        body = self.services.renderer.render_sms(step.template, self._context(session, lead, touch.enrollment),
-                                                 first_to_number=first)
+        body = self.services.renderer.render_sms(step.template, self._context(lead, touch.enrollment, facts),
+                                                 first_to_number=lead.id not in facts.texted_leads)
         touch.body_text = body
         self._mark_sending(touch, now)
         callback = f"{self.services.public_base_url}/webhooks/twilio/status"
         return _Claimed(touch.id, lead.id, OutgoingSms(to=lead.phone, body=body, reference=f"touch-{touch.id}",
-                                                       status_callback=callback), touch.attempts)
+                                                       status_callback=callback), touch.attempts,
+                        touch.enrollment_id)
 
     def _claim_email(self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step,
-                     now: datetime) -> _Claimed:
+                     now: datetime, facts: _BatchFacts) -> _Claimed:
         assert step.template is not None and lead.email is not None
         if touch.subject_option is None:
             touch.subject_option = self._rotation(session, enrollment, step)
-        context = self._context(session, lead, enrollment)
+        context = self._context(lead, enrollment, facts)
         subject = step.subjects[touch.subject_option % len(step.subjects)]
         rendered = self.services.renderer.render_email(step.template, subject, context)
         touch.subject, touch.body_text, touch.body_html = rendered.subject, rendered.text, rendered.html
@@ -299,13 +489,13 @@ class Dispatcher:
             reference=f"touch-{touch.id}",
             headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
             custom_args={"touch_id": str(touch.id), "lead_id": str(lead.id)},
-        ), touch.attempts)
+        ), touch.attempts, touch.enrollment_id)
 
     def _reroute_sms(self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step,
-                     now: datetime, report: DispatchReport) -> _Claimed | None:
+                     now: datetime, report: DispatchReport, facts: _BatchFacts) -> _Claimed | None:
         """Texts cannot reach this number: say the same thing by email, or hand the team a call."""
         assert step.template is not None
-        context = self._context(session, lead, enrollment)
+        context = self._context(lead, enrollment, facts)
         text = self.services.renderer.render_sms(step.template, context, first_to_number=False)
         if lead.email_allowed:
             assert lead.email is not None
@@ -320,7 +510,7 @@ class Dispatcher:
                 reference=f"touch-{touch.id}",
                 headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
                 custom_args={"touch_id": str(touch.id), "lead_id": str(lead.id)},
-            ), touch.attempts)
+            ), touch.attempts, touch.enrollment_id)
         open_call_task(session, self.services, lead, now=now, actor=SYSTEM, touch=touch,
                        reason=f"texts cannot reach this number; say it by phone: {text}")
         touch.status, touch.sent_at = TouchStatus.SENT, now
@@ -332,6 +522,7 @@ class Dispatcher:
     @staticmethod
     def _rotation(session: Session, enrollment: Enrollment, step: Step) -> int:
         """Give each lead the next subject option in turn, so every option is tried on similar leads."""
+        session.flush()  # count the options given earlier in this batch too
         used = session.scalar(
             select(func.count(Touch.id)).join(Enrollment, Enrollment.id == Touch.enrollment_id).where(
                 Enrollment.sequence_name == enrollment.sequence_name, Touch.step_id == step.id,
@@ -394,35 +585,202 @@ class Dispatcher:
             audit.record(session, lead_id=enrollment.lead_id, actor=SYSTEM, action="sequence_completed", at=now,
                          sequence=enrollment.sequence_name, enrollment=enrollment.id)
 
-    # --- delivering: the provider call, guarded against a STOP arriving meanwhile ---------------------
+    # --- delivering: the provider calls, guarded against a STOP arriving meanwhile -----------------
+
+    def _deliver_all(self, claimed: list[_Claimed], report: DispatchReport) -> None:
+        """Carry out a claimed batch in groups; with several senders, overlap the groups' provider calls.
+
+        All database work stays on this thread (threads contending for SQLite's one write lock,
+        or for the GIL around many short driver calls, only slow each other down); the senders
+        only wait on the providers. A few groups are in flight at once and each is recorded as
+        soon as its own calls are back, so one slow call holds up its own group and no other.
+        """
+        groups = self._groups(claimed)
+        if self._senders is None or len(groups) < 2:
+            for items in groups:  # one group (a new lead's fast lane) goes at once, queued behind nothing
+                self._finish_group(self._start_group(items, self._call_now), report)
+            return
+        senders = self._senders
+        in_flight: list[_GroupInFlight] = []
+        try:
+            for items in groups:
+                while len(in_flight) >= senders._max_workers:  # noqa: SLF001 - as many groups as senders
+                    self._finish_first(in_flight, report)
+                in_flight.append(self._start_group(items, lambda to_send: senders.submit(self._call_in_order,
+                                                                                           to_send)))
+            while in_flight:
+                self._finish_first(in_flight, report)
+        finally:
+            for group in in_flight:  # only after an error: still record the sends that went out
+                try:
+                    self._finish_group(group, report)
+                except Exception:  # noqa: BLE001 - the first error is the one raised; this one is logged
+                    log.exception("dispatch: could not record a group of sends; recovery settles them")
+
+    def _groups(self, claimed: list[_Claimed]) -> list[list[_Claimed]]:
+        """Split a batch into groups of whole leads, each lead's touches in claim (due) order."""
+        by_lead: dict[int, list[_Claimed]] = {}
+        for item in claimed:
+            by_lead.setdefault(item.lead_id, []).append(item)
+        workers = self._senders._max_workers if self._senders is not None else 1  # noqa: SLF001
+        # Enough groups to keep every sender busy, none bigger than the group size.
+        size = max(1, min(self.group_size, -(-len(claimed) // workers)))
+        groups: list[list[_Claimed]] = [[]]
+        for items in by_lead.values():
+            if groups[-1] and len(groups[-1]) + len(items) > size:
+                groups.append([])
+            groups[-1].extend(items)
+        return [group for group in groups if group]
 
     def _deliver(self, item: _Claimed, report: DispatchReport) -> None:
-        services = self.services
-        with services.lead_locks.hold(item.lead_id):
-            with services.session_factory.begin() as session:
-                lead = services.lead_locks.lock_row(session, item.lead_id)
-                touch = session.get(Touch, item.touch_id, populate_existing=True)
-                assert lead is not None and touch is not None
-                if touch.status != TouchStatus.SENDING or touch.attempts != item.attempt:
-                    return  # recovery settled it while it waited in this batch: it is not ours to send
-                allowed = lead.sms_allowed if isinstance(item.outgoing, OutgoingSms) else lead.email_allowed
-                if not allowed:
-                    touch.status = TouchStatus.SKIPPED
-                    touch.skip_reason = "the lead opted out (or became unreachable) just before sending"
-                    report.skipped += 1
-                    self._complete_if_done(session, touch.enrollment, services.clock.now())
-                    return
-                if session.bind.dialect.name == "postgresql":
-                    # Keep the row lock across the provider call: another process's STOP waits for it.
-                    outcome = self._call_provider(item)
-                    self._record(session, touch, lead, item, outcome, report)
-                    return
-            outcome = self._call_provider(item)
-            with services.session_factory.begin() as session:
-                touch = session.get(Touch, item.touch_id)
-                lead = session.get(Lead, item.lead_id)
-                assert touch is not None and lead is not None
+        """Carry out one claimed touch."""
+        self._finish_group(self._start_group([item], self._call_now), report)
+
+    def _start_group(self, items: list[_Claimed],
+                     send: Callable[[list[_Claimed]], Future[list[_Outcome]]]) -> _GroupInFlight:
+        """Take and check each lead in turn and hand its sends to `send`; hold them until recorded.
+
+        Each lead is taken (this process's lock, and its row on PostgreSQL) just before its sends
+        and checked afresh, then held until the group is recorded: a STOP that arrives before a
+        lead's turn is seen; one that arrives during or after its send waits, then is respected.
+        """
+        by_lead: dict[int, list[_Claimed]] = {}
+        for item in items:
+            by_lead.setdefault(item.lead_id, []).append(item)
+        holding = ExitStack()
+        group = _GroupInFlight(holding, holding.enter_context(self.services.session_factory()))
+        try:
+            # Leads taken in id order: two groups (or a group and the fast lane) never wait on each other.
+            for lead_id in sorted(by_lead):
+                if self._stopping.is_set():
+                    group.decided.extend((item, None) for item in by_lead[lead_id])
+                    continue
+                holding.enter_context(self.services.lead_locks.hold(lead_id))
+                to_send = self._check_lead(group.session, by_lead[lead_id], group.decided)
+                if to_send:
+                    group.sending.append((to_send, send(to_send)))
+        except BaseException:
+            holding.close()
+            raise
+        return group
+
+    def _finish_first(self, in_flight: list[_GroupInFlight], report: DispatchReport) -> None:
+        """Record whichever group in flight has all its provider answers first."""
+        while (ready := next((group for group in in_flight if group.answered()), None)) is None:
+            wait([future for group in in_flight for _, future in group.sending], return_when=FIRST_COMPLETED)
+        in_flight.remove(ready)
+        self._finish_group(ready, report)
+
+    def _finish_group(self, group: _GroupInFlight, report: DispatchReport) -> None:
+        with group.holding:  # the leads are let go only once their outcomes are committed
+            outcomes = group.outcomes()
+            # SQLite has one write lock for the whole database: only now, after the calls, is it taken.
+            with self._writing(group.session):
+                self._record_group(group.session, outcomes, report)
+                group.session.commit()
+
+    def _writing(self, session: Session) -> AbstractContextManager[object]:
+        """Take turns writing to SQLite: its busy handler sleeps up to 100 ms a try, a lock wakes at once."""
+        return self._sqlite_writer if session.bind.dialect.name == "sqlite" else nullcontext()
+
+    def _check_lead(self, session: Session, items: list[_Claimed],
+                    decided: list[tuple[_Claimed, _Outcome]]) -> list[_Claimed]:
+        """Check one lead's claimed touches afresh: return those to send, note in `decided` those not to."""
+        rows = session.connection().execute(_LEAD_CHECK, {"touch_ids": [item.touch_id for item in items]}).all()
+        now_reachable = {row.id: row for row in rows}
+        to_send = []
+        for item in items:
+            row = now_reachable.get(item.touch_id)
+            if row is None or (row.status, row.attempts) != (TouchStatus.SENDING, item.attempt):
+                continue  # recovery settled it while it waited in this batch: it is not ours to send
+            # The model's own rule, read off the row: one definition of "may we text/email them".
+            allowed = Lead.sms_allowed.fget if isinstance(item.outgoing, OutgoingSms) else Lead.email_allowed.fget
+            if allowed(row):  # type: ignore[misc]
+                to_send.append(item)
+            else:
+                decided.append((item, _NOT_ALLOWED))
+        return to_send
+
+    def _call_in_order(self, items: list[_Claimed]) -> list[_Outcome]:
+        """Call the provider for one lead's touches in order; once stopping, leave the rest unsent (None)."""
+        return [None if self._stopping.is_set() else self._call_provider(item) for item in items]
+
+    def _call_now(self, items: list[_Claimed]) -> Future[list[_Outcome]]:
+        done: Future[list[_Outcome]] = Future()
+        done.set_result(self._call_in_order(items))
+        return done
+
+    def _record_group(self, session: Session, outcomes: list[tuple[_Claimed, _Outcome]],
+                      report: DispatchReport) -> None:
+        """Record a group's outcomes in the caller's transaction: plain sends in bulk, the rest one by one."""
+        self._hand_back(session, [item for item, outcome in outcomes if outcome is None])
+        # A lead with any failure takes the careful path for all its touches: the failure may opt it out.
+        troubled = {item.lead_id for item, outcome in outcomes
+                    if outcome is not None and not isinstance(outcome, SendReceipt)}
+        sent: list[tuple[_Claimed, SendReceipt]] = []
+        for item, outcome in outcomes:
+            if outcome is None:
+                continue
+            if item.lead_id not in troubled:
+                assert isinstance(outcome, SendReceipt)
+                sent.append((item, outcome))
+                continue
+            touch = session.get(Touch, item.touch_id, populate_existing=True)
+            lead = session.get(Lead, item.lead_id, populate_existing=True)
+            assert touch is not None and lead is not None
+            if outcome is _NOT_ALLOWED:
+                touch.status = TouchStatus.SKIPPED
+                touch.skip_reason = "the lead opted out (or became unreachable) just before sending"
+                report.skipped += 1
+                self._complete_if_done(session, touch.enrollment, self.services.clock.now())
+            else:
                 self._record(session, touch, lead, item, outcome, report)
+        if sent:
+            session.flush()
+            self._record_sent(session, sent, report)
+
+    def _record_sent(self, session: Session, sent: list[tuple[_Claimed, SendReceipt]],
+                     report: DispatchReport) -> None:
+        """Record sends the providers took, as `_record` would one by one, in a few statements."""
+        now = self.services.clock.now()
+        connection = session.connection()
+        connection.execute(_MARK_SENT, [{"sent_id": item.touch_id, "sent_provider_id": receipt.provider_id,
+                                         "sent_at_": now} for item, receipt in sent])
+        connection.execute(_RECORD_MESSAGES, [dict(
+            lead_id=item.lead_id, direction="out", channel=_channel_of(item), touch_id=item.touch_id,
+            provider_id=receipt.provider_id, subject=_subject_of(item), body=_body_of(item),
+            status=receipt.status, created_at=now, details={},
+        ) for item, receipt in sent])
+        lead_ids = sorted({item.lead_id for item, _ in sent})
+        # Read inside this write transaction, so the stage moved is the stage stored.
+        stages = dict(connection.execute(_LEAD_STAGES, {"lead_ids": lead_ids}).all())
+        moved = [(lead_id, Stage(stages[lead_id]), stage_after_touch(Stage(stages[lead_id])))
+                 for lead_id in lead_ids]
+        moved = [(lead_id, old, new) for lead_id, old, new in moved if old != new]
+        if moved:
+            connection.execute(_MOVE_STAGE, [{"moved_id": lead_id, "moved_stage": str(new), "moved_at": now}
+                                             for lead_id, _, new in moved])
+            audit.record_many(session, [audit.Entry(
+                lead_id=lead_id, actor=SYSTEM, action="stage_changed", at=now,
+                details={"old": str(old), "new": str(new), "reason": "first touch sent"})
+                for lead_id, old, new in moved])
+        outbox.publish_many(session, [notice for item, _ in sent for notice in (
+            outbox.Pending(Notice.TOUCH_SENT, lead_id=item.lead_id, at=now, payload={"touch_id": item.touch_id}),
+            outbox.Pending(Notice.LEAD_CHANGED, lead_id=item.lead_id, at=now, payload={}),
+        )])
+        report.sent += len(sent)
+        self._complete_finished(session, {item.enrollment_id for item, _ in sent}, now)
+
+    def _complete_finished(self, session: Session, enrollment_ids: set[int], now: datetime) -> None:
+        """Complete the enrollments among these whose every step ran (`_complete_if_done`, for many)."""
+        connection = session.connection()
+        finished = connection.execute(_FINISHED, {"enrollment_ids": list(enrollment_ids)}).all()
+        if not finished:
+            return
+        connection.execute(_COMPLETE, {"completed_ids": [row.id for row in finished], "ended_at_": now})
+        audit.record_many(session, [audit.Entry(
+            lead_id=row.lead_id, actor=SYSTEM, action="sequence_completed", at=now,
+            details={"sequence": row.sequence_name, "enrollment": row.id}) for row in finished])
 
     def _call_provider(self, item: _Claimed) -> SendReceipt | Exception:
         try:

@@ -32,6 +32,7 @@ from bot.rules import (
     decide_on_call_outcome,
     decide_on_quiet_end,
     decide_on_signal,
+    signal_for_lead,
 )
 from bot.send_times import NoSendTime, next_send_time
 from bot.services import Services
@@ -77,6 +78,10 @@ def apply_decision(
         set_stage(session, lead, decision.stage, now=now, actor=actor, reason=decision.reason)
     if decision.close_call_tasks:
         close_open_tasks(session, lead.id, now=now, reason=decision.reason, actor=actor)
+    if decision.start_nurture and services.playbooks.has(NURTURE_SEQUENCE) \
+            and not open_enrollments(session, lead.id, sequence=NURTURE_SEQUENCE):
+        enrollment.enroll(session, lead, services.playbooks.get(NURTURE_SEQUENCE), business=services.business,
+                          now=now, actor=actor)
     # The thread says why before it shows the call that follows from it.
     outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now, text=decision.reason,
                    alert_team=decision.alert_team and not decision.call_task, actor=actor.describe())
@@ -124,9 +129,7 @@ def on_lead_signal(
     """Change the lead's course for what they just said (already understood as a signal)."""
     actor = Actor.lead(lead.id)
     opted_out = lead.sms_opted_out_at if channel == "sms" else lead.email_opted_out_at
-    if signal == LeadSignal.OPT_IN and opted_out is None:
-        # "YES" from someone who never opted out answers a question of ours: a person should see it.
-        signal = LeadSignal.PLAIN
+    signal = signal_for_lead(signal, opted_out=opted_out is not None)
     if signal == LeadSignal.OPT_OUT:
         opt_out(session, lead, channel, now=now, actor=actor)
     elif signal == LeadSignal.OPT_IN:

@@ -6,6 +6,8 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import text
+
 from bot.audit import CLI
 from bot.config_errors import ConfigError
 from bot.leads import InvalidLead, LeadInput, add_lead
@@ -60,4 +62,17 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
                     report.existing += 1
         except (csv.Error, UnicodeDecodeError) as error:
             report.problems.append(f"{path}:{reader.line_num}: not a readable CSV file: {error}")
+    if report.added:
+        refresh_planner_statistics(services)
     return report
+
+
+def refresh_planner_statistics(services: Services) -> None:
+    """Let PostgreSQL plan the dispatcher's claim for the leads just loaded, not for an empty table.
+
+    Autovacuum would analyze within about a minute; until then a claim with stale statistics can
+    take seconds per batch (docs/benchmarks.md). SQLite plans from its indexes alone.
+    """
+    with services.session_factory.begin() as session:
+        if session.bind.dialect.name == "postgresql":
+            session.execute(text("ANALYZE leads, enrollments, touches"))

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 from bot import audit, outbox
 from bot.audit import Actor
 from bot.business import Business
-from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone, timezones_for_phone
+from bot.contacts import (
+    InvalidEmail,
+    InvalidPhone,
+    InvalidTimezone,
+    normalize_email,
+    normalize_phone,
+    normalize_timezone,
+    timezones_for_phone,
+)
 from bot.enrollment import NURTURE_SEQUENCE, end, open_enrollments
 from bot.enrollment import enroll as start_sequence
 from bot.models import Lead, Stage
@@ -81,12 +89,10 @@ class LeadInput:
         if not raw_phone and not raw_email:
             reasons.append("phone or email: give at least one way to reach the lead")
         if timezone:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
             try:
-                ZoneInfo(timezone)
-            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
-                reasons.append(f"timezone: {timezone!r} is not an IANA time zone such as America/Chicago")
+                timezone = normalize_timezone(timezone, phone_zones=timezones_for_phone(phone) if phone else ())
+            except InvalidTimezone as error:
+                reasons.append(f"timezone: {error}")
         custom = {k: v for k, v in fields.items() if k not in KNOWN_FIELDS and isinstance(k, str)}
         if reasons:
             raise InvalidLead(reasons)

@@ -99,6 +99,8 @@ class Touch(Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", name="uq_touch_step"),
         Index("ix_touches_due", "status", "due_at"),
+        # A lead's touches in order: "blocked by an earlier touch" and "did every step run".
+        Index("ix_touches_enrollment_position", "enrollment_id", "position"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from bot.models import OutboxEvent
@@ -27,3 +29,25 @@ class Notice(StrEnum):
 def publish(session: Session, notice: Notice, *, lead_id: int | None, at: datetime, **payload: Any) -> None:
     """Queue a notice for the adapters inside the caller's transaction."""
     session.add(OutboxEvent(lead_id=lead_id, kind=notice, payload=payload, created_at=at))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One notice not yet queued (for `publish_many`)."""
+
+    notice: Notice
+    lead_id: int | None
+    at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+#: Run with a list of rows: one executemany (a C loop on SQLite, one pipeline on PostgreSQL), no ORM.
+_INSERT_MANY = insert(OutboxEvent.__table__)
+
+
+def publish_many(session: Session, notices: list[Pending]) -> None:
+    """Queue many notices inside the caller's transaction, in one round trip, in the order given."""
+    if notices:
+        session.connection().execute(_INSERT_MANY, [dict(
+            lead_id=pending.lead_id, kind=pending.notice, payload=pending.payload, created_at=pending.at,
+            attempts=0) for pending in notices])

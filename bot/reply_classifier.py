@@ -31,9 +31,10 @@ class ReplyClass(StrEnum):
     """What a lead's reply means for their follow-up."""
 
     OPT_OUT = "opt_out"  #: revoked consent: no more texts or emails on any channel they wrote from
-    OPT_IN = "opt_in"  #: gave consent back (START, UNSTOP, or YES alone on SMS, as carriers read it)
+    OPT_IN = "opt_in"  #: gave consent back (START, UNSTOP, or YES alone on SMS); a reply from a lead not opted out
     HELP = "help"  #: sent the carrier HELP keyword: answer with who we are and how to stop
     NOT_INTERESTED = "not_interested"  #: declined politely: the sales sequence ends, the lead is lost
+    LATER = "later"  #: would rather hear from us later (the day-5 text's "2"): sales texts end, nurture starts
     BOOKED = "booked"  #: says they booked: the sequence ends and the team confirms the time
     ASKS_TIME = "asks_time"  #: asked for a day, time or opening: a person offers the slot
     QUESTION = "question"  #: asked something a person should answer
@@ -45,7 +46,7 @@ class ReplyClass(StrEnum):
 #: the reply's strongest intent.
 PRIORITY = (
     ReplyClass.OPT_OUT, ReplyClass.AUTO_REPLY, ReplyClass.OPT_IN, ReplyClass.HELP, ReplyClass.NOT_INTERESTED,
-    ReplyClass.BOOKED, ReplyClass.ASKS_TIME, ReplyClass.QUESTION,
+    ReplyClass.LATER, ReplyClass.BOOKED, ReplyClass.ASKS_TIME, ReplyClass.QUESTION,
 )
 NO_RULE = "no rule matched"
 
@@ -316,6 +317,7 @@ _KEY_HINTS = {
 }
 _SECTION_HINTS = {"stop": "opt_out", "unsubscribe": "opt_out", "start": "opt_in", "autoreply": "auto_reply",
                   "out_of_office": "auto_reply", "no": "not_interested", "declined": "not_interested",
+                  "not_now": "later", "nurture": "later",
                   "appointment": "booked", "time": "asks_time", "times": "asks_time"}
 _REGEX_FIX = r"check brackets and escape special characters with \ (\? for a question mark, \. for a dot)"
 

@@ -27,8 +27,9 @@ class LeadSignal(StrEnum):
     OPT_IN = "opt_in"  #: gave consent back on a channel
     HELP = "help"  #: asked who is texting them
     NOT_INTERESTED = "not_interested"  #: declined
+    LATER = "later"  #: would rather hear from us later than now
     BOOKED = "booked"  #: says they booked (no time known yet)
-    ASKS_TIME = "asks_time"  #: asked for a specific time or opening
+    ASKS_TIME = "asks_time"  #: asked for a time or an opening, or to book
     QUESTION = "question"  #: asked a detailed question
     AUTO_REPLY = "auto_reply"  #: an out-of-office or delivery notice, not a person
     PLAIN = "plain"  #: any other human reply
@@ -54,6 +55,17 @@ class Decision:
     alert_team: bool = False
     #: Cancel open call tasks (nobody needs to call any more).
     close_call_tasks: bool = False
+    #: Start the nurture sequence's slow cadence (unless the lead is already in it).
+    start_nurture: bool = False
+
+
+def signal_for_lead(signal: LeadSignal, *, opted_out: bool) -> LeadSignal:
+    """Read an opt-in keyword as a plain reply from a lead who is not opted out on that channel.
+
+    Carriers treat YES like START, but "Yes" from someone who never opted out answers a question
+    of ours ("can we call you?"): a person should take it, like any other reply.
+    """
+    return LeadSignal.PLAIN if signal == LeadSignal.OPT_IN and not opted_out else signal
 
 
 def decide_on_signal(signal: LeadSignal, *, current_stage: Stage) -> Decision:
@@ -72,6 +84,14 @@ def decide_on_signal(signal: LeadSignal, *, current_stage: Stage) -> Decision:
             return Decision(SequenceChange.KEEP, "automatic reply; not a person")
         case LeadSignal.NOT_INTERESTED:
             return Decision(SequenceChange.STOP, "not interested", stage=Stage.LOST, close_call_tasks=True)
+        case LeadSignal.LATER if current_stage == Stage.BOOKED:
+            # A booked visit is not put off by a word: a person asks what they mean.
+            return decide_on_signal(LeadSignal.PLAIN, current_stage=current_stage)
+        case LeadSignal.LATER if current_stage == Stage.NURTURE:
+            return Decision(SequenceChange.KEEP, "would rather hear from us later; nurture goes on")
+        case LeadSignal.LATER:
+            return Decision(SequenceChange.STOP, "would rather hear from us later; moved to nurture",
+                            stage=Stage.NURTURE, close_call_tasks=True, start_nurture=True)
         case LeadSignal.BOOKED:
             return Decision(
                 SequenceChange.STOP, "says they booked; confirm the time", stage=Stage.BOOKED, alert_team=True,
@@ -79,8 +99,8 @@ def decide_on_signal(signal: LeadSignal, *, current_stage: Stage) -> Decision:
             )
         case LeadSignal.ASKS_TIME:
             return Decision(
-                SequenceChange.PAUSE, "asked for a specific time", stage=Stage.ENGAGED,
-                call_task="asked for a specific time", alert_team=True,
+                SequenceChange.PAUSE, "asked for a time or to book", stage=Stage.ENGAGED,
+                call_task="asked for a time or to book", alert_team=True,
             )
         case LeadSignal.QUESTION:
             return Decision(

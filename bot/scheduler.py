@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -17,14 +18,24 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 
+#: Threads waiting on the providers for a batch's groups, so vendor round trips overlap (per process).
+SENDERS = 4
+#: Threads sending new leads' instant touches, beside whatever batch is in progress.
+FAST_LANE_WORKERS = 4
+
+
 class WorkScheduler:
-    """Runs due touches on a short tick, and at once when woken by a new lead."""
+    """Runs due touches on a short tick, at once when woken, and a new lead's first touch on a lane of its own."""
 
     def __init__(self, services: Services, *, poll_seconds: float = 1.0, click_escalation_delay: str = "2h",
                  claim_reminder_delay: str = "30m",
-                 send_lease_seconds: float = SEND_LEASE_SECONDS):
+                 send_lease_seconds: float = SEND_LEASE_SECONDS, senders: int = SENDERS):
         self.services = services
-        self.dispatcher = Dispatcher(services, send_lease_seconds=send_lease_seconds)
+        self.dispatcher = Dispatcher(services, send_lease_seconds=send_lease_seconds, senders=senders,
+                                     poll_seconds=poll_seconds)
+        # Speed to lead: a new lead's instant text must not wait for a tick or for the batch in
+        # progress (a wake-up would only coalesce into the running job).
+        self._fast_lane = ThreadPoolExecutor(FAST_LANE_WORKERS, thread_name_prefix="speed-to-lead")
         self.click_delay = parse_duration(click_escalation_delay)
         self.claim_reminder_delay = parse_duration(claim_reminder_delay)
         # One instance of each job at a time; missed ticks collapse into one (the work is idempotent).
@@ -35,6 +46,7 @@ class WorkScheduler:
                                                      id="dispatch")
         self._scheduler.add_job(self.escalate_once, "interval", seconds=max(poll_seconds, 5), id="escalate")
         services.wake_dispatcher = self.wake
+        services.dispatch_lead = self.dispatch_lead
 
     def add_periodic(self, job_id: str, work: Callable[[], object], *, seconds: float) -> Callable[[], None]:
         """Run more work on a tick (e.g. posting queued Slack notices); return a function that runs it now."""
@@ -52,12 +64,34 @@ class WorkScheduler:
 
     def shutdown(self) -> None:
         self.dispatcher.stop()  # a long batch must not hold up a SIGTERM: the rest goes back to the queue
+        self._fast_lane.shutdown(wait=True)
         self._scheduler.shutdown(wait=True)
+        self.dispatcher.close()
 
     def wake(self) -> None:
         """Run the dispatcher now instead of at the next tick."""
         if self._scheduler.running:
             self._dispatch_job.modify(next_run_time=datetime.now(timezone.utc))
+
+    def dispatch_lead(self, lead_id: int) -> None:
+        """Send what is due for this lead now, on the fast lane, beside any batch in progress."""
+        if not self._scheduler.running:
+            return  # not started, or shutting down: the next start's first tick sends it
+        try:
+            self._fast_lane.submit(self._send_lead, lead_id)
+        except RuntimeError:  # the lane closed between the check and the submit (shutdown)
+            return
+
+    def _send_lead(self, lead_id: int) -> None:
+        try:
+            report = self.dispatcher.run_lead(lead_id)
+        except Exception:  # noqa: BLE001 - nobody awaits this thread: log it, and let the next tick retry
+            log.exception("dispatch: sending lead %s's due touches at once failed; the next tick retries", lead_id)
+            self.wake()
+            return
+        if report.handled:
+            log.info("dispatch (lead %s): %d sent, %d skipped, %d failed, %d retrying, %d rescheduled", lead_id,
+                     report.sent, report.skipped, report.failed, report.retrying, report.rescheduled)
 
     def dispatch_once(self) -> None:
         report = self.dispatcher.run_due()

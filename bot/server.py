@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from bot.app import build_services
 from bot.clock import Clock
+from bot.conversations import recover_abandoned_direct
 from bot.scheduler import WorkScheduler
 from bot.services import Services
 from bot.settings import Settings
@@ -36,6 +37,10 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
                               click_escalation_delay=settings.click_escalation_delay,
                               claim_reminder_delay=settings.claim_reminder_delay,
                               send_lease_seconds=settings.send_lease_seconds)
+    # One-off messages (team replies, HELP answers) a stopped process left `sending`: settled, never resent.
+    scheduler.add_periodic("direct_message_recovery",
+                           lambda: recover_abandoned_direct(services, lease_seconds=settings.send_lease_seconds),
+                           seconds=max(settings.send_lease_seconds / 2, 5.0))
     poster = build_slack_poster(settings, services)
     if poster is not None:
         services.wake_poster = scheduler.add_periodic("slack_outbox", poster.drain_once,

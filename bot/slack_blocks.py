@@ -23,6 +23,7 @@ from bot.slack_views import (
     OutboundEntry,
     SequenceProgress,
     ThreadEntry,
+    ThreadReplyStatus,
 )
 
 Block = dict[str, Any]
@@ -92,6 +93,7 @@ SIGNAL_LABELS = {
     "opt_in": "opted back in",
     "help": "asked who is writing (HELP)",
     "not_interested": "not interested",
+    "later": "later is better (moved to nurture)",
     "booked": "says they booked",
     "asks_time": "asked for a time",
     "question": "a question",
@@ -341,6 +343,8 @@ def thread_entry_text(entry: ThreadEntry) -> str:
             return message_text(_with_mention(entry.mention, escape(entry.text)))
         case CallOutcomeEntry():
             return message_text(f"Call outcome: {OUTCOME_LABELS.get(entry.outcome, escape(entry.outcome))}")
+        case ThreadReplyStatus():
+            return message_text(_reply_status_line(entry, emoji=False))
     raise TypeError(f"not a thread entry: {entry!r}")
 
 
@@ -361,7 +365,24 @@ def thread_entry_blocks(entry: ThreadEntry) -> list[Block]:
             return [section(_with_mention(entry.mention, f":rotating_light: *Needs a person*\n{escape(entry.text)}"))]
         case CallOutcomeEntry():
             return _call_outcome_blocks(entry)
+        case ThreadReplyStatus():
+            return [context(_reply_status_line(entry, emoji=True))]
     raise TypeError(f"not a thread entry: {entry!r}")
+
+
+def _reply_status_line(entry: ThreadReplyStatus, *, emoji: bool) -> str:
+    """One line under a `!reply`: where it went and how it fared, never its words again."""
+    who = f"<@{entry.author}>'s" if entry.author and re.fullmatch(r"[UW][A-Z0-9]+", entry.author) else "The"
+    how = "text" if entry.channel == "sms" else channel_name(entry.channel).lower()
+    if entry.status in FAILED_STATUSES:
+        why = escape(entry.error) if entry.error else escape(entry.status)
+        code = f" (error {escape(entry.error_code)})" if entry.error_code else ""
+        return f"{':x: ' if emoji else ''}{who} {how} to the lead failed: {why}{code}"
+    if entry.status == "unknown":  # the provider may or may not have it; a "Needs a person" entry follows
+        why = f": {escape(entry.error)}" if entry.error else ""
+        return f"{':grey_question: ' if emoji else ''}{who} {how} to the lead · outcome unknown{why}"
+    status = status_text(entry.status) if emoji else escape(entry.status)
+    return f"{':outbox_tray: ' if emoji else ''}{who} {how} to the lead · {status}"
 
 
 def decision_text(entry: DecisionEntry) -> str:

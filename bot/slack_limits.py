@@ -11,6 +11,10 @@ from typing import Callable
 POST_RATE, POST_BURST = 1.0, 4
 #: chat.update is Tier 3 (50+ a minute per workspace): one bucket for all channels.
 UPDATE_RATE, UPDATE_BURST = 50 / 60, 10
+#: conversations.history and .replies are Tier 3 (50+ a minute per workspace): read only after a lost answer.
+READ_RATE, READ_BURST = 50 / 60, 5
+#: A wait shorter than this is float rounding after sleeping exactly the time asked: the token is free.
+_ROUNDING = 1e-6
 
 
 @dataclass
@@ -67,6 +71,17 @@ class RateLimiter:
     def _wait(self, bucket: _Bucket, now: float) -> float:
         return max(0.0, bucket.held_until - now) + max(0.0, 1.0 - bucket.tokens) / self.rate
 
+    def try_acquire(self, key: str) -> float:
+        """Take a token for `key` if one is free now and return 0; else take nothing and return the seconds to wait."""
+        with self._lock:
+            now = self._clock()
+            bucket = self._bucket(key, now)
+            wait = self._wait(bucket, now)
+            if wait > _ROUNDING:
+                return wait
+            bucket.tokens -= 1.0
+            return 0.0
+
     def acquire(self, key: str, *, max_wait: float | None = None) -> bool:
         """Take a token for `key`, sleeping until it is free; False (nothing taken) if that is beyond max_wait."""
         with self._lock:
@@ -91,7 +106,7 @@ class RateLimiter:
 
 
 class SlackLimits:
-    """The limits the poster keeps: posts per channel, updates per workspace."""
+    """The limits the poster keeps: posts per channel; updates, and reads after a lost answer, per workspace."""
 
     def __init__(
         self,
@@ -103,12 +118,17 @@ class SlackLimits:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
+        #: How a drain waits for the next free token (injectable, like the limiters' clock).
+        self.sleep = sleep
         self.posts = RateLimiter(post_rate, post_burst, clock=clock, sleep=sleep)
         self.updates = RateLimiter(update_rate, update_burst, clock=clock, sleep=sleep)
+        self.reads = RateLimiter(READ_RATE, READ_BURST, clock=clock, sleep=sleep)
 
     def limiter_for(self, method: str) -> RateLimiter:
+        if method.startswith("conversations."):
+            return self.reads
         return self.updates if method == "chat.update" else self.posts
 
     def key_for(self, method: str, channel: str) -> str:
-        """Posts are limited per channel; updates per workspace (one key)."""
-        return "chat.update" if method == "chat.update" else channel
+        """Posts are limited per channel; updates and reads per workspace (one key per method)."""
+        return channel if method == "chat.postMessage" else method

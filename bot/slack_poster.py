@@ -4,9 +4,19 @@ The outbox is the queue. Each event is claimed with a row lock (`FOR UPDATE SKIP
 PostgreSQL, so several processes post each message once), carried out, and marked delivered in
 the same transaction that stores the `ts` Slack gave back. A lead's events go out in order: an
 event waits while an earlier one of the same lead is pending. Slack being slow, down or
-rate-limiting delays an event (with backoff, honouring Retry-After) and never loses it; Slack
-refusing it for good (unknown channel, bad token) marks it delivered with the error, so nothing
-loops forever.
+rate-limiting delays an event (with backoff, honouring Retry-After) and never loses it, however
+long the outage: an outage of some minutes is logged as an error, and when Slack answers again
+everything waiting is tried at once. Slack refusing an event for good (unknown channel, bad token)
+marks it delivered with the error, so nothing loops forever.
+
+Slack has no idempotency key, so each post carries one in its message metadata (`followup_post`,
+naming the card, task copy or event it is for). When a post's answer was lost on the way back
+(a timeout, a dropped connection, an answer that is not JSON), Slack may have posted it: the
+retry first looks for the key in the channel or thread, and stores the ts found instead of
+posting a second copy.
+
+Slack's rate limits are kept before Slack has to say so (`SlackLimits`): an event whose channel
+has no token free waits, and the events of other channels and the updates go ahead meanwhile.
 """
 
 from __future__ import annotations
@@ -18,11 +28,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import Enum
 from http.client import HTTPException
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
@@ -53,7 +63,9 @@ from bot.slack_views import (
     mention,
     outbound_entry,
     shown_enrollment,
+    thread_reply_status,
     touch_entry,
+    written_in_thread,
 )
 from bot.states import CallTaskStatus, EnrollmentState
 
@@ -69,15 +81,26 @@ TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "s
 NON_JSON_ANSWER = "Received a response in a non-JSON format"
 #: Errors in a row after which a drain stops: Slack is down, and each further try would only wait.
 FAILURES_BEFORE_PAUSE = 3
-MAX_BACKOFF_SECONDS = 300
+#: The longest an event waits between attempts: an outage's end is noticed within about a minute.
+MAX_BACKOFF_SECONDS = 60
+#: How an event's last_error says Slack rate-limited it (its Retry-After stands even once Slack answers).
+RATE_LIMITED = "rate limited"
+#: How an event's last_error says its last post may have reached Slack though the answer was lost.
+MAYBE_POSTED = "answer lost, maybe posted"
+#: The metadata event_type that carries each post's idempotency key.
+POST_EVENT_TYPE = "followup_post"
+#: How long Slack may fail before the outage is logged as an error (someone should look).
+OUTAGE_ALERT_AFTER = timedelta(minutes=5)
 
 
 class SlackUnavailable(Exception):
     """Slack did not take the call this time (429, 5xx, timeout, no connection); try again later."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, *, maybe_done: bool = False):
         super().__init__(reason)
         self.retry_after = retry_after
+        #: The answer was lost, not refused: Slack may have done the call all the same.
+        self.maybe_done = maybe_done
 
 
 class SlackRefused(Exception):
@@ -85,13 +108,17 @@ class SlackRefused(Exception):
 
 
 class _LimiterBusy(Exception):
-    """The rate limiter would wait longer than a drain may; the event stays queued as it is."""
+    """No rate-limit token is free for the event's channel now; the event stays queued as it is."""
+
+    def __init__(self, key: str, wait: float):
+        super().__init__(key)
+        self.wait = wait
 
 
 class _Outcome(Enum):
     DELIVERED = "delivered"  #: carried out, superseded, or refused for good: off the queue
     RETRY = "retry"  #: Slack unavailable; the event waits for its next attempt
-    BUSY = "busy"  #: the limiter asked us to stop for now; nothing recorded
+    BUSY = "busy"  #: no rate-limit token free for its channel now; nothing recorded
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
@@ -117,8 +144,10 @@ def classify(error: SlackApiError, method: str) -> SlackUnavailable | SlackRefus
     data = error.response.data if isinstance(error.response.data, dict) else {}
     code = str(data.get("error") or f"HTTP {status}")
     if status == 429 or code == "ratelimited":
-        return SlackUnavailable(f"{method}: rate limited", retry_after=_retry_after(error))
-    if status >= 500 or code in TRANSIENT_ERRORS or code.startswith(NON_JSON_ANSWER):
+        return SlackUnavailable(f"{method}: {RATE_LIMITED}", retry_after=_retry_after(error))
+    if code.startswith(NON_JSON_ANSWER):  # a proxy's page or a cut answer: no telling what Slack did
+        return SlackUnavailable(f"{method}: {code[:200]} (HTTP {status})", maybe_done=True)
+    if status >= 500 or code in TRANSIENT_ERRORS:
         return SlackUnavailable(f"{method}: {code[:200]} (HTTP {status})")
     return SlackRefused(f"{method}: {code}")
 
@@ -145,67 +174,130 @@ class SlackPoster:
         self.max_wait = max_wait
         # One drain at a time in this process (the scheduler tick and a run_now may overlap).
         self._draining = threading.Lock()
+        #: Since when Slack has failed every call (None while it answers), and the last failure.
+        self._unavailable_since: datetime | None = None
+        self._last_failure = ""
+        self._outage_reported = False
+        #: Slack answered a call since this was last reset (set from inside an event's work).
+        self._answered = False
+        #: The event being carried out; and whether its first post may already be in Slack.
+        self._event_id = 0
+        self._maybe_posted = False
 
     # --- the queue ---------------------------------------------------------------------------------
 
     def drain_once(self, limit: int = 100) -> int:
         """Carry out up to `limit` due events; return how many left the queue."""
         with self._draining:
-            delivered = failures = 0
+            delivered = failures = idle_waits = 0
+            # Events whose channel has no rate-limit token free: seconds until it has one. They
+            # are passed over, so other channels and leads go ahead, and tried again after a wait.
+            held: dict[int, float] = {}
             while delivered < limit:
-                outcome = self._carry_out_next()
-                if outcome is None or outcome == _Outcome.BUSY:
-                    break
-                if outcome == _Outcome.DELIVERED:
-                    delivered, failures = delivered + 1, 0
+                self._answered = False
+                outcome, event_id, wait = self._carry_out_next(passed_over=held.keys())
+                if self._answered and self._unavailable_since is not None:
+                    self._slack_is_back()
+                if outcome is None:
+                    soonest = min(held.values(), default=None)
+                    if soonest is None or soonest > self.max_wait or idle_waits >= 2:
+                        break
+                    self.limits.sleep(soonest)
+                    held.clear()
+                    idle_waits += 1
                     continue
-                failures += 1
-                if failures >= FAILURES_BEFORE_PAUSE:
-                    break
+                if outcome == _Outcome.BUSY:
+                    held[event_id] = wait
+                elif outcome == _Outcome.DELIVERED:
+                    delivered, failures, idle_waits = delivered + 1, 0, 0
+                else:
+                    failures += 1
+                    if failures >= FAILURES_BEFORE_PAUSE:
+                        break
+            self._report_outage()
             return delivered
+
+    def _report_outage(self) -> None:
+        """Log, once, that Slack has been failing long enough for someone to look."""
+        since = self._unavailable_since
+        if since is None or self._outage_reported:
+            return
+        down_for = self.services.clock.now() - since
+        if down_for < OUTAGE_ALERT_AFTER:
+            return
+        self._outage_reported = True
+        log.error("slack: Slack has been unavailable for %d min; %d notices are queued and will be posted, "
+                  "in order, when it answers again. Last error: %s", down_for.total_seconds() // 60,
+                  self.pending(), self._last_failure)
+
+    def _slack_is_back(self) -> None:
+        """Slack answered after failing: try the events waiting out a backoff now (not those told Retry-After).
+
+        An event whose post may have landed looks for it before posting again, so it is released too.
+        """
+        now = self.services.clock.now()
+        assert self._unavailable_since is not None
+        log.warning("slack: Slack answers again after %d s unavailable; posting the queued notices",
+                    (now - self._unavailable_since).total_seconds())
+        self._unavailable_since, self._outage_reported = None, False
+        waiting = (select(OutboxEvent.id)
+                   .where(OutboxEvent.delivered_at.is_(None), OutboxEvent.next_attempt_at > now,
+                          or_(OutboxEvent.last_error.is_(None), ~OutboxEvent.last_error.contains(RATE_LIMITED)))
+                   .with_for_update(skip_locked=True))  # another process's event in hand is its own business
+        with self.services.session_factory.begin() as session:
+            session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(waiting)).values(next_attempt_at=now))
 
     def pending(self) -> int:
         """How many events are still queued (due or waiting for a retry)."""
         with self.services.session_factory() as session:
             return session.scalar(select(func.count(OutboxEvent.id)).where(OutboxEvent.delivered_at.is_(None))) or 0
 
-    def _next_event_query(self, now: datetime):
+    def _next_event_query(self, now: datetime, passed_over: Collection[int] = ()):
         earlier = aliased(OutboxEvent)
         waiting_behind = exists().where(
             earlier.lead_id == OutboxEvent.lead_id, earlier.delivered_at.is_(None), earlier.id < OutboxEvent.id
         )
+        conditions = [OutboxEvent.delivered_at.is_(None),
+                      or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
+                      ~waiting_behind]
+        if passed_over:
+            conditions.append(OutboxEvent.id.not_in(list(passed_over)))
         return (
             select(OutboxEvent)
-            .where(
-                OutboxEvent.delivered_at.is_(None),
-                or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
-                ~waiting_behind,
-            )
+            .where(*conditions)
             .order_by(OutboxEvent.id)
             .limit(1)
             .with_for_update(skip_locked=True, of=OutboxEvent)
         )
 
-    def _carry_out_next(self) -> _Outcome | None:
+    def _carry_out_next(self, passed_over: Collection[int] = ()) -> tuple[_Outcome | None, int, float]:
+        """Carry out the next due event: what became of it, its id, and (when BUSY) the seconds to wait."""
         now = self.services.clock.now()
         with self.services.session_factory() as session, session.begin():
-            event = session.scalars(self._next_event_query(now)).first()
+            event = session.scalars(self._next_event_query(now, passed_over)).first()
             if event is None:
-                return None
+                return None, 0, 0.0
+            self._event_id = event.id
+            self._maybe_posted = (event.last_error or "").startswith(MAYBE_POSTED)
             try:
                 # Stored ts are written at commit, not while Slack is being called: on SQLite a
                 # write would hold the database's one write lock across the next Slack call.
                 with session.no_autoflush:
                     self._carry_out(session, event)
-            except _LimiterBusy:
-                return _Outcome.BUSY  # what was already posted for this event is kept (its ts commits)
+            except _LimiterBusy as busy:
+                return _Outcome.BUSY, event.id, busy.wait  # what was already posted for it is kept (its ts commits)
             except SlackUnavailable as error:
                 event.attempts += 1
                 event.next_attempt_at = now + backoff(event.attempts, error.retry_after)
-                event.last_error = str(error)
+                # Still unsure whether Slack has the post (not looked up yet, or lost again)? Say so.
+                maybe_posted = error.maybe_done or self._maybe_posted
+                event.last_error = f"{MAYBE_POSTED}: {error}" if maybe_posted else str(error)
+                if self._unavailable_since is None:
+                    self._unavailable_since = now
+                self._last_failure, self._answered = str(error), False  # Slack's latest word is a failure
                 log.warning("slack: event %s (%s, lead %s) delayed, attempt %s: %s", event.id, event.kind,
                             event.lead_id, event.attempts, error)
-                return _Outcome.RETRY
+                return _Outcome.RETRY, event.id, 0.0
             except SlackRefused as error:
                 event.last_error = str(error)
                 log.error("slack: event %s (%s, lead %s) refused for good: %s", event.id, event.kind,
@@ -217,7 +309,7 @@ class SlackPoster:
                 log.exception("slack: event %s (%s, lead %s) could not be carried out", event.id, event.kind,
                               event.lead_id)
             event.delivered_at = now
-            return _Outcome.DELIVERED
+            return _Outcome.DELIVERED, event.id, 0.0
 
     def _carry_out(self, session: Session, event: OutboxEvent) -> None:
         lead = session.get(Lead, event.lead_id) if event.lead_id is not None else None
@@ -273,29 +365,69 @@ class SlackPoster:
 
     def _call(self, method: str, channel: str, **arguments: Any) -> Any:
         limiter, key = self.limits.limiter_for(method), self.limits.key_for(method, channel)
-        if not limiter.acquire(key, max_wait=self.max_wait):
-            raise _LimiterBusy(key)
+        wait = limiter.try_acquire(key)
+        if wait:
+            raise _LimiterBusy(key, wait)
         try:
             if method == "chat.postMessage":
-                return self.client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False,
-                                                    **arguments)
-            return self.client.chat_update(channel=channel, **arguments)
+                answer = self.client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False,
+                                                      **arguments)
+            elif method == "chat.update":
+                answer = self.client.chat_update(channel=channel, **arguments)
+            elif method == "conversations.replies":
+                answer = self.client.conversations_replies(channel=channel, **arguments)
+            else:
+                answer = self.client.conversations_history(channel=channel, **arguments)
         except SlackApiError as error:
             problem = classify(error, method)
             if isinstance(problem, SlackUnavailable) and problem.retry_after:
                 limiter.hold(key, problem.retry_after)
+            if isinstance(problem, SlackRefused):
+                self._answered = True
             raise problem from error
         except SlackClientError as error:
             raise SlackRefused(f"{method}: {type(error).__name__}: {error}") from error
         except (OSError, HTTPException) as error:  # timeouts, refused or reset connections, cut answers
-            raise SlackUnavailable(f"{method}: {type(error).__name__}: {error}") from error
+            never_reached = isinstance(getattr(error, "reason", error), ConnectionRefusedError)
+            raise SlackUnavailable(f"{method}: {type(error).__name__}: {error}",
+                                   maybe_done=method == "chat.postMessage" and not never_reached) from error
+        self._answered = True
+        return answer
 
-    def _post(self, channel: str, text: str, blocks: list[dict], thread_ts: str | None = None) -> str:
-        arguments: dict[str, Any] = {"text": text, "blocks": blocks}
+    def _post(self, channel: str, text: str, blocks: list[dict], thread_ts: str | None = None, *,
+              key: str | None = None) -> str:
+        """Post once: `key` names what the post is for (a card, a task copy; by default this event's entry)."""
+        key = key or f"event:{self._event_id}"
+        if self._maybe_posted:
+            # The first post of this retry is the one whose answer was lost: Slack may have it.
+            try:
+                found = self._find_post(channel, key, thread_ts)
+            except SlackRefused as refused:  # cannot look (a missing scope, a thread gone): a double beats a loss
+                log.warning("slack: could not look for %s before posting it again: %s", key, refused)
+                found = None
+            self._maybe_posted = False
+            if found:
+                log.warning("slack: %s was posted though its answer was lost; not posting it again", key)
+                return found
+        arguments: dict[str, Any] = {"text": text, "blocks": blocks,
+                                     "metadata": {"event_type": POST_EVENT_TYPE, "event_payload": {"key": key}}}
         if thread_ts:
             arguments["thread_ts"] = thread_ts
         answer = self._call("chat.postMessage", channel, **arguments)
         return str(answer["ts"])
+
+    def _find_post(self, channel: str, key: str, thread_ts: str | None) -> str | None:
+        """The ts of the bot's post carrying `key` in the thread (or among the channel's latest), if any."""
+        if thread_ts:
+            answer = self._call("conversations.replies", channel, ts=thread_ts, include_all_metadata=True, limit=1000)
+        else:
+            answer = self._call("conversations.history", channel, include_all_metadata=True, limit=100)
+        for message in answer.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (metadata.get("event_type") == POST_EVENT_TYPE
+                    and (metadata.get("event_payload") or {}).get("key") == key):
+                return str(message["ts"])
+        return None
 
     def _update(self, channel: str, ts: str, text: str, blocks: list[dict]) -> None:
         self._call("chat.update", channel, ts=ts, text=text, blocks=blocks)
@@ -333,7 +465,7 @@ class SlackPoster:
         if lead.slack_channel and lead.slack_ts:
             return lead.slack_channel, lead.slack_ts
         text, blocks = self._card(session, lead)
-        ts = self._post(self.channel, text, blocks)
+        ts = self._post(self.channel, text, blocks, key=f"card:{lead.id}")
         lead.slack_channel, lead.slack_ts = self.channel, ts
         return self.channel, ts
 
@@ -401,11 +533,16 @@ class SlackPoster:
         if message is None:
             raise SlackRefused(f"message {payload.get('message_id')} does not exist")
         touch = session.get(Touch, message.touch_id) if message.touch_id else None
-        entry = outbound_entry(message, touch, self.services.business.timezone)
+        entry: ThreadEntry
+        if written_in_thread(message):
+            # A `!reply`: the member's own message shows the words; the bot only says how it fared.
+            entry = thread_reply_status(message)
+        else:
+            entry = outbound_entry(message, touch, self.services.business.timezone)
         if message.slack_ts and lead.slack_channel:
             self._update(lead.slack_channel, message.slack_ts, thread_entry_text(entry), thread_entry_blocks(entry))
             return
-        # A direct reply from the team has no entry yet: its first status is when it appears.
+        # A direct message from the team has no entry yet: its first status is when it appears.
         message.slack_ts = self._post_entry(session, lead, entry)
 
     def _alert_mention(self, lead: Lead) -> str | None:
@@ -450,9 +587,11 @@ class SlackPoster:
         if not task.slack_thread_ts:
             quiet = replace(view, mention=None)  # the channel copy pings; the thread copy need not twice
             task.slack_channel = channel
-            task.slack_thread_ts = self._post(channel, call_task_text(quiet), call_task_blocks(quiet), thread_ts=card_ts)
+            task.slack_thread_ts = self._post(channel, call_task_text(quiet), call_task_blocks(quiet), thread_ts=card_ts,
+                                              key=f"call_task:{task.id}:thread")
         if not task.slack_channel_ts and task.status in (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED):
-            task.slack_channel_ts = self._post(channel, call_task_text(view), call_task_blocks(view))
+            task.slack_channel_ts = self._post(channel, call_task_text(view), call_task_blocks(view),
+                                               key=f"call_task:{task.id}:channel")
 
     def _refresh_call_task(self, session: Session, lead: Lead, payload: dict) -> None:
         task = session.get(CallTask, payload.get("call_task_id")) if payload.get("call_task_id") else None

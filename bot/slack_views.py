@@ -127,7 +127,19 @@ class CallOutcomeEntry:
     callback_at: str | None = None
 
 
-ThreadEntry = OutboundEntry | InboundEntry | DecisionEntry | FailureEntry | NeedsPersonEntry | CallOutcomeEntry
+@dataclass(frozen=True)
+class ThreadReplyStatus:
+    """How a team member's `!reply` fared: their own message already shows the words, so only this is added."""
+
+    channel: str
+    author: str | None
+    status: str
+    error_code: str | None = None
+    error: str | None = None
+
+
+ThreadEntry = (OutboundEntry | InboundEntry | DecisionEntry | FailureEntry | NeedsPersonEntry | CallOutcomeEntry
+               | ThreadReplyStatus)
 
 
 @dataclass(frozen=True)
@@ -288,6 +300,17 @@ def outbound_entry(message: Message, touch: Touch | None, zone: tzinfo) -> Outbo
         error_code=message.error_code,
         at=_local(message.created_at, zone),
     )
+
+
+def written_in_thread(message: Message) -> bool:
+    """The message's words are a team member's own message in the lead's thread (a `!reply`)."""
+    return bool((message.details or {}).get("thread_message_ts"))
+
+
+def thread_reply_status(message: Message) -> ThreadReplyStatus:
+    error = (message.details or {}).get("error")
+    return ThreadReplyStatus(channel=message.channel, author=message.author, status=message.status,
+                             error_code=message.error_code, error=str(error) if error else None)
 
 
 def touch_entry(touch: Touch, zone: tzinfo) -> OutboundEntry:

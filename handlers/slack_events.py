@@ -2,8 +2,10 @@
 and the App Home tab.
 
 Internal by default, explicit send: only a message that starts with the send marker (`!reply`)
-leaves Slack. Each event is applied once, keyed by the envelope's `event_id`, so Slack's retries
-(`X-Slack-Retry-Num`) change nothing a second time.
+leaves Slack. The member's own message already shows the words in the thread, so the bot does not
+repeat them: the poster adds one short status line under it (sent, delivered, failed and why),
+edited as the delivery status changes. Each event is applied once, keyed by the envelope's
+`event_id`, so Slack's retries (`X-Slack-Retry-Num`) change nothing a second time.
 """
 
 from __future__ import annotations
@@ -115,18 +117,14 @@ def _send_reply(client: WebClient, services: Services, message: ThreadMessage, l
              text=f"Nothing to send: write the message after `{SEND_MARKER}`, e.g. `{SEND_MARKER} See you at 3!`")
         return
     try:
-        sent = send_direct(services, lead_id, body=text, author=Actor.slack_user(message.user))
+        send_direct(services, lead_id, body=text, author=Actor.slack_user(message.user),
+                    thread_message_ts=message.ts)
     except DirectMessageRefused as refused:
-        outcome = f":no_entry: Not sent to the lead: {escape(str(refused))}. Nothing left Slack."
-    else:
-        after_change(services)
-        how = "text" if sent.channel == "sms" else "email"
-        if sent.status == "failed":
-            why = (sent.details or {}).get("error") or sent.error_code or "the provider refused it"
-            outcome = f":x: <@{message.user}>'s {how} to the lead failed: {escape(str(why))}."
-        else:
-            outcome = f":outbox_tray: <@{message.user}>'s {how} went to the lead."
-    _post_in_thread(client, message, outcome)
+        _post_in_thread(client, message, f":no_entry: Not sent to the lead: {escape(str(refused))}. "
+                                         "Nothing left Slack.")
+        return
+    # Sent or failed, the outcome is stored and queued: the poster shows it under the member's message.
+    after_change(services)
 
 
 def _post_in_thread(client: WebClient, message: ThreadMessage, text: str) -> None:
@@ -134,8 +132,9 @@ def _post_in_thread(client: WebClient, message: ThreadMessage, text: str) -> Non
         client.chat_postMessage(channel=message.channel, thread_ts=message.thread_ts, text=text,
                                 unfurl_links=False, unfurl_media=False)
     except (SlackApiError, SlackClientError) as error:
-        # The reply itself is sent (or refused) and stored; the poster still mirrors its status.
-        log.warning("slack: could not confirm a thread reply in %s/%s: %s", message.channel, message.thread_ts, error)
+        # Nothing was sent; the member sees no status line under their message either.
+        log.warning("slack: could not say a thread reply was refused in %s/%s: %s", message.channel,
+                    message.thread_ts, error)
 
 
 def on_app_home_opened(ack: Ack, event: dict[str, Any], client: WebClient, context: BoltContext) -> None:

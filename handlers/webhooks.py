@@ -117,7 +117,7 @@ class Webhooks:
                               sequence=services.playbooks.get(data.sequence), now=services.clock.now(),
                               actor=Actor.lead(0))
         if result.enrolled:
-            services.wake_dispatcher()
+            services.send_due_now(result.lead_id)
         return result
 
     # --- Twilio --------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ class Webhooks:
             result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                               now=services.clock.now(), actor=Actor.lead(0))
         if result.enrolled:
-            services.wake_dispatcher()
+            services.send_due_now(result.lead_id)
 
     # --- SendGrid ------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ import json
 import secrets
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping
+from itertools import cycle
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from bot.standins.server import Fault, RecordedRequest, Reply, StandinServer
 
@@ -60,6 +61,8 @@ class SlackApiStandin(StandinServer):
         self._home_views: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._last_ts = 0
+        #: While Slack is down, every request takes the next of these faults in turn.
+        self._outage: Iterator[Fault] | None = None
         self._methods: dict[str, Callable[[dict[str, Any]], Reply]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -71,6 +74,8 @@ class SlackApiStandin(StandinServer):
             "views.update": self._update_view,
             "views.publish": self._publish_view,
             "conversations.info": self._conversation_info,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
             "users.info": self._user_info,
             "apps.connections.open": self._open_connection,
         }
@@ -124,6 +129,30 @@ class SlackApiStandin(StandinServer):
         """Make users.info know a person (unknown ids get a made-up profile)."""
         with self._store_lock:
             self._users[user_id] = _user(self.team_id, user_id, name, real_name or name, email, tz, tz_offset)
+
+    # -- outages ---------------------------------------------------------------------------
+
+    def go_down(self, *faults: Fault) -> None:
+        """Fail every request, taking `faults` in turn, until `come_back()`: an outage, as long as a test likes.
+
+        Each fault should leave the work undone (an error status, a dropped connection, or a delay
+        with an error status), as a Slack that is down does; queued `fail_next` faults wait for the end.
+        """
+        if not faults:
+            raise ValueError("an outage needs at least one fault")
+        with self._store_lock:
+            self._outage = cycle(faults)
+
+    def come_back(self) -> None:
+        """End the outage: requests are answered normally again."""
+        with self._store_lock:
+            self._outage = None
+
+    def _take_fault(self, route: str | None) -> Fault | None:
+        with self._store_lock:
+            if self._outage is not None:
+                return next(self._outage)
+        return super()._take_fault(route)
 
     # -- the API ---------------------------------------------------------------------------
 
@@ -296,6 +325,36 @@ class SlackApiStandin(StandinServer):
                 "context_team_id": self.team_id,
             }
         )
+
+    def _history(self, args: dict[str, Any]) -> Reply:
+        """A channel's top-level messages, newest first (threads' replies are not listed)."""
+        channel = args.get("channel")
+        if not channel or not self._known_channel(channel):
+            return slack_error("channel_not_found")
+        with self._store_lock:
+            listed = [m for m in self._messages.get(channel, []) if m.get("thread_ts", m["ts"]) == m["ts"]]
+        return self._listing(list(reversed(listed)), args)
+
+    def _replies(self, args: dict[str, Any]) -> Reply:
+        """A thread: its parent, then its replies, oldest first."""
+        channel, ts = args.get("channel"), args.get("ts")
+        if not channel or not self._known_channel(channel):
+            return slack_error("channel_not_found")
+        if not ts:
+            return slack_error("invalid_arguments")
+        with self._store_lock:
+            if self._find(channel, ts) is None:
+                return slack_error("thread_not_found")
+            listed = [m for m in self._messages.get(channel, []) if m["ts"] == ts or m.get("thread_ts") == ts]
+        return self._listing(listed, args)
+
+    def _listing(self, messages: list[dict[str, Any]], args: dict[str, Any]) -> Reply:
+        """One page of messages as Slack lists them; metadata only when asked for, as Slack does."""
+        limit = int(args.get("limit") or 100)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        page = [{k: v for k, v in m.items() if with_metadata or k != "metadata"}
+                for m in copy.deepcopy(messages[:limit])]
+        return _ok(messages=page, has_more=len(messages) > limit)
 
     def _user_info(self, args: dict[str, Any]) -> Reply:
         user_id = args.get("user")

@@ -73,6 +73,26 @@ def test_import_keeps_good_rows_reports_bad_ones_by_line_and_makes_no_duplicates
     assert rows[0]["enrollment_state"] == "active" and rows[0]["next_touch"]["step"]
 
 
+def test_import_reads_us_time_zone_abbreviations_and_names_the_line_of_a_zone_that_is_not_a_place(env, capsys):
+    csv_file = env / "leads.csv"
+    csv_file.write_text(
+        "name,phone,timezone\n"
+        "Dana Lee,(312) 555-0142,CST\n"
+        "Sam Ortiz,(415) 555-0142,Pacific/Nowhere\n"
+        "Ana Ruiz,(212) 555-0142,EST5EDT\n"
+    )
+    assert main(["import", str(csv_file)]) == 0
+    captured = capsys.readouterr()
+    assert f"{csv_file}:3: timezone: 'Pacific/Nowhere'" in captured.err
+    assert f"{csv_file}:4: timezone: 'EST5EDT'" in captured.err
+    assert "1 added, 0 already known, 2 rejected" in captured.out
+    assert main(["leads", "list", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert main(["leads", "show", str(row["id"]), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["name"], shown["timezone"]) == ("Dana Lee", "America/Chicago")
+
+
 def test_import_of_a_file_without_contact_columns_says_so(env, capsys):
     csv_file = env / "people.csv"
     csv_file.write_text("name,city\nDana,Chicago\n")
@@ -100,3 +120,22 @@ def test_db_upgrade_is_safe_to_run_twice(env, capsys):
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def test_import_refreshes_the_planner_statistics_on_postgresql(env, database_url, capsys):
+    csv_file = env / "leads.csv"
+    csv_file.write_text("name,phone\nDana Lee,+13125550142\n")
+    assert main(["import", str(csv_file)]) == 0
+    if not database_url.startswith("postgresql"):
+        return  # SQLite has no planner statistics to go stale
+    from sqlalchemy import text
+
+    from bot.db import make_engine
+
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        analyzed = connection.scalar(text(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+            "WHERE relname = 'touches' AND schemaname = current_schema()"))
+    engine.dispose()
+    assert analyzed

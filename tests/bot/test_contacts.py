@@ -7,9 +7,11 @@ import pytest
 from bot.contacts import (
     InvalidEmail,
     InvalidPhone,
+    InvalidTimezone,
     is_mobile_capable,
     normalize_email,
     normalize_phone,
+    normalize_timezone,
     timezones_for_phone,
 )
 
@@ -124,3 +126,62 @@ def test_a_toll_free_number_may_ring_in_every_north_american_zone():
 )
 def test_whether_a_number_can_take_texts_is_told_from_its_numbering_plan(e164, mobile):
     assert is_mobile_capable(e164) is mobile
+
+
+# --- time zones -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "zone"),
+    [
+        ("America/Chicago", "America/Chicago"),
+        (" america/new_york ", "America/New_York"),
+        ("Europe/London", "Europe/London"),
+        ("UTC", "UTC"),
+        ("Etc/UTC", "UTC"),
+        ("EST", "America/New_York"),
+        ("edt", "America/New_York"),
+        ("ET", "America/New_York"),
+        ("Eastern Time", "America/New_York"),
+        ("CST", "America/Chicago"),
+        ("CDT", "America/Chicago"),
+        ("ct", "America/Chicago"),
+        ("MST", "America/Denver"),
+        ("MDT", "America/Denver"),
+        ("MT", "America/Denver"),
+        ("PST", "America/Los_Angeles"),
+        ("P.S.T.", "America/Los_Angeles"),
+        ("PDT", "America/Los_Angeles"),
+        ("PT", "America/Los_Angeles"),
+        ("Pacific", "America/Los_Angeles"),
+        ("AKST", "America/Anchorage"),
+        ("AKDT", "America/Anchorage"),
+        ("HST", "Pacific/Honolulu"),
+    ],
+)
+def test_a_time_zone_is_read_as_the_place_whose_clock_it_names(text, zone):
+    assert normalize_timezone(text) == zone
+
+
+def test_mst_from_an_arizona_number_is_arizona_time_which_keeps_mst_all_year():
+    assert normalize_timezone("MST", phone_zones=timezones_for_phone("+16025550142")) == "America/Phoenix"
+    assert normalize_timezone("MST", phone_zones=timezones_for_phone("+13035550142")) == "America/Denver"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Mars/Olympus", "'Mars/Olympus' is not a time zone this bot knows"),
+        ("BST", "'BST' is not a time zone this bot knows"),
+        ("EST5EDT", "'EST5EDT' is a legacy alias, not a place"),
+        ("Japan", "'Japan' is a legacy alias, not a place"),
+        ("localtime", "'localtime' is not a time zone this bot knows"),
+        ("Etc/GMT+5", "'Etc/GMT+5' is a fixed offset with no daylight saving"),
+        ("   ", "no time zone given"),
+        ("America/Chicago/../../etc/passwd", "is not a time zone this bot knows"),
+    ],
+)
+def test_anything_else_is_refused_naming_what_to_write_instead(text, reason):
+    with pytest.raises(InvalidTimezone) as refused:
+        normalize_timezone(text)
+    assert reason in str(refused.value) and "America/Chicago" in str(refused.value)

@@ -107,6 +107,7 @@ def test_the_same_phone_or_email_again_returns_the_existing_lead_without_enrolli
         ({"phone": "not a phone"}, "phone:"),
         ({"email": "dana@"}, "email:"),
         ({"email": "dana@example.com", "timezone": "Mars/Olympus"}, "timezone:"),
+        ({"email": "dana@example.com", "timezone": "EST5EDT"}, "timezone: 'EST5EDT' is a legacy alias"),
         ({"phone": ["+13125550142"]}, "phone: must be text"),
     ],
 )
@@ -114,6 +115,12 @@ def test_invalid_lead_fields_are_refused_with_a_reason_naming_the_field(fields, 
     with pytest.raises(InvalidLead) as refused:
         LeadInput.parse(fields)
     assert any(r.startswith(reason) for r in refused.value.reasons), refused.value.reasons
+
+
+@pytest.mark.parametrize(("written", "zone"), [("EST", "America/New_York"), ("pst", "America/Los_Angeles"),
+                                              ("America/Denver", "America/Denver"), ("", None)])
+def test_a_lead_time_zone_is_stored_as_the_iana_place_it_names(written, zone):
+    assert LeadInput.parse({"phone": CHICAGO_PHONE, "timezone": written}).timezone == zone
 
 
 def test_fields_beyond_the_known_ones_are_kept_as_custom_fields():

@@ -29,6 +29,7 @@ RULES = load_reply_rules()
 OPT_OUT, OPT_IN, HELP = ReplyClass.OPT_OUT, ReplyClass.OPT_IN, ReplyClass.HELP
 NOT_INTERESTED, BOOKED, ASKS_TIME = ReplyClass.NOT_INTERESTED, ReplyClass.BOOKED, ReplyClass.ASKS_TIME
 QUESTION, AUTO_REPLY, PLAIN = ReplyClass.QUESTION, ReplyClass.AUTO_REPLY, ReplyClass.PLAIN
+LATER = ReplyClass.LATER
 
 
 def classify(text: str, channel: str = "sms", **email: object) -> Understanding:
@@ -100,6 +101,35 @@ MESSAGES = [
     ("no longer need it", "sms", NOT_INTERESTED),
     ("I already have a dentist, thanks though", "email", NOT_INTERESTED),
     ("I'm good, thanks", "sms", NOT_INTERESTED),
+    # the day-5 text's choice: "Reply 1 to book a visit, or 2 if later is better"
+    ("1", "sms", ASKS_TIME),
+    ("1.", "sms", ASKS_TIME),
+    ("#1", "sms", ASKS_TIME),
+    ("1️⃣", "sms", ASKS_TIME),
+    ("1 please", "sms", ASKS_TIME),
+    ("1 pls!", "sms", ASKS_TIME),
+    ("Option 1", "sms", ASKS_TIME),
+    ("1 thanks", "sms", ASKS_TIME),
+    ("Yes 1", "sms", ASKS_TIME),
+    ("1 - book me", "sms", ASKS_TIME),
+    ("2", "sms", LATER),
+    ("2 thanks", "sms", LATER),
+    ("2, thank you!", "sms", LATER),
+    ("option 2", "sms", LATER),
+    ("Option #2 please", "sms", LATER),
+    ("2 for now", "sms", LATER),
+    ("2️⃣", "sms", LATER),
+    ("Later is better", "sms", LATER),
+    ("maybe later", "sms", LATER),
+    ("2", "email", LATER),
+    # ...and numbers that are not the choice
+    ("2 no thanks", "sms", NOT_INTERESTED),
+    ("2. Stop texting me", "sms", OPT_OUT),
+    ("1pm", "sms", ASKS_TIME),
+    ("I have 1 question, do you take Aetna?", "sms", QUESTION),
+    ("2 weeks ago", "sms", PLAIN),
+    ("12", "sms", PLAIN),
+    ("1 or 2", "sms", PLAIN),
     # booked
     ("I booked for Tuesday", "sms", BOOKED),
     ("I BOOKED FOR TUESDAY", "sms", BOOKED),

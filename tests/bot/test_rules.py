@@ -13,6 +13,7 @@ from bot.rules import (
     decide_on_call_outcome,
     decide_on_quiet_end,
     decide_on_signal,
+    signal_for_lead,
     stage_after_touch,
 )
 
@@ -23,7 +24,8 @@ from bot.rules import (
         (LeadSignal.OPT_OUT, SequenceChange.STOP, Stage.OPTED_OUT, None, False),
         (LeadSignal.NOT_INTERESTED, SequenceChange.STOP, Stage.LOST, None, False),
         (LeadSignal.BOOKED, SequenceChange.STOP, Stage.BOOKED, None, True),
-        (LeadSignal.ASKS_TIME, SequenceChange.PAUSE, Stage.ENGAGED, "asked for a specific time", True),
+        (LeadSignal.LATER, SequenceChange.STOP, Stage.NURTURE, None, False),
+        (LeadSignal.ASKS_TIME, SequenceChange.PAUSE, Stage.ENGAGED, "asked for a time or to book", True),
         (LeadSignal.QUESTION, SequenceChange.PAUSE, Stage.ENGAGED, "asked a question", True),
         (LeadSignal.PLAIN, SequenceChange.PAUSE, Stage.ENGAGED, None, True),
         (LeadSignal.AUTO_REPLY, SequenceChange.KEEP, None, None, False),
@@ -37,9 +39,36 @@ def test_what_a_message_from_the_lead_changes(signal, sequence, stage, call_task
         sequence, stage, call_task, alert)
 
 
-@pytest.mark.parametrize("signal", [LeadSignal.OPT_OUT, LeadSignal.NOT_INTERESTED, LeadSignal.BOOKED])
+@pytest.mark.parametrize("signal", [LeadSignal.OPT_OUT, LeadSignal.NOT_INTERESTED, LeadSignal.BOOKED,
+                                    LeadSignal.LATER])
 def test_leads_who_end_things_need_no_more_calls(signal):
     assert decide_on_signal(signal, current_stage=Stage.CONTACTED).close_call_tasks
+
+
+def test_a_lead_who_would_rather_hear_later_gets_the_slow_nurture_cadence_and_nothing_else_does():
+    assert decide_on_signal(LeadSignal.LATER, current_stage=Stage.CONTACTED).start_nurture
+    assert not any(decide_on_signal(signal, current_stage=Stage.CONTACTED).start_nurture
+                   for signal in LeadSignal if signal != LeadSignal.LATER)
+
+
+def test_later_neither_restarts_nurture_nor_puts_off_a_booked_visit():
+    in_nurture = decide_on_signal(LeadSignal.LATER, current_stage=Stage.NURTURE)
+    assert in_nurture.sequence == SequenceChange.KEEP and not in_nurture.start_nurture
+    booked = decide_on_signal(LeadSignal.LATER, current_stage=Stage.BOOKED)
+    assert booked == decide_on_signal(LeadSignal.PLAIN, current_stage=Stage.BOOKED)
+
+
+@pytest.mark.parametrize(
+    ("signal", "opted_out", "read_as"),
+    [
+        (LeadSignal.OPT_IN, False, LeadSignal.PLAIN),
+        (LeadSignal.OPT_IN, True, LeadSignal.OPT_IN),
+        (LeadSignal.OPT_OUT, False, LeadSignal.OPT_OUT),
+        (LeadSignal.QUESTION, True, LeadSignal.QUESTION),
+    ],
+)
+def test_an_opt_in_keyword_counts_only_from_a_lead_who_opted_out(signal, opted_out, read_as):
+    assert signal_for_lead(signal, opted_out=opted_out) == read_as
 
 
 def test_an_opted_out_lead_who_writes_again_goes_to_a_person_not_back_into_a_sequence():

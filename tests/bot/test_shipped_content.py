@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta, timezone
 from functools import cache
 
 import pytest
@@ -10,6 +11,7 @@ from markupsafe import escape
 
 from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
 from bot.playbook import Channel, Condition, Sequence, list_sequences, load_sequence
+from bot.reply_classifier import ReplyClass, classify_reply, load_reply_rules
 from bot.sms_segments import count_segments
 from bot.templating import OPT_OUT_NOTICE, TemplateRenderer, sample_context
 
@@ -150,6 +152,27 @@ def test_the_final_text_offers_a_simple_choice(renderer, context):
     for name in SALES:
         text = renderer.render_sms(load(name).step("day5_final_sms").template, context, first_to_number=False)
         assert "Reply 1" in text and "2" in text
+
+
+#: What each choice the day-5 text offers must mean in bot/reply_rules.yml: its wording there, and
+#: what the bot does with the answer.
+DAY5_CHOICES = {
+    "1": (re.compile(r"Reply 1 to book\b"), ReplyClass.ASKS_TIME),  # a person calls to find a time
+    "2": (re.compile(r"\bor 2 if later is better\b"), ReplyClass.LATER),  # sales stop, nurture starts
+}
+
+
+@pytest.mark.parametrize("name", SALES)
+@pytest.mark.parametrize("choice", sorted(DAY5_CHOICES))
+def test_each_choice_the_final_text_offers_means_what_it_says_in_the_reply_rules(renderer, context, name, choice):
+    text = renderer.render_sms(load(name).step("day5_final_sms").template, context, first_to_number=False)
+    wording, reply_class = DAY5_CHOICES[choice]
+    assert wording.search(text), f"{name}: the day-5 text no longer offers {wording.pattern!r}; update the rules"
+    for reply in (choice, f"{choice} please", f"{choice} thanks", f"option {choice}"):
+        understood = classify_reply(reply, rules=load_reply_rules(), channel="sms",
+                                    now=datetime(2026, 11, 25, 16, 0, tzinfo=timezone.utc),
+                                    lead_timezone="America/Chicago")
+        assert understood.reply_class == reply_class, (reply, understood)
 
 
 def test_nurture_is_a_slow_cadence_over_months():

@@ -31,6 +31,7 @@ from bot.slack_views import (
     NeedsPersonEntry,
     OutboundEntry,
     SequenceProgress,
+    ThreadReplyStatus,
     mention,
 )
 
@@ -63,6 +64,8 @@ ENTRIES = [
     FailureEntry(channel="sms", error="invalid number (code 21211)", step_id="instant_sms"),
     NeedsPersonEntry(text="It is not known whether instant_sms reached the lead", mention="<!subteam^S0ONCALL>"),
     CallOutcomeEntry(task_id=42, outcome="left_voicemail", logged_by="U0BOB", notes="left the script"),
+    ThreadReplyStatus(channel="sms", author="U0ALICE", status="delivered"),
+    ThreadReplyStatus(channel="email", author="U0ALICE", status="failed", error_code="550", error="mailbox full"),
 ]
 
 
@@ -231,10 +234,34 @@ def test_a_call_outcome_says_what_happened_and_who_logged_it():
     FailureEntry(channel="sms", error=HOSTILE),
     NeedsPersonEntry(text=HOSTILE),
     CallOutcomeEntry(task_id=1, outcome="no_answer", logged_by="U0BOB", notes=HOSTILE),
+    ThreadReplyStatus(channel="sms", author=HOSTILE, status=HOSTILE),
+    ThreadReplyStatus(channel=HOSTILE, author="U0ALICE", status="failed", error_code=HOSTILE, error=HOSTILE),
 ], ids=lambda e: type(e).__name__)
 def test_lead_supplied_text_in_thread_entries_is_escaped(entry):
     for shown in (text_of(thread_entry_blocks(entry)), thread_entry_text(entry)):
         assert "<!channel>" not in shown and "<@U0EVIL>" not in shown and "<http://evil" not in shown
+
+
+@pytest.mark.parametrize(("entry", "text", "shown"), [
+    (ThreadReplyStatus(channel="sms", author="U0ALICE", status="queued"),
+     "<@U0ALICE>'s text to the lead · queued", ":outbox_tray: <@U0ALICE>'s text to the lead · :hourglass_flowing_sand: queued"),
+    (ThreadReplyStatus(channel="sms", author="U0ALICE", status="delivered"),
+     "<@U0ALICE>'s text to the lead · delivered", ":outbox_tray: <@U0ALICE>'s text to the lead · :white_check_mark: delivered"),
+    (ThreadReplyStatus(channel="sms", author="U0ALICE", status="failed", error_code="21610", error="unsubscribed"),
+     "<@U0ALICE>'s text to the lead failed: unsubscribed (error 21610)",
+     ":x: <@U0ALICE>'s text to the lead failed: unsubscribed (error 21610)"),
+    (ThreadReplyStatus(channel="email", author="U0ALICE", status="bounce"),
+     "<@U0ALICE>'s email to the lead failed: bounce", ":x: <@U0ALICE>'s email to the lead failed: bounce"),
+    (ThreadReplyStatus(channel="sms", author="U0ALICE", status="unknown", error="the process stopped"),
+     "<@U0ALICE>'s text to the lead · outcome unknown: the process stopped",
+     ":grey_question: <@U0ALICE>'s text to the lead · outcome unknown: the process stopped"),
+], ids=["queued", "delivered", "failed", "bounced", "unknown"])
+def test_a_replys_status_line_says_how_it_fared_and_never_repeats_the_words(entry, text, shown):
+    blocks = thread_entry_blocks(entry)
+    assert_valid(blocks)
+    [line] = blocks
+    assert line["type"] == "context"
+    assert (thread_entry_text(entry), line["elements"][0]["text"]) == (text, shown)
 
 
 # --- call tasks ---------------------------------------------------------------------------------

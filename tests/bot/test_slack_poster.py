@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -393,7 +394,7 @@ def test_a_429_with_retry_after_delays_but_loses_nothing_and_keeps_order(service
     assert not pending(services)
 
 
-def test_one_lead_s_failing_posts_do_not_block_another_lead(services, poster, slack, clock):
+def test_one_lead_s_failing_posts_do_not_block_another_lead(services, poster, slack):
     first = new_lead(services, phone="+13125550101", email="a@example.com", name="Ann")
     second = new_lead(services, phone="+13125550102", email="b@example.com", name="Ben")
     Dispatcher(services).run_due()
@@ -401,16 +402,14 @@ def test_one_lead_s_failing_posts_do_not_block_another_lead(services, poster, sl
 
     poster.drain_once()
 
-    assert lead_row(services, first).slack_ts is None
-    ben = lead_row(services, second)
-    assert ben.slack_ts and len(replies(slack, ben.slack_ts)) == 1
-    assert all(e.lead_id == first for e in pending(services))
-
-    clock.advance(timedelta(minutes=1))
-    poster.drain_once()
-
-    ann = lead_row(services, first)
-    assert ann.slack_ts and len(replies(slack, ann.slack_ts)) == 1 and len(cards(slack)) == 2
+    # Ben's card went ahead of Ann's; once Slack answered again, Ann's was tried at once, not after a backoff.
+    ann, ben = lead_row(services, first), lead_row(services, second)
+    assert [card["ts"] for card in cards(slack)] == [ben.slack_ts, ann.slack_ts]
+    assert len(replies(slack, ben.slack_ts)) == 1 and len(replies(slack, ann.slack_ts)) == 1
+    with services.session_factory() as session:
+        ann_card_event = session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == first)
+                                         .order_by(OutboxEvent.id)).first()
+    assert ann_card_event.attempts == 1 and "HTTP 500" in ann_card_event.last_error
     assert not pending(services)
 
 
@@ -430,6 +429,41 @@ def test_slack_unreachable_keeps_everything_queued_and_stops_the_drain_early(ser
     make_poster(services, slack, fake_time).drain_once()
     assert all(lead_row(services, lead_id).slack_ts for lead_id in leads) and not pending(services)
     assert len(cards(slack)) == 5
+
+
+@pytest.mark.parametrize("lost_post, fault", [
+    ("card", {"malformed": True}),  # Slack posted, and its answer was cut short
+    ("card", {"delay": 1.5}),  # Slack posted, after the client had given up waiting
+    ("thread entry", {"malformed": True}),
+])
+def test_a_post_whose_answer_was_lost_is_found_in_slack_not_posted_twice(services, slack, fake_time, clock,
+                                                                          lost_post, fault):
+    timeout = 1 if "delay" in fault else 5  # a short wait only where the slow answer needs one
+    client = WebClient(token=BOT_TOKEN, base_url=slack.standin.url + "/api/", timeout=timeout, retry_handlers=[])
+    poster = SlackPoster(services, client, slack.channel, ONCALL,
+                         limits=SlackLimits(clock=fake_time.clock, sleep=fake_time.sleep))
+    lead_id = new_lead(services)
+    if lost_post == "thread entry":
+        poster.drain_once()
+        lead_writes(services, lead_id, LeadSignal.PLAIN, "Sounds good")
+    slack.fail_next("chat.postMessage", **fault)
+
+    poster.drain_once()
+    deadline = time.monotonic() + 5
+    while len(slack.messages()) < (1 if lost_post == "card" else 2) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a slow answer: the post lands at Slack after the client stopped waiting
+    clock.advance(timedelta(minutes=1))
+    poster.drain_once()
+
+    [card] = cards(slack)
+    assert lead_row(services, lead_id).slack_ts == card["ts"]
+    if lost_post == "thread entry":
+        [entry] = [m for m in replies(slack, card["ts"]) if "Sounds good" in shown(m)]
+        with services.session_factory() as session:
+            reply = session.scalars(select(Message).where(Message.direction == "in")).one()
+        assert reply.slack_ts == entry["ts"]
+    assert len(slack.calls("conversations.history" if lost_post == "card" else "conversations.replies")) == 1
+    assert not pending(services)
 
 
 def test_the_poster_is_built_from_settings_only_when_slack_is_configured(services, business_file):
@@ -458,7 +492,7 @@ def test_a_permanent_error_is_recorded_once_and_never_retried(services, slack, f
 
 
 @pytest.mark.parametrize("attempts, retry_after, low, high", [(1, None, 1.6, 2.4), (3, None, 6.4, 9.6),
-                                                               (30, None, 240, 360), (1, 30, 30, 30)])
+                                                               (30, None, 48, 72), (1, 30, 30, 30)])
 def test_backoff_grows_with_jitter_and_honours_retry_after(attempts, retry_after, low, high):
     assert low <= backoff(attempts, retry_after).total_seconds() <= high
 
@@ -527,3 +561,16 @@ def test_the_limiter_serves_threads_in_turn_at_its_rate():
         thread.join()
 
     assert sorted(times) == pytest.approx([0.5, 1.0, 1.5, 2.0])
+
+
+def test_a_lost_answer_that_cannot_be_looked_up_is_posted_again_rather_than_dropped(services, poster, slack, clock):
+    lead_id = new_lead(services)
+    slack.fail_next("chat.postMessage", status=502, malformed=True)  # a proxy's page: maybe posted, maybe not
+    poster.drain_once()
+    slack.fail_next("conversations.history", body={"ok": False, "error": "missing_scope"})
+
+    clock.advance(timedelta(minutes=1))
+    poster.drain_once()
+
+    [card] = cards(slack)
+    assert lead_row(services, lead_id).slack_ts == card["ts"] and not pending(services)

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import pytest
+from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.audit import SYSTEM
+from bot.delivery import SmsStatusReport, apply_sms_status
 from bot.lead_actions import opt_out
 from bot.models import AuditEntry, CallTask, Lead, Message, ProcessedDelivery
 from bot.ports import PermanentSendError
+from bot.slack_poster import SlackPoster
 from tests.handlers.conftest import (
     ALICE,
     BOB,
+    BOT_TOKEN,
     CARD_TS,
     CHICAGO_PHONE,
     LEADS,
     any_database,
     new_call_task,
     new_lead,
+    valid_blocks,
     valid_view,
 )
 
@@ -32,7 +37,17 @@ def notes(services) -> list[str]:
 
 
 def thread_posts(slack) -> list[str]:
+    """What the bot posted in the lead's thread (the member's own messages are Slack's, not the stand-in's)."""
     return [m["text"] for m in slack.thread(LEADS, CARD_TS)]
+
+
+@pytest.fixture(autouse=True)
+def poster(services, slack) -> SlackPoster:
+    """The outbox poster, run as soon as a listener wakes it, as `followup run` does."""
+    client = WebClient(token=BOT_TOKEN, base_url=slack.url + "/api/", timeout=2)
+    poster = SlackPoster(services, client, LEADS)
+    services.wake_poster = poster.drain_once
+    return poster
 
 
 @pytest.mark.parametrize(
@@ -55,9 +70,28 @@ def test_a_thread_message_starting_with_the_marker_is_texted_to_the_lead(workspa
     with services.session_factory() as session:
         message = session.scalars(select(Message).where(Message.lead_id == lead_id)).one()
     assert (message.direction, message.author, message.body) == ("out", ALICE, sent)
-    assert thread_posts(slack) == [f":outbox_tray: <@{ALICE}>'s text went to the lead."]
-    assert slack.calls("chat.postMessage")[0]["thread_ts"] == CARD_TS
+    # The member's message already shows the words: the bot adds a status line, not the text again.
+    assert thread_posts(slack) == [f"<@{ALICE}>'s text to the lead · queued"]
+    [status_line] = slack.calls("chat.postMessage")
+    assert status_line["thread_ts"] == CARD_TS and sent not in str(status_line)
+    assert "queued" in str(valid_blocks(status_line["blocks"]))
+    assert message.slack_ts == slack.thread(LEADS, CARD_TS)[0]["ts"]
     assert notes(services) == []
+
+
+def test_a_replys_status_line_is_edited_as_its_delivery_status_changes(workspace, services, sms, slack, poster):
+    new_lead(services)
+    workspace.thread_reply("!reply see you at 3")
+    with services.session_factory() as session:
+        message = session.scalars(select(Message)).one()
+
+    apply_sms_status(services, SmsStatusReport(message_sid=message.provider_id, status="delivered"))
+    poster.drain_once()
+
+    assert thread_posts(slack) == [f"<@{ALICE}>'s text to the lead · delivered"]
+    [update] = slack.calls("chat.update")
+    assert update["ts"] == message.slack_ts and ":white_check_mark: delivered" in str(valid_blocks(update["blocks"]))
+    assert all("see you at 3" not in str(call) for call in slack.calls("chat.postMessage") + [update])
 
 
 @any_database
@@ -67,7 +101,7 @@ def test_a_lead_without_a_phone_gets_the_reply_by_email(workspace, services, sms
     workspace.thread_reply("!reply Your forms are attached to our site.")
 
     assert sms.sent == [] and [m.to for m in email.sent] == ["dana@example.com"]
-    assert thread_posts(slack) == [f":outbox_tray: <@{ALICE}>'s email went to the lead."]
+    assert thread_posts(slack) == [f"<@{ALICE}>'s email to the lead · queued"]
 
 
 @pytest.mark.parametrize("written", [
@@ -199,7 +233,7 @@ def test_a_reply_the_provider_refuses_is_marked_failed_in_the_thread(workspace, 
 
     workspace.thread_reply("!reply hello")
 
-    assert thread_posts(slack) == [f":x: <@{ALICE}>'s text to the lead failed: unsubscribed recipient."]
+    assert thread_posts(slack) == [f"<@{ALICE}>'s text to the lead failed: unsubscribed recipient (error 21610)"]
 
 
 @any_database

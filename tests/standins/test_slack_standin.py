@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.standins.server import Fault
 from bot.standins.slack_api import SlackApiStandin
 
 BOT_TOKEN = "xoxb-test"
@@ -179,3 +180,40 @@ def test_concurrent_posts_get_distinct_ts_in_store_order(slack):
     stored = [m["ts"] for m in slack.messages(LEADS)]
     assert len({a["ts"] for a in answers}) == 40
     assert stored == sorted(stored, key=float) and len(stored) == 40
+
+
+def test_an_outage_fails_every_call_in_turn_until_slack_comes_back(slack):
+    client = WebClient(token=BOT_TOKEN, base_url=slack.url + "/api/", timeout=1, retry_handlers=[])
+    slack.go_down(Fault(status=503), Fault(status=429, retry_after=30))
+
+    statuses = []
+    for _ in range(3):
+        with pytest.raises(SlackApiError) as failed:
+            client.chat_postMessage(channel=LEADS, text="New lead")
+        statuses.append(failed.value.response.status_code)
+    slack.come_back()
+    client.chat_postMessage(channel=LEADS, text="New lead")
+
+    assert statuses == [503, 429, 503]
+    assert slack.requests_for("chat.postMessage")[1].response == {"ok": False, "error": "ratelimited"}
+    assert [m["text"] for m in slack.messages(LEADS)] == ["New lead"]
+
+
+def test_history_and_replies_list_messages_with_their_metadata_when_asked(slack):
+    client = client_for(slack)
+    tag = {"event_type": "followup_post", "event_payload": {"key": "card:1"}}
+    card = client.chat_postMessage(channel=LEADS, text="card", metadata=tag)
+    reply = client.chat_postMessage(channel=LEADS, text="entry", thread_ts=card["ts"], metadata=tag)
+    later = client.chat_postMessage(channel=LEADS, text="another card")
+
+    history = client.conversations_history(channel=LEADS, include_all_metadata=True)["messages"]
+    thread = client.conversations_replies(channel=LEADS, ts=card["ts"], include_all_metadata=True)["messages"]
+    plain = client.conversations_replies(channel=LEADS, ts=card["ts"])["messages"]
+
+    assert [m["ts"] for m in history] == [later["ts"], card["ts"]]  # newest first, no thread replies
+    assert history[1]["metadata"] == tag and "metadata" not in history[0]
+    assert [m["ts"] for m in thread] == [card["ts"], reply["ts"]] and thread[1]["metadata"] == tag
+    assert all("metadata" not in m for m in plain)
+    with pytest.raises(SlackApiError) as missing:
+        client.conversations_replies(channel=LEADS, ts="1.000000")
+    assert missing.value.response["error"] == "thread_not_found"

@@ -58,6 +58,22 @@ def test_invalid_contact_details_answer_422_with_every_reason(running_bot):
     assert neither.status_code == 422 and "phone or email" in neither.json()["reasons"][0]
 
 
+def test_a_us_time_zone_abbreviation_is_stored_as_the_place_it_names(running_bot):
+    answer = running_bot.http.post("/webhooks/leads", json={**DANA, "timezone": "EST"}, headers=AUTH)
+    assert answer.status_code == 201
+    with running_bot.services.session_factory() as session:
+        assert session.get(Lead, answer.json()["lead_id"]).timezone == "America/New_York"
+
+
+def test_a_time_zone_that_is_not_a_place_answers_422_naming_the_field(running_bot):
+    for written in ("EST5EDT", "Etc/GMT+5", "Eastern Standard"):
+        answer = running_bot.http.post("/webhooks/leads", json={**DANA, "timezone": written}, headers=AUTH)
+        assert answer.status_code == 422
+        [reason] = answer.json()["reasons"]
+        assert reason.startswith(f"timezone: {written!r}") and "America/Chicago" in reason
+    assert lead_count(running_bot) == 0
+
+
 def test_an_unknown_sequence_is_refused(running_bot):
     answer = running_bot.http.post("/webhooks/leads", json={**DANA, "sequence": "nope"}, headers=AUTH)
     assert answer.status_code == 422 and "sequence" in answer.json()["reasons"][0]

@@ -145,3 +145,36 @@ def test_a_missed_call_becomes_a_lead_with_an_instant_text_back(running_bot, twi
     assert [m["to"] for m in twilio.messages] == ["+16175550123"]
     with running_bot.services.session_factory() as session:
         assert session.scalars(select(Lead)).one().source == "missed_call"
+
+
+def test_yes_to_our_text_from_a_lead_who_never_opted_out_is_a_reply_for_the_team(running_bot, twilio):
+    new_lead(running_bot)
+    text_in(running_bot, twilio, "Yes", OptOutType="START")  # Twilio reads YES as START whoever sends it
+    [message] = inbound(running_bot)
+    assert message.classification == "plain"
+    with running_bot.services.session_factory() as session:
+        assert session.scalars(select(Enrollment)).one().state == "paused"
+        assert session.scalars(select(Lead)).one().stage == "engaged"
+
+
+def test_choosing_1_on_the_final_text_hands_the_team_a_call_to_book_the_visit(running_bot, twilio):
+    new_lead(running_bot)
+    text_in(running_bot, twilio, "1 please")
+    [message] = inbound(running_bot)
+    assert message.classification == "asks_time"
+    with running_bot.services.session_factory() as session:
+        task = session.scalars(select(CallTask)).one()
+        assert task.status == "open" and task.requested_time is None
+        assert session.scalars(select(Enrollment)).one().state == "paused"
+
+
+def test_choosing_2_on_the_final_text_ends_the_sales_texts_and_starts_nurture(running_bot, twilio, clock):
+    new_lead(running_bot)
+    text_in(running_bot, twilio, "2 thanks")
+    [message] = inbound(running_bot)
+    assert message.classification == "later"
+    with running_bot.services.session_factory() as session:
+        lead = session.scalars(select(Lead)).one()
+        enrollments = {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}
+        assert lead.stage == "nurture" and session.scalars(select(CallTask)).all() == []
+    assert enrollments == {"default": "stopped", "nurture": "active"}
