@@ -32,7 +32,7 @@ from bot.outbox import Notice, publish
 from bot.rules import LeadSignal
 from bot.settings import Settings
 from bot.slack_limits import SlackLimits
-from bot.slack_poster import SlackPoster
+from bot.slack_poster import MAX_BACKOFF_SECONDS, SlackPoster
 from bot.standins.server import Fault
 from bot.standins.slack_api import SlackApiStandin
 
@@ -49,6 +49,8 @@ OUTAGE = (
 )
 #: How often `followup run` drains the outbox, in (fake) seconds.
 TICK = timedelta(seconds=5)
+#: The poster's longest wait between two attempts: its cap plus 20 % jitter.
+LONGEST_BACKOFF = timedelta(seconds=MAX_BACKOFF_SECONDS * 1.2)
 #: The client's timeout in real seconds: short while Slack is down (so a slow answer costs little
 #: real time), ample otherwise (so a busy test machine never looks like a slow Slack).
 OUTAGE_TIMEOUT, NORMAL_TIMEOUT = 0.2, 5
@@ -205,7 +207,8 @@ def test_a_ten_minute_slack_outage_loses_and_doubles_nothing(services, slack, cl
 
     bot.slack_comes_back()
     slack.fail_next("chat.postMessage", malformed=True)  # back, but its first answer is cut short after posting
-    bot.run_for(timedelta(minutes=1))
+    # Every queued notice waits out at most the longest jittered backoff before it tries again.
+    bot.run_for(LONGEST_BACKOFF + 2 * TICK)
 
     assert bot.pending() == 0
     assert any("Slack answers again" in r.getMessage() for r in caplog.records)
