@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 
 from bot import audit, outbox
 from bot.audit import SYSTEM
-from bot.lead_actions import apply_decision, opt_out
-from bot.models import Lead, Message, ProcessedDelivery
+from bot.lead_actions import apply_decision, opt_out, set_stage
+from bot.models import Lead, Message, ProcessedDelivery, Touch
 from bot.outbox import Notice
-from bot.rules import LeadSignal, decide_on_signal
+from bot.rules import LeadSignal, decide_on_signal, stage_after_touch
 from bot.services import Services
-from bot.states import Stage
+from bot.states import Stage, TouchStatus
 
 #: How far along a message is; a report never moves a message back (callbacks repeat and cross).
 SMS_PROGRESS = {
@@ -105,7 +105,7 @@ def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> i
         with services.session_factory.begin() as session:
             if not event_id or not first_delivery(session, "sendgrid-event", event_id, now):
                 continue
-            message = _email_message_for(session, event)
+            message = _email_message_for(session, event) or _settle_unknown_email(session, event, now)
             if message is None:
                 continue
             if kind in EMAIL_PROGRESS:
@@ -130,6 +130,37 @@ def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> i
                            touch_id=message.touch_id, status=message.status, event=kind)
             applied += 1
     return applied
+
+
+def _settle_unknown_email(session: Session, event: Mapping[str, Any], now: datetime) -> Message | None:
+    """An event for an email whose send outcome was unknown proves SendGrid took it: record it as sent.
+
+    A process that died mid-send (or a send whose answer was lost) leaves the touch `unknown` and
+    a person asked to check; SendGrid's events carry the touch id, so the first one settles it.
+    """
+    touch_id = str(event.get("touch_id") or "")
+    touch = session.get(Touch, int(touch_id)) if touch_id.isdigit() else None
+    if touch is None or touch.status != TouchStatus.UNKNOWN or touch.subject is None:
+        return None
+    lead = session.get(Lead, touch.lead_id)
+    assert lead is not None
+    provider_id = str(event.get("sg_message_id") or "").split(".")[0] or None
+    if provider_id and session.scalar(select(Touch.id).where(Touch.provider_id == provider_id)) is not None:
+        provider_id = None  # already another touch's: keep the record unique rather than guess
+    touch.status, touch.provider_id, touch.sent_at, touch.last_error = TouchStatus.SENT, provider_id, now, None
+    message = Message(lead_id=lead.id, direction="out", channel="email", touch_id=touch.id, provider_id=provider_id,
+                      subject=touch.subject, body=touch.body_text or "", status="queued", created_at=now)
+    session.add(message)
+    session.flush()
+    set_stage(session, lead, stage_after_touch(Stage(lead.stage)), now=now, actor=SYSTEM, reason="first touch sent")
+    audit.record(session, lead_id=lead.id, actor=SYSTEM, action="touch_recovered", at=now, touch=touch.id,
+                 provider_id=provider_id, found="sent", by=f"sendgrid {event.get('event')} event")
+    outbox.publish(session, Notice.TOUCH_SENT, lead_id=lead.id, at=now, touch_id=touch.id)
+    outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
+                   text=f"Settled: SendGrid reports the email {touch.step_id} as {event.get('event')}, so it "
+                        "was sent once; nothing to check.")
+    outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
+    return message
 
 
 def _email_message_for(session: Session, event: Mapping[str, Any]) -> Message | None:

@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
+from bot.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
 from bot.lead_actions import escalate_unfinished_bookings
-from bot.models import BookingLinkClick, CallTask, Enrollment, Lead, Message
+from bot.models import BookingLinkClick, CallTask, Enrollment, Lead, Message, OutboxEvent, Touch
 from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
 
 DANA = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com"}
@@ -199,3 +200,34 @@ def test_the_unsubscribe_link_stops_email(running_bot):
     assert running_bot.http.post("/u/unknown").status_code == 404
     with running_bot.services.session_factory() as session:
         assert session.get(Lead, lead_id).email_opted_out_at is not None
+
+
+def test_an_event_for_an_email_whose_send_was_left_unknown_settles_it_as_sent_once(running_bot, signing_key, clock,
+                                                                                     sendgrid):
+    lead_id = new_lead(running_bot, phone=None)
+    clock.advance(timedelta(minutes=16))  # no phone: the instant text is skipped and the email is due
+    claim = Dispatcher(running_bot.services)._claim_batch  # noqa: SLF001 - a process about to die
+    [item] = claim(DispatchReport()) or claim(DispatchReport())
+    receipt = running_bot.services.email.send_email(item.outgoing)  # SendGrid took it; the process died here
+    clock.advance(timedelta(seconds=SEND_LEASE_SECONDS + 1))
+    running_bot.dispatch()
+    with running_bot.services.session_factory() as session:
+        assert session.get(Touch, item.touch_id).status == "unknown"
+
+    processed = {"email": "dana@example.com", "timestamp": 1764080000, "event": "processed", "sg_event_id": "ev-p",
+                 "sg_message_id": f"{receipt.provider_id}.filter0001.1.0", "touch_id": str(item.touch_id),
+                 "lead_id": str(lead_id)}
+    delivered = {**processed, "event": "delivered", "sg_event_id": "ev-d"}
+    assert post_events(running_bot, [processed, delivered], signing_key).json() == {"applied": 2}
+
+    with running_bot.services.session_factory() as session:
+        touch = session.get(Touch, item.touch_id)
+        assert (touch.status, touch.provider_id) == ("sent", receipt.provider_id)
+        [message] = session.scalars(select(Message).where(Message.touch_id == touch.id)).all()
+        assert (message.status, message.provider_id, message.subject) == ("delivered", receipt.provider_id,
+                                                                          touch.subject)
+        notes = session.scalars(select(OutboxEvent.payload).where(OutboxEvent.lead_id == lead_id,
+                                                                  OutboxEvent.kind == "decision")).all()
+        assert any("Settled: SendGrid reports" in (note or {}).get("text", "") for note in notes)
+    running_bot.dispatch()
+    assert len(sendgrid.requests_for("mail.send")) == 1  # settled, never sent again
