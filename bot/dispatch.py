@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Protocol
+from typing import Callable, Collection, Protocol
 
 from sqlalchemy import Select, Update, bindparam, exists, func, insert, select
 from sqlalchemy.orm import Session, aliased, joinedload
@@ -135,7 +135,7 @@ def _take(due: Select) -> Update:
 
 
 _TAKE_DUE = _take(_DUE)
-_TAKE_DUE_FOR_LEAD = _take(_DUE.where(Touch.lead_id == bindparam("only_lead_id")))
+_TAKE_DUE_FOR_LEADS = _take(_DUE.where(Touch.lead_id.in_(bindparam("only_lead_ids", expanding=True))))
 _TAKEN = (
     select(Touch).where(Touch.id.in_(bindparam("ids", expanding=True))).order_by(Touch.due_at, Touch.id)
     .execution_options(populate_existing=True)
@@ -319,20 +319,20 @@ class Dispatcher:
         self._run_until_still(report)
         return report
 
-    def run_lead(self, lead_id: int) -> DispatchReport:
-        """Carry out what is due for one lead now, in the caller's thread (a new lead's instant text).
+    def run_leads(self, lead_ids: Collection[int]) -> DispatchReport:
+        """Carry out what is due for these leads now, in the caller's thread (new leads' instant texts).
 
         Claims exclude each other, so this may run while a batch is being sent: neither waits for
         the other, and no touch is claimed twice.
         """
         report = DispatchReport()
-        self._run_until_still(report, lead_id=lead_id)
+        self._run_until_still(report, lead_ids=list(lead_ids))
         return report
 
-    def _run_until_still(self, report: DispatchReport, *, lead_id: int | None = None) -> None:
+    def _run_until_still(self, report: DispatchReport, *, lead_ids: list[int] | None = None) -> None:
         while not self._stopping.is_set():
             before = report.handled
-            self._deliver_all(self._claim_batch(report, lead_id=lead_id), report)
+            self._deliver_all(self._claim_batch(report, lead_ids=lead_ids), report)
             # A handled touch may unblock the next one of the same lead: go again until nothing moves.
             if report.handled == before:
                 return
@@ -364,11 +364,11 @@ class Dispatcher:
 
     # --- claiming: one statement takes the batch, one transaction decides it ----------------------
 
-    def _claim_batch(self, report: DispatchReport, *, lead_id: int | None = None) -> list[_Claimed]:
+    def _claim_batch(self, report: DispatchReport, *, lead_ids: list[int] | None = None) -> list[_Claimed]:
         now = self.services.clock.now()
         take, params = _TAKE_DUE, {"now": now, "batch_size": self.batch_size}
-        if lead_id is not None:
-            take, params = _TAKE_DUE_FOR_LEAD, {**params, "only_lead_id": lead_id}
+        if lead_ids is not None:
+            take, params = _TAKE_DUE_FOR_LEADS, {**params, "only_lead_ids": lead_ids}
         claimed: list[_Claimed] = []
         with self.services.session_factory() as session, self._writing(session), session.begin():
             # `_decide` then settles each taken touch; most stay `sending`.

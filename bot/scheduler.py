@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Callable
@@ -36,6 +37,10 @@ class WorkScheduler:
         # Speed to lead: a new lead's instant text must not wait for a tick or for the batch in
         # progress (a wake-up would only coalesce into the running job).
         self._fast_lane = ThreadPoolExecutor(FAST_LANE_WORKERS, thread_name_prefix="speed-to-lead")
+        # New leads waiting for a fast-lane thread. Each thread takes all that wait, so under a burst
+        # the lane claims and records them together instead of paying a claim per lead.
+        self._waiting_leads: set[int] = set()
+        self._waiting_guard = threading.Lock()
         self.click_delay = parse_duration(click_escalation_delay)
         self.claim_reminder_delay = parse_duration(claim_reminder_delay)
         # One instance of each job at a time; missed ticks collapse into one (the work is idempotent).
@@ -77,21 +82,28 @@ class WorkScheduler:
         """Send what is due for this lead now, on the fast lane, beside any batch in progress."""
         if not self._scheduler.running:
             return  # not started, or shutting down: the next start's first tick sends it
+        with self._waiting_guard:
+            self._waiting_leads.add(lead_id)
         try:
-            self._fast_lane.submit(self._send_lead, lead_id)
+            self._fast_lane.submit(self._send_waiting_leads)
         except RuntimeError:  # the lane closed between the check and the submit (shutdown)
             return
 
-    def _send_lead(self, lead_id: int) -> None:
+    def _send_waiting_leads(self) -> None:
+        with self._waiting_guard:
+            lead_ids, self._waiting_leads = self._waiting_leads, set()
+        if not lead_ids:
+            return  # an earlier thread took them along with its own
         try:
-            report = self.dispatcher.run_lead(lead_id)
+            report = self.dispatcher.run_leads(sorted(lead_ids))
         except Exception:  # noqa: BLE001 - nobody awaits this thread: log it, and let the next tick retry
-            log.exception("dispatch: sending lead %s's due touches at once failed; the next tick retries", lead_id)
+            log.exception("dispatch: sending %d new lead(s)' due touches at once failed; the next tick retries",
+                          len(lead_ids))
             self.wake()
             return
         if report.handled:
-            log.info("dispatch (lead %s): %d sent, %d skipped, %d failed, %d retrying, %d rescheduled", lead_id,
-                     report.sent, report.skipped, report.failed, report.retrying, report.rescheduled)
+            log.info("dispatch (%d new lead(s)): %d sent, %d skipped, %d failed, %d retrying, %d rescheduled",
+                     len(lead_ids), report.sent, report.skipped, report.failed, report.retrying, report.rescheduled)
 
     def dispatch_once(self) -> None:
         report = self.dispatcher.run_due()

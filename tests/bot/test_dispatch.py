@@ -263,6 +263,27 @@ def test_a_new_lead_s_instant_text_goes_out_while_a_large_batch_is_in_progress(s
     assert not any(status == "sending" for lead in backlog for status in statuses(services, lead))
 
 
+def test_a_burst_of_new_leads_each_get_their_instant_text_once_claimed_together(services, sms):
+    sms.during_send = lambda message: time.sleep(0.01)  # noqa: ARG005 - a vendor round trip
+    scheduler = WorkScheduler(services, poll_seconds=3600)
+    runs: list[list[int]] = []
+    run_leads = scheduler.dispatcher.run_leads
+    scheduler.dispatcher.run_leads = lambda lead_ids: runs.append(list(lead_ids)) or run_leads(lead_ids)
+    scheduler.start()
+    try:
+        scheduler.dispatch_once()  # the start's own tick, out of the way
+        burst = enroll(services, 40, first=500)
+        for lead_id in burst:
+            services.send_due_now(lead_id)
+        assert eventually(lambda: all(statuses(services, lead_id)[0] == "sent" for lead_id in burst))
+    finally:
+        scheduler.shutdown()
+    assert sorted(message.to for message in sms.sent) == sorted(phone(500 + n) for n in range(40))
+    # Leads that arrive while the lane is busy wait together, and are claimed in one go.
+    assert sorted(lead_id for run in runs for lead_id in run) == sorted(burst)
+    assert len(runs) < len(burst)
+
+
 def test_without_a_fast_lane_a_new_lead_wakes_the_dispatcher(services):
     woken = []
     services.wake_dispatcher = lambda: woken.append(True)
