@@ -332,11 +332,9 @@ def _send(services: Services, channel: str, to: str | None, body: str, subject: 
         assert context is not None
         rendered = services.renderer.render_email(
             "_direct_message", subject or f"A note from {services.business.name}", {**context, "body": body})
-        unsubscribe = context["links"]["unsubscribe"]
-        return services.email.send_email(OutgoingEmail(
+        return services.email.send_email(OutgoingEmail.to_lead(
             to=to, subject=rendered.subject, text=rendered.text, html=rendered.html, reference=reference,
-            headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-            custom_args={"message_id": str(message_id)},
+            unsubscribe_url=context["links"]["unsubscribe"], custom_args={"message_id": str(message_id)},
         ))
     except (PermanentSendError, TransientSendError) as error:
         return error

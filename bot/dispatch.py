@@ -45,7 +45,7 @@ from bot.render_context import lead_context
 from bot.rules import LeadSignal, decide_on_signal, stage_after_touch
 from bot.send_times import NoSendTime, may_send_at
 from bot.services import Services
-from bot.templating import TemplateProblem
+from bot.templating import RenderedEmail, TemplateProblem
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,14 @@ _HAND_BACK = (
            _touches.c.attempts == bindparam("claimed_attempt"))
     .values(status=TouchStatus.SCHEDULED, attempts=bindparam("claimed_attempt") - 1)
 )
+
+
+def _touch_email(touch: Touch, lead: Lead, rendered: RenderedEmail, context: dict) -> OutgoingEmail:
+    """A touch's email; its ids ride along in custom_args, so SendGrid's events find the touch again."""
+    assert lead.email is not None
+    return OutgoingEmail.to_lead(to=lead.email, subject=rendered.subject, text=rendered.text, html=rendered.html,
+                                 reference=f"touch-{touch.id}", unsubscribe_url=context["links"]["unsubscribe"],
+                                 custom_args={"touch_id": str(touch.id), "lead_id": str(lead.id)})
 
 
 @dataclass
@@ -483,13 +491,8 @@ class Dispatcher:
         rendered = self.services.renderer.render_email(step.template, subject, context)
         touch.subject, touch.body_text, touch.body_html = rendered.subject, rendered.text, rendered.html
         self._mark_sending(touch, now)
-        unsubscribe = context["links"]["unsubscribe"]
-        return _Claimed(touch.id, lead.id, OutgoingEmail(
-            to=lead.email, subject=rendered.subject, text=rendered.text, html=rendered.html,
-            reference=f"touch-{touch.id}",
-            headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-            custom_args={"touch_id": str(touch.id), "lead_id": str(lead.id)},
-        ), touch.attempts, touch.enrollment_id)
+        return _Claimed(touch.id, lead.id, _touch_email(touch, lead, rendered, context), touch.attempts,
+                        touch.enrollment_id)
 
     def _reroute_sms(self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step,
                      now: datetime, report: DispatchReport, facts: _BatchFacts) -> _Claimed | None:
@@ -504,13 +507,8 @@ class Dispatcher:
             touch.subject, touch.body_text, touch.body_html = rendered.subject, rendered.text, rendered.html
             touch.skip_reason = f"sent by email: {lead.sms_unreachable_reason}"
             self._mark_sending(touch, now)
-            unsubscribe = context["links"]["unsubscribe"]
-            return _Claimed(touch.id, lead.id, OutgoingEmail(
-                to=lead.email, subject=rendered.subject, text=rendered.text, html=rendered.html,
-                reference=f"touch-{touch.id}",
-                headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-                custom_args={"touch_id": str(touch.id), "lead_id": str(lead.id)},
-            ), touch.attempts, touch.enrollment_id)
+            return _Claimed(touch.id, lead.id, _touch_email(touch, lead, rendered, context), touch.attempts,
+                            touch.enrollment_id)
         open_call_task(session, self.services, lead, now=now, actor=SYSTEM, touch=touch,
                        reason=f"texts cannot reach this number; say it by phone: {text}")
         touch.status, touch.sent_at = TouchStatus.SENT, now

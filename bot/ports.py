@@ -54,6 +54,15 @@ class OutgoingEmail:
     headers: Mapping[str, str] = field(default_factory=dict)
     custom_args: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def to_lead(cls, *, to: str, subject: str, text: str, html: str, reference: str, unsubscribe_url: str,
+                custom_args: Mapping[str, str]) -> OutgoingEmail:
+        """An email to a lead: with one-click unsubscribe (RFC 8058), as mailbox providers require of senders."""
+        return cls(to=to, subject=subject, text=text, html=html, reference=reference,
+                   headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
+                            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+                   custom_args=custom_args)
+
 
 class SmsSender(Protocol):
     def send_sms(self, message: OutgoingSms) -> SendReceipt: ...
