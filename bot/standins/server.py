@@ -383,6 +383,12 @@ def _garble(body: bytes) -> bytes:
 def _handler_for(standin: StandinServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = f"followup-{type(standin).__name__}"
+        # Keep-alive, as the real APIs do: clients reuse pooled connections instead of paying a
+        # connect (and this server a thread) per request. Every answer carries Content-Length.
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; without this, Nagle holds the body back until the
+        # client's delayed ACK of the headers (about 40 ms) on every kept-alive request.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             standin._serve(self)
