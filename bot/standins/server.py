@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -132,7 +133,7 @@ def _pairs_to_dict(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return result
 
 
-class StandinServer:
+class StandinServer(ABC):
     """A vendor API stand-in on 127.0.0.1 with a random port, served from a background thread.
 
     Subclasses implement `route`, `handle` and `fault_reply`. Use as a context manager or call
@@ -276,17 +277,17 @@ class StandinServer:
 
     # -- what subclasses implement ---------------------------------------------------------
 
+    @abstractmethod
     def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
         """Name the route kind and path parameters for a request, or None if not served."""
-        raise NotImplementedError
 
+    @abstractmethod
     def handle(self, route: str, params: dict[str, str], request: RecordedRequest) -> Reply:
         """Do the work of one request and answer as the vendor would."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fault_reply(self, route: str | None, fault: Fault) -> Reply:
         """The vendor's answer for an injected error status."""
-        raise NotImplementedError
 
     def not_found(self, method: str, path: str) -> Reply:
         """The vendor's answer for a path it does not serve."""
