@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +24,7 @@ from bot.ports import (
     SendReceipt,
     TransientSendError,
 )
+from bot.provider_lookup import ask_provider
 from bot.render_context import lead_context
 from bot.rules import Decision, LeadSignal, signal_for_lead
 from bot.services import Services
@@ -202,18 +202,6 @@ def send_direct(
     return message
 
 
-class SentSmsLookup(Protocol):
-    """A texting provider that can say which messages it holds for a number (Twilio can)."""
-
-    def messages_to(self, to: str) -> list[SentSms]: ...
-
-
-class SentSms(Protocol):
-    sid: str
-    body: str
-    status: str
-
-
 def recover_abandoned_direct(services: Services, *, lease_seconds: float, limit: int = 100) -> int:
     """Settle one-off messages left `sending` longer than the lease by a process that stopped; return how many.
 
@@ -250,27 +238,21 @@ def recover_abandoned_direct(services: Services, *, lease_seconds: float, limit:
 
 
 def _settle_abandoned(session: Session, services: Services, lead: Lead, message: Message, now: datetime) -> bool:
-    asked = services.sms if message.channel == "sms" and lead.phone else None
-    lookup: SentSmsLookup | None = asked if hasattr(asked, "messages_to") else None  # type: ignore[assignment]
-    if lookup is None:
-        _flag_unknown(session, message, now, "the process sending it stopped before recording the outcome, "
-                                             "and the provider cannot be asked")
-        return True
     try:
-        held = lookup.messages_to(lead.phone)  # type: ignore[arg-type]
+        held = ask_provider(session, services, lead, message.body or "") if message.channel == "sms" else None
     except TransientSendError as error:
         log.warning("message %s: cannot settle an abandoned send yet: %s", message.id, error)
         return False
-    known = set(session.scalars(select(Message.provider_id).where(
-        Message.lead_id == lead.id, Message.direction == "out", Message.provider_id.is_not(None))))
-    unrecorded = [sms for sms in held if sms.sid not in known]
-    ours = [sms for sms in unrecorded if message.body and sms.body.startswith(message.body)]
-    if len(ours) == 1 and len(unrecorded) == 1:
-        message.provider_id, message.status = ours[0].sid, ours[0].status or "sent"
+    if held is None:
+        _flag_unknown(session, message, now, "the process sending it stopped before recording the outcome, "
+                                             "and the provider cannot be asked")
+        return True
+    if held.ours is not None:
+        message.provider_id, message.status = held.ours.sid, held.ours.status or "sent"
         audit.record(session, lead_id=lead.id, actor=SYSTEM, action="direct_message_recovered", at=now,
                      message=message.id, provider_id=message.provider_id, found="sent")
-    elif unrecorded:
-        _flag_unknown(session, message, now, f"the process sending it stopped, and Twilio holds {len(unrecorded)} "
+    elif held.unrecorded:
+        _flag_unknown(session, message, now, f"the process sending it stopped, and Twilio holds {held.unrecorded} "
                                              "message(s) to this number that followup has no record of")
     else:
         why = "the process sending it stopped before Twilio got it"

@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Collection, Protocol
+from typing import Callable, Collection
 
 from sqlalchemy import Select, Update, bindparam, exists, func, insert, select
 from sqlalchemy.orm import Session, aliased, joinedload
@@ -41,6 +41,7 @@ from bot.ports import (
     SendReceipt,
     TransientSendError,
 )
+from bot.provider_lookup import ask_provider
 from bot.render_context import lead_context
 from bot.rules import LeadSignal, decide_on_signal, stage_after_touch
 from bot.send_times import NoSendTime, may_send_at
@@ -274,18 +275,6 @@ class _GroupInFlight:
     def outcomes(self) -> list[tuple[_Claimed, _Outcome]]:
         return self.decided + [(item, outcome) for items, future in self.sending
                                for item, outcome in zip(items, future.result(), strict=True)]
-
-
-class SentSmsLookup(Protocol):
-    """A sender that can list what the provider holds for a number (Twilio can; SendGrid cannot)."""
-
-    def messages_to(self, to: str) -> list[SentSms]: ...
-
-
-class SentSms(Protocol):
-    sid: str
-    body: str
-    status: str
 
 
 #: How many claimed touches are recorded together (one transaction, a few bulk statements). Bigger
@@ -871,35 +860,29 @@ class Dispatcher:
 
     def _settle_abandoned(self, session: Session, touch: Touch, lead: Lead, report: DispatchReport) -> None:
         now = self.services.clock.now()
-        sender = self.services.sms if touch.channel == Channel.SMS and lead.phone else None
-        if touch.skip_reason and touch.skip_reason.startswith("sent by email"):
-            sender = None  # an SMS step rerouted to email: SendGrid cannot be asked
-        lookup: SentSmsLookup | None = sender if hasattr(sender, "messages_to") else None  # type: ignore[assignment]
-        if lookup is None:
-            self._unknown(session, touch, lead, now, "the process sending it stopped before recording the "
-                          "outcome, and the provider cannot be asked", report)
-            return
+        # An SMS step rerouted to email went to SendGrid, which cannot be asked.
+        rerouted = bool(touch.skip_reason and touch.skip_reason.startswith("sent by email"))
         try:
-            held = lookup.messages_to(lead.phone)
+            held = (ask_provider(session, self.services, lead, touch.body_text or "")
+                    if touch.channel == Channel.SMS and not rerouted else None)
         except TransientSendError as error:
             log.warning("touch %s: cannot settle an abandoned send yet: %s", touch.id, error)
             touch.last_error = f"waiting to ask the provider: {error.reason}"
             return
-        known = set(session.scalars(select(Message.provider_id).where(
-            Message.lead_id == lead.id, Message.direction == "out", Message.provider_id.is_not(None))))
-        unrecorded = [m for m in held if m.sid not in known]
-        body = touch.body_text or ""
-        ours = [m for m in unrecorded if body and m.body.startswith(body)]
-        if len(ours) == 1 and len(unrecorded) == 1:
-            item = _Claimed(touch.id, lead.id, OutgoingSms(to=lead.phone, body=body,  # type: ignore[arg-type]
+        if held is None:
+            self._unknown(session, touch, lead, now, "the process sending it stopped before recording the "
+                          "outcome, and the provider cannot be asked", report)
+            return
+        if held.ours is not None:
+            item = _Claimed(touch.id, lead.id, OutgoingSms(to=lead.phone, body=touch.body_text or "",  # type: ignore[arg-type]
                                                            reference=f"touch-{touch.id}"), touch.attempts)
             audit.record(session, lead_id=lead.id, actor=SYSTEM, action="touch_recovered", at=now,
-                         touch=touch.id, provider_id=ours[0].sid, found="sent")
-            self._record(session, touch, lead, item, SendReceipt(ours[0].sid, ours[0].status), report)
+                         touch=touch.id, provider_id=held.ours.sid, found="sent")
+            self._record(session, touch, lead, item, SendReceipt(held.ours.sid, held.ours.status), report)
             return
-        if unrecorded:
+        if held.unrecorded:
             self._unknown(session, touch, lead, now, f"the process sending it stopped, and Twilio holds "
-                          f"{len(unrecorded)} message(s) to this number that followup has no record of", report)
+                          f"{held.unrecorded} message(s) to this number that followup has no record of", report)
             return
         if touch.attempts >= MAX_ATTEMPTS:
             self._fail(session, touch, now, f"abandoned {touch.attempts} times by processes that stopped "
