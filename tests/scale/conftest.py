@@ -99,17 +99,22 @@ def fleet_content(tmp_path: Path) -> tuple[Path, Path]:
             subjects: ["Thanks for reaching out, {{ lead.first_name }}"]
           - {id: second_sms, after: 2s, channel: sms, template: default/checkin_sms}
         """))
-    business = tmp_path / "business.yml"
-    business.write_text(dedent("""\
+    return always_open_business(tmp_path, sequence="compressed"), sequences
+
+
+def always_open_business(folder: Path, *, sequence: str) -> Path:
+    """A business.yml whose send window never holds a touch back, running the named playbook."""
+    business = folder / "business.yml"
+    business.write_text(dedent(f"""\
         name: Lakeside Chiropractic
         timezone: America/Chicago
         phone: "+13125550111"
         address: 1200 Lakeshore Dr, Chicago, IL 60610
         booking_link: https://example.com/book
-        sequence: compressed
+        sequence: {sequence}
         send_window: always
         """))
-    return business, sequences
+    return business
 
 
 @dataclass

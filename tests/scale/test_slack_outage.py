@@ -35,6 +35,7 @@ from bot.slack_limits import SlackLimits
 from bot.slack_poster import MAX_BACKOFF_SECONDS, SlackPoster
 from bot.standins.server import Fault
 from bot.standins.slack_api import SlackApiStandin
+from tests.scale.conftest import always_open_business
 
 BOT_TOKEN = "xoxb-outage"
 LEADS = "C0LEADS"
@@ -74,16 +75,7 @@ def services(engine, clock, sms, email, tmp_path: Path):
           - {id: first_call, after: 4m, channel: call_task, template: default/first_call}
           - {id: second_sms, after: 8m, channel: sms, template: default/checkin_sms, when: [no_reply_yet]}
         """))
-    business = tmp_path / "business.yml"
-    business.write_text(dedent("""\
-        name: Lakeside Chiropractic
-        timezone: America/Chicago
-        phone: "+13125550111"
-        address: 1200 Lakeshore Dr, Chicago, IL 60610
-        booking_link: https://example.com/book
-        sequence: minutes
-        send_window: always
-        """))
+    business = always_open_business(tmp_path, sequence="minutes")
     settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business, FOLLOWUP_SEQUENCES_DIR=sequences,
                         FOLLOWUP_TEMPLATES_DIR=SHIPPED_TEMPLATES, PUBLIC_BASE_URL="https://followup.example.com")
     return build_services(settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
