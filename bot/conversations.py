@@ -102,7 +102,10 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
         except IntegrityError:
             # Another process stored the same provider message first: a redelivery, already applied.
             return InboundResult(lead_id, None, applied=False)
-    services.wake_dispatcher()
+    if created:
+        services.send_due_now(lead_id)  # a lead who texted or emailed first gets the instant answer at once
+    else:
+        services.wake_dispatcher()
     return InboundResult(lead_id, decision, applied=True, lead_created=created)
 
 

@@ -138,6 +138,8 @@ def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:
         lead = session.get(Lead, result.lead_id)
         assert lead is not None
         label = _label(lead)
+    if result.enrolled:
+        services.send_due_now(result.lead_id)
     after_change(services)
     if result.created:
         return Answer(f":new: Added *{label}* (#{result.lead_id}); follow-up has started and the card is on its way "

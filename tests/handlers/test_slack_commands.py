@@ -75,6 +75,9 @@ def test_the_command_is_acknowledged_before_its_work_is_done(workspace, services
 
 
 def test_new_adds_a_lead_and_starts_its_follow_up(workspace, services):
+    sent_now: list[int] = []
+    services.dispatch_lead = sent_now.append  # the fast lane: the instant text goes at once
+
     workspace.command("new (312) 555-0142 Dana Lee", user=ALICE)
 
     assert "Added *Dana Lee* (#1)" in workspace.last_answer()
@@ -82,6 +85,7 @@ def test_new_adds_a_lead_and_starts_its_follow_up(workspace, services):
     assert (lead.phone, lead.name, lead.source) == ("+13125550142", "Dana Lee", "slack")
     assert enrollment_states(services, 1) == [EnrollmentState.ACTIVE]
     assert outbox_kinds(services, 1)[0] == Notice.LEAD_CREATED  # the poster posts the card
+    assert sent_now == [1]
 
 
 @any_database
