@@ -71,7 +71,8 @@ def main() -> None:
                 late, lost = run(kind, args.leads, restart, twilio, arrivals, first)
                 first += args.leads
                 label = "restarted around due time" if restart else "running throughout"
-                print(f"  {kind:<10} {label:<26} late by {summary_ms(late)}, lost {lost}", flush=True)
+                first_out = f"first {min(late) * 1000:.0f} ms, " if late else ""
+                print(f"  {kind:<10} {label:<26} late by {first_out}{summary_ms(late)}, lost {lost}", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -32,6 +32,7 @@ class WorkScheduler:
                  claim_reminder_delay: str = "30m",
                  send_lease_seconds: float = SEND_LEASE_SECONDS, senders: int = SENDERS):
         self.services = services
+        self.poll_seconds = poll_seconds
         self.dispatcher = Dispatcher(services, send_lease_seconds=send_lease_seconds, senders=senders,
                                      poll_seconds=poll_seconds)
         # Speed to lead: a new lead's instant text must not wait for a tick or for the batch in
@@ -110,6 +111,19 @@ class WorkScheduler:
         if report.handled:
             log.info("dispatch: %d sent, %d skipped, %d failed, %d retrying, %d rescheduled",
                      report.sent, report.skipped, report.failed, report.retrying, report.rescheduled)
+        self._wake_when_next_due()
+
+    def _wake_when_next_due(self) -> None:
+        """Run again the moment the next touch falls due, when that is sooner than the next tick.
+
+        Without this a touch waits up to a whole tick past its due time before it is even seen.
+        """
+        due = self.dispatcher.next_due_at()
+        if due is None:
+            return
+        wait = self.services.clock.real_seconds_until(due)
+        if 0 < wait < self.poll_seconds and self._scheduler.running:
+            self._dispatch_job.modify(next_run_time=datetime.now(timezone.utc) + timedelta(seconds=wait))
 
     def escalate_once(self) -> None:
         with self.services.session_factory.begin() as session:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Mapping
 
-import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
 from twilio.rest import Client
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProxyError, SSLError
 
 from bot.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.twilio_http import PooledTwilioHttpClient
 
 TWILIO_API_URL = "https://api.twilio.com"
 
@@ -33,27 +30,6 @@ class SentSms:
     sid: str
     body: str
     status: str
-
-
-class _HeaderKeepingHttpClient(TwilioHttpClient):
-    """Twilio's HTTP client, remembering each thread's last response headers.
-
-    TwilioRestException does not carry the response headers, and Retry-After lives there.
-    """
-
-    def __init__(self, timeout: float):
-        super().__init__(timeout=timeout)
-        self._last = threading.local()
-
-    def request(self, *args: Any, **kwargs: Any) -> Response:
-        self._last.headers = {}
-        response = super().request(*args, **kwargs)
-        self._last.headers = response.headers
-        return response
-
-    @property
-    def last_headers(self) -> Mapping[str, str]:
-        return getattr(self._last, "headers", {}) or {}
 
 
 class TwilioSmsSender:
@@ -73,7 +49,7 @@ class TwilioSmsSender:
             raise ValueError("TwilioSmsSender needs from_number or messaging_service_sid")
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
-        self._http = _HeaderKeepingHttpClient(timeout=timeout)
+        self._http = PooledTwilioHttpClient(api_url, timeout=timeout)
         self._client = Client(account_sid, auth_token, http_client=self._http)
         # Settings arrive through the constructor, not the process environment: without this,
         # TWILIO_EDGE / TWILIO_REGION would rewrite api_url's host (ClientBase.get_hostname).
@@ -94,14 +70,10 @@ class TwilioSmsSender:
             )
         except TwilioRestException as error:
             raise self._rest_error(error, message) from error
-        except (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError) as error:
+        except (ConnectTimeoutError, ProxyError, SSLError) as error:  # refused, unresolvable, no handshake: nothing sent
             raise TransientSendError(f"Twilio unreachable: {error}", code=NOT_SENT) from error
-        except requests.exceptions.ConnectionError as error:
-            if _never_connected(error):
-                raise TransientSendError(f"Twilio unreachable: {error}", code=NOT_SENT) from error
-            raise TransientSendError(f"Twilio connection lost: {error}", code=OUTCOME_UNKNOWN) from error
-        except requests.exceptions.RequestException as error:  # read timeouts, broken bodies
-            raise TransientSendError(f"Twilio did not answer in time: {error}", code=OUTCOME_UNKNOWN) from error
+        except HTTPError as error:  # read timeouts, dropped connections, broken bodies
+            raise TransientSendError(f"Twilio answer lost: {error}", code=OUTCOME_UNKNOWN) from error
         except json.JSONDecodeError as error:
             raise TransientSendError(f"Twilio answered unreadable JSON: {error}", code=OUTCOME_UNKNOWN) from error
         return SendReceipt(provider_id=created.sid, status=created.status or "queued")
@@ -113,7 +85,7 @@ class TwilioSmsSender:
         """
         try:
             found = self._client.api.v2010.account.messages.list(to=to, limit=limit, page_size=limit)
-        except (TwilioException, requests.exceptions.RequestException, json.JSONDecodeError) as error:
+        except (TwilioException, HTTPError, json.JSONDecodeError) as error:
             raise TransientSendError(f"could not list Twilio messages: {error}", code=NOT_SENT) from error
         return [SentSms(sid=m.sid, body=m.body or "", status=m.status or "queued") for m in found]
 
@@ -123,11 +95,6 @@ class TwilioSmsSender:
         if error.status == 429 or error.status >= 500 or code in TRANSIENT_ERROR_CODES:
             return TransientSendError(reason, code=str(code), retry_after=retry_after_seconds(self._http.last_headers))
         return PermanentSendError(reason, code=str(code))
-
-
-def _never_connected(error: requests.exceptions.ConnectionError) -> bool:
-    reason = getattr(error.args[0] if error.args else None, "reason", None)
-    return isinstance(reason, NewConnectionError)
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
