@@ -240,13 +240,15 @@ def _body_of(item: _Claimed) -> str:
 _REACHABILITY = (Lead.phone, Lead.email, Lead.sms_consent, Lead.email_consent, Lead.sms_opted_out_at,
                  Lead.email_opted_out_at, Lead.sms_unreachable_reason)
 
-#: A lead's claimed touches as they stand now, and whether the lead may still be written to.
-_LEAD_CHECK = (
+#: Claimed touches as they stand now, and whether their leads may still be written to.
+_LEADS_CHECK = (
     select(_touches.c.id, _touches.c.status, _touches.c.attempts,
            *(_leads.c[column.key] for column in _REACHABILITY))
     .join(_leads, _leads.c.id == _touches.c.lead_id)
     .where(_touches.c.id.in_(bindparam("touch_ids", expanding=True)))
-    # Held until the group's transaction ends: another process's STOP for this lead waits.
+    # Locked in lead id order, as every group and the fast lane take them, so two never deadlock.
+    .order_by(_leads.c.id)
+    # Held until the group's transaction ends: another process's STOP for these leads waits.
     .with_for_update(of=_leads)
 )
 
@@ -625,27 +627,36 @@ class Dispatcher:
 
     def _start_group(self, items: list[_Claimed],
                      send: Callable[[list[_Claimed]], Future[list[_Outcome]]]) -> _GroupInFlight:
-        """Take and check each lead in turn and hand its sends to `send`; hold them until recorded.
+        """Take and check the group's leads and hand each one's sends to `send`; hold them until recorded.
 
-        Each lead is taken (this process's lock, and its row on PostgreSQL) just before its sends
-        and checked afresh, then held until the group is recorded: a STOP that arrives before a
-        lead's turn is seen; one that arrives during or after its send waits, then is respected.
+        Leads are taken (this process's locks, and their rows on PostgreSQL) just before their
+        sends and checked afresh, then held until the group is recorded: a STOP stored before a
+        lead's check is seen; one that arrives later waits, then is respected. When `send` runs
+        the calls at once, each lead is checked after the previous lead's calls are back, so a
+        STOP that arrives meanwhile still counts; when it hands them to the sender threads, all
+        go at once, and the whole group is checked in one statement.
         """
         by_lead: dict[int, list[_Claimed]] = {}
         for item in items:
             by_lead.setdefault(item.lead_id, []).append(item)
+        # Leads taken in id order: two groups (or a group and the fast lane) never wait on each other.
+        lead_ids = sorted(by_lead)
+        turns = [[lead_id] for lead_id in lead_ids] if send == self._call_now else [lead_ids]
         holding = ExitStack()
         group = _GroupInFlight(holding, holding.enter_context(self.services.session_factory()))
         try:
-            # Leads taken in id order: two groups (or a group and the fast lane) never wait on each other.
-            for lead_id in sorted(by_lead):
+            for turn in turns:
                 if self._stopping.is_set():
-                    group.decided.extend((item, None) for item in by_lead[lead_id])
+                    group.decided.extend((item, None) for lead_id in turn for item in by_lead[lead_id])
                     continue
-                holding.enter_context(self.services.lead_locks.hold(lead_id))
-                to_send = self._check_lead(group.session, by_lead[lead_id], group.decided)
-                if to_send:
-                    group.sending.append((to_send, send(to_send)))
+                for lead_id in turn:
+                    holding.enter_context(self.services.lead_locks.hold(lead_id))
+                allowed = self._check_leads(group.session, [item for lead_id in turn for item in by_lead[lead_id]],
+                                            group.decided)
+                for lead_id in turn:
+                    to_send = [item for item in by_lead[lead_id] if item.touch_id in allowed]
+                    if to_send:
+                        group.sending.append((to_send, send(to_send)))
         except BaseException:
             holding.close()
             raise
@@ -670,12 +681,12 @@ class Dispatcher:
         """Take turns writing to SQLite: its busy handler sleeps up to 100 ms a try, a lock wakes at once."""
         return self._sqlite_writer if session.bind.dialect.name == "sqlite" else nullcontext()
 
-    def _check_lead(self, session: Session, items: list[_Claimed],
-                    decided: list[tuple[_Claimed, _Outcome]]) -> list[_Claimed]:
-        """Check one lead's claimed touches afresh: return those to send, note in `decided` those not to."""
-        rows = session.connection().execute(_LEAD_CHECK, {"touch_ids": [item.touch_id for item in items]}).all()
+    def _check_leads(self, session: Session, items: list[_Claimed],
+                     decided: list[tuple[_Claimed, _Outcome]]) -> set[int]:
+        """Check claimed touches afresh: return the ids of those to send, note in `decided` those not to."""
+        rows = session.connection().execute(_LEADS_CHECK, {"touch_ids": [item.touch_id for item in items]}).all()
         now_reachable = {row.id: row for row in rows}
-        to_send = []
+        to_send = set()
         for item in items:
             row = now_reachable.get(item.touch_id)
             if row is None or (row.status, row.attempts) != (TouchStatus.SENDING, item.attempt):
@@ -683,7 +694,7 @@ class Dispatcher:
             # The model's own rule, read off the row: one definition of "may we text/email them".
             allowed = Lead.sms_allowed.fget if isinstance(item.outgoing, OutgoingSms) else Lead.email_allowed.fget
             if allowed(row):  # type: ignore[misc]
-                to_send.append(item)
+                to_send.add(item.touch_id)
             else:
                 decided.append((item, _NOT_ALLOWED))
         return to_send
