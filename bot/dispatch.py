@@ -210,7 +210,9 @@ class _BatchFacts:
     def load(cls, session: Session, batch: list[Touch]) -> _BatchFacts:
         ids = {"enrollment_ids": list({touch.enrollment_id for touch in batch}),
                "lead_ids": list({touch.lead_id for touch in batch})}
-        replied, booked, texted = (set(session.scalars(query, ids)) for query in (_REPLIED, _BOOKED, _TEXTED))
+        connection = session.connection()  # plain columns: Core answers them without the ORM's overhead
+        replied, booked, texted = (set(connection.execute(query, ids).scalars()) for query in (_REPLIED, _BOOKED,
+                                                                                               _TEXTED))
         appointment_ids = [touch.enrollment.appointment_id for touch in batch if touch.enrollment.appointment_id]
         appointments = {appointment.id: appointment for appointment in session.scalars(
             select(Appointment).where(Appointment.id.in_(appointment_ids)))} if appointment_ids else {}
@@ -371,7 +373,8 @@ class Dispatcher:
         claimed: list[_Claimed] = []
         with self.services.session_factory() as session, self._writing(session), session.begin():
             # `_decide` then settles each taken touch; most stay `sending`.
-            taken = session.scalars(take, params).all()
+            # Core, not the ORM's bulk-update path: that rebuilt the statement on every claim.
+            taken = session.connection().execute(take, params).scalars().all()
             if not taken:
                 return claimed
             batch = session.scalars(_TAKEN, {"ids": list(taken)}).unique().all()

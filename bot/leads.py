@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot import audit, outbox
@@ -107,16 +107,26 @@ class IntakeResult:
     enrolled: bool
 
 
+def _newest_lead_where(*conditions: ColumnElement[bool]) -> Select[tuple[Lead]]:
+    return select(Lead).where(or_(*conditions)).order_by(Lead.id.desc()).limit(1)
+
+
+# Built once: every intake asks, and building the statement cost more than running it.
+_BY_PHONE = Lead.phone == bindparam("phone")
+_BY_EMAIL = func.lower(Lead.email) == bindparam("email")
+_NEWEST_BY = {
+    (True, True): _newest_lead_where(_BY_PHONE, _BY_EMAIL),
+    (True, False): _newest_lead_where(_BY_PHONE),
+    (False, True): _newest_lead_where(_BY_EMAIL),
+}
+
+
 def find_existing(session: Session, phone: str | None, email: str | None) -> Lead | None:
     """Find the lead these contact points belong to, newest first."""
-    conditions = []
-    if phone:
-        conditions.append(Lead.phone == phone)
-    if email:
-        conditions.append(func.lower(Lead.email) == email.lower())
-    if not conditions:
+    if not phone and not email:
         return None
-    return session.scalars(select(Lead).where(or_(*conditions)).order_by(Lead.id.desc()).limit(1)).first()
+    statement = _NEWEST_BY[(bool(phone), bool(email))]
+    return session.scalars(statement, {"phone": phone, "email": email.lower() if email else None}).first()
 
 
 def add_lead(
