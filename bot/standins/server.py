@@ -101,6 +101,8 @@ class RecordedRequest:
     status: int | None
     #: The answer body parsed as JSON, when it was JSON.
     response: Any
+    #: The caller's port: requests that share one are on one kept-alive connection.
+    client_port: int = 0
 
 
 class RequestBodyError(ValueError):
@@ -309,6 +311,7 @@ class StandinServer(ABC):
         route, params = matched if matched else (None, {})
         fault = self._take_fault(route)
         request = RecordedRequest(
+            client_port=handler.client_address[1],
             method=handler.command,
             path=split.path,
             query=_pairs_to_dict(parse_qsl(split.query, keep_blank_values=True)),

@@ -9,17 +9,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app import build_services
 from bot.audit import SYSTEM
-from bot.clock import ManualClock
+from bot.clock import ManualClock, ScaledClock, utc
 from bot.dispatch import Dispatcher, DispatchReport
 from bot.leads import LeadInput, add_lead
 from bot.models import AuditEntry, Enrollment, Lead, Message, OutboxEvent, Touch
 from bot.scheduler import WorkScheduler
 from bot.settings import Settings
 from tests.conftest import NOW
+from tests.scale.conftest import always_open_business, midday_zone
 
 #: Three texts a minute apart: after three minutes, all three are due at once.
 THREE_TEXTS = """\
@@ -204,6 +205,24 @@ def test_a_stop_for_a_lead_later_in_the_group_is_seen_before_its_turn(services, 
     assert lead_stage(services, second) == "opted_out" and statuses(services, second)[0] == "skipped"
 
 
+def test_with_several_senders_a_stop_stored_before_a_group_s_turn_is_seen_by_its_check(services, sms):
+    leads = enroll(services, 4)
+    stopped = threading.Event()
+
+    def stop_the_last_lead(message) -> None:  # noqa: ANN001 - while the first two groups are out
+        if message.to == phone(0):
+            threading.Thread(target=lambda: (opt_out_by_text(services, leads[3]), stopped.set())).start()
+        if message.to in (phone(0), phone(1)):  # no group comes back, so no other starts, before the STOP
+            assert stopped.wait(5)
+
+    sms.during_send = stop_the_last_lead
+    dispatcher = Dispatcher(services, senders=2, group_size=1)
+    dispatcher.run_due()
+    dispatcher.close()
+    assert sorted(m.to for m in sms.sent) == [phone(0), phone(1), phone(2)]
+    assert lead_stage(services, leads[3]) == "opted_out" and statuses(services, leads[3])[0] == "skipped"
+
+
 def test_a_stop_during_a_lead_s_own_send_waits_for_it_and_then_ends_the_sequence(services, sms):
     [lead_id] = enroll(services, 1)
 
@@ -282,6 +301,31 @@ def test_a_burst_of_new_leads_each_get_their_instant_text_once_claimed_together(
     # Leads that arrive while the lane is busy wait together, and are claimed in one go.
     assert sorted(lead_id for run in runs for lead_id in run) == sorted(burst)
     assert len(runs) < len(burst)
+
+
+def test_a_touch_falling_due_between_ticks_goes_out_when_due_not_at_the_next_tick(engine, sms, email, tmp_path):
+    sequences = tmp_path / "sequences"
+    sequences.mkdir()
+    (sequences / "three_texts.yml").write_text(THREE_TEXTS)
+    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_SEQUENCES_DIR=sequences,
+                        FOLLOWUP_BUSINESS=always_open_business(tmp_path, sequence="three_texts"))
+    services = build_services(settings, engine=engine, clock=ScaledClock(), sms=sms, email=email, migrate=False)
+    with services.session_factory.begin() as session:  # a lead for whom it is daytime now
+        lead_id = add_lead(session, LeadInput(name="Ann", phone=phone(0), timezone=midday_zone(services.clock.now())),
+                           business=services.business, sequence=services.playbooks.get(),
+                           now=services.clock.now(), actor=SYSTEM).lead_id
+    due = services.clock.now() + timedelta(seconds=1.5)
+    with services.session_factory.begin() as session:
+        session.execute(update(Touch).where(Touch.lead_id == lead_id, Touch.position == 1).values(due_at=due))
+    scheduler = WorkScheduler(services, poll_seconds=120)
+    scheduler.start()  # its first tick sends the first text; the next tick is two minutes away
+    try:
+        assert eventually(lambda: statuses(services, lead_id)[:2] == ["sent", "sent"], seconds=15)
+    finally:
+        scheduler.shutdown()
+    with services.session_factory() as session:
+        sent_at = session.scalar(select(Touch.sent_at).where(Touch.lead_id == lead_id, Touch.position == 1))
+    assert due <= utc(sent_at) < due + timedelta(seconds=10)
 
 
 def test_without_a_fast_lane_a_new_lead_wakes_the_dispatcher(services):

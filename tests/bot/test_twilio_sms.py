@@ -171,3 +171,48 @@ def test_concurrent_sends_each_get_their_own_receipt(twilio, sender):
 
     assert {r.provider_id for r in receipts} == {m["sid"] for m in twilio.messages}
     assert len(twilio.messages) == 40
+
+
+def test_sends_reuse_their_connections_to_twilio(twilio, sender):
+    for index in range(5):
+        sender.send_sms(sms(to=f"+1555123{index:04d}"))
+
+    assert len({request.client_port for request in twilio.requests}) == 1
+
+
+def test_a_proxy_named_in_the_environment_carries_the_sends(monkeypatch):
+    proxy = socket.socket()
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen(1)
+    seen: list[bytes] = []
+
+    def answer_once() -> None:
+        connection, _ = proxy.accept()
+        with connection:
+            seen.append(connection.recv(1024))
+            connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    import threading
+
+    listening = threading.Thread(target=answer_once)
+    listening.start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sender = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM, timeout=0.5)
+
+    with pytest.raises(TransientSendError) as raised:
+        sender.send_sms(sms())
+    listening.join(timeout=5)
+    proxy.close()
+
+    assert seen and seen[0].startswith(b"CONNECT api.twilio.com:443 ")
+    assert raised.value.code == NOT_SENT  # the proxy refused: nothing reached Twilio
+
+
+def test_hosts_in_no_proxy_are_reached_directly(twilio, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    sender = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM, api_url=twilio.url, timeout=0.5)
+
+    assert sender.send_sms(sms()).provider_id == twilio.messages[0]["sid"]
