@@ -26,6 +26,11 @@ def load_playbooks(settings: Settings, business: Business) -> Playbooks:
     return playbooks
 
 
+def sending_threads(settings: Settings) -> int:
+    """How many threads may talk to the database and the providers at once, beside the web handlers."""
+    return settings.senders + settings.fast_lane_threads + 2  # the dispatching thread and a scheduler job
+
+
 def build_sms_sender(settings: Settings) -> SmsSender | None:
     if not (settings.twilio_account_sid and settings.twilio_auth_token):
         return None
@@ -37,6 +42,7 @@ def build_sms_sender(settings: Settings) -> SmsSender | None:
         from_number=settings.twilio_from_number,
         messaging_service_sid=settings.twilio_messaging_service_sid,
         api_url=settings.twilio_api_url,
+        connections=sending_threads(settings),
     )
 
 
@@ -64,7 +70,7 @@ def build_services(
     migrate: bool = True,
 ) -> Services:
     """Build everything the use cases need from settings; tests pass their own clock or senders."""
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, threads=sending_threads(settings))
     if migrate:
         upgrade(engine)
     business = load_business(settings.business_path)

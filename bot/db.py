@@ -21,11 +21,21 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
-    """Build an engine tuned for the embedded SQLite default or for PostgreSQL."""
+#: Connections kept for the web handlers (their thread pool runs many more, but most wait on the network).
+WEB_CONNECTIONS = 10
+
+
+def make_engine(url: str, *, threads: int = 10) -> Engine:
+    """Build an engine tuned for the embedded SQLite default or for PostgreSQL.
+
+    `threads` is how many of the bot's own threads (senders, the fast lane) may hold a connection
+    at once: each group of sends in flight holds one, and a pool smaller than that made them wait
+    for each other until the pool's timeout.
+    """
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=WEB_CONNECTIONS, max_overflow=threads)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -37,7 +47,7 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=WEB_CONNECTIONS, max_overflow=max(threads, 20))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 #: Threads waiting on the providers for a batch's groups, so vendor round trips overlap (per process).
-SENDERS = 4
+#: Eight, not four: with four, each text's call waited longer for the interpreter behind the
+#: dispatching thread, and 2,000 texts due at once took a fifth longer (docs/benchmarks.md).
+SENDERS = 8
 #: Threads sending new leads' instant touches, beside whatever batch is in progress.
 FAST_LANE_WORKERS = 4
 
@@ -30,14 +32,15 @@ class WorkScheduler:
 
     def __init__(self, services: Services, *, poll_seconds: float = 1.0, click_escalation_delay: str = "2h",
                  claim_reminder_delay: str = "30m",
-                 send_lease_seconds: float = SEND_LEASE_SECONDS, senders: int = SENDERS):
+                 send_lease_seconds: float = SEND_LEASE_SECONDS, senders: int = SENDERS,
+                 fast_lane_workers: int = FAST_LANE_WORKERS):
         self.services = services
         self.poll_seconds = poll_seconds
         self.dispatcher = Dispatcher(services, send_lease_seconds=send_lease_seconds, senders=senders,
                                      poll_seconds=poll_seconds)
         # Speed to lead: a new lead's instant text must not wait for a tick or for the batch in
         # progress (a wake-up would only coalesce into the running job).
-        self._fast_lane = ThreadPoolExecutor(FAST_LANE_WORKERS, thread_name_prefix="speed-to-lead")
+        self._fast_lane = ThreadPoolExecutor(fast_lane_workers, thread_name_prefix="speed-to-lead")
         # New leads waiting for a fast-lane thread. Each thread takes all that wait, so under a burst
         # the lane claims and records them together instead of paying a claim per lead.
         self._waiting_leads: set[int] = set()

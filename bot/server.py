@@ -36,7 +36,8 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
     scheduler = WorkScheduler(services, poll_seconds=settings.poll_seconds,
                               click_escalation_delay=settings.click_escalation_delay,
                               claim_reminder_delay=settings.claim_reminder_delay,
-                              send_lease_seconds=settings.send_lease_seconds)
+                              send_lease_seconds=settings.send_lease_seconds, senders=settings.senders,
+                              fast_lane_workers=settings.fast_lane_threads)
     # One-off messages (team replies, HELP answers) a stopped process left `sending`: settled, never resent.
     scheduler.add_periodic("direct_message_recovery",
                            lambda: recover_abandoned_direct(services, lease_seconds=settings.send_lease_seconds),

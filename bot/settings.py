@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     clock_start: datetime | None = Field(None, alias="FOLLOWUP_CLOCK_START")
     #: How often the scheduler looks for due work, in real seconds (instant touches don't wait for it).
     poll_seconds: float = Field(1.0, alias="FOLLOWUP_POLL_SECONDS", gt=0)
+    #: Threads waiting on Twilio and SendGrid for the scheduled sends (groups of sends in flight at once).
+    senders: int = Field(8, alias="FOLLOWUP_SENDERS", ge=1, le=32)
+    #: Threads sending new leads' instant touches beside the scheduled ones.
+    fast_lane_threads: int = Field(4, alias="FOLLOWUP_FAST_LANE_THREADS", ge=1, le=16)
     #: Real seconds before a touch left `sending` by a process that died is settled (never resent blindly).
     send_lease_seconds: float = Field(60.0, alias="FOLLOWUP_SEND_LEASE_SECONDS", gt=0)
     default_region: str = Field("US", alias="FOLLOWUP_DEFAULT_REGION")

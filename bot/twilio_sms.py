@@ -44,12 +44,13 @@ class TwilioSmsSender:
         messaging_service_sid: str | None = None,
         api_url: str = TWILIO_API_URL,
         timeout: float = 10.0,
+        connections: int = 10,
     ):
         if not from_number and not messaging_service_sid:
             raise ValueError("TwilioSmsSender needs from_number or messaging_service_sid")
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
-        self._http = PooledTwilioHttpClient(api_url, timeout=timeout)
+        self._http = PooledTwilioHttpClient(api_url, timeout=timeout, connections=connections)
         self._client = Client(account_sid, auth_token, http_client=self._http)
         # Settings arrive through the constructor, not the process environment: without this,
         # TWILIO_EDGE / TWILIO_REGION would rewrite api_url's host (ClientBase.get_hostname).

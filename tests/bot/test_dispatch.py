@@ -168,6 +168,24 @@ def test_one_slow_vendor_call_holds_up_no_other_lead(services, sms):
     assert statuses(services, slow_lead)[0] == "sent"
 
 
+def test_as_many_groups_as_senders_are_out_at_once_without_waiting_for_a_database_connection(
+        engine, clock, sms, email, business_file, tmp_path):
+    sequences = tmp_path / "sequences"
+    sequences.mkdir()
+    (sequences / "three_texts.yml").write_text(THREE_TEXTS)
+    business_file.write_text(business_file.read_text().replace("sequence: default", "sequence: three_texts"))
+    settings = Settings(DATABASE_URL=engine.url.render_as_string(hide_password=False), FOLLOWUP_SENDERS=24,
+                        FOLLOWUP_BUSINESS=business_file, FOLLOWUP_SEQUENCES_DIR=sequences)
+    services = build_services(settings, clock=clock, sms=sms, email=email, migrate=False)  # its own pool
+    enroll(services, 24)
+    out_at_once = threading.Barrier(24, timeout=10)
+    sms.during_send = lambda message: out_at_once.wait()  # noqa: ARG005 - every group holds its connection
+    dispatcher = Dispatcher(services, senders=settings.senders, group_size=1)
+    dispatcher.run_due()
+    dispatcher.close()
+    assert sorted(m.to for m in sms.sent) == sorted(phone(index) for index in range(24))
+
+
 def test_stopping_several_senders_finishes_the_sends_in_flight_and_hands_back_the_rest(services, sms):
     leads = enroll(services, 6)
     dispatcher = Dispatcher(services, senders=2, group_size=1)
