@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Collection
 
-from sqlalchemy import Select, Update, bindparam, exists, func, insert, select
+from sqlalchemy import Connection, Select, Update, bindparam, exists, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from bot import audit, outbox
@@ -143,16 +143,19 @@ _TAKEN = (
     # One query for the batch's touches, enrollments and leads.
     .options(joinedload(Touch.enrollment, innerjoin=True).joinedload(Enrollment.lead, innerjoin=True))
 )
-_REPLIED = select(Enrollment.id).distinct().join(Message, Message.lead_id == Enrollment.lead_id).where(
+_REPLIED = select(literal("replied"), Enrollment.id).distinct().join(
+    Message, Message.lead_id == Enrollment.lead_id).where(
     Enrollment.id.in_(bindparam("enrollment_ids", expanding=True)), Message.direction == "in",
     Message.created_at >= Enrollment.enrolled_at,
     (Message.classification.is_(None)) | (Message.classification != "auto_reply"))
-_BOOKED = select(Appointment.lead_id).distinct().where(
+_BOOKED = select(literal("booked"), Appointment.lead_id).distinct().where(
     Appointment.lead_id.in_(bindparam("lead_ids", expanding=True)), Appointment.status == "booked")
 #: Leads already sent a text that did not fail.
-_TEXTED = select(Message.lead_id).distinct().where(
+_TEXTED = select(literal("texted"), Message.lead_id).distinct().where(
     Message.lead_id.in_(bindparam("lead_ids", expanding=True)), Message.direction == "out",
     Message.channel == "sms", Message.status != "failed")
+#: The three in one round trip, each row tagged with the fact it stands for.
+_FACTS = union_all(_REPLIED, _BOOKED, _TEXTED)
 
 
 # What a group's check and recording run.
@@ -210,9 +213,11 @@ class _BatchFacts:
     def load(cls, session: Session, batch: list[Touch]) -> _BatchFacts:
         ids = {"enrollment_ids": list({touch.enrollment_id for touch in batch}),
                "lead_ids": list({touch.lead_id for touch in batch})}
-        connection = session.connection()  # plain columns: Core answers them without the ORM's overhead
-        replied, booked, texted = (set(connection.execute(query, ids).scalars()) for query in (_REPLIED, _BOOKED,
-                                                                                               _TEXTED))
+        found: dict[str, set[int]] = {"replied": set(), "booked": set(), "texted": set()}
+        # Plain columns: Core answers them without the ORM's overhead.
+        for fact, fact_id in session.connection().execute(_FACTS, ids):
+            found[fact].add(fact_id)
+        replied, booked, texted = found["replied"], found["booked"], found["texted"]
         appointment_ids = [touch.enrollment.appointment_id for touch in batch if touch.enrollment.appointment_id]
         appointments = {appointment.id: appointment for appointment in session.scalars(
             select(Appointment).where(Appointment.id.in_(appointment_ids)))} if appointment_ids else {}
@@ -761,27 +766,29 @@ class Dispatcher:
         if moved:
             connection.execute(_MOVE_STAGE, [{"moved_id": lead_id, "moved_stage": str(new), "moved_at": now}
                                              for lead_id, _, new in moved])
-            audit.record_many(session, [audit.Entry(
-                lead_id=lead_id, actor=SYSTEM, action="stage_changed", at=now,
-                details={"old": str(old), "new": str(new), "reason": "first touch sent"})
-                for lead_id, old, new in moved])
         outbox.publish_many(session, [notice for item, _ in sent for notice in (
             outbox.Pending(Notice.TOUCH_SENT, lead_id=item.lead_id, at=now, payload={"touch_id": item.touch_id}),
             outbox.Pending(Notice.LEAD_CHANGED, lead_id=item.lead_id, at=now, payload={}),
         )])
         report.sent += len(sent)
-        self._complete_finished(session, {item.enrollment_id for item, _ in sent}, now)
+        completed = self._complete_finished(connection, {item.enrollment_id for item, _ in sent}, now)
+        audit.record_many(session, [audit.Entry(
+            lead_id=lead_id, actor=SYSTEM, action="stage_changed", at=now,
+            details={"old": str(old), "new": str(new), "reason": "first touch sent"})
+            for lead_id, old, new in moved] + completed)
 
-    def _complete_finished(self, session: Session, enrollment_ids: set[int], now: datetime) -> None:
-        """Complete the enrollments among these whose every step ran (`_complete_if_done`, for many)."""
-        connection = session.connection()
+    @staticmethod
+    def _complete_finished(connection: Connection, enrollment_ids: set[int], now: datetime) -> list[audit.Entry]:
+        """Complete the enrollments among these whose every step ran (`_complete_if_done`, for many).
+
+        Returns their audit entries, for the caller to record with its own.
+        """
         finished = connection.execute(_FINISHED, {"enrollment_ids": list(enrollment_ids)}).all()
         if not finished:
-            return
+            return []
         connection.execute(_COMPLETE, {"completed_ids": [row.id for row in finished], "ended_at_": now})
-        audit.record_many(session, [audit.Entry(
-            lead_id=row.lead_id, actor=SYSTEM, action="sequence_completed", at=now,
-            details={"sequence": row.sequence_name, "enrollment": row.id}) for row in finished])
+        return [audit.Entry(lead_id=row.lead_id, actor=SYSTEM, action="sequence_completed", at=now,
+                            details={"sequence": row.sequence_name, "enrollment": row.id}) for row in finished]
 
     def _call_provider(self, item: _Claimed) -> SendReceipt | Exception:
         try:
