@@ -154,6 +154,13 @@ _BOOKED = select(literal("booked"), Appointment.lead_id).distinct().where(
 _TEXTED = select(literal("texted"), Message.lead_id).distinct().where(
     Message.lead_id.in_(bindparam("lead_ids", expanding=True)), Message.direction == "out",
     Message.channel == "sms", Message.status != "failed")
+#: Ordered and limited rather than min(): PostgreSQL then reads `ix_touches_due` from its start and
+#: stops at the first active one, instead of joining every scheduled touch (90 ms with 100,000).
+_NEXT_DUE = (
+    select(Touch.due_at).join(Enrollment, Enrollment.id == Touch.enrollment_id)
+    .where(Touch.status == TouchStatus.SCHEDULED, Enrollment.state == EnrollmentState.ACTIVE)
+    .order_by(Touch.due_at).limit(1)
+)
 #: The three in one round trip, each row tagged with the fact it stands for.
 _FACTS = union_all(_REPLIED, _BOOKED, _TEXTED)
 
@@ -361,12 +368,9 @@ class Dispatcher:
                                                       for item in unsent])
 
     def next_due_at(self) -> datetime | None:
+        """When the earliest scheduled touch of an active sequence falls due (asked after every tick)."""
         with self.services.session_factory() as session:
-            return session.scalar(
-                select(func.min(Touch.due_at))
-                .join(Enrollment, Enrollment.id == Touch.enrollment_id)
-                .where(Touch.status == TouchStatus.SCHEDULED, Enrollment.state == EnrollmentState.ACTIVE)
-            )
+            return session.connection().execute(_NEXT_DUE).scalar()
 
     # --- claiming: one statement takes the batch, one transaction decides it ----------------------
 
