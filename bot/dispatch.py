@@ -175,8 +175,9 @@ _MARK_SENT = (
 _RECORD_MESSAGES = insert(Message.__table__)
 _LEAD_STAGES = select(_leads.c.id, _leads.c.stage).where(
     _leads.c.id.in_(bindparam("lead_ids", expanding=True)))
+#: Leads moving to one stage: a statement per stage reached, not per lead.
 _MOVE_STAGE = (
-    _leads.update().where(_leads.c.id == bindparam("moved_id"))
+    _leads.update().where(_leads.c.id.in_(bindparam("moved_ids", expanding=True)))
     .values(stage=bindparam("moved_stage"), updated_at=bindparam("moved_at"))
 )
 _FINISHED = select(_enrollments.c.id, _enrollments.c.lead_id, _enrollments.c.sequence_name).where(
@@ -768,8 +769,9 @@ class Dispatcher:
                  for lead_id in lead_ids]
         moved = [(lead_id, old, new) for lead_id, old, new in moved if old != new]
         if moved:
-            connection.execute(_MOVE_STAGE, [{"moved_id": lead_id, "moved_stage": str(new), "moved_at": now}
-                                             for lead_id, _, new in moved])
+            for stage in sorted({new for _, _, new in moved}):
+                connection.execute(_MOVE_STAGE, {"moved_ids": [lead_id for lead_id, _, new in moved if new == stage],
+                                                 "moved_stage": str(stage), "moved_at": now})
         outbox.publish_many(session, [notice for item, _ in sent for notice in (
             outbox.Pending(Notice.TOUCH_SENT, lead_id=item.lead_id, at=now, payload={"touch_id": item.touch_id}),
             outbox.Pending(Notice.LEAD_CHANGED, lead_id=item.lead_id, at=now, payload={}),
