@@ -42,7 +42,14 @@ def machine() -> str:
     except Exception:  # noqa: BLE001 - no server: say so in the line
         pg = ", no PostgreSQL"
     return (f"machine: {os.cpu_count()} cores ({cpu}), {memory} MiB, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}{pg}")
+            f"Python {platform.python_version()}{pg}; {python_speed()}")
+
+
+def python_speed() -> str:
+    """How fast this machine runs plain Python right now: shared machines differ from run to run."""
+    started = time.perf_counter()
+    sum(i * i for i in range(10**7))
+    return f"10M-square sum in {time.perf_counter() - started:.2f} s, load {os.getloadavg()[0]:.1f}"
 
 
 def percentile(values: list[float], p: float) -> float:
