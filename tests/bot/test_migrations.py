@@ -9,7 +9,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from bot.leads import find_existing
-from bot.models import Base
+from bot.models import Base, Lead
 
 
 # SQLite cannot reflect expression indexes, so there the lower(email) one is left out of the
@@ -48,3 +48,30 @@ def test_intake_finds_a_lead_by_email_through_an_index_not_a_table_scan(engine):
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table: what *can* it use?
             plan = " ".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, parameters))
             assert "ix_leads_email_lower" in plan and "Seq Scan" not in plan
+
+
+def test_leads_stored_with_a_fixed_offset_abbreviation_get_the_place_with_daylight_saving(engine):
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from bot.db import alembic_config, upgrade
+
+    with engine.begin() as connection:
+        config = alembic_config(engine)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0003")
+    stored = {"+12125550142": "EST", "+16025550142": "MST", "+13035550142": "MST", "+18085550142": "HST",
+              "+13125550142": "America/Chicago", "+14155550142": ""}
+    at = datetime(2026, 3, 2, 15, tzinfo=timezone.utc)
+    with engine.begin() as connection:
+        connection.execute(insert(Lead), [dict(name="Lead", phone=phone, timezone=zone, link_token=f"token-{index}",
+                                               created_at=at, updated_at=at)
+                                          for index, (phone, zone) in enumerate(stored.items())])
+    upgrade(engine)
+    with engine.connect() as connection:
+        now = dict(connection.execute(select(Lead.phone, Lead.timezone)).all())
+    assert now == {"+12125550142": "America/New_York", "+16025550142": "America/Phoenix",
+                   "+13035550142": "America/Denver", "+18085550142": "Pacific/Honolulu",
+                   "+13125550142": "America/Chicago", "+14155550142": ""}
