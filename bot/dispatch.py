@@ -654,7 +654,8 @@ class Dispatcher:
             by_lead.setdefault(item.lead_id, []).append(item)
         # Leads taken in id order: two groups (or a group and the fast lane) never wait on each other.
         lead_ids = sorted(by_lead)
-        turns = [[lead_id] for lead_id in lead_ids] if send == self._call_now else [lead_ids]
+        sent_in_line = send == self._call_now
+        turns = [[lead_id] for lead_id in lead_ids] if sent_in_line else [lead_ids]
         holding = ExitStack()
         group = _GroupInFlight(holding, holding.enter_context(self.services.session_factory()))
         try:
