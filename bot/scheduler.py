@@ -15,16 +15,15 @@ from bot.call_tasks import remind_unclaimed
 from bot.durations import parse_duration
 from bot.lead_actions import escalate_unfinished_bookings
 from bot.services import Services
+from bot.settings import DEFAULT_FAST_LANE_THREADS, DEFAULT_SENDERS
 
 log = logging.getLogger(__name__)
 
 
 #: Threads waiting on the providers for a batch's groups, so vendor round trips overlap (per process).
-#: Eight, not four: with four, each text's call waited longer for the interpreter behind the
-#: dispatching thread, and 2,000 texts due at once took a fifth longer (docs/benchmarks.md).
-SENDERS = 8
+SENDERS = DEFAULT_SENDERS
 #: Threads sending new leads' instant touches, beside whatever batch is in progress.
-FAST_LANE_WORKERS = 4
+FAST_LANE_WORKERS = DEFAULT_FAST_LANE_THREADS
 
 
 class WorkScheduler:

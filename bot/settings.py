@@ -17,6 +17,14 @@ def default_business_path() -> Path:
     return local if local.exists() else SHIPPED_SEQUENCES / "business.yml"
 
 
+#: Threads waiting on the providers for scheduled sends, per process. Eight, not four: with four,
+#: each text's call waited longer for the interpreter behind the dispatching thread, and 2,000
+#: texts due at once took a fifth longer (docs/benchmarks.md).
+DEFAULT_SENDERS = 8
+#: Threads sending new leads' instant touches, beside whatever batch is in progress.
+DEFAULT_FAST_LANE_THREADS = 4
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
@@ -31,9 +39,9 @@ class Settings(BaseSettings):
     #: How often the scheduler looks for due work, in real seconds (instant touches don't wait for it).
     poll_seconds: float = Field(1.0, alias="FOLLOWUP_POLL_SECONDS", gt=0)
     #: Threads waiting on Twilio and SendGrid for the scheduled sends (groups of sends in flight at once).
-    senders: int = Field(8, alias="FOLLOWUP_SENDERS", ge=1, le=32)
+    senders: int = Field(DEFAULT_SENDERS, alias="FOLLOWUP_SENDERS", ge=1, le=32)
     #: Threads sending new leads' instant touches beside the scheduled ones.
-    fast_lane_threads: int = Field(4, alias="FOLLOWUP_FAST_LANE_THREADS", ge=1, le=16)
+    fast_lane_threads: int = Field(DEFAULT_FAST_LANE_THREADS, alias="FOLLOWUP_FAST_LANE_THREADS", ge=1, le=16)
     #: Real seconds before a touch left `sending` by a process that died is settled (never resent blindly).
     send_lease_seconds: float = Field(60.0, alias="FOLLOWUP_SEND_LEASE_SECONDS", gt=0)
     default_region: str = Field("US", alias="FOLLOWUP_DEFAULT_REGION")

@@ -88,9 +88,6 @@ class PooledTwilioHttpClient(HttpClient):
         """The headers of this thread's last answer (Retry-After lives there; Twilio's errors drop them)."""
         return getattr(self._last, "headers", {}) or {}
 
-    def close(self) -> None:
-        self._pool.clear()
-
 
 def _pool_manager(base_url: str, connections: int) -> urllib3.PoolManager:
     """A pool for Twilio's host, through the proxy the environment names for it (HTTPS_PROXY, NO_PROXY)."""

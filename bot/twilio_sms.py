@@ -71,7 +71,7 @@ class TwilioSmsSender:
             )
         except TwilioRestException as error:
             raise self._rest_error(error, message) from error
-        except (ConnectTimeoutError, ProxyError, SSLError) as error:  # refused, unresolvable, no handshake: nothing sent
+        except (ConnectTimeoutError, ProxyError, SSLError) as error:  # refused, unresolvable, no handshake
             raise TransientSendError(f"Twilio unreachable: {error}", code=NOT_SENT) from error
         except HTTPError as error:  # read timeouts, dropped connections, broken bodies
             raise TransientSendError(f"Twilio answer lost: {error}", code=OUTCOME_UNKNOWN) from error

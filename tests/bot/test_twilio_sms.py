@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import threading
 
 import pytest
 
@@ -192,13 +193,11 @@ def test_a_proxy_named_in_the_environment_carries_the_sends(monkeypatch):
             seen.append(connection.recv(1024))
             connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
 
-    import threading
-
     listening = threading.Thread(target=answer_once)
     listening.start()
+    for name in ("https_proxy", "NO_PROXY", "no_proxy"):  # the lowercase names win over uppercase ones
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
     sender = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM, timeout=0.5)
 
     with pytest.raises(TransientSendError) as raised:
@@ -211,6 +210,8 @@ def test_a_proxy_named_in_the_environment_carries_the_sends(monkeypatch):
 
 
 def test_hosts_in_no_proxy_are_reached_directly(twilio, monkeypatch):
+    for name in ("http_proxy", "no_proxy"):  # the lowercase names win over uppercase ones
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     sender = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM, api_url=twilio.url, timeout=0.5)
