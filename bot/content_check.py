@@ -53,7 +53,7 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
             report.problems.extend(str(p) for p in error.problems)
             continue
         report.sequences += 1
-        report.lines.append(f"sequence {sequence.name} ({sequence.path}): {len(sequence.steps)} steps")
+        report.lines.append(f"sequence {sequence.name} “{sequence.label}” ({sequence.path}): {len(sequence.steps)} steps")
         for step in sequence.steps:
             where = f"{sequence.path}:{step.line} step {step.id}"
             try:
@@ -61,7 +61,7 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
                     assert step.template
                     text = renderer.render_sms(step.template, context, first_to_number=step is sequence.steps[0])
                     size = count_segments(text)
-                    report.lines.append(f"  {step.id:<24} sms   {size.characters} chars, {size.encoding}, "
+                    report.lines.append(f"  {step.id:<24} {step.label!r:<30} sms   {size.characters} chars, {size.encoding}, "
                                         f"{size.segments} segment{'s' if size.segments != 1 else ''}")
                     if size.segments > SMS_SEGMENT_WARNING:
                         report.warnings.append(f"{where}: SMS is {size.segments} segments ({size.characters} "
@@ -70,13 +70,13 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
                     assert step.template
                     for option, subject in enumerate(step.subjects):
                         email = renderer.render_email(step.template, subject, context)
-                        report.lines.append(f"  {step.id:<24} email subject {option + 1}: {email.subject}")
+                        report.lines.append(f"  {step.id:<24} {step.label!r:<30} email subject {option + 1}: {email.subject}")
                 elif step.channel == Channel.CALL_TASK:
                     assert step.template
                     renderer.render_call_task(step.template, context)
-                    report.lines.append(f"  {step.id:<24} call task: script and voicemail render")
+                    report.lines.append(f"  {step.id:<24} {step.label!r:<30} call task: script and voicemail render")
                 else:
-                    report.lines.append(f"  {step.id:<24} stage -> {step.stage}")
+                    report.lines.append(f"  {step.id:<24} {step.label!r:<30} stage -> {step.stage}")
                     continue
                 report.rendered += 1
             except TemplateProblem as problem:

@@ -157,7 +157,7 @@ def _settle_unknown_email(session: Session, event: Mapping[str, Any], now: datet
                  provider_id=provider_id, found="sent", by=f"sendgrid {event.get('event')} event")
     outbox.publish(session, Notice.TOUCH_SENT, lead_id=lead.id, at=now, touch_id=touch.id)
     outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
-                   text=f"Settled: SendGrid reports the email {touch.step_id} as {event.get('event')}, so it "
+                   text=f"Settled: SendGrid reports the email “{touch.subject or 'without a subject'}” as {event.get('event')}, so it "
                         "was sent once; nothing to check.")
     outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
     return message

@@ -540,7 +540,7 @@ class Dispatcher:
         touch.next_attempt_at = now
 
     def _open_call(self, session: Session, touch: Touch, lead: Lead, step: Step, now: datetime) -> None:
-        open_call_task(session, self.services, lead, reason=f"scheduled follow-up call ({step.id})", now=now,
+        open_call_task(session, self.services, lead, reason=f"{step.label}: scheduled follow-up call", now=now,
                        actor=SYSTEM, template=step.template, touch=touch)
         touch.status, touch.sent_at = TouchStatus.SENT, now
 
@@ -926,8 +926,10 @@ class Dispatcher:
     def _unknown(self, session: Session, touch: Touch, lead: Lead, now: datetime, why: str,
                  report: DispatchReport) -> None:
         touch.status, touch.last_error = TouchStatus.UNKNOWN, why
+        step = self._step(touch.enrollment, touch)
+        what = f"the {step.label.lower()}" if step is not None else "a touch"
         outbox.publish(session, Notice.NEEDS_PERSON, lead_id=lead.id, at=now, touch_id=touch.id,
-                       text=f"It is not known whether {touch.step_id} reached the lead ({why}); "
+                       text=f"It is not known whether {what} reached the lead ({why}); "
                             "check before sending anything by hand.")
         audit.record(session, lead_id=lead.id, actor=SYSTEM, action="touch_outcome_unknown", at=now,
                      touch=touch.id, reason=why)

@@ -131,8 +131,12 @@ def end(
     reason: str,
     actor: Actor,
     state: EnrollmentState = EnrollmentState.STOPPED,
+    announce: bool = True,
 ) -> bool:
-    """End a sequence: what is still pending is cancelled and never goes out."""
+    """End a sequence: what is still pending is cancelled and never goes out.
+
+    `announce=False` when the caller tells the team itself (one note per action, not one per sequence).
+    """
     if enrollment.state not in OPEN_STATES:
         return False
     for touch in _pending_touches(session, enrollment):
@@ -144,9 +148,17 @@ def end(
     enrollment.paused_at = None
     audit.record(session, lead_id=enrollment.lead_id, actor=actor, action=f"sequence_{state}", at=now,
                  reason=reason, enrollment=enrollment.id, sequence=enrollment.sequence_name)
-    outbox.publish(session, Notice.DECISION, lead_id=enrollment.lead_id, at=now,
-                   text=f"{enrollment.sequence_name}: {state} ({reason}) by {actor.describe()}")
+    if announce:
+        outbox.publish(session, Notice.DECISION, lead_id=enrollment.lead_id, at=now,
+                       text=f"{reason}: {state_words(state)}", sequence=enrollment.sequence_name,
+                       actor=actor.describe())
     return True
+
+
+def state_words(state: EnrollmentState) -> str:
+    """How the end of a sequence reads in a thread note."""
+    return {EnrollmentState.STOPPED: "follow-up stopped", EnrollmentState.COMPLETED: "follow-up finished"}.get(
+        state, str(state))
 
 
 def _pending_touches(session: Session, enrollment: Enrollment) -> list[Touch]:

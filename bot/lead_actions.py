@@ -59,8 +59,12 @@ def apply_decision(
     now: datetime,
     actor: Actor,
     requested_time: datetime | None = None,
+    announce: bool = True,
 ) -> None:
-    """Carry a decision out on the store, and queue what the team must see."""
+    """Carry a decision out on the store, and queue what the team must see: one note for the decision.
+
+    `announce=False` when the caller's own notice already says it (a call outcome names its consequence).
+    """
     ending_everything = decision.stage in (Stage.OPTED_OUT, Stage.LOST)
     for open_one in open_enrollments(session, lead.id):
         if open_one.sequence_name == REMINDER_SEQUENCE and not ending_everything:
@@ -72,7 +76,7 @@ def apply_decision(
                 enrollment.resume(session, open_one, now=now, reason=decision.reason, actor=actor,
                                   business=services.business)
             case SequenceChange.STOP:
-                enrollment.end(session, open_one, now=now, reason=decision.reason, actor=actor)
+                enrollment.end(session, open_one, now=now, reason=decision.reason, actor=actor, announce=False)
     if decision.stage is not None:
         set_stage(session, lead, decision.stage, now=now, actor=actor, reason=decision.reason)
     if decision.close_call_tasks:
@@ -82,8 +86,10 @@ def apply_decision(
         enrollment.enroll(session, lead, services.playbooks.get(NURTURE_SEQUENCE), business=services.business,
                           now=now, actor=actor)
     # The thread says why before it shows the call that follows from it.
-    outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now, text=decision.reason,
-                   alert_team=decision.alert_team and not decision.call_task, actor=actor.describe())
+    alert_team = decision.alert_team and not decision.call_task
+    if announce or alert_team:
+        outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now, text=decision.reason,
+                       alert_team=alert_team, actor=actor.describe())
     if decision.call_task:
         open_call_task(session, services, lead, reason=decision.call_task, now=now, actor=actor,
                        requested_time=requested_time)
@@ -345,8 +351,8 @@ def log_call_outcome(
     task.callback_at = when if outcome == CallOutcome.CALL_BACK else None
     audit.record(session, lead_id=lead.id, actor=actor, action="call_outcome", at=now, task=task.id,
                  outcome=str(outcome), notes=notes)
-    outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead.id, at=now, call_task_id=task.id)
     if outcome == CallOutcome.BOOKED:
+        outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead.id, at=now, call_task_id=task.id)
         assert when is not None
         book(session, services, lead, start_at=when, now=now, actor=actor, notes=notes)
         return task
@@ -354,7 +360,10 @@ def log_call_outcome(
     decision = decide_on_call_outcome(outcome, paused=paused)
     if outcome == CallOutcome.WRONG_NUMBER:
         lead.sms_unreachable_reason = "wrong number (logged on a call)"
-    apply_decision(session, services, lead, decision, now=now, actor=actor)
+    # The outcome's thread entry says what follows from it: one note for the click, not two.
+    outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead.id, at=now, call_task_id=task.id,
+                   consequence=decision.reason)
+    apply_decision(session, services, lead, decision, now=now, actor=actor, announce=False)
     if outcome == CallOutcome.CALL_BACK:
         open_call_task(session, services, lead, reason=f"call back as asked ({notes})" if notes else "call back as asked",
                        now=now, actor=actor, due_at=when)

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
+from bot.playbook import Sequence, default_sequence_label, step_label
+
+#: Finds a playbook by name (Services.playbooks.get), for the labels people read beside the ids.
+PlaybookLookup = Callable[[str], Sequence]
+
+
+def _playbook(name: str, playbook_of: PlaybookLookup | None) -> Sequence | None:
+    if playbook_of is None:
+        return None
+    try:
+        return playbook_of(name)
+    except Exception:  # noqa: BLE001 - a playbook that no longer loads: its ids read as words
+        return None
 
 
 def _iso(moment: Any) -> str | None:
@@ -18,8 +31,8 @@ def current_enrollment(session: Session, lead_id: int) -> Enrollment | None:
     return session.scalars(select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id.desc())).first()
 
 
-def lead_summary(session: Session, lead: Lead) -> dict[str, Any]:
-    """One row of `leads list`."""
+def lead_summary(session: Session, lead: Lead, playbook_of: PlaybookLookup | None = None) -> dict[str, Any]:
+    """One row of `leads list`; `playbook_of` adds the labels people read (sequence_label, next_touch.label)."""
     enrollment = current_enrollment(session, lead.id)
     next_touch = None
     if enrollment is not None:
@@ -36,17 +49,22 @@ def lead_summary(session: Session, lead: Lead) -> dict[str, Any]:
         "stage": str(lead.stage),
         "owner": lead.owner,
         "sequence": enrollment.sequence_name if enrollment else None,
+        "sequence_label": None if enrollment is None else (
+            getattr(_playbook(enrollment.sequence_name, playbook_of), "label", None)
+            or default_sequence_label(enrollment.sequence_name)),
         "enrollment_state": str(enrollment.state) if enrollment else None,
         "enrollment_reason": enrollment.state_reason if enrollment else None,
         "next_touch": None if next_touch is None else {
-            "step": next_touch.step_id, "channel": next_touch.channel, "due_at": _iso(next_touch.due_at)},
+            "step": next_touch.step_id, "channel": next_touch.channel, "due_at": _iso(next_touch.due_at),
+            "label": step_label(_playbook(enrollment.sequence_name, playbook_of) if enrollment else None,
+                                next_touch.step_id)},
         "created_at": _iso(lead.created_at),
     }
 
 
-def lead_detail(session: Session, lead: Lead) -> dict[str, Any]:
+def lead_detail(session: Session, lead: Lead, playbook_of: PlaybookLookup | None = None) -> dict[str, Any]:
     """Everything `leads show` tells: the lead, its sequences, touches, messages, calls, appointments."""
-    detail = lead_summary(session, lead)
+    detail = lead_summary(session, lead, playbook_of)
     detail.update(
         first_message=lead.first_message,
         timezone=lead.timezone,

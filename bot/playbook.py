@@ -39,13 +39,16 @@ class Condition(StrEnum):
 #: loading a playbook needs no database code).
 STAGES = ("new", "contacted", "engaged", "booked", "nurture", "lost", "opted_out")
 
-TOP_LEVEL_KEYS = ("name", "description", "steps")
-STEP_KEYS = ("id", "channel", "after", "before", "template", "subjects", "when", "stage")
+TOP_LEVEL_KEYS = ("name", "label", "description", "steps")
+STEP_KEYS = ("id", "label", "channel", "after", "before", "template", "subjects", "when", "stage")
+#: The longest label people read on a card or in a thread line.
+MAX_LABEL = 60
 # Words people reach for that difflib cannot guess.
 _KEY_HINTS = {
     "delay": "after", "wait": "after", "at": "after", "offset": "after",
     "if": "when", "conditions": "when", "only_if": "when", "unless": "when",
     "type": "channel", "via": "channel", "subject": "subjects", "name": "id",
+    "title": "label", "display_name": "label",
 }
 _STEP_ID = re.compile(r"^[a-z0-9_]+$")
 _SEQUENCE_NAME = re.compile(r"^[a-z0-9_-]+$")
@@ -73,6 +76,12 @@ class Step:
     stage: str | None
     #: Where the step starts in its file, for messages about it.
     line: int
+    #: What people read for this step ("Day-1 check-in text"); the id is for the files only.
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", default_step_label(self.channel, self.after, self.before, self.stage))
 
     def subject_for(self, rotation: int) -> str:
         """Pick the subject for the n-th lead, so subjects take turns."""
@@ -89,6 +98,12 @@ class Sequence:
     path: Path
     description: str
     steps: tuple[Step, ...]
+    #: What people read for this playbook ("Chiropractic follow-up"); the name is for files and settings.
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", default_sequence_label(self.name))
 
     @property
     def relative_to_appointment(self) -> bool:
@@ -101,6 +116,37 @@ class Sequence:
             if step.id == step_id:
                 return step
         raise KeyError(f"sequence {self.name!r} has no step {step_id!r}")
+
+
+_CHANNEL_NOUNS = {Channel.SMS: "text", Channel.EMAIL: "email", Channel.CALL_TASK: "call"}
+
+
+def default_step_label(channel: Channel, after: timedelta | None, before: timedelta | None,
+                       stage: str | None) -> str:
+    """A label for a step that has none, from its channel and day: 'Day-3 email', 'Same-day text', 'Move to nurture'."""
+    if channel == Channel.STAGE:
+        return f"Move to {(stage or 'another stage').replace('_', ' ')}"
+    noun = _CHANNEL_NOUNS.get(channel, str(channel))
+    if before is not None:
+        return f"{noun.capitalize()} {format_duration(before)} before the appointment"
+    days = (after or timedelta(0)).days
+    return f"Same-day {noun}" if days == 0 else f"Day-{days} {noun}"
+
+
+def default_sequence_label(name: str) -> str:
+    """A label for a playbook that has none: its name in words ('appointment_reminders' -> 'Appointment reminders')."""
+    words = re.sub(r"[-_]+", " ", name).strip()
+    return words[:1].upper() + words[1:] if words else "Follow-up"
+
+
+def step_label(sequence: Sequence | None, step_id: str) -> str:
+    """What people read for a step of a sequence; a step gone from its playbook still reads as words."""
+    if sequence is not None:
+        for step in sequence.steps:
+            if step.id == step_id:
+                return step.label
+    words = re.sub(r"[-_]+", " ", step_id).strip()
+    return words[:1].upper() + words[1:] if words else "A touch"
 
 
 @dataclass(frozen=True)
@@ -232,6 +278,7 @@ def _parse_sequence(document: Any, report: _Report) -> Sequence | None:
         # Enrollments remember the name and find the file by it again, so the two must agree.
         report.add(document.line_of("name"), f"name {name!r} differs from the file name {path.name!r}",
                    f"write name: {path.stem}, or rename the file to {name}.yml")
+    sequence_label = _parse_label(document, "the sequence", report)
     description = document.get("description", "")
     if not isinstance(description, str):
         report.add(document.line_of("description"), "description must be text", "write it as one line of text")
@@ -252,7 +299,8 @@ def _parse_sequence(document: Any, report: _Report) -> Sequence | None:
         drafts.extend([draft] if draft else [])
     _check_ids_unique(drafts, report)
     _check_timing(drafts, report)
-    return Sequence(name=str(name), path=path, description=description.strip(), steps=tuple(steps))
+    return Sequence(name=str(name), path=path, description=description.strip(), steps=tuple(steps),
+                    label=sequence_label)
 
 
 def _parse_step(raw: Any, line: int, report: _Report) -> tuple[Step | None, _Draft | None]:
@@ -271,6 +319,7 @@ def _parse_step(raw: Any, line: int, report: _Report) -> tuple[Step | None, _Dra
         report.add(raw.line_of("id"), f"step id {step_id!r} must use only lowercase letters, digits and _",
                    f"write id: {suggestion}")
     channel = _parse_channel(raw, label, line, report)
+    human_label = _parse_label(raw, label, report)
     after = _parse_delay(raw, "after", label, report)
     before = _parse_delay(raw, "before", label, report)
     if "after" not in raw and "before" not in raw:
@@ -290,7 +339,7 @@ def _parse_step(raw: Any, line: int, report: _Report) -> tuple[Step | None, _Dra
         return None, draft
     step = Step(
         id=str(step_id), channel=channel, after=after, before=before, template=template,
-        subjects=subjects, conditions=conditions, stage=stage, line=line,
+        subjects=subjects, conditions=conditions, stage=stage, line=line, label=human_label,
     )
     return step, draft
 
@@ -302,6 +351,23 @@ def _check_keys(mapping: LineDict, valid: tuple[str, ...], what: str, report: _R
         hint = _KEY_HINTS.get(str(key))
         fix = f"did you mean `{hint}`?" if hint in valid else _did_you_mean(key, valid)
         report.add(mapping.line_of(key), f"unknown {what} key {key!r}", fix)
+
+
+def _parse_label(raw: LineDict, label: str, report: _Report) -> str:
+    """The optional `label:` people read; empty when not given (a default is derived)."""
+    if "label" not in raw:
+        return ""
+    value = raw["label"]
+    if not isinstance(value, str) or not value.strip():
+        report.add(raw.line_of("label"), f"{label}: label must be a line of text",
+                   'write it like `label: "Day-1 check-in text"`, or leave it out for a default')
+        return ""
+    text = " ".join(value.split())
+    if len(text) > MAX_LABEL:
+        report.add(raw.line_of("label"), f"{label}: label is {len(text)} characters, more than {MAX_LABEL}",
+                   "shorten it: it is shown on one line of a Slack card")
+        return ""
+    return text
 
 
 def _parse_channel(raw: LineDict, label: str, line: int, report: _Report) -> Channel | None:

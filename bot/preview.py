@@ -8,12 +8,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.business import load_business
+from bot.display import team_time
 from bot.enrollment import lead_timezones
 from bot.leads import LeadInput
 from bot.models import Lead, Stage
-from bot.planning import plan_touches
-from bot.playbook import Channel, load_sequence
+from bot.planning import PHONE_CHANNELS, plan_touches
+from bot.playbook import Channel, LeadFacts, load_sequence, skip_reason
 from bot.render_context import lead_context
+from bot.send_times import QUIET_HOURS, wait_reason
 from bot.settings import Settings
 from bot.sms_segments import count_segments
 from bot.templating import TemplateRenderer
@@ -23,15 +25,20 @@ SAMPLE_LEAD = {"name": "Dana Lee", "phone": "+14155552671", "email": "dana.lee@e
 
 
 def sample_lead(fields: dict[str, str], default_region: str, business_timezone: str) -> Lead:
-    """A lead that exists only for the preview: validated like a real one, never stored."""
-    data = LeadInput.parse({**SAMPLE_LEAD, **fields}, default_region=default_region, default_source="web")
+    """A lead that exists only for the preview: validated like a real one, never stored.
+
+    A field given empty (`--lead email=`) clears the sample's value: a lead without an email.
+    """
+    merged = dict(SAMPLE_LEAD)
+    for key, value in fields.items():
+        if value.strip():
+            merged[key] = value
+        else:
+            merged.pop(key, None)
+    data = LeadInput.parse(merged, default_region=default_region, default_source="web")
     return Lead(id=0, name=data.name, phone=data.phone, email=data.email, source=data.source,
                 first_message=data.message, custom_fields=dict(data.custom_fields),
                 timezone=data.timezone or "", stage=Stage.NEW, link_token=secrets.token_urlsafe(8))
-
-
-def _local(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%a %b %d %H:%M %Z")
 
 
 def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dict[str, str],
@@ -51,23 +58,36 @@ def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dic
     renderer = TemplateRenderer(Path(settings.templates_dir))
     context = lead_context(lead, business, settings.public_base_url, appointment_at=appointment,
                            call_reason="scheduled follow-up call")
+    # What the lead's own details decide when each step falls due: nothing replied or booked yet
+    # (a reminder sequence is for a booked visit).
+    facts = LeadFacts(has_email=bool(lead.email), has_phone=bool(lead.phone), has_replied=False,
+                      has_booked=playbook.relative_to_appointment, sms_allowed=bool(lead.phone),
+                      email_allowed=bool(lead.email))
+    contact = ", ".join(part for part in (lead.phone, lead.email) if part)
     out = [
-        f"{playbook.name}: {len(playbook.steps)} steps for {lead.name} ({lead.phone or lead.email})",
+        f"{playbook.label} ({playbook.name}): {len(playbook.steps)} steps, for {lead.name} ({contact})",
         f"business {business.name}: {business.timezone.key}, window {business.send_window.describe()}; "
         f"lead time zone {', '.join(zones)}",
-        f"lead comes in {_local(start, business.timezone)}"
-        + (f"; appointment {_local(appointment, business.timezone)}" if appointment else ""),
+        f"lead comes in {team_time(start, business.timezone, lead_zone)}"
+        + (f"; appointment {team_time(appointment, business.timezone, lead_zone)}" if appointment else ""),
         "",
     ]
+    skipped: list[str] = []
     first_sms = True
+    shown = 0
     for touch in plan:
         step = touch.step
-        moved = "" if touch.due_at == touch.planned_at else "  (moved into the send window)"
-        out.append(f"{touch.position + 1}. {step.id} [{step.channel}]  business {_local(touch.due_at, business.timezone)}"
-                   f"  | lead {_local(touch.due_at, lead_zone)}{moved}")
-        if touch.skip_reason:
-            out.append(f"   skipped: {touch.skip_reason}")
+        why_not = touch.skip_reason or skip_reason(step, facts)
+        if why_not:
+            skipped.append(f"- {step.label} ({step.id}, {step.channel}): {why_not}")
             continue
+        shown += 1
+        wait = wait_reason(touch.due_at, touch.planned_at, business=business,
+                           respect_lead_daytime=step.channel in PHONE_CHANNELS, lead_timezones=zones)
+        first = "lead" if wait and wait.startswith(QUIET_HOURS) else "business"
+        moved = f"  (waits: {wait})" if wait else ""
+        out.append(f"{shown}. {step.label} [{step.id}, {step.channel}]  "
+                   f"{team_time(touch.due_at, business.timezone, lead_zone, first=first)}{moved}")
         if not show_text:
             continue
         if step.channel == Channel.SMS and step.template:
@@ -90,4 +110,8 @@ def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dic
         elif step.channel == Channel.STAGE:
             out.append(f"   move to stage: {step.stage}")
         out.append("")
-    return "\n".join(out)
+    if skipped:
+        out.append("" if out[-1] else None)
+        out.append(f"skipped for this lead ({len(skipped)}):")
+        out.extend(skipped)
+    return "\n".join(line for line in out if line is not None)

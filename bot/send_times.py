@@ -200,3 +200,57 @@ def _as_utc(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (UTC), got {moment!r}")
     return moment.astimezone(UTC)
+
+
+#: What a wait for the lead's daytime is called where the team reads it.
+QUIET_HOURS = "quiet hours"
+
+
+def wait_reason(
+    due_at: datetime, planned_at: datetime, *, business: Business, respect_lead_daytime: bool,
+    lead_timezones: tuple[str, ...],
+) -> str | None:
+    """Say why a touch goes out later than its playbook meant ('quiet hours', 'the clinic is closed on Sundays').
+
+    None when it goes out as planned, or when it only waits for the touch before it (or a pause).
+    The rule named is the one that holds the touch just before its due time, so a touch moved by a
+    pause and then by a closed day is explained by the closed day.
+    """
+    due, planned = _as_utc(due_at, "due_at"), _as_utc(planned_at, "planned_at")
+    if due - planned < timedelta(minutes=1):
+        return None
+    just_before = due - timedelta(minutes=1)
+    reasons = []
+    if respect_lead_daytime:
+        zones = lead_timezones_or_business(lead_timezones, business)
+        if not _allowed([_lead_rule(name) for name in zones], just_before, just_before + timedelta(microseconds=1)):
+            reasons.append(QUIET_HOURS)
+    day = just_before.astimezone(business.timezone).date()
+    first_day = planned.astimezone(business.timezone).date()
+    blocked = not _allowed([_business_rule(business)], just_before, just_before + timedelta(microseconds=1))
+    # Closed days on the way are the reason worth saying, more than the opening hour that follows them.
+    closed_day = None
+    for earlier in (day - timedelta(days=n) for n in range(0 if blocked else 1, 8)):
+        if earlier < first_day:
+            break
+        if _closed_words(business, earlier) is not None:
+            closed_day = earlier
+        elif closed_day is not None or earlier != day:
+            break
+    if closed_day is not None:
+        reasons.append(_closed_words(business, closed_day) or "")
+    elif blocked:
+        reasons.append(f"outside business hours ({business.send_window.describe()})")
+    return " and ".join(reasons) or None
+
+
+def _closed_words(business: Business, day: date) -> str | None:
+    """Why the business is closed all that (local) day, in words; None when it opens that day."""
+    closed = business.closed_reason(day)
+    if closed == "closed date":
+        return f"{business.name} is closed on {day:%b} {day.day}"
+    if closed:
+        return f"{business.name} is closed for {closed}"
+    if day.weekday() not in business.send_window.days:
+        return f"{business.name} is closed on {day:%A}s"
+    return None

@@ -58,6 +58,8 @@ class ActionId(StrEnum):
     TASK_NOT_INTERESTED = "task_not_interested"
     #: Put off a call task for a while (task button; value: call task id).
     TASK_SNOOZE = "task_snooze"
+    #: Show a whole email in a modal (thread entry button; value: message id).
+    EMAIL_OPEN = "email_open"
 
 
 class ModalCallback(StrEnum):
@@ -88,6 +90,8 @@ MESSAGE_TEXT = 4000
 ELLIPSIS = "…"
 
 CHANNEL_NAMES = {"sms": "SMS", "email": "Email", "call_task": "Call", "stage": "Stage"}
+#: How long the first line of an email in a thread may be before "Show full email" takes over.
+EMAIL_FIRST_LINE = 200
 SIGNAL_LABELS = {
     "opt_out": "opted out",
     "opt_in": "opted back in",
@@ -122,6 +126,21 @@ DELIVERED_STATUSES = frozenset({"delivered", "read", "open", "click"})
 def escape(text: str | None) -> str:
     """Escape text for mrkdwn: `&`, `<` and `>` only, as Slack asks."""
     return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+#: How the core signs a reason with the person who acted: "paused by <@U0ALICE>" (bot.audit.Actor.describe).
+_SIGNED_BY = re.compile(r"(?P<text>.*) by (?P<who><@[UW][A-Z0-9]{2,}>)", re.DOTALL)
+
+
+def bot_text(text: str | None) -> str:
+    """Escape a reason the core wrote, keeping real the mention of who acted that it ends with ("… by <@U0ALICE>").
+
+    Only that one trailing mention stays a mention, so a lead's words inside a reason can never ping anyone.
+    """
+    signed = _SIGNED_BY.fullmatch(text or "")
+    if signed is None:
+        return escape(text)
+    return f"{escape(signed['text'])} by {signed['who']}"
 
 
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
@@ -234,25 +253,26 @@ def owner_text(owner: str | None) -> str:
 
 
 def progress_text(progress: SequenceProgress | None) -> str:
-    """'Touch N of M · next: <step> (<channel>) at <local time>', or where the sequence stands."""
+    """'Standard follow-up · touch N of M · next: <step> (<channel>) <when> — <why it waits>', in words people read."""
     if progress is None:
         return ":zzz: No sequence"
     sequence = escape(progress.sequence)
-    counted = f"Touch {progress.done} of {progress.total}"
+    counted = f"touch {progress.done} of {progress.total}"
     match progress.state:
         case "paused":
-            why = f": {escape(progress.reason)}" if progress.reason else ""
+            why = f": {bot_text(progress.reason)}" if progress.reason else ""
             following = f" · next when resumed: {escape(progress.next_step or '')}" if progress.next_step else ""
-            return f":double_vertical_bar: *Automation paused*{why} · {counted} ({sequence}){following}"
+            return f":double_vertical_bar: *Automation paused*{why} · {sequence}, {counted}{following}"
         case "stopped":
-            why = f": {escape(progress.reason)}" if progress.reason else ""
-            return f":black_square_for_stop: *Sequence stopped*{why} · {counted} ({sequence})"
+            why = f": {bot_text(progress.reason)}" if progress.reason else ""
+            return f":black_square_for_stop: *Follow-up stopped*{why} · {sequence}, {counted}"
         case "completed":
-            return f":checkered_flag: *Sequence finished* · {counted} ({sequence})"
+            return f":checkered_flag: *{sequence} finished* · {counted}"
     if progress.next_step:
-        return (f":arrow_forward: {counted} ({sequence}) · next: *{escape(progress.next_step)}* "
-                f"{channel_name(progress.next_channel)} at {escape(progress.next_at or '')}")
-    return f":arrow_forward: {counted} ({sequence}) · nothing more scheduled"
+        wait = f" — {escape(progress.next_wait)}" if progress.next_wait else ""
+        return (f":arrow_forward: {sequence} · {counted} · next: *{escape(progress.next_step)}* "
+                f"({channel_name(progress.next_channel)}) {escape(progress.next_at or '')}{wait}")
+    return f":arrow_forward: {sequence} · {counted} · nothing more scheduled"
 
 
 def lead_card_text(card: LeadCard) -> str:
@@ -263,21 +283,19 @@ def lead_card_text(card: LeadCard) -> str:
 
 
 def lead_card_blocks(card: LeadCard) -> list[Block]:
-    """The lead's parent message: who, what they asked, where they stand, and what the team can do."""
+    """The lead's parent message, compact: who and how to reach them, what they asked, where they stand, the buttons."""
     blocks: list[Block] = [header(f"{_stage_emoji(card.stage)} " + _plain_name(card))]
-    blocks.append(fields_section([
-        f"*Phone*\n{tel_link(card.phone, card.phone_display)}",
-        f"*Email*\n{escape(card.email) if card.email else 'none'}",
-        f"*Source*\n{escape(card.source) or 'unknown'}",
-        f"*Stage*\n{stage_label(card.stage)}",
-        f"*Owner*\n{owner_text(card.owner)}",
-        f"*Lead*\n#{card.lead_id}",
-    ]))
+    reach = [tel_link(card.phone, card.phone_display) if card.phone else None,
+             escape(card.email) if card.email else None]
+    lines = [" · ".join(part for part in reach if part) or "_no phone or email_"]
     if card.first_message.strip():
-        blocks.append(section("*What they asked*\n" + quote(escape(card.first_message))))
+        lines.append(quote(escape(clip(" ".join(card.first_message.split()), 300))))
+    blocks.append(section("\n".join(lines)))
+    facts = [f"*{stage_label(card.stage)}*", owner_text(card.owner), f"from {escape(card.source) or 'unknown'}",
+             f"lead #{card.lead_id}"]
     if card.appointment_at:
-        blocks.append(section(f":calendar: *Booked for* {escape(card.appointment_at)}"))
-    notes = [progress_text(card.progress)]
+        facts.insert(1, f":calendar: booked for {escape(card.appointment_at)}")
+    notes = [" · ".join(facts), progress_text(card.progress)]
     if card.unreachable:
         notes.append(f":no_entry: {escape(card.unreachable)}")
     blocks.append(context(*notes))
@@ -358,7 +376,7 @@ def thread_entry_blocks(entry: ThreadEntry) -> list[Block]:
         case DecisionEntry():
             return [section(_with_mention(entry.mention, f":gear: {decision_text(entry)}"))]
         case FailureEntry():
-            step = f" · {escape(entry.step_id)}" if entry.step_id else ""
+            step = f" · {escape(entry.step)}" if entry.step else ""
             return [section(_with_mention(entry.mention, f":warning: *{channel_name(entry.channel)} not sent*{step}\n"
                                           + escape(entry.error)))]
         case NeedsPersonEntry():
@@ -404,24 +422,45 @@ def _outbound_blocks(entry: OutboundEntry) -> list[Block]:
     if entry.author and re.fullmatch(r"[UW][A-Z0-9]+", entry.author):
         title = f":outbox_tray: *{channel_name(entry.channel)} from <@{entry.author}>*"
     else:
-        step = f" · {escape(entry.step_id)}" if entry.step_id else ""
+        step = f" · {escape(entry.step)}" if entry.step else ""
         title = f":outbox_tray: *{channel_name(entry.channel)} sent*{step}"
-    body = quote(escape(entry.text)) if entry.text.strip() else "_(no text)_"
-    if entry.subject:
-        body = f"*Subject:* {escape(entry.subject)}\n" + body
     meta = [f"Status: {status_text(entry.status, entry.error_code)}"]
     if entry.at:
         meta.append(escape(entry.at))
+    if entry.channel == "email":
+        return [*_email_summary(title, entry.subject, entry.text, entry.message_id), context(" · ".join(meta))]
+    body = quote(escape(entry.text)) if entry.text.strip() else "_(no text)_"
     return [section(f"{title}\n{body}"), context(" · ".join(meta))]
+
+
+def first_line(text: str, limit: int = EMAIL_FIRST_LINE) -> str:
+    """The first line with words in it, cut to `limit` characters (the rest is a click away)."""
+    for line in text.splitlines():
+        if line.strip():
+            return clip(" ".join(line.split()), limit)
+    return ""
+
+
+def _email_summary(title: str, subject: str | None, text: str, message_id: int | None) -> list[Block]:
+    """An email in a thread: its subject and first line, and a button that shows the whole of it."""
+    lines = [title]
+    if subject:
+        lines.append(f"*Subject:* {escape(subject)}")
+    opening = first_line(text)
+    lines.append(quote(escape(opening)) if opening else "_(no text)_")
+    block: Block = section("\n".join(lines))
+    if message_id is not None and text.strip() and (opening != text.strip()):
+        block["accessory"] = button("Show full email", ActionId.EMAIL_OPEN, message_id)
+    return [block]
 
 
 def _inbound_blocks(entry: InboundEntry) -> list[Block]:
     understood = SIGNAL_LABELS.get(entry.classification or "", escape(entry.classification or "not classified"))
-    lines = [f":speech_balloon: *Reply by {channel_name(entry.channel)}* — understood as _{understood}_"]
-    if entry.subject:
-        lines.append(f"*Subject:* {escape(entry.subject)}")
-    lines.append(quote(escape(entry.text)) if entry.text.strip() else "_(no text)_")
-    blocks = [section("\n".join(lines))]
+    title = f":speech_balloon: *Reply by {channel_name(entry.channel)}* — understood as _{understood}_"
+    if entry.channel == "email":
+        blocks = _email_summary(title, entry.subject, entry.text, entry.message_id)
+    else:
+        blocks = [section(title + "\n" + (quote(escape(entry.text)) if entry.text.strip() else "_(no text)_"))]
     meta = []
     if entry.requested_time:
         meta.append(f":calendar: Asked for *{escape(entry.requested_time)}*")
@@ -436,6 +475,8 @@ def _call_outcome_blocks(entry: CallOutcomeEntry) -> list[Block]:
     label = OUTCOME_LABELS.get(entry.outcome, escape(entry.outcome))
     by = f" — logged by {owner_text(entry.logged_by)}" if entry.logged_by else ""
     lines = [f":telephone_receiver: *Call outcome: {label}*{by}"]
+    if entry.consequence:
+        lines[0] += f" · {bot_text(entry.consequence)}"
     if entry.callback_at:
         lines.append(f"Call back at {escape(entry.callback_at)}")
     if entry.notes.strip():
@@ -482,6 +523,26 @@ def call_task_blocks(task: CallTaskView) -> list[Block]:
     blocks.append(section(_task_state_line(task)))
     blocks.extend(actions("call_task_actions", _task_buttons(task)))
     return finish(blocks)
+
+
+def call_task_pointer_text(task: CallTaskView) -> str:
+    """The one line the lead's thread carries for a call task posted in the channel."""
+    return message_text(f"Call task in the channel: {escape(task.reason)} ({_task_state_words(task)})")
+
+
+def call_task_pointer_blocks(task: CallTaskView) -> list[Block]:
+    """One line in the lead's thread pointing at the call task in the channel, where people act on it."""
+    match task.status:
+        case "open":
+            where = "open — claim it in the channel"
+        case "claimed":
+            where = f"claimed by {owner_text(task.claimed_by)}"
+        case "done":
+            where = f"done: {OUTCOME_LABELS.get(task.outcome or '', escape(task.outcome or 'done'))}"
+        case _:
+            where = _task_state_words(task)
+    due = f" · due {escape(task.due_at)}" if task.due_at and task.status in ("open", "claimed") else ""
+    return [context(f":telephone_receiver: *Call task:* {escape(task.reason)} · {where}{due}")]
 
 
 def _task_state_words(task: CallTaskView) -> str:

@@ -7,7 +7,11 @@ Pure: values from `bot.stats` and `bot.lead_views` in, blocks out. Lead-supplied
 from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+from bot.display import team_time
+from bot.playbook import Sequence as PlaybookSequence
+from bot.playbook import default_sequence_label, step_label
 
 from bot.slack_blocks import (
     channel_name,
@@ -23,7 +27,10 @@ from bot.slack_blocks import (
     stage_label,
 )
 from bot.slack_views import display_phone
-from bot.stats import CallLine, DayNumbers, HomeSnapshot, LeadLine, LeadStats, NextStep, Page, StepKind
+from bot.stats import CallLine, DayNumbers, HomeSnapshot, LeadLine, LeadStats, NextStep, Page, StepKind, SubjectResult
+
+#: Finds a playbook by its name (Services.playbooks.get), for the labels people read.
+PlaybookLookup = Callable[[str], PlaybookSequence]
 
 Block = dict[str, Any]
 
@@ -36,13 +43,11 @@ SHOWN_MESSAGES = 5
 # --- small pieces -------------------------------------------------------------------------------
 
 
-def when(moment: datetime | None, zone: tzinfo) -> str:
-    """A moment as the team reads it, in the business's zone: 'Wed Nov 25, 3:00 PM'."""
+def when(moment: datetime | None, zone: tzinfo, lead_zone: tzinfo | str | None = None) -> str:
+    """A moment as the team reads it (bot.display.team_time): 'Wed, Nov 25 at 3:00 PM CST', the lead's beside it."""
     if moment is None:
         return "—"
-    local = moment.astimezone(zone)
-    hour = local.strftime("%I").lstrip("0")
-    return f"{local:%a} {local:%b} {local.day}, {hour}:{local:%M} {local:%p}"
+    return team_time(moment, zone, lead_zone)
 
 
 def duration(span: timedelta | None) -> str:
@@ -80,7 +85,8 @@ def next_step_text(step: NextStep, zone: tzinfo) -> str:
             why = f": {escape(step.detail)}" if step.detail else ""
             return f":double_vertical_bar: automation paused{why}"
         case StepKind.TOUCH:
-            return f":arrow_forward: {channel_name(step.channel)} {escape(step.detail)} at {when(step.at, zone)}"
+            return (f":arrow_forward: {channel_name(step.channel)} {escape(step_label(None, step.detail))} "
+                    f"{when(step.at, zone)}")
     return "nothing scheduled"
 
 
@@ -201,10 +207,12 @@ def _sequence_line(detail: Mapping[str, Any], zone: tzinfo) -> str:
         return ":zzz: No sequence"
     state = escape(detail.get("enrollment_state") or "")
     why = f" ({escape(detail['enrollment_reason'])})" if detail.get("enrollment_reason") else ""
-    line = f"*Sequence* {escape(detail['sequence'])}: {state}{why}"
+    name = detail.get("sequence_label") or default_sequence_label(detail["sequence"])
+    line = f"*Sequence* {escape(name)}: {state}{why}"
     following = detail.get("next_touch")
     if following:
-        line += (f"\nNext: {escape(following['step'])} ({channel_name(following['channel'])}) at "
+        label = following.get("label") or step_label(None, following["step"])
+        line += (f"\nNext: {escape(label)} ({channel_name(following['channel'])}) at "
                  f"{when(_moment(following['due_at']), zone)}")
     return line
 
@@ -216,8 +224,35 @@ def _message_line(message: Mapping[str, Any], zone: tzinfo) -> str:
                 f"{escape(message['status'] or '')}\n{quote(escape(clip(body, 600)))}", 3000)
 
 
-def stats_blocks(stats: LeadStats) -> list[Block]:
-    """`stats`: the period's numbers."""
+def _of(part: int, whole: int) -> str:
+    """'3 of 40 (8%)': a count as a rate of those sent."""
+    return f"{part} of {whole} ({percent(part / whole if whole else None)})"
+
+
+def _playbook(name: str, playbook_of: PlaybookLookup | None) -> PlaybookSequence | None:
+    if playbook_of is None:
+        return None
+    try:
+        return playbook_of(name)
+    except Exception:  # noqa: BLE001 - a playbook that no longer loads: its ids read as words
+        return None
+
+
+def _touch_name(sequence: str, step_id: str, playbook_of: PlaybookLookup | None) -> str:
+    return step_label(_playbook(sequence, playbook_of), step_id)
+
+
+def _subject_text(result: SubjectResult, playbook_of: PlaybookLookup | None) -> str:
+    """The option's template text ('Thanks for reaching out, {{ lead.first_name }}'), never one lead's subject."""
+    playbook = _playbook(result.sequence, playbook_of)
+    for step in playbook.steps if playbook else ():
+        if step.id == result.step_id and result.option < len(step.subjects):
+            return step.subjects[result.option]
+    return f"subject option {result.option + 1}"
+
+
+def stats_blocks(stats: LeadStats, playbook_of: PlaybookLookup | None = None) -> list[Block]:
+    """`stats`: the period's numbers; `playbook_of` finds a playbook by name, for the words people read."""
     blocks: list[Block] = [
         header(f"Last {stats.days} days"),
         fields_section([
@@ -229,13 +264,15 @@ def stats_blocks(stats: LeadStats) -> list[Block]:
             f"*Booking rate*\n{percent(stats.booking_rate)} ({stats.booked} of {stats.leads_in})",
         ]),
     ]
-    if stats.replies_by_touch:
-        lines = [f"• {escape(origin.step_id)} (touch {origin.position + 1}): {origin.replies}"
-                 for origin in stats.replies_by_touch[:10]]
-        blocks.append(section("*Which touch got the reply*\n" + "\n".join(lines)))
-    if stats.replies_by_subject:
-        lines = [f"• {escape(origin.step_id)}, option {origin.option + 1} “{escape(clip(origin.subject, 80))}”: "
-                 f"{origin.replies}" for origin in stats.replies_by_subject[:10]]
+    if stats.by_touch:
+        lines = [f"• {escape(_touch_name(result.sequence, result.step_id, playbook_of))}: sent {result.sent} · "
+                 f"replies {_of(result.replies, result.sent)} · bookings {_of(result.bookings, result.sent)}"
+                 for result in stats.by_touch[:15]]
+        blocks.append(section("*Replies and bookings after each touch*\n" + "\n".join(lines)))
+    if stats.by_subject:
+        lines = [f"• {escape(_touch_name(result.sequence, result.step_id, playbook_of))}, "
+                 f"“{escape(clip(_subject_text(result, playbook_of), 90))}”: replies {_of(result.replies, result.sent)}"
+                 for result in stats.by_subject[:10]]
         blocks.append(section("*Which subject got the reply*\n" + "\n".join(lines)))
     if stats.deliveries:
         lines = [f"• {channel_name(d.channel)}: {d.failed} failed of {d.attempted}"
@@ -244,7 +281,9 @@ def stats_blocks(stats: LeadStats) -> list[Block]:
     else:
         blocks.append(context("Nothing was sent in this period."))
     blocks.append(context("Speed to lead: from the lead coming in to the first message that went out. "
-                          "Reply rate: contacted leads who wrote back (automatic replies left out)."))
+                          "Reply rate: contacted leads who wrote back (automatic replies left out). "
+                          "Bookings include leads who told us they booked. A reply or booking counts for the "
+                          "last touch sent before it, as a share of the leads that touch was sent to."))
     return blocks
 
 

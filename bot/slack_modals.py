@@ -185,6 +185,36 @@ def reply_modal(lead_name: str, channels: Sequence[str], origin: ModalOrigin) ->
     return _modal(ModalCallback.REPLY, "Reply to lead", "Send", blocks, origin)
 
 
+#: A modal holds at most 100 blocks; a section at most 3000 characters.
+_MODAL_BLOCKS = 100
+_SECTION = 3000
+
+
+def email_modal(heading: str, subject: str | None, text: str) -> View:
+    """A whole email, to read (no form): the thread shows its subject and first line only.
+
+    `heading` is already mrkdwn (the bot's words); the subject and text are escaped here.
+    """
+    blocks: list[dict[str, Any]] = [_about(heading)]
+    if subject:
+        blocks.append(_about(f"*Subject:* {escape(subject)}"))
+    blocks.append({"type": "divider"})
+    body = escape(text.strip()) or "_(no text)_"
+    chunks: list[str] = []
+    for paragraph in body.split("\n\n"):
+        while paragraph:
+            piece, paragraph = paragraph[:_SECTION], paragraph[_SECTION:]
+            if chunks and len(chunks[-1]) + len(piece) + 2 <= _SECTION:
+                chunks[-1] += "\n\n" + piece
+            else:
+                chunks.append(piece)
+    room = _MODAL_BLOCKS - len(blocks)
+    if len(chunks) > room:
+        chunks = chunks[: room - 1] + ["_… the rest is too long to show here; `followup leads show` has it all._"]
+    blocks.extend(_about(chunk) for chunk in chunks)
+    return {"type": "modal", "title": _plain("Email", 24), "close": _plain("Close", 24), "blocks": blocks}
+
+
 # --- readers ------------------------------------------------------------------------------------
 
 

@@ -40,8 +40,12 @@ from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Mess
 from bot.outbox import Notice
 from bot.playbook import LeadFacts, skip_reason
 from bot.services import Services
+from bot.enrollment import lead_timezones
+from bot.playbook import Sequence, default_sequence_label, step_label
 from bot.slack_blocks import (
     call_task_blocks,
+    call_task_pointer_blocks,
+    call_task_pointer_text,
     call_task_text,
     lead_card_blocks,
     lead_card_text,
@@ -328,7 +332,7 @@ class SlackPoster:
                 touch = session.get(Touch, payload.get("touch_id")) if payload.get("touch_id") else None
                 self._post_entry(session, lead, FailureEntry(
                     channel=touch.channel if touch else "", error=str(payload.get("error") or "unknown error"),
-                    step_id=touch.step_id if touch else None))
+                    step=self._step_label(session, touch) if touch else None))
             case Notice.MESSAGE_RECEIVED:
                 self._mirror_reply(session, lead, event)
             case Notice.MESSAGE_STATUS:
@@ -336,8 +340,10 @@ class SlackPoster:
                     self._mirror_status(session, lead, payload)
             case Notice.DECISION:
                 alert = self._alert_mention(lead) if payload.get("alert_team") else None
-                self._post_entry(session, lead, DecisionEntry(
-                    text=str(payload.get("text") or ""), actor=payload.get("actor"), mention=alert))
+                text = str(payload.get("text") or "")
+                if payload.get("sequence"):  # a note about one sequence names it as people know it
+                    text = f"{self._sequence_label(str(payload['sequence']))}: {text}"
+                self._post_entry(session, lead, DecisionEntry(text=text, actor=payload.get("actor"), mention=alert))
             case Notice.NEEDS_PERSON:
                 self._post_entry(session, lead, NeedsPersonEntry(
                     text=str(payload.get("text") or "A person needs to look at this lead."),
@@ -443,9 +449,33 @@ class SlackPoster:
         ).first()
         shown = shown_enrollment(enrollments)
         wont_run = self._wont_run(session, lead, shown, booked=appointment is not None) if shown else frozenset()
+        business = self.services.business
         card = lead_card(lead, enrollments=enrollments, touches=touches, appointment=appointment,
-                         zone=self.services.business.timezone, wont_run=wont_run)
+                         zone=business.timezone, wont_run=wont_run,
+                         playbook=self._playbook(shown.sequence_name) if shown else None,
+                         business=business, lead_zones=lead_timezones(lead, business))
         return lead_card_text(card), lead_card_blocks(card)
+
+    # --- words people read ---------------------------------------------------------------------
+
+    def _playbook(self, name: str) -> Sequence | None:
+        """The playbook an enrollment names, for its labels; None when it no longer loads (`check` says why)."""
+        try:
+            return self.services.playbooks.get(name)
+        except Exception:  # noqa: BLE001 - a missing or broken playbook must not keep a card from Slack
+            return None
+
+    def _sequence_label(self, name: str) -> str:
+        playbook = self._playbook(name)
+        return playbook.label if playbook is not None else default_sequence_label(name)
+
+    def _step_label(self, session: Session, touch: Touch) -> str:
+        enrollment = session.get(Enrollment, touch.enrollment_id)
+        return step_label(self._playbook(enrollment.sequence_name) if enrollment else None, touch.step_id)
+
+    def _lead_zone(self, lead: Lead) -> str:
+        """The lead's time zone as the team sees it beside the business's (bot.display.team_time)."""
+        return lead_timezones(lead, self.services.business)[0]
 
     def _wont_run(self, session: Session, lead: Lead, enrollment: Enrollment, *, booked: bool) -> frozenset[str]:
         """The steps of the enrollment that would be skipped for this lead as things stand now."""
@@ -498,12 +528,14 @@ class SlackPoster:
             select(Message).where(Message.touch_id == touch.id, Message.direction == "out").order_by(Message.id.desc())
         ).first()
         zone = self.services.business.timezone
+        step, lead_zone = self._step_label(session, touch), self._lead_zone(lead)
         if message is None:
-            self._post_entry(session, lead, touch_entry(touch, zone))
+            self._post_entry(session, lead, touch_entry(touch, zone, step=step, lead_zone=lead_zone))
             return
         if message.slack_ts:
             return  # already mirrored (a redelivered event)
-        message.slack_ts = self._post_entry(session, lead, outbound_entry(message, touch, zone))
+        message.slack_ts = self._post_entry(session, lead, outbound_entry(message, touch, zone, step=step,
+                                                                          lead_zone=lead_zone))
 
     def _mirror_reply(self, session: Session, lead: Lead, event: OutboxEvent) -> None:
         payload = event.payload or {}
@@ -525,8 +557,8 @@ class SlackPoster:
             return
         requested = payload.get("requested_time")
         requested_at = datetime.fromisoformat(requested) if requested else None
-        message.slack_ts = self._post_entry(session, lead, inbound_entry(message, requested_at,
-                                                                        self.services.business.timezone))
+        message.slack_ts = self._post_entry(session, lead, inbound_entry(
+            message, requested_at, self.services.business.timezone, lead_zone=self._lead_zone(lead)))
 
     def _mirror_status(self, session: Session, lead: Lead, payload: dict) -> None:
         message = session.get(Message, payload.get("message_id")) if payload.get("message_id") else None
@@ -538,7 +570,9 @@ class SlackPoster:
             # A `!reply`: the member's own message shows the words; the bot only says how it fared.
             entry = thread_reply_status(message)
         else:
-            entry = outbound_entry(message, touch, self.services.business.timezone)
+            entry = outbound_entry(message, touch, self.services.business.timezone,
+                                   step=self._step_label(session, touch) if touch else None,
+                                   lead_zone=self._lead_zone(lead))
         if message.slack_ts and lead.slack_channel:
             self._update(lead.slack_channel, message.slack_ts, thread_entry_text(entry), thread_entry_blocks(entry))
             return
@@ -562,7 +596,8 @@ class SlackPoster:
         ).first()
         return call_task_view(task, lead, automation=automation_of(open_enrollments),
                               zone=self.services.business.timezone, last_reply=last_reply,
-                              logged_by=self._outcome_logger(session, task), mention_to=mention_to)
+                              logged_by=self._outcome_logger(session, task), mention_to=mention_to,
+                              lead_zone=self._lead_zone(lead))
 
     @staticmethod
     def _outcome_logger(session: Session, task: CallTask) -> str | None:
@@ -579,17 +614,26 @@ class SlackPoster:
         return None
 
     def _post_call_task(self, session: Session, lead: Lead, payload: dict) -> None:
+        """Post a call task once, in the channel where people act on it, and one line about it in the thread.
+
+        A task already finished before it reached Slack is shown whole in the thread only.
+        """
         task = session.get(CallTask, payload.get("call_task_id")) if payload.get("call_task_id") else None
         if task is None:
             raise SlackRefused(f"call task {payload.get('call_task_id')} does not exist")
         channel, card_ts = self._ensure_card(session, lead)
         view = self._task_view(session, task, lead, mention_to=self._alert_mention(lead))
+        live = task.status in (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)
         if not task.slack_thread_ts:
-            quiet = replace(view, mention=None)  # the channel copy pings; the thread copy need not twice
             task.slack_channel = channel
-            task.slack_thread_ts = self._post(channel, call_task_text(quiet), call_task_blocks(quiet), thread_ts=card_ts,
+            if live:
+                text, blocks = call_task_pointer_text(view), call_task_pointer_blocks(view)
+            else:
+                quiet = replace(view, mention=None)
+                text, blocks = call_task_text(quiet), call_task_blocks(quiet)
+            task.slack_thread_ts = self._post(channel, text, blocks, thread_ts=card_ts,
                                               key=f"call_task:{task.id}:thread")
-        if not task.slack_channel_ts and task.status in (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED):
+        if not task.slack_channel_ts and live:
             task.slack_channel_ts = self._post(channel, call_task_text(view), call_task_blocks(view),
                                                key=f"call_task:{task.id}:channel")
 
@@ -603,12 +647,20 @@ class SlackPoster:
             self._post_call_task(session, lead, {"call_task_id": task.id})
         else:
             view = self._task_view(session, task, lead, mention_to=self._alert_mention(lead))
-            for ts, shown in ((task.slack_thread_ts, replace(view, mention=None)), (task.slack_channel_ts, view)):
-                if ts:
-                    self._update(channel, ts, call_task_text(shown), call_task_blocks(shown))
+            if task.slack_channel_ts:
+                self._update(channel, task.slack_channel_ts, call_task_text(view), call_task_blocks(view))
+            if task.slack_thread_ts:
+                if task.slack_channel_ts:
+                    text, blocks = call_task_pointer_text(view), call_task_pointer_blocks(view)
+                else:
+                    quiet = replace(view, mention=None)
+                    text, blocks = call_task_text(quiet), call_task_blocks(quiet)
+                self._update(channel, task.slack_thread_ts, text, blocks)
         if task.status == CallTaskStatus.DONE:
+            consequence = payload.get("consequence")
             entry = call_outcome_entry(task, logged_by=self._outcome_logger(session, task),
-                                       zone=self.services.business.timezone)
+                                       zone=self.services.business.timezone, lead_zone=self._lead_zone(lead),
+                                       consequence=str(consequence) if consequence else None)
             self._post_entry(session, lead, entry)
 
 

@@ -9,8 +9,12 @@ from typing import Iterable, Sequence as Seq
 
 import phonenumbers
 
+from bot.business import Business
+from bot.display import team_time
 from bot.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
-from bot.render_context import format_local
+from bot.planning import PHONE_CHANNELS
+from bot.playbook import Channel, Sequence, default_sequence_label, step_label
+from bot.send_times import QUIET_HOURS, wait_reason
 from bot.states import CallTaskStatus, EnrollmentState, TouchStatus
 
 #: Steps that are bookkeeping, not something sent to the lead: not counted in "touch N of M".
@@ -29,16 +33,20 @@ class Automation(StrEnum):
 
 @dataclass(frozen=True)
 class SequenceProgress:
-    """Where the lead is in its sequence: 'touch N of M, next: <step> <channel> at <time>'."""
+    """Where the lead is in its sequence: 'touch N of M, next: <step> <channel> at <time>', in words people read."""
 
+    #: The playbook's label ("Standard follow-up"), never its file name.
     sequence: str
     state: str
     reason: str
     done: int
     total: int
+    #: The next step's label ("Day-1 check-in text"), never its id.
     next_step: str | None = None
     next_channel: str | None = None
     next_at: str | None = None
+    #: Why the next touch waits past its playbook time ("quiet hours"), when it does.
+    next_wait: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,8 @@ class OutboundEntry:
     channel: str
     text: str
     status: str
-    step_id: str | None = None
+    #: The step's label ("First text"); None for a message a person wrote.
+    step: str | None = None
     subject: str | None = None
     author: str | None = None
     error_code: str | None = None
@@ -86,6 +95,8 @@ class InboundEntry:
     subject: str | None = None
     requested_time: str | None = None
     at: str | None = None
+    #: The stored message, so a long email can be opened whole.
+    message_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,8 @@ class FailureEntry:
 
     channel: str
     error: str
-    step_id: str | None = None
+    #: The step's label ("First text").
+    step: str | None = None
     mention: str | None = None
 
 
@@ -125,6 +137,8 @@ class CallOutcomeEntry:
     logged_by: str | None
     notes: str = ""
     callback_at: str | None = None
+    #: What follows from it for the lead's follow-up ("left voicemail; sequence continues").
+    consequence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,8 +212,9 @@ def mention(target: str | None) -> str | None:
     return f"<@{target}>"
 
 
-def _local(moment: datetime | None, zone: tzinfo) -> str | None:
-    return format_local(moment, zone) if moment is not None else None
+def _local(moment: datetime | None, zone: tzinfo, lead_zone: tzinfo | str | None = None) -> str | None:
+    """A time as the team reads it (bot.display.team_time), the lead's beside it when theirs differs."""
+    return team_time(moment, zone, lead_zone) if moment is not None else None
 
 
 def automation_of(enrollments: Iterable[Enrollment]) -> Automation:
@@ -213,30 +228,43 @@ def automation_of(enrollments: Iterable[Enrollment]) -> Automation:
 
 
 def sequence_progress(
-    enrollment: Enrollment | None, touches: Seq[Touch], zone: tzinfo, *, wont_run: frozenset[str] = frozenset()
+    enrollment: Enrollment | None, touches: Seq[Touch], zone: tzinfo, *, wont_run: frozenset[str] = frozenset(),
+    playbook: Sequence | None = None, business: Business | None = None, lead_zones: tuple[str, ...] = (),
 ) -> SequenceProgress | None:
-    """Count the touches of one enrollment carried out, of those that can still reach the lead, and name the next.
+    """Count the touches of one enrollment carried out, of those that apply to this lead, and name the next.
 
     `wont_run` names steps that will be skipped for this lead as things stand (no email for an
     email step, an alternative for leads without email...): they are neither counted nor next.
+    A touch carried out counts whether it was delivered or failed, so N only ever grows.
+    `playbook` gives the words people read; `business` and `lead_zones` say why the next touch waits.
     """
     if enrollment is None:
         return None
     own = [t for t in touches if t.enrollment_id == enrollment.id and t.channel not in NOT_A_TOUCH
            and t.status not in (TouchStatus.SKIPPED, TouchStatus.CANCELLED)
            and not (t.status == TouchStatus.SCHEDULED and t.step_id in wont_run)]
-    done = sum(1 for t in own if t.status == TouchStatus.SENT)
+    done = sum(1 for t in own if t.status in (TouchStatus.SENT, TouchStatus.FAILED))
     upcoming = sorted((t for t in own if t.status == TouchStatus.SCHEDULED), key=lambda t: (t.due_at, t.position))
     following = upcoming[0] if upcoming and enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED) else None
+    lead_zone = lead_zones[0] if lead_zones else None
+    next_at = next_wait = None
+    if following is not None:
+        phone = Channel(following.channel) in PHONE_CHANNELS if following.channel in tuple(Channel) else False
+        if business is not None and following.planned_at is not None:
+            next_wait = wait_reason(following.due_at, following.planned_at, business=business,
+                                    respect_lead_daytime=phone, lead_timezones=lead_zones)
+        first = "lead" if next_wait and next_wait.startswith(QUIET_HOURS) else "business"
+        next_at = team_time(following.due_at, zone, lead_zone, first=first)
     return SequenceProgress(
-        sequence=enrollment.sequence_name,
+        sequence=playbook.label if playbook is not None else default_sequence_label(enrollment.sequence_name),
         state=str(enrollment.state),
         reason=enrollment.state_reason or "",
         done=done,
         total=len(own),
-        next_step=following.step_id if following else None,
+        next_step=step_label(playbook, following.step_id) if following else None,
         next_channel=following.channel if following else None,
-        next_at=_local(following.due_at, zone) if following else None,
+        next_at=next_at,
+        next_wait=next_wait,
     )
 
 
@@ -255,9 +283,13 @@ def lead_card(
     appointment: Appointment | None,
     zone: tzinfo,
     wont_run: frozenset[str] = frozenset(),
+    playbook: Sequence | None = None,
+    business: Business | None = None,
+    lead_zones: tuple[str, ...] = (),
 ) -> LeadCard:
     """The card for a lead, with the progress of the enrollment `shown_enrollment` picks."""
     shown = shown_enrollment(enrollments)
+    lead_zone = lead_zones[0] if lead_zones else None
     open_ones = [e for e in enrollments if e.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)]
     return LeadCard(
         lead_id=lead.id,
@@ -271,8 +303,10 @@ def lead_card(
         owner=lead.owner,
         automation=automation_of(open_ones),
         can_reply=lead.sms_allowed or lead.email_allowed,
-        progress=sequence_progress(shown, touches, zone, wont_run=wont_run),
-        appointment_at=_local(appointment.start_at, zone) if appointment and appointment.status == "booked" else None,
+        progress=sequence_progress(shown, touches, zone, wont_run=wont_run, playbook=playbook, business=business,
+                                   lead_zones=lead_zones),
+        appointment_at=(_local(appointment.start_at, zone, lead_zone)
+                        if appointment and appointment.status == "booked" else None),
         unreachable=_unreachable(lead),
     )
 
@@ -288,17 +322,19 @@ def _unreachable(lead: Lead) -> str | None:
     return "; ".join(reasons) or None
 
 
-def outbound_entry(message: Message, touch: Touch | None, zone: tzinfo) -> OutboundEntry:
+def outbound_entry(message: Message, touch: Touch | None, zone: tzinfo, *, step: str | None = None,
+                   lead_zone: tzinfo | str | None = None) -> OutboundEntry:
+    """A message to the lead; `step` is the label of the touch it carried (bot.playbook.step_label)."""
     return OutboundEntry(
         message_id=message.id,
         channel=message.channel,
         text=message.body,
         status=message.status,
-        step_id=touch.step_id if touch else None,
+        step=(step or step_label(None, touch.step_id)) if touch else None,
         subject=message.subject,
         author=message.author if touch is None else None,
         error_code=message.error_code,
-        at=_local(message.created_at, zone),
+        at=_local(message.created_at, zone, lead_zone),
     )
 
 
@@ -313,22 +349,26 @@ def thread_reply_status(message: Message) -> ThreadReplyStatus:
                              error_code=message.error_code, error=str(error) if error else None)
 
 
-def touch_entry(touch: Touch, zone: tzinfo) -> OutboundEntry:
+def touch_entry(touch: Touch, zone: tzinfo, *, step: str | None = None,
+                lead_zone: tzinfo | str | None = None) -> OutboundEntry:
     """A sent touch whose message row is missing (should not happen; shown from the touch itself)."""
     return OutboundEntry(
         message_id=None, channel=touch.channel, text=touch.body_text or "", status=str(touch.status),
-        step_id=touch.step_id, subject=touch.subject, at=_local(touch.sent_at, zone),
+        step=step or step_label(None, touch.step_id), subject=touch.subject,
+        at=_local(touch.sent_at, zone, lead_zone),
     )
 
 
-def inbound_entry(message: Message, requested_time: datetime | None, zone: tzinfo) -> InboundEntry:
+def inbound_entry(message: Message, requested_time: datetime | None, zone: tzinfo, *,
+                  lead_zone: tzinfo | str | None = None) -> InboundEntry:
     return InboundEntry(
         channel=message.channel,
         text=message.body,
         classification=message.classification,
         subject=message.subject,
-        requested_time=_local(requested_time, zone),
-        at=_local(message.created_at, zone),
+        requested_time=_local(requested_time, zone, lead_zone),
+        at=_local(message.created_at, zone, lead_zone),
+        message_id=message.id,
     )
 
 
@@ -341,6 +381,7 @@ def call_task_view(
     last_reply: str | None = None,
     logged_by: str | None = None,
     mention_to: str | None = None,
+    lead_zone: tzinfo | str | None = None,
 ) -> CallTaskView:
     return CallTaskView(
         task_id=task.id,
@@ -357,23 +398,25 @@ def call_task_view(
         call_script=task.call_script,
         voicemail_script=task.voicemail_script,
         automation=automation,
-        due_at=_local(task.due_at, zone),
-        requested_time=_local(task.requested_time, zone),
+        due_at=_local(task.due_at, zone, lead_zone),
+        requested_time=_local(task.requested_time, zone, lead_zone),
         last_reply=last_reply,
         claimed_by=task.claimed_by,
         outcome=task.outcome,
         notes=task.notes,
         logged_by=logged_by or (task.claimed_by if task.status == CallTaskStatus.DONE else None),
-        callback_at=_local(task.callback_at, zone),
+        callback_at=_local(task.callback_at, zone, lead_zone),
         mention=mention_to if task.status == CallTaskStatus.OPEN else None,
     )
 
 
-def call_outcome_entry(task: CallTask, *, logged_by: str | None, zone: tzinfo) -> CallOutcomeEntry:
+def call_outcome_entry(task: CallTask, *, logged_by: str | None, zone: tzinfo,
+                       lead_zone: tzinfo | str | None = None, consequence: str | None = None) -> CallOutcomeEntry:
     return CallOutcomeEntry(
         task_id=task.id,
         outcome=task.outcome or "",
         logged_by=logged_by or task.claimed_by,
         notes=task.notes,
-        callback_at=_local(task.callback_at, zone),
+        callback_at=_local(task.callback_at, zone, lead_zone),
+        consequence=consequence,
     )

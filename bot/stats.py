@@ -26,6 +26,8 @@ T = TypeVar("T")
 FAILED_DELIVERY = frozenset({"failed", "undelivered", "bounce", "dropped"})
 #: Inbound messages that are not a person answering.
 NOT_A_REPLY = "auto_reply"
+#: How a reply saying "I booked" is classified: a booking the lead reports counts as one.
+SELF_REPORTED_BOOKING = "booked"
 #: Stages in which nobody needs to do anything more for a lead.
 CLOSED_STAGES = (Stage.LOST, Stage.OPTED_OUT)
 OPEN_CALL_STATES = (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)
@@ -57,22 +59,44 @@ def rate(part: int, whole: int) -> float | None:
 
 
 @dataclass(frozen=True)
-class ReplyOrigin:
-    """How many first replies came after this touch (the last one sent before the reply)."""
+class TouchResult:
+    """One playbook step over the period's leads: how many got it, and how many replied or booked after it.
 
+    A reply or booking is credited to the last touch sent before it (the lead's first reply; the
+    first booking, whether made by the team, by a calendar or reported by the lead).
+    """
+
+    sequence: str
     step_id: str
     position: int
+    sent: int
     replies: int
+    bookings: int = 0
+
+    @property
+    def reply_rate(self) -> float | None:
+        return rate(self.replies, self.sent)
+
+    @property
+    def booking_rate(self) -> float | None:
+        return rate(self.bookings, self.sent)
 
 
 @dataclass(frozen=True)
-class SubjectOrigin:
-    """How many first replies came after an email touch sent with this subject option."""
+class SubjectResult:
+    """One subject option of an email step: how many got it, and how many first replies followed it."""
 
+    sequence: str
     step_id: str
     option: int
-    subject: str
+    #: One subject as it went out, for when the playbook no longer has the option's template text.
+    sent_subject: str
+    sent: int
     replies: int
+
+    @property
+    def reply_rate(self) -> float | None:
+        return rate(self.replies, self.sent)
 
 
 @dataclass(frozen=True)
@@ -95,9 +119,10 @@ class LeadStats:
     speed_to_lead_p90: timedelta | None
     #: Contacted leads who wrote back afterwards (automatic replies do not count).
     replied: int
+    #: Leads who booked: an appointment not cancelled, or their own word that they booked.
     booked: int
-    replies_by_touch: tuple[ReplyOrigin, ...]
-    replies_by_subject: tuple[SubjectOrigin, ...]
+    by_touch: tuple[TouchResult, ...]
+    by_subject: tuple[SubjectResult, ...]
     #: Messages sent in the period, by channel (every lead, not only the new ones).
     deliveries: tuple[ChannelDelivery, ...]
 
@@ -140,11 +165,9 @@ def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
 
     speeds = [max((first_touch[lead] - arrived[lead]).total_seconds(), 0.0) for lead in first_touch if lead in arrived]
     replied_after = _touch_before_reply(first_reply, sent_before)
-    booked = session.scalar(
-        select(func.count(func.distinct(Appointment.lead_id)))
-        .where(Appointment.lead_id.in_(cohort), Appointment.status != "cancelled")
-    ) or 0
-    by_touch, by_subject = _reply_origins(session, replied_after.values())
+    first_booking = _first_bookings(session, cohort)
+    booked_after = _touch_before_reply(first_booking, sent_before)
+    by_touch, by_subject = _touch_results(session, cohort, replied_after.values(), booked_after.values())
     return LeadStats(
         days=days,
         since=since,
@@ -153,9 +176,9 @@ def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
         speed_to_lead_median=_seconds(median(speeds)),
         speed_to_lead_p90=_seconds(percentile(speeds, 0.9)),
         replied=len(first_reply),
-        booked=booked,
-        replies_by_touch=by_touch,
-        replies_by_subject=by_subject,
+        booked=len(first_booking),
+        by_touch=by_touch,
+        by_subject=by_subject,
         deliveries=delivery_failures(session, since=since, until=now),
     )
 
@@ -176,27 +199,49 @@ def _touch_before_reply(
     return origins
 
 
-def _reply_origins(session: Session, touch_ids: Iterable[int]) -> tuple[tuple[ReplyOrigin, ...],
-                                                                         tuple[SubjectOrigin, ...]]:
-    counted = Counter(touch_ids)
-    if not counted:
-        return (), ()
-    touches = session.execute(
-        select(Touch.id, Touch.step_id, Touch.position, Touch.subject_option, Touch.subject)
-        .where(Touch.id.in_(list(counted)))
+def _first_bookings(session: Session, cohort) -> dict[int, datetime]:  # noqa: ANN001 - a select of lead ids
+    """When each lead first booked: an appointment made (not cancelled), or a reply saying they booked."""
+    first: dict[int, datetime] = {}
+    for lead_id, at in session.execute(
+        select(Appointment.lead_id, func.min(Appointment.created_at))
+        .where(Appointment.lead_id.in_(cohort), Appointment.status != "cancelled").group_by(Appointment.lead_id)
+    ).tuples():
+        first[lead_id] = at
+    for lead_id, at in session.execute(
+        select(Message.lead_id, func.min(Message.created_at))
+        .where(Message.lead_id.in_(cohort), Message.direction == "in", Message.classification == SELF_REPORTED_BOOKING)
+        .group_by(Message.lead_id)
+    ).tuples():
+        first[lead_id] = min(first.get(lead_id, at), at)
+    return first
+
+
+def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # noqa: ANN001
+                   booking_touches: Iterable[int]) -> tuple[tuple[TouchResult, ...], tuple[SubjectResult, ...]]:
+    """Per step and per subject option: sent to the period's leads, and the replies and bookings after it."""
+    replies, bookings = Counter(reply_touches), Counter(booking_touches)
+    rows = session.execute(
+        select(Touch.id, Enrollment.sequence_name, Touch.step_id, Touch.position, Touch.subject_option, Touch.subject)
+        .join(Enrollment, Enrollment.id == Touch.enrollment_id)
+        .where(Touch.lead_id.in_(cohort), Touch.status == TouchStatus.SENT, Touch.channel.in_(("sms", "email")))
     ).tuples().all()
-    steps: Counter[tuple[str, int]] = Counter()
-    subjects: Counter[tuple[str, int]] = Counter()
-    subject_text: dict[tuple[str, int], str] = {}
-    for touch_id, step_id, position, option, subject in touches:
-        steps[(step_id, position)] += counted[touch_id]
+    steps: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+    subjects: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+    sent_subject: dict[tuple[str, str, int], str] = {}
+    for touch_id, sequence, step_id, position, option, subject in rows:
+        counts = steps[(sequence, step_id, position)]
+        counts[0] += 1
+        counts[1] += replies[touch_id]
+        counts[2] += bookings[touch_id]
         if option is not None:
-            subjects[(step_id, option)] += counted[touch_id]
-            subject_text.setdefault((step_id, option), subject or "")
-    by_touch = tuple(ReplyOrigin(step, position, n) for (step, position), n
-                     in sorted(steps.items(), key=lambda item: (-item[1], item[0][1])))
-    by_subject = tuple(SubjectOrigin(step, option, subject_text[(step, option)], n) for (step, option), n
-                       in sorted(subjects.items(), key=lambda item: (-item[1], item[0])))
+            key = (sequence, step_id, option)
+            subjects[key][0] += 1
+            subjects[key][1] += replies[touch_id]
+            sent_subject.setdefault(key, subject or "")
+    by_touch = tuple(TouchResult(sequence, step, position, *counts) for (sequence, step, position), counts
+                     in sorted(steps.items(), key=lambda item: (item[0][0], item[0][2])))
+    by_subject = tuple(SubjectResult(sequence, step, option, sent_subject[(sequence, step, option)], *counts)
+                       for (sequence, step, option), counts in sorted(subjects.items()))
     return by_touch, by_subject
 
 

@@ -25,12 +25,12 @@ from bot.lead_actions import (
     resume_lead,
     snooze_call_task,
 )
-from bot.models import CallTask, Lead
+from bot.models import CallTask, Lead, Message
 from bot.rules import CallOutcome
 from bot.services import Services
-from bot.slack_blocks import ActionId
+from bot.slack_blocks import ActionId, escape
 from bot.slack_home import when
-from bot.slack_modals import ModalOrigin, book_modal, log_outcome_modal, reply_modal
+from bot.slack_modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal
 from bot.states import CallTaskStatus
 from handlers.slack_edge import (
     Click,
@@ -62,6 +62,7 @@ def register(app: App) -> None:
     app.action(str(ActionId.TASK_BOOKED))(on_task_booked)
     app.action(str(ActionId.TASK_LOG_OUTCOME))(on_task_log_outcome)
     app.action(str(ActionId.TASK_SNOOZE))(task_change(_snooze, answer=_snoozed_until))
+    app.action(str(ActionId.EMAIL_OPEN))(on_email_open)
 
 
 # --- what the buttons do to a lead ----------------------------------------------------------------
@@ -257,3 +258,26 @@ def on_lead_reply(ack: Ack, body: dict[str, Any], action: dict[str, Any], client
 def _open_channels(lead: Lead) -> list[str]:
     """The channels a team reply may still use: consent given, not opted out, reachable."""
     return [channel for channel, allowed in (("sms", lead.sms_allowed), ("email", lead.email_allowed)) if allowed]
+
+
+def on_email_open(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                  context: BoltContext) -> None:
+    """Show a whole email of a lead's thread in a modal (the thread shows its subject and first line)."""
+    ack()
+    click = Click.read(body, action)
+    services = services_of(context)
+    with services.session_factory() as session:
+        message = session.get(Message, click.target_id) if click.target_id is not None else None
+        lead = session.get(Lead, message.lead_id) if message is not None else None
+        if message is None or lead is None or message.channel != "email":
+            view = None
+        else:
+            who = plain_name(lead)
+            heading = (f":incoming_envelope: *Email from {escape(who)}*" if message.direction == "in"
+                       else f":outbox_tray: *Email to {escape(who)}*")
+            view = email_modal(heading, message.subject, message.body)
+    if view is None:
+        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+             text="This email is no longer stored.")
+        return
+    client.views_open(trigger_id=click.trigger_id, view=view)

@@ -110,7 +110,8 @@ def run(command: Command, services: Services, *, user: str, admins: frozenset[st
         case ShowStats():
             with services.session_factory() as session:
                 stats = lead_stats(session, now=services.clock.now(), days=command.days)
-            return Answer(f"followup stats for the last {command.days} days", stats_blocks(stats))
+            return Answer(f"followup stats for the last {command.days} days",
+                          stats_blocks(stats, services.playbooks.get))
         case BookLead():
             return _book(command, services, actor)
         case OnLead(verb=LeadVerb.SHOW):
@@ -171,7 +172,7 @@ def _list(command: ListLeads, services: Services, user: str) -> Answer:
 def _show(command: OnLead, services: Services, client: WebClient) -> Answer:
     with services.session_factory() as session:
         lead = one_lead(session, command.lead, default_region=services.default_region)
-        detail = lead_detail(session, lead)
+        detail = lead_detail(session, lead, services.playbooks.get)
         card = (lead.slack_channel, lead.slack_ts)
     blocks = lead_detail_blocks(detail, services.business.timezone)
     link = _card_link(client, *card)

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from bot.slack_app import SLACK_EVENTS_PATH
-from bot.slack_blocks import ActionId, ModalCallback, call_task_blocks, lead_card_blocks
-from bot.slack_views import Automation, CallTaskView, LeadCard
+from bot.slack_blocks import ActionId, ModalCallback, call_task_blocks, lead_card_blocks, thread_entry_blocks
+from bot.slack_views import Automation, CallTaskView, LeadCard, OutboundEntry
 from tests.handlers.conftest import (  # noqa: F401 - the Slack workspace fixtures, shared with tests/handlers
     ALICE,
     LEADS,
@@ -35,7 +35,8 @@ def manifest_events() -> list[str]:
 
 
 def action_ids_in(blocks: list[dict]) -> set[str]:
-    return {element["action_id"] for block in blocks if block["type"] == "actions" for element in block["elements"]}
+    found = {element["action_id"] for block in blocks if block["type"] == "actions" for element in block["elements"]}
+    return found | {block["accessory"]["action_id"] for block in blocks if "action_id" in block.get("accessory", {})}
 
 
 def card(automation: Automation, **changes) -> LeadCard:
@@ -55,6 +56,8 @@ def test_every_action_id_the_bot_posts_is_a_known_one_and_every_known_one_is_pos
     for automation in Automation:
         posted |= action_ids_in(lead_card_blocks(card(automation)))
         posted |= action_ids_in(call_task_blocks(task(automation)))
+    email = OutboundEntry(message_id=1, channel="email", subject="Hi", text="Hi Dana,\nthe rest", status="sent")
+    posted |= action_ids_in(thread_entry_blocks(email))
 
     assert posted == {str(action) for action in ActionId}
 

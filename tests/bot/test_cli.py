@@ -34,17 +34,49 @@ def test_check_names_the_file_and_line_of_a_broken_business_file(env, monkeypatc
 
 
 def test_preview_shows_each_touch_in_business_and_lead_time_with_its_text(env, capsys):
-    assert main(["preview", "--lead", "name=Sam Ortiz,phone=+14155552671", "--start", "2026-11-25T09:00-06:00"]) == 0
+    assert main(["preview", "--lead", "name=Sam Ortiz,phone=+14155552671", "--start", "2026-11-25T11:00-06:00"]) == 0
     out = capsys.readouterr().out
-    assert "Sam" in out and "business" in out and "| lead" in out
-    assert "PST" in out and "CST" in out  # the lead is in California, the clinic in Chicago
+    assert "Sam" in out and "business" in out
+    # The lead is in California, the clinic in Chicago: each time shows both clocks, labelled.
+    assert "1. First text [instant_sms, sms]  Wed, Nov 25 at 11:00 AM CST (9:00 AM PST their time)" in out
     assert "Reply STOP to opt out" in out
 
 
 def test_preview_of_reminders_counts_back_from_the_appointment(env, capsys):
     assert main(["preview", "--sequence", "appointment_reminders", "--start", "2026-11-25T09:00-06:00",
                  "--appointment", "2026-11-30T10:00-06:00", "--brief"]) == 0
-    assert "appointment Mon Nov 30 10:00" in capsys.readouterr().out
+    assert "appointment Mon, Nov 30 at 10:00 AM CST" in capsys.readouterr().out
+
+
+def test_preview_shows_what_this_lead_gets_and_lists_the_rest_as_skipped_with_the_reason(env, capsys):
+    # A text-only lead: no email at all, so no email renders and only the day-7 text applies.
+    assert main(["preview", "--lead", "name=Sam Ortiz,phone=+14155552671,email=",
+                 "--start", "2026-11-25T09:00-06:00"]) == 0
+    out = capsys.readouterr().out
+    shown, _, skipped = out.partition("skipped for this lead")
+    assert "Subject:" not in shown and "Thank-you email [" not in shown
+    assert "Day-7 keep-in-touch text [day7_nurture_sms, sms]" in shown
+    assert "Day-7 keep-in-touch email [" not in shown
+    assert "- Thank-you email (same_day_email, email): lead has no email address" in skipped
+    assert "- Day-7 keep-in-touch email (day7_nurture_email, email): lead has no email address" in skipped
+
+
+def test_preview_of_a_lead_with_email_sends_the_day7_email_not_the_text(env, capsys):
+    assert main(["preview", "--start", "2026-11-25T09:00-06:00", "--brief"]) == 0
+    shown, _, skipped = capsys.readouterr().out.partition("skipped for this lead")
+    assert "Day-7 keep-in-touch email [" in shown and "Day-7 keep-in-touch text [" not in shown
+    assert "Day-7 keep-in-touch text (day7_nurture_sms, sms): lead gets this by email instead" in skipped
+
+
+def test_preview_says_why_a_night_leads_first_text_waits(env, capsys):
+    assert main(["preview", "--lead", "phone=+13125550142", "--start", "2026-11-24T23:30-06:00", "--brief"]) == 0
+    out = capsys.readouterr().out
+    assert "1. First text [instant_sms, sms]  Wed, Nov 25 at 8:00 AM CST  (waits: quiet hours" in out
+
+
+def test_preview_refuses_a_lead_left_with_no_way_to_reach_them(env, capsys):
+    assert main(["preview", "--lead", "phone=,email="]) == 1
+    assert "give at least one way to reach the lead" in capsys.readouterr().err
 
 
 def test_preview_refuses_a_time_without_an_offset(env, capsys):

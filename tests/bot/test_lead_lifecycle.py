@@ -169,7 +169,7 @@ def test_the_whole_sequence_runs_in_order_and_ends_in_nurture(services, clock, s
         states = {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}
         assert states["default"] == "stopped" or states["default"] == "completed"
         assert states["nurture"] == "active"
-        assert session.scalars(select(CallTask)).one().reason.startswith("scheduled follow-up call")
+        assert session.scalars(select(CallTask)).one().reason == "First call: scheduled follow-up call"
     assert email.sent and all("https://followup.example.com/u/" in m.text for m in email.sent)
     assert all(m.headers["List-Unsubscribe"].startswith("<https://followup.example.com/u/") for m in email.sent)
 

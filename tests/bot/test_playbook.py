@@ -100,6 +100,39 @@ def test_a_valid_sequence_loads_as_typed_steps(sequences, templates):
     assert sequence.step("first_call") is sequence.steps[2]
 
 
+def test_steps_and_playbooks_carry_the_labels_people_read(sequences, templates):
+    labelled = GOOD.replace("name: seq\n", "name: seq\nlabel: New-patient follow-up\n").replace(
+        "- id: instant_sms\n", "- id: instant_sms\n  label: First text\n")
+    sequence = load(sequences, templates, labelled)
+    assert sequence.label == "New-patient follow-up"
+    assert sequence.steps[0].label == "First text"
+
+
+@pytest.mark.parametrize(("step_text", "label"), [
+    ("{id: a, after: 0s, channel: sms, template: t/text}", "Same-day text"),
+    ("{id: a, after: 15m, channel: email, template: t/mail, subjects: [Hi]}", "Same-day email"),
+    ("{id: a, after: 1d2h, channel: call_task, template: t/call}", "Day-1 call"),
+    ("{id: a, after: 3d, channel: email, template: t/mail, subjects: [Hi]}", "Day-3 email"),
+    ("{id: a, after: 7d, channel: stage, stage: nurture}", "Move to nurture"),
+    ("{id: a, before: 24h, channel: sms, template: t/text}", "Text 1d before the appointment"),
+])
+def test_a_step_without_a_label_gets_one_from_its_channel_and_day(sequences, templates, step_text, label):
+    sequence = load(sequences, templates, HEADER + f"  - {step_text}\n")
+    assert sequence.steps[0].label == label
+    assert sequence.label == "Seq"  # a playbook without a label reads as its name in words
+
+
+def test_every_shipped_step_and_playbook_has_its_own_label():
+    from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
+
+    for name in list_sequences(SHIPPED_SEQUENCES):
+        text = (SHIPPED_SEQUENCES / f"{name}.yml").read_text()
+        sequence = load_sequence(name, sequences_dir=SHIPPED_SEQUENCES, templates_dir=SHIPPED_TEMPLATES)
+        assert f"\nlabel: {sequence.label}\n" in text
+        for step in sequence.steps:
+            assert f"label: {step.label}\n" in text and step.label != step.id
+
+
 def test_email_subjects_are_exposed_in_order_and_take_turns(sequences, templates):
     email = load(sequences, templates, GOOD).step("same_day_email")
     assert email.subjects == ("Thanks, {{ lead.first_name }}", "Your next step", "We got it")
@@ -201,6 +234,12 @@ def step(body: str) -> str:
         pytest.param(HEADER + "  []\n", 3, "steps must be a non-empty list", "add at least one step", id="empty-steps"),
         pytest.param("name: seq\ndescription: x\n", 1, "missing required key 'steps'", "add `steps:`", id="no-steps"),
         pytest.param(step("  - just text\n"), 4, "each step must be a mapping", "- id:", id="step-not-mapping"),
+        pytest.param(step("  - id: a\n    label: [not, text]\n    after: 0s\n    channel: stage\n    stage: lost\n"),
+                     5, "label must be a line of text", "label: \"Day-1 check-in text\"", id="label-not-text"),
+        pytest.param(step("  - id: a\n    label: " + "x" * 61 + "\n    after: 0s\n    channel: stage\n    stage: lost\n"),
+                     5, "label is 61 characters", "shorten it", id="label-too-long"),
+        pytest.param(step("  - id: a\n    title: First text\n    after: 0s\n    channel: stage\n    stage: lost\n"),
+                     5, "unknown step key 'title'", "did you mean `label`?", id="title-for-label"),
         pytest.param("name: other\nsteps:\n  - {id: a, after: 0s, channel: stage, stage: lost}\n",
                      1, "name 'other' differs from the file name 'seq.yml'", "name: seq", id="name-mismatch"),
     ],

@@ -199,3 +199,54 @@ def test_the_interval_arithmetic_agrees_with_a_quarter_hour_walk_over_a_year():
             assert not _allowed_on_the_wall_clock(walk, shop, zones), (earliest, walk)
             walk += step
         earliest += timedelta(hours=7, minutes=13)
+
+
+# --- why a touch waits --------------------------------------------------------------------------
+
+
+def _wait(planned: datetime, *, phone: bool, zones: tuple[str, ...]) -> tuple[datetime, str | None]:
+    from bot.business import load_business
+    from bot import SHIPPED_SEQUENCES
+    from bot.send_times import next_send_time, wait_reason
+
+    business = load_business(SHIPPED_SEQUENCES / "business.yml")  # Chicago, Mon-Sat 08:00-20:00, US holidays
+    due = next_send_time(planned, business=business, respect_lead_daytime=phone, lead_timezones=zones)
+    return due, wait_reason(due, planned, business=business, respect_lead_daytime=phone, lead_timezones=zones)
+
+
+def test_a_text_held_for_the_leads_night_is_explained_as_quiet_hours():
+    from zoneinfo import ZoneInfo
+
+    # The clinic is open at 8:30 AM in Chicago, but it is 6:30 AM for a lead in Los Angeles: wait for 8 AM there.
+    planned = datetime(2027, 3, 2, 8, 30, tzinfo=ZoneInfo("America/Chicago"))  # 6:30 AM in Los Angeles
+    due, why = _wait(planned, phone=True, zones=("America/Los_Angeles",))
+    assert due == datetime(2027, 3, 2, 10, 0, tzinfo=ZoneInfo("America/Chicago"))
+    assert why == "quiet hours"
+
+
+def test_a_night_lead_waits_for_quiet_hours_and_opening_time():
+    from zoneinfo import ZoneInfo
+
+    planned = datetime(2027, 3, 2, 23, 30, tzinfo=ZoneInfo("America/Chicago"))
+    due, why = _wait(planned, phone=True, zones=("America/Chicago",))
+    assert due == datetime(2027, 3, 3, 8, 0, tzinfo=ZoneInfo("America/Chicago"))
+    assert why == "quiet hours and outside business hours (Mon-Sat 08:00-20:00)"
+
+
+def test_a_closed_sunday_and_a_holiday_are_named():
+    from zoneinfo import ZoneInfo
+
+    _, sunday = _wait(datetime(2027, 3, 7, 11, 0, tzinfo=ZoneInfo("America/Chicago")), phone=False,
+                      zones=("America/Chicago",))
+    assert sunday == "Lakeside Chiropractic is closed on Sundays"
+    _, holiday = _wait(datetime(2027, 7, 5, 11, 0, tzinfo=ZoneInfo("America/Chicago")), phone=False,
+                       zones=("America/Chicago",))
+    assert holiday is not None and holiday.startswith("Lakeside Chiropractic is closed for Independence Day")
+
+
+def test_a_touch_on_time_needs_no_reason():
+    from zoneinfo import ZoneInfo
+
+    _, why = _wait(datetime(2027, 3, 2, 11, 0, tzinfo=ZoneInfo("America/Chicago")), phone=True,
+                   zones=("America/Chicago",))
+    assert why is None

@@ -11,7 +11,9 @@ from slack_sdk.models.blocks import Block
 from bot.slack_blocks import (
     MODAL_CALLBACKS,
     ActionId,
+    bot_text,
     call_task_blocks,
+    call_task_pointer_blocks,
     call_task_text,
     clip,
     escape,
@@ -41,9 +43,9 @@ CARD = LeadCard(
     lead_id=7, name="Dana Lee", phone="+13125550142", phone_display="+1 312-555-0142", email="dana@example.com",
     source="website", first_message="Lower back pain, any openings?", stage="new", owner=None,
     automation=Automation.RUNNING, can_reply=True,
-    progress=SequenceProgress(sequence="default", state="active", reason="", done=1, total=7,
-                              next_step="same_day_email", next_channel="email",
-                              next_at="Wednesday, Nov 25 at 9:15 AM"),
+    progress=SequenceProgress(sequence="Standard follow-up", state="active", reason="", done=1, total=7,
+                              next_step="Thank-you email", next_channel="email",
+                              next_at="Wed, Nov 25 at 9:15 AM CST"),
 )
 TASK = CallTaskView(
     task_id=42, lead_id=7, lead_name="Dana Lee", phone="+13125550142", phone_display="+1 312-555-0142",
@@ -54,15 +56,15 @@ TASK = CallTaskView(
 )
 ENTRIES = [
     OutboundEntry(message_id=1, channel="sms", text="Hi Dana! Reply STOP to opt out.", status="queued",
-                  step_id="instant_sms", at="Wednesday, Nov 25 at 9:00 AM"),
+                  step="First text", at="Wed, Nov 25 at 9:00 AM CST"),
     OutboundEntry(message_id=2, channel="email", text="Thanks for reaching out", status="bounce",
-                  subject="Your next step", step_id="same_day_email", error_code="550"),
+                  subject="Your next step", step="Thank-you email", error_code="550"),
     OutboundEntry(message_id=3, channel="sms", text="See you then", status="delivered", author="U0ALICE"),
     InboundEntry(channel="sms", text="Can I come tomorrow at 3?", classification="asks_time",
                  requested_time="Thursday, Nov 26 at 3:00 PM"),
     DecisionEntry(text="replied; a person takes over", actor="the lead", mention="<@U0ALICE>"),
-    FailureEntry(channel="sms", error="invalid number (code 21211)", step_id="instant_sms"),
-    NeedsPersonEntry(text="It is not known whether instant_sms reached the lead", mention="<!subteam^S0ONCALL>"),
+    FailureEntry(channel="sms", error="invalid number (code 21211)", step="First text"),
+    NeedsPersonEntry(text="It is not known whether the first text reached the lead", mention="<!subteam^S0ONCALL>"),
     CallOutcomeEntry(task_id=42, outcome="left_voicemail", logged_by="U0BOB", notes="left the script"),
     ThreadReplyStatus(channel="sms", author="U0ALICE", status="delivered"),
     ThreadReplyStatus(channel="email", author="U0ALICE", status="failed", error_code="550", error="mailbox full"),
@@ -134,7 +136,7 @@ def test_the_card_shows_who_what_they_asked_where_they_stand_and_the_buttons():
     shown = text_of(blocks)
     for part in ("Dana Lee", "<tel:+13125550142|+1 312-555-0142>", "dana@example.com", "website",
                  "Lower back pain", "New", "unclaimed",
-                 "Touch 1 of 7", "next: *same_day_email* Email at Wednesday, Nov 25 at 9:15 AM"):
+                 "Standard follow-up · touch 1 of 7", "next: *Thank-you email* (Email) Wed, Nov 25 at 9:15 AM CST"):
         assert part in shown
     assert buttons(blocks) == {"lead_claim": "7", "lead_reply": "7", "lead_pause": "7", "lead_booked": "7",
                                "lead_not_interested": "7"}
@@ -158,11 +160,39 @@ def test_an_owned_card_names_the_owner():
     assert "<@U0ALICE>" in text_of(lead_card_blocks(replace(CARD, owner="U0ALICE")))
 
 
-@pytest.mark.parametrize("state, words", [("paused", "Automation paused"), ("stopped", "Sequence stopped"),
-                                          ("completed", "Sequence finished")])
+@pytest.mark.parametrize("state, words", [("paused", "Automation paused"), ("stopped", "Follow-up stopped"),
+                                          ("completed", "Standard follow-up finished")])
 def test_the_card_says_when_the_sequence_is_not_running(state, words):
     progress = replace(CARD.progress, state=state, reason="replied; a person takes over")
     assert words in text_of(lead_card_blocks(replace(CARD, progress=progress)))
+
+
+def test_the_card_is_compact_a_header_one_section_one_context_and_the_buttons():
+    blocks = lead_card_blocks(CARD)
+    assert [b["type"] for b in blocks] == ["header", "section", "context", "actions"]
+    long = lead_card_blocks(replace(CARD, first_message="My lower back hurts. " * 100))
+    assert len(long[1]["text"]["text"]) < 400  # what they asked is cut; the whole of it is in the thread
+
+
+def test_who_paused_is_a_real_mention_on_the_card_and_lead_text_in_a_reason_is_not():
+    paused = replace(CARD.progress, state="paused", reason="paused by <@U0ALICE>")
+    shown = text_of(lead_card_blocks(replace(CARD, progress=paused)))
+    assert "paused by <@U0ALICE>" in shown and "&lt;@U0ALICE&gt;" not in shown
+    assert bot_text("<!channel> <@U0EVIL> asked by <@U0ALICE>") == "&lt;!channel&gt; &lt;@U0EVIL&gt; asked by <@U0ALICE>"
+    assert bot_text("said <@U0EVIL> here") == "said &lt;@U0EVIL&gt; here"
+
+
+def test_a_wait_past_the_playbook_time_says_why():
+    progress = replace(CARD.progress, next_step="First text", next_channel="sms",
+                       next_at="Wed, Nov 25 at 8:00 AM EST their time (7:00 AM CST here)", next_wait="quiet hours")
+    shown = text_of(lead_card_blocks(replace(CARD, progress=progress)))
+    assert "next: *First text* (SMS) Wed, Nov 25 at 8:00 AM EST their time (7:00 AM CST here) — quiet hours" in shown
+
+
+def test_no_internal_id_shows_on_a_card_or_in_the_thread():
+    shown = text_of(lead_card_blocks(CARD)) + "".join(text_of(thread_entry_blocks(e)) for e in ENTRIES)
+    for internal in ("instant_sms", "same_day_email", "day1_call", "(default)"):
+        assert internal not in shown
 
 
 def test_lead_supplied_text_on_the_card_pings_no_one_and_links_nowhere():
@@ -193,9 +223,29 @@ def test_every_thread_entry_is_valid_block_kit_with_a_notification_text(entry):
 
 def test_a_sent_touch_shows_its_channel_text_and_delivery_status():
     shown = text_of(thread_entry_blocks(ENTRIES[0]))
-    assert "SMS sent" in shown and "instant_sms" in shown and "Reply STOP" in shown and "queued" in shown
+    assert "SMS sent" in shown and "First text" in shown and "Reply STOP" in shown and "queued" in shown
     email = text_of(thread_entry_blocks(ENTRIES[1]))
     assert "Your next step" in email and "bounce" in email and "550" in email
+
+
+def test_an_email_in_the_thread_is_its_subject_and_first_line_with_the_rest_a_click_away():
+    body = "Hi Dana,\n\nThanks for reaching out about your lower back.\n" + "More detail. " * 300
+    entry = replace(ENTRIES[1], text=body, status="delivered")
+    blocks = thread_entry_blocks(entry)
+    assert_valid(blocks)
+    shown = text_of(blocks)
+    assert "Your next step" in shown and "Hi Dana," in shown and "More detail" not in shown
+    [opener] = [b["accessory"] for b in blocks if "accessory" in b]
+    assert (opener["action_id"], opener["value"], opener["text"]["text"]) == ("email_open", "2", "Show full email")
+    reply = InboundEntry(channel="email", text="Yes please.\nThursday works.", classification="plain",
+                         subject="Re: Your next step", message_id=9)
+    assert buttons_or_accessories(thread_entry_blocks(reply)) == {"email_open": "9"}
+
+
+def buttons_or_accessories(blocks: list[dict]) -> dict[str, str]:
+    found = buttons(blocks)
+    found.update({b["accessory"]["action_id"]: b["accessory"]["value"] for b in blocks if "accessory" in b})
+    return found
 
 
 def test_a_team_reply_names_who_sent_it():
@@ -226,6 +276,12 @@ def test_alerts_mention_who_must_act():
 def test_a_call_outcome_says_what_happened_and_who_logged_it():
     shown = text_of(thread_entry_blocks(ENTRIES[7]))
     assert "Left voicemail" in shown and "logged by <@U0BOB>" in shown
+
+
+def test_a_call_outcome_says_what_follows_in_the_same_entry():
+    entry = replace(ENTRIES[7], consequence="left voicemail; sequence continues")
+    [block] = thread_entry_blocks(entry)
+    assert "Left voicemail* — logged by <@U0BOB> · left voicemail; sequence continues" in block["text"]["text"]
 
 
 @pytest.mark.parametrize("entry", [
@@ -299,6 +355,19 @@ def test_a_finished_call_task_shows_what_happened_and_no_buttons(change, words):
     assert_valid(blocks)
     assert not buttons(blocks)
     assert all(w in text_of(blocks) for w in words)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({}, "open — claim it in the channel"),
+    ({"status": "claimed", "claimed_by": "U0ALICE"}, "claimed by <@U0ALICE>"),
+    ({"status": "done", "outcome": "no_answer"}, "done: No answer"),
+])
+def test_the_thread_points_at_the_call_task_in_one_line(change, words):
+    blocks = call_task_pointer_blocks(replace(TASK, **change))
+    assert_valid(blocks)
+    assert [b["type"] for b in blocks] == ["context"] and not buttons(blocks)
+    assert words in text_of(blocks) and "asked a question" in text_of(blocks)
+    assert "Hi Dana, this is Sam" not in text_of(blocks)  # the scripts are on the task in the channel
 
 
 def test_pause_shows_on_a_task_while_automation_runs():

@@ -19,12 +19,16 @@ from bot.stats import (
     LeadStats,
     NextStep,
     Page,
-    ReplyOrigin,
+    TouchResult,
     StepKind,
-    SubjectOrigin,
+    SubjectResult,
 )
 
+from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
+from bot.services import Playbooks
+
 CHICAGO = ZoneInfo("America/Chicago")
+PLAYBOOKS = Playbooks(sequences_dir=SHIPPED_SEQUENCES, templates_dir=SHIPPED_TEMPLATES, default="default")
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 
 
@@ -119,15 +123,28 @@ def test_lead_details_are_valid_and_escaped():
 
 def test_stats_are_valid_block_kit():
     stats = LeadStats(7, NOW - timedelta(days=7), 12, 10, timedelta(seconds=40), timedelta(minutes=3), 4, 2,
-                      (ReplyOrigin("instant_sms", 0, 3), ReplyOrigin("same_day_email", 1, 1)),
-                      (SubjectOrigin("same_day_email", 0, "Thanks, <!channel>", 1),),
+                      (TouchResult("default", "instant_sms", 0, 10, 3, 1),
+                       TouchResult("default", "same_day_email", 1, 8, 1, 0)),
+                      (SubjectResult("default", "same_day_email", 0, "Thanks, Maria <!channel>", 4, 1),),
                       (ChannelDelivery("email", 8, 1), ChannelDelivery("sms", 20, 2)))
 
-    shown = str(valid(stats_blocks(stats)))
+    shown = str(valid(stats_blocks(stats, PLAYBOOKS.get)))
 
     assert "40 s" in shown and "3 min" in shown and "40%" in shown and "17%" in shown
-    assert "instant_sms (touch 1): 3" in shown and "option 1" in shown and "&lt;!channel&gt;" in shown
+    assert "First text: sent 10 · replies 3 of 10 (30%) · bookings 1 of 10 (10%)" in shown
+    assert "Thank-you email: sent 8 · replies 1 of 8 (12%)" in shown
+    # The subject option is named by its template text, never by one lead's subject.
+    assert "“Thanks for reaching out, {{ lead.first_name }}”: replies 1 of 4 (25%)" in shown
+    assert "Maria" not in shown and "instant_sms" not in shown
     assert "SMS: 2 failed of 20 (10%)" in shown
+
+
+def test_stats_of_a_playbook_gone_read_as_words_and_never_as_one_leads_subject():
+    stats = LeadStats(7, NOW - timedelta(days=7), 1, 1, None, None, 1, 0,
+                      (TouchResult("gone", "day2_text", 0, 1, 1, 0),),
+                      (SubjectResult("gone", "day2_mail", 1, "Hello <!channel> Maria", 1, 1),), ())
+    shown = str(valid(stats_blocks(stats, PLAYBOOKS.get)))
+    assert "Day2 text" in shown and "subject option 2" in shown and "Maria" not in shown
 
 
 @pytest.mark.parametrize(("span", "said"), [
@@ -139,4 +156,5 @@ def test_durations_read_as_people_say_them(span, said):
 
 
 def test_times_read_in_the_business_zone():
-    assert when(NOW, CHICAGO) == "Wed Nov 25, 9:00 AM"
+    assert when(NOW, CHICAGO) == "Wed, Nov 25 at 9:00 AM CST"
+    assert when(NOW, CHICAGO, "America/New_York") == "Wed, Nov 25 at 9:00 AM CST (10:00 AM EST their time)"

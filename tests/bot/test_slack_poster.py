@@ -167,7 +167,8 @@ def test_a_new_lead_gets_exactly_one_card_and_its_first_sms_in_the_thread(servic
     assert (lead.slack_channel, lead.slack_ts) == (slack.channel, card["ts"])
     assert "Dana Lee" in shown(card) and "Lower back pain" in shown(card)
     # Seven touches can reach a lead with a phone and an email (the SMS-only alternative is not counted).
-    assert "Touch 1 of 7" in shown(card) and "next: *same_day_email* Email at" in shown(card)
+    assert "Standard follow-up · touch 1 of 7" in shown(card) and "next: *Thank-you email* (Email) " in shown(card)
+    assert "instant_sms" not in shown(card) and "(default)" not in shown(card)
     [entry] = replies(slack, card["ts"])
     assert sms.sent[0].body.split("\n")[0][:40] in shown(entry) and "SMS sent" in shown(entry)
     with services.session_factory() as session:
@@ -277,7 +278,7 @@ def test_a_touch_that_failed_for_good_shows_in_the_thread(services, poster, slac
     poster.drain_once()
 
     thread = [shown(m) for m in replies(slack, lead_row(services, lead_id).slack_ts)]
-    assert any("SMS not sent" in t and "carrier refused" in t and "instant_sms" in t for t in thread)
+    assert any("SMS not sent" in t and "carrier refused" in t and "First text" in t for t in thread)
 
 
 def test_a_send_of_unknown_outcome_asks_a_person_and_pings_oncall(services, poster, slack, sms):
@@ -289,7 +290,7 @@ def test_a_send_of_unknown_outcome_asks_a_person_and_pings_oncall(services, post
 
     thread = [m for m in replies(slack, lead_row(services, lead_id).slack_ts)]
     [alert] = [m for m in thread if "Needs a person" in shown(m)]
-    assert f"<!subteam^{ONCALL}>" in alert["text"] and "instant_sms" in shown(alert)
+    assert f"<!subteam^{ONCALL}>" in alert["text"] and "the first text" in shown(alert)
 
 
 def test_a_deleted_card_is_posted_again_when_the_lead_changes(services, poster, slack):
@@ -309,7 +310,7 @@ def test_a_deleted_card_is_posted_again_when_the_lead_changes(services, poster, 
 # --- call tasks ---------------------------------------------------------------------------------
 
 
-def test_a_call_task_appears_in_the_thread_and_the_channel_with_the_oncall_mention(services, poster, slack):
+def test_a_call_task_is_posted_once_in_the_channel_with_a_one_line_pointer_in_the_thread(services, poster, slack):
     lead_id = new_lead(services)
     lead_writes(services, lead_id, LeadSignal.QUESTION, "Do you take Blue Cross?")
 
@@ -321,9 +322,14 @@ def test_a_call_task_appears_in_the_thread_and_the_channel_with_the_oncall_menti
     in_channel = [m for m in cards(slack) if m["ts"] == task.slack_channel_ts]
     assert in_thread and in_channel and task.slack_channel == slack.channel
     assert f"<!subteam^{ONCALL}>" in in_channel[0]["text"]
-    for copy in (in_thread[0], in_channel[0]):
-        assert "asked a question" in shown(copy) and "Call script" in shown(copy) and "task_claim" in shown(copy)
-        assert "tel:+13125550142" in shown(copy) and "Do you take Blue Cross?" in shown(copy)
+    channel_copy = shown(in_channel[0])
+    assert "asked a question" in channel_copy and "Call script" in channel_copy and "task_claim" in channel_copy
+    assert "tel:+13125550142" in channel_copy and "Do you take Blue Cross?" in channel_copy
+    [pointer] = in_thread[0]["blocks"]
+    assert pointer["type"] == "context" and "asked a question" in shown(in_thread[0])
+    assert "Call script" not in shown(in_thread[0]) and ONCALL not in shown(in_thread[0])
+    # The call is in the thread once: the pointer, not a second copy of the task.
+    assert sum("Call task" in shown(m) or "Call script" in shown(m) for m in replies(slack, card_ts)) == 1
 
 
 def test_an_owned_lead_s_call_task_mentions_the_owner(services, poster, slack):
@@ -350,22 +356,28 @@ def test_claim_and_outcome_update_both_copies_and_remove_buttons_that_no_longer_
         claim_call_task(session, task.id, now=services.clock.now(), actor=ALICE)
     poster.drain_once()
 
-    for ts in copies:
-        [copy] = [m for m in slack.messages() if m["ts"] == ts]
-        assert "Claimed by <@U0ALICE>" in shown(copy)
-        assert "task_claim" not in shown(copy) and "task_log_outcome" in shown(copy)
+    [pointer] = [m for m in slack.messages() if m["ts"] == task.slack_thread_ts]
+    [copy] = [m for m in slack.messages() if m["ts"] == task.slack_channel_ts]
+    assert "Claimed by <@U0ALICE>" in shown(copy) and "claimed by <@U0ALICE>" in shown(pointer)
+    assert "task_claim" not in shown(copy) and "task_log_outcome" in shown(copy)
 
     with services.session_factory.begin() as session:
         log_call_outcome(session, services, task.id, CallOutcome.LEFT_VOICEMAIL, now=services.clock.now(),
                          actor=BOB, notes="left the script")
     poster.drain_once()
 
-    for ts in copies:
-        [copy] = [m for m in slack.messages() if m["ts"] == ts]
-        assert "Left voicemail" in shown(copy) and "logged by <@U0BOB>" in shown(copy)
-        assert not [b for b in copy["blocks"] if b["type"] == "actions"]
-    outcome = [m for m in replies(slack, lead_row(services, lead_id).slack_ts) if "Call outcome" in shown(m)]
+    [pointer] = [m for m in slack.messages() if m["ts"] == task.slack_thread_ts]
+    [copy] = [m for m in slack.messages() if m["ts"] == task.slack_channel_ts]
+    assert "Left voicemail" in shown(copy) and "logged by <@U0BOB>" in shown(copy)
+    assert "done: Left voicemail" in shown(pointer)
+    for message in (copy, pointer):
+        assert not [b for b in message["blocks"] if b["type"] == "actions"]
+    thread = replies(slack, lead_row(services, lead_id).slack_ts)
+    outcome = [m for m in thread if "Call outcome" in shown(m)]
     assert len(outcome) == 1 and "left the script" in shown(outcome[0])
+    # One note for the click: the outcome entry says what follows; no separate decision note.
+    assert "sequence continues" in shown(outcome[0])
+    assert not [m for m in thread if m["ts"] > outcome[0]["ts"]]
 
 
 # --- faults -------------------------------------------------------------------------------------

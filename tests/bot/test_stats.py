@@ -17,8 +17,8 @@ from bot.ports import PermanentSendError
 from bot.rules import LeadSignal
 from bot.stats import (
     ChannelDelivery,
-    ReplyOrigin,
     StepKind,
+    TouchResult,
     day_numbers,
     lead_lines,
     lead_stats,
@@ -130,10 +130,24 @@ def test_the_reply_is_credited_to_the_last_touch_and_subject_before_it(services,
     with services.session_factory() as session:
         stats = lead_stats(session, now=clock.now(), days=7)
 
-    assert stats.replies_by_touch == (ReplyOrigin("same_day_email", 1, 1),)
-    [subject] = stats.replies_by_subject
-    assert (subject.step_id, subject.option, subject.replies) == ("same_day_email", 0, 1)
-    assert subject.subject == "Thanks for reaching out, Replied"
+    by_step = {result.step_id: result for result in stats.by_touch}
+    assert by_step["same_day_email"] == TouchResult("default", "same_day_email", 1, sent=1, replies=1, bookings=0)
+    # Three first texts went out (the landline's failed): one booking followed one of them.
+    assert by_step["instant_sms"] == TouchResult("default", "instant_sms", 0, sent=3, replies=0, bookings=1)
+    assert (by_step["same_day_email"].reply_rate, by_step["instant_sms"].booking_rate) == (1.0, pytest.approx(1 / 3))
+    [subject] = stats.by_subject
+    assert (subject.step_id, subject.option, subject.sent, subject.replies) == ("same_day_email", 0, 1, 1)
+    assert subject.sent_subject == "Thanks for reaching out, Replied"
+
+
+def test_a_lead_who_says_they_booked_counts_as_booked(services, clock, week):
+    lead_says(services, week["replied"], LeadSignal.BOOKED, "Booked online for Thursday, thanks!")
+    with services.session_factory() as session:
+        stats = lead_stats(session, now=clock.now(), days=7)
+
+    assert (stats.booked, stats.booking_rate) == (2, 0.5)
+    by_step = {result.step_id: result for result in stats.by_touch}
+    assert by_step["same_day_email"].bookings == 1
 
 
 def test_delivery_failures_are_counted_per_channel(services, clock, week):

@@ -178,7 +178,7 @@ def test_snooze_puts_the_call_off_an_hour(workspace, services, clock):
     workspace.click(ActionId.TASK_SNOOZE, task_id, message_ts=TASK_TS)
 
     assert task_row(services, task_id).due_at == clock.now() + timedelta(hours=1)
-    assert workspace.ephemerals_to(ALICE) == [":zzz: Snoozed until Wed Nov 25, 10:00 AM."]
+    assert workspace.ephemerals_to(ALICE) == [":zzz: Snoozed until Wed, Nov 25 at 10:00 AM CST."]
     assert notices(services, lead_id)[-1] == Notice.CALL_TASK_CHANGED
     with services.session_factory() as session:
         assert session.scalars(select(AuditEntry.action).order_by(AuditEntry.id.desc())).first() == "call_task_snoozed"
@@ -193,7 +193,7 @@ def test_snooze_after_hours_moves_the_call_to_the_next_morning(workspace, servic
     workspace.click(ActionId.TASK_SNOOZE, task_id, message_ts=TASK_TS)
 
     assert task_row(services, task_id).due_at == datetime(2026, 11, 24, 14, 0, tzinfo=timezone.utc)  # 8 am
-    assert workspace.ephemerals_to(ALICE) == [":zzz: Snoozed until Tue Nov 24, 8:00 AM."]
+    assert workspace.ephemerals_to(ALICE) == [":zzz: Snoozed until Tue, Nov 24 at 8:00 AM CST."]
 
 
 @any_database
@@ -204,7 +204,7 @@ def test_snooze_skips_the_days_the_business_is_closed(workspace, services, clock
 
     workspace.click(ActionId.TASK_SNOOZE, task_id, message_ts=TASK_TS)
 
-    assert workspace.ephemerals_to(ALICE) == [":zzz: Snoozed until Fri Nov 27, 8:00 AM."]
+    assert workspace.ephemerals_to(ALICE) == [":zzz: Snoozed until Fri, Nov 27 at 8:00 AM CST."]
 
 
 @any_database

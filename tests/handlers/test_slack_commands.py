@@ -161,7 +161,7 @@ def test_show_finds_a_lead_by_phone_in_any_format_and_links_its_card(workspace, 
     workspace.command("show (312) 555-0142")
 
     text = workspace.last_answer()
-    assert f"Dana Lee (#{lead_id})" in text and "Lower back pain" in text and "instant_sms" in text
+    assert f"Dana Lee (#{lead_id})" in text and "Lower back pain" in text and "First text" in text
     assert "Open the card and its thread" in text and "/archives/C0LEADS/p" in text
 
 
@@ -271,7 +271,7 @@ def test_book_reads_when_in_the_business_time_zone(workspace, services):
 
     workspace.command(f"book {lead_id} tomorrow 3pm")
 
-    assert "Booked *Dana Lee* for Thu Nov 26, 3:00 PM" in workspace.last_answer()
+    assert "Booked *Dana Lee* for Thu, Nov 26 at 3:00 PM CST" in workspace.last_answer()
     with services.session_factory() as session:
         visit = session.scalars(select(Appointment).where(Appointment.lead_id == lead_id)).one()
     assert visit.start_at == datetime(2026, 11, 26, 21, 0, tzinfo=timezone.utc)  # 3 pm in Chicago

@@ -91,7 +91,7 @@ def test_call_back_schedules_a_new_call_at_the_time_given(workspace, services, c
     assert [c.status for c in calls] == [CallTaskStatus.DONE, CallTaskStatus.OPEN]
     assert calls[1].due_at == later
     assert workspace.ephemerals_to(ALICE) == [
-        ":telephone_receiver: Saved. A call back is set for Thu Nov 26, 11:00 AM."]
+        ":telephone_receiver: Saved. A call back is set for Thu, Nov 26 at 11:00 AM CST."]
 
 
 def test_booked_on_the_call_books_the_visit(workspace, services, clock, task):
@@ -177,7 +177,7 @@ def test_booking_from_a_card_books_the_lead(workspace, services, clock):
     assert (appointment.start_at, appointment.notes, appointment.booked_by) == (visit, "new patient exam",
                                                                                  f"<@{ALICE}>")
     assert lead_row(services, lead_id).stage == Stage.BOOKED
-    assert workspace.ephemerals_to(ALICE) == [":calendar: Booked for Sat Nov 28, 9:00 AM."]
+    assert workspace.ephemerals_to(ALICE) == [":calendar: Booked for Sat, Nov 28 at 9:00 AM CST."]
 
 
 @any_database

@@ -214,14 +214,14 @@ def test_a_ten_minute_slack_outage_loses_and_doubles_nothing(services, slack, cl
                                                        + [t.slack_channel_ts for t in tasks if t.slack_channel_ts])
     # Each thread tells the lead's story once, in the order it happened, calls included.
     assert story(slack, leads[ann]) == [
-        "SMS sent: Hi Ann", "Email sent:", "Call Ann Avery: scheduled follow-up call (first_call) (open)",
+        "SMS sent: Hi Ann", "Email sent:", "Call task in the channel: Same-day call: scheduled follow-up call (open)",
         "SMS sent: Hi Ann, checking in"]
     assert story(slack, leads[ben]) == [
         "SMS sent: Hi Ben", "Email sent:", "Reply by SMS: Yes please, can someone call me?", "asked a question",
-        "Call Ben Brooks: asked a question (open)"]
+        "Call task in the channel: asked a question (open)"]
     assert story(slack, leads[cat]) == [
-        "SMS sent: Hi Cat", "Email sent:", "Call Cat Chen: scheduled follow-up call (first_call) (cancelled)",
-        "Reply by SMS: STOP", "minutes: stopped (opted out) by the lead", "opted out"]
+        "SMS sent: Hi Cat", "Email sent:", "Call Cat Chen: Same-day call: scheduled follow-up call (cancelled)",
+        "Reply by SMS: STOP", "opted out"]
     for task in tasks:
         assert task.slack_thread_ts in [m["ts"] for m in slack.thread(LEADS, leads[task.lead_id].slack_ts)]
     # Ann's first text shows it was delivered.
