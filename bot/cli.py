@@ -53,6 +53,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+# --- init --------------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Copy business.yml, the playbooks and the templates into a folder the clinic owns, to edit."""
+    from bot.clinic_folder import init_clinic_folder
+
+    folder = Path(args.folder).expanduser()
+    try:
+        report = init_clinic_folder(folder)
+    except OSError as error:
+        return _fail(f"init {folder}: {error}")
+    shown = folder.resolve()
+    print(f"followup init: wrote {len(report.written)} files into {shown}"
+          + (f", kept {len(report.kept)} already there" if report.kept else ""))
+    print(f"  {shown / 'business.yml'}  your name, time zone, phone, address, hours and booking link")
+    print(f"  {shown / 'sequences'}/  the playbooks: which touch goes out when")
+    print(f"  {shown / 'templates'}/  the wording of every text, email and call script")
+    print("These are used whenever this business.yml is: run the commands from the folder,")
+    print(f"  cd {shown} && followup check && followup preview && followup sandbox")
+    print(f"or point at it from anywhere: FOLLOWUP_BUSINESS={shown / 'business.yml'} followup run")
+    return 0
+
+
 # --- preview -----------------------------------------------------------------------------------
 
 
@@ -294,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
     sandbox.set_defaults(func=cmd_sandbox)
     commands.add_parser("check", help="validate business.yml, playbooks and templates").set_defaults(func=cmd_check)
+    init = commands.add_parser("init", help="copy business.yml, playbooks and templates into a folder to edit")
+    init.add_argument("folder", help="the clinic's folder (created if need be; files already there are kept)")
+    init.set_defaults(func=cmd_init)
 
     preview = commands.add_parser("preview", help="show a sequence's timeline for a lead")
     preview.add_argument("--sequence", help="a sequence name or a path to a YAML file (default: the business's)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
@@ -89,6 +89,19 @@ class Settings(BaseSettings):
         if value is not None and value.tzinfo is None:
             raise ValueError("FOLLOWUP_CLOCK_START needs a UTC offset, e.g. 2026-12-01T09:00-06:00")
         return value
+
+    @model_validator(mode="after")
+    def _content_beside_the_business_file(self) -> Settings:
+        """A clinic's folder (`followup init DIR`) holds its playbooks and wording beside its business.yml: use them.
+
+        FOLLOWUP_SEQUENCES_DIR and FOLLOWUP_TEMPLATES_DIR, when set, still win.
+        """
+        folder = Path(self.business_path).parent
+        if "sequences_dir" not in self.model_fields_set and (folder / "sequences").is_dir():
+            self.sequences_dir = folder / "sequences"
+        if "templates_dir" not in self.model_fields_set and (folder / "templates").is_dir():
+            self.templates_dir = folder / "templates"
+        return self
 
     @property
     def slack_admin_ids(self) -> frozenset[str]:

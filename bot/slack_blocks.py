@@ -294,7 +294,7 @@ def lead_card_blocks(card: LeadCard) -> list[Block]:
     facts = [f"*{stage_label(card.stage)}*", owner_text(card.owner), f"from {escape(card.source) or 'unknown'}",
              f"lead #{card.lead_id}"]
     if card.appointment_at:
-        facts.insert(1, f":calendar: booked for {escape(card.appointment_at)}")
+        facts.insert(1, f":calendar: Booked for {escape(card.appointment_at)}")
     notes = [" · ".join(facts), progress_text(card.progress)]
     if card.unreachable:
         notes.append(f":no_entry: {escape(card.unreachable)}")

@@ -20,18 +20,22 @@ from tests.handlers.conftest import (  # noqa: F401 - the Slack workspace fixtur
     workspace,
 )
 
-MANIFEST = yaml.safe_load((Path(__file__).resolve().parent.parent / "app_manifest.yml").read_text())
+ROOT = Path(__file__).resolve().parent.parent
+#: HTTP mode (Slack posts to PUBLIC_BASE_URL/slack/events) and Socket Mode (the bot connects out).
+MANIFEST = yaml.safe_load((ROOT / "app_manifest.yml").read_text())
+SOCKET_MANIFEST = yaml.safe_load((ROOT / "app_manifest.socket.yml").read_text())
+MANIFESTS = {"http": MANIFEST, "socket": SOCKET_MANIFEST}
 #: Event subscriptions name a channel kind; Slack delivers them as one event type.
 EVENT_TYPES = {"message.channels": "message", "message.groups": "message", "message.im": "message",
                "message.mpim": "message"}
 
 
 def manifest_commands() -> list[str]:
-    return [c["command"] for c in MANIFEST["features"]["slash_commands"]]
+    return sorted({c["command"] for m in MANIFESTS.values() for c in m["features"]["slash_commands"]})
 
 
 def manifest_events() -> list[str]:
-    return MANIFEST["settings"]["event_subscriptions"]["bot_events"]
+    return sorted({e for m in MANIFESTS.values() for e in m["settings"]["event_subscriptions"]["bot_events"]})
 
 
 def action_ids_in(blocks: list[dict]) -> set[str]:
@@ -108,13 +112,37 @@ def test_the_manifest_sends_commands_events_and_clicks_to_the_route_the_app_serv
              MANIFEST["settings"]["interactivity"]["request_url"]]
 
     assert all(url.endswith(SLACK_EVENTS_PATH) for url in urls)
+    # With Socket Mode on, Slack would send nothing to those URLs: the HTTP manifest keeps it off.
+    assert MANIFEST["settings"]["socket_mode_enabled"] is False
     assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True
     assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
     assert {"app_home_opened", "message.channels"} <= set(manifest_events())
 
 
-def test_the_manifest_grants_the_scopes_the_listeners_use():
-    scopes = set(MANIFEST["oauth_config"]["scopes"]["bot"])
+def test_the_socket_mode_manifest_turns_socket_mode_on_and_names_no_request_url():
+    settings = SOCKET_MANIFEST["settings"]
+    assert settings["socket_mode_enabled"] is True and settings["interactivity"]["is_enabled"] is True
+    assert "request_url" not in settings["event_subscriptions"] and "request_url" not in settings["interactivity"]
+    assert all("url" not in c for c in SOCKET_MANIFEST["features"]["slash_commands"])
+    assert "example.com" not in (ROOT / "app_manifest.socket.yml").read_text().split("display_information")[1]
+
+
+def test_both_manifests_ask_for_the_same_app_but_the_way_slack_reaches_it():
+    def without_urls(manifest: dict) -> dict:
+        copy = yaml.safe_load(yaml.safe_dump(manifest))
+        for command in copy["features"]["slash_commands"]:
+            command.pop("url", None)
+        copy["settings"]["event_subscriptions"].pop("request_url", None)
+        copy["settings"]["interactivity"].pop("request_url", None)
+        copy["settings"].pop("socket_mode_enabled")
+        return copy
+
+    assert without_urls(MANIFEST) == without_urls(SOCKET_MANIFEST)
+
+
+@pytest.mark.parametrize("mode", list(MANIFESTS))
+def test_the_manifest_grants_the_scopes_the_listeners_use(mode):
+    scopes = set(MANIFESTS[mode]["oauth_config"]["scopes"]["bot"])
 
     # chat.postMessage / postEphemeral / getPermalink, /followup, thread messages in public and private channels.
     assert {"chat:write", "commands", "channels:history", "groups:history"} <= scopes

@@ -171,3 +171,68 @@ def test_import_refreshes_the_planner_statistics_on_postgresql(env, database_url
             "WHERE relname = 'touches' AND schemaname = current_schema()"))
     engine.dispose()
     assert analyzed
+
+
+# --- init: a folder the clinic owns -----------------------------------------------------------
+
+
+@pytest.fixture
+def clinic(monkeypatch, tmp_path: Path, database_url: str) -> Path:
+    """A clinic's own folder made by `followup init`, run from inside it as the README says."""
+    for name in ("FOLLOWUP_BUSINESS", "FOLLOWUP_SEQUENCES_DIR", "FOLLOWUP_TEMPLATES_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    folder = tmp_path / "lakeside"
+    assert main(["init", str(folder)]) == 0
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_init_writes_the_business_file_playbooks_and_templates_to_edit(clinic, capsys):
+    assert (clinic / "business.yml").is_file()
+    assert {p.stem for p in (clinic / "sequences").glob("*.yml")} == {
+        "default", "chiropractic", "dental", "nurture", "appointment_reminders"}
+    assert (clinic / "templates" / "default" / "instant_sms.sms.j2").is_file()
+    assert not list(clinic.rglob("__pycache__")) and not (clinic / "sequences" / "business.yml").exists()
+
+
+def test_the_clinics_own_wording_and_playbook_are_what_check_and_preview_use(clinic, capsys):
+    first_text = clinic / "templates" / "default" / "instant_sms.sms.j2"
+    first_text.write_text("Hi {{ lead.first_name }}, Maple Street Chiro here. When suits you for a first visit?")
+    playbook = clinic / "sequences" / "default.yml"
+    playbook.write_text(playbook.read_text().replace("label: First text", "label: Hello text"))
+    capsys.readouterr()
+
+    assert main(["preview", "--lead", "phone=+13125550142", "--start", "2026-11-25T11:00-06:00"]) == 0
+    out = capsys.readouterr().out
+    assert "Maple Street Chiro here" in out and "1. Hello text [instant_sms, sms]" in out
+    assert main(["check"]) == 0
+    assert f"({Path('sequences') / 'default.yml'})" in capsys.readouterr().out
+
+
+def test_init_again_keeps_what_the_clinic_edited(clinic, capsys):
+    (clinic / "business.yml").write_text((clinic / "business.yml").read_text().replace(
+        "Lakeside Chiropractic", "Maple Street Chiropractic"))
+    capsys.readouterr()
+    assert main(["init", str(clinic)]) == 0
+    assert "wrote 0 files" in capsys.readouterr().out
+    assert "Maple Street Chiropractic" in (clinic / "business.yml").read_text()
+
+
+def test_the_sandbox_and_run_use_the_clinics_folder_named_by_followup_business(clinic, monkeypatch, tmp_path):
+    from bot.sandbox.runner import sandbox_settings
+    from bot.settings import Settings
+
+    monkeypatch.chdir(tmp_path)  # anywhere else: the business file names the folder
+    monkeypatch.setenv("FOLLOWUP_BUSINESS", str(clinic / "business.yml"))
+    for settings in (Settings(), sandbox_settings(directory=tmp_path, public_base_url="http://x", twilio_url="http://x",
+                                                  sendgrid_url="http://x", slack_url="http://x")):
+        assert (settings.sequences_dir, settings.templates_dir) == (clinic / "sequences", clinic / "templates")
+    monkeypatch.setenv("FOLLOWUP_TEMPLATES_DIR", str(tmp_path))
+    assert Settings().templates_dir == tmp_path  # set explicitly, it still wins
+
+
+def test_init_refuses_a_file_in_the_way(tmp_path, capsys):
+    (tmp_path / "taken").write_text("x")
+    assert main(["init", str(tmp_path / "taken")]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
