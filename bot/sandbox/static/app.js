@@ -114,6 +114,29 @@ const Sandbox = (() => {
     }
   }
 
+  // Live updates redraw only what changed: a message whose content is the same keeps its DOM node,
+  // so a selection inside it, the scroll position and a hovered button all survive the update.
+  const signatures = new WeakMap();
+
+  function reconcile(box, items) {
+    const existing = new Map();
+    for (const child of Array.from(box.children)) if (child.dataset.key) existing.set(child.dataset.key, child);
+    const wanted = items.map((item) => {
+      const old = existing.get(item.key);
+      if (old && signatures.get(old) === item.sig) {
+        if (item.patch) item.patch(old);
+        return old;
+      }
+      const fresh = item.el();
+      fresh.dataset.key = item.key;
+      signatures.set(fresh, item.sig);
+      return fresh;
+    });
+    const keep = new Set(wanted);
+    for (const child of Array.from(box.children)) if (!keep.has(child)) child.remove();
+    wanted.forEach((node, index) => { if (box.children[index] !== node) box.insertBefore(node, box.children[index] || null); });
+  }
+
   function focusKey(el) {
     const message = el.closest("[data-ts]");
     const action = el.getAttribute("data-action-id");
@@ -203,10 +226,26 @@ const Sandbox = (() => {
         h("div", { class: "msg-meta" }, [h("b", { text: name }), bot ? h("span", { class: "badge", text: "APP" }) : null,
           h("time", { text: when(message.sim_at || Number(message.ts)) }), message.edited ? h("span", { class: "muted small", text: "(edited)" }) : null]),
         content,
-        replies.length ? h("button", { type: "button", class: "thread-link", onclick: () => openThread(message.ts),
-          text: `${replies.length} ${replies.length === 1 ? "reply" : "replies"} ›` }) : null,
+        replies.length ? repliesButton(message.ts, replies.length) : null,
       ]),
     ]);
+  }
+
+  function repliesButton(ts, count) {
+    return h("button", { type: "button", class: "thread-link", onclick: () => openThread(ts),
+      text: `${count} ${count === 1 ? "reply" : "replies"} ›` });
+  }
+
+  // A new reply changes only the card's "N replies" button, not the card (whose text may be selected).
+  function patchReplies(node, ts) {
+    const body = node.querySelector(":scope > .msg-body");
+    const button = body && body.querySelector(":scope > .thread-link");
+    const count = threadReplies(ts).length;
+    const label = `${count} ${count === 1 ? "reply" : "replies"} ›`;
+    if (!body) return;
+    if (!count) { if (button) button.remove(); return; }
+    if (!button) body.append(repliesButton(ts, count));
+    else if (button.textContent !== label) button.textContent = label;
   }
 
   function ephemeralEl(note) {
@@ -231,16 +270,44 @@ const Sandbox = (() => {
     const box = $("#messages");
     keepFocus(box, () => {
       const items = [
-        ...state.messages.filter(isTopLevel).map((m) => ({ ts: m.ts, el: () => messageEl(m) })),
-        ...state.ephemerals.filter((e) => !e.thread_ts && !dismissed.has(e.ts)).map((e) => ({ ts: e.ts, el: () => ephemeralEl(e) })),
+        ...state.messages.filter(isTopLevel).map((m) => ({ ts: m.ts, key: `m${m.ts}`, sig: JSON.stringify(m),
+          el: () => messageEl(m), patch: (node) => patchReplies(node, m.ts) })),
+        ...state.ephemerals.filter((e) => !e.thread_ts && !dismissed.has(e.ts)).map((e) => ({ ts: e.ts, key: `e${e.ts}`,
+          sig: JSON.stringify(e), el: () => ephemeralEl(e) })),
       ].sort((a, b) => Number(a.ts) - Number(b.ts));
       if (!items.length) {
         box.replaceChildren(h("p", { class: "empty", text: "No leads yet. Send one from the New lead form on the right." }));
         return;
       }
-      box.replaceChildren(...items.map((i) => i.el()));
+      reconcile(box, items);
     });
   }
+
+  // Slack's permalinks (…/archives/C…/p1700000000123456) point at a workspace the sandbox does not
+  // have: a click on one shows that message here instead, and opens its thread.
+  const PERMALINK = /\/archives\/([A-Z0-9]+)\/p(\d{10})(\d{6})/;
+
+  function showMessage(ts) {
+    const message = state && state.messages.find((m) => m.ts === ts);
+    if (!message) { toast("That message is not in this sandbox's channel", true); return; }
+    const top = isTopLevel(message) ? message.ts : message.thread_ts;
+    showView("channel");
+    const el = $("#messages").querySelector(`[data-ts="${CSS.escape(top)}"]`);
+    if (el) {
+      el.scrollIntoView({ block: "center" });
+      el.classList.add("flash");
+      setTimeout(() => el.classList.remove("flash"), 1600);
+    }
+    openThread(top);
+  }
+
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest("a[href]");
+    const found = link && PERMALINK.exec(link.getAttribute("href"));
+    if (!found) return;
+    event.preventDefault();
+    showMessage(`${found[2]}.${found[3]}`);
+  });
 
   function openThread(ts) {
     openThreadTs = ts;
@@ -258,10 +325,17 @@ const Sandbox = (() => {
     const box = $("#thread-messages");
     keepFocus(box, () => {
       const items = [
-        ...threadReplies(openThreadTs).map((m) => ({ ts: m.ts, el: () => messageEl(m, { inThread: true }) })),
-        ...state.ephemerals.filter((e) => e.thread_ts === openThreadTs && !dismissed.has(e.ts)).map((e) => ({ ts: e.ts, el: () => ephemeralEl(e) })),
+        ...threadReplies(openThreadTs).map((m) => ({ ts: m.ts, key: `m${m.ts}`, sig: JSON.stringify(m),
+          el: () => messageEl(m, { inThread: true }) })),
+        ...state.ephemerals.filter((e) => e.thread_ts === openThreadTs && !dismissed.has(e.ts)).map((e) => ({
+          ts: e.ts, key: `e${e.ts}`, sig: JSON.stringify(e), el: () => ephemeralEl(e) })),
       ].sort((a, b) => Number(a.ts) - Number(b.ts));
-      box.replaceChildren(messageEl(parent, { inThread: true }), h("div", { class: "divider-label", text: `${items.length} ${items.length === 1 ? "reply" : "replies"}` }), ...items.map((i) => i.el()));
+      const count = `${items.length} ${items.length === 1 ? "reply" : "replies"}`;
+      reconcile(box, [
+        { key: `p${parent.ts}`, sig: JSON.stringify(parent), el: () => messageEl(parent, { inThread: true }) },
+        { key: "divider", sig: count, el: () => h("div", { class: "divider-label", text: count }) },
+        ...items,
+      ]);
     });
     $("#thread-text").placeholder = state.send_marker
       ? `Reply in thread: an internal note. Start with ${state.send_marker} to text or email the lead.`
@@ -271,9 +345,13 @@ const Sandbox = (() => {
   function renderHome() {
     const box = $("#home");
     if (!state.home) {
+      delete box.dataset.sig;
       box.replaceChildren(h("p", { class: "empty", text: "The Home tab is empty until the app publishes one for you." }));
       return;
     }
+    const sig = JSON.stringify(state.home);
+    if (box.dataset.sig === sig) return;  // unchanged: keep the selection and scroll position
+    box.dataset.sig = sig;
     keepFocus(box, () => box.replaceChildren(Blocks.render(state.home.blocks, {
       people: person, team: state.team, timezone: state.clock.timezone, surface: "home",
       act: (action, blockId, control) => {
@@ -306,6 +384,9 @@ const Sandbox = (() => {
     $("#phone-name").textContent = phone ? (phone.name || "Unknown lead") : "No phones yet";
     $("#phone-number").textContent = phone ? `${phone.number} · texts from ${state.business.name} (${state.business.phone})` : "Send a lead with a mobile number first.";
     const box = $("#bubbles");
+    const sig = phone ? JSON.stringify([phone.number, phone.texts]) : "";
+    if (box.dataset.sig === sig) return;  // unchanged: keep the selection and scroll position
+    box.dataset.sig = sig;
     keepFocus(box, () => {
       if (!phone) { box.replaceChildren(); return; }
       box.replaceChildren(...phone.texts.map((t) => {
@@ -415,7 +496,7 @@ const Sandbox = (() => {
       act: (action, blockId) => post("/sandbox/api/slack/view-action", { user: me, view_id: modal.id, block_id: blockId, action, values: Blocks.values(root) }),
     };
     const body = Blocks.render(modal.blocks, ctx);
-    if (kept) restore(body, kept);
+    if (kept) Blocks.restore(body, kept);
     const form = h("form", { class: "modal", role: "dialog", "aria-modal": "true", "aria-labelledby": "modal-title", "data-view-id": modal.id, "data-testid": "modal" }, [
       h("header", {}, [h("h2", { id: "modal-title", html: Mrkdwn.plain(Blocks.plainText(modal.title)) }),
         h("button", { type: "button", class: "icon", "aria-label": "Close", text: "✕", onclick: closeModal })]),
@@ -446,13 +527,6 @@ const Sandbox = (() => {
     root.replaceChildren(h("div", { class: "backdrop" }, form));
     const first = form.querySelector("[data-autofocus]") || form.querySelector(".bk-field-control, .modal-body button, footer button");
     if (first) first.focus();
-  }
-
-  function restore(container, values) {
-    container.querySelectorAll(".bk-field-control").forEach((control) => {
-      const value = (values[control.dataset.blockId] || {})[control.dataset.actionId];
-      if (value && "value" in value && value.value != null && "value" in control) control.value = value.value;
-    });
   }
 
   function closeModal() {

@@ -162,6 +162,7 @@ const Blocks = (() => {
     const id = `f-${blockId}-${el.action_id}`.replace(/[^a-zA-Z0-9_-]/g, "_");
     let control;
     let read;
+    let write = () => {};  // puts back what read() gave: a modal redrawn after an error keeps every value
     switch (el.type) {
       case "plain_text_input":
       case "email_text_input":
@@ -173,6 +174,7 @@ const Blocks = (() => {
           : h("input", { id, type, maxlength: el.max_length, placeholder: plainText(el.placeholder) });
         control.value = el.initial_value ?? "";
         read = () => ({ type: el.type, value: control.value === "" ? null : control.value });
+        write = (v) => { if (v.value != null) control.value = v.value; };
         break;
       }
       case "static_select":
@@ -183,6 +185,10 @@ const Blocks = (() => {
         const initial = el.initial_option ? options.findIndex((o) => o.value === el.initial_option.value) : -1;
         control.value = initial >= 0 ? String(initial) : "";
         read = () => ({ type: el.type, selected_option: control.value === "" ? null : option(options[Number(control.value)]) });
+        write = (v) => {
+          const at = v.selected_option ? options.findIndex((o) => o.value === v.selected_option.value) : -1;
+          if (at >= 0) control.value = String(at);
+        };
         break;
       }
       case "users_select": {
@@ -190,6 +196,7 @@ const Blocks = (() => {
           ...ctx.team.map((m) => h("option", { value: m.id, text: m.real_name }))]);
         control.value = el.initial_user || "";
         read = () => ({ type: el.type, selected_user: control.value || null });
+        write = (v) => { if (v.selected_user) control.value = v.selected_user; };
         break;
       }
       case "radio_buttons":
@@ -206,22 +213,30 @@ const Blocks = (() => {
           const chosen = boxes.filter((b) => b.box.checked).map((b) => option(b.o));
           return el.type === "radio_buttons" ? { type: el.type, selected_option: chosen[0] || null } : { type: el.type, selected_options: chosen };
         };
+        write = (v) => {
+          const picked = el.type === "radio_buttons" ? [v.selected_option].filter(Boolean) : (v.selected_options || []);
+          if (el.type === "radio_buttons" && !picked.length) return;
+          boxes.forEach((b) => { b.box.checked = picked.some((x) => x.value === b.o.value); });
+        };
         break;
       }
       case "datepicker":
         control = h("input", { id, type: "date" });
         control.value = el.initial_date || "";
         read = () => ({ type: el.type, selected_date: control.value || null });
+        write = (v) => { if (v.selected_date) control.value = v.selected_date; };
         break;
       case "timepicker":
         control = h("input", { id, type: "time" });
         control.value = el.initial_time || "";
         read = () => ({ type: el.type, selected_time: control.value || null, ...(el.timezone ? { timezone: el.timezone } : {}) });
+        write = (v) => { if (v.selected_time) control.value = v.selected_time; };
         break;
       case "datetimepicker": {
         control = h("input", { id, type: "datetime-local" });
         if (el.initial_date_time) control.value = toLocalInput(el.initial_date_time, ctx.timezone);
         read = () => ({ type: el.type, selected_date_time: control.value ? fromLocalInput(control.value, ctx.timezone) : null });
+        write = (v) => { if (v.selected_date_time) control.value = toLocalInput(v.selected_date_time, ctx.timezone); };
         break;
       }
       default:
@@ -232,7 +247,7 @@ const Blocks = (() => {
     if (el.focus_on_load) control.setAttribute("data-autofocus", "");
     control.dataset.blockId = blockId;
     control.dataset.actionId = el.action_id;
-    fieldReaders.set(control, { blockId, actionId: el.action_id, read });
+    fieldReaders.set(control, { blockId, actionId: el.action_id, read, write });
     control.classList.add("bk-field-control");
     return control;
   }
@@ -286,6 +301,15 @@ const Blocks = (() => {
     return result;
   }
 
+  // Put back values read from an earlier drawing of the same modal (what the person chose or typed).
+  function restore(root, kept) {
+    root.querySelectorAll(".bk-field-control").forEach((control) => {
+      const reader = fieldReaders.get(control);
+      const value = reader && (kept[reader.blockId] || {})[reader.actionId];
+      if (value) reader.write(value);
+    });
+  }
+
   // Slack's client refuses to submit a modal with a required input left empty, and says so under it.
   function missingRequired(root) {
     const state = values(root);
@@ -299,5 +323,5 @@ const Blocks = (() => {
     return missing;
   }
 
-  return { render, values, missingRequired, h, text, plainText };
+  return { render, values, restore, missingRequired, h, text, plainText };
 })();
