@@ -85,9 +85,9 @@ def apply_decision(
             and not open_enrollments(session, lead.id, sequence=NURTURE_SEQUENCE):
         enrollment.enroll(session, lead, services.playbooks.get(NURTURE_SEQUENCE), business=services.business,
                           now=now, actor=actor)
-    # The thread says why before it shows the call that follows from it.
     alert_team = decision.alert_team and not decision.call_task
-    if announce or alert_team:
+    # A call that follows says why itself (its line in the thread, the task in the channel): no second note.
+    if (announce or alert_team) and not decision.call_task:
         outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now, text=decision.reason,
                        alert_team=alert_team, actor=actor.describe())
     if decision.call_task:

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from bot.clock import utc
 from bot.dispatch import Dispatcher
 from bot.models import Enrollment, EnrollmentState, Lead, Touch, TouchStatus
+from bot.playbook import step_label
 from bot.sandbox.actions import ActionRefused, BotAnswer
 
 if TYPE_CHECKING:
@@ -170,6 +171,13 @@ class SandboxApi:
             return [{"id": lead.id, "name": lead.name, "phone": lead.phone, "email": lead.email, "stage": lead.stage,
                      "owner": lead.owner, "opted_out": lead.sms_opted_out_at is not None} for lead in rows]
 
+    def _step_label(self, sequence: str, step_id: str) -> str:
+        try:
+            playbook = self.sandbox.services.playbooks.get(sequence)
+        except Exception:  # noqa: BLE001 - a playbook gone: the id reads as words
+            playbook = None
+        return step_label(playbook, step_id)
+
     def _next_due(self) -> dict[str, Any] | None:
         services = self.sandbox.services
         due = Dispatcher(services).next_due_at()
@@ -177,7 +185,7 @@ class SandboxApi:
             return None
         with services.session_factory() as session:
             row = session.execute(
-                select(Touch.step_id, Touch.channel, Lead.id, Lead.name)
+                select(Touch.step_id, Touch.channel, Lead.id, Lead.name, Enrollment.sequence_name)
                 .join(Enrollment, Enrollment.id == Touch.enrollment_id)
                 .join(Lead, Lead.id == Touch.lead_id)
                 .where(Touch.status == TouchStatus.SCHEDULED, Enrollment.state == EnrollmentState.ACTIVE)
@@ -186,7 +194,8 @@ class SandboxApi:
         at = utc(due)
         return {
             "at": at.timestamp(),
-            "step": row.step_id if row else None,
+            # What people read for the step ("Thank-you email"), never its id.
+            "step": self._step_label(row.sequence_name, row.step_id) if row else None,
             "channel": row.channel if row else None,
             "lead_id": row.id if row else None,
             "lead_name": row.name if row else None,

@@ -61,7 +61,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """docs/ when FOLLOWUP_SANDBOX_SCREENSHOTS=docs (to refresh the README's pictures), else a temporary folder."""
+    """docs/ when FOLLOWUP_SANDBOX_SCREENSHOTS=docs (to refresh the README's pictures), else a temporary folder.
+
+    Only the realistic day (test_realistic_day.py) takes the README's pictures; other tests use debug_screenshots.
+    """
     if os.environ.get("FOLLOWUP_SANDBOX_SCREENSHOTS") == "docs":
         return ROOT / "docs"
     return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="session")
+def debug_screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Pictures of what a test saw, to look at when it fails: never the README's (they carry test strings)."""
+    return tmp_path_factory.mktemp("debug-screenshots")

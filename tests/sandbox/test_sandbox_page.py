@@ -59,7 +59,7 @@ def outgoing_texts(page) -> list[str]:  # noqa: ANN001
     return page.get_by_test_id("phone").get_by_test_id("sms-out").locator(".bubble-text").all_inner_texts()
 
 
-def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, screenshots: Path) -> None:
+def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, debug_screenshots: Path) -> None:
     from playwright.sync_api import expect
 
     dana = open_page(browser, sandbox, DANA)
@@ -82,10 +82,10 @@ def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, 
     # What she wrote is shown as text: no @channel ping.
     expect(card(dana, "Maria Gonzalez")).to_contain_text("<!channel> & more")
     assert card(dana, "Maria Gonzalez").locator(".broadcast").count() == 0
-    dana.screenshot(path=str(screenshots / "sandbox-new-lead.png"))
+    dana.screenshot(path=str(debug_screenshots / "sandbox-new-lead.png"))
 
     # The clock: fast speeds can be chosen, then time skips to each touch until the call task.
-    expect(dana.get_by_test_id("next-due")).to_contain_text("same day email (email) for Maria Gonzalez")
+    expect(dana.get_by_test_id("next-due")).to_contain_text("Thank-you email (email) for Maria Gonzalez")
     dana.get_by_role("button", name="1 hour / s").click()
     expect(dana.get_by_role("button", name="1 hour / s")).to_have_attribute("aria-pressed", "true")
     dana.get_by_role("button", name="Real time").click()
@@ -112,7 +112,7 @@ def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, 
     expect(sam.get_by_test_id("ephemeral").last).to_contain_text("claimed by", ignore_case=True)
     expect(sam.get_by_test_id("ephemeral").last).to_contain_text("Only visible to you")
     expect(call_task(sam, "Maria Gonzalez")).to_contain_text(f"Claimed by @{DANA}")
-    sam.screenshot(path=str(screenshots / "sandbox-already-claimed.png"))
+    sam.screenshot(path=str(debug_screenshots / "sandbox-already-claimed.png"))
     # The "already claimed" answer went to Sam only.
     dana.evaluate("Sandbox.load()")
     expect(dana.get_by_test_id("ephemeral")).to_have_count(0)
@@ -123,7 +123,7 @@ def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, 
     expect(modal).to_be_visible()
     modal.get_by_label("Left voicemail").check()
     modal.get_by_label("Notes (optional)").fill("Left the voicemail script")
-    dana.screenshot(path=str(screenshots / "sandbox-log-outcome.png"))
+    dana.screenshot(path=str(debug_screenshots / "sandbox-log-outcome.png"))
     modal.get_by_role("button", name="Save").click()
     expect(modal).to_have_count(0)
     expect(call_task(dana, "Maria Gonzalez")).to_contain_text("Done: Left voicemail")
@@ -136,7 +136,7 @@ def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, 
     escalation = call_task(dana, "Maria Gonzalez")
     expect(escalation).to_contain_text("They asked for")
     expect(escalation).to_contain_text("Open")
-    dana.screenshot(path=str(screenshots / "sandbox-escalation.png"))
+    dana.screenshot(path=str(debug_screenshots / "sandbox-escalation.png"))
 
     # Dana books her for that time from the card.
     card(dana, "Maria Gonzalez").get_by_role("button", name="Booked").click()
@@ -163,7 +163,7 @@ def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, 
         dana.wait_for_timeout(400)
     assert len(outgoing_texts(dana)) == sent
     assert phone.locator(".bubble-note").count() == 0  # not even a send Twilio had to refuse
-    dana.screenshot(path=str(screenshots / "sandbox-stop.png"))
+    dana.screenshot(path=str(debug_screenshots / "sandbox-stop.png"))
     assert not dana.problems and not sam.problems  # type: ignore[attr-defined]
 
 
@@ -183,7 +183,7 @@ def _tomorrow_at_three(sandbox: Sandbox) -> str:
     return (local + timedelta(days=1)).strftime("%Y-%m-%dT15:00")
 
 
-def test_slash_command_answers_only_the_person_who_typed_it(browser, sandbox: Sandbox, screenshots: Path) -> None:
+def test_slash_command_answers_only_the_person_who_typed_it(browser, sandbox: Sandbox, debug_screenshots: Path) -> None:
     from playwright.sync_api import expect
 
     sam = open_page(browser, sandbox, SAM)
@@ -197,16 +197,16 @@ def test_slash_command_answers_only_the_person_who_typed_it(browser, sandbox: Sa
     assert "understands" not in " ".join(dana.get_by_test_id("ephemeral").all_inner_texts())
 
 
-def test_app_home_shows_what_the_app_published_for_me(browser, sandbox: Sandbox, screenshots: Path) -> None:
+def test_app_home_shows_what_the_app_published_for_me(browser, sandbox: Sandbox, debug_screenshots: Path) -> None:
     from playwright.sync_api import expect
 
     alex = open_page(browser, sandbox, "Alex Rivera")
     alex.get_by_role("button", name="followup Home").click()
     expect(alex.get_by_test_id("home").locator(".blocks")).to_be_visible()
-    alex.screenshot(path=str(screenshots / "sandbox-home.png"))
+    alex.screenshot(path=str(debug_screenshots / "sandbox-home.png"))
 
 
-def test_an_email_reply_reaches_the_lead_thread(browser, sandbox: Sandbox, screenshots: Path) -> None:
+def test_an_email_reply_reaches_the_lead_thread(browser, sandbox: Sandbox, debug_screenshots: Path) -> None:
     from playwright.sync_api import expect
 
     sandbox.actions.submit_lead({"name": "Tom Becker", "email": "tom@example.com", "message": "Headaches"})
@@ -220,7 +220,7 @@ def test_an_email_reply_reaches_the_lead_thread(browser, sandbox: Sandbox, scree
     expect(viewer.locator("iframe.mail-html")).to_be_visible()
     expect(viewer.locator(".mail-text")).not_to_be_empty()
     viewer.get_by_label(re.compile("Reply as")).fill("Do you take Blue Cross?")
-    dana.screenshot(path=str(screenshots / "sandbox-email.png"))
+    dana.screenshot(path=str(debug_screenshots / "sandbox-email.png"))
     viewer.get_by_role("button", name="Send reply").click()
     expect(dana.get_by_test_id("inbox").get_by_test_id("mail").first).to_contain_text("→ clinic")
     card(dana, "Tom Becker").get_by_role("button", name=re.compile(r"repl")).click()

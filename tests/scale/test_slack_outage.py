@@ -217,7 +217,7 @@ def test_a_ten_minute_slack_outage_loses_and_doubles_nothing(services, slack, cl
         "SMS sent: Hi Ann", "Email sent:", "Call task in the channel: Same-day call: scheduled follow-up call (open)",
         "SMS sent: Hi Ann, checking in"]
     assert story(slack, leads[ben]) == [
-        "SMS sent: Hi Ben", "Email sent:", "Reply by SMS: Yes please, can someone call me?", "asked a question",
+        "SMS sent: Hi Ben", "Email sent:", "Reply by SMS: Yes please, can someone call me?",
         "Call task in the channel: asked a question (open)"]
     assert story(slack, leads[cat]) == [
         "SMS sent: Hi Cat", "Email sent:", "Call Cat Chen: Same-day call: scheduled follow-up call (cancelled)",

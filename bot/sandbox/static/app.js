@@ -187,7 +187,8 @@ const Sandbox = (() => {
       el.textContent = "Nothing scheduled";
       return;
     }
-    const what = next.step ? `${next.step.replace(/_/g, " ")} (${next.channel.replace("_", " ")})` : "a touch";
+    const channels = { sms: "text", email: "email", call_task: "call", stage: "stage" };
+    const what = next.step ? `${next.step} (${channels[next.channel] || next.channel})` : "a touch";
     const who = next.lead_name || (next.lead_id ? `lead #${next.lead_id}` : "");
     const wait = next.at - now;
     el.title = el.textContent = `Next: ${what}${who ? ` for ${who}` : ""} · ${when(next.at)} · ${wait > 0 ? `in ${span(wait)}` : "due now"}`;
