@@ -75,7 +75,7 @@ def _lead_name(lead_id: int, name: str, phone: str | None, email: str | None) ->
     return lead_label(name, display_phone(phone), email, lead_id)
 
 
-def next_step_text(step: NextStep, zone: tzinfo) -> str:
+def next_step_text(step: NextStep, zone: tzinfo, playbook_of: PlaybookLookup | None = None) -> str:
     match step.kind:
         case StepKind.CALL:
             return f":telephone_receiver: call: {escape(step.detail)} (due {when(step.at, zone)})"
@@ -85,16 +85,17 @@ def next_step_text(step: NextStep, zone: tzinfo) -> str:
             why = f": {escape(step.detail)}" if step.detail else ""
             return f":double_vertical_bar: automation paused{why}"
         case StepKind.TOUCH:
-            return (f":arrow_forward: {channel_name(step.channel)} {escape(step_label(None, step.detail))} "
+            playbook = _playbook(step.sequence, playbook_of) if step.sequence else None
+            return (f":arrow_forward: {channel_name(step.channel)} {escape(step_label(playbook, step.detail))} "
                     f"{when(step.at, zone)}")
     return "nothing scheduled"
 
 
-def lead_line_text(line: LeadLine, zone: tzinfo) -> str:
+def lead_line_text(line: LeadLine, zone: tzinfo, playbook_of: PlaybookLookup | None = None) -> str:
     name = _lead_name(line.lead_id, line.name, line.phone, line.email)
     owner = f" · {owner_text(line.owner)}" if line.owner else ""
     return clip(f"*{name}* (#{line.lead_id}) · {stage_label(line.stage)}{owner}\n"
-                f"{next_step_text(line.next_step, zone)}", 3000)
+                f"{next_step_text(line.next_step, zone, playbook_of)}", 3000)
 
 
 def call_line_text(line: CallLine, zone: tzinfo) -> str:
@@ -126,13 +127,13 @@ def day_numbers_block(today: DayNumbers) -> Block:
     ])
 
 
-def home_view(snapshot: HomeSnapshot, zone: tzinfo) -> dict[str, Any]:
+def home_view(snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup | None = None) -> dict[str, Any]:
     """The App Home tab for one person: their leads and next steps, the team's open calls, today's numbers."""
     blocks: list[Block] = [header(f"followup · {snapshot.business_name}"), section("*Today*"),
                            day_numbers_block(snapshot.today), {"type": "divider"},
                            section(f"*Your leads* ({snapshot.my_leads.total})")]
     if snapshot.my_leads.rows:
-        blocks.extend(section(lead_line_text(line, zone)) for line in snapshot.my_leads.rows)
+        blocks.extend(section(lead_line_text(line, zone, playbook_of)) for line in snapshot.my_leads.rows)
         blocks.extend(_more(snapshot.my_leads, "of your leads — `/followup list mine`"))
     else:
         blocks.append(context("No leads are yours yet: press *Claim* on a lead card, or `/followup claim &lt;lead&gt;`."))
@@ -149,11 +150,12 @@ def home_view(snapshot: HomeSnapshot, zone: tzinfo) -> dict[str, Any]:
 # --- /followup answers --------------------------------------------------------------------------
 
 
-def lead_list_blocks(title: str, page: Page[LeadLine], zone: tzinfo) -> list[Block]:
+def lead_list_blocks(title: str, page: Page[LeadLine], zone: tzinfo,
+                     playbook_of: PlaybookLookup | None = None) -> list[Block]:
     if not page.rows:
         return [section(f"*{escape(title)}*: none.")]
     blocks: list[Block] = [section(f"*{escape(title)}* ({page.total})")]
-    blocks.extend(section(lead_line_text(line, zone)) for line in page.rows)
+    blocks.extend(section(lead_line_text(line, zone, playbook_of)) for line in page.rows)
     blocks.extend(_more(page, "— show one with `/followup show &lt;id&gt;`"))
     return _fit(blocks, MAX_MESSAGE_BLOCKS)
 
@@ -179,7 +181,8 @@ def lead_detail_blocks(detail: Mapping[str, Any], zone: tzinfo) -> list[Block]:
     ]
     if (detail.get("first_message") or "").strip():
         blocks.append(section("*What they asked*\n" + quote(escape(clip(detail["first_message"], 1500)))))
-    blocks.append(section(_sequence_line(detail, zone)))
+    lead_zone = _known_zone(detail.get("timezone"))
+    blocks.append(section(_sequence_line(detail, zone, lead_zone)))
     for task in detail.get("call_tasks", []):
         if task["status"] in ("open", "claimed"):
             who = f"claimed by {owner_text(task['claimed_by'])}" if task["claimed_by"] else "unclaimed"
@@ -198,11 +201,24 @@ def lead_detail_blocks(detail: Mapping[str, Any], zone: tzinfo) -> list[Block]:
     messages = detail.get("messages", [])[-SHOWN_MESSAGES:]
     if messages:
         blocks.append(section(f"*Last {len(messages)} messages*"))
-        blocks.extend(section(_message_line(message, zone)) for message in messages)
+        blocks.extend(section(_message_line(message, zone, lead_zone)) for message in messages)
     return _fit(blocks, MAX_MESSAGE_BLOCKS)
 
 
-def _sequence_line(detail: Mapping[str, Any], zone: tzinfo) -> str:
+def _known_zone(name: Any) -> str | None:
+    """The lead's stored time zone when it is one Python knows (to show their clock beside ours)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+def _sequence_line(detail: Mapping[str, Any], zone: tzinfo, lead_zone: str | None = None) -> str:
     if not detail.get("sequence"):
         return ":zzz: No sequence"
     state = escape(detail.get("enrollment_state") or "")
@@ -212,15 +228,15 @@ def _sequence_line(detail: Mapping[str, Any], zone: tzinfo) -> str:
     following = detail.get("next_touch")
     if following:
         label = following.get("label") or step_label(None, following["step"])
-        line += (f"\nNext: {escape(label)} ({channel_name(following['channel'])}) at "
-                 f"{when(_moment(following['due_at']), zone)}")
+        line += (f"\nNext: {escape(label)} ({channel_name(following['channel'])}) "
+                 f"{when(_moment(following['due_at']), zone, lead_zone)}")
     return line
 
 
-def _message_line(message: Mapping[str, Any], zone: tzinfo) -> str:
+def _message_line(message: Mapping[str, Any], zone: tzinfo, lead_zone: str | None = None) -> str:
     arrow = ":inbox_tray: from the lead" if message["direction"] == "in" else ":outbox_tray: to the lead"
     body = message.get("subject") or message.get("body") or ""
-    return clip(f"{arrow} by {channel_name(message['channel'])} · {when(_moment(message['at']), zone)} · "
+    return clip(f"{arrow} by {channel_name(message['channel'])} · {when(_moment(message['at']), zone, lead_zone)} · "
                 f"{escape(message['status'] or '')}\n{quote(escape(clip(body, 600)))}", 3000)
 
 

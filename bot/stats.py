@@ -323,6 +323,8 @@ class NextStep:
     detail: str = ""
     at: datetime | None = None
     channel: str | None = None
+    #: The playbook a touch belongs to, so its step reads by its label.
+    sequence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -404,13 +406,14 @@ def next_steps(session: Session, lead_ids: Sequence[int], *, now: datetime) -> d
                                                          Enrollment.sequence_name != REMINDER_SEQUENCE)
                                 .order_by(Enrollment.id)):
         found.setdefault(held.lead_id, NextStep(StepKind.PAUSED, held.state_reason, held.paused_at))
-    for touch in session.scalars(
-        select(Touch).join(Enrollment, Enrollment.id == Touch.enrollment_id)
+    for touch, sequence in session.execute(
+        select(Touch, Enrollment.sequence_name).join(Enrollment, Enrollment.id == Touch.enrollment_id)
         .where(Touch.lead_id.in_(lead_ids), Touch.status == TouchStatus.SCHEDULED,
                Enrollment.state == EnrollmentState.ACTIVE)
         .order_by(Touch.due_at, Touch.position)
-    ):
-        found.setdefault(touch.lead_id, NextStep(StepKind.TOUCH, touch.step_id, touch.due_at, touch.channel))
+    ).tuples():
+        found.setdefault(touch.lead_id, NextStep(StepKind.TOUCH, touch.step_id, touch.due_at, touch.channel,
+                                                 sequence))
     return found
 
 

@@ -166,7 +166,8 @@ def _list(command: ListLeads, services: Services, user: str) -> Answer:
     with services.session_factory() as session:
         page = lead_lines(session, now=services.clock.now(), **filters[command.which])
     title = LIST_TITLES[command.which]
-    return Answer(f"{title}: {page.total}", lead_list_blocks(title, page, services.business.timezone))
+    return Answer(f"{title}: {page.total}", lead_list_blocks(title, page, services.business.timezone,
+                                                                services.playbooks.get))
 
 
 def _show(command: OnLead, services: Services, client: WebClient) -> Answer:

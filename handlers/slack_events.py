@@ -146,4 +146,4 @@ def on_app_home_opened(ack: Ack, event: dict[str, Any], client: WebClient, conte
     with services.session_factory() as session:
         snapshot = home_snapshot(session, user_id=event["user"], business_name=services.business.name,
                                  now=services.clock.now(), zone=zone)
-    client.views_publish(user_id=event["user"], view=home_view(snapshot, zone))
+    client.views_publish(user_id=event["user"], view=home_view(snapshot, zone, services.playbooks.get))

@@ -9,7 +9,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.slack_home import duration, home_view, lead_detail_blocks, lead_list_blocks, stats_blocks, when
+from bot.slack_home import duration, home_view, lead_detail_blocks, lead_line_text, lead_list_blocks, stats_blocks, when
 from bot.stats import (
     CallLine,
     ChannelDelivery,
@@ -158,3 +158,10 @@ def test_durations_read_as_people_say_them(span, said):
 def test_times_read_in_the_business_zone():
     assert when(NOW, CHICAGO) == "Wed, Nov 25 at 9:00 AM CST"
     assert when(NOW, CHICAGO, "America/New_York") == "Wed, Nov 25 at 9:00 AM CST (10:00 AM EST their time)"
+
+
+def test_a_leads_next_touch_reads_by_its_label_with_its_zone():
+    line = LeadLine(3, "Maria Gonzalez", "+13125550177", None, "contacted", None,
+                    NextStep(StepKind.TOUCH, "day1_checkin_sms", NOW, "sms", "default"))
+    shown = lead_line_text(line, CHICAGO, PLAYBOOKS.get)
+    assert "Day-1 check-in text Wed, Nov 25 at 9:00 AM CST" in shown and "day1_checkin_sms" not in shown
