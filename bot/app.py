@@ -31,8 +31,16 @@ def sending_threads(settings: Settings) -> int:
     return settings.senders + settings.fast_lane_threads + 2  # the dispatching thread and a scheduler job
 
 
+def sms_configured(settings: Settings) -> bool:
+    return bool(settings.twilio_account_sid and settings.twilio_auth_token)
+
+
+def email_configured(settings: Settings) -> bool:
+    return bool(settings.sendgrid_api_key and settings.sendgrid_from_email)
+
+
 def build_sms_sender(settings: Settings) -> SmsSender | None:
-    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+    if not sms_configured(settings):
         return None
     from bot.twilio_sms import TwilioSmsSender
 
@@ -47,7 +55,7 @@ def build_sms_sender(settings: Settings) -> SmsSender | None:
 
 
 def build_email_sender(settings: Settings, business: Business) -> EmailSender | None:
-    if not (settings.sendgrid_api_key and settings.sendgrid_from_email):
+    if not email_configured(settings):
         return None
     from bot.sendgrid_email import SendGridEmailSender
 

@@ -45,12 +45,27 @@ def cmd_check(args: argparse.Namespace) -> int:
                            reply_rules=settings.reply_rules_path)
     for line in report.lines:
         print(line)
-    for warning in report.warnings:
+    for warning in report.warnings + _unconfigured_channels(settings, business):
         print(f"warning: {warning}")
     for problem in report.problems:
         print(f"error: {problem}", file=sys.stderr)
     print(f"\n{report.summary()}")
     return 1 if report.problems else 0
+
+
+def _unconfigured_channels(settings, business) -> list[str]:  # noqa: ANN001
+    """What `followup run` would hold back for want of a provider's settings."""
+    from bot.app import email_configured, load_playbooks, sms_configured
+    from bot.dispatch import waiting_channels_warnings
+    from bot.playbook import Channel
+
+    try:
+        playbooks = load_playbooks(settings, business)
+    except ConfigError:
+        return []  # check_content has reported it
+    configured = {channel for channel, ok in ((Channel.SMS, sms_configured(settings)),
+                                              (Channel.EMAIL, email_configured(settings))) if ok}
+    return waiting_channels_warnings(playbooks, configured)
 
 
 # --- init --------------------------------------------------------------------------------------
@@ -153,7 +168,8 @@ def _redact(url: str) -> str:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import leads from CSV: each bad row reported with its line and reason, good rows kept."""
-    from bot.lead_import import import_leads_csv
+    from bot.csv_records import UnreadableFile
+    from bot.lead_import import ConsentNotAccountedFor, import_leads_csv
 
     path = Path(args.file)
     if not path.exists():
@@ -163,11 +179,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
-    report = import_leads_csv(services, path, sequence=args.sequence)
-    for problem in report.problems:
-        print(problem, file=sys.stderr)
-    print(f"{path}: {report.added} added, {report.existing} already known, {len(report.problems)} rejected")
-    return 1 if report.problems and not (report.added or report.existing) else 0
+    try:
+        report = import_leads_csv(services, path, sequence=args.sequence, consent=args.consent,
+                                  no_sms_consent=args.no_sms_consent, encoding=args.encoding,
+                                  on_problem=lambda problem: print(problem, file=sys.stderr))
+    except (UnreadableFile, ConsentNotAccountedFor) as error:
+        return _fail(str(error))
+    print(f"{path}: {report.added} added, {report.existing} already known, {report.rejected} rejected "
+          f"(read as {report.encoding})")
+    return 1 if report.rejected else 0
 
 
 def cmd_leads_list(args: argparse.Namespace) -> int:
@@ -251,6 +271,17 @@ def _format_detail(detail: dict[str, Any]) -> str:
     ]
     if detail["sms_opted_out_at"]:
         lines.append(f"  SMS opted out at {detail['sms_opted_out_at']}")
+    consent = detail["consent"]
+    if consent["sms"]:
+        lines.append(f"  SMS consent: on record ({consent['sms_method']}, {consent['sms_at']})")
+    else:
+        lines.append(f"  SMS consent: {consent['why_no_sms'] or 'none on record'}")
+    if consent["log"]:
+        lines.append("consent log:")
+        for entry in consent["log"]:
+            what = "granted" if entry["granted"] else "revoked"
+            said = f": {entry['evidence']!r}" if entry["evidence"] else ""
+            lines.append(f"  {entry['at'][:16]}  {entry['channel']} {what} by {entry['method']} ({entry['by']}){said}")
     lines.append("sequences:")
     for e in detail["enrollments"]:
         lines.append(f"  {e['sequence']}: {e['state']}" + (f" ({e['reason']})" if e["reason"] else ""))
@@ -333,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     importer = commands.add_parser("import", help="import leads from a CSV file")
     importer.add_argument("file")
     importer.add_argument("--sequence", help="enroll the new leads in this sequence (default: the business's)")
+    importer.add_argument("--consent", metavar="HOW",
+                          help="how every lead in the file agreed to texts, e.g. 'signed intake form' "
+                               "(a 'consent' column, when there is one, decides row by row)")
+    importer.add_argument("--no-sms-consent", action="store_true",
+                          help="these leads did not agree to texts: email and calls only")
+    importer.add_argument("--encoding", help="the file's encoding (default: UTF-8, with or without BOM, else cp1252)")
     importer.set_defaults(func=cmd_import)
 
     leads = commands.add_parser("leads", help="list or show leads")

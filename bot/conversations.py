@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import audit, outbox
+from bot import audit, consent, outbox
 from bot.audit import SYSTEM, Actor
+from bot.consent import ConsentMethod
 from bot.lead_actions import receive_message
 from bot.leads import LeadInput, add_lead, find_existing
 from bot.models import Lead, Message
@@ -80,6 +81,12 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
             else:
                 lead = _new_lead(session, services, message, now, enroll=True)
             created = True
+        opting_in = message.signal == LeadSignal.OPT_IN and lead.sms_opted_out_at is not None  # consent by keyword
+        if message.channel == "sms" and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.AUTO_REPLY) \
+                and not opting_in:
+            # Noted before anything is dispatched: the instant answer to this text may go by text.
+            consent.lead_started(session, lead, ConsentMethod.LEAD_TEXTED, now=now,
+                                 evidence=f"the lead texted us first (message {message.provider_id})")
         lead_id = lead.id
     # The lead lock makes a STOP wait for a send already under way, and every later send see the STOP.
     with services.lead_locks.hold(lead_id):
@@ -174,7 +181,7 @@ def send_direct(
             if lead is None:
                 raise DirectMessageRefused(f"there is no lead {lead_id}")
             channel = channel or ("sms" if lead.phone else "email")
-            if channel == "sms" and not lead.sms_allowed:
+            if channel == "sms" and not lead.sms_answer_allowed:
                 raise DirectMessageRefused(_why_not(lead, "sms"))
             if channel == "email" and not lead.email_allowed:
                 raise DirectMessageRefused(_why_not(lead, "email"))
@@ -295,7 +302,10 @@ def _why_not(lead: Lead, channel: str) -> str:
             return "this lead has no phone number"
         if lead.sms_opted_out_at is not None:
             return "this lead opted out of texts; nothing can be texted to them until they text START"
-        return f"texts cannot reach this lead: {lead.sms_unreachable_reason or 'no consent'}"
+        if lead.sms_unreachable_reason:
+            return f"texts cannot reach this lead: {lead.sms_unreachable_reason}"
+        return ("there is no SMS consent on record for this lead and they have not texted or called us: "
+                f"reply by email, or record their consent with `/followup consent {lead.id} verbal \"what they said\"`")
     if not lead.email:
         return "this lead has no email address"
     return "this lead unsubscribed from email"

@@ -8,16 +8,17 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, nullcontext
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Collection
 
-from sqlalchemy import Connection, Select, Update, bindparam, exists, func, insert, literal, select, union_all
+from sqlalchemy import Connection, Select, Update, bindparam, exists, func, insert, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from bot import audit, outbox
 from bot.audit import SYSTEM
 from bot.call_tasks import open_call_task
+from bot.consent import why_no_sms_consent
 from bot.enrollment import NURTURE_SEQUENCE, lead_timezones
 from bot.lead_actions import apply_decision, on_quiet_end, opt_out, set_stage
 from bot.models import (
@@ -45,7 +46,7 @@ from bot.provider_lookup import ask_provider
 from bot.render_context import lead_context
 from bot.rules import LeadSignal, decide_on_signal, stage_after_touch
 from bot.send_times import NoSendTime, may_send_at
-from bot.services import Services
+from bot.services import Playbooks, Services
 from bot.templating import RenderedEmail, TemplateProblem
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,15 @@ OWN_DELAY_SLACK_SECONDS = 10.0
 #: Real seconds a touch may stay `sending` before it counts as abandoned by a process that died.
 #: Far longer than a sender's timeout, so a request in flight when its process died has landed.
 SEND_LEASE_SECONDS = 60.0
+#: A touch whose channel has no provider configured waits with this as its next attempt: no claim
+#: takes it, and `release_waiting_touches` lets it go once a restart brings the settings.
+WAITING_FOR_SETTINGS = datetime(9999, 1, 1, tzinfo=timezone.utc)
+#: What each channel needs set before its touches can go out.
+CHANNEL_SETTINGS = {
+    Channel.SMS: ("SMS", "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER (or "
+                         "TWILIO_MESSAGING_SERVICE_SID)"),
+    Channel.EMAIL: ("email", "SENDGRID_API_KEY and SENDGRID_FROM_EMAIL"),
+}
 
 
 def retry_delay(attempt: int, retry_after: float | None = None) -> timedelta:
@@ -97,6 +107,8 @@ class _Claimed:
     attempt: int = 0
     #: Its enrollment, so a group of sends can finish every sequence whose last step this was at once.
     enrollment_id: int = 0
+    #: A text answering the lead's own text or call, allowed without consent to automated texts.
+    answer: bool = False
 
 
 # Dispatch's statements are built once: building one each time cost more than running it, which
@@ -161,8 +173,14 @@ _NEXT_DUE = (
     .where(Touch.status == TouchStatus.SCHEDULED, Enrollment.state == EnrollmentState.ACTIVE)
     .order_by(Touch.due_at).limit(1)
 )
-#: The three in one round trip, each row tagged with the fact it stands for.
-_FACTS = union_all(_REPLIED, _BOOKED, _TEXTED)
+#: Leads already texted since they last texted or called first: their message has its answer.
+_ANSWERED = select(literal("answered"), Message.lead_id).distinct().join(
+    Lead, Lead.id == Message.lead_id).where(
+    Message.lead_id.in_(bindparam("lead_ids", expanding=True)), Message.direction == "out",
+    Message.channel == "sms", Message.status != "failed", Lead.sms_lead_started_at.is_not(None),
+    Message.created_at >= Lead.sms_lead_started_at)
+#: The four in one round trip, each row tagged with the fact it stands for.
+_FACTS = union_all(_REPLIED, _BOOKED, _TEXTED, _ANSWERED)
 
 
 # What a group's check and recording run.
@@ -216,12 +234,14 @@ class _BatchFacts:
     texted_leads: set[int]
     #: Held here so the appointments stay loaded while the batch renders.
     appointments: dict[int, Appointment]
+    #: Leads whose own text or call has had its answer (or gets it in this batch).
+    answered_leads: set[int] = field(default_factory=set)
 
     @classmethod
     def load(cls, session: Session, batch: list[Touch]) -> _BatchFacts:
         ids = {"enrollment_ids": list({touch.enrollment_id for touch in batch}),
                "lead_ids": list({touch.lead_id for touch in batch})}
-        found: dict[str, set[int]] = {"replied": set(), "booked": set(), "texted": set()}
+        found: dict[str, set[int]] = {"replied": set(), "booked": set(), "texted": set(), "answered": set()}
         # Plain columns: Core answers them without the ORM's overhead.
         for fact, fact_id in session.connection().execute(_FACTS, ids):
             found[fact].add(fact_id)
@@ -229,7 +249,7 @@ class _BatchFacts:
         appointment_ids = [touch.enrollment.appointment_id for touch in batch if touch.enrollment.appointment_id]
         appointments = {appointment.id: appointment for appointment in session.scalars(
             select(Appointment).where(Appointment.id.in_(appointment_ids)))} if appointment_ids else {}
-        return cls(replied, booked, texted, appointments)
+        return cls(replied, booked, texted, appointments, found["answered"])
 
     def about(self, lead: Lead, enrollment: Enrollment) -> LeadFacts:
         return LeadFacts(
@@ -251,9 +271,9 @@ def _body_of(item: _Claimed) -> str:
     return item.outgoing.body if isinstance(item.outgoing, OutgoingSms) else item.outgoing.text
 
 
-#: What `Lead.sms_allowed` and `Lead.email_allowed` read.
+#: What `Lead.sms_allowed`, `Lead.sms_answer_allowed` and `Lead.email_allowed` read.
 _REACHABILITY = (Lead.phone, Lead.email, Lead.sms_consent, Lead.email_consent, Lead.sms_opted_out_at,
-                 Lead.email_opted_out_at, Lead.sms_unreachable_reason)
+                 Lead.email_opted_out_at, Lead.sms_unreachable_reason, Lead.sms_lead_started_at)
 
 #: Claimed touches as they stand now, and whether their leads may still be written to.
 _LEADS_CHECK = (
@@ -425,17 +445,39 @@ class Dispatcher:
             return None
         if channel == Channel.SMS and lead.sms_unreachable_reason and lead.sms_opted_out_at is None:
             try:
-                return self._reroute_sms(session, touch, lead, enrollment, step, now, report, facts)
+                return self._reroute_sms(session, touch, lead, enrollment, step, now, report, facts,
+                                         why=lead.sms_unreachable_reason, call_reason="texts cannot reach this number")
             except TemplateProblem as problem:
                 self._fail(session, touch, now, f"could not render {step.template}: {problem}", report)
                 return None
-        reason = skip_reason(step, facts.about(lead, enrollment))
+        lead_facts = facts.about(lead, enrollment)
+        answer = False
+        if channel == Channel.SMS and lead.sms_reachable and not lead.sms_consent:
+            # Texts could reach the lead, but automated ones need consent on record (TCPA).
+            lead_facts = replace(lead_facts, sms_allowed=True)
+            reason = skip_reason(step, lead_facts)
+            if reason:
+                return self._skip(session, touch, now, reason, report)
+            if lead.sms_lead_started_at is not None and lead.id not in facts.answered_leads:
+                answer = True  # the lead texted or called first: this text answers them
+                facts.answered_leads.add(lead.id)
+            else:
+                why = why_no_sms_consent(lead) or "no SMS consent on record"
+                try:
+                    return self._reroute_sms(session, touch, lead, enrollment, step, now, report, facts,
+                                             why=why, call_reason=why)
+                except TemplateProblem as problem:
+                    self._fail(session, touch, now, f"could not render {step.template}: {problem}", report)
+                    return None
+        reason = skip_reason(step, lead_facts)
         if reason:
             return self._skip(session, touch, now, reason, report)
+        if channel in CHANNEL_SETTINGS and self._sender(channel) is None:
+            return self._wait_for_settings(session, touch, channel, now, report)
         try:
             match channel:
                 case Channel.SMS:
-                    return self._claim_sms(touch, lead, step, now, facts)
+                    return self._claim_sms(touch, lead, step, now, facts, answer=answer)
                 case Channel.EMAIL:
                     return self._claim_email(session, touch, lead, enrollment, step, now, facts)
                 case Channel.CALL_TASK:
@@ -474,7 +516,28 @@ class Dispatcher:
             appointment_notes=appointment.notes if appointment else "",
         )
 
-    def _claim_sms(self, touch: Touch, lead: Lead, step: Step, now: datetime, facts: _BatchFacts) -> _Claimed:
+    def _sender(self, channel: Channel) -> object | None:
+        return self.services.sms if channel == Channel.SMS else self.services.email
+
+    def _wait_for_settings(self, session: Session, touch: Touch, channel: Channel, now: datetime,
+                           report: DispatchReport) -> None:
+        """Hold a touch whose channel is not configured, say why in the thread once, and fail nothing."""
+        what, settings = CHANNEL_SETTINGS[channel]
+        why = (f"waiting: {what} is not configured (set {settings}); it goes out once it is and followup "
+               "is restarted")
+        touch.next_attempt_at = WAITING_FOR_SETTINGS
+        if touch.last_error != why:
+            touch.last_error = why
+            outbox.publish(session, Notice.DECISION, lead_id=touch.lead_id, at=now,
+                           text=f"{touch.step_id} is {why}")
+            audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_waiting", at=now,
+                         touch=touch.id, reason=why)
+        report.rescheduled += 1
+        report.details.append(f"touch {touch.id} {why}")
+        return None
+
+    def _claim_sms(self, touch: Touch, lead: Lead, step: Step, now: datetime, facts: _BatchFacts, *,
+                   answer: bool = False) -> _Claimed:
         assert step.template is not None and lead.phone is not None
         body = self.services.renderer.render_sms(step.template, self._context(lead, touch.enrollment, facts),
                                                  first_to_number=lead.id not in facts.texted_leads)
@@ -483,7 +546,7 @@ class Dispatcher:
         callback = f"{self.services.public_base_url}/webhooks/twilio/status"
         return _Claimed(touch.id, lead.id, OutgoingSms(to=lead.phone, body=body, reference=f"touch-{touch.id}",
                                                        status_callback=callback), touch.attempts,
-                        touch.enrollment_id)
+                        touch.enrollment_id, answer=answer)
 
     def _claim_email(self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step,
                      now: datetime, facts: _BatchFacts) -> _Claimed:
@@ -499,24 +562,27 @@ class Dispatcher:
                         touch.enrollment_id)
 
     def _reroute_sms(self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step,
-                     now: datetime, report: DispatchReport, facts: _BatchFacts) -> _Claimed | None:
-        """Texts cannot reach this number: say the same thing by email, or hand the team a call."""
+                     now: datetime, report: DispatchReport, facts: _BatchFacts, *, why: str,
+                     call_reason: str) -> _Claimed | None:
+        """Texts may not go to this lead (`why`): say the same thing by email, or hand the team a call."""
         assert step.template is not None
         context = self._context(lead, enrollment, facts)
         text = self.services.renderer.render_sms(step.template, context, first_to_number=False)
         if lead.email_allowed:
             assert lead.email is not None
+            if self.services.email is None:
+                return self._wait_for_settings(session, touch, Channel.EMAIL, now, report)
             rendered = self.services.renderer.render_email(
                 "_direct_message", f"A note from {self.services.business.name}", {**context, "body": text})
             touch.subject, touch.body_text, touch.body_html = rendered.subject, rendered.text, rendered.html
-            touch.skip_reason = f"sent by email: {lead.sms_unreachable_reason}"
+            touch.skip_reason = f"sent by email: {why}"
             self._mark_sending(touch, now)
             return _Claimed(touch.id, lead.id, _touch_email(touch, lead, rendered, context), touch.attempts,
                             touch.enrollment_id)
         open_call_task(session, self.services, lead, now=now, actor=SYSTEM, touch=touch,
-                       reason=f"texts cannot reach this number; say it by phone: {text}")
+                       reason=f"{call_reason}; say it by phone: {text}")
         touch.status, touch.sent_at = TouchStatus.SENT, now
-        touch.skip_reason = f"handed to the team as a call: {lead.sms_unreachable_reason}"
+        touch.skip_reason = f"handed to the team as a call: {why}"
         report.sent += 1
         self._complete_if_done(session, enrollment, now)
         return None
@@ -706,7 +772,10 @@ class Dispatcher:
             if row is None or (row.status, row.attempts) != (TouchStatus.SENDING, item.attempt):
                 continue  # recovery settled it while it waited in this batch: it is not ours to send
             # The model's own rule, read off the row: one definition of "may we text/email them".
-            allowed = Lead.sms_allowed.fget if isinstance(item.outgoing, OutgoingSms) else Lead.email_allowed.fget
+            if isinstance(item.outgoing, OutgoingSms):
+                allowed = Lead.sms_answer_allowed.fget if item.answer else Lead.sms_allowed.fget
+            else:
+                allowed = Lead.email_allowed.fget
             if allowed(row):  # type: ignore[misc]
                 to_send.add(item.touch_id)
             else:
@@ -935,3 +1004,57 @@ class Dispatcher:
                      touch=touch.id, reason=why)
         report.failed += 1
         self._complete_if_done(session, touch.enrollment, now)
+
+
+def configured_channels(services: Services) -> set[Channel]:
+    """The channels with a provider to send through."""
+    return {channel for channel, sender in ((Channel.SMS, services.sms), (Channel.EMAIL, services.email))
+            if sender is not None}
+
+
+def release_waiting_touches(services: Services) -> int:
+    """Let touches that waited for a channel's settings go out now that the channel is configured.
+
+    Run at start: settings are read once, so a channel configured since the touches began waiting
+    needs a restart. They fall due now (their wait is not "the bot was not running") and keep
+    their order. Returns how many were let go.
+    """
+    configured = sorted(configured_channels(services))
+    if not configured:
+        return 0
+    now = services.clock.now()
+    with services.session_factory.begin() as session:
+        # An SMS step rerouted to email waits for email, whatever its channel says: its reason says which.
+        released = session.execute(
+            _touches.update()
+            .where(_touches.c.status == TouchStatus.SCHEDULED, _touches.c.next_attempt_at == WAITING_FOR_SETTINGS,
+                   or_(*(_touches.c.last_error.like(f"waiting: {CHANNEL_SETTINGS[Channel(name)][0]} is not %")
+                         for name in configured)))
+            .values(next_attempt_at=None, due_at=now, last_error=None)
+        ).rowcount
+    return released or 0
+
+
+def waiting_channels_warnings(playbooks: Playbooks, configured: Collection[Channel]) -> list[str]:
+    """Say, for each channel a playbook uses but no provider is configured for, what waits and why."""
+    from bot.playbook import list_sequences
+
+    used: dict[Channel, list[str]] = {}
+    names = dict.fromkeys([playbooks.default, *list_sequences(playbooks.sequences_dir)])
+    for name in names:
+        try:
+            sequence = playbooks.get(name)
+        except Exception:  # noqa: BLE001 - `followup check` reports a playbook that does not load
+            continue
+        for step in sequence.steps:
+            if step.channel in CHANNEL_SETTINGS and sequence.name not in used.setdefault(step.channel, []):
+                used[step.channel].append(sequence.name)
+    warnings = []
+    for channel, names_using in used.items():
+        if channel in configured:
+            continue
+        what, settings = CHANNEL_SETTINGS[channel]
+        warnings.append(f"{what} is not configured (set {settings}), but playbook(s) {', '.join(names_using)} "
+                        f"send {what}: those touches wait, each lead's thread says why, and they go out once "
+                        f"it is configured and followup is restarted")
+    return warnings

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from bot import audit
 from bot.audit import Actor
 from bot.enrollment import end, open_enrollments
-from bot.models import Appointment, AuditEntry, CallTask, Lead, Message, OutboxEvent, Touch
+from bot.consent import ConsentMethod, revoke_sms
+from bot.models import Appointment, AuditEntry, CallTask, ConsentEntry, Lead, Message, OutboxEvent, Touch
 
 #: What an erased lead is called wherever a name is shown.
 ERASED_NAME = "(erased)"
@@ -40,7 +41,8 @@ def forget_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) ->
     lead_id = lead.id
     lead.name, lead.phone, lead.email = ERASED_NAME, None, None
     lead.first_message, lead.custom_fields, lead.owner = "", {}, None
-    lead.sms_consent = lead.email_consent = False
+    revoke_sms(session, lead, ConsentMethod.ERASED, evidence="", actor=actor, now=now)
+    lead.email_consent = False
     lead.sms_unreachable_reason = None
     # The old link token is in sent emails and texts: a new one makes those links lead nowhere.
     lead.link_token = secrets.token_urlsafe(16)
@@ -53,6 +55,8 @@ def forget_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) ->
         reason="(erased)", call_script="", voicemail_script="", notes="")).rowcount
     session.execute(update(Appointment).where(Appointment.lead_id == lead_id).values(notes=""))
     session.execute(update(AuditEntry).where(AuditEntry.lead_id == lead_id).values(details={}))
+    # How and when consent was given stays (it is the business's evidence); the words and notes go.
+    session.execute(update(ConsentEntry).where(ConsentEntry.lead_id == lead_id).values(evidence=""))
     # Notices not yet posted would carry the old text into Slack: empty them and mark them done.
     session.execute(update(OutboxEvent).where(OutboxEvent.lead_id == lead_id).values(
         payload={}, delivered_at=now))

@@ -7,11 +7,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import audit, enrollment, outbox
+from bot import audit, consent, enrollment, outbox
 from bot.audit import SYSTEM, Actor
 from bot.call_tasks import close_open_tasks, open_call_task, open_tasks
+from bot.consent import ConsentMethod
 from bot.enrollment import NURTURE_SEQUENCE, REMINDER_SEQUENCE, open_enrollments
 from bot.models import (
+    ActorType,
     Appointment,
     BookingLinkClick,
     CallTask,
@@ -102,6 +104,10 @@ def apply_decision(
 
 def opt_out(session: Session, lead: Lead, channel: str, *, now: datetime, actor: Actor) -> None:
     """Never message this channel again until the lead opts back in."""
+    if channel == "sms" and (lead.sms_opted_out_at is None or lead.sms_consent):
+        consent.revoke_sms(session, lead, ConsentMethod.TEAM if actor.type == ActorType.SLACK_USER
+                           else ConsentMethod.OPT_OUT, evidence=f"opted out of texts ({actor.describe()})",
+                           actor=actor, now=now)
     if channel == "sms" and lead.sms_opted_out_at is None:
         lead.sms_opted_out_at = now
     elif channel == "email" and lead.email_opted_out_at is None:
@@ -112,7 +118,8 @@ def opt_out(session: Session, lead: Lead, channel: str, *, now: datetime, actor:
 def opt_in(session: Session, lead: Lead, channel: str, *, now: datetime, actor: Actor) -> None:
     if channel == "sms":
         lead.sms_opted_out_at = None
-        lead.sms_consent = True
+        consent.grant_sms(session, lead, consent.ConsentGiven(ConsentMethod.KEYWORD, "texted an opt-in keyword "
+                                                              "(START) after opting out"), actor=actor, now=now)
     elif channel == "email":
         lead.email_opted_out_at = None
         lead.email_consent = True
@@ -252,6 +259,27 @@ def opt_out_by_team(session: Session, services: Services, lead: Lead, channel: s
     opt_out(session, lead, channel, now=now, actor=actor)
     apply_decision(session, services, lead, decide_on_signal(LeadSignal.OPT_OUT, current_stage=Stage(lead.stage)),
                    now=now, actor=actor)
+
+
+def record_consent_by_team(session: Session, lead: Lead, change: str, note: str, *, now: datetime,
+                           actor: Actor) -> str:
+    """Record what the lead told a team member about texts (`verbal` agreement or `revoked`); say what changed."""
+    if not lead.phone:
+        raise LeadActionRefused("this lead has no phone number, so there is nothing to text")
+    if change == "revoked":
+        consent.revoke_sms(session, lead, ConsentMethod.TEAM, evidence=note, actor=actor, now=now)
+        done = "No SMS consent on record any more: automated texts go by email or as calls"
+    else:
+        if lead.sms_opted_out_at is not None:
+            raise LeadActionRefused("this lead opted out of texts; only the lead can opt back in, by texting START")
+        consent.grant_sms(session, lead, consent.ConsentGiven(ConsentMethod.VERBAL, note), actor=actor, now=now)
+        done = "SMS consent recorded (verbal): automated texts may go to them"
+    audit.record(session, lead_id=lead.id, actor=actor, action="consent_recorded", at=now, change=change)
+    outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now, text=f"{done} ({actor.describe()})",
+                   actor=actor.describe())
+    outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
+    lead.updated_at = now
+    return done
 
 
 def claim_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.consent import consent_record
 from bot.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
 from bot.playbook import Sequence, default_sequence_label, step_label
 
@@ -72,6 +73,7 @@ def lead_detail(session: Session, lead: Lead, playbook_of: PlaybookLookup | None
         sms_opted_out_at=_iso(lead.sms_opted_out_at),
         email_opted_out_at=_iso(lead.email_opted_out_at),
         sms_unreachable_reason=lead.sms_unreachable_reason,
+        consent=consent_record(session, lead),
         enrollments=[
             {"id": e.id, "sequence": e.sequence_name, "state": str(e.state), "reason": e.state_reason,
              "enrolled_at": _iso(e.enrolled_at), "ended_at": _iso(e.ended_at)}

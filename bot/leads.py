@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bot import audit, outbox
 from bot.audit import Actor
 from bot.business import Business
+from bot.consent import ConsentGiven, ConsentMethod, InvalidConsent, evidence_text, grant_sms, read_yes_no
 from bot.contacts import (
     InvalidEmail,
     InvalidPhone,
@@ -30,7 +31,7 @@ from bot.playbook import Sequence
 
 #: Stages in which a lead who writes in again is the same ongoing conversation, not a new inquiry.
 ONGOING_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED, Stage.BOOKED)
-KNOWN_FIELDS = ("name", "phone", "email", "source", "message", "sequence", "timezone")
+KNOWN_FIELDS = ("name", "phone", "email", "source", "message", "sequence", "timezone", "consent", "consent_text")
 
 
 class InvalidLead(ValueError):
@@ -53,11 +54,28 @@ class LeadInput:
     sequence: str | None = None
     timezone: str | None = None
     custom_fields: Mapping[str, Any] = field(default_factory=dict)
+    #: Consent to automated texts given at intake (the form's checkbox, an import's column), if any.
+    sms_consent: ConsentGiven | None = None
 
     @classmethod
-    def parse(cls, fields: Mapping[str, Any], *, default_region: str = "US", default_source: str = "manual") -> LeadInput:
-        """Validate raw fields (a form, JSON, a CSV row); raise InvalidLead listing every problem."""
+    def parse(cls, fields: Mapping[str, Any], *, default_region: str = "US", default_source: str = "manual",
+              consent_method: ConsentMethod = ConsentMethod.WEB_FORM, consent_evidence: str = "") -> LeadInput:
+        """Validate raw fields (a form, JSON, a CSV row); raise InvalidLead listing every problem.
+
+        `consent` (yes/no, a checkbox's value) and `consent_text` (the words the lead agreed to)
+        put consent to texts on record by `consent_method`; the wording is required unless
+        `consent_evidence` already says how consent was given (an import's flag).
+        """
         reasons: list[str] = []
+        consent: ConsentGiven | None = None
+        try:
+            if read_yes_no(fields.get("consent", False), "consent"):
+                wording = evidence_text(fields.get("consent_text"), "consent_text", required=not consent_evidence)
+                consent = ConsentGiven(consent_method, wording or consent_evidence)
+            elif fields.get("consent_text") not in (None, ""):
+                evidence_text(fields.get("consent_text"), "consent_text", required=False)
+        except InvalidConsent as error:
+            reasons.append(str(error))
 
         def text(key: str, limit: int) -> str:
             value = fields.get(key)
@@ -96,7 +114,7 @@ class LeadInput:
         custom = {k: v for k, v in fields.items() if k not in KNOWN_FIELDS and isinstance(k, str)}
         if reasons:
             raise InvalidLead(reasons)
-        return cls(name, phone, email, source, message, sequence, timezone, custom)
+        return cls(name, phone, email, source, message, sequence, timezone, custom, consent)
 
 
 @dataclass(frozen=True)
@@ -141,6 +159,9 @@ def add_lead(
 ) -> IntakeResult:
     """Take a lead in: a new one is stored and enrolled; an ongoing one is returned as it is."""
     existing = find_existing(session, data.phone, data.email)
+    if existing is not None and data.sms_consent is not None and data.phone and existing.phone == data.phone:
+        # Agreeing again (the form ticked a second time) is consent on record from now on.
+        grant_sms(session, existing, data.sms_consent, actor=actor, now=now)
     if existing is not None:
         still_open = open_enrollments(session, existing.id)
         if existing.stage in ONGOING_STAGES or any(e.sequence_name != NURTURE_SEQUENCE for e in still_open):
@@ -175,6 +196,8 @@ def add_lead(
     )
     session.add(lead)
     session.flush()
+    if data.sms_consent is not None and data.phone:
+        grant_sms(session, lead, data.sms_consent, actor=actor, now=now)
     audit.record(session, lead_id=lead.id, actor=actor, action="lead_created", at=now, source=data.source)
     outbox.publish(session, Notice.LEAD_CREATED, lead_id=lead.id, at=now)
     if enroll:

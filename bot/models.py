@@ -47,6 +47,10 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
 
 
+def _reachable_by_sms(lead: Any) -> bool:
+    return bool(lead.phone) and lead.sms_opted_out_at is None and not lead.sms_unreachable_reason
+
+
 class Lead(Base):
     __tablename__ = "leads"
     # Intake and `/followup` find a lead by email whatever its case: without this index every new
@@ -63,7 +67,13 @@ class Lead(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     stage: Mapped[str] = mapped_column(String(20), default=Stage.NEW, index=True)
     owner: Mapped[str | None] = mapped_column(String(50))
-    sms_consent: Mapped[bool] = mapped_column(default=True)
+    #: Consent on record for automated texts (bot.consent): only then do sequences text the lead.
+    sms_consent: Mapped[bool] = mapped_column(default=False)
+    #: How and when that consent was given or revoked (a bot.consent.ConsentMethod).
+    sms_consent_method: Mapped[str | None] = mapped_column(String(30))
+    sms_consent_at: Mapped[datetime | None]
+    #: When the lead last texted or called first: the answer to their own message may go by text.
+    sms_lead_started_at: Mapped[datetime | None]
     email_consent: Mapped[bool] = mapped_column(default=True)
     sms_opted_out_at: Mapped[datetime | None]
     email_opted_out_at: Mapped[datetime | None]
@@ -83,9 +93,21 @@ class Lead(Base):
     def first_name(self) -> str:
         return self.name.split()[0] if self.name.strip() else "there"
 
+    # Written over plain attributes only, so dispatch can apply them to the rows it reads.
+    @property
+    def sms_reachable(self) -> bool:
+        """A text could reach the lead: a phone that takes texts and no opt-out, consent aside."""
+        return _reachable_by_sms(self)
+
     @property
     def sms_allowed(self) -> bool:
-        return bool(self.phone) and self.sms_consent and self.sms_opted_out_at is None and not self.sms_unreachable_reason
+        """Automated texts may go to the lead: reachable, with consent on record."""
+        return _reachable_by_sms(self) and bool(self.sms_consent)
+
+    @property
+    def sms_answer_allowed(self) -> bool:
+        """A text answering the lead (the instant reply to their text or call, a team reply) may go."""
+        return _reachable_by_sms(self) and (bool(self.sms_consent) or self.sms_lead_started_at is not None)
 
     @property
     def email_allowed(self) -> bool:
@@ -200,6 +222,23 @@ class CallTask(Base):
     slack_channel: Mapped[str | None] = mapped_column(String(30))
     slack_thread_ts: Mapped[str | None] = mapped_column(String(30))
     slack_channel_ts: Mapped[str | None] = mapped_column(String(30))
+
+
+class ConsentEntry(Base):
+    """One grant or revocation of consent to be contacted (bot.consent), kept as evidence."""
+
+    __tablename__ = "consent_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    granted: Mapped[bool]
+    method: Mapped[str] = mapped_column(String(30))
+    #: The wording the lead agreed to, or the note or message that shows it.
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    #: Who recorded it: the lead, a team member (<@U…>), an operator, followup.
+    actor: Mapped[str] = mapped_column(String(60))
+    at: Mapped[datetime]
 
 
 class AuditEntry(Base):

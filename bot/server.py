@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from bot.app import build_services
 from bot.clock import Clock
 from bot.conversations import recover_abandoned_direct
+from bot.dispatch import configured_channels, release_waiting_touches, waiting_channels_warnings
 from bot.scheduler import WorkScheduler
 from bot.services import Services
 from bot.settings import Settings
@@ -33,6 +34,11 @@ class RunningParts:
 def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
     """Wire the bot from settings: services, scheduler jobs, the Slack poster and the web app."""
     services = build_services(settings, clock=clock)
+    for warning in waiting_channels_warnings(services.playbooks, configured_channels(services)):
+        log.error("%s", warning)
+    released = release_waiting_touches(services)
+    if released:
+        log.info("%d touch(es) that waited for a channel's settings go out now", released)
     scheduler = WorkScheduler(services, poll_seconds=settings.poll_seconds,
                               click_escalation_delay=settings.click_escalation_delay,
                               claim_reminder_delay=settings.claim_reminder_delay,

@@ -27,6 +27,7 @@ USAGE_LINES = (
     ("book <lead> <when>", "record a visit, e.g. `book 12 tomorrow 3pm`"),
     ("claim <lead>", "make the lead yours"),
     ("optout <lead>", "record that they asked not to be contacted (admins)"),
+    ('consent <lead> verbal "what they said"', "record that the lead agreed to texts (or `revoked \"...\"`)"),
     ("stats [7d|30d]", "leads in, speed to lead, reply and booking rates"),
 )
 LEAD_HINT = "Name a lead by its id (`12` or `#12`), phone, email or name."
@@ -113,7 +114,20 @@ class ShowStats:
     days: int
 
 
-Command = Help | NewLead | ListLeads | OnLead | BookLead | ShowStats
+class ConsentChange(StrEnum):
+    VERBAL = "verbal"  #: the lead told a team member they agree to texts
+    REVOKED = "revoked"  #: the lead told a team member they no longer do
+
+
+@dataclass(frozen=True)
+class RecordConsent:
+    lead: str
+    change: ConsentChange
+    #: What the lead said, in the team member's words: kept as the consent's evidence.
+    note: str
+
+
+Command = Help | NewLead | ListLeads | OnLead | BookLead | ShowStats | RecordConsent
 
 
 def parse_command(text: str, *, now: datetime, zone: tzinfo) -> Command:
@@ -133,6 +147,8 @@ def parse_command(text: str, *, now: datetime, zone: tzinfo) -> Command:
             return _book(rest, now=now, zone=zone)
         case "stats":
             return _stats(rest)
+        case "consent":
+            return _consent(rest)
     try:
         lead_verb = LeadVerb(verb.replace("-", "").replace("_", ""))
     except ValueError:
@@ -155,6 +171,24 @@ def _new_lead(words: list[str]) -> NewLead:
                            f"`/followup new {slots('<phone|email>')} [name]`, e.g. "
                            "`/followup new +1 312 555 0142 Dana Lee`.")
     return NewLead(phone=phone, email=None, name=" ".join(rest))
+
+
+_CONSENT_WORDS = {"verbal": ConsentChange.VERBAL, "revoked": ConsentChange.REVOKED, "revoke": ConsentChange.REVOKED}
+#: A note must say something: what the lead agreed to, when, how.
+MIN_CONSENT_NOTE = 3
+
+
+def _consent(words: list[str]) -> RecordConsent:
+    example = '`/followup consent 12 verbal "agreed to texts on the phone today"`'
+    at = next((i for i, word in enumerate(words) if word.lower() in _CONSENT_WORDS), None)
+    if at is None or at == 0:
+        raise CommandError(f"`/followup consent {slots('<lead>')} verbal \"what they said\"` needs a lead, then "
+                           f"`verbal` (or `revoked`), then a note of what the lead said, e.g. {example}.")
+    note = " ".join(words[at + 1:]).strip().strip('"“”\'‘’').strip()
+    if len(note) < MIN_CONSENT_NOTE:
+        raise CommandError(f"Add a note of what the lead said and when, e.g. {example}: it is the record of "
+                           "their consent.")
+    return RecordConsent(" ".join(words[:at]).strip(), _CONSENT_WORDS[words[at].lower()], note)
 
 
 def _list(words: list[str]) -> ListLeads:

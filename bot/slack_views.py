@@ -10,6 +10,7 @@ from typing import Iterable, Sequence as Seq
 import phonenumbers
 
 from bot.business import Business
+from bot.consent import why_no_sms_consent
 from bot.display import team_time
 from bot.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
 from bot.planning import PHONE_CHANNELS
@@ -302,7 +303,7 @@ def lead_card(
         stage=str(lead.stage),
         owner=lead.owner,
         automation=automation_of(open_ones),
-        can_reply=lead.sms_allowed or lead.email_allowed,
+        can_reply=lead.sms_answer_allowed or lead.email_allowed,
         progress=sequence_progress(shown, touches, zone, wont_run=wont_run, playbook=playbook, business=business,
                                    lead_zones=lead_zones),
         appointment_at=(_local(appointment.start_at, zone, lead_zone)
@@ -317,6 +318,8 @@ def _unreachable(lead: Lead) -> str | None:
         reasons.append("opted out of texts")
     elif lead.sms_unreachable_reason:
         reasons.append(lead.sms_unreachable_reason)
+    elif why := why_no_sms_consent(lead):
+        reasons.append(f"{why}: automated texts go by email or as calls")
     if lead.email_opted_out_at is not None:
         reasons.append("unsubscribed from email")
     return "; ".join(reasons) or None

@@ -256,8 +256,9 @@ def on_lead_reply(ack: Ack, body: dict[str, Any], action: dict[str, Any], client
 
 
 def _open_channels(lead: Lead) -> list[str]:
-    """The channels a team reply may still use: consent given, not opted out, reachable."""
-    return [channel for channel, allowed in (("sms", lead.sms_allowed), ("email", lead.email_allowed)) if allowed]
+    """The channels a team reply may still use: consent given (or the lead wrote first), not opted out, reachable."""
+    return [channel for channel, allowed in (("sms", lead.sms_answer_allowed), ("email", lead.email_allowed))
+            if allowed]
 
 
 def on_email_open(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,

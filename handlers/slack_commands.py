@@ -19,6 +19,7 @@ from bot.audit import Actor
 from bot.lead_actions import (
     LeadActionRefused,
     book,
+    record_consent_by_team,
     claim_lead,
     opt_out,
     opt_out_by_team,
@@ -41,6 +42,7 @@ from bot.slack_commands import (
     ListLeads,
     NewLead,
     OnLead,
+    RecordConsent,
     ShowStats,
     parse_command,
     usage,
@@ -114,6 +116,8 @@ def run(command: Command, services: Services, *, user: str, admins: frozenset[st
                           stats_blocks(stats, services.playbooks.get))
         case BookLead():
             return _book(command, services, actor)
+        case RecordConsent():
+            return _consent(command, services, actor)
         case OnLead(verb=LeadVerb.SHOW):
             return _show(command, services, client)
         case OnLead():
@@ -203,6 +207,18 @@ def _book(command: BookLead, services: Services, actor: Actor) -> Answer:
     after_change(services)
     return Answer(f":calendar: Booked *{label}* for {when(command.start_at, services.business.timezone)}; "
                   "follow-up stopped and reminders start.")
+
+
+def _consent(command: RecordConsent, services: Services, actor: Actor) -> Answer:
+    lead_id = _lead_id(services, command.lead)
+    now = services.clock.now()
+    with lead_for_change(services, lead_id) as (session, lead):
+        if lead is None:
+            raise LeadActionRefused(f"lead #{lead_id} no longer exists")
+        label = _label(lead)
+        done = record_consent_by_team(session, lead, command.change, command.note, now=now, actor=actor)
+    after_change(services)
+    return Answer(f":memo: {done} for *{label}*.")
 
 
 def _lead_id(services: Services, reference: str) -> int:

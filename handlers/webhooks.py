@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bot.audit import Actor
+from bot.consent import ConsentMethod, lead_started
 from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
 from bot.conversations import DirectMessageRefused, InboundMessage, send_direct, take_inbound
 from bot.db import is_reachable
@@ -205,6 +206,11 @@ class Webhooks:
             data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
             result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                               now=services.clock.now(), actor=Actor.lead(0))
+            lead = session.get(Lead, result.lead_id)
+            assert lead is not None
+            if lead.phone == phone:  # the text-back answers this call
+                lead_started(session, lead, ConsentMethod.LEAD_CALLED, now=services.clock.now(),
+                             evidence=f"the lead called us (call {call_sid})")
         if result.enrolled:
             services.send_due_now(result.lead_id)
 

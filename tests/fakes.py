@@ -41,3 +41,15 @@ class FakeEmailSender:
             raise self.failures.pop(0)
         self.sent.append(message)
         return SendReceipt(provider_id=f"msg{next(_ids):020d}", status="queued")
+
+
+#: What a web form that asks for consent posts beside the lead: the ticked box and its wording.
+WEB_FORM_CONSENT = {"consent": True, "consent_text": "I agree to receive texts from Lakeside Chiropractic about my "
+                                                     "inquiry. Msg & data rates may apply. Reply STOP to opt out."}
+
+
+def consented():  # noqa: ANN201 - a bot.consent.ConsentGiven, imported late like the rest of the core
+    """Consent on record as the web form gives it, for leads built as `LeadInput(...)`."""
+    from bot.consent import ConsentGiven, ConsentMethod
+
+    return ConsentGiven(ConsentMethod.WEB_FORM, WEB_FORM_CONSENT["consent_text"])

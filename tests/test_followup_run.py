@@ -15,6 +15,7 @@ import pytest
 
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
+from tests.fakes import WEB_FORM_CONSENT
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "run-test-token"
@@ -71,7 +72,7 @@ def run_process(tmp_path: Path, business_file: Path, database_url: str):
 
 def test_followup_run_serves_and_texts_a_new_lead_within_a_second(run_process):
     url, twilio, process = run_process
-    answer = httpx.post(f"{url}/webhooks/leads", json={"name": "Dana Lee", "phone": "+13125550142"},
+    answer = httpx.post(f"{url}/webhooks/leads", json={"name": "Dana Lee", "phone": "+13125550142", **WEB_FORM_CONSENT},
                         headers={"Authorization": "Bearer lead-token"}, timeout=5)
     assert answer.status_code == 201
     deadline = time.monotonic() + 5

@@ -223,7 +223,8 @@ class SandboxApi:
         return endpoint
 
     def new_lead(self, data: dict[str, Any]) -> BotAnswer:
-        fields = {key: _text(data, key, 5000) for key in ("name", "phone", "email", "message", "source")}
+        fields = {key: _text(data, key, 5000)
+                  for key in ("name", "phone", "email", "message", "source", "consent", "consent_text")}
         return self.sandbox.actions.submit_lead({k: v for k, v in fields.items() if v})
 
     def sms(self, data: dict[str, Any]) -> BotAnswer:

@@ -94,7 +94,7 @@ def test_import_keeps_good_rows_reports_bad_ones_by_line_and_makes_no_duplicates
         "Dana Again,312.555.0142,,web,\n"
         "Sam Ortiz,,sam@example.com,referral,\n"
     )
-    assert main(["import", str(csv_file)]) == 0
+    assert main(["import", str(csv_file), "--consent", "signed intake form"]) == 1  # rows were rejected
     captured = capsys.readouterr()
     assert f"{csv_file}:3: phone or email" in captured.err
     assert f"{csv_file}:4: phone:" in captured.err
@@ -113,7 +113,7 @@ def test_import_reads_us_time_zone_abbreviations_and_names_the_line_of_a_zone_th
         "Sam Ortiz,(415) 555-0142,Pacific/Nowhere\n"
         "Ana Ruiz,(212) 555-0142,EST5EDT\n"
     )
-    assert main(["import", str(csv_file)]) == 0
+    assert main(["import", str(csv_file), "--no-sms-consent"]) == 1
     captured = capsys.readouterr()
     assert f"{csv_file}:3: timezone: 'Pacific/Nowhere'" in captured.err
     assert f"{csv_file}:4: timezone: 'EST5EDT'" in captured.err
@@ -135,7 +135,7 @@ def test_import_of_a_file_without_contact_columns_says_so(env, capsys):
 def test_leads_show_tells_the_whole_story_for_people_and_scripts(env, capsys):
     csv_file = env / "leads.csv"
     csv_file.write_text("name,phone\nDana Lee,+13125550142\n")
-    main(["import", str(csv_file)])
+    assert main(["import", str(csv_file), "--consent", "signed intake form"]) == 0
     capsys.readouterr()
     assert main(["leads", "show", "Dana"]) == 0
     text = capsys.readouterr().out
@@ -156,7 +156,7 @@ def test_db_upgrade_is_safe_to_run_twice(env, capsys):
 
 def test_import_refreshes_the_planner_statistics_on_postgresql(env, database_url, capsys):
     csv_file = env / "leads.csv"
-    csv_file.write_text("name,phone\nDana Lee,+13125550142\n")
+    csv_file.write_text("name,phone,consent\nDana Lee,+13125550142,yes\n")
     assert main(["import", str(csv_file)]) == 0
     if not database_url.startswith("postgresql"):
         return  # SQLite has no planner statistics to go stale
@@ -171,6 +171,15 @@ def test_import_refreshes_the_planner_statistics_on_postgresql(env, database_url
             "WHERE relname = 'touches' AND schemaname = current_schema()"))
     engine.dispose()
     assert analyzed
+
+
+def test_check_warns_when_a_playbook_s_channel_has_no_provider_configured(env, monkeypatch, capsys):
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.x")
+    monkeypatch.setenv("SENDGRID_FROM_EMAIL", "hello@lakeside.example")
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: SMS is not configured (set TWILIO_ACCOUNT_SID" in out
+    assert "warning: email is not configured" not in out
 
 
 # --- init: a folder the clinic owns -----------------------------------------------------------

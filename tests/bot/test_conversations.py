@@ -15,7 +15,7 @@ from bot.models import Enrollment, Lead, Message, OutboxEvent
 from bot.ports import OUTCOME_UNKNOWN, OutgoingSms, SendReceipt, TransientSendError
 from bot.rules import LeadSignal
 from bot.twilio_sms import SentSms
-from tests.fakes import FakeSmsSender
+from tests.fakes import WEB_FORM_CONSENT, FakeSmsSender
 
 CHICAGO_PHONE = "+13125550142"
 ALICE = Actor.slack_user("U0ALICE")
@@ -53,7 +53,7 @@ def sms() -> AskableSms:
 
 def new_lead(services, **fields) -> int:
     data = LeadInput.parse({"name": "Dana Lee", "phone": CHICAGO_PHONE, "email": "dana@example.com",
-                            "message": "Lower back pain, any openings this week?", **fields})
+                            "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT, **fields})
     with services.session_factory.begin() as session:
         result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                           now=services.clock.now(), actor=SYSTEM)

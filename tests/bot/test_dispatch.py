@@ -15,6 +15,7 @@ from bot.app import build_services
 from bot.audit import SYSTEM
 from bot.clock import ManualClock, ScaledClock, utc
 from bot.dispatch import Dispatcher, DispatchReport
+from tests.fakes import consented
 from bot.leads import LeadInput, add_lead
 from bot.models import AuditEntry, Enrollment, Lead, Message, OutboxEvent, Touch
 from bot.scheduler import WorkScheduler
@@ -52,7 +53,8 @@ def enroll(services, count: int, *, first: int = 0) -> list[int]:
     ids = []
     for index in range(first, first + count):
         with services.session_factory.begin() as session:
-            ids.append(add_lead(session, LeadInput(name=f"Lead {index}", phone=phone(index)),
+            ids.append(add_lead(session, LeadInput(name=f"Lead {index}", phone=phone(index),
+                                                            sms_consent=consented()),
                                 business=services.business, sequence=services.playbooks.get(),
                                 now=services.clock.now(), actor=SYSTEM).lead_id)
     return ids
@@ -329,7 +331,8 @@ def test_a_touch_falling_due_between_ticks_goes_out_when_due_not_at_the_next_tic
                         FOLLOWUP_BUSINESS=always_open_business(tmp_path, sequence="three_texts"))
     services = build_services(settings, engine=engine, clock=ScaledClock(), sms=sms, email=email, migrate=False)
     with services.session_factory.begin() as session:  # a lead for whom it is daytime now
-        lead_id = add_lead(session, LeadInput(name="Ann", phone=phone(0), timezone=midday_zone(services.clock.now())),
+        lead_id = add_lead(session, LeadInput(name="Ann", phone=phone(0), timezone=midday_zone(services.clock.now()),
+                                              sms_consent=consented()),
                            business=services.business, sequence=services.playbooks.get(),
                            now=services.clock.now(), actor=SYSTEM).lead_id
     due = services.clock.now() + timedelta(seconds=1.5)

@@ -8,6 +8,7 @@ from bot.audit import CLI, Actor
 from bot.cli import build_parser
 from bot.dispatch import Dispatcher
 from bot.forget import forget_lead
+from tests.fakes import consented
 from bot.leads import LeadInput, add_lead
 from bot.models import Base, Lead, Message, Touch
 
@@ -16,7 +17,8 @@ PHONE, EMAIL, NAME = "+13125550142", "dana.lee@example.com", "Dana Lee"
 
 def enroll_and_text(services) -> int:
     with services.session_factory.begin() as session:
-        lead_id = add_lead(session, LeadInput(name=NAME, phone=PHONE, email=EMAIL, message="my back hurts"),
+        lead_id = add_lead(session, LeadInput(name=NAME, phone=PHONE, email=EMAIL, message="my back hurts",
+                                              sms_consent=consented()),
                            business=services.business, sequence=services.playbooks.get(),
                            now=services.clock.now(), actor=Actor.lead(0)).lead_id
     Dispatcher(services).run_due()

@@ -20,6 +20,7 @@ from bot.lead_actions import (
     record_booking_link_click,
     resume_lead,
 )
+from tests.fakes import WEB_FORM_CONSENT
 from bot.leads import InvalidLead, LeadInput, add_lead
 from bot.models import (
     AuditEntry,
@@ -40,7 +41,7 @@ BOB = Actor.slack_user("U0BOB")
 
 def new_lead(services, **fields) -> int:
     data = LeadInput.parse({"name": "Dana Lee", "phone": CHICAGO_PHONE, "email": "dana@example.com",
-                            "message": "Lower back pain, any openings this week?", **fields})
+                            "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT, **fields})
     with services.session_factory.begin() as session:
         result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                           now=services.clock.now(), actor=SYSTEM)

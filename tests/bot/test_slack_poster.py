@@ -18,6 +18,7 @@ from bot.conversations import send_direct
 from bot.delivery import SmsStatusReport, apply_sms_status
 from bot.dispatch import Dispatcher
 from bot.lead_actions import claim_call_task, log_call_outcome, receive_message
+from tests.fakes import WEB_FORM_CONSENT
 from bot.leads import LeadInput, add_lead
 from bot.models import CallTask, Lead, Message, OutboxEvent
 from bot.ports import OUTCOME_UNKNOWN, PermanentSendError, TransientSendError
@@ -112,7 +113,7 @@ def poster(services, slack, fake_time) -> SlackPoster:
 
 def new_lead(services, **fields) -> int:
     data = LeadInput.parse({"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com",
-                            "message": "Lower back pain, any openings this week?", **fields})
+                            "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT, **fields})
     with services.session_factory.begin() as session:
         return add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                         now=services.clock.now(), actor=SYSTEM).lead_id

@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
 from bot.audit import SYSTEM
+from tests.fakes import WEB_FORM_CONSENT
 from bot.leads import LeadInput, add_lead
 from bot.models import Lead
 from bot.outbox import Notice, publish
@@ -82,7 +83,8 @@ def new_channel() -> str:
 
 def lead_with_card(services, slack: TimedSlack, time: FakeTime, channel: str, phone: str) -> int:
     """A lead whose card is already in `channel` (its own poster put it there, at a fresh time)."""
-    data = LeadInput.parse({"name": f"Lead {phone[-2:]}", "phone": phone, "message": "Any openings?"})
+    data = LeadInput.parse({"name": f"Lead {phone[-2:]}", "phone": phone, "message": "Any openings?",
+                            **WEB_FORM_CONSENT})
     with services.session_factory.begin() as session:
         lead_id = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                            now=services.clock.now(), actor=SYSTEM).lead_id

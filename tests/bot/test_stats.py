@@ -11,6 +11,7 @@ from bot.audit import SYSTEM, Actor
 from bot.call_tasks import open_call_task
 from bot.dispatch import Dispatcher
 from bot.lead_actions import book, receive_message
+from tests.fakes import WEB_FORM_CONSENT
 from bot.leads import LeadInput, add_lead
 from bot.models import Lead
 from bot.ports import PermanentSendError
@@ -67,7 +68,7 @@ def test_the_day_starts_at_local_midnight():
 
 
 def take_in(services, phone: str, email: str | None = None, name: str = "Lead") -> int:
-    data = LeadInput.parse({"name": name, "phone": phone, **({"email": email} if email else {})})
+    data = LeadInput.parse({"name": name, "phone": phone, **({"email": email} if email else {}), **WEB_FORM_CONSENT})
     with services.session_factory.begin() as session:
         return add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                         now=services.clock.now(), actor=SYSTEM).lead_id

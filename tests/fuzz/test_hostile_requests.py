@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.dispatch import Dispatcher
 from bot.models import Lead
+from tests.fakes import WEB_FORM_CONSENT
 from tests.fuzz.conftest import BOOKING_TOKEN, INBOUND_TOKEN, LEAD_TOKEN, PUBLIC, SLACK_SECRET, TWILIO_TOKEN
 
 # A fixed seed keeps CI reproducible; FOLLOWUP_FUZZ_SEED=random explores new inputs (the seed is in every failure).
@@ -139,7 +140,7 @@ def test_a_lead_webhook_with_hostile_fields_answers_4xx_or_stores_it_inert(fuzze
 def test_names_that_look_like_templates_or_pings_reach_the_lead_as_plain_text(fuzzed_bot):
     auth = {"Authorization": f"Bearer {LEAD_TOKEN}"}
     answer = fuzzed_bot.client.post("/webhooks/leads", headers=auth, json={
-        "name": "{{ 7*7 }} <!channel>", "phone": "+13125550142", "message": "{% raw %}'; DROP TABLE leads; --"})
+        "name": "{{ 7*7 }} <!channel>", "phone": "+13125550142", "message": "{% raw %}'; DROP TABLE leads; --", **WEB_FORM_CONSENT})
     assert answer.status_code == 201
     Dispatcher(fuzzed_bot.services).run_due()
     [text] = fuzzed_bot.sms.to("+13125550142")

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 
 from bot.audit import SYSTEM
 from bot.call_tasks import open_call_task
+from tests.fakes import WEB_FORM_CONSENT
 from bot.leads import LeadInput, add_lead
 from bot.models import CallTask, Lead
 from bot.settings import Settings
@@ -324,7 +325,7 @@ def workspace(services, slack_settings, slack, slack_server):
 def new_lead(services, *, card: bool = True, card_ts: str = CARD_TS, **fields: Any) -> int:
     """A lead taken in by the core, with its card in the leads channel as the poster stores it."""
     data = LeadInput.parse({"name": "Dana Lee", "phone": CHICAGO_PHONE, "email": "dana@example.com",
-                            "message": "Lower back pain, any openings this week?", **fields})
+                            "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT, **fields})
     with services.session_factory.begin() as session:
         result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                           now=services.clock.now(), actor=SYSTEM)

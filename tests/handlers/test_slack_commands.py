@@ -351,3 +351,56 @@ def test_commands_change_no_slack_message_themselves(workspace, services, slack)
 
     assert slack.calls("chat.update") == [] and slack.calls("chat.postMessage") == []
     assert {Notice.LEAD_CHANGED, Notice.DECISION} <= set(outbox_kinds(services, lead_id))
+
+
+# --- consent on record ----------------------------------------------------------------------------
+
+
+def consent_log(services, lead_id: int) -> list[tuple[bool, str, str, str]]:
+    from bot.models import ConsentEntry
+
+    with services.session_factory() as session:
+        return [(e.granted, e.method, e.evidence, e.actor) for e in session.scalars(
+            select(ConsentEntry).where(ConsentEntry.lead_id == lead_id).order_by(ConsentEntry.id))]
+
+
+@any_database
+def test_a_team_member_records_verbal_consent_with_a_note_and_the_thread_is_told(workspace, services):
+    lead_id = new_lead(services, consent=False)
+    assert lead_row(services, lead_id).sms_consent is False
+
+    workspace.command(f'consent {lead_id} verbal "said yes to texts about her visit, on the phone today"',
+                      user=ALICE)
+
+    assert "SMS consent recorded (verbal)" in workspace.last_answer()
+    lead = lead_row(services, lead_id)
+    assert lead.sms_consent is True and lead.sms_consent_method == "verbal"
+    assert consent_log(services, lead_id) == [
+        (True, "verbal", "said yes to texts about her visit, on the phone today", f"<@{ALICE}>")]
+    assert Notice.DECISION in outbox_kinds(services, lead_id)
+
+
+@any_database
+def test_verbal_consent_needs_a_note_and_cannot_undo_a_stop(workspace, services, clock):
+    lead_id = new_lead(services, consent=False)
+
+    workspace.command(f"consent {lead_id} verbal", user=ALICE)
+    assert "Add a note of what the lead said" in workspace.last_answer()
+    assert consent_log(services, lead_id) == []
+
+    with services.session_factory.begin() as session:
+        session.get(Lead, lead_id).sms_opted_out_at = clock.now()
+    workspace.command(f'consent {lead_id} verbal "agreed at the desk"', user=ALICE)
+    assert "only the lead can opt back in, by texting START" in workspace.last_answer()
+    assert lead_row(services, lead_id).sms_consent is False
+
+
+@any_database
+def test_a_team_member_records_that_the_lead_withdrew_consent(workspace, services):
+    lead_id = new_lead(services)
+
+    workspace.command(f'consent {lead_id} revoked "asked on the phone for no more texts"', user=BOB)
+
+    assert "No SMS consent on record any more" in workspace.last_answer()
+    assert lead_row(services, lead_id).sms_consent is False
+    assert consent_log(services, lead_id)[-1] == (False, "team", "asked on the phone for no more texts", f"<@{BOB}>")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from bot import SHIPPED_SEQUENCES
 from bot.models import Lead
 from bot.sandbox.runner import DATABASE_FILE, LEADS_CHANNEL, STATE_FILE, Sandbox, demo_start, sandbox_settings
+from tests.fakes import WEB_FORM_CONSENT
 from tests.sandbox.conftest import START
 
 BUSINESS = SHIPPED_SEQUENCES / "business.yml"
@@ -43,7 +44,8 @@ def test_sandbox_takes_a_lead_to_a_text_and_a_card_then_stops(tmp_path: Path) ->
     sandbox = Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START).start()
     try:
         assert sandbox.missing == []
-        answer = sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "message": "Neck pain"})
+        answer = sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "message": "Neck pain",
+                                              **WEB_FORM_CONSENT})
         assert answer.status == 201
         wait_for(lambda: any(t["direction"] == "out" and t["status"] == "delivered" for t in sandbox.world.texts))
         wait_for(lambda: any(m.get("blocks") for m in sandbox.slack.messages(LEADS_CHANNEL)))
@@ -59,7 +61,7 @@ def test_sandbox_takes_a_lead_to_a_text_and_a_card_then_stops(tmp_path: Path) ->
 
 def test_a_second_start_keeps_the_leads_the_channel_and_the_time(tmp_path: Path) -> None:
     with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as first:
-        first.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101"})
+        first.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", **WEB_FORM_CONSENT})
         wait_for(lambda: len(first.slack.messages(LEADS_CHANNEL)) >= 2 and first.world.texts)
         first.skip(timedelta(hours=3))
         stopped_at = first.clock.now()
@@ -160,7 +162,7 @@ def test_at_a_day_a_second_a_week_plays_out_with_every_touch_on_time(tmp_path: P
     from bot.models import Touch
 
     with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as sandbox:
-        sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "email": "dana@example.com"})
+        sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "email": "dana@example.com", **WEB_FORM_CONSENT})
         wait_for(lambda: sandbox.world.texts)
         sandbox.set_speed(86400)
         wait_for(lambda: sandbox.clock.now() > START + timedelta(days=8), timeout=30)

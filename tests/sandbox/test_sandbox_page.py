@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import WEB_FORM_CONSENT
 from bot.sandbox.runner import Sandbox
 
 pytestmark = pytest.mark.usefixtures("browser")
@@ -230,7 +231,7 @@ def test_an_email_reply_reaches_the_lead_thread(browser, sandbox: Sandbox, debug
 def test_a_marked_thread_reply_reaches_the_phone_and_a_note_stays_in_slack(browser, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
-    sandbox.actions.submit_lead({"name": "Priya Shah", "phone": "+13125550188", "message": "After a car accident"})
+    sandbox.actions.submit_lead({"name": "Priya Shah", "phone": "+13125550188", "message": "After a car accident", **WEB_FORM_CONSENT})
     dana = open_page(browser, sandbox, DANA)
     expect(card(dana, "Priya Shah")).to_be_visible()
     dana.get_by_test_id("phone-pick").select_option(label="Priya Shah · +13125550188")
@@ -292,7 +293,7 @@ def test_block_kit_is_drawn_as_slack_draws_it(browser, sandbox: Sandbox) -> None
 def test_the_keyboard_opens_and_closes_a_modal(browser, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
-    sandbox.actions.submit_lead({"name": "Aisha Bello", "phone": "+13125550199"})
+    sandbox.actions.submit_lead({"name": "Aisha Bello", "phone": "+13125550199", **WEB_FORM_CONSENT})
     dana = open_page(browser, sandbox, DANA)
     booked = card(dana, "Aisha Bello").get_by_role("button", name="Booked")
     booked.focus()

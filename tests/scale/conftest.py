@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, select, text
 from bot.audit import Actor
 from bot.app import build_services
 from bot.db import make_engine, upgrade
+from tests.fakes import consented
 from bot.leads import LeadInput, add_lead
 from bot.models import Touch
 from bot.settings import Settings
@@ -209,7 +210,8 @@ class Fleet:
         with services.session_factory.begin() as session:
             for index in range(start, start + count):
                 add_lead(session, LeadInput(name=f"Lead {index}", phone=phone_for(index), timezone=zone,
-                                            email=f"lead{index}@example.com" if email else None),
+                                            email=f"lead{index}@example.com" if email else None,
+                                            sms_consent=consented()),
                          business=services.business, sequence=playbook, now=services.clock.now(),
                          actor=Actor.lead(0))
         engine.dispose()

@@ -31,6 +31,7 @@ from bot.models import CallTask, Lead, Message, OutboxEvent
 from bot.outbox import Notice, publish
 from bot.rules import LeadSignal
 from bot.settings import Settings
+from tests.fakes import WEB_FORM_CONSENT
 from bot.slack_limits import SlackLimits
 from bot.slack_poster import MAX_BACKOFF_SECONDS, SlackPoster
 from bot.standins.server import Fault
@@ -118,7 +119,7 @@ class Bot:
 
     def new_lead(self, name: str, phone: str) -> int:
         data = LeadInput.parse({"name": name, "phone": phone, "email": f"{name.split()[0].lower()}@example.com",
-                                "message": "Lower back pain, any openings this week?"})
+                                "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT})
         with self.services.session_factory.begin() as session:
             return add_lead(session, data, business=self.services.business, sequence=self.services.playbooks.get(),
                             now=self.clock.now(), actor=SYSTEM).lead_id

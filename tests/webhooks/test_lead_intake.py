@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.models import Lead
+from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import LEAD_TOKEN
 
 AUTH = {"Authorization": f"Bearer {LEAD_TOKEN}"}
 DANA = {"name": "Dana Lee", "phone": "(312) 555-0142", "email": "dana@example.com", "source": "website",
-        "message": "Lower back pain, any openings this week?", "insurance": "Aetna"}
+        "message": "Lower back pain, any openings this week?", "insurance": "Aetna", **WEB_FORM_CONSENT}
 
 
 def lead_count(bot) -> int:

@@ -11,6 +11,7 @@ from bot.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
 from bot.leads import LeadInput, add_lead
 from bot.models import Message, OutboxEvent, Touch
 from bot.ports import OutgoingSms
+from tests.fakes import consented
 
 DANA_PHONE = "+13125550142"
 PAST_LEASE = timedelta(seconds=SEND_LEASE_SECONDS + 1)
@@ -19,7 +20,7 @@ PAST_LEASE = timedelta(seconds=SEND_LEASE_SECONDS + 1)
 def enroll(bot, *, phone: str | None = DANA_PHONE, email: str | None = None) -> int:
     services = bot.services
     with services.session_factory.begin() as session:
-        result = add_lead(session, LeadInput(name="Dana Lee", phone=phone, email=email), business=services.business,
+        result = add_lead(session, LeadInput(name="Dana Lee", phone=phone, email=email, sms_consent=consented()), business=services.business,
                           sequence=services.playbooks.get(), now=services.clock.now(), actor=Actor.lead(0))
     return result.lead_id
 

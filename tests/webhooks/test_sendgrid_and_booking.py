@@ -14,9 +14,10 @@ from sqlalchemy import select
 from bot.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
 from bot.lead_actions import escalate_unfinished_bookings
 from bot.models import BookingLinkClick, CallTask, Enrollment, Lead, Message, OutboxEvent, Touch
+from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
 
-DANA = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com"}
+DANA = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com", **WEB_FORM_CONSENT}
 
 
 def new_lead(bot, **fields) -> int:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from bot.models import CallTask, Enrollment, Lead, Message
+from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import AUTH_TOKEN, CLINIC_NUMBER, LEAD_TOKEN
 
 DANA_PHONE = "+13125550142"
@@ -15,7 +16,7 @@ DANA_PHONE = "+13125550142"
 
 def new_lead(bot) -> int:
     answer = bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": DANA_PHONE,
-                                                    "email": "dana@example.com"},
+                                                    "email": "dana@example.com", **WEB_FORM_CONSENT},
                            headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
     return answer.json()["lead_id"]
 

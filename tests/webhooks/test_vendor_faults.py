@@ -9,13 +9,14 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.models import Lead, OutboxEvent, Touch
+from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import CLINIC_NUMBER, LEAD_TOKEN
 
 DANA_PHONE = "+13125550142"
 
 
 def new_lead(bot) -> int:
-    return bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": DANA_PHONE},
+    return bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": DANA_PHONE, **WEB_FORM_CONSENT},
                          headers={"Authorization": f"Bearer {LEAD_TOKEN}"}).json()["lead_id"]
 
 
