@@ -241,7 +241,7 @@ def cmd_leads_show(args: argparse.Namespace) -> int:
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase one lead's personal data for a deletion request; anonymous counts stay."""
     from bot.audit import CLI
-    from bot.forget import forget_lead
+    from bot.forget import forget_lead, scrub_database_files
     from bot.leads import find_lead
 
     services = _services()
@@ -253,8 +253,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
             return _fail(f"this erases lead #{found[0].id}'s name, contacts and every message; "
                          "run again with --yes to do it")
         done = forget_lead(session, found[0], now=services.clock.now(), actor=CLI)
+    left = scrub_database_files(services.session_factory.kw["bind"])
     print(f"lead #{done.lead_id} forgotten: {done.messages} messages, {done.touches} touches and "
-          f"{done.call_tasks} call tasks emptied; its Slack thread is not edited")
+          f"{done.call_tasks} call tasks emptied; its card, thread and call tasks in Slack are edited to say "
+          "the data was erased (by `followup run`, at once if it is running, else when it starts)")
+    if left:
+        print(f"note: {left}")
     return 0
 
 

@@ -44,6 +44,9 @@ def make_engine(url: str, *, threads: int = 10) -> Engine:
             # WAL lets the web handlers read while the scheduler writes.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Deleted and overwritten content is zeroed, not left in free space: erasure (`followup
+            # forget`) must leave no trace in the file.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

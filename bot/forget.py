@@ -6,14 +6,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
-from bot import audit
+from bot import audit, outbox
 from bot.audit import Actor
 from bot.enrollment import end, open_enrollments
 from bot.consent import ConsentMethod, revoke_sms
 from bot.models import Appointment, AuditEntry, CallTask, ConsentEntry, Lead, Message, OutboxEvent, Touch
+from bot.outbox import Notice
 
 #: What an erased lead is called wherever a name is shown.
 ERASED_NAME = "(erased)"
@@ -34,6 +35,8 @@ def forget_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) ->
     status and provider id; each touch's step, channel and status. Erased: name, phone, email,
     what they wrote and what was sent to them, notes, scripts, and audit and notice details.
     Pending touches are cancelled first, so nothing goes to an address that no longer exists.
+    What the bot posted in Slack (the card, its thread, the call tasks' copies) is queued to be
+    edited to say the data was erased; on SQLite, `scrub_database_files` then clears the files.
     """
     for enrollment in open_enrollments(session, lead.id):
         end(session, enrollment, now=now, reason="the lead's data was erased on request", actor=actor)
@@ -60,5 +63,35 @@ def forget_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) ->
     # Notices not yet posted would carry the old text into Slack: empty them and mark them done.
     session.execute(update(OutboxEvent).where(OutboxEvent.lead_id == lead_id).values(
         payload={}, delivered_at=now))
+    # Only where the bot's posts are (no words): the poster edits each to say the data was erased.
+    copies = [{"channel": channel, "ts": ts} for channel, ts in session.execute(
+        select(CallTask.slack_channel, CallTask.slack_channel_ts).where(
+            CallTask.lead_id == lead_id, CallTask.slack_channel_ts.is_not(None)))]
+    if lead.slack_channel and lead.slack_ts or copies:
+        outbox.publish(session, Notice.LEAD_ERASED, lead_id=lead_id, at=now, channel=lead.slack_channel,
+                       card_ts=lead.slack_ts, copies=copies)
     audit.record(session, lead_id=lead_id, actor=actor, action="lead_forgotten", at=now)
     return Forgotten(lead_id, messages or 0, touches or 0, calls or 0)
+
+
+def scrub_database_files(engine: Engine) -> str | None:
+    """Make erased text gone from SQLite's files on disk; return what could not be done, or None.
+
+    Every connection runs with `secure_delete` (bot.db), so the space an erased value took is
+    zeroed as it is overwritten or freed; the old pages' copies in the write-ahead log are then
+    checkpointed into the database and the log truncated to nothing. A process still reading
+    (`followup run`) can keep the checkpoint from finishing: it is tried a few times, then said.
+    PostgreSQL keeps old row versions until autovacuum reuses them; nothing is done there.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    import time
+
+    with engine.connect() as connection:
+        for attempt in range(10):
+            busy, _log_frames, _moved = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            if not busy:
+                return None
+            time.sleep(0.2 * (attempt + 1))
+    return ("another process holds the database open, so its write-ahead log could not be emptied yet; "
+            "it is emptied at the next checkpoint (SQLite checkpoints on its own as it writes)")

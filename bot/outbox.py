@@ -24,6 +24,7 @@ class Notice(StrEnum):
     CALL_TASK = "call_task"  #: a call to hand the team, with scripts and buttons
     CALL_TASK_CHANGED = "call_task_changed"  #: a call task was claimed, done or cancelled
     NEEDS_PERSON = "needs_person"  #: something only a person can settle (an unknown send outcome)
+    LEAD_ERASED = "lead_erased"  #: the lead's data was erased: edit its card, thread and call tasks to say so
 
 
 def publish(session: Session, notice: Notice, *, lead_id: int | None, at: datetime, **payload: Any) -> None:

@@ -93,6 +93,8 @@ RATE_LIMITED = "rate limited"
 MAYBE_POSTED = "answer lost, maybe posted"
 #: The metadata event_type that carries each post's idempotency key.
 POST_EVENT_TYPE = "followup_post"
+#: What every post of an erased lead says instead of what it said.
+ERASED_TEXT = "Lead #{lead_id}: this lead's details and messages were erased on request."
 #: How long Slack may fail before the outage is logged as an error (someone should look).
 OUTAGE_ALERT_AFTER = timedelta(minutes=5)
 
@@ -353,8 +355,57 @@ class SlackPoster:
             case Notice.CALL_TASK_CHANGED:
                 if not self._superseded(session, event, key="call_task_id"):
                     self._refresh_call_task(session, lead, payload)
+            case Notice.LEAD_ERASED:
+                self._erase(event)
             case _:
                 raise SlackRefused(f"unknown notice kind {event.kind!r}")
+
+    def _erase(self, event: OutboxEvent) -> None:
+        """Edit every post of an erased lead (card, thread entries, call-task copies) to say it was erased.
+
+        The thread is listed once and each edit noted in the event as it is made, so a rate-limit
+        pause goes on where it stopped. A post Slack no longer has is passed over.
+        """
+        payload = dict(event.payload or {})
+        channel, card_ts = payload.get("channel"), payload.get("card_ts")
+        if "posts" not in payload:
+            posts = [(channel, card_ts)] if channel and card_ts else []
+            if channel and card_ts:
+                posts += [(channel, ts) for ts in self._own_thread_posts(channel, card_ts) if ts != card_ts]
+            posts += [(copy["channel"], copy["ts"]) for copy in payload.get("copies") or []]
+            payload["posts"] = [list(post) for post in dict.fromkeys(posts)]
+            payload["edited"] = 0
+            event.payload = dict(payload)
+        text = ERASED_TEXT.format(lead_id=event.lead_id)
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f":wastebasket: _{text}_"}}]
+        for index in range(int(payload["edited"]), len(payload["posts"])):
+            post_channel, ts = payload["posts"][index]
+            try:
+                self._update(post_channel, ts, text, blocks)
+            except SlackRefused as refused:  # deleted meanwhile, or not ours to edit: nothing left to erase
+                log.warning("slack: erased lead %s: could not edit %s/%s: %s", event.lead_id, post_channel, ts,
+                            refused)
+            payload["edited"] = index + 1
+            event.payload = dict(payload)
+
+    def _own_thread_posts(self, channel: str, thread_ts: str) -> list[str]:
+        """The ts of every message the bot posted in a thread (each carries its metadata)."""
+        found: list[str] = []
+        cursor = None
+        while True:
+            extra = {"cursor": cursor} if cursor else {}
+            try:
+                answer = self._call("conversations.replies", channel, ts=thread_ts, include_all_metadata=True,
+                                    limit=1000, **extra)
+            except SlackRefused as refused:  # the thread is gone: only the card is left to edit
+                log.warning("slack: could not list thread %s/%s: %s", channel, thread_ts, refused)
+                return found
+            for message in answer.get("messages") or []:
+                if (message.get("metadata") or {}).get("event_type") == POST_EVENT_TYPE:
+                    found.append(str(message["ts"]))
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return found
 
     def _superseded(self, session: Session, event: OutboxEvent, key: str | None = None) -> bool:
         """A later pending event of the same kind (for the same message or task) will show the newer state."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import func, select
 
 from bot.audit import CLI, Actor
@@ -74,3 +76,28 @@ def test_the_command_asks_for_yes_then_erases(services, monkeypatch, capsys):
     assert run_cli("forget", str(lead_id), "--yes") == 0
     assert PHONE not in every_stored_text(services)
     assert f"lead #{lead_id} forgotten" in capsys.readouterr().out
+
+
+def test_after_forget_the_sqlite_files_hold_no_trace_of_the_lead(services, database_url, monkeypatch, sms):
+    if not database_url.startswith("sqlite"):
+        return  # PostgreSQL's files are the server's; this is about the file a clinic keeps
+    from bot.conversations import InboundMessage, take_inbound
+    from bot.rules import LeadSignal
+
+    lead_id = enroll_and_text(services)
+    take_inbound(services, InboundMessage(channel="sms", sender=PHONE, signal=LeadSignal.QUESTION,
+                                          body="Do you take Blue Cross? My knee clicks", provider_id="SM" + "7" * 32))
+    path = Path(database_url.removeprefix("sqlite:///"))
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    secrets = [s.encode() for s in (PHONE, PHONE[2:], EMAIL, NAME, "my back hurts", "My knee clicks")]
+    before = b"".join(f.read_bytes() for f in files if f.exists())
+    assert all(secret in before for secret in secrets[:3])  # what the test looks for is there to find
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("FOLLOWUP_BUSINESS", str(services.business.path))
+    assert run_cli("forget", str(lead_id), "--yes") == 0
+
+    stored = b"".join(f.read_bytes() for f in files if f.exists())
+    for secret in secrets:
+        assert secret not in stored, secret
+    assert (path.with_name(path.name + "-wal").stat().st_size if files[1].exists() else 0) == 0

@@ -587,3 +587,40 @@ def test_a_lost_answer_that_cannot_be_looked_up_is_posted_again_rather_than_drop
 
     [card] = cards(slack)
     assert lead_row(services, lead_id).slack_ts == card["ts"] and not pending(services)
+
+
+# --- erasure ---------------------------------------------------------------------------------------
+
+
+def test_forget_edits_the_card_every_thread_entry_and_the_call_task_copy_to_say_the_data_was_erased(
+        services, poster, slack, monkeypatch, capsys):
+    from bot.cli import build_parser
+
+    lead_id = new_lead(services)
+    Dispatcher(services).run_due()
+    lead_writes(services, lead_id, LeadSignal.ASKS_TIME, "Could I come in Friday? My neck is worse")
+    while poster.drain_once():
+        pass
+    posted = slack.messages()
+    assert len(posted) >= 4 and any("Dana" in shown(m) for m in posted)
+    assert any("neck is worse" in shown(m) for m in posted)
+    task = the_task(services)
+    assert task.slack_channel_ts and task.slack_thread_ts
+
+    monkeypatch.setenv("DATABASE_URL", services.session_factory.kw["bind"].url.render_as_string(hide_password=False))
+    monkeypatch.setenv("FOLLOWUP_BUSINESS", str(services.business.path))
+    args = build_parser().parse_args(["forget", str(lead_id), "--yes"])
+    assert args.func(args) == 0
+    assert "edited to say the data was erased" in capsys.readouterr().out
+    while poster.drain_once():
+        pass
+
+    after = slack.messages()
+    assert [m["ts"] for m in after] == [m["ts"] for m in posted]  # edited in place, nothing new posted
+    for message in after:
+        assert f"Lead #{lead_id}: this lead's details and messages were erased on request." in shown(message)
+        for personal in ("Dana", "Lee", "dana@example.com", "555-0142", "5550142", "neck is worse", "Lower back"):
+            assert personal not in shown(message), (personal, message)
+    edited = {call["ts"] for call in slack.calls("chat.update")}
+    assert {lead_row(services, lead_id).slack_ts, task.slack_channel_ts, task.slack_thread_ts} <= edited
+    assert not pending(services)
