@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     print(machine())
-    print("target: peak RSS flat in the number of rows (the file is streamed, one transaction per row)",
+    print("target: peak RSS flat in the number of rows (the file is streamed, rows committed 200 at a time)",
           flush=True)
     for kind in args.databases.split(","):
         for rows in (int(size) for size in args.rows.split(",")):
