@@ -75,3 +75,39 @@ def test_leads_stored_with_a_fixed_offset_abbreviation_get_the_place_with_daylig
     assert now == {"+12125550142": "America/New_York", "+16025550142": "America/Phoenix",
                    "+13035550142": "America/Denver", "+18085550142": "Pacific/Honolulu",
                    "+13125550142": "America/Chicago", "+14155550142": ""}
+
+
+def test_leads_from_before_consent_records_have_none_on_record_and_a_log_row_saying_so(engine):
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from bot.db import alembic_config, upgrade
+    from bot.models import ConsentEntry
+
+    with engine.begin() as connection:
+        config = alembic_config(engine)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
+    leads = [("+13125550142", "web"), ("+13125550143", "sms"), ("+13125550144", "missed_call"), (None, "email")]
+    with engine.begin() as connection:
+        connection.execute(insert(Lead.__table__), [
+            dict(name="Lead", phone=phone, source=source, timezone="America/Chicago", link_token=f"token-{index}",
+                 sms_consent=True, email_consent=True, stage="new", first_message="", custom_fields={},
+                 created_at=at, updated_at=at)
+            for index, (phone, source) in enumerate(leads)])
+    upgrade(engine)
+    with engine.connect() as connection:
+        stored = {row.source: row for row in connection.execute(select(Lead.__table__))}
+        log = sorted((row.lead_id, row.granted, row.method) for row in connection.execute(
+            select(ConsentEntry.__table__)))
+    assert all(row.sms_consent is False or row.sms_consent == 0 for row in stored.values())
+    assert {row.sms_consent_method for row in stored.values()} == {"none_before_0005"}
+    assert stored["sms"].sms_lead_started_at is not None and stored["missed_call"].sms_lead_started_at is not None
+    assert stored["web"].sms_lead_started_at is None
+    ids = {source: row.id for source, row in stored.items()}
+    assert log == sorted([(ids["web"], False, "none_before_0005"), (ids["sms"], True, "lead_texted"),
+                          (ids["sms"], False, "none_before_0005"), (ids["missed_call"], True, "lead_called"),
+                          (ids["missed_call"], False, "none_before_0005")])
