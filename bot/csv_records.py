@@ -80,10 +80,6 @@ class RecordReader:
             yield from _records(handle, self.encoding, self)
 
 
-def read_records(path: Path, encoding: str | None = None) -> Iterator[Record]:
-    """Yield the file's records in order (the header first), each with the line it starts on."""
-    return iter(RecordReader(path, encoding))
-
 
 def _open(path: Path) -> BinaryIO:
     try:
