@@ -29,7 +29,7 @@ DEFAULT_SEND_WINDOW = "Mon-Sat 08:00-20:00"
 MIDNIGHT = time(0, 0)
 
 KEYS = ("name", "timezone", "phone", "address", "booking_link", "sequence", "send_window", "closed",
-        "default_region")
+        "default_region", "review_link", "after_visit")
 REQUIRED_KEYS = ("name", "timezone", "phone", "address", "booking_link", "sequence")
 CLOSED_KEYS = ("dates", "holidays")
 # Words people reach for that difflib cannot guess.
@@ -38,7 +38,8 @@ _KEY_HINTS = {
     "opening_hours": "send_window", "window": "send_window", "booking_url": "booking_link", "url": "booking_link",
     "link": "booking_link", "playbook": "sequence", "postal_address": "address", "holidays": "closed",
     "closed_dates": "closed", "region": "default_region", "country": "default_region", "phone_number": "phone",
-    "business_name": "name",
+    "business_name": "name", "review_url": "review_link", "reviews": "review_link", "after_visit_playbook": "after_visit",
+    "thank_you": "after_visit",
 }
 _CLOSED_KEY_HINTS = {"calendar": "holidays", "holiday": "holidays", "holiday_calendar": "holidays",
                      "days": "dates", "date": "dates"}
@@ -106,6 +107,10 @@ class Business:
     path: Path
     #: The region phone numbers without a country code are read in (ISO 3166, e.g. US).
     default_region: str = "US"
+    #: Where a patient leaves a review (the after-visit playbook links to it).
+    review_link: str = ""
+    #: Whether sequences/after_visit.yml (thank-you + review request) follows an attended visit.
+    after_visit: bool = False
 
     @property
     def sequence_ref(self) -> str | Path:
@@ -165,6 +170,8 @@ def load_business(path: Path | str) -> Business:
                      "write a sequence name (`sequence: default`) or a path to a playbook file")
     window = _parse_send_window(document, add)
     closed_dates, calendar = _parse_closed(document, add)
+    review_link = _parse_link(document, "review_link", add) if "review_link" in document else ""
+    after_visit = _parse_after_visit(document, review_link, add)
 
     if problems:
         raise ConfigError(sorted(problems, key=lambda problem: problem.line or 0))
@@ -172,6 +179,7 @@ def load_business(path: Path | str) -> Business:
     return Business(
         name=name, timezone=zone, phone=phone, address=address, booking_link=booking_link, sequence=sequence,
         send_window=window, closed_dates=closed_dates, holiday_calendar=calendar, path=path, default_region=region,
+        review_link=review_link, after_visit=after_visit,
     )
 
 
@@ -257,13 +265,32 @@ def _parse_phone(document: LineDict, region: str, add: _Add) -> str:
 def _parse_booking_link(document: LineDict, add: _Add) -> str:
     if "booking_link" not in document:
         return ""
-    value = document["booking_link"]
+    return _parse_link(document, "booking_link", add)
+
+
+def _parse_link(document: LineDict, key: str, add: _Add) -> str:
+    value = document[key]
     parts = urlsplit(value.strip()) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or " " in value.strip():
-        add(document.line_of("booking_link"), f"booking_link {value!r} is not a web address",
-            "write the full address, e.g. `booking_link: https://example.com/book`")
+        add(document.line_of(key), f"{key} {value!r} is not a web address",
+            f"write the full address, e.g. `{key}: https://example.com/{key.split('_')[0]}`")
         return ""
     return value.strip()
+
+
+def _parse_after_visit(document: LineDict, review_link: str, add: _Add) -> bool:
+    if "after_visit" not in document:
+        return False
+    value = document["after_visit"]
+    line = document.line_of("after_visit")
+    if not isinstance(value, bool):
+        add(line, f"after_visit {value!r} must be true or false",
+            "write `after_visit: true` to send the thank-you and review request after a visit, or `false`")
+        return False
+    if value and not review_link:
+        add(line, "after_visit is on but there is no review_link for its review request",
+            "add `review_link: https://...` (your review page), or set `after_visit: false`")
+    return value
 
 
 def _parse_send_window(document: LineDict, add: _Add) -> SendWindow | None:

@@ -161,7 +161,7 @@ _REPLIED = select(literal("replied"), Enrollment.id).distinct().join(
     Message.created_at >= Enrollment.enrolled_at,
     (Message.classification.is_(None)) | (Message.classification != "auto_reply"))
 _BOOKED = select(literal("booked"), Appointment.lead_id).distinct().where(
-    Appointment.lead_id.in_(bindparam("lead_ids", expanding=True)), Appointment.status == "booked")
+    Appointment.lead_id.in_(bindparam("lead_ids", expanding=True)), Appointment.status.in_(("booked", "confirmed")))
 #: Leads already sent a text that did not fail.
 _TEXTED = select(literal("texted"), Message.lead_id).distinct().where(
     Message.lead_id.in_(bindparam("lead_ids", expanding=True)), Message.direction == "out",

@@ -19,6 +19,14 @@ from bot.send_times import NoSendTime, lead_timezones_or_business
 
 NURTURE_SEQUENCE = "nurture"
 REMINDER_SEQUENCE = "appointment_reminders"
+#: Sent the moment a visit is booked: "you're booked for ...".
+CONFIRMATION_SEQUENCE = "appointment_confirmation"
+#: After a missed visit: "we missed you".
+NO_SHOW_SEQUENCE = "no_show"
+#: After a visit, when the business turns it on: a thank-you and a review request.
+AFTER_VISIT_SEQUENCE = "after_visit"
+#: Sequences about one booked visit: they run beside whatever the team or the lead does to sales follow-up.
+VISIT_SEQUENCES = (REMINDER_SEQUENCE, CONFIRMATION_SEQUENCE)
 OPEN_STATES = (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)
 PENDING_TOUCH = (TouchStatus.SCHEDULED,)
 

@@ -11,7 +11,7 @@ from bot import audit, consent, enrollment, outbox
 from bot.audit import SYSTEM, Actor
 from bot.call_tasks import close_open_tasks, open_call_task, open_tasks
 from bot.consent import ConsentMethod
-from bot.enrollment import NURTURE_SEQUENCE, REMINDER_SEQUENCE, open_enrollments
+from bot.enrollment import NURTURE_SEQUENCE, VISIT_SEQUENCES, open_enrollments
 from bot.models import (
     ActorType,
     Appointment,
@@ -29,7 +29,6 @@ from bot.rules import (
     Decision,
     LeadSignal,
     SequenceChange,
-    decide_on_booking,
     decide_on_call_outcome,
     decide_on_quiet_end,
     decide_on_signal,
@@ -69,7 +68,7 @@ def apply_decision(
     """
     ending_everything = decision.stage in (Stage.OPTED_OUT, Stage.LOST)
     for open_one in open_enrollments(session, lead.id):
-        if open_one.sequence_name == REMINDER_SEQUENCE and not ending_everything:
+        if open_one.sequence_name in VISIT_SEQUENCES and not ending_everything:
             continue  # reminders for a booked visit go on whatever else the lead says
         match decision.sequence:
             case SequenceChange.PAUSE:
@@ -161,26 +160,10 @@ def book(
     actor: Actor,
     notes: str = "",
 ) -> Appointment:
-    """Record an appointment: sales follow-up stops and reminders start, counted back from the visit."""
-    if start_at <= now:
-        raise LeadActionRefused("the appointment time is in the past; give a future date and time")
-    for previous in session.scalars(
-        select(Appointment).where(Appointment.lead_id == lead.id, Appointment.status == "booked")
-    ):
-        previous.status = "rescheduled"
-    for reminders in open_enrollments(session, lead.id, sequence=REMINDER_SEQUENCE):
-        enrollment.end(session, reminders, now=now, reason="appointment rescheduled", actor=actor)
-    appointment = Appointment(lead_id=lead.id, start_at=start_at, notes=notes, booked_by=actor.describe(),
-                              created_at=now)
-    session.add(appointment)
-    session.flush()
-    audit.record(session, lead_id=lead.id, actor=actor, action="booked", at=now,
-                 start=start_at.isoformat(), appointment=appointment.id)
-    apply_decision(session, services, lead, decide_on_booking(), now=now, actor=actor)
-    if services.playbooks.has(REMINDER_SEQUENCE):
-        enrollment.enroll(session, lead, services.playbooks.get(REMINDER_SEQUENCE), business=services.business,
-                          now=now, actor=actor, appointment=appointment)
-    return appointment
+    """Record an appointment booked by the team (bot.appointments has the whole lifecycle)."""
+    from bot.appointments import book as book_visit
+
+    return book_visit(session, services, lead, start_at=start_at, now=now, actor=actor, notes=notes).appointment
 
 
 def record_booking_link_click(session: Session, lead: Lead, *, now: datetime) -> None:
@@ -226,7 +209,7 @@ def on_quiet_end(session: Session, services: Services, lead: Lead, *, now: datet
 
 def pause_lead(session: Session, services: Services, lead: Lead, *, now: datetime, actor: Actor) -> bool:
     paused = [e for e in open_enrollments(session, lead.id) if e.state == EnrollmentState.ACTIVE
-              and e.sequence_name != REMINDER_SEQUENCE]
+              and e.sequence_name not in VISIT_SEQUENCES]
     if not paused:
         raise LeadActionRefused("automation is not running for this lead, so there is nothing to pause")
     apply_decision(session, services, lead, Decision(SequenceChange.PAUSE, f"paused by {actor.describe()}"),

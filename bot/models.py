@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.clock import utc
-from bot.states import ActorType, CallTaskStatus, EnrollmentState, Stage, TouchStatus
+from bot.states import ActorType, AppointmentStatus, CallTaskStatus, EnrollmentState, Stage, TouchStatus
 
 
 class UTCDateTime(TypeDecorator):
@@ -189,14 +189,23 @@ class Message(Base):
 
 class Appointment(Base):
     __tablename__ = "appointments"
+    # A calendar's own booking id is the idempotency key: a redelivered booking is the same one.
+    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_appointment_external"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
     start_at: Mapped[datetime]
     notes: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20), default="booked")
+    status: Mapped[str] = mapped_column(String(20), default=AppointmentStatus.BOOKED)
     booked_by: Mapped[str] = mapped_column(String(60), default="system")
     created_at: Mapped[datetime]
+    #: Where it was booked: team (Slack), booking (the generic webhook), calendly, cal.com.
+    source: Mapped[str] = mapped_column(String(30), default="team", server_default="team")
+    #: The calendar's id for it (Calendly's invitee URI, Cal.com's booking uid, the webhook's external_id).
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    status_changed_at: Mapped[datetime | None]
+    #: The appointment that took this one's place when it was rescheduled.
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
 
 
 class CallTask(Base):

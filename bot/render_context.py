@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.business import Business
+from bot.enrollment import lead_timezones
 from bot.models import Lead
 
 
@@ -25,6 +26,28 @@ def format_local(moment: datetime, timezone: str | Any) -> str:
     local = moment.astimezone(zone)
     hour = local.strftime("%I").lstrip("0")
     return f"{local:%A}, {local:%b} {local.day} at {hour}:{local:%M} {local:%p}"
+
+
+def visit_time(start_at: datetime, business: Business, lead_zones: tuple[str, ...] = ()) -> str:
+    """Say when a visit is, in the business's time zone where it happens, naming the zone when the lead's differs.
+
+    The one rendering of a visit's time: reminders, confirmations, `followup preview` and Slack all use it.
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    text = format_local(start_at, business.timezone)
+    here = start_at.astimezone(business.timezone)
+    for name in lead_zones:
+        try:
+            there = start_at.astimezone(ZoneInfo(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        if there.utcoffset() != here.utcoffset():
+            abbreviation = here.tzname() or ""
+            city = business.timezone.key.rsplit("/", 1)[-1].replace("_", " ")
+            # Abbreviations such as CST are what people read; zones without one show "+03".
+            return f"{text} {abbreviation}" if abbreviation.isalpha() else f"{text} ({city} time)"
+    return text
 
 
 def lead_context(
@@ -53,6 +76,7 @@ def lead_context(
             "phone": business.phone,
             "address": business.address,
             "booking_link": business.booking_link,
+            "review_link": business.review_link,
             "timezone": business.timezone.key,
         },
         "links": {
@@ -61,7 +85,7 @@ def lead_context(
         },
         "appointment": None
         if appointment_at is None
-        else {"start_local": format_local(appointment_at, lead.timezone or business.timezone),
+        else {"start_local": visit_time(appointment_at, business, lead_timezones(lead, business)),
               "notes": appointment_notes},
         "call": None if call_reason is None else {"reason": call_reason, "requested_time": requested_time},
     }

@@ -60,6 +60,16 @@ class ActionId(StrEnum):
     TASK_SNOOZE = "task_snooze"
     #: Show a whole email in a modal (thread entry button; value: message id).
     EMAIL_OPEN = "email_open"
+    #: Move the visit: opens the reschedule modal (card button; value: appointment id).
+    APPOINTMENT_RESCHEDULE = "appointment_reschedule"
+    #: Cancel the visit, after a confirm dialog (card button; value: appointment id).
+    APPOINTMENT_CANCEL = "appointment_cancel"
+    #: The lead came, once the start time has passed (card button; value: appointment id).
+    APPOINTMENT_ATTENDED = "appointment_attended"
+    #: The lead did not come, once the start time has passed (card button; value: appointment id).
+    APPOINTMENT_NO_SHOW = "appointment_no_show"
+    #: After a cancellation, back to the slow follow-up cadence (card button; value: lead id).
+    LEAD_BACK_TO_FOLLOW_UP = "lead_back_to_follow_up"
 
 
 class ModalCallback(StrEnum):
@@ -71,6 +81,8 @@ class ModalCallback(StrEnum):
     REPLY = "reply_modal"
     #: Book the lead at a date and time; private_metadata carries the lead id (or task id).
     BOOK = "book_modal"
+    #: Move the lead's upcoming visit to a new date and time (business time zone); metadata: the lead id.
+    RESCHEDULE = "reschedule_modal"
 
 
 MODAL_CALLBACKS: tuple[str, ...] = tuple(m.value for m in ModalCallback)
@@ -293,14 +305,33 @@ def lead_card_blocks(card: LeadCard) -> list[Block]:
     blocks.append(section("\n".join(lines)))
     facts = [f"*{stage_label(card.stage)}*", owner_text(card.owner), f"from {escape(card.source) or 'unknown'}",
              f"lead #{card.lead_id}"]
-    if card.appointment_at:
-        facts.insert(1, f":calendar: Booked for {escape(card.appointment_at)}")
+    if card.appointment_when and card.appointment_status:
+        facts.insert(1, appointment_text(card.appointment_status, card.appointment_when))
     notes = [" · ".join(facts), progress_text(card.progress)]
+    if card.appointment_status in ("booked", "confirmed") and card.appointment_started:
+        notes.append("_The visit time has come: mark it Attended or No-show._")
+    elif card.appointment_status == "cancelled":
+        notes.append("_Nothing automated follows: Rebook, or Back to follow-up._")
     if card.unreachable:
         notes.append(f":no_entry: {escape(card.unreachable)}")
     blocks.append(context(*notes))
     blocks.extend(actions("lead_card_actions", _card_buttons(card)))
     return finish(blocks)
+
+
+#: How the card names each appointment state.
+APPOINTMENT_LABELS = {
+    "booked": ":calendar: Booked for",
+    "confirmed": ":white_check_mark: Confirmed for",
+    "attended": ":tada: Attended",
+    "no_show": ":ghost: No-show",
+    "cancelled": ":x: Cancelled",
+}
+
+
+def appointment_text(status: str, when: str) -> str:
+    """The card's words about the lead's appointment."""
+    return f"{APPOINTMENT_LABELS.get(status, escape(status))} {escape(when)}"
 
 
 def _plain_name(card: LeadCard) -> str:
@@ -323,7 +354,20 @@ def _card_buttons(card: LeadCard) -> list[dict[str, Any]]:
         buttons.append(button("Pause automation", ActionId.LEAD_PAUSE, card.lead_id))
     elif card.automation == Automation.PAUSED:
         buttons.append(button("Resume", ActionId.LEAD_RESUME, card.lead_id))
-    if card.stage != "booked":
+    visit = card.appointment_id
+    ahead = card.appointment_status in ("booked", "confirmed")
+    if ahead and visit is not None:
+        if card.appointment_started:
+            buttons.append(button("Attended", ActionId.APPOINTMENT_ATTENDED, visit, style="primary"))
+            buttons.append(button("No-show", ActionId.APPOINTMENT_NO_SHOW, visit))
+        buttons.append(button("Reschedule", ActionId.APPOINTMENT_RESCHEDULE, visit))
+        buttons.append(button("Cancel visit", ActionId.APPOINTMENT_CANCEL, visit,
+                              confirm=confirm_dialog("Cancel the visit?", "Reminders stop. Nothing is sent to the "
+                                                     "lead; you choose what happens next.", "Cancel visit")))
+    elif card.appointment_status == "cancelled" and not closed and card.automation == Automation.OFF:
+        buttons.append(button("Rebook", ActionId.LEAD_BOOKED, card.lead_id, style="primary"))
+        buttons.append(button("Back to follow-up", ActionId.LEAD_BACK_TO_FOLLOW_UP, card.lead_id))
+    elif card.stage != "booked" or not ahead:
         buttons.append(button("Booked", ActionId.LEAD_BOOKED, card.lead_id))
     if not closed:
         buttons.append(button("Not interested", ActionId.LEAD_NOT_INTERESTED, card.lead_id, style="danger",

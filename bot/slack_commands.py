@@ -25,6 +25,10 @@ USAGE_LINES = (
     ("resume <lead>", "go on with it"),
     ("stop <lead>", "end all follow-up, mark lost (admins)"),
     ("book <lead> <when>", "record a visit, e.g. `book 12 tomorrow 3pm`"),
+    ("reschedule <lead> <when>", "move the lead's visit, e.g. `reschedule 12 friday 10am`"),
+    ("cancel <lead>", "cancel the lead's visit; reminders stop"),
+    ("attended <lead>", "the lead came to the visit"),
+    ("noshow <lead>", "the lead missed the visit: a \"we missed you\" note and a call"),
     ("claim <lead>", "make the lead yours"),
     ("optout <lead>", "record that they asked not to be contacted (admins)"),
     ('consent <lead> verbal "what they said"', "record that the lead agreed to texts (or `revoked \"...\"`)"),
@@ -67,6 +71,9 @@ class LeadVerb(StrEnum):
     STOP = "stop"
     CLAIM = "claim"
     OPT_OUT = "optout"
+    CANCEL = "cancel"  #: cancel the upcoming visit
+    ATTENDED = "attended"  #: the lead came
+    NO_SHOW = "noshow"  #: the lead did not come
 
 
 #: Verbs only SLACK_ADMINS may use.
@@ -110,6 +117,11 @@ class BookLead:
 
 
 @dataclass(frozen=True)
+class RescheduleLead(BookLead):
+    """Move the lead's upcoming visit to `start_at`."""
+
+
+@dataclass(frozen=True)
 class ShowStats:
     days: int
 
@@ -127,7 +139,7 @@ class RecordConsent:
     note: str
 
 
-Command = Help | NewLead | ListLeads | OnLead | BookLead | ShowStats | RecordConsent
+Command = Help | NewLead | ListLeads | OnLead | BookLead | RescheduleLead | ShowStats | RecordConsent
 
 
 def parse_command(text: str, *, now: datetime, zone: tzinfo) -> Command:
@@ -145,12 +157,15 @@ def parse_command(text: str, *, now: datetime, zone: tzinfo) -> Command:
             return _list(rest)
         case "book":
             return _book(rest, now=now, zone=zone)
+        case "reschedule" | "move":
+            booked = _book(rest, now=now, zone=zone, verb="reschedule")
+            return RescheduleLead(booked.lead, booked.start_at, booked.when)
         case "stats":
             return _stats(rest)
         case "consent":
             return _consent(rest)
     try:
-        lead_verb = LeadVerb(verb.replace("-", "").replace("_", ""))
+        lead_verb = LeadVerb(verb.replace("-", "").replace("_", "").replace("noshows", "noshow"))
     except ValueError:
         raise CommandError(f"I don't know `{_code(words[0])}`.\n{usage()}") from None
     reference = " ".join(rest).strip()
@@ -211,10 +226,10 @@ def _stats(words: list[str]) -> ShowStats:
     return ShowStats(days)
 
 
-def _book(words: list[str], *, now: datetime, zone: tzinfo) -> BookLead:
-    example = "e.g. `/followup book 12 tomorrow 3pm` or `/followup book \"Dana Lee\" 2026-12-01 10:00`"
+def _book(words: list[str], *, now: datetime, zone: tzinfo, verb: str = "book") -> BookLead:
+    example = f"e.g. `/followup {verb} 12 tomorrow 3pm` or `/followup {verb} \"Dana Lee\" 2026-12-01 10:00`"
     if len(words) < 2:
-        raise CommandError(f"`/followup book {slots('<lead> <when>')}` needs a lead and a date and time, "
+        raise CommandError(f"`/followup {verb} {slots('<lead> <when>')}` needs a lead and a date and time, "
                            f"{example}.")
     for reference, when in _reference_then_rest(words):
         start_at = parse_when(when, now=now, zone=zone)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone, tzinfo
 from typing import Any, Mapping, Sequence
 
 from bot.rules import CallOutcome
@@ -56,6 +56,8 @@ class ModalOrigin:
     #: The channel (and thread) the button was in: where an ephemeral answer goes.
     channel: str | None = None
     thread_ts: str | None = None
+    #: The visit time (unix) the person was warned about (a closed day) and may now book anyway.
+    warned: int | None = None
 
     def to_metadata(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, separators=(",", ":"))
@@ -69,6 +71,7 @@ class ModalOrigin:
                 task_id=_optional_int(data.get("task_id")),
                 channel=_optional_str(data.get("channel")),
                 thread_ts=_optional_str(data.get("thread_ts")),
+                warned=_optional_int(data.get("warned")),
             )
         except (ValueError, TypeError, AttributeError) as error:
             raise StaleModal(f"unreadable private_metadata: {text!r:.80}") from error
@@ -158,14 +161,68 @@ def log_outcome_modal(lead_name: str, reason: str, origin: ModalOrigin) -> View:
     return _modal(ModalCallback.LOG_OUTCOME, "Log call outcome", "Save", blocks, origin)
 
 
-def book_modal(lead_name: str, origin: ModalOrigin) -> View:
-    """When is the visit: a date and time, and notes."""
+def book_modal(lead_name: str, origin: ModalOrigin, *, warning: str | None = None,
+               initial: datetime | None = None) -> View:
+    """When is the visit: a date and time, and notes (a closed day is warned about; a second submit books it)."""
     blocks = [
-        _about(f":calendar: Book a visit for *{escape(lead_name)}*: follow-up stops and reminders start."),
-        _when_input("Visit date and time", optional=False),
+        _about(f":calendar: Book a visit for *{escape(lead_name)}*: the lead gets a confirmation, follow-up stops "
+               "and reminders start."),
+        _when_input("Visit date and time", optional=False, initial=initial),
         _text_input(NOTES_BLOCK, "Notes", multiline=True, optional=True, max_length=NOTES_MAX),
     ]
+    if warning:
+        blocks.append(_about(f":warning: {escape(warning)}. Submit again to book it anyway."))
     return _modal(ModalCallback.BOOK, "Book a visit", "Book", blocks, origin)
+
+
+DATE_BLOCK = "visit_date"
+TIME_BLOCK = "visit_time"
+
+
+def reschedule_modal(lead_name: str, current: str, origin: ModalOrigin, *, zone: tzinfo, initial: datetime,
+                     warning: str | None = None) -> View:
+    """Move the visit: a date and a time, both in the business's time zone where the visit happens."""
+    local = initial.astimezone(zone)
+    key = getattr(zone, "key", str(zone))
+    blocks = [
+        _about(f":arrows_counterclockwise: Move the visit of *{escape(lead_name)}* (now {escape(current)}). "
+               "The lead gets the new time; reminders follow it."),
+        {"type": "input", "block_id": DATE_BLOCK, "label": _plain("New date", 2000),
+         "element": {"type": "datepicker", "action_id": DATE_BLOCK, "initial_date": local.strftime("%Y-%m-%d")}},
+        {"type": "input", "block_id": TIME_BLOCK, "label": _plain(f"New time ({key} time)", 2000),
+         "element": {"type": "timepicker", "action_id": TIME_BLOCK, "initial_time": local.strftime("%H:%M"),
+                     "timezone": key},
+         "hint": _plain(f"In the business's time zone ({key}), where the visit happens.", 2000)},
+    ]
+    if warning:
+        blocks.append(_about(f":warning: {escape(warning)}. Submit again to move it there anyway."))
+    return _modal(ModalCallback.RESCHEDULE, "Reschedule visit", "Move it", blocks, origin)
+
+
+def read_reschedule_form(values: Mapping[str, Any], *, now: datetime, zone: tzinfo) -> datetime:
+    """Read the new visit time (date and time in the business's zone); FormErrors for a missing or past one."""
+    day = _state(values, DATE_BLOCK).get("selected_date")
+    clock = _state(values, TIME_BLOCK).get("selected_time")
+    errors: dict[str, str] = {}
+    try:
+        parsed_day = date.fromisoformat(day) if isinstance(day, str) else None
+    except ValueError:
+        parsed_day = None
+    try:
+        parsed_time = time.fromisoformat(clock) if isinstance(clock, str) else None
+    except ValueError:
+        parsed_time = None
+    if parsed_day is None:
+        errors[DATE_BLOCK] = "Pick the new date."
+    if parsed_time is None:
+        errors[TIME_BLOCK] = "Pick the new time."
+    if errors:
+        raise FormErrors(errors)
+    assert parsed_day is not None and parsed_time is not None
+    start_at = datetime.combine(parsed_day, parsed_time, tzinfo=zone).astimezone(timezone.utc)
+    if start_at <= now:
+        raise FormErrors({DATE_BLOCK: "That time has passed; pick a future date and time."})
+    return start_at
 
 
 def reply_modal(lead_name: str, channels: Sequence[str], origin: ModalOrigin) -> View:

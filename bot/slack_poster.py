@@ -495,16 +495,17 @@ class SlackPoster:
         enrollments = session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)).all()
         touches = session.scalars(select(Touch).where(Touch.lead_id == lead.id)).all()
         appointment = session.scalars(
-            select(Appointment).where(Appointment.lead_id == lead.id, Appointment.status == "booked")
+            select(Appointment).where(Appointment.lead_id == lead.id, Appointment.status != "rescheduled")
             .order_by(Appointment.id.desc())
         ).first()
+        booked = appointment is not None and appointment.status in ("booked", "confirmed")
         shown = shown_enrollment(enrollments)
-        wont_run = self._wont_run(session, lead, shown, booked=appointment is not None) if shown else frozenset()
+        wont_run = self._wont_run(session, lead, shown, booked=booked) if shown else frozenset()
         business = self.services.business
         card = lead_card(lead, enrollments=enrollments, touches=touches, appointment=appointment,
                          zone=business.timezone, wont_run=wont_run,
                          playbook=self._playbook(shown.sequence_name) if shown else None,
-                         business=business, lead_zones=lead_timezones(lead, business))
+                         business=business, lead_zones=lead_timezones(lead, business), now=self.services.clock.now())
         return lead_card_text(card), lead_card_blocks(card)
 
     # --- words people read ---------------------------------------------------------------------

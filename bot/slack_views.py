@@ -22,6 +22,10 @@ from bot.states import CallTaskStatus, EnrollmentState, TouchStatus
 NOT_A_TOUCH = ("stage",)
 #: Sequences whose touches are not the sales follow-up (the card shows the sales sequence's progress).
 REMINDER_SEQUENCE = "appointment_reminders"
+#: Sequences about one visit, not the follow-up a person pauses (as bot.enrollment.VISIT_SEQUENCES).
+VISIT_SEQUENCES = (REMINDER_SEQUENCE, "appointment_confirmation")
+#: Appointment states in which the visit is still ahead.
+ACTIVE_VISIT = ("booked", "confirmed")
 
 
 class Automation(StrEnum):
@@ -66,8 +70,16 @@ class LeadCard:
     automation: Automation
     can_reply: bool
     progress: SequenceProgress | None = None
+    #: The visit still ahead (booked or confirmed), in the business's time zone.
     appointment_at: str | None = None
     unreachable: str | None = None
+    #: The lead's latest appointment (any state but rescheduled), for its buttons.
+    appointment_id: int | None = None
+    appointment_status: str | None = None
+    #: Its time as people read it, whatever its state.
+    appointment_when: str | None = None
+    #: Its start time has come: it can be marked attended or a no-show.
+    appointment_started: bool = False
 
 
 @dataclass(frozen=True)
@@ -220,7 +232,7 @@ def _local(moment: datetime | None, zone: tzinfo, lead_zone: tzinfo | str | None
 
 def automation_of(enrollments: Iterable[Enrollment]) -> Automation:
     """Pause applies while a follow-up sequence runs; Resume while one is paused."""
-    followups = [e for e in enrollments if e.sequence_name != REMINDER_SEQUENCE]
+    followups = [e for e in enrollments if e.sequence_name not in VISIT_SEQUENCES]
     if any(e.state == EnrollmentState.PAUSED for e in followups):
         return Automation.PAUSED
     if any(e.state == EnrollmentState.ACTIVE for e in followups):
@@ -272,7 +284,7 @@ def sequence_progress(
 def shown_enrollment(enrollments: Seq[Enrollment]) -> Enrollment | None:
     """The enrollment the card reports on: the latest follow-up one, else the latest of any."""
     ordered = sorted(enrollments, key=lambda e: e.id)
-    followups = [e for e in ordered if e.sequence_name != REMINDER_SEQUENCE]
+    followups = [e for e in ordered if e.sequence_name not in VISIT_SEQUENCES]
     return (followups or ordered or [None])[-1]
 
 
@@ -287,6 +299,7 @@ def lead_card(
     playbook: Sequence | None = None,
     business: Business | None = None,
     lead_zones: tuple[str, ...] = (),
+    now: datetime | None = None,
 ) -> LeadCard:
     """The card for a lead, with the progress of the enrollment `shown_enrollment` picks."""
     shown = shown_enrollment(enrollments)
@@ -307,8 +320,12 @@ def lead_card(
         progress=sequence_progress(shown, touches, zone, wont_run=wont_run, playbook=playbook, business=business,
                                    lead_zones=lead_zones),
         appointment_at=(_local(appointment.start_at, zone, lead_zone)
-                        if appointment and appointment.status == "booked" else None),
+                        if appointment and appointment.status in ACTIVE_VISIT else None),
         unreachable=_unreachable(lead),
+        appointment_id=appointment.id if appointment else None,
+        appointment_status=str(appointment.status) if appointment else None,
+        appointment_when=_local(appointment.start_at, zone, lead_zone) if appointment else None,
+        appointment_started=bool(appointment and now is not None and now >= appointment.start_at),
     )
 
 

@@ -37,10 +37,19 @@ class CallTaskStatus(StrEnum):
     CANCELLED = "cancelled"  #: no longer needed (lead booked, stopped, opted out)
 
 
+class AppointmentStatus(StrEnum):
+    BOOKED = "booked"  #: on the calendar; reminders run
+    CONFIRMED = "confirmed"  #: the lead said they will come
+    ATTENDED = "attended"  #: the lead came
+    NO_SHOW = "no_show"  #: the lead did not come
+    CANCELLED = "cancelled"  #: called off; reminders stopped, the team decides what next
+    RESCHEDULED = "rescheduled"  #: moved: a newer appointment replaces this one
+
+
 class ActorType(StrEnum):
     SYSTEM = "system"  #: followup itself
     SLACK_USER = "slack_user"  #: a team member, by Slack user id
     LEAD = "lead"  #: the lead, by what they sent or did
     CLI = "cli"  #: an operator at the command line
 
-__all__ = ["ActorType", "CallTaskStatus", "EnrollmentState", "Stage", "TouchStatus"]
+__all__ = ["ActorType", "AppointmentStatus", "CallTaskStatus", "EnrollmentState", "Stage", "TouchStatus"]

@@ -12,9 +12,10 @@ Templates see these variables (``bot.render_context`` builds them for a real lea
 
 - ``lead``: ``name``, ``first_name``, ``phone``, ``email``, ``source``, ``message`` (what they
   wrote when they came in) and ``custom`` (a dict of any extra form fields)
-- ``business``: ``name``, ``phone``, ``address`` (postal), ``booking_link``, ``timezone``
+- ``business``: ``name``, ``phone``, ``address`` (postal), ``booking_link``, ``review_link``, ``timezone``
 - ``links``: ``booking`` (the lead's tracked booking URL) and ``unsubscribe``
-- ``appointment``: None, or ``start_local`` (e.g. 'Tuesday, Dec 1 at 3:00 PM') and ``notes``
+- ``appointment``: None, or ``start_local`` (e.g. 'Tuesday, Dec 1 at 3:00 PM', in the business's time zone,
+  with the zone named when the lead's differs: '... at 3:00 PM CST') and ``notes``
 - ``call``: None, or ``reason`` and ``requested_time`` (text or None)
 
 and one filter, ``phone``, which writes an E.164 number the way people say it: ``(512) 555-0100``.
@@ -255,6 +256,7 @@ def sample_context(
             "phone": business.get("phone") or "+15125550100",
             "address": business.get("address") or "120 Main St, Suite 4, Austin, TX 78701",
             "booking_link": business.get("booking_link") or "https://book.example.com/riverside",
+            "review_link": business.get("review_link") or "https://g.page/r/riverside-family-health/review",
             "timezone": str(business.get("timezone") or "America/Chicago"),
         },
         "links": {

@@ -12,8 +12,10 @@ from typing import Any, Callable
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.appointments import ACTIVE, back_to_follow_up, cancel, mark_attended, mark_no_show
 from bot.audit import Actor
 from bot.lead_actions import (
     LeadActionRefused,
@@ -25,12 +27,12 @@ from bot.lead_actions import (
     resume_lead,
     snooze_call_task,
 )
-from bot.models import CallTask, Lead, Message
+from bot.models import Appointment, CallTask, Lead, Message
 from bot.rules import CallOutcome
 from bot.services import Services
 from bot.slack_blocks import ActionId, escape
 from bot.slack_home import when
-from bot.slack_modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal
+from bot.slack_modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal, reschedule_modal
 from bot.states import CallTaskStatus
 from handlers.slack_edge import (
     Click,
@@ -63,6 +65,12 @@ def register(app: App) -> None:
     app.action(str(ActionId.TASK_LOG_OUTCOME))(on_task_log_outcome)
     app.action(str(ActionId.TASK_SNOOZE))(task_change(_snooze, answer=_snoozed_until))
     app.action(str(ActionId.EMAIL_OPEN))(on_email_open)
+    app.action(str(ActionId.APPOINTMENT_RESCHEDULE))(on_appointment_reschedule)
+    app.action(str(ActionId.APPOINTMENT_CANCEL))(appointment_button(cancel, "Visit cancelled; reminders stopped."))
+    app.action(str(ActionId.APPOINTMENT_ATTENDED))(appointment_button(mark_attended, "Marked attended."))
+    app.action(str(ActionId.APPOINTMENT_NO_SHOW))(appointment_button(
+        mark_no_show, "Marked a no-show: the \"we missed you\" messages start and a call is on the list."))
+    app.action(str(ActionId.LEAD_BACK_TO_FOLLOW_UP))(lead_button(_back_to_follow_up))
 
 
 # --- what the buttons do to a lead ----------------------------------------------------------------
@@ -82,6 +90,68 @@ def _claim(session: Session, services: Services, lead: Lead, now: datetime, acto
 
 def _not_interested(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> None:
     mark_not_interested(session, services, lead, now=now, actor=actor)
+
+
+def _back_to_follow_up(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> None:
+    back_to_follow_up(session, services, lead, now=now, actor=actor)
+
+
+# --- what the buttons do to an appointment -------------------------------------------------------
+
+
+def appointment_lead_id(services: Services, appointment_id: int | None) -> int | None:
+    if appointment_id is None:
+        return None
+    with services.session_factory() as session:
+        return session.scalar(select(Appointment.lead_id).where(Appointment.id == appointment_id))
+
+
+def appointment_button(use_case: Callable[..., Any], done: str) -> Callable[..., None]:
+    """A card button (value: appointment id) that moves the appointment on, under its lead's lock."""
+
+    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                 context: BoltContext) -> None:
+        ack()
+        click = Click.read(body, action)
+        services = services_of(context)
+        try:
+            lead_id = appointment_lead_id(services, click.target_id)
+            if lead_id is None:
+                raise LeadActionRefused("this appointment no longer exists")
+            with lead_for_change(services, lead_id) as (session, _lead):
+                appointment = session.get(Appointment, click.target_id)
+                use_case(session, services, appointment, now=services.clock.now(),
+                         actor=Actor.slack_user(click.user_id))
+        except LeadActionRefused as refused:
+            tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+                 text=f"Nothing changed: {refused}.")
+            return
+        after_change(services)
+        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts, text=done)
+
+    listener.__name__ = f"on_appointment_{use_case.__name__.strip('_')}"
+    return listener
+
+
+def on_appointment_reschedule(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                              context: BoltContext) -> None:
+    ack()
+    click = Click.read(body, action)
+    services = services_of(context)
+    with services.session_factory() as session:
+        appointment = session.get(Appointment, click.target_id) if click.target_id is not None else None
+        lead = session.get(Lead, appointment.lead_id) if appointment else None
+        if appointment is None or lead is None or appointment.status not in ACTIVE:
+            problem = ("this appointment no longer exists" if appointment is None
+                       else f"this appointment is already {str(appointment.status).replace('_', ' ')}")
+            tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
+                 text=f"Nothing to move: {problem}.")
+            return
+        name, start_at, lead_id = plain_name(lead), appointment.start_at, lead.id
+    zone = services.business.timezone
+    origin = ModalOrigin(lead_id=lead_id, channel=click.channel_id, thread_ts=click.thread_ts)
+    client.views_open(trigger_id=click.trigger_id,
+                      view=reschedule_modal(name, when(start_at, zone), origin, zone=zone, initial=start_at))
 
 
 def _change_lead(client: WebClient, services: Services, click: Click, lead_id: int | None,

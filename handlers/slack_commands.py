@@ -15,10 +15,11 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.appointments import book as book_visit
+from bot.appointments import cancel, mark_attended, mark_no_show, reschedule, upcoming
 from bot.audit import Actor
 from bot.lead_actions import (
     LeadActionRefused,
-    book,
     record_consent_by_team,
     claim_lead,
     opt_out,
@@ -44,6 +45,7 @@ from bot.slack_commands import (
     OnLead,
     RecordConsent,
     ShowStats,
+    RescheduleLead,
     parse_command,
     usage,
 )
@@ -114,6 +116,8 @@ def run(command: Command, services: Services, *, user: str, admins: frozenset[st
                 stats = lead_stats(session, now=services.clock.now(), days=command.days)
             return Answer(f"followup stats for the last {command.days} days",
                           stats_blocks(stats, services.playbooks.get))
+        case RescheduleLead():
+            return _reschedule(command, services, actor)
         case BookLead():
             return _book(command, services, actor)
         case RecordConsent():
@@ -202,11 +206,30 @@ def _book(command: BookLead, services: Services, actor: Actor) -> Answer:
     with lead_for_change(services, lead_id) as (session, lead):
         if lead is None:
             raise LeadActionRefused(f"lead #{lead_id} no longer exists")
-        book(session, services, lead, start_at=command.start_at, now=services.clock.now(), actor=actor)
+        booked = book_visit(session, services, lead, start_at=command.start_at, now=services.clock.now(),
+                            actor=actor)
         label = _label(lead)
     after_change(services)
     return Answer(f":calendar: Booked *{label}* for {when(command.start_at, services.business.timezone)}; "
-                  "follow-up stopped and reminders start.")
+                  "the lead gets a confirmation, follow-up stopped and reminders start." + _warned(booked.warnings))
+
+
+def _warned(warnings: tuple[str, ...]) -> str:
+    return "".join(f"\n:warning: {escape(w)}: booked anyway; `/followup reschedule` moves it." for w in warnings)
+
+
+def _reschedule(command: RescheduleLead, services: Services, actor: Actor) -> Answer:
+    lead_id = _lead_id(services, command.lead)
+    with lead_for_change(services, lead_id) as (session, lead):
+        if lead is None:
+            raise LeadActionRefused(f"lead #{lead_id} no longer exists")
+        booked = reschedule(session, services, upcoming(session, lead.id), start_at=command.start_at,
+                            now=services.clock.now(), actor=actor)
+        label = _label(lead)
+    after_change(services)
+    return Answer(f":arrows_counterclockwise: Moved the visit of *{label}* to "
+                  f"{when(command.start_at, services.business.timezone)}; the lead is told the new time."
+                  + _warned(booked.warnings))
 
 
 def _consent(command: RecordConsent, services: Services, actor: Actor) -> Answer:
@@ -246,6 +269,16 @@ def _on_lead(command: OnLead, services: Services, actor: Actor) -> Answer:
             case LeadVerb.CLAIM:
                 claim_lead(session, lead, now=now, actor=actor)
                 done = f":raising_hand: *{label}* is yours."
+            case LeadVerb.CANCEL:
+                cancel(session, services, upcoming(session, lead.id), now=now, actor=actor)
+                done = (f":x: Cancelled the visit of *{label}*; reminders stopped. The card offers Rebook and "
+                        "Back to follow-up.")
+            case LeadVerb.ATTENDED:
+                mark_attended(session, services, upcoming(session, lead.id), now=now, actor=actor)
+                done = f":tada: *{label}* attended the visit."
+            case LeadVerb.NO_SHOW:
+                mark_no_show(session, services, upcoming(session, lead.id), now=now, actor=actor)
+                done = f":ghost: *{label}* missed the visit: the \"we missed you\" messages start and a call is open."
             case LeadVerb.OPT_OUT:
                 channels = [c for c, has in (("sms", lead.phone), ("email", lead.email)) if has]
                 if not channels:

@@ -8,11 +8,13 @@ person as an ephemeral message where they clicked.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
+from bot.appointments import closed_day_warning, reschedule, upcoming
 from bot.audit import Actor
 from bot.conversations import DirectMessageRefused, send_direct
 from bot.lead_actions import LeadActionRefused, book, log_call_outcome
@@ -24,11 +26,15 @@ from bot.slack_modals import (
     FormErrors,
     ModalOrigin,
     StaleModal,
+    book_modal,
     read_book_form,
     read_outcome_form,
     read_reply_form,
+    read_reschedule_form,
+    reschedule_modal,
 )
-from handlers.slack_edge import after_change, lead_for_change, services_of, task_for_change, tell
+from bot.models import CallTask, Lead
+from handlers.slack_edge import after_change, lead_for_change, plain_name, services_of, task_for_change, tell
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,7 @@ def register(app: App) -> None:
     app.view(str(ModalCallback.LOG_OUTCOME))(on_log_outcome)
     app.view(str(ModalCallback.BOOK))(on_book)
     app.view(str(ModalCallback.REPLY))(on_reply)
+    app.view(str(ModalCallback.RESCHEDULE))(on_reschedule)
 
 
 def _origin(ack: Ack, view: dict[str, Any]) -> ModalOrigin | None:
@@ -95,6 +102,13 @@ def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCli
     except FormErrors as invalid:
         ack(response_action="errors", errors=invalid.errors)
         return
+    warning = closed_day_warning(services.business, form.start_at)
+    if warning and origin.warned != int(form.start_at.timestamp()):
+        # The person booking hears it first; a second submit at the same time books it anyway.
+        warned = replace(origin, warned=int(form.start_at.timestamp()))
+        ack(response_action="update", view=book_modal(_lead_name(services, origin), warned, warning=warning,
+                                                      initial=form.start_at))
+        return
     ack()
     user = body["user"]["id"]
     actor = Actor.slack_user(user)
@@ -116,6 +130,51 @@ def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCli
         return
     after_change(services)
     _answer(client, origin, user, f":calendar: Booked for {when(form.start_at, services.business.timezone)}.")
+
+
+def _lead_name(services: Any, origin: ModalOrigin) -> str:
+    with services.session_factory() as session:
+        lead_id = origin.lead_id
+        if lead_id is None and origin.task_id is not None:
+            task = session.get(CallTask, origin.task_id)
+            lead_id = task.lead_id if task else None
+        lead = session.get(Lead, lead_id) if lead_id is not None else None
+        return plain_name(lead) if lead else "this lead"
+
+
+def on_reschedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient,
+                  context: BoltContext) -> None:
+    services = services_of(context)
+    origin = _origin(ack, view)
+    if origin is None:
+        return
+    zone = services.business.timezone
+    try:
+        start_at = read_reschedule_form(_values(view), now=services.clock.now(), zone=zone)
+    except FormErrors as invalid:
+        ack(response_action="errors", errors=invalid.errors)
+        return
+    warning = closed_day_warning(services.business, start_at)
+    if warning and origin.warned != int(start_at.timestamp()):
+        warned = replace(origin, warned=int(start_at.timestamp()))
+        ack(response_action="update", view=reschedule_modal(_lead_name(services, origin), when(start_at, zone), warned,
+                                                            zone=zone, initial=start_at, warning=warning))
+        return
+    ack()
+    user = body["user"]["id"]
+    try:
+        assert origin.lead_id is not None
+        with lead_for_change(services, origin.lead_id) as (session, lead):
+            if lead is None:
+                raise LeadActionRefused(f"lead #{origin.lead_id} no longer exists")
+            reschedule(session, services, upcoming(session, lead.id), start_at=start_at, now=services.clock.now(),
+                       actor=Actor.slack_user(user))
+    except LeadActionRefused as refused:
+        _answer(client, origin, user, f"Not moved: {refused}.")
+        return
+    after_change(services)
+    _answer(client, origin, user, f":arrows_counterclockwise: Moved to {when(start_at, zone)}; the lead is told "
+                                  "the new time.")
 
 
 def on_reply(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext) -> None:

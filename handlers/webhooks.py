@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bot.appointments import BookingRequest, BookingResult, UnknownLead, take_booking
 from bot.audit import Actor
 from bot.consent import ConsentMethod, lead_started
 from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
@@ -24,7 +25,7 @@ from bot.conversations import DirectMessageRefused, InboundMessage, send_direct,
 from bot.db import is_reachable
 from bot.delivery import SmsStatusReport, apply_email_events, apply_sms_status, first_delivery
 from bot.enrollment import lead_timezones
-from bot.lead_actions import LeadActionRefused, book, opt_out, record_booking_link_click
+from bot.lead_actions import LeadActionRefused, opt_out, record_booking_link_click
 from bot.leads import InvalidLead, LeadInput, add_lead, find_existing
 from bot.models import Lead
 from bot.reply_classifier import ReplyRules, classify_reply
@@ -265,24 +266,25 @@ class Webhooks:
     async def booking(self, request: Request) -> Response:
         require_bearer(request, self.settings.booking_webhook_token, "BOOKING_WEBHOOK_TOKEN")
         fields = await self._fields(request)
-        start = _parse_start(fields.get("start"))
-        notes = fields.get("notes") or ""
-        if not isinstance(notes, str):
-            raise BadRequest(422, "notes must be text")
-        appointment_id, lead_id = await run_in_threadpool(self._book, fields, start, notes)
-        return JSONResponse({"lead_id": lead_id, "appointment_id": appointment_id}, status_code=201)
+        booking = _booking_request(fields, self.services.default_region)
+        return await self._take_booking(booking)
 
-    def _book(self, fields: dict[str, Any], start: datetime, notes: str) -> tuple[int, int]:
-        services = self.services
-        with services.session_factory.begin() as session:
-            lead = _booked_lead(session, fields, services.default_region)
-            try:
-                appointment = book(session, services, lead, start_at=start, now=services.clock.now(),
-                                   actor=Actor.lead(lead.id), notes=notes)
-            except LeadActionRefused as error:
-                raise BadRequest(422, str(error)) from error
-            result = (appointment.id, lead.id)
-        services.wake_dispatcher()
+    async def _take_booking(self, booking: BookingRequest) -> Response:
+        result = await run_in_threadpool(self._book, booking)
+        return JSONResponse({"lead_id": result.lead_id, "appointment_id": result.appointment_id,
+                             "created": result.created, "lead_created": result.lead_created,
+                             "warnings": list(result.warnings)}, status_code=201 if result.created else 200)
+
+    def _book(self, booking: BookingRequest) -> BookingResult:
+        try:
+            result = take_booking(self.services, booking)
+        except UnknownLead as error:
+            raise BadRequest(404, str(error)) from error
+        except LeadActionRefused as error:
+            raise BadRequest(422, str(error)) from error
+        if result.created:
+            self.services.wake_dispatcher()
+            self.services.wake_poster()
         return result
 
     async def booking_link(self, request: Request) -> Response:
@@ -394,29 +396,35 @@ def _parse_start(value: Any) -> datetime:
     return start.astimezone(timezone.utc)
 
 
-def _booked_lead(session: Any, fields: dict[str, Any], default_region: str) -> Lead:
+def _booking_request(fields: dict[str, Any], default_region: str) -> BookingRequest:
+    """Read the generic booking webhook's fields: who (lead_id, phone or email), when, and its optional id."""
+    start = _parse_start(fields.get("start"))
+    texts = {}
+    for key, limit in (("notes", 5000), ("name", 200), ("external_id", 200)):
+        value = fields.get(key)
+        if value is not None and not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise BadRequest(422, f"{key} must be text")
+        text = "" if value is None else str(value).strip()
+        if len(text) > limit:
+            raise BadRequest(422, f"{key} is longer than {limit} characters")
+        texts[key] = text
     lead_id = fields.get("lead_id")
-    if lead_id is not None:
-        if not (isinstance(lead_id, int) or (isinstance(lead_id, str) and lead_id.isdigit())):
-            raise BadRequest(422, "lead_id must be a number")
-        lead = session.get(Lead, int(lead_id))
-        if lead is None:
-            raise BadRequest(404, f"no lead with id {lead_id}")
-        return lead
+    if lead_id is not None and not (isinstance(lead_id, int) and not isinstance(lead_id, bool)
+                                    or isinstance(lead_id, str) and lead_id.isdigit()):
+        raise BadRequest(422, "lead_id must be a number")
     phone = email = None
     try:
-        if isinstance(fields.get("phone"), str) and fields["phone"]:
+        if isinstance(fields.get("phone"), str) and fields["phone"].strip():
             phone = normalize_phone(fields["phone"], default_region)
-        if isinstance(fields.get("email"), str) and fields["email"]:
+        if isinstance(fields.get("email"), str) and fields["email"].strip():
             email = normalize_email(fields["email"])
     except (InvalidPhone, InvalidEmail) as error:
         raise BadRequest(422, str(error)) from error
-    if not phone and not email:
+    if lead_id is None and not phone and not email:
         raise BadRequest(422, "give lead_id, phone or email to find the lead")
-    lead = find_existing(session, phone, email)
-    if lead is None:
-        raise BadRequest(404, "no lead with that phone or email")
-    return lead
+    return BookingRequest(source="booking", start_at=start, lead_id=int(lead_id) if lead_id is not None else None,
+                          phone=phone, email=email, name=texts["name"], notes=texts["notes"],
+                          external_id=texts["external_id"] or None)
 
 
 def _verify_sendgrid_signature(request: Request, body: bytes, public_key: str) -> None:

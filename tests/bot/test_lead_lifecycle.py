@@ -356,7 +356,8 @@ def test_booking_stops_sales_follow_up_and_starts_reminders_before_the_visit(ser
     with_lead(services, lead_id, book, start_at=visit, actor=ALICE)
     with services.session_factory() as session:
         states = {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}
-        assert states == {"default": "stopped", "appointment_reminders": "active"}
+        assert states == {"default": "stopped", "appointment_reminders": "active",
+                          "appointment_confirmation": "active"}
         assert session.get(Lead, lead_id).stage == "booked"
     reminders = [t for t in touches(services, lead_id) if t.status == "scheduled"]
     assert reminders and all(t.due_at < visit for t in reminders)

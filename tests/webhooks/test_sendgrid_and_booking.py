@@ -150,14 +150,14 @@ def test_a_booking_stops_sales_follow_up_and_starts_reminders(running_bot):
     assert answer.status_code == 201 and answer.json()["lead_id"] == lead_id
     with running_bot.services.session_factory() as session:
         states = {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}
-        assert states == {"default": "stopped", "appointment_reminders": "active"}
+        assert states == {"default": "stopped", "appointment_reminders": "active",
+                          "appointment_confirmation": "completed"}
 
 
 @pytest.mark.parametrize(
     ("payload", "status"),
     [
         ({"lead_id": 999, "start": "2026-11-30T10:00:00-06:00"}, 404),
-        ({"email": "nobody@example.com", "start": "2026-11-30T10:00:00-06:00"}, 404),
         ({"phone": "+13125550142", "start": "2026-11-30T10:00:00"}, 422),
         ({"phone": "+13125550142", "start": "next tuesday"}, 422),
         ({"phone": "+13125550142"}, 422),

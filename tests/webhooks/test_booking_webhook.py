@@ -1,0 +1,132 @@
+"""The generic booking webhook: idempotent, a lead for an unknown booker, a confirmation, the visit in the clinic's zone."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from bot.models import Appointment, AuditEntry, Enrollment, Lead, OutboxEvent
+from bot.preview import render_preview
+from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
+
+BOOK = {"Authorization": f"Bearer {BOOKING_TOKEN}"}
+#: Monday Nov 30 2026, 3:00 PM in Chicago (the clinic).
+VISIT = "2026-11-30T15:00:00-06:00"
+VISIT_UTC = datetime(2026, 11, 30, 21, 0, tzinfo=timezone.utc)
+#: Its day-before reminder falls on a Monday, inside the clinic's Mon-Sat window.
+TUESDAY_VISIT = "2026-12-01T15:00:00-06:00"
+TUESDAY_VISIT_UTC = datetime(2026, 12, 1, 21, 0, tzinfo=timezone.utc)
+
+
+def new_lead(bot, **fields) -> int:
+    lead = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com", **fields}
+    return bot.http.post("/webhooks/leads", json=lead, headers={"Authorization": f"Bearer {LEAD_TOKEN}"}).json()["lead_id"]
+
+
+def book(bot, **fields):
+    return bot.http.post("/webhooks/booking", json={"start": VISIT, **fields}, headers=BOOK)
+
+
+def appointments(bot) -> list[tuple[str, datetime]]:
+    with bot.services.session_factory() as session:
+        return [(a.status, a.start_at) for a in session.scalars(select(Appointment).order_by(Appointment.id))]
+
+
+def test_the_same_booking_posted_twice_with_its_external_id_is_one_appointment(running_bot):
+    new_lead(running_bot)
+    first = book(running_bot, phone="+13125550142", external_id="cal-77")
+    again = book(running_bot, phone="+13125550142", external_id="cal-77")
+    assert first.status_code == 201 and first.json()["created"] is True
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert again.json()["appointment_id"] == first.json()["appointment_id"]
+    assert appointments(running_bot) == [("booked", VISIT_UTC)]
+
+
+def test_the_same_lead_and_start_posted_twice_without_an_id_is_one_booking(running_bot):
+    new_lead(running_bot)
+    assert book(running_bot, email="dana@example.com").status_code == 201
+    assert book(running_bot, phone="(312) 555-0142").status_code == 200
+    assert appointments(running_bot) == [("booked", VISIT_UTC)]
+    with running_bot.services.session_factory() as session:
+        reminders = session.scalars(select(Enrollment).where(Enrollment.sequence_name == "appointment_reminders")).all()
+        assert [e.state for e in reminders] == ["active"]
+
+
+def test_the_same_external_id_at_a_new_time_moves_the_appointment(running_bot):
+    new_lead(running_bot)
+    book(running_bot, phone="+13125550142", external_id="cal-77")
+    moved = book(running_bot, phone="+13125550142", external_id="cal-77", start="2026-12-01T10:00:00-06:00")
+    assert moved.status_code == 201
+    assert [status for status, _ in appointments(running_bot)] == ["rescheduled", "booked"]
+    with running_bot.services.session_factory() as session:
+        old, new = session.scalars(select(Appointment).order_by(Appointment.id)).all()
+        assert old.replaced_by_id == new.id and new.external_id == "cal-77"
+        reminders = session.scalars(select(Enrollment).where(Enrollment.sequence_name == "appointment_reminders")
+                                    .order_by(Enrollment.id)).all()
+        assert [(e.appointment_id, e.state) for e in reminders] == [(old.id, "stopped"), (new.id, "active")]
+
+
+def test_a_booking_from_someone_unknown_creates_the_lead_with_its_appointment(running_bot, twilio, sendgrid):
+    answer = book(running_bot, email="Sam.Park@Example.com", phone="+13125550199", name="Sam Park",
+                  notes="new patient")
+    assert answer.status_code == 201 and answer.json()["lead_created"] is True
+    with running_bot.services.session_factory() as session:
+        lead = session.get(Lead, answer.json()["lead_id"])
+        assert (lead.name, lead.email, lead.source, lead.stage) == ("Sam Park", "Sam.Park@example.com", "booking",
+                                                                    "booked")
+        # No sales follow-up for someone who already booked: only the visit's own messages.
+        assert {e.sequence_name for e in session.scalars(select(Enrollment))} == {
+            "appointment_confirmation", "appointment_reminders"}
+    assert [m["to"] for m in twilio.messages] == ["+13125550199"]
+    assert "you're booked" in twilio.messages[0]["body"] and "Monday, Nov 30 at 3:00 PM" in twilio.messages[0]["body"]
+    assert [e.subject for e in sendgrid.emails] == ["You're booked: Monday, Nov 30 at 3:00 PM at Lakeside Chiropractic"]
+
+
+def test_a_booking_tells_the_lead_stops_sales_follow_up_and_is_in_the_audit_log_and_thread(running_bot, twilio):
+    lead_id = new_lead(running_bot)
+    texts_before = len(twilio.messages)
+    assert book(running_bot, lead_id=lead_id).status_code == 201
+    assert "you're booked" in twilio.messages[texts_before]["body"]
+    with running_bot.services.session_factory() as session:
+        states = {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}
+        assert states["default"] == "stopped" and states["appointment_reminders"] == "active"
+        actions = [a.action for a in session.scalars(select(AuditEntry).where(AuditEntry.lead_id == lead_id))]
+        assert "booked" in actions
+        notes = [e.payload.get("text", "") for e in session.scalars(
+            select(OutboxEvent).where(OutboxEvent.lead_id == lead_id, OutboxEvent.kind == "decision"))]
+        assert any("Appointment booked for Monday, Nov 30 at 3:00 PM (from the booking webhook)" in n for n in notes)
+
+
+def test_a_booking_on_a_closed_day_is_kept_with_a_warning_for_whoever_booked(running_bot):
+    lead_id = new_lead(running_bot)
+    answer = book(running_bot, lead_id=lead_id, start="2026-12-24T10:00:00-06:00")
+    assert answer.status_code == 201
+    assert answer.json()["warnings"] == ["Thu Dec 24 is a closed day (closed date)"]
+    assert [status for status, _ in appointments(running_bot)] == ["booked"]
+
+
+def test_the_reminder_states_the_visit_in_the_clinics_zone_and_names_it_for_a_lead_elsewhere(running_bot, twilio,
+                                                                                               clock):
+    # A San Francisco number: the lead's clock reads 1:00 PM, the visit is at 3:00 PM at the clinic.
+    new_lead(running_bot, phone="+14155552671", email=None)
+    book(running_bot, phone="+14155552671", start=TUESDAY_VISIT)
+    clock.advance(TUESDAY_VISIT_UTC - timedelta(hours=24) - clock.now() + timedelta(minutes=1))
+    running_bot.dispatch()
+    [reminder] = [m["body"] for m in twilio.messages if "a reminder from" in m["body"]]
+    assert "see you Tuesday, Dec 1 at 3:00 PM CST" in reminder and "1:00 PM" not in reminder
+    assert "Reply YES to confirm" in reminder
+
+    preview = render_preview(running_bot.settings, sequence="appointment_reminders",
+                             lead_fields={"name": "Dana Lee", "phone": "+14155552671"},
+                             start=clock.now() - timedelta(days=1), appointment=TUESDAY_VISIT_UTC)
+    assert "see you Tuesday, Dec 1 at 3:00 PM CST" in preview
+
+
+def test_a_lead_in_the_clinics_zone_reads_the_time_without_a_zone(running_bot, twilio, clock):
+    new_lead(running_bot)
+    book(running_bot, phone="+13125550142", start=TUESDAY_VISIT)
+    clock.advance(TUESDAY_VISIT_UTC - timedelta(hours=24) - clock.now() + timedelta(minutes=1))
+    running_bot.dispatch()
+    [reminder] = [m["body"] for m in twilio.messages if "a reminder from" in m["body"]]
+    assert "see you Tuesday, Dec 1 at 3:00 PM. Reply" in reminder
