@@ -14,6 +14,26 @@ def booking_link(public_base_url: str, lead: Lead) -> str:
     return f"{public_base_url}/b/{lead.link_token}"
 
 
+#: Booking pages that fill in the booker's name and email from `?name=&email=`.
+PREFILL_HOSTS = ("calendly.com", "cal.com")
+
+
+def prefilled_booking_link(link: str, *, name: str, email: str | None) -> str:
+    """The business's booking page with the lead's name and email filled in, for Calendly and Cal.com pages."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(link)
+    host = (parts.hostname or "").lower()
+    if not any(host == known or host.endswith("." + known) for known in PREFILL_HOSTS):
+        return link
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if name.strip():
+        query["name"] = name.strip()
+    if email:
+        query["email"] = email
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def unsubscribe_link(public_base_url: str, lead: Lead) -> str:
     return f"{public_base_url}/u/{lead.link_token}"
 

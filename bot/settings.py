@@ -56,6 +56,10 @@ class Settings(BaseSettings):
 
     lead_webhook_token: str | None = Field(None, alias="LEAD_WEBHOOK_TOKEN")
     booking_webhook_token: str | None = Field(None, alias="BOOKING_WEBHOOK_TOKEN")
+    #: The signing key of the Calendly webhook subscription (Calendly-Webhook-Signature).
+    calendly_signing_key: str | None = Field(None, alias="CALENDLY_WEBHOOK_SIGNING_KEY")
+    #: The secret set on the Cal.com webhook (X-Cal-Signature-256).
+    calcom_webhook_secret: str | None = Field(None, alias="CALCOM_WEBHOOK_SECRET")
 
     twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str | None = Field(None, alias="TWILIO_AUTH_TOKEN")

@@ -367,7 +367,7 @@ def _card_buttons(card: LeadCard) -> list[dict[str, Any]]:
     elif card.appointment_status == "cancelled" and not closed and card.automation == Automation.OFF:
         buttons.append(button("Rebook", ActionId.LEAD_BOOKED, card.lead_id, style="primary"))
         buttons.append(button("Back to follow-up", ActionId.LEAD_BACK_TO_FOLLOW_UP, card.lead_id))
-    elif card.stage != "booked" or not ahead:
+    elif card.stage != "booked":
         buttons.append(button("Booked", ActionId.LEAD_BOOKED, card.lead_id))
     if not closed:
         buttons.append(button("Not interested", ActionId.LEAD_NOT_INTERESTED, card.lead_id, style="danger",

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute
 from bot.reply_classifier import load_reply_rules
 from bot.services import Services
 from bot.settings import Settings
+from handlers.calendar_webhooks import CalendarWebhooks
 from handlers.webhooks import Webhooks
 
 
@@ -24,6 +25,8 @@ def create_web_app(
 ) -> Starlette:
     """Build the ASGI app; the scheduler (on_start/on_stop) runs for as long as the server does."""
     webhooks = Webhooks(services, settings, load_reply_rules(settings.reply_rules_path))
+    calendars = CalendarWebhooks(services, calendly_signing_key=settings.calendly_signing_key,
+                                 calcom_secret=settings.calcom_webhook_secret)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -35,4 +38,6 @@ def create_web_app(
             if on_stop:
                 on_stop()
 
-    return Starlette(routes=[*webhooks.routes(), *(extra_routes or [])], lifespan=lifespan)
+    app = Starlette(routes=[*webhooks.routes(), *calendars.routes(), *(extra_routes or [])], lifespan=lifespan)
+    app.state.calendar_webhooks = calendars
+    return app

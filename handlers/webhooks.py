@@ -28,6 +28,7 @@ from bot.enrollment import lead_timezones
 from bot.lead_actions import LeadActionRefused, opt_out, record_booking_link_click
 from bot.leads import InvalidLead, LeadInput, add_lead, find_existing
 from bot.models import Lead
+from bot.render_context import prefilled_booking_link
 from bot.reply_classifier import ReplyRules, classify_reply
 from bot.rules import LeadSignal
 from bot.services import Services
@@ -289,16 +290,21 @@ class Webhooks:
 
     async def booking_link(self, request: Request) -> Response:
         token = request.path_params["token"]
+        target = self.services.business.booking_link
         if _LINK_TOKEN.fullmatch(token):
-            await run_in_threadpool(self._record_click, token)
-        return RedirectResponse(self.services.business.booking_link, status_code=302)
+            who = await run_in_threadpool(self._record_click, token)
+            if who is not None:
+                target = prefilled_booking_link(target, name=who[0], email=who[1])
+        return RedirectResponse(target, status_code=302)
 
-    def _record_click(self, token: str) -> None:
+    def _record_click(self, token: str) -> tuple[str, str | None] | None:
         services = self.services
         with services.session_factory.begin() as session:
             lead = session.scalars(select(Lead).where(Lead.link_token == token)).first()
-            if lead is not None:
-                record_booking_link_click(session, lead, now=services.clock.now())
+            if lead is None:
+                return None
+            record_booking_link_click(session, lead, now=services.clock.now())
+            return lead.name, lead.email
 
     async def unsubscribe(self, request: Request) -> Response:
         token = request.path_params["token"]

@@ -124,7 +124,7 @@ def test_action_ids_and_modal_callbacks_are_unique_names_listeners_can_import():
     assert len({a.value for a in ActionId}) == len(ActionId)
     assert {"lead_claim", "lead_reply", "lead_pause", "lead_resume", "lead_booked", "lead_not_interested",
             "task_claim", "task_log_outcome", "task_snooze"} <= {a.value for a in ActionId}
-    assert MODAL_CALLBACKS == ("log_outcome_modal", "reply_modal", "book_modal")
+    assert MODAL_CALLBACKS == ("log_outcome_modal", "reply_modal", "book_modal", "reschedule_modal")
 
 
 # --- the lead card ------------------------------------------------------------------------------
@@ -154,6 +154,32 @@ def test_the_card_offers_only_the_buttons_that_apply(change, present, absent):
     blocks = lead_card_blocks(replace(CARD, **change))
     assert_valid(blocks)
     assert present <= set(buttons(blocks)) and not absent & set(buttons(blocks))
+
+
+VISIT = {"appointment_id": 31, "appointment_when": "Monday, Nov 30 at 10:00 AM", "stage": "booked",
+         "automation": Automation.OFF}
+
+
+@pytest.mark.parametrize("change, shown, present, absent", [
+    ({"appointment_status": "booked", "appointment_at": "Monday, Nov 30 at 10:00 AM"}, "*Booked for* Monday",
+     {"appointment_reschedule", "appointment_cancel"}, {"appointment_attended", "appointment_no_show", "lead_booked"}),
+    ({"appointment_status": "confirmed", "appointment_started": True}, "*Confirmed for* Monday",
+     {"appointment_attended", "appointment_no_show", "appointment_reschedule"}, {"lead_booked"}),
+    ({"appointment_status": "cancelled", "stage": "engaged"}, "*Cancelled* Monday",
+     {"lead_booked", "lead_back_to_follow_up"}, {"appointment_cancel", "appointment_reschedule"}),
+    ({"appointment_status": "no_show", "stage": "engaged"}, "*No-show* Monday",
+     {"lead_booked"}, {"appointment_attended", "lead_back_to_follow_up"}),
+    ({"appointment_status": "attended"}, "*Attended* Monday", set(), {"appointment_attended", "appointment_cancel"}),
+])
+def test_the_card_shows_the_appointment_and_the_buttons_its_state_allows(change, shown, present, absent):
+    blocks = lead_card_blocks(replace(CARD, **{**VISIT, **change}))
+    assert_valid(blocks)
+    assert shown in text_of(blocks)
+    offered = buttons(blocks)
+    assert present <= set(offered) and not absent & set(offered)
+    for action in ("appointment_reschedule", "appointment_cancel", "appointment_attended", "appointment_no_show"):
+        if action in offered:
+            assert offered[action] == "31"  # the appointment's id, not the lead's
 
 
 def test_an_owned_card_names_the_owner():

@@ -26,6 +26,8 @@ SENDGRID_KEY = "SG.test-key"
 CLINIC_NUMBER = "+13125550100"
 LEAD_TOKEN = "lead-token-123"
 BOOKING_TOKEN = "booking-token-456"
+CALENDLY_KEY = "calendly-signing-key-789"
+CALCOM_SECRET = "calcom-webhook-secret-012"
 
 
 def free_port() -> int:
@@ -49,8 +51,9 @@ def sendgrid():
 class RunningBot:
     """The bot's HTTP app on a real port, with the dispatcher run inline whenever it is woken."""
 
-    def __init__(self, services, settings, url: str):
+    def __init__(self, services, settings, url: str, app=None):
         self.services = services
+        self.app = app
         self.settings = settings
         self.url = url
         self.http = httpx.Client(base_url=url, timeout=10)
@@ -66,6 +69,7 @@ def bot_settings(tmp_path: Path, business_file: Path, database_url: str, twilio,
         DATABASE_URL=database_url, FOLLOWUP_BUSINESS=business_file, PORT=port,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         LEAD_WEBHOOK_TOKEN=LEAD_TOKEN, BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
+        CALENDLY_WEBHOOK_SIGNING_KEY=CALENDLY_KEY, CALCOM_WEBHOOK_SECRET=CALCOM_SECRET,
         TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_FROM_NUMBER=CLINIC_NUMBER,
         TWILIO_API_URL=twilio.url, SENDGRID_API_KEY=SENDGRID_KEY, SENDGRID_FROM_EMAIL="hello@lakeside.example",
         SENDGRID_REPLY_TO="reply@inbound.lakeside.example", SENDGRID_API_URL=sendgrid.url,
@@ -86,7 +90,7 @@ def running_bot(bot_settings: Settings, engine, clock, twilio, sendgrid):
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    bot = RunningBot(services, bot_settings, bot_settings.public_base_url)
+    bot = RunningBot(services, bot_settings, bot_settings.public_base_url, app)
     yield bot
     bot.http.close()
     server.should_exit = True

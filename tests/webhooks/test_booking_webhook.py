@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select
 
 from bot.models import Appointment, AuditEntry, Enrollment, Lead, OutboxEvent
@@ -130,3 +131,21 @@ def test_a_lead_in_the_clinics_zone_reads_the_time_without_a_zone(running_bot, t
     running_bot.dispatch()
     [reminder] = [m["body"] for m in twilio.messages if "a reminder from" in m["body"]]
     assert "see you Tuesday, Dec 1 at 3:00 PM. Reply" in reminder
+
+
+@pytest.mark.parametrize(("booking_link", "expected"), [
+    ("https://calendly.com/lakeside/new-patient", "https://calendly.com/lakeside/new-patient?name=Dana+Lee&email=dana%40example.com"),
+    ("https://cal.com/lakeside/visit?month=2026-12", "https://cal.com/lakeside/visit?month=2026-12&name=Dana+Lee&email=dana%40example.com"),
+    ("https://app.cal.com/lakeside/visit", "https://app.cal.com/lakeside/visit?name=Dana+Lee&email=dana%40example.com"),
+    ("https://example.com/book", "https://example.com/book"),  # another page: left as it is
+])
+def test_the_tracked_booking_link_prefills_name_and_email_for_calendly_and_calcom(running_bot, booking_link, expected):
+    from dataclasses import replace
+
+    running_bot.services.business = replace(running_bot.services.business, booking_link=booking_link)
+    lead_id = new_lead(running_bot)
+    with running_bot.services.session_factory() as session:
+        token = session.get(Lead, lead_id).link_token
+    answer = running_bot.http.get(f"/b/{token}", follow_redirects=False)
+    assert answer.status_code == 302 and answer.headers["location"] == expected
+    assert running_bot.http.get("/b/unknown-token", follow_redirects=False).headers["location"] == booking_link

@@ -1,0 +1,266 @@
+"""Calendly and Cal.com webhooks: verify the vendor's signature, read its payload into a booking or a change, apply it.
+
+Calendly (API v2 webhook subscriptions) signs with `Calendly-Webhook-Signature: t=<unix>,v1=<hex>`,
+HMAC-SHA256 over "<t>.<raw body>" with the subscription's signing key; Cal.com with
+`X-Cal-Signature-256`, the hex HMAC-SHA256 of the raw body with the webhook's secret. An unset
+secret refuses everything (503); a missing or wrong signature is a 403 and changes nothing.
+
+Both vendors retry anything but a 2xx, so a well-signed event the bot cannot use (an event type
+it does not handle, a booking it never saw) is answered 200 with what was done, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.appointments import BookingRequest, CalendarChange, take_booking, take_calendar_change
+from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
+from bot.lead_actions import LeadActionRefused
+from bot.services import Services
+from handlers.http_edge import BadRequest, load_json, read_body
+
+CALENDLY = "calendly"
+CALCOM = "cal.com"
+#: How old a Calendly signature's timestamp may be (either way) before the request is refused as a replay.
+CALENDLY_TOLERANCE_SECONDS = 180
+#: Words in a booking question that say its answer is a phone number.
+PHONE_QUESTION_WORDS = ("phone", "mobile", "cell", "text", "sms", "number")
+#: Cal.com's triggers for a no-show, as its payloads name them.
+CALCOM_NO_SHOW_TRIGGERS = ("BOOKING_NO_SHOW_UPDATED", "AFTER_GUESTS_CAL_VIDEO_NO_SHOW")
+
+
+def calendly_signature(signing_key: str, body: bytes, timestamp: int) -> str:
+    """The header value Calendly sends for a body at a time: `t=<unix>,v1=<hex>`."""
+    digest = hmac.new(signing_key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def calcom_signature(secret: str, body: bytes) -> str:
+    """The X-Cal-Signature-256 value Cal.com sends for a body: hex HMAC-SHA256 of the raw body."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_calendly(header: str | None, body: bytes, signing_key: str | None, *, now: float) -> None:
+    if not signing_key:
+        raise BadRequest(503, "CALENDLY_WEBHOOK_SIGNING_KEY is not configured on this server")
+    if not header:
+        raise BadRequest(403, "missing Calendly-Webhook-Signature header")
+    parts = dict(part.strip().partition("=")[::2] for part in header.split(",") if "=" in part)
+    stamp, given = parts.get("t", ""), parts.get("v1", "")
+    if not stamp.isdigit() or not given:
+        raise BadRequest(403, "Calendly-Webhook-Signature must read t=<unix time>,v1=<signature>")
+    if abs(now - int(stamp)) > CALENDLY_TOLERANCE_SECONDS:
+        raise BadRequest(403, "stale Calendly-Webhook-Signature timestamp (a replay?)")
+    expected = calendly_signature(signing_key, body, int(stamp)).rpartition("v1=")[2]
+    if not hmac.compare_digest(expected, given.lower()):
+        raise BadRequest(403, "invalid Calendly-Webhook-Signature")
+
+
+def verify_calcom(header: str | None, body: bytes, secret: str | None) -> None:
+    if not secret:
+        raise BadRequest(503, "CALCOM_WEBHOOK_SECRET is not configured on this server")
+    if not header:
+        raise BadRequest(403, "missing X-Cal-Signature-256 header (set a secret on the Cal.com webhook)")
+    if not hmac.compare_digest(calcom_signature(secret, body), header.strip().lower()):
+        raise BadRequest(403, "invalid X-Cal-Signature-256")
+
+
+# --- reading the payloads ----------------------------------------------------------------------
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest(422, f"{where} must be a JSON object")
+    return value
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _start(value: Any, where: str) -> datetime:
+    text = _text(value)
+    try:
+        start = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise BadRequest(422, f"{where}: {text!r} is not an ISO 8601 date and time") from error
+    if start.tzinfo is None:
+        raise BadRequest(422, f"{where} needs a UTC offset")
+    return start.astimezone(timezone.utc)
+
+
+def _contact(emails: Iterable[Any], phones: Iterable[Any], default_region: str) -> tuple[str | None, str | None]:
+    """The first email and phone that read as valid, from the likeliest fields first."""
+    email = phone = None
+    for candidate in emails:
+        try:
+            email = normalize_email(_text(candidate)) if _text(candidate) else None
+        except InvalidEmail:
+            continue
+        if email:
+            break
+    for candidate in phones:
+        try:
+            phone = normalize_phone(_text(candidate), default_region) if _text(candidate) else None
+        except InvalidPhone:
+            continue
+        if phone:
+            break
+    if not email and not phone:
+        raise BadRequest(422, "the booking carries no valid email or phone for the invitee")
+    return email, phone
+
+
+def _looks_like_phone(question: str) -> bool:
+    return any(word in question.lower() for word in PHONE_QUESTION_WORDS)
+
+
+def calendly_booking(payload: dict[str, Any], default_region: str) -> BookingRequest:
+    """Read an invitee.created payload (the invitee, with its scheduled_event) into a booking."""
+    invitee_uri = _text(payload.get("uri"))
+    if not invitee_uri:
+        raise BadRequest(422, "payload.uri (the invitee) is required")
+    event = _object(payload.get("scheduled_event"), "payload.scheduled_event")
+    answers = [a for a in payload.get("questions_and_answers") or [] if isinstance(a, dict)]
+    phones = [payload.get("text_reminder_number"),
+              *(a.get("answer") for a in answers if _looks_like_phone(_text(a.get("question"))))]
+    email, phone = _contact([payload.get("email")], phones, default_region)
+    notes = "\n".join(f"{_text(a.get('question'))}: {_text(a.get('answer'))}" for a in answers
+                      if not _looks_like_phone(_text(a.get("question"))) and _text(a.get("answer")))
+    name = _text(payload.get("name")) or " ".join(
+        filter(None, (_text(payload.get("first_name")), _text(payload.get("last_name")))))
+    return BookingRequest(source=CALENDLY, start_at=_start(event.get("start_time"), "scheduled_event.start_time"),
+                          email=email, phone=phone, name=name[:200], notes=notes[:5000], external_id=invitee_uri[:200],
+                          replaces=_text(payload.get("old_invitee"))[:200] or None)
+
+
+def calcom_booking(payload: dict[str, Any], default_region: str) -> BookingRequest:
+    """Read a BOOKING_CREATED or BOOKING_RESCHEDULED payload into a booking (keyed by the booking's uid)."""
+    uid = _text(payload.get("uid"))
+    if not uid:
+        raise BadRequest(422, "payload.uid (the booking) is required")
+    attendees = [a for a in payload.get("attendees") or [] if isinstance(a, dict)]
+    responses = payload.get("responses") if isinstance(payload.get("responses"), dict) else {}
+
+    def response(key: str) -> Any:
+        value = responses.get(key)
+        return value.get("value") if isinstance(value, dict) else value
+
+    phone_answers = [response(key) for key in responses if _looks_like_phone(str(key))]
+    email, phone = _contact(
+        [response("email"), *(a.get("email") for a in attendees)],
+        [response("attendeePhoneNumber"), payload.get("smsReminderNumber"), *(a.get("phoneNumber") for a in attendees),
+         *phone_answers], default_region)
+    name = _text(response("name")) or next((_text(a.get("name")) for a in attendees if _text(a.get("name"))), "")
+    notes = _text(response("notes")) or _text(payload.get("additionalNotes"))
+    replaces = _text(payload.get("rescheduleUid")) or _text(payload.get("fromReschedule"))
+    return BookingRequest(source=CALCOM, start_at=_start(payload.get("startTime"), "payload.startTime"), email=email,
+                          phone=phone, name=name[:200], notes=notes[:5000], external_id=uid[:200],
+                          replaces=(replaces if replaces and replaces != uid else "")[:200] or None)
+
+
+# --- the routes --------------------------------------------------------------------------------
+
+
+def _endpoint(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadRequest as error:
+            return error.response()
+
+    return endpoint
+
+
+class CalendarWebhooks:
+    """POST /webhooks/calendly and /webhooks/calcom, bound to the services and the two secrets."""
+
+    def __init__(self, services: Services, *, calendly_signing_key: str | None, calcom_secret: str | None,
+                 wall_clock: Callable[[], float] = time.time):
+        self.services = services
+        self.calendly_signing_key = calendly_signing_key
+        self.calcom_secret = calcom_secret
+        #: Signature timestamps are real time, not the bot's (possibly sped-up) clock.
+        self.wall_clock = wall_clock
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/webhooks/calendly", _endpoint(self.calendly), methods=["POST"]),
+            Route("/webhooks/calcom", _endpoint(self.calcom), methods=["POST"]),
+        ]
+
+    async def calendly(self, request: Request) -> Response:
+        body = await read_body(request)
+        verify_calendly(request.headers.get("calendly-webhook-signature"), body, self.calendly_signing_key,
+                        now=self.wall_clock())
+        envelope = _object(load_json(body), "the body")
+        event = _text(envelope.get("event"))
+        payload = _object(envelope.get("payload"), "payload")
+        region = self.services.default_region
+        match event:
+            case "invitee.created":
+                return await self._book(calendly_booking(payload, region))
+            case "invitee.canceled":
+                uri = _text(payload.get("uri"))
+                cancellation = payload.get("cancellation") if isinstance(payload.get("cancellation"), dict) else {}
+                moved = payload.get("rescheduled") is True
+                return await self._change(CalendarChange(CALENDLY, uri, "moved" if moved else "cancel",
+                                                         _text(cancellation.get("reason"))[:200]))
+            case "invitee_no_show.created":
+                # The payload is the invitee (with its no_show), or a no-show naming its invitee.
+                uri = _text(payload.get("invitee")) or _text(payload.get("uri"))
+                return await self._change(CalendarChange(CALENDLY, uri, "no_show"))
+        return JSONResponse({"ignored": f"event {event!r} is not one followup acts on"})
+
+    async def calcom(self, request: Request) -> Response:
+        body = await read_body(request)
+        verify_calcom(request.headers.get("x-cal-signature-256"), body, self.calcom_secret)
+        envelope = _object(load_json(body), "the body")
+        trigger = _text(envelope.get("triggerEvent"))
+        if trigger == "PING":
+            return JSONResponse({"ok": True})
+        payload = _object(envelope.get("payload"), "payload")
+        region = self.services.default_region
+        match trigger:
+            case "BOOKING_CREATED" | "BOOKING_RESCHEDULED":
+                return await self._book(calcom_booking(payload, region))
+            case "BOOKING_CANCELLED":
+                return await self._change(CalendarChange(CALCOM, _text(payload.get("uid")), "cancel",
+                                                         _text(payload.get("cancellationReason"))[:200]))
+            case trigger if trigger in CALCOM_NO_SHOW_TRIGGERS:
+                uid = _text(payload.get("bookingUid")) or _text(payload.get("uid"))
+                attendees = [a for a in payload.get("attendees") or [] if isinstance(a, dict)]
+                if attendees and not any(a.get("noShow") is True for a in attendees):
+                    return JSONResponse({"ignored": "no attendee is marked a no-show"})
+                return await self._change(CalendarChange(CALCOM, uid, "no_show"))
+        return JSONResponse({"ignored": f"trigger {trigger!r} is not one followup acts on"})
+
+    async def _book(self, booking: BookingRequest) -> Response:
+        try:
+            result = await run_in_threadpool(take_booking, self.services, booking)
+        except LeadActionRefused as refused:
+            # A booking in the past (a very late redelivery): nothing to book, and nothing to retry.
+            return JSONResponse({"ignored": str(refused)})
+        if result.created:
+            self.services.wake_dispatcher()
+            self.services.wake_poster()
+        return JSONResponse({"lead_id": result.lead_id, "appointment_id": result.appointment_id,
+                             "created": result.created, "lead_created": result.lead_created,
+                             "warnings": list(result.warnings)})
+
+    async def _change(self, change: CalendarChange) -> Response:
+        if not change.external_id:
+            raise BadRequest(422, "the payload names no booking")
+        outcome = await run_in_threadpool(take_calendar_change, self.services, change)
+        self.services.wake_dispatcher()
+        self.services.wake_poster()
+        return JSONResponse({"result": outcome})
