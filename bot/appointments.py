@@ -8,12 +8,13 @@ treats a redelivery as the booking it already is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import audit, enrollment, outbox
+from bot.audit import SYSTEM as SYSTEM_ACTOR
 from bot.audit import Actor
 from bot.states import ActorType
 from bot.business import Business
@@ -32,7 +33,7 @@ from bot.leads import LeadInput, add_lead, find_existing
 from bot.models import Appointment, AppointmentStatus, Enrollment, EnrollmentState, Lead, Stage
 from bot.outbox import Notice
 from bot.render_context import visit_time
-from bot.rules import decide_on_booking
+from bot.rules import Decision, LeadSignal, SequenceChange, decide_on_booking
 from bot.services import Services
 
 #: States in which the visit is still ahead: reminders run, and it can be moved, cancelled or marked.
@@ -286,6 +287,29 @@ def mark_no_show(session: Session, services: Services, appointment: Appointment 
     return current
 
 
+#: How long after its start a visit still gets its "time to mark it" note (a bot that was down catches up).
+STARTED_NOTICE_WINDOW = timedelta(days=2)
+
+
+def announce_started_visits(session: Session, services: Services, *, now: datetime) -> int:
+    """Once per visit whose start time has come: refresh the card (Attended / No-show appear) and say so."""
+    from bot.delivery import first_delivery
+
+    started = session.scalars(select(Appointment).where(
+        Appointment.status.in_(ACTIVE), Appointment.start_at <= now,
+        Appointment.start_at > now - STARTED_NOTICE_WINDOW)).all()
+    announced = 0
+    for appointment in started:
+        if not first_delivery(session, "visit-started", str(appointment.id), now):
+            continue
+        lead = session.get(Lead, appointment.lead_id)
+        assert lead is not None
+        _note(session, lead, f":hourglass: The visit {_when(services, lead, appointment)} has started: mark it "
+                             "Attended or No-show on the card.", now=now, actor=SYSTEM_ACTOR)
+        announced += 1
+    return announced
+
+
 # --- the lead asks by reply -------------------------------------------------------------------
 
 
@@ -302,6 +326,21 @@ def hold_for_the_team(session: Session, services: Services, appointment: Appoint
     _note(session, lead, f":raised_hand: The lead {wants} (visit {_when(services, lead, appointment)}): reminders "
                          "paused; nothing is changed until someone calls.", now=now, actor=actor)
     open_call_task(session, services, lead, reason=RESCHEDULE_CALL, now=now, actor=actor)
+
+
+def on_visit_reply(session: Session, services: Services, lead: Lead, signal: LeadSignal, *,
+                   now: datetime) -> Decision | None:
+    """The lead confirmed, or asked to move or cancel, the visit ahead; None when there is none (a plain reply)."""
+    appointment = upcoming(session, lead.id)
+    if appointment is None:
+        return None
+    actor = Actor.lead(lead.id)
+    if signal == LeadSignal.CONFIRM_VISIT:
+        confirm(session, services, appointment, now=now, actor=actor)
+        return Decision(SequenceChange.KEEP, "confirmed the visit")
+    wants = "asked to cancel the visit" if signal == LeadSignal.CANCEL_VISIT else "asked to move the visit"
+    hold_for_the_team(session, services, appointment, now=now, actor=actor, wants=wants)
+    return Decision(SequenceChange.KEEP, wants, alert_team=True, call_task=RESCHEDULE_CALL)
 
 
 # --- the team decides after a cancellation ----------------------------------------------------

@@ -145,6 +145,12 @@ def on_lead_signal(
         opt_out(session, lead, channel, now=now, actor=actor)
     elif signal == LeadSignal.OPT_IN:
         opt_in(session, lead, channel, now=now, actor=actor)
+    if signal in (LeadSignal.CONFIRM_VISIT, LeadSignal.RESCHEDULE_VISIT, LeadSignal.CANCEL_VISIT):
+        from bot.appointments import on_visit_reply
+
+        answered = on_visit_reply(session, services, lead, signal, now=now)
+        if answered is not None:
+            return answered
     decision = decide_on_signal(signal, current_stage=Stage(lead.stage))
     apply_decision(session, services, lead, decision, now=now, actor=actor, requested_time=requested_time)
     return decision

@@ -40,12 +40,17 @@ class ReplyClass(StrEnum):
     QUESTION = "question"  #: asked something a person should answer
     AUTO_REPLY = "auto_reply"  #: an out-of-office, bounce or driving auto-reply: nobody wrote it
     PLAIN = "plain"  #: any other human reply ("ok thanks", "call me"): a person takes over
+    # Read only while the lead has a visit ahead (classify_reply's appointment_ahead):
+    CANCEL_VISIT = "cancel_visit"  #: asks to cancel the visit: reminders pause, a person calls
+    RESCHEDULE_VISIT = "reschedule_visit"  #: asks to move the visit (or cannot come): reminders pause, a person calls
+    CONFIRM_VISIT = "confirm_visit"  #: confirms the visit ("yes", "see you then"): marked confirmed
 
 
 #: When a reply fits several classes, the first here wins: consent first, machines next, then
 #: the reply's strongest intent.
 PRIORITY = (
-    ReplyClass.OPT_OUT, ReplyClass.AUTO_REPLY, ReplyClass.OPT_IN, ReplyClass.HELP, ReplyClass.NOT_INTERESTED,
+    ReplyClass.OPT_OUT, ReplyClass.AUTO_REPLY,
+    ReplyClass.CANCEL_VISIT, ReplyClass.RESCHEDULE_VISIT, ReplyClass.CONFIRM_VISIT, ReplyClass.OPT_IN, ReplyClass.HELP, ReplyClass.NOT_INTERESTED,
     ReplyClass.LATER, ReplyClass.BOOKED, ReplyClass.ASKS_TIME, ReplyClass.QUESTION,
 )
 NO_RULE = "no rule matched"
@@ -285,14 +290,25 @@ class _Reply:
         return self.speller.correct_text(normalise(" ".join(pieces)))
 
 
+#: Classes that mean something only about a visit still ahead.
+VISIT_CLASSES = frozenset({ReplyClass.CANCEL_VISIT, ReplyClass.RESCHEDULE_VISIT, ReplyClass.CONFIRM_VISIT})
+
+
 def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime, lead_timezone: str,
-                   headers: Mapping[str, str] | None = None, subject: str | None = None) -> Understanding:
-    """Say what a lead's reply means, by the first class in priority order whose rules match."""
+                   headers: Mapping[str, str] | None = None, subject: str | None = None,
+                   appointment_ahead: bool = False) -> Understanding:
+    """Say what a lead's reply means, by the first class in priority order whose rules match.
+
+    The visit classes are read only when `appointment_ahead` (the lead has a visit booked and has
+    not opted out on this channel); they come before opt-in so "yes" to a reminder confirms it.
+    """
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
     reply = _Reply(text, channel=channel, speller=rules.speller, now=now, lead_timezone=lead_timezone,
                    headers=headers, subject=subject)
     for section in rules.sections:
+        if section.reply_class in VISIT_CLASSES and not appointment_ahead:
+            continue
         if rule := section.match(reply):
             if section.reply_class == ReplyClass.ASKS_TIME and (found := reply.requested_time()) is not None:
                 return Understanding(section.reply_class, rule, found.when, found.text)

@@ -33,6 +33,9 @@ class LeadSignal(StrEnum):
     QUESTION = "question"  #: asked a detailed question
     AUTO_REPLY = "auto_reply"  #: an out-of-office or delivery notice, not a person
     PLAIN = "plain"  #: any other human reply
+    CANCEL_VISIT = "cancel_visit"  #: asks to cancel the visit ahead
+    RESCHEDULE_VISIT = "reschedule_visit"  #: asks to move the visit ahead, or cannot come
+    CONFIRM_VISIT = "confirm_visit"  #: confirms the visit ahead
 
 
 class CallOutcome(StrEnum):
@@ -109,6 +112,9 @@ def decide_on_signal(signal: LeadSignal, *, current_stage: Stage) -> Decision:
             )
         case LeadSignal.PLAIN:
             return Decision(SequenceChange.PAUSE, "replied; a person takes over", stage=Stage.ENGAGED, alert_team=True)
+        case LeadSignal.CANCEL_VISIT | LeadSignal.RESCHEDULE_VISIT | LeadSignal.CONFIRM_VISIT:
+            # About a visit (bot.appointments acts on it); with none ahead it is a reply like any other.
+            return decide_on_signal(LeadSignal.PLAIN, current_stage=current_stage)
     raise ValueError(f"unknown signal {signal!r}")
 
 

@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from bot.dispatch import SEND_LEASE_SECONDS, Dispatcher
 from bot.call_tasks import remind_unclaimed
 from bot.durations import parse_duration
+from bot.appointments import announce_started_visits
 from bot.lead_actions import escalate_unfinished_bookings
 from bot.services import Services
 from bot.settings import DEFAULT_FAST_LANE_THREADS, DEFAULT_SENDERS
@@ -131,4 +132,5 @@ class WorkScheduler:
         with self.services.session_factory.begin() as session:
             now = self.services.clock.now()
             escalate_unfinished_bookings(session, self.services, now=now, delay=self.click_delay)
+            announce_started_visits(session, self.services, now=now)
             remind_unclaimed(session, now=now, after=self.claim_reminder_delay)

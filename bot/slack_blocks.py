@@ -115,6 +115,9 @@ SIGNAL_LABELS = {
     "question": "a question",
     "auto_reply": "an automatic reply, not a person",
     "plain": "a reply",
+    "confirm_visit": "confirmed the visit",
+    "reschedule_visit": "asks to move the visit",
+    "cancel_visit": "asks to cancel the visit",
 }
 OUTCOME_LABELS = {
     "booked": "Booked",

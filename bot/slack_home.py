@@ -27,7 +27,19 @@ from bot.slack_blocks import (
     stage_label,
 )
 from bot.slack_views import display_phone
-from bot.stats import CallLine, DayNumbers, HomeSnapshot, LeadLine, LeadStats, NextStep, Page, StepKind, SubjectResult
+from bot.stats import (
+    VISIT_DAYS,
+    CallLine,
+    DayNumbers,
+    HomeSnapshot,
+    LeadLine,
+    LeadStats,
+    NextStep,
+    Page,
+    StepKind,
+    SubjectResult,
+    VisitNumbers,
+)
 
 #: Finds a playbook by its name (Services.playbooks.get), for the labels people read.
 PlaybookLookup = Callable[[str], PlaybookSequence]
@@ -127,10 +139,24 @@ def day_numbers_block(today: DayNumbers) -> Block:
     ])
 
 
+def visit_numbers_block(visits: VisitNumbers) -> Block:
+    """Show rate, no-show rate, cancellations and reschedules."""
+    marked = visits.attended + visits.no_shows
+    unmarked = f"; {visits.unmarked} not marked yet" if visits.unmarked else ""
+    return fields_section([
+        f"*Show rate*\n{percent(visits.show_rate)} ({visits.attended} of {marked}{unmarked})",
+        f"*No-show rate*\n{percent(visits.no_show_rate)} ({visits.no_shows} of {marked})",
+        f"*Cancellations*\n{visits.cancellations}",
+        f"*Reschedules*\n{visits.reschedules}",
+    ])
+
+
 def home_view(snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup | None = None) -> dict[str, Any]:
     """The App Home tab for one person: their leads and next steps, the team's open calls, today's numbers."""
     blocks: list[Block] = [header(f"followup · {snapshot.business_name}"), section("*Today*"),
-                           day_numbers_block(snapshot.today), {"type": "divider"},
+                           day_numbers_block(snapshot.today),
+                           section(f"*Visits* (last {VISIT_DAYS} days)"), visit_numbers_block(snapshot.visits),
+                           {"type": "divider"},
                            section(f"*Your leads* ({snapshot.my_leads.total})")]
     if snapshot.my_leads.rows:
         blocks.extend(section(lead_line_text(line, zone, playbook_of)) for line in snapshot.my_leads.rows)
@@ -279,6 +305,7 @@ def stats_blocks(stats: LeadStats, playbook_of: PlaybookLookup | None = None) ->
             f"*Reply rate*\n{percent(stats.reply_rate)} ({stats.replied} of {stats.contacted})",
             f"*Booking rate*\n{percent(stats.booking_rate)} ({stats.booked} of {stats.leads_in})",
         ]),
+        visit_numbers_block(stats.visits),
     ]
     if stats.by_touch:
         lines = [f"• {escape(_touch_name(result.sequence, result.step_id, playbook_of))}: sent {result.sent} · "

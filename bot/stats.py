@@ -107,6 +107,26 @@ class ChannelDelivery:
 
 
 @dataclass(frozen=True)
+class VisitNumbers:
+    """How visits went in a period: those whose time came (and were marked), and those called off or moved."""
+
+    attended: int = 0
+    no_shows: int = 0
+    #: Visits whose time came and nobody marked attended or a no-show yet.
+    unmarked: int = 0
+    cancellations: int = 0
+    reschedules: int = 0
+
+    @property
+    def show_rate(self) -> float | None:
+        return rate(self.attended, self.attended + self.no_shows)
+
+    @property
+    def no_show_rate(self) -> float | None:
+        return rate(self.no_shows, self.attended + self.no_shows)
+
+
+@dataclass(frozen=True)
 class LeadStats:
     """The numbers for leads that came in during the last `days` days."""
 
@@ -125,6 +145,8 @@ class LeadStats:
     by_subject: tuple[SubjectResult, ...]
     #: Messages sent in the period, by channel (every lead, not only the new ones).
     deliveries: tuple[ChannelDelivery, ...]
+    #: Every visit of the period, not only the new leads'.
+    visits: VisitNumbers = VisitNumbers()
 
     @property
     def reply_rate(self) -> float | None:
@@ -133,6 +155,23 @@ class LeadStats:
     @property
     def booking_rate(self) -> float | None:
         return rate(self.booked, self.leads_in)
+
+
+def visit_numbers(session: Session, *, since: datetime, now: datetime) -> VisitNumbers:
+    """Show and no-show by the visits due in the period; cancellations and reschedules by when they happened."""
+    due = dict(session.execute(
+        select(Appointment.status, func.count(Appointment.id))
+        .where(Appointment.start_at >= since, Appointment.start_at <= now,
+               Appointment.status.in_(("attended", "no_show", "booked", "confirmed")))
+        .group_by(Appointment.status)).tuples().all())
+    changed = dict(session.execute(
+        select(Appointment.status, func.count(Appointment.id))
+        .where(Appointment.status_changed_at >= since, Appointment.status_changed_at <= now,
+               Appointment.status.in_(("cancelled", "rescheduled")))
+        .group_by(Appointment.status)).tuples().all())
+    return VisitNumbers(attended=due.get("attended", 0), no_shows=due.get("no_show", 0),
+                        unmarked=due.get("booked", 0) + due.get("confirmed", 0),
+                        cancellations=changed.get("cancelled", 0), reschedules=changed.get("rescheduled", 0))
 
 
 def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
@@ -180,6 +219,7 @@ def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
         by_touch=by_touch,
         by_subject=by_subject,
         deliveries=delivery_failures(session, since=since, until=now),
+        visits=visit_numbers(session, since=since, now=now),
     )
 
 
@@ -438,6 +478,12 @@ class HomeSnapshot:
     my_leads: Page[LeadLine]
     open_calls: Page[CallLine]
     today: DayNumbers
+    #: How visits went over the last VISIT_DAYS days.
+    visits: VisitNumbers = VisitNumbers()
+
+
+#: The period App Home reports visits over.
+VISIT_DAYS = 30
 
 
 def home_snapshot(session: Session, *, user_id: str, business_name: str, now: datetime, zone: tzinfo,
@@ -448,4 +494,5 @@ def home_snapshot(session: Session, *, user_id: str, business_name: str, now: da
         my_leads=lead_lines(session, now=now, owner=user_id, limit=limit),
         open_calls=open_call_lines(session, limit=limit),
         today=day_numbers(session, now=now, zone=zone),
+        visits=visit_numbers(session, since=now - timedelta(days=VISIT_DAYS), now=now),
     )

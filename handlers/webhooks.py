@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bot.appointments import BookingRequest, BookingResult, UnknownLead, take_booking
+from bot.appointments import BookingRequest, BookingResult, UnknownLead, take_booking, upcoming
 from bot.audit import Actor
 from bot.consent import ConsentMethod, lead_started
 from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
@@ -146,8 +146,9 @@ class Webhooks:
 
     def _take_sms(self, phone: str, body: str, sid: str, params: dict[str, str]) -> None:
         services = self.services
+        zone, ahead = self._reader_facts("sms", phone=phone)
         understanding = classify_reply(body, rules=self.reply_rules, channel="sms", now=services.clock.now(),
-                                       lead_timezone=self._timezone_for(phone=phone))
+                                       lead_timezone=zone, appointment_ahead=ahead)
         signal = TWILIO_OPT_OUT_TYPES.get(params.get("OptOutType", "").upper()) or LeadSignal(
             understanding.reply_class.value)
         result = take_inbound(services, InboundMessage(
@@ -166,12 +167,18 @@ class Webhooks:
             except DirectMessageRefused:
                 pass  # opted out or unreachable: HELP gets no answer from us, by the same rule as everything
 
-    def _timezone_for(self, *, phone: str | None = None, email: str | None = None) -> str:
+    def _reader_facts(self, channel: str, *, phone: str | None = None, email: str | None = None) -> tuple[str, bool]:
+        """What reading a reply needs: the lead's time zone, and whether a visit is ahead (the visit rules apply).
+
+        A lead opted out on this channel has no visit rules: their YES is the carrier's opt-in.
+        """
         with self.services.session_factory() as session:
             lead = find_existing(session, phone, email)
-            if lead is not None:
-                return lead_timezones(lead, self.services.business)[0]
-        return self.services.business.timezone.key
+            if lead is None:
+                return self.services.business.timezone.key, False
+            opted_out = lead.sms_opted_out_at if channel == "sms" else lead.email_opted_out_at
+            ahead = opted_out is None and upcoming(session, lead.id) is not None
+            return lead_timezones(lead, self.services.business)[0], ahead
 
     async def twilio_status(self, request: Request) -> Response:
         params = await self._twilio_form(request)
@@ -241,9 +248,10 @@ class Webhooks:
 
     def _take_email(self, email: str, body: str, subject: str | None, message_id: str,
                     headers: dict[str, str]) -> None:
+        zone, ahead = self._reader_facts("email", email=email)
         understanding = classify_reply(body, rules=self.reply_rules, channel="email",
-                                       now=self.services.clock.now(), lead_timezone=self._timezone_for(email=email),
-                                       headers=headers, subject=subject)
+                                       now=self.services.clock.now(), lead_timezone=zone,
+                                       headers=headers, subject=subject, appointment_ahead=ahead)
         take_inbound(self.services, InboundMessage(
             channel="email", sender=email, body=body, subject=subject,
             signal=LeadSignal(understanding.reply_class.value), provider_id=message_id[:100],

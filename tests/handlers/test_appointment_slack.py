@@ -160,3 +160,52 @@ def test_slash_commands_reschedule_cancel_noshow_and_attended(workspace, service
     assert visits(services, lead_id)[-1][0] == "cancelled"
     workspace.command(f"cancel {lead_id}")
     assert "there is no upcoming appointment to cancel" in workspace.last_answer()
+
+
+@any_database
+def test_stats_and_app_home_show_show_rate_no_shows_cancellations_and_reschedules(workspace, services, clock):
+    from bot.appointments import cancel as cancel_visit
+    from bot.appointments import mark_attended, mark_no_show, reschedule
+    from bot.slack_home import home_view
+    from bot.stats import home_snapshot
+
+    visits_made = []
+    for n in range(4):
+        lead_id = new_lead(services, card_ts=f"1764082800.00020{n}", phone=f"+1312555030{n}",
+                           email=f"lead{n}@example.com")
+        with services.session_factory.begin() as session:
+            lead = session.get(Lead, lead_id)
+            visits_made.append(book(session, services, lead, start_at=VISIT + timedelta(minutes=n),
+                                    now=clock.now(), actor=SYSTEM).appointment.id)
+    with services.session_factory.begin() as session:
+        cancel_visit(session, services, session.get(Appointment, visits_made[3]), now=clock.now(), actor=SYSTEM)
+        reschedule(session, services, session.get(Appointment, visits_made[2]), start_at=VISIT + timedelta(days=5),
+                   now=clock.now(), actor=SYSTEM)
+    clock.advance(VISIT - clock.now() + timedelta(hours=1))
+    with services.session_factory.begin() as session:
+        mark_attended(session, services, session.get(Appointment, visits_made[0]), now=clock.now(), actor=SYSTEM)
+        mark_no_show(session, services, session.get(Appointment, visits_made[1]), now=clock.now(), actor=SYSTEM)
+
+    workspace.command("stats 7d")
+    said = workspace.last_answer()
+    for part in ("*Show rate*\\n50% (1 of 2)", "*No-show rate*\\n50% (1 of 2)", "*Cancellations*\\n1",
+                 "*Reschedules*\\n1"):
+        assert part in said
+    with services.session_factory() as session:
+        home = home_view(home_snapshot(session, user_id=ALICE, business_name="Lakeside", now=clock.now(),
+                                       zone=services.business.timezone), services.business.timezone)
+    assert "Show rate" in str(home) and "Reschedules" in str(home)
+
+
+@any_database
+def test_when_the_visit_time_comes_the_card_is_refreshed_once_to_offer_attended_and_no_show(services, clock):
+    from bot.appointments import announce_started_visits
+
+    lead_id, _ = booked_lead(services)
+    with services.session_factory.begin() as session:
+        assert announce_started_visits(session, services, now=clock.now()) == 0
+    clock.advance(VISIT - clock.now() + timedelta(minutes=1))
+    for expected in (1, 0):  # once, however often the scheduler looks
+        with services.session_factory.begin() as session:
+            assert announce_started_visits(session, services, now=clock.now()) == expected
+    assert sum("has started: mark it Attended or No-show" in n for n in thread_notes(services, lead_id)) == 1

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.models import Appointment, AuditEntry, Enrollment, Lead, OutboxEvent
+from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent
 from bot.preview import render_preview
 from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
 
@@ -149,3 +149,60 @@ def test_the_tracked_booking_link_prefills_name_and_email_for_calendly_and_calco
     answer = running_bot.http.get(f"/b/{token}", follow_redirects=False)
     assert answer.status_code == 302 and answer.headers["location"] == expected
     assert running_bot.http.get("/b/unknown-token", follow_redirects=False).headers["location"] == booking_link
+
+
+# --- the lead answers about the visit ----------------------------------------------------------
+
+
+def text_in(bot, twilio, body: str, sender: str = "+13125550142"):
+    from tests.webhooks.conftest import CLINIC_NUMBER
+
+    return twilio.inbound_sms(f"{bot.url}/webhooks/twilio/sms", sender, body, to=CLINIC_NUMBER)
+
+
+def reminder_states(bot) -> list[str]:
+    with bot.services.session_factory() as session:
+        return [e.state for e in session.scalars(
+            select(Enrollment).where(Enrollment.sequence_name == "appointment_reminders").order_by(Enrollment.id))]
+
+
+def test_a_yes_to_the_reminder_confirms_the_visit(running_bot, twilio):
+    new_lead(running_bot)
+    book(running_bot, phone="+13125550142")
+    assert text_in(running_bot, twilio, "YES") == 200
+    assert appointments(running_bot) == [("confirmed", VISIT_UTC)]
+    assert reminder_states(running_bot) == ["active"]
+    with running_bot.services.session_factory() as session:
+        assert session.scalars(select(CallTask)).all() == []
+        notes = [e.payload.get("text", "") for e in session.scalars(
+            select(OutboxEvent).where(OutboxEvent.kind == "decision"))]
+    assert any("confirmed by the lead" in n for n in notes)
+
+
+@pytest.mark.parametrize(("words", "wants"), [
+    ("I need to move my appointment", "asked to move the visit"),
+    ("Can we reschedule? Something came up", "asked to move the visit"),
+    ("Please cancel, I'm feeling better", "asked to cancel the visit"),
+])
+def test_a_request_to_move_or_cancel_pauses_reminders_and_opens_a_call_never_a_silent_change(running_bot, twilio,
+                                                                                             words, wants):
+    new_lead(running_bot)
+    book(running_bot, phone="+13125550142")
+    assert text_in(running_bot, twilio, words) == 200
+    assert appointments(running_bot) == [("booked", VISIT_UTC)]  # the visit stands until a person calls
+    assert reminder_states(running_bot) == ["paused"]
+    with running_bot.services.session_factory() as session:
+        assert [t.reason for t in session.scalars(select(CallTask))] == ["wants to reschedule"]
+        [message] = session.scalars(select(Message).where(Message.direction == "in")).all()
+        assert message.classification in ("reschedule_visit", "cancel_visit")
+        notes = [e.payload.get("text", "") for e in session.scalars(
+            select(OutboxEvent).where(OutboxEvent.kind == "decision"))]
+    assert any(wants in n and "reminders paused" in n for n in notes)
+
+
+def test_a_yes_from_a_lead_without_a_visit_is_a_plain_reply(running_bot, twilio):
+    new_lead(running_bot)
+    assert text_in(running_bot, twilio, "YES") == 200
+    with running_bot.services.session_factory() as session:
+        [message] = session.scalars(select(Message).where(Message.direction == "in")).all()
+        assert message.classification == "plain"
