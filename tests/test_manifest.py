@@ -60,6 +60,11 @@ def test_every_action_id_the_bot_posts_is_a_known_one_and_every_known_one_is_pos
     for automation in Automation:
         posted |= action_ids_in(lead_card_blocks(card(automation)))
         posted |= action_ids_in(call_task_blocks(task(automation)))
+    # A visit ahead (and its start time come), and a cancelled one.
+    for visit in ({"appointment_status": "booked", "appointment_started": True},
+                  {"appointment_status": "cancelled", "stage": "engaged"}):
+        posted |= action_ids_in(lead_card_blocks(card(Automation.OFF, appointment_id=5,
+                                                      appointment_when="Monday, Nov 30 at 10:00 AM", **visit)))
     email = OutboundEntry(message_id=1, channel="email", subject="Hi", text="Hi Dana,\nthe rest", status="sent")
     posted |= action_ids_in(thread_entry_blocks(email))
 
