@@ -200,7 +200,8 @@ def clinic(monkeypatch, tmp_path: Path, database_url: str) -> Path:
 def test_init_writes_the_business_file_playbooks_and_templates_to_edit(clinic, capsys):
     assert (clinic / "business.yml").is_file()
     assert {p.stem for p in (clinic / "sequences").glob("*.yml")} == {
-        "default", "chiropractic", "dental", "nurture", "appointment_reminders"}
+        "default", "chiropractic", "dental", "nurture", "appointment_reminders", "appointment_confirmation", "no_show",
+        "after_visit"}
     assert (clinic / "templates" / "default" / "instant_sms.sms.j2").is_file()
     assert not list(clinic.rglob("__pycache__")) and not (clinic / "sequences" / "business.yml").exists()
 
