@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -24,6 +24,7 @@ from bot.dispatch import Dispatcher
 from bot.models import Enrollment, EnrollmentState, Lead, Touch, TouchStatus
 from bot.playbook import step_label
 from bot.sandbox.actions import ActionRefused, BotAnswer
+from bot.sandbox.calendar import CalendarRefused
 
 if TYPE_CHECKING:
     from bot.sandbox.runner import Sandbox
@@ -59,6 +60,7 @@ def page_routes(sandbox: Sandbox) -> list[BaseRoute]:
         Route("/sandbox/api/slack/command", api.action(api.command), methods=["POST"]),
         Route("/sandbox/api/slack/home", api.action(api.home), methods=["POST"]),
         Route("/sandbox/api/clock", api.action(api.clock), methods=["POST"]),
+        Route("/sandbox/api/calendar", api.action(api.calendar), methods=["POST"]),
         Route("/sandbox/slack/respond/{token}", api.respond, methods=["POST"]),
     ]
 
@@ -161,6 +163,7 @@ class SandboxApi:
                 "timezone": sandbox.services.business.timezone.key,
                 "next_due": self._next_due(),
             },
+            "calendar": sandbox.calendar.bookings(),
             "missing": list(sandbox.missing),
             "send_marker": _send_marker(),
         }
@@ -221,6 +224,32 @@ class SandboxApi:
             return JSONResponse({"ok": True, **(result or {})})
 
         return endpoint
+
+    def calendar(self, data: dict[str, Any]) -> BotAnswer:
+        """Book, move, cancel or mark a no-show on the clinic's calendar (Calendly's signed webhooks)."""
+        desk = self.sandbox.calendar
+        what = _required(data, "action")
+        try:
+            if what == "book":
+                return desk.book(_number(data, "lead_id"), self._visit_time(data))
+            if what == "move":
+                return desk.move(_number(data, "appointment_id"), self._visit_time(data))
+            if what == "cancel":
+                return desk.cancel(_number(data, "appointment_id"))
+            if what == "no_show":
+                return desk.no_show(_number(data, "appointment_id"))
+        except CalendarRefused as refused:
+            raise PageError(str(refused)) from refused
+        raise PageError(f"unknown calendar action {what!r}: book, move, cancel or no_show")
+
+    def _visit_time(self, data: dict[str, Any]) -> datetime:
+        """The date and time picked on the calendar, read in the business's time zone."""
+        try:
+            day = date.fromisoformat(_required(data, "date"))
+            clock = time.fromisoformat(_required(data, "time"))
+        except ValueError as error:
+            raise PageError("pick a date (YYYY-MM-DD) and a time (HH:MM)") from error
+        return datetime.combine(day, clock, tzinfo=self.sandbox.services.business.timezone).astimezone(timezone.utc)
 
     def new_lead(self, data: dict[str, Any]) -> BotAnswer:
         fields = {key: _text(data, key, 5000)
@@ -339,6 +368,13 @@ def _text(data: dict[str, Any], key: str, limit: int) -> str:
     if len(value) > limit:
         raise PageError(f"{key}: longer than {limit} characters")
     return value
+
+
+def _number(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+        raise PageError(f"{key} must be a number")
+    return int(value)
 
 
 def _required(data: dict[str, Any], key: str) -> str:

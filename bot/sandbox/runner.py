@@ -31,6 +31,7 @@ from bot.business import load_business
 from bot.clock import ScaledClock, utc
 from bot.dispatch import Dispatcher
 from bot.sandbox.actions import PersonActions
+from bot.sandbox.calendar import CalendlyDesk
 from bot.sandbox.world import World
 from bot.send_times import NoSendTime, may_send_at, next_send_time
 from bot.services import Services
@@ -54,6 +55,7 @@ SLACK_BOT_TOKEN = "xoxb-sandbox-bot-token"
 SLACK_SIGNING_SECRET = "sandbox-slack-signing-secret"
 LEAD_WEBHOOK_TOKEN = "sandbox-lead-token"
 BOOKING_WEBHOOK_TOKEN = "sandbox-booking-token"
+CALENDLY_SIGNING_KEY = "sandbox-calendly-signing-key"
 SENDGRID_INBOUND_TOKEN = "sandbox-inbound-token"
 LEADS_CHANNEL = "C0SANDLEADS"
 FROM_EMAIL = "frontdesk@clinic.sandbox.example"
@@ -95,6 +97,8 @@ def sandbox_settings(*, directory: Path, public_base_url: str, twilio_url: str, 
         "FOLLOWUP_POLL_SECONDS": 0.25,
         "LEAD_WEBHOOK_TOKEN": LEAD_WEBHOOK_TOKEN,
         "BOOKING_WEBHOOK_TOKEN": BOOKING_WEBHOOK_TOKEN,
+        "CALENDLY_WEBHOOK_SIGNING_KEY": CALENDLY_SIGNING_KEY,
+        "CALCOM_WEBHOOK_SECRET": None,
         "TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
         "TWILIO_FROM_NUMBER": from_number,
@@ -239,6 +243,8 @@ class Sandbox:
 
         self.actions = PersonActions(self.settings, slack=self.slack, twilio=self.twilio, world=self.world,
                                      team={m.user_id: m.real_name for m in self.team}, bot_url=self.url)
+        self.calendar = CalendlyDesk(self.services, bot_url=self.url,
+                                     signing_key=self.settings.calendly_signing_key or CALENDLY_SIGNING_KEY)
         self.twilio.on_request.append(self._on_twilio_request)
         self.sendgrid.on_request.append(self._on_sendgrid_request)
         self.slack.on_request.append(self._on_slack_request)

@@ -157,7 +157,74 @@ const Sandbox = (() => {
     renderHome();
     renderPhones();
     renderInbox();
+    renderCalendar();
     renderModal();
+  }
+
+  // --- the clinic's calendar (Calendly's webhooks) ------------------------------------------------
+
+  function clinicDate(seconds) {
+    // en-CA writes dates as YYYY-MM-DD, what a date input takes.
+    return new Intl.DateTimeFormat("en-CA", { timeZone: state.business.timezone }).format(new Date(seconds * 1000));
+  }
+
+  function clinicTime(seconds) {
+    return new Intl.DateTimeFormat("en-US", { timeZone: state.business.timezone, weekday: "short", month: "short",
+      day: "numeric", hour: "numeric", minute: "2-digit" }).format(new Date(seconds * 1000));
+  }
+
+  const BOOKING_STATES = { booked: "booked", confirmed: "confirmed", attended: "attended", no_show: "no-show",
+    cancelled: "cancelled", rescheduled: "moved" };
+
+  function renderCalendar() {
+    $("#calendar-zone").textContent = state.business.timezone;
+    const select = $("#calendar-lead");
+    const leads = state.leads.filter((l) => l.email || l.phone);
+    const leadKey = leads.map((l) => `${l.id}:${l.name}`).join(",");
+    if (select.dataset.key !== leadKey) {
+      const picked = select.value;
+      select.dataset.key = leadKey;
+      select.replaceChildren(...leads.map((l) => h("option", { value: String(l.id), text: `${l.name || l.phone || l.email} (#${l.id})` })));
+      if (picked && leads.some((l) => String(l.id) === picked)) select.value = picked;
+    }
+    const day = $("#calendar-date");
+    if (!day.value) day.value = clinicDate(state.clock.now + 86400);
+    const list = $("#calendar-bookings");
+    const bookings = state.calendar || [];
+    const key = bookings.map((b) => `${b.id}:${b.status}`).join(",");
+    if (list.dataset.key === key) return;
+    list.dataset.key = key;
+    list.replaceChildren(...bookings.map((b) => {
+      const ahead = b.status === "booked" || b.status === "confirmed";
+      const act = (action) => () => calendarAction({ action, appointment_id: b.id,
+        date: $("#calendar-date").value, time: $("#calendar-time").value });
+      return h("li", { class: "booking", "data-testid": "booking" }, [
+        h("span", { class: "mail-who", text: `${b.lead_name || `Lead #${b.lead_id}`} · ${clinicTime(b.start)}` }),
+        h("span", { class: "small muted", "data-testid": "booking-status", text: ` ${BOOKING_STATES[b.status] || b.status}` }),
+        ahead ? h("span", { class: "row" }, [
+          h("button", { type: "button", text: "Move to the date and time above", onclick: act("move") }),
+          h("button", { type: "button", text: "Cancel", onclick: act("cancel") }),
+          h("button", { type: "button", text: "No-show", onclick: act("no_show") }),
+        ]) : null,
+      ]);
+    }));
+  }
+
+  async function calendarAction(fields) {
+    const result = $("#calendar-result");
+    const answer = await post("/sandbox/api/calendar", fields);
+    const said = answer.answer || {};
+    if (answer.ok && said.ignored) {
+      result.textContent = `Calendly was answered: ${said.ignored}`;
+      result.className = "result bad";
+    } else if (answer.ok) {
+      const what = { book: "Booked", move: "Moved", cancel: "Cancelled", no_show: "Marked a no-show" }[fields.action];
+      result.textContent = `${what}: the bot took Calendly's webhook${said.result ? ` (${said.result})` : ""}.`;
+      result.className = "result good";
+    } else {
+      result.textContent = answer.error || "Calendly's webhook was refused";
+      result.className = "result bad";
+    }
   }
 
   function renderWho() {
@@ -576,7 +643,7 @@ const Sandbox = (() => {
   }
 
   function selectTab(id) {
-    ["phones", "email", "new"].forEach((name) => {
+    ["phones", "email", "new", "calendar"].forEach((name) => {
       const tab = $(`#tab-${name}`);
       const panel = $(`#${name}-panel`);
       tab.setAttribute("aria-selected", String(name === id));
@@ -640,9 +707,9 @@ const Sandbox = (() => {
     document.querySelectorAll(".chip").forEach((chip) => chip.addEventListener("click", () => {
       if (phoneNumber) post("/sandbox/api/sms", { number: phoneNumber, body: chip.dataset.say });
     }));
-    ["phones", "email", "new"].forEach((name) => $(`#tab-${name}`).addEventListener("click", () => selectTab(name)));
+    ["phones", "email", "new", "calendar"].forEach((name) => $(`#tab-${name}`).addEventListener("click", () => selectTab(name)));
     $(".tabs").addEventListener("keydown", (event) => {
-      const order = ["phones", "email", "new"];
+      const order = ["phones", "email", "new", "calendar"];
       const current = order.findIndex((name) => $(`#tab-${name}`).getAttribute("aria-selected") === "true");
       const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
       if (!step) return;
@@ -651,6 +718,11 @@ const Sandbox = (() => {
       $(`#tab-${next}`).focus();
     });
     $("#sample-lead").addEventListener("click", fillSample);
+    $("#calendar-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const form = event.target;
+      calendarAction({ action: "book", lead_id: form.lead_id.value, date: form.date.value, time: form.time.value });
+    });
     $("#lead-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const form = event.target;
