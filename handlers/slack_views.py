@@ -89,7 +89,11 @@ def on_log_outcome(ack: Ack, body: dict[str, Any], view: dict[str, Any], client:
         _answer(client, origin, user, f":telephone_receiver: Saved. A call back is set for "
                                       f"{when(form.when, services.business.timezone)}.")
     else:
-        _answer(client, origin, user, f"Saved: {OUTCOME_LABELS.get(str(form.outcome), str(form.outcome))}.")
+        warning = (closed_day_warning(services.business, form.when)
+                   if form.outcome == CallOutcome.BOOKED and form.when is not None else None)
+        # Booked on a closed day: kept (the person may mean it), and said so where they can move it.
+        extra = f" :warning: {escape(warning)}: booked anyway; Reschedule on the card moves it." if warning else ""
+        _answer(client, origin, user, f"Saved: {OUTCOME_LABELS.get(str(form.outcome), str(form.outcome))}.{extra}")
 
 
 def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext) -> None:

@@ -209,3 +209,22 @@ def test_when_the_visit_time_comes_the_card_is_refreshed_once_to_offer_attended_
         with services.session_factory.begin() as session:
             assert announce_started_visits(session, services, now=clock.now()) == expected
     assert sum("has started: mark it Attended or No-show" in n for n in thread_notes(services, lead_id)) == 1
+
+
+@any_database
+def test_booked_on_a_closed_day_from_the_log_outcome_modal_is_kept_and_the_person_is_warned(workspace, services):
+    from bot.audit import SYSTEM as system
+    from bot.call_tasks import open_call_task
+
+    lead_id = new_lead(services)
+    with services.session_factory.begin() as session:
+        task_id = open_call_task(session, services, session.get(Lead, lead_id), reason="asked a question",
+                                 now=services.clock.now(), actor=system).id
+    workspace.click(ActionId.TASK_LOG_OUTCOME, task_id)
+    christmas_eve = datetime(2026, 12, 24, 16, 0, tzinfo=timezone.utc)
+    workspace.submit(workspace.opened_view(), {
+        "outcome": {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": "Booked"},
+                                                                 "value": "booked"}},
+        "when": moment(christmas_eve)})
+    assert visits(services, lead_id) == [("booked", christmas_eve)]
+    assert "Thu Dec 24 is a closed day (closed date): booked anyway" in workspace.ephemerals_to(ALICE)[-1]
