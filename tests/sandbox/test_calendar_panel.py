@@ -21,7 +21,8 @@ def test_the_calendar_books_moves_cancels_and_marks_no_shows_through_calendlys_w
     from playwright.sync_api import expect
 
     assert sandbox.actions.submit_lead({"name": "Rosa Diaz", "phone": "(312) 555-0188",
-                                        "email": "rosa@example.com", "message": "Knee pain"}).ok
+                                        "email": "rosa@example.com", "message": "Knee pain", "consent": "on",
+                                        "consent_text": "I agree to texts from the clinic."}).ok
     page = open_page(browser, sandbox, DANA)
     page.get_by_role("tab", name="Calendar").click()
     calendar = page.get_by_test_id("calendar")
