@@ -325,7 +325,8 @@ def _send(services: Services, channel: str, to: str | None, body: str, subject: 
         if services.email is None:
             return PermanentSendError("email is not configured (set the SENDGRID_* settings)")
         assert context is not None
-        rendered = services.renderer.render_email(
+        # The subject is a person's words (or ours around the business's name): a value, never a template.
+        rendered = services.renderer.render_email_as_written(
             "_direct_message", subject or f"A note from {services.business.name}", {**context, "body": body})
         return services.email.send_email(OutgoingEmail.to_lead(
             to=to, subject=rendered.subject, text=rendered.text, html=rendered.html, reference=reference,

@@ -572,7 +572,7 @@ class Dispatcher:
             assert lead.email is not None
             if self.services.email is None:
                 return self._wait_for_settings(session, touch, Channel.EMAIL, now, report)
-            rendered = self.services.renderer.render_email(
+            rendered = self.services.renderer.render_email_as_written(
                 "_direct_message", f"A note from {self.services.business.name}", {**context, "body": text})
             touch.subject, touch.body_text, touch.body_html = rendered.subject, rendered.text, rendered.html
             touch.skip_reason = f"sent by email: {why}"

@@ -21,7 +21,9 @@ Templates see these variables (``bot.render_context`` builds them for a real lea
 and one filter, ``phone``, which writes an E.164 number the way people say it: ``(512) 555-0100``.
 
 A variable that does not exist is an error, never an empty string, so a typo cannot send
-"Hi ," to a patient. Lead data is only ever a value, never template source.
+"Hi ," to a patient. Only the business's own files (templates/ and the playbooks' subject lines)
+are template source; everything people type (modal fields, `!reply`, slash commands) and
+everything leads send is a value handed to them.
 
 Two promises are kept here rather than trusted to each template: the first text to a number ends
 with "Reply STOP to opt out.", and every email (both parts) carries the unsubscribe link and the
@@ -140,18 +142,32 @@ class TemplateRenderer:
             text = f"{text}\n{OPT_OUT_NOTICE}"
         return text
 
-    def render_email(self, template: str, subject: str, context: Mapping[str, Any]) -> RenderedEmail:
-        """Render an email's subject, text and HTML; refuse one without the unsubscribe link and address."""
-        rendered_subject = " ".join(self.render_string(subject, context).split())
+    def render_email(self, template: str, subject_template: str, context: Mapping[str, Any]) -> RenderedEmail:
+        """Render a playbook email: its subject template (from the business's playbook file), text and HTML."""
+        rendered_subject = " ".join(self.render_string(subject_template, context).split())
         if not rendered_subject:
-            raise TemplateProblem(repr(subject), "the subject renders empty")
+            raise TemplateProblem(repr(subject_template), "the subject renders empty")
+        return self._email_with_subject(template, rendered_subject, context)
+
+    def render_email_as_written(self, template: str, subject: str, context: Mapping[str, Any]) -> RenderedEmail:
+        """Render an email whose subject is plain text a person wrote (never compiled as a template).
+
+        A team member's subject in the Reply modal, or one the bot words itself around the
+        business's name, is a value: `{{ 7*7 }}` goes out as those characters.
+        """
+        plain_subject = " ".join(str(subject).split())
+        if not plain_subject:
+            raise TemplateProblem(template, "the subject is empty")
+        return self._email_with_subject(template, plain_subject, context)
+
+    def _email_with_subject(self, template: str, subject: str, context: Mapping[str, Any]) -> RenderedEmail:
         text_name, html_name = f"{template}.email.txt.j2", f"{template}.email.html.j2"
         text = _tidy(self._render_file(text_name, context))
         html = self._render_file(html_name, context).strip()
         unsubscribe, address = _footer_facts(context, template)
         _require_footer(text_name, text, unsubscribe, address, html=False)
         _require_footer(html_name, html, unsubscribe, address, html=True)
-        return RenderedEmail(rendered_subject, text, html)
+        return RenderedEmail(subject, text, html)
 
     def render_call_task(self, template: str, context: Mapping[str, Any]) -> RenderedCallTask:
         """Render the call script and voicemail script a team member reads from."""
@@ -160,7 +176,7 @@ class TemplateRenderer:
         return RenderedCallTask(script, voicemail)
 
     def render_string(self, source: str, context: Mapping[str, Any]) -> str:
-        """Render a one-off template such as an email subject."""
+        """Render a one-off template from the business's own files (a playbook's email subject), never typed text."""
         template = self._compile_string(source)
         return self._run(template, context, name=repr(source), source=source)
 
