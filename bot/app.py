@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from bot.business import Business, load_business
 from bot.clock import Clock, ScaledClock
+from bot.contacts import phone_country
 from bot.db import make_engine, make_session_factory, upgrade
 from bot.ports import EmailSender, SmsSender
 from bot.services import Playbooks, Services
@@ -92,4 +93,10 @@ def build_services(
         sms=sms if sms is not None else build_sms_sender(settings),
         email=email if email is not None else build_email_sender(settings, business),
         default_region=settings.default_region,
+        sms_countries=settings.sms_country_codes or frozenset({business_country(business)}),
     )
+
+
+def business_country(business: Business) -> str:
+    """The business's own country: its phone number's, else the region its numbers are read in."""
+    return phone_country(business.phone) or business.default_region

@@ -81,6 +81,22 @@ def normalize_phone(text: str, default_region: str = "US") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def phone_country(e164: str) -> str | None:
+    """The country (ISO 3166 code, e.g. US) an E.164 number belongs to, or None when it cannot be placed."""
+    number = _parse_e164(e164)
+    return phonenumbers.region_code_for_number(number) if number is not None else None
+
+
+def served_country_problem(e164: str, countries: frozenset[str]) -> str | None:
+    """Why the business does not text this number (it is in a country it does not serve), or None."""
+    country = phone_country(e164)
+    if country in countries:
+        return None
+    served = ", ".join(sorted(countries)) or "none"
+    return (f"{e164} is a number in {country or 'no known country'}, and this business texts only numbers in "
+            f"{served} (FOLLOWUP_SMS_COUNTRIES)")
+
+
 def normalize_email(text: str) -> str:
     """Check an email address's form (not its mailbox) and return it normalized; raise InvalidEmail saying why not."""
     if not isinstance(text, str):

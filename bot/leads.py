@@ -21,6 +21,7 @@ from bot.contacts import (
     normalize_email,
     normalize_phone,
     normalize_timezone,
+    served_country_problem,
     timezones_for_phone,
 )
 from bot.enrollment import NURTURE_SEQUENCE, end, open_enrollments
@@ -31,6 +32,8 @@ from bot.playbook import Sequence
 
 #: Stages in which a lead who writes in again is the same ongoing conversation, not a new inquiry.
 ONGOING_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED, Stage.BOOKED)
+#: The most leads a name search returns: a way to pick one lead, never a way to list them all.
+MAX_NAME_MATCHES = 10
 KNOWN_FIELDS = ("name", "phone", "email", "source", "message", "sequence", "timezone", "consent", "consent_text")
 
 
@@ -59,12 +62,16 @@ class LeadInput:
 
     @classmethod
     def parse(cls, fields: Mapping[str, Any], *, default_region: str = "US", default_source: str = "manual",
-              consent_method: ConsentMethod = ConsentMethod.WEB_FORM, consent_evidence: str = "") -> LeadInput:
+              consent_method: ConsentMethod = ConsentMethod.WEB_FORM, consent_evidence: str = "",
+              sms_countries: frozenset[str] | None = None) -> LeadInput:
         """Validate raw fields (a form, JSON, a CSV row); raise InvalidLead listing every problem.
 
         `consent` (yes/no, a checkbox's value) and `consent_text` (the words the lead agreed to)
         put consent to texts on record by `consent_method`; the wording is required unless
         `consent_evidence` already says how consent was given (an import's flag).
+
+        With `sms_countries` (Services.sms_countries: the web form and `/followup new` pass it), a
+        phone number from any other country is refused: the lead would be texted at once.
         """
         reasons: list[str] = []
         consent: ConsentGiven | None = None
@@ -99,6 +106,8 @@ class LeadInput:
                 phone = normalize_phone(raw_phone, default_region)
             except InvalidPhone as error:
                 reasons.append(f"phone: {error}")
+            if phone and sms_countries is not None and (problem := served_country_problem(phone, sms_countries)):
+                reasons.append(f"phone: {problem}")
         if raw_email:
             try:
                 email = normalize_email(raw_email)
@@ -229,5 +238,7 @@ def find_lead(session: Session, reference: str, *, default_region: str = "US") -
         phone = None
     if phone:
         return list(session.scalars(select(Lead).where(Lead.phone == phone)))
-    pattern = f"%{reference.lower()}%"
-    return list(session.scalars(select(Lead).where(func.lower(Lead.name).like(pattern)).order_by(Lead.id)))
+    # What a person typed is matched as text: % and _ are letters here, not LIKE's wildcards.
+    literal = reference.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    matching = func.lower(Lead.name).like(f"%{literal}%", escape="\\")
+    return list(session.scalars(select(Lead).where(matching).order_by(Lead.id).limit(MAX_NAME_MATCHES)))

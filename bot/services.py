@@ -54,6 +54,8 @@ class Services:
     sms: SmsSender | None = None
     email: EmailSender | None = None
     default_region: str = "US"
+    #: Countries (ISO 3166) whose numbers the business texts: FOLLOWUP_SMS_COUNTRIES, or its own country.
+    sms_countries: frozenset[str] = frozenset({"US"})
     lead_locks: LeadLocks = field(default_factory=LeadLocks)
     #: Ask the dispatcher to look for due work now (an instant touch must not wait for a tick).
     wake_dispatcher: Callable[[], None] = field(default=lambda: None)

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     slack_oncall: str | None = Field(None, alias="SLACK_ONCALL")
     slack_admins: str = Field("", alias="SLACK_ADMINS")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    #: A user group (S…) whose members are on the team besides the leads channel's members.
+    slack_team_group: str | None = Field(None, alias="SLACK_TEAM_GROUP")
+    #: Leads one person may add with `/followup new` in an hour.
+    slack_new_leads_per_hour: int = Field(20, alias="FOLLOWUP_SLACK_NEW_LEADS_PER_HOUR", ge=1)
+    #: Countries (ISO 3166 codes, comma-separated) whose numbers the business texts; default its own.
+    sms_countries: str = Field("", alias="FOLLOWUP_SMS_COUNTRIES")
 
     @field_validator("public_base_url")
     @classmethod
@@ -110,3 +116,7 @@ class Settings(BaseSettings):
     @property
     def slack_admin_ids(self) -> frozenset[str]:
         return frozenset(part.strip() for part in self.slack_admins.split(",") if part.strip())
+
+    @property
+    def sms_country_codes(self) -> frozenset[str]:
+        return frozenset(part.strip().upper() for part in self.sms_countries.split(",") if part.strip())

@@ -29,6 +29,7 @@ from bot.settings import Settings
 from handlers import register_slack
 from handlers.http_edge import BadRequest, read_body
 from handlers.slack_edge import ADMINS, SERVICES
+from handlers.slack_guard import GuardSettings, SlackGuard
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,10 @@ def build_slack_app(
         listener_executor=listener_executor,
     )
     app.use(ProvideServices(services, settings.slack_admin_ids))
+    # After Bolt's own signature check, before every listener: replays dropped, permissions decided.
+    app.use(SlackGuard(GuardSettings(
+        leads_channel=settings.slack_leads_channel, admins=settings.slack_admin_ids,
+        team_group=settings.slack_team_group, new_leads_per_hour=settings.slack_new_leads_per_hour)))
     register_slack(app)
     return app
 

@@ -76,8 +76,6 @@ class LeadVerb(StrEnum):
     NO_SHOW = "noshow"  #: the lead did not come
 
 
-#: Verbs only SLACK_ADMINS may use.
-ADMIN_VERBS = frozenset({LeadVerb.STOP, LeadVerb.OPT_OUT})
 STATS_PERIODS = {"7d": 7, "30d": 30}
 
 
@@ -102,10 +100,6 @@ class ListLeads:
 class OnLead:
     verb: LeadVerb
     lead: str
-
-    @property
-    def admin_only(self) -> bool:
-        return self.verb in ADMIN_VERBS
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from bot.slack_home import lead_detail_blocks, lead_list_blocks, stats_blocks, w
 from bot.slack_views import display_phone
 from bot.states import Stage
 from bot.stats import lead_stats, lead_lines
-from handlers.slack_edge import UnclearLead, admins_of, after_change, lead_for_change, one_lead, services_of
+from handlers.slack_edge import UnclearLead, after_change, lead_for_change, one_lead, services_of
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,6 @@ def register(app: App) -> None:
     app.command(COMMAND)(on_followup)
 
 
-class NotAllowed(PermissionError):
-    """Only SLACK_ADMINS may do this; the message names who can."""
-
-
 def on_followup(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient,
                 context: BoltContext) -> None:
     ack()
@@ -83,8 +79,8 @@ def on_followup(ack: Ack, command: dict[str, Any], respond: Respond, client: Web
     user = command.get("user_id", "")
     try:
         parsed = parse_command(command.get("text", ""), now=services.clock.now(), zone=services.business.timezone)
-        answer = run(parsed, services, user=user, admins=admins_of(context), client=client)
-    except (CommandError, UnclearLead, NotAllowed) as problem:
+        answer = run(parsed, services, user=user, client=client)
+    except (CommandError, UnclearLead) as problem:
         answer = Answer(str(problem))
     except LeadActionRefused as refused:
         answer = Answer(f"Nothing changed: {refused}.")
@@ -101,7 +97,7 @@ class Answer:
     blocks: list[dict[str, Any]] | None = None
 
 
-def run(command: Command, services: Services, *, user: str, admins: frozenset[str], client: WebClient) -> Answer:
+def run(command: Command, services: Services, *, user: str, client: WebClient) -> Answer:
     """Carry out one command for one person."""
     actor = Actor.slack_user(user)
     match command:
@@ -125,22 +121,15 @@ def run(command: Command, services: Services, *, user: str, admins: frozenset[st
         case OnLead(verb=LeadVerb.SHOW):
             return _show(command, services, client)
         case OnLead():
-            if command.admin_only and user not in admins:
-                raise NotAllowed(_admins_only(command.verb, admins))
+            # Who may stop or opt out a lead is decided before this listener runs (handlers.slack_guard).
             return _on_lead(command, services, actor)
     raise CommandError(usage())
-
-
-def _admins_only(verb: LeadVerb, admins: frozenset[str]) -> str:
-    who = ", ".join(f"<@{admin}>" for admin in sorted(admins)) or "nobody yet (set SLACK_ADMINS)"
-    what = "stop a lead" if verb == LeadVerb.STOP else "record an opt-out"
-    return f"Only admins can {what}. Admins: {who}."
 
 
 def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:
     fields = {"name": command.name, "phone": command.phone, "email": command.email, "source": "slack"}
     data = LeadInput.parse({k: v for k, v in fields.items() if v}, default_region=services.default_region,
-                           default_source="slack")
+                           default_source="slack", sms_countries=services.sms_countries)
     with services.session_factory.begin() as session:
         result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                           now=services.clock.now(), actor=actor)

@@ -4,8 +4,9 @@ and the App Home tab.
 Internal by default, explicit send: only a message that starts with the send marker (`!reply`)
 leaves Slack. The member's own message already shows the words in the thread, so the bot does not
 repeat them: the poster adds one short status line under it (sent, delivered, failed and why),
-edited as the delivery status changes. Each event is applied once, keyed by the envelope's
-`event_id`, so Slack's retries (`X-Slack-Retry-Num`) change nothing a second time.
+edited as the delivery status changes. Each event is applied once: handlers.slack_guard keys it
+by the envelope's `event_id`, so Slack's retries (`X-Slack-Retry-Num`) change nothing a second
+time, and lets through only what the permission table allows.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from sqlalchemy.orm import Session
 from bot import audit
 from bot.audit import Actor
 from bot.conversations import DirectMessageRefused, send_direct
-from bot.delivery import first_delivery
 from bot.models import CallTask, Lead
 from bot.services import Services
 from bot.slack_blocks import escape
@@ -34,8 +34,6 @@ from handlers.slack_edge import after_change, services_of, tell
 
 log = logging.getLogger(__name__)
 
-#: The ProcessedDelivery provider for Slack events.
-PROVIDER = "slack"
 #: Message subtypes written by a person; every other subtype (edits, deletions, joins) is ignored.
 PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 
@@ -85,8 +83,6 @@ def on_message(ack: Ack, body: dict[str, Any], event: dict[str, Any], client: We
                                                        Lead.slack_ts == message.thread_ts))
         if lead_id is None:
             misplaced = raw_reply is not None and _is_call_task_copy(session, message)
-        elif not first_delivery(session, PROVIDER, message.event_id, now):
-            return  # a retry of an event already applied
         elif raw_reply is None:
             audit.record(session, lead_id=lead_id, actor=Actor.slack_user(message.user), action="note", at=now,
                          text=plain_text_from_slack(message.text), slack_ts=message.ts)

@@ -104,7 +104,8 @@ class Webhooks:
         require_bearer(request, self.settings.lead_webhook_token, "LEAD_WEBHOOK_TOKEN")
         fields = await self._fields(request)
         try:
-            data = LeadInput.parse(fields, default_region=self.services.default_region, default_source="web")
+            data = LeadInput.parse(fields, default_region=self.services.default_region, default_source="web",
+                                   sms_countries=self.services.sms_countries)
         except InvalidLead as error:
             raise BadRequest(422, "invalid lead", reasons=error.reasons) from error
         if data.sequence and not self.services.playbooks.has(data.sequence):

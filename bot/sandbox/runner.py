@@ -219,6 +219,7 @@ class Sandbox:
         for member in self.team:
             self.slack.add_user(member.user_id, member.name, real_name=member.real_name,
                                 email=f"{member.name}@clinic.sandbox.example", tz="America/Chicago", tz_offset=-21600)
+            self.slack.join(LEADS_CHANNEL, member.user_id)  # the team is the leads channel's members
         _restore_slack(self.slack, self.world)
         for number in self.world.opted_out_numbers:
             self.twilio.set_number_behaviour(number, 21610)

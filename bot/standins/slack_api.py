@@ -60,6 +60,10 @@ class SlackApiStandin(StandinServer):
         self._views: dict[str, dict[str, Any]] = {}
         self._home_views: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
+        self._members: dict[str, list[str]] = {}
+        self._user_groups: dict[str, list[str]] = {}
+        #: Direct-message channels with the bot, by channel id: the person at the other end.
+        self._dms: dict[str, str] = {}
         self._last_ts = 0
         #: While Slack is down, every request takes the next of these faults in turn.
         self._outage: Iterator[Fault] | None = None
@@ -77,6 +81,8 @@ class SlackApiStandin(StandinServer):
             "conversations.history": self._history,
             "conversations.replies": self._replies,
             "users.info": self._user_info,
+            "conversations.members": self._conversation_members,
+            "usergroups.users.list": self._user_group_users,
             "apps.connections.open": self._open_connection,
         }
         self.routes = frozenset(self._methods)
@@ -125,10 +131,48 @@ class SlackApiStandin(StandinServer):
         email: str | None = None,
         tz: str = "America/New_York",
         tz_offset: int = -18000,
+        team_id: str | None = None,
+        enterprise_id: str | None = None,
+        guest: str | None = None,
     ) -> None:
-        """Make users.info know a person (unknown ids get a made-up profile)."""
+        """Make users.info know a person (unknown ids get a made-up profile in this workspace).
+
+        `team_id` other than the workspace's is someone from another organisation (Slack Connect);
+        `guest` is "multi-channel" (is_restricted) or "single-channel" (is_ultra_restricted).
+        """
+        user = _user(team_id or self.team_id, user_id, name, real_name or name, email, tz, tz_offset)
+        if guest not in (None, "multi-channel", "single-channel"):
+            raise ValueError(f"guest is 'multi-channel' or 'single-channel', not {guest!r}")
+        user["is_restricted"] = guest is not None
+        user["is_ultra_restricted"] = guest == "single-channel"
+        if enterprise_id:
+            user["enterprise_user"] = {"id": user_id, "enterprise_id": enterprise_id,
+                                       "enterprise_name": enterprise_id, "is_admin": False, "is_owner": False,
+                                       "teams": [user["team_id"]]}
         with self._store_lock:
-            self._users[user_id] = _user(self.team_id, user_id, name, real_name or name, email, tz, tz_offset)
+            self._users[user_id] = user
+
+    def join(self, channel: str, *user_ids: str) -> None:
+        """Put people in a channel, as conversations.members lists them."""
+        with self._store_lock:
+            members = self._members.setdefault(channel, [])
+            members.extend(user for user in user_ids if user not in members)
+
+    def leave(self, channel: str, *user_ids: str) -> None:
+        with self._store_lock:
+            self._members[channel] = [u for u in self._members.get(channel, []) if u not in user_ids]
+
+    def add_user_group(self, group_id: str, *user_ids: str) -> None:
+        """A user group (S…) with these people, as usergroups.users.list lists them."""
+        with self._store_lock:
+            self._user_groups[group_id] = list(user_ids)
+
+    def open_dm(self, user_id: str) -> str:
+        """The id of the person's direct-message channel with the bot (conversations.info names them)."""
+        channel = "D" + user_id.removeprefix("U").removeprefix("W")[:9].ljust(9, "0")
+        with self._store_lock:
+            self._dms[channel] = user_id
+        return channel
 
     # -- outages ---------------------------------------------------------------------------
 
@@ -311,8 +355,12 @@ class SlackApiStandin(StandinServer):
             return slack_error("channel_not_found")
         name = (self._channels or {}).get(channel, channel.lower())
         is_im = channel.startswith("D")
+        if is_im and channel not in self._dms:
+            # The bot sees only its own direct messages; one between two people is not found.
+            return slack_error("channel_not_found")
+        extra = {"user": self._dms[channel]} if is_im else {}
         return _ok(
-            channel={
+            channel={**extra,
                 "id": channel,
                 "name": name,
                 "is_channel": not is_im and not channel.startswith("G"),
@@ -369,6 +417,27 @@ class SlackApiStandin(StandinServer):
             else:
                 user = _user(self.team_id, user_id, user_id.lower(), user_id, None, "America/New_York", -18000)
         return _ok(user=user)
+
+    def _conversation_members(self, args: dict[str, Any]) -> Reply:
+        """A channel's members' user ids, a page at a time (cursor: the offset, as Slack's opaque cursor)."""
+        channel = args.get("channel")
+        if not channel or not self._known_channel(channel):
+            return slack_error("channel_not_found")
+        limit = max(1, min(int(args.get("limit") or 100), 1000))
+        start = int(args.get("cursor") or 0)
+        with self._store_lock:
+            members = list(self._members.get(channel, []))
+        page = members[start:start + limit]
+        more = start + limit < len(members)
+        return _ok(members=page, response_metadata={"next_cursor": str(start + limit) if more else ""})
+
+    def _user_group_users(self, args: dict[str, Any]) -> Reply:
+        group = args.get("usergroup")
+        with self._store_lock:
+            users = self._user_groups.get(group or "")
+        if users is None:
+            return slack_error("no_such_subteam")
+        return _ok(users=list(users))
 
     def _open_connection(self, args: dict[str, Any]) -> Reply:
         host_port = self.url.removeprefix("http://")
@@ -467,5 +536,7 @@ def _user(team_id: str, user_id: str, name: str, real_name: str, email: str | No
         "tz_offset": tz_offset,
         "is_bot": False,
         "is_admin": False,
+        "is_restricted": False,
+        "is_ultra_restricted": False,
         "profile": profile,
     }

@@ -124,7 +124,11 @@ def test_typed_text_is_echoed_without_pinging_anyone():
 
 
 def test_stop_and_optout_are_for_admins_only():
-    assert {verb for verb in LeadVerb if OnLead(verb, "1").admin_only} == {LeadVerb.STOP, LeadVerb.OPT_OUT}
+    from bot.slack_permissions import PERMISSIONS, Standing
+    from handlers.slack_guard import VERB_ACTS
+
+    assert {verb for verb in LeadVerb if PERMISSIONS[VERB_ACTS[verb]].who == Standing.ADMIN} == \
+        {LeadVerb.STOP, LeadVerb.OPT_OUT}
 
 
 def test_usage_names_every_subcommand_and_the_send_marker():

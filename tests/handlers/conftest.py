@@ -135,6 +135,7 @@ class Workspace:
         self.services = services
         self.errors = errors
         self._ids = 0
+        self.last_request: tuple[str, dict[str, str]] = ("", {})
 
     def _next(self) -> int:
         self._ids += 1
@@ -146,9 +147,17 @@ class Workspace:
              timestamp: int | None = None, signature: str | None = None) -> httpx.Response:
         stamp = str(timestamp if timestamp is not None else int(time.time()))
         sign = signature or SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-        answer = self.http.post("/slack/events", content=body.encode(), headers={
-            "Content-Type": content_type, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign,
-            **(headers or {})})
+        sent = {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign,
+                **(headers or {})}
+        self.last_request = (body, sent)
+        answer = self.http.post("/slack/events", content=body.encode(), headers=sent)
+        self.executor.wait_idle()
+        return answer
+
+    def replay(self, extra_headers: dict[str, str] | None = None) -> httpx.Response:
+        """Send the last request again, byte for byte with its signature, as an attacker or a retry would."""
+        body, sent = self.last_request
+        answer = self.http.post("/slack/events", content=body.encode(), headers={**sent, **(extra_headers or {})})
         self.executor.wait_idle()
         return answer
 
@@ -285,9 +294,14 @@ def slack_server() -> Iterator[tuple[httpx.Client, CurrentApp]]:
         yield http, current
 
 
+#: The team: members of the leads channel (admins among them).
+TEAM = (ALICE, BOB, ADMIN, "U0OTHERADMIN")
+
+
 @pytest.fixture
 def slack():
     with SlackWithResponseUrls(BOT_TOKEN) as standin:
+        standin.join(LEADS, *TEAM)
         yield standin
 
 

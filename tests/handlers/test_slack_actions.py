@@ -15,6 +15,7 @@ from bot.outbox import Notice
 from bot.slack_blocks import ActionId, ModalCallback
 from bot.states import CallTaskStatus, EnrollmentState, Stage
 from tests.handlers.conftest import (
+    ADMIN,
     ALICE,
     BOB,
     CARD_TS,
@@ -136,24 +137,24 @@ def test_not_interested_stops_follow_up_and_marks_the_lead_lost(workspace, servi
     lead_id = new_lead(services)
     task_id = new_call_task(services, lead_id)
 
-    workspace.click(ActionId.LEAD_NOT_INTERESTED, lead_id)
+    workspace.click(ActionId.LEAD_NOT_INTERESTED, lead_id, user=ADMIN)
 
     assert lead_row(services, lead_id).stage == Stage.LOST
     assert enrollment_states(services, lead_id) == [EnrollmentState.STOPPED]
     assert task_row(services, task_id).status == CallTaskStatus.CANCELLED
     with services.session_factory() as session:
         decision = session.scalars(select(OutboxEvent).where(OutboxEvent.kind == Notice.DECISION)).all()[-1]
-    assert decision.payload["actor"] == f"<@{ALICE}>"
+    assert decision.payload["actor"] == f"<@{ADMIN}>"
 
 
 @any_database
 def test_not_interested_on_a_lost_lead_says_it_already_is(workspace, services):
     lead_id = new_lead(services)
-    workspace.click(ActionId.LEAD_NOT_INTERESTED, lead_id)
+    workspace.click(ActionId.LEAD_NOT_INTERESTED, lead_id, user=ADMIN)
 
-    workspace.click(ActionId.LEAD_NOT_INTERESTED, lead_id, user=BOB)
+    workspace.click(ActionId.LEAD_NOT_INTERESTED, lead_id, user="U0OTHERADMIN")
 
-    assert workspace.ephemerals_to(BOB) == ["Nothing changed: this lead is already lost."]
+    assert workspace.ephemerals_to("U0OTHERADMIN") == ["Nothing changed: this lead is already lost."]
 
 
 @any_database
@@ -161,10 +162,10 @@ def test_task_not_interested_logs_the_call_outcome(workspace, services):
     lead_id = new_lead(services)
     task_id = new_call_task(services, lead_id)
 
-    workspace.click(ActionId.TASK_NOT_INTERESTED, task_id, message_ts=TASK_TS)
+    workspace.click(ActionId.TASK_NOT_INTERESTED, task_id, message_ts=TASK_TS, user=ADMIN)
 
     task = task_row(services, task_id)
-    assert (task.status, task.outcome, task.claimed_by) == (CallTaskStatus.DONE, "not_interested", ALICE)
+    assert (task.status, task.outcome, task.claimed_by) == (CallTaskStatus.DONE, "not_interested", ADMIN)
     assert lead_row(services, lead_id).stage == Stage.LOST
 
 
@@ -211,7 +212,7 @@ def test_snooze_skips_the_days_the_business_is_closed(workspace, services, clock
 def test_snoozing_a_finished_call_changes_nothing(workspace, services):
     lead_id = new_lead(services)
     task_id = new_call_task(services, lead_id)
-    workspace.click(ActionId.TASK_NOT_INTERESTED, task_id)
+    workspace.click(ActionId.TASK_NOT_INTERESTED, task_id, user=ADMIN)
 
     workspace.click(ActionId.TASK_SNOOZE, task_id, user=BOB)
 
@@ -264,7 +265,7 @@ def test_log_outcome_opens_a_modal_with_every_outcome(workspace, services):
 def test_log_outcome_on_a_finished_call_opens_nothing(workspace, services):
     lead_id = new_lead(services)
     task_id = new_call_task(services, lead_id)
-    workspace.click(ActionId.TASK_NOT_INTERESTED, task_id)
+    workspace.click(ActionId.TASK_NOT_INTERESTED, task_id, user=ADMIN)
 
     workspace.click(ActionId.TASK_LOG_OUTCOME, task_id, user=BOB)
 

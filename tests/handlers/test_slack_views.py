@@ -18,6 +18,7 @@ from bot.slack_blocks import ActionId, ModalCallback
 from bot.slack_modals import ModalOrigin
 from bot.states import CallTaskStatus, EnrollmentState, Stage
 from tests.handlers.conftest import (
+    ADMIN,
     ALICE,
     BOB,
     CARD_TS,
@@ -141,7 +142,7 @@ def test_no_outcome_picked_is_sent_back_to_the_field(workspace, task):
 
 def test_an_outcome_for_a_call_someone_else_just_closed_is_refused_in_a_message(workspace, services, task):
     _lead_id, task_id, view = task
-    workspace.click(ActionId.TASK_NOT_INTERESTED, task_id, user=BOB)
+    workspace.click(ActionId.TASK_NOT_INTERESTED, task_id, user=ADMIN)
 
     answer = workspace.submit(view, {"outcome": radio("left_voicemail")})
 

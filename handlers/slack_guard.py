@@ -1,0 +1,413 @@
+"""The one gate every Slack request passes before a listener: applied once, and only by whom the table allows.
+
+A Bolt middleware, run after Bolt has checked the signature and before any listener:
+
+1. Replays are dropped. An Events API delivery is keyed by its `event_id` (Slack's retries,
+   `X-Slack-Retry-Num`, carry the same id), anything else by its signature (an identical signed
+   request replayed inside Slack's five minutes has the identical signature) or, over Socket Mode
+   where nothing is signed, by its `trigger_id`. The key is a row in `processed_deliveries`, so it
+   holds across processes and restarts.
+2. The request is named as one `Act` (bot.slack_permissions), the person is looked up (users.info:
+   their organisation and whether they are a guest; conversations.members of the leads channel or
+   the SLACK_TEAM_GROUP user group: whether they are on the team) and where they are, and the
+   table decides. A refusal is answered to that person alone, in the way the request allows
+   (an ephemeral message, a field error in the modal, a Home tab saying why), and no listener runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable, Mapping
+
+from slack_bolt import BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy import func, select
+
+from bot.delivery import first_delivery
+from bot.models import AuditEntry
+from bot.rules import CallOutcome
+from bot.services import Services
+from bot.slack_blocks import ActionId, ModalCallback
+from bot.slack_commands import (
+    BookLead,
+    CommandError,
+    Help,
+    LeadVerb,
+    ListLeads,
+    NewLead,
+    OnLead,
+    ShowStats,
+    message_for_lead,
+    parse_command,
+)
+from bot.slack_modals import OUTCOME_BLOCK
+from bot.slack_permissions import Act, Person, Place, Standing, refusal
+from bot.states import ActorType
+from handlers.slack_edge import SERVICES, tell
+
+log = logging.getLogger(__name__)
+
+#: ProcessedDelivery providers: events by event_id (as before), other requests by signature or trigger.
+EVENT_PROVIDER = "slack"
+REQUEST_PROVIDER = "slack-request"
+#: The slash command the guard reads (handlers.slack_commands answers it).
+COMMAND = "/followup"
+
+#: What each button does, for the permission table. Every ActionId is here (a test checks it).
+ACTION_ACTS: dict[ActionId, Act] = {
+    ActionId.LEAD_CLAIM: Act.WORK_LEAD,
+    ActionId.LEAD_REPLY: Act.WORK_LEAD,
+    ActionId.LEAD_PAUSE: Act.WORK_LEAD,
+    ActionId.LEAD_RESUME: Act.WORK_LEAD,
+    ActionId.LEAD_BOOKED: Act.WORK_LEAD,
+    ActionId.LEAD_NOT_INTERESTED: Act.END_LEAD,
+    ActionId.TASK_CLAIM: Act.WORK_LEAD,
+    ActionId.TASK_LOG_OUTCOME: Act.WORK_LEAD,
+    ActionId.TASK_PAUSE: Act.WORK_LEAD,
+    ActionId.TASK_RESUME: Act.WORK_LEAD,
+    ActionId.TASK_BOOKED: Act.WORK_LEAD,
+    ActionId.TASK_NOT_INTERESTED: Act.END_LEAD,
+    ActionId.TASK_SNOOZE: Act.WORK_LEAD,
+}
+#: What each modal's submission does; a logged "not interested" call ends the lead like the button.
+VIEW_ACTS: dict[ModalCallback, Act] = {
+    ModalCallback.LOG_OUTCOME: Act.WORK_LEAD,
+    ModalCallback.BOOK: Act.WORK_LEAD,
+    ModalCallback.REPLY: Act.WORK_LEAD,
+}
+VERB_ACTS: dict[LeadVerb, Act] = {
+    LeadVerb.SHOW: Act.SEE_LEADS,
+    LeadVerb.PAUSE: Act.WORK_LEAD,
+    LeadVerb.RESUME: Act.WORK_LEAD,
+    LeadVerb.CLAIM: Act.WORK_LEAD,
+    LeadVerb.STOP: Act.END_LEAD,
+    LeadVerb.OPT_OUT: Act.OPT_OUT,
+}
+#: Message subtypes written by a person (as handlers.slack_events reads them).
+PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    leads_channel: str | None
+    admins: frozenset[str]
+    team_group: str | None = None
+    new_leads_per_hour: int = 20
+    #: Seconds a person's users.info answer and the team's membership are trusted before asking again.
+    cache_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A request read as the act it is, by whom, where, and how a refusal is answered."""
+
+    act: Act
+    user_id: str
+    #: command, action, view, thread_reply, note or home: how the person is told.
+    kind: str
+    channel: str | None = None
+    thread_ts: str | None = None
+    #: The team the payload says the person belongs to, when it says.
+    claimed_team: str | None = None
+    #: For a modal: the input block a refusal is shown under.
+    error_block: str | None = None
+
+
+class CannotCheck(Exception):
+    """followup could not check who you are just now (Slack did not answer); try again in a moment."""
+
+
+class TeamDirectory:
+    """Who people are, from Slack's Web API, remembered for a minute (only lookups: never idempotency)."""
+
+    def __init__(self, settings: GuardSettings, *, monotonic: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    def _remembered(self, key: tuple[str, str], look_up: Callable[[], Any]) -> Any:
+        now = self._monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and hit[0] > now:
+                return hit[1]
+        value = look_up()
+        with self._lock:
+            self._cache[key] = (now + self.settings.cache_seconds, value)
+        return value
+
+    def person(self, client: WebClient, user_id: str, *, own_team: str | None, own_enterprise: str | None,
+               claimed_team: str | None) -> Person:
+        if claimed_team and own_team and claimed_team != own_team and not own_enterprise:
+            return Person(user_id, Standing.OUTSIDER, "you are from another organisation (Slack Connect), and "
+                                                      "only this workspace's team can act on its leads")
+        info = self._remembered(("user", user_id), lambda: self._user_info(client, user_id))
+        outside = _why_outside(info, own_team=own_team, own_enterprise=own_enterprise)
+        if outside:
+            return Person(user_id, Standing.OUTSIDER, outside)
+        if user_id in self.settings.admins:
+            return Person(user_id, Standing.ADMIN)
+        if user_id in self._team(client):
+            return Person(user_id, Standing.MEMBER)
+        return Person(user_id, Standing.OUTSIDER, "you are not on the team; join the leads channel"
+                                                  + (" or the team's user group" if self.settings.team_group else ""))
+
+    def place(self, client: WebClient, channel: str | None, user_id: str) -> Place:
+        if channel and channel == self.settings.leads_channel:
+            return Place.LEADS_CHANNEL
+        if channel and channel.startswith("D"):
+            owner = self._remembered(("dm", channel), lambda: self._dm_owner(client, channel))
+            if owner == user_id:
+                return Place.BOT_DM
+        return Place.ELSEWHERE
+
+    def _team(self, client: WebClient) -> frozenset[str]:
+        return self._remembered(("team", ""), lambda: self._team_members(client))
+
+    @staticmethod
+    def _user_info(client: WebClient, user_id: str) -> dict[str, Any] | None:
+        try:
+            return client.users_info(user=user_id)["user"]
+        except SlackApiError as error:
+            if error.response.get("error") in ("user_not_found", "user_not_visible"):
+                return None
+            raise CannotCheck() from error
+        except SlackClientError as error:
+            raise CannotCheck() from error
+
+    def _team_members(self, client: WebClient) -> frozenset[str]:
+        members: set[str] = set()
+        try:
+            if self.settings.leads_channel:
+                cursor = None
+                for _page in range(50):  # 50 pages of 1,000: far beyond a clinic's team
+                    answer = client.conversations_members(channel=self.settings.leads_channel, limit=1000,
+                                                          cursor=cursor)
+                    members.update(answer.get("members") or [])
+                    cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+                    if not cursor:
+                        break
+            if self.settings.team_group:
+                members.update(client.usergroups_users_list(usergroup=self.settings.team_group).get("users") or [])
+        except (SlackApiError, SlackClientError) as error:
+            raise CannotCheck() from error
+        return frozenset(members)
+
+    @staticmethod
+    def _dm_owner(client: WebClient, channel: str) -> str | None:
+        try:
+            info = client.conversations_info(channel=channel)["channel"]
+        except SlackApiError:
+            return None  # not a conversation the bot is in: not a DM with the bot
+        except SlackClientError as error:
+            raise CannotCheck() from error
+        return info.get("user") if info.get("is_im") else None
+
+
+def _why_outside(info: Mapping[str, Any] | None, *, own_team: str | None, own_enterprise: str | None) -> str:
+    if info is None:
+        return "Slack does not know you in this workspace"
+    if info.get("is_bot") or info.get("deleted"):
+        return "only people on the team can act on leads"
+    enterprise = (info.get("enterprise_user") or {}).get("enterprise_id")
+    same_org = (enterprise == own_enterprise) if own_enterprise else (info.get("team_id") == own_team)
+    if info.get("is_stranger") or not same_org:
+        return "you are from another organisation (Slack Connect), and only this workspace's team can act on its leads"
+    if info.get("is_restricted") or info.get("is_ultra_restricted"):
+        return "guests cannot act on leads"
+    return ""
+
+
+def replay_key(req: BoltRequest) -> tuple[str, str] | None:
+    """The key a request is applied once by, or None for a request that has none."""
+    body = req.body or {}
+    if body.get("type") == "event_callback" and isinstance(body.get("event_id"), str):
+        return EVENT_PROVIDER, body["event_id"]
+    signature = (req.headers.get("x-slack-signature") or [None])[0]
+    if signature:
+        return REQUEST_PROVIDER, f"sig:{signature}"
+    trigger = body.get("trigger_id")
+    if isinstance(trigger, str) and trigger:
+        return REQUEST_PROVIDER, f"trigger:{trigger}"
+    return None
+
+
+def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
+    """The act a request is, or None for one the table does not cover (help, unknown ids, others' messages)."""
+    if body.get("command") == COMMAND:
+        return _command_intent(body, services)
+    kind = body.get("type")
+    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    if kind == "block_actions":
+        action = (body.get("actions") or [{}])[0]
+        try:
+            act = ACTION_ACTS[ActionId(action.get("action_id"))]
+        except ValueError:
+            return None
+        container = body.get("container") or {}
+        channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
+        if container.get("type") == "view" and (body.get("view") or {}).get("type") == "home":
+            channel = None
+        return Intent(act, str(user.get("id") or ""), "action", channel=channel,
+                      thread_ts=container.get("thread_ts") or (body.get("message") or {}).get("thread_ts"),
+                      claimed_team=user.get("team_id"))
+    if kind == "view_submission":
+        view = body.get("view") or {}
+        try:
+            callback = ModalCallback(view.get("callback_id"))
+        except ValueError:
+            return None
+        values = (view.get("state") or {}).get("values") or {}
+        act, block = VIEW_ACTS[callback], next(iter(values), None)
+        if callback == ModalCallback.LOG_OUTCOME:
+            chosen = (((values.get(OUTCOME_BLOCK) or {}).get(OUTCOME_BLOCK) or {}).get("selected_option") or {})
+            if chosen.get("value") == CallOutcome.NOT_INTERESTED:
+                act, block = Act.END_LEAD, OUTCOME_BLOCK
+        return Intent(act, str(user.get("id") or ""), "view", claimed_team=user.get("team_id"), error_block=block)
+    if kind == "event_callback":
+        return _event_intent(body.get("event") or {})
+    return None
+
+
+def _command_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
+    try:
+        command = parse_command(str(body.get("text") or ""), now=services.clock.now(),
+                                zone=services.business.timezone)
+    except CommandError:
+        return None  # the listener answers with how to write it
+    match command:
+        case Help():
+            return None
+        case NewLead():
+            act = Act.ADD_LEAD
+        case ListLeads():
+            act = Act.SEE_LEADS
+        case ShowStats():
+            act = Act.SEE_STATS
+        case BookLead():
+            act = Act.WORK_LEAD
+        case OnLead():
+            act = VERB_ACTS[command.verb]
+        case _:
+            return None
+    return Intent(act, str(body.get("user_id") or ""), "command", channel=body.get("channel_id"))
+
+
+def _event_intent(event: Mapping[str, Any]) -> Intent | None:
+    user = event.get("user")
+    if not isinstance(user, str) or not user:
+        return None
+    if event.get("type") == "app_home_opened":
+        return Intent(Act.SEE_LEADS, user, "home") if event.get("tab") == "home" else None
+    if event.get("type") != "message" or event.get("bot_id") or event.get("subtype") not in PERSON_SUBTYPES:
+        return None
+    thread_ts, ts = event.get("thread_ts"), event.get("ts")
+    if not isinstance(thread_ts, str) or not thread_ts or thread_ts == ts:
+        return None
+    marker = message_for_lead(event.get("text") if isinstance(event.get("text"), str) else "")
+    claimed = event.get("user_team") or event.get("source_team")
+    return Intent(Act.WORK_LEAD, user, "thread_reply" if marker is not None else "note",
+                  channel=event.get("channel"), thread_ts=thread_ts,
+                  claimed_team=claimed if isinstance(claimed, str) else None)
+
+
+class SlackGuard(Middleware):
+    """Drop replays, then let a request through only when the permission table allows it."""
+
+    def __init__(self, settings: GuardSettings, directory: TeamDirectory | None = None):
+        self.settings = settings
+        self.directory = directory or TeamDirectory(settings)
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],  # noqa: A002
+                ) -> BoltResponse | None:
+        services: Services = req.context[SERVICES]
+        key = replay_key(req)
+        if key is not None:
+            with services.session_factory.begin() as session:
+                fresh = first_delivery(session, *key, services.clock.now())
+            if not fresh:
+                log.info("slack: %s %s was already applied; not again", key[0], key[1][:24])
+                return BoltResponse(status=200, body="")
+        intent = read_intent(req.body or {}, services)
+        if intent is None:
+            return next()
+        client: WebClient = req.context.client
+        try:
+            why = self._refusal(intent, req, client, services)
+        except CannotCheck as problem:
+            log.warning("slack: could not check %s: %s", intent.user_id, problem.__cause__)
+            why = str(CannotCheck.__doc__)
+        if why is None:
+            return next()
+        log.info("slack: refused %s to %s: %s", intent.act, intent.user_id, why)
+        return self._refuse(intent, why, client, req)
+
+    def _refusal(self, intent: Intent, req: BoltRequest, client: WebClient, services: Services) -> str | None:
+        authorized = req.context.authorize_result
+        own_team = (authorized.team_id if authorized else None) or req.context.team_id
+        own_enterprise = authorized.enterprise_id if authorized else None
+        person = self.directory.person(client, intent.user_id, own_team=own_team, own_enterprise=own_enterprise,
+                                       claimed_team=intent.claimed_team)
+        place = Place.HOME if intent.kind == "home" else self.directory.place(client, intent.channel, intent.user_id)
+        why = refusal(intent.act, person, place, admins=self.settings.admins)
+        if why is None and intent.act == Act.ADD_LEAD:
+            why = self._over_rate(intent.user_id, services)
+        return why
+
+    def _over_rate(self, user_id: str, services: Services) -> str | None:
+        since = services.clock.now() - timedelta(hours=1)
+        with services.session_factory() as session:
+            added = session.scalar(select(func.count()).select_from(AuditEntry).where(
+                AuditEntry.actor_type == ActorType.SLACK_USER, AuditEntry.actor_id == user_id,
+                AuditEntry.action.in_(("lead_created", "inquired_again")), AuditEntry.at >= since)) or 0
+        limit = self.settings.new_leads_per_hour
+        if added < limit:
+            return None
+        return (f"You have added {added} leads in the last hour, the most one person may "
+                f"(FOLLOWUP_SLACK_NEW_LEADS_PER_HOUR={limit}). Try again later, or use the web form or an import.")
+
+    def _refuse(self, intent: Intent, why: str, client: WebClient, req: BoltRequest) -> BoltResponse:
+        if intent.kind == "command":
+            # Through the response_url, as every /followup answer is; failing that, in the HTTP answer.
+            respond = req.context.respond
+            try:
+                if respond is None:
+                    raise SlackClientError("the command has no response_url")
+                respond(text=why, response_type="ephemeral", replace_original=False)
+            except (SlackApiError, SlackClientError, OSError) as error:
+                log.warning("slack: could not answer %s through response_url: %s", intent.user_id, error)
+                return BoltResponse(status=200, body=json.dumps({"response_type": "ephemeral", "text": why}),
+                                    headers={"content-type": "application/json"})
+            return BoltResponse(status=200, body="")
+        if intent.kind == "view" and intent.error_block:
+            return BoltResponse(status=200, body=json.dumps({"response_action": "errors",
+                                                             "errors": {intent.error_block: why[:150]}}),
+                                headers={"content-type": "application/json"})
+        if intent.kind == "home":
+            _publish_closed_home(client, intent.user_id, why)
+        elif intent.kind == "thread_reply":
+            tell(client, channel=intent.channel, user=intent.user_id, thread_ts=intent.thread_ts,
+                 text=f":no_entry: Not sent, and nothing left Slack. {why}")
+        elif intent.kind == "action":
+            tell(client, channel=intent.channel, user=intent.user_id, thread_ts=intent.thread_ts,
+                 text=f"Nothing changed. {why}")
+        # A note from someone not on the team is simply not kept: answering each would be noise.
+        return BoltResponse(status=200, body="")
+
+
+def _publish_closed_home(client: WebClient, user_id: str, why: str) -> None:
+    view = {"type": "home", "blocks": [
+        {"type": "header", "text": {"type": "plain_text", "text": "followup"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": why}}]}
+    try:
+        client.views_publish(user_id=user_id, view=view)
+    except (SlackApiError, SlackClientError) as error:
+        log.warning("slack: could not publish the closed Home tab for %s: %s", user_id, error)
