@@ -75,6 +75,7 @@ ACTION_ACTS: dict[ActionId, Act] = {
     ActionId.TASK_BOOKED: Act.WORK_LEAD,
     ActionId.TASK_NOT_INTERESTED: Act.END_LEAD,
     ActionId.TASK_SNOOZE: Act.WORK_LEAD,
+    ActionId.EMAIL_OPEN: Act.SEE_LEADS,
 }
 #: What each modal's submission does; a logged "not interested" call ends the lead like the button.
 VIEW_ACTS: dict[ModalCallback, Act] = {
@@ -118,6 +119,8 @@ class Intent:
     claimed_team: str | None = None
     #: For a modal: the input block a refusal is shown under.
     error_block: str | None = None
+    #: The person acted in the bot's App Home (a button on the Home tab).
+    in_home: bool = False
 
 
 class CannotCheck(Exception):
@@ -249,16 +252,17 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
     if kind == "block_actions":
         action = (body.get("actions") or [{}])[0]
         try:
-            act = ACTION_ACTS[ActionId(action.get("action_id"))]
+            action_id = ActionId(action.get("action_id"))
         except ValueError:
             return None
+        # A button the table forgot is for admins only until it is given its row (closed by default).
+        act = ACTION_ACTS.get(action_id, Act.END_LEAD)
         container = body.get("container") or {}
         channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
-        if container.get("type") == "view" and (body.get("view") or {}).get("type") == "home":
-            channel = None
-        return Intent(act, str(user.get("id") or ""), "action", channel=channel,
+        in_home = container.get("type") == "view" and (body.get("view") or {}).get("type") == "home"
+        return Intent(act, str(user.get("id") or ""), "action", channel=None if in_home else channel,
                       thread_ts=container.get("thread_ts") or (body.get("message") or {}).get("thread_ts"),
-                      claimed_team=user.get("team_id"))
+                      claimed_team=user.get("team_id"), in_home=in_home)
     if kind == "view_submission":
         view = body.get("view") or {}
         try:
@@ -266,7 +270,7 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
         except ValueError:
             return None
         values = (view.get("state") or {}).get("values") or {}
-        act, block = VIEW_ACTS[callback], next(iter(values), None)
+        act, block = VIEW_ACTS.get(callback, Act.END_LEAD), next(iter(values), None)
         if callback == ModalCallback.LOG_OUTCOME:
             chosen = (((values.get(OUTCOME_BLOCK) or {}).get(OUTCOME_BLOCK) or {}).get("selected_option") or {})
             if chosen.get("value") == CallOutcome.NOT_INTERESTED:
@@ -356,7 +360,8 @@ class SlackGuard(Middleware):
         own_enterprise = authorized.enterprise_id if authorized else None
         person = self.directory.person(client, intent.user_id, own_team=own_team, own_enterprise=own_enterprise,
                                        claimed_team=intent.claimed_team)
-        place = Place.HOME if intent.kind == "home" else self.directory.place(client, intent.channel, intent.user_id)
+        place = (Place.HOME if intent.kind == "home" or intent.in_home
+                 else self.directory.place(client, intent.channel, intent.user_id))
         why = refusal(intent.act, person, place, admins=self.settings.admins)
         if why is None and intent.act == Act.ADD_LEAD:
             why = self._over_rate(intent.user_id, services)
