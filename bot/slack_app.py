@@ -182,7 +182,14 @@ class ProvideServices(Middleware):
 def slack_route(app: App, path: str = SLACK_EVENTS_PATH) -> Route:
     """POST /slack/events for the Starlette app: Bolt verifies, acknowledges and dispatches off the event loop."""
 
+    # Closed by default: an app built without a signing secret (Socket Mode) must not take HTTP requests,
+    # since Bolt would check their signatures against an empty secret that anyone can sign with.
+    signed = bool(getattr(app, "_signing_secret", ""))
+
     async def slack_events(request: Request) -> Response:
+        if not signed:
+            return JSONResponse({"error": "SLACK_SIGNING_SECRET is not set: this route takes no Slack requests"},
+                                status_code=503)
         try:
             body = await read_body(request, MAX_SLACK_BODY)
             text = readable_body(body, request.headers.get("content-type", ""))

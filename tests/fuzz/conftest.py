@@ -34,11 +34,16 @@ def sendgrid_public_key() -> str:
     return base64.b64encode(der).decode()
 
 
+#: The team: members of the leads channel (the admin among them); the fuzz also acts as people who are not.
+TEAM = ("U0ALICE", "U0BOB", "U0ADMIN")
+
+
 class FuzzedBot:
-    def __init__(self, client: TestClient, services, sms: FakeSmsSender):
+    def __init__(self, client: TestClient, services, sms: FakeSmsSender, slack: SlackApiStandin | None = None):
         self.client = client
         self.services = services
         self.sms = sms
+        self.slack = slack
 
     def snapshot(self) -> dict[str, int]:
         """Row counts of every table: an unauthenticated request must change none of them."""
@@ -50,13 +55,17 @@ class FuzzedBot:
 @pytest.fixture
 def fuzzed_bot(engine, clock, business_file: Path, tmp_path: Path):
     with SlackApiStandin(SLACK_TOKEN) as slack:
+        slack.join("C0LEADS", *TEAM)
+        slack.add_user("U0GUEST", "guest", guest="multi-channel")
+        slack.add_user("U0PARTNER", "partner", team_id="T0PARTNER")
+        slack.join("C0LEADS", "U0GUEST", "U0PARTNER")
         settings = Settings(
             DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL=PUBLIC,
             LEAD_WEBHOOK_TOKEN=LEAD_TOKEN, BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
             TWILIO_ACCOUNT_SID="AC" + "9" * 32, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_FROM_NUMBER="+13125550100",
             SENDGRID_INBOUND_TOKEN=INBOUND_TOKEN, SENDGRID_WEBHOOK_PUBLIC_KEY=sendgrid_public_key(),
             SLACK_BOT_TOKEN=SLACK_TOKEN, SLACK_SIGNING_SECRET=SLACK_SECRET, SLACK_API_URL=slack.url + "/api/",
-            SLACK_LEADS_CHANNEL="C0LEADS",
+            SLACK_LEADS_CHANNEL="C0LEADS", SLACK_ADMINS="U0ADMIN",
         )
         sms = FakeSmsSender()
         services = build_services(settings, engine=engine, clock=clock, sms=sms, email=FakeEmailSender(),
@@ -65,4 +74,4 @@ def fuzzed_bot(engine, clock, business_file: Path, tmp_path: Path):
         app = create_web_app(services, settings, extra_routes=[slack_route(slack_app)])
         # Server exceptions surface as failures with their traceback, not as a bare 500.
         with TestClient(app, base_url=PUBLIC, raise_server_exceptions=True) as client:
-            yield FuzzedBot(client, services, sms)
+            yield FuzzedBot(client, services, sms, slack)
