@@ -43,6 +43,7 @@ from bot.slack_commands import (
     ListLeads,
     NewLead,
     OnLead,
+    RecordConsent,
     ShowStats,
     message_for_lead,
     parse_command,
@@ -300,8 +301,10 @@ def _command_intent(body: Mapping[str, Any], services: Services) -> Intent | Non
             act = Act.WORK_LEAD
         case OnLead():
             act = VERB_ACTS[command.verb]
+        case RecordConsent():
+            act = Act.WORK_LEAD  # a team member notes what the lead told them
         case _:
-            return None
+            act = Act.END_LEAD  # a command the table does not know yet: admins only (closed by default)
     return Intent(act, str(body.get("user_id") or ""), "command", channel=body.get("channel_id"))
 
 
