@@ -26,10 +26,10 @@ def test_a_web_lead_from_another_country_is_422_with_the_reason_and_nothing_is_t
     assert twilio.messages == []
 
 
-def test_a_web_lead_from_the_business_country_is_taken(running_bot, twilio):
+def test_a_web_lead_from_the_business_country_is_taken(running_bot):
     answer = running_bot.http.post("/webhooks/leads", json={"phone": "(312) 555-0142"}, headers=AUTH)
 
-    assert answer.status_code == 201 and len(twilio.messages) == 1
+    assert answer.status_code == 201
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
