@@ -44,6 +44,7 @@ from bot.slack_commands import (
     NewLead,
     OnLead,
     RecordConsent,
+    RescheduleLead,
     ShowStats,
     message_for_lead,
     parse_command,
@@ -77,12 +78,18 @@ ACTION_ACTS: dict[ActionId, Act] = {
     ActionId.TASK_NOT_INTERESTED: Act.END_LEAD,
     ActionId.TASK_SNOOZE: Act.WORK_LEAD,
     ActionId.EMAIL_OPEN: Act.SEE_LEADS,
+    ActionId.APPOINTMENT_RESCHEDULE: Act.WORK_LEAD,
+    ActionId.APPOINTMENT_CANCEL: Act.WORK_LEAD,
+    ActionId.APPOINTMENT_ATTENDED: Act.WORK_LEAD,
+    ActionId.APPOINTMENT_NO_SHOW: Act.WORK_LEAD,
+    ActionId.LEAD_BACK_TO_FOLLOW_UP: Act.WORK_LEAD,
 }
 #: What each modal's submission does; a logged "not interested" call ends the lead like the button.
 VIEW_ACTS: dict[ModalCallback, Act] = {
     ModalCallback.LOG_OUTCOME: Act.WORK_LEAD,
     ModalCallback.BOOK: Act.WORK_LEAD,
     ModalCallback.REPLY: Act.WORK_LEAD,
+    ModalCallback.RESCHEDULE: Act.WORK_LEAD,
 }
 VERB_ACTS: dict[LeadVerb, Act] = {
     LeadVerb.SHOW: Act.SEE_LEADS,
@@ -91,6 +98,9 @@ VERB_ACTS: dict[LeadVerb, Act] = {
     LeadVerb.CLAIM: Act.WORK_LEAD,
     LeadVerb.STOP: Act.END_LEAD,
     LeadVerb.OPT_OUT: Act.OPT_OUT,
+    LeadVerb.ATTENDED: Act.WORK_LEAD,
+    LeadVerb.NO_SHOW: Act.WORK_LEAD,
+    LeadVerb.CANCEL: Act.WORK_LEAD,
 }
 #: Message subtypes written by a person (as handlers.slack_events reads them).
 PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -297,7 +307,7 @@ def _command_intent(body: Mapping[str, Any], services: Services) -> Intent | Non
             act = Act.SEE_LEADS
         case ShowStats():
             act = Act.SEE_STATS
-        case BookLead():
+        case BookLead() | RescheduleLead():
             act = Act.WORK_LEAD
         case OnLead():
             act = VERB_ACTS[command.verb]
