@@ -84,7 +84,7 @@ def build_services(
         upgrade(engine)
     business = load_business(settings.business_path)
     return Services(
-        session_factory=make_session_factory(engine),
+        session_factory=make_session_factory(engine, webhook_receivers=settings.webhook_urls),
         clock=clock or ScaledClock(settings.time_scale, start=settings.clock_start),
         business=business,
         playbooks=load_playbooks(settings, business),

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from bot import webhook_events
 from bot.models import ActorType, AuditEntry
 
 
@@ -40,6 +41,7 @@ def record(session: Session, *, lead_id: int | None, actor: Actor, action: str, 
     session.add(
         AuditEntry(lead_id=lead_id, at=at, actor_type=actor.type, actor_id=actor.id, action=action, details=details)
     )
+    webhook_events.queue_for_audit(session, lead_id=lead_id, action=action, at=at, details=details)
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,5 @@ def record_many(session: Session, entries: list[Entry]) -> None:
         session.connection().execute(_INSERT_MANY, [dict(
             lead_id=entry.lead_id, at=entry.at, actor_type=entry.actor.type, actor_id=entry.actor.id,
             action=entry.action, details=entry.details) for entry in entries])
+        webhook_events.queue_many_for_audit(
+            session, ((entry.lead_id, entry.action, entry.at, entry.details) for entry in entries))

@@ -17,9 +17,17 @@ from bot.config_errors import ConfigError
 
 
 def _settings():  # noqa: ANN202 - imported late so `followup --help` stays fast
+    from pydantic import ValidationError
+
     from bot.settings import Settings
 
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            print(f"followup: {where}: {problem['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def _fail(message: str) -> int:
@@ -238,6 +246,34 @@ def cmd_leads_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write every lead (changed since a date, if given) to CSV or JSON, streamed in pages."""
+    from datetime import date, time as day_time
+
+    from bot.lead_export import ExportRefused, export_leads
+
+    try:
+        services = _services()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    since = None
+    if args.since:
+        try:
+            day = date.fromisoformat(args.since)
+        except ValueError:
+            return _fail(f"--since {args.since!r}: give a date as YYYY-MM-DD (midnight in the business's time zone)")
+        since = datetime.combine(day, day_time(0), tzinfo=services.business.timezone).astimezone(timezone.utc)
+    try:
+        report = export_leads(services.session_factory, Path(args.file), since=since, messages=args.messages)
+    except ExportRefused as error:
+        return _fail(str(error))
+    written = " and ".join(str(path) for path in report.files)
+    extra = f" and {report.messages} messages" if args.messages else ""
+    print(f"{report.leads} leads{extra} written to {written}")
+    return 0
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase one lead's personal data for a deletion request; anonymous counts stay."""
     from bot.audit import CLI
@@ -387,6 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("lead", help="an id, phone, email or name")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_leads_show)
+
+    export = commands.add_parser("export", help="write every lead to leads.csv or leads.json (for a CRM or a spreadsheet)")
+    export.add_argument("file", help="where to write; .csv or .json says the format")
+    export.add_argument("--since", help="only leads changed since this date (YYYY-MM-DD, business time)")
+    export.add_argument("--messages", action="store_true",
+                        help="add the conversation (JSON: under each lead; CSV: a second file, NAME.messages.csv)")
+    export.set_defaults(func=cmd_export)
 
     forget = commands.add_parser("forget", help="erase a lead's personal data (a deletion request)")
     forget.add_argument("lead", help="an id, phone, email or name")

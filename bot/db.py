@@ -9,6 +9,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.webhook_events import RECEIVERS_KEY
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -53,8 +55,9 @@ def make_engine(url: str, *, threads: int = 10) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=WEB_CONNECTIONS, max_overflow=max(threads, 20))
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, webhook_receivers: tuple[str, ...] = ()) -> sessionmaker[Session]:
+    """Sessions for the use cases; the outbound webhook receivers ride along so events queue where they happen."""
+    return sessionmaker(engine, expire_on_commit=False, info={RECEIVERS_KEY: webhook_receivers})
 
 
 def alembic_config(engine: Engine) -> Config:

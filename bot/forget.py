@@ -13,7 +13,8 @@ from bot import audit, outbox
 from bot.audit import Actor
 from bot.enrollment import end, open_enrollments
 from bot.consent import ConsentMethod, revoke_sms
-from bot.models import Appointment, AuditEntry, CallTask, ConsentEntry, Lead, Message, OutboxEvent, Touch
+from bot.models import (Appointment, AuditEntry, CallTask, ConsentEntry, Lead, Message, OutboundWebhook, OutboxEvent,
+                        Touch)
 from bot.outbox import Notice
 
 #: What an erased lead is called wherever a name is shown.
@@ -70,6 +71,11 @@ def forget_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) ->
     if lead.slack_channel and lead.slack_ts or copies:
         outbox.publish(session, Notice.LEAD_ERASED, lead_id=lead_id, at=now, channel=lead.slack_channel,
                        card_ts=lead.slack_ts, copies=copies)
+    # Events for the clinic's systems keep the lead's data too: erase them; those not yet sent never go.
+    session.execute(update(OutboundWebhook).where(OutboundWebhook.lead_id == lead_id,
+                                                  OutboundWebhook.delivered_at.is_(None)).values(
+        payload={}, failed_at=now, last_error="the lead's data was erased before this event was sent"))
+    session.execute(update(OutboundWebhook).where(OutboundWebhook.lead_id == lead_id).values(payload={}))
     audit.record(session, lead_id=lead_id, actor=actor, action="lead_forgotten", at=now)
     return Forgotten(lead_id, messages or 0, touches or 0, calls or 0)
 

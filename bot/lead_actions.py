@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import audit, consent, enrollment, outbox
+from bot import audit, consent, enrollment, outbox, webhook_events
 from bot.audit import SYSTEM, Actor
 from bot.call_tasks import close_open_tasks, open_call_task, open_tasks
 from bot.consent import ConsentMethod
@@ -24,6 +24,7 @@ from bot.models import (
     Stage,
 )
 from bot.outbox import Notice
+from bot.webhook_events import LeadEvent
 from bot.rules import (
     CallOutcome,
     Decision,
@@ -45,10 +46,12 @@ class LeadActionRefused(Exception):
 def set_stage(session: Session, lead: Lead, stage: Stage, *, now: datetime, actor: Actor, reason: str) -> None:
     if lead.stage == stage:
         return
-    audit.record(session, lead_id=lead.id, actor=actor, action="stage_changed", at=now,
-                 old=str(lead.stage), new=str(stage), reason=reason)
+    old = str(lead.stage)
     lead.stage = stage
     lead.updated_at = now
+    # After the change: whoever hears of it (the outbound webhooks) sees the lead in its new stage.
+    audit.record(session, lead_id=lead.id, actor=actor, action="stage_changed", at=now,
+                 old=old, new=str(stage), reason=reason)
 
 
 def apply_decision(
@@ -410,4 +413,7 @@ def receive_message(
     session.flush()
     outbox.publish(session, Notice.MESSAGE_RECEIVED, lead_id=lead.id, at=now, message_id=message.id, channel=channel,
                    reply_class=str(signal), requested_time=requested_time.isoformat() if requested_time else None)
+    webhook_events.queue(session, LeadEvent.REPLIED, lead_id=lead.id, at=now,
+                         details={"channel": channel, "message_id": message.id, "reply_class": str(signal),
+                                  "subject": subject, "body": body})
     return on_lead_signal(session, services, lead, signal, channel=channel, now=now, requested_time=requested_time)

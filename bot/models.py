@@ -298,3 +298,25 @@ class BookingLinkClick(Base):
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
     clicked_at: Mapped[datetime]
     escalated_at: Mapped[datetime | None]
+
+
+class OutboundWebhook(Base):
+    """One event for one of the clinic's receivers (CRM, Zapier, Make), delivered in order per lead."""
+
+    __tablename__ = "outbound_webhooks"
+    __table_args__ = (Index("ix_outbound_webhooks_pending", "delivered_at", "failed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
+    receiver: Mapped[str] = mapped_column(String(500))
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    #: A process is posting it until then (several processes share the queue; none posts it twice).
+    claimed_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    #: Given up after the last retry; the team was told in the lead's thread.
+    failed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

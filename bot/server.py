@@ -17,6 +17,7 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.slack_poster import SlackPoster, build_slack_poster
 from bot.web import create_web_app
+from bot.webhook_delivery import WebhookDeliverer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
     scheduler.add_periodic("direct_message_recovery",
                            lambda: recover_abandoned_direct(services, lease_seconds=settings.send_lease_seconds),
                            seconds=max(settings.send_lease_seconds / 2, 5.0))
+    if settings.webhook_urls:
+        deliverer = WebhookDeliverer(services, secret=settings.webhook_secret or "",
+                                     max_attempts=settings.webhook_max_attempts)
+        scheduler.add_periodic("outbound_webhooks", deliverer.deliver_once, seconds=max(settings.poll_seconds, 1.0))
+        log.info("outbound webhooks: lead events go to %d receiver(s)", len(settings.webhook_urls))
     poster = build_slack_poster(settings, services)
     if poster is not None:
         services.wake_poster = scheduler.add_periodic("slack_outbox", poster.drain_once,

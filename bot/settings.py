@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     #: Countries (ISO 3166 codes, comma-separated) whose numbers the business texts; default its own.
     sms_countries: str = Field("", alias="FOLLOWUP_SMS_COUNTRIES")
 
+    #: The clinic's own systems (CRM, Zapier, Make) that hear of lead events: one URL or several, comma-separated.
+    webhook_url: str = Field("", alias="FOLLOWUP_WEBHOOK_URL")
+    #: Signs every outbound webhook post; required when FOLLOWUP_WEBHOOK_URL is set.
+    webhook_secret: str | None = Field(None, alias="FOLLOWUP_WEBHOOK_SECRET")
+    #: Attempts per event before it is given up and the team told (backoff from 10 s to 6 h between them).
+    webhook_max_attempts: int = Field(10, alias="FOLLOWUP_WEBHOOK_MAX_ATTEMPTS", ge=1, le=50)
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
@@ -112,6 +119,25 @@ class Settings(BaseSettings):
         if "templates_dir" not in self.model_fields_set and (folder / "templates").is_dir():
             self.templates_dir = folder / "templates"
         return self
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_urls_are_http(cls, value: str) -> str:
+        for url in (part.strip() for part in value.split(",") if part.strip()):
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"FOLLOWUP_WEBHOOK_URL: {url!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_urls and not self.webhook_secret:
+            raise ValueError("FOLLOWUP_WEBHOOK_URL is set but FOLLOWUP_WEBHOOK_SECRET is not: "
+                             "outbound webhooks are always signed; set a long random secret and give it to the receiver")
+        return self
+
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.webhook_url.split(",") if part.strip())
 
     @property
     def slack_admin_ids(self) -> frozenset[str]:
