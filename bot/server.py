@@ -60,6 +60,13 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
                                                       seconds=settings.poll_seconds)
     else:
         log.warning("Slack is not configured (SLACK_BOT_TOKEN, SLACK_LEADS_CHANNEL): no lead cards will be posted")
+    if poster is not None and settings.digest_schedule is not None:
+        from bot.slack_app import slack_client
+        from bot.slack_digest import WeeklyDigestJob
+
+        digest = WeeklyDigestJob(services, slack_client(settings), settings.slack_leads_channel or "",
+                                 settings.digest_schedule)
+        scheduler.add_periodic("weekly_digest", digest.run_once, seconds=60)
     extra_routes = []
     on_start, on_stop = [scheduler.start], [scheduler.shutdown]
     if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):

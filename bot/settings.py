@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     #: Countries (ISO 3166 codes, comma-separated) whose numbers the business texts; default its own.
     sms_countries: str = Field("", alias="FOLLOWUP_SMS_COUNTRIES")
 
+    #: When the weekly digest is posted to the leads channel (business time), e.g. "mon 08:00"; "off" for never.
+    digest: str = Field("mon 08:00", alias="FOLLOWUP_DIGEST")
+
     #: The clinic's own systems (CRM, Zapier, Make) that hear of lead events: one URL or several, comma-separated.
     webhook_url: str = Field("", alias="FOLLOWUP_WEBHOOK_URL")
     #: Signs every outbound webhook post; required when FOLLOWUP_WEBHOOK_URL is set.
@@ -119,6 +122,20 @@ class Settings(BaseSettings):
         if "templates_dir" not in self.model_fields_set and (folder / "templates").is_dir():
             self.templates_dir = folder / "templates"
         return self
+
+    @field_validator("digest")
+    @classmethod
+    def _digest_is_a_day_and_hour(cls, value: str) -> str:
+        from bot.digest import DigestSchedule
+
+        DigestSchedule.parse(value)  # raises with the fix in its message
+        return value
+
+    @property
+    def digest_schedule(self):  # noqa: ANN201 - a DigestSchedule or None, imported late to keep settings light
+        from bot.digest import DigestSchedule
+
+        return DigestSchedule.parse(self.digest)
 
     @field_validator("webhook_url")
     @classmethod

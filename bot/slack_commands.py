@@ -33,6 +33,7 @@ USAGE_LINES = (
     ("optout <lead>", "record that they asked not to be contacted (admins)"),
     ('consent <lead> verbal "what they said"', "record that the lead agreed to texts (or `revoked \"...\"`)"),
     ("stats [7d|30d]", "leads in, speed to lead, reply and booking rates"),
+    ("digest", "this week's digest so far, shown only to you (it is posted to the channel weekly)"),
 )
 LEAD_HINT = "Name a lead by its id (`12` or `#12`), phone, email or name."
 SEND_MARKER_HINT = (f"In a lead's thread, start a message with `{SEND_MARKER}` to send the rest to the lead "
@@ -133,7 +134,12 @@ class RecordConsent:
     note: str
 
 
-Command = Help | NewLead | ListLeads | OnLead | BookLead | RescheduleLead | ShowStats | RecordConsent
+@dataclass(frozen=True)
+class ShowDigest:
+    """The weekly digest for the seven days up to now, as a preview for the asker."""
+
+
+Command = Help | NewLead | ListLeads | OnLead | BookLead | RescheduleLead | ShowStats | RecordConsent | ShowDigest
 
 
 def parse_command(text: str, *, now: datetime, zone: tzinfo) -> Command:
@@ -158,6 +164,10 @@ def parse_command(text: str, *, now: datetime, zone: tzinfo) -> Command:
             return _stats(rest)
         case "consent":
             return _consent(rest)
+        case "digest":
+            if rest:
+                raise CommandError("`/followup digest` takes nothing more: it previews the week so far, for you only.")
+            return ShowDigest()
     try:
         lead_verb = LeadVerb(verb.replace("-", "").replace("_", "").replace("noshows", "noshow"))
     except ValueError:

@@ -32,7 +32,9 @@ from bot.lead_views import lead_detail
 from bot.leads import InvalidLead, LeadInput, add_lead
 from bot.models import Lead
 from bot.services import Services
-from bot.slack_blocks import escape, lead_label
+from bot.digest import build_digest
+from bot.slack_blocks import context, escape, lead_label
+from bot.slack_digest import digest_blocks, digest_text
 from bot.slack_commands import (
     BookLead,
     Command,
@@ -44,6 +46,7 @@ from bot.slack_commands import (
     NewLead,
     OnLead,
     RecordConsent,
+    ShowDigest,
     ShowStats,
     RescheduleLead,
     parse_command,
@@ -114,6 +117,8 @@ def run(command: Command, services: Services, *, user: str, client: WebClient) -
                           stats_blocks(stats, services.playbooks.get))
         case RescheduleLead():
             return _reschedule(command, services, actor)
+        case ShowDigest():
+            return _digest_preview(services)
         case BookLead():
             return _book(command, services, actor)
         case RecordConsent():
@@ -124,6 +129,14 @@ def run(command: Command, services: Services, *, user: str, client: WebClient) -
             # Who may stop or opt out a lead is decided before this listener runs (handlers.slack_guard).
             return _on_lead(command, services, actor)
     raise CommandError(usage())
+
+
+def _digest_preview(services: Services) -> Answer:
+    with services.session_factory() as session:
+        digest = build_digest(session, end=services.clock.now(), zone=services.business.timezone)
+    blocks = digest_blocks(digest, preview=True)
+    blocks.append(context("Only you see this preview. The weekly post in the leads channel comes with a chart."))
+    return Answer(digest_text(digest), blocks)
 
 
 def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:

@@ -45,6 +45,7 @@ from bot.slack_commands import (
     OnLead,
     RecordConsent,
     RescheduleLead,
+    ShowDigest,
     ShowStats,
     message_for_lead,
     parse_command,
@@ -307,6 +308,8 @@ def _command_intent(body: Mapping[str, Any], services: Services) -> Intent | Non
             act = Act.SEE_LEADS
         case ShowStats():
             act = Act.SEE_STATS
+        case ShowDigest():
+            act = Act.SEE_LEADS  # it names the leads still waiting for a person
         case BookLead() | RescheduleLead():
             act = Act.WORK_LEAD
         case OnLead():

@@ -13,7 +13,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from bot.standins.server import Fault, RecordedRequest, Reply, StandinServer
 
 #: Fields whose form-encoded value is JSON text (slack_sdk sends them so for non-chat methods).
-_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata", "files")
+#: Where files.getUploadURLExternal tells the client to send a file's bytes (files.slack.com in Slack).
+_UPLOAD_PATH = "/upload/v1/"
 
 
 def slack_error(error: str, *, status: int = 200, headers: Mapping[str, str] | None = None, **extra: Any) -> Reply:
@@ -64,6 +66,8 @@ class SlackApiStandin(StandinServer):
         self._user_groups: dict[str, list[str]] = {}
         #: Direct-message channels with the bot, by channel id: the person at the other end.
         self._dms: dict[str, str] = {}
+        #: Files by id: announced (getUploadURLExternal), their bytes (the upload URL), then shared.
+        self._files: dict[str, dict[str, Any]] = {}
         self._last_ts = 0
         #: While Slack is down, every request takes the next of these faults in turn.
         self._outage: Iterator[Fault] | None = None
@@ -84,6 +88,8 @@ class SlackApiStandin(StandinServer):
             "conversations.members": self._conversation_members,
             "usergroups.users.list": self._user_group_users,
             "apps.connections.open": self._open_connection,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
         self.routes = frozenset(self._methods)
 
@@ -117,6 +123,12 @@ class SlackApiStandin(StandinServer):
         """The Home tab last published for each user id."""
         with self._store_lock:
             return copy.deepcopy(self._home_views)
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        """Files uploaded through the current flow, by id: name, title, bytes, and where they were shared."""
+        with self._store_lock:
+            return copy.deepcopy(self._files)
 
     def calls(self, method: str) -> list[dict[str, Any]]:
         """The arguments of every call to a method, oldest first, failed ones included."""
@@ -201,6 +213,8 @@ class SlackApiStandin(StandinServer):
     # -- the API ---------------------------------------------------------------------------
 
     def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        if method == "POST" and path.startswith(_UPLOAD_PATH):
+            return "file.bytes", {"file_id": path.removeprefix(_UPLOAD_PATH)}
         if method not in ("GET", "POST") or not path.startswith("/api/"):
             return None
         name = path.removeprefix("/api/")
@@ -218,6 +232,8 @@ class SlackApiStandin(StandinServer):
         return slack_error(error, status=status, headers=headers)
 
     def handle(self, route: str, params: dict[str, str], request: RecordedRequest) -> Reply:
+        if route == "file.bytes":
+            return self._receive_file_bytes(params["file_id"], request.body)
         if request.data is None:
             is_json = request.headers.get("Content-Type", "").lower().startswith("application/json")
             return slack_error("invalid_json" if is_json else "invalid_form_data")
@@ -264,6 +280,54 @@ class SlackApiStandin(StandinServer):
             message["ts"] = self._next_ts()
             self._messages.setdefault(channel, []).append(message)
             return _ok(channel=channel, ts=message["ts"], message=copy.deepcopy(message))
+
+    def _get_upload_url(self, args: dict[str, Any]) -> Reply:
+        filename, length = args.get("filename"), str(args.get("length", ""))
+        if not filename or not length.isdigit() or int(length) <= 0:
+            return slack_error("invalid_arguments")
+        file_id = "F" + secrets.token_hex(5).upper()
+        with self._store_lock:
+            self._files[file_id] = {"id": file_id, "name": filename, "length": int(length), "bytes": None,
+                                    "title": None, "shares": []}
+        return _ok(upload_url=f"{self.url}{_UPLOAD_PATH}{file_id}", file_id=file_id)
+
+    def _receive_file_bytes(self, file_id: str, body: bytes) -> Reply:
+        with self._store_lock:
+            announced = self._files.get(file_id)
+            if announced is None:
+                return Reply(404, b"unknown upload", {"Content-Type": "text/plain"})
+            announced["bytes"] = body
+        return Reply(200, f"OK - {len(body)}".encode(), {"Content-Type": "text/plain"})
+
+    def _complete_upload(self, args: dict[str, Any]) -> Reply:
+        files = args.get("files")
+        if not isinstance(files, list) or not files:
+            return slack_error("invalid_arguments")
+        channel = args.get("channel_id") or args.get("channels")
+        if channel and not self._known_channel(channel):
+            return slack_error("channel_not_found")
+        with self._store_lock:
+            for entry in files:
+                stored = self._files.get(entry.get("id", "")) if isinstance(entry, dict) else None
+                # Slack refuses a file whose bytes never arrived or whose size differs from the one announced.
+                if stored is None or stored["bytes"] is None or len(stored["bytes"]) != stored["length"]:
+                    return slack_error("file_not_found" if stored is None else "file_upload_size_mismatch")
+            completed = []
+            for entry in files:
+                stored = self._files[entry["id"]]
+                stored["title"] = entry.get("title") or stored["name"]
+                completed.append({"id": stored["id"], "name": stored["name"], "title": stored["title"],
+                                  "size": stored["length"]})
+            if channel:
+                message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id,
+                           "text": str(args.get("initial_comment") or ""), "files": copy.deepcopy(completed),
+                           "ts": self._next_ts()}
+                if args.get("thread_ts"):
+                    message["thread_ts"] = str(args["thread_ts"])
+                self._messages.setdefault(channel, []).append(message)
+                for entry in files:
+                    self._files[entry["id"]]["shares"].append({"channel": channel, "ts": message["ts"]})
+            return _ok(files=completed)
 
     def _update_message(self, args: dict[str, Any]) -> Reply:
         channel, ts = args.get("channel"), args.get("ts")

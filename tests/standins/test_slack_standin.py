@@ -217,3 +217,25 @@ def test_history_and_replies_list_messages_with_their_metadata_when_asked(slack)
     with pytest.raises(SlackApiError) as missing:
         client.conversations_replies(channel=LEADS, ts="1.000000")
     assert missing.value.response["error"] == "thread_not_found"
+
+
+def test_files_upload_v2_goes_through_the_current_upload_flow(slack):
+    client = client_for(slack)
+    chart = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+    answer = client.files_upload_v2(channel=LEADS, content=chart, filename="week.png", title="This week",
+                                    initial_comment="Weekly digest")
+    assert answer["ok"] and answer["files"][0]["title"] == "This week"
+    [stored] = slack.files.values()
+    assert stored["bytes"] == chart and stored["name"] == "week.png" and stored["shares"][0]["channel"] == LEADS
+    [message] = slack.messages(LEADS)
+    assert message["text"] == "Weekly digest" and message["files"][0]["id"] == stored["id"]
+    # The retired files.upload is not part of Slack's API any more.
+    assert [r.route for r in slack.requests][:2] == ["files.getUploadURLExternal", "file.bytes"]
+
+
+def test_a_completed_upload_whose_bytes_never_arrived_is_refused(slack):
+    client = client_for(slack)
+    announced = client.files_getUploadURLExternal(filename="x.png", length=10)
+    with pytest.raises(SlackApiError) as refused:
+        client.files_completeUploadExternal(files=[{"id": announced["file_id"], "title": "x"}], channel_id=LEADS)
+    assert refused.value.response["error"] == "file_upload_size_mismatch"
