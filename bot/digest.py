@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Touch
-from bot.states import CallTaskStatus, EnrollmentState, Stage, TouchStatus
-from bot.stats import LeadStats, lead_stats, rate
+from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead
+from bot.states import CallTaskStatus, EnrollmentState, Stage
+from bot.stats import LeadStats, SubjectResult, TouchResult, lead_stats, rate
+
+Result = TypeVar("Result", TouchResult, SubjectResult)
 
 #: Appointment states that mean the visit happened, or did not (either spelling the store may hold).
 ATTENDED = frozenset({"attended"})
@@ -71,19 +75,6 @@ class DigestSchedule:
 
 
 @dataclass(frozen=True)
-class Rated:
-    """Replies (or bookings) after something, as a rate of the times it was sent."""
-
-    label: str
-    hits: int
-    sent: int
-
-    @property
-    def rate(self) -> float | None:
-        return rate(self.hits, self.sent)
-
-
-@dataclass(frozen=True)
 class PersonCalls:
     user_id: str
     outcomes: tuple[tuple[str, int], ...]
@@ -110,8 +101,9 @@ class WeeklyDigest:
     missed: int
     lost_reasons: tuple[tuple[str, int], ...]
     calls_by_person: tuple[PersonCalls, ...]
-    best_touch: Rated | None
-    best_subject: Rated | None
+    #: The touch and the subject option with the best reply rate (of those sent), when any was sent enough.
+    best_touch: TouchResult | None
+    best_subject: SubjectResult | None
     waiting: tuple[WaitingLead, ...]
     #: Leads in per local day and source, oldest day first (every day of the week, zeros included).
     leads_per_day: tuple[tuple[date, tuple[tuple[str, int], ...]], ...]
@@ -130,13 +122,10 @@ class WeeklyDigest:
         return sum(count for _, count in self.lost_reasons)
 
 
-def build_digest(session: Session, *, end: datetime, zone: tzinfo, step_labels: dict[str, str] | None = None
-                 ) -> WeeklyDigest:
+def build_digest(session: Session, *, end: datetime, zone: tzinfo) -> WeeklyDigest:
     """The week that ends at `end` (UTC): leads in during it and what became of them."""
     start = end - timedelta(days=7)
     stats = lead_stats(session, now=end, days=7)
-    labels = step_labels or {}
-    cohort = select(Lead.id).where(Lead.created_at >= start, Lead.created_at <= end)
 
     visits = Counter(status for (status,) in session.execute(
         select(Appointment.status).where(Appointment.start_at >= start, Appointment.start_at <= end)))
@@ -155,30 +144,12 @@ def build_digest(session: Session, *, end: datetime, zone: tzinfo, step_labels: 
         elif action == "call_outcome" and actor_id:
             calls[actor_id][str(details.get("outcome") or "logged")] += 1
 
-    sent_by_step: Counter[str] = Counter()
-    sent_by_subject: Counter[tuple[str, int]] = Counter()
-    subject_text: dict[tuple[str, int], str] = {}
-    for step_id, option, subject, count in session.execute(
-        select(Touch.step_id, Touch.subject_option, func.min(Touch.subject), func.count(Touch.id))
-        .where(Touch.lead_id.in_(cohort), Touch.status == TouchStatus.SENT)
-        .group_by(Touch.step_id, Touch.subject_option)
-    ).tuples():
-        sent_by_step[step_id] += count
-        if option is not None:
-            sent_by_subject[(step_id, option)] += count
-            subject_text[(step_id, option)] = subject or ""
-    touch_rates = [Rated(labels.get(origin.step_id, origin.step_id), origin.replies, sent_by_step[origin.step_id])
-                   for origin in stats.replies_by_touch if sent_by_step[origin.step_id]]
-    subject_rates = [Rated(f"{labels.get(o.step_id, o.step_id)}, subject option {o.option + 1}", o.replies,
-                           sent_by_subject[(o.step_id, o.option)])
-                     for o in stats.replies_by_subject if sent_by_subject[(o.step_id, o.option)]]
-
     return WeeklyDigest(
         start=start, end=end, zone=zone, stats=stats, attended=attended, missed=missed,
         lost_reasons=tuple(lost.most_common()),
         calls_by_person=tuple(sorted((PersonCalls(user, tuple(outcomes.most_common())) for user, outcomes
                                       in calls.items()), key=lambda person: -person.calls)),
-        best_touch=_best(touch_rates), best_subject=_best(subject_rates),
+        best_touch=_best(stats.by_touch), best_subject=_best(stats.by_subject),
         waiting=waiting_for_a_person(session),
         leads_per_day=_leads_per_day(session, start=start, end=end, zone=zone),
     )
@@ -216,9 +187,9 @@ def _leads_per_day(session: Session, *, start: datetime, end: datetime, zone: tz
     return tuple((day, tuple(sorted(counts.items()))) for day, counts in sorted(days.items()))
 
 
-def _best(candidates: list[Rated]) -> Rated | None:
-    eligible = [c for c in candidates if c.sent >= MIN_SENT_FOR_BEST and c.hits]
-    return max(eligible, key=lambda c: (c.rate or 0, c.sent), default=None)
+def _best(results: Sequence[Result]) -> Result | None:
+    eligible = [r for r in results if r.sent >= MIN_SENT_FOR_BEST and r.replies]
+    return max(eligible, key=lambda r: (r.reply_rate or 0, r.sent), default=None)
 
 
 def _reason(text: str) -> str:

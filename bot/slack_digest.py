@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from bot.digest import DigestSchedule, WeeklyDigest, build_digest
 from bot.models import ProcessedDelivery
 from bot.services import Services
-from bot.slack_blocks import Block, context, escape, fields_section, header, section
-from bot.slack_home import duration, percent
+from bot.slack_blocks import Block, clip, context, escape, fields_section, header, section
+from bot.slack_home import PlaybookLookup, duration, percent, subject_text, touch_name
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ DIGEST_CLAIM = "weekly_digest"
 _LATE_LIMIT = timedelta(hours=12)
 
 
-def digest_blocks(digest: WeeklyDigest, *, preview: bool = False) -> list[Block]:
+def digest_blocks(digest: WeeklyDigest, playbook_of: PlaybookLookup | None = None, *,
+                  preview: bool = False) -> list[Block]:
     """The digest as people read it: the week's numbers first, then who did what, then who is waiting."""
     stats = digest.stats
     first, last = digest.start.astimezone(digest.zone), digest.end.astimezone(digest.zone)
@@ -55,12 +56,13 @@ def digest_blocks(digest: WeeklyDigest, *, preview: bool = False) -> list[Block]
             + ", ".join(f"{count} {escape(outcome.replace('_', ' '))}" for outcome, count in person.outcomes) + ")"
             for person in digest.calls_by_person[:10])))
     best = []
-    if digest.best_touch:
-        best.append(f"• Touch: {escape(digest.best_touch.label)}: {percent(digest.best_touch.rate)} replied "
-                    f"({digest.best_touch.hits} of {digest.best_touch.sent} sent)")
-    if digest.best_subject:
-        best.append(f"• Subject: {escape(digest.best_subject.label)}: {percent(digest.best_subject.rate)} replied "
-                    f"({digest.best_subject.hits} of {digest.best_subject.sent} sent)")
+    if touch := digest.best_touch:
+        best.append(f"• Touch: {escape(touch_name(touch.sequence, touch.step_id, playbook_of))}: "
+                    f"{percent(touch.reply_rate)} replied ({touch.replies} of {touch.sent} sent)")
+    if subject := digest.best_subject:
+        best.append(f"• Subject: “{escape(clip(subject_text(subject, playbook_of), 90))}” "
+                    f"({escape(touch_name(subject.sequence, subject.step_id, playbook_of))}): "
+                    f"{percent(subject.reply_rate)} replied ({subject.replies} of {subject.sent} sent)")
     if best:
         blocks.append(section("*What got replies*\n" + "\n".join(best)))
     if digest.waiting:
@@ -80,11 +82,12 @@ def digest_text(digest: WeeklyDigest) -> str:
             f"booking rate {percent(digest.stats.booking_rate)}")
 
 
-def post_digest(client: WebClient, channel: str, digest: WeeklyDigest) -> str:
+def post_digest(client: WebClient, channel: str, digest: WeeklyDigest, playbook_of: PlaybookLookup | None = None
+                ) -> str:
     """Post the digest and its chart to the channel; return the message ts."""
     from bot.digest_chart import render_chart  # matplotlib loads once a week, not with every process
 
-    posted = client.chat_postMessage(channel=channel, text=digest_text(digest), blocks=digest_blocks(digest))
+    posted = client.chat_postMessage(channel=channel, text=digest_text(digest), blocks=digest_blocks(digest, playbook_of))
     ts = str(posted["ts"])
     client.files_upload_v2(channel=channel, thread_ts=ts, content=render_chart(digest),
                            filename=f"digest-{digest.end.astimezone(digest.zone):%Y-%m-%d}.png",
@@ -103,8 +106,7 @@ class WeeklyDigestJob:
 
     def digest_for(self, end: datetime) -> WeeklyDigest:
         with self.services.session_factory() as session:
-            return build_digest(session, end=end, zone=self.services.business.timezone,
-                                step_labels=self._step_labels())
+            return build_digest(session, end=end, zone=self.services.business.timezone)
 
     def run_once(self) -> str | None:
         """Post this week's digest if its moment has come and nobody has; return the week's key if posted."""
@@ -117,7 +119,7 @@ class WeeklyDigestJob:
         if not self._claim(key, now):
             return None
         try:
-            post_digest(self.client, self.channel, self.digest_for(moment))
+            post_digest(self.client, self.channel, self.digest_for(moment), self.services.playbooks.get)
         except SlackApiError as error:
             self._release(key)
             log.warning("weekly digest %s: Slack refused it (%s); trying again at the next tick", key,
@@ -138,10 +140,3 @@ class WeeklyDigestJob:
         with self.services.session_factory.begin() as session:
             session.execute(delete(ProcessedDelivery).where(ProcessedDelivery.provider == DIGEST_CLAIM,
                                                             ProcessedDelivery.delivery_id == key))
-
-    def _step_labels(self) -> dict[str, str]:
-        labels: dict[str, str] = {}
-        for step in self.services.playbooks.get().steps:
-            labels[step.id] = str(getattr(step, "label", "") or step.id.replace("_", " "))
-        return labels
-

@@ -280,11 +280,11 @@ def _playbook(name: str, playbook_of: PlaybookLookup | None) -> PlaybookSequence
         return None
 
 
-def _touch_name(sequence: str, step_id: str, playbook_of: PlaybookLookup | None) -> str:
+def touch_name(sequence: str, step_id: str, playbook_of: PlaybookLookup | None) -> str:
     return step_label(_playbook(sequence, playbook_of), step_id)
 
 
-def _subject_text(result: SubjectResult, playbook_of: PlaybookLookup | None) -> str:
+def subject_text(result: SubjectResult, playbook_of: PlaybookLookup | None) -> str:
     """The option's template text ('Thanks for reaching out, {{ lead.first_name }}'), never one lead's subject."""
     playbook = _playbook(result.sequence, playbook_of)
     for step in playbook.steps if playbook else ():
@@ -308,13 +308,13 @@ def stats_blocks(stats: LeadStats, playbook_of: PlaybookLookup | None = None) ->
         visit_numbers_block(stats.visits),
     ]
     if stats.by_touch:
-        lines = [f"• {escape(_touch_name(result.sequence, result.step_id, playbook_of))}: sent {result.sent} · "
+        lines = [f"• {escape(touch_name(result.sequence, result.step_id, playbook_of))}: sent {result.sent} · "
                  f"replies {_of(result.replies, result.sent)} · bookings {_of(result.bookings, result.sent)}"
                  for result in stats.by_touch[:15]]
         blocks.append(section("*Replies and bookings after each touch*\n" + "\n".join(lines)))
     if stats.by_subject:
-        lines = [f"• {escape(_touch_name(result.sequence, result.step_id, playbook_of))}, "
-                 f"“{escape(clip(_subject_text(result, playbook_of), 90))}”: replies {_of(result.replies, result.sent)}"
+        lines = [f"• {escape(touch_name(result.sequence, result.step_id, playbook_of))}, "
+                 f"“{escape(clip(subject_text(result, playbook_of), 90))}”: replies {_of(result.replies, result.sent)}"
                  for result in stats.by_subject[:10]]
         blocks.append(section("*Which subject got the reply*\n" + "\n".join(lines)))
     if stats.deliveries:

@@ -134,7 +134,7 @@ def run(command: Command, services: Services, *, user: str, client: WebClient) -
 def _digest_preview(services: Services) -> Answer:
     with services.session_factory() as session:
         digest = build_digest(session, end=services.clock.now(), zone=services.business.timezone)
-    blocks = digest_blocks(digest, preview=True)
+    blocks = digest_blocks(digest, services.playbooks.get, preview=True)
     blocks.append(context("Only you see this preview. The weekly post in the leads channel comes with a chart."))
     return Answer(digest_text(digest), blocks)
 

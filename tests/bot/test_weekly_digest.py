@@ -91,8 +91,7 @@ def known_week(services):
 
 def test_the_digest_counts_the_week_as_it_happened(known_week):
     with known_week.session_factory() as session:
-        digest = build_digest(session, end=MONDAY_8, zone=CHICAGO, step_labels={"day1_email": "Day-1 email",
-                                                                               "first": "First text"})
+        digest = build_digest(session, end=MONDAY_8, zone=CHICAGO)
     assert digest.funnel == (("Leads", 4), ("Contacted", 4), ("Replied", 2), ("Booked", 2), ("Attended", 1))
     assert digest.stats.speed_to_lead_median == timedelta(seconds=30)
     assert (digest.attended, digest.missed, digest.show_rate) == (1, 1, 0.5)
@@ -100,8 +99,8 @@ def test_the_digest_counts_the_week_as_it_happened(known_week):
     assert [(p.user_id, p.calls, dict(p.outcomes)) for p in digest.calls_by_person] == [
         ("U0FRONT", 2, {"no_answer": 1, "left_voicemail": 1}), ("U0DESK", 1, {"no_answer": 1})]
     # Rates of those sent: the email got 1 reply of 3 sent, the first text 1 of 4.
-    assert (digest.best_touch.label, digest.best_touch.hits, digest.best_touch.sent) == ("Day-1 email", 1, 3)
-    assert digest.best_subject.label == "Day-1 email, subject option 1"  # never one lead's rendered subject
+    assert (digest.best_touch.step_id, digest.best_touch.replies, digest.best_touch.sent) == ("day1_email", 1, 3)
+    assert (digest.best_subject.step_id, digest.best_subject.option) == ("day1_email", 0)
     assert [(w.name, w.why) for w in digest.waiting] == [("Sam Ortiz", "a call to make")]
     per_day = {day.isoformat(): dict(counts) for day, counts in digest.leads_per_day}
     assert per_day["2026-11-24"] == {"web": 2} and per_day["2026-11-26"] == {"sms": 1}
@@ -111,13 +110,14 @@ def test_the_digest_counts_the_week_as_it_happened(known_week):
 def test_the_digest_blocks_are_valid_block_kit_and_name_no_lead_subject(known_week):
     with known_week.session_factory() as session:
         digest = build_digest(session, end=MONDAY_8, zone=CHICAGO)
-    blocks = digest_blocks(digest)
+    blocks = digest_blocks(digest, known_week.playbooks.get)
     for block in blocks:
         assert Block.parse(block) is not None
         Block.parse(block).validate_json()
     text = str(blocks)
     assert "Week of Nov 23 – Nov 30" in text and "50%" in text and "<@U0FRONT>: 2" in text
-    assert "Hi Dana" not in text
+    assert "Hi Dana" not in text  # a subject option reads as its template text, not one lead's subject
+    assert "1 of 3 sent" in text
 
 
 def test_the_chart_is_a_png_of_the_funnel_and_the_days(known_week):
