@@ -29,7 +29,8 @@ PAGE = 1000
 
 LEAD_COLUMNS = (
     "id", "name", "phone", "email", "source", "stage", "owner", "timezone", "first_message",
-    "sms_consent", "email_consent", "sms_opted_out_at", "email_opted_out_at", "sms_unreachable_reason",
+    "sms_consent", "sms_consent_method", "sms_consent_at", "email_consent", "sms_opted_out_at",
+    "email_opted_out_at", "sms_unreachable_reason",
     "appointment_start_at", "appointment_status", "created_at", "updated_at",
 )
 MESSAGE_COLUMNS = ("lead_id", "at", "direction", "channel", "status", "author", "subject", "body")
@@ -99,7 +100,9 @@ def _lead_row(lead: Lead, appointment: Appointment | None) -> dict[str, Any]:
     return {
         "id": lead.id, "name": lead.name, "phone": lead.phone, "email": lead.email, "source": lead.source,
         "stage": str(lead.stage), "owner": lead.owner, "timezone": lead.timezone,
-        "first_message": lead.first_message, "sms_consent": lead.sms_consent, "email_consent": lead.email_consent,
+        "first_message": lead.first_message, "sms_consent": lead.sms_consent,
+        "sms_consent_method": lead.sms_consent_method, "sms_consent_at": _iso(lead.sms_consent_at),
+        "email_consent": lead.email_consent,
         "sms_opted_out_at": _iso(lead.sms_opted_out_at), "email_opted_out_at": _iso(lead.email_opted_out_at),
         "sms_unreachable_reason": lead.sms_unreachable_reason,
         "appointment_start_at": _iso(appointment.start_at) if appointment else None,

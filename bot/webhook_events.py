@@ -127,6 +127,8 @@ def lead_snapshot(session: Session, lead: Lead) -> dict[str, Any]:
         "timezone": lead.timezone,
         "custom_fields": dict(lead.custom_fields or {}),
         "sms_consent": lead.sms_consent,
+        "sms_consent_method": lead.sms_consent_method,
+        "sms_consent_at": _iso(lead.sms_consent_at),
         "email_consent": lead.email_consent,
         "sms_opted_out_at": _iso(lead.sms_opted_out_at),
         "email_opted_out_at": _iso(lead.email_opted_out_at),

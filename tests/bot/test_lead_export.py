@@ -30,6 +30,8 @@ def seed(session_factory, *, name: str, phone: str | None, email: str | None, cr
     with session_factory.begin() as session:
         lead = Lead(name=name, phone=phone, email=email, source="web", first_message=first_message,
                     custom_fields=custom or {}, timezone="America/Chicago", stage=stage,
+                    sms_consent=bool(phone), sms_consent_method="web_form" if phone else None,
+                    sms_consent_at=at if phone else None,
                     link_token=secrets.token_urlsafe(16), created_at=at, updated_at=at)
         session.add(lead)
         session.flush()
@@ -74,6 +76,8 @@ def test_csv_export_has_every_lead_with_stage_consent_appointment_and_custom_col
     assert dana["custom.insurance"] == "Aetna" and by_name["Sam Ortiz"]["custom.referrer"] == "Dr. Patel"
     assert by_name["Sam Ortiz"]["sms_opted_out_at"].startswith("2026-11-25")
     assert by_name["Sam Ortiz"]["email"] == "" and dana["sms_consent"] == "yes"
+    assert dana["sms_consent_method"] == "web_form" and dana["sms_consent_at"].startswith("2026-11-25")
+    assert by_name["Old Lead"]["sms_consent"] == "no" and by_name["Old Lead"]["sms_consent_method"] == ""
     # What a lead typed never runs as a spreadsheet formula.
     assert dana["first_message"].startswith("'=HYPERLINK")
 
