@@ -54,9 +54,9 @@ _DETAILS_FOR_ACTION = {
     "opted_out": ("channel",),
     "stage_changed": ("old", "new", "reason"),
     "call_task_opened": ("reason", "task"),
-    "appointment_cancelled": ("appointment",),
-    "appointment_attended": ("appointment",),
-    "appointment_no_show": ("appointment",),
+    "appointment_cancelled": ("appointment", "start"),
+    "appointment_attended": ("appointment", "start"),
+    "appointment_no_show": ("appointment", "start"),
 }
 
 

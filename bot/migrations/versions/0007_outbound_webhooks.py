@@ -1,7 +1,7 @@
 """outbound webhooks: the clinic's own systems hear of lead events
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01 22:10:00
 
 One row per event and receiver (`FOLLOWUP_WEBHOOK_URL`), delivered from the database so an
@@ -15,8 +15,8 @@ from alembic import op
 
 
 
-revision: str = '0006'
-down_revision: Union[str, Sequence[str], None] = '0005'
+revision: str = '0007'
+down_revision: Union[str, Sequence[str], None] = '0006'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
