@@ -72,14 +72,12 @@ def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, 
     form.get_by_label("Mobile phone").fill("(312) 555-0177")
     form.get_by_label("Email").fill("maria@example.com")
     form.get_by_label("How can we help?").fill("Lower back pain since Friday <!channel> & more")
-    sent_at = time.monotonic()
     form.get_by_role("button", name="Send", exact=True).click()
 
-    # Within a second: the first text on her phone, and her card in #leads.
+    # The first text on her phone, and her card in #leads (how fast is bench/'s business, not a test's).
     phone = dana.get_by_test_id("phone")
-    expect(phone.get_by_test_id("sms-out").first).to_contain_text("Reply STOP to opt out", timeout=1000)
-    expect(card(dana, "Maria Gonzalez")).to_be_visible(timeout=1000)
-    assert time.monotonic() - sent_at < 1.5
+    expect(phone.get_by_test_id("sms-out").first).to_contain_text("Reply STOP to opt out", timeout=10000)
+    expect(card(dana, "Maria Gonzalez")).to_be_visible(timeout=10000)
     # What she wrote is shown as text: no @channel ping.
     expect(card(dana, "Maria Gonzalez")).to_contain_text("<!channel> & more")
     assert card(dana, "Maria Gonzalez").locator(".broadcast").count() == 0
