@@ -42,8 +42,11 @@ def browser() -> Iterator[object]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"browser tests must run in CI: {problem}")
         pytest.skip(problem)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # The page waits for the bot, which waits for the scheduler: on a shared, loaded machine that
+    # takes longer than Playwright's 5 s default. A longer wait costs nothing when things are quick.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         executable = CHROMIUM if CHROMIUM.exists() else Path(shutil.which("chromium") or "")
         chromium = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_FLAGS)
