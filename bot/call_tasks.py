@@ -9,22 +9,52 @@ from sqlalchemy.orm import Session
 
 from bot import audit, outbox
 from bot.audit import Actor
-from bot.models import CallTask, CallTaskStatus, Lead, Touch
+from bot.business import Business
+from bot.enrollment import NURTURE_SEQUENCE, REMINDER_SEQUENCE, lead_timezones
+from bot.models import CallTask, CallTaskStatus, Enrollment, Lead, Touch
 from bot.outbox import Notice
 from bot.playbook import Channel
-from bot.render_context import format_local, lead_context
+from bot.render_context import call_script_context, format_local
+from bot.send_times import NoSendTime, may_send_at, next_send_time
 from bot.services import Services
 
 OPEN_TASK_STATES = (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)
+#: Two calls for one lead due this close together are one call: the team rings once, for every reason.
+SAME_CALL = timedelta(minutes=1)
+#: Longest reason kept on a task (the column's size); a merged task's reasons are clipped to it.
+REASON_LIMIT = 300
 
 
-def call_template_for(services: Services, lead: Lead) -> str | None:
-    """The call scripts of the lead's playbook, reused for escalations so the words stay the clinic's."""
-    sequence = services.playbooks.get()
-    for step in sequence.steps:
-        if step.channel == Channel.CALL_TASK and step.template:
-            return step.template
+def call_template_for(services: Services, lead: Lead, session: Session | None = None) -> str | None:
+    """The call scripts of the lead's own playbook (dental for a dental lead), reused for escalations.
+
+    The lead's playbook is the sales sequence it was last enrolled in; nurture and reminders have
+    no call scripts of their own, so they fall back to the business's default playbook.
+    """
+    names: list[str | None] = []
+    if session is not None and lead.id is not None:
+        names.extend(session.scalars(
+            select(Enrollment.sequence_name).where(
+                Enrollment.lead_id == lead.id,
+                Enrollment.sequence_name.not_in((NURTURE_SEQUENCE, REMINDER_SEQUENCE)))
+            .order_by(Enrollment.id.desc())))
+    names.append(None)  # the business's default playbook
+    for name in names:
+        if name is not None and not services.playbooks.has(name):
+            continue
+        for step in services.playbooks.get(name).steps:
+            if step.channel == Channel.CALL_TASK and step.template:
+                return step.template
     return None
+
+
+def call_due_at(business: Business, lead: Lead, earliest: datetime) -> datetime:
+    """The first moment at or after `earliest` a call may be made: the business's hours and the lead's daytime."""
+    try:
+        return next_send_time(earliest, business=business, respect_lead_daytime=True,
+                              lead_timezones=lead_timezones(lead, business))
+    except NoSendTime:
+        return earliest  # no window at all within a year: `followup check` says why; the team still sees it
 
 
 def open_call_task(
@@ -40,12 +70,27 @@ def open_call_task(
     requested_time: datetime | None = None,
     due_at: datetime | None = None,
 ) -> CallTask:
-    """Create a call task with scripts rendered for this lead and tell the team."""
-    template = template or call_template_for(services, lead)
+    """Hand the team a call, for a reason, due at the next moment a call may be made; tell the team.
+
+    Without `due_at` (a time a person chose), the call is due now when the business is open and
+    it is daytime for the lead, else when both next hold. A second call for the same lead due
+    within a minute of an open one is folded into it: one call, both reasons.
+    """
+    due = due_at or call_due_at(services.business, lead, now)
+    same = _open_task_due_near(session, lead.id, due)
+    if same is not None:
+        if reason not in same.reason:
+            same.reason = _clip(f"{same.reason}; also: {reason}", REASON_LIMIT)
+        same.requested_time = same.requested_time or requested_time
+        audit.record(session, lead_id=lead.id, actor=actor, action="call_task_merged", at=now, reason=reason,
+                     task=same.id)
+        outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead.id, at=now, call_task_id=same.id)
+        return same
+    template = template or call_template_for(services, lead, session)
     requested_text = format_local(requested_time, lead.timezone or services.business.timezone) if requested_time else None
     script = voicemail = ""
     if template:
-        context = lead_context(
+        context = call_script_context(
             lead, services.business, services.public_base_url, call_reason=reason, requested_time=requested_text
         )
         rendered = services.renderer.render_call_task(template, context)
@@ -53,8 +98,8 @@ def open_call_task(
     task = CallTask(
         lead_id=lead.id,
         touch_id=touch.id if touch else None,
-        reason=reason,
-        due_at=due_at or now,
+        reason=_clip(reason, REASON_LIMIT),
+        due_at=due,
         status=CallTaskStatus.OPEN,
         call_script=script,
         voicemail_script=voicemail,
@@ -66,6 +111,19 @@ def open_call_task(
     audit.record(session, lead_id=lead.id, actor=actor, action="call_task_opened", at=now, reason=reason, task=task.id)
     outbox.publish(session, Notice.CALL_TASK, lead_id=lead.id, at=now, call_task_id=task.id, reason=reason)
     return task
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _open_task_due_near(session: Session, lead_id: int, due: datetime) -> CallTask | None:
+    session.flush()
+    return session.scalars(
+        select(CallTask).where(CallTask.lead_id == lead_id, CallTask.status.in_(OPEN_TASK_STATES),
+                               CallTask.due_at > due - SAME_CALL, CallTask.due_at < due + SAME_CALL)
+        .order_by(CallTask.id)
+    ).first()
 
 
 def open_tasks(session: Session, lead_id: int) -> list[CallTask]:
@@ -83,21 +141,56 @@ def close_open_tasks(session: Session, lead_id: int, *, now: datetime, reason: s
         task.status = CallTaskStatus.CANCELLED
         task.notes = (task.notes + "\n" if task.notes else "") + f"cancelled: {reason}"
         outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead_id, at=now, call_task_id=task.id)
+        outbox.publish(session, Notice.DECISION, lead_id=lead_id, at=now, actor=actor.describe(),
+                       text=f"Call task closed ({task.reason}): {reason}")
         audit.record(session, lead_id=lead_id, actor=actor, action="call_task_cancelled", at=now, task=task.id,
                      reason=reason)
         closed += 1
     return closed
 
 
-def remind_unclaimed(session: Session, *, now: datetime, after: timedelta) -> int:
-    """Nudge on-call once about each call task nobody has claimed for `after`."""
+def claim_open_tasks(session: Session, lead: Lead, *, now: datetime, actor: Actor) -> int:
+    """Give the person who claims a lead its open calls too (those nobody else has)."""
+    claimed = 0
+    for task in open_tasks(session, lead.id):
+        if task.status != CallTaskStatus.OPEN:
+            continue
+        task.status, task.claimed_by, task.claimed_at = CallTaskStatus.CLAIMED, actor.id, now
+        audit.record(session, lead_id=lead.id, actor=actor, action="call_task_claimed", at=now, task=task.id,
+                     by="claiming the lead")
+        outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead.id, at=now, call_task_id=task.id)
+        claimed += 1
+    return claimed
+
+
+def remind_unclaimed(session: Session, *, now: datetime, after: timedelta, business: Business) -> int:
+    """Nudge about call tasks nobody has claimed for `after`, within the team's hours; return how many.
+
+    The first nudge goes to the lead's owner or on-call; when that one too is ignored for `after`,
+    a second goes to the admins. Outside the business's hours nobody is nudged: the nudges wait
+    for the morning.
+    """
+    if not may_send_at(now, business=business, respect_lead_daytime=False, lead_timezones=()):
+        return 0
     waiting = session.scalars(
-        select(CallTask).where(CallTask.status == CallTaskStatus.OPEN, CallTask.reminded_at.is_(None),
+        select(CallTask).where(CallTask.status == CallTaskStatus.OPEN, CallTask.admins_nudged_at.is_(None),
                                CallTask.due_at <= now - after)
+        .order_by(CallTask.id)
     ).all()
+    nudged = 0
     for task in waiting:
-        task.reminded_at = now
-        outbox.publish(session, Notice.DECISION, lead_id=task.lead_id, at=now, alert_team=True,
-                       actor="followup", call_task_id=task.id,
-                       text=f"Nobody has claimed this call yet ({task.reason}): who can take it?")
-    return len(waiting)
+        if task.reminded_at is None:
+            task.reminded_at = now
+            outbox.publish(session, Notice.DECISION, lead_id=task.lead_id, at=now, alert_team=True,
+                           actor="followup", call_task_id=task.id,
+                           text=f"Nobody has claimed this call yet ({task.reason}): who can take it?")
+        elif task.reminded_at <= now - after:
+            task.admins_nudged_at = now
+            outbox.publish(session, Notice.DECISION, lead_id=task.lead_id, at=now, alert_admins=True,
+                           actor="followup", call_task_id=task.id,
+                           text=f"Still nobody has claimed this call ({task.reason}), though the team was "
+                                "nudged: can an admin find someone to take it?")
+        else:
+            continue
+        nudged += 1
+    return nudged

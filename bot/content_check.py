@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jinja2 import Environment, TemplateSyntaxError, nodes
+
 from bot.business import Business
 from bot.config_errors import ConfigError
-from bot.playbook import Channel, list_sequences, load_sequence
+from bot.playbook import Channel, Step, list_sequences, load_sequence
+from bot.render_context import INTERNAL_FIELDS, lead_facing
 from bot.sms_segments import count_segments
-from bot.templating import TemplateProblem, TemplateRenderer, sample_context
+from bot.templating import TEMPLATE_SUFFIXES, TemplateProblem, TemplateRenderer, sample_context
 
 #: Past this many segments a text costs more and reads like a letter.
 SMS_SEGMENT_WARNING = 2
@@ -42,6 +45,8 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
                         f"timezone {business.timezone.key}")
     renderer = TemplateRenderer(templates_dir)
     context = sample_context(business_mapping(business))
+    # What a lead's SMS and email are rendered with: the same allow-list as for a real lead.
+    lead_context = lead_facing(context)
     names = list_sequences(sequences_dir)
     ref = str(business.sequence_ref)
     if ref not in names:
@@ -56,10 +61,16 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
         report.lines.append(f"sequence {sequence.name} “{sequence.label}” ({sequence.path}): {len(sequence.steps)} steps")
         for step in sequence.steps:
             where = f"{sequence.path}:{step.line} step {step.id}"
+            if step.channel in (Channel.SMS, Channel.EMAIL):
+                leaks = internal_fields_used(templates_dir, step)
+                if leaks:
+                    report.problems.extend(f"{leak} ({where}): lead-facing templates cannot use the team's fields"
+                                           for leak in leaks)
+                    continue
             try:
                 if step.channel == Channel.SMS:
                     assert step.template
-                    text = renderer.render_sms(step.template, context, first_to_number=step is sequence.steps[0])
+                    text = renderer.render_sms(step.template, lead_context, first_to_number=step is sequence.steps[0])
                     size = count_segments(text)
                     report.lines.append(f"  {step.id:<24} {step.label!r:<30} sms   {size.characters} chars, {size.encoding}, "
                                         f"{size.segments} segment{'s' if size.segments != 1 else ''}")
@@ -69,7 +80,7 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
                 elif step.channel == Channel.EMAIL:
                     assert step.template
                     for option, subject in enumerate(step.subjects):
-                        email = renderer.render_email(step.template, subject, context)
+                        email = renderer.render_email(step.template, subject, lead_context)
                         report.lines.append(f"  {step.id:<24} {step.label!r:<30} email subject {option + 1}: {email.subject}")
                 elif step.channel == Channel.CALL_TASK:
                     assert step.template
@@ -89,3 +100,41 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
     except ConfigError as error:
         report.problems.extend(str(p) for p in error.problems)
     return report
+
+
+def internal_fields_used(templates_dir: Path, step: Step) -> list[str]:
+    """Where a lead-facing step's templates read an internal field: 'file:line: name is ...' for each."""
+    assert step.template is not None
+    found: list[str] = []
+    for suffix in TEMPLATE_SUFFIXES[str(step.channel)]:
+        path = templates_dir / f"{step.template}{suffix}"
+        if not path.is_file():
+            continue  # loading the playbook already names a missing template
+        try:
+            tree = Environment().parse(path.read_text(encoding="utf-8"))
+        except TemplateSyntaxError:
+            continue  # rendering names the syntax error with its line
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+            name = _dotted(node)
+            if name in INTERNAL_FIELDS:
+                found.append(f"{path}:{node.lineno}: {name} is {INTERNAL_FIELDS[name]}")
+    # `call.reason` is also a use of `call`: name each place once, by its longest name.
+    lines: dict[str, str] = {}
+    for entry in found:
+        place = entry.split(": ", 1)[0]
+        if place not in lines or len(entry) > len(lines[place]):
+            lines[place] = entry
+    return sorted(lines.values())
+
+
+def _dotted(node: nodes.Node) -> str | None:
+    """`appointment.notes` for `appointment.notes` or `appointment['notes']`; None for anything else."""
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        owner = _dotted(node.node)
+        return f"{owner}.{node.attr}" if owner else None
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        owner = _dotted(node.node)
+        return f"{owner}.{node.arg.value}" if owner else None
+    return None

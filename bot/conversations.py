@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot import audit, consent, outbox
 from bot.audit import SYSTEM, Actor
 from bot.consent import ConsentMethod
-from bot.lead_actions import receive_message
+from bot.lead_actions import on_missed_call, receive_message
 from bot.leads import LeadInput, add_lead, find_existing
 from bot.models import Lead, Message
 from bot.outbox import Notice
@@ -114,6 +114,76 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
     else:
         services.wake_dispatcher()
     return InboundResult(lead_id, decision, applied=True, lead_created=created)
+
+
+def take_known_contact(services: Services, lead_id: int, message: InboundMessage) -> Decision:
+    """A known lead got in touch another way (the web form again): their thread has it, read like a reply."""
+    now = services.clock.now()
+    with services.lead_locks.hold(lead_id):
+        with services.session_factory.begin() as session:
+            lead = services.lead_locks.lock_row(session, lead_id)
+            assert lead is not None
+            decision = receive_message(
+                session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
+                now=now, provider_id=message.provider_id, subject=message.subject,
+                requested_time=message.requested_time, details=message.details,
+            )
+    services.wake_dispatcher()
+    return decision
+
+
+@dataclass(frozen=True)
+class MissedCallAnswer:
+    """What became of a missed call, so the voice answer says what will happen."""
+
+    lead_id: int
+    #: When the team calls back (a known lead), or None (a new lead: the sequence's text goes out).
+    call_back_at: datetime | None
+    texted: bool
+
+
+def take_missed_call(services: Services, phone: str, call_sid: str) -> MissedCallAnswer:
+    """Apply a missed call once: a known ongoing lead gets a call-back task, anyone else the instant text."""
+    from bot.delivery import first_delivery
+    from bot.leads import ONGOING_STAGES
+
+    now = services.clock.now()
+    with services.session_factory.begin() as session:
+        first = first_delivery(session, "twilio-call", call_sid, now)
+        known = find_existing(session, phone, None)
+        if known is not None and (known.stage in ONGOING_STAGES or known.sms_opted_out_at is not None):
+            lead_id = known.id
+        else:
+            known = None
+        if known is None:
+            if not first:
+                lead = find_existing(session, phone, None)
+                return MissedCallAnswer(lead.id if lead else 0, None, texted=bool(lead and lead.sms_allowed))
+            data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
+            result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
+                              now=now, actor=Actor.lead(0))
+            texting = session.get(Lead, result.lead_id)
+            if texting is not None and texting.phone == phone:  # the text-back answers this call
+                consent.lead_started(session, texting, ConsentMethod.LEAD_CALLED, now=now,
+                                     evidence=f"the lead called us (call {call_sid})")
+            answer = MissedCallAnswer(result.lead_id, None, texted=bool(texting and texting.sms_allowed))
+    if known is None:
+        if result.enrolled:
+            services.send_due_now(result.lead_id)
+        return answer
+    with services.lead_locks.hold(lead_id):
+        with services.session_factory.begin() as session:
+            lead = services.lead_locks.lock_row(session, lead_id)
+            assert lead is not None
+            if first:
+                task = on_missed_call(session, services, lead, now=now, provider_id=call_sid)
+            else:  # Twilio asked again about the same call: say the same, do nothing twice
+                from bot.call_tasks import open_tasks
+
+                task = next(iter(sorted(open_tasks(session, lead_id), key=lambda t: t.id, reverse=True)), None)
+            due = task.due_at if task is not None else now
+    services.wake_dispatcher()
+    return MissedCallAnswer(lead_id, due, texted=False)
 
 
 def _as_read_for(lead: Lead, message: InboundMessage) -> InboundMessage:

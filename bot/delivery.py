@@ -78,12 +78,17 @@ def apply_sms_status(services: Services, report: SmsStatusReport) -> bool:
                        touch_id=message.touch_id, status=report.status, error_code=report.error_code)
         lead = session.get(Lead, message.lead_id)
         assert lead is not None
+        rerouted = False
         if report.status in ("undelivered", "failed") and report.error_code:
-            _sms_failure_consequence(session, services, lead, report.error_code, now)
-        return True
+            rerouted = _sms_failure_consequence(session, services, lead, report.error_code, now, message)
+    if rerouted:
+        services.wake_dispatcher()
+    return True
 
 
-def _sms_failure_consequence(session: Session, services: Services, lead: Lead, code: str, now: datetime) -> None:
+def _sms_failure_consequence(session: Session, services: Services, lead: Lead, code: str, now: datetime,
+                             message: Message) -> bool:
+    """Apply what a failed text means for the lead; True when the touch was queued to go another way."""
     if code == "21610":
         opt_out(session, lead, "sms", now=now, actor=SYSTEM)
         apply_decision(session, services, lead, decide_on_signal(LeadSignal.OPT_OUT, current_stage=Stage(lead.stage)),
@@ -93,6 +98,12 @@ def _sms_failure_consequence(session: Session, services: Services, lead: Lead, c
         audit.record(session, lead_id=lead.id, actor=SYSTEM, action="sms_unreachable", at=now, code=code)
         outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
                        text=f"{lead.sms_unreachable_reason}: remaining texts go by email or a call")
+        touch = session.get(Touch, message.touch_id) if message.touch_id else None
+        if touch is not None and touch.status == TouchStatus.SENT:
+            from bot.dispatch import reroute_touch
+
+            return reroute_touch(session, touch, now=now, error=f"not delivered (error {code})")
+    return False
 
 
 def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> int:

@@ -77,6 +77,25 @@ CHANNEL_SETTINGS = {
 }
 
 
+def show_skipped(session: Session, touch: Touch, reason: str, now: datetime) -> None:
+    """One short line in the lead's thread for a touch not sent, saying why."""
+    outbox.publish(session, Notice.DECISION, lead_id=touch.lead_id, at=now, touch_id=touch.id,
+                   text=f"Skipped {touch.step_id} ({touch.channel}): {reason}")
+
+
+def reroute_touch(session: Session, touch: Touch, *, now: datetime, error: str) -> bool:
+    """Queue a text that cannot reach its number to go again another way, once; False when it already did."""
+    if touch.channel != Channel.SMS or (touch.skip_reason or "").startswith(("sent by email", "handed to the team")) \
+            or (touch.last_error or "").startswith("rerouted:"):
+        return False
+    outbox.publish(session, Notice.TOUCH_FAILED, lead_id=touch.lead_id, at=now, touch_id=touch.id,
+                   error=f"{error}; sending it another way")
+    touch.status, touch.next_attempt_at, touch.last_error = TouchStatus.SCHEDULED, now, f"rerouted: {error}"
+    audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_rerouted", at=now, touch=touch.id,
+                 error=error)
+    return True
+
+
 def retry_delay(attempt: int, retry_after: float | None = None) -> timedelta:
     """Back off exponentially with jitter, honouring the provider's Retry-After when it gives one."""
     base = min(30 * 2 ** (attempt - 1), 1800)
@@ -513,7 +532,6 @@ class Dispatcher:
         return lead_context(
             lead, self.services.business, self.services.public_base_url,
             appointment_at=appointment.start_at if appointment else None,
-            appointment_notes=appointment.notes if appointment else "",
         )
 
     def _sender(self, channel: Channel) -> object | None:
@@ -622,12 +640,24 @@ class Dispatcher:
 
     def _skip(self, session: Session, touch: Touch, now: datetime, reason: str, report: DispatchReport) -> None:
         touch.status, touch.skip_reason = TouchStatus.SKIPPED, reason
+        show_skipped(session, touch, reason, now)
         report.skipped += 1
         report.details.append(f"touch {touch.id} skipped: {reason}")
         audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_skipped", at=now,
                      touch=touch.id, step=touch.step_id, reason=reason)
         self._complete_if_done(session, touch.enrollment, now)
         return None
+
+    def _reroute_later(self, session: Session, touch: Touch, now: datetime, error: str,
+                       report: DispatchReport) -> None:
+        """The text could not reach the number: show the failure, and send this same touch another way, once.
+
+        The touch goes back in the queue at once; with the number marked unreachable, its next
+        turn says it by email, or hands the team a call (`_reroute_sms`).
+        """
+        reroute_touch(session, touch, now=now, error=error)
+        report.retrying += 1
+        report.details.append(f"touch {touch.id} rerouted: {error}")
 
     def _fail(self, session: Session, touch: Touch, now: datetime, error: str, report: DispatchReport) -> None:
         touch.status, touch.last_error = TouchStatus.FAILED, error
@@ -812,6 +842,7 @@ class Dispatcher:
             if outcome is _NOT_ALLOWED:
                 touch.status = TouchStatus.SKIPPED
                 touch.skip_reason = "the lead opted out (or became unreachable) just before sending"
+                show_skipped(session, touch, touch.skip_reason, self.services.clock.now())
                 report.skipped += 1
                 self._complete_if_done(session, touch.enrollment, self.services.clock.now())
             else:
@@ -909,16 +940,18 @@ class Dispatcher:
             touch.last_error = error_text
             report.retrying += 1
             return
+        if channel == "sms" and outcome.code in UNREACHABLE_SMS_CODES and not lead.sms_opted_out_at:
+            lead.sms_unreachable_reason = f"SMS cannot reach this number ({error_text})"
+            outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
+                           text=f"{lead.sms_unreachable_reason}: remaining texts go by email or a call")
+            self._reroute_later(session, touch, now, error_text, report)
+            return
         self._fail(session, touch, now, error_text, report)
         if channel == "sms" and outcome.code in OPTED_OUT_SMS_CODES:
             # Twilio knows of a STOP we never saw: treat it exactly like one.
             opt_out(session, lead, "sms", now=now, actor=SYSTEM)
             apply_decision(session, self.services, lead,
                            decide_on_signal(LeadSignal.OPT_OUT, current_stage=Stage(lead.stage)), now=now, actor=SYSTEM)
-        elif channel == "sms" and outcome.code in UNREACHABLE_SMS_CODES:
-            lead.sms_unreachable_reason = f"SMS cannot reach this number ({error_text})"
-            outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
-                           text=f"{lead.sms_unreachable_reason}: remaining texts go by email or a call")
 
     # --- recovering: touches a process left in `sending` when it died --------------------------------
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot import audit, consent, enrollment, outbox, webhook_events
 from bot.audit import SYSTEM, Actor
-from bot.call_tasks import close_open_tasks, open_call_task, open_tasks
+from bot.call_tasks import claim_open_tasks, close_open_tasks, open_call_task, open_tasks
 from bot.consent import ConsentMethod
 from bot.enrollment import NURTURE_SEQUENCE, VISIT_SEQUENCES, open_enrollments
 from bot.models import (
@@ -43,7 +43,12 @@ class LeadActionRefused(Exception):
     """The action does not apply to this lead or task as it stands; the message says why."""
 
 
+#: Stages in which nobody needs to call the lead any more: their open call tasks close on the way in.
+NO_CALL_STAGES = (Stage.BOOKED, Stage.NURTURE, Stage.LOST, Stage.OPTED_OUT)
+
+
 def set_stage(session: Session, lead: Lead, stage: Stage, *, now: datetime, actor: Actor, reason: str) -> None:
+    """Move the lead to a stage; a stage that ends the reason to call closes the lead's open call tasks."""
     if lead.stage == stage:
         return
     old = str(lead.stage)
@@ -52,6 +57,10 @@ def set_stage(session: Session, lead: Lead, stage: Stage, *, now: datetime, acto
     # After the change: whoever hears of it (the outbound webhooks) sees the lead in its new stage.
     audit.record(session, lead_id=lead.id, actor=actor, action="stage_changed", at=now,
                  old=old, new=str(stage), reason=reason)
+    if stage in NO_CALL_STAGES:
+        label = Stage(stage).value.replace("_", " ")
+        close_open_tasks(session, lead.id, now=now, actor=actor,
+                         reason=reason if reason == label else f"{label} ({reason})")
 
 
 def apply_decision(
@@ -280,6 +289,7 @@ def claim_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) -> 
     lead.owner = actor.id
     lead.updated_at = now
     audit.record(session, lead_id=lead.id, actor=actor, action="claimed", at=now)
+    claim_open_tasks(session, lead, now=now, actor=actor)
     outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
 
 
@@ -417,3 +427,32 @@ def receive_message(
                          details={"channel": channel, "message_id": message.id, "reply_class": str(signal),
                                   "subject": subject, "body": body})
     return on_lead_signal(session, services, lead, signal, channel=channel, now=now, requested_time=requested_time)
+
+
+#: The call task a known lead's missed call opens.
+CALLED_BACK = "they called back: call them"
+
+
+def on_missed_call(session: Session, services: Services, lead: Lead, *, now: datetime,
+                   provider_id: str | None = None) -> CallTask:
+    """A known lead rang and nobody answered: it goes in their thread, automation waits, a call is handed over.
+
+    Returns the call task (its due time is what the caller is told).
+    """
+    message = Message(lead_id=lead.id, direction="in", channel="voice", provider_id=provider_id,
+                      body="Called and could not get through", classification="called", status="received",
+                      details={"read_as": "a missed call from a known lead"}, created_at=now)
+    session.add(message)
+    session.flush()
+    outbox.publish(session, Notice.MESSAGE_RECEIVED, lead_id=lead.id, at=now, message_id=message.id,
+                   channel="voice", reply_class="called", requested_time=None)
+    keep_stage = lead.stage in (Stage.BOOKED, Stage.ENGAGED)
+    decision = Decision(SequenceChange.PAUSE, "called and could not get through; a person calls them back",
+                        stage=None if keep_stage else Stage.ENGAGED, call_task=CALLED_BACK, alert_team=True)
+    apply_decision(session, services, lead, decision, now=now, actor=Actor.lead(lead.id))
+    task = session.scalars(
+        select(CallTask).where(CallTask.lead_id == lead.id, CallTask.status.in_(
+            (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED))).order_by(CallTask.id.desc())
+    ).first()
+    assert task is not None
+    return task

@@ -226,6 +226,8 @@ class CallTask(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     callback_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]
+    #: When the admins were nudged because the first nudge went unanswered too.
+    admins_nudged_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     #: The task's message in the lead's thread and its copy in the channel, kept for chat.update.
     slack_channel: Mapped[str | None] = mapped_column(String(30))

@@ -14,7 +14,7 @@ from bot.leads import LeadInput
 from bot.models import Lead, Stage
 from bot.planning import PHONE_CHANNELS, plan_touches
 from bot.playbook import Channel, LeadFacts, load_sequence, skip_reason
-from bot.render_context import lead_context
+from bot.render_context import call_script_context, lead_facing
 from bot.send_times import QUIET_HOURS, wait_reason
 from bot.settings import Settings
 from bot.sms_segments import count_segments
@@ -56,8 +56,8 @@ def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dic
     plan = plan_touches(playbook, enrolled_at=start, business=business, lead_timezones=zones,
                         appointment_at=appointment)
     renderer = TemplateRenderer(Path(settings.templates_dir))
-    context = lead_context(lead, business, settings.public_base_url, appointment_at=appointment,
-                           call_reason="scheduled follow-up call")
+    context = call_script_context(lead, business, settings.public_base_url, appointment_at=appointment,
+                                  call_reason="scheduled follow-up call")
     # What the lead's own details decide when each step falls due: nothing replied or booked yet
     # (a reminder sequence is for a booked visit).
     facts = LeadFacts(has_email=bool(lead.email), has_phone=bool(lead.phone), has_replied=False,
@@ -91,13 +91,13 @@ def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dic
         if not show_text:
             continue
         if step.channel == Channel.SMS and step.template:
-            text = renderer.render_sms(step.template, context, first_to_number=first_sms)
+            text = renderer.render_sms(step.template, lead_facing(context), first_to_number=first_sms)
             first_sms = False
             size = count_segments(text)
             out.append(f"   ({size.segments} segment{'s' if size.segments != 1 else ''}, {size.encoding})")
             out.extend(f"   > {line}" for line in text.splitlines())
         elif step.channel == Channel.EMAIL and step.template:
-            email = renderer.render_email(step.template, step.subjects[0], context)
+            email = renderer.render_email(step.template, step.subjects[0], lead_facing(context))
             out.append(f"   Subject: {email.subject}" + (f"  (+{len(step.subjects) - 1} more options in rotation)"
                                                         if len(step.subjects) > 1 else ""))
             out.extend(f"   > {line}" for line in email.text.splitlines())

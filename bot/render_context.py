@@ -70,7 +70,44 @@ def visit_time(start_at: datetime, business: Business, lead_zones: tuple[str, ..
     return text
 
 
+#: What a lead-facing template (SMS, email) may see, by variable: an allow-list, so a field added for
+#: the team later (a note typed in Slack, a call's reason) can never reach a patient by default.
+LEAD_FACING: dict[str, tuple[str, ...]] = {
+    "lead": ("name", "first_name", "phone", "email", "source", "message", "custom"),
+    "business": ("name", "phone", "address", "booking_link", "review_link", "timezone"),
+    "links": ("booking", "unsubscribe"),
+    "appointment": ("start_local",),
+}
+#: Variables only the team's call scripts see (typed by staff, or about the call), and why.
+INTERNAL_FIELDS: dict[str, str] = {
+    "appointment.notes": "the team's notes on the booking",
+    "call": "the call the team is asked to make",
+    "call.reason": "why the team is asked to call",
+    "call.requested_time": "the time the lead asked for, as the team reads it",
+}
+
+
+def lead_facing(context: dict[str, Any]) -> dict[str, Any]:
+    """Keep only what a lead may read: the allow-listed variables of a full context."""
+    kept: dict[str, Any] = {}
+    for name, fields in LEAD_FACING.items():
+        value = context.get(name)
+        kept[name] = None if value is None else {field: value[field] for field in fields if field in value}
+    return kept
+
+
 def lead_context(
+    lead: Lead,
+    business: Business,
+    public_base_url: str,
+    *,
+    appointment_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Build the variables a lead-facing template (an SMS, an email) sees for one lead: nothing internal."""
+    return lead_facing(call_script_context(lead, business, public_base_url, appointment_at=appointment_at))
+
+
+def call_script_context(
     lead: Lead,
     business: Business,
     public_base_url: str,
@@ -80,7 +117,7 @@ def lead_context(
     call_reason: str | None = None,
     requested_time: str | None = None,
 ) -> dict[str, Any]:
-    """Build the template variables for one lead."""
+    """Build the variables a call script (read by the team, never sent) sees for one lead."""
     return {
         "lead": {
             "name": lead.name or "there",

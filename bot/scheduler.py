@@ -133,4 +133,4 @@ class WorkScheduler:
             now = self.services.clock.now()
             escalate_unfinished_bookings(session, self.services, now=now, delay=self.click_delay)
             announce_started_visits(session, self.services, now=now)
-            remind_unclaimed(session, now=now, after=self.claim_reminder_delay)
+            remind_unclaimed(session, now=now, after=self.claim_reminder_delay, business=self.services.business)

@@ -168,6 +168,7 @@ class SlackPoster:
         channel: str,
         oncall: str | None = None,
         *,
+        admins: Collection[str] = (),
         limits: SlackLimits | None = None,
         max_wait: float = 2.0,
     ):
@@ -175,6 +176,8 @@ class SlackPoster:
         self.client = client
         self.channel = channel
         self.oncall = oncall
+        #: Who a second nudge about an unclaimed call pings (on-call when no admin is set).
+        self.admins = tuple(sorted(admins))
         self.limits = limits or SlackLimits()
         #: The longest a drain sleeps for a rate-limit token before leaving the rest for the next tick.
         self.max_wait = max_wait
@@ -342,6 +345,8 @@ class SlackPoster:
                     self._mirror_status(session, lead, payload)
             case Notice.DECISION:
                 alert = self._alert_mention(lead) if payload.get("alert_team") else None
+                if payload.get("alert_admins"):
+                    alert = " ".join(filter(None, map(mention, self.admins))) or self._alert_mention(lead)
                 text = str(payload.get("text") or "")
                 if payload.get("sequence"):  # a note about one sequence names it as people know it
                     text = f"{self._sequence_label(str(payload['sequence']))}: {text}"
@@ -722,4 +727,5 @@ def build_slack_poster(settings: Settings, services: Services, *, timeout: float
         return None
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=int(timeout))
-    return SlackPoster(services, client, settings.slack_leads_channel, settings.slack_oncall)
+    return SlackPoster(services, client, settings.slack_leads_channel, settings.slack_oncall,
+                       admins=settings.slack_admin_ids)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.parser import HeaderParser
 from email.utils import parseaddr
 from typing import Any, Callable
@@ -19,13 +19,21 @@ from starlette.routing import Route
 
 from bot.appointments import BookingRequest, BookingResult, UnknownLead, take_booking, upcoming
 from bot.audit import Actor
-from bot.consent import ConsentMethod, lead_started
 from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
-from bot.conversations import DirectMessageRefused, InboundMessage, send_direct, take_inbound
+from bot.conversations import (
+    DirectMessageRefused,
+    InboundMessage,
+    MissedCallAnswer,
+    send_direct,
+    take_inbound,
+    take_known_contact,
+    take_missed_call,
+)
 from bot.db import is_reachable
 from bot.delivery import SmsStatusReport, apply_email_events, apply_sms_status, first_delivery
 from bot.enrollment import lead_timezones
 from bot.lead_actions import LeadActionRefused, opt_out, record_booking_link_click
+from bot.render_context import format_local
 from bot.leads import InvalidLead, LeadInput, add_lead, find_existing
 from bot.models import Lead
 from bot.render_context import prefilled_booking_link
@@ -122,7 +130,23 @@ class Webhooks:
                               actor=Actor.lead(0))
         if result.enrolled:
             services.send_due_now(result.lead_id)
+        elif not result.created:
+            self._take_form_again(result.lead_id, data)
         return result
+
+    def _take_form_again(self, lead_id: int, data: LeadInput) -> None:
+        """An ongoing lead sent the form again: their thread has it, understood like any reply."""
+        body = data.message or "(sent the web form again, with no message)"
+        understanding = classify_reply(data.message, rules=self.reply_rules, channel="email",
+                                       now=self.services.clock.now(),
+                                       lead_timezone=self._timezone_for(phone=data.phone, email=data.email))
+        take_known_contact(self.services, lead_id, InboundMessage(
+            channel="form", sender=data.phone or data.email or "", body=body,
+            signal=LeadSignal(understanding.reply_class.value), provider_id=None,
+            requested_time=understanding.requested_time,
+            details={"rule": understanding.rule, "requested_time_text": understanding.requested_time_text,
+                     "source": data.source},
+        ))
 
     # --- Twilio --------------------------------------------------------------------------------
 
@@ -199,30 +223,30 @@ class Webhooks:
             phone = normalize_phone(caller, self.services.default_region)
         except InvalidPhone:
             phone = None  # a withheld or odd caller id: nothing to text back, but still answer the call
-        if phone:
-            await run_in_threadpool(self._missed_call, phone, call_sid)
-        business = self.services.business
-        say = (f"Thanks for calling {business.name}. Sorry we missed you. "
-               "We will text you right away, and someone will call you back soon.")
+        answer = await run_in_threadpool(take_missed_call, self.services, phone, call_sid) if phone else None
         from xml.sax.saxutils import escape
 
+        say = self._missed_call_words(answer)
         return twiml(f'<?xml version="1.0" encoding="UTF-8"?><Response><Say>{escape(say)}</Say><Hangup/></Response>')
 
-    def _missed_call(self, phone: str, call_sid: str) -> None:
-        services = self.services
-        with services.session_factory.begin() as session:
-            if not first_delivery(session, "twilio-call", call_sid, services.clock.now()):
-                return
-            data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
-            result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                              now=services.clock.now(), actor=Actor.lead(0))
-            lead = session.get(Lead, result.lead_id)
-            assert lead is not None
-            if lead.phone == phone:  # the text-back answers this call
-                lead_started(session, lead, ConsentMethod.LEAD_CALLED, now=services.clock.now(),
-                             evidence=f"the lead called us (call {call_sid})")
-        if result.enrolled:
-            services.send_due_now(result.lead_id)
+    def _missed_call_words(self, answer: MissedCallAnswer | None) -> str:
+        """What the caller hears: exactly what happens next, no more."""
+        business = self.services.business
+        opening = f"Thanks for calling {business.name}. Sorry we missed you."
+        if answer is None:
+            return f"{opening} We could not see your number, so please call us again or leave us a text."
+        if answer.call_back_at is not None:
+            now = self.services.clock.now()
+            if answer.call_back_at <= now + timedelta(minutes=1):
+                return f"{opening} We have your number, and someone from our team will call you back shortly."
+            with self.services.session_factory() as session:
+                lead = session.get(Lead, answer.lead_id)
+                zone = (lead.timezone if lead is not None and lead.timezone else None) or business.timezone
+            return (f"{opening} We have your number, and someone from our team will call you back when we "
+                    f"open, {format_local(answer.call_back_at, zone)}.")
+        if answer.texted:
+            return f"{opening} We will text you right away, and our team will follow up."
+        return f"{opening} We have your number, and our team will follow up."
 
     # --- SendGrid ------------------------------------------------------------------------------
 

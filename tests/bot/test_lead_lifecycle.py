@@ -493,21 +493,39 @@ def test_yes_from_a_lead_who_never_opted_out_is_a_reply_for_the_team(services):
     assert decision.sequence == "pause" and decision.alert_team
 
 
-def test_an_unclaimed_call_task_gets_one_reminder_to_on_call(services, clock):
+def test_an_unclaimed_call_task_nudges_on_call_once_then_the_admins_once(services, clock):
+    from bot.call_tasks import remind_unclaimed
+
+    def remind() -> int:
+        with services.session_factory.begin() as session:
+            return remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30), business=services.business)
+
+    _question_task(services, new_lead(services))
+    assert remind() == 0
+    clock.advance(timedelta(minutes=31))
+    assert remind() == 1
+    assert remind() == 0  # the team was just nudged: give them time
+    clock.advance(timedelta(minutes=31))
+    assert remind() == 1
+    clock.advance(timedelta(hours=2))
+    assert remind() == 0
+    with services.session_factory() as session:
+        nudges = [e.payload for e in session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "decision"))
+                  if "claimed" in e.payload.get("text", "")]
+    assert [bool(n.get("alert_team")) for n in nudges] == [True, False]
+    assert [bool(n.get("alert_admins")) for n in nudges] == [False, True]
+
+
+def test_nobody_is_nudged_about_an_unclaimed_call_outside_the_teams_hours(services, clock):
     from bot.call_tasks import remind_unclaimed
 
     _question_task(services, new_lead(services))
+    clock.advance(timedelta(hours=11, minutes=30))  # 20:30 in Chicago: the clinic closed at 20:00
     with services.session_factory.begin() as session:
-        assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30)) == 0
-    clock.advance(timedelta(minutes=31))
+        assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30), business=services.business) == 0
+    clock.advance(timedelta(hours=36))  # 08:30 on Friday (Thursday is Thanksgiving: closed)
     with services.session_factory.begin() as session:
-        assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30)) == 1
-    clock.advance(timedelta(hours=5))
-    with services.session_factory.begin() as session:
-        assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30)) == 0
-        nudges = [e.payload for e in session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "decision"))
-                  if "Nobody has claimed" in e.payload.get("text", "")]
-    assert len(nudges) == 1 and nudges[0]["alert_team"]
+        assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30), business=services.business) == 1
 
 
 def test_a_claimed_call_task_gets_no_reminder(services, clock):
@@ -518,4 +536,4 @@ def test_a_claimed_call_task_gets_no_reminder(services, clock):
         claim_call_task(session, task_id, now=clock.now(), actor=ALICE)
     clock.advance(timedelta(hours=1))
     with services.session_factory.begin() as session:
-        assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30)) == 0
+        assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30), business=services.business) == 0

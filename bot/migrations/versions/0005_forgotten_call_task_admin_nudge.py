@@ -1,0 +1,28 @@
+"""call tasks remember when the admins were nudged about an unclaimed call
+
+Revision ID: 0005_forgotten
+Revises: 0005
+Create Date: 2026-12-01 22:30:00
+
+A call nobody claims gets a nudge to the lead's owner or on-call; when that is ignored too, a
+second nudge goes to the admins, once. `admins_nudged_at` records it.
+"""
+from typing import Sequence, Union
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0005_forgotten'
+down_revision: Union[str, Sequence[str], None] = '0005'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("call_tasks") as batch:
+        batch.add_column(sa.Column("admins_nudged_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("call_tasks") as batch:
+        batch.drop_column("admins_nudged_at")
