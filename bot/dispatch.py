@@ -655,7 +655,12 @@ class Dispatcher:
         The touch goes back in the queue at once; with the number marked unreachable, its next
         turn says it by email, or hands the team a call (`_reroute_sms`).
         """
-        reroute_touch(session, touch, now=now, error=error)
+        if not reroute_touch(session, touch, now=now, error=error):
+            self._fail(session, touch, now, error, report)
+            return
+        # The text itself failed (stats count it) before its words go another way.
+        audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_failed", at=now,
+                     touch=touch.id, error=error)
         report.retrying += 1
         report.details.append(f"touch {touch.id} rerouted: {error}")
 

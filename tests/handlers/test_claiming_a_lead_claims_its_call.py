@@ -1,0 +1,29 @@
+"""Claiming a lead (the card's Claim button or `/followup claim`) claims its open call task too."""
+
+from __future__ import annotations
+
+from bot.slack_blocks import ActionId
+from bot.states import CallTaskStatus
+from tests.handlers.conftest import ALICE, BOB, any_database, new_call_task, new_lead, task_row
+
+
+@any_database
+def test_the_cards_claim_button_claims_the_leads_open_call_task(workspace, services):
+    lead_id = new_lead(services)
+    task_id = new_call_task(services, lead_id)
+
+    workspace.click(ActionId.LEAD_CLAIM, lead_id, user=ALICE)
+
+    task = task_row(services, task_id)
+    assert (task.status, task.claimed_by) == (CallTaskStatus.CLAIMED, ALICE)
+
+
+@any_database
+def test_followup_claim_claims_the_leads_open_call_task(workspace, services):
+    lead_id = new_lead(services)
+    task_id = new_call_task(services, lead_id)
+
+    workspace.command("claim Dana", user=BOB)
+
+    task = task_row(services, task_id)
+    assert (task.status, task.claimed_by) == (CallTaskStatus.CLAIMED, BOB)
