@@ -14,7 +14,8 @@ from bot.enrollment import NURTURE_SEQUENCE, REMINDER_SEQUENCE, lead_timezones
 from bot.models import CallTask, CallTaskStatus, Enrollment, Lead, Touch
 from bot.outbox import Notice
 from bot.playbook import Channel
-from bot.render_context import call_script_context, format_local
+from bot.display import team_time
+from bot.render_context import call_script_context
 from bot.send_times import NoSendTime, may_send_at, next_send_time
 from bot.services import Services
 
@@ -87,7 +88,9 @@ def open_call_task(
         outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead.id, at=now, call_task_id=same.id)
         return same
     template = template or call_template_for(services, lead, session)
-    requested_text = format_local(requested_time, lead.timezone or services.business.timezone) if requested_time else None
+    # Said as the card says it (bot.display.team_time): their time first, ours beside it.
+    requested_text = team_time(requested_time, services.business.timezone, lead_timezones(lead, services.business)[0],
+                               first="lead") if requested_time else None
     script = voicemail = ""
     if template:
         context = call_script_context(

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot import audit, consent, outbox
 from bot.audit import SYSTEM, Actor
 from bot.consent import ConsentMethod
-from bot.lead_actions import on_missed_call, receive_message
+from bot.lead_actions import on_missed_call, publish_media, receive_message
 from bot.leads import LeadInput, add_lead, find_existing
 from bot.models import Lead, Message
 from bot.outbox import Notice
@@ -222,6 +222,7 @@ def _store_only(session: Session, lead: Lead, message: InboundMessage, now: date
     outbox.publish(session, Notice.MESSAGE_RECEIVED, lead_id=lead.id, at=now, message_id=stored.id,
                    channel=message.channel,
                    reply_class=str(message.signal), requested_time=None)
+    publish_media(session, stored, now=now)
     return None
 
 

@@ -110,6 +110,13 @@ def apply_decision(
     lead.updated_at = now
 
 
+def publish_media(session: Session, message: Message, *, now: datetime) -> None:
+    """Queue each photo of a stored message for the lead's thread (fetched and uploaded by the poster)."""
+    for index, _ in enumerate((message.details or {}).get("media") or []):
+        outbox.publish(session, Notice.MEDIA_RECEIVED, lead_id=message.lead_id, at=now, message_id=message.id,
+                       index=index)
+
+
 # --- what the lead does -------------------------------------------------------------------------
 
 
@@ -426,6 +433,7 @@ def receive_message(
     webhook_events.queue(session, LeadEvent.REPLIED, lead_id=lead.id, at=now,
                          details={"channel": channel, "message_id": message.id, "reply_class": str(signal),
                                   "subject": subject, "body": body})
+    publish_media(session, message, now=now)
     return on_lead_signal(session, services, lead, signal, channel=channel, now=now, requested_time=requested_time)
 
 

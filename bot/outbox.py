@@ -23,6 +23,7 @@ class Notice(StrEnum):
     DECISION = "decision"  #: the system decided something (paused, stopped, booked, nurture)
     CALL_TASK = "call_task"  #: a call to hand the team, with scripts and buttons
     CALL_TASK_CHANGED = "call_task_changed"  #: a call task was claimed, done or cancelled
+    MEDIA_RECEIVED = "media_received"  #: the lead sent a photo: fetch it and put it in the thread
     NEEDS_PERSON = "needs_person"  #: something only a person can settle (an unknown send outcome)
     LEAD_ERASED = "lead_erased"  #: the lead's data was erased: edit its card, thread and call tasks to say so
 

@@ -68,6 +68,27 @@ class SmsSender(Protocol):
     def send_sms(self, message: OutgoingSms) -> SendReceipt: ...
 
 
+@dataclass(frozen=True)
+class FetchedMedia:
+    """A photo (or other media) a lead sent, as the provider holds it."""
+
+    content: bytes
+    content_type: str
+
+
+class MediaFetchError(Exception):
+    """The provider could not give the media; `transient` says whether trying later may work."""
+
+    def __init__(self, reason: str, *, transient: bool):
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+class MediaSource(Protocol):
+    def fetch_media(self, url: str) -> FetchedMedia: ...
+
+
 class EmailSender(Protocol):
     def send_email(self, message: OutgoingEmail) -> SendReceipt: ...
 

@@ -42,6 +42,7 @@ class ActionId(StrEnum):
     LEAD_RESUME = "lead_resume"
     #: Record that the lead booked: opens the book modal (card button; value: lead id).
     LEAD_BOOKED = "lead_booked"
+    LEAD_REOPEN = "lead_reopen"  #: undo the bot's closing of a lead (App Home, "closed by the bot")
     #: Stop the lead as not interested, after a confirm dialog (card button; value: lead id).
     LEAD_NOT_INTERESTED = "lead_not_interested"
     #: Claim a call task (task button; value: call task id).

@@ -19,7 +19,7 @@ SEND_MARKER = "!reply"
 USAGE_LINES = (
     ("help", "this list"),
     ("new <phone|email> [name]", "add a lead and start its follow-up"),
-    ("list [mine|open|paused|booked|nurture]", "leads by where they stand (open when left out)"),
+    ("list [mine|open|paused|booked|nurture|lost|opted-out|all]", "leads by where they stand (open when left out)"),
     ("show <lead>", "a lead's details and history"),
     ("pause <lead>", "hold the automated follow-up"),
     ("resume <lead>", "go on with it"),
@@ -61,6 +61,9 @@ class ListFilter(StrEnum):
     PAUSED = "paused"  #: leads whose automation a person or a reply paused
     BOOKED = "booked"  #: leads with a visit on the calendar
     NURTURE = "nurture"  #: leads on the slow long-term cadence
+    LOST = "lost"  #: leads closed as not interested, wrong number, or stopped
+    OPTED_OUT = "opted-out"  #: leads who revoked consent
+    ALL = "all"  #: every lead, closed ones included
 
 
 class LeadVerb(StrEnum):

@@ -13,7 +13,9 @@ from bot.display import team_time
 from bot.playbook import Sequence as PlaybookSequence
 from bot.playbook import default_sequence_label, step_label
 
+from bot.closed_by_bot import ClosedByBot
 from bot.slack_blocks import (
+    ActionId,
     channel_name,
     clip,
     context,
@@ -169,8 +171,23 @@ def home_view(snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup 
         blocks.extend(_more(snapshot.open_calls, "open calls"))
     else:
         blocks.append(context("No calls waiting. :tada:"))
+    blocks.extend([{"type": "divider"}, section(f"*Closed by the bot this week* ({len(snapshot.closed_by_bot)})")])
+    if snapshot.closed_by_bot:
+        blocks.extend(closed_by_bot_block(closed, zone) for closed in snapshot.closed_by_bot)
+    else:
+        blocks.append(context("The bot closed no lead by itself this week."))
     blocks.append(context("Updated each time you open this tab."))
     return {"type": "home", "blocks": _fit(blocks, MAX_VIEW_BLOCKS)}
+
+
+def closed_by_bot_block(closed: ClosedByBot, zone: tzinfo) -> Block:
+    """One lead the bot closed: who, what it decided and when, the words that caused it, and Reopen."""
+    words = quote(escape(clip(closed.message, 300))) if closed.message.strip() else "_(no message stored)_"
+    text = (f"{_lead_name(closed.lead_id, closed.name, closed.phone, closed.email)} · {stage_label(closed.stage)} · "
+            f"{escape(closed.reason)} ({when(closed.at, zone)})\n{words}")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)},
+            "accessory": {"type": "button", "action_id": str(ActionId.LEAD_REOPEN), "value": str(closed.lead_id),
+                          "text": {"type": "plain_text", "text": "Reopen"}}}
 
 
 # --- /followup answers --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import threading
 from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import Enum
+import mimetypes
 from http.client import HTTPException
 from typing import TYPE_CHECKING, Any, Collection
 
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session, aliased
 from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent, Touch
 from bot.outbox import Notice
 from bot.playbook import LeadFacts, skip_reason
+from bot.ports import MediaFetchError
 from bot.services import Services
 from bot.enrollment import lead_timezones
 from bot.playbook import Sequence, default_sequence_label, step_label
@@ -351,6 +353,8 @@ class SlackPoster:
                 if payload.get("sequence"):  # a note about one sequence names it as people know it
                     text = f"{self._sequence_label(str(payload['sequence']))}: {text}"
                 self._post_entry(session, lead, DecisionEntry(text=text, actor=payload.get("actor"), mention=alert))
+            case Notice.MEDIA_RECEIVED:
+                self._share_media(session, lead, payload)
             case Notice.NEEDS_PERSON:
                 self._post_entry(session, lead, NeedsPersonEntry(
                     text=str(payload.get("text") or "A person needs to look at this lead."),
@@ -635,6 +639,49 @@ class SlackPoster:
             return
         # A direct message from the team has no entry yet: its first status is when it appears.
         message.slack_ts = self._post_entry(session, lead, entry)
+
+    def _share_media(self, session: Session, lead: Lead, payload: dict) -> None:
+        """Fetch a lead's photo from the provider and upload it into their thread (files_upload_v2).
+
+        A retry after a lost answer may upload it twice: a second copy beats a lost photo.
+        """
+        message = session.get(Message, payload.get("message_id")) if payload.get("message_id") else None
+        media = ((message.details or {}).get("media") or []) if message else []
+        index = payload.get("index")
+        if message is None or not isinstance(index, int) or not 0 <= index < len(media):
+            raise SlackRefused(f"no stored media {index} for message {payload.get('message_id')}")
+        item = media[index]
+        source = getattr(self.services.sms, "fetch_media", None)
+        if source is None:
+            self._post_entry(session, lead, NeedsPersonEntry(
+                text="They sent a photo, but SMS is not configured here, so it cannot be fetched.",
+                mention=None))
+            return
+        try:
+            fetched = source(str(item.get("url") or ""))
+        except MediaFetchError as error:
+            if error.transient:  # Twilio is not answering: the notice waits and is tried again
+                raise SlackUnavailable(f"fetching a photo from Twilio: {error.reason}") from error
+            self._post_entry(session, lead, NeedsPersonEntry(
+                text=f"They sent a photo that could not be fetched ({error.reason}): look it up in Twilio.",
+                mention=None))
+            return
+        channel, card_ts = self._ensure_card(session, lead)
+        extension = mimetypes.guess_extension(fetched.content_type) or ""
+        name = f"lead-{lead.id}-message-{message.id}-{index + 1}{extension}"
+        limiter, key = self.limits.limiter_for("chat.postMessage"), self.limits.key_for("chat.postMessage", channel)
+        wait = limiter.try_acquire(key)
+        if wait:
+            raise _LimiterBusy(key, wait)
+        try:
+            self.client.files_upload_v2(channel=channel, thread_ts=card_ts, content=fetched.content, filename=name,
+                                        title=f"Photo from {lead.name or 'the lead'}",
+                                        initial_comment=f"Photo {index + 1} of {len(media)} from the lead's text")
+        except SlackApiError as error:
+            raise classify(error, "files.completeUploadExternal") from error
+        except (OSError, HTTPException) as error:
+            raise SlackUnavailable(f"files_upload_v2: {type(error).__name__}: {error}") from error
+        self._answered = True
 
     def _alert_mention(self, lead: Lead) -> str | None:
         """Who is pinged when the team must act: the lead's owner, else on-call."""

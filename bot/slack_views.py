@@ -419,7 +419,8 @@ def call_task_view(
         voicemail_script=task.voicemail_script,
         automation=automation,
         due_at=_local(task.due_at, zone, lead_zone),
-        requested_time=_local(task.requested_time, zone, lead_zone),
+        # A time the lead asked for is theirs first, ours beside it: one function says it, as the script does.
+        requested_time=team_time(task.requested_time, zone, lead_zone, first="lead") if task.requested_time else None,
         last_reply=last_reply,
         claimed_by=task.claimed_by,
         outcome=task.outcome,

@@ -17,6 +17,7 @@ from typing import Generic, Iterable, Sequence, TypeVar
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from bot.closed_by_bot import ClosedByBot, closed_by_bot
 from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, Touch
 from bot.states import CallTaskStatus, EnrollmentState, Stage, TouchStatus
 
@@ -480,6 +481,8 @@ class HomeSnapshot:
     today: DayNumbers
     #: How visits went over the last VISIT_DAYS days.
     visits: VisitNumbers = VisitNumbers()
+    #: Leads the bot moved to lost or nurture by itself this week, on reading a message.
+    closed_by_bot: tuple[ClosedByBot, ...] = ()
 
 
 #: The period App Home reports visits over.
@@ -495,4 +498,5 @@ def home_snapshot(session: Session, *, user_id: str, business_name: str, now: da
         open_calls=open_call_lines(session, limit=limit),
         today=day_numbers(session, now=now, zone=zone),
         visits=visit_numbers(session, since=now - timedelta(days=VISIT_DAYS), now=now),
+        closed_by_bot=tuple(closed_by_bot(session, now=now, limit=limit)),
     )

@@ -83,6 +83,12 @@ class PooledTwilioHttpClient(HttpClient):
             self.logger.info("Response Status Code: %s", response.status_code)
         return response
 
+    def raw_get(self, url: str, *, auth: tuple[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        """GET a URL as bytes, redirects not followed (media: the caller decides where credentials go)."""
+        headers = urllib3.make_headers(basic_auth=f"{auth[0]}:{auth[1]}") if auth else {}
+        return self._pool.request("GET", url, headers=headers, retries=False, redirect=False,
+                                  timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
+
     @property
     def last_headers(self) -> Mapping[str, str]:
         """The headers of this thread's last answer (Retry-After lives there; Twilio's errors drop them)."""

@@ -7,15 +7,27 @@ import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Mapping
+from urllib.parse import urljoin, urlsplit
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProxyError, SSLError
 
-from bot.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.ports import (
+    NOT_SENT,
+    OUTCOME_UNKNOWN,
+    FetchedMedia,
+    MediaFetchError,
+    OutgoingSms,
+    PermanentSendError,
+    SendReceipt,
+    TransientSendError,
+)
 from bot.twilio_http import PooledTwilioHttpClient
 
 TWILIO_API_URL = "https://api.twilio.com"
+#: The largest media item fetched from Twilio (its own limit for an MMS is 5 MB).
+MAX_MEDIA_BYTES = 5 * 1024 * 1024
 
 #: Twilio error codes answered with a 4xx that still mean "later": too many requests, and a
 #: sender's queue overflowing. Every other 4xx (21211 invalid To, 21610 unsubscribed, 21614 not
@@ -48,6 +60,8 @@ class TwilioSmsSender:
     ):
         if not from_number and not messaging_service_sid:
             raise ValueError("TwilioSmsSender needs from_number or messaging_service_sid")
+        self._account_sid, self._auth_token = account_sid, auth_token
+        self._api = urlsplit(api_url)
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
         self._http = PooledTwilioHttpClient(api_url, timeout=timeout, connections=connections)
@@ -89,6 +103,31 @@ class TwilioSmsSender:
         except (TwilioException, HTTPError, json.JSONDecodeError) as error:
             raise TransientSendError(f"could not list Twilio messages: {error}", code=NOT_SENT) from error
         return [SentSms(sid=m.sid, body=m.body or "", status=m.status or "queued") for m in found]
+
+    def fetch_media(self, url: str) -> FetchedMedia:
+        """Fetch a lead's MMS media from its MediaUrl, with the account's credentials, following the CDN redirect.
+
+        The credentials go only to the configured Twilio API host: a MediaUrl naming any other
+        host is refused, and the redirect's target is fetched without them.
+        """
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != (self._api.scheme, self._api.netloc) \
+                or not parts.path.startswith(f"/2010-04-01/Accounts/{self._account_sid}/Messages/"):
+            raise MediaFetchError(f"not a media URL of this Twilio account: {url}", transient=False)
+        try:
+            answer = self._http.raw_get(url, auth=(self._account_sid, self._auth_token))
+            if answer.status in (301, 302, 303, 307, 308) and answer.headers.get("Location"):
+                answer = self._http.raw_get(urljoin(url, answer.headers["Location"]))
+        except HTTPError as error:
+            raise MediaFetchError(f"Twilio media unreachable: {error}", transient=True) from error
+        if answer.status == 429 or answer.status >= 500:
+            raise MediaFetchError(f"Twilio media: HTTP {answer.status}", transient=True)
+        if answer.status != 200:
+            raise MediaFetchError(f"Twilio media: HTTP {answer.status}", transient=False)
+        if len(answer.data) > MAX_MEDIA_BYTES:
+            raise MediaFetchError(f"media larger than {MAX_MEDIA_BYTES} bytes", transient=False)
+        kind = answer.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
+        return FetchedMedia(content=answer.data, content_type=kind)
 
     def _rest_error(self, error: TwilioRestException, message: OutgoingSms) -> Exception:
         code = error.code if error.code is not None else error.status

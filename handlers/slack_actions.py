@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.appointments import ACTIVE, back_to_follow_up, cancel, mark_attended, mark_no_show
 from bot.audit import Actor
+from bot.closed_by_bot import NothingToReopen, reopen_lead
 from bot.lead_actions import (
     LeadActionRefused,
     claim_call_task,
@@ -31,9 +32,10 @@ from bot.models import Appointment, CallTask, Lead, Message
 from bot.rules import CallOutcome
 from bot.services import Services
 from bot.slack_blocks import ActionId, escape
-from bot.slack_home import when
+from bot.slack_home import home_view, when
 from bot.slack_modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal, reschedule_modal
 from bot.states import CallTaskStatus
+from bot.stats import home_snapshot
 from handlers.slack_edge import (
     Click,
     after_change,
@@ -71,6 +73,29 @@ def register(app: App) -> None:
     app.action(str(ActionId.APPOINTMENT_NO_SHOW))(appointment_button(
         mark_no_show, "Marked a no-show: the \"we missed you\" messages start and a call is on the list."))
     app.action(str(ActionId.LEAD_BACK_TO_FOLLOW_UP))(lead_button(_back_to_follow_up))
+    app.action(str(ActionId.LEAD_REOPEN))(on_lead_reopen)
+
+
+def on_lead_reopen(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
+                   context: BoltContext) -> None:
+    """App Home's Reopen (value: lead id): undo the bot's closing, then show the person their Home again."""
+    ack()
+    click = Click.read(body, action)
+    services = services_of(context)
+    if click.target_id is not None:
+        with services.lead_locks.hold(click.target_id):
+            with services.session_factory.begin() as session:
+                lead = services.lead_locks.lock_row(session, click.target_id)
+                if lead is not None:
+                    try:
+                        reopen_lead(session, lead, now=services.clock.now(), actor=Actor.slack_user(click.user_id))
+                    except NothingToReopen:
+                        pass  # reopened by someone else meanwhile: the fresh Home shows it
+        after_change(services)
+    with services.session_factory() as session:
+        snapshot = home_snapshot(session, user_id=click.user_id, business_name=services.business.name,
+                                 now=services.clock.now(), zone=services.business.timezone)
+    client.views_publish(user_id=click.user_id, view=home_view(snapshot, services.business.timezone))
 
 
 # --- what the buttons do to a lead ----------------------------------------------------------------

@@ -67,6 +67,9 @@ LIST_TITLES = {
     ListFilter.PAUSED: "Leads with automation paused",
     ListFilter.BOOKED: "Booked leads",
     ListFilter.NURTURE: "Leads in nurture",
+    ListFilter.LOST: "Lost leads",
+    ListFilter.OPTED_OUT: "Leads who opted out",
+    ListFilter.ALL: "All leads",
 }
 OPEN_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED)
 
@@ -172,6 +175,9 @@ def _list(command: ListLeads, services: Services, user: str) -> Answer:
         ListFilter.PAUSED: {"paused": True},
         ListFilter.BOOKED: {"stages": (Stage.BOOKED,)},
         ListFilter.NURTURE: {"stages": (Stage.NURTURE,)},
+        ListFilter.LOST: {"stages": (Stage.LOST,)},
+        ListFilter.OPTED_OUT: {"stages": (Stage.OPTED_OUT,)},
+        ListFilter.ALL: {},
     }
     with services.session_factory() as session:
         page = lead_lines(session, now=services.clock.now(), **filters[command.which])

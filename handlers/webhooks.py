@@ -166,6 +166,7 @@ class Webhooks:
             phone = normalize_phone(sender, self.services.default_region)
         except InvalidPhone as error:
             raise BadRequest(400, f"From: {error}") from error
+        _media_of(params)  # a malformed MMS is refused here, before anything is stored
         await run_in_threadpool(self._take_sms, phone, body, sid, params)
         return twiml()
 
@@ -176,11 +177,18 @@ class Webhooks:
                                        lead_timezone=zone, appointment_ahead=ahead)
         signal = TWILIO_OPT_OUT_TYPES.get(params.get("OptOutType", "").upper()) or LeadSignal(
             understanding.reply_class.value)
+        media = _media_of(params)
+        details: dict[str, Any] = {"rule": understanding.rule, "num_media": params.get("NumMedia", "0"),
+                                   "requested_time_text": understanding.requested_time_text}
+        if media:
+            details["media"] = media
+            if not body.strip() or signal == LeadSignal.AUTO_REPLY:
+                # Phones send no photo by themselves: a photo is a person writing, and a person reads it.
+                signal = LeadSignal.PLAIN
+                details["read_as"] = "a photo: a person wrote, so a person answers"
         result = take_inbound(services, InboundMessage(
-            channel="sms", sender=phone, body=body, signal=signal, provider_id=sid,
-            requested_time=understanding.requested_time,
-            details={"rule": understanding.rule, "num_media": params.get("NumMedia", "0"),
-                     "requested_time_text": understanding.requested_time_text},
+            channel="sms", sender=phone, body=body if body.strip() or not media else _photo_words(len(media)),
+            signal=signal, provider_id=sid, requested_time=understanding.requested_time, details=details,
         ))
         if result.applied and signal == LeadSignal.HELP and "OptOutType" not in params:
             # Twilio answers HELP itself when its opt-out handling matched; otherwise we do, once.
@@ -379,6 +387,30 @@ _UNSUBSCRIBE_PAGE = """<!doctype html><meta charset="utf-8"><title>Unsubscribe</
 _UNSUBSCRIBED_PAGE = """<!doctype html><meta charset="utf-8"><title>Unsubscribed</title>
 <body style="font-family:sans-serif;max-width:32em;margin:3em auto">
 <h1>You are unsubscribed</h1><p>{name} will not email you again.</p></body>"""
+
+
+#: Twilio sends at most this many media items with one message.
+MAX_MEDIA = 10
+
+
+def _media_of(params: dict[str, str]) -> list[dict[str, str]]:
+    """The media items of an inbound MMS (MediaUrl{N} and MediaContentType{N}), as stored with the message."""
+    count = params.get("NumMedia", "0")
+    if not count.isdigit() or int(count) == 0:
+        return []
+    if int(count) > MAX_MEDIA:
+        raise BadRequest(400, f"NumMedia above Twilio's {MAX_MEDIA}")
+    media = []
+    for index in range(int(count)):
+        url = params.get(f"MediaUrl{index}")
+        if not url:
+            raise BadRequest(400, f"NumMedia is {count} but MediaUrl{index} is missing")
+        media.append({"url": url, "content_type": params.get(f"MediaContentType{index}", "")})
+    return media
+
+
+def _photo_words(count: int) -> str:
+    return "(sent a photo)" if count == 1 else f"(sent {count} photos)"
 
 
 def _national(phone: str) -> str:

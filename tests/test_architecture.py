@@ -17,6 +17,7 @@ PURE_CORE = [
 USE_CASES = [
     "bot/models.py", "bot/leads.py", "bot/enrollment.py", "bot/dispatch.py", "bot/lead_actions.py",
     "bot/call_tasks.py", "bot/audit.py", "bot/outbox.py", "bot/services.py", "bot/render_context.py",
+    "bot/closed_by_bot.py",
 ]
 FORBIDDEN = ("slack_bolt", "slack_sdk", "twilio", "sendgrid", "apscheduler", "starlette", "uvicorn", "flask",
              "requests", "httpx", "urllib.request", "http")

@@ -91,7 +91,7 @@ class SlackApiStandin(StandinServer):
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }
-        self.routes = frozenset(self._methods)
+        self.routes = frozenset(self._methods) | {"files.upload"}
 
     # -- store reads for assertions --------------------------------------------------------
 
@@ -288,7 +288,8 @@ class SlackApiStandin(StandinServer):
         file_id = "F" + secrets.token_hex(5).upper()
         with self._store_lock:
             self._files[file_id] = {"id": file_id, "name": filename, "length": int(length), "bytes": None,
-                                    "title": None, "shares": []}
+                                    "content": None, "title": None, "shares": [], "channel": None,
+                                    "thread_ts": None}
         return _ok(upload_url=f"{self.url}{_UPLOAD_PATH}{file_id}", file_id=file_id)
 
     def _receive_file_bytes(self, file_id: str, body: bytes) -> Reply:
@@ -296,7 +297,7 @@ class SlackApiStandin(StandinServer):
             announced = self._files.get(file_id)
             if announced is None:
                 return Reply(404, b"unknown upload", {"Content-Type": "text/plain"})
-            announced["bytes"] = body
+            announced["bytes"] = announced["content"] = body
         return Reply(200, f"OK - {len(body)}".encode(), {"Content-Type": "text/plain"})
 
     def _complete_upload(self, args: dict[str, Any]) -> Reply:
@@ -325,8 +326,11 @@ class SlackApiStandin(StandinServer):
                 if args.get("thread_ts"):
                     message["thread_ts"] = str(args["thread_ts"])
                 self._messages.setdefault(channel, []).append(message)
+                message["upload"] = True
                 for entry in files:
                     self._files[entry["id"]]["shares"].append({"channel": channel, "ts": message["ts"]})
+                    self._files[entry["id"]]["channel"] = channel
+                    self._files[entry["id"]]["thread_ts"] = str(args["thread_ts"]) if args.get("thread_ts") else None
             return _ok(files=completed)
 
     def _update_message(self, args: dict[str, Any]) -> Reply:

@@ -20,6 +20,11 @@ from bot.standins.server import Fault, RecordedRequest, Reply, StandinServer
 
 _MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<account_sid>[^/]+)/Messages\.json$")
 _MESSAGE = re.compile(r"^/2010-04-01/Accounts/(?P<account_sid>[^/]+)/Messages/(?P<message_sid>[^/]+)\.json$")
+#: A media item of an inbound MMS, as Twilio's MediaUrl{N} names it (no extension: the media itself).
+_MEDIA = re.compile(
+    r"^/2010-04-01/Accounts/(?P<account_sid>[^/]+)/Messages/(?P<message_sid>MM[0-9a-f]{32})/Media/(?P<media_sid>ME[0-9a-f]{32})$")
+#: Where the media URL redirects, as Twilio's redirects to its media CDN: no credentials there.
+_MEDIA_CONTENT = re.compile(r"^/media-content/(?P<token>[0-9a-f]{32})$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 #: Errors Twilio answers synchronously with HTTP 400 when a message is created.
@@ -72,7 +77,7 @@ class TwilioApiStandin(StandinServer):
     `fail_next`: "messages.create", "messages.fetch", "messages.list".
     """
 
-    routes = frozenset({"messages.create", "messages.fetch", "messages.list"})
+    routes = frozenset({"messages.create", "messages.fetch", "messages.list", "media.fetch", "media.content"})
 
     def __init__(self, account_sid: str, auth_token: str) -> None:
         super().__init__()
@@ -82,6 +87,8 @@ class TwilioApiStandin(StandinServer):
         self._messages: dict[str, dict[str, Any]] = {}
         self._status_callbacks: dict[str, str] = {}
         self._number_errors: dict[str, int] = {}
+        #: Inbound MMS media by (message sid, media sid): a CDN token, the bytes and their type.
+        self._media: dict[tuple[str, str], tuple[str, bytes, str]] = {}
 
     # -- configuration and assertions ------------------------------------------------------
 
@@ -183,7 +190,25 @@ class TwilioApiStandin(StandinServer):
             **extra,
         }
         params["SmsMessageSid"] = params["SmsSid"] = params["MessageSid"]
+        if params["NumMedia"] != "0":
+            params["SmsSid"] = ""  # Twilio leaves the SMS-era field empty for an MMS
         return self.post_signed(url, params, timeout=timeout)
+
+    def inbound_mms(
+        self, url: str, from_: str, body: str, *, to: str, media: list[tuple[bytes, str]], timeout: float = 5.0,
+        **extra: str,
+    ) -> int:
+        """Post a signed inbound-MMS webhook: each (bytes, content type) is served at its MediaUrl{N}."""
+        message_sid = "MM" + uuid.uuid4().hex
+        fields: dict[str, str] = {"MessageSid": message_sid, "NumMedia": str(len(media))}
+        with self._store_lock:
+            for index, (content, content_type) in enumerate(media):
+                media_sid = "ME" + uuid.uuid4().hex
+                self._media[(message_sid, media_sid)] = (uuid.uuid4().hex, content, content_type)
+                fields[f"MediaUrl{index}"] = (f"{self.url}/2010-04-01/Accounts/{self.account_sid}/Messages/"
+                                              f"{message_sid}/Media/{media_sid}")
+                fields[f"MediaContentType{index}"] = content_type
+        return self.inbound_sms(url, from_, body, to=to, timeout=timeout, **{**fields, **extra})
 
     def post_signed(self, url: str, params: Mapping[str, str], *, timeout: float = 5.0) -> int:
         """Post form `params` to `url` with a valid X-Twilio-Signature; return the HTTP status."""
@@ -214,6 +239,10 @@ class TwilioApiStandin(StandinServer):
             return "messages.fetch", match.groupdict()
         if method == "GET" and (match := _MESSAGES.match(path)):
             return "messages.list", match.groupdict()
+        if method == "GET" and (match := _MEDIA.match(path)):
+            return "media.fetch", match.groupdict()
+        if method == "GET" and (match := _MEDIA_CONTENT.match(path)):
+            return "media.content", match.groupdict()
         return None
 
     def not_found(self, method: str, path: str) -> Reply:
@@ -232,6 +261,13 @@ class TwilioApiStandin(StandinServer):
         return reply
 
     def handle(self, route: str, params: dict[str, str], request: RecordedRequest) -> Reply:
+        if route == "media.content":  # the CDN behind the redirect: the token in the path is the key
+            with self._store_lock:
+                found = next(((content, kind) for token, content, kind in self._media.values()
+                              if token == params["token"]), None)
+            if found is None:
+                return Reply(404, b"Not Found", {"Content-Type": "text/plain"})
+            return Reply(200, found[0], {"Content-Type": found[1], "Content-Length": str(len(found[0]))})
         if not self._authenticated(request):
             return twilio_error(401, 20003, "Authenticate")
         if params["account_sid"] != self.account_sid:
@@ -242,6 +278,13 @@ class TwilioApiStandin(StandinServer):
                 return Reply.json(200, dict(resource)) if resource else self.not_found(request.method, request.path)
         if route == "messages.list":
             return self._list_messages(request)
+        if route == "media.fetch":
+            with self._store_lock:
+                stored = self._media.get((params["message_sid"], params["media_sid"]))
+            if stored is None:
+                return self.not_found(request.method, request.path)
+            # As Twilio does: a redirect to the media's short-lived location on its CDN.
+            return Reply(307, b"", {"Location": f"{self.url}/media-content/{stored[0]}", "Content-Length": "0"})
         return self._create_message(request.data if isinstance(request.data, dict) else {})
 
     def _authenticated(self, request: RecordedRequest) -> bool:

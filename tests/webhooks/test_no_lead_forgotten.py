@@ -348,3 +348,63 @@ def test_a_touch_skipped_because_the_lead_replied_leaves_one_line_in_the_thread(
         running_bot.dispatch()
     thread = team.thread(lead_id)
     assert len([e for e in thread if "Skipped day1_checkin_sms" in e]) == 1
+
+
+# --- 14. photos -------------------------------------------------------------------------------------
+
+#: The bytes of a small PNG (its signature and a header chunk): what a lead's phone sends as MMS.
+PHOTO = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+
+
+def test_a_photo_alone_reaches_the_thread_pauses_automation_and_tells_the_team(running_bot, twilio, team):
+    lead_id = new_lead(running_bot)
+    assert twilio.inbound_mms(f"{running_bot.url}/webhooks/twilio/sms", DANA_PHONE, "", to=CLINIC_NUMBER,
+                              media=[(PHOTO, "image/png")]) == 200
+    with running_bot.services.session_factory() as session:
+        [message] = session.scalars(select(Message).where(Message.direction == "in")).all()
+    assert message.classification == "plain" and message.body == "(sent a photo)"
+    assert sales_state(running_bot, lead_id) == "paused"
+    thread = team.thread(lead_id)
+    assert any(f"<@{ONCALL}>" in entry and "a person takes over" in entry for entry in thread)
+    [shared] = team.slack.files.values()
+    assert shared["content"] == PHOTO and shared["name"].endswith(".png")
+    with running_bot.services.session_factory() as session:
+        card_ts = session.get(Lead, lead_id).slack_ts
+    assert (shared["channel"], shared["thread_ts"]) == (LEADS, card_ts)
+    # Fetched as Twilio serves media: with the account's credentials, then from where it redirects.
+    [fetch] = twilio.requests_for("media.fetch")
+    assert fetch.headers.get("Authorization", "").startswith("Basic ") and fetch.status == 307
+    [content] = twilio.requests_for("media.content")
+    assert "Authorization" not in content.headers
+
+
+def test_a_photo_with_words_keeps_the_words_and_shares_every_photo(running_bot, twilio, team):
+    lead_id = new_lead(running_bot)
+    twilio.inbound_mms(f"{running_bot.url}/webhooks/twilio/sms", DANA_PHONE, "here is my insurance card",
+                       to=CLINIC_NUMBER, media=[(PHOTO, "image/png"), (PHOTO + b"back", "image/jpeg")])
+    assert any("here is my insurance card" in entry for entry in team.thread(lead_id))
+    assert sorted(f["name"].rsplit(".", 1)[-1] for f in team.slack.files.values()) == ["jpg", "png"]
+    assert sales_state(running_bot, lead_id) == "paused"
+
+
+def test_an_mms_whose_media_count_does_not_match_its_urls_is_refused(running_bot, twilio):
+    new_lead(running_bot)
+    assert text_in(running_bot, twilio, "", NumMedia="1") == 400
+    with running_bot.services.session_factory() as session:
+        assert session.scalars(select(Message).where(Message.direction == "in")).all() == []
+
+
+# --- 13. the requested time, in both zones ----------------------------------------------------------
+
+
+def test_a_requested_time_is_shown_once_labelled_with_ours_beside_it_on_the_card_and_in_the_script(
+        running_bot, twilio, team):
+    los_angeles = "+14155550142"
+    lead_id = new_lead(running_bot, phone=los_angeles, email=None)
+    text_in(running_bot, twilio, "can I come tomorrow at 3pm?", sender=los_angeles)
+    [task] = tasks(running_bot, lead_id)
+    said = "Thu, Nov 26 at 3:00 PM PST their time (5:00 PM CST here)"
+    assert f"They asked to be called: {said}." in task.call_script
+    [card] = [post for post in team.channel_posts() if "Call " in post and "asked for" in post]
+    # The card's "They asked for" line and its copy of the script say it the same way, and only so.
+    assert card.count(said) == 2 and card.count("3:00 PM") == 2 and card.count("5:00 PM") == 2
