@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bot.closed_by_bot import ClosedByBot
 from bot.slack_app import SLACK_EVENTS_PATH
 from bot.slack_blocks import ActionId, ModalCallback, call_task_blocks, lead_card_blocks, thread_entry_blocks
+from bot.slack_home import closed_by_bot_block
 from bot.slack_views import Automation, CallTaskView, LeadCard, OutboundEntry
 from tests.handlers.conftest import (  # noqa: F401 - the Slack workspace fixtures, shared with tests/handlers
     ALICE,
@@ -67,6 +70,10 @@ def test_every_action_id_the_bot_posts_is_a_known_one_and_every_known_one_is_pos
                                                       appointment_when="Monday, Nov 30 at 10:00 AM", **visit)))
     email = OutboundEntry(message_id=1, channel="email", subject="Hi", text="Hi Dana,\nthe rest", status="sent")
     posted |= action_ids_in(thread_entry_blocks(email))
+    closed = ClosedByBot(lead_id=1, name="Dana", phone=None, email=None, stage="lost",
+                         at=datetime(2026, 11, 25, tzinfo=timezone.utc), reason="not interested",
+                         message="no thanks", understood_as="not_interested")
+    posted |= action_ids_in([closed_by_bot_block(closed, timezone.utc)])
 
     assert posted == {str(action) for action in ActionId}
 

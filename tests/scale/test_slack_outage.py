@@ -222,7 +222,7 @@ def test_a_ten_minute_slack_outage_loses_and_doubles_nothing(services, slack, cl
         "Call task in the channel: asked a question (open)"]
     assert story(slack, leads[cat]) == [
         "SMS sent: Hi Cat", "Email sent:", "Call Cat Chen: Same-day call: scheduled follow-up call (cancelled)",
-        "Reply by SMS: STOP", "Call task closed (scheduled follow-up call (first_call)): opted out", "opted out"]
+        "Reply by SMS: STOP", "Call task closed (Same-day call: scheduled follow-up call): opted out", "opted out"]
     for task in tasks:
         assert task.slack_thread_ts in [m["ts"] for m in slack.thread(LEADS, leads[task.lead_id].slack_ts)]
     # Ann's first text shows it was delivered.

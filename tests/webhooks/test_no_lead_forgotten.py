@@ -285,10 +285,9 @@ def test_the_move_to_nurture_closes_a_call_nobody_made(running_bot, team, clock)
         running_bot.dispatch()
     with running_bot.services.session_factory() as session:
         assert session.get(Lead, lead_id).stage == "nurture"
-    [task] = [t for t in tasks(running_bot, lead_id) if "day1_call" in t.reason]
+    [task] = [t for t in tasks(running_bot, lead_id) if "scheduled follow-up call" in t.reason]
     assert task.status == "cancelled"
-    assert any("Call task closed (scheduled follow-up call (day1_call)): nurture" in entry
-               for entry in team.thread(lead_id))
+    assert any(f"Call task closed ({task.reason}): nurture" in entry for entry in team.thread(lead_id))
 
 
 # --- 8. escalations at night ------------------------------------------------------------------------
@@ -301,7 +300,7 @@ def test_a_question_at_night_is_due_at_the_next_moment_a_call_may_be_made_and_nu
     text_in(running_bot, twilio, "Do you take Blue Cross insurance?")
     [task] = tasks(running_bot, lead_id)
     assert chicago(task.due_at).isoformat() == "2026-11-27T08:00:00-06:00"
-    assert any("Due:" in post and "Friday" in post for post in team.channel_posts())
+    assert any("Due:" in post and "Fri, Nov 27 at 8:00 AM" in post for post in team.channel_posts())
 
     def nudge() -> int:
         with running_bot.services.session_factory.begin() as session:
