@@ -91,7 +91,7 @@ def test_book_reads_the_lead_then_the_time_in_the_business_zone(text, lead, star
     ("text", "says"),
     [
         ("frobnicate 12", "I don't know `frobnicate`"),
-        ("list everything", "`mine|open|paused|booked|nurture`"),
+        ("list everything", "`mine|open|paused|booked|nurture|lost|opted-out|all`"),
         ("stats 90d", "`7d` or `30d`"),
         ("show", "needs a lead"),
         ("pause", "needs a lead"),
