@@ -58,6 +58,8 @@ GRACE = {
     Channel.CALL_TASK: timedelta(hours=24),
 }
 MAX_ATTEMPTS = 5
+#: How a text the number could not take, said by phone instead, is marked (`skip_reason` starts so).
+HANDED_TO_THE_TEAM = "handed to the team as a call"
 #: Provider codes that mean the number can never take SMS: remaining SMS touches go another way.
 UNREACHABLE_SMS_CODES = frozenset({"21211", "21614", "21635", "30006", "21612", "21408"})
 OPTED_OUT_SMS_CODES = frozenset({"21610"})
@@ -85,7 +87,7 @@ def show_skipped(session: Session, touch: Touch, reason: str, now: datetime) -> 
 
 def reroute_touch(session: Session, touch: Touch, *, now: datetime, error: str) -> bool:
     """Queue a text that cannot reach its number to go again another way, once; False when it already did."""
-    if touch.channel != Channel.SMS or (touch.skip_reason or "").startswith(("sent by email", "handed to the team")) \
+    if touch.channel != Channel.SMS or (touch.skip_reason or "").startswith(("sent by email", HANDED_TO_THE_TEAM)) \
             or (touch.last_error or "").startswith("rerouted:"):
         return False
     outbox.publish(session, Notice.TOUCH_FAILED, lead_id=touch.lead_id, at=now, touch_id=touch.id,
@@ -600,7 +602,7 @@ class Dispatcher:
         open_call_task(session, self.services, lead, now=now, actor=SYSTEM, touch=touch,
                        reason=f"{call_reason}; say it by phone: {text}")
         touch.status, touch.sent_at = TouchStatus.SENT, now
-        touch.skip_reason = f"handed to the team as a call: {why}"
+        touch.skip_reason = f"{HANDED_TO_THE_TEAM}: {why}"
         report.sent += 1
         self._complete_if_done(session, enrollment, now)
         return None
