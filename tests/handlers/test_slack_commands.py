@@ -148,7 +148,7 @@ def test_list_filters_leads_by_where_they_stand(workspace, services, clock):
 def test_list_with_an_unknown_filter_names_the_choices(workspace):
     workspace.command("list hot")
 
-    assert "`mine|open|paused|booked|nurture`" in workspace.last_answer()
+    assert "`mine|open|paused|booked|nurture|lost|opted-out|all`" in workspace.last_answer()
 
 
 def test_show_finds_a_lead_by_phone_in_any_format_and_links_its_card(workspace, services, slack):
