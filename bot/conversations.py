@@ -158,7 +158,7 @@ def take_missed_call(services: Services, phone: str, call_sid: str) -> MissedCal
         if known is None:
             if not first:
                 lead = find_existing(session, phone, None)
-                return MissedCallAnswer(lead.id if lead else 0, None, texted=bool(lead and lead.sms_allowed))
+                return MissedCallAnswer(lead.id if lead else 0, None, texted=bool(lead and lead.sms_answer_allowed))
             data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
             result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
                               now=now, actor=Actor.lead(0))
@@ -166,7 +166,7 @@ def take_missed_call(services: Services, phone: str, call_sid: str) -> MissedCal
             if texting is not None and texting.phone == phone:  # the text-back answers this call
                 consent.lead_started(session, texting, ConsentMethod.LEAD_CALLED, now=now,
                                      evidence=f"the lead called us (call {call_sid})")
-            answer = MissedCallAnswer(result.lead_id, None, texted=bool(texting and texting.sms_allowed))
+            answer = MissedCallAnswer(result.lead_id, None, texted=bool(texting and texting.sms_answer_allowed))
     if known is None:
         if result.enrolled:
             services.send_due_now(result.lead_id)

@@ -80,7 +80,8 @@ def team(running_bot):
 
 
 def new_lead(bot, **fields) -> int:
-    body = {"name": "Dana Lee", "phone": DANA_PHONE, "email": "dana@example.com", **fields}
+    body = {"name": "Dana Lee", "phone": DANA_PHONE, "email": "dana@example.com", "consent": True,
+            "consent_text": "I agree to get texts from Lakeside Chiropractic about my inquiry.", **fields}
     answer = bot.http.post("/webhooks/leads", json={k: v for k, v in body.items() if v is not None},
                            headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
     assert answer.status_code in (200, 201), answer.text
