@@ -137,9 +137,9 @@ class Webhooks:
     def _take_form_again(self, lead_id: int, data: LeadInput) -> None:
         """An ongoing lead sent the form again: their thread has it, understood like any reply."""
         body = data.message or "(sent the web form again, with no message)"
+        zone, ahead = self._reader_facts("email", phone=data.phone, email=data.email)
         understanding = classify_reply(data.message, rules=self.reply_rules, channel="email",
-                                       now=self.services.clock.now(),
-                                       lead_timezone=self._timezone_for(phone=data.phone, email=data.email))
+                                       now=self.services.clock.now(), lead_timezone=zone, appointment_ahead=ahead)
         take_known_contact(self.services, lead_id, InboundMessage(
             channel="form", sender=data.phone or data.email or "", body=body,
             signal=LeadSignal(understanding.reply_class.value), provider_id=None,
