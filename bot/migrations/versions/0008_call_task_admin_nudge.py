@@ -1,7 +1,7 @@
 """call tasks remember when the admins were nudged about an unclaimed call
 
-Revision ID: 0005_forgotten
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01 22:30:00
 
 A call nobody claims gets a nudge to the lead's owner or on-call; when that is ignored too, a
@@ -12,8 +12,8 @@ from typing import Sequence, Union
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0005_forgotten'
-down_revision: Union[str, Sequence[str], None] = '0006'
+revision: str = '0008'
+down_revision: Union[str, Sequence[str], None] = '0007'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
