@@ -311,8 +311,10 @@ class SlackApiStandin(StandinServer):
             for entry in files:
                 stored = self._files.get(entry.get("id", "")) if isinstance(entry, dict) else None
                 # Slack refuses a file whose bytes never arrived or whose size differs from the one announced.
-                if stored is None or stored["bytes"] is None or len(stored["bytes"]) != stored["length"]:
-                    return slack_error("file_not_found" if stored is None else "file_upload_size_mismatch")
+                if stored is None or stored["bytes"] is None:
+                    return slack_error("file_not_found")
+                if len(stored["bytes"]) != stored["length"]:
+                    return slack_error("file_upload_size_mismatch")
             completed = []
             for entry in files:
                 stored = self._files[entry["id"]]

@@ -238,4 +238,4 @@ def test_a_completed_upload_whose_bytes_never_arrived_is_refused(slack):
     announced = client.files_getUploadURLExternal(filename="x.png", length=10)
     with pytest.raises(SlackApiError) as refused:
         client.files_completeUploadExternal(files=[{"id": announced["file_id"], "title": "x"}], channel_id=LEADS)
-    assert refused.value.response["error"] == "file_upload_size_mismatch"
+    assert refused.value.response["error"] == "file_not_found"
