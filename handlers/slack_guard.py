@@ -84,6 +84,7 @@ ACTION_ACTS: dict[ActionId, Act] = {
     ActionId.APPOINTMENT_ATTENDED: Act.WORK_LEAD,
     ActionId.APPOINTMENT_NO_SHOW: Act.WORK_LEAD,
     ActionId.LEAD_BACK_TO_FOLLOW_UP: Act.WORK_LEAD,
+    ActionId.LEAD_REOPEN: Act.WORK_LEAD,
 }
 #: What each modal's submission does; a logged "not interested" call ends the lead like the button.
 VIEW_ACTS: dict[ModalCallback, Act] = {
