@@ -80,6 +80,8 @@ class LeadVerb(StrEnum):
     NO_SHOW = "noshow"  #: the lead did not come
 
 
+#: The longest `book` text read (a name, a phone or id, and a day and time fit well within it).
+MAX_BOOK_TEXT = 160
 STATS_PERIODS = {"7d": 7, "30d": 30}
 
 
@@ -235,6 +237,10 @@ def _stats(words: list[str]) -> ShowStats:
 
 def _book(words: list[str], *, now: datetime, zone: tzinfo, verb: str = "book") -> BookLead:
     example = f"e.g. `/followup {verb} 12 tomorrow 3pm` or `/followup {verb} \"Dana Lee\" 2026-12-01 10:00`"
+    if len(" ".join(words)) > MAX_BOOK_TEXT:
+        # Each split of a long text is another date parse: refuse it before it ties up a listener.
+        raise CommandError(f"`/followup {verb}` takes a lead and a date and time, not "
+                           f"{len(' '.join(words))} characters; {example}.")
     if len(words) < 2:
         raise CommandError(f"`/followup {verb} {slots('<lead> <when>')}` needs a lead and a date and time, "
                            f"{example}.")

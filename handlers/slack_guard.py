@@ -294,7 +294,30 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
     return None
 
 
+#: The act of each `/followup` verb, read from its first word alone: no date parsing before the ack.
+COMMAND_WORD_ACTS: dict[str, Act | None] = {
+    "": None, "help": None, "?": None, "usage": None,
+    "new": Act.ADD_LEAD, "add": Act.ADD_LEAD,
+    "list": Act.SEE_LEADS, "ls": Act.SEE_LEADS,
+    "stats": Act.SEE_STATS,
+    "book": Act.WORK_LEAD, "reschedule": Act.WORK_LEAD, "move": Act.WORK_LEAD,
+    "consent": Act.WORK_LEAD,
+}
+
+
 def _command_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
+    text = str(body.get("text") or "")
+    word = (text.split() or [""])[0].lower()
+    user, channel = str(body.get("user_id") or ""), body.get("channel_id")
+    if word in COMMAND_WORD_ACTS:
+        act = COMMAND_WORD_ACTS[word]
+        return Intent(act, user, "command", channel=channel) if act is not None else None
+    try:
+        verb = LeadVerb(word.replace("-", "").replace("_", "").replace("noshows", "noshow"))
+    except ValueError:
+        verb = None
+    if verb is not None:
+        return Intent(VERB_ACTS.get(verb, Act.END_LEAD), user, "command", channel=channel)
     try:
         command = parse_command(str(body.get("text") or ""), now=services.clock.now(),
                                 zone=services.business.timezone)

@@ -343,3 +343,14 @@ def test_a_retry_that_reaches_another_process_is_applied_once(workspace, service
     with services.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(ProcessedDelivery)
                               .where(ProcessedDelivery.delivery_id == "Ev0ONCE")) == 1
+
+
+@any_database
+def test_a_book_command_too_long_to_be_a_time_is_refused_without_reading_it(workspace, services):
+    lead_id = new_lead(services)
+
+    workspace.command(f"book {lead_id} " + "tomorrow 3pm " * 200)
+
+    assert "characters" in workspace.last_answer()
+    with services.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "booked")) == 0
