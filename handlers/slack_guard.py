@@ -302,6 +302,7 @@ COMMAND_WORD_ACTS: dict[str, Act | None] = {
     "stats": Act.SEE_STATS,
     "book": Act.WORK_LEAD, "reschedule": Act.WORK_LEAD, "move": Act.WORK_LEAD,
     "consent": Act.WORK_LEAD,
+    "digest": Act.SEE_LEADS,  # it names the leads still waiting for a person
 }
 
 
