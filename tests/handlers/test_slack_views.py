@@ -279,12 +279,13 @@ def test_a_reply_the_provider_refuses_says_why(workspace, services, sms):
 
 @any_database
 def test_a_modal_is_acknowledged_before_the_message_is_sent(workspace, services, sms):
-    sms.during_send = lambda message: time.sleep(1.0)
+    # The send takes 3 s; Slack's answer must not wait for it (the margin is wide: the machine may be loaded).
+    sms.during_send = lambda message: time.sleep(3.0)
     _lead_id, view = open_reply(workspace, services)
 
     answer = workspace.submit(view, {"channel": radio("sms"), "body": text("On our way")})
 
-    assert answer.elapsed.total_seconds() < 0.7
+    assert answer.elapsed.total_seconds() < 2.5
     assert sms.to(CHICAGO_PHONE) == ["On our way"]
 
 
