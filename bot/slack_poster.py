@@ -194,6 +194,8 @@ class SlackPoster:
         #: The event being carried out; and whether its first post may already be in Slack.
         self._event_id = 0
         self._maybe_posted = False
+        #: Slack calls made so far for the event in hand.
+        self._calls_made = 0
 
     # --- the queue ---------------------------------------------------------------------------------
 
@@ -288,7 +290,7 @@ class SlackPoster:
             event = session.scalars(self._next_event_query(now, passed_over)).first()
             if event is None:
                 return None, 0, 0.0
-            self._event_id = event.id
+            self._event_id, self._calls_made = event.id, 0
             self._maybe_posted = (event.last_error or "").startswith(MAYBE_POSTED)
             try:
                 # Stored ts are written at commit, not while Slack is being called: on SQLite a
@@ -431,9 +433,17 @@ class SlackPoster:
 
     def _call(self, method: str, channel: str, **arguments: Any) -> Any:
         limiter, key = self.limits.limiter_for(method), self.limits.key_for(method, channel)
-        wait = limiter.try_acquire(key)
-        if wait:
-            raise _LimiterBusy(key, wait)
+        if self._calls_made:
+            # Part of this event is in Slack already. Updates leave no mark, so giving up now would
+            # redo them on the next try, and an event of two updates tried whenever one token has
+            # refilled would never finish: wait for the token (briefly) instead.
+            if not limiter.acquire(key, max_wait=self.max_wait):
+                raise _LimiterBusy(key, limiter.wait_time(key))
+        else:
+            wait = limiter.try_acquire(key)
+            if wait:
+                raise _LimiterBusy(key, wait)
+        self._calls_made += 1
         try:
             if method == "chat.postMessage":
                 answer = self.client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False,

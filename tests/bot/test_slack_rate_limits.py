@@ -155,3 +155,33 @@ def test_a_drain_leaves_a_long_wait_for_the_next_tick_instead_of_sleeping_throug
     assert time.now == 0.0 and slack.post_times(channel) == [] and poster.pending() == 3
     time.now = 30.0
     assert poster.drain_once() == 3
+
+
+def test_an_event_of_several_updates_finishes_when_the_update_limit_refills_one_token_at_a_time(services, slack, time):
+    """A call task shown in the channel and in the thread is two edits: both go, once each, even
+    when each try of the event finds only one token free (the sandbox's poster once stalled so)."""
+    from bot.call_tasks import open_call_task
+    from bot.audit import SYSTEM as system
+    from bot.slack_limits import UPDATE_BURST
+
+    channel = new_channel()
+    lead_id = lead_with_card(services, slack, time, channel, "+13125550101")
+    with services.session_factory.begin() as session:
+        task_id = open_call_task(session, services, session.get(Lead, lead_id), reason="asked for a call",
+                                 now=services.clock.now(), actor=system).id
+    poster = poster_for(services, slack, time, channel)
+    while poster.drain_once():
+        pass
+    for _ in range(UPDATE_BURST):  # the workspace's edits are used up for now
+        assert poster.limits.updates.try_acquire("chat.update") == 0.0
+    slack.arrivals.clear()
+    with services.session_factory.begin() as session:
+        publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead_id, at=services.clock.now(), call_task_id=task_id)
+
+    for _ in range(5):
+        if not poster.pending():
+            break
+        poster.drain_once()
+
+    assert poster.pending() == 0
+    assert [method for _, method, _ in slack.arrivals] == ["chat.update", "chat.update"]
