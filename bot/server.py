@@ -16,7 +16,7 @@ from bot.scheduler import WorkScheduler
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack_poster import SlackPoster, build_slack_poster
-from bot.web import create_web_app
+from bot.web import closed_routes, create_web_app
 from bot.webhook_delivery import WebhookDeliverer
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ class RunningParts:
 def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
     """Wire the bot from settings: services, scheduler jobs, the Slack poster and the web app."""
     services = build_services(settings, clock=clock)
+    for line in closed_routes(settings):
+        log.warning("%s", line)
     for warning in waiting_channels_warnings(services.playbooks, configured_channels(services)):
         log.error("%s", warning)
     released = release_waiting_touches(services)

@@ -15,6 +15,29 @@ from handlers.calendar_webhooks import CalendarWebhooks
 from handlers.webhooks import Webhooks
 
 
+#: Each secret-guarded route, the setting that opens it, and what it is for (`followup run` names the closed ones).
+GUARDED_ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("POST /webhooks/leads", "LEAD_WEBHOOK_TOKEN", "new leads from the web form"),
+    ("POST /webhooks/booking", "BOOKING_WEBHOOK_TOKEN", "bookings from your booking tool"),
+    ("POST /webhooks/calendly", "CALENDLY_WEBHOOK_SIGNING_KEY", "Calendly bookings"),
+    ("POST /webhooks/calcom", "CALCOM_WEBHOOK_SECRET", "Cal.com bookings"),
+    ("POST /webhooks/twilio/sms, /status, /voice", "TWILIO_AUTH_TOKEN", "texts, delivery reports and missed calls"),
+    ("POST /webhooks/sendgrid/inbound", "SENDGRID_INBOUND_TOKEN", "email replies (Inbound Parse)"),
+    ("POST /webhooks/sendgrid/events", "SENDGRID_WEBHOOK_PUBLIC_KEY", "email delivery events and bounces"),
+)
+
+
+def closed_routes(settings: Settings) -> list[str]:
+    """One line per route that refuses every request (503) because its secret is unset, saying which one."""
+    values = {field.alias: getattr(settings, name) for name, field in Settings.model_fields.items() if field.alias}
+    lines = [f"{route} is closed (answers 503): {setting} is not set, so no {purpose} are taken"
+             for route, setting, purpose in GUARDED_ROUTES if not values.get(setting)]
+    if not settings.slack_signing_secret:
+        lines.append("POST /slack/events is closed: SLACK_SIGNING_SECRET is not set"
+                     + (" (Socket Mode needs none)" if settings.slack_app_token else ""))
+    return lines
+
+
 def create_web_app(
     services: Services,
     settings: Settings,

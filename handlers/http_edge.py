@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 from typing import Any, Mapping
@@ -95,6 +97,27 @@ def require_bearer(request: Request, expected: str | None, setting: str) -> None
         raise BadRequest(401, "missing bearer token (Authorization: Bearer ...)")
     if not hmac.compare_digest(token.strip().encode(), expected.encode()):
         raise BadRequest(401, "invalid bearer token")
+
+
+def require_inbound_parse_token(request: Request, expected: str | None) -> None:
+    """Inbound Parse has no signature: the URL carries the secret, as `?token=` or as basic auth's password.
+
+    SendGrid posts to `https://user:TOKEN@host/...` as an Authorization: Basic header, so the secret
+    need not sit in a query string (and in every proxy's access log).
+    """
+    if not expected:
+        raise BadRequest(503, "SENDGRID_INBOUND_TOKEN is not configured on this server")
+    given = [request.query_params.get("token", "")]
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic" and credentials:
+        try:
+            given.append(base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")[2])
+        except (binascii.Error, UnicodeDecodeError):
+            raise BadRequest(401, "malformed basic auth header") from None
+    # Every candidate is compared, so the time taken does not say which one was close.
+    matches = [hmac.compare_digest(candidate.encode(), expected.encode()) for candidate in given]
+    if not any(matches):
+        raise BadRequest(403, "missing or wrong token for Inbound Parse (?token= or the basic auth password)")
 
 
 def public_url(request: Request, public_base_url: str) -> str:

@@ -49,6 +49,7 @@ from handlers.http_edge import (
     read_body,
     read_form,
     require_bearer,
+    require_inbound_parse_token,
     require_twilio_signature,
 )
 
@@ -259,9 +260,7 @@ class Webhooks:
     # --- SendGrid ------------------------------------------------------------------------------
 
     async def sendgrid_inbound(self, request: Request) -> Response:
-        expected = self.settings.sendgrid_inbound_token
-        if expected and request.query_params.get("token") != expected:
-            raise BadRequest(403, "missing or wrong ?token= for Inbound Parse")
+        require_inbound_parse_token(request, self.settings.sendgrid_inbound_token)
         fields = form_fields(await read_form(request, MAX_EMAIL_BODY))
         sender = _sender_address(fields)
         if not sender:
@@ -293,10 +292,11 @@ class Webhooks:
         ))
 
     async def sendgrid_events(self, request: Request) -> Response:
-        body = await read_body(request, MAX_EMAIL_BODY)
         key = self.settings.sendgrid_webhook_public_key
-        if key:
-            _verify_sendgrid_signature(request, body, key)
+        if not key:
+            raise BadRequest(503, "SENDGRID_WEBHOOK_PUBLIC_KEY is not configured on this server")
+        body = await read_body(request, MAX_EMAIL_BODY)
+        _verify_sendgrid_signature(request, body, key)
         events = load_json(body)
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             raise BadRequest(400, "body must be a JSON array of event objects")

@@ -88,3 +88,18 @@ def test_followup_run_stops_cleanly_on_sigterm(run_process):
     # uvicorn finishes the shutdown, then re-raises the signal so the exit status tells a supervisor why.
     assert process.returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in output
+
+
+def test_followup_run_names_each_route_closed_for_want_of_its_secret(run_process):
+    url, _twilio, process = run_process
+    answer = httpx.post(f"{url}/webhooks/sendgrid/events", json=[{"event": "unsubscribe", "email": "a@b.example"}],
+                        timeout=5)
+    assert answer.status_code == 503 and "SENDGRID_WEBHOOK_PUBLIC_KEY" in answer.json()["error"]
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=15)
+    closed = [line for line in output.splitlines() if " is closed" in line]
+    # Lead intake and Twilio have their secrets here; everything else is named once, with the setting that opens it.
+    for setting in ("BOOKING_WEBHOOK_TOKEN", "CALENDLY_WEBHOOK_SIGNING_KEY", "CALCOM_WEBHOOK_SECRET",
+                    "SENDGRID_INBOUND_TOKEN", "SENDGRID_WEBHOOK_PUBLIC_KEY", "SLACK_SIGNING_SECRET"):
+        assert sum(setting in line for line in closed) == 1, (setting, closed)
+    assert not any("LEAD_WEBHOOK_TOKEN" in line or "TWILIO_AUTH_TOKEN" in line for line in closed)

@@ -9,6 +9,9 @@ and the clock control.
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import logging
 import os
 import signal
@@ -56,6 +59,7 @@ SLACK_SIGNING_SECRET = "sandbox-slack-signing-secret"
 LEAD_WEBHOOK_TOKEN = "sandbox-lead-token"
 BOOKING_WEBHOOK_TOKEN = "sandbox-booking-token"
 CALENDLY_SIGNING_KEY = "sandbox-calendly-signing-key"
+CALCOM_WEBHOOK_SECRET = "sandbox-calcom-webhook-secret"
 SENDGRID_INBOUND_TOKEN = "sandbox-inbound-token"
 LEADS_CHANNEL = "C0SANDLEADS"
 FROM_EMAIL = "frontdesk@clinic.sandbox.example"
@@ -86,6 +90,34 @@ TEAM = (
 )
 
 
+@functools.cache
+def sendgrid_event_key() -> Any:
+    """The sandbox's SendGrid signs its Event Webhook posts as the real one does (ECDSA P-256), with this key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def sendgrid_event_public_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    public = sendgrid_event_key().public_key().public_bytes(serialization.Encoding.DER,
+                                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(public).decode()
+
+
+def signed_sendgrid_events(events: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
+    """The body and headers of a Signed Event Webhook post."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    body, timestamp = json.dumps(events), str(int(time.time()))
+    signature = sendgrid_event_key().sign((timestamp + body).encode(), ec.ECDSA(hashes.SHA256()))
+    return body, {"Content-Type": "application/json",
+                  "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+                  "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}
+
+
 def sandbox_settings(*, directory: Path, public_base_url: str, twilio_url: str, sendgrid_url: str, slack_url: str,
                      business_path: Path | None = None, team: tuple[TeamMember, ...] = TEAM,
                      from_number: str | None = None) -> Settings:
@@ -98,7 +130,7 @@ def sandbox_settings(*, directory: Path, public_base_url: str, twilio_url: str, 
         "LEAD_WEBHOOK_TOKEN": LEAD_WEBHOOK_TOKEN,
         "BOOKING_WEBHOOK_TOKEN": BOOKING_WEBHOOK_TOKEN,
         "CALENDLY_WEBHOOK_SIGNING_KEY": CALENDLY_SIGNING_KEY,
-        "CALCOM_WEBHOOK_SECRET": None,
+        "CALCOM_WEBHOOK_SECRET": CALCOM_WEBHOOK_SECRET,
         "TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
         "TWILIO_FROM_NUMBER": from_number,
@@ -107,7 +139,7 @@ def sandbox_settings(*, directory: Path, public_base_url: str, twilio_url: str, 
         "SENDGRID_API_KEY": SENDGRID_API_KEY,
         "SENDGRID_FROM_EMAIL": FROM_EMAIL,
         "SENDGRID_REPLY_TO": REPLY_TO_EMAIL,
-        "SENDGRID_WEBHOOK_PUBLIC_KEY": None,
+        "SENDGRID_WEBHOOK_PUBLIC_KEY": sendgrid_event_public_key(),
         "SENDGRID_INBOUND_TOKEN": SENDGRID_INBOUND_TOKEN,
         "SENDGRID_API_URL": sendgrid_url,
         "SLACK_BOT_TOKEN": SLACK_BOT_TOKEN,
@@ -440,7 +472,8 @@ class Sandbox:
                 "smtp-id": f"<{accepted.message_id}@sendgrid.sandbox>", **dict(accepted.custom_args),
             } for to in accepted.to]
             try:
-                httpx.post(f"{self.url}/webhooks/sendgrid/events", json=events, timeout=5)
+                body, headers = signed_sendgrid_events(events)
+                httpx.post(f"{self.url}/webhooks/sendgrid/events", content=body, headers=headers, timeout=5)
             except httpx.HTTPError as error:
                 log.warning("sandbox: email event webhook failed: %s", error)
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hmac
 import json
 import secrets
 import threading
@@ -244,13 +245,13 @@ class SlackApiStandin(StandinServer):
         if not token:
             return slack_error("not_authed")
         if route == "apps.connections.open":
-            if token == self.bot_token:
+            if _same_secret(token, self.bot_token):
                 return slack_error("not_allowed_token_type")
-            if self.app_token is not None and token != self.app_token:
+            if self.app_token is not None and not _same_secret(token, self.app_token):
                 return slack_error("invalid_auth")
             if not token.startswith("xapp-"):
                 return slack_error("invalid_auth")
-        elif token != self.bot_token:
+        elif not _same_secret(token, self.bot_token):
             return slack_error("not_allowed_token_type" if token.startswith("xapp-") else "invalid_auth")
         return self._methods[route](args)
 
@@ -610,3 +611,8 @@ def _user(team_id: str, user_id: str, name: str, real_name: str, email: str | No
         "is_ultra_restricted": False,
         "profile": profile,
     }
+
+
+def _same_secret(given: str, expected: str) -> bool:
+    """Tokens are compared in constant time, as Slack's API does."""
+    return hmac.compare_digest(given.encode(), expected.encode())

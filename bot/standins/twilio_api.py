@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import re
 import threading
 import urllib.error
@@ -295,7 +296,9 @@ class TwilioApiStandin(StandinServer):
             user, _, password = base64.b64decode(encoded).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             return False
-        return user == self.account_sid and password == self.auth_token
+        # Both compared, each in constant time, as a real API compares credentials.
+        user_ok = hmac.compare_digest(user.encode(), self.account_sid.encode())
+        return hmac.compare_digest(password.encode(), self.auth_token.encode()) and user_ok
 
     def _create_message(self, form: dict[str, Any]) -> Reply:
         to = _single(form.get("To"))

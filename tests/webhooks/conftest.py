@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.app import build_services
 from bot.dispatch import Dispatcher
@@ -28,6 +33,33 @@ LEAD_TOKEN = "lead-token-123"
 BOOKING_TOKEN = "booking-token-456"
 CALENDLY_KEY = "calendly-signing-key-789"
 CALCOM_SECRET = "calcom-webhook-secret-012"
+INBOUND_TOKEN = "inbound-parse-token-345"
+#: The key SendGrid signs event posts with; its public half is SENDGRID_WEBHOOK_PUBLIC_KEY.
+SENDGRID_EVENT_KEY = ec.generate_private_key(ec.SECP256R1())
+SENDGRID_EVENT_PUBLIC_KEY = base64.b64encode(SENDGRID_EVENT_KEY.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+
+
+def sendgrid_event_headers(body: str, timestamp: str, key: ec.EllipticCurvePrivateKey = SENDGRID_EVENT_KEY
+                           ) -> dict[str, str]:
+    """The headers of a Signed Event Webhook post: ECDSA P-256 over timestamp + raw body, as SendGrid signs."""
+    signature = base64.b64encode(key.sign((timestamp + body).encode(), ec.ECDSA(hashes.SHA256()))).decode()
+    return {"Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Signature": signature,
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}
+
+
+def post_sendgrid_events(http: httpx.Client, events: Any, *, timestamp: str | None = None) -> httpx.Response:
+    """Post events to the bot as SendGrid's Signed Event Webhook does."""
+    body = json.dumps(events)
+    return http.post("/webhooks/sendgrid/events", content=body,
+                     headers=sendgrid_event_headers(body, timestamp or str(int(time.time()))))
+
+
+def post_inbound_parse(http: httpx.Client, fields: dict[str, str], *, query: str | None = None,
+                       auth: tuple[str, str] | None = None) -> httpx.Response:
+    """Post an email to the bot as Inbound Parse does (multipart), with the token in the URL unless told otherwise."""
+    path = "/webhooks/sendgrid/inbound" + (f"?token={INBOUND_TOKEN}" if query is None else query)
+    return http.post(path, files={k: (None, v) for k, v in fields.items()}, auth=auth)
 
 
 def free_port() -> int:
@@ -70,6 +102,7 @@ def bot_settings(tmp_path: Path, business_file: Path, database_url: str, twilio,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         LEAD_WEBHOOK_TOKEN=LEAD_TOKEN, BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
         CALENDLY_WEBHOOK_SIGNING_KEY=CALENDLY_KEY, CALCOM_WEBHOOK_SECRET=CALCOM_SECRET,
+        SENDGRID_INBOUND_TOKEN=INBOUND_TOKEN, SENDGRID_WEBHOOK_PUBLIC_KEY=SENDGRID_EVENT_PUBLIC_KEY,
         TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_FROM_NUMBER=CLINIC_NUMBER,
         TWILIO_API_URL=twilio.url, SENDGRID_API_KEY=SENDGRID_KEY, SENDGRID_FROM_EMAIL="hello@lakeside.example",
         SENDGRID_REPLY_TO="reply@inbound.lakeside.example", SENDGRID_API_URL=sendgrid.url,

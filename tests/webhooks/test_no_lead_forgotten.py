@@ -20,7 +20,7 @@ from bot.models import CallTask, Enrollment, Lead, Message, Touch
 from bot.slack_limits import SlackLimits
 from bot.slack_poster import SlackPoster
 from bot.standins.slack_api import SlackApiStandin
-from tests.webhooks.conftest import AUTH_TOKEN, BOOKING_TOKEN, CLINIC_NUMBER, LEAD_TOKEN
+from tests.webhooks.conftest import AUTH_TOKEN, BOOKING_TOKEN, CLINIC_NUMBER, LEAD_TOKEN, post_inbound_parse
 
 BOT_TOKEN = "xoxb-forgotten"
 LEADS = "C0LEADS"
@@ -106,8 +106,9 @@ def inbound_email(bot, text: str, *, message_id: str = "<m1@mail.example.com>") 
     fields = {"from": sender, "to": "reply@inbound.lakeside.example", "subject": "Re: Thanks for reaching out",
               "text": text, "headers": f"Message-ID: {message_id}\nFrom: {sender}\n",
               "envelope": json.dumps({"to": ["reply@inbound.lakeside.example"], "from": "dana@example.com"}),
-              "charsets": json.dumps({"text": "UTF-8"}), "spam_score": "0.1"}
-    return bot.http.post("/webhooks/sendgrid/inbound", files={k: (None, v) for k, v in fields.items()}).status_code
+              "charsets": json.dumps({"text": "UTF-8"}), "spam_score": "0.1", "SPF": "pass",
+              "dkim": "{@example.com : pass}"}
+    return post_inbound_parse(bot.http, fields).status_code
 
 
 def tasks(bot, lead_id: int) -> list[CallTask]:
