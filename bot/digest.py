@@ -8,7 +8,7 @@ the chart draw from. Every moment is UTC; `now` is passed in.
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead
 from bot.states import CallTaskStatus, EnrollmentState, Stage
+from bot.reports import person_rows
 from bot.stats import LeadStats, SubjectResult, TouchResult, lead_stats, rate
 
 Result = TypeVar("Result", TouchResult, SubjectResult)
@@ -133,22 +134,21 @@ def build_digest(session: Session, *, end: datetime, zone: tzinfo) -> WeeklyDige
     missed = sum(count for status, count in visits.items() if status in MISSED)
 
     lost: Counter[str] = Counter()
-    calls: dict[str, Counter[str]] = defaultdict(Counter)
-    for action, actor_id, details in session.execute(
-        select(AuditEntry.action, AuditEntry.actor_id, AuditEntry.details)
-        .where(AuditEntry.at >= start, AuditEntry.at <= end, AuditEntry.action.in_(("stage_changed", "call_outcome")))
+    for (details,) in session.execute(
+        select(AuditEntry.details)
+        .where(AuditEntry.at >= start, AuditEntry.at <= end, AuditEntry.action == "stage_changed")
     ).tuples():
         details = details or {}
-        if action == "stage_changed" and details.get("new") == Stage.LOST:
+        if details.get("new") == Stage.LOST:
             lost[_reason(str(details.get("reason") or "no reason given"))] += 1
-        elif action == "call_outcome" and actor_id:
-            calls[actor_id][str(details.get("outcome") or "logged")] += 1
+    # The same count as `/followup stats by person`: calls logged by team members in the week.
+    calls = [PersonCalls(person.user_id, person.outcomes)
+             for person in person_rows(session, since=start, now=end) if person.calls]
 
     return WeeklyDigest(
         start=start, end=end, zone=zone, stats=stats, attended=attended, missed=missed,
         lost_reasons=tuple(lost.most_common()),
-        calls_by_person=tuple(sorted((PersonCalls(user, tuple(outcomes.most_common())) for user, outcomes
-                                      in calls.items()), key=lambda person: -person.calls)),
+        calls_by_person=tuple(sorted(calls, key=lambda person: -person.calls)),
         best_touch=_best(stats.by_touch), best_subject=_best(stats.by_subject),
         waiting=waiting_for_a_person(session),
         leads_per_day=_leads_per_day(session, start=start, end=end, zone=zone),

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 import dateparser
 
+from bot.report_request import Breakdown, StatsWordsError, read_stats_words
+
 #: What a team member writes first in a lead's thread to send the rest to the lead.
 SEND_MARKER = "!reply"
 
@@ -32,7 +34,8 @@ USAGE_LINES = (
     ("claim <lead>", "make the lead yours"),
     ("optout <lead>", "record that they asked not to be contacted (admins)"),
     ('consent <lead> verbal "what they said"', "record that the lead agreed to texts (or `revoked \"...\"`)"),
-    ("stats [7d|30d]", "leads in, speed to lead, reply and booking rates"),
+    ("stats [7d|30d] [by source|touch|person|playbook]",
+     "leads in, speed to lead, reply and booking rates; or one breakdown as a table"),
     ("digest", "this week's digest so far, shown only to you (it is posted to the channel weekly)"),
 )
 LEAD_HINT = "Name a lead by its id (`12` or `#12`), phone, email or name."
@@ -82,7 +85,6 @@ class LeadVerb(StrEnum):
 
 #: The longest `book` text read (a name, a phone or id, and a day and time fit well within it).
 MAX_BOOK_TEXT = 160
-STATS_PERIODS = {"7d": 7, "30d": 30}
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class RescheduleLead(BookLead):
 @dataclass(frozen=True)
 class ShowStats:
     days: int
+    #: One breakdown as a table; None for the period's headline numbers.
+    by: Breakdown | None = None
 
 
 class ConsentChange(StrEnum):
@@ -227,12 +231,14 @@ def _list(words: list[str]) -> ListLeads:
 
 
 def _stats(words: list[str]) -> ShowStats:
-    if not words:
-        return ShowStats(7)
-    days = STATS_PERIODS.get(words[0].lower())
-    if days is None or len(words) > 1:
-        raise CommandError(f"`/followup stats` covers `7d` or `30d`; `{_code(' '.join(words))}` is neither.")
-    return ShowStats(days)
+    try:
+        request = read_stats_words(words)
+    except StatsWordsError as wrong:
+        raise CommandError(
+            f"`/followup stats` takes a period, `7d` or `30d`, and a breakdown, `by source`, `by touch`, "
+            f"`by person` or `by playbook` (each optional), e.g. `/followup stats 30d by source`; "
+            f"`{_code(str(wrong))}` is not one of them.") from None
+    return ShowStats(request.days, request.by)
 
 
 def _book(words: list[str], *, now: datetime, zone: tzinfo, verb: str = "book") -> BookLead:

@@ -19,6 +19,7 @@ from bot.digest import DigestSchedule, WeeklyDigest, build_digest
 from bot.models import ProcessedDelivery
 from bot.services import Services
 from bot.slack_blocks import Block, clip, context, escape, fields_section, header, section
+from bot.stats import ATTRIBUTION
 from bot.slack_home import PlaybookLookup, duration, percent, subject_text, touch_name
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,8 @@ def digest_blocks(digest: WeeklyDigest, playbook_of: PlaybookLookup | None = Non
             f"• #{lead.lead_id} {escape(lead.name or 'unnamed lead')}: {escape(lead.why)}" for lead in digest.waiting)))
     else:
         blocks.append(section("*Still waiting for a person*\nNobody: every lead is handled."))
-    blocks.append(context("Rates are of those sent or contacted. A booking counts for the week its lead came in; "
-                          "the touch credited with a reply is the last one sent before the lead's first reply."))
+    blocks.append(context("Rates are of those sent or contacted. A booking counts for the week its lead came in. "
+                          + ATTRIBUTION))
     return blocks
 
 

@@ -30,6 +30,7 @@ from bot.slack_blocks import (
 )
 from bot.slack_views import display_phone
 from bot.stats import (
+    ATTRIBUTION,
     VISIT_DAYS,
     CallLine,
     DayNumbers,
@@ -342,8 +343,9 @@ def stats_blocks(stats: LeadStats, playbook_of: PlaybookLookup | None = None) ->
         blocks.append(context("Nothing was sent in this period."))
     blocks.append(context("Speed to lead: from the lead coming in to the first message that went out. "
                           "Reply rate: contacted leads who wrote back (automatic replies left out). "
-                          "Bookings include leads who told us they booked. A reply or booking counts for the "
-                          "last touch sent before it, as a share of the leads that touch was sent to."))
+                          f"Bookings include leads who told us they booked. {ATTRIBUTION} Touch rates are of "
+                          "the leads that touch was sent to. Tables: `/followup stats 30d by source` (or by "
+                          "touch, person, playbook)."))
     return blocks
 
 

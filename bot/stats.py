@@ -64,8 +64,8 @@ def rate(part: int, whole: int) -> float | None:
 class TouchResult:
     """One playbook step over the period's leads: how many got it, and how many replied or booked after it.
 
-    A reply or booking is credited to the last touch sent before it (the lead's first reply; the
-    first booking, whether made by the team, by a calendar or reported by the lead).
+    Replies and bookings are credited by the one rule, ATTRIBUTION: a booking (made by the team, by a
+    calendar or reported by the lead) to the last touch before the lead first answered.
     """
 
     sequence: str
@@ -74,6 +74,8 @@ class TouchResult:
     sent: int
     replies: int
     bookings: int = 0
+    #: How the step went out (sms, email): the channel most of its touches took.
+    channel: str = ""
 
     @property
     def reply_rate(self) -> float | None:
@@ -176,39 +178,81 @@ def visit_numbers(session: Session, *, since: datetime, now: datetime) -> VisitN
                         cancellations=changed.get("cancelled", 0), reschedules=changed.get("rescheduled", 0))
 
 
-def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
-    """Leads in, speed to lead, reply and booking rates, what got the replies, and delivery failures."""
-    since = now - timedelta(days=days)
+#: The one attribution rule, as every report states it (stats, the breakdowns, the digest, the README).
+ATTRIBUTION = ("A reply counts for the last touch sent before the lead's first reply; a booking counts for the "
+               "last touch sent before the lead first answered (their first reply, or the booking itself when "
+               "they booked without writing).")
+
+
+@dataclass(frozen=True)
+class CohortHistory:
+    """What happened to the leads that came in during a period: the moments every report counts from."""
+
+    #: When each lead came in.
+    arrived: dict[int, datetime]
+    #: When something first reached each lead (a touch or a team message the provider took).
+    first_touch: dict[int, datetime]
+    #: Each lead's sent messages, oldest first, with the playbook touch they carried (None for a team message).
+    sent: dict[int, list[tuple[datetime, int | None]]]
+    #: When each contacted lead first wrote back (automatic replies left out).
+    first_reply: dict[int, datetime]
+    #: When each lead first booked: an appointment made (not cancelled), or their word that they booked.
+    first_booking: dict[int, datetime]
+
+    def reply_credits(self) -> dict[int, int]:
+        """The touch each reply is credited to: the last one sent before the lead's first reply."""
+        return _last_touch_before(self.first_reply, self.sent)
+
+    def booking_credits(self) -> dict[int, int]:
+        """The touch each booking is credited to: the last one sent before the lead first answered."""
+        answered = {lead_id: min(booked_at, self.first_reply.get(lead_id, booked_at))
+                    for lead_id, booked_at in self.first_booking.items()}
+        return _last_touch_before(answered, self.sent)
+
+
+def cohort_history(session: Session, *, since: datetime, now: datetime) -> CohortHistory:
+    """Arrivals, first touches, first replies and first bookings of the leads that came in between since and now."""
     in_period = (Lead.created_at >= since) & (Lead.created_at <= now)
     cohort = select(Lead.id).where(in_period)
     arrived = dict(session.execute(select(Lead.id, Lead.created_at).where(in_period)).tuples().all())
 
     first_touch: dict[int, datetime] = {}
-    sent_before: dict[int, list[tuple[datetime, int | None]]] = defaultdict(list)
+    sent: dict[int, list[tuple[datetime, int | None]]] = defaultdict(list)
     for lead_id, at, touch_id in session.execute(
         select(Message.lead_id, Message.created_at, Message.touch_id)
-        .where(Message.lead_id.in_(cohort), Message.direction == "out", Message.provider_id.is_not(None))
+        .where(Message.lead_id.in_(cohort), Message.direction == "out", Message.provider_id.is_not(None),
+               Message.created_at <= now)
         .order_by(Message.created_at, Message.id)
     ).tuples():
         first_touch.setdefault(lead_id, at)
-        sent_before[lead_id].append((at, touch_id))
+        sent[lead_id].append((at, touch_id))
 
     first_reply: dict[int, datetime] = {}
     for lead_id, at in session.execute(
         select(Message.lead_id, Message.created_at)
-        .where(Message.lead_id.in_(cohort), Message.direction == "in",
+        .where(Message.lead_id.in_(cohort), Message.direction == "in", Message.created_at <= now,
                or_(Message.classification.is_(None), Message.classification != NOT_A_REPLY))
         .order_by(Message.created_at, Message.id)
     ).tuples():
         touched = first_touch.get(lead_id)
         if touched is not None and at >= touched:
             first_reply.setdefault(lead_id, at)
+    return CohortHistory(arrived, first_touch, dict(sent), first_reply, _first_bookings(session, cohort, now=now))
 
+
+def cohort_ids(*, since: datetime, now: datetime):  # noqa: ANN201 - a select of lead ids
+    """The leads that came in during the period, as a subquery."""
+    return select(Lead.id).where(Lead.created_at >= since, Lead.created_at <= now)
+
+
+def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
+    """Leads in, speed to lead, reply and booking rates, what got the replies, and delivery failures."""
+    since = now - timedelta(days=days)
+    history = cohort_history(session, since=since, now=now)
+    arrived, first_touch = history.arrived, history.first_touch
     speeds = [max((first_touch[lead] - arrived[lead]).total_seconds(), 0.0) for lead in first_touch if lead in arrived]
-    replied_after = _touch_before_reply(first_reply, sent_before)
-    first_booking = _first_bookings(session, cohort)
-    booked_after = _touch_before_reply(first_booking, sent_before)
-    by_touch, by_subject = _touch_results(session, cohort, replied_after.values(), booked_after.values())
+    by_touch, by_subject = _touch_results(session, cohort_ids(since=since, now=now),
+                                          history.reply_credits().values(), history.booking_credits().values())
     return LeadStats(
         days=days,
         since=since,
@@ -216,8 +260,8 @@ def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
         contacted=len(first_touch),
         speed_to_lead_median=_seconds(median(speeds)),
         speed_to_lead_p90=_seconds(percentile(speeds, 0.9)),
-        replied=len(first_reply),
-        booked=len(first_booking),
+        replied=len(history.first_reply),
+        booked=len(history.first_booking),
         by_touch=by_touch,
         by_subject=by_subject,
         deliveries=delivery_failures(session, since=since, until=now),
@@ -229,29 +273,30 @@ def _seconds(value: float | None) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
 
 
-def _touch_before_reply(
-    first_reply: dict[int, datetime], sent: dict[int, list[tuple[datetime, int | None]]]
-) -> dict[int, int]:
-    """For each lead who replied: the last playbook touch sent before the first reply."""
+def _last_touch_before(moments: dict[int, datetime], sent: dict[int, list[tuple[datetime, int | None]]]
+                       ) -> dict[int, int]:
+    """For each lead with a moment: the last playbook touch sent at or before it."""
     origins = {}
-    for lead_id, replied_at in first_reply.items():
-        touches = [touch_id for at, touch_id in sent.get(lead_id, []) if touch_id is not None and at <= replied_at]
+    for lead_id, moment in moments.items():
+        touches = [touch_id for at, touch_id in sent.get(lead_id, []) if touch_id is not None and at <= moment]
         if touches:
             origins[lead_id] = touches[-1]
     return origins
 
 
-def _first_bookings(session: Session, cohort) -> dict[int, datetime]:  # noqa: ANN001 - a select of lead ids
+def _first_bookings(session: Session, cohort, *, now: datetime) -> dict[int, datetime]:  # noqa: ANN001
     """When each lead first booked: an appointment made (not cancelled), or a reply saying they booked."""
     first: dict[int, datetime] = {}
     for lead_id, at in session.execute(
         select(Appointment.lead_id, func.min(Appointment.created_at))
-        .where(Appointment.lead_id.in_(cohort), Appointment.status != "cancelled").group_by(Appointment.lead_id)
+        .where(Appointment.lead_id.in_(cohort), Appointment.status != "cancelled", Appointment.created_at <= now)
+        .group_by(Appointment.lead_id)
     ).tuples():
         first[lead_id] = at
     for lead_id, at in session.execute(
         select(Message.lead_id, func.min(Message.created_at))
-        .where(Message.lead_id.in_(cohort), Message.direction == "in", Message.classification == SELF_REPORTED_BOOKING)
+        .where(Message.lead_id.in_(cohort), Message.direction == "in", Message.classification == SELF_REPORTED_BOOKING,
+               Message.created_at <= now)
         .group_by(Message.lead_id)
     ).tuples():
         first[lead_id] = min(first.get(lead_id, at), at)
@@ -263,7 +308,8 @@ def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # no
     """Per step and per subject option: sent to the period's leads, and the replies and bookings after it."""
     replies, bookings = Counter(reply_touches), Counter(booking_touches)
     rows = session.execute(
-        select(Touch.id, Enrollment.sequence_name, Touch.step_id, Touch.position, Touch.subject_option, Touch.subject)
+        select(Touch.id, Enrollment.sequence_name, Touch.step_id, Touch.position, Touch.subject_option, Touch.subject,
+               Touch.channel)
         .join(Enrollment, Enrollment.id == Touch.enrollment_id)
         .where(Touch.lead_id.in_(cohort), Touch.status == TouchStatus.SENT, Touch.channel.in_(("sms", "email")),
                # A text the number could not take, handed to the team as a call, reached nobody by text.
@@ -272,7 +318,9 @@ def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # no
     steps: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
     subjects: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
     sent_subject: dict[tuple[str, str, int], str] = {}
-    for touch_id, sequence, step_id, position, option, subject in rows:
+    channels: dict[tuple[str, str, int], Counter[str]] = defaultdict(Counter)
+    for touch_id, sequence, step_id, position, option, subject, channel in rows:
+        channels[(sequence, step_id, position)][channel] += 1
         counts = steps[(sequence, step_id, position)]
         counts[0] += 1
         counts[1] += replies[touch_id]
@@ -282,8 +330,9 @@ def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # no
             subjects[key][0] += 1
             subjects[key][1] += replies[touch_id]
             sent_subject.setdefault(key, subject or "")
-    by_touch = tuple(TouchResult(sequence, step, position, *counts) for (sequence, step, position), counts
-                     in sorted(steps.items(), key=lambda item: (item[0][0], item[0][2])))
+    by_touch = tuple(TouchResult(sequence, step, position, *counts,
+                                 channel=channels[(sequence, step, position)].most_common(1)[0][0])
+                     for (sequence, step, position), counts in sorted(steps.items(), key=lambda item: (item[0][0], item[0][2])))
     by_subject = tuple(SubjectResult(sequence, step, option, sent_subject[(sequence, step, option)], *counts)
                        for (sequence, step, option), counts in sorted(subjects.items()))
     return by_touch, by_subject

@@ -31,6 +31,7 @@ from bot.lead_actions import (
 from bot.lead_views import lead_detail
 from bot.leads import InvalidLead, LeadInput, add_lead
 from bot.models import Lead
+from bot.reports import stats_table
 from bot.services import Services
 from bot.digest import build_digest
 from bot.slack_blocks import context, escape, lead_label
@@ -52,6 +53,7 @@ from bot.slack_commands import (
     parse_command,
     usage,
 )
+from bot.slack_reports import stats_table_blocks
 from bot.slack_home import lead_detail_blocks, lead_list_blocks, stats_blocks, when
 from bot.slack_views import display_phone
 from bot.states import Stage
@@ -113,11 +115,16 @@ def run(command: Command, services: Services, *, user: str, client: WebClient) -
             return _new_lead(command, services, actor)
         case ListLeads():
             return _list(command, services, user)
-        case ShowStats():
+        case ShowStats(by=None):
             with services.session_factory() as session:
                 stats = lead_stats(session, now=services.clock.now(), days=command.days)
             return Answer(f"followup stats for the last {command.days} days",
                           stats_blocks(stats, services.playbooks.get))
+        case ShowStats(by=by) if by is not None:
+            with services.session_factory() as session:
+                table = stats_table(session, now=services.clock.now(), days=command.days, by=by,
+                                    playbook_of=services.playbooks.get)
+            return Answer(f"followup stats by {by} for the last {command.days} days", stats_table_blocks(table))
         case RescheduleLead():
             return _reschedule(command, services, actor)
         case ShowDigest():

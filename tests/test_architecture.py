@@ -12,12 +12,13 @@ PURE_CORE = [
     "bot/durations.py", "bot/yaml_source.py", "bot/config_errors.py", "bot/playbook.py", "bot/business.py",
     "bot/send_times.py", "bot/planning.py", "bot/rules.py", "bot/sms_segments.py", "bot/templating.py",
     "bot/reply_classifier.py", "bot/requested_time.py", "bot/clock.py", "bot/ports.py", "bot/states.py",
+    "bot/report_request.py",
 ]
 #: The stateful core (models and use cases) may use the database, but no vendor or web code either.
 USE_CASES = [
     "bot/models.py", "bot/leads.py", "bot/enrollment.py", "bot/dispatch.py", "bot/lead_actions.py",
     "bot/call_tasks.py", "bot/audit.py", "bot/outbox.py", "bot/services.py", "bot/render_context.py",
-    "bot/closed_by_bot.py",
+    "bot/closed_by_bot.py", "bot/reports.py",
 ]
 FORBIDDEN = ("slack_bolt", "slack_sdk", "twilio", "sendgrid", "apscheduler", "starlette", "uvicorn", "flask",
              "requests", "httpx", "urllib.request", "http")

@@ -132,9 +132,11 @@ def test_the_reply_is_credited_to_the_last_touch_and_subject_before_it(services,
         stats = lead_stats(session, now=clock.now(), days=7)
 
     by_step = {result.step_id: result for result in stats.by_touch}
-    assert by_step["same_day_email"] == TouchResult("default", "same_day_email", 1, sent=1, replies=1, bookings=0)
+    assert by_step["same_day_email"] == TouchResult("default", "same_day_email", 1, sent=1, replies=1, bookings=0,
+                                                      channel="email")
     # Three first texts went out (the landline's failed): one booking followed one of them.
-    assert by_step["instant_sms"] == TouchResult("default", "instant_sms", 0, sent=3, replies=0, bookings=1)
+    assert by_step["instant_sms"] == TouchResult("default", "instant_sms", 0, sent=3, replies=0, bookings=1,
+                                                   channel="sms")
     assert (by_step["same_day_email"].reply_rate, by_step["instant_sms"].booking_rate) == (1.0, pytest.approx(1 / 3))
     [subject] = stats.by_subject
     assert (subject.step_id, subject.option, subject.sent, subject.replies) == ("same_day_email", 0, 1, 1)

@@ -254,6 +254,17 @@ def test_followup_new_is_rate_limited_per_person(workspace, services, clock):
 
 
 @any_database
+@pytest.mark.parametrize("text", ["stats", "stats 30d by source", "stats by person", "stats 7d by touch",
+                                  "stats by playbook"])
+def test_stats_and_their_breakdowns_are_for_team_members(workspace, text):
+    workspace.command(text, user=DAVE)
+    assert "not on the team" in workspace.last_answer()
+
+    workspace.command(text, user=CAROL)  # on the team through the user group, anywhere
+    assert "not on the team" not in workspace.last_answer()
+
+
+@any_database
 def test_followup_new_is_for_team_members(workspace, services):
     workspace.command("new +1 312 555 0150 From a guest", user=GUEST)
 
