@@ -274,6 +274,75 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    """The period's numbers, or one breakdown, as a table, CSV or JSON: the same numbers as /followup stats."""
+    from bot.report_request import ACCEPTED_FORMS, StatsWordsError, read_stats_words
+    from bot.reports import headline_table, stats_table
+    from bot.stats import lead_stats
+
+    try:
+        request = read_stats_words(args.words)
+    except StatsWordsError as wrong:
+        return _fail(f"stats: {str(wrong)!r} is neither a period nor a breakdown; write followup "
+                     f"{ACCEPTED_FORMS} (add --json or --csv for a file)")
+    try:
+        services = _services()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    now = services.clock.now()
+    with services.session_factory() as session:
+        if request.by is None:
+            table = headline_table(lead_stats(session, now=now, days=request.days))
+        else:
+            table = stats_table(session, now=now, days=request.days, by=request.by,
+                                playbook_of=services.playbooks.get)
+    if args.json:
+        print(json.dumps(_stats_json(table), indent=2, ensure_ascii=False))
+    elif args.csv:
+        _write_stats_csv(table, sys.stdout)
+    else:
+        print(_stats_text(table, services.business.timezone))
+    return 0
+
+
+def _stats_json(table) -> dict[str, Any]:  # noqa: ANN001 - a bot.reports.StatsTable
+    return {"breakdown": str(table.by) if table.by else None, "days": table.days,
+            "since": table.since.isoformat(), "until": table.until.isoformat(),
+            "columns": [{"key": column.key, "heading": column.heading, "kind": str(column.kind)}
+                        for column in table.columns],
+            "rows": table.records(), "footnote": table.footnote}
+
+
+def _write_stats_csv(table, out) -> None:  # noqa: ANN001 - a StatsTable, a text stream
+    import csv
+
+    from bot.lead_export import spreadsheet_cell
+
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([column.key for column in table.columns])
+    for row in table.rows:
+        writer.writerow([spreadsheet_cell(value) for value in row])
+
+
+def _stats_text(table, zone) -> str:  # noqa: ANN001 - a StatsTable, the business's time zone
+    from bot.reports import cell_text, text_lines
+
+    first, last = table.since.astimezone(zone), table.until.astimezone(zone)
+    lines = [f"{table.title}, last {table.days} days ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} "
+             f"{getattr(zone, 'key', zone)})", ""]
+    if table.by is None:
+        [row] = table.rows
+        width = max(len(column.heading) for column in table.columns)
+        lines += [f"{column.heading + ':':<{width + 1}} {cell_text(value, column.kind) or '—'}"
+                  for column, value in zip(table.columns, row)]
+    else:
+        lines += text_lines(table) if table.rows else ["nothing in this period"]
+    # A label comes from what leads and forms sent: no control character reaches the terminal.
+    shown = ["".join(ch if ch.isprintable() else "?" for ch in line) for line in lines]
+    return "\n".join([*shown, "", table.footnote])
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase one lead's personal data for a deletion request; anonymous counts stay."""
     from bot.audit import CLI
@@ -430,6 +499,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--messages", action="store_true",
                         help="add the conversation (JSON: under each lead; CSV: a second file, NAME.messages.csv)")
     export.set_defaults(func=cmd_export)
+
+    stats = commands.add_parser("stats", help="the numbers: leads in, rates; or one breakdown (same as /followup stats)")
+    stats.add_argument("words", nargs="*", metavar="7d|30d|by WHAT",
+                       help="the period, 7d (default) or 30d, and a breakdown: by source, by touch, by person or "
+                            "by playbook, e.g. `followup stats 30d by source`")
+    output = stats.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable: columns, rows and the footnote")
+    output.add_argument("--csv", action="store_true", help="CSV with a header row of column keys")
+    stats.set_defaults(func=cmd_stats)
 
     forget = commands.add_parser("forget", help="erase a lead's personal data (a deletion request)")
     forget.add_argument("lead", help="an id, phone, email or name")

@@ -20,6 +20,7 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.lead_fields import lead_fields
 from bot.models import Appointment, Lead, Message
 
 #: A phone in E.164 or a signed number: starts like a formula but is only a number to a spreadsheet.
@@ -97,17 +98,11 @@ def _conversations(session: Session, lead_ids: list[int]) -> dict[int, list[Mess
 
 
 def _lead_row(lead: Lead, appointment: Appointment | None) -> dict[str, Any]:
+    """The lead's fields (bot.lead_fields) and its appointment; custom fields stay nested (CSV spreads them)."""
     return {
-        "id": lead.id, "name": lead.name, "phone": lead.phone, "email": lead.email, "source": lead.source,
-        "stage": str(lead.stage), "owner": lead.owner, "timezone": lead.timezone,
-        "first_message": lead.first_message, "sms_consent": lead.sms_consent,
-        "sms_consent_method": lead.sms_consent_method, "sms_consent_at": _iso(lead.sms_consent_at),
-        "email_consent": lead.email_consent,
-        "sms_opted_out_at": _iso(lead.sms_opted_out_at), "email_opted_out_at": _iso(lead.email_opted_out_at),
-        "sms_unreachable_reason": lead.sms_unreachable_reason,
+        **lead_fields(lead),
         "appointment_start_at": _iso(appointment.start_at) if appointment else None,
         "appointment_status": appointment.status if appointment else None,
-        "created_at": _iso(lead.created_at), "updated_at": _iso(lead.updated_at),
     }
 
 
@@ -128,7 +123,6 @@ def _export_json(session_factory: sessionmaker[Session], path: Path, *, since: d
             conversations = _conversations(session, ids) if messages else {}
             for lead in page:
                 row = _lead_row(lead, appointments.get(lead.id))
-                row["custom_fields"] = dict(lead.custom_fields or {})
                 if messages:
                     row["messages"] = [_message_row(message) for message in conversations.get(lead.id, [])]
                     sent += len(row["messages"])
@@ -161,18 +155,20 @@ def _export_csv(session_factory: sessionmaker[Session], path: Path, *, since: da
             appointments = _appointments(session, ids)
             for lead in page:
                 row = _lead_row(lead, appointments.get(lead.id))
-                row.update({f"custom.{key}": _cell(value) for key, value in (lead.custom_fields or {}).items()})
-                writer.writerow({key: _cell(value) for key, value in row.items()})
+                custom = row.pop("custom_fields")
+                row.update({f"custom.{key}": spreadsheet_cell(value) for key, value in custom.items()})
+                writer.writerow({key: spreadsheet_cell(value) for key, value in row.items()})
                 leads += 1
             if conversation_writer is not None:
                 for lead_messages in _conversations(session, ids).values():
                     for message in lead_messages:
-                        conversation_writer.writerow({k: _cell(v) for k, v in _message_row(message).items()})
+                        conversation_writer.writerow({k: spreadsheet_cell(v)
+                                                      for k, v in _message_row(message).items()})
                         sent += 1
     return ExportReport(leads, sent, tuple(files))
 
 
-def _cell(value: Any) -> str:
+def spreadsheet_cell(value: Any) -> str:
     """A CSV cell a spreadsheet opens as text: a formula-looking value is quoted, never run."""
     if value is None:
         return ""

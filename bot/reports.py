@@ -24,7 +24,7 @@ from bot.playbook import default_sequence_label, step_label
 from bot.report_request import Breakdown
 from bot.rules import CallOutcome
 from bot.states import ActorType, AppointmentStatus, EnrollmentState, Stage
-from bot.stats import ATTRIBUTION, CohortHistory, TouchResult, cohort_history, cohort_ids, lead_stats, rate
+from bot.stats import ATTRIBUTION, CohortHistory, LeadStats, TouchResult, cohort_history, cohort_ids, lead_stats, rate
 
 #: Finds a playbook by its name (Services.playbooks.get), for the labels people read.
 PlaybookLookup = Callable[[str], Playbook]
@@ -195,7 +195,8 @@ Cell = str | int | float | None
 class StatsTable:
     """One breakdown for one period: columns and rows of plain values, and the footnote saying how they count."""
 
-    by: Breakdown
+    #: None for the headline numbers (one row).
+    by: Breakdown | None
     days: int
     since: datetime
     until: datetime
@@ -283,6 +284,30 @@ def _playbook_table(session: Session, *, since: datetime, now: datetime, days: i
     note = (f"{COHORT_NOTE} Replied and booked: after they were enrolled. Finished: every step ran. Nurture: "
             "now on the slow long-term cadence. Visit reminders are not follow-up and are left out.")
     return TITLES[Breakdown.PLAYBOOK], columns, rows, note
+
+
+def headline_table(stats: LeadStats) -> StatsTable:
+    """The numbers `/followup stats` shows (bot.slack_home.stats_blocks), as one row for the CLI's CSV and JSON."""
+    def seconds(span: timedelta | None) -> int | None:
+        return None if span is None else round(span.total_seconds())
+
+    visits = stats.visits
+    columns = (Column("leads_in", "Leads in"), Column("contacted", "Contacted"),
+               Column("speed_to_lead_median_seconds", "Speed to lead, median (s)"),
+               Column("speed_to_lead_p90_seconds", "Speed to lead, 90th pct (s)"),
+               Column("replied", "Replied"), Column("reply_rate", "Reply rate", Kind.RATE),
+               Column("booked", "Booked"), Column("booking_rate", "Booking rate", Kind.RATE),
+               Column("attended", "Attended"), Column("no_shows", "No-shows"),
+               Column("show_rate", "Show rate", Kind.RATE), Column("cancellations", "Cancellations"),
+               Column("reschedules", "Reschedules"))
+    row = (stats.leads_in, stats.contacted, seconds(stats.speed_to_lead_median), seconds(stats.speed_to_lead_p90),
+           stats.replied, stats.reply_rate, stats.booked, stats.booking_rate, visits.attended, visits.no_shows,
+           visits.show_rate, visits.cancellations, visits.reschedules)
+    note = ("Speed to lead: from the lead coming in to the first message that went out. Reply rate: contacted "
+            "leads who wrote back (automatic replies left out). Booking rate: of the leads in; bookings include "
+            "leads who told us they booked. Visits: those due in the period.")
+    return StatsTable(None, stats.days, stats.since, stats.since + timedelta(days=stats.days), "Stats", columns,
+                      (row,), note)
 
 
 _TABLES = {Breakdown.SOURCE: _source_table, Breakdown.TOUCH: _touch_table, Breakdown.PERSON: _person_table,
