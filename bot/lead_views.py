@@ -8,11 +8,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.consent import consent_record
+from bot.lead_fields import lead_fields
 from bot.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
 from bot.playbook import Sequence, default_sequence_label, step_label
 
 #: Finds a playbook by name (Services.playbooks.get), for the labels people read beside the ids.
 PlaybookLookup = Callable[[str], Sequence]
+
+
+#: What one row of `leads list` shows of the lead itself (the rest of lead_fields is in `leads show`).
+SUMMARY_FIELDS = ("id", "name", "phone", "email", "source", "stage", "owner")
 
 
 def _playbook(name: str, playbook_of: PlaybookLookup | None) -> Sequence | None:
@@ -41,14 +46,9 @@ def lead_summary(session: Session, lead: Lead, playbook_of: PlaybookLookup | Non
             select(Touch).where(Touch.enrollment_id == enrollment.id, Touch.status == "scheduled")
             .order_by(Touch.due_at, Touch.position)
         ).first()
+    fields = lead_fields(lead)
     return {
-        "id": lead.id,
-        "name": lead.name,
-        "phone": lead.phone,
-        "email": lead.email,
-        "source": lead.source,
-        "stage": str(lead.stage),
-        "owner": lead.owner,
+        **{key: fields[key] for key in SUMMARY_FIELDS},
         "sequence": enrollment.sequence_name if enrollment else None,
         "sequence_label": None if enrollment is None else (
             getattr(_playbook(enrollment.sequence_name, playbook_of), "label", None)
@@ -59,20 +59,14 @@ def lead_summary(session: Session, lead: Lead, playbook_of: PlaybookLookup | Non
             "step": next_touch.step_id, "channel": next_touch.channel, "due_at": _iso(next_touch.due_at),
             "label": step_label(_playbook(enrollment.sequence_name, playbook_of) if enrollment else None,
                                 next_touch.step_id)},
-        "created_at": _iso(lead.created_at),
+        "created_at": fields["created_at"],
     }
 
 
 def lead_detail(session: Session, lead: Lead, playbook_of: PlaybookLookup | None = None) -> dict[str, Any]:
     """Everything `leads show` tells: the lead, its sequences, touches, messages, calls, appointments."""
-    detail = lead_summary(session, lead, playbook_of)
+    detail = {**lead_summary(session, lead, playbook_of), **lead_fields(lead)}
     detail.update(
-        first_message=lead.first_message,
-        timezone=lead.timezone,
-        custom_fields=lead.custom_fields,
-        sms_opted_out_at=_iso(lead.sms_opted_out_at),
-        email_opted_out_at=_iso(lead.email_opted_out_at),
-        sms_unreachable_reason=lead.sms_unreachable_reason,
         consent=consent_record(session, lead),
         enrollments=[
             {"id": e.id, "sequence": e.sequence_name, "state": str(e.state), "reason": e.state_reason,

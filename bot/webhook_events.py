@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from bot.lead_fields import lead_fields
 from bot.models import Appointment, CallTask, Lead, OutboundWebhook
 from bot.states import Stage
 
@@ -112,31 +113,15 @@ def queue(session: Session, event: LeadEvent, *, lead_id: int, at: datetime,
 
 
 def lead_snapshot(session: Session, lead: Lead) -> dict[str, Any]:
-    """The lead as a receiver sees it: contact, stage, consent and opt-out state, owner, next appointment."""
+    """The lead as a receiver sees it: its fields (bot.lead_fields) and its latest appointment."""
     appointment = session.scalars(
         select(Appointment).where(Appointment.lead_id == lead.id).order_by(Appointment.id.desc()).limit(1)
     ).first()
     return {
-        "id": lead.id,
-        "name": lead.name,
-        "phone": lead.phone,
-        "email": lead.email,
-        "source": lead.source,
-        "stage": str(lead.stage),
-        "owner": lead.owner,
-        "timezone": lead.timezone,
-        "custom_fields": dict(lead.custom_fields or {}),
-        "sms_consent": lead.sms_consent,
-        "sms_consent_method": lead.sms_consent_method,
-        "sms_consent_at": _iso(lead.sms_consent_at),
-        "email_consent": lead.email_consent,
-        "sms_opted_out_at": _iso(lead.sms_opted_out_at),
-        "email_opted_out_at": _iso(lead.email_opted_out_at),
+        **lead_fields(lead),
         "appointment": None if appointment is None else {
             "id": appointment.id, "start_at": appointment.start_at.isoformat(), "status": appointment.status,
         },
-        "created_at": lead.created_at.isoformat(),
-        "updated_at": lead.updated_at.isoformat(),
     }
 
 
@@ -146,7 +131,3 @@ def queue_many_for_audit(session: Session, entries: Iterable[tuple[int | None, s
         return
     for lead_id, action, at, details in entries:
         queue_for_audit(session, lead_id=lead_id, action=action, at=at, details=details)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
