@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mimetypes
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -33,6 +34,8 @@ STATIC = Path(__file__).parent / "static"
 #: The page loads nothing from anywhere else: scripts, styles, images and frames are all its own.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                            "frame-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'")
+#: Files the page shows inline, as Slack does; every other file is a download.
+SHOWN_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 SPEEDS = {"real": 1.0, "hour": 3600.0, "day": 86400.0}
 MAX_BODY = 64 * 1024
 
@@ -61,6 +64,7 @@ def page_routes(sandbox: Sandbox) -> list[BaseRoute]:
         Route("/sandbox/api/slack/home", api.action(api.home), methods=["POST"]),
         Route("/sandbox/api/clock", api.action(api.clock), methods=["POST"]),
         Route("/sandbox/api/calendar", api.action(api.calendar), methods=["POST"]),
+        Route("/sandbox/api/files/{file_id}", api.file, methods=["GET"]),
         Route("/sandbox/slack/respond/{token}", api.respond, methods=["POST"]),
     ]
 
@@ -83,6 +87,22 @@ class SandboxApi:
         user = request.query_params.get("user") or self.sandbox.team[0].user_id
         snapshot = await run_in_threadpool(self.snapshot, user)
         return JSONResponse(snapshot, headers={"Cache-Control": "no-store"})
+
+    async def file(self, request: Request) -> Response:
+        """A file the bot shared in the leads channel (the digest's chart, a lead's photo), as Slack shows it."""
+        found = self.sandbox.slack.shared_file(request.path_params["file_id"],
+                                               self.sandbox.settings.slack_leads_channel or "")
+        if found is None:
+            return JSONResponse({"ok": False, "error": "file_not_found"}, status_code=404)
+        name, content = found
+        media_type = mimetypes.guess_type(name)[0] or ""
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                   "Content-Security-Policy": "default-src 'none'"}
+        if media_type not in SHOWN_IMAGES:
+            # Anything but a picture is downloaded, never rendered by the page's origin.
+            media_type = "application/octet-stream"
+            headers["Content-Disposition"] = "attachment"
+        return Response(content, media_type=media_type, headers=headers)
 
     async def events(self, request: Request) -> Response:
         """Server-sent events: the world's version each time it changes, and a heartbeat."""

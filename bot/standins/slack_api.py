@@ -282,6 +282,15 @@ class SlackApiStandin(StandinServer):
             self._messages.setdefault(channel, []).append(message)
             return _ok(channel=channel, ts=message["ts"], message=copy.deepcopy(message))
 
+    def shared_file(self, file_id: str, channel: str) -> tuple[str, bytes] | None:
+        """A file's name and bytes when it was shared in `channel` (as Slack shows a file only where it was shared)."""
+        with self._store_lock:
+            stored = self._files.get(file_id)
+            if stored is None or stored["bytes"] is None or not any(share["channel"] == channel
+                                                                     for share in stored["shares"]):
+                return None
+            return stored["name"], bytes(stored["bytes"])
+
     def _get_upload_url(self, args: dict[str, Any]) -> Reply:
         filename, length = args.get("filename"), str(args.get("length", ""))
         if not filename or not length.isdigit() or int(length) <= 0:

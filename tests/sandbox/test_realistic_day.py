@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.runner import Sandbox
+from tests.sandbox.test_digest_in_sandbox import digest_message, next_monday_8, post_weekly_digest
 from tests.sandbox.test_sandbox_page import DANA, SAM, call_task, card, open_page
 
 pytestmark = pytest.mark.usefixtures("browser")
@@ -118,4 +119,16 @@ def test_a_morning_at_lakeside_chiropractic(browser, sandbox: Sandbox, screensho
     alex.get_by_role("button", name="followup Home").click()
     expect(alex.get_by_test_id("home").locator(".blocks")).to_be_visible()
     alex.screenshot(path=str(screenshots / "sandbox-home.png"))
+
+    # Monday 08:00: the week's digest comes to the channel, its chart in the thread.
+    sandbox.skip(next_monday_8(sandbox) - sandbox.clock.now())
+    post_weekly_digest(sandbox)
+    digest = digest_message(dana)
+    expect(digest).to_contain_text("Leads in", timeout=20000)
+    digest.locator(".thread-link").click()
+    chart = dana.get_by_test_id("thread").get_by_test_id("file").locator("img")
+    expect(chart).to_be_visible()
+    dana.wait_for_function("img => img.complete && img.naturalWidth > 200", arg=chart.element_handle())
+    digest.evaluate("el => el.scrollIntoView({block: 'start'})")
+    dana.screenshot(path=str(screenshots / "sandbox-digest.png"))
     assert not dana.problems and not sam.problems and not alex.problems  # type: ignore[attr-defined]

@@ -294,9 +294,26 @@ const Sandbox = (() => {
         h("div", { class: "msg-meta" }, [h("b", { text: name }), bot ? h("span", { class: "badge", text: "APP" }) : null,
           h("time", { text: when(message.sim_at || Number(message.ts)) }), message.edited ? h("span", { class: "muted small", text: "(edited)" }) : null]),
         content,
+        ...(message.files || []).map(fileEl),
         replies.length ? repliesButton(message.ts, replies.length) : null,
       ]),
     ]);
+  }
+
+  // A file shared with the message (the digest's chart, a lead's photo): a picture shows, as in Slack.
+  const PICTURE = /\.(png|jpe?g|gif|webp)$/i;
+
+  function fileEl(file) {
+    const url = `/sandbox/api/files/${encodeURIComponent(file.id)}`;
+    const title = file.title || file.name || "file";
+    if (PICTURE.test(file.name || "")) {
+      return h("figure", { class: "msg-file", "data-testid": "file" }, [
+        h("img", { src: url, alt: title, loading: "lazy" }),
+        h("figcaption", { class: "muted small", text: title }),
+      ]);
+    }
+    return h("div", { class: "msg-file", "data-testid": "file" }, [
+      h("a", { href: url, download: file.name || "file", text: `📎 ${title}` })]);
   }
 
   function repliesButton(ts, count) {
