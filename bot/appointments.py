@@ -163,7 +163,8 @@ def book(
         _end_visit_sequences(session, previous, now=now, reason="appointment rescheduled", actor=actor)
     audit.record(session, lead_id=lead.id, actor=actor, action="booked", at=now, start=start_at.isoformat(),
                  appointment=appointment.id, source=source)
-    apply_decision(session, services, lead, decide_on_booking(), now=now, actor=actor)
+    # The booking's own note below says it (when, by whom): no bare "booked" note beside it.
+    apply_decision(session, services, lead, decide_on_booking(), now=now, actor=actor, announce=False)
     warning = closed_day_warning(services.business, start_at)
     when = _when(services, lead, appointment)
     what = "moved to" if moved_from else "booked for"

@@ -65,6 +65,19 @@ def test_booking_on_a_closed_day_warns_first_and_books_on_the_second_submit(work
 
 
 @any_database
+def test_booking_from_the_card_leaves_one_note_in_the_thread_saying_when_and_by_whom(workspace, services):
+    lead_id = new_lead(services)
+    before = thread_notes(services, lead_id)
+    workspace.click(ActionId.LEAD_BOOKED, lead_id)
+
+    workspace.submit(workspace.opened_view(), {"when": moment(VISIT)})
+
+    assert visits(services, lead_id) == [("booked", VISIT)]
+    [note] = thread_notes(services, lead_id)[len(before):]
+    assert "Appointment booked for Monday, Nov 30 at 10:00 AM" in note and f"<@{ALICE}>" in note
+
+
+@any_database
 def test_reschedule_from_the_card_reads_the_time_in_the_business_zone(workspace, services):
     lead_id, appointment_id = booked_lead(services)
     workspace.click(ActionId.APPOINTMENT_RESCHEDULE, appointment_id)
