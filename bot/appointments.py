@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import audit, enrollment, outbox
+from bot.lead_locks import taking_lead
 from bot.audit import SYSTEM as SYSTEM_ACTOR
 from bot.audit import Actor
 from bot.states import ActorType
@@ -432,8 +433,7 @@ def take_booking(services: Services, request: BookingRequest) -> BookingResult:
     now = services.clock.now()
     with services.session_factory.begin() as session:
         lead_id, lead_created = _lead_for(session, services, request, now)
-    with services.lead_locks.hold(lead_id), services.session_factory.begin() as session:
-        lead = services.lead_locks.lock_row(session, lead_id)
+    with taking_lead(services, lead_id) as (session, lead):
         assert lead is not None
         actor = Actor.lead(lead.id)
         same = _by_external(session, request.source, request.external_id)
@@ -475,8 +475,7 @@ def take_calendar_change(services: Services, change: CalendarChange) -> str:
         if found is None:
             return "unknown booking: nothing to change"
         lead_id = found.lead_id
-    with services.lead_locks.hold(lead_id), services.session_factory.begin() as session:
-        services.lead_locks.lock_row(session, lead_id)
+    with taking_lead(services, lead_id) as (session, _):
         appointment = _by_external(session, change.source, change.external_id)
         assert appointment is not None
         if appointment.status not in ACTIVE:

@@ -346,18 +346,18 @@ def _stats_text(table, zone) -> str:  # noqa: ANN001 - a StatsTable, the busines
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase one lead's personal data for a deletion request; anonymous counts stay."""
     from bot.audit import CLI
-    from bot.forget import forget_lead, scrub_database_files
+    from bot.forget import forget, scrub_database_files
     from bot.leads import find_lead
 
     services = _services()
-    with services.session_factory.begin() as session:
-        found = find_lead(session, args.lead, default_region=services.default_region)
-        if len(found) != 1:
-            return _fail(f"{args.lead!r} matches {len(found)} leads; give exactly one (an id is surest)")
-        if not args.yes:
-            return _fail(f"this erases lead #{found[0].id}'s name, contacts and every message; "
-                         "run again with --yes to do it")
-        done = forget_lead(session, found[0], now=services.clock.now(), actor=CLI)
+    with services.session_factory() as session:
+        found = [lead.id for lead in find_lead(session, args.lead, default_region=services.default_region)]
+    if len(found) != 1:
+        return _fail(f"{args.lead!r} matches {len(found)} leads; give exactly one (an id is surest)")
+    if not args.yes:
+        return _fail(f"this erases lead #{found[0]}'s name, contacts and every message; "
+                     "run again with --yes to do it")
+    done = forget(services, found[0], actor=CLI)
     left = scrub_database_files(services.session_factory.kw["bind"])
     print(f"lead #{done.lead_id} forgotten: {done.messages} messages, {done.touches} touches and "
           f"{done.call_tasks} call tasks emptied; its card, thread and call tasks in Slack are edited to say "

@@ -14,7 +14,8 @@ from bot import audit, consent, outbox
 from bot.audit import SYSTEM, Actor
 from bot.consent import ConsentMethod
 from bot.lead_actions import on_missed_call, publish_media, receive_message
-from bot.leads import LeadInput, add_lead, find_existing
+from bot.lead_locks import taking_lead
+from bot.leads import LeadInput, add_lead, find_existing, take_in_lead
 from bot.models import Lead, Message
 from bot.outbox import Notice
 from bot.ports import (
@@ -81,34 +82,30 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
             else:
                 lead = _new_lead(session, services, message, now, enroll=True)
             created = True
-        opting_in = message.signal == LeadSignal.OPT_IN and lead.sms_opted_out_at is not None  # consent by keyword
-        if message.channel == "sms" and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.AUTO_REPLY) \
-                and not opting_in:
             # Noted before anything is dispatched: the instant answer to this text may go by text.
-            consent.lead_started(session, lead, ConsentMethod.LEAD_TEXTED, now=now,
-                                 evidence=f"the lead texted us first (message {message.provider_id})")
+            _note_lead_started(session, lead, message, now)
         lead_id = lead.id
     # The lead lock makes a STOP wait for a send already under way, and every later send see the STOP.
-    with services.lead_locks.hold(lead_id):
-        try:
-            with services.session_factory.begin() as session:
-                lead = services.lead_locks.lock_row(session, lead_id)
-                assert lead is not None
-                if already_received(session, message.channel, message.provider_id):
-                    return InboundResult(lead_id, None, applied=False)
-                message = _as_read_for(lead, message)
-                if created and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.OPT_IN, LeadSignal.HELP):
-                    # A new lead's first words are the inquiry itself, not a reply to pause on.
-                    decision = _store_only(session, lead, message, now)
-                else:
-                    decision = receive_message(
-                        session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
-                        now=now, provider_id=message.provider_id, subject=message.subject,
-                        requested_time=message.requested_time, details=message.details,
-                    )
-        except IntegrityError:
-            # Another process stored the same provider message first: a redelivery, already applied.
-            return InboundResult(lead_id, None, applied=False)
+    try:
+        with taking_lead(services, lead_id) as (session, lead):
+            assert lead is not None
+            if already_received(session, message.channel, message.provider_id):
+                return InboundResult(lead_id, None, applied=False)
+            if not created:
+                _note_lead_started(session, lead, message, now)
+            message = _as_read_for(lead, message)
+            if created and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.OPT_IN, LeadSignal.HELP):
+                # A new lead's first words are the inquiry itself, not a reply to pause on.
+                decision = _store_only(session, lead, message, now)
+            else:
+                decision = receive_message(
+                    session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
+                    now=now, provider_id=message.provider_id, subject=message.subject,
+                    requested_time=message.requested_time, details=message.details,
+                )
+    except IntegrityError:
+        # Another process stored the same provider message first: a redelivery, already applied.
+        return InboundResult(lead_id, None, applied=False)
     if created:
         services.send_due_now(lead_id)  # a lead who texted or emailed first gets the instant answer at once
     else:
@@ -119,15 +116,13 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
 def take_known_contact(services: Services, lead_id: int, message: InboundMessage) -> Decision:
     """A known lead got in touch another way (the web form again): their thread has it, read like a reply."""
     now = services.clock.now()
-    with services.lead_locks.hold(lead_id):
-        with services.session_factory.begin() as session:
-            lead = services.lead_locks.lock_row(session, lead_id)
-            assert lead is not None
-            decision = receive_message(
-                session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
-                now=now, provider_id=message.provider_id, subject=message.subject,
-                requested_time=message.requested_time, details=message.details,
-            )
+    with taking_lead(services, lead_id) as (session, lead):
+        assert lead is not None
+        decision = receive_message(
+            session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
+            now=now, provider_id=message.provider_id, subject=message.subject,
+            requested_time=message.requested_time, details=message.details,
+        )
     services.wake_dispatcher()
     return decision
 
@@ -143,47 +138,65 @@ class MissedCallAnswer:
 
 
 def take_missed_call(services: Services, phone: str, call_sid: str) -> MissedCallAnswer:
-    """Apply a missed call once: a known ongoing lead gets a call-back task, anyone else the instant text."""
+    """Apply a missed call once: a known ongoing lead gets a call-back task, anyone else the instant text.
+
+    The call is noted as applied in the same transaction as what it did, so a call Twilio asks
+    about again is answered the same way and never does anything twice, even across a crash.
+    """
     from bot.delivery import first_delivery
     from bot.leads import ONGOING_STAGES
 
     now = services.clock.now()
-    with services.session_factory.begin() as session:
-        first = first_delivery(session, "twilio-call", call_sid, now)
+    with services.session_factory() as session:
         known = find_existing(session, phone, None)
-        if known is not None and (known.stage in ONGOING_STAGES or known.sms_opted_out_at is not None):
-            lead_id = known.id
-        else:
-            known = None
-        if known is None:
-            if not first:
+        ongoing = known is not None and (known.stage in ONGOING_STAGES or known.sms_opted_out_at is not None)
+        known_id = known.id if known is not None else None
+    if not ongoing:
+        texted: list[bool] = []
+
+        def text_back_answers_the_call(session: Session, lead: Lead, _result: object) -> None:
+            if not first_delivery(session, "twilio-call", call_sid, now):
+                raise _CallAlreadyTaken
+            if lead.phone == phone:
+                consent.lead_started(session, lead, ConsentMethod.LEAD_CALLED, now=now,
+                                     evidence=f"the lead called us (call {call_sid})")
+            texted.append(lead.sms_answer_allowed)
+
+        data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
+        try:
+            result = take_in_lead(services, data, actor=Actor.lead(0), also=text_back_answers_the_call)
+        except _CallAlreadyTaken:  # Twilio asked again about the same call: say the same, do nothing twice
+            with services.session_factory() as session:
                 lead = find_existing(session, phone, None)
                 return MissedCallAnswer(lead.id if lead else 0, None, texted=bool(lead and lead.sms_answer_allowed))
-            data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
-            result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                              now=now, actor=Actor.lead(0))
-            texting = session.get(Lead, result.lead_id)
-            if texting is not None and texting.phone == phone:  # the text-back answers this call
-                consent.lead_started(session, texting, ConsentMethod.LEAD_CALLED, now=now,
-                                     evidence=f"the lead called us (call {call_sid})")
-            answer = MissedCallAnswer(result.lead_id, None, texted=bool(texting and texting.sms_answer_allowed))
-    if known is None:
         if result.enrolled:
             services.send_due_now(result.lead_id)
-        return answer
-    with services.lead_locks.hold(lead_id):
-        with services.session_factory.begin() as session:
-            lead = services.lead_locks.lock_row(session, lead_id)
-            assert lead is not None
-            if first:
-                task = on_missed_call(session, services, lead, now=now, provider_id=call_sid)
-            else:  # Twilio asked again about the same call: say the same, do nothing twice
-                from bot.call_tasks import open_tasks
+        return MissedCallAnswer(result.lead_id, None, texted=texted[0])
+    assert known_id is not None
+    with taking_lead(services, known_id) as (session, lead):
+        assert lead is not None
+        if first_delivery(session, "twilio-call", call_sid, now):
+            task = on_missed_call(session, services, lead, now=now, provider_id=call_sid)
+        else:  # Twilio asked again about the same call: say the same, do nothing twice
+            from bot.call_tasks import open_tasks
 
-                task = next(iter(sorted(open_tasks(session, lead_id), key=lambda t: t.id, reverse=True)), None)
-            due = task.due_at if task is not None else now
+            task = next(iter(sorted(open_tasks(session, known_id), key=lambda t: t.id, reverse=True)), None)
+        due = task.due_at if task is not None else now
     services.wake_dispatcher()
-    return MissedCallAnswer(lead_id, due, texted=False)
+    return MissedCallAnswer(known_id, due, texted=False)
+
+
+class _CallAlreadyTaken(Exception):
+    """This call was applied before: what the first time did stands."""
+
+
+def _note_lead_started(session: Session, lead: Lead, message: InboundMessage, now: datetime) -> None:
+    """A text from the lead (not STOP, not an automatic reply, not opting back in) lets us answer it by text."""
+    opting_in = message.signal == LeadSignal.OPT_IN and lead.sms_opted_out_at is not None  # consent by keyword
+    if message.channel == "sms" and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.AUTO_REPLY) \
+            and not opting_in:
+        consent.lead_started(session, lead, ConsentMethod.LEAD_TEXTED, now=now,
+                             evidence=f"the lead texted us first (message {message.provider_id})")
 
 
 def _as_read_for(lead: Lead, message: InboundMessage) -> InboundMessage:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bot import audit, outbox
 from bot.audit import SYSTEM
 from bot.lead_actions import apply_decision, opt_out, set_stage
+from bot.lead_locks import taking_lead
 from bot.models import Lead, Message, ProcessedDelivery, Touch
 from bot.outbox import Notice
 from bot.rules import LeadSignal, decide_on_signal, stage_after_touch
@@ -66,10 +67,13 @@ class SmsStatusReport:
 def apply_sms_status(services: Services, report: SmsStatusReport) -> bool:
     """Update the stored text with Twilio's status; return False when the report changed nothing."""
     now = services.clock.now()
-    with services.session_factory.begin() as session:
-        message = session.scalars(
-            select(Message).where(Message.channel == "sms", Message.provider_id == report.message_sid)
-        ).first()
+    find = select(Message).where(Message.channel == "sms", Message.provider_id == report.message_sid)
+    with services.session_factory() as session:
+        lead_id = session.scalar(find.with_only_columns(Message.lead_id))
+    if lead_id is None:
+        return False
+    with taking_lead(services, lead_id) as (session, _):
+        message = session.scalars(find).first()
         if message is None or not _advance(message, report.status, SMS_PROGRESS):
             return False
         if report.error_code:
@@ -113,11 +117,19 @@ def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> i
     for event in events:
         event_id = str(event.get("sg_event_id") or "")
         kind = str(event.get("event") or "")
-        with services.session_factory.begin() as session:
-            if not event_id or not first_delivery(session, "sendgrid-event", event_id, now):
+        if not event_id:
+            continue
+        with services.session_factory() as session:
+            lead_id = _email_lead_for(session, event)
+        if lead_id is None:
+            with services.session_factory.begin() as session:
+                first_delivery(session, "sendgrid-event", event_id, now)  # for no lead of ours: nothing to do
+            continue
+        with taking_lead(services, lead_id) as (session, _):
+            if not first_delivery(session, "sendgrid-event", event_id, now):
                 continue
             message = _email_message_for(session, event) or _settle_unknown_email(session, event, now)
-            if message is None:
+            if message is None or message.lead_id != lead_id:
                 continue
             if kind in EMAIL_PROGRESS:
                 if kind in ("open", "click"):
@@ -172,6 +184,15 @@ def _settle_unknown_email(session: Session, event: Mapping[str, Any], now: datet
                         "was sent once; nothing to check.")
     outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
     return message
+
+
+def _email_lead_for(session: Session, event: Mapping[str, Any]) -> int | None:
+    """The lead an email event is about (by its message, or the touch whose send was left unknown)."""
+    message = _email_message_for(session, event)
+    if message is not None:
+        return message.lead_id
+    touch_id = str(event.get("touch_id") or "")
+    return session.scalar(select(Touch.lead_id).where(Touch.id == int(touch_id))) if touch_id.isdigit() else None
 
 
 def _email_message_for(session: Session, event: Mapping[str, Any]) -> Message | None:

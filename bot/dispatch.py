@@ -422,13 +422,22 @@ class Dispatcher:
         if lead_ids is not None:
             take, params = _TAKE_DUE_FOR_LEADS, {**params, "only_lead_ids": lead_ids}
         claimed: list[_Claimed] = []
-        with self.services.session_factory() as session, self._writing(session), session.begin():
+        with self.services.session_factory() as session, self._writing(session), ExitStack() as holding, \
+                session.begin():
             # `_decide` then settles each taken touch; most stay `sending`.
             # Core, not the ORM's bulk-update path: that rebuilt the statement on every claim.
             taken = session.connection().execute(take, params).scalars().all()
             if not taken:
                 return claimed
             batch = session.scalars(_TAKEN, {"ids": list(taken)}).unique().all()
+            # Deciding changes leads (a skip, a call task, a stage): only under each lead's lock, like
+            # every other change. A lead someone else is deciding about now is handed back untouched.
+            free = holding.enter_context(self.services.lead_locks.hold_free(session, {t.lead_id for t in batch}))
+            busy = [touch for touch in batch if touch.lead_id not in free]
+            if busy:
+                session.connection().execute(_HAND_BACK, [{"claimed_id": t.id, "claimed_attempt": t.attempts}
+                                                          for t in busy])
+                batch = [touch for touch in batch if touch.lead_id in free]
             facts = _BatchFacts.load(session, batch)
             with session.no_autoflush:
                 for touch in batch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
@@ -15,7 +16,11 @@ from bot.enrollment import end, open_enrollments
 from bot.consent import ConsentMethod, revoke_sms
 from bot.models import (Appointment, AuditEntry, CallTask, ConsentEntry, Lead, Message, OutboundWebhook, OutboxEvent,
                         Touch)
+from bot.lead_locks import taking_lead
 from bot.outbox import Notice
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 #: What an erased lead is called wherever a name is shown.
 ERASED_NAME = "(erased)"
@@ -27,6 +32,18 @@ class Forgotten:
     messages: int
     touches: int
     call_tasks: int
+
+
+class NoSuchLead(LookupError):
+    """There is no lead with that id."""
+
+
+def forget(services: Services, lead_id: int, *, actor: Actor) -> Forgotten:
+    """Erase one lead, holding its lock so no send or reply interleaves with the erasure."""
+    with taking_lead(services, lead_id) as (session, lead):
+        if lead is None:
+            raise NoSuchLead(f"there is no lead #{lead_id}")
+        return forget_lead(session, lead, now=services.clock.now(), actor=actor)
 
 
 def forget_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) -> Forgotten:

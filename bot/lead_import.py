@@ -21,7 +21,8 @@ from bot.audit import CLI
 from bot.config_errors import ConfigError
 from bot.consent import MAX_EVIDENCE, ConsentMethod
 from bot.csv_records import RecordReader, UnreadableFile, detect_encoding
-from bot.leads import KNOWN_FIELDS, InvalidLead, LeadInput, add_lead
+from bot.leads import KNOWN_FIELDS, InvalidLead, LeadInput, add_lead, take_in_lead
+from bot.playbook import Sequence
 from bot.services import Services
 
 #: Rows stored in one transaction (each in its own savepoint).
@@ -92,9 +93,15 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
     in_chunk = 0
     pending = [0, 0]  # added, existing: not yet committed
 
+    #: Rows naming a lead already known: applied under that lead's lock once the chunk is committed.
+    known: list[tuple[LeadInput, Sequence]] = []
+
     def commit() -> None:
         if session.in_transaction():
             session.commit()
+        for data, playbook in known:
+            take_in_lead(services, data, sequence=playbook, actor=CLI)
+        known.clear()
         report.added += pending[0]
         report.existing += pending[1]
         pending[0] = pending[1] = 0
@@ -136,12 +143,14 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
         try:
             with session.begin_nested():  # a row the database refuses undoes only itself
                 result = add_lead(session, data, business=services.business, sequence=playbook,
-                                  now=services.clock.now(), actor=CLI)
+                                  now=services.clock.now(), actor=CLI, only_new=True)
         except SQLAlchemyError as error:
             reject(record.line, f"not stored: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
             continue
         in_chunk += 1
         pending[0 if result.created else 1] += 1
+        if not result.created:
+            known.append((data, playbook))
     commit()
     stack.close()
     if report.added:

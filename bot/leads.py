@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
@@ -26,9 +26,13 @@ from bot.contacts import (
 )
 from bot.enrollment import NURTURE_SEQUENCE, end, open_enrollments
 from bot.enrollment import enroll as start_sequence
+from bot.lead_locks import taking_lead
 from bot.models import Lead, Stage
 from bot.outbox import Notice
 from bot.playbook import Sequence
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 #: Stages in which a lead who writes in again is the same ongoing conversation, not a new inquiry.
 ONGOING_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED, Stage.BOOKED)
@@ -165,9 +169,17 @@ def add_lead(
     now: datetime,
     actor: Actor,
     enroll: bool = True,
+    only_new: bool = False,
+    known_lead_id: int | None = None,
 ) -> IntakeResult:
-    """Take a lead in: a new one is stored and enrolled; an ongoing one is returned as it is."""
-    existing = find_existing(session, data.phone, data.email)
+    """Take a lead in: a new one is stored and enrolled; an ongoing one is returned as it is.
+
+    A known lead is changed here only by a caller holding its lock (`take_in_lead`): with
+    `only_new`, a known lead is returned untouched; `known_lead_id` is the one whose lock is held.
+    """
+    existing = session.get(Lead, known_lead_id) if known_lead_id else find_existing(session, data.phone, data.email)
+    if existing is not None and only_new:
+        return IntakeResult(existing.id, created=False, enrolled=False)
     if existing is not None and data.sms_consent is not None and data.phone and existing.phone == data.phone:
         # Agreeing again (the form ticked a second time) is consent on record from now on.
         grant_sms(session, existing, data.sms_consent, actor=actor, now=now)
@@ -212,6 +224,45 @@ def add_lead(
     if enroll:
         start_sequence(session, lead, sequence, business=business, now=now, actor=actor)
     return IntakeResult(lead.id, created=True, enrolled=enroll)
+
+
+def take_in_lead(
+    services: Services,
+    data: LeadInput,
+    *,
+    actor: Actor,
+    sequence: Sequence | None = None,
+    enroll: bool = True,
+    also: Callable[[Session, Lead, IntakeResult], None] | None = None,
+) -> IntakeResult:
+    """Take a lead in from outside (a form, a text, a call, Slack): a new lead is stored at once; a
+    known one is changed only under its lock (`bot.lead_locks.taking_lead`), like every change to a lead.
+
+    `also` runs in the same transaction, with the lead, for what the caller notes with the intake.
+    """
+    playbook = sequence or services.playbooks.get()
+    now = services.clock.now()
+    with services.session_factory.begin() as session:
+        result = add_lead(session, data, business=services.business, sequence=playbook, now=now, actor=actor,
+                          enroll=enroll, only_new=True)
+        if result.created:
+            if also is not None:
+                also(session, _stored(session, result.lead_id), result)
+            return result
+    with taking_lead(services, result.lead_id) as (session, lead):
+        if lead is None:  # erased meanwhile: take it in as new
+            return take_in_lead(services, data, actor=actor, sequence=sequence, enroll=enroll, also=also)
+        result = add_lead(session, data, business=services.business, sequence=playbook, now=now, actor=actor,
+                          enroll=enroll, known_lead_id=lead.id)
+        if also is not None:
+            also(session, lead, result)
+        return result
+
+
+def _stored(session: Session, lead_id: int) -> Lead:
+    lead = session.get(Lead, lead_id)
+    assert lead is not None
+    return lead
 
 
 def _timezone_from_phone(phone: str | None, business: Business) -> str:

@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.lead_locks import taking_lead
 from bot.appointments import ACTIVE, back_to_follow_up, cancel, mark_attended, mark_no_show
 from bot.audit import Actor
 from bot.closed_by_bot import NothingToReopen, reopen_lead
@@ -39,7 +40,6 @@ from bot.stats import home_snapshot
 from handlers.slack_edge import (
     Click,
     after_change,
-    lead_for_change,
     plain_name,
     services_of,
     task_for_change,
@@ -83,14 +83,12 @@ def on_lead_reopen(ack: Ack, body: dict[str, Any], action: dict[str, Any], clien
     click = Click.read(body, action)
     services = services_of(context)
     if click.target_id is not None:
-        with services.lead_locks.hold(click.target_id):
-            with services.session_factory.begin() as session:
-                lead = services.lead_locks.lock_row(session, click.target_id)
-                if lead is not None:
-                    try:
-                        reopen_lead(session, lead, now=services.clock.now(), actor=Actor.slack_user(click.user_id))
-                    except NothingToReopen:
-                        pass  # reopened by someone else meanwhile: the fresh Home shows it
+        with taking_lead(services, click.target_id) as (session, lead):
+            if lead is not None:
+                try:
+                    reopen_lead(session, lead, now=services.clock.now(), actor=Actor.slack_user(click.user_id))
+                except NothingToReopen:
+                    pass  # reopened by someone else meanwhile: the fresh Home shows it
         after_change(services)
     with services.session_factory() as session:
         snapshot = home_snapshot(session, user_id=click.user_id, business_name=services.business.name,
@@ -143,7 +141,7 @@ def appointment_button(use_case: Callable[..., Any], done: str) -> Callable[...,
             lead_id = appointment_lead_id(services, click.target_id)
             if lead_id is None:
                 raise LeadActionRefused("this appointment no longer exists")
-            with lead_for_change(services, lead_id) as (session, _lead):
+            with taking_lead(services, lead_id) as (session, _lead):
                 appointment = session.get(Appointment, click.target_id)
                 use_case(session, services, appointment, now=services.clock.now(),
                          actor=Actor.slack_user(click.user_id))
@@ -184,7 +182,7 @@ def _change_lead(client: WebClient, services: Services, click: Click, lead_id: i
     try:
         if lead_id is None:
             raise LeadActionRefused(missing)
-        with lead_for_change(services, lead_id) as (session, lead):
+        with taking_lead(services, lead_id) as (session, lead):
             if lead is None:
                 raise LeadActionRefused(missing)
             use_case(session, services, lead, services.clock.now(), Actor.slack_user(click.user_id))

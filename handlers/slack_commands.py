@@ -15,6 +15,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.lead_locks import taking_lead
 from bot.appointments import book as book_visit
 from bot.appointments import cancel, mark_attended, mark_no_show, reschedule, upcoming
 from bot.audit import Actor
@@ -29,7 +30,7 @@ from bot.lead_actions import (
     stop_lead,
 )
 from bot.lead_views import lead_detail
-from bot.leads import InvalidLead, LeadInput, add_lead
+from bot.leads import InvalidLead, LeadInput, take_in_lead
 from bot.models import Lead
 from bot.reports import stats_table
 from bot.services import Services
@@ -58,7 +59,7 @@ from bot.slack_home import lead_detail_blocks, lead_list_blocks, stats_blocks, w
 from bot.slack_views import display_phone
 from bot.states import Stage
 from bot.stats import lead_stats, lead_lines
-from handlers.slack_edge import UnclearLead, after_change, lead_for_change, one_lead, services_of
+from handlers.slack_edge import UnclearLead, after_change, one_lead, services_of
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +154,9 @@ def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:
     fields = {"name": command.name, "phone": command.phone, "email": command.email, "source": "slack"}
     data = LeadInput.parse({k: v for k, v in fields.items() if v}, default_region=services.default_region,
                            default_source="slack", sms_countries=services.sms_countries)
-    with services.session_factory.begin() as session:
-        result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                          now=services.clock.now(), actor=actor)
-        lead = session.get(Lead, result.lead_id)
-        assert lead is not None
-        label = _label(lead)
+    labels: list[str] = []
+    result = take_in_lead(services, data, actor=actor, also=lambda _session, lead, _result: labels.append(_label(lead)))
+    label = labels[0]
     if result.enrolled:
         services.send_due_now(result.lead_id)
     after_change(services)
@@ -218,7 +216,7 @@ def _card_link(client: WebClient, channel: str | None, ts: str | None) -> str | 
 
 def _book(command: BookLead, services: Services, actor: Actor) -> Answer:
     lead_id = _lead_id(services, command.lead)
-    with lead_for_change(services, lead_id) as (session, lead):
+    with taking_lead(services, lead_id) as (session, lead):
         if lead is None:
             raise LeadActionRefused(f"lead #{lead_id} no longer exists")
         booked = book_visit(session, services, lead, start_at=command.start_at, now=services.clock.now(),
@@ -235,7 +233,7 @@ def _warned(warnings: tuple[str, ...]) -> str:
 
 def _reschedule(command: RescheduleLead, services: Services, actor: Actor) -> Answer:
     lead_id = _lead_id(services, command.lead)
-    with lead_for_change(services, lead_id) as (session, lead):
+    with taking_lead(services, lead_id) as (session, lead):
         if lead is None:
             raise LeadActionRefused(f"lead #{lead_id} no longer exists")
         booked = reschedule(session, services, upcoming(session, lead.id), start_at=command.start_at,
@@ -250,7 +248,7 @@ def _reschedule(command: RescheduleLead, services: Services, actor: Actor) -> An
 def _consent(command: RecordConsent, services: Services, actor: Actor) -> Answer:
     lead_id = _lead_id(services, command.lead)
     now = services.clock.now()
-    with lead_for_change(services, lead_id) as (session, lead):
+    with taking_lead(services, lead_id) as (session, lead):
         if lead is None:
             raise LeadActionRefused(f"lead #{lead_id} no longer exists")
         label = _label(lead)
@@ -267,7 +265,7 @@ def _lead_id(services: Services, reference: str) -> int:
 def _on_lead(command: OnLead, services: Services, actor: Actor) -> Answer:
     lead_id = _lead_id(services, command.lead)
     now = services.clock.now()
-    with lead_for_change(services, lead_id) as (session, lead):
+    with taking_lead(services, lead_id) as (session, lead):
         if lead is None:
             raise LeadActionRefused(f"lead #{lead_id} no longer exists")
         label = _label(lead)

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.lead_locks import taking_lead
 from bot.lead_actions import LeadActionRefused
 from bot.leads import find_lead
 from bot.models import CallTask, Lead
@@ -63,14 +64,6 @@ def after_change(services: Services) -> None:
     services.wake_poster()
 
 
-@contextmanager
-def lead_for_change(services: Services, lead_id: int) -> Iterator[tuple[Session, Lead | None]]:
-    """One transaction holding the lead's lock, so a change never slips between a check and a send."""
-    with services.lead_locks.hold(lead_id):
-        with services.session_factory.begin() as session:
-            yield session, services.lead_locks.lock_row(session, lead_id)
-
-
 def task_lead_id(services: Services, task_id: int | None) -> int | None:
     if task_id is None:
         return None
@@ -87,7 +80,7 @@ def task_for_change(services: Services, task_id: int | None) -> Iterator[tuple[S
     lead_id = task_lead_id(services, task_id)
     if task_id is None or lead_id is None:
         raise LeadActionRefused("this call task no longer exists")
-    with lead_for_change(services, lead_id) as (session, _lead):
+    with taking_lead(services, lead_id) as (session, _lead):
         yield session, task_id
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
+from bot.lead_locks import taking_lead
 from bot.appointments import closed_day_warning, reschedule, upcoming
 from bot.audit import Actor
 from bot.conversations import DirectMessageRefused, send_direct
@@ -34,7 +35,7 @@ from bot.slack_modals import (
     reschedule_modal,
 )
 from bot.models import CallTask, Lead
-from handlers.slack_edge import after_change, lead_for_change, plain_name, services_of, task_for_change, tell
+from handlers.slack_edge import after_change, plain_name, services_of, task_for_change, tell
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCli
                                  actor=actor, notes=form.notes, when=form.start_at)
         else:
             assert origin.lead_id is not None
-            with lead_for_change(services, origin.lead_id) as (session, lead):
+            with taking_lead(services, origin.lead_id) as (session, lead):
                 if lead is None:
                     raise LeadActionRefused(f"lead #{origin.lead_id} no longer exists")
                 book(session, services, lead, start_at=form.start_at, now=services.clock.now(), actor=actor,
@@ -168,7 +169,7 @@ def on_reschedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: 
     user = body["user"]["id"]
     try:
         assert origin.lead_id is not None
-        with lead_for_change(services, origin.lead_id) as (session, lead):
+        with taking_lead(services, origin.lead_id) as (session, lead):
             if lead is None:
                 raise LeadActionRefused(f"lead #{origin.lead_id} no longer exists")
             reschedule(session, services, upcoming(session, lead.id), start_at=start_at, now=services.clock.now(),

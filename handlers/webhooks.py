@@ -34,7 +34,8 @@ from bot.delivery import SmsStatusReport, apply_email_events, apply_sms_status, 
 from bot.enrollment import lead_timezones
 from bot.lead_actions import LeadActionRefused, opt_out, record_booking_link_click
 from bot.render_context import format_local
-from bot.leads import InvalidLead, LeadInput, add_lead, find_existing
+from bot.lead_locks import taking_lead
+from bot.leads import InvalidLead, LeadInput, find_existing, take_in_lead
 from bot.models import Lead
 from bot.render_context import prefilled_booking_link
 from bot.reply_classifier import ReplyRules, classify_reply
@@ -125,10 +126,7 @@ class Webhooks:
 
     def _add_lead(self, data: LeadInput):  # noqa: ANN202
         services = self.services
-        with services.session_factory.begin() as session:
-            result = add_lead(session, data, business=services.business,
-                              sequence=services.playbooks.get(data.sequence), now=services.clock.now(),
-                              actor=Actor.lead(0))
+        result = take_in_lead(services, data, sequence=services.playbooks.get(data.sequence), actor=Actor.lead(0))
         if result.enrolled:
             services.send_due_now(result.lead_id)
         elif not result.created:
@@ -340,12 +338,17 @@ class Webhooks:
 
     def _record_click(self, token: str) -> tuple[str, str | None] | None:
         services = self.services
-        with services.session_factory.begin() as session:
-            lead = session.scalars(select(Lead).where(Lead.link_token == token)).first()
-            if lead is None:
-                return None
+        lead_id = self._lead_by_link(token)
+        if lead_id is None:
+            return None
+        with taking_lead(services, lead_id) as (session, lead):
+            assert lead is not None
             record_booking_link_click(session, lead, now=services.clock.now())
             return lead.name, lead.email
+
+    def _lead_by_link(self, token: str) -> int | None:
+        with self.services.session_factory() as session:
+            return session.scalar(select(Lead.id).where(Lead.link_token == token))
 
     async def unsubscribe(self, request: Request) -> Response:
         token = request.path_params["token"]
@@ -359,10 +362,11 @@ class Webhooks:
 
     def _unsubscribe(self, token: str) -> bool:
         services = self.services
-        with services.session_factory.begin() as session:
-            lead = session.scalars(select(Lead).where(Lead.link_token == token)).first()
-            if lead is None:
-                return False
+        lead_id = self._lead_by_link(token)
+        if lead_id is None:
+            return False
+        with taking_lead(services, lead_id) as (session, lead):
+            assert lead is not None
             opt_out(session, lead, "email", now=services.clock.now(), actor=Actor.lead(lead.id))
             from bot import outbox
             from bot.outbox import Notice
