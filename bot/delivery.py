@@ -17,6 +17,7 @@ from bot.lead_actions import apply_decision, opt_out, set_stage
 from bot.lead_locks import taking_lead
 from bot.models import Lead, Message, ProcessedDelivery, Touch
 from bot.outbox import Notice
+from bot.ports import FailureKind
 from bot.rules import LeadSignal, decide_on_signal, stage_after_touch
 from bot.services import Services
 from bot.states import Stage, TouchStatus
@@ -28,8 +29,6 @@ SMS_PROGRESS = {
 }
 EMAIL_PROGRESS = {"queued": 1, "processed": 2, "deferred": 3, "delivered": 4, "bounce": 5, "dropped": 5,
                   "open": 6, "click": 6}
-#: Delivery errors meaning the number will never take a text (not worth retrying later touches).
-UNREACHABLE_DELIVERY_CODES = frozenset({"30003", "30005", "30006"})
 #: Email events after which nothing more may be emailed to the address.
 EMAIL_STOPPERS = {"bounce": "bounced", "dropped": "dropped by SendGrid", "spamreport": "marked as spam",
                   "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed"}
@@ -62,6 +61,8 @@ class SmsStatusReport:
     message_sid: str
     status: str
     error_code: str | None = None
+    #: What the error means for the lead, as the SMS adapter reads the provider's code.
+    failure: FailureKind = FailureKind.OTHER
 
 
 def apply_sms_status(services: Services, report: SmsStatusReport) -> bool:
@@ -84,20 +85,21 @@ def apply_sms_status(services: Services, report: SmsStatusReport) -> bool:
         assert lead is not None
         rerouted = False
         if report.status in ("undelivered", "failed") and report.error_code:
-            rerouted = _sms_failure_consequence(session, services, lead, report.error_code, now, message)
+            rerouted = _sms_failure_consequence(session, services, lead, report, now, message)
     if rerouted:
         services.wake_dispatcher()
     return True
 
 
-def _sms_failure_consequence(session: Session, services: Services, lead: Lead, code: str, now: datetime,
-                             message: Message) -> bool:
+def _sms_failure_consequence(session: Session, services: Services, lead: Lead, report: SmsStatusReport,
+                             now: datetime, message: Message) -> bool:
     """Apply what a failed text means for the lead; True when the touch was queued to go another way."""
-    if code == "21610":
+    code = report.error_code
+    if report.failure == FailureKind.OPTED_OUT:
         opt_out(session, lead, "sms", now=now, actor=SYSTEM)
         apply_decision(session, services, lead, decide_on_signal(LeadSignal.OPT_OUT, current_stage=Stage(lead.stage)),
                        now=now, actor=SYSTEM)
-    elif code in UNREACHABLE_DELIVERY_CODES and not lead.sms_unreachable_reason:
+    elif report.failure == FailureKind.UNREACHABLE and not lead.sms_unreachable_reason:
         lead.sms_unreachable_reason = f"texts are not delivered to this number (error {code})"
         audit.record(session, lead_id=lead.id, actor=SYSTEM, action="sms_unreachable", at=now, code=code)
         outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,

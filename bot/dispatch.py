@@ -35,6 +35,7 @@ from bot.outbox import Notice
 from bot.planning import PHONE_CHANNELS, earliest_send_time
 from bot.playbook import Channel, LeadFacts, Step, skip_reason
 from bot.ports import (
+    FailureKind,
     OUTCOME_UNKNOWN,
     OutgoingEmail,
     OutgoingSms,
@@ -60,9 +61,6 @@ GRACE = {
 MAX_ATTEMPTS = 5
 #: How a text the number could not take, said by phone instead, is marked (`skip_reason` starts so).
 HANDED_TO_THE_TEAM = "handed to the team as a call"
-#: Provider codes that mean the number can never take SMS: remaining SMS touches go another way.
-UNREACHABLE_SMS_CODES = frozenset({"21211", "21614", "21635", "30006", "21612", "21408"})
-OPTED_OUT_SMS_CODES = frozenset({"21610"})
 #: Real seconds a busy dispatch run may take on top of the poll period before lateness counts as missed.
 OWN_DELAY_SLACK_SECONDS = 10.0
 #: Real seconds a touch may stay `sending` before it counts as abandoned by a process that died.
@@ -956,14 +954,14 @@ class Dispatcher:
             touch.last_error = error_text
             report.retrying += 1
             return
-        if channel == "sms" and outcome.code in UNREACHABLE_SMS_CODES and not lead.sms_opted_out_at:
+        if channel == "sms" and outcome.kind == FailureKind.UNREACHABLE and not lead.sms_opted_out_at:
             lead.sms_unreachable_reason = f"SMS cannot reach this number ({error_text})"
             outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
                            text=f"{lead.sms_unreachable_reason}: remaining texts go by email or a call")
             self._reroute_later(session, touch, now, error_text, report)
             return
         self._fail(session, touch, now, error_text, report)
-        if channel == "sms" and outcome.code in OPTED_OUT_SMS_CODES:
+        if channel == "sms" and outcome.kind == FailureKind.OPTED_OUT:
             # Twilio knows of a STOP we never saw: treat it exactly like one.
             opt_out(session, lead, "sms", now=now, actor=SYSTEM)
             apply_decision(session, self.services, lead,

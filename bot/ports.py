@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Mapping, Protocol
 
 
@@ -14,13 +15,29 @@ class SendReceipt:
     status: str = "queued"
 
 
+class FailureKind(StrEnum):
+    """What a provider's refusal, or a failed delivery, means for the lead.
+
+    The channel adapters read their vendor's codes into one of these; the core reads only the
+    kind (the code is kept for people to look up).
+    """
+
+    #: The number told its carrier STOP (Twilio knows of an opt-out we never saw): like a STOP.
+    OPTED_OUT = "opted_out"
+    #: The number can never take texts (a landline, no such number): say it another way.
+    UNREACHABLE = "unreachable"
+    #: This message failed; nothing is concluded about the lead.
+    OTHER = "other"
+
+
 class SendError(Exception):
     """A provider refused or failed to take a message."""
 
-    def __init__(self, reason: str, *, code: str | None = None):
+    def __init__(self, reason: str, *, code: str | None = None, kind: FailureKind = FailureKind.OTHER):
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        self.kind = kind
 
 
 class TransientSendError(SendError):

@@ -15,6 +15,7 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProxyError, SSLEr
 
 from bot.ports import (
     NOT_SENT,
+    FailureKind,
     OUTCOME_UNKNOWN,
     FetchedMedia,
     MediaFetchError,
@@ -33,6 +34,18 @@ MAX_MEDIA_BYTES = 5 * 1024 * 1024
 #: sender's queue overflowing. Every other 4xx (21211 invalid To, 21610 unsubscribed, 21614 not
 #: mobile, 21612, 21408, 21635, 3000x, auth and validation errors) will never go out as sent.
 TRANSIENT_ERROR_CODES = frozenset({20429, 21611, 30001})
+#: What Twilio's error codes (on a refused send, or in a delivery report) mean for the lead. 21610:
+#: the recipient replied STOP to this sender; the others: the number cannot take texts (invalid,
+#: not mobile, a landline, unknown handset, not reachable by SMS, a region texts may not go to).
+#: 30003 (handset switched off) and 30007 (carrier filtering) say nothing lasting about the lead.
+FAILURE_KINDS = {"21610": FailureKind.OPTED_OUT,
+                 **dict.fromkeys(("21211", "21614", "21635", "21612", "21408", "30005", "30006"),
+                                 FailureKind.UNREACHABLE)}
+
+
+def failure_kind(code: str | int | None) -> FailureKind:
+    """What a Twilio error code means for the lead (FailureKind.OTHER for any code not known to mean more)."""
+    return FAILURE_KINDS.get(str(code), FailureKind.OTHER) if code is not None else FailureKind.OTHER
 
 
 @dataclass(frozen=True)
@@ -134,7 +147,7 @@ class TwilioSmsSender:
         reason = f"Twilio refused SMS {message.reference}: HTTP {error.status}, {error.msg}"
         if error.status == 429 or error.status >= 500 or code in TRANSIENT_ERROR_CODES:
             return TransientSendError(reason, code=str(code), retry_after=retry_after_seconds(self._http.last_headers))
-        return PermanentSendError(reason, code=str(code))
+        return PermanentSendError(reason, code=str(code), kind=failure_kind(code))
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

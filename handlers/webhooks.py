@@ -35,6 +35,7 @@ from bot.enrollment import lead_timezones
 from bot.lead_actions import LeadActionRefused, opt_out, record_booking_link_click
 from bot.render_context import format_local
 from bot.lead_locks import taking_lead
+from bot.twilio_sms import failure_kind
 from bot.leads import InvalidLead, LeadInput, find_existing, take_in_lead
 from bot.models import Lead
 from bot.render_context import prefilled_booking_link
@@ -217,7 +218,8 @@ class Webhooks:
         sid, status = params.get("MessageSid"), params.get("MessageStatus") or params.get("SmsStatus")
         if not sid or not status:
             raise BadRequest(400, "MessageSid and MessageStatus are required")
-        report = SmsStatusReport(message_sid=sid, status=status.lower(), error_code=params.get("ErrorCode") or None)
+        code = params.get("ErrorCode") or None
+        report = SmsStatusReport(message_sid=sid, status=status.lower(), error_code=code, failure=failure_kind(code))
         await run_in_threadpool(apply_sms_status, self.services, report)
         return Response(status_code=204)
 

@@ -31,7 +31,7 @@ from bot.models import (
     OutboxEvent,
     Touch,
 )
-from bot.ports import PermanentSendError, TransientSendError
+from bot.ports import FailureKind, PermanentSendError, TransientSendError
 from bot.rules import CallOutcome, LeadSignal
 
 CHICAGO_PHONE = "+13125550142"
@@ -243,7 +243,7 @@ def test_a_retry_succeeds_and_the_touch_is_sent_once(services, clock, sms):
 
 def test_twilio_unsubscribed_error_opts_the_lead_out_of_sms(services, clock, sms):
     lead_id = new_lead(services)
-    sms.failures = [PermanentSendError("unsubscribed", code="21610")]
+    sms.failures = [PermanentSendError("unsubscribed", code="21610", kind=FailureKind.OPTED_OUT)]
     run_days(services, clock, 6)
     assert sms.sent == []
     with services.session_factory() as session:
@@ -253,7 +253,7 @@ def test_twilio_unsubscribed_error_opts_the_lead_out_of_sms(services, clock, sms
 
 def test_an_invalid_number_stops_sms_but_not_email(services, clock, sms, email):
     lead_id = new_lead(services)
-    sms.failures = [PermanentSendError("invalid To", code="21211")]
+    sms.failures = [PermanentSendError("invalid To", code="21211", kind=FailureKind.UNREACHABLE)]
     run_days(services, clock, 4)
     assert sms.sent == [] and email.sent
     with services.session_factory() as session:
@@ -470,7 +470,7 @@ def test_pausing_a_lead_with_nothing_running_is_refused_with_a_reason(services):
 
 def test_texts_that_cannot_reach_a_number_go_by_email_instead(services, clock, sms, email):
     lead_id = new_lead(services)
-    sms.failures = [PermanentSendError("landline", code="21614")]
+    sms.failures = [PermanentSendError("landline", code="21614", kind=FailureKind.UNREACHABLE)]
     run_days(services, clock, 2)
     rerouted = [t for t in touches(services, lead_id) if t.channel == "sms" and t.status == "sent"]
     assert sms.sent == [] and rerouted
@@ -480,7 +480,7 @@ def test_texts_that_cannot_reach_a_number_go_by_email_instead(services, clock, s
 
 def test_texts_that_cannot_reach_a_lead_without_email_become_calls(services, clock, sms):
     lead_id = new_lead(services, email=None)
-    sms.failures = [PermanentSendError("invalid number", code="21211")]
+    sms.failures = [PermanentSendError("invalid number", code="21211", kind=FailureKind.UNREACHABLE)]
     run_days(services, clock, 2)
     with services.session_factory() as session:
         reasons = [t.reason for t in session.scalars(select(CallTask).where(CallTask.lead_id == lead_id))]

@@ -14,7 +14,7 @@ from bot.lead_actions import book, receive_message
 from tests.fakes import WEB_FORM_CONSENT
 from bot.leads import LeadInput, add_lead
 from bot.models import Lead
-from bot.ports import PermanentSendError
+from bot.ports import FailureKind, PermanentSendError
 from bot.rules import LeadSignal
 from bot.stats import (
     ChannelDelivery,
@@ -91,7 +91,7 @@ def week(services, clock, sms):
     booked = take_in(services, "+13125550102", name="Booked")
     clock.advance(timedelta(minutes=2))
     dispatcher.run_due()  # two minutes after it came in
-    sms.failures.append(PermanentSendError("landline", code="21614"))
+    sms.failures.append(PermanentSendError("landline", code="21614", kind=FailureKind.UNREACHABLE))
     failed = take_in(services, "+13125550103", name="Failed")
     dispatcher.run_due()
     auto = take_in(services, "+13125550104", name="Auto")

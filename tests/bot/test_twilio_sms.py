@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from bot.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.ports import NOT_SENT, FailureKind, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.twilio_sms import TwilioSmsSender
+from bot.twilio_sms import TwilioSmsSender, failure_kind
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "auth-token"
@@ -70,14 +70,24 @@ def test_the_process_environment_does_not_redirect_sends(twilio, monkeypatch):
     assert sender.send_sms(sms()).provider_id.startswith("SM")
 
 
-@pytest.mark.parametrize("code", [21211, 21610, 21614])
-def test_numbers_twilio_refuses_are_permanent_failures(twilio, sender, code):
+@pytest.mark.parametrize(("code", "kind"), [(21211, FailureKind.UNREACHABLE), (21610, FailureKind.OPTED_OUT),
+                                            (21614, FailureKind.UNREACHABLE)])
+def test_numbers_twilio_refuses_are_permanent_failures_read_for_what_they_mean_for_the_lead(twilio, sender, code,
+                                                                                          kind):
     twilio.set_number_behaviour(LEAD, error_code=code)
 
     with pytest.raises(PermanentSendError) as raised:
         sender.send_sms(sms())
 
-    assert raised.value.code == str(code)
+    assert raised.value.code == str(code) and raised.value.kind == kind
+
+
+@pytest.mark.parametrize(("code", "kind"), [("30006", FailureKind.UNREACHABLE), ("30005", FailureKind.UNREACHABLE),
+                                            ("21610", FailureKind.OPTED_OUT), ("30003", FailureKind.OTHER),
+                                            ("30007", FailureKind.OTHER), (None, FailureKind.OTHER)])
+def test_a_delivery_reports_error_code_is_read_the_same_way(code, kind):
+    """A switched-off handset (30003) or carrier filtering (30007) says nothing lasting about the number."""
+    assert failure_kind(code) == kind
 
 
 def test_a_wrong_token_is_a_permanent_failure(twilio):

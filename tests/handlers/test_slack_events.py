@@ -10,7 +10,7 @@ from bot.audit import SYSTEM
 from bot.delivery import SmsStatusReport, apply_sms_status
 from bot.lead_actions import opt_out
 from bot.models import AuditEntry, CallTask, Lead, Message, ProcessedDelivery
-from bot.ports import PermanentSendError
+from bot.ports import FailureKind, PermanentSendError
 from bot.slack_poster import SlackPoster
 from tests.handlers.conftest import (
     ALICE,
@@ -228,7 +228,7 @@ def test_a_reply_to_a_lead_who_opted_out_is_not_sent_and_the_thread_says_why(wor
 
 @any_database
 def test_a_reply_the_provider_refuses_is_marked_failed_in_the_thread(workspace, services, sms, slack):
-    sms.failures.append(PermanentSendError("unsubscribed recipient", code="21610"))
+    sms.failures.append(PermanentSendError("unsubscribed recipient", code="21610", kind=FailureKind.OPTED_OUT))
     new_lead(services)
 
     workspace.thread_reply("!reply hello")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.audit import SYSTEM
 from bot.lead_actions import opt_out
 from bot.models import Appointment, CallTask, Enrollment, Lead, Message
-from bot.ports import PermanentSendError
+from bot.ports import FailureKind, PermanentSendError
 from bot.slack_blocks import ActionId, ModalCallback
 from bot.slack_modals import ModalOrigin
 from bot.states import CallTaskStatus, EnrollmentState, Stage
@@ -269,7 +269,7 @@ def test_a_reply_to_a_lead_who_opted_out_meanwhile_is_not_sent(workspace, servic
 
 @any_database
 def test_a_reply_the_provider_refuses_says_why(workspace, services, sms):
-    sms.failures.append(PermanentSendError("the number is a landline", code="21614"))
+    sms.failures.append(PermanentSendError("the number is a landline", code="21614", kind=FailureKind.UNREACHABLE))
     _lead_id, view = open_reply(workspace, services)
 
     workspace.submit(view, {"channel": radio("sms"), "body": text("Hello")})
