@@ -32,8 +32,9 @@ from bot.models import (
     TouchStatus,
 )
 from bot.outbox import Notice
+from bot.states import TouchReroute
 from bot.planning import PHONE_CHANNELS, earliest_send_time
-from bot.playbook import Channel, LeadFacts, Step, skip_reason
+from bot.playbook import Channel, LeadFacts, Step, skip_reason, step_label
 from bot.ports import (
     FailureKind,
     OUTCOME_UNKNOWN,
@@ -59,7 +60,7 @@ GRACE = {
     Channel.CALL_TASK: timedelta(hours=24),
 }
 MAX_ATTEMPTS = 5
-#: How a text the number could not take, said by phone instead, is marked (`skip_reason` starts so).
+#: How a text the number could not take, said by phone instead, reads in the thread (`skip_reason`).
 HANDED_TO_THE_TEAM = "handed to the team as a call"
 #: Real seconds a busy dispatch run may take on top of the poll period before lateness counts as missed.
 OWN_DELAY_SLACK_SECONDS = 10.0
@@ -77,20 +78,23 @@ CHANNEL_SETTINGS = {
 }
 
 
-def show_skipped(session: Session, touch: Touch, reason: str, now: datetime) -> None:
-    """One short line in the lead's thread for a touch not sent, saying why."""
+def show_skipped(session: Session, touch: Touch, reason: str, now: datetime, step: Step | None) -> None:
+    """One short line in the lead's thread for a touch not sent, saying why (the step as people know it)."""
+    label = step.label if step is not None else step_label(None, touch.step_id)
+    if label[1:2].islower():  # "Thank-you email" reads "the thank-you email"; "SMS reminder" stays
+        label = label[:1].lower() + label[1:]
     outbox.publish(session, Notice.DECISION, lead_id=touch.lead_id, at=now, touch_id=touch.id,
-                   text=f"Skipped {touch.step_id} ({touch.channel}): {reason}")
+                   text=f"Skipped the {label}: {reason}")
 
 
 def reroute_touch(session: Session, touch: Touch, *, now: datetime, error: str) -> bool:
     """Queue a text that cannot reach its number to go again another way, once; False when it already did."""
-    if touch.channel != Channel.SMS or (touch.skip_reason or "").startswith(("sent by email", HANDED_TO_THE_TEAM)) \
-            or (touch.last_error or "").startswith("rerouted:"):
+    if touch.channel != Channel.SMS or touch.rerouted is not None:
         return False
     outbox.publish(session, Notice.TOUCH_FAILED, lead_id=touch.lead_id, at=now, touch_id=touch.id,
                    error=f"{error}; sending it another way")
     touch.status, touch.next_attempt_at, touch.last_error = TouchStatus.SCHEDULED, now, f"rerouted: {error}"
+    touch.rerouted = TouchReroute.QUEUED
     audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_rerouted", at=now, touch=touch.id,
                  error=error)
     return True
@@ -602,14 +606,14 @@ class Dispatcher:
             rendered = self.services.renderer.render_email_as_written(
                 "_direct_message", f"A note from {self.services.business.name}", {**context, "body": text})
             touch.subject, touch.body_text, touch.body_html = rendered.subject, rendered.text, rendered.html
-            touch.skip_reason = f"sent by email: {why}"
+            touch.skip_reason, touch.rerouted = f"sent by email: {why}", TouchReroute.EMAIL
             self._mark_sending(touch, now)
             return _Claimed(touch.id, lead.id, _touch_email(touch, lead, rendered, context), touch.attempts,
                             touch.enrollment_id)
         open_call_task(session, self.services, lead, now=now, actor=SYSTEM, touch=touch,
                        reason=f"{call_reason}; say it by phone: {text}")
         touch.status, touch.sent_at = TouchStatus.SENT, now
-        touch.skip_reason = f"{HANDED_TO_THE_TEAM}: {why}"
+        touch.skip_reason, touch.rerouted = f"{HANDED_TO_THE_TEAM}: {why}", TouchReroute.CALL
         report.sent += 1
         self._complete_if_done(session, enrollment, now)
         return None
@@ -649,7 +653,7 @@ class Dispatcher:
 
     def _skip(self, session: Session, touch: Touch, now: datetime, reason: str, report: DispatchReport) -> None:
         touch.status, touch.skip_reason = TouchStatus.SKIPPED, reason
-        show_skipped(session, touch, reason, now)
+        show_skipped(session, touch, reason, now, self._step(touch.enrollment, touch))
         report.skipped += 1
         report.details.append(f"touch {touch.id} skipped: {reason}")
         audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_skipped", at=now,
@@ -856,7 +860,8 @@ class Dispatcher:
             if outcome is _NOT_ALLOWED:
                 touch.status = TouchStatus.SKIPPED
                 touch.skip_reason = "the lead opted out (or became unreachable) just before sending"
-                show_skipped(session, touch, touch.skip_reason, self.services.clock.now())
+                show_skipped(session, touch, touch.skip_reason, self.services.clock.now(),
+                             self._step(touch.enrollment, touch))
                 report.skipped += 1
                 self._complete_if_done(session, touch.enrollment, self.services.clock.now())
             else:
@@ -1005,7 +1010,7 @@ class Dispatcher:
     def _settle_abandoned(self, session: Session, touch: Touch, lead: Lead, report: DispatchReport) -> None:
         now = self.services.clock.now()
         # An SMS step rerouted to email went to SendGrid, which cannot be asked.
-        rerouted = bool(touch.skip_reason and touch.skip_reason.startswith("sent by email"))
+        rerouted = touch.rerouted == TouchReroute.EMAIL
         try:
             held = (ask_provider(session, self.services, lead, touch.body_text or "")
                     if touch.channel == Channel.SMS and not rerouted else None)

@@ -160,6 +160,8 @@ class Touch(Base):
     sent_at: Mapped[datetime | None]
     skip_reason: Mapped[str | None] = mapped_column(String(300))
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: A text rerouted because the number cannot take texts (bot.states.TouchReroute), else None.
+    rerouted: Mapped[str | None] = mapped_column(String(10))
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="touches")
 

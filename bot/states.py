@@ -30,6 +30,14 @@ class TouchStatus(StrEnum):
     UNKNOWN = "unknown"  #: the process died mid-send; a person must check, never resent blindly
 
 
+class TouchReroute(StrEnum):
+    """A text the number could not take, said another way instead (once)."""
+
+    QUEUED = "queued"  #: back in the queue to go another way at its next turn
+    EMAIL = "email"  #: its words went by email
+    CALL = "call"  #: handed to the team as a call
+
+
 class CallTaskStatus(StrEnum):
     OPEN = "open"  #: nobody has it yet
     CLAIMED = "claimed"  #: a team member owns the call

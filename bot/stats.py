@@ -18,9 +18,8 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.closed_by_bot import ClosedByBot, closed_by_bot
-from bot.dispatch import HANDED_TO_THE_TEAM
 from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, Touch
-from bot.states import CallTaskStatus, EnrollmentState, Stage, TouchStatus
+from bot.states import CallTaskStatus, EnrollmentState, Stage, TouchReroute, TouchStatus
 
 T = TypeVar("T")
 
@@ -313,7 +312,7 @@ def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # no
         .join(Enrollment, Enrollment.id == Touch.enrollment_id)
         .where(Touch.lead_id.in_(cohort), Touch.status == TouchStatus.SENT, Touch.channel.in_(("sms", "email")),
                # A text the number could not take, handed to the team as a call, reached nobody by text.
-               or_(Touch.skip_reason.is_(None), ~Touch.skip_reason.startswith(HANDED_TO_THE_TEAM)))
+               or_(Touch.rerouted.is_(None), Touch.rerouted != TouchReroute.CALL))
     ).tuples().all()
     steps: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
     subjects: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])

@@ -111,3 +111,38 @@ def test_leads_from_before_consent_records_have_none_on_record_and_a_log_row_say
     assert log == sorted([(ids["web"], False, "none_before_0005"), (ids["sms"], True, "lead_texted"),
                           (ids["sms"], False, "none_before_0005"), (ids["missed_call"], True, "lead_called"),
                           (ids["missed_call"], False, "none_before_0005")])
+
+
+def test_touches_rerouted_before_0009_say_so_in_their_own_column(engine):
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from bot.db import alembic_config, upgrade
+    from bot.models import Enrollment, Touch
+
+    with engine.begin() as connection:
+        config = alembic_config(engine)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008")
+    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
+    with engine.begin() as connection:
+        lead_id = connection.execute(insert(Lead.__table__).returning(Lead.__table__.c.id), [dict(
+            name="Lead", phone="+13125550142", source="web", timezone="America/Chicago", link_token="token-1",
+            sms_consent=True, email_consent=True, stage="contacted", first_message="", custom_fields={},
+            created_at=at, updated_at=at)]).scalar()
+        enrollment_id = connection.execute(insert(Enrollment.__table__).returning(Enrollment.__table__.c.id), [dict(
+            lead_id=lead_id, sequence_name="default", state="active", state_reason="", enrolled_at=at)]).scalar()
+        old_ways = {"by_email": ("sent", "sent by email: texts are not delivered to this number", None),
+                    "by_call": ("sent", "handed to the team as a call: no SMS consent on record", None),
+                    "queued": ("scheduled", None, "rerouted: not delivered (error 30006)"),
+                    "plain": ("sent", None, None), "skipped": ("skipped", "no email address", None)}
+        connection.execute(insert(Touch.__table__), [
+            dict(enrollment_id=enrollment_id, lead_id=lead_id, step_id=step, channel="sms", position=index,
+                 planned_at=at, due_at=at, status=status, attempts=1, skip_reason=reason, last_error=error)
+            for index, (step, (status, reason, error)) in enumerate(old_ways.items())])
+    upgrade(engine)
+    with engine.connect() as connection:
+        rerouted = {row.step_id: row.rerouted for row in connection.execute(select(Touch.__table__))}
+    assert rerouted == {"by_email": "email", "by_call": "call", "queued": "queued", "plain": None, "skipped": None}

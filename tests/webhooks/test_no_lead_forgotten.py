@@ -332,8 +332,8 @@ def test_a_touch_skipped_for_want_of_an_email_address_leaves_one_line_in_the_thr
     clock.advance(timedelta(minutes=20))
     running_bot.dispatch()
     thread = team.thread(lead_id)
-    skipped = [entry for entry in thread if "Skipped same_day_email" in entry]
-    assert len(skipped) == 1 and "email" in skipped[0]
+    skipped = [entry for entry in thread if "Skipped the thank-you email" in entry]
+    assert len(skipped) == 1 and "email" in skipped[0] and "same_day_email" not in skipped[0]
 
 
 def test_a_touch_skipped_because_the_lead_replied_leaves_one_line_in_the_thread(running_bot, twilio, team, clock):
@@ -348,7 +348,7 @@ def test_a_touch_skipped_because_the_lead_replied_leaves_one_line_in_the_thread(
         clock.advance(timedelta(hours=1))
         running_bot.dispatch()
     thread = team.thread(lead_id)
-    assert len([e for e in thread if "Skipped day1_checkin_sms" in e]) == 1
+    assert len([e for e in thread if "Skipped the day-1 check-in text" in e]) == 1
 
 
 # --- 14. photos -------------------------------------------------------------------------------------
