@@ -559,8 +559,9 @@ class Dispatcher:
         touch.next_attempt_at = WAITING_FOR_SETTINGS
         if touch.last_error != why:
             touch.last_error = why
-            outbox.publish(session, Notice.DECISION, lead_id=touch.lead_id, at=now,
-                           text=f"{touch.step_id} is {why}")
+            step = self._step(touch.enrollment, touch)
+            label = step.label if step is not None else step_label(None, touch.step_id)
+            outbox.publish(session, Notice.DECISION, lead_id=touch.lead_id, at=now, text=f"{label} is {why}")
             audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_waiting", at=now,
                          touch=touch.id, reason=why)
         report.rescheduled += 1

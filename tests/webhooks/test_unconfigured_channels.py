@@ -35,7 +35,7 @@ def test_without_twilio_settings_texts_wait_with_the_reason_in_the_thread_and_go
         assert instant.last_error.startswith("waiting: SMS is not configured (set TWILIO_ACCOUNT_SID")
         said = [e.payload["text"] for e in session.scalars(select(OutboxEvent).where(
             OutboxEvent.lead_id == lead_id, OutboxEvent.kind == Notice.DECISION))]
-    assert said == [f"instant_sms is {instant.last_error}"]  # once, however often the dispatcher looks
+    assert said == [f"First text is {instant.last_error}"]  # once (as people know the step), however often it looks
 
     services.sms = configured_sms  # restarted with the settings
     assert release_waiting_touches(services) == 1
