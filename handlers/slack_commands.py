@@ -15,6 +15,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.consent import why_no_sms_consent
 from bot.lead_locks import taking_lead
 from bot.appointments import book as book_visit
 from bot.appointments import cancel, mark_attended, mark_no_show, reschedule, upcoming
@@ -154,15 +155,19 @@ def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:
     fields = {"name": command.name, "phone": command.phone, "email": command.email, "source": "slack"}
     data = LeadInput.parse({k: v for k, v in fields.items() if v}, default_region=services.default_region,
                            default_source="slack", sms_countries=services.sms_countries)
-    labels: list[str] = []
-    result = take_in_lead(services, data, actor=actor, also=lambda _session, lead, _result: labels.append(_label(lead)))
-    label = labels[0]
+    seen: list[tuple[str, str | None]] = []
+    result = take_in_lead(services, data, actor=actor,
+                          also=lambda _session, lead, _result: seen.append((_label(lead), why_no_sms_consent(lead))))
+    [(label, no_texts_because)] = seen
     if result.enrolled:
         services.send_due_now(result.lead_id)
     after_change(services)
     if result.created:
+        consent_hint = (f" Automated texts wait: {no_texts_because}, so they get email and calls. If they agreed "
+                        f"to texts, `/followup consent {result.lead_id} verbal \"what they said\"`."
+                        if no_texts_because else "")
         return Answer(f":new: Added *{label}* (#{result.lead_id}); follow-up has started and the card is on its way "
-                      "to the leads channel.")
+                      f"to the leads channel.{consent_hint}")
     if result.enrolled:
         return Answer(f":repeat: *{label}* (#{result.lead_id}) was already a lead; their follow-up starts again.")
     return Answer(f"*{label}* is already a lead (#{result.lead_id}) and still in follow-up; nothing changed. "

@@ -93,7 +93,19 @@ def test_new_takes_an_email_instead_of_a_phone(workspace, services):
     workspace.command("new dana@example.com Dana")
 
     assert "Added *Dana*" in workspace.last_answer()
+    assert "consent" not in workspace.last_answer()  # no phone: texts are not in question
     assert lead_row(services, 1).email == "dana@example.com"
+
+
+@any_database
+def test_new_says_texts_wait_for_consent_and_how_to_record_it(workspace, services):
+    workspace.command("new (312) 555-0142 Dana Lee")
+
+    answer = workspace.last_answer()
+    assert "Automated texts wait: no SMS consent on record, so they get email and calls" in answer
+    assert '`/followup consent 1 verbal "what they said"`' in answer
+    workspace.command('consent 1 verbal "agreed to texts on the phone"')
+    assert lead_row(services, 1).sms_consent
 
 
 @any_database
