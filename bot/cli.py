@@ -464,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     preview = commands.add_parser("preview", help="show a sequence's timeline for a lead")
     preview.add_argument("--sequence", help="a sequence name or a path to a YAML file (default: the business's)")
-    preview.add_argument("--lead", help="sample lead fields, e.g. 'name=Dana Lee,phone=+14155552671,email=d@x.org'")
+    preview.add_argument("--lead", help="sample lead fields, e.g. 'name=Dana Lee,phone=+14155552671,email=d@x.org' (consent=no: "
+                              "a lead who did not agree to texts)")
     preview.add_argument("--start", help="when the lead comes in (ISO 8601 with offset; default now)")
     preview.add_argument("--appointment", help="the appointment time, for reminder sequences")
     preview.add_argument("--brief", action="store_true", help="times only, without the rendered text")

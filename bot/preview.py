@@ -24,10 +24,16 @@ SAMPLE_LEAD = {"name": "Dana Lee", "phone": "+14155552671", "email": "dana.lee@e
                "source": "web", "message": "Hi, my lower back has been sore for two weeks. Do you have availability?"}
 
 
+#: `--lead consent=` values that mean the sample lead did not agree to texts.
+NO_CONSENT = frozenset({"no", "n", "false", "0", "none"})
+
+
 def sample_lead(fields: dict[str, str], default_region: str, business_timezone: str) -> Lead:
     """A lead that exists only for the preview: validated like a real one, never stored.
 
     A field given empty (`--lead email=`) clears the sample's value: a lead without an email.
+    The sample agreed to texts on the web form unless `--lead consent=no`: then its texts go the
+    way they would for such a lead (by email, or handed to the team as a call).
     """
     merged = dict(SAMPLE_LEAD)
     for key, value in fields.items():
@@ -35,10 +41,12 @@ def sample_lead(fields: dict[str, str], default_region: str, business_timezone: 
             merged[key] = value
         else:
             merged.pop(key, None)
+    agreed = str(merged.pop("consent", "yes")).strip().lower() not in NO_CONSENT
     data = LeadInput.parse(merged, default_region=default_region, default_source="web")
     return Lead(id=0, name=data.name, phone=data.phone, email=data.email, source=data.source,
                 first_message=data.message, custom_fields=dict(data.custom_fields),
-                timezone=data.timezone or "", stage=Stage.NEW, link_token=secrets.token_urlsafe(8))
+                timezone=data.timezone or "", stage=Stage.NEW, link_token=secrets.token_urlsafe(8),
+                sms_consent=agreed and bool(data.phone))
 
 
 def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dict[str, str],
@@ -64,8 +72,13 @@ def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dic
                       has_booked=playbook.relative_to_appointment, sms_allowed=bool(lead.phone),
                       email_allowed=bool(lead.email))
     contact = ", ".join(part for part in (lead.phone, lead.email) if part)
+    texts_instead = None
+    if lead.phone and not lead.sms_consent:
+        texts_instead = ("goes by email instead: no SMS consent on record" if lead.email
+                         else "handed to the team as a call instead: no SMS consent on record")
     out = [
-        f"{playbook.label} ({playbook.name}): {len(playbook.steps)} steps, for {lead.name} ({contact})",
+        f"{playbook.label} ({playbook.name}): {len(playbook.steps)} steps, for {lead.name} ({contact})"
+        + ("" if not lead.phone else "; agreed to texts" if lead.sms_consent else "; no consent to texts on record"),
         f"business {business.name}: {business.timezone.key}, window {business.send_window.describe()}; "
         f"lead time zone {', '.join(zones)}",
         f"lead comes in {team_time(start, business.timezone, lead_zone)}"
@@ -86,6 +99,8 @@ def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dic
                            respect_lead_daytime=step.channel in PHONE_CHANNELS, lead_timezones=zones)
         first = "lead" if wait and wait.startswith(QUIET_HOURS) else "business"
         moved = f"  (waits: {wait})" if wait else ""
+        if step.channel == Channel.SMS and texts_instead:
+            moved += f"  ({texts_instead})"
         out.append(f"{shown}. {step.label} [{step.id}, {step.channel}]  "
                    f"{team_time(touch.due_at, business.timezone, lead_zone, first=first)}{moved}")
         if not show_text:

@@ -68,6 +68,23 @@ def test_preview_of_a_lead_with_email_sends_the_day7_email_not_the_text(env, cap
     assert "Day-7 keep-in-touch text (day7_nurture_sms, sms): lead gets this by email instead" in skipped
 
 
+def test_preview_of_a_lead_who_did_not_agree_to_texts_says_where_each_text_goes_instead(env, capsys):
+    assert main(["preview", "--lead", "consent=no", "--start", "2026-11-25T11:00-06:00", "--brief"]) == 0
+    out = capsys.readouterr().out
+    assert "; no consent to texts on record" in out.splitlines()[0]
+    assert "1. First text [instant_sms, sms]  Wed, Nov 25 at 11:00 AM CST" in out
+    assert "(goes by email instead: no SMS consent on record)" in out.splitlines()[4]
+
+    assert main(["preview", "--lead", "consent=no,email=", "--start", "2026-11-25T11:00-06:00", "--brief"]) == 0
+    assert "(handed to the team as a call instead: no SMS consent on record)" in capsys.readouterr().out
+
+
+def test_preview_s_sample_lead_agreed_to_texts_on_the_web_form(env, capsys):
+    assert main(["preview", "--start", "2026-11-25T11:00-06:00", "--brief"]) == 0
+    out = capsys.readouterr().out
+    assert "; agreed to texts" in out.splitlines()[0] and "instead: no SMS consent" not in out
+
+
 def test_preview_says_why_a_night_leads_first_text_waits(env, capsys):
     assert main(["preview", "--lead", "phone=+13125550142", "--start", "2026-11-24T23:30-06:00", "--brief"]) == 0
     out = capsys.readouterr().out
