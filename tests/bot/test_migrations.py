@@ -53,10 +53,9 @@ def test_intake_finds_a_lead_by_email_through_an_index_not_a_table_scan(engine):
 def test_leads_stored_with_a_fixed_offset_abbreviation_get_the_place_with_daylight_saving(engine):
     from datetime import datetime, timezone
 
-    from alembic import command
     from sqlalchemy import insert, select
 
-    from bot.db import alembic_config, upgrade
+    from bot.db import upgrade
 
     with engine.begin() as connection:
         config = alembic_config(engine)
@@ -80,16 +79,12 @@ def test_leads_stored_with_a_fixed_offset_abbreviation_get_the_place_with_daylig
 def test_leads_from_before_consent_records_have_none_on_record_and_a_log_row_saying_so(engine):
     from datetime import datetime, timezone
 
-    from alembic import command
     from sqlalchemy import insert, select
 
-    from bot.db import alembic_config, upgrade
+    from bot.db import upgrade
     from bot.models import ConsentEntry
 
-    with engine.begin() as connection:
-        config = alembic_config(engine)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+    downgrade_to(engine, "0004")
     at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
     leads = [("+13125550142", "web"), ("+13125550143", "sms"), ("+13125550144", "missed_call"), (None, "email")]
     with engine.begin() as connection:
@@ -116,16 +111,12 @@ def test_leads_from_before_consent_records_have_none_on_record_and_a_log_row_say
 def test_touches_rerouted_before_0009_say_so_in_their_own_column(engine):
     from datetime import datetime, timezone
 
-    from alembic import command
     from sqlalchemy import insert, select
 
-    from bot.db import alembic_config, upgrade
+    from bot.db import upgrade
     from bot.models import Enrollment, Touch
 
-    with engine.begin() as connection:
-        config = alembic_config(engine)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0008")
+    downgrade_to(engine, "0008")
     at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
     with engine.begin() as connection:
         lead_id = connection.execute(insert(Lead.__table__).returning(Lead.__table__.c.id), [dict(
@@ -146,3 +137,15 @@ def test_touches_rerouted_before_0009_say_so_in_their_own_column(engine):
     with engine.connect() as connection:
         rerouted = {row.step_id: row.rerouted for row in connection.execute(select(Touch.__table__))}
     assert rerouted == {"by_email": "email", "by_call": "call", "queued": "queued", "plain": None, "skipped": None}
+
+
+def downgrade_to(engine, revision: str) -> None:
+    """Take a migrated database back to an earlier release's schema (to upgrade rows written by it)."""
+    from alembic import command
+
+    from bot.db import alembic_config
+
+    with engine.begin() as connection:
+        config = alembic_config(engine)
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
