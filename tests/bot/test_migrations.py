@@ -57,10 +57,7 @@ def test_leads_stored_with_a_fixed_offset_abbreviation_get_the_place_with_daylig
 
     from bot.db import upgrade
 
-    with engine.begin() as connection:
-        config = alembic_config(engine)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0003")
+    downgrade_to(engine, "0003")
     stored = {"+12125550142": "EST", "+16025550142": "MST", "+13035550142": "MST", "+18085550142": "HST",
               "+13125550142": "America/Chicago", "+14155550142": ""}
     at = datetime(2026, 3, 2, 15, tzinfo=timezone.utc)
