@@ -44,7 +44,6 @@ from handlers.slack_edge import (
     services_of,
     task_for_change,
     task_lead_id,
-    tell,
 )
 
 LeadUseCase = Callable[[Session, Services, Lead, datetime, Actor], None]
@@ -146,11 +145,10 @@ def appointment_button(use_case: Callable[..., Any], done: str) -> Callable[...,
                 use_case(session, services, appointment, now=services.clock.now(),
                          actor=Actor.slack_user(click.user_id))
         except LeadActionRefused as refused:
-            tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-                 text=f"Nothing changed: {refused}.")
+            click.answer(client, f"Nothing changed: {refused}.")
             return
         after_change(services)
-        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts, text=done)
+        click.answer(client, done)
 
     listener.__name__ = f"on_appointment_{use_case.__name__.strip('_')}"
     return listener
@@ -167,8 +165,7 @@ def on_appointment_reschedule(ack: Ack, body: dict[str, Any], action: dict[str, 
         if appointment is None or lead is None or appointment.status not in ACTIVE:
             problem = ("this appointment no longer exists" if appointment is None
                        else f"this appointment is already {str(appointment.status).replace('_', ' ')}")
-            tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-                 text=f"Nothing to move: {problem}.")
+            click.answer(client, f"Nothing to move: {problem}.")
             return
         name, start_at, lead_id = plain_name(lead), appointment.start_at, lead.id
     zone = services.business.timezone
@@ -187,8 +184,7 @@ def _change_lead(client: WebClient, services: Services, click: Click, lead_id: i
                 raise LeadActionRefused(missing)
             use_case(session, services, lead, services.clock.now(), Actor.slack_user(click.user_id))
     except LeadActionRefused as refused:
-        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-             text=f"Nothing changed: {refused}.")
+        click.answer(client, f"Nothing changed: {refused}.")
         return
     after_change(services)
 
@@ -258,13 +254,11 @@ def task_change(use_case: TaskUseCase, *,
             with task_for_change(services, click.target_id) as (session, task_id):
                 result = use_case(session, services, task_id, services.clock.now(), Actor.slack_user(click.user_id))
         except LeadActionRefused as refused:
-            tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-                 text=f"Nothing changed: {refused}.")
+            click.answer(client, f"Nothing changed: {refused}.")
             return
         after_change(services)
         if answer is not None:
-            tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-                 text=answer(services, result))
+            click.answer(client, answer(services, result))
 
     listener.__name__ = f"on_task_{use_case.__name__.strip('_')}"
     return listener
@@ -282,8 +276,7 @@ def on_lead_booked(ack: Ack, body: dict[str, Any], action: dict[str, Any], clien
         lead = session.get(Lead, click.target_id) if click.target_id is not None else None
         name = plain_name(lead) if lead else None
     if name is None:
-        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-             text="This lead no longer exists.")
+        click.answer(client, "This lead no longer exists.")
         return
     origin = ModalOrigin(lead_id=click.target_id, channel=click.channel_id, thread_ts=click.thread_ts)
     client.views_open(trigger_id=click.trigger_id, view=book_modal(name, origin))
@@ -324,8 +317,7 @@ def _open_task(client: WebClient, services: Services, click: Click) -> tuple[str
             problem = f"this call task is already {task.status}"
         else:
             return plain_name(lead), task.reason
-    tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-         text=f"Nothing to do: {problem}.")
+    click.answer(client, f"Nothing to do: {problem}.")
     return None
 
 
@@ -341,8 +333,7 @@ def on_lead_reply(ack: Ack, body: dict[str, Any], action: dict[str, Any], client
     if name is None or not channels:
         why = ("this lead no longer exists" if name is None
                else "the lead cannot be reached: they opted out, or have no phone or email that works")
-        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-             text=f"Can't reply: {why}.")
+        click.answer(client, f"Can't reply: {why}.")
         return
     origin = ModalOrigin(lead_id=click.target_id, channel=click.channel_id, thread_ts=click.thread_ts)
     client.views_open(trigger_id=click.trigger_id, view=reply_modal(name, channels, origin))
@@ -371,7 +362,6 @@ def on_email_open(ack: Ack, body: dict[str, Any], action: dict[str, Any], client
                        else f":outbox_tray: *Email to {escape(who)}*")
             view = email_modal(heading, message.subject, message.body)
     if view is None:
-        tell(client, channel=click.channel_id, user=click.user_id, thread_ts=click.thread_ts,
-             text="This email is no longer stored.")
+        click.answer(client, "This email is no longer stored.")
         return
     client.views_open(trigger_id=click.trigger_id, view=view)

@@ -109,6 +109,10 @@ class Click:
             trigger_id=body.get("trigger_id"),
         )
 
+    def answer(self, client: WebClient, text: str) -> None:
+        """Tell the person who pressed the button, beside the button (only they see it)."""
+        tell(client, channel=self.channel_id, user=self.user_id, thread_ts=self.thread_ts, text=text)
+
 
 def tell(client: WebClient, *, channel: str | None, user: str, text: str, thread_ts: str | None = None) -> None:
     """Answer one person with an ephemeral message where they acted; a failure to answer is logged, not raised."""
