@@ -48,6 +48,8 @@ class InboundMessage:
     subject: str | None = None
     requested_time: datetime | None = None
     details: dict | None = None
+    #: The channels an opt-out ends (bot.reply_classifier.Understanding); empty: the one it came on.
+    opt_out_channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
                     session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
                     now=now, provider_id=message.provider_id, subject=message.subject,
                     requested_time=message.requested_time, details=message.details,
+                    opt_out_channels=message.opt_out_channels,
                 )
     except IntegrityError:
         # Another process stored the same provider message first: a redelivery, already applied.
@@ -122,6 +125,7 @@ def take_known_contact(services: Services, lead_id: int, message: InboundMessage
             session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
             now=now, provider_id=message.provider_id, subject=message.subject,
             requested_time=message.requested_time, details=message.details,
+            opt_out_channels=message.opt_out_channels,
         )
     services.wake_dispatcher()
     return decision

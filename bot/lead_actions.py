@@ -155,13 +155,19 @@ def on_lead_signal(
     channel: str,
     now: datetime,
     requested_time: datetime | None = None,
+    opt_out_channels: tuple[str, ...] = (),
 ) -> Decision:
-    """Change the lead's course for what they just said (already understood as a signal)."""
+    """Change the lead's course for what they just said (already understood as a signal).
+
+    An opt-out ends `opt_out_channels` (what the reply named, or every channel when it named
+    none); without them, the channel it came on.
+    """
     actor = Actor.lead(lead.id)
     opted_out = lead.sms_opted_out_at if channel == "sms" else lead.email_opted_out_at
     signal = signal_for_lead(signal, opted_out=opted_out is not None)
     if signal == LeadSignal.OPT_OUT:
-        opt_out(session, lead, channel, now=now, actor=actor)
+        for ended in opt_out_channels or (channel,):
+            opt_out(session, lead, ended, now=now, actor=actor)
     elif signal == LeadSignal.OPT_IN:
         opt_in(session, lead, channel, now=now, actor=actor)
     if signal in (LeadSignal.CONFIRM_VISIT, LeadSignal.RESCHEDULE_VISIT, LeadSignal.CANCEL_VISIT):
@@ -420,6 +426,7 @@ def receive_message(
     subject: str | None = None,
     requested_time: datetime | None = None,
     details: dict | None = None,
+    opt_out_channels: tuple[str, ...] = (),
 ) -> Decision:
     """Store what the lead sent, with how it was understood, and change course accordingly."""
     message = Message(
@@ -434,7 +441,8 @@ def receive_message(
                          details={"channel": channel, "message_id": message.id, "reply_class": str(signal),
                                   "subject": subject, "body": body})
     publish_media(session, message, now=now)
-    return on_lead_signal(session, services, lead, signal, channel=channel, now=now, requested_time=requested_time)
+    return on_lead_signal(session, services, lead, signal, channel=channel, now=now, requested_time=requested_time,
+                          opt_out_channels=opt_out_channels)
 
 
 #: The call task a known lead's missed call opens.

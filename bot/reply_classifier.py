@@ -30,29 +30,37 @@ CHANNELS = ("sms", "email")
 class ReplyClass(StrEnum):
     """What a lead's reply means for their follow-up."""
 
-    OPT_OUT = "opt_out"  #: revoked consent: no more texts or emails on any channel they wrote from
+    OPT_OUT = "opt_out"  #: revoked consent: no more texts or emails on the channels it names (every one when it names none)
     OPT_IN = "opt_in"  #: gave consent back (START, UNSTOP, or YES alone on SMS); a reply from a lead not opted out
     HELP = "help"  #: sent the carrier HELP keyword: answer with who we are and how to stop
     NOT_INTERESTED = "not_interested"  #: declined politely: the sales sequence ends, the lead is lost
     LATER = "later"  #: would rather hear from us later (the day-5 text's "2"): sales texts end, nurture starts
     BOOKED = "booked"  #: says they booked: the sequence ends and the team confirms the time
     ASKS_TIME = "asks_time"  #: asked for a day, time or opening: a person offers the slot
+    ASKS_CALL = "asks_call"  #: asked to be called or booked ("call me", "book me in"): a call task at once
     QUESTION = "question"  #: asked something a person should answer
-    AUTO_REPLY = "auto_reply"  #: an out-of-office, bounce or driving auto-reply: nobody wrote it
-    PLAIN = "plain"  #: any other human reply ("ok thanks", "call me"): a person takes over
+    AUTO_REPLY = "auto_reply"  #: an out-of-office, a bounce, a phone's fixed driving text: nobody wrote it
+    PLAIN = "plain"  #: any other human reply ("ok thanks"), or one the rules are unsure of: a person takes over
     # Read only while the lead has a visit ahead (classify_reply's appointment_ahead):
     CANCEL_VISIT = "cancel_visit"  #: asks to cancel the visit: reminders pause, a person calls
     RESCHEDULE_VISIT = "reschedule_visit"  #: asks to move the visit (or cannot come): reminders pause, a person calls
     CONFIRM_VISIT = "confirm_visit"  #: confirms the visit ("yes", "see you then"): marked confirmed
 
 
-#: When a reply fits several classes, the first here wins: consent first, machines next, then
-#: the reply's strongest intent.
+#: When a reply fits several classes, the first here wins. Consent first; then what a person asks
+#: for (a visit, a call, a time, an answer), because a request or a question must reach a person;
+#: the destructive readings (a machine, later, not interested) come last and need certainty. An
+#: email's machine marks (RFC 3834 headers, an "Automatic reply" subject) are certain, so they
+#: rank right after opt-out; an auto-reply known only by its words ranks with the destructive ones.
 PRIORITY = (
-    ReplyClass.OPT_OUT, ReplyClass.AUTO_REPLY,
-    ReplyClass.CANCEL_VISIT, ReplyClass.RESCHEDULE_VISIT, ReplyClass.CONFIRM_VISIT, ReplyClass.OPT_IN, ReplyClass.HELP, ReplyClass.NOT_INTERESTED,
-    ReplyClass.LATER, ReplyClass.BOOKED, ReplyClass.ASKS_TIME, ReplyClass.QUESTION,
+    ReplyClass.OPT_OUT,
+    ReplyClass.CANCEL_VISIT, ReplyClass.RESCHEDULE_VISIT, ReplyClass.CONFIRM_VISIT, ReplyClass.OPT_IN, ReplyClass.HELP,
+    ReplyClass.BOOKED, ReplyClass.ASKS_TIME, ReplyClass.ASKS_CALL, ReplyClass.QUESTION,
+    ReplyClass.AUTO_REPLY, ReplyClass.LATER, ReplyClass.NOT_INTERESTED,
 )
+#: The readings that stop or silence the follow-up without a person: they need certainty, and an
+#: `unsure_if` match (or a request, question or time, by PRIORITY) sends the reply to a person instead.
+DESTRUCTIVE = frozenset({ReplyClass.OPT_OUT, ReplyClass.AUTO_REPLY, ReplyClass.LATER, ReplyClass.NOT_INTERESTED})
 NO_RULE = "no rule matched"
 
 
@@ -67,6 +75,17 @@ class Understanding:
     requested_time: datetime | None = None
     #: The words that named the time ("tomorrow at 3").
     requested_time_text: str | None = None
+    #: The channels an opt-out ends: the one it came on for a carrier keyword or one that names it,
+    #: every channel for one that names none ("stop contacting me").
+    opt_out_channels: tuple[str, ...] = ()
+
+
+def understood(understanding: Understanding) -> dict[str, Any]:
+    """What a stored message keeps of how it was read, for the team to see why (Message.details)."""
+    details: dict[str, Any] = {"rule": understanding.rule, "requested_time_text": understanding.requested_time_text}
+    if understanding.opt_out_channels:
+        details["opt_out_channels"] = list(understanding.opt_out_channels)
+    return details
 
 
 # --- reading text the same way in rules and replies ------------------------------------------
@@ -75,24 +94,67 @@ _QUOTES = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u02bc": "'", "`": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
 })
-# Emoji, pictographs, marks, control and format characters (zero-width joiners, variation
-# selectors): nothing anyone types a word with.
-_DROPPED_CATEGORIES = frozenset({"So", "Sk", "Cc", "Cf", "Co", "Cn", "Cs", "Mn", "Me"})
+# Emoji, pictographs, control and format characters (zero-width joiners): nothing anyone types a
+# word with; they part words. Accents and other marks are dropped inside the word, so "arrêt",
+# "número" and "llámame" read as the unaccented words people also type.
+_DROPPED_CATEGORIES = frozenset({"So", "Sk", "Cc", "Cf", "Co", "Cn", "Cs"})
+_MARKS = frozenset({"Mn", "Me"})
 _WORD = re.compile(r"[^\W_]+")
 #: Stands where an `unless` phrase was taken out, so the words around it never join up.
 _GAP = "\x00"
 _WORD_OR_GAP = re.compile(r"[^\W_]+|\x00")
 _LONG_WORD = re.compile(r"[^\W\d_]{6,}")
+#: Where one thing said ends and the next begins ("no more texts, email is fine").
+_CLAUSE_BREAK = re.compile(r"[.,;:!?\n]+|\b(?:but|though|pero)\b")
 
 
 def normalise(text: str) -> str:
-    """Read text as the rules see it: lower case, straight quotes, no apostrophes or emoji, single spaces."""
+    """Read text as the rules see it: lower case, straight quotes, no accents, apostrophes or emoji, single spaces."""
     text = unicodedata.normalize("NFKC", text).casefold().translate(_QUOTES).replace("'", "")
     if text.isascii():
         text = text.replace(_GAP, " ")
     else:
-        text = "".join(" " if unicodedata.category(c) in _DROPPED_CATEGORIES else c for c in text)
+        text = "".join(_read_character(c) for c in unicodedata.normalize("NFKD", text))
     return " ".join(text.split())
+
+
+def _read_character(character: str) -> str:
+    category = unicodedata.category(character)
+    if category in _MARKS:
+        return ""
+    return " " if category in _DROPPED_CATEGORIES else character
+
+
+#: Lines phones and mail apps add below what a person wrote ("Sent from my iPhone"), and a
+#: signature block after "-- ": never part of what the reply means.
+_SIGNATURE = re.compile(
+    r"(?:^|\n)[ \t>]*(?:sent from my\b|sent from (?:yahoo|outlook|aol|mail|gmail)\b|get outlook for\b"
+    r"|sent via\b|enviado desde mi\b|envoy[ée] de mon\b|--[ \t]*(?:\n|$)).*\Z",
+    re.IGNORECASE | re.DOTALL,
+)
+#: A sign-off line under a short reply ("STOP" then "Maria", "- John", "Thanks, Ana"): up to three
+#: capitalised words, or words after a dash.
+_SIGN_OFF_LINE = re.compile(r"^[ \t]*(?P<dash>[-–—~]+[ \t]*)?(?P<words>[^\W\d_]+(?:[ ,.]+[^\W\d_]+){0,2})[ \t.!]*$")
+
+
+def without_signature(text: str) -> str:
+    """Take off what the phone or mail app added below the words ("Sent from my iPhone", "-- " blocks)."""
+    return _SIGNATURE.sub("", text).rstrip()
+
+
+def _first_line_if_signed(text: str) -> str | None:
+    """The first line of a reply whose other lines are only a sign-off (a name), else None."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not 2 <= len(lines) <= 3 or not all(_is_sign_off(line) for line in lines[1:]):
+        return None
+    return lines[0]
+
+
+def _is_sign_off(line: str) -> bool:
+    match = _SIGN_OFF_LINE.match(line)
+    if match is None:
+        return False
+    return bool(match.group("dash")) or all(word[0].isupper() for word in _WORD.findall(match.group("words")))
 
 
 def _phrase_key(phrase: str) -> str:
@@ -177,14 +239,29 @@ class _Header:
 
 
 @dataclass(frozen=True)
+class _Unsure:
+    """What makes a match of a destructive class unsure, so a person reads the reply instead."""
+
+    phrases: tuple[_Phrase, ...] = ()
+    patterns: tuple[_Pattern, ...] = ()
+    #: The reply also names a day or time ("not interested, maybe next Friday").
+    names_a_time: bool = False
+
+
+@dataclass(frozen=True)
 class SectionRules:
     """The loaded rules for one reply class."""
 
     reply_class: ReplyClass
     channels: frozenset[str] = frozenset(CHANNELS)
     keywords: Mapping[str, str] = field(default_factory=dict)  # normalised → as written
+    texts: Mapping[str, str] = field(default_factory=dict)  # normalised words → as written
     phrases: tuple[_Phrase, ...] = ()
     patterns: tuple[_Pattern, ...] = ()
+    #: Texts, phrases and patterns that count on one channel only (`sms_texts`, `email_phrases`, ...).
+    channel_texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    channel_phrases: Mapping[str, tuple[_Phrase, ...]] = field(default_factory=dict)
+    channel_patterns: Mapping[str, tuple[_Pattern, ...]] = field(default_factory=dict)
     unless: re.Pattern[str] | None = None
     with_a_time_phrases: tuple[_Phrase, ...] = ()
     with_a_time_patterns: tuple[_Pattern, ...] = ()
@@ -192,6 +269,9 @@ class SectionRules:
     subject_phrases: tuple[_Phrase, ...] = ()
     subject_patterns: tuple[_Pattern, ...] = ()
     headers: tuple[_Header, ...] = ()
+    unsure: _Unsure = _Unsure()
+    #: Words that name a channel in an opt-out ("texts" → sms): the channels it ends.
+    channel_words: Mapping[str, tuple[_Phrase, ...]] = field(default_factory=dict)
 
     def match(self, reply: _Reply) -> str | None:
         """Name the rule that puts the reply in this class, or None."""
@@ -199,11 +279,18 @@ class SectionRules:
             return None
         if (written := self.keywords.get(reply.words)) is not None:
             return f"keyword {written.upper()}"
-        if rule := self._match_headers(reply.headers) or self._match_subject(reply.subject):
+        if reply.signed_words is not None and (written := self.keywords.get(reply.signed_words)) is not None:
+            return f"keyword {written.upper()} (above a signature)"
+        if rule := self.match_envelope(reply):
             return rule
+        texts = self.channel_texts.get(reply.channel, {})
+        if (written := self.texts.get(reply.words) or texts.get(reply.words)) is not None:
+            return f"text '{written}'"
         text = self._without_exceptions(reply.text)
-        if self.phrases or self.patterns:
-            if rule := self._match_text(text, self.phrases, self.patterns):
+        phrases = self.phrases + self.channel_phrases.get(reply.channel, ())
+        patterns = self.patterns + self.channel_patterns.get(reply.channel, ())
+        if phrases or patterns:
+            if rule := self._match_text(text, phrases, patterns):
                 return rule
         if self.with_a_time_phrases or self.with_a_time_patterns:
             found = reply.requested_time()
@@ -212,6 +299,39 @@ class SectionRules:
                 if rule := self._match_text(remainder, self.with_a_time_phrases, self.with_a_time_patterns):
                     return f"{rule} with a time"
         return None
+
+    def match_envelope(self, reply: _Reply) -> str | None:
+        """Name the header or subject rule that puts an email in this class, or None."""
+        if reply.channel not in self.channels:
+            return None
+        return self._match_headers(reply.headers) or self._match_subject(reply.subject)
+
+    def why_unsure(self, reply: _Reply) -> str | None:
+        """Say what in the reply makes this class's reading unsure, or None when it is certain."""
+        text = self._without_exceptions(reply.text)
+        padded = f" {' '.join(_WORD_OR_GAP.findall(text))} "
+        for phrase in self.unsure.phrases:
+            if f" {phrase.key} " in padded:
+                return f"'{phrase.written}'"
+        for pattern in self.unsure.patterns:
+            if pattern.regex.search(text):
+                return f"pattern '{pattern.written}'"
+        if self.unsure.names_a_time and (found := reply.requested_time()) is not None:
+            return f"it names a time ({found.text})"
+        return None
+
+    def named_channels(self, reply: _Reply) -> tuple[str, ...]:
+        """The channels named in the part of the reply that opts out, in CHANNELS order.
+
+        Only the clauses that say it count: "No more texts, email is fine" names texts.
+        """
+        phrases = self.phrases + self.channel_phrases.get(reply.channel, ())
+        patterns = self.patterns + self.channel_patterns.get(reply.channel, ())
+        clauses = [clause for clause in _CLAUSE_BREAK.split(reply.text)
+                   if self._match_text(self._without_exceptions(clause), phrases, patterns)]
+        padded = f" {' '.join(_WORD.findall(' '.join(clauses)))} " if clauses else f" {reply.words} "
+        return tuple(channel for channel in CHANNELS
+                     if any(f" {phrase.key} " in padded for phrase in self.channel_words.get(channel, ())))
 
     def _without_exceptions(self, text: str) -> str:
         return self.unless.sub(_GAP, text) if self.unless is not None else text
@@ -263,11 +383,14 @@ class _Reply:
 
     def __init__(self, text: str, *, channel: str, speller: _Speller, now: datetime, lead_timezone: str,
                  headers: Mapping[str, str] | None, subject: str | None):
-        self.raw = text
+        self.raw = without_signature(text)
         self.channel = channel
         self.speller = speller
-        self.text = speller.correct_text(normalise(text))
+        self.text = speller.correct_text(normalise(self.raw))
         self.words = " ".join(_WORD.findall(self.text))
+        first_line = _first_line_if_signed(self.raw)
+        #: The words of the first line when the lines under it are only a sign-off ("STOP" / "Maria").
+        self.signed_words = " ".join(_WORD.findall(normalise(first_line))) if first_line is not None else None
         self.subject = normalise(subject) if subject else None
         self.headers = {name.strip().lower(): str(value).strip().lower() for name, value in (headers or {}).items()}
         self._now = now
@@ -292,6 +415,8 @@ class _Reply:
 
 #: Classes that mean something only about a visit still ahead.
 VISIT_CLASSES = frozenset({ReplyClass.CANCEL_VISIT, ReplyClass.RESCHEDULE_VISIT, ReplyClass.CONFIRM_VISIT})
+#: Classes whose call task is about a time: the time the lead named travels with them.
+TIMED_CLASSES = frozenset({ReplyClass.ASKS_TIME, ReplyClass.ASKS_CALL})
 
 
 def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime, lead_timezone: str,
@@ -301,16 +426,31 @@ def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime,
 
     The visit classes are read only when `appointment_ahead` (the lead has a visit booked and has
     not opted out on this channel); they come before opt-in so "yes" to a reminder confirms it.
+    A destructive reading the rules are unsure of (`unsure_if`) is a plain reply: a person reads it.
     """
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
     reply = _Reply(text, channel=channel, speller=rules.speller, now=now, lead_timezone=lead_timezone,
                    headers=headers, subject=subject)
     for section in rules.sections:
+        if section.reply_class == ReplyClass.OPT_OUT and (rule := section.match(reply)):
+            named = () if rule.startswith("keyword") else section.named_channels(reply)
+            # A carrier keyword ends the channel it came on; words end what they name, or everything.
+            channels = (channel,) if rule.startswith("keyword") else (named or CHANNELS)
+            return Understanding(ReplyClass.OPT_OUT, rule, opt_out_channels=channels)
+    for section in rules.sections:
+        if section.reply_class == ReplyClass.AUTO_REPLY and (rule := section.match_envelope(reply)):
+            return Understanding(ReplyClass.AUTO_REPLY, rule)
+    for section in rules.sections:
+        if section.reply_class == ReplyClass.OPT_OUT:
+            continue
         if section.reply_class in VISIT_CLASSES and not appointment_ahead:
             continue
         if rule := section.match(reply):
-            if section.reply_class == ReplyClass.ASKS_TIME and (found := reply.requested_time()) is not None:
+            if section.reply_class in DESTRUCTIVE and (unsure := section.why_unsure(reply)):
+                return Understanding(ReplyClass.PLAIN, f"{section.reply_class} by {rule}, but {unsure}: "
+                                                       "unsure, so a person reads it")
+            if section.reply_class in TIMED_CLASSES and (found := reply.requested_time()) is not None:
                 return Understanding(section.reply_class, rule, found.when, found.text)
             return Understanding(section.reply_class, rule)
     return Understanding(ReplyClass.PLAIN, NO_RULE)
@@ -321,15 +461,18 @@ def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime,
 #: The top-level list of real words that are one letter away from a rule's word ("massage" is not
 #: a misspelt "message").
 REAL_WORDS = "real_words"
-SECTION_KEYS = ("keywords", "phrases", "patterns", "unless", "with_a_time", "min_words", "channels",
-                "subject_phrases", "subject_patterns", "headers")
+#: Keys that hold texts, phrases or patterns for one channel only: `sms_texts`, `email_phrases`, ...
+CHANNEL_KEYS = tuple(f"{channel}_{kind}" for channel in CHANNELS for kind in ("texts", "phrases", "patterns"))
+SECTION_KEYS = ("keywords", "texts", "phrases", "patterns", *CHANNEL_KEYS, "unless", "with_a_time", "unsure_if",
+                "min_words", "channels", "subject_phrases", "subject_patterns", "headers", "channel_words")
 WITH_A_TIME_KEYS = ("phrases", "patterns")
+UNSURE_KEYS = ("phrases", "patterns", "names_a_time")
 # Words people reach for that difflib cannot guess.
 _KEY_HINTS = {
     "words": "phrases", "contains": "phrases", "regex": "patterns", "regexes": "patterns",
     "except": "unless", "exceptions": "unless", "ignore": "unless", "not": "unless",
     "exact": "keywords", "subject": "subject_phrases", "subjects": "subject_phrases", "header": "headers",
-    "channel": "channels", "only_on": "channels",
+    "channel": "channels", "only_on": "channels", "whole": "texts", "unsure": "unsure_if", "doubt": "unsure_if",
 }
 _SECTION_HINTS = {"stop": "opt_out", "unsubscribe": "opt_out", "start": "opt_in", "autoreply": "auto_reply",
                   "out_of_office": "auto_reply", "no": "not_interested", "declined": "not_interested",
@@ -402,13 +545,30 @@ def _parse_section(reply_class: ReplyClass, body: LineDict, report: _Report) -> 
                        _suggest(str(key), SECTION_KEYS, _KEY_HINTS, f"use one of: {', '.join(SECTION_KEYS)}"))
     where = str(reply_class)
     with_a_time = _with_a_time(body, where, report)
+    unsure_if = _with_a_time(body, where, report, key="unsure_if", allowed=UNSURE_KEYS)
     unless = _phrases(body, "unless", where, report)
+    if "unsure_if" in body and reply_class not in DESTRUCTIVE - {ReplyClass.OPT_OUT}:
+        report.add(body.line_of("unsure_if"), f"{where}: unsure_if applies only to auto_reply, later and "
+                                              "not_interested", "remove it here: other classes already reach a person")
+    if "channel_words" in body and reply_class != ReplyClass.OPT_OUT:
+        report.add(body.line_of("channel_words"), f"{where}: channel_words applies only to opt_out",
+                   "move it under opt_out")
     return SectionRules(
         reply_class=reply_class,
         channels=_channels(body, where, report),
         keywords={phrase.key: phrase.written for phrase in _phrases(body, "keywords", where, report)},
+        texts={phrase.key: phrase.written for phrase in _phrases(body, "texts", where, report)},
         phrases=_phrases(body, "phrases", where, report),
         patterns=_patterns(body, "patterns", where, report),
+        channel_texts={channel: {phrase.key: phrase.written
+                                 for phrase in _phrases(body, f"{channel}_texts", where, report)}
+                       for channel in CHANNELS},
+        channel_phrases={channel: _phrases(body, f"{channel}_phrases", where, report) for channel in CHANNELS},
+        channel_patterns={channel: _patterns(body, f"{channel}_patterns", where, report) for channel in CHANNELS},
+        unsure=_Unsure(_phrases(unsure_if, "phrases", f"{where} unsure_if", report),
+                       _patterns(unsure_if, "patterns", f"{where} unsure_if", report),
+                       _flag(unsure_if, "names_a_time", f"{where} unsure_if", report)),
+        channel_words=_channel_words(body, where, report),
         unless=_unless_regex(unless),
         with_a_time_phrases=_phrases(with_a_time, "phrases", f"{where} with_a_time", report),
         with_a_time_patterns=_patterns(with_a_time, "patterns", f"{where} with_a_time", report),
@@ -489,24 +649,52 @@ def _unless_regex(phrases: tuple[_Phrase, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![^\W_])(?:{'|'.join(alternatives)})(?![^\W_])")
 
 
-def _with_a_time(body: LineDict, where: str, report: _Report) -> LineDict:
-    value = body.get("with_a_time")
+def _with_a_time(body: LineDict, where: str, report: _Report, *, key: str = "with_a_time",
+                 allowed: tuple[str, ...] = WITH_A_TIME_KEYS) -> LineDict:
+    """Read a nested block of phrases and patterns (`with_a_time`, `unsure_if`); a bare list is phrases."""
+    value = body.get(key)
     if isinstance(value, LineList):  # a bare list: phrases
         wrapped = LineDict(phrases=value)
         wrapped.line, wrapped.key_lines = value.line, {"phrases": value.line}
         return wrapped
     if value is None or not isinstance(value, LineDict):
         if value is not None:
-            report.add(body.line_of("with_a_time"), f"{where} with_a_time: expected phrases: and patterns:",
-                       "indent `phrases:` and `patterns:` lists under with_a_time")
+            report.add(body.line_of(key), f"{where} {key}: expected {' and '.join(k + ':' for k in allowed)}",
+                       f"indent {', '.join(f'`{k}:`' for k in allowed)} under {key}")
         empty = LineDict()
-        empty.line, empty.key_lines = body.line_of("with_a_time"), {}
+        empty.line, empty.key_lines = body.line_of(key), {}
         return empty
-    for key in value:
-        if key not in WITH_A_TIME_KEYS:
-            report.add(value.line_of(key), f"{where} with_a_time: unknown key {key!r}",
-                       "use phrases: or patterns:")
+    for inner in value:
+        if inner not in allowed:
+            report.add(value.line_of(inner), f"{where} {key}: unknown key {inner!r}",
+                       f"use {' or '.join(k + ':' for k in allowed)}")
     return value
+
+
+def _flag(body: LineDict, key: str, where: str, report: _Report) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        report.add(body.line_of(key), f"{where} {key}: expected true or false, not {value!r}", "write true or false")
+        return False
+    return value
+
+
+def _channel_words(body: LineDict, where: str, report: _Report) -> dict[str, tuple[_Phrase, ...]]:
+    value = body.get("channel_words")
+    if value is None:
+        return {}
+    if not isinstance(value, LineDict):
+        report.add(body.line_of("channel_words"), f"{where} channel_words: expected sms: and email: lists",
+                   "indent `sms:` and `email:` lists of words under channel_words")
+        return {}
+    words = {}
+    for channel in value:
+        if channel not in CHANNELS:
+            report.add(value.line_of(channel), f"{where} channel_words: unknown channel {channel!r}",
+                       "use sms or email")
+            continue
+        words[channel] = _phrases(value, channel, f"{where} channel_words", report)
+    return words
 
 
 def _channels(body: LineDict, where: str, report: _Report) -> frozenset[str]:

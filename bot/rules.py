@@ -30,6 +30,7 @@ class LeadSignal(StrEnum):
     LATER = "later"  #: would rather hear from us later than now
     BOOKED = "booked"  #: says they booked (no time known yet)
     ASKS_TIME = "asks_time"  #: asked for a time or an opening, or to book
+    ASKS_CALL = "asks_call"  #: asked to be called or booked ("call me", "book me in")
     QUESTION = "question"  #: asked a detailed question
     AUTO_REPLY = "auto_reply"  #: an out-of-office or delivery notice, not a person
     PLAIN = "plain"  #: any other human reply
@@ -104,6 +105,11 @@ def decide_on_signal(signal: LeadSignal, *, current_stage: Stage) -> Decision:
             return Decision(
                 SequenceChange.PAUSE, "asked for a time or to book", stage=Stage.ENGAGED,
                 call_task="asked for a time or to book", alert_team=True,
+            )
+        case LeadSignal.ASKS_CALL:
+            return Decision(
+                SequenceChange.PAUSE, "asked to be called or booked", stage=Stage.ENGAGED,
+                call_task="asked to be called or booked", alert_team=True,
             )
         case LeadSignal.QUESTION:
             return Decision(

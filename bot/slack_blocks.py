@@ -113,6 +113,7 @@ SIGNAL_LABELS = {
     "later": "later is better (moved to nurture)",
     "booked": "says they booked",
     "asks_time": "asked for a time",
+    "asks_call": "asked to be called or booked",
     "question": "a question",
     "auto_reply": "an automatic reply, not a person",
     "plain": "a reply",

@@ -39,7 +39,7 @@ from bot.twilio_sms import failure_kind
 from bot.leads import InvalidLead, LeadInput, find_existing, take_in_lead
 from bot.models import Lead
 from bot.render_context import prefilled_booking_link
-from bot.reply_classifier import ReplyRules, classify_reply
+from bot.reply_classifier import ReplyRules, classify_reply, understood
 from bot.rules import LeadSignal
 from bot.services import Services
 from bot.settings import Settings
@@ -144,8 +144,8 @@ class Webhooks:
             channel="form", sender=data.phone or data.email or "", body=body,
             signal=LeadSignal(understanding.reply_class.value), provider_id=None,
             requested_time=understanding.requested_time,
-            details={"rule": understanding.rule, "requested_time_text": understanding.requested_time_text,
-                     "source": data.source},
+            details={**understood(understanding), "source": data.source},
+            opt_out_channels=understanding.opt_out_channels,
         ))
 
     # --- Twilio --------------------------------------------------------------------------------
@@ -178,8 +178,7 @@ class Webhooks:
         signal = TWILIO_OPT_OUT_TYPES.get(params.get("OptOutType", "").upper()) or LeadSignal(
             understanding.reply_class.value)
         media = _media_of(params)
-        details: dict[str, Any] = {"rule": understanding.rule, "num_media": params.get("NumMedia", "0"),
-                                   "requested_time_text": understanding.requested_time_text}
+        details: dict[str, Any] = {**understood(understanding), "num_media": params.get("NumMedia", "0")}
         if media:
             details["media"] = media
             if not body.strip() or signal == LeadSignal.AUTO_REPLY:
@@ -189,6 +188,7 @@ class Webhooks:
         result = take_inbound(services, InboundMessage(
             channel="sms", sender=phone, body=body if body.strip() or not media else _photo_words(len(media)),
             signal=signal, provider_id=sid, requested_time=understanding.requested_time, details=details,
+            opt_out_channels=understanding.opt_out_channels if signal == LeadSignal.OPT_OUT else (),
         ))
         if result.applied and signal == LeadSignal.HELP and "OptOutType" not in params:
             # Twilio answers HELP itself when its opt-out handling matched; otherwise we do, once.
@@ -287,8 +287,8 @@ class Webhooks:
         take_inbound(self.services, InboundMessage(
             channel="email", sender=email, body=body, subject=subject,
             signal=LeadSignal(understanding.reply_class.value), provider_id=message_id[:100],
-            requested_time=understanding.requested_time,
-            details={"rule": understanding.rule, "requested_time_text": understanding.requested_time_text},
+            requested_time=understanding.requested_time, details=understood(understanding),
+            opt_out_channels=understanding.opt_out_channels,
         ))
 
     async def sendgrid_events(self, request: Request) -> Response:

@@ -29,7 +29,7 @@ RULES = load_reply_rules()
 OPT_OUT, OPT_IN, HELP = ReplyClass.OPT_OUT, ReplyClass.OPT_IN, ReplyClass.HELP
 NOT_INTERESTED, BOOKED, ASKS_TIME = ReplyClass.NOT_INTERESTED, ReplyClass.BOOKED, ReplyClass.ASKS_TIME
 QUESTION, AUTO_REPLY, PLAIN = ReplyClass.QUESTION, ReplyClass.AUTO_REPLY, ReplyClass.PLAIN
-LATER = ReplyClass.LATER
+LATER, ASKS_CALL = ReplyClass.LATER, ReplyClass.ASKS_CALL
 
 
 def classify(text: str, channel: str = "sms", **email: object) -> Understanding:
@@ -77,9 +77,14 @@ MESSAGES = [
     ("I need to cancel my other appointment", "sms", PLAIN),
     ("My husband will stop in after 5", "sms", PLAIN),
     ("the pain doesn't stop, can you help?", "sms", QUESTION),
-    # mixed intents: the stronger one wins
+    # mixed intents: consent first, then whatever a person must answer; a destructive reading never wins a tie
     ("No thanks, please stop texting", "sms", OPT_OUT),
-    ("Not interested, does this cost money?", "sms", NOT_INTERESTED),
+    ("Not interested, does this cost money?", "sms", QUESTION),
+    ("not interested in botox but could I book a cleaning?", "sms", QUESTION),
+    ("Not interested in the membership, but I'd like to book a consult", "sms", ASKS_TIME),
+    ("no thanks but my wife might want to come in", "sms", PLAIN),
+    ("Not interested, maybe next Friday", "sms", PLAIN),
+    ("2 but call me friday", "sms", ASKS_TIME),
     ("I booked for Tuesday, do you take Delta Dental?", "sms", BOOKED),
     ("Can I come tomorrow at 3? Do you take insurance?", "sms", ASKS_TIME),
     ("Yes, do you have anything Friday?", "sms", ASKS_TIME),
@@ -170,15 +175,30 @@ MESSAGES = [
     ("ok thanks", "sms", PLAIN),
     ("sounds good 👍", "sms", PLAIN),
     ("👍", "sms", PLAIN),
-    ("call me", "sms", PLAIN),
     ("I'll think about it", "sms", PLAIN),
     ("Ok, I'll call you tomorrow", "sms", PLAIN),
     ("Sounds good, see you then", "sms", PLAIN),
     ("", "sms", PLAIN),
-    # machines
+    # asks to be called or booked: a call at once
+    ("call me", "sms", ASKS_CALL),
+    ("please call", "sms", ASKS_CALL),
+    ("yes, call me", "sms", ASKS_CALL),
+    ("Book me in!", "sms", ASKS_CALL),
+    ("I'd like an appointment for my daughter", "sms", ASKS_CALL),
+    ("llámame por favor", "sms", ASKS_CALL),
+    ("don't call me, I'm at work", "sms", PLAIN),
+    # machines: on SMS only a phone's or carrier's whole fixed text
     ("I'm driving with Do Not Disturb While Driving turned on. I'll see your message when I get where I'm going.",
      "sms", AUTO_REPLY),
-    ("Sent from my car — I'll get back to you", "sms", AUTO_REPLY),
+    ("I’m driving with notifications silenced. I’ll see your message when I get where I’m going.", "sms", AUTO_REPLY),
+    ("I'm driving right now. I'll get back to you later.", "sms", AUTO_REPLY),
+    ("Free Msg: Unable to send message - Message Blocking is active.", "sms", AUTO_REPLY),
+    ("Sent from my car — I'll get back to you", "sms", PLAIN),
+    ("im driving, call me at 5", "sms", ASKS_TIME),
+    ("I'm driving right now, can you call me back?", "sms", ASKS_CALL),
+    ("driving now, is there anything thursday?", "sms", ASKS_TIME),
+    ("I'm out of the office today, do you have anything tomorrow?", "sms", ASKS_TIME),
+    ("I am out of the office until Monday", "sms", PLAIN),
     ("I am out of the office until Monday with limited access to email.", "email", AUTO_REPLY),
     ("Thank you for contacting us. This mailbox is not monitored.", "email", AUTO_REPLY),
     ("I'm on vacation until Dec 1st", "email", AUTO_REPLY),
@@ -251,7 +271,7 @@ def test_a_request_for_an_opening_without_a_time_carries_none():
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("I booked for Tuesday at 3", BOOKED), ("Not interested, maybe next Friday", NOT_INTERESTED),
+    [("I booked for Tuesday at 3", BOOKED), ("No thanks, I found someone", NOT_INTERESTED),
      ("tomorrow at 3am I woke up in pain", PLAIN)],
 )
 def test_only_a_request_for_a_time_carries_one(text, expected):
@@ -438,3 +458,72 @@ def test_a_section_can_be_limited_to_one_channel(tmp_path):
     read = {channel: classify_reply("Yes", rules=rules, channel=channel, now=NOW, lead_timezone=CHICAGO).reply_class
             for channel in ("sms", "email")}
     assert read == {"sms": OPT_IN, "email": PLAIN}
+
+
+def test_texts_phrases_and_patterns_can_count_on_one_channel_only(tmp_path):
+    rules = load_reply_rules(write(tmp_path, """
+        auto_reply:
+          sms_texts: ["I'm driving right now."]
+          email_phrases: [out of the office]
+    """))
+
+    def read(text: str, channel: str) -> ReplyClass:
+        return classify_reply(text, rules=rules, channel=channel, now=NOW, lead_timezone=CHICAGO).reply_class
+
+    assert [read("Im driving right now", "sms"), read("I'm driving right now, call me", "sms"),
+            read("out of the office", "sms"), read("out of the office", "email")] == [
+        AUTO_REPLY, PLAIN, PLAIN, AUTO_REPLY]
+
+
+def test_unsure_if_turns_a_destructive_reading_into_a_reply_a_person_reads(tmp_path):
+    rules = load_reply_rules(write(tmp_path, """
+        not_interested:
+          phrases: [no thanks]
+          unsure_if:
+            names_a_time: true
+            phrases: [but]
+    """))
+
+    def read(text: str) -> Understanding:
+        return classify_reply(text, rules=rules, channel="sms", now=NOW, lead_timezone=CHICAGO)
+
+    assert [read(text).reply_class for text in ("no thanks", "no thanks but my son", "no thanks, friday")] == [
+        NOT_INTERESTED, PLAIN, PLAIN]
+    assert read("no thanks but my son").rule == (
+        "not_interested by phrase 'no thanks', but 'but': unsure, so a person reads it")
+
+
+def test_unsure_if_and_channel_words_are_refused_where_they_mean_nothing(tmp_path):
+    path = write(tmp_path, """
+        question:
+          phrases: [how much]
+          unsure_if: [maybe]
+          channel_words:
+            sms: [texts]
+        not_interested:
+          unsure_if:
+            names_a_time: maybe
+    """)
+    messages = [message for _, message, _ in problems(path)]
+    assert messages == ["question: unsure_if applies only to auto_reply, later and not_interested",
+                        "question: channel_words applies only to opt_out",
+                        "not_interested unsure_if names_a_time: expected true or false, not 'maybe'"]
+
+
+@pytest.mark.parametrize(
+    ("text", "channel", "ended"),
+    [
+        ("STOP", "sms", ("sms",)),
+        ("unsubscribe", "email", ("email",)),
+        ("stop contacting me", "sms", ("sms", "email")),
+        ("do not text or email me", "email", ("sms", "email")),
+        ("No more texts please, email is fine", "email", ("sms",)),
+        ("Please stop emailing me, texts are ok", "email", ("email",)),
+        ("wrong number", "sms", ("sms",)),
+        ("no me manden mensajes de texto", "sms", ("sms",)),
+        ("Please remove me from your list", "email", ("sms", "email")),
+    ],
+)
+def test_an_opt_out_ends_the_channels_it_names_or_every_channel_when_it_names_none(text, channel, ended):
+    understanding = classify(text, channel)
+    assert (understanding.reply_class, understanding.opt_out_channels) == (OPT_OUT, ended)
