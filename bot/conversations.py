@@ -28,6 +28,7 @@ from bot.ports import (
 )
 from bot.provider_lookup import ask_provider
 from bot.render_context import lead_context
+from bot.requested_time import UnclearTime
 from bot.rules import Decision, LeadSignal, signal_for_lead
 from bot.services import Services
 
@@ -50,6 +51,8 @@ class InboundMessage:
     details: dict | None = None
     #: The channels an opt-out ends (bot.reply_classifier.Understanding); empty: the one it came on.
     opt_out_channels: tuple[str, ...] = ()
+    #: A time named but not settled ("3pm or tuesday"): the call task shows the words and candidates.
+    unclear_time: UnclearTime | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
                     session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
                     now=now, provider_id=message.provider_id, subject=message.subject,
                     requested_time=message.requested_time, details=message.details,
-                    opt_out_channels=message.opt_out_channels,
+                    opt_out_channels=message.opt_out_channels, unclear_time=message.unclear_time,
                 )
     except IntegrityError:
         # Another process stored the same provider message first: a redelivery, already applied.
@@ -125,7 +128,7 @@ def take_known_contact(services: Services, lead_id: int, message: InboundMessage
             session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
             now=now, provider_id=message.provider_id, subject=message.subject,
             requested_time=message.requested_time, details=message.details,
-            opt_out_channels=message.opt_out_channels,
+            opt_out_channels=message.opt_out_channels, unclear_time=message.unclear_time,
         )
     services.wake_dispatcher()
     return decision

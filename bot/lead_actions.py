@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -11,7 +12,9 @@ from bot import audit, consent, enrollment, outbox, webhook_events
 from bot.audit import SYSTEM, Actor
 from bot.call_tasks import claim_open_tasks, close_open_tasks, open_call_task, open_tasks
 from bot.consent import ConsentMethod
-from bot.enrollment import NURTURE_SEQUENCE, VISIT_SEQUENCES, open_enrollments
+from bot.display import team_time
+from bot.enrollment import NURTURE_SEQUENCE, VISIT_SEQUENCES, lead_timezones, open_enrollments
+from bot.requested_time import UnclearTime
 from bot.models import (
     ActorType,
     Appointment,
@@ -156,6 +159,7 @@ def on_lead_signal(
     now: datetime,
     requested_time: datetime | None = None,
     opt_out_channels: tuple[str, ...] = (),
+    unclear_time: UnclearTime | None = None,
 ) -> Decision:
     """Change the lead's course for what they just said (already understood as a signal).
 
@@ -177,8 +181,20 @@ def on_lead_signal(
         if answered is not None:
             return answered
     decision = decide_on_signal(signal, current_stage=Stage(lead.stage))
+    if decision.call_task and unclear_time is not None:
+        decision = replace(decision, call_task=_with_unclear_time(decision.call_task, unclear_time, services, lead))
     apply_decision(session, services, lead, decision, now=now, actor=actor, requested_time=requested_time)
     return decision
+
+
+def _with_unclear_time(reason: str, unclear: UnclearTime, services: Services, lead: Lead) -> str:
+    """Say a call's reason with the lead's own words for the time and what they could mean: never one guess."""
+    lead_zone = lead_timezones(lead, services.business)[0]
+    shown = [f"{candidate:%a, %b} {candidate.day} (no time named)" if day_only
+             else team_time(candidate, services.business.timezone, lead_zone, first="lead")
+             for candidate, day_only in zip(unclear.candidates, unclear.day_only or (False,) * len(unclear.candidates))]
+    could_be = f"; could be {' or '.join(shown)}" if shown else ""
+    return f'{reason}: they wrote "{unclear.words}" ({unclear.why}){could_be}; ask which time'
 
 
 def book(
@@ -427,6 +443,7 @@ def receive_message(
     requested_time: datetime | None = None,
     details: dict | None = None,
     opt_out_channels: tuple[str, ...] = (),
+    unclear_time: UnclearTime | None = None,
 ) -> Decision:
     """Store what the lead sent, with how it was understood, and change course accordingly."""
     message = Message(
@@ -442,7 +459,7 @@ def receive_message(
                                   "subject": subject, "body": body})
     publish_media(session, message, now=now)
     return on_lead_signal(session, services, lead, signal, channel=channel, now=now, requested_time=requested_time,
-                          opt_out_channels=opt_out_channels)
+                          opt_out_channels=opt_out_channels, unclear_time=unclear_time)
 
 
 #: The call task a known lead's missed call opens.

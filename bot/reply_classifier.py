@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config_errors import ConfigError, Problem
-from bot.requested_time import RequestedTime, read_requested_time
+from bot.requested_time import RequestedTime, UnclearTime, read_requested_time
 from bot.yaml_source import LineDict, LineList, load_yaml_file
 
 #: The rules the bot ships with.
@@ -78,6 +78,8 @@ class Understanding:
     #: The channels an opt-out ends: the one it came on for a carrier keyword or one that names it,
     #: every channel for one that names none ("stop contacting me").
     opt_out_channels: tuple[str, ...] = ()
+    #: A time that is one of several or vague ("3pm or tuesday"): no requested_time, the candidates instead.
+    unclear_time: UnclearTime | None = None
 
 
 def understood(understanding: Understanding) -> dict[str, Any]:
@@ -85,6 +87,9 @@ def understood(understanding: Understanding) -> dict[str, Any]:
     details: dict[str, Any] = {"rule": understanding.rule, "requested_time_text": understanding.requested_time_text}
     if understanding.opt_out_channels:
         details["opt_out_channels"] = list(understanding.opt_out_channels)
+    if (unclear := understanding.unclear_time) is not None:
+        details["time_unclear"] = unclear.why
+        details["time_candidates"] = [candidate.isoformat() for candidate in unclear.candidates]
     return details
 
 
@@ -451,7 +456,7 @@ def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime,
                 return Understanding(ReplyClass.PLAIN, f"{section.reply_class} by {rule}, but {unsure}: "
                                                        "unsure, so a person reads it")
             if section.reply_class in TIMED_CLASSES and (found := reply.requested_time()) is not None:
-                return Understanding(section.reply_class, rule, found.when, found.text)
+                return Understanding(section.reply_class, rule, found.when, found.text, unclear_time=found.unclear)
             return Understanding(section.reply_class, rule)
     return Understanding(ReplyClass.PLAIN, NO_RULE)
 

@@ -14,6 +14,9 @@ How the words become a time:
 - A weekday is the next one to come, today included; "next Tuesday" never means today.
 - Words after "since", "last" or "ago" are the past, not a request, and are skipped; "7/10" is
   a pain score, not a date.
+- Alternatives ("3pm or tuesday", "Monday or Wednesday at 4") and vague times ("sometime next
+  week", "after work", "evenings") are not settled into one time: the result is unclear, with
+  the lead's words and the candidate times, and a person asks which they meant.
 """
 
 from __future__ import annotations
@@ -92,8 +95,21 @@ _PART_HOURS = {"morning": 9, "afternoon": 13, "evening": 17, "night": 18, "after
 _PAST_BEFORE = re.compile(r"\b(?:since|last|past|previous)\s+$", re.IGNORECASE)
 _PAST_AFTER = re.compile(r"^\s+ago\b", re.IGNORECASE)
 # Anything that could start a day or time; a message without one is done in one search.
+# Times that name no one moment: a person asks which they mean.
+_VAGUE = re.compile(
+    r"\b(?:(?:some\s?time|early|late|later|end\s+of)\s+)?(?:this|next|the)\s+(?:week|weekend|month)\b"
+    r"|\b(?:this|next|on\s+the)\s+weekend\b|\b(?:later|end\s+of)\s+(?:this|the)\s+week\b"
+    r"|\b(?:any\s?time|whenever|some\s?time|after\s+work|after\s+school|after\s+my\s+shift"
+    r"|evenings|mornings|afternoons|weekends|in\s+a\s+few\s+days)\b",
+    re.IGNORECASE,
+)
+_ALTERNATIVE = re.compile(r"\bor\b|/|\beither\b", re.IGNORECASE)
+_OR_HOUR = re.compile(r"\s*(?:or|/)\s*(?P<hour>\d{1,2})(?::(?P<minute>[0-5]\d))?\b(?!\s*[ap]\.?m?\b)", re.IGNORECASE)
+#: At most this many candidate times are offered for one unclear time.
+MAX_CANDIDATES = 4
 _ANY_HINT = re.compile(
     rf"\d|noon|midday|lunch|morning|afternoon|evening|night|tonite|today|tom+or+ow|tmr|tmw|2mo|2mr"
+    rf"|week|month|after\s+(?:work|school|my)|any\s?time|whenever|some\s?time|few\s+days"
     rf"|\b(?:{_FULL_WEEKDAY}|{_SHORT_WEEKDAY}|{_MONTH})\b",
     re.IGNORECASE,
 )
@@ -102,16 +118,34 @@ _DATEPARSER_SETTINGS = {"PREFER_DATES_FROM": "future", "DATE_ORDER": "MDY", "REQ
 
 
 @dataclass(frozen=True)
-class RequestedTime:
-    """A day and time a lead named, with the words that named it and where they stand in the message."""
+class UnclearTime:
+    """A time the lead named that is one of several or vague: their words, and the times it could be."""
 
-    when: datetime
+    #: Why one time cannot be read: "offers alternatives" or "names no exact time".
+    why: str
+    #: The lead's words for it ("3pm or tuesday").
+    words: str
+    #: The times it could be, in the lead's zone (none for "sometime next week").
+    candidates: tuple[datetime, ...] = ()
+    #: Candidates that are a day with no time named (shown without a clock).
+    day_only: tuple[bool, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestedTime:
+    """A day and time a lead named, with the words that named it and where they stand in the message.
+
+    `when` is None when the time is unclear (`unclear` says how): nobody guesses which one they meant.
+    """
+
+    when: datetime | None
     text: str
     #: (start, end) of each piece of the message that named it.
     spans: tuple[tuple[int, int], ...]
+    unclear: UnclearTime | None = None
 
 
-def find_requested_time(text: str, *, now: datetime, timezone: str) -> tuple[datetime, str] | None:
+def find_requested_time(text: str, *, now: datetime, timezone: str) -> tuple[datetime | None, str] | None:
     """Find the day and time a lead asks for, in their time zone, with the words that named it."""
     found = read_requested_time(text, now=now, timezone=timezone)
     return (found.when, found.text) if found else None
@@ -131,6 +165,8 @@ def read_requested_time(text: str, *, now: datetime, timezone: str) -> Requested
     days = [(match, day) for match in _DAY.finditer(scan)
             if not _in_the_past(scan, match) and (day := _day_of(match, local_now)) is not None]
     clocks = [(match, clock) for match in _CLOCK.finditer(scan) if (clock := _clock_of(match)) is not None]
+    if (unclear := _unclear(text, scan, days, clocks, local_now, zone)) is not None:
+        return unclear
     clock_match, clock = clocks[0] if clocks else (None, None)
     day_match, day = _nearest(days, clock_match)
     part_match = _part_of_day(scan, day_match)
@@ -148,6 +184,94 @@ def read_requested_time(text: str, *, now: datetime, timezone: str) -> Requested
         words = f"{words} {DAY_ONLY_NOTE}"
     spans = tuple(sorted(m.span() for m in pieces))
     return RequestedTime(datetime.combine(day, at, tzinfo=zone), words, spans)
+
+
+def _unclear(text: str, scan: str, days: list[tuple[re.Match[str], date]],
+             clocks: list[tuple[re.Match[str], tuple[int, int, bool]]], local_now: datetime,
+             zone: ZoneInfo) -> RequestedTime | None:
+    """Read a time that is one of several, or vague, as unclear; None when it names one time."""
+    vague = [m for m in _VAGUE.finditer(scan) if not _PAST_BEFORE.search(scan, 0, m.start())]
+    distinct_days = list(dict.fromkeys(day for _, day in days))
+    hours = []
+    second_hours: list[re.Match[str]] = []
+    for match, clock in clocks:
+        if match.group("from_hour") and _ALTERNATIVE.search(match.group()):  # "3 or 4pm": two times, not a range
+            hours.append(_clock_of_start_as(match, clock, alone=True))
+            hours.append(_clock_of_start_as(match, clock, alone=False))
+        else:
+            hours.append(clock)
+            if (other := _OR_HOUR.match(scan, match.end())) and 1 <= int(other.group("hour")) <= 12:
+                # "at 3 or 5": the second hour is read as the first was
+                hours.append((int(other.group("hour")), int(other.group("minute") or 0), False))
+                second_hours.append(other)
+    distinct_hours = list(dict.fromkeys(_settled(hour) for hour in hours))
+    between_day_and_clock = ""
+    if days and clocks:
+        nearest_day, _ = _nearest(days, clocks[0][0])
+        assert nearest_day is not None
+        first, second = sorted((nearest_day, clocks[0][0]), key=lambda m: m.start())
+        between_day_and_clock = scan[first.end():second.start()]
+    offers_alternatives = (len(distinct_days) > 1 or len(distinct_hours) > 1
+                           or bool(_ALTERNATIVE.search(between_day_and_clock)))
+    if not offers_alternatives and not vague:
+        return None
+    pieces = [m for m, _ in days] + [m for m, _ in clocks] + second_hours + vague
+    words = _words(text, pieces)
+    spans = tuple(sorted(m.span() for m in pieces))
+    if not offers_alternatives:
+        return RequestedTime(None, words, spans, UnclearTime("names no exact time", words, *_vague_candidates(
+            vague, distinct_days, distinct_hours, local_now, zone)))
+    candidates: list[datetime] = []
+    day_only: list[bool] = []
+    together = not _ALTERNATIVE.search(between_day_and_clock)
+    if together and distinct_days and distinct_hours:  # "Monday or Wednesday at 4", "Friday at 3 or 5"
+        for day in distinct_days:
+            for hour, minute, _ in (_settled(h) for h in distinct_hours):
+                candidates.append(datetime.combine(day, time(hour, minute), tzinfo=zone))
+                day_only.append(False)
+    else:  # "3pm or tuesday": each on its own
+        for hour, minute, _ in (_settled(h) for h in distinct_hours):
+            candidates.append(_next_at(time(hour, minute), local_now, zone))
+            day_only.append(False)
+        for day in distinct_days:
+            candidates.append(datetime.combine(day, time(DAY_ONLY_HOUR, 0), tzinfo=zone))
+            day_only.append(True)
+    candidates, day_only = candidates[:MAX_CANDIDATES], day_only[:MAX_CANDIDATES]
+    return RequestedTime(None, words, spans,
+                         UnclearTime("offers alternatives", words, tuple(candidates), tuple(day_only)))
+
+
+def _vague_candidates(vague: list[re.Match[str]], days: list[date], hours: list[tuple[int, int, bool]],
+                      local_now: datetime, zone: ZoneInfo) -> tuple[tuple[datetime, ...], tuple[bool, ...]]:
+    """The times a vague phrase may mean, when it says enough: "tomorrow after work" is tomorrow about 5 PM."""
+    names = [" ".join(m.group().lower().split()) for m in vague]
+    part = next((name for name in names if name in _PART_HOURS), None)
+    if part is None or len(days) > 1 or hours:
+        return (), ()
+    at = time(_PART_HOURS[part], 0)
+    when = datetime.combine(days[0], at, tzinfo=zone) if days else _next_at(at, local_now, zone)
+    return (when,), (False,)
+
+
+def _settled(clock: tuple[int, int, bool]) -> tuple[int, int, bool]:
+    hour, minute, meridiem_known = clock
+    return (hour if meridiem_known else _business_hour(hour)), minute, True
+
+
+def _next_at(at: time, local_now: datetime, zone: ZoneInfo) -> datetime:
+    """Today at that time if still ahead, else tomorrow."""
+    today = datetime.combine(local_now.date(), at, tzinfo=zone)
+    return today if today > local_now else today + timedelta(days=1)
+
+
+def _clock_of_start_as(match: re.Match[str], clock: tuple[int, int, bool], *, alone: bool) -> tuple[int, int, bool]:
+    """Read "3 or 4pm" as two times: the first (alone) or the second, both with the meridiem said."""
+    meridiem = (match.group("meridiem") or match.group("short_meridiem")).lower()
+    hour = int(match.group("from_hour") if alone else match.group("hour"))
+    minute = int((match.group("from_minute") if alone else match.group("minute")) or 0)
+    if not 1 <= hour <= 12:
+        return clock
+    return (hour % 12) + (12 if meridiem == "p" else 0), minute, True
 
 
 def _time_of_day(clock: tuple[int, int, bool] | None, part: re.Match[str] | None,

@@ -145,7 +145,7 @@ class Webhooks:
             signal=LeadSignal(understanding.reply_class.value), provider_id=None,
             requested_time=understanding.requested_time,
             details={**understood(understanding), "source": data.source},
-            opt_out_channels=understanding.opt_out_channels,
+            opt_out_channels=understanding.opt_out_channels, unclear_time=understanding.unclear_time,
         ))
 
     # --- Twilio --------------------------------------------------------------------------------
@@ -189,6 +189,7 @@ class Webhooks:
             channel="sms", sender=phone, body=body if body.strip() or not media else _photo_words(len(media)),
             signal=signal, provider_id=sid, requested_time=understanding.requested_time, details=details,
             opt_out_channels=understanding.opt_out_channels if signal == LeadSignal.OPT_OUT else (),
+            unclear_time=understanding.unclear_time,
         ))
         if result.applied and signal == LeadSignal.HELP and "OptOutType" not in params:
             # Twilio answers HELP itself when its opt-out handling matched; otherwise we do, once.
@@ -288,7 +289,7 @@ class Webhooks:
             channel="email", sender=email, body=body, subject=subject,
             signal=LeadSignal(understanding.reply_class.value), provider_id=message_id[:100],
             requested_time=understanding.requested_time, details=understood(understanding),
-            opt_out_channels=understanding.opt_out_channels,
+            opt_out_channels=understanding.opt_out_channels, unclear_time=understanding.unclear_time,
         ))
 
     async def sendgrid_events(self, request: Request) -> Response:

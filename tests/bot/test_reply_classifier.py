@@ -145,7 +145,7 @@ MESSAGES = [
     ("see you Thursday for my appointment!", "sms", BOOKED),
     ("Thanks! I just booked online for next Tuesday 10am", "sms", BOOKED),
     ("I haven't booked yet", "sms", PLAIN),
-    ("are you fully booked this week?", "sms", QUESTION),
+    ("are you fully booked this week?", "sms", ASKS_TIME),  # "this week": a person offers what is open
     # asks for a time or an opening
     ("can I come tomorrow at 3?", "sms", ASKS_TIME),
     ("any openings Friday morning?", "sms", ASKS_TIME),
@@ -527,3 +527,11 @@ def test_unsure_if_and_channel_words_are_refused_where_they_mean_nothing(tmp_pat
 def test_an_opt_out_ends_the_channels_it_names_or_every_channel_when_it_names_none(text, channel, ended):
     understanding = classify(text, channel)
     assert (understanding.reply_class, understanding.opt_out_channels) == (OPT_OUT, ended)
+
+
+@pytest.mark.parametrize("text", ["can I come 3pm or tuesday?", "call me sometime next week", "after work works"])
+def test_a_request_with_an_unclear_time_carries_the_words_and_candidates_but_no_time(text):
+    understanding = classify(text)
+    assert understanding.reply_class in (ASKS_TIME, ASKS_CALL)
+    assert understanding.requested_time is None and understanding.unclear_time is not None
+    assert understanding.requested_time_text == understanding.unclear_time.words

@@ -115,3 +115,32 @@ def test_the_spans_point_at_the_words_in_the_message():
 def test_now_without_a_zone_is_refused():
     with pytest.raises(ValueError, match="timezone-aware"):
         find_requested_time("tomorrow at 3", now=datetime(2026, 11, 25, 10, 0), timezone=CHICAGO)
+
+
+@pytest.mark.parametrize(
+    ("text", "why", "words", "candidates"),
+    [
+        ("3pm or tuesday", "offers alternatives", "3pm or tuesday", [chicago(11, 25, 15), chicago(12, 1, 9)]),
+        ("Monday or Wednesday at 4", "offers alternatives", "Monday or Wednesday at 4",
+         [chicago(11, 30, 16), chicago(11, 25, 16)]),
+        ("friday at 3 or 5?", "offers alternatives", "friday at 3 or 5", [chicago(11, 27, 15), chicago(11, 27, 17)]),
+        ("3 or 4pm works", "offers alternatives", "3 or 4pm", [chicago(11, 25, 15), chicago(11, 25, 16)]),
+        ("tomorrow or friday", "offers alternatives", "tomorrow or friday", [chicago(11, 26, 9), chicago(11, 27, 9)]),
+        ("sometime next week", "names no exact time", "sometime next week", []),
+        ("after work", "names no exact time", "after work", [chicago(11, 25, 17)]),
+        ("tomorrow after work?", "names no exact time", "tomorrow after work", [chicago(11, 26, 17)]),
+        ("evenings are best for me", "names no exact time", "evenings", []),
+        ("anytime this weekend", "names no exact time", "anytime this weekend", []),
+    ],
+)
+def test_alternatives_and_vague_times_are_unclear_with_the_words_and_candidates_never_one_guess(
+        text, why, words, candidates):
+    found = read_requested_time(text, now=NOW, timezone=CHICAGO)
+    assert found is not None and found.when is None
+    assert (found.unclear.why, found.text, list(found.unclear.candidates)) == (why, words, candidates)
+
+
+@pytest.mark.parametrize("text", ["Can u do 3-4pm friday", "tomorrow at 3", "I've had pain for the last week"])
+def test_a_range_a_single_time_and_the_past_are_not_unclear(text):
+    found = read_requested_time(text, now=NOW, timezone=CHICAGO)
+    assert found is None or found.unclear is None

@@ -175,3 +175,25 @@ def test_stop_inside_an_ordinary_sentence_opts_nobody_out_and_reaches_a_person(r
     assert (lead.sms_opted_out_at, lead.stage) == (None, "engaged")
     assert sales_state(running_bot, lead_id) == "paused"
     assert any(words.split(",")[0] in entry for entry in team.thread(lead_id))
+
+
+# --- class 12: alternatives and vague times ----------------------------------------------------------
+
+
+def test_a_text_offering_two_times_gives_the_call_task_their_words_and_both_candidates_not_one_time(
+        running_bot, twilio, team):
+    lead_id = new_lead(running_bot)
+    text_in(running_bot, twilio, "can I come in 3pm or tuesday?")
+    [task] = tasks(running_bot, lead_id)
+    assert task.requested_time is None
+    assert task.reason == ('asked for a time or to book: they wrote "3pm or tuesday" (offers alternatives); could be '
+                           'Wed, Nov 25 at 3:00 PM CST or Tue, Dec 1 (no time named); ask which time')
+    assert any('"3pm or tuesday"' in post for post in team.channel_posts())
+
+
+def test_a_vague_time_gives_the_call_task_the_leads_words(running_bot, twilio):
+    lead_id = new_lead(running_bot)
+    text_in(running_bot, twilio, "call me sometime next week")
+    [task] = tasks(running_bot, lead_id)
+    assert task.requested_time is None
+    assert '"sometime next week" (names no exact time)' in task.reason
