@@ -404,6 +404,8 @@ def _format_detail(detail: dict[str, Any]) -> str:
             arrow = "->" if m["direction"] == "out" else "<-"
             cls = f" [{m['class']}]" if m["class"] else ""
             lines.append(f"  {m['at'][:16]} {arrow} {m['channel']}{cls} {m['status']}: {m['body'][:80]!r}")
+            if m.get("why"):
+                lines.append(f"      why: {m['why']}")
     if detail["call_tasks"]:
         lines.append("call tasks:")
         for c in detail["call_tasks"]:

@@ -11,6 +11,7 @@ from bot.consent import consent_record
 from bot.lead_fields import lead_fields
 from bot.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
 from bot.playbook import Sequence, default_sequence_label, step_label
+from bot.reply_classifier import explain_reading
 
 #: Finds a playbook by name (Services.playbooks.get), for the labels people read beside the ids.
 PlaybookLookup = Callable[[str], Sequence]
@@ -82,7 +83,8 @@ def lead_detail(session: Session, lead: Lead, playbook_of: PlaybookLookup | None
         ],
         messages=[
             {"id": m.id, "direction": m.direction, "channel": m.channel, "at": _iso(m.created_at),
-             "status": m.status, "class": m.classification, "subject": m.subject, "body": m.body}
+             "status": m.status, "class": m.classification, "subject": m.subject, "body": m.body,
+             "why": explain_reading(m.classification, m.details) if m.direction == "in" else None}
             for m in session.scalars(select(Message).where(Message.lead_id == lead.id).order_by(Message.id))
         ],
         call_tasks=[

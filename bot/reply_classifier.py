@@ -93,6 +93,28 @@ def understood(understanding: Understanding) -> dict[str, Any]:
     return details
 
 
+#: How long the "why" of a reading may be where people read it (a Slack context line, `leads show`).
+WHY_LIMIT = 300
+_CHANNEL_WORDS = {"sms": "texts", "email": "emails"}
+
+
+def explain_reading(classification: str | None, details: Mapping[str, Any] | None) -> str | None:
+    """Say why a stored inbound message was read as it was: its class, the rule, and what that rule settled."""
+    details = details or {}
+    rule, read_as = details.get("rule"), details.get("read_as")
+    if not classification and not rule and not read_as:
+        return None
+    parts = [f"read as: {classification or 'not classified'}" + (f" (rule: {rule})" if rule else "")]
+    if channels := details.get("opt_out_channels"):
+        parts.append("ends " + " and ".join(_CHANNEL_WORDS.get(c, c) for c in channels))
+    if unclear := details.get("time_unclear"):
+        parts.append(f"time unclear: \"{details.get('requested_time_text') or ''}\" ({unclear})")
+    if read_as:
+        parts.append(str(read_as))
+    why = "; ".join(parts)
+    return why if len(why) <= WHY_LIMIT else why[: WHY_LIMIT - 1] + "…"
+
+
 # --- reading text the same way in rules and replies ------------------------------------------
 
 _QUOTES = str.maketrans({
@@ -439,9 +461,11 @@ def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime,
                    headers=headers, subject=subject)
     for section in rules.sections:
         if section.reply_class == ReplyClass.OPT_OUT and (rule := section.match(reply)):
-            named = () if rule.startswith("keyword") else section.named_channels(reply)
-            # A carrier keyword ends the channel it came on; words end what they name, or everything.
-            channels = (channel,) if rule.startswith("keyword") else (named or CHANNELS)
+            # A carrier keyword ends the channel it came on, and so does a pattern anchored at the
+            # start of the reply (a keyword with "please" or a sign-off: "ALTO por favor", "STOP - Jen");
+            # words end what they name, or everything when they name nothing.
+            as_keyword = rule.startswith(("keyword", "pattern '^"))
+            channels = (channel,) if as_keyword else (section.named_channels(reply) or CHANNELS)
             return Understanding(ReplyClass.OPT_OUT, rule, opt_out_channels=channels)
     for section in rules.sections:
         if section.reply_class == ReplyClass.AUTO_REPLY and (rule := section.match_envelope(reply)):

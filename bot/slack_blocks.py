@@ -517,6 +517,8 @@ def _inbound_blocks(entry: InboundEntry) -> list[Block]:
         meta.append(escape(entry.at))
     if meta:
         blocks.append(context(" · ".join(meta)))
+    if entry.why:
+        blocks.append(context(f":mag: {escape(entry.why)}"))
     return blocks
 
 

@@ -15,6 +15,7 @@ from bot.display import team_time
 from bot.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
 from bot.planning import PHONE_CHANNELS
 from bot.playbook import Channel, Sequence, default_sequence_label, step_label
+from bot.reply_classifier import explain_reading
 from bot.send_times import QUIET_HOURS, wait_reason
 from bot.states import CallTaskStatus, EnrollmentState, TouchStatus
 
@@ -110,6 +111,8 @@ class InboundEntry:
     at: str | None = None
     #: The stored message, so a long email can be opened whole.
     message_id: int | None = None
+    #: Why the bot read it so ("read as: question (rule: pattern '\\?')"), for a person to check.
+    why: str | None = None
 
 
 @dataclass(frozen=True)
@@ -389,6 +392,7 @@ def inbound_entry(message: Message, requested_time: datetime | None, zone: tzinf
         requested_time=_local(requested_time, zone, lead_zone),
         at=_local(message.created_at, zone, lead_zone),
         message_id=message.id,
+        why=explain_reading(message.classification, message.details),
     )
 
 

@@ -61,7 +61,8 @@ ENTRIES = [
                   subject="Your next step", step="Thank-you email", error_code="550"),
     OutboundEntry(message_id=3, channel="sms", text="See you then", status="delivered", author="U0ALICE"),
     InboundEntry(channel="sms", text="Can I come tomorrow at 3?", classification="asks_time",
-                 requested_time="Thursday, Nov 26 at 3:00 PM"),
+                 requested_time="Thursday, Nov 26 at 3:00 PM",
+                 why="read as: asks_time (rule: phrase 'can i come' with a time) <b>"),
     DecisionEntry(text="replied; a person takes over", actor="the lead", mention="<@U0ALICE>"),
     FailureEntry(channel="sms", error="invalid number (code 21211)", step="First text"),
     NeedsPersonEntry(text="It is not known whether the first text reached the lead", mention="<!subteam^S0ONCALL>"),
@@ -281,6 +282,13 @@ def test_a_team_reply_names_who_sent_it():
 def test_a_reply_shows_how_it_was_understood_and_the_time_asked_for():
     shown = text_of(thread_entry_blocks(ENTRIES[3]))
     assert "asked for a time" in shown and "Thursday, Nov 26 at 3:00 PM" in shown
+
+
+def test_a_reply_says_why_it_was_read_so_in_a_context_line_of_its_own():
+    blocks = thread_entry_blocks(ENTRIES[3])
+    assert_valid(blocks)
+    [why] = [Block.parse(b) for b in blocks if b["type"] == "context" and ":mag:" in json.dumps(b)]
+    assert why.elements[0].text == ":mag: read as: asks_time (rule: phrase 'can i come' with a time) &lt;b&gt;"
 
 
 def test_a_decision_keeps_the_deciders_mention_but_escapes_everything_else():

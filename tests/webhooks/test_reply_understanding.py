@@ -116,7 +116,7 @@ def test_a_request_to_be_called_or_booked_opens_a_call_task_now_for_the_on_call(
 
 def test_an_email_asking_for_a_call_opens_a_call_task(running_bot, team):
     lead_id = new_lead(running_bot)
-    assert inbound_email(running_bot, "Hi, could you call me this week? Thanks, Dana") == 200
+    assert inbound_email(running_bot, "Hi, could you call me when you have a moment? Thanks, Dana") == 200
     assert [t.reason for t in tasks(running_bot, lead_id)] == ["asked to be called or booked"]
 
 
@@ -197,3 +197,25 @@ def test_a_vague_time_gives_the_call_task_the_leads_words(running_bot, twilio):
     [task] = tasks(running_bot, lead_id)
     assert task.requested_time is None
     assert '"sometime next week" (names no exact time)' in task.reason
+
+
+# --- why the bot decided -----------------------------------------------------------------------------
+
+
+def test_the_thread_and_leads_show_say_why_each_reply_was_read_as_it_was(running_bot, twilio, team, monkeypatch,
+                                                                         capsys, database_url, business_file):
+    from bot.cli import main
+
+    lead_id = new_lead(running_bot)
+    text_in(running_bot, twilio, "Not interested, does this cost money?")
+    text_in(running_bot, twilio, "ok stop contacting me")
+    thread = team.thread(lead_id)
+    assert any("read as: question (rule: pattern '\\\\?')" in entry for entry in thread)
+    assert any("read as: opt_out (rule: phrase 'stop contacting'); ends texts and emails" in entry
+               for entry in thread)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("FOLLOWUP_BUSINESS", str(business_file))
+    assert main(["leads", "show", str(lead_id)]) == 0
+    shown = capsys.readouterr().out
+    assert "why: read as: question (rule: pattern '\\?')" in shown
+    assert "why: read as: opt_out (rule: phrase 'stop contacting'); ends texts and emails" in shown
