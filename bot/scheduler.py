@@ -27,6 +27,27 @@ SENDERS = DEFAULT_SENDERS
 FAST_LANE_WORKERS = DEFAULT_FAST_LANE_THREADS
 
 
+class _SkipsSaidOnce(logging.LoggerAdapter):
+    """APScheduler's log, with a job's skipped runs said once per job instead of at every skip.
+
+    A run is skipped when the job is woken while it runs (the wake-up coalesces into the run in
+    progress), which under load is many times a second: saying it each time buried everything else.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("apscheduler.scheduler"), {})
+        self._said: set[str] = set()
+
+    def warning(self, msg: object, *args: object, **kwargs: object) -> None:
+        if "maximum number of running instances" in str(msg):
+            job_id = str(getattr(args[0], "id", args[0])) if args else ""
+            if job_id in self._said:
+                return
+            self._said.add(job_id)
+            msg = f"{msg}; later skips of this job are not logged"
+        super().warning(msg, *args, **kwargs)  # type: ignore[arg-type]
+
+
 class WorkScheduler:
     """Runs due touches on a short tick, at once when woken, and a new lead's first touch on a lane of its own."""
 
@@ -49,7 +70,8 @@ class WorkScheduler:
         self.claim_reminder_delay = parse_duration(claim_reminder_delay)
         # One instance of each job at a time; missed ticks collapse into one (the work is idempotent).
         self._scheduler = BackgroundScheduler(
-            timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+            timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+            logger=_SkipsSaidOnce(),
         )
         self._dispatch_job = self._scheduler.add_job(self.dispatch_once, "interval", seconds=poll_seconds,
                                                      id="dispatch")

@@ -58,8 +58,8 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
         log.info("outbound webhooks: lead events go to %d receiver(s)", len(settings.webhook_urls))
     poster = build_slack_poster(settings, services)
     if poster is not None:
-        services.wake_poster = scheduler.add_periodic("slack_outbox", poster.drain_once,
-                                                      seconds=settings.poll_seconds)
+        # Its own thread, not a scheduler job: it sleeps until woken or until Slack's pace lets the next post go.
+        services.wake_poster = poster.wake
     else:
         log.warning("Slack is not configured (SLACK_BOT_TOKEN, SLACK_LEADS_CHANNEL): no lead cards will be posted")
     if poster is not None and settings.digest_schedule is not None:
@@ -71,6 +71,9 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
         scheduler.add_periodic("weekly_digest", digest.run_once, seconds=60)
     extra_routes = []
     on_start, on_stop = [scheduler.start], [scheduler.shutdown]
+    if poster is not None:
+        on_start.append(lambda: poster.start(idle_seconds=settings.poll_seconds))
+        on_stop.insert(0, poster.stop)
     if settings.slack_bot_token and (settings.slack_signing_secret or settings.slack_app_token):
         from bot.slack_app import build_slack_app, slack_client, slack_route, start_socket_mode
 

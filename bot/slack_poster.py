@@ -17,6 +17,8 @@ posting a second copy.
 
 Slack's rate limits are kept before Slack has to say so (`SlackLimits`): an event whose channel
 has no token free waits, and the events of other channels and the updates go ahead meanwhile.
+The poster runs in a thread of its own (`start`): it sleeps until a notice is published (`wake`),
+a token frees up or a retry falls due, so a long backlog costs a few queries a second, not a core.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -33,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Collection
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
@@ -118,15 +121,56 @@ class SlackRefused(Exception):
 class _LimiterBusy(Exception):
     """No rate-limit token is free for the event's channel now; the event stays queued as it is."""
 
-    def __init__(self, key: str, wait: float):
+    def __init__(self, key: str, wait: float, method: str = "chat.postMessage"):
         super().__init__(key)
+        self.key = key
         self.wait = wait
+        #: The Slack method that found no token: posts are limited per channel, edits per workspace.
+        self.method = method
 
 
 class _Outcome(Enum):
     DELIVERED = "delivered"  #: carried out, superseded, or refused for good: off the queue
     RETRY = "retry"  #: Slack unavailable; the event waits for its next attempt
     BUSY = "busy"  #: no rate-limit token free for its channel now; nothing recorded
+
+
+#: Notices that, for a lead whose card is in Slack, are carried out by edits alone (chat.update):
+#: they may go while the card's channel has no post token free.
+EDIT_NOTICES = (Notice.LEAD_CHANGED, Notice.MESSAGE_STATUS, Notice.CALL_TASK_CHANGED, Notice.LEAD_ERASED)
+#: The shortest time between two looks at the queue when wake-ups come faster (a burst of new
+#: leads wakes the poster for each notice; one look finds them all).
+WAKE_COALESCE_SECONDS = 0.05
+#: How long a stopping process waits for the poster's event in hand (a Slack call under way).
+STOP_WAIT_SECONDS = 3.0
+
+
+class _Blocked:
+    """What a drain has learned is waiting for a rate-limit token, and for how long."""
+
+    def __init__(self) -> None:
+        #: Channels with no post token free: seconds until one is.
+        self.channels: dict[str, float] = {}
+        #: Seconds until an edit token is free (workspace-wide), or None while edits may go.
+        self.edits: float | None = None
+        #: Single events passed over (their guess of "edits only" was wrong, or they wait for a read).
+        self.events: dict[int, float] = {}
+
+    def note(self, event_id: int, busy: _LimiterBusy) -> None:
+        if busy.method == "chat.update":
+            self.edits = busy.wait
+        elif busy.method.startswith("conversations."):
+            self.events[event_id] = busy.wait
+        else:
+            self.channels[busy.key] = busy.wait
+            self.events[event_id] = busy.wait  # an "edits only" event that posts after all is not tried again
+
+    def soonest(self) -> float | None:
+        waits = [*self.channels.values(), *self.events.values(), *([self.edits] if self.edits is not None else [])]
+        return min(waits, default=None)
+
+    def __bool__(self) -> bool:
+        return bool(self.channels or self.events or self.edits is not None)
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
@@ -196,31 +240,49 @@ class SlackPoster:
         self._maybe_posted = False
         #: Slack calls made so far for the event in hand.
         self._calls_made = 0
+        #: Seconds until a rate-limit token the last drain waited for frees up (None: none awaited).
+        self.next_look_in: float | None = None
+        # The poster's own thread (`start`), what wakes it, and what stops it.
+        self._thread: threading.Thread | None = None
+        self._woken = threading.Event()
+        self._stopping = threading.Event()
+        self._idle_seconds = 1.0
+        self._queue_unreadable = False
 
     # --- the queue ---------------------------------------------------------------------------------
 
     def drain_once(self, limit: int = 100) -> int:
-        """Carry out up to `limit` due events; return how many left the queue."""
+        """Carry out up to `limit` due events; return how many left the queue.
+
+        A short wait for a rate-limit token is slept here; when nothing more can go now,
+        `next_look_in` says in how many seconds a token frees up (None: none is awaited).
+        """
         with self._draining:
             delivered = failures = idle_waits = 0
-            # Events whose channel has no rate-limit token free: seconds until it has one. They
-            # are passed over, so other channels and leads go ahead, and tried again after a wait.
-            held: dict[int, float] = {}
-            while delivered < limit:
+            # What waits for a token is passed over by the query itself (a whole channel at once),
+            # so other channels and the edits go ahead, and a backlog costs one query, not one per event.
+            blocked = self._blocked_now()
+            self.next_look_in = None
+            while not self._stopping.is_set():
+                if delivered >= limit:
+                    self.next_look_in = 0.0
+                    break
                 self._answered = False
-                outcome, event_id, wait = self._carry_out_next(passed_over=held.keys())
+                outcome, event_id, busy = self._carry_out_next(blocked)
                 if self._answered and self._unavailable_since is not None:
                     self._slack_is_back()
                 if outcome is None:
-                    soonest = min(held.values(), default=None)
+                    soonest = blocked.soonest()
                     if soonest is None or soonest > self.max_wait or idle_waits >= 2:
+                        self.next_look_in = soonest
                         break
-                    self.limits.sleep(soonest)
-                    held.clear()
+                    self._pause(soonest)
+                    blocked = self._blocked_now()
                     idle_waits += 1
                     continue
                 if outcome == _Outcome.BUSY:
-                    held[event_id] = wait
+                    assert busy is not None
+                    blocked.note(event_id, busy)
                 elif outcome == _Outcome.DELIVERED:
                     delivered, failures, idle_waits = delivered + 1, 0, 0
                 else:
@@ -229,6 +291,95 @@ class SlackPoster:
                         break
             self._report_outage()
             return delivered
+
+    def _blocked_now(self) -> _Blocked:
+        """The poster's own channel and the edits, as far as their rate limits stand now."""
+        blocked = _Blocked()
+        post_wait = self.limits.posts.wait_time(self.limits.key_for("chat.postMessage", self.channel))
+        if post_wait > 0:
+            blocked.channels[self.channel] = post_wait
+        edit_wait = self.limits.updates.wait_time(self.limits.key_for("chat.update", self.channel))
+        if edit_wait > 0:
+            blocked.edits = edit_wait
+        return blocked
+
+    def _pause(self, seconds: float) -> None:
+        """Wait for a token; in the poster's own thread a wake-up (a new notice) or a stop cuts it short."""
+        if threading.current_thread() is not self._thread:
+            self.limits.sleep(seconds)  # driven by hand (tests, a one-off drain)
+        elif self._woken.wait(seconds):
+            self._woken.clear()
+
+    # --- the poster's own thread -------------------------------------------------------------------
+
+    def start(self, *, idle_seconds: float = 1.0) -> None:
+        """Post from a thread of the poster's own until `stop`: woken by new notices, else by the next due moment.
+
+        `idle_seconds` is how often an idle poster looks anyway (notices published without a
+        wake-up, or by another process).
+        """
+        if self._thread is not None:
+            return
+        self._idle_seconds = idle_seconds
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="slack-poster", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the queue now: a notice was published (a button's result should show at once)."""
+        self._woken.set()
+
+    def stop(self, timeout: float = STOP_WAIT_SECONDS) -> None:
+        """Stop posting; what is queued stays queued in the database for the next start."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping.set()
+        self._woken.set()
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("slack: stopping while a Slack call is under way; its notice stays queued and is "
+                        "carried out at the next start (its post may then appear twice)")
+        self._thread = None
+
+    def _run(self) -> None:
+        last_look = float("-inf")
+        while not self._stopping.is_set():
+            # A burst wakes the poster for every notice; one look a few milliseconds later finds them all.
+            gap = WAKE_COALESCE_SECONDS - (time.monotonic() - last_look)
+            if gap > 0 and self._stopping.wait(gap):
+                break
+            self._woken.clear()
+            last_look = time.monotonic()
+            try:
+                self.drain_once()
+                wait = self._next_wait()
+                if self._queue_unreadable:
+                    self._queue_unreadable = False
+                    log.warning("slack: the outbox can be read again; posting the queued notices")
+            except SQLAlchemyError as error:
+                if not self._queue_unreadable:  # said once per outage, not on every look
+                    self._queue_unreadable = True
+                    log.error("slack: the outbox cannot be read (%s); trying again every %s s", error,
+                              self._idle_seconds)
+                wait = self._idle_seconds
+            except Exception:  # noqa: BLE001 - nobody awaits this thread: say so, and look again later
+                log.exception("slack: posting the queued notices failed; trying again in %s s", self._idle_seconds)
+                wait = self._idle_seconds
+            self._woken.wait(wait)
+
+    def _next_wait(self) -> float:
+        """Seconds until there may be something to post: a token frees up, a retry falls due, or the idle look."""
+        waits = [self._idle_seconds]
+        if self.next_look_in is not None:
+            waits.append(self.next_look_in)
+        now = self.services.clock.now()
+        with self.services.session_factory() as session:
+            retry_at = session.scalar(select(func.min(OutboxEvent.next_attempt_at)).where(
+                OutboxEvent.delivered_at.is_(None), OutboxEvent.next_attempt_at > now))
+        if retry_at is not None:
+            waits.append(self.services.clock.real_seconds_until(retry_at))
+        return max(0.0, min(waits))
 
     def _report_outage(self) -> None:
         """Log, once, that Slack has been failing long enough for someone to look."""
@@ -265,7 +416,7 @@ class SlackPoster:
         with self.services.session_factory() as session:
             return session.scalar(select(func.count(OutboxEvent.id)).where(OutboxEvent.delivered_at.is_(None))) or 0
 
-    def _next_event_query(self, now: datetime, passed_over: Collection[int] = ()):
+    def _next_event_query(self, now: datetime, blocked: _Blocked):
         earlier = aliased(OutboxEvent)
         waiting_behind = exists().where(
             earlier.lead_id == OutboxEvent.lead_id, earlier.delivered_at.is_(None), earlier.id < OutboxEvent.id
@@ -273,8 +424,18 @@ class SlackPoster:
         conditions = [OutboxEvent.delivered_at.is_(None),
                       or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
                       ~waiting_behind]
-        if passed_over:
-            conditions.append(OutboxEvent.id.not_in(list(passed_over)))
+        if blocked.events:
+            conditions.append(OutboxEvent.id.not_in(list(blocked.events)))
+        if blocked.channels or blocked.edits is not None:
+            edits_only = and_(OutboxEvent.kind.in_([notice.value for notice in EDIT_NOTICES]),
+                              exists().where(Lead.id == OutboxEvent.lead_id, Lead.slack_ts.is_not(None)))
+            if blocked.edits is not None:
+                conditions.append(~edits_only)
+            if blocked.channels:
+                posts_to_blocked = exists().where(
+                    Lead.id == OutboxEvent.lead_id,
+                    func.coalesce(Lead.slack_channel, self.channel).in_(list(blocked.channels)))
+                conditions.append(or_(edits_only, ~posts_to_blocked))
         return (
             select(OutboxEvent)
             .where(*conditions)
@@ -283,13 +444,13 @@ class SlackPoster:
             .with_for_update(skip_locked=True, of=OutboxEvent)
         )
 
-    def _carry_out_next(self, passed_over: Collection[int] = ()) -> tuple[_Outcome | None, int, float]:
-        """Carry out the next due event: what became of it, its id, and (when BUSY) the seconds to wait."""
+    def _carry_out_next(self, blocked: _Blocked) -> tuple[_Outcome | None, int, _LimiterBusy | None]:
+        """Carry out the next due event not blocked: what became of it, its id, and (when BUSY) what it waits for."""
         now = self.services.clock.now()
         with self.services.session_factory() as session, session.begin():
-            event = session.scalars(self._next_event_query(now, passed_over)).first()
+            event = session.scalars(self._next_event_query(now, blocked)).first()
             if event is None:
-                return None, 0, 0.0
+                return None, 0, None
             self._event_id, self._calls_made = event.id, 0
             self._maybe_posted = (event.last_error or "").startswith(MAYBE_POSTED)
             try:
@@ -298,7 +459,7 @@ class SlackPoster:
                 with session.no_autoflush:
                     self._carry_out(session, event)
             except _LimiterBusy as busy:
-                return _Outcome.BUSY, event.id, busy.wait  # what was already posted for it is kept (its ts commits)
+                return _Outcome.BUSY, event.id, busy  # what was already posted for it is kept (its ts commits)
             except SlackUnavailable as error:
                 event.attempts += 1
                 event.next_attempt_at = now + backoff(event.attempts, error.retry_after)
@@ -310,7 +471,7 @@ class SlackPoster:
                 self._last_failure, self._answered = str(error), False  # Slack's latest word is a failure
                 log.warning("slack: event %s (%s, lead %s) delayed, attempt %s: %s", event.id, event.kind,
                             event.lead_id, event.attempts, error)
-                return _Outcome.RETRY, event.id, 0.0
+                return _Outcome.RETRY, event.id, None
             except SlackRefused as error:
                 event.last_error = str(error)
                 log.error("slack: event %s (%s, lead %s) refused for good: %s", event.id, event.kind,
@@ -322,7 +483,7 @@ class SlackPoster:
                 log.exception("slack: event %s (%s, lead %s) could not be carried out", event.id, event.kind,
                               event.lead_id)
             event.delivered_at = now
-            return _Outcome.DELIVERED, event.id, 0.0
+            return _Outcome.DELIVERED, event.id, None
 
     def _carry_out(self, session: Session, event: OutboxEvent) -> None:
         lead = session.get(Lead, event.lead_id) if event.lead_id is not None else None
@@ -438,11 +599,11 @@ class SlackPoster:
             # redo them on the next try, and an event of two updates tried whenever one token has
             # refilled would never finish: wait for the token (briefly) instead.
             if not limiter.acquire(key, max_wait=self.max_wait):
-                raise _LimiterBusy(key, limiter.wait_time(key))
+                raise _LimiterBusy(key, limiter.wait_time(key), method)
         else:
             wait = limiter.try_acquire(key)
             if wait:
-                raise _LimiterBusy(key, wait)
+                raise _LimiterBusy(key, wait, method)
         self._calls_made += 1
         try:
             if method == "chat.postMessage":
