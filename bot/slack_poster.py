@@ -40,6 +40,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
+from bot.clock import utc
 from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent, Touch
 from bot.outbox import Notice
 from bot.playbook import LeadFacts, skip_reason
@@ -237,6 +238,7 @@ class SlackPoster:
         self._answered = False
         #: The event being carried out; and whether its first post may already be in Slack.
         self._event_id = 0
+        self._event_at: datetime | None = None
         self._maybe_posted = False
         #: Slack calls made so far for the event in hand.
         self._calls_made = 0
@@ -451,7 +453,7 @@ class SlackPoster:
             event = session.scalars(self._next_event_query(now, blocked)).first()
             if event is None:
                 return None, 0, None
-            self._event_id, self._calls_made = event.id, 0
+            self._event_id, self._event_at, self._calls_made = event.id, event.created_at, 0
             self._maybe_posted = (event.last_error or "").startswith(MAYBE_POSTED)
             try:
                 # Stored ts are written at commit, not while Slack is being called: on SQLite a
@@ -646,8 +648,10 @@ class SlackPoster:
             if found:
                 log.warning("slack: %s was posted though its answer was lost; not posting it again", key)
                 return found
+        # `at`: when what the post shows happened (the notice's time), which a backlog may leave far behind.
+        tag = {"key": key, "at": utc(self._event_at).isoformat()} if self._event_at else {"key": key}
         arguments: dict[str, Any] = {"text": text, "blocks": blocks,
-                                     "metadata": {"event_type": POST_EVENT_TYPE, "event_payload": {"key": key}}}
+                                     "metadata": {"event_type": POST_EVENT_TYPE, "event_payload": tag}}
         if thread_ts:
             arguments["thread_ts"] = thread_ts
         answer = self._call("chat.postMessage", channel, **arguments)

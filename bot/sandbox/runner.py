@@ -172,6 +172,20 @@ def demo_start(now: datetime, services: Services) -> datetime:
     return later if may_send_at(later, business=business, respect_lead_daytime=True, lead_timezones=zones) else opening
 
 
+def _shown_at(message: dict[str, Any]) -> float | None:
+    """When what a bot post shows happened (its tag's `at`), in simulated epoch seconds.
+
+    The poster may take a post out long after the event it shows (Slack's pace, a backlog): at a
+    high clock speed a second's delay is hours of simulated time, so the time Slack took the post
+    would stamp it late.
+    """
+    payload = (message.get("metadata") or {}).get("event_payload") or {}
+    try:
+        return datetime.fromisoformat(str(payload["at"])).timestamp() if payload.get("at") else None
+    except ValueError:
+        return None
+
+
 class Sandbox:
     """The whole bot on one machine: stand-ins, the bot, the scheduler and the page, in one process.
 
@@ -480,7 +494,7 @@ class Sandbox:
 
     def _on_slack_request(self, request: RecordedRequest) -> None:
         if request.route == "chat.postMessage" and isinstance(request.response, dict) and request.response.get("ok"):
-            self.world.note_posted(str(request.response["ts"]))
+            self.world.note_posted(str(request.response["ts"]), _shown_at(request.response.get("message") or {}))
         if request.route in ("views.open", "views.push") and isinstance(request.response, dict):
             view = request.response.get("view") or {}
             arguments = request.data if isinstance(request.data, dict) else {}

@@ -109,10 +109,10 @@ class World:
                     entry["error_code"] = error_code
         self.touch()
 
-    def note_posted(self, ts: str) -> None:
-        """Remember when, in simulated time, Slack took a message."""
+    def note_posted(self, ts: str, at: float | None = None) -> None:
+        """Remember the simulated time a message shows: `at` (when what it shows happened), else now."""
         with self._lock:
-            self.sim_times.setdefault(ts, self.clock())
+            self.sim_times.setdefault(ts, self.clock() if at is None else at)
 
     def add_email(self, **email: Any) -> dict[str, Any]:
         with self._lock:
