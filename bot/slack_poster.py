@@ -240,8 +240,9 @@ class SlackPoster:
         self._event_id = 0
         self._event_at: datetime | None = None
         self._maybe_posted = False
-        #: Slack calls made so far for the event in hand.
+        #: Slack calls made so far for the event in hand, and later notices its posts took off the queue.
         self._calls_made = 0
+        self._absorbed = 0
         #: Seconds until a rate-limit token the last drain waited for frees up (None: none awaited).
         self.next_look_in: float | None = None
         # The poster's own thread (`start`), what wakes it, and what stops it.
@@ -286,7 +287,8 @@ class SlackPoster:
                     assert busy is not None
                     blocked.note(event_id, busy)
                 elif outcome == _Outcome.DELIVERED:
-                    delivered, failures, idle_waits = delivered + 1, 0, 0
+                    # With it, the later notices its posts already showed (`_shown_already`).
+                    delivered, failures, idle_waits = delivered + 1 + self._absorbed, 0, 0
                 else:
                     failures += 1
                     if failures >= FAILURES_BEFORE_PAUSE:
@@ -453,7 +455,7 @@ class SlackPoster:
             event = session.scalars(self._next_event_query(now, blocked)).first()
             if event is None:
                 return None, 0, None
-            self._event_id, self._event_at, self._calls_made = event.id, event.created_at, 0
+            self._event_id, self._event_at, self._calls_made, self._absorbed = event.id, event.created_at, 0, 0
             self._maybe_posted = (event.last_error or "").startswith(MAYBE_POSTED)
             try:
                 # Stored ts are written at commit, not while Slack is being called: on SQLite a
@@ -730,10 +732,31 @@ class SlackPoster:
         """Post the lead's card unless it is already in Slack; return its channel and ts."""
         if lead.slack_channel and lead.slack_ts:
             return lead.slack_channel, lead.slack_ts
+        # Read before the card is drawn: every change they announce is in what it shows.
+        changes = self._queued_after_this(session, lead.id, Notice.LEAD_CHANGED)
         text, blocks = self._card(session, lead)
         ts = self._post(self.channel, text, blocks, key=f"card:{lead.id}")
         lead.slack_channel, lead.slack_ts = self.channel, ts
+        self._shown_already(changes)
         return self.channel, ts
+
+    def _queued_after_this(self, session: Session, lead_id: int, kind: Notice) -> list[OutboxEvent]:
+        """The lead's notices of one kind queued behind the event in hand."""
+        return list(session.scalars(select(OutboxEvent).where(
+            OutboxEvent.lead_id == lead_id, OutboxEvent.kind == kind, OutboxEvent.delivered_at.is_(None),
+            OutboxEvent.id > self._event_id).order_by(OutboxEvent.id)))
+
+    def _shown_already(self, events: list[OutboxEvent]) -> None:
+        """Take notices off the queue that a post just made already shows: each would be one more edit.
+
+        A backlog leaves a new lead's card and first entries to be posted after its changes and
+        delivery statuses; Slack allows about 50 edits a minute per workspace, so redundant edits
+        would keep a burst's backlog long after its posts.
+        """
+        now = self.services.clock.now()
+        for event in events:
+            event.delivered_at = now  # written at commit, with the post's ts
+        self._absorbed += len(events)
 
     def _refresh_card(self, session: Session, lead: Lead) -> None:
         if not (lead.slack_channel and lead.slack_ts):
@@ -760,6 +783,8 @@ class SlackPoster:
         touch = session.get(Touch, payload.get("touch_id")) if payload.get("touch_id") else None
         if touch is None:
             raise SlackRefused(f"touch {payload.get('touch_id')} does not exist")
+        # Read before the message: the statuses they announce are in the entry drawn from it.
+        statuses = self._queued_after_this(session, lead.id, Notice.MESSAGE_STATUS)
         message = session.scalars(
             select(Message).where(Message.touch_id == touch.id, Message.direction == "out").order_by(Message.id.desc())
         ).first()
@@ -772,6 +797,7 @@ class SlackPoster:
             return  # already mirrored (a redelivered event)
         message.slack_ts = self._post_entry(session, lead, outbound_entry(message, touch, zone, step=step,
                                                                           lead_zone=lead_zone))
+        self._shown_already([event for event in statuses if (event.payload or {}).get("message_id") == message.id])
 
     def _mirror_reply(self, session: Session, lead: Lead, event: OutboxEvent) -> None:
         payload = event.payload or {}

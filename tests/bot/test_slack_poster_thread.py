@@ -166,3 +166,34 @@ def test_a_job_woken_while_it_runs_says_so_once_not_at_every_skipped_run(service
         scheduler.shutdown()
     skips = [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
     assert len(skips) == 1 and "slow_job" in skips[0].getMessage()
+
+
+def test_a_new_lead_posted_from_a_backlog_is_its_card_and_entry_with_no_edits_for_what_they_show(services, slack):
+    """Behind a backlog, a lead's card and first entry go out after its text was sent and delivered:
+    drawn then, they show it all, so the queued card refresh and delivery status cost no edits
+    (Slack allows about 50 edits a minute per workspace; a burst's edits would outlast its posts)."""
+    from bot.delivery import SmsStatusReport, apply_sms_status
+    from bot.dispatch import Dispatcher
+    from bot.models import Message
+
+    lead_id = new_lead(services, "+13125550101")
+    Dispatcher(services).run_due()
+    with services.session_factory() as session:
+        message = session.query(Message).filter(Message.lead_id == lead_id).one()
+    for status in ("queued", "sent"):
+        apply_sms_status(services, SmsStatusReport(message_sid=message.provider_id, status=status))
+    poster = SlackPoster(services, client_for(slack), LEADS, limits=SlackLimits(clock=FakeTime().clock))
+
+    while poster.drain_once():
+        pass
+
+    assert poster.pending() == 0
+    assert slack.calls("chat.update") == []
+    [card, entry] = slack.messages(LEADS)
+    assert entry["thread_ts"] == card["ts"] and "sent" in str(entry["blocks"]).lower()
+    # A status that comes after the entry is posted still edits it.
+    with services.session_factory() as session:
+        assert session.get(Message, message.id).slack_ts == entry["ts"]
+    apply_sms_status(services, SmsStatusReport(message_sid=message.provider_id, status="delivered"))
+    poster.drain_once()
+    assert [call["ts"] for call in slack.calls("chat.update")] == [entry["ts"]]
