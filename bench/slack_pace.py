@@ -1,0 +1,98 @@
+"""A Slack stand-in answering at Slack's own pace, and `followup run` started from a chosen checkout.
+
+Slack takes about one chat.postMessage a second per channel (short bursts tolerated) and about 50
+chat.update a minute per workspace, and answers 429 with Retry-After beyond that. The bot keeps to
+those limits itself; this stand-in makes sure a benchmark cannot look faster than Slack would let it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.slack_limits import RateLimiter
+from bot.standins.server import RecordedRequest, Reply
+from bot.standins.slack_api import SlackApiStandin, slack_error
+
+BOT_TOKEN = "xoxb-bench"
+LEADS_CHANNEL = "C0BENCHLEADS"
+REPO = Path(__file__).resolve().parents[1]
+
+
+class PacedSlack(SlackApiStandin):
+    """Slack's Web API, refusing with 429 what goes beyond Slack's rate limits."""
+
+    def __init__(self, *, post_rate: float = 1.0, post_burst: int = 5, update_rate: float = 50 / 60,
+                 update_burst: int = 10) -> None:
+        super().__init__(BOT_TOKEN, channels={LEADS_CHANNEL: "leads"})
+        self._posts = RateLimiter(post_rate, post_burst)
+        self._updates = RateLimiter(update_rate, update_burst)
+        #: chat.postMessage / chat.update answered, and refused with 429.
+        self.done = {"chat.postMessage": 0, "chat.update": 0}
+        self.refused = 0
+
+    def handle(self, route: str, params: dict[str, str], request: RecordedRequest) -> Reply:
+        if route in self.done:
+            limiter = self._posts if route == "chat.postMessage" else self._updates
+            key = str((request.data or {}).get("channel")) if route == "chat.postMessage" else route
+            wait = limiter.try_acquire(key)
+            if wait:
+                self.refused += 1
+                return slack_error("ratelimited", status=429, headers={"Retry-After": str(max(1, round(wait)))})
+            self.done[route] += 1
+        return super().handle(route, params, request)
+
+
+def slack_env(slack: PacedSlack) -> dict[str, str]:
+    """The settings that point `followup run` at the stand-in."""
+    return {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_LEADS_CHANNEL": LEADS_CHANNEL, "SLACK_API_URL": slack.url + "/api/"}
+
+
+def start_checkout(env: dict[str, str], log: Path, code: Path = REPO) -> subprocess.Popen:
+    """`followup run` from the checkout at `code` (this one, or a "before" worktree for a comparison)."""
+    env = {**env, "PYTHONPATH": str(code)}
+    with log.open("a") as out:
+        return subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=code, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def profile(pid: int, seconds: float, top: int = 8) -> str:
+    """Sample the process with py-spy (the `bench` extra) for `seconds`: where its time goes, by function.
+
+    Each line: the share of busy samples (py-spy leaves out idle threads) in which the function was on
+    the stack, busiest first, leaving out the frames every thread starts from.
+    """
+    import shutil
+    import tempfile
+    from collections import Counter
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "stacks.txt"
+        done = subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+                               "--format", "raw", "--output", str(out), "--nonblocking"], capture_output=True,
+                              text=True)
+        if done.returncode != 0 or not out.exists():
+            return f"py-spy could not sample: {done.stderr.strip()[-200:]}"
+        inclusive: Counter[str] = Counter()
+        total = 0
+        for line in out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            total += int(count)  # py-spy leaves out idle threads: every sample here is busy
+            for frame in {frame.split(" (")[0] for frame in stack.split(";")}:
+                inclusive[frame] += int(count)
+    busy = [(frame, count) for frame, count in inclusive.most_common()
+            if frame and not frame.startswith(("_bootstrap", "Thread.", "run (threading", "<module>", "_run_code",
+                                               "_run_module", "BaseScheduler", "_worker", "WorkerThread"))]
+    lines = [f"{count / total * 100:5.1f} %  {frame}" for frame, count in busy[:top]] if total else []
+    return "\n".join(lines) or "no busy samples"
