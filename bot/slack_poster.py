@@ -142,6 +142,9 @@ EDIT_NOTICES = (Notice.LEAD_CHANGED, Notice.MESSAGE_STATUS, Notice.CALL_TASK_CHA
 #: The shortest time between two looks at the queue when wake-ups come faster (a burst of new
 #: leads wakes the poster for each notice; one look finds them all).
 WAKE_COALESCE_SECONDS = 0.05
+#: The same while the last look found Slack's limits holding posts back: a burst of new leads then
+#: wakes the poster only to pass over its channel again (each look scans the queued notices).
+BLOCKED_WAKE_COALESCE_SECONDS = 0.25
 #: How long a stopping process waits for the poster's event in hand (a Slack call under way).
 STOP_WAIT_SECONDS = 3.0
 
@@ -350,7 +353,9 @@ class SlackPoster:
         last_look = float("-inf")
         while not self._stopping.is_set():
             # A burst wakes the poster for every notice; one look a few milliseconds later finds them all.
-            gap = WAKE_COALESCE_SECONDS - (time.monotonic() - last_look)
+            token_in = self.next_look_in  # the last look waited this long for a rate-limit token (0/None: none)
+            coalesce = min(BLOCKED_WAKE_COALESCE_SECONDS, token_in) if token_in else WAKE_COALESCE_SECONDS
+            gap = coalesce - (time.monotonic() - last_look)
             if gap > 0 and self._stopping.wait(gap):
                 break
             self._woken.clear()
