@@ -22,7 +22,8 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from bench.common import bot_env, content, database, free_port, load_leads, machine, wait_healthy
-from bench.slack_pace import REPO, PacedSlack, cpu_seconds, profile, slack_env, start_checkout
+from bench.common import POSTGRES_URL
+from bench.slack_pace import REPO, PacedSlack, cpu_seconds, postgres_backends_cpu, profile, slack_env, start_checkout
 from bot.db import make_engine
 from bot.models import OutboxEvent
 from bot.standins.twilio_api import TwilioApiStandin
@@ -50,10 +51,12 @@ def measure(kind: str, code: Path, posts: int, seconds: float, twilio_url: str, 
         try:
             wait_healthy(port, bot, timeout=60)
             time.sleep(3)  # past the start-up and the first burst
-            cpu, started = cpu_seconds(bot.pid), time.monotonic()
+            server = (lambda: postgres_backends_cpu(bot.pid, POSTGRES_URL)) if kind == "postgresql" else (lambda: 0.0)
+            cpu, server_cpu, started = cpu_seconds(bot.pid), server(), time.monotonic()
             posted = slack.done["chat.postMessage"]
             time.sleep(seconds)
-            share = (cpu_seconds(bot.pid) - cpu) / (time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            share, server_share = (cpu_seconds(bot.pid) - cpu) / elapsed, (server() - server_cpu) / elapsed
             posted = slack.done["chat.postMessage"] - posted
             sampled = profile(bot.pid, profile_seconds) if profile_seconds else ""
             stopping = time.monotonic()
@@ -70,7 +73,8 @@ def measure(kind: str, code: Path, posts: int, seconds: float, twilio_url: str, 
                 bot.kill()
                 bot.wait()
         floods = log.read_text(errors="replace").count("maximum number of running instances")
-        return (f"CPU {share * 100:5.1f} % of a core over {seconds:g} s; {posted} posts taken "
+        served = f" (+ {server_share * 100:.1f} % in its PostgreSQL server processes)" if kind == "postgresql" else ""
+        return (f"CPU {share * 100:5.1f} % of a core over {seconds:g} s{served}; {posted} posts taken "
                 f"({posted / seconds:.2f}/s), {slack.refused} refused (429); {floods} 'maximum number of running "
                 f"instances' lines; SIGTERM stopped it in {stopped}"
                 + (f"\n    py-spy, {profile_seconds:g} s, share of samples with the function on a busy stack:\n    "

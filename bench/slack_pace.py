@@ -96,3 +96,43 @@ def profile(pid: int, seconds: float, top: int = 8) -> str:
                                                "_run_module", "BaseScheduler", "_worker", "WorkerThread"))]
     lines = [f"{count / total * 100:5.1f} %  {frame}" for frame, count in busy[:top]] if total else []
     return "\n".join(lines) or "no busy samples"
+
+
+def postgres_backends_cpu(pid: int, postgres_url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL server processes serving the process `pid`'s connections.
+
+    On PostgreSQL a busy loop of queries burns the server's CPU more than the bot's own: the
+    bot's sockets to the server are found in /proc, and their server processes by client port.
+    """
+    from sqlalchemy import create_engine, text
+
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes and int(fields[2].rsplit(":", 1)[1], 16) == 5432:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    if not ports:
+        return 0.0
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            backends = connection.scalars(text("SELECT pid FROM pg_stat_activity WHERE client_port = ANY(:ports)"),
+                                          {"ports": sorted(ports)}).all()
+    finally:
+        engine.dispose()
+    total = 0.0
+    for backend in backends:
+        try:
+            total += cpu_seconds(backend)
+        except OSError:  # gone meanwhile
+            pass
+    return total

@@ -426,13 +426,15 @@ class SlackPoster:
             return session.scalar(select(func.count(OutboxEvent.id)).where(OutboxEvent.delivered_at.is_(None))) or 0
 
     def _next_event_query(self, now: datetime, blocked: _Blocked):
+        # Each lead's first queued notice (its later ones wait behind it), found in one pass over
+        # the queue: a correlated "no earlier one" subquery was planned, on PostgreSQL with
+        # statistics from before a burst, as a nested loop over every pair (1.9 s with 5,000 queued).
         earlier = aliased(OutboxEvent)
-        waiting_behind = exists().where(
-            earlier.lead_id == OutboxEvent.lead_id, earlier.delivered_at.is_(None), earlier.id < OutboxEvent.id
-        )
+        firsts = (select(func.min(earlier.id)).where(earlier.delivered_at.is_(None), earlier.lead_id.is_not(None))
+                  .group_by(earlier.lead_id))
         conditions = [OutboxEvent.delivered_at.is_(None),
                       or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
-                      ~waiting_behind]
+                      or_(OutboxEvent.lead_id.is_(None), OutboxEvent.id.in_(firsts))]
         if blocked.events:
             conditions.append(OutboxEvent.id.not_in(list(blocked.events)))
         if blocked.channels or blocked.edits is not None:
