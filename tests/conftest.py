@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
 from bot.clock import ManualClock
@@ -18,52 +16,55 @@ from bot.db import make_engine, upgrade
 from bot.services import Services
 from bot.settings import Settings
 from tests.fakes import FakeEmailSender, FakeSmsSender
+from tests.support.databases import POSTGRES_URL, MigratedTemplates
+from tests.support.databases import postgres_problem as _postgres_problem
 
-POSTGRES_URL = os.environ.get("FOLLOWUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 #: Wednesday 2026-11-25 09:00 in Chicago (the sample clinic's time zone): inside every window.
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 
 
-def _postgres_available() -> str | None:
-    try:
-        probe = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with probe.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        probe.dispose()
-        return None
-    except Exception as error:  # noqa: BLE001 - any failure to connect means "no server here"
-        return f"{type(error).__name__}: {error}".splitlines()[0]
+@pytest.fixture(scope="session")
+def postgres_problem() -> str | None:
+    return _postgres_problem()
 
 
 @pytest.fixture(scope="session")
-def postgres_problem() -> str | None:
-    return _postgres_available()
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory):
+    """The schema migrated once per test session, copied for every test that needs a database."""
+    templates = MigratedTemplates(tmp_path_factory.mktemp("migrated"))
+    yield templates
+    templates.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_problem: str | None):
-    """A fresh, migrated database: a SQLite file, or a PostgreSQL schema of its own."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_problem: str | None,
+                 migrated_templates: MigratedTemplates):
+    """A fresh database of the test's own: a SQLite file, or a PostgreSQL database.
+
+    It is fully migrated when the test uses `engine` (a copy of the session's migrated template), and
+    empty otherwise, so that what migrates on start (the CLI, `followup run`) still does so for real;
+    under `@pytest.mark.real_migrations` it is empty and `engine` runs the migrations.
+    """
+    migrated = "engine" in request.fixturenames and not request.node.get_closest_marker("real_migrations")
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'followup.db'}"
+        path = tmp_path / "followup.db"
+        yield migrated_templates.sqlite(path) if migrated else f"sqlite:///{path}"
         return
     if postgres_problem:
         if os.environ.get("FOLLOWUP_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL is required here but did not answer: {postgres_problem}")
         pytest.skip(f"no PostgreSQL server answers at {POSTGRES_URL}: {postgres_problem}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    url = migrated_templates.postgres() if migrated else migrated_templates.empty_postgres()
+    yield url
+    migrated_templates.drop(url)
 
 
 @pytest.fixture
-def engine(database_url: str):
+def engine(request: pytest.FixtureRequest, database_url: str):
+    """An engine on the test's fresh, fully migrated database."""
     engine = make_engine(database_url)
-    upgrade(engine)
+    if request.node.get_closest_marker("real_migrations"):
+        upgrade(engine)
     yield engine
     engine.dispose()
 

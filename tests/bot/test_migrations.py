@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 from bot.leads import find_existing
 from bot.models import Base, Lead
 
+#: These test the migrations, so they run them rather than copying the session's migrated template.
+pytestmark = pytest.mark.real_migrations
+
 
 # SQLite cannot reflect expression indexes, so there the lower(email) one is left out of the
 # comparison (it is checked on its own below); PostgreSQL compares it too.
