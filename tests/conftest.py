@@ -23,6 +23,38 @@ from tests.support.databases import postgres_problem as _postgres_problem
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 
 
+#: What `--fast` leaves out: the edges (Slack listeners through Bolt, webhooks and stand-ins over HTTP), real
+#: processes, browsers, fuzzing and wheel builds. What stays is the pure and use-case tests and the contracts.
+EDGE_PATHS = ("tests/handlers", "tests/webhooks", "tests/standins", "tests/scale", "tests/sandbox", "tests/fuzz",
+              "tests/test_followup_run.py", "tests/test_packaging.py")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fast", action="store_true",
+                     help="the fast subset: pure and use-case tests on SQLite only (no edges, processes or browsers)")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if config.getoption("--fast") and collection_path.resolve().is_relative_to(ROOT):
+        relative = collection_path.resolve().relative_to(ROOT).as_posix()
+        if any(relative == edge or relative.startswith(edge + "/") for edge in EDGE_PATHS):
+            return True
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--fast`, deselect the PostgreSQL half: the full suite (`pytest -q`, `.ci/run`) runs both."""
+    if not config.getoption("--fast"):
+        return
+    on_postgres = [item for item in items
+                   if getattr(item, "callspec", None) and item.callspec.params.get("database_url") == "postgresql"]
+    if on_postgres:
+        config.hook.pytest_deselected(items=on_postgres)
+        chosen = set(map(id, on_postgres))
+        items[:] = [item for item in items if id(item) not in chosen]
+
+
 @pytest.fixture(scope="session")
 def postgres_problem() -> str | None:
     return _postgres_problem()
