@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from textwrap import dedent
-from typing import Iterator
 
-import httpx
 from sqlalchemy import create_engine, insert, text
 
-from bot.db import make_engine, upgrade
+from bot.db import make_engine
 from bot.models import Enrollment, Lead, Touch
+from tests.support import processes
+from tests.support.content import always_open_business, phone
+from tests.support.content import midday_zone as midday_zone  # re-exported: the benchmarks import it from here
+from tests.support.databases import migrated_database
+from tests.support.ports import free_port as free_port  # re-exported: the benchmarks import it from here
+from tests.support.processes import start_followup_run
 
 POSTGRES_URL = os.environ.get("FOLLOWUP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[1]
@@ -64,49 +63,9 @@ def summary_ms(values: list[float]) -> str:
             f"max={max(values) * 1000:.1f} ms" if values else "n=0")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-#: Places around the world, one of which is near midday at any hour (leads must name a place, not an offset).
-_PLACES = ("Pacific/Auckland", "Australia/Sydney", "Asia/Tokyo", "Asia/Shanghai", "Asia/Bangkok", "Asia/Dhaka",
-           "Asia/Karachi", "Asia/Dubai", "Europe/Moscow", "Europe/Athens", "Europe/Berlin", "Europe/London",
-           "Atlantic/Azores", "America/Noronha", "America/Sao_Paulo", "America/Halifax", "America/New_York",
-           "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu")
-
-
-def midday_zone(now: datetime) -> str:
-    """A place where it is around noon now: the lead's daytime rule never holds a touch back."""
-    from zoneinfo import ZoneInfo
-
-    return min(_PLACES, key=lambda place: abs(now.astimezone(ZoneInfo(place)).hour + 0.5 - 12.5))
-
-
-@contextmanager
-def database(kind: str) -> Iterator[str]:
-    """A fresh, migrated database URL: a SQLite file, or a PostgreSQL schema dropped afterwards."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            url = f"sqlite:///{folder}/bench.db"
-            upgrade(make_engine(url))
-            yield url
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    try:
-        yield url
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def database(kind: str) -> AbstractContextManager[str]:
+    """A fresh, migrated database URL: a SQLite file, or a PostgreSQL database dropped afterwards."""
+    return migrated_database(kind, postgres_url=POSTGRES_URL)
 
 
 def content(folder: Path, *, steps: str = "- {id: first_sms, after: 0s, channel: sms, template: default/instant_sms}"
@@ -115,26 +74,7 @@ def content(folder: Path, *, steps: str = "- {id: first_sms, after: 0s, channel:
     sequences = folder / "sequences"
     sequences.mkdir(parents=True, exist_ok=True)
     (sequences / "bench.yml").write_text(f"name: bench\ndescription: benchmarks\nsteps:\n  {steps}\n")
-    business = folder / "business.yml"
-    business.write_text(dedent("""\
-        name: Lakeside Chiropractic
-        timezone: America/Chicago
-        phone: "+13125550111"
-        address: 1200 Lakeshore Dr, Chicago, IL 60610
-        booking_link: https://example.com/book
-        sequence: bench
-        send_window: always
-        """))
-    return business, sequences
-
-
-#: Chicago area codes whose 555 exchange numbers pass phone validation (10,000 each).
-_AREA_CODES = ("312", "773", "872", "630", "708", "847", "224", "331", "815", "779")
-
-
-def phone(index: int) -> str:
-    """A distinct valid E.164 number per lead, for up to 100,000 leads."""
-    return f"+1{_AREA_CODES[index // 10_000 % len(_AREA_CODES)]}555{index % 10_000:04d}"
+    return always_open_business(folder, sequence="bench"), sequences
 
 
 def load_leads(url: str, count: int, *, due_now: int, due_later: timedelta = timedelta(days=2),
@@ -180,34 +120,16 @@ def bot_env(url: str, business: Path, sequences: Path, twilio_url: str, port: in
 
 
 def start_bot(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("a") as out:
-        return subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+    return start_followup_run(env, log)
 
 
 def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 30) -> float:
     """Wait until /healthz answers 200; return the seconds it took from now."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"followup run exited with {process.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.01)
-    raise RuntimeError("followup run did not become healthy")
+    return processes.wait_healthy(f"http://127.0.0.1:{port}", process, timeout=timeout)
 
 
 def stop_bot(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    processes.stop(process)
 
 
 def rss_mib(pid: int) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,29 +17,11 @@ from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.slack_api import SlackApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
 from tests.fakes import WEB_FORM_CONSENT
+from tests.support.ports import free_port
+from tests.support.processes import wait_healthy
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "run-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"followup run exited with {process.returncode}: {process.stdout.read()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("followup run did not become healthy")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from bot.models import AuditEntry, Enrollment, Lead, Message, OutboxEvent, Touch
 from bot.scheduler import WorkScheduler
 from bot.settings import Settings
 from tests.conftest import NOW
-from tests.scale.conftest import always_open_business, midday_zone
+from tests.support.content import always_open_business, midday_zone
 
 #: Three texts a minute apart: after three minutes, all three are due at once.
 THREE_TEXTS = """\

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 
 from bot.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingEmail, PermanentSendError, SendReceipt, TransientSendError
 from bot.sendgrid_email import SendGridEmailSender
 from bot.standins.sendgrid_api import SendGridApiStandin
+from tests.support.ports import free_port
 
 API_KEY = "SG.test-key"
 
@@ -138,9 +138,7 @@ def test_a_202_without_a_message_id_is_an_unknown_outcome(sendgrid, sender):
 
 
 def test_an_unreachable_sendgrid_is_transient_and_nothing_was_sent():
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"  # a port nobody listens on
 
     with pytest.raises(TransientSendError) as raised:
         sender_for(url).send_email(email())

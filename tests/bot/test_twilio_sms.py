@@ -11,6 +11,7 @@ import pytest
 from bot.ports import NOT_SENT, FailureKind, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
 from bot.standins.twilio_api import TwilioApiStandin
 from bot.twilio_sms import TwilioSmsSender, failure_kind
+from tests.support.ports import free_port
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "auth-token"
@@ -163,9 +164,7 @@ def test_answers_lost_after_sending_are_transient_with_an_unknown_outcome(twilio
 
 
 def test_an_unreachable_twilio_is_transient_and_nothing_was_sent():
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"  # a port nobody listens on
     sender = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM, api_url=url, timeout=0.5)
 
     with pytest.raises(TransientSendError) as raised:

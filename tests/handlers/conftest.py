@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from bot.settings import Settings
 from bot.slack_app import build_slack_app, slack_route
 from bot.standins.server import RecordedRequest, Reply
 from bot.standins.slack_api import SlackApiStandin
+from tests.support.ports import free_port
 
 BOT_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret"
@@ -248,12 +248,6 @@ class Workspace:
         views = list(self.slack.views.values())
         assert views, "no modal was opened"
         return valid_view(views[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class CurrentApp:

@@ -21,6 +21,7 @@ from bot.models import Lead
 from bot.sandbox.runner import DATABASE_FILE, LEADS_CHANNEL, STATE_FILE, Sandbox, demo_start, sandbox_settings
 from tests.fakes import WEB_FORM_CONSENT
 from tests.sandbox.conftest import START
+from tests.support.ports import free_port
 
 BUSINESS = SHIPPED_SEQUENCES / "business.yml"
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,12 +33,6 @@ def wait_for(condition, timeout: float = 5.0) -> None:  # noqa: ANN001
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_sandbox_takes_a_lead_to_a_text_and_a_card_then_stops(tmp_path: Path) -> None:

@@ -4,76 +4,46 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from textwrap import dedent
 
-import httpx
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from bot.audit import Actor
 from bot.app import build_services
-from bot.db import make_engine, upgrade
-from tests.fakes import consented
+from bot.db import make_engine
 from bot.leads import LeadInput, add_lead
 from bot.models import Touch
 from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
-from tests.conftest import POSTGRES_URL
+from tests.fakes import consented
+from tests.support.content import always_open_business, midday_zone, phone
+from tests.support.databases import MigratedTemplates
+from tests.support.ports import free_port
+from tests.support.processes import start_followup_run, stop, wait_healthy
 
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "scale-test-token"
 SENDGRID_KEY = "SG.scale"
-REPO = Path(__file__).resolve().parents[2]
 FINAL = ("sent", "failed", "skipped", "cancelled", "unknown")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def midday_zone(now: datetime) -> str:
-    """A fixed-offset zone where it is around noon now, so lead daytime rules never hold a text back."""
-    offset = 12 - now.hour  # hours to add to UTC to reach noon
-    offset = (offset + 12) % 24 - 12  # Etc/GMT offsets run -12..+14
-    # Etc/GMT names have the sign reversed: Etc/GMT-3 is three hours ahead of UTC.
-    return "Etc/UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
-
-
-def phone_for(index: int) -> str:
-    """A distinct valid Chicago number per lead."""
-    return f"+1312{5550000 + index:07d}"[:12]
-
-
 @pytest.fixture
-def postgres_url(postgres_problem: str | None):
-    """A fresh PostgreSQL schema, migrated, shared by every process of one test."""
+def postgres_url(postgres_problem: str | None, migrated_templates: MigratedTemplates):
+    """A fresh, migrated PostgreSQL database, shared by every process of one test."""
     if postgres_problem:
         if os.environ.get("FOLLOWUP_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL is required here but did not answer: {postgres_problem}")
         pytest.skip(f"several processes share one database only on PostgreSQL: {postgres_problem}")
-    schema = f"s_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
+    url = migrated_templates.postgres()
     yield url
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    migrated_templates.drop(url)
 
 
 @pytest.fixture
@@ -103,21 +73,6 @@ def fleet_content(tmp_path: Path) -> tuple[Path, Path]:
     return always_open_business(tmp_path, sequence="compressed"), sequences
 
 
-def always_open_business(folder: Path, *, sequence: str) -> Path:
-    """A business.yml whose send window never holds a touch back, running the named playbook."""
-    business = folder / "business.yml"
-    business.write_text(dedent(f"""\
-        name: Lakeside Chiropractic
-        timezone: America/Chicago
-        phone: "+13125550111"
-        address: 1200 Lakeshore Dr, Chicago, IL 60610
-        booking_link: https://example.com/book
-        sequence: {sequence}
-        send_window: always
-        """))
-    return business
-
-
 @dataclass
 class BotProcess:
     """One `followup run`, as an operator starts it, on its own port."""
@@ -136,34 +91,15 @@ class BotProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        env = {**self.env, "PORT": str(self.port), "PUBLIC_BASE_URL": self.url}
-        log = self.log_path.open("a")
-        self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=REPO, env=env,
-                                        stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        self.process = start_followup_run({**self.env, "PORT": str(self.port), "PUBLIC_BASE_URL": self.url},
+                                          self.log_path)
 
     def wait_healthy(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.running, f"followup run exited: {self.log_path.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("followup run did not become healthy")
+        assert self.process is not None
+        wait_healthy(self.url, self.process, timeout=timeout, log=self.log_path)
 
     def stop(self, how: signal.Signals = signal.SIGTERM, wait: float = 20) -> None:
-        if not self.running:
-            return
-        assert self.process is not None
-        self.process.send_signal(how)
-        try:
-            self.process.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        if self.running and not stop(self.process, how, wait=wait):  # type: ignore[arg-type]
             raise AssertionError(f"followup run did not stop within {wait}s after {how.name}")
 
 
@@ -209,7 +145,7 @@ class Fleet:
         playbook = services.playbooks.get(sequence)
         with services.session_factory.begin() as session:
             for index in range(start, start + count):
-                add_lead(session, LeadInput(name=f"Lead {index}", phone=phone_for(index), timezone=zone,
+                add_lead(session, LeadInput(name=f"Lead {index}", phone=phone(index), timezone=zone,
                                             email=f"lead{index}@example.com" if email else None,
                                             sms_consent=consented()),
                          business=services.business, sequence=playbook, now=services.clock.now(),

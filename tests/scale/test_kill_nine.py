@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from bot.db import make_engine
 from bot.models import OutboxEvent
-from tests.scale.conftest import Fleet, phone_for, texts_by_number
+from tests.scale.conftest import Fleet, texts_by_number
+from tests.support.content import phone as phone_for
 
 LEADS = 300
 

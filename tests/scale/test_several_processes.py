@@ -7,7 +7,8 @@ import random
 import signal
 import time
 
-from tests.scale.conftest import Fleet, phone_for, texts_by_number
+from tests.scale.conftest import Fleet, texts_by_number
+from tests.support.content import phone as phone_for
 
 #: The issue's figure; FOLLOWUP_SCALE_LEADS makes a quicker local run.
 LEADS = int(os.environ.get("FOLLOWUP_SCALE_LEADS") or 2000)

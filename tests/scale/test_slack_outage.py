@@ -36,7 +36,7 @@ from bot.slack_limits import SlackLimits
 from bot.slack_poster import MAX_BACKOFF_SECONDS, SlackPoster
 from bot.standins.server import Fault
 from bot.standins.slack_api import SlackApiStandin
-from tests.scale.conftest import always_open_business
+from tests.support.content import always_open_business
 
 BOT_TOKEN = "xoxb-outage"
 LEADS = "C0LEADS"

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, make_url, text
 
@@ -104,3 +107,21 @@ class MigratedTemplates:
             # CREATE and DROP DATABASE cannot run inside a transaction.
             self._admin = create_engine(self._postgres_url, isolation_level="AUTOCOMMIT", pool_size=1)
         return self._admin
+
+
+@contextmanager
+def migrated_database(kind: str, *, postgres_url: str = POSTGRES_URL) -> Iterator[str]:
+    """One fresh, migrated database (`kind` "sqlite" or "postgresql") for a run, dropped afterwards."""
+    with tempfile.TemporaryDirectory() as folder:
+        templates = MigratedTemplates(Path(folder), postgres_url)
+        try:
+            if kind == "sqlite":
+                yield templates.sqlite(Path(folder) / "followup.db")
+                return
+            url = templates.postgres()
+            try:
+                yield url
+            finally:
+                templates.drop(url)
+        finally:
+            templates.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
 from bot.twilio_sms import TwilioSmsSender
 from bot.web import create_web_app
+from tests.support.ports import free_port
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-test-auth-token"
@@ -60,12 +60,6 @@ def post_inbound_parse(http: httpx.Client, fields: dict[str, str], *, query: str
     """Post an email to the bot as Inbound Parse does (multipart), with the token in the URL unless told otherwise."""
     path = "/webhooks/sendgrid/inbound" + (f"?token={INBOUND_TOKEN}" if query is None else query)
     return http.post(path, files={k: (None, v) for k, v in fields.items()}, auth=auth)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
