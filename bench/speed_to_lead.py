@@ -88,7 +88,7 @@ def floor_app(twilio_url: str):
     client = httpx.Client(auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=10)
     messages = f"{twilio_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
-    async def lead(request):  # noqa: ANN001, ANN202
+    async def lead(request):  # noqa: ANN001, ANN202 - a Starlette route handler
         body = await request.json()
         await run_in_threadpool(client.post, messages,
                                 data={"To": body["phone"], "From": "+13125550100", "Body": "hello"})

@@ -396,7 +396,7 @@ def _parse_day(text: str) -> int:
 
 
 def _parse_clock(text: str, *, allow_24: bool) -> time:
-    hours, minutes = (int(n) for n in _CLOCK.match(text).groups())  # type: ignore[union-attr]
+    hours, minutes = (int(n) for n in _CLOCK.match(text).groups())  # type: ignore[union-attr]  # the caller has checked the text against _CLOCK
     if allow_24 and (hours, minutes) == (24, 0):
         return MIDNIGHT
     if (hours, minutes) == (0, 0) and allow_24:

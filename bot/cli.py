@@ -61,7 +61,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
-def _unconfigured_channels(settings, business) -> list[str]:  # noqa: ANN001
+def _unconfigured_channels(settings, business) -> list[str]:  # noqa: ANN001 - Settings and Business, imported late here so `followup --help` stays fast
     """What `followup run` would hold back for want of a provider's settings."""
     from bot.app import email_configured, load_playbooks, sms_configured
     from bot.dispatch import waiting_channels_warnings
@@ -153,7 +153,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 # --- database, import, leads -------------------------------------------------------------------
 
 
-def _services(migrate: bool = True):  # noqa: ANN202
+def _services(migrate: bool = True):  # noqa: ANN202 - Services, imported late here so `followup --help` stays fast
     from bot.app import build_services
 
     return build_services(_settings(), migrate=migrate)

@@ -40,7 +40,7 @@ def make_engine(url: str, *, threads: int = 10) -> Engine:
                                pool_size=WEB_CONNECTIONS, max_overflow=threads)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]  # the DB-API connection and record are untyped in SQLAlchemy's stubs
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             # WAL lets the web handlers read while the scheduler writes.

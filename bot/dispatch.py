@@ -739,7 +739,7 @@ class Dispatcher:
         by_lead: dict[int, list[_Claimed]] = {}
         for item in claimed:
             by_lead.setdefault(item.lead_id, []).append(item)
-        workers = self._senders._max_workers if self._senders is not None else 1  # noqa: SLF001
+        workers = self._senders._max_workers if self._senders is not None else 1  # noqa: SLF001 - ThreadPoolExecutor exposes its size nowhere else
         # Enough groups to keep every sender busy, none bigger than the group size.
         size = max(1, min(self.group_size, -(-len(claimed) // workers)))
         groups: list[list[_Claimed]] = [[]]
@@ -825,7 +825,7 @@ class Dispatcher:
                 allowed = Lead.sms_answer_allowed.fget if item.answer else Lead.sms_allowed.fget
             else:
                 allowed = Lead.email_allowed.fget
-            if allowed(row):  # type: ignore[misc]
+            if allowed(row):  # type: ignore[misc]  # a property's fget called on a row: the checker cannot type it
                 to_send.add(item.touch_id)
             else:
                 decided.append((item, _NOT_ALLOWED))
@@ -1024,7 +1024,7 @@ class Dispatcher:
                           "outcome, and the provider cannot be asked", report)
             return
         if held.ours is not None:
-            item = _Claimed(touch.id, lead.id, OutgoingSms(to=lead.phone, body=touch.body_text or "",  # type: ignore[arg-type]
+            item = _Claimed(touch.id, lead.id, OutgoingSms(to=lead.phone, body=touch.body_text or "",  # type: ignore[arg-type]  # a recovered SMS touch's lead has a phone
                                                            reference=f"touch-{touch.id}"), touch.attempts)
             audit.record(session, lead_id=lead.id, actor=SYSTEM, action="touch_recovered", at=now,
                          touch=touch.id, provider_id=held.ours.sid, found="sent")

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.clock import utc
-from bot.states import ActorType, AppointmentStatus, CallTaskStatus, EnrollmentState, Stage, TouchStatus
+from bot.states import ActorType, AppointmentStatus, CallTaskStatus, EnrollmentState, Stage, TouchStatus  # noqa: F401 - ActorType re-exported: lead_actions and audit import it from here
 
 
 class UTCDateTime(TypeDecorator):

@@ -41,7 +41,7 @@ def ask_provider(session: Session, services: Services, lead: Lead, body: str) ->
 
     Raises TransientSendError when the provider does not answer now (ask again later).
     """
-    lookup: SentSmsLookup | None = services.sms if hasattr(services.sms, "messages_to") else None  # type: ignore[assignment]
+    lookup: SentSmsLookup | None = services.sms if hasattr(services.sms, "messages_to") else None  # type: ignore[assignment]  # narrowed by hasattr
     if lookup is None or not lead.phone:
         return None
     held = lookup.messages_to(lead.phone)

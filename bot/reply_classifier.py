@@ -428,7 +428,7 @@ class _Reply:
         """Find the time the reply names, once."""
         if self._requested is False:
             self._requested = read_requested_time(self.raw, now=self._now, timezone=self._timezone)
-        return self._requested  # type: ignore[return-value]
+        return self._requested  # type: ignore[return-value]  # False (not read yet) was replaced just above
 
     def text_without(self, found: RequestedTime) -> str:
         """Read the reply with the words that named the time taken out."""

@@ -172,7 +172,7 @@ class ProvideServices(Middleware):
         self.services = services
         self.admins = admins
 
-    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],  # noqa: A002
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],  # noqa: A002 - Bolt passes the next middleware by this keyword
                 ) -> BoltResponse | None:
         req.context[SERVICES] = self.services
         req.context[ADMINS] = self.admins

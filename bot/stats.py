@@ -302,7 +302,7 @@ def _first_bookings(session: Session, cohort, *, now: datetime) -> dict[int, dat
     return first
 
 
-def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # noqa: ANN001
+def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # noqa: ANN001 - the cohort is a select of lead ids
                    booking_touches: Iterable[int]) -> tuple[tuple[TouchResult, ...], tuple[SubjectResult, ...]]:
     """Per step and per subject option: sent to the period's leads, and the replies and bookings after it."""
     replies, bookings = Counter(reply_touches), Counter(booking_touches)

@@ -244,7 +244,7 @@ class TemplateRenderer:
             return ""
         if source is None:
             try:
-                source, _, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
+                source, _, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]  # the renderer's environment is always built with a loader
             except TemplateNotFound:
                 return ""
         lines = source.splitlines()

@@ -41,8 +41,8 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
         if len(body) > limit:
             raise BadRequest(413, f"body larger than {limit} bytes")
     # Starlette's form() and json() read a cached body when there is one; the stream is spent.
-    request._body = bytes(body)  # noqa: SLF001
-    return request._body  # noqa: SLF001
+    request._body = bytes(body)  # noqa: SLF001 - Starlette's form() and json() read this cache
+    return request._body  # noqa: SLF001 - Starlette's form() and json() read this cache
 
 
 async def read_form(request: Request, limit: int = MAX_BODY) -> FormData:

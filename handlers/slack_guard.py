@@ -371,7 +371,7 @@ class SlackGuard(Middleware):
         self.settings = settings
         self.directory = directory or TeamDirectory(settings)
 
-    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],  # noqa: A002
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],  # noqa: A002 - Bolt passes the next middleware by this keyword
                 ) -> BoltResponse | None:
         services: Services = req.context[SERVICES]
         key = replay_key(req)

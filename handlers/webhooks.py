@@ -30,7 +30,7 @@ from bot.conversations import (
     take_missed_call,
 )
 from bot.db import is_reachable
-from bot.delivery import SmsStatusReport, apply_email_events, apply_sms_status, first_delivery
+from bot.delivery import SmsStatusReport, apply_email_events, apply_sms_status
 from bot.enrollment import lead_timezones
 from bot.lead_actions import LeadActionRefused, opt_out, record_booking_link_click
 from bot.render_context import format_local
@@ -125,7 +125,7 @@ class Webhooks:
         return JSONResponse({"lead_id": result.lead_id, "created": result.created},
                             status_code=201 if result.created else 200)
 
-    def _add_lead(self, data: LeadInput):  # noqa: ANN202
+    def _add_lead(self, data: LeadInput):  # noqa: ANN202 - returns add_lead's result
         services = self.services
         result = take_in_lead(services, data, sequence=services.playbooks.get(data.sequence), actor=Actor.lead(0))
         if result.enrolled:

@@ -545,12 +545,12 @@ def _restore_slack(slack: SlackApiStandin, world: World) -> None:
         return
     with slack._store_lock:  # noqa: SLF001 - see the docstring
         for channel, messages in world.slack_messages.items():
-            slack._messages[channel] = [dict(m) for m in messages]  # noqa: SLF001
-        slack._home_views.update(world.slack_home_views)  # noqa: SLF001
+            slack._messages[channel] = [dict(m) for m in messages]  # noqa: SLF001 - the sandbox restores its own stand-in's saved state
+        slack._home_views.update(world.slack_home_views)  # noqa: SLF001 - the sandbox restores its own stand-in's saved state
         newest = [m["ts"] for messages in world.slack_messages.values() for m in messages]
         if newest:
             seconds, _, micros = max(newest, key=lambda ts: tuple(map(int, ts.split(".")))).partition(".")
-            slack._last_ts = max(slack._last_ts, int(seconds) * 1_000_000 + int(micros or 0))  # noqa: SLF001
+            slack._last_ts = max(slack._last_ts, int(seconds) * 1_000_000 + int(micros or 0))  # noqa: SLF001 - the sandbox restores its own stand-in's saved state
 
 
 def _single(value: Any) -> Any:

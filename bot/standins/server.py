@@ -339,7 +339,7 @@ class StandinServer(ABC):
             reply = self.fault_reply(route, fault)
         else:
             try:
-                reply = self.handle(route, params, request)  # type: ignore[arg-type]
+                reply = self.handle(route, params, request)  # type: ignore[arg-type]  # route is None only when nothing matched, answered above
             except Exception:  # a stand-in bug must show as a 500, not hang the client
                 log.exception("%s failed on %s %s", type(self).__name__, handler.command, handler.path)
                 reply = Reply.json(500, {"error": "standin_crashed"})

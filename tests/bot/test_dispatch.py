@@ -107,7 +107,7 @@ def test_concurrent_claims_never_hand_the_same_touch_to_two_workers(services):
 
 def test_a_claimed_batch_is_recorded_as_sending_with_its_text_before_any_provider_call(services, sms):
     [lead_id] = enroll(services, 1)
-    [item] = Dispatcher(services)._claim_batch(DispatchReport())  # noqa: SLF001
+    [item] = Dispatcher(services)._claim_batch(DispatchReport())  # noqa: SLF001 - the claim itself is what this test checks
     with services.session_factory() as session:
         touch = session.get(Touch, item.touch_id)
         assert (touch.status, touch.attempts, touch.body_text) == ("sending", 1, item.outgoing.body)
@@ -191,14 +191,14 @@ def test_as_many_groups_as_senders_are_out_at_once_without_waiting_for_a_databas
 def test_stopping_several_senders_finishes_the_sends_in_flight_and_hands_back_the_rest(services, sms):
     leads = enroll(services, 6)
     dispatcher = Dispatcher(services, senders=2, group_size=1)
-    call_provider = dispatcher._call_provider  # noqa: SLF001
+    call_provider = dispatcher._call_provider  # noqa: SLF001 - the test stops the dispatcher between the provider call and the record
 
     def send_then_stop(item):  # noqa: ANN001, ANN202 - SIGTERM arrives during the first send
         outcome = call_provider(item)
         dispatcher.stop()
         return outcome
 
-    dispatcher._call_provider = send_then_stop  # noqa: SLF001
+    dispatcher._call_provider = send_then_stop  # noqa: SLF001 - the test stops the dispatcher between the provider call and the record
     dispatcher.run_due()
     dispatcher.close()
     in_flight = len(sms.sent)
@@ -246,7 +246,7 @@ def test_with_several_senders_a_stop_stored_before_a_group_s_turn_is_seen_by_its
 def test_a_stop_during_a_lead_s_own_send_waits_for_it_and_then_ends_the_sequence(services, sms):
     [lead_id] = enroll(services, 1)
 
-    def stop_meanwhile(message) -> None:  # noqa: ANN001
+    def stop_meanwhile(message) -> None:  # noqa: ANN001 - an OutgoingSms, as the fake sender hands it
         threading.Thread(target=opt_out_by_text, args=(services, lead_id)).start()
         time.sleep(0.2)  # the STOP waits: the lead is held from the check until the send is recorded
 
@@ -282,7 +282,7 @@ def test_a_new_lead_s_instant_text_goes_out_while_a_large_batch_is_in_progress(s
     newcomer = phone(1000)
     sent_before_newcomer: list[int] = []
 
-    def vendor(message) -> None:  # noqa: ANN001
+    def vendor(message) -> None:  # noqa: ANN001 - an OutgoingSms, as the fake sender hands it
         if message.to == newcomer:
             sent_before_newcomer.append(len(sms.sent))
         else:

@@ -32,7 +32,7 @@ def test_touches_are_indexed_by_enrollment_and_position_for_the_claim(engine):
 def test_intake_finds_a_lead_by_email_through_an_index_not_a_table_scan(engine):
     statements = []
 
-    def keep(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+    def keep(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001 - SQLAlchemy's before_cursor_execute signature
         statements.append((statement, parameters))
 
     with Session(engine) as session:

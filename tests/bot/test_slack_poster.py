@@ -351,7 +351,6 @@ def test_claim_and_outcome_update_both_copies_and_remove_buttons_that_no_longer_
     lead_writes(services, lead_id, LeadSignal.QUESTION, "Do you take Blue Cross?")
     poster.drain_once()
     task = the_task(services)
-    copies = (task.slack_thread_ts, task.slack_channel_ts)
 
     with services.session_factory.begin() as session:
         claim_call_task(session, task.id, now=services.clock.now(), actor=ALICE)

@@ -79,7 +79,7 @@ class TrackingExecutor(ThreadPoolExecutor):
         with self._idle:
             self._running += 1
 
-        def run():  # noqa: ANN202
+        def run():  # noqa: ANN202 - returns whatever the wrapped listener returns
             try:
                 return fn(*args, **kwargs)
             finally:

@@ -20,7 +20,6 @@ from bot.states import CallTaskStatus, EnrollmentState, Stage
 from tests.handlers.conftest import (
     ADMIN,
     ALICE,
-    BOB,
     CARD_TS,
     CHICAGO_PHONE,
     LEADS,

@@ -29,7 +29,7 @@ def _browser_problem() -> str | None:
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         return "Debian's chromium is not installed (.ci/install-browser installs it)"
     try:
-        import playwright.sync_api  # noqa: F401
+        import playwright.sync_api  # noqa: F401 - imported only to see whether it is installed
     except ImportError:
         return "the playwright package is not installed (pip install playwright; no browser download is needed)"
     return None

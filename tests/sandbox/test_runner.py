@@ -27,7 +27,7 @@ BUSINESS = SHIPPED_SEQUENCES / "business.yml"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def wait_for(condition, timeout: float = 5.0) -> None:  # noqa: ANN001
+def wait_for(condition, timeout: float = 5.0) -> None:  # noqa: ANN001 - a callable returning a truth value
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -20,7 +20,7 @@ def _local_input(sandbox: Sandbox, days: float, hour: int) -> str:
     return local.strftime(f"%Y-%m-%dT{hour:02d}:00")
 
 
-def _call_task_for(page, name: str):  # noqa: ANN001, ANN201
+def _call_task_for(page, name: str):  # noqa: ANN001, ANN201 - a Playwright Page in, a Locator out
     return page.get_by_test_id("channel").locator("article.msg").filter(
         has=page.locator(".bk-header", has_text=f"Call {name}")).last
 
@@ -57,7 +57,7 @@ def test_a_modal_keeps_the_chosen_option_date_and_notes_after_a_failed_submit(br
     logged = dana.get_by_test_id("channel").locator("article.msg").filter(
         has=dana.locator(".bk-header", has_text="Call Grace Miller")).filter(has_text="asked a question")
     expect(logged).to_contain_text("Done: Call back")
-    assert not dana.problems  # type: ignore[attr-defined]
+    assert not dana.problems  # type: ignore[attr-defined]  # open_page hangs the console problems on the page
 
 
 def test_a_live_update_keeps_a_text_selection_and_the_scroll_position(browser, sandbox: Sandbox) -> None:

@@ -17,7 +17,7 @@ DANA, SAM = "Dana Whitfield", "Sam Okafor"
 VIEWPORT = {"width": 1440, "height": 900}
 
 
-def open_page(browser, sandbox: Sandbox, who: str):  # noqa: ANN001, ANN201
+def open_page(browser, sandbox: Sandbox, who: str):  # noqa: ANN001, ANN201 - a Playwright Browser in, a Page out
     """A fresh tab on the sandbox page, as one team member."""
     from playwright.sync_api import expect
 
@@ -28,23 +28,23 @@ def open_page(browser, sandbox: Sandbox, who: str):  # noqa: ANN001, ANN201
     page.goto(sandbox.page_url)
     page.get_by_test_id("who-am-i").select_option(label=who)
     expect(page.locator("#who-role")).not_to_be_empty()
-    page.problems = problems  # type: ignore[attr-defined]
+    page.problems = problems  # type: ignore[attr-defined]  # the page carries its console problems for the test to check
     return page
 
 
-def card(page, name: str):  # noqa: ANN001, ANN201
+def card(page, name: str):  # noqa: ANN001, ANN201 - a Playwright Page in, a Locator out
     """The lead's card in the channel."""
     return page.get_by_test_id("channel").locator("article.msg").filter(
         has=page.locator(".bk-header", has_text=re.compile(rf"^\W*{re.escape(name)}$")))
 
 
-def call_task(page, name: str):  # noqa: ANN001, ANN201
+def call_task(page, name: str):  # noqa: ANN001, ANN201 - a Playwright Page in, a Locator out
     """The newest call task for the lead in the channel."""
     return page.get_by_test_id("channel").locator("article.msg").filter(
         has=page.locator(".bk-header", has_text=f"Call {name}")).last
 
 
-def skip_until(page, condition, *, tries: int = 8) -> None:  # noqa: ANN001
+def skip_until(page, condition, *, tries: int = 8) -> None:  # noqa: ANN001 - a Playwright Page and a callable
     """Press 'Skip to next' until the condition holds on the page (each press jumps to the next due touch)."""
     for _ in range(tries):
         if condition():
@@ -56,7 +56,7 @@ def skip_until(page, condition, *, tries: int = 8) -> None:  # noqa: ANN001
     assert condition(), "the page never showed what was expected after skipping ahead"
 
 
-def outgoing_texts(page) -> list[str]:  # noqa: ANN001
+def outgoing_texts(page) -> list[str]:  # noqa: ANN001 - a Playwright Page
     return page.get_by_test_id("phone").get_by_test_id("sms-out").locator(".bubble-text").all_inner_texts()
 
 
@@ -163,7 +163,7 @@ def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, 
     assert len(outgoing_texts(dana)) == sent
     assert phone.locator(".bubble-note").count() == 0  # not even a send Twilio had to refuse
     dana.screenshot(path=str(debug_screenshots / "sandbox-stop.png"))
-    assert not dana.problems and not sam.problems  # type: ignore[attr-defined]
+    assert not dana.problems and not sam.problems  # type: ignore[attr-defined]  # open_page hangs the console problems on the page
 
 
 def _booking_link_taps(sandbox: Sandbox) -> int:

@@ -99,7 +99,7 @@ class BotProcess:
         wait_healthy(self.url, self.process, timeout=timeout, log=self.log_path)
 
     def stop(self, how: signal.Signals = signal.SIGTERM, wait: float = 20) -> None:
-        if self.running and not stop(self.process, how, wait=wait):  # type: ignore[arg-type]
+        if self.process is not None and self.running and not stop(self.process, how, wait=wait):
             raise AssertionError(f"followup run did not stop within {wait}s after {how.name}")
 
 
@@ -194,8 +194,8 @@ def fleet(postgres_url: str, fleet_content, tmp_path: Path):
         finally:
             for process in world.processes:
                 if process.running:
-                    process.process.kill()  # type: ignore[union-attr]
-                    process.process.wait(timeout=5)  # type: ignore[union-attr]
+                    process.process.kill()  # type: ignore[union-attr]  # a running process has been started
+                    process.process.wait(timeout=5)  # type: ignore[union-attr]  # a running process has been started
 
 
 def texts_by_number(twilio: TwilioApiStandin) -> dict[str, list[str]]:

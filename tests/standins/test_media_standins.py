@@ -62,7 +62,7 @@ def test_twilio_media_needs_the_accounts_credentials_and_redirects_to_the_conten
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, *args):  # noqa: ANN002
+            def log_message(self, *args):  # noqa: ANN002 - http.server's log_message signature, silenced
                 pass
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Bot)

@@ -149,4 +149,4 @@ def test_stop_is_prompt_even_with_a_delayed_answer_pending():
 
     assert time.monotonic() - started < 2
     with pytest.raises(RuntimeError):
-        standin.url
+        standin.url  # noqa: B018 - reading the property is what raises

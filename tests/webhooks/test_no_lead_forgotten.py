@@ -7,7 +7,7 @@ real poster and WebClient into the Slack stand-in, and read back from there as t
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from slack_sdk import WebClient
@@ -15,7 +15,6 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from bot.call_tasks import remind_unclaimed
-from bot.dispatch import Dispatcher
 from bot.models import CallTask, Enrollment, Lead, Message, Touch
 from bot.slack_limits import SlackLimits
 from bot.slack_poster import SlackPoster
