@@ -64,7 +64,7 @@ def summary_ms(values: list[float]) -> str:
 
 
 def database(kind: str) -> AbstractContextManager[str]:
-    """A fresh, migrated database URL: a SQLite file, or a PostgreSQL database dropped afterwards."""
+    """A fresh, migrated database URL: a SQLite file, or a PostgreSQL schema dropped afterwards."""
     return migrated_database(kind, postgres_url=POSTGRES_URL)
 
 

@@ -71,7 +71,7 @@ def migrated_templates(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_problem: str | None,
                  migrated_templates: MigratedTemplates):
-    """A fresh database of the test's own: a SQLite file, or a PostgreSQL database.
+    """A fresh database of the test's own: a SQLite file, or a PostgreSQL schema.
 
     It is fully migrated when the test uses `engine` (a copy of the session's migrated template), and
     empty otherwise, so that what migrates on start (the CLI, `followup run`) still does so for real;

@@ -36,7 +36,7 @@ FINAL = ("sent", "failed", "skipped", "cancelled", "unknown")
 
 @pytest.fixture
 def postgres_url(postgres_problem: str | None, migrated_templates: MigratedTemplates):
-    """A fresh, migrated PostgreSQL database, shared by every process of one test."""
+    """A fresh, migrated PostgreSQL schema, shared by every process of one test."""
     if postgres_problem:
         if os.environ.get("FOLLOWUP_REQUIRE_POSTGRES"):
             pytest.fail(f"PostgreSQL is required here but did not answer: {postgres_problem}")
