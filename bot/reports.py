@@ -243,7 +243,7 @@ def _source_table(session: Session, *, since: datetime, now: datetime, days: int
 
 
 def _touch_table(session: Session, *, since: datetime, now: datetime, days: int,
-                 playbook_of: PlaybookLookup | None):  # noqa: ANN202
+                 playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
     columns = (Column("playbook", "Playbook", Kind.TEXT), Column("touch", "Touch", Kind.TEXT),
                Column("channel", "Via", Kind.TEXT), Column("sent", "Sent"), Column("replies", "Replies"),
                Column("reply_rate", "Reply%", Kind.RATE), Column("bookings", "Bookings"),
@@ -258,7 +258,7 @@ def _touch_table(session: Session, *, since: datetime, now: datetime, days: int,
 
 
 def _person_table(session: Session, *, since: datetime, now: datetime, days: int,
-                  playbook_of: PlaybookLookup | None):  # noqa: ANN202
+                  playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
     outcomes = tuple(CallOutcome)
     columns = (Column("team_member", "Team member", Kind.PERSON), Column("calls", "Calls"),
                *(Column(f"calls_{outcome.value}", OUTCOME_WORDS[outcome]) for outcome in outcomes),
@@ -274,7 +274,7 @@ def _person_table(session: Session, *, since: datetime, now: datetime, days: int
 
 
 def _playbook_table(session: Session, *, since: datetime, now: datetime, days: int,
-                    playbook_of: PlaybookLookup | None):  # noqa: ANN202
+                    playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
     columns = (Column("playbook", "Playbook", Kind.TEXT), Column("leads", "Leads"), Column("replied", "Replied"),
                Column("reply_rate", "Reply%", Kind.RATE), Column("booked", "Booked"),
                Column("booking_rate", "Book%", Kind.RATE), Column("finished", "Finished"),

@@ -283,7 +283,7 @@ def _last_touch_before(moments: dict[int, datetime], sent: dict[int, list[tuple[
     return origins
 
 
-def _first_bookings(session: Session, cohort, *, now: datetime) -> dict[int, datetime]:  # noqa: ANN001
+def _first_bookings(session: Session, cohort, *, now: datetime) -> dict[int, datetime]:  # noqa: ANN001 - the cohort is a select of lead ids
     """When each lead first booked: an appointment made (not cancelled), or a reply saying they booked."""
     first: dict[int, datetime] = {}
     for lead_id, at in session.execute(

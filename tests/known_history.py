@@ -54,7 +54,7 @@ def _says(services, lead_id: int, signal: LeadSignal, body: str) -> None:
                         now=services.clock.now())
 
 
-def _call(services, lead_id: int, user: str, outcome: CallOutcome, **when) -> None:  # noqa: ANN003
+def _call(services, lead_id: int, user: str, outcome: CallOutcome, **when) -> None:  # noqa: ANN003 - log_call_outcome's keyword arguments, passed on
     with services.session_factory.begin() as session:
         lead = session.get(Lead, lead_id)
         task = session.scalars(select(CallTask).where(CallTask.lead_id == lead_id,

@@ -31,7 +31,7 @@ def post_weekly_digest(sandbox: Sandbox) -> None:
     sandbox.world.touch()
 
 
-def digest_message(page):  # noqa: ANN001, ANN201
+def digest_message(page):  # noqa: ANN001, ANN201 - a Playwright Page in, a Locator out
     """The digest posted in the channel (not the preview only its asker sees)."""
     return page.get_by_test_id("channel").locator("article.msg:not(.ephemeral)").filter(
         has=page.locator(".bk-header", has_text="Week of"))
@@ -62,7 +62,7 @@ def test_the_digest_previews_on_command_and_its_weekly_post_shows_the_chart(brow
     expect(chart).to_have_attribute("alt", "This week: funnel and leads per day by source")
     dana.wait_for_function("img => img.complete && img.naturalWidth > 200", arg=chart.element_handle())
     dana.screenshot(path=str(debug_screenshots / "digest.png"))
-    assert not dana.problems  # type: ignore[attr-defined]
+    assert not dana.problems  # type: ignore[attr-defined]  # open_page hangs the console problems on the page
 
 
 def test_a_file_not_shared_in_the_channel_is_not_served(sandbox: Sandbox) -> None:
