@@ -112,6 +112,10 @@ MUST_NOT_IMPORT: dict[str, tuple[str, ...]] = {
 KNOWN_CROSSINGS: dict[tuple[str, str], str] = {
     ("bot.preview", "bot.settings"): "render_preview reads paths off Settings; it should be handed them",
     ("bot.slack_poster", "bot.settings"): "build_slack_poster(settings) is wiring kept beside the poster",
+    ("bot.lead_locks", "bot.services"): "taking_lead(services, ...) names Services for its type only "
+                                         "(TYPE_CHECKING); Services belongs to the composition root",
+    ("handlers.webhooks", "bot.twilio_sms"): "the status callback maps Twilio's error code with the channel's "
+                                             "failure_kind; the channel adapter should parse the callback",
     ("handlers.webhooks", "bot.settings"): "the webhook routes keep Settings for tokens and URLs; "
                                            "the composition root should hand them the values",
 }

@@ -20,7 +20,7 @@ def suppressions_without_a_reason(source: str) -> list[tuple[int, str]]:
         if token.type != tokenize.COMMENT:
             continue
         match = SUPPRESSION.search(token.string)
-        if match and not re.match(r"\s*(?:-|#|:)\s*\S", match["rest"]):
+        if match and not re.match(r"\s*[-#:(]?\s*\S", match["rest"]):
             found.append((token.start[0], token.string))
     return found
 
