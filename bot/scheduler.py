@@ -45,7 +45,7 @@ class _SkipsSaidOnce(logging.LoggerAdapter):
                 return
             self._said.add(job_id)
             msg = f"{msg}; later skips of this job are not logged"
-        super().warning(msg, *args, **kwargs)  # type: ignore[arg-type]
+        super().warning(msg, *args, **kwargs)  # type: ignore[arg-type]  # kwargs typed loosely here are the logging keywords LoggerAdapter takes
 
 
 class WorkScheduler:
