@@ -495,6 +495,14 @@ class Sandbox:
     def _on_slack_request(self, request: RecordedRequest) -> None:
         if request.route == "chat.postMessage" and isinstance(request.response, dict) and request.response.get("ok"):
             self.world.note_posted(str(request.response["ts"]), _shown_at(request.response.get("message") or {}))
+        if request.route == "files.completeUploadExternal" and isinstance(request.response, dict) \
+                and request.response.get("ok"):
+            # The message sharing an upload (a digest chart, a lead's photo) shows the simulated
+            # moment it was shared, like every other post, not the wall clock's.
+            stored = self.slack.files
+            for completed in request.response.get("files") or []:
+                for share in (stored.get(str(completed.get("id"))) or {}).get("shares") or []:
+                    self.world.note_posted(str(share["ts"]))
         if request.route in ("views.open", "views.push") and isinstance(request.response, dict):
             view = request.response.get("view") or {}
             arguments = request.data if isinstance(request.data, dict) else {}

@@ -6,6 +6,7 @@ late: stamping a post with when Slack took it put a new lead's card a simulated 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,3 +48,21 @@ def test_at_a_day_a_second_a_held_back_card_and_its_first_entry_show_when_they_h
     # The instant text's entry: when the text went, give or take the poster's own notice of it.
     assert abs(stamps[text_ts] - texted_at.timestamp()) < timedelta(hours=1).total_seconds()
     assert [m["ts"] for m in sandbox.slack.messages(LEADS_CHANNEL)][:1] == [card_ts]
+
+
+def test_a_file_shared_in_the_channel_shows_the_simulated_time_it_was_shared(tmp_path: Path) -> None:
+    from slack_sdk import WebClient
+
+    from bot.sandbox.runner import SLACK_BOT_TOKEN
+
+    with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as sandbox:
+        client = WebClient(token=SLACK_BOT_TOKEN, base_url=sandbox.slack.url + "/api/")
+        before = sandbox.clock.now().timestamp()
+        client.files_upload_v2(channel=LEADS_CHANNEL, content=b"\x89PNG chart", filename="digest.png",
+                               title="This week", initial_comment="The week in leads")
+        after = sandbox.clock.now().timestamp()
+        [shared] = [m for m in sandbox.slack.messages(LEADS_CHANNEL) if m.get("files")]
+        stamps = dict(sandbox.world.sim_times)
+
+    assert before <= stamps[shared["ts"]] <= after
+    assert abs(stamps[shared["ts"]] - time.time()) > 86400  # the sandbox's day, not the wall clock's
