@@ -119,6 +119,32 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
     return InboundResult(lead_id, decision, applied=True, lead_created=created)
 
 
+#: How much of an unverified email the team sees in the thread (the rest may be anything at all).
+UNVERIFIED_EXCERPT = 300
+
+
+def take_unverified_email(services: Services, sender: str, subject: str | None, body: str, verdict: str) -> int | None:
+    """An email whose sender is not proven: the lead's thread shows it, and nothing about the lead changes.
+
+    No opt-out, no new lead, no reply read into it, no email back: a person decides whether it is real.
+    Returns the lead it was shown to, if the address is a lead's.
+    """
+    now = services.clock.now()
+    with services.session_factory.begin() as session:
+        lead = find_existing(session, None, sender)
+        if lead is None:
+            log.warning("an email whose sender could not be verified (%s) matched no lead: ignored", verdict)
+            return None
+        excerpt = " ".join(body.split())
+        if len(excerpt) > UNVERIFIED_EXCERPT:
+            excerpt = excerpt[:UNVERIFIED_EXCERPT] + "…"
+        outbox.publish(session, Notice.NEEDS_PERSON, lead_id=lead.id, at=now, text=(
+            f"An email in this lead's name could not be verified as theirs ({verdict}), so it changed nothing: "
+            f"not read as a reply, no opt-out, nothing sent back. If it is really from them, answer them yourself. "
+            f"Subject: {subject or '(none)'}. It said: {excerpt or '(no text)'}"))
+        return lead.id
+
+
 def take_known_contact(services: Services, lead_id: int, message: InboundMessage) -> Decision:
     """A known lead got in touch another way (the web form again): their thread has it, read like a reply."""
     now = services.clock.now()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -32,6 +32,43 @@ EMAIL_PROGRESS = {"queued": 1, "processed": 2, "deferred": 3, "delivered": 4, "b
 #: Email events after which nothing more may be emailed to the address.
 EMAIL_STOPPERS = {"bounce": "bounced", "dropped": "dropped by SendGrid", "spamreport": "marked as spam",
                   "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed"}
+
+
+#: SendGrid retries an event post for up to 24 hours; an event older than this is stale or a replay, and is
+#: ignored (so its dedupe row need not be kept longer, see DELIVERY_RETENTION).
+MAX_EMAIL_EVENT_AGE = timedelta(days=3)
+#: An event stamped further ahead than this is impossible (clocks differ by seconds, not hours).
+EMAIL_EVENT_CLOCK_SKEW = timedelta(hours=1)
+#: How long each kind of delivery id is kept to refuse redeliveries. Each outlives its sender's retries:
+#: Slack retries an event for minutes and Bolt refuses a signature older than 5 minutes; Twilio retries
+#: a voice webhook within seconds; SendGrid's events older than MAX_EMAIL_EVENT_AGE are ignored anyway.
+#: Keys not named here (a visit's "started" marker) are facts, not deliveries, and are kept.
+DELIVERY_RETENTION: dict[str, timedelta] = {
+    "slack": timedelta(days=1),
+    "slack-request": timedelta(days=1),
+    "twilio-call": timedelta(days=2),
+    "sendgrid-event": MAX_EMAIL_EVENT_AGE + timedelta(days=1),
+}
+#: Rows deleted per statement, so pruning never holds a long write lock.
+PRUNE_BATCH = 5000
+
+
+def prune_processed_deliveries(services: Services) -> int:
+    """Forget delivery ids older than their retention, so the table stays as small as replay protection allows."""
+    now = services.clock.now()
+    removed = 0
+    for provider, retention in DELIVERY_RETENTION.items():
+        while True:
+            with services.session_factory.begin() as session:
+                ids = select(ProcessedDelivery.id).where(
+                    ProcessedDelivery.provider == provider, ProcessedDelivery.received_at < now - retention,
+                ).limit(PRUNE_BATCH)
+                count = session.execute(delete(ProcessedDelivery).where(
+                    ProcessedDelivery.id.in_(ids.scalar_subquery()))).rowcount or 0
+            removed += count
+            if count < PRUNE_BATCH:
+                break
+    return removed
 
 
 def first_delivery(session: Session, provider: str, delivery_id: str, now: datetime) -> bool:
@@ -112,11 +149,35 @@ def _sms_failure_consequence(session: Session, services: Services, lead: Lead, r
     return False
 
 
-def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> int:
-    """Apply SendGrid Event Webhook entries once each; return how many changed something."""
-    applied = 0
+@dataclass(frozen=True)
+class EmailEventsResult:
+    """What became of one post of SendGrid events."""
+
+    applied: int
+    #: Events too old (or stamped in the future, or unstamped) to act on: a replay or a stale retry.
+    ignored_stale: int
+
+
+def event_is_current(event: Mapping[str, Any], now: datetime) -> bool:
+    """Whether an event's own `timestamp` (unix seconds) is recent enough to act on."""
+    stamp = event.get("timestamp")
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        return False
+    try:
+        at = datetime.fromtimestamp(stamp, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return False
+    return now - MAX_EMAIL_EVENT_AGE <= at <= now + EMAIL_EVENT_CLOCK_SKEW
+
+
+def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> EmailEventsResult:
+    """Apply SendGrid Event Webhook entries once each; say how many changed something and how many were stale."""
+    applied = stale = 0
     now = services.clock.now()
     for event in events:
+        if not event_is_current(event, now):
+            stale += 1
+            continue
         event_id = str(event.get("sg_event_id") or "")
         kind = str(event.get("event") or "")
         if not event_id:
@@ -154,7 +215,7 @@ def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> i
             outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead.id, at=now, message_id=message.id,
                            touch_id=message.touch_id, status=message.status, event=kind)
             applied += 1
-    return applied
+    return EmailEventsResult(applied, stale)
 
 
 def _settle_unknown_email(session: Session, event: Mapping[str, Any], now: datetime) -> Message | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import datetime
 from typing import Any
 
@@ -72,19 +74,37 @@ def visit_time(start_at: datetime, business: Business, lead_zones: tuple[str, ..
 
 #: What a lead-facing template (SMS, email) may see, by variable: an allow-list, so a field added for
 #: the team later (a note typed in Slack, a call's reason) can never reach a patient by default.
+#: The lead's own words (`message`) and the form's extra fields (`custom`) are not among them: whoever
+#: filled in the form typed them, with any address or number, and a message quoting them would carry a
+#: stranger's text to that inbox or phone under the business's name.
 LEAD_FACING: dict[str, tuple[str, ...]] = {
-    "lead": ("name", "first_name", "phone", "email", "source", "message", "custom"),
+    "lead": ("name", "first_name", "phone", "email", "source"),
     "business": ("name", "phone", "address", "booking_link", "review_link", "timezone"),
     "links": ("booking", "unsubscribe"),
     "appointment": ("start_local",),
 }
 #: Variables only the team's call scripts see (typed by staff, or about the call), and why.
 INTERNAL_FIELDS: dict[str, str] = {
+    "lead.message": "the lead's own words, never repeated back to an address or number typed into a form",
+    "lead.custom": "the form's extra fields, typed by whoever filled it in",
     "appointment.notes": "the team's notes on the booking",
     "call": "the call the team is asked to make",
     "call.reason": "why the team is asked to call",
     "call.requested_time": "the time the lead asked for, as the team reads it",
 }
+
+
+#: A name as people write theirs: letters (any script), spaces, and the marks names use. Anything else
+#: (a link, an address, digits, markup) is not greeted by: "Hi there" instead. A dot ends an initial only.
+_NAME_LIKE = re.compile(r"[^\W\d_]+(?:(?:\.? |['’-])[^\W\d_]+)*\.?")
+#: Longer than any name a form needs; a sentence in the name field is not a name.
+MAX_GREETING_NAME = 60
+
+
+def greeting_name(name: str) -> str:
+    """The name a lead-facing message may use: the lead's as typed when it reads as a name, else "there"."""
+    name = " ".join(name.split())
+    return name if len(name) <= MAX_GREETING_NAME and _NAME_LIKE.fullmatch(name) else "there"
 
 
 def lead_facing(context: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +113,15 @@ def lead_facing(context: dict[str, Any]) -> dict[str, Any]:
     for name, fields in LEAD_FACING.items():
         value = context.get(name)
         kept[name] = None if value is None else {field: value[field] for field in fields if field in value}
+    lead = kept.get("lead")
+    if lead is not None:
+        # A name goes to whatever address was typed beside it: only a name-shaped one is repeated, and the
+        # first name is the first word of such a name ("Win $500 at evil.example" greets nobody by "Win").
+        greeted = greeting_name(str(lead.get("name") or lead.get("first_name") or ""))
+        if "name" in lead:
+            lead["name"] = greeted
+        if "first_name" in lead:
+            lead["first_name"] = greeted.split()[0] if greeted != "there" else "there"
     return kept
 
 

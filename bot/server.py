@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from bot.app import build_services
 from bot.clock import Clock
 from bot.conversations import recover_abandoned_direct
+from bot.delivery import prune_processed_deliveries
 from bot.dispatch import configured_channels, release_waiting_touches, waiting_channels_warnings
 from bot.scheduler import WorkScheduler
 from bot.services import Services
@@ -51,6 +52,9 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
     scheduler.add_periodic("direct_message_recovery",
                            lambda: recover_abandoned_direct(services, lease_seconds=settings.send_lease_seconds),
                            seconds=max(settings.send_lease_seconds / 2, 5.0))
+    # Delivery ids kept for replay protection are forgotten once no retry or replay can bring them back.
+    scheduler.add_periodic("processed_deliveries_pruning", lambda: prune_processed_deliveries(services),
+                           seconds=3600)
     if settings.webhook_urls:
         deliverer = WebhookDeliverer(services, secret=settings.webhook_secret or "",
                                      max_attempts=settings.webhook_max_attempts)

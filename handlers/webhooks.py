@@ -28,8 +28,10 @@ from bot.conversations import (
     take_inbound,
     take_known_contact,
     take_missed_call,
+    take_unverified_email,
 )
 from bot.db import is_reachable
+from bot.email_auth import check_sender
 from bot.delivery import SmsStatusReport, apply_email_events, apply_sms_status
 from bot.enrollment import lead_timezones
 from bot.lead_actions import LeadActionRefused, opt_out, record_booking_link_click
@@ -57,6 +59,10 @@ from handlers.http_edge import (
 
 #: What a lead's link token looks like (secrets.token_urlsafe); anything else is not worth a query.
 _LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+#: SendGrid posts its events in batches of at most 768 KB; a post this big is not SendGrid's.
+MAX_EVENTS_BODY = 2 * 1024 * 1024
+#: Events in one post: a full 768 KB batch of the smallest events SendGrid sends is under this.
+MAX_EVENTS_PER_POST = 10_000
 #: Twilio delivers at most this many characters in one inbound message.
 MAX_SMS_BODY = 1600
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -276,6 +282,12 @@ class Webhooks:
         reply = _strip_quoted(text)
         message_id = headers.get("Message-ID") or hashlib.sha256(
             f"{email}\n{fields.get('subject', '')}\n{text}".encode()).hexdigest()
+        sender_check = check_sender(email, fields.get("SPF"), fields.get("dkim"))
+        if not sender_check.verified:
+            # Anyone can write any From: an email that does not prove its sender changes nothing.
+            await run_in_threadpool(take_unverified_email, self.services, email, fields.get("subject"), reply,
+                                    sender_check.describe())
+            return JSONResponse({"ok": True, "verified": False, "applied": False})
         await run_in_threadpool(self._take_email, email, reply, fields.get("subject"), str(message_id), header_map)
         return JSONResponse({"ok": True})
 
@@ -296,13 +308,15 @@ class Webhooks:
         key = self.settings.sendgrid_webhook_public_key
         if not key:
             raise BadRequest(503, "SENDGRID_WEBHOOK_PUBLIC_KEY is not configured on this server")
-        body = await read_body(request, MAX_EMAIL_BODY)
+        body = await read_body(request, MAX_EVENTS_BODY)
         _verify_sendgrid_signature(request, body, key)
         events = load_json(body)
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             raise BadRequest(400, "body must be a JSON array of event objects")
-        applied = await run_in_threadpool(apply_email_events, self.services, events)
-        return JSONResponse({"applied": applied})
+        if len(events) > MAX_EVENTS_PER_POST:
+            raise BadRequest(413, f"more than {MAX_EVENTS_PER_POST} events in one post")
+        result = await run_in_threadpool(apply_email_events, self.services, events)
+        return JSONResponse({"applied": result.applied, "ignored_stale": result.ignored_stale})
 
     # --- bookings and links ----------------------------------------------------------------------
 

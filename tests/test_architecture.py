@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     #: Pure rules and values: the standard library and the data handed in; no database, vendor or web code.
     "core": (
         "bot/business.py", "bot/clock.py", "bot/config_errors.py", "bot/contacts.py", "bot/csv_records.py",
-        "bot/display.py", "bot/durations.py", "bot/log_redaction.py", "bot/planning.py", "bot/playbook.py",
+        "bot/display.py", "bot/durations.py", "bot/email_auth.py", "bot/log_redaction.py", "bot/planning.py", "bot/playbook.py",
         "bot/ports.py", "bot/reply_classifier.py", "bot/report_request.py", "bot/requested_time.py", "bot/rules.py",
         "bot/send_times.py",
         "bot/sms_segments.py", "bot/states.py", "bot/templating.py", "bot/yaml_source.py",

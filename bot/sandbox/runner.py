@@ -481,7 +481,8 @@ class Sandbox:
             if self._stopping.wait(DELIVERY_DELAY / 2):
                 return
             events = [{
-                "email": to, "timestamp": int(time.time()), "event": event,
+                # Stamped by the sandbox's clock, which may run ahead of the wall's: SendGrid lives in its world.
+                "email": to, "timestamp": int(self.clock.now().timestamp()), "event": event,
                 "sg_event_id": uuid.uuid4().hex, "sg_message_id": f"{accepted.message_id}.filterdrecv-sandbox.0",
                 "smtp-id": f"<{accepted.message_id}@sendgrid.sandbox>", **dict(accepted.custom_args),
             } for to in accepted.to]

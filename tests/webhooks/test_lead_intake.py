@@ -97,3 +97,30 @@ def test_malformed_and_oversized_bodies_get_a_clear_4xx(running_bot):
 
 def test_health_answers_once_the_database_does(running_bot):
     assert running_bot.http.get("/healthz").json() == {"ok": True}
+
+
+def test_the_confirmation_email_repeats_nothing_a_stranger_could_have_typed(running_bot, sendgrid, clock):
+    """Anyone can type anyone's address into the form: the email to it must not carry their words."""
+    from datetime import timedelta
+
+    lead = {**DANA, "name": "Win $500 at evil.example", "email": "victim@example.org",
+            "message": "Claim your prize: https://evil.example/claim", "insurer": "Call 1-900-555-0100"}
+    assert running_bot.http.post("/webhooks/leads", json=lead,
+                                 headers={"Authorization": f"Bearer {LEAD_TOKEN}"}).status_code == 201
+    clock.advance(timedelta(minutes=30))
+    running_bot.dispatch()
+    [email] = [e for e in sendgrid.emails if e.to == ["victim@example.org"]]
+    for words in ("evil.example", "prize", "$500", "1-900"):
+        assert words not in email.subject + email.text + email.html
+    assert email.text.startswith("Hi there,")
+
+
+def test_a_name_is_greeted_by_when_it_reads_as_one(running_bot, sendgrid, clock):
+    from datetime import timedelta
+
+    lead = {**DANA, "name": "Zoë O'Brien-Núñez", "message": "Lower back pain"}
+    running_bot.http.post("/webhooks/leads", json=lead, headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
+    clock.advance(timedelta(minutes=30))
+    running_bot.dispatch()
+    [email] = sendgrid.emails
+    assert email.text.startswith("Hi Zoë,") and "Lower back pain" not in email.text

@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
+from bot.delivery import DELIVERY_RETENTION, first_delivery, prune_processed_deliveries
 from bot.lead_actions import escalate_unfinished_bookings
-from bot.models import BookingLinkClick, CallTask, Enrollment, Lead, Message, OutboxEvent, Touch
+from bot.models import BookingLinkClick, CallTask, Enrollment, Lead, Message, OutboxEvent, ProcessedDelivery, Touch
+from handlers.webhooks import MAX_EVENTS_PER_POST
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import (
     BOOKING_TOKEN,
@@ -30,13 +32,13 @@ def new_lead(bot, **fields) -> int:
 
 
 def inbound_email(bot, *, sender="Dana Lee <dana@example.com>", subject="Re: Thanks for reaching out",
-                  text="Yes please, what times do you have?", headers="", query=None, auth=None):
+                  text="Yes please, what times do you have?", headers="", query=None, auth=None,
+                  spf="pass", dkim="{@example.com : pass}"):
     fields = {"from": sender, "to": "reply@inbound.lakeside.example", "subject": subject, "text": text,
               "headers": headers or "Message-ID: <abc123@mail.example.com>\nFrom: " + sender + "\n",
               "envelope": json.dumps({"to": ["reply@inbound.lakeside.example"], "from": sender.split("<")[-1]
                                       .rstrip(">")}),
-              "charsets": json.dumps({"text": "UTF-8"}), "spam_score": "0.1", "SPF": "pass",
-              "dkim": "{@example.com : pass}"}
+              "charsets": json.dumps({"text": "UTF-8"}), "spam_score": "0.1", "SPF": spf, "dkim": dkim}
     return post_inbound_parse(bot.http, fields, query=query, auth=auth)
 
 
@@ -87,6 +89,44 @@ def test_a_refused_inbound_email_changes_nothing(running_bot):
         assert session.scalars(select(Lead)).one().email_opted_out_at is None
 
 
+@pytest.mark.parametrize("spf, dkim", [("fail", "none"), ("softfail", "{@example.com : fail}"),
+                                       ("none", "{@attacker.example : pass}"), ("", "")])
+def test_an_email_that_proves_no_sender_is_shown_to_the_team_and_changes_nothing(running_bot, sendgrid, spf, dkim):
+    lead_id = new_lead(running_bot)
+    running_bot.dispatch()
+    emails_before = len(sendgrid.emails)
+    answer = inbound_email(running_bot, text="STOP. Unsubscribe me, and do you take insurance?", spf=spf, dkim=dkim)
+    assert answer.status_code == 200 and answer.json()["verified"] is False
+    with running_bot.services.session_factory() as session:
+        lead = session.get(Lead, lead_id)
+        assert lead.email_opted_out_at is None and lead.email_allowed
+        assert session.scalars(select(Message).where(Message.direction == "in")).all() == []
+        assert session.scalars(select(Enrollment)).one().state == "active"
+        [notice] = session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "needs_person")).all()
+        assert notice.lead_id == lead_id and "could not be verified" in notice.payload["text"]
+        assert "insurance" in notice.payload["text"]
+    running_bot.dispatch()
+    assert len(sendgrid.emails) == emails_before
+
+
+def test_an_unverified_email_from_a_stranger_makes_no_lead_and_no_email(running_bot, sendgrid):
+    answer = inbound_email(running_bot, sender="Mallory <victim@example.org>", spf="fail", dkim="none",
+                           text="Hi, please send me your prices")
+    assert answer.status_code == 200 and answer.json()["applied"] is False
+    running_bot.dispatch()
+    with running_bot.services.session_factory() as session:
+        assert session.scalars(select(Lead)).all() == []
+    assert sendgrid.emails == []
+
+
+def test_a_dkim_signature_of_the_senders_own_domain_is_enough(running_bot):
+    new_lead(running_bot)
+    assert inbound_email(running_bot, spf="softfail", dkim="{@mail.example.com : fail, @example.com : pass}"
+                         ).json() == {"ok": True}
+    with running_bot.services.session_factory() as session:
+        assert session.scalars(select(Message).where(Message.direction == "in")).one().channel == "email"
+
+
 def test_inbound_parse_without_its_token_configured_is_closed(running_bot):
     running_bot.settings.sendgrid_inbound_token = None
     for query in ("", "?token=", "?token=None"):
@@ -99,7 +139,7 @@ def test_inbound_parse_without_its_token_configured_is_closed(running_bot):
 def test_the_event_webhook_without_its_key_configured_is_closed(running_bot, clock):
     lead_id = new_lead(running_bot)
     running_bot.settings.sendgrid_webhook_public_key = None
-    forged = [{"email": "dana@example.com", "timestamp": 1764080000, "event": "unsubscribe",
+    forged = [{"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "unsubscribe",
                "sg_event_id": f"ev-{n}", "lead_id": str(n)} for n in range(1, 5)]
     answer = running_bot.http.post("/webhooks/sendgrid/events", json=forged)
     assert answer.status_code == 503 and "SENDGRID_WEBHOOK_PUBLIC_KEY" in answer.json()["error"]
@@ -125,10 +165,10 @@ def sent_email(bot, clock) -> Message:
 def test_signed_email_events_update_the_message_once(running_bot, clock):
     new_lead(running_bot)
     email = sent_email(running_bot, clock)
-    event = {"email": "dana@example.com", "timestamp": 1764080000, "event": "delivered",
+    event = {"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "delivered",
              "sg_event_id": "ev-1", "sg_message_id": f"{email.provider_id}.filter0001.1.0",
              "touch_id": str(email.touch_id)}
-    assert post_events(running_bot, [event, event]).json() == {"applied": 1}
+    assert post_events(running_bot, [event, event]).json() == {"applied": 1, "ignored_stale": 0}
     with running_bot.services.session_factory() as session:
         assert session.get(Message, email.id).status == "delivered"
 
@@ -136,7 +176,7 @@ def test_signed_email_events_update_the_message_once(running_bot, clock):
 def test_a_bounce_stops_email_to_that_lead(running_bot, clock, sendgrid):
     new_lead(running_bot)
     email = sent_email(running_bot, clock)
-    bounce = {"email": "dana@example.com", "timestamp": 1764080000, "event": "bounce", "type": "bounce",
+    bounce = {"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "bounce", "type": "bounce",
               "sg_event_id": "ev-2", "sg_message_id": f"{email.provider_id}.filter0001.1.0"}
     assert post_events(running_bot, [bounce]).status_code == 200
     with running_bot.services.session_factory() as session:
@@ -155,6 +195,59 @@ def test_a_forged_or_unsigned_event_post_is_refused(running_bot, clock):
     assert post_events(running_bot, [event], tamper=True).status_code == 403
     assert running_bot.http.post("/webhooks/sendgrid/events", json=[event]).status_code == 403
     with running_bot.services.session_factory() as session:
+        assert session.get(Lead, email.lead_id).email_allowed
+
+
+def test_stale_or_impossibly_dated_events_are_ignored_and_counted(running_bot, clock):
+    new_lead(running_bot)
+    email = sent_email(running_bot, clock)
+    now = int(clock.now().timestamp())
+
+    def unsubscribe(event_id: str, timestamp) -> dict:
+        return {"email": "dana@example.com", "timestamp": timestamp, "event": "unsubscribe", "sg_event_id": event_id,
+                "sg_message_id": f"{email.provider_id}.filter0001.1.0"}
+
+    stale = [unsubscribe("old", now - 4 * 86400), unsubscribe("future", now + 2 * 86400),
+             unsubscribe("unstamped", None), unsubscribe("text", str(now)), unsubscribe("huge", 10**20)]
+    assert post_events(running_bot, stale).json() == {"applied": 0, "ignored_stale": 5}
+    with running_bot.services.session_factory() as session:
+        assert session.get(Lead, email.lead_id).email_allowed
+    assert post_events(running_bot, [unsubscribe("recent", now - 3600)]).json() == {"applied": 1, "ignored_stale": 0}
+    with running_bot.services.session_factory() as session:
+        assert not session.get(Lead, email.lead_id).email_allowed
+
+
+def test_a_post_of_more_events_than_sendgrid_batches_is_refused_whole(running_bot, clock):
+    lead_id = new_lead(running_bot)
+    events = [{"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "unsubscribe",
+               "sg_event_id": f"ev-{n}", "lead_id": str(lead_id)} for n in range(MAX_EVENTS_PER_POST + 1)]
+    answer = post_events(running_bot, events)
+    assert answer.status_code == 413 and str(MAX_EVENTS_PER_POST) in answer.json()["error"]
+    with running_bot.services.session_factory() as session:
+        assert session.get(Lead, lead_id).email_allowed
+
+
+def test_delivery_ids_are_forgotten_after_their_retention_but_a_replay_of_an_old_event_still_changes_nothing(
+        running_bot, clock):
+    new_lead(running_bot)
+    email = sent_email(running_bot, clock)
+    event = {"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "bounce",
+             "type": "bounce", "sg_event_id": "ev-kept", "sg_message_id": f"{email.provider_id}.filter0001.1.0"}
+    assert post_events(running_bot, [event]).json()["applied"] == 1
+    services = running_bot.services
+    with services.session_factory.begin() as session:
+        session.get(Lead, email.lead_id).email_consent = True  # the team fixed the address
+        first_delivery(session, "visit-started", "1", clock.now())
+    clock.advance(DELIVERY_RETENTION["sendgrid-event"] - timedelta(hours=1))
+    assert prune_processed_deliveries(services) == 0
+    assert post_events(running_bot, [event]).json() == {"applied": 0, "ignored_stale": 1}
+    clock.advance(timedelta(hours=2))
+    assert prune_processed_deliveries(services) == 1
+    with services.session_factory() as session:
+        # A visit's "started" marker is a fact, not a delivery: it stays.
+        assert session.scalars(select(ProcessedDelivery.provider)).all() == ["visit-started"]
+    assert post_events(running_bot, [event]).json() == {"applied": 0, "ignored_stale": 1}
+    with services.session_factory() as session:
         assert session.get(Lead, email.lead_id).email_allowed
 
 
@@ -241,7 +334,7 @@ def test_an_event_for_an_email_whose_send_was_left_unknown_settles_it_as_sent_on
     with running_bot.services.session_factory() as session:
         assert session.get(Touch, item.touch_id).status == "unknown"
 
-    processed = {"email": "dana@example.com", "timestamp": 1764080000, "event": "processed", "sg_event_id": "ev-p",
+    processed = {"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "processed", "sg_event_id": "ev-p",
                  "sg_message_id": f"{receipt.provider_id}.filter0001.1.0", "touch_id": str(item.touch_id),
                  "lead_id": str(lead_id)}
     delivered = {**processed, "event": "delivered", "sg_event_id": "ev-d"}
