@@ -338,7 +338,7 @@ def test_an_event_for_an_email_whose_send_was_left_unknown_settles_it_as_sent_on
                  "sg_message_id": f"{receipt.provider_id}.filter0001.1.0", "touch_id": str(item.touch_id),
                  "lead_id": str(lead_id)}
     delivered = {**processed, "event": "delivered", "sg_event_id": "ev-d"}
-    assert post_events(running_bot, [processed, delivered]).json() == {"applied": 2}
+    assert post_events(running_bot, [processed, delivered]).json() == {"applied": 2, "ignored_stale": 0}
 
     with running_bot.services.session_factory() as session:
         touch = session.get(Touch, item.touch_id)
