@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.webhook_events import RECEIVERS_KEY
@@ -23,6 +24,24 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def create_private_file(database: str | None) -> None:
+    """Create a new SQLite file readable by its owner only: it holds patients' names, numbers and messages.
+
+    SQLite gives the -wal and -shm files it creates the database file's permissions, so they are
+    private too. An existing file keeps the permissions its owner gave it.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # another process created it first, with these same permissions
+
+
 #: Connections kept for the web handlers (their thread pool runs many more, but most wait on the network).
 WEB_CONNECTIONS = 10
 
@@ -36,6 +55,7 @@ def make_engine(url: str, *, threads: int = 10) -> Engine:
     """
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
+        create_private_file(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
                                pool_size=WEB_CONNECTIONS, max_overflow=threads)
 

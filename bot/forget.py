@@ -67,6 +67,7 @@ def forget_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) ->
     lead.sms_unreachable_reason = None
     # The old link token is in sent emails and texts: a new one makes those links lead nowhere.
     lead.link_token = secrets.token_urlsafe(16)
+    lead.unsubscribe_token = secrets.token_urlsafe(16)
     lead.updated_at = now
     messages = session.execute(update(Message).where(Message.lead_id == lead_id).values(
         body="", subject=None, details={}, author=None)).rowcount

@@ -212,6 +212,7 @@ def add_lead(
         timezone=data.timezone or _timezone_from_phone(data.phone, business),
         stage=Stage.NEW,
         link_token=secrets.token_urlsafe(16),
+        unsubscribe_token=secrets.token_urlsafe(16),
         created_at=now,
         updated_at=now,
     )

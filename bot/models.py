@@ -79,8 +79,11 @@ class Lead(Base):
     email_opted_out_at: Mapped[datetime | None]
     #: Why SMS cannot reach this number at all (invalid, landline): remaining SMS go elsewhere.
     sms_unreachable_reason: Mapped[str | None] = mapped_column(String(200))
-    #: Unguessable key for the lead's tracked booking and unsubscribe links.
+    #: Unguessable key for the lead's tracked booking link.
     link_token: Mapped[str] = mapped_column(String(40), unique=True)
+    #: Unguessable key for the lead's unsubscribe link: a different one, so whoever sees the booking link
+    #: (a link scanner, a forwarded message) cannot unsubscribe the lead with it.
+    unsubscribe_token: Mapped[str] = mapped_column(String(40), unique=True, index=True)
     #: The lead's card in Slack, kept so edits and threads survive restarts.
     slack_channel: Mapped[str | None] = mapped_column(String(30))
     slack_ts: Mapped[str | None] = mapped_column(String(30))

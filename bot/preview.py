@@ -46,6 +46,7 @@ def sample_lead(fields: dict[str, str], default_region: str, business_timezone: 
     return Lead(id=0, name=data.name, phone=data.phone, email=data.email, source=data.source,
                 first_message=data.message, custom_fields=dict(data.custom_fields),
                 timezone=data.timezone or "", stage=Stage.NEW, link_token=secrets.token_urlsafe(8),
+                unsubscribe_token=secrets.token_urlsafe(8),
                 sms_consent=agreed and bool(data.phone))
 
 

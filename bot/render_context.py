@@ -37,7 +37,7 @@ def prefilled_booking_link(link: str, *, name: str, email: str | None) -> str:
 
 
 def unsubscribe_link(public_base_url: str, lead: Lead) -> str:
-    return f"{public_base_url}/u/{lead.link_token}"
+    return f"{public_base_url}/u/{lead.unsubscribe_token}"
 
 
 def format_local(moment: datetime, timezone: str | Any) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.business import Business
 from bot.clock import Clock
 from bot.lead_locks import LeadLocks
-from bot.playbook import Sequence, load_sequence
+from bot.playbook import Sequence, list_sequences, load_sequence
 from bot.ports import EmailSender, SmsSender
 from bot.templating import TemplateRenderer
 
@@ -34,6 +34,10 @@ class Playbooks:
             # Enrollments keep the name; a playbook loaded by path must be found by that name later.
             self._loaded.setdefault(sequence.name, sequence)
         return self._loaded[key]
+
+    def names(self) -> list[str]:
+        """The playbooks in the sequences directory, by name (reads the folder: call it off the event loop)."""
+        return list_sequences(self.sequences_dir)
 
     def has(self, name: str) -> bool:
         try:

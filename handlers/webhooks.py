@@ -125,8 +125,12 @@ class Webhooks:
                                    sms_countries=self.services.sms_countries)
         except InvalidLead as error:
             raise BadRequest(422, "invalid lead", reasons=error.reasons) from error
-        if data.sequence and not self.services.playbooks.has(data.sequence):
-            raise BadRequest(422, "invalid lead", reasons=[f"sequence: no playbook named {data.sequence!r}"])
+        if data.sequence:
+            # A name from the sequences directory, never a path; the folder is read off the event loop.
+            known = await run_in_threadpool(self.services.playbooks.names)
+            if data.sequence not in known or not await run_in_threadpool(self.services.playbooks.has, data.sequence):
+                raise BadRequest(422, "invalid lead", known_sequences=known, reasons=[
+                    f"sequence: no playbook named {data.sequence!r}; use one of: {', '.join(known) or 'none'}"])
         result = await run_in_threadpool(self._add_lead, data)
         return JSONResponse({"lead_id": result.lead_id, "created": result.created},
                             status_code=201 if result.created else 200)
@@ -348,28 +352,34 @@ class Webhooks:
         token = request.path_params["token"]
         target = self.services.business.booking_link
         if _LINK_TOKEN.fullmatch(token):
-            who = await run_in_threadpool(self._record_click, token)
+            # A HEAD (Starlette answers it on GET routes) and a link scanner's fetch are no person's click.
+            person = request.method == "GET" and not is_link_scanner(request.headers.get("user-agent", ""))
+            who = await run_in_threadpool(self._record_click, token, person)
             if who is not None:
                 target = prefilled_booking_link(target, name=who[0], email=who[1])
         return RedirectResponse(target, status_code=302)
 
-    def _record_click(self, token: str) -> tuple[str, str | None] | None:
+    def _record_click(self, token: str, person: bool) -> tuple[str, str | None] | None:
         services = self.services
         lead_id = self._lead_by_link(token)
         if lead_id is None:
             return None
         with taking_lead(services, lead_id) as (session, lead):
             assert lead is not None
-            record_booking_link_click(session, lead, now=services.clock.now())
+            now = services.clock.now()
+            if person and not _just_delivered(session, lead.id, now):
+                record_booking_link_click(session, lead, now=now)
             return lead.name, lead.email
 
-    def _lead_by_link(self, token: str) -> int | None:
+    def _lead_by_link(self, token: str, key: Any = Lead.link_token) -> int | None:
+        """The lead a link's token names: the booking link's by default, the unsubscribe link's when asked."""
         with self.services.session_factory() as session:
-            return session.scalar(select(Lead.id).where(Lead.link_token == token))
+            return session.scalar(select(Lead.id).where(key == token))
 
     async def unsubscribe(self, request: Request) -> Response:
+        """GET (and HEAD) show the confirmation page; only its POST, or RFC 8058's one-click POST, unsubscribes."""
         token = request.path_params["token"]
-        if request.method == "GET":
+        if request.method != "POST":
             return Response(_UNSUBSCRIBE_PAGE.format(name=_html(self.services.business.name)),
                             media_type="text/html")
         done = _LINK_TOKEN.fullmatch(token) is not None and await run_in_threadpool(self._unsubscribe, token)
@@ -379,7 +389,7 @@ class Webhooks:
 
     def _unsubscribe(self, token: str) -> bool:
         services = self.services
-        lead_id = self._lead_by_link(token)
+        lead_id = self._lead_by_link(token, Lead.unsubscribe_token)
         if lead_id is None:
             return False
         with taking_lead(services, lead_id) as (session, lead):
@@ -408,6 +418,37 @@ _UNSUBSCRIBE_PAGE = """<!doctype html><meta charset="utf-8"><title>Unsubscribe</
 _UNSUBSCRIBED_PAGE = """<!doctype html><meta charset="utf-8"><title>Unsubscribed</title>
 <body style="font-family:sans-serif;max-width:32em;margin:3em auto">
 <h1>You are unsubscribed</h1><p>{name} will not email you again.</p></body>"""
+
+
+#: Mail and chat link scanners fetch every link in a message the moment it arrives; their fetches are
+#: not a lead clicking. Matched case-insensitively anywhere in the User-Agent.
+LINK_SCANNER_AGENTS = (
+    "bot", "crawl", "spider", "preview", "scan", "slurp", "facebookexternalhit", "whatsapp", "skypeuripreview",
+    "microsoft office", "ms-office", "outlook-ios", "safelinks", "proofpoint", "mimecast", "barracuda",
+    "google-safety", "googleimageproxy", "yahoomailproxy", "curl/", "wget/", "python-", "go-http-client",
+    "okhttp", "java/", "libwww", "httpclient", "headless",
+)
+#: A fetch this soon after the last message to the lead went out is a scanner's, not a person's.
+SCANNER_WINDOW = timedelta(seconds=30)
+
+
+def is_link_scanner(user_agent: str) -> bool:
+    """Whether a User-Agent is a machine's (or absent, as no browser's is)."""
+    agent = user_agent.strip().lower()
+    return not agent or any(marker in agent for marker in LINK_SCANNER_AGENTS)
+
+
+def _just_delivered(session, lead_id: int, now: datetime) -> bool:  # noqa: ANN001 - a Session
+    """Whether the lead's last message from us went out within SCANNER_WINDOW of now."""
+    from bot.models import Message
+
+    last = session.scalar(select(Message.created_at).where(Message.lead_id == lead_id, Message.direction == "out")
+                          .order_by(Message.created_at.desc()).limit(1))
+    if last is None:
+        return False
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=timezone.utc)
+    return now - last < SCANNER_WINDOW
 
 
 #: Twilio sends at most this many media items with one message.

@@ -149,3 +149,27 @@ def downgrade_to(engine, revision: str) -> None:
         config = alembic_config(engine)
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+
+
+def test_leads_from_before_0010_keep_their_sent_unsubscribe_links_and_get_a_new_booking_token(engine):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import column, insert, select, table
+
+    from bot.db import upgrade
+
+    downgrade_to(engine, "0009")
+    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
+    old_leads = table("leads", *(column(name) for name in (
+        "name", "phone", "source", "timezone", "link_token", "sms_consent", "email_consent", "stage",
+        "first_message", "custom_fields", "created_at", "updated_at")))
+    with engine.begin() as connection:
+        connection.execute(insert(old_leads), [
+            dict(name="Lead", phone=f"+1312555014{index}", source="web", timezone="America/Chicago",
+                 link_token=f"sent-token-{index}", sms_consent=False, email_consent=True, stage="new",
+                 first_message="", custom_fields="{}", created_at=at, updated_at=at) for index in range(3)])
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(select(Lead.link_token, Lead.unsubscribe_token).order_by(Lead.id)).all()
+    assert [unsubscribe for _booking, unsubscribe in rows] == ["sent-token-0", "sent-token-1", "sent-token-2"]
+    assert all(booking != unsubscribe and len(booking) >= 16 for booking, unsubscribe in rows)

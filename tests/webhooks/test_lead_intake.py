@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.models import Lead
@@ -75,9 +76,26 @@ def test_a_time_zone_that_is_not_a_place_answers_422_naming_the_field(running_bo
     assert lead_count(running_bot) == 0
 
 
-def test_an_unknown_sequence_is_refused(running_bot):
+def test_an_unknown_sequence_is_refused_naming_the_known_ones(running_bot):
     answer = running_bot.http.post("/webhooks/leads", json={**DANA, "sequence": "nope"}, headers=AUTH)
     assert answer.status_code == 422 and "sequence" in answer.json()["reasons"][0]
+    assert "default" in answer.json()["known_sequences"] and "default" in answer.json()["reasons"][0]
+
+
+@pytest.mark.parametrize("sequence", [
+    "../sequences/default", "/etc/passwd", "default.yml", "sequences/default.yml", "..\\default", "business",
+    "nurture/../default",
+])
+def test_a_sequence_is_a_playbook_name_never_a_path(running_bot, sequence):
+    answer = running_bot.http.post("/webhooks/leads", json={**DANA, "sequence": sequence}, headers=AUTH)
+    assert answer.status_code == 422 and answer.json()["known_sequences"]
+    with running_bot.services.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 0
+
+
+def test_a_known_sequence_by_name_is_used(running_bot):
+    answer = running_bot.http.post("/webhooks/leads", json={**DANA, "sequence": "dental"}, headers=AUTH)
+    assert answer.status_code == 201
 
 
 def test_malformed_and_oversized_bodies_get_a_clear_4xx(running_bot):

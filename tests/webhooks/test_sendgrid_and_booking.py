@@ -296,11 +296,27 @@ def test_a_booking_needs_its_token(running_bot):
     assert running_bot.http.post("/webhooks/booking", json={"lead_id": 1}).status_code == 401
 
 
-def test_the_tracked_booking_link_records_the_click_and_redirects(running_bot, clock):
+#: What a person's phone sends when they tap the link.
+BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+                         "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"}
+
+
+def tokens(bot, lead_id: int) -> tuple[str, str]:
+    with bot.services.session_factory() as session:
+        lead = session.get(Lead, lead_id)
+        return lead.link_token, lead.unsubscribe_token
+
+
+def clicks(bot) -> int:
+    with bot.services.session_factory() as session:
+        return len(session.scalars(select(BookingLinkClick)).all())
+
+
+def test_the_tracked_booking_link_records_a_persons_click_and_redirects(running_bot, clock):
     lead_id = new_lead(running_bot)
-    with running_bot.services.session_factory() as session:
-        token = session.get(Lead, lead_id).link_token
-    answer = running_bot.http.get(f"/b/{token}", follow_redirects=False)
+    booking, _ = tokens(running_bot, lead_id)
+    clock.advance(timedelta(minutes=5))
+    answer = running_bot.http.get(f"/b/{booking}", headers=BROWSER, follow_redirects=False)
     assert answer.status_code == 302 and answer.headers["location"] == "https://example.com/book"
     assert running_bot.http.get("/b/unknown-token", follow_redirects=False).status_code == 302
     clock.advance(timedelta(hours=3))
@@ -311,13 +327,60 @@ def test_the_tracked_booking_link_records_the_click_and_redirects(running_bot, c
         assert "booking link" in session.scalars(select(CallTask)).one().reason
 
 
-def test_the_unsubscribe_link_stops_email(running_bot):
+@pytest.mark.parametrize("agent", [
+    "", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "facebookexternalhit/1.1",
+    "Mozilla/5.0 (compatible; Microsoft Office/16.0; Windows NT 10.0)", "Proofpoint URL Defense",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0",
+    "curl/8.5.0", "python-requests/2.32",
+])
+def test_a_link_scanners_fetch_is_redirected_but_not_counted_as_a_click(running_bot, clock, agent):
     lead_id = new_lead(running_bot)
+    booking, _ = tokens(running_bot, lead_id)
+    clock.advance(timedelta(minutes=5))
+    answer = running_bot.http.get(f"/b/{booking}", headers={"User-Agent": agent}, follow_redirects=False)
+    assert answer.status_code == 302
+    assert clicks(running_bot) == 0
+
+
+def test_a_head_or_a_fetch_the_moment_a_message_went_out_is_not_a_click(running_bot, clock):
+    lead_id = new_lead(running_bot)  # the instant text goes out now
+    booking, _ = tokens(running_bot, lead_id)
+    assert running_bot.http.get(f"/b/{booking}", headers=BROWSER, follow_redirects=False).status_code == 302
+    clock.advance(timedelta(minutes=5))
+    assert running_bot.http.head(f"/b/{booking}", headers=BROWSER).status_code == 302
+    assert clicks(running_bot) == 0
+    assert running_bot.http.get(f"/b/{booking}", headers=BROWSER, follow_redirects=False).status_code == 302
+    assert clicks(running_bot) == 1
+
+
+def test_the_unsubscribe_link_stops_email_only_by_its_pages_post(running_bot):
+    lead_id = new_lead(running_bot)
+    booking, unsubscribe = tokens(running_bot, lead_id)
+    assert booking != unsubscribe
+    assert "Unsubscribe" in running_bot.http.get(f"/u/{unsubscribe}").text
+    assert running_bot.http.head(f"/u/{unsubscribe}").status_code == 200
+    for method in ("PUT", "DELETE", "PATCH"):
+        assert running_bot.http.request(method, f"/u/{unsubscribe}").status_code == 405
+    assert running_bot.http.post(f"/u/{booking}").status_code == 404  # the booking link's token unsubscribes nobody
     with running_bot.services.session_factory() as session:
-        token = session.get(Lead, lead_id).link_token
-    assert "Unsubscribe" in running_bot.http.get(f"/u/{token}").text
-    assert running_bot.http.post(f"/u/{token}").status_code == 200
+        assert session.get(Lead, lead_id).email_opted_out_at is None
+    assert running_bot.http.post(f"/u/{unsubscribe}").status_code == 200
     assert running_bot.http.post("/u/unknown").status_code == 404
+    with running_bot.services.session_factory() as session:
+        assert session.get(Lead, lead_id).email_opted_out_at is not None
+
+
+def test_a_mail_clients_one_click_unsubscribe_post_works(running_bot, sendgrid, clock):
+    """RFC 8058: the mail client POSTs List-Unsubscribe=One-Click to the List-Unsubscribe URL."""
+    lead_id = new_lead(running_bot)
+    email = sent_email(running_bot, clock)
+    [accepted] = [e for e in sendgrid.emails if e.message_id == email.provider_id]
+    _, unsubscribe = tokens(running_bot, lead_id)
+    url = accepted.headers["List-Unsubscribe"].strip("<>")
+    assert url.endswith(f"/u/{unsubscribe}") and accepted.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    answer = running_bot.http.post(url, content=b"List-Unsubscribe=One-Click",
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 200
     with running_bot.services.session_factory() as session:
         assert session.get(Lead, lead_id).email_opted_out_at is not None
 
