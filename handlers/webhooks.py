@@ -426,7 +426,7 @@ LINK_SCANNER_AGENTS = (
     "bot", "crawl", "spider", "preview", "scan", "slurp", "facebookexternalhit", "whatsapp", "skypeuripreview",
     "microsoft office", "ms-office", "outlook-ios", "safelinks", "proofpoint", "mimecast", "barracuda",
     "google-safety", "googleimageproxy", "yahoomailproxy", "curl/", "wget/", "python-", "go-http-client",
-    "okhttp", "java/", "libwww", "httpclient", "headless",
+    "okhttp", "java/", "libwww", "httpclient",
 )
 #: A fetch this soon after the last message to the lead went out is a scanner's, not a person's.
 SCANNER_WINDOW = timedelta(seconds=30)

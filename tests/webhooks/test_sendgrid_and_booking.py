@@ -330,7 +330,6 @@ def test_the_tracked_booking_link_records_a_persons_click_and_redirects(running_
 @pytest.mark.parametrize("agent", [
     "", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "facebookexternalhit/1.1",
     "Mozilla/5.0 (compatible; Microsoft Office/16.0; Windows NT 10.0)", "Proofpoint URL Defense",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0",
     "curl/8.5.0", "python-requests/2.32",
 ])
 def test_a_link_scanners_fetch_is_redirected_but_not_counted_as_a_click(running_bot, clock, agent):
