@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -224,8 +225,8 @@ def _settle_unknown_email(session: Session, event: Mapping[str, Any], now: datet
     A process that died mid-send (or a send whose answer was lost) leaves the touch `unknown` and
     a person asked to check; SendGrid's events carry the touch id, so the first one settles it.
     """
-    touch_id = str(event.get("touch_id") or "")
-    touch = session.get(Touch, int(touch_id)) if touch_id.isdigit() else None
+    touch_id = _row_id(event.get("touch_id"))
+    touch = session.get(Touch, touch_id) if touch_id is not None else None
     if touch is None or touch.status != TouchStatus.UNKNOWN or touch.subject is None:
         return None
     lead = session.get(Lead, touch.lead_id)
@@ -254,20 +255,26 @@ def _email_lead_for(session: Session, event: Mapping[str, Any]) -> int | None:
     message = _email_message_for(session, event)
     if message is not None:
         return message.lead_id
-    touch_id = str(event.get("touch_id") or "")
-    return session.scalar(select(Touch.lead_id).where(Touch.id == int(touch_id))) if touch_id.isdigit() else None
+    touch_id = _row_id(event.get("touch_id"))
+    return session.scalar(select(Touch.lead_id).where(Touch.id == touch_id)) if touch_id is not None else None
+
+
+def _row_id(value: Any) -> int | None:
+    """A row id from an event's custom_args: ASCII digits that fit a database integer, else None."""
+    text = str(value or "")
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
 
 
 def _email_message_for(session: Session, event: Mapping[str, Any]) -> Message | None:
-    touch_id = str(event.get("touch_id") or "")
-    if touch_id.isdigit():
-        found = session.scalars(select(Message).where(Message.touch_id == int(touch_id),
+    touch_id = _row_id(event.get("touch_id"))
+    if touch_id is not None:
+        found = session.scalars(select(Message).where(Message.touch_id == touch_id,
                                                       Message.channel == "email")).first()
         if found:
             return found
-    message_id = str(event.get("message_id") or "")
-    if message_id.isdigit():
-        found = session.get(Message, int(message_id))
+    message_id = _row_id(event.get("message_id"))
+    if message_id is not None:
+        found = session.get(Message, message_id)
         if found and found.channel == "email":
             return found
     sg_message_id = str(event.get("sg_message_id") or "")

@@ -26,7 +26,7 @@ from bot.appointments import BookingRequest, CalendarChange, take_booking, take_
 from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
 from bot.lead_actions import LeadActionRefused
 from bot.services import Services
-from handlers.http_edge import BadRequest, load_json, read_body
+from handlers.http_edge import BadRequest, appointment_start, load_json, read_body
 
 CALENDLY = "calendly"
 CALCOM = "cal.com"
@@ -56,7 +56,7 @@ def verify_calendly(header: str | None, body: bytes, signing_key: str | None, *,
         raise BadRequest(403, "missing Calendly-Webhook-Signature header")
     parts = dict(part.strip().partition("=")[::2] for part in header.split(",") if "=" in part)
     stamp, given = parts.get("t", ""), parts.get("v1", "")
-    if not stamp.isdigit() or not given:
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or not given:
         raise BadRequest(403, "Calendly-Webhook-Signature must read t=<unix time>,v1=<signature>")
     if abs(now - int(stamp)) > CALENDLY_TOLERANCE_SECONDS:
         raise BadRequest(403, "stale Calendly-Webhook-Signature timestamp (a replay?)")
@@ -87,15 +87,8 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _start(value: Any, where: str) -> datetime:
-    text = _text(value)
-    try:
-        start = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise BadRequest(422, f"{where}: {text!r} is not an ISO 8601 date and time") from error
-    if start.tzinfo is None:
-        raise BadRequest(422, f"{where} needs a UTC offset")
-    return start.astimezone(timezone.utc)
+def _start(value: Any, where: str, now: datetime) -> datetime:
+    return appointment_start(_text(value), where, now)
 
 
 def _contact(emails: Iterable[Any], phones: Iterable[Any], default_region: str) -> tuple[str | None, str | None]:
@@ -124,7 +117,7 @@ def _looks_like_phone(question: str) -> bool:
     return any(word in question.lower() for word in PHONE_QUESTION_WORDS)
 
 
-def calendly_booking(payload: dict[str, Any], default_region: str) -> BookingRequest:
+def calendly_booking(payload: dict[str, Any], default_region: str, now: datetime) -> BookingRequest:
     """Read an invitee.created payload (the invitee, with its scheduled_event) into a booking."""
     invitee_uri = _text(payload.get("uri"))
     if not invitee_uri:
@@ -138,12 +131,12 @@ def calendly_booking(payload: dict[str, Any], default_region: str) -> BookingReq
                       if not _looks_like_phone(_text(a.get("question"))) and _text(a.get("answer")))
     name = _text(payload.get("name")) or " ".join(
         filter(None, (_text(payload.get("first_name")), _text(payload.get("last_name")))))
-    return BookingRequest(source=CALENDLY, start_at=_start(event.get("start_time"), "scheduled_event.start_time"),
+    return BookingRequest(source=CALENDLY, start_at=_start(event.get("start_time"), "scheduled_event.start_time", now),
                           email=email, phone=phone, name=name[:200], notes=notes[:5000], external_id=invitee_uri[:200],
                           replaces=_text(payload.get("old_invitee"))[:200] or None)
 
 
-def calcom_booking(payload: dict[str, Any], default_region: str) -> BookingRequest:
+def calcom_booking(payload: dict[str, Any], default_region: str, now: datetime) -> BookingRequest:
     """Read a BOOKING_CREATED or BOOKING_RESCHEDULED payload into a booking (keyed by the booking's uid)."""
     uid = _text(payload.get("uid"))
     if not uid:
@@ -163,7 +156,7 @@ def calcom_booking(payload: dict[str, Any], default_region: str) -> BookingReque
     name = _text(response("name")) or next((_text(a.get("name")) for a in attendees if _text(a.get("name"))), "")
     notes = _text(response("notes")) or _text(payload.get("additionalNotes"))
     replaces = _text(payload.get("rescheduleUid")) or _text(payload.get("fromReschedule"))
-    return BookingRequest(source=CALCOM, start_at=_start(payload.get("startTime"), "payload.startTime"), email=email,
+    return BookingRequest(source=CALCOM, start_at=_start(payload.get("startTime"), "payload.startTime", now), email=email,
                           phone=phone, name=name[:200], notes=notes[:5000], external_id=uid[:200],
                           replaces=(replaces if replaces and replaces != uid else "")[:200] or None)
 
@@ -208,7 +201,7 @@ class CalendarWebhooks:
         region = self.services.default_region
         match event:
             case "invitee.created":
-                return await self._book(calendly_booking(payload, region))
+                return await self._book(calendly_booking(payload, region, self.services.clock.now()))
             case "invitee.canceled":
                 uri = _text(payload.get("uri"))
                 cancellation = payload.get("cancellation") if isinstance(payload.get("cancellation"), dict) else {}
@@ -232,7 +225,7 @@ class CalendarWebhooks:
         region = self.services.default_region
         match trigger:
             case "BOOKING_CREATED" | "BOOKING_RESCHEDULED":
-                return await self._book(calcom_booking(payload, region))
+                return await self._book(calcom_booking(payload, region, self.services.clock.now()))
             case "BOOKING_CANCELLED":
                 return await self._change(CalendarChange(CALCOM, _text(payload.get("uid")), "cancel",
                                                          _text(payload.get("cancellationReason"))[:200]))

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hmac
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from starlette.datastructures import FormData
@@ -33,7 +34,7 @@ class BadRequest(Exception):
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BadRequest(413, f"body larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -86,6 +87,30 @@ def load_json(body: bytes) -> Any:
         raise BadRequest(400, f"body is not valid JSON: {error}") from error
     except RecursionError:
         raise BadRequest(400, "body nested too deeply") from None
+
+
+#: How far from now an appointment can be: beyond these it is an impossible value (year 1, year 9999), not a visit.
+APPOINTMENT_PAST = timedelta(days=366)
+APPOINTMENT_FUTURE = timedelta(days=3 * 366)
+
+
+def appointment_start(text: str, where: str, now: datetime) -> datetime:
+    """Read an ISO 8601 start with offset into UTC, refusing (422) anything no clinic could book."""
+    example = "e.g. 2026-12-01T15:30:00-06:00"
+    try:
+        start = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise BadRequest(422, f"{where}: {text[:60]!r} is not ISO 8601 ({example})") from error
+    if start.tzinfo is None:
+        raise BadRequest(422, f"{where} needs a UTC offset ({example})")
+    try:
+        start = start.astimezone(timezone.utc)
+    except OverflowError:
+        raise BadRequest(422, f"{where}: {text[:60]!r} is out of range") from None
+    if not now - APPOINTMENT_PAST <= start <= now + APPOINTMENT_FUTURE:
+        raise BadRequest(422, f"{where}: {start:%Y-%m-%d} is not a date an appointment can have "
+                              f"(within a year before and three years after today)")
+    return start
 
 
 def require_bearer(request: Request, expected: str | None, setting: str) -> None:

@@ -48,6 +48,7 @@ from bot.settings import Settings
 from handlers.http_edge import (
     MAX_EMAIL_BODY,
     BadRequest,
+    appointment_start,
     form_fields,
     load_json,
     read_body,
@@ -161,6 +162,8 @@ class Webhooks:
     # --- Twilio --------------------------------------------------------------------------------
 
     async def _twilio_form(self, request: Request) -> dict[str, str]:
+        if not self.settings.twilio_auth_token:  # closed before anything is read
+            raise BadRequest(503, "TWILIO_AUTH_TOKEN is not configured on this server")
         params = form_fields(await read_form(request))
         require_twilio_signature(request, params, self.settings.twilio_auth_token, self.settings.public_base_url)
         return params
@@ -327,7 +330,7 @@ class Webhooks:
     async def booking(self, request: Request) -> Response:
         require_bearer(request, self.settings.booking_webhook_token, "BOOKING_WEBHOOK_TOKEN")
         fields = await self._fields(request)
-        booking = _booking_request(fields, self.services.default_region)
+        booking = _booking_request(fields, self.services.default_region, self.services.clock.now())
         return await self._take_booking(booking)
 
     async def _take_booking(self, booking: BookingRequest) -> Response:
@@ -458,7 +461,7 @@ MAX_MEDIA = 10
 def _media_of(params: dict[str, str]) -> list[dict[str, str]]:
     """The media items of an inbound MMS (MediaUrl{N} and MediaContentType{N}), as stored with the message."""
     count = params.get("NumMedia", "0")
-    if not count.isdigit() or int(count) == 0:
+    if not re.fullmatch(r"[0-9]{1,4}", count) or int(count) == 0:
         return []
     if int(count) > MAX_MEDIA:
         raise BadRequest(400, f"NumMedia above Twilio's {MAX_MEDIA}")
@@ -517,21 +520,15 @@ def _strip_quoted(text: str) -> str:
     return (latest or text).strip()[:5000]
 
 
-def _parse_start(value: Any) -> datetime:
+def _parse_start(value: Any, now: datetime) -> datetime:
     if not isinstance(value, str) or not value:
         raise BadRequest(422, "start is required: an ISO 8601 date and time with offset")
-    try:
-        start = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise BadRequest(422, f"start: {value!r} is not ISO 8601 (e.g. 2026-12-01T15:30:00-06:00)") from error
-    if start.tzinfo is None:
-        raise BadRequest(422, "start needs a UTC offset (e.g. 2026-12-01T15:30:00-06:00)")
-    return start.astimezone(timezone.utc)
+    return appointment_start(value, "start", now)
 
 
-def _booking_request(fields: dict[str, Any], default_region: str) -> BookingRequest:
+def _booking_request(fields: dict[str, Any], default_region: str, now: datetime) -> BookingRequest:
     """Read the generic booking webhook's fields: who (lead_id, phone or email), when, and its optional id."""
-    start = _parse_start(fields.get("start"))
+    start = _parse_start(fields.get("start"), now)
     texts = {}
     for key, limit in (("notes", 5000), ("name", 200), ("external_id", 200)):
         value = fields.get(key)
@@ -542,9 +539,10 @@ def _booking_request(fields: dict[str, Any], default_region: str) -> BookingRequ
             raise BadRequest(422, f"{key} is longer than {limit} characters")
         texts[key] = text
     lead_id = fields.get("lead_id")
-    if lead_id is not None and not (isinstance(lead_id, int) and not isinstance(lead_id, bool)
-                                    or isinstance(lead_id, str) and lead_id.isdigit()):
-        raise BadRequest(422, "lead_id must be a number")
+    # A database integer: ASCII digits, at most 18 of them (a bigger one is no lead's, and no database's).
+    if lead_id is not None and not (isinstance(lead_id, int) and not isinstance(lead_id, bool) and 0 < lead_id < 10**18
+                                    or isinstance(lead_id, str) and re.fullmatch(r"[0-9]{1,18}", lead_id)):
+        raise BadRequest(422, "lead_id must be a lead's number")
     phone = email = None
     try:
         if isinstance(fields.get("phone"), str) and fields["phone"].strip():
