@@ -46,7 +46,23 @@ def create_private_file(database: str | None) -> None:
 WEB_CONNECTIONS = 10
 
 
-def make_engine(url: str, *, threads: int = 10) -> Engine:
+#: How long an HTTP request waits for a database connection before it is answered 503 (Retry-After).
+WEB_POOL_TIMEOUT = 1.0
+
+
+def make_web_engine(engine: Engine) -> Engine:
+    """A pool of the same database for the HTTP routes only, so a request never waits behind the dispatcher.
+
+    Its connections are WEB_CONNECTIONS and as many again at a burst; when all are busy a request
+    waits WEB_POOL_TIMEOUT and then gets `sqlalchemy.exc.TimeoutError` (the routes answer 503).
+    """
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return engine  # an in-memory database exists once, in its own engine
+    return make_engine(engine.url.render_as_string(hide_password=False), threads=WEB_CONNECTIONS,
+                       pool_size=WEB_CONNECTIONS, pool_timeout=WEB_POOL_TIMEOUT)
+
+
+def make_engine(url: str, *, threads: int = 10, pool_size: int | None = None, pool_timeout: float = 30.0) -> Engine:
     """Build an engine tuned for the embedded SQLite default or for PostgreSQL.
 
     `threads` is how many of the bot's own threads (senders, the fast lane) may hold a connection
@@ -57,7 +73,7 @@ def make_engine(url: str, *, threads: int = 10) -> Engine:
     if url.startswith("sqlite"):
         create_private_file(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=WEB_CONNECTIONS, max_overflow=threads)
+                               pool_size=pool_size or WEB_CONNECTIONS, max_overflow=threads, pool_timeout=pool_timeout)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]  # the DB-API connection and record are untyped in SQLAlchemy's stubs
@@ -72,7 +88,8 @@ def make_engine(url: str, *, threads: int = 10) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=WEB_CONNECTIONS, max_overflow=max(threads, 20))
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size or WEB_CONNECTIONS,
+                         max_overflow=threads if pool_size else max(threads, 20), pool_timeout=pool_timeout)
 
 
 def make_session_factory(engine: Engine, *, webhook_receivers: tuple[str, ...] = ()) -> sessionmaker[Session]:

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from bot.db import make_web_engine
 from bot.reply_classifier import load_reply_rules
 from bot.services import Services
 from bot.settings import Settings
 from handlers.calendar_webhooks import CalendarWebhooks
 from handlers.webhooks import Webhooks
+
+
+class WebServices:
+    """The bot's services as the HTTP routes see them: the same in every way but their database pool.
+
+    The routes get connections of their own (bot.db.make_web_engine), so a dispatcher holding every
+    connection of the main pool never makes a webhook wait. Everything else is read through from the
+    services, so a change to them (a setting reloaded, a test's stand-in) is seen here too.
+    """
+
+    def __init__(self, services: Services, web_engine: Engine):
+        self._services = services
+        factory = services.session_factory
+        self.session_factory = sessionmaker(class_=factory.class_, **{**factory.kw, "bind": web_engine})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._services, name)
 
 
 #: Each secret-guarded route, the setting that opens it, and what it is for (`followup run` names the closed ones).
@@ -47,8 +68,10 @@ def create_web_app(
     on_stop: Callable[[], None] | None = None,
 ) -> Starlette:
     """Build the ASGI app; the scheduler (on_start/on_stop) runs for as long as the server does."""
-    webhooks = Webhooks(services, settings, load_reply_rules(settings.reply_rules_path))
-    calendars = CalendarWebhooks(services, calendly_signing_key=settings.calendly_signing_key,
+    web_engine = make_web_engine(services.session_factory.kw["bind"])
+    web_services = WebServices(services, web_engine)
+    webhooks = Webhooks(web_services, settings, load_reply_rules(settings.reply_rules_path))  # type: ignore[arg-type]
+    calendars = CalendarWebhooks(web_services, calendly_signing_key=settings.calendly_signing_key,  # type: ignore[arg-type]
                                  calcom_secret=settings.calcom_webhook_secret)
 
     @asynccontextmanager
@@ -60,7 +83,10 @@ def create_web_app(
         finally:
             if on_stop:
                 on_stop()
+            if web_engine is not services.session_factory.kw["bind"]:
+                web_engine.dispose()
 
     app = Starlette(routes=[*webhooks.routes(), *calendars.routes(), *(extra_routes or [])], lifespan=lifespan)
     app.state.calendar_webhooks = calendars
+    app.state.web_engine = web_engine
     return app

@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,7 +27,7 @@ from bot.appointments import BookingRequest, CalendarChange, take_booking, take_
 from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
 from bot.lead_actions import LeadActionRefused
 from bot.services import Services
-from handlers.http_edge import BadRequest, appointment_start, load_json, read_body
+from handlers.http_edge import BadRequest, appointment_start, database_busy, load_json, read_body
 
 CALENDLY = "calendly"
 CALCOM = "cal.com"
@@ -170,6 +171,8 @@ def _endpoint(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
             return await handler(request)
         except BadRequest as error:
             return error.response()
+        except PoolTimeout:
+            return database_busy()
 
     return endpoint
 

@@ -32,6 +32,12 @@ class BadRequest(Exception):
         return JSONResponse({"error": self.reason, **self.extra}, status_code=self.status)
 
 
+def database_busy() -> JSONResponse:
+    """Every connection of the web pool is in use: the caller retries (vendors do), nothing was changed."""
+    return JSONResponse({"error": "the database is busy; try again in a moment"}, status_code=503,
+                        headers={"Retry-After": "1"})
+
+
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from mailparser_reply import EmailReplyParser
 from sqlalchemy import select
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -49,6 +50,7 @@ from handlers.http_edge import (
     MAX_EMAIL_BODY,
     BadRequest,
     appointment_start,
+    database_busy,
     form_fields,
     load_json,
     read_body,
@@ -81,6 +83,8 @@ def _endpoint(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
             return await handler(request)
         except BadRequest as error:
             return error.response()
+        except PoolTimeout:
+            return database_busy()
 
     return endpoint
 
