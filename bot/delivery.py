@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -64,8 +64,9 @@ def prune_processed_deliveries(services: Services) -> int:
                 ids = select(ProcessedDelivery.id).where(
                     ProcessedDelivery.provider == provider, ProcessedDelivery.received_at < now - retention,
                 ).limit(PRUNE_BATCH)
-                count = session.execute(delete(ProcessedDelivery).where(
-                    ProcessedDelivery.id.in_(ids.scalar_subquery()))).rowcount or 0
+                deleted = session.execute(delete(ProcessedDelivery).where(
+                    ProcessedDelivery.id.in_(ids.scalar_subquery())))
+                count = cast(CursorResult, deleted).rowcount or 0  # a DELETE's result is a cursor's
             removed += count
             if count < PRUNE_BATCH:
                 break
