@@ -70,8 +70,8 @@ def create_web_app(
     """Build the ASGI app; the scheduler (on_start/on_stop) runs for as long as the server does."""
     web_engine = make_web_engine(services.session_factory.kw["bind"])
     web_services = WebServices(services, web_engine)
-    webhooks = Webhooks(web_services, settings, load_reply_rules(settings.reply_rules_path))  # type: ignore[arg-type]
-    calendars = CalendarWebhooks(web_services, calendly_signing_key=settings.calendly_signing_key,  # type: ignore[arg-type]
+    webhooks = Webhooks(web_services, settings, load_reply_rules(settings.reply_rules_path))  # type: ignore[arg-type]  # WebServices is Services with the routes' own pool
+    calendars = CalendarWebhooks(web_services, calendly_signing_key=settings.calendly_signing_key,  # type: ignore[arg-type]  # as above
                                  calcom_secret=settings.calcom_webhook_secret)
 
     @asynccontextmanager

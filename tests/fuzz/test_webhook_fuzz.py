@@ -51,7 +51,7 @@ IMPOSSIBLE_STARTS: list[Any] = [
 ]
 
 
-def _app_for(settings: Settings, engine, clock) -> tuple[TestClient, FuzzedBot]:  # noqa: ANN001
+def _app_for(settings: Settings, engine, clock) -> tuple[TestClient, FuzzedBot]:  # noqa: ANN001 - the engine fixture
     services = build_services(settings, engine=engine, clock=clock, sms=FakeSmsSender(), email=FakeEmailSender(),
                               migrate=False)
     app = create_web_app(services, settings)

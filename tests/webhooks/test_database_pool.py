@@ -12,7 +12,7 @@ from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import AUTH_TOKEN, LEAD_TOKEN
 
 
-def hold_every_connection(stack: ExitStack, engine) -> int:  # noqa: ANN001
+def hold_every_connection(stack: ExitStack, engine) -> int:  # noqa: ANN001 - the engine fixture
     """Check out connections until the pool has none left (as a dispatcher under load would)."""
     pool = engine.pool
     held = 0
