@@ -60,8 +60,10 @@ def test_a_file_shared_in_the_channel_shows_the_simulated_time_it_was_shared(tmp
         before = sandbox.clock.now().timestamp()
         client.files_upload_v2(channel=LEADS_CHANNEL, content=b"\x89PNG chart", filename="digest.png",
                                title="This week", initial_comment="The week in leads")
-        after = sandbox.clock.now().timestamp()
         [shared] = [m for m in sandbox.slack.messages(LEADS_CHANNEL) if m.get("files")]
+        # The sandbox hears of each Slack call once the stand-in has answered it: wait for that.
+        wait_for(lambda: shared["ts"] in sandbox.world.sim_times, timeout=10)
+        after = sandbox.clock.now().timestamp()
         stamps = dict(sandbox.world.sim_times)
 
     assert before <= stamps[shared["ts"]] <= after
