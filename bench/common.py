@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert, text
 
-from bot.db import make_engine
-from bot.models import Enrollment, Lead, Touch
+from bot.store.db import make_engine
+from bot.store.models import Enrollment, Lead, Touch
 from tests.support import processes
 from tests.support.content import always_open_business, phone
 from tests.support.content import midday_zone as midday_zone  # re-exported: the benchmarks import it from here

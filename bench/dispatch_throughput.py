@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 
 from bench.common import ACCOUNT_SID, AUTH_TOKEN, content, database, load_leads, machine
 from bot.app import build_services
-from bot.dispatch import Dispatcher
+from bot.usecases.dispatch import Dispatcher
 from bot.scheduler import SENDERS
-from bot.models import Touch
-from bot.ports import SendReceipt
+from bot.store.models import Touch
+from bot.core.ports import SendReceipt
 from bot.settings import Settings
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.common import POSTGRES_URL, machine, median
-from bot.db import make_engine, upgrade
+from bot.store.db import make_engine, upgrade
 from tests.support.databases import MigratedTemplates
 
 

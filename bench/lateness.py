@@ -35,8 +35,8 @@ def run(kind: str, leads: int, restart: bool, twilio: TwilioApiStandin, arrivals
                    start_id=first_id)
         from sqlalchemy import update
 
-        from bot.db import make_engine
-        from bot.models import Touch
+        from bot.store.db import make_engine
+        from bot.store.models import Touch
 
         engine = make_engine(url)
         with engine.begin() as connection:  # exactly the same second for all of them

@@ -24,8 +24,8 @@ from sqlalchemy import insert
 from bench.common import bot_env, content, database, free_port, load_leads, machine, wait_healthy
 from bench.common import POSTGRES_URL
 from bench.slack_pace import REPO, PacedSlack, cpu_seconds, postgres_backends_cpu, profile, slack_env, start_checkout
-from bot.db import make_engine
-from bot.models import OutboxEvent
+from bot.store.db import make_engine
+from bot.store.models import OutboxEvent
 from bot.standins.twilio_api import TwilioApiStandin
 from bench.common import ACCOUNT_SID, AUTH_TOKEN
 

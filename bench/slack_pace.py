@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.slack_limits import RateLimiter
+from bot.slack.limits import RateLimiter
 from bot.standins.server import RecordedRequest, Reply
 from bot.standins.slack_api import SlackApiStandin, slack_error
 

@@ -32,8 +32,8 @@ from bench.common import (ACCOUNT_SID, AUTH_TOKEN, bot_env, content, database, f
                           percentile, phone, stop_bot, summary_ms, wait_healthy)
 from bench.slack_pace import REPO, PacedSlack, cpu_seconds, slack_env, start_checkout
 from bench.speed_to_lead import Arrivals
-from bot.db import make_engine
-from bot.models import OutboxEvent
+from bot.store.db import make_engine
+from bot.store.models import OutboxEvent
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
 

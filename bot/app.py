@@ -6,14 +6,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from bot.business import Business, load_business
-from bot.clock import Clock, ScaledClock
-from bot.contacts import phone_country
-from bot.db import make_engine, make_session_factory, upgrade
-from bot.ports import EmailSender, SmsSender
-from bot.services import Playbooks, Services
+from bot.core.business import Business, load_business
+from bot.core.clock import Clock, ScaledClock
+from bot.core.contacts import phone_country
+from bot.store.db import make_engine, make_session_factory, upgrade
+from bot.core.ports import EmailSender, SmsSender
+from bot.usecases.services import Playbooks, Services
 from bot.settings import Settings
-from bot.templating import TemplateRenderer
+from bot.core.templating import TemplateRenderer
 
 
 def load_playbooks(settings: Settings, business: Business) -> Playbooks:
@@ -43,7 +43,7 @@ def email_configured(settings: Settings) -> bool:
 def build_sms_sender(settings: Settings) -> SmsSender | None:
     if not sms_configured(settings):
         return None
-    from bot.twilio_sms import TwilioSmsSender
+    from bot.channels.twilio_sms import TwilioSmsSender
 
     return TwilioSmsSender(
         account_sid=settings.twilio_account_sid,
@@ -58,7 +58,7 @@ def build_sms_sender(settings: Settings) -> SmsSender | None:
 def build_email_sender(settings: Settings, business: Business) -> EmailSender | None:
     if not email_configured(settings):
         return None
-    from bot.sendgrid_email import SendGridEmailSender
+    from bot.channels.sendgrid_email import SendGridEmailSender
 
     return SendGridEmailSender(
         api_key=settings.sendgrid_api_key,

@@ -13,7 +13,7 @@ from typing import Any, Sequence as Seq
 
 from sqlalchemy import select
 
-from bot.config_errors import ConfigError
+from bot.core.config_errors import ConfigError
 
 
 def _settings():  # noqa: ANN202 - imported late so `followup --help` stays fast
@@ -40,8 +40,8 @@ def _fail(message: str) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate business.yml, every playbook and every template rendered against a sample lead."""
-    from bot.business import load_business
-    from bot.content_check import check_content
+    from bot.core.business import load_business
+    from bot.reports.content_check import check_content
 
     settings = _settings()
     try:
@@ -64,8 +64,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _unconfigured_channels(settings, business) -> list[str]:  # noqa: ANN001 - Settings and Business, imported late here so `followup --help` stays fast
     """What `followup run` would hold back for want of a provider's settings."""
     from bot.app import email_configured, load_playbooks, sms_configured
-    from bot.dispatch import waiting_channels_warnings
-    from bot.playbook import Channel
+    from bot.usecases.dispatch import waiting_channels_warnings
+    from bot.core.playbook import Channel
 
     try:
         playbooks = load_playbooks(settings, business)
@@ -129,7 +129,7 @@ def _lead_fields(text: str | None) -> dict[str, str]:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """Show when each touch goes out, in business and lead local time, with its text."""
-    from bot.preview import render_preview
+    from bot.reports.preview import render_preview
 
     settings = _settings()
     try:
@@ -160,7 +160,7 @@ def _services(migrate: bool = True):  # noqa: ANN202 - Services, imported late h
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from bot.db import make_engine, upgrade
+    from bot.store.db import make_engine, upgrade
 
     settings = _settings()
     upgrade(make_engine(settings.database_url))
@@ -176,8 +176,8 @@ def _redact(url: str) -> str:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import leads from CSV: each bad row reported with its line and reason, good rows kept."""
-    from bot.csv_records import UnreadableFile
-    from bot.lead_import import ConsentNotAccountedFor, import_leads_csv
+    from bot.core.csv_records import UnreadableFile
+    from bot.usecases.lead_import import ConsentNotAccountedFor, import_leads_csv
 
     path = Path(args.file)
     if not path.exists():
@@ -199,8 +199,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_leads_list(args: argparse.Namespace) -> int:
-    from bot.lead_views import lead_summary
-    from bot.models import Lead
+    from bot.reports.lead_views import lead_summary
+    from bot.store.models import Lead
 
     services = _services()
     with services.session_factory() as session:
@@ -227,8 +227,8 @@ def cmd_leads_list(args: argparse.Namespace) -> int:
 
 
 def cmd_leads_show(args: argparse.Namespace) -> int:
-    from bot.lead_views import lead_detail
-    from bot.leads import find_lead
+    from bot.reports.lead_views import lead_detail
+    from bot.usecases.leads import find_lead
 
     services = _services()
     with services.session_factory() as session:
@@ -250,7 +250,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write every lead (changed since a date, if given) to CSV or JSON, streamed in pages."""
     from datetime import date, time as day_time
 
-    from bot.lead_export import ExportRefused, export_leads
+    from bot.reports.lead_export import ExportRefused, export_leads
 
     try:
         services = _services()
@@ -276,9 +276,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """The period's numbers, or one breakdown, as a table, CSV or JSON: the same numbers as /followup stats."""
-    from bot.report_request import ACCEPTED_FORMS, StatsWordsError, read_stats_words
-    from bot.reports import headline_table, stats_table
-    from bot.stats import lead_stats
+    from bot.core.report_request import ACCEPTED_FORMS, StatsWordsError, read_stats_words
+    from bot.reports.breakdowns import headline_table, stats_table
+    from bot.reports.stats import lead_stats
 
     try:
         request = read_stats_words(args.words)
@@ -306,7 +306,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stats_json(table) -> dict[str, Any]:  # noqa: ANN001 - a bot.reports.StatsTable
+def _stats_json(table) -> dict[str, Any]:  # noqa: ANN001 - a bot.reports.breakdowns.StatsTable
     return {"breakdown": str(table.by) if table.by else None, "days": table.days,
             "since": table.since.isoformat(), "until": table.until.isoformat(),
             "columns": [{"key": column.key, "heading": column.heading, "kind": str(column.kind)}
@@ -317,7 +317,7 @@ def _stats_json(table) -> dict[str, Any]:  # noqa: ANN001 - a bot.reports.StatsT
 def _write_stats_csv(table, out) -> None:  # noqa: ANN001 - a StatsTable, a text stream
     import csv
 
-    from bot.lead_export import spreadsheet_cell
+    from bot.reports.lead_export import spreadsheet_cell
 
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([column.key for column in table.columns])
@@ -326,7 +326,7 @@ def _write_stats_csv(table, out) -> None:  # noqa: ANN001 - a StatsTable, a text
 
 
 def _stats_text(table, zone) -> str:  # noqa: ANN001 - a StatsTable, the business's time zone
-    from bot.reports import cell_text, text_lines
+    from bot.reports.breakdowns import cell_text, text_lines
 
     first, last = table.since.astimezone(zone), table.until.astimezone(zone)
     lines = [f"{table.title}, last {table.days} days ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} "
@@ -345,9 +345,9 @@ def _stats_text(table, zone) -> str:  # noqa: ANN001 - a StatsTable, the busines
 
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase one lead's personal data for a deletion request; anonymous counts stay."""
-    from bot.audit import CLI
-    from bot.forget import forget, scrub_database_files
-    from bot.leads import find_lead
+    from bot.store.audit import CLI
+    from bot.usecases.forget import forget, scrub_database_files
+    from bot.usecases.leads import find_lead
 
     services = _services()
     with services.session_factory() as session:
@@ -422,7 +422,7 @@ def _format_detail(detail: dict[str, Any]) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Upgrade the database and run the bot until interrupted."""
-    from bot import log_redaction
+    from bot.core import log_redaction
     from bot.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

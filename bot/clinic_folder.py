@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
-from bot.playbook import BUSINESS_FILE, list_sequences
+from bot.core.playbook import BUSINESS_FILE, list_sequences
 
 #: What is never content: Python's own files, left behind by packaging.
 _NOT_CONTENT = ("__pycache__", "__init__.py")

@@ -10,12 +10,12 @@ from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.dispatch import SEND_LEASE_SECONDS, Dispatcher
-from bot.call_tasks import remind_unclaimed
-from bot.durations import parse_duration
-from bot.appointments import announce_started_visits
-from bot.lead_actions import escalate_unfinished_bookings
-from bot.services import Services
+from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher
+from bot.usecases.call_tasks import remind_unclaimed
+from bot.core.durations import parse_duration
+from bot.usecases.appointments import announce_started_visits
+from bot.usecases.lead_actions import escalate_unfinished_bookings
+from bot.usecases.services import Services
 from bot.settings import DEFAULT_FAST_LANE_THREADS, DEFAULT_SENDERS
 
 log = logging.getLogger(__name__)

@@ -9,16 +9,16 @@ import uvicorn
 from starlette.applications import Starlette
 
 from bot.app import build_services
-from bot.clock import Clock
-from bot.conversations import recover_abandoned_direct
-from bot.delivery import prune_processed_deliveries
-from bot.dispatch import configured_channels, release_waiting_touches, waiting_channels_warnings
+from bot.core.clock import Clock
+from bot.usecases.conversations import recover_abandoned_direct
+from bot.usecases.delivery import prune_processed_deliveries
+from bot.usecases.dispatch import configured_channels, release_waiting_touches, waiting_channels_warnings
 from bot.scheduler import WorkScheduler
-from bot.services import Services
+from bot.usecases.services import Services
 from bot.settings import Settings
-from bot.slack_poster import SlackPoster, build_slack_poster
+from bot.slack.poster import SlackPoster, build_slack_poster
 from bot.web import closed_routes, create_web_app
-from bot.webhook_delivery import WebhookDeliverer
+from bot.channels.webhook_delivery import WebhookDeliverer
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
         log.warning("Slack is not configured (SLACK_BOT_TOKEN, SLACK_LEADS_CHANNEL): no lead cards will be posted")
     if poster is not None and settings.digest_schedule is not None:
         from bot.slack_app import slack_client
-        from bot.slack_digest import WeeklyDigestJob
+        from bot.slack.digest import WeeklyDigestJob
 
         digest = WeeklyDigestJob(services, slack_client(settings), settings.slack_leads_channel or "",
                                  settings.digest_schedule)

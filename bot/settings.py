@@ -126,14 +126,14 @@ class Settings(BaseSettings):
     @field_validator("digest")
     @classmethod
     def _digest_is_a_day_and_hour(cls, value: str) -> str:
-        from bot.digest import DigestSchedule
+        from bot.reports.digest import DigestSchedule
 
         DigestSchedule.parse(value)  # raises with the fix in its message
         return value
 
     @property
     def digest_schedule(self):  # noqa: ANN201 - a DigestSchedule or None, imported late to keep settings light
-        from bot.digest import DigestSchedule
+        from bot.reports.digest import DigestSchedule
 
         return DigestSchedule.parse(self.digest)
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.services import Services
+from bot.usecases.services import Services
 from bot.settings import Settings
 from handlers import register_slack
 from handlers.http_edge import BadRequest, read_body

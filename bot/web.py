@@ -11,9 +11,9 @@ from sqlalchemy.orm import sessionmaker
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from bot.db import make_web_engine
-from bot.reply_classifier import load_reply_rules
-from bot.services import Services
+from bot.store.db import make_web_engine
+from bot.core.reply_classifier import load_reply_rules
+from bot.usecases.services import Services
 from bot.settings import Settings
 from handlers.calendar_webhooks import CalendarWebhooks
 from handlers.webhooks import Webhooks
@@ -22,7 +22,7 @@ from handlers.webhooks import Webhooks
 class WebServices:
     """The bot's services as the HTTP routes see them: the same in every way but their database pool.
 
-    The routes get connections of their own (bot.db.make_web_engine), so a dispatcher holding every
+    The routes get connections of their own (bot.store.db.make_web_engine), so a dispatcher holding every
     connection of the main pool never makes a webhook wait. Everything else is read through from the
     services, so a change to them (a setting reloaded, a test's stand-in) is seen here too.
     """

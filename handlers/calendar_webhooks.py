@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.appointments import BookingRequest, CalendarChange, take_booking, take_calendar_change
-from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
-from bot.lead_actions import LeadActionRefused
-from bot.services import Services
+from bot.usecases.appointments import BookingRequest, CalendarChange, take_booking, take_calendar_change
+from bot.core.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
+from bot.usecases.lead_actions import LeadActionRefused
+from bot.usecases.services import Services
 from handlers.http_edge import BadRequest, appointment_start, database_busy, load_json, read_body
 
 CALENDLY = "calendly"

@@ -15,11 +15,11 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.lead_locks import taking_lead
-from bot.appointments import ACTIVE, back_to_follow_up, cancel, mark_attended, mark_no_show
-from bot.audit import Actor
-from bot.closed_by_bot import NothingToReopen, reopen_lead
-from bot.lead_actions import (
+from bot.store.lead_locks import taking_lead
+from bot.usecases.appointments import ACTIVE, back_to_follow_up, cancel, mark_attended, mark_no_show
+from bot.store.audit import Actor
+from bot.usecases.closed_by_bot import NothingToReopen, reopen_lead
+from bot.usecases.lead_actions import (
     LeadActionRefused,
     claim_call_task,
     claim_lead,
@@ -29,14 +29,14 @@ from bot.lead_actions import (
     resume_lead,
     snooze_call_task,
 )
-from bot.models import Appointment, CallTask, Lead, Message
-from bot.rules import CallOutcome
-from bot.services import Services
-from bot.slack_blocks import ActionId, escape
-from bot.slack_home import home_view, when
-from bot.slack_modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal, reschedule_modal
-from bot.states import CallTaskStatus
-from bot.stats import home_snapshot
+from bot.store.models import Appointment, CallTask, Lead, Message
+from bot.core.rules import CallOutcome
+from bot.usecases.services import Services
+from bot.slack.blocks import ActionId, escape
+from bot.slack.home import home_view, when
+from bot.slack.modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal, reschedule_modal
+from bot.core.states import CallTaskStatus
+from bot.reports.stats import home_snapshot
 from handlers.slack_edge import (
     Click,
     after_change,

@@ -15,12 +15,12 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.consent import why_no_sms_consent
-from bot.lead_locks import taking_lead
-from bot.appointments import book as book_visit
-from bot.appointments import cancel, mark_attended, mark_no_show, reschedule, upcoming
-from bot.audit import Actor
-from bot.lead_actions import (
+from bot.store.consent import why_no_sms_consent
+from bot.store.lead_locks import taking_lead
+from bot.usecases.appointments import book as book_visit
+from bot.usecases.appointments import cancel, mark_attended, mark_no_show, reschedule, upcoming
+from bot.store.audit import Actor
+from bot.usecases.lead_actions import (
     LeadActionRefused,
     record_consent_by_team,
     claim_lead,
@@ -30,15 +30,15 @@ from bot.lead_actions import (
     resume_lead,
     stop_lead,
 )
-from bot.lead_views import lead_detail
-from bot.leads import InvalidLead, LeadInput, take_in_lead
-from bot.models import Lead
-from bot.reports import stats_table
-from bot.services import Services
-from bot.digest import build_digest
-from bot.slack_blocks import context, escape, lead_label
-from bot.slack_digest import digest_blocks, digest_text
-from bot.slack_commands import (
+from bot.reports.lead_views import lead_detail
+from bot.usecases.leads import InvalidLead, LeadInput, take_in_lead
+from bot.store.models import Lead
+from bot.reports.breakdowns import stats_table
+from bot.usecases.services import Services
+from bot.reports.digest import build_digest
+from bot.slack.blocks import context, escape, lead_label
+from bot.slack.digest import digest_blocks, digest_text
+from bot.slack.command_text import (
     BookLead,
     Command,
     CommandError,
@@ -55,11 +55,11 @@ from bot.slack_commands import (
     parse_command,
     usage,
 )
-from bot.slack_reports import stats_table_blocks
-from bot.slack_home import lead_detail_blocks, lead_list_blocks, stats_blocks, when
-from bot.slack_views import display_phone
-from bot.states import Stage
-from bot.stats import lead_stats, lead_lines
+from bot.slack.breakdowns import stats_table_blocks
+from bot.slack.home import lead_detail_blocks, lead_list_blocks, stats_blocks, when
+from bot.slack.cards import display_phone
+from bot.core.states import Stage
+from bot.reports.stats import lead_stats, lead_lines
 from handlers.slack_edge import UnclearLead, after_change, one_lead, services_of
 
 log = logging.getLogger(__name__)

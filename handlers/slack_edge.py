@@ -13,14 +13,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.lead_locks import taking_lead
-from bot.lead_actions import LeadActionRefused
-from bot.leads import find_lead
-from bot.models import CallTask, Lead
-from bot.services import Services
-from bot.slack_blocks import escape
-from bot.slack_home import lead_choices_text
-from bot.slack_views import display_phone
+from bot.store.lead_locks import taking_lead
+from bot.usecases.lead_actions import LeadActionRefused
+from bot.usecases.leads import find_lead
+from bot.store.models import CallTask, Lead
+from bot.usecases.services import Services
+from bot.slack.blocks import escape
+from bot.slack.home import lead_choices_text
+from bot.slack.cards import display_phone
 
 log = logging.getLogger(__name__)
 

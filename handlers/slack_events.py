@@ -21,15 +21,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import audit
-from bot.audit import Actor
-from bot.conversations import DirectMessageRefused, send_direct
-from bot.models import CallTask, Lead
-from bot.services import Services
-from bot.slack_blocks import escape
-from bot.slack_commands import SEND_MARKER, message_for_lead, plain_text_from_slack
-from bot.slack_home import home_view
-from bot.stats import home_snapshot
+from bot.store import audit
+from bot.store.audit import Actor
+from bot.usecases.conversations import DirectMessageRefused, send_direct
+from bot.store.models import CallTask, Lead
+from bot.usecases.services import Services
+from bot.slack.blocks import escape
+from bot.slack.command_text import SEND_MARKER, message_for_lead, plain_text_from_slack
+from bot.slack.home import home_view
+from bot.reports.stats import home_snapshot
 from handlers.slack_edge import after_change, services_of, tell
 
 log = logging.getLogger(__name__)

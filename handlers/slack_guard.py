@@ -7,7 +7,7 @@ A Bolt middleware, run after Bolt has checked the signature and before any liste
    request replayed inside Slack's five minutes has the identical signature) or, over Socket Mode
    where nothing is signed, by its `trigger_id`. The key is a row in `processed_deliveries`, so it
    holds across processes and restarts.
-2. The request is named as one `Act` (bot.slack_permissions), the person is looked up (users.info:
+2. The request is named as one `Act` (bot.slack.permissions), the person is looked up (users.info:
    their organisation and whether they are a guest; conversations.members of the leads channel or
    the SLACK_TEAM_GROUP user group: whether they are on the team) and where they are, and the
    table decides. A refusal is answered to that person alone, in the way the request allows
@@ -30,12 +30,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import func, select
 
-from bot.delivery import first_delivery
-from bot.models import AuditEntry
-from bot.rules import CallOutcome
-from bot.services import Services
-from bot.slack_blocks import ActionId, ModalCallback
-from bot.slack_commands import (
+from bot.usecases.delivery import first_delivery
+from bot.store.models import AuditEntry
+from bot.core.rules import CallOutcome
+from bot.usecases.services import Services
+from bot.slack.blocks import ActionId, ModalCallback
+from bot.slack.command_text import (
     BookLead,
     CommandError,
     Help,
@@ -50,9 +50,9 @@ from bot.slack_commands import (
     message_for_lead,
     parse_command,
 )
-from bot.slack_modals import OUTCOME_BLOCK
-from bot.slack_permissions import Act, Person, Place, Standing, refusal
-from bot.states import ActorType
+from bot.slack.modals import OUTCOME_BLOCK
+from bot.slack.permissions import Act, Person, Place, Standing, refusal
+from bot.core.states import ActorType
 from handlers.slack_edge import SERVICES, tell
 
 log = logging.getLogger(__name__)

@@ -14,15 +14,15 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
-from bot.lead_locks import taking_lead
-from bot.appointments import closed_day_warning, reschedule, upcoming
-from bot.audit import Actor
-from bot.conversations import DirectMessageRefused, send_direct
-from bot.lead_actions import LeadActionRefused, book, log_call_outcome
-from bot.rules import CallOutcome
-from bot.slack_blocks import OUTCOME_LABELS, ModalCallback, escape
-from bot.slack_home import when
-from bot.slack_modals import (
+from bot.store.lead_locks import taking_lead
+from bot.usecases.appointments import closed_day_warning, reschedule, upcoming
+from bot.store.audit import Actor
+from bot.usecases.conversations import DirectMessageRefused, send_direct
+from bot.usecases.lead_actions import LeadActionRefused, book, log_call_outcome
+from bot.core.rules import CallOutcome
+from bot.slack.blocks import OUTCOME_LABELS, ModalCallback, escape
+from bot.slack.home import when
+from bot.slack.modals import (
     CHANNEL_LABELS,
     FormErrors,
     ModalOrigin,
@@ -34,7 +34,7 @@ from bot.slack_modals import (
     read_reschedule_form,
     reschedule_modal,
 )
-from bot.models import CallTask, Lead
+from bot.store.models import CallTask, Lead
 from handlers.slack_edge import after_change, plain_name, services_of, task_for_change, tell
 
 log = logging.getLogger(__name__)

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bot.appointments import BookingRequest, BookingResult, UnknownLead, take_booking, upcoming
-from bot.audit import Actor
-from bot.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
-from bot.conversations import (
+from bot.usecases.appointments import BookingRequest, BookingResult, UnknownLead, take_booking, upcoming
+from bot.store.audit import Actor
+from bot.core.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
+from bot.usecases.conversations import (
     DirectMessageRefused,
     InboundMessage,
     MissedCallAnswer,
@@ -31,20 +31,20 @@ from bot.conversations import (
     take_missed_call,
     take_unverified_email,
 )
-from bot.db import is_reachable
-from bot.email_auth import check_sender
-from bot.delivery import SmsStatusReport, apply_email_events, apply_sms_status
-from bot.enrollment import lead_timezones
-from bot.lead_actions import LeadActionRefused, opt_out, record_booking_link_click
-from bot.render_context import format_local
-from bot.lead_locks import taking_lead
-from bot.twilio_sms import failure_kind
-from bot.leads import InvalidLead, LeadInput, find_existing, take_in_lead
-from bot.models import Lead
-from bot.render_context import prefilled_booking_link
-from bot.reply_classifier import ReplyRules, classify_reply, understood
-from bot.rules import LeadSignal
-from bot.services import Services
+from bot.store.db import is_reachable
+from bot.core.email_auth import check_sender
+from bot.usecases.delivery import SmsStatusReport, apply_email_events, apply_sms_status
+from bot.usecases.enrollment import lead_timezones
+from bot.usecases.lead_actions import LeadActionRefused, opt_out, record_booking_link_click
+from bot.usecases.render_context import format_local
+from bot.store.lead_locks import taking_lead
+from bot.channels.twilio_sms import failure_kind
+from bot.usecases.leads import InvalidLead, LeadInput, find_existing, take_in_lead
+from bot.store.models import Lead
+from bot.usecases.render_context import prefilled_booking_link
+from bot.core.reply_classifier import ReplyRules, classify_reply, understood
+from bot.core.rules import LeadSignal
+from bot.usecases.services import Services
 from bot.settings import Settings
 from handlers.http_edge import (
     MAX_EMAIL_BODY,
@@ -402,8 +402,8 @@ class Webhooks:
         with taking_lead(services, lead_id) as (session, lead):
             assert lead is not None
             opt_out(session, lead, "email", now=services.clock.now(), actor=Actor.lead(lead.id))
-            from bot import outbox
-            from bot.outbox import Notice
+            from bot.store import outbox
+            from bot.store.outbox import Notice
 
             outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=services.clock.now(),
                            text="unsubscribed from email by link: no more email")
@@ -447,7 +447,7 @@ def is_link_scanner(user_agent: str) -> bool:
 
 def _just_delivered(session, lead_id: int, now: datetime) -> bool:  # noqa: ANN001 - a Session
     """Whether the lead's last message from us went out within SCANNER_WINDOW of now."""
-    from bot.models import Message
+    from bot.store.models import Message
 
     last = session.scalar(select(Message.created_at).where(Message.lead_id == lead_id, Message.direction == "out")
                           .order_by(Message.created_at.desc()).limit(1))

@@ -10,10 +10,10 @@ from textwrap import dedent
 import pytest
 
 from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
-from bot.clock import ManualClock
+from bot.core.clock import ManualClock
 from bot.app import build_services
-from bot.db import make_engine, upgrade
-from bot.services import Services
+from bot.store.db import make_engine, upgrade
+from bot.usecases.services import Services
 from bot.settings import Settings
 from tests.fakes import FakeEmailSender, FakeSmsSender
 from tests.support.databases import POSTGRES_URL, MigratedTemplates

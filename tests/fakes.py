@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bot.ports import OutgoingEmail, OutgoingSms, SendError, SendReceipt
+from bot.core.ports import OutgoingEmail, OutgoingSms, SendError, SendReceipt
 
 _ids = itertools.count(1)
 
@@ -48,8 +48,8 @@ WEB_FORM_CONSENT = {"consent": True, "consent_text": "I agree to receive texts f
                                                      "inquiry. Msg & data rates may apply. Reply STOP to opt out."}
 
 
-def consented():  # noqa: ANN201 - a bot.consent.ConsentGiven, imported late like the rest of the core
+def consented():  # noqa: ANN201 - a bot.store.consent.ConsentGiven, imported late like the rest of the core
     """Consent on record as the web form gives it, for leads built as `LeadInput(...)`."""
-    from bot.consent import ConsentGiven, ConsentMethod
+    from bot.store.consent import ConsentGiven, ConsentMethod
 
     return ConsentGiven(ConsentMethod.WEB_FORM, WEB_FORM_CONSENT["consent_text"])

@@ -22,15 +22,15 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.appointments import book as book_visit
-from bot.appointments import mark_attended, mark_no_show, upcoming
-from bot.audit import SYSTEM, Actor
-from bot.call_tasks import open_call_task
-from bot.dispatch import Dispatcher
-from bot.lead_actions import book, claim_lead, log_call_outcome, receive_message, resume_lead
-from bot.leads import LeadInput, add_lead
-from bot.models import CallTask, Lead
-from bot.rules import CallOutcome, LeadSignal
+from bot.usecases.appointments import book as book_visit
+from bot.usecases.appointments import mark_attended, mark_no_show, upcoming
+from bot.store.audit import SYSTEM, Actor
+from bot.usecases.call_tasks import open_call_task
+from bot.usecases.dispatch import Dispatcher
+from bot.usecases.lead_actions import book, claim_lead, log_call_outcome, receive_message, resume_lead
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import CallTask, Lead
+from bot.core.rules import CallOutcome, LeadSignal
 from tests.fakes import WEB_FORM_CONSENT
 
 ALICE = "U0ALICE"

@@ -8,7 +8,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
-from bot.db import alembic_config, make_engine, upgrade
+from bot.store.db import alembic_config, make_engine, upgrade
 from tests.support.databases import MigratedTemplates
 
 

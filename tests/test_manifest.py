@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.closed_by_bot import ClosedByBot
+from bot.usecases.closed_by_bot import ClosedByBot
 from bot.slack_app import SLACK_EVENTS_PATH
-from bot.slack_blocks import ActionId, ModalCallback, call_task_blocks, lead_card_blocks, thread_entry_blocks
-from bot.slack_home import closed_by_bot_block
-from bot.slack_views import Automation, CallTaskView, LeadCard, OutboundEntry
+from bot.slack.blocks import ActionId, ModalCallback, call_task_blocks, lead_card_blocks, thread_entry_blocks
+from bot.slack.home import closed_by_bot_block
+from bot.slack.cards import Automation, CallTaskView, LeadCard, OutboundEntry
 from tests.handlers.conftest import (  # noqa: F401 - the Slack workspace fixtures, shared with tests/handlers
     ALICE,
     LEADS,

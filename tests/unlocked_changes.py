@@ -1,4 +1,4 @@
-"""A watch on the database for changes to a lead made without that lead's lock (bot.lead_locks.taking_lead).
+"""A watch on the database for changes to a lead made without that lead's lock (bot.store.lead_locks.taking_lead).
 
 "No STOP slips between a check and a send" holds only if everything that changes a lead holds the
 lead's lock while it does. Installed on a `Services`' session factory, this notes every flush and
@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from bot.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
-from bot.services import Services
+from bot.store.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
+from bot.usecases.services import Services
 
 WATCHED = (Lead, Enrollment, Touch, Message, Appointment, CallTask)
 WATCHED_TABLES = frozenset(model.__table__.name for model in WATCHED)

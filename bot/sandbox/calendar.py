@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from bot.models import Appointment, Lead
+from bot.store.models import Appointment, Lead
 from bot.sandbox.actions import BotAnswer, _answer
-from bot.services import Services
+from bot.usecases.services import Services
 from handlers.calendar_webhooks import calendly_signature
 
 #: The made-up Calendly organisation and event type the sandbox's bookings belong to.

@@ -20,10 +20,10 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bot.clock import utc
-from bot.dispatch import Dispatcher
-from bot.models import Enrollment, EnrollmentState, Lead, Touch, TouchStatus
-from bot.playbook import step_label
+from bot.core.clock import utc
+from bot.usecases.dispatch import Dispatcher
+from bot.store.models import Enrollment, EnrollmentState, Lead, Touch, TouchStatus
+from bot.core.playbook import step_label
 from bot.sandbox.actions import ActionRefused, BotAnswer
 from bot.sandbox.calendar import CalendarRefused
 
@@ -423,7 +423,7 @@ def _bot_error(answer: BotAnswer) -> str:
 def _send_marker() -> str | None:
     """What a team member starts a thread message with to send it to the lead (the Slack side defines it)."""
     try:
-        from bot.slack_commands import SEND_MARKER
+        from bot.slack.command_text import SEND_MARKER
     except ImportError:
         return None
     return SEND_MARKER

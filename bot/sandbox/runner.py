@@ -30,14 +30,14 @@ import httpx
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.business import load_business
-from bot.clock import ScaledClock, utc
-from bot.dispatch import Dispatcher
+from bot.core.business import load_business
+from bot.core.clock import ScaledClock, utc
+from bot.usecases.dispatch import Dispatcher
 from bot.sandbox.actions import PersonActions
 from bot.sandbox.calendar import CalendlyDesk
 from bot.sandbox.world import World
-from bot.send_times import NoSendTime, may_send_at, next_send_time
-from bot.services import Services
+from bot.core.send_times import NoSendTime, may_send_at, next_send_time
+from bot.usecases.services import Services
 from bot.server import assemble
 from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from twilio.request_validator import RequestValidator
 
-from bot import sms_segments
+from bot.core import sms_segments
 from bot.standins.server import Fault, RecordedRequest, Reply, StandinServer
 
 _MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<account_sid>[^/]+)/Messages\.json$")

@@ -8,8 +8,8 @@ from textwrap import dedent
 
 import pytest
 
-from bot.business import SendWindow, load_business
-from bot.config_errors import ConfigError
+from bot.core.business import SendWindow, load_business
+from bot.core.config_errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)

@@ -179,7 +179,7 @@ def test_import_refreshes_the_planner_statistics_on_postgresql(env, database_url
         return  # SQLite has no planner statistics to go stale
     from sqlalchemy import text
 
-    from bot.db import make_engine
+    from bot.store.db import make_engine
 
     engine = make_engine(database_url)
     with engine.connect() as connection:

@@ -106,8 +106,8 @@ def test_json_and_csv_cannot_both_be_asked_for(history, capsys):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_source_that_looks_like_a_formula_is_kept_as_text_in_the_csv(services, history, capsys):
-    from bot.audit import SYSTEM
-    from bot.leads import LeadInput, add_lead
+    from bot.store.audit import SYSTEM
+    from bot.usecases.leads import LeadInput, add_lead
     from tests.fakes import WEB_FORM_CONSENT
 
     data = LeadInput.parse({"name": "Pat", "phone": "+13125550177", "source": "=HYPERLINK(\"x\")", **WEB_FORM_CONSENT})

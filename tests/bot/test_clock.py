@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.clock import ManualClock, ScaledClock, utc
+from bot.core.clock import ManualClock, ScaledClock, utc
 
 
 class FakeWall:

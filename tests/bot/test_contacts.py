@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.contacts import (
+from bot.core.contacts import (
     InvalidEmail,
     InvalidPhone,
     InvalidTimezone,

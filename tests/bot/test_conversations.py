@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.audit import SYSTEM, Actor
-from bot.conversations import InboundMessage, recover_abandoned_direct, send_direct, take_inbound
-from bot.leads import LeadInput, add_lead
-from bot.models import Enrollment, Lead, Message, OutboxEvent
-from bot.ports import OUTCOME_UNKNOWN, OutgoingSms, SendReceipt, TransientSendError
-from bot.rules import LeadSignal
-from bot.twilio_sms import SentSms
+from bot.store.audit import SYSTEM, Actor
+from bot.usecases.conversations import InboundMessage, recover_abandoned_direct, send_direct, take_inbound
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import Enrollment, Lead, Message, OutboxEvent
+from bot.core.ports import OUTCOME_UNKNOWN, OutgoingSms, SendReceipt, TransientSendError
+from bot.core.rules import LeadSignal
+from bot.channels.twilio_sms import SentSms
 from tests.fakes import WEB_FORM_CONSENT, FakeSmsSender
 
 CHICAGO_PHONE = "+13125550142"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from bot.db import make_engine, upgrade
+from bot.store.db import make_engine, upgrade
 
 
 def test_a_new_database_and_its_wal_and_shm_files_are_private(tmp_path: Path):

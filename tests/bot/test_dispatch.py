@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.app import build_services
-from bot.audit import SYSTEM
-from bot.clock import ManualClock, ScaledClock, utc
-from bot.dispatch import Dispatcher, DispatchReport
+from bot.store.audit import SYSTEM
+from bot.core.clock import ManualClock, ScaledClock, utc
+from bot.usecases.dispatch import Dispatcher, DispatchReport
 from tests.fakes import consented
-from bot.leads import LeadInput, add_lead
-from bot.models import AuditEntry, Enrollment, Lead, Message, OutboxEvent, Touch
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import AuditEntry, Enrollment, Lead, Message, OutboxEvent, Touch
 from bot.scheduler import WorkScheduler
 from bot.settings import Settings
 from tests.conftest import NOW
@@ -260,8 +260,8 @@ def test_a_stop_during_a_lead_s_own_send_waits_for_it_and_then_ends_the_sequence
 
 
 def opt_out_by_text(services, lead_id: int) -> None:
-    from bot.lead_actions import receive_message
-    from bot.rules import LeadSignal
+    from bot.usecases.lead_actions import receive_message
+    from bot.core.rules import LeadSignal
 
     with services.lead_locks.hold(lead_id), services.session_factory.begin() as session:
         lead = services.lead_locks.lock_row(session, lead_id)

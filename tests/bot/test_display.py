@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.display import team_time, zone_label
+from bot.core.display import team_time, zone_label
 
 #: 21:00 UTC on Tuesday 2 March 2027: 3 PM in Chicago.
 MOMENT = datetime(2027, 3, 2, 21, 0, tzinfo=timezone.utc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.email_auth import check_sender
+from bot.core.email_auth import check_sender
 
 
 @pytest.mark.parametrize("sender, spf, dkim, verified", [

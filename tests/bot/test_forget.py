@@ -6,13 +6,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.audit import CLI, Actor
+from bot.store.audit import CLI, Actor
 from bot.cli import build_parser
-from bot.dispatch import Dispatcher
-from bot.forget import forget_lead
+from bot.usecases.dispatch import Dispatcher
+from bot.usecases.forget import forget_lead
 from tests.fakes import consented
-from bot.leads import LeadInput, add_lead
-from bot.models import Base, Lead, Message, Touch
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import Base, Lead, Message, Touch
 
 PHONE, EMAIL, NAME = "+13125550142", "dana.lee@example.com", "Dana Lee"
 
@@ -81,8 +81,8 @@ def test_the_command_asks_for_yes_then_erases(services, monkeypatch, capsys):
 def test_after_forget_the_sqlite_files_hold_no_trace_of_the_lead(services, database_url, monkeypatch, sms):
     if not database_url.startswith("sqlite"):
         return  # PostgreSQL's files are the server's; this is about the file a clinic keeps
-    from bot.conversations import InboundMessage, take_inbound
-    from bot.rules import LeadSignal
+    from bot.usecases.conversations import InboundMessage, take_inbound
+    from bot.core.rules import LeadSignal
 
     lead_id = enroll_and_text(services)
     take_inbound(services, InboundMessage(channel="sms", sender=PHONE, signal=LeadSignal.QUESTION,

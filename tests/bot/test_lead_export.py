@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import lead_export
+from bot.reports import lead_export
 from bot.cli import main
-from bot.models import Appointment, Lead, Message
+from bot.store.models import Appointment, Lead, Message
 from tests.conftest import NOW
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.render_context import greeting_name, lead_facing
+from bot.usecases.render_context import greeting_name, lead_facing
 
 
 @pytest.mark.parametrize("typed, greeted", [

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.audit import SYSTEM, Actor
-from bot.dispatch import Dispatcher
-from bot.lead_actions import (
+from bot.store.audit import SYSTEM, Actor
+from bot.usecases.dispatch import Dispatcher
+from bot.usecases.lead_actions import (
     LeadActionRefused,
     book,
     claim_call_task,
@@ -21,8 +21,8 @@ from bot.lead_actions import (
     resume_lead,
 )
 from tests.fakes import WEB_FORM_CONSENT
-from bot.leads import InvalidLead, LeadInput, add_lead
-from bot.models import (
+from bot.usecases.leads import InvalidLead, LeadInput, add_lead
+from bot.store.models import (
     AuditEntry,
     CallTask,
     Enrollment,
@@ -31,8 +31,8 @@ from bot.models import (
     OutboxEvent,
     Touch,
 )
-from bot.ports import FailureKind, PermanentSendError, TransientSendError
-from bot.rules import CallOutcome, LeadSignal
+from bot.core.ports import FailureKind, PermanentSendError, TransientSendError
+from bot.core.rules import CallOutcome, LeadSignal
 
 CHICAGO_PHONE = "+13125550142"
 ALICE = Actor.slack_user("U0ALICE")
@@ -494,7 +494,7 @@ def test_yes_from_a_lead_who_never_opted_out_is_a_reply_for_the_team(services):
 
 
 def test_an_unclaimed_call_task_nudges_on_call_once_then_the_admins_once(services, clock):
-    from bot.call_tasks import remind_unclaimed
+    from bot.usecases.call_tasks import remind_unclaimed
 
     def remind() -> int:
         with services.session_factory.begin() as session:
@@ -517,7 +517,7 @@ def test_an_unclaimed_call_task_nudges_on_call_once_then_the_admins_once(service
 
 
 def test_nobody_is_nudged_about_an_unclaimed_call_outside_the_teams_hours(services, clock):
-    from bot.call_tasks import remind_unclaimed
+    from bot.usecases.call_tasks import remind_unclaimed
 
     _question_task(services, new_lead(services))
     clock.advance(timedelta(hours=11, minutes=30))  # 20:30 in Chicago: the clinic closed at 20:00
@@ -529,7 +529,7 @@ def test_nobody_is_nudged_about_an_unclaimed_call_outside_the_teams_hours(servic
 
 
 def test_a_claimed_call_task_gets_no_reminder(services, clock):
-    from bot.call_tasks import remind_unclaimed
+    from bot.usecases.call_tasks import remind_unclaimed
 
     task_id = _question_task(services, new_lead(services))
     with services.session_factory.begin() as session:

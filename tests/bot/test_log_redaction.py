@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.log_redaction import RedactingFilter, redact, settings_secrets
+from bot.core.log_redaction import RedactingFilter, redact, settings_secrets
 
 
 @pytest.mark.parametrize(("line", "shown", "hidden"), [

@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from bot.leads import find_existing
-from bot.models import Base, Lead
+from bot.usecases.leads import find_existing
+from bot.store.models import Base, Lead
 
 #: These test the migrations, so they run them rather than copying the session's migrated template.
 pytestmark = pytest.mark.real_migrations
@@ -58,7 +58,7 @@ def test_leads_stored_with_a_fixed_offset_abbreviation_get_the_place_with_daylig
 
     from sqlalchemy import insert, select
 
-    from bot.db import upgrade
+    from bot.store.db import upgrade
 
     downgrade_to(engine, "0003")
     stored = {"+12125550142": "EST", "+16025550142": "MST", "+13035550142": "MST", "+18085550142": "HST",
@@ -81,8 +81,8 @@ def test_leads_from_before_consent_records_have_none_on_record_and_a_log_row_say
 
     from sqlalchemy import insert, select
 
-    from bot.db import upgrade
-    from bot.models import ConsentEntry
+    from bot.store.db import upgrade
+    from bot.store.models import ConsentEntry
 
     downgrade_to(engine, "0004")
     at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
@@ -113,8 +113,8 @@ def test_touches_rerouted_before_0009_say_so_in_their_own_column(engine):
 
     from sqlalchemy import insert, select
 
-    from bot.db import upgrade
-    from bot.models import Enrollment, Touch
+    from bot.store.db import upgrade
+    from bot.store.models import Enrollment, Touch
 
     downgrade_to(engine, "0008")
     at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
@@ -143,7 +143,7 @@ def downgrade_to(engine, revision: str) -> None:
     """Take a migrated database back to an earlier release's schema (to upgrade rows written by it)."""
     from alembic import command
 
-    from bot.db import alembic_config
+    from bot.store.db import alembic_config
 
     with engine.begin() as connection:
         config = alembic_config(engine)
@@ -156,7 +156,7 @@ def test_leads_from_before_0010_keep_their_sent_unsubscribe_links_and_get_a_new_
 
     from sqlalchemy import column, insert, select, table
 
-    from bot.db import upgrade
+    from bot.store.db import upgrade
 
     downgrade_to(engine, "0009")
     at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)

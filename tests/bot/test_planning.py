@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.business import load_business
-from bot.planning import AppointmentRequired, plan_touches
-from bot.playbook import load_sequence
+from bot.core.business import load_business
+from bot.core.planning import AppointmentRequired, plan_touches
+from bot.core.playbook import load_sequence
 
 UTC = timezone.utc
 

@@ -8,9 +8,9 @@ from textwrap import dedent
 
 import pytest
 
-from bot.config_errors import ConfigError
-from bot.models import Stage
-from bot.playbook import (
+from bot.core.config_errors import ConfigError
+from bot.store.models import Stage
+from bot.core.playbook import (
     STAGES,
     Channel,
     Condition,

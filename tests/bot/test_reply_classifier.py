@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.config_errors import ConfigError
-from bot.reply_classifier import (
+from bot.core.config_errors import ConfigError
+from bot.core.reply_classifier import (
     PRIORITY,
     VISIT_CLASSES,
     SHIPPED_REPLY_RULES,

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot.reply_classifier import DESTRUCTIVE, ReplyClass, Understanding, classify_reply, load_reply_rules
-from bot.rules import Decision, LeadSignal, SequenceChange, decide_on_signal, signal_for_lead
-from bot.states import Stage
+from bot.core.reply_classifier import DESTRUCTIVE, ReplyClass, Understanding, classify_reply, load_reply_rules
+from bot.core.rules import Decision, LeadSignal, SequenceChange, decide_on_signal, signal_for_lead
+from bot.core.states import Stage
 
 CORPUS = Path(__file__).with_name("reply_corpus.yml")
 CHICAGO = "America/Chicago"

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.digest import build_digest
-from bot.report_request import Breakdown, StatsRequest, StatsWordsError, read_stats_words
-from bot.reports import Column, Kind, StatsTable, stats_table, text_lines
-from bot.stats import ATTRIBUTION, lead_stats
+from bot.reports.digest import build_digest
+from bot.core.report_request import Breakdown, StatsRequest, StatsWordsError, read_stats_words
+from bot.reports.breakdowns import Column, Kind, StatsTable, stats_table, text_lines
+from bot.reports.stats import ATTRIBUTION, lead_stats
 from tests.known_history import ALICE, BOB, seed_known_history
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)

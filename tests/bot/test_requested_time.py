@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.requested_time import find_requested_time, read_requested_time
+from bot.core.requested_time import find_requested_time, read_requested_time
 
 CHICAGO = "America/Chicago"
 #: Wednesday 2026-11-25, 10:00 in Chicago.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.models import Stage
-from bot.rules import (
+from bot.store.models import Stage
+from bot.core.rules import (
     CallOutcome,
     LeadSignal,
     SequenceChange,

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.business import Business, SendWindow
-from bot.send_times import (
+from bot.core.business import Business, SendWindow
+from bot.core.send_times import (
     LEAD_DAYTIME,
     NoSendTime,
     lead_timezones_or_business,
@@ -205,9 +205,9 @@ def test_the_interval_arithmetic_agrees_with_a_quarter_hour_walk_over_a_year():
 
 
 def _wait(planned: datetime, *, phone: bool, zones: tuple[str, ...]) -> tuple[datetime, str | None]:
-    from bot.business import load_business
+    from bot.core.business import load_business
     from bot import SHIPPED_SEQUENCES
-    from bot.send_times import next_send_time, wait_reason
+    from bot.core.send_times import next_send_time, wait_reason
 
     business = load_business(SHIPPED_SEQUENCES / "business.yml")  # Chicago, Mon-Sat 08:00-20:00, US holidays
     due = next_send_time(planned, business=business, respect_lead_daytime=phone, lead_timezones=zones)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingEmail, PermanentSendError, SendReceipt, TransientSendError
-from bot.sendgrid_email import SendGridEmailSender
+from bot.core.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingEmail, PermanentSendError, SendReceipt, TransientSendError
+from bot.channels.sendgrid_email import SendGridEmailSender
 from bot.standins.sendgrid_api import SendGridApiStandin
 from tests.support.ports import free_port
 

@@ -10,10 +10,10 @@ import pytest
 from markupsafe import escape
 
 from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
-from bot.playbook import Channel, Condition, Sequence, list_sequences, load_sequence
-from bot.reply_classifier import ReplyClass, classify_reply, load_reply_rules
-from bot.sms_segments import count_segments
-from bot.templating import OPT_OUT_NOTICE, TemplateRenderer, sample_context
+from bot.core.playbook import Channel, Condition, Sequence, list_sequences, load_sequence
+from bot.core.reply_classifier import ReplyClass, classify_reply, load_reply_rules
+from bot.core.sms_segments import count_segments
+from bot.core.templating import OPT_OUT_NOTICE, TemplateRenderer, sample_context
 
 #: Every playbook in the folder is checked, including any added later.
 SHIPPED = list_sequences(SHIPPED_SEQUENCES)
@@ -155,7 +155,7 @@ def test_the_final_text_offers_a_simple_choice(renderer, context):
         assert "Reply 1" in text and "2" in text
 
 
-#: What each choice the day-5 text offers must mean in bot/reply_rules.yml: its wording there, and
+#: What each choice the day-5 text offers must mean in bot/core/reply_rules.yml: its wording there, and
 #: what the bot does with the answer.
 DAY5_CHOICES = {
     "1": (re.compile(r"Reply 1 to book\b"), ReplyClass.ASKS_TIME),  # a person calls to find a time

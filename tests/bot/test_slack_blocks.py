@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.slack_blocks import (
+from bot.slack.blocks import (
     MODAL_CALLBACKS,
     ActionId,
     bot_text,
@@ -22,7 +22,7 @@ from bot.slack_blocks import (
     thread_entry_blocks,
     thread_entry_text,
 )
-from bot.slack_views import (
+from bot.slack.cards import (
     Automation,
     CallOutcomeEntry,
     CallTaskView,

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.slack_commands import (
+from bot.slack.command_text import (
     BookLead,
     CommandError,
     Help,
@@ -124,7 +124,7 @@ def test_typed_text_is_echoed_without_pinging_anyone():
 
 
 def test_stop_and_optout_are_for_admins_only():
-    from bot.slack_permissions import PERMISSIONS, Standing
+    from bot.slack.permissions import PERMISSIONS, Standing
     from handlers.slack_guard import VERB_ACTS
 
     assert {verb for verb in LeadVerb if PERMISSIONS[VERB_ACTS[verb]].who == Standing.ADMIN} == \

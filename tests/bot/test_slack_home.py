@@ -9,8 +9,8 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.slack_home import duration, home_view, lead_detail_blocks, lead_line_text, lead_list_blocks, stats_blocks, when
-from bot.stats import (
+from bot.slack.home import duration, home_view, lead_detail_blocks, lead_line_text, lead_list_blocks, stats_blocks, when
+from bot.reports.stats import (
     CallLine,
     ChannelDelivery,
     DayNumbers,
@@ -25,7 +25,7 @@ from bot.stats import (
 )
 
 from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
-from bot.services import Playbooks
+from bot.usecases.services import Playbooks
 
 CHICAGO = ZoneInfo("America/Chicago")
 PLAYBOOKS = Playbooks(sequences_dir=SHIPPED_SEQUENCES, templates_dir=SHIPPED_TEMPLATES, default="default")

@@ -8,8 +8,8 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.rules import CallOutcome
-from bot.slack_modals import (
+from bot.core.rules import CallOutcome
+from bot.slack.modals import (
     FormErrors,
     ModalOrigin,
     OutcomeForm,

@@ -13,19 +13,19 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 
-from bot.audit import SYSTEM, Actor
-from bot.conversations import send_direct
-from bot.delivery import SmsStatusReport, apply_sms_status
-from bot.dispatch import Dispatcher
-from bot.lead_actions import claim_call_task, log_call_outcome, receive_message
+from bot.store.audit import SYSTEM, Actor
+from bot.usecases.conversations import send_direct
+from bot.usecases.delivery import SmsStatusReport, apply_sms_status
+from bot.usecases.dispatch import Dispatcher
+from bot.usecases.lead_actions import claim_call_task, log_call_outcome, receive_message
 from tests.fakes import WEB_FORM_CONSENT
-from bot.leads import LeadInput, add_lead
-from bot.models import CallTask, Lead, Message, OutboxEvent
-from bot.ports import OUTCOME_UNKNOWN, PermanentSendError, TransientSendError
-from bot.rules import CallOutcome, LeadSignal
-from bot.slack_limits import RateLimiter, SlackLimits
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import CallTask, Lead, Message, OutboxEvent
+from bot.core.ports import OUTCOME_UNKNOWN, PermanentSendError, TransientSendError
+from bot.core.rules import CallOutcome, LeadSignal
+from bot.slack.limits import RateLimiter, SlackLimits
 from bot.settings import Settings
-from bot.slack_poster import SlackPoster, backoff, build_slack_poster
+from bot.slack.poster import SlackPoster, backoff, build_slack_poster
 from bot.standins.slack_api import SlackApiStandin
 
 BOT_TOKEN = "xoxb-test"

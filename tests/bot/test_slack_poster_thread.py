@@ -14,13 +14,13 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import event
 
-from bot.audit import SYSTEM
-from bot.leads import LeadInput, add_lead
-from bot.models import Lead
-from bot.outbox import Notice, publish
+from bot.store.audit import SYSTEM
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import Lead
+from bot.store.outbox import Notice, publish
 from bot.scheduler import WorkScheduler
-from bot.slack_limits import POST_BURST, SlackLimits
-from bot.slack_poster import SlackPoster
+from bot.slack.limits import POST_BURST, SlackLimits
+from bot.slack.poster import SlackPoster
 from bot.standins.slack_api import SlackApiStandin
 from tests.fakes import WEB_FORM_CONSENT
 
@@ -172,9 +172,9 @@ def test_a_new_lead_posted_from_a_backlog_is_its_card_and_entry_with_no_edits_fo
     """Behind a backlog, a lead's card and first entry go out after its text was sent and delivered:
     drawn then, they show it all, so the queued card refresh and delivery status cost no edits
     (Slack allows about 50 edits a minute per workspace; a burst's edits would outlast its posts)."""
-    from bot.delivery import SmsStatusReport, apply_sms_status
-    from bot.dispatch import Dispatcher
-    from bot.models import Message
+    from bot.usecases.delivery import SmsStatusReport, apply_sms_status
+    from bot.usecases.dispatch import Dispatcher
+    from bot.store.models import Message
 
     lead_id = new_lead(services, "+13125550101")
     Dispatcher(services).run_due()

@@ -13,13 +13,13 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
-from bot.audit import SYSTEM
+from bot.store.audit import SYSTEM
 from tests.fakes import WEB_FORM_CONSENT
-from bot.leads import LeadInput, add_lead
-from bot.models import Lead
-from bot.outbox import Notice, publish
-from bot.slack_limits import POST_BURST, POST_RATE, SlackLimits
-from bot.slack_poster import SlackPoster
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import Lead
+from bot.store.outbox import Notice, publish
+from bot.slack.limits import POST_BURST, POST_RATE, SlackLimits
+from bot.slack.poster import SlackPoster
 from bot.standins.server import RecordedRequest, Reply
 from bot.standins.slack_api import SlackApiStandin
 
@@ -160,9 +160,9 @@ def test_a_drain_leaves_a_long_wait_for_the_next_tick_instead_of_sleeping_throug
 def test_an_event_of_several_updates_finishes_when_the_update_limit_refills_one_token_at_a_time(services, slack, time):
     """A call task shown in the channel and in the thread is two edits: both go, once each, even
     when each try of the event finds only one token free (the sandbox's poster once stalled so)."""
-    from bot.call_tasks import open_call_task
-    from bot.audit import SYSTEM as system
-    from bot.slack_limits import UPDATE_BURST
+    from bot.usecases.call_tasks import open_call_task
+    from bot.store.audit import SYSTEM as system
+    from bot.slack.limits import UPDATE_BURST
 
     channel = new_channel()
     lead_id = lead_with_card(services, slack, time, channel, "+13125550101")

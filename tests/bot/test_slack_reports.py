@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot.report_request import Breakdown
-from bot.reports import Column, Kind, StatsTable
-from bot.slack_blocks import SECTION_TEXT
-from bot.slack_reports import stats_table_blocks
+from bot.core.report_request import Breakdown
+from bot.reports.breakdowns import Column, Kind, StatsTable
+from bot.slack.blocks import SECTION_TEXT
+from bot.slack.breakdowns import stats_table_blocks
 from tests.handlers.conftest import valid_blocks
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
-from bot.business import load_business
-from bot.models import Enrollment, Touch
-from bot.playbook import load_sequence
-from bot.slack_views import sequence_progress
-from bot.states import EnrollmentState, TouchStatus
+from bot.core.business import load_business
+from bot.store.models import Enrollment, Touch
+from bot.core.playbook import load_sequence
+from bot.slack.cards import sequence_progress
+from bot.core.states import EnrollmentState, TouchStatus
 
 CHICAGO = ZoneInfo("America/Chicago")
 #: Tuesday 2 March 2027, 11:30 PM in Chicago: a lead who writes in at night.

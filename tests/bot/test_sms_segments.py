@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sms_segments import SmsSize, count_segments, is_gsm7
+from bot.core.sms_segments import SmsSize, count_segments, is_gsm7
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.audit import SYSTEM, Actor
-from bot.call_tasks import open_call_task
-from bot.dispatch import Dispatcher
-from bot.lead_actions import book, receive_message
+from bot.store.audit import SYSTEM, Actor
+from bot.usecases.call_tasks import open_call_task
+from bot.usecases.dispatch import Dispatcher
+from bot.usecases.lead_actions import book, receive_message
 from tests.fakes import WEB_FORM_CONSENT
-from bot.leads import LeadInput, add_lead
-from bot.models import Lead
-from bot.ports import FailureKind, PermanentSendError
-from bot.rules import LeadSignal
-from bot.stats import (
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import Lead
+from bot.core.ports import FailureKind, PermanentSendError
+from bot.core.rules import LeadSignal
+from bot.reports.stats import (
     ChannelDelivery,
     StepKind,
     TouchResult,

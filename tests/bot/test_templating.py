@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.playbook import Channel, Step
-from bot.templating import (
+from bot.core.playbook import Channel, Step
+from bot.core.templating import (
     OPT_OUT_NOTICE,
     TemplateProblem,
     TemplateRenderer,

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from bot.ports import NOT_SENT, FailureKind, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.core.ports import NOT_SENT, FailureKind, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.twilio_sms import TwilioSmsSender, failure_kind
+from bot.channels.twilio_sms import TwilioSmsSender, failure_kind
 from tests.support.ports import free_port
 
 ACCOUNT_SID = "AC" + "1" * 32

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.reply_classifier import ReplyClass, classify_reply, load_reply_rules
+from bot.core.reply_classifier import ReplyClass, classify_reply, load_reply_rules
 
 RULES = load_reply_rules()
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)

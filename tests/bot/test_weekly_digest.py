@@ -12,10 +12,10 @@ from PIL import Image
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
-from bot.digest import DigestSchedule, DigestScheduleError, build_digest
-from bot.digest_chart import render_chart
-from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, Touch
-from bot.slack_digest import WeeklyDigestJob, digest_blocks
+from bot.reports.digest import DigestSchedule, DigestScheduleError, build_digest
+from bot.reports.digest_chart import render_chart
+from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, Touch
+from bot.slack.digest import WeeklyDigestJob, digest_blocks
 from bot.standins.slack_api import SlackApiStandin
 
 CHICAGO = ZoneInfo("America/Chicago")

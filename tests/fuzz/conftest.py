@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from bot.app import build_services
-from bot.models import Base
+from bot.store.models import Base
 from bot.settings import Settings
 from bot.slack_app import build_slack_app, slack_client, slack_route
 from bot.standins.slack_api import SlackApiStandin

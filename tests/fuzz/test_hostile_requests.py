@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from bot.dispatch import Dispatcher
-from bot.models import Lead
+from bot.usecases.dispatch import Dispatcher
+from bot.store.models import Lead
 from tests.fakes import WEB_FORM_CONSENT
 from tests.fuzz.conftest import BOOKING_TOKEN, INBOUND_TOKEN, LEAD_TOKEN, PUBLIC, TWILIO_TOKEN
 

@@ -26,15 +26,15 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from bot.audit import SYSTEM
-from bot.call_tasks import open_call_task
-from bot.leads import LeadInput, add_lead
-from bot.models import AuditEntry, Lead, Message
+from bot.store.audit import SYSTEM
+from bot.usecases.call_tasks import open_call_task
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import AuditEntry, Lead, Message
 from bot.settings import Settings
 from bot.slack_app import SlackNotConfigured, build_slack_app, slack_route
-from bot.slack_blocks import ActionId, ModalCallback
-from bot.slack_commands import LeadVerb
-from bot.slack_modals import ModalOrigin
+from bot.slack.blocks import ActionId, ModalCallback
+from bot.slack.command_text import LeadVerb
+from bot.slack.modals import ModalOrigin
 from tests.fuzz.conftest import PUBLIC, SLACK_SECRET, SLACK_TOKEN, TEAM
 
 _SEED_SETTING = os.environ.get("FOLLOWUP_FUZZ_SEED") or "20261201"

@@ -20,11 +20,11 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from bot.audit import SYSTEM
-from bot.call_tasks import open_call_task
+from bot.store.audit import SYSTEM
+from bot.usecases.call_tasks import open_call_task
 from tests.fakes import WEB_FORM_CONSENT
-from bot.leads import LeadInput, add_lead
-from bot.models import CallTask, Lead
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import CallTask, Lead
 from bot.settings import Settings
 from bot.slack_app import build_slack_app, slack_route
 from bot.standins.server import RecordedRequest, Reply

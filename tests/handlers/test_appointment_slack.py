@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.appointments import book
-from bot.audit import SYSTEM
-from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, OutboxEvent
-from bot.slack_blocks import ActionId
-from bot.states import Stage
+from bot.usecases.appointments import book
+from bot.store.audit import SYSTEM
+from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, OutboxEvent
+from bot.slack.blocks import ActionId
+from bot.core.states import Stage
 from tests.handlers.conftest import ALICE, any_database, lead_row, new_lead
 
 #: Monday Nov 30 2026, 10:00 in Chicago.
@@ -177,10 +177,10 @@ def test_slash_commands_reschedule_cancel_noshow_and_attended(workspace, service
 
 @any_database
 def test_stats_and_app_home_show_show_rate_no_shows_cancellations_and_reschedules(workspace, services, clock):
-    from bot.appointments import cancel as cancel_visit
-    from bot.appointments import mark_attended, mark_no_show, reschedule
-    from bot.slack_home import home_view
-    from bot.stats import home_snapshot
+    from bot.usecases.appointments import cancel as cancel_visit
+    from bot.usecases.appointments import mark_attended, mark_no_show, reschedule
+    from bot.slack.home import home_view
+    from bot.reports.stats import home_snapshot
 
     visits_made = []
     for n in range(4):
@@ -212,7 +212,7 @@ def test_stats_and_app_home_show_show_rate_no_shows_cancellations_and_reschedule
 
 @any_database
 def test_when_the_visit_time_comes_the_card_is_refreshed_once_to_offer_attended_and_no_show(services, clock):
-    from bot.appointments import announce_started_visits
+    from bot.usecases.appointments import announce_started_visits
 
     lead_id, _ = booked_lead(services)
     with services.session_factory.begin() as session:
@@ -226,8 +226,8 @@ def test_when_the_visit_time_comes_the_card_is_refreshed_once_to_offer_attended_
 
 @any_database
 def test_booked_on_a_closed_day_from_the_log_outcome_modal_is_kept_and_the_person_is_warned(workspace, services):
-    from bot.audit import SYSTEM as system
-    from bot.call_tasks import open_call_task
+    from bot.store.audit import SYSTEM as system
+    from bot.usecases.call_tasks import open_call_task
 
     lead_id = new_lead(services)
     with services.session_factory.begin() as session:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.slack_blocks import ActionId
-from bot.states import CallTaskStatus
+from bot.slack.blocks import ActionId
+from bot.core.states import CallTaskStatus
 from tests.handlers.conftest import ALICE, BOB, any_database, new_call_task, new_lead, task_row
 
 
@@ -33,7 +33,7 @@ def test_followup_claim_claims_the_leads_open_call_task(workspace, services):
 def test_stopping_a_lead_closes_its_open_call_task_with_a_line_saying_why(workspace, services):
     from sqlalchemy import select
 
-    from bot.models import OutboxEvent
+    from bot.store.models import OutboxEvent
 
     lead_id = new_lead(services)
     task_id = new_call_task(services, lead_id)

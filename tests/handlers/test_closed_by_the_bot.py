@@ -7,11 +7,11 @@ import json
 
 from sqlalchemy import select
 
-from bot.lead_actions import receive_message
-from bot.models import Enrollment, Lead
-from bot.rules import LeadSignal
-from bot.slack_blocks import ActionId
-from bot.states import Stage
+from bot.usecases.lead_actions import receive_message
+from bot.store.models import Enrollment, Lead
+from bot.core.rules import LeadSignal
+from bot.slack.blocks import ActionId
+from bot.core.states import Stage
 from tests.handlers.conftest import ALICE, any_database, lead_row, new_lead, valid_view
 
 

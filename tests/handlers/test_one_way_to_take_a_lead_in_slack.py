@@ -1,4 +1,4 @@
-"""What the team does in Slack changes a lead only under its lock, like everything else (bot.lead_locks.taking_lead).
+"""What the team does in Slack changes a lead only under its lock, like everything else (bot.store.lead_locks.taking_lead).
 
 A lead is worked from Slack through the real listeners (claim, pause and resume, a call logged from
 its modal, a team reply in the thread, consent noted, a visit booked, moved, cancelled, marked, the
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.models import Appointment, CallTask, Lead, Message
-from bot.slack_blocks import ActionId
+from bot.store.models import Appointment, CallTask, Lead, Message
+from bot.slack.blocks import ActionId
 from tests.handlers.conftest import ADMIN, ALICE, any_database, new_call_task, new_lead
 from tests.unlocked_changes import UnlockedChanges
 

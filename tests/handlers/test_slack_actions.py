@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.audit import SYSTEM
-from bot.lead_actions import opt_out, pause_lead
-from bot.models import AuditEntry, CallTask, Enrollment, Lead, OutboxEvent
-from bot.outbox import Notice
-from bot.slack_blocks import ActionId, ModalCallback
-from bot.states import CallTaskStatus, EnrollmentState, Stage
+from bot.store.audit import SYSTEM
+from bot.usecases.lead_actions import opt_out, pause_lead
+from bot.store.models import AuditEntry, CallTask, Enrollment, Lead, OutboxEvent
+from bot.store.outbox import Notice
+from bot.slack.blocks import ActionId, ModalCallback
+from bot.core.states import CallTaskStatus, EnrollmentState, Stage
 from tests.handlers.conftest import (
     ADMIN,
     ALICE,

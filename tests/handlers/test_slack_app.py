@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
-from bot.models import Lead
+from bot.store.models import Lead
 from bot.settings import Settings
 from bot.slack_app import MAX_SLACK_BODY, SlackNotConfigured, build_slack_app, start_socket_mode
 from bot.standins.slack_api import SlackApiStandin

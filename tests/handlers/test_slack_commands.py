@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot.audit import SYSTEM
-from bot.lead_actions import book, pause_lead
-from bot.models import Appointment, Enrollment, Lead, OutboxEvent
-from bot.outbox import Notice
-from bot.states import EnrollmentState, Stage
+from bot.store.audit import SYSTEM
+from bot.usecases.lead_actions import book, pause_lead
+from bot.store.models import Appointment, Enrollment, Lead, OutboxEvent
+from bot.store.outbox import Notice
+from bot.core.states import EnrollmentState, Stage
 from tests.handlers.conftest import ADMIN, ALICE, BOB, LEADS, any_database, lead_row, new_lead
 
 
@@ -369,7 +369,7 @@ def test_commands_change_no_slack_message_themselves(workspace, services, slack)
 
 
 def consent_log(services, lead_id: int) -> list[tuple[bool, str, str, str]]:
-    from bot.models import ConsentEntry
+    from bot.store.models import ConsentEntry
 
     with services.session_factory() as session:
         return [(e.granted, e.method, e.evidence, e.actor) for e in session.scalars(

@@ -6,12 +6,12 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot.audit import SYSTEM
-from bot.delivery import SmsStatusReport, apply_sms_status
-from bot.lead_actions import opt_out
-from bot.models import AuditEntry, CallTask, Lead, Message, ProcessedDelivery
-from bot.ports import FailureKind, PermanentSendError
-from bot.slack_poster import SlackPoster
+from bot.store.audit import SYSTEM
+from bot.usecases.delivery import SmsStatusReport, apply_sms_status
+from bot.usecases.lead_actions import opt_out
+from bot.store.models import AuditEntry, CallTask, Lead, Message, ProcessedDelivery
+from bot.core.ports import FailureKind, PermanentSendError
+from bot.slack.poster import SlackPoster
 from tests.handlers.conftest import (
     ALICE,
     BOB,

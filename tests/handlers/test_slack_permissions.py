@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
-from bot.models import AuditEntry, CallTask, Lead, ProcessedDelivery
+from bot.store.models import AuditEntry, CallTask, Lead, ProcessedDelivery
 from bot.settings import Settings
 from bot.slack_app import build_slack_app, slack_route
-from bot.slack_blocks import ActionId, ModalCallback
-from bot.slack_commands import LeadVerb
-from bot.slack_permissions import PERMISSIONS, Act
-from bot.states import Stage
+from bot.slack.blocks import ActionId, ModalCallback
+from bot.slack.command_text import LeadVerb
+from bot.slack.permissions import PERMISSIONS, Act
+from bot.core.states import Stage
 from handlers.slack_guard import ACTION_ACTS, VERB_ACTS, VIEW_ACTS
 from tests.handlers.conftest import (
     ADMIN,

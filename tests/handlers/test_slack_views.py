@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.audit import SYSTEM
-from bot.lead_actions import opt_out
-from bot.models import Appointment, CallTask, Enrollment, Lead, Message
-from bot.ports import FailureKind, PermanentSendError
-from bot.slack_blocks import ActionId, ModalCallback
-from bot.slack_modals import ModalOrigin
-from bot.states import CallTaskStatus, EnrollmentState, Stage
+from bot.store.audit import SYSTEM
+from bot.usecases.lead_actions import opt_out
+from bot.store.models import Appointment, CallTask, Enrollment, Lead, Message
+from bot.core.ports import FailureKind, PermanentSendError
+from bot.slack.blocks import ActionId, ModalCallback
+from bot.slack.modals import ModalOrigin
+from bot.core.states import CallTaskStatus, EnrollmentState, Stage
 from tests.handlers.conftest import (
     ADMIN,
     ALICE,

@@ -14,14 +14,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import build_services
-from bot.dispatch import Dispatcher
-from bot.models import Appointment, CallTask
-from bot.sendgrid_email import SendGridEmailSender
+from bot.usecases.dispatch import Dispatcher
+from bot.store.models import Appointment, CallTask
+from bot.channels.sendgrid_email import SendGridEmailSender
 from bot.settings import Settings
-from bot.slack_blocks import ActionId
+from bot.slack.blocks import ActionId
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.twilio_sms import TwilioSmsSender
+from bot.channels.twilio_sms import TwilioSmsSender
 from tests.handlers.conftest import CARD_TS, new_call_task, new_lead
 
 ACCOUNT_SID = "AC" + "1" * 32

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bot.leads import LeadInput, add_lead
-from bot.audit import SYSTEM
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.audit import SYSTEM
 from tests.fakes import WEB_FORM_CONSENT
 from tests.handlers.conftest import any_database
 from tests.known_history import ALICE, BOB, seed_known_history

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.models import Lead
-from bot.slack_blocks import ActionId
+from bot.store.models import Lead
+from bot.slack.blocks import ActionId
 from tests.handlers.conftest import CARD_TS, any_database, new_lead
 
 HOSTILE = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.models import Appointment, CallTask
+from bot.store.models import Appointment, CallTask
 from bot.sandbox.runner import Sandbox
 from tests.sandbox.test_sandbox_page import DANA, card, open_page
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.digest import DigestSchedule
+from bot.reports.digest import DigestSchedule
 from bot.sandbox.runner import Sandbox
 from bot.slack_app import slack_client
-from bot.slack_digest import WeeklyDigestJob
+from bot.slack.digest import WeeklyDigestJob
 from tests.sandbox.test_sandbox_page import DANA, open_page
 
 pytestmark = pytest.mark.usefixtures("browser")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import utc
-from bot.models import Lead, Message
+from bot.core.clock import utc
+from bot.store.models import Lead, Message
 from bot.sandbox.runner import LEADS_CHANNEL, Sandbox
 from tests.fakes import WEB_FORM_CONSENT
 from tests.sandbox.conftest import START

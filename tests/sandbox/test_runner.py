@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import SHIPPED_SEQUENCES
-from bot.models import Lead
+from bot.store.models import Lead
 from bot.sandbox.runner import DATABASE_FILE, LEADS_CHANNEL, STATE_FILE, Sandbox, demo_start, sandbox_settings
 from tests.fakes import WEB_FORM_CONSENT
 from tests.sandbox.conftest import START
@@ -154,7 +154,7 @@ def _answers(url: str) -> bool:
 
 
 def test_at_a_day_a_second_a_week_plays_out_with_every_touch_on_time(tmp_path: Path) -> None:
-    from bot.models import Touch
+    from bot.store.models import Touch
 
     with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as sandbox:
         sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "email": "dana@example.com", **WEB_FORM_CONSENT})

@@ -169,7 +169,7 @@ def test_a_lead_goes_from_web_form_to_booked_to_stop(browser, sandbox: Sandbox, 
 def _booking_link_taps(sandbox: Sandbox) -> int:
     from sqlalchemy import func, select
 
-    from bot.models import BookingLinkClick
+    from bot.store.models import BookingLinkClick
 
     with sandbox.services.session_factory() as session:
         return session.scalar(select(func.count()).select_from(BookingLinkClick)) or 0

@@ -14,11 +14,11 @@ from textwrap import dedent
 import pytest
 from sqlalchemy import select
 
-from bot.audit import Actor
+from bot.store.audit import Actor
 from bot.app import build_services
-from bot.db import make_engine
-from bot.leads import LeadInput, add_lead
-from bot.models import Touch
+from bot.store.db import make_engine
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import Touch
 from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin

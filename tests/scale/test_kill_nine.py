@@ -9,8 +9,8 @@ import time
 
 from sqlalchemy import select
 
-from bot.db import make_engine
-from bot.models import OutboxEvent
+from bot.store.db import make_engine
+from bot.store.models import OutboxEvent
 from tests.scale.conftest import Fleet, texts_by_number
 from tests.support.content import phone as phone_for
 

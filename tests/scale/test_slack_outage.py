@@ -21,19 +21,19 @@ from sqlalchemy import select
 
 from bot import SHIPPED_TEMPLATES
 from bot.app import build_services
-from bot.audit import SYSTEM
-from bot.clock import ManualClock
-from bot.conversations import InboundMessage, take_inbound
-from bot.delivery import SmsStatusReport, apply_sms_status
-from bot.dispatch import Dispatcher
-from bot.leads import LeadInput, add_lead
-from bot.models import CallTask, Lead, Message, OutboxEvent
-from bot.outbox import Notice, publish
-from bot.rules import LeadSignal
+from bot.store.audit import SYSTEM
+from bot.core.clock import ManualClock
+from bot.usecases.conversations import InboundMessage, take_inbound
+from bot.usecases.delivery import SmsStatusReport, apply_sms_status
+from bot.usecases.dispatch import Dispatcher
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import CallTask, Lead, Message, OutboxEvent
+from bot.store.outbox import Notice, publish
+from bot.core.rules import LeadSignal
 from bot.settings import Settings
 from tests.fakes import WEB_FORM_CONSENT
-from bot.slack_limits import SlackLimits
-from bot.slack_poster import MAX_BACKOFF_SECONDS, SlackPoster
+from bot.slack.limits import SlackLimits
+from bot.slack.poster import MAX_BACKOFF_SECONDS, SlackPoster
 from bot.standins.server import Fault
 from bot.standins.slack_api import SlackApiStandin
 from tests.support.content import always_open_business
@@ -171,7 +171,7 @@ def assert_valid_blocks(slack: SlackApiStandin) -> None:
 
 
 def test_a_ten_minute_slack_outage_loses_and_doubles_nothing(services, slack, clock, caplog):
-    caplog.set_level(logging.INFO, logger="bot.slack_poster")
+    caplog.set_level(logging.INFO, logger="bot.slack.poster")
     bot = Bot(services, slack, clock)
     ann = bot.new_lead("Ann Avery", "+13125550101")
     bot.run_for(timedelta(seconds=30))

@@ -12,10 +12,10 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.ports import MediaFetchError
+from bot.core.ports import MediaFetchError
 from bot.standins.slack_api import SlackApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.twilio_sms import TwilioSmsSender
+from bot.channels.twilio_sms import TwilioSmsSender
 
 TOKEN = "xoxb-media"
 SID, AUTH = "AC" + "2" * 32, "media-token"

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import Engine, create_engine, event, text
 
-from bot.db import make_engine, upgrade
+from bot.store.db import make_engine, upgrade
 
 POSTGRES_URL = os.environ.get("FOLLOWUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 #: Every database made here starts with this, so a leftover from a killed run is easy to find and drop.

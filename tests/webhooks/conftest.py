@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.app import build_services
-from bot.dispatch import Dispatcher
-from bot.sendgrid_email import SendGridEmailSender
+from bot.usecases.dispatch import Dispatcher
+from bot.channels.sendgrid_email import SendGridEmailSender
 from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.twilio_sms import TwilioSmsSender
+from bot.channels.twilio_sms import TwilioSmsSender
 from bot.web import create_web_app
 from tests.support.ports import free_port
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent
-from bot.preview import render_preview
+from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent
+from bot.reports.preview import render_preview
 from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
 
 BOOK = {"Authorization": f"Bearer {BOOKING_TOKEN}"}
@@ -32,7 +32,7 @@ def book(bot, **fields):
 
 
 def appointments(bot) -> list[tuple[str, datetime]]:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return [(a.status, a.start_at) for a in session.scalars(select(Appointment).order_by(Appointment.id))]
 
 
@@ -164,7 +164,7 @@ def text_in(bot, twilio, body: str, sender: str = "+13125550142"):
 
 
 def reminder_states(bot) -> list[str]:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return [e.state for e in session.scalars(
             select(Enrollment).where(Enrollment.sequence_name == "appointment_reminders").order_by(Enrollment.id))]
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from bot.models import Appointment, CallTask, Enrollment, Lead
+from bot.store.models import Appointment, CallTask, Enrollment, Lead
 from handlers.calendar_webhooks import calcom_signature, calendly_signature
 from tests.webhooks.conftest import CALCOM_SECRET, CALENDLY_KEY, LEAD_TOKEN
 
@@ -64,7 +64,7 @@ def calendly(bot, event: str, payload: dict, *, key: str = CALENDLY_KEY, at: int
 
 
 def appointments(bot) -> list[tuple[str, datetime, str | None]]:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return [(a.status, a.start_at, a.external_id)
                 for a in session.scalars(select(Appointment).order_by(Appointment.id))]
 

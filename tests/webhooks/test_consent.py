@@ -7,10 +7,10 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from bot.audit import Actor
-from bot.conversations import DirectMessageRefused, send_direct
-from bot.lead_views import lead_detail
-from bot.models import CallTask, ConsentEntry, Lead, Touch
+from bot.store.audit import Actor
+from bot.usecases.conversations import DirectMessageRefused, send_direct
+from bot.reports.lead_views import lead_detail
+from bot.store.models import CallTask, ConsentEntry, Lead, Touch
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import AUTH_TOKEN, CLINIC_NUMBER, LEAD_TOKEN
 
@@ -20,12 +20,12 @@ DANA = {"name": "Dana Lee", "phone": "(312) 555-0142", "email": "dana@example.co
 
 
 def detail(bot, lead_id: int) -> dict:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return lead_detail(session, session.get(Lead, lead_id))
 
 
 def touches(bot, lead_id: int) -> dict[str, Touch]:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return {t.step_id: t for t in session.scalars(select(Touch).where(Touch.lead_id == lead_id))}
 
 
@@ -71,7 +71,7 @@ def test_a_lead_without_consent_gets_the_instant_text_by_email_and_the_card_says
     assert instant.status == "sending" or instant.status == "sent"
     assert instant.skip_reason == "sent by email: no SMS consent on record"
 
-    from bot.slack_views import lead_card
+    from bot.slack.cards import lead_card
 
     with running_bot.services.session_factory() as session:
         lead = session.get(Lead, lead_id)

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 
-from bot.db import WEB_CONNECTIONS
+from bot.store.db import WEB_CONNECTIONS
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import AUTH_TOKEN, LEAD_TOKEN
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.models import Lead
+from bot.store.models import Lead
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import LEAD_TOKEN
 
@@ -15,7 +15,7 @@ DANA = {"name": "Dana Lee", "phone": "(312) 555-0142", "email": "dana@example.co
 
 
 def lead_count(bot) -> int:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return session.scalar(select(func.count(Lead.id)))
 
 

@@ -14,10 +14,10 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from bot.call_tasks import remind_unclaimed
-from bot.models import CallTask, Enrollment, Lead, Message, Touch
-from bot.slack_limits import SlackLimits
-from bot.slack_poster import SlackPoster
+from bot.usecases.call_tasks import remind_unclaimed
+from bot.store.models import CallTask, Enrollment, Lead, Message, Touch
+from bot.slack.limits import SlackLimits
+from bot.slack.poster import SlackPoster
 from bot.standins.slack_api import SlackApiStandin
 from tests.webhooks.conftest import AUTH_TOKEN, BOOKING_TOKEN, CLINIC_NUMBER, LEAD_TOKEN, post_inbound_parse
 
@@ -48,10 +48,10 @@ class Team:
     def __init__(self, bot, slack: SlackApiStandin):
         fake = FakeTime()
         client = WebClient(token=BOT_TOKEN, base_url=slack.url + "/api/", timeout=2)
-        self.poster = SlackPoster(bot.services, client, LEADS, ONCALL, admins=(ADMIN,),
+        self.poster = SlackPoster(bot.usecases.services, client, LEADS, ONCALL, admins=(ADMIN,),
                                   limits=SlackLimits(clock=fake.clock, sleep=fake.sleep))
         self.slack = slack
-        self.services = bot.services
+        self.services = bot.usecases.services
 
     def catch_up(self) -> None:
         while self.poster.drain_once(500):
@@ -111,12 +111,12 @@ def inbound_email(bot, text: str, *, message_id: str = "<m1@mail.example.com>") 
 
 
 def tasks(bot, lead_id: int) -> list[CallTask]:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return list(session.scalars(select(CallTask).where(CallTask.lead_id == lead_id).order_by(CallTask.id)))
 
 
 def sales_state(bot, lead_id: int) -> str:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return session.scalars(select(Enrollment.state).where(Enrollment.lead_id == lead_id)
                                .order_by(Enrollment.id)).first()
 
@@ -339,8 +339,8 @@ def test_a_touch_skipped_because_the_lead_replied_leaves_one_line_in_the_thread(
     lead_id = new_lead(running_bot)
     text_in(running_bot, twilio, "ok thanks, I'll check my calendar")
     with running_bot.services.session_factory.begin() as session:  # the team resumes the sequence
-        from bot.audit import SYSTEM
-        from bot.lead_actions import resume_lead
+        from bot.store.audit import SYSTEM
+        from bot.usecases.lead_actions import resume_lead
 
         resume_lead(session, running_bot.services, session.get(Lead, lead_id), now=clock.now(), actor=SYSTEM)
     for _ in range(50):  # past Friday morning, the check-in's slot (Thursday is Thanksgiving)

@@ -1,4 +1,4 @@
-"""Every way in that changes a lead takes it one way: its lock, then one transaction (bot.lead_locks.taking_lead).
+"""Every way in that changes a lead takes it one way: its lock, then one transaction (bot.store.lead_locks.taking_lead).
 
 A lead's life is driven through the real routes (a form, texts both ways, delivery reports, a
 missed call, an email reply, SendGrid's events, a booking, a calendar's cancellation, the booking and
@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from bot.audit import CLI
-from bot.forget import forget
-from bot.models import Lead, Message
+from bot.store.audit import CLI
+from bot.usecases.forget import forget
+from bot.store.models import Lead, Message
 from tests.fakes import WEB_FORM_CONSENT
 from tests.unlocked_changes import UnlockedChanges
 from tests.webhooks.conftest import AUTH_TOKEN, BOOKING_TOKEN, CLINIC_NUMBER, LEAD_TOKEN

@@ -13,13 +13,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from bot.app import build_services
-from bot.audit import Actor
-from bot.forget import forget_lead
-from bot.lead_actions import stop_lead
-from bot.models import Lead, OutboundWebhook, OutboxEvent
-from bot.outbox import Notice
+from bot.store.audit import Actor
+from bot.usecases.forget import forget_lead
+from bot.usecases.lead_actions import stop_lead
+from bot.store.models import Lead, OutboundWebhook, OutboxEvent
+from bot.store.outbox import Notice
 from bot.settings import Settings
-from bot.webhook_delivery import BACKOFF, WebhookDeliverer, verify
+from bot.channels.webhook_delivery import BACKOFF, WebhookDeliverer, verify
 from tests.webhooks.conftest import BOOKING_TOKEN, CLINIC_NUMBER, LEAD_TOKEN
 
 SECRET = "crm-shared-secret-0123456789"
@@ -191,7 +191,7 @@ def test_an_erased_lead_is_never_sent_and_the_crm_is_told_to_erase_it(running_bo
 
 
 def test_a_post_with_a_wrong_or_stale_signature_fails_verification():
-    from bot.webhook_delivery import signature
+    from bot.channels.webhook_delivery import signature
 
     body = b'{"event":"lead.created"}'
     now = time.time()
@@ -203,7 +203,7 @@ def test_a_post_with_a_wrong_or_stale_signature_fails_verification():
 
 
 def test_without_a_receiver_nothing_is_queued(services, clock):
-    from bot.leads import LeadInput, add_lead
+    from bot.usecases.leads import LeadInput, add_lead
 
     with services.session_factory.begin() as session:
         add_lead(session, LeadInput.parse(DANA, default_region="US"), business=services.business,

@@ -12,9 +12,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.audit import Actor
-from bot.conversations import DirectMessageRefused, send_direct
-from bot.models import Lead, Message
+from bot.store.audit import Actor
+from bot.usecases.conversations import DirectMessageRefused, send_direct
+from bot.store.models import Lead, Message
 from tests.webhooks.test_no_lead_forgotten import (  # noqa: F401  (team is a fixture)
     DANA_PHONE,
     ONCALL,
@@ -30,13 +30,13 @@ IOS_DRIVING = "I’m driving with notifications silenced. I’ll see your messag
 
 
 def stored_reply(bot, lead_id: int) -> Message:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return session.scalars(select(Message).where(Message.lead_id == lead_id, Message.direction == "in")
                                .order_by(Message.id.desc())).first()
 
 
 def lead_row(bot, lead_id: int) -> Lead:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         lead = session.get(Lead, lead_id)
         session.expunge(lead)
         return lead
@@ -46,8 +46,8 @@ def sent_after(bot, twilio, sendgrid, *, days: int) -> tuple[int, int]:
     """Run the follow-up for some days; count the texts and emails that went out meanwhile."""
     texts, emails = len(twilio.messages), len(sendgrid.emails)
     for _ in range(days * 24):
-        bot.services.clock.advance(timedelta(hours=1))
-        bot.dispatch()
+        bot.usecases.services.clock.advance(timedelta(hours=1))
+        bot.usecases.dispatch()
     return len(twilio.messages) - texts, len(sendgrid.emails) - emails
 
 

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.audit import Actor
-from bot.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
-from bot.leads import LeadInput, add_lead
-from bot.models import Message, OutboxEvent, Touch
-from bot.ports import OutgoingSms
+from bot.store.audit import Actor
+from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
+from bot.usecases.leads import LeadInput, add_lead
+from bot.store.models import Message, OutboxEvent, Touch
+from bot.core.ports import OutgoingSms
 from tests.fakes import consented
 
 DANA_PHONE = "+13125550142"
@@ -18,7 +18,7 @@ PAST_LEASE = timedelta(seconds=SEND_LEASE_SECONDS + 1)
 
 
 def enroll(bot, *, phone: str | None = DANA_PHONE, email: str | None = None) -> int:
-    services = bot.services
+    services = bot.usecases.services
     with services.session_factory.begin() as session:
         result = add_lead(session, LeadInput(name="Dana Lee", phone=phone, email=email, sms_consent=consented()), business=services.business,
                           sequence=services.playbooks.get(), now=services.clock.now(), actor=Actor.lead(0))
@@ -27,16 +27,16 @@ def enroll(bot, *, phone: str | None = DANA_PHONE, email: str | None = None) -> 
 
 def claim(bot):
     """Claim the due touches as a process would just before it dies: marked `sending`, committed."""
-    return Dispatcher(bot.services)._claim_batch(DispatchReport())  # noqa: SLF001 - the claim itself is what this test checks
+    return Dispatcher(bot.usecases.services)._claim_batch(DispatchReport())  # noqa: SLF001 - the claim itself is what this test checks
 
 
 def touches(bot, lead_id: int) -> list[Touch]:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return list(session.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.position)))
 
 
 def needs_person(bot, lead_id: int) -> list[OutboxEvent]:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return list(session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == lead_id,
                                                               OutboxEvent.kind == "needs_person")))
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
-from bot.delivery import DELIVERY_RETENTION, first_delivery, prune_processed_deliveries
-from bot.lead_actions import escalate_unfinished_bookings
-from bot.models import BookingLinkClick, CallTask, Enrollment, Lead, Message, OutboxEvent, ProcessedDelivery, Touch
+from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
+from bot.usecases.delivery import DELIVERY_RETENTION, first_delivery, prune_processed_deliveries
+from bot.usecases.lead_actions import escalate_unfinished_bookings
+from bot.store.models import BookingLinkClick, CallTask, Enrollment, Lead, Message, OutboxEvent, ProcessedDelivery, Touch
 from handlers.webhooks import MAX_EVENTS_PER_POST
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import (
@@ -157,8 +157,8 @@ def post_events(bot, events, key=SENDGRID_EVENT_KEY, *, tamper=False):
 
 def sent_email(bot, clock) -> Message:
     clock.advance(timedelta(minutes=30))
-    bot.dispatch()
-    with bot.services.session_factory() as session:
+    bot.usecases.dispatch()
+    with bot.usecases.services.session_factory() as session:
         return session.scalars(select(Message).where(Message.channel == "email")).one()
 
 
@@ -302,13 +302,13 @@ BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X)
 
 
 def tokens(bot, lead_id: int) -> tuple[str, str]:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         lead = session.get(Lead, lead_id)
         return lead.link_token, lead.unsubscribe_token
 
 
 def clicks(bot) -> int:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return len(session.scalars(select(BookingLinkClick)).all())
 
 

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import build_services
-from bot.leads import InvalidLead, LeadInput
-from bot.models import Lead
+from bot.usecases.leads import InvalidLead, LeadInput
+from bot.store.models import Lead
 from bot.settings import Settings
 from tests.webhooks.conftest import LEAD_TOKEN
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from bot.models import CallTask, Enrollment, Lead, Message
+from bot.store.models import CallTask, Enrollment, Lead, Message
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import AUTH_TOKEN, CLINIC_NUMBER, LEAD_TOKEN
 
@@ -26,7 +26,7 @@ def text_in(bot, twilio, body: str, sender: str = DANA_PHONE, **extra) -> int:
 
 
 def inbound(bot) -> list[Message]:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return list(session.scalars(select(Message).where(Message.direction == "in")))
 
 

@@ -6,9 +6,9 @@ import logging
 
 from sqlalchemy import select
 
-from bot.dispatch import release_waiting_touches
-from bot.models import OutboxEvent, Touch
-from bot.outbox import Notice
+from bot.usecases.dispatch import release_waiting_touches
+from bot.store.models import OutboxEvent, Touch
+from bot.store.outbox import Notice
 from bot.server import assemble
 from bot.settings import Settings
 from tests.fakes import WEB_FORM_CONSENT

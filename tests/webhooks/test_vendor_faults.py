@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.models import Lead, OutboxEvent, Touch
+from bot.store.models import Lead, OutboxEvent, Touch
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import CLINIC_NUMBER, LEAD_TOKEN
 
@@ -21,7 +21,7 @@ def new_lead(bot) -> int:
 
 
 def first_touch(bot, lead_id: int) -> Touch:
-    with bot.services.session_factory() as session:
+    with bot.usecases.services.session_factory() as session:
         return session.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.position)).first()
 
 

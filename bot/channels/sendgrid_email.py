@@ -1,0 +1,107 @@
+"""Send email through SendGrid's v3 Mail Send API, mapping its failures onto the send ports' errors."""
+
+from __future__ import annotations
+
+import http.client
+import time
+import urllib.error
+from typing import Mapping
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import CustomArg, Email, From, Header, Mail, ReplyTo, To
+
+from bot.core.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingEmail, PermanentSendError, SendReceipt, TransientSendError
+
+SENDGRID_API_URL = "https://api.sendgrid.com"
+
+#: HTTP statuses under 500 worth retrying; every other 4xx (400, 401, 403, 413, ...) is final.
+_TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+class SendGridEmailSender:
+    """An EmailSender that posts to /v3/mail/send with sendgrid-python; it never retries by itself."""
+
+    def __init__(
+        self,
+        api_key: str,
+        from_email: str,
+        from_name: str | None = None,
+        reply_to: str | None = None,
+        *,
+        api_url: str = SENDGRID_API_URL,
+        timeout: float = 10.0,
+    ):
+        self._from = _address(From, from_email, from_name)
+        self._reply_to = reply_to
+        self._client = SendGridAPIClient(api_key, host=api_url.rstrip("/"))
+        # python_http_client copies this onto each request it builds; without it urllib waits forever.
+        self._client.client.timeout = timeout
+
+    def send_email(self, message: OutgoingEmail) -> SendReceipt:
+        """Ask SendGrid to send one email and return its X-Message-Id."""
+        try:
+            response = self._client.send(self._mail(message))
+        except HTTPError as error:
+            raise _http_error(error, message) from error
+        except urllib.error.URLError as error:
+            # urllib wraps failures while connecting and sending the request, not while reading.
+            raise TransientSendError(f"SendGrid unreachable: {error.reason}", code=NOT_SENT) from error
+        except (OSError, http.client.HTTPException) as error:  # read timeout, connection lost
+            raise TransientSendError(f"SendGrid did not answer: {error!r}", code=OUTCOME_UNKNOWN) from error
+        message_id = response.headers.get("X-Message-Id")
+        if not message_id:
+            raise TransientSendError(
+                f"SendGrid answered HTTP {response.status_code} without X-Message-Id", code=OUTCOME_UNKNOWN
+            )
+        return SendReceipt(provider_id=message_id)
+
+    def _mail(self, message: OutgoingEmail) -> Mail:
+        mail = Mail(
+            from_email=self._from,
+            to_emails=_address(To, message.to),
+            subject=message.subject,
+            plain_text_content=message.text or None,
+            html_content=message.html or None,
+        )
+        if self._reply_to:
+            mail.reply_to = _address(ReplyTo, self._reply_to)
+        for name, value in message.headers.items():
+            mail.add_header(Header(name, value))
+        for name, value in message.custom_args.items():
+            mail.add_custom_arg(CustomArg(name, value))
+        return mail
+
+
+def _address(kind: type[Email], email: str, name: str | None = None) -> Email:
+    """Build an address verbatim: Email("...") alone would parse "Name <addr>" out of the string."""
+    address = kind()
+    address.email = email
+    address.name = name
+    return address
+
+
+def _http_error(error: HTTPError, message: OutgoingEmail) -> Exception:
+    reason = f"SendGrid refused email {message.reference}: HTTP {error.status_code}, {_error_messages(error)}"
+    status = error.status_code
+    if status == 429:
+        return TransientSendError(reason, code=str(status), retry_after=_seconds_until_reset(error.headers))
+    if status >= 500 or status in _TRANSIENT_STATUSES:
+        return TransientSendError(reason, code=str(status))
+    return PermanentSendError(reason, code=str(status))
+
+
+def _error_messages(error: HTTPError) -> str:
+    try:
+        return "; ".join(e.get("message", "") for e in error.to_dict.get("errors", []))
+    except (ValueError, AttributeError, TypeError):
+        return repr(error.body[:200]) if error.body else "no body"
+
+
+def _seconds_until_reset(headers: Mapping[str, str] | None) -> float | None:
+    """X-RateLimit-Reset is a Unix time; the wait is how far it lies ahead."""
+    value = headers.get("X-RateLimit-Reset") if headers is not None else None
+    try:
+        return max(float(value) - time.time(), 0.0) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,121 @@
+"""The database: engine, sessions, and migrations to the current schema."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.store.webhook_events import RECEIVERS_KEY
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the URL forms hosting providers hand out and pick the installed driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def create_private_file(database: str | None) -> None:
+    """Create a new SQLite file readable by its owner only: it holds patients' names, numbers and messages.
+
+    SQLite gives the -wal and -shm files it creates the database file's permissions, so they are
+    private too. An existing file keeps the permissions its owner gave it.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # another process created it first, with these same permissions
+
+
+#: Connections kept for the web handlers (their thread pool runs many more, but most wait on the network).
+WEB_CONNECTIONS = 10
+
+
+#: How long an HTTP request waits for a database connection before it is answered 503 (Retry-After).
+WEB_POOL_TIMEOUT = 1.0
+
+
+def make_web_engine(engine: Engine) -> Engine:
+    """A pool of the same database for the HTTP routes only, so a request never waits behind the dispatcher.
+
+    Its connections are WEB_CONNECTIONS and as many again at a burst; when all are busy a request
+    waits WEB_POOL_TIMEOUT and then gets `sqlalchemy.exc.TimeoutError` (the routes answer 503).
+    """
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return engine  # an in-memory database exists once, in its own engine
+    return make_engine(engine.url.render_as_string(hide_password=False), threads=WEB_CONNECTIONS,
+                       pool_size=WEB_CONNECTIONS, pool_timeout=WEB_POOL_TIMEOUT)
+
+
+def make_engine(url: str, *, threads: int = 10, pool_size: int | None = None, pool_timeout: float = 30.0) -> Engine:
+    """Build an engine tuned for the embedded SQLite default or for PostgreSQL.
+
+    `threads` is how many of the bot's own threads (senders, the fast lane) may hold a connection
+    at once: each group of sends in flight holds one, and a pool smaller than that made them wait
+    for each other until the pool's timeout.
+    """
+    url = normalize_database_url(url)
+    if url.startswith("sqlite"):
+        create_private_file(make_url(url).database)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=pool_size or WEB_CONNECTIONS, max_overflow=threads, pool_timeout=pool_timeout)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]  # the DB-API connection and record are untyped in SQLAlchemy's stubs
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # WAL lets the web handlers read while the scheduler writes.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            # Deleted and overwritten content is zeroed, not left in free space: erasure (`followup
+            # forget`) must leave no trace in the file.
+            cursor.execute("PRAGMA secure_delete=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size or WEB_CONNECTIONS,
+                         max_overflow=threads if pool_size else max(threads, 20), pool_timeout=pool_timeout)
+
+
+def make_session_factory(engine: Engine, *, webhook_receivers: tuple[str, ...] = ()) -> sessionmaker[Session]:
+    """Sessions for the use cases; the outbound webhook receivers ride along so events queue where they happen."""
+    return sessionmaker(engine, expire_on_commit=False, info={RECEIVERS_KEY: webhook_receivers})
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration; safe to run on every start."""
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several processes may start at once: one migrates, the others wait.
+            connection.execute(text("SELECT pg_advisory_xact_lock(727001)"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def is_reachable(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return True

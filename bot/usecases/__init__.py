@@ -1,0 +1,1 @@
+"""The verbs: what happens to a lead (intake, enrollment, dispatch, replies, bookings, team actions), through the ports in bot.core.ports, never through a vendor's library."""
