@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.store.models import Appointment, CallTask, Lead, Message
 from bot.slack.blocks import ActionId
 from tests.handlers.conftest import ADMIN, ALICE, any_database, new_call_task, new_lead
-from tests.unlocked_changes import UnlockedChanges
+from tests.support.unlocked_changes import UnlockedChanges
 
 
 @any_database

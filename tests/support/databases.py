@@ -7,7 +7,7 @@ on SQLite the migrated file is copied (about 1 ms); on PostgreSQL the exact SQL 
 (about half the time: no Alembic, no reflection round trips). A database per test cloned with
 `CREATE DATABASE ... TEMPLATE` was tried and measured slower: every `DROP DATABASE` forces a
 checkpoint (see docs/testing.md). Tests of the migrations themselves ask for an empty database and
-run them (`tests/bot/test_migrations.py`).
+run them (`tests/store/test_migrations.py`).
 """
 
 from __future__ import annotations

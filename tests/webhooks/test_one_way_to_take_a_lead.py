@@ -22,7 +22,7 @@ from bot.store.audit import CLI
 from bot.usecases.forget import forget
 from bot.store.models import Lead, Message
 from tests.fakes import WEB_FORM_CONSENT
-from tests.unlocked_changes import UnlockedChanges
+from tests.support.unlocked_changes import UnlockedChanges
 from tests.webhooks.conftest import AUTH_TOKEN, BOOKING_TOKEN, CLINIC_NUMBER, LEAD_TOKEN
 
 DANA = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com", **WEB_FORM_CONSENT}

@@ -1,4 +1,4 @@
-"""The reply corpus (tests/bot/reply_corpus.yml): real-sounding replies each read as its class, with its effect.
+"""The reply corpus (tests/core/reply_corpus.yml): real-sounding replies each read as its class, with its effect.
 
 Each reply goes through the shipped rules and the pure decision rules the webhooks use, so a row
 says both what the bot understands and what then happens (who is told, what pauses, what is sent).

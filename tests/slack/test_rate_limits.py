@@ -22,21 +22,9 @@ from bot.slack.limits import POST_BURST, POST_RATE, SlackLimits
 from bot.slack.poster import SlackPoster
 from bot.standins.server import RecordedRequest, Reply
 from bot.standins.slack_api import SlackApiStandin
+from tests.support.fake_time import FakeTime
 
 BOT_TOKEN = "xoxb-limits"
-
-
-class FakeTime:
-    """Monotonic seconds that pass only when the poster sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class TimedSlack(SlackApiStandin):

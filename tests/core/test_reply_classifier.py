@@ -212,7 +212,7 @@ def test_a_reply_is_understood_as_its_class(text, channel, expected):
 
 
 def test_the_table_covers_every_class():
-    # The visit classes apply only with a visit ahead: tests/bot/test_visit_replies.py has their table.
+    # The visit classes apply only with a visit ahead: tests/usecases/test_visit_replies.py has their table.
     assert {expected for _, _, expected in MESSAGES} == set(ReplyClass) - VISIT_CLASSES
 
 

@@ -23,22 +23,10 @@ from bot.slack.limits import POST_BURST, SlackLimits
 from bot.slack.poster import SlackPoster
 from bot.standins.slack_api import SlackApiStandin
 from tests.fakes import WEB_FORM_CONSENT
+from tests.support.fake_time import FakeTime
 
 BOT_TOKEN = "xoxb-thread"
 LEADS = "C0LEADS"
-
-
-class FakeTime:
-    """Monotonic seconds that pass only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
