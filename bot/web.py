@@ -16,7 +16,10 @@ from bot.core.reply_classifier import load_reply_rules
 from bot.usecases.services import Services
 from bot.settings import Settings
 from handlers.calendar_webhooks import CalendarWebhooks
-from handlers.webhooks import Webhooks
+from handlers.lead_webhooks import LeadWebhooks
+from handlers.links import LinkRoutes
+from handlers.sendgrid_webhooks import SendgridWebhooks
+from handlers.twilio_webhooks import TwilioWebhooks
 
 
 class WebServices:
@@ -70,8 +73,18 @@ def create_web_app(
     """Build the ASGI app; the scheduler (on_start/on_stop) runs for as long as the server does."""
     web_engine = make_web_engine(services.session_factory.kw["bind"])
     web_services = WebServices(services, web_engine)
-    webhooks = Webhooks(web_services, settings, load_reply_rules(settings.reply_rules_path))  # type: ignore[arg-type]  # WebServices is Services with the routes' own pool
-    calendars = CalendarWebhooks(web_services, calendly_signing_key=settings.calendly_signing_key,  # type: ignore[arg-type]  # as above
+    routes_services: Services = web_services  # type: ignore[assignment]  # WebServices is Services with the routes' own pool
+    reply_rules = load_reply_rules(settings.reply_rules_path)
+    vendor_routes: list[LeadWebhooks | TwilioWebhooks | SendgridWebhooks | LinkRoutes] = [
+        LeadWebhooks(routes_services, lead_token=settings.lead_webhook_token,
+                     booking_token=settings.booking_webhook_token, reply_rules=reply_rules),
+        TwilioWebhooks(routes_services, auth_token=settings.twilio_auth_token,
+                       public_base_url=settings.public_base_url, reply_rules=reply_rules),
+        SendgridWebhooks(routes_services, inbound_token=settings.sendgrid_inbound_token,
+                         events_public_key=settings.sendgrid_webhook_public_key, reply_rules=reply_rules),
+        LinkRoutes(routes_services),
+    ]
+    calendars = CalendarWebhooks(routes_services, calendly_signing_key=settings.calendly_signing_key,
                                  calcom_secret=settings.calcom_webhook_secret)
 
     @asynccontextmanager
@@ -86,7 +99,8 @@ def create_web_app(
             if web_engine is not services.session_factory.kw["bind"]:
                 web_engine.dispose()
 
-    app = Starlette(routes=[*webhooks.routes(), *calendars.routes(), *(extra_routes or [])], lifespan=lifespan)
+    routes = [route for group in vendor_routes for route in group.routes()]
+    app = Starlette(routes=[*routes, *calendars.routes(), *(extra_routes or [])], lifespan=lifespan)
     app.state.calendar_webhooks = calendars
     app.state.web_engine = web_engine
     return app

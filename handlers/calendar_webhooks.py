@@ -17,7 +17,6 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,7 +26,7 @@ from bot.usecases.appointments import BookingRequest, CalendarChange, take_booki
 from bot.core.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
 from bot.usecases.lead_actions import LeadActionRefused
 from bot.usecases.services import Services
-from handlers.http_edge import BadRequest, appointment_start, database_busy, load_json, read_body
+from handlers.http_edge import BadRequest, appointment_start, endpoint, load_json, read_body
 
 CALENDLY = "calendly"
 CALCOM = "cal.com"
@@ -165,18 +164,6 @@ def calcom_booking(payload: dict[str, Any], default_region: str, now: datetime) 
 # --- the routes --------------------------------------------------------------------------------
 
 
-def _endpoint(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-    async def endpoint(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except BadRequest as error:
-            return error.response()
-        except PoolTimeout:
-            return database_busy()
-
-    return endpoint
-
-
 class CalendarWebhooks:
     """POST /webhooks/calendly and /webhooks/calcom, bound to the services and the two secrets."""
 
@@ -190,8 +177,8 @@ class CalendarWebhooks:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/webhooks/calendly", _endpoint(self.calendly), methods=["POST"]),
-            Route("/webhooks/calcom", _endpoint(self.calcom), methods=["POST"]),
+            Route("/webhooks/calendly", endpoint(self.calendly), methods=["POST"]),
+            Route("/webhooks/calcom", endpoint(self.calcom), methods=["POST"]),
         ]
 
     async def calendly(self, request: Request) -> Response:

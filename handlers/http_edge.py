@@ -7,11 +7,12 @@ import binascii
 import hmac
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.responses import JSONResponse, Response
 from twilio.request_validator import RequestValidator
 
 #: Webhook bodies bigger than this are refused before parsing (an inbound email may carry attachments).
@@ -38,6 +39,20 @@ def database_busy() -> JSONResponse:
                         headers={"Retry-After": "1"})
 
 
+def endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A route's handler, answering a refused request with its JSON reason and a full pool with 503."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadRequest as error:
+            return error.response()
+        except PoolTimeout:
+            return database_busy()
+
+    return answer
+
+
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
@@ -50,6 +65,17 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     # Starlette's form() and json() read a cached body when there is one; the stream is spent.
     request._body = bytes(body)  # noqa: SLF001 - Starlette's form() and json() read this cache
     return request._body  # noqa: SLF001 - Starlette's form() and json() read this cache
+
+
+async def request_fields(request: Request) -> dict[str, Any]:
+    """A body sent as a form (urlencoded or multipart) or as a JSON object, as one dict of fields."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return form_fields(await read_form(request))
+    payload = load_json(await read_body(request) or b"null")
+    if not isinstance(payload, dict):
+        raise BadRequest(400, "body must be a JSON object or a form")
+    return payload
 
 
 async def read_form(request: Request, limit: int = MAX_BODY) -> FormData:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from starlette.testclient import TestClient
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -86,6 +87,10 @@ class RunningBot:
 
     def dispatch(self):
         return Dispatcher(self.services).run_due()
+
+    def with_settings(self, **changes) -> TestClient:
+        """The same bot's routes built with some settings changed (settings are read once, when the app is built)."""
+        return TestClient(create_web_app(self.services, self.settings.model_copy(update=changes)))
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def book(bot, **fields):
 
 
 def appointments(bot) -> list[tuple[str, datetime]]:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return [(a.status, a.start_at) for a in session.scalars(select(Appointment).order_by(Appointment.id))]
 
 
@@ -164,7 +164,7 @@ def text_in(bot, twilio, body: str, sender: str = "+13125550142"):
 
 
 def reminder_states(bot) -> list[str]:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return [e.state for e in session.scalars(
             select(Enrollment).where(Enrollment.sequence_name == "appointment_reminders").order_by(Enrollment.id))]
 

@@ -64,7 +64,7 @@ def calendly(bot, event: str, payload: dict, *, key: str = CALENDLY_KEY, at: int
 
 
 def appointments(bot) -> list[tuple[str, datetime, str | None]]:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return [(a.status, a.start_at, a.external_id)
                 for a in session.scalars(select(Appointment).order_by(Appointment.id))]
 

@@ -20,12 +20,12 @@ DANA = {"name": "Dana Lee", "phone": "(312) 555-0142", "email": "dana@example.co
 
 
 def detail(bot, lead_id: int) -> dict:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return lead_detail(session, session.get(Lead, lead_id))
 
 
 def touches(bot, lead_id: int) -> dict[str, Touch]:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return {t.step_id: t for t in session.scalars(select(Touch).where(Touch.lead_id == lead_id))}
 
 

@@ -15,7 +15,7 @@ DANA = {"name": "Dana Lee", "phone": "(312) 555-0142", "email": "dana@example.co
 
 
 def lead_count(bot) -> int:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return session.scalar(select(func.count(Lead.id)))
 
 

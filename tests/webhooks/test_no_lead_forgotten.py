@@ -48,10 +48,10 @@ class Team:
     def __init__(self, bot, slack: SlackApiStandin):
         fake = FakeTime()
         client = WebClient(token=BOT_TOKEN, base_url=slack.url + "/api/", timeout=2)
-        self.poster = SlackPoster(bot.usecases.services, client, LEADS, ONCALL, admins=(ADMIN,),
+        self.poster = SlackPoster(bot.services, client, LEADS, ONCALL, admins=(ADMIN,),
                                   limits=SlackLimits(clock=fake.clock, sleep=fake.sleep))
         self.slack = slack
-        self.services = bot.usecases.services
+        self.services = bot.services
 
     def catch_up(self) -> None:
         while self.poster.drain_once(500):
@@ -111,12 +111,12 @@ def inbound_email(bot, text: str, *, message_id: str = "<m1@mail.example.com>") 
 
 
 def tasks(bot, lead_id: int) -> list[CallTask]:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return list(session.scalars(select(CallTask).where(CallTask.lead_id == lead_id).order_by(CallTask.id)))
 
 
 def sales_state(bot, lead_id: int) -> str:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return session.scalars(select(Enrollment.state).where(Enrollment.lead_id == lead_id)
                                .order_by(Enrollment.id)).first()
 

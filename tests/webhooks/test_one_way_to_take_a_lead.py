@@ -13,7 +13,7 @@ import json
 import re
 from datetime import timedelta
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
@@ -23,10 +23,9 @@ from bot.usecases.forget import forget
 from bot.store.models import Lead, Message
 from tests.fakes import WEB_FORM_CONSENT
 from tests.support.unlocked_changes import UnlockedChanges
-from tests.webhooks.conftest import AUTH_TOKEN, BOOKING_TOKEN, CLINIC_NUMBER, LEAD_TOKEN
+from tests.webhooks.conftest import AUTH_TOKEN, BOOKING_TOKEN, CLINIC_NUMBER, INBOUND_TOKEN, LEAD_TOKEN, SENDGRID_EVENT_KEY
 
 DANA = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com", **WEB_FORM_CONSENT}
-INBOUND_TOKEN = "parse-secret"
 
 
 def signed_events(bot, key, events: list[dict]) -> int:
@@ -56,10 +55,7 @@ def missed_call(bot) -> int:
 
 
 def test_nothing_that_reaches_a_lead_from_outside_changes_it_without_its_lock(running_bot, twilio, sendgrid, clock):
-    key = ec.generate_private_key(ec.SECP256R1())
-    running_bot.settings.sendgrid_webhook_public_key = base64.b64encode(key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
-    running_bot.settings.sendgrid_inbound_token = INBOUND_TOKEN
+    key = SENDGRID_EVENT_KEY
     services = running_bot.services
     watch = UnlockedChanges(services)
     lead_auth = {"Authorization": f"Bearer {LEAD_TOKEN}"}

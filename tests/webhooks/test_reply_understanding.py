@@ -30,13 +30,13 @@ IOS_DRIVING = "I’m driving with notifications silenced. I’ll see your messag
 
 
 def stored_reply(bot, lead_id: int) -> Message:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return session.scalars(select(Message).where(Message.lead_id == lead_id, Message.direction == "in")
                                .order_by(Message.id.desc())).first()
 
 
 def lead_row(bot, lead_id: int) -> Lead:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         lead = session.get(Lead, lead_id)
         session.expunge(lead)
         return lead
@@ -46,8 +46,8 @@ def sent_after(bot, twilio, sendgrid, *, days: int) -> tuple[int, int]:
     """Run the follow-up for some days; count the texts and emails that went out meanwhile."""
     texts, emails = len(twilio.messages), len(sendgrid.emails)
     for _ in range(days * 24):
-        bot.usecases.services.clock.advance(timedelta(hours=1))
-        bot.usecases.dispatch()
+        bot.services.clock.advance(timedelta(hours=1))
+        bot.dispatch()
     return len(twilio.messages) - texts, len(sendgrid.emails) - emails
 
 

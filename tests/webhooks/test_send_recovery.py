@@ -18,7 +18,7 @@ PAST_LEASE = timedelta(seconds=SEND_LEASE_SECONDS + 1)
 
 
 def enroll(bot, *, phone: str | None = DANA_PHONE, email: str | None = None) -> int:
-    services = bot.usecases.services
+    services = bot.services
     with services.session_factory.begin() as session:
         result = add_lead(session, LeadInput(name="Dana Lee", phone=phone, email=email, sms_consent=consented()), business=services.business,
                           sequence=services.playbooks.get(), now=services.clock.now(), actor=Actor.lead(0))
@@ -27,16 +27,16 @@ def enroll(bot, *, phone: str | None = DANA_PHONE, email: str | None = None) -> 
 
 def claim(bot):
     """Claim the due touches as a process would just before it dies: marked `sending`, committed."""
-    return Dispatcher(bot.usecases.services)._claim_batch(DispatchReport())  # noqa: SLF001 - the claim itself is what this test checks
+    return Dispatcher(bot.services)._claim_batch(DispatchReport())  # noqa: SLF001 - the claim itself is what this test checks
 
 
 def touches(bot, lead_id: int) -> list[Touch]:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return list(session.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.position)))
 
 
 def needs_person(bot, lead_id: int) -> list[OutboxEvent]:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return list(session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == lead_id,
                                                               OutboxEvent.kind == "needs_person")))
 

@@ -12,7 +12,7 @@ from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
 from bot.usecases.delivery import DELIVERY_RETENTION, first_delivery, prune_processed_deliveries
 from bot.usecases.lead_actions import escalate_unfinished_bookings
 from bot.store.models import BookingLinkClick, CallTask, Enrollment, Lead, Message, OutboxEvent, ProcessedDelivery, Touch
-from handlers.webhooks import MAX_EVENTS_PER_POST
+from handlers.sendgrid_webhooks import MAX_EVENTS_PER_POST
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import (
     BOOKING_TOKEN,
@@ -128,9 +128,10 @@ def test_a_dkim_signature_of_the_senders_own_domain_is_enough(running_bot):
 
 
 def test_inbound_parse_without_its_token_configured_is_closed(running_bot):
-    running_bot.settings.sendgrid_inbound_token = None
+    closed = running_bot.with_settings(sendgrid_inbound_token=None)
     for query in ("", "?token=", "?token=None"):
-        answer = inbound_email(running_bot, query=query, sender="Stranger <stranger@example.net>")
+        path = "/webhooks/sendgrid/inbound" + query
+        answer = closed.post(path, files={"from": (None, "Stranger <stranger@example.net>"), "text": (None, "hi")})
         assert answer.status_code == 503 and "SENDGRID_INBOUND_TOKEN" in answer.json()["error"]
     with running_bot.services.session_factory() as session:
         assert session.scalars(select(Lead)).all() == []
@@ -138,10 +139,10 @@ def test_inbound_parse_without_its_token_configured_is_closed(running_bot):
 
 def test_the_event_webhook_without_its_key_configured_is_closed(running_bot, clock):
     lead_id = new_lead(running_bot)
-    running_bot.settings.sendgrid_webhook_public_key = None
+    closed = running_bot.with_settings(sendgrid_webhook_public_key=None)
     forged = [{"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "unsubscribe",
                "sg_event_id": f"ev-{n}", "lead_id": str(n)} for n in range(1, 5)]
-    answer = running_bot.http.post("/webhooks/sendgrid/events", json=forged)
+    answer = closed.post("/webhooks/sendgrid/events", json=forged)
     assert answer.status_code == 503 and "SENDGRID_WEBHOOK_PUBLIC_KEY" in answer.json()["error"]
     with running_bot.services.session_factory() as session:
         assert session.get(Lead, lead_id).email_allowed
@@ -157,8 +158,8 @@ def post_events(bot, events, key=SENDGRID_EVENT_KEY, *, tamper=False):
 
 def sent_email(bot, clock) -> Message:
     clock.advance(timedelta(minutes=30))
-    bot.usecases.dispatch()
-    with bot.usecases.services.session_factory() as session:
+    bot.dispatch()
+    with bot.services.session_factory() as session:
         return session.scalars(select(Message).where(Message.channel == "email")).one()
 
 
@@ -302,13 +303,13 @@ BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X)
 
 
 def tokens(bot, lead_id: int) -> tuple[str, str]:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         lead = session.get(Lead, lead_id)
         return lead.link_token, lead.unsubscribe_token
 
 
 def clicks(bot) -> int:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return len(session.scalars(select(BookingLinkClick)).all())
 
 

@@ -26,7 +26,7 @@ def text_in(bot, twilio, body: str, sender: str = DANA_PHONE, **extra) -> int:
 
 
 def inbound(bot) -> list[Message]:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return list(session.scalars(select(Message).where(Message.direction == "in")))
 
 

@@ -21,7 +21,7 @@ def new_lead(bot) -> int:
 
 
 def first_touch(bot, lead_id: int) -> Touch:
-    with bot.usecases.services.session_factory() as session:
+    with bot.services.session_factory() as session:
         return session.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.position)).first()
 
 
