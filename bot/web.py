@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from bot.channels.twilio_sms import failure_kind
 from bot.store.db import make_web_engine
 from bot.core.reply_classifier import load_reply_rules
 from bot.usecases.services import Services
@@ -79,7 +80,8 @@ def create_web_app(
         LeadWebhooks(routes_services, lead_token=settings.lead_webhook_token,
                      booking_token=settings.booking_webhook_token, reply_rules=reply_rules),
         TwilioWebhooks(routes_services, auth_token=settings.twilio_auth_token,
-                       public_base_url=settings.public_base_url, reply_rules=reply_rules),
+                       public_base_url=settings.public_base_url, reply_rules=reply_rules,
+                       failure_kind=failure_kind),
         SendgridWebhooks(routes_services, inbound_token=settings.sendgrid_inbound_token,
                          events_public_key=settings.sendgrid_webhook_public_key, reply_rules=reply_rules),
         LinkRoutes(routes_services),

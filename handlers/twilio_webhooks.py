@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Callable
 from xml.sax.saxutils import escape
 
 from starlette.concurrency import run_in_threadpool
@@ -17,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.channels.twilio_sms import failure_kind
 from bot.core.contacts import InvalidPhone, normalize_phone
+from bot.core.ports import FailureKind
 from bot.core.reply_classifier import ReplyRules
 from bot.store.models import Lead
 from bot.usecases.conversations import MissedCallAnswer, take_missed_call
@@ -42,11 +43,15 @@ def twiml(body: str = EMPTY_TWIML) -> Response:
 class TwilioWebhooks:
     """POST /webhooks/twilio/sms, /status and /voice, bound to the services, the auth token and the reply rules."""
 
-    def __init__(self, services: Services, *, auth_token: str | None, public_base_url: str, reply_rules: ReplyRules):
+    def __init__(self, services: Services, *, auth_token: str | None, public_base_url: str, reply_rules: ReplyRules,
+                 failure_kind: Callable[[str | None], FailureKind]):
         self.services = services
         self.auth_token = auth_token
         self.public_base_url = public_base_url
         self.reply_rules = reply_rules
+        #: What a Twilio error code means for the lead: the channel adapter's mapping, handed in by the wiring
+        #: so that Twilio's codes stay in bot/channels/.
+        self.failure_kind = failure_kind
 
     def routes(self) -> list[Route]:
         return [
@@ -84,7 +89,7 @@ class TwilioWebhooks:
         if not sid or not status:
             raise BadRequest(400, "MessageSid and MessageStatus are required")
         code = params.get("ErrorCode") or None
-        report = SmsStatusReport(message_sid=sid, status=status.lower(), error_code=code, failure=failure_kind(code))
+        report = SmsStatusReport(message_sid=sid, status=status.lower(), error_code=code, failure=self.failure_kind(code))
         await run_in_threadpool(apply_sms_status, self.services, report)
         return Response(status_code=204)
 

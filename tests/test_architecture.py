@@ -90,8 +90,6 @@ KNOWN_CROSSINGS: dict[tuple[str, str], str] = {
     ("bot.slack.poster", "bot.settings"): "build_slack_poster(settings) is wiring kept beside the poster",
     ("bot.store.lead_locks", "bot.usecases.services"): "taking_lead(services, ...) names Services for its type only "
                                          "(TYPE_CHECKING); Services belongs to the composition root",
-    ("handlers.twilio_webhooks", "bot.channels.twilio_sms"): "the status callback maps Twilio's error code with the channel's "
-                                             "failure_kind; the channel adapter should parse the callback",
 }
 
 
