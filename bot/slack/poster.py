@@ -27,7 +27,7 @@ import logging
 import random
 import threading
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from enum import Enum
 import mimetypes
@@ -42,7 +42,23 @@ from sqlalchemy.orm import Session, aliased
 
 from bot.core.clock import utc
 from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent, Touch
-from bot.store.outbox import Notice
+from bot.store.outbox import (
+    CallTaskChanged,
+    CallTaskOpened,
+    DecisionNote,
+    LeadChanged,
+    LeadCreated,
+    LeadErased,
+    MediaReceived,
+    MessageReceived,
+    MessageStatus,
+    NeedsPerson,
+    Notice,
+    TouchFailed,
+    TouchSent,
+    payload_of,
+    stored_payload,
+)
 from bot.core.playbook import LeadFacts, skip_reason
 from bot.core.ports import MediaFetchError
 from bot.usecases.services import Services
@@ -500,76 +516,75 @@ class SlackPoster:
         lead = session.get(Lead, event.lead_id) if event.lead_id is not None else None
         if lead is None:
             raise SlackRefused(f"event {event.id} names no existing lead")
-        payload = event.payload or {}
-        match event.kind:
-            case Notice.LEAD_CREATED:
+        try:
+            payload = payload_of(event)
+        except (ValueError, TypeError) as error:  # an unknown kind, or a payload missing what its kind needs
+            raise SlackRefused(f"event {event.id} ({event.kind!r}) cannot be read: {error}") from error
+        match payload:
+            case LeadCreated():
                 self._ensure_card(session, lead)
-            case Notice.LEAD_CHANGED:
+            case LeadChanged():
                 if not self._superseded(session, event):
                     self._refresh_card(session, lead)
-            case Notice.TOUCH_SENT:
+            case TouchSent():
                 self._mirror_touch(session, lead, payload)
-            case Notice.TOUCH_FAILED:
-                touch = session.get(Touch, payload.get("touch_id")) if payload.get("touch_id") else None
+            case TouchFailed():
+                touch = session.get(Touch, payload.touch_id)
                 self._post_entry(session, lead, FailureEntry(
-                    channel=touch.channel if touch else "", error=str(payload.get("error") or "unknown error"),
+                    channel=touch.channel if touch else "", error=payload.error or "unknown error",
                     step=self._step_label(session, touch) if touch else None))
-            case Notice.MESSAGE_RECEIVED:
-                self._mirror_reply(session, lead, event)
-            case Notice.MESSAGE_STATUS:
+            case MessageReceived():
+                self._mirror_reply(session, lead, event, payload)
+            case MessageStatus():
                 if not self._superseded(session, event, key="message_id"):
                     self._mirror_status(session, lead, payload)
-            case Notice.DECISION:
-                alert = self._alert_mention(lead) if payload.get("alert_team") else None
-                if payload.get("alert_admins"):
+            case DecisionNote():
+                alert = self._alert_mention(lead) if payload.alert_team else None
+                if payload.alert_admins:
                     alert = " ".join(filter(None, map(mention, self.admins))) or self._alert_mention(lead)
-                text = str(payload.get("text") or "")
-                if payload.get("sequence"):  # a note about one sequence names it as people know it
-                    text = f"{self._sequence_label(str(payload['sequence']))}: {text}"
-                self._post_entry(session, lead, DecisionEntry(text=text, actor=payload.get("actor"), mention=alert))
-            case Notice.MEDIA_RECEIVED:
+                text = payload.text
+                if payload.sequence:  # a note about one sequence names it as people know it
+                    text = f"{self._sequence_label(payload.sequence)}: {text}"
+                self._post_entry(session, lead, DecisionEntry(text=text, actor=payload.actor, mention=alert))
+            case MediaReceived():
                 self._share_media(session, lead, payload)
-            case Notice.NEEDS_PERSON:
+            case NeedsPerson():
                 self._post_entry(session, lead, NeedsPersonEntry(
-                    text=str(payload.get("text") or "A person needs to look at this lead."),
-                    mention=self._alert_mention(lead)))
-            case Notice.CALL_TASK:
-                self._post_call_task(session, lead, payload)
-            case Notice.CALL_TASK_CHANGED:
+                    text=payload.text or "A person needs to look at this lead.", mention=self._alert_mention(lead)))
+            case CallTaskOpened():
+                self._post_call_task(session, lead, payload.call_task_id)
+            case CallTaskChanged():
                 if not self._superseded(session, event, key="call_task_id"):
                     self._refresh_call_task(session, lead, payload)
-            case Notice.LEAD_ERASED:
-                self._erase(event)
-            case _:
-                raise SlackRefused(f"unknown notice kind {event.kind!r}")
+            case LeadErased():
+                self._erase(event, payload)
 
-    def _erase(self, event: OutboxEvent) -> None:
+    def _erase(self, event: OutboxEvent, erased: LeadErased) -> None:
         """Edit every post of an erased lead (card, thread entries, call-task copies) to say it was erased.
 
         The thread is listed once and each edit noted in the event as it is made, so a rate-limit
         pause goes on where it stopped. A post Slack no longer has is passed over.
         """
-        payload = dict(event.payload or {})
-        channel, card_ts = payload.get("channel"), payload.get("card_ts")
-        if "posts" not in payload:
+        channel, card_ts = erased.channel, erased.card_ts
+        if erased.posts is None:
             posts = [(channel, card_ts)] if channel and card_ts else []
             if channel and card_ts:
                 posts += [(channel, ts) for ts in self._own_thread_posts(channel, card_ts) if ts != card_ts]
-            posts += [(copy["channel"], copy["ts"]) for copy in payload.get("copies") or []]
-            payload["posts"] = [list(post) for post in dict.fromkeys(posts)]
-            payload["edited"] = 0
-            event.payload = dict(payload)
+            posts += [(copy["channel"], copy["ts"]) for copy in erased.copies]
+            erased = replace(erased, posts=tuple(dict.fromkeys(posts)), edited=0)
+            event.payload = stored_payload(Notice.LEAD_ERASED, asdict(erased))
+        assert erased.posts is not None
         text = ERASED_TEXT.format(lead_id=event.lead_id)
         blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": f":wastebasket: _{text}_"}}]
-        for index in range(int(payload["edited"]), len(payload["posts"])):
-            post_channel, ts = payload["posts"][index]
+        for index in range(erased.edited, len(erased.posts)):
+            post_channel, ts = erased.posts[index]
             try:
                 self._update(post_channel, ts, text, blocks)
             except SlackRefused as refused:  # deleted meanwhile, or not ours to edit: nothing left to erase
                 log.warning("slack: erased lead %s: could not edit %s/%s: %s", event.lead_id, post_channel, ts,
                             refused)
-            payload["edited"] = index + 1
-            event.payload = dict(payload)
+            erased = replace(erased, edited=index + 1)
+            event.payload = stored_payload(Notice.LEAD_ERASED, asdict(erased))
 
     def _own_thread_posts(self, channel: str, thread_ts: str) -> list[str]:
         """The ts of every message the bot posted in a thread (each carries its metadata)."""
@@ -598,7 +613,7 @@ class SlackPoster:
         ).all()
         if key is None:
             return bool(later)
-        mine = (event.payload or {}).get(key)
+        mine = (event.payload or {}).get(key)  # the stored fields, as stored_payload wrote them
         return any((other.payload or {}).get(key) == mine for other in later)
 
     # --- Slack calls -------------------------------------------------------------------------------
@@ -786,10 +801,10 @@ class SlackPoster:
         channel, card_ts = self._ensure_card(session, lead)
         return self._post(channel, thread_entry_text(entry), thread_entry_blocks(entry), thread_ts=card_ts)
 
-    def _mirror_touch(self, session: Session, lead: Lead, payload: dict) -> None:
-        touch = session.get(Touch, payload.get("touch_id")) if payload.get("touch_id") else None
+    def _mirror_touch(self, session: Session, lead: Lead, payload: TouchSent) -> None:
+        touch = session.get(Touch, payload.touch_id)
         if touch is None:
-            raise SlackRefused(f"touch {payload.get('touch_id')} does not exist")
+            raise SlackRefused(f"touch {payload.touch_id} does not exist")
         # Read before the message: the statuses they announce are in the entry drawn from it.
         statuses = self._queued_after_this(session, lead.id, Notice.MESSAGE_STATUS)
         message = session.scalars(
@@ -806,17 +821,14 @@ class SlackPoster:
                                                                           lead_zone=lead_zone))
         self._shown_already([event for event in statuses if (event.payload or {}).get("message_id") == message.id])
 
-    def _mirror_reply(self, session: Session, lead: Lead, event: OutboxEvent) -> None:
-        payload = event.payload or {}
-        message = None
-        if payload.get("message_id"):
-            message = session.get(Message, payload["message_id"])
+    def _mirror_reply(self, session: Session, lead: Lead, event: OutboxEvent, payload: MessageReceived) -> None:
+        message = session.get(Message, payload.message_id) if payload.message_id else None
         if message is None:
             # The notice names no message: the oldest reply not yet mirrored is this one, since a
             # lead's notices are carried out in order.
             message = session.scalars(
                 select(Message).where(Message.lead_id == lead.id, Message.direction == "in",
-                                      Message.channel == payload.get("channel", Message.channel),
+                                      Message.channel == payload.channel,
                                       Message.slack_ts.is_(None), Message.created_at <= event.created_at)
                 .order_by(Message.id)
             ).first()
@@ -824,15 +836,14 @@ class SlackPoster:
             raise SlackRefused(f"no stored reply for lead {lead.id} to mirror")
         if message.slack_ts:
             return
-        requested = payload.get("requested_time")
-        requested_at = datetime.fromisoformat(requested) if requested else None
+        requested_at = datetime.fromisoformat(payload.requested_time) if payload.requested_time else None
         message.slack_ts = self._post_entry(session, lead, inbound_entry(
             message, requested_at, self.services.business.timezone, lead_zone=self._lead_zone(lead)))
 
-    def _mirror_status(self, session: Session, lead: Lead, payload: dict) -> None:
-        message = session.get(Message, payload.get("message_id")) if payload.get("message_id") else None
+    def _mirror_status(self, session: Session, lead: Lead, payload: MessageStatus) -> None:
+        message = session.get(Message, payload.message_id)
         if message is None:
-            raise SlackRefused(f"message {payload.get('message_id')} does not exist")
+            raise SlackRefused(f"message {payload.message_id} does not exist")
         touch = session.get(Touch, message.touch_id) if message.touch_id else None
         entry: ThreadEntry
         if written_in_thread(message):
@@ -848,16 +859,16 @@ class SlackPoster:
         # A direct message from the team has no entry yet: its first status is when it appears.
         message.slack_ts = self._post_entry(session, lead, entry)
 
-    def _share_media(self, session: Session, lead: Lead, payload: dict) -> None:
+    def _share_media(self, session: Session, lead: Lead, payload: MediaReceived) -> None:
         """Fetch a lead's photo from the provider and upload it into their thread (files_upload_v2).
 
         A retry after a lost answer may upload it twice: a second copy beats a lost photo.
         """
-        message = session.get(Message, payload.get("message_id")) if payload.get("message_id") else None
+        message = session.get(Message, payload.message_id)
         media = ((message.details or {}).get("media") or []) if message else []
-        index = payload.get("index")
+        index = payload.index
         if message is None or not isinstance(index, int) or not 0 <= index < len(media):
-            raise SlackRefused(f"no stored media {index} for message {payload.get('message_id')}")
+            raise SlackRefused(f"no stored media {index} for message {payload.message_id}")
         item = media[index]
         source = getattr(self.services.sms, "fetch_media", None)
         if source is None:
@@ -925,14 +936,14 @@ class SlackPoster:
                 return entry.actor_id if entry.actor_type == "slack_user" and entry.actor_id else None
         return None
 
-    def _post_call_task(self, session: Session, lead: Lead, payload: dict) -> None:
+    def _post_call_task(self, session: Session, lead: Lead, call_task_id: int) -> None:
         """Post a call task once, in the channel where people act on it, and one line about it in the thread.
 
         A task already finished before it reached Slack is shown whole in the thread only.
         """
-        task = session.get(CallTask, payload.get("call_task_id")) if payload.get("call_task_id") else None
+        task = session.get(CallTask, call_task_id)
         if task is None:
-            raise SlackRefused(f"call task {payload.get('call_task_id')} does not exist")
+            raise SlackRefused(f"call task {call_task_id} does not exist")
         channel, card_ts = self._ensure_card(session, lead)
         view = self._task_view(session, task, lead, mention_to=self._alert_mention(lead))
         live = task.status in (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)
@@ -949,14 +960,14 @@ class SlackPoster:
             task.slack_channel_ts = self._post(channel, call_task_text(view), call_task_blocks(view),
                                                key=f"call_task:{task.id}:channel")
 
-    def _refresh_call_task(self, session: Session, lead: Lead, payload: dict) -> None:
-        task = session.get(CallTask, payload.get("call_task_id")) if payload.get("call_task_id") else None
+    def _refresh_call_task(self, session: Session, lead: Lead, payload: CallTaskChanged) -> None:
+        task = session.get(CallTask, payload.call_task_id)
         if task is None:
-            raise SlackRefused(f"call task {payload.get('call_task_id')} does not exist")
+            raise SlackRefused(f"call task {payload.call_task_id} does not exist")
         channel = task.slack_channel or lead.slack_channel
         if channel is None or not (task.slack_thread_ts or task.slack_channel_ts):
             # The task never reached Slack (its own notice was refused): show it now.
-            self._post_call_task(session, lead, {"call_task_id": task.id})
+            self._post_call_task(session, lead, task.id)
         else:
             view = self._task_view(session, task, lead, mention_to=self._alert_mention(lead))
             if task.slack_channel_ts:
@@ -969,7 +980,7 @@ class SlackPoster:
                     text, blocks = call_task_text(quiet), call_task_blocks(quiet)
                 self._update(channel, task.slack_thread_ts, text, blocks)
         if task.status == CallTaskStatus.DONE:
-            consequence = payload.get("consequence")
+            consequence = payload.consequence
             entry = call_outcome_entry(task, logged_by=self._outcome_logger(session, task),
                                        zone=self.services.business.timezone, lead_zone=self._lead_zone(lead),
                                        consequence=str(consequence) if consequence else None)

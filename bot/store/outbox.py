@@ -1,8 +1,13 @@
-"""Decisions the adapters still have to carry out, queued in the same transaction as the decision."""
+"""Decisions the adapters still have to carry out, queued in the same transaction as the decision.
+
+Each kind of notice has one frozen dataclass for what it carries (`PAYLOADS`). A notice is checked
+against it when it is queued (a misspelt or missing field fails in the deciding transaction, not later in
+the poster), and the poster reads it back as that dataclass (`payload_of`), never as a dict of guesses.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -28,9 +33,162 @@ class Notice(StrEnum):
     LEAD_ERASED = "lead_erased"  #: the lead's data was erased: edit its card, thread and call tasks to say so
 
 
+@dataclass(frozen=True)
+class LeadCreated:
+    """Post the lead's card."""
+
+
+@dataclass(frozen=True)
+class LeadChanged:
+    """Refresh the lead's card."""
+
+
+@dataclass(frozen=True)
+class TouchSent:
+    """A touch went out: mirror it into the thread."""
+
+    touch_id: int
+
+
+@dataclass(frozen=True)
+class TouchFailed:
+    """A touch failed for good (or is being sent another way): show it in the thread."""
+
+    touch_id: int
+    error: str
+
+
+@dataclass(frozen=True)
+class MessageReceived:
+    """The lead wrote (or called): mirror it with how it was understood."""
+
+    message_id: int
+    channel: str
+    reply_class: str
+    #: The time the lead asked for (ISO 8601), when one was read.
+    requested_time: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    """A delivery status of one of our messages changed."""
+
+    message_id: int
+    status: str
+    touch_id: int | None = None
+    #: The provider's own code (Twilio's ErrorCode) or event name (SendGrid's), when it gave one.
+    error_code: str | None = None
+    event: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionNote:
+    """The system or a person decided something (paused, stopped, booked, nurture): a line in the thread."""
+
+    text: str
+    #: Who decided, as people read it ("Sam (Slack)", "followup").
+    actor: str | None = None
+    alert_team: bool = False
+    alert_admins: bool = False
+    touch_id: int | None = None
+    call_task_id: int | None = None
+    #: The sequence the note is about, by its file name (the poster says its label).
+    sequence: str | None = None
+
+
+@dataclass(frozen=True)
+class CallTaskOpened:
+    """A call to hand the team, with scripts and buttons."""
+
+    call_task_id: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CallTaskChanged:
+    """A call task was claimed, done, snoozed or cancelled: refresh its message."""
+
+    call_task_id: int
+    #: What the logged outcome did to the lead, when it did something.
+    consequence: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaReceived:
+    """The lead sent a photo: fetch item `index` of the message's media and share it in the thread."""
+
+    message_id: int
+    index: int
+
+
+@dataclass(frozen=True)
+class NeedsPerson:
+    """Something only a person can settle (an unknown send outcome, an unverified email)."""
+
+    text: str
+    touch_id: int | None = None
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LeadErased:
+    """The lead's data was erased: edit its card, thread copies and call tasks to say so.
+
+    `posts` and `edited` are the poster's own progress (every message to edit, and how many are done),
+    kept on the event so that a restart resumes where it stopped.
+    """
+
+    channel: str | None = None
+    card_ts: str | None = None
+    copies: tuple[dict[str, str], ...] = ()
+    posts: tuple[tuple[str, str], ...] | None = None
+    edited: int = 0
+
+
+NoticePayload = (LeadCreated | LeadChanged | TouchSent | TouchFailed | MessageReceived | MessageStatus | DecisionNote
+                 | CallTaskOpened | CallTaskChanged | MediaReceived | NeedsPerson | LeadErased)
+
+#: What each kind of notice carries.
+PAYLOADS: dict[Notice, type[NoticePayload]] = {
+    Notice.LEAD_CREATED: LeadCreated,
+    Notice.LEAD_CHANGED: LeadChanged,
+    Notice.TOUCH_SENT: TouchSent,
+    Notice.TOUCH_FAILED: TouchFailed,
+    Notice.MESSAGE_RECEIVED: MessageReceived,
+    Notice.MESSAGE_STATUS: MessageStatus,
+    Notice.DECISION: DecisionNote,
+    Notice.CALL_TASK: CallTaskOpened,
+    Notice.CALL_TASK_CHANGED: CallTaskChanged,
+    Notice.MEDIA_RECEIVED: MediaReceived,
+    Notice.NEEDS_PERSON: NeedsPerson,
+    Notice.LEAD_ERASED: LeadErased,
+}
+
+
+def stored_payload(notice: Notice, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as it is stored: checked against its notice's dataclass (a wrong field raises TypeError)."""
+    value = PAYLOADS[notice](**payload)
+    return {key: item for key, item in asdict(value).items() if item is not None}
+
+
+def payload_of(event: OutboxEvent) -> NoticePayload:
+    """A queued event's payload as its notice's dataclass.
+
+    Fields a newer or older release stored that this one does not know are left out, so an event queued
+    before an upgrade is still carried out.
+    """
+    kind = PAYLOADS[Notice(event.kind)]
+    known = {f.name for f in fields(kind)}
+    stored = {key: value for key, value in (event.payload or {}).items() if key in known}
+    for key in ("copies", "posts"):
+        if isinstance(stored.get(key), list):
+            stored[key] = tuple(tuple(item) if isinstance(item, list) else item for item in stored[key])
+    return kind(**stored)
+
+
 def publish(session: Session, notice: Notice, *, lead_id: int | None, at: datetime, **payload: Any) -> None:
     """Queue a notice for the adapters inside the caller's transaction."""
-    session.add(OutboxEvent(lead_id=lead_id, kind=notice, payload=payload, created_at=at))
+    session.add(OutboxEvent(lead_id=lead_id, kind=notice, payload=stored_payload(notice, payload), created_at=at))
 
 
 @dataclass(frozen=True)
@@ -51,5 +209,6 @@ def publish_many(session: Session, notices: list[Pending]) -> None:
     """Queue many notices inside the caller's transaction, in one round trip, in the order given."""
     if notices:
         session.connection().execute(_INSERT_MANY, [dict(
-            lead_id=pending.lead_id, kind=pending.notice, payload=pending.payload, created_at=pending.at,
+            lead_id=pending.lead_id, kind=pending.notice, payload=stored_payload(pending.notice, pending.payload),
+            created_at=pending.at,
             attempts=0) for pending in notices])
