@@ -76,8 +76,7 @@ class WorkScheduler:
         self._dispatch_job = self._scheduler.add_job(self.dispatch_once, "interval", seconds=poll_seconds,
                                                      id="dispatch")
         self._scheduler.add_job(self.escalate_once, "interval", seconds=max(poll_seconds, 5), id="escalate")
-        services.wake_dispatcher = self.wake
-        services.dispatch_lead = self.dispatch_lead
+        services.wakeups.connect(dispatcher=self.wake, lead=self.dispatch_lead)
 
     def add_periodic(self, job_id: str, work: Callable[[], object], *, seconds: float) -> Callable[[], None]:
         """Run more work on a tick (e.g. posting queued Slack notices); return a function that runs it now."""

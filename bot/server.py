@@ -63,7 +63,7 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
     poster = build_slack_poster(settings, services)
     if poster is not None:
         # Its own thread, not a scheduler job: it sleeps until woken or until Slack's pace lets the next post go.
-        services.wake_poster = poster.wake
+        services.wakeups.connect(poster=poster.wake)
     else:
         log.warning("Slack is not configured (SLACK_BOT_TOKEN, SLACK_LEADS_CHANNEL): no lead cards will be posted")
     if poster is not None and settings.digest_schedule is not None:

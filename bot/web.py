@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable
+from dataclasses import replace
+from typing import AsyncIterator, Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
@@ -23,21 +24,15 @@ from handlers.sendgrid_webhooks import SendgridWebhooks
 from handlers.twilio_webhooks import TwilioWebhooks
 
 
-class WebServices:
+def web_services(services: Services, web_engine: Engine) -> Services:
     """The bot's services as the HTTP routes see them: the same in every way but their database pool.
 
     The routes get connections of their own (bot.store.db.make_web_engine), so a dispatcher holding every
-    connection of the main pool never makes a webhook wait. Everything else is read through from the
-    services, so a change to them (a setting reloaded, a test's stand-in) is seen here too.
+    connection of the main pool never makes a webhook wait. The rest is shared (the same lead locks, the
+    same doorbells), so a lead taken by a route and by the dispatcher is taken under the one lock.
     """
-
-    def __init__(self, services: Services, web_engine: Engine):
-        self._services = services
-        factory = services.session_factory
-        self.session_factory = sessionmaker(class_=factory.class_, **{**factory.kw, "bind": web_engine})
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._services, name)
+    factory = services.session_factory
+    return replace(services, session_factory=sessionmaker(class_=factory.class_, **{**factory.kw, "bind": web_engine}))
 
 
 #: Each secret-guarded route, the setting that opens it, and what it is for (`followup run` names the closed ones).
@@ -73,8 +68,7 @@ def create_web_app(
 ) -> Starlette:
     """Build the ASGI app; the scheduler (on_start/on_stop) runs for as long as the server does."""
     web_engine = make_web_engine(services.session_factory.kw["bind"])
-    web_services = WebServices(services, web_engine)
-    routes_services: Services = web_services  # type: ignore[assignment]  # WebServices is Services with the routes' own pool
+    routes_services = web_services(services, web_engine)
     reply_rules = load_reply_rules(settings.reply_rules_path)
     vendor_routes: list[LeadWebhooks | TwilioWebhooks | SendgridWebhooks | LinkRoutes] = [
         LeadWebhooks(routes_services, lead_token=settings.lead_webhook_token,

@@ -47,8 +47,47 @@ class Playbooks:
         return True
 
 
-@dataclass
+class Wakeups:
+    """Doorbells from the use cases to the workers beside them: the dispatcher, its fast lane, the Slack poster.
+
+    The workers are built after the services (they need them), so the composition root connects each one
+    once, when it starts it. Until then, and in a process that runs no such worker (a CLI command, a test
+    of one use case), ringing does nothing: the work is in the database and the next tick finds it.
+    """
+
+    def __init__(self) -> None:
+        self._dispatcher: Callable[[], None] | None = None
+        self._poster: Callable[[], None] | None = None
+        self._lead: Callable[[int], None] | None = None
+
+    def connect(self, *, dispatcher: Callable[[], None] | None = None, poster: Callable[[], None] | None = None,
+                lead: Callable[[int], None] | None = None) -> None:
+        """Connect the workers that run in this process (each given one replaces what was connected)."""
+        self._dispatcher = dispatcher or self._dispatcher
+        self._poster = poster or self._poster
+        self._lead = lead or self._lead
+
+    def dispatcher(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher()
+
+    def poster(self) -> None:
+        if self._poster is not None:
+            self._poster()
+
+    def lead(self, lead_id: int) -> None:
+        """Send one lead's due touches now, on the fast lane when there is one, else by waking the dispatcher."""
+        if self._lead is not None:
+            self._lead(lead_id)
+        else:
+            self.dispatcher()
+
+
+@dataclass(frozen=True)
 class Services:
+    """Built once by the composition root (bot.app.build_services) and never changed: a test or a process
+    that needs other values builds other services (`dataclasses.replace`)."""
+
     session_factory: sessionmaker[Session]
     clock: Clock
     business: Business
@@ -61,16 +100,17 @@ class Services:
     #: Countries (ISO 3166) whose numbers the business texts: FOLLOWUP_SMS_COUNTRIES, or its own country.
     sms_countries: frozenset[str] = frozenset({"US"})
     lead_locks: LeadLocks = field(default_factory=LeadLocks)
-    #: Ask the dispatcher to look for due work now (an instant touch must not wait for a tick).
-    wake_dispatcher: Callable[[], None] = field(default=lambda: None)
-    #: Ask the Slack poster to post queued notices now (a button's result should show at once).
-    wake_poster: Callable[[], None] = field(default=lambda: None)
-    #: Send one lead's due touches now, beside any batch in progress (set by the scheduler).
-    dispatch_lead: Callable[[int], None] | None = None
+    #: The workers' doorbells, connected by the composition root when it starts them.
+    wakeups: Wakeups = field(default_factory=Wakeups)
+
+    def wake_dispatcher(self) -> None:
+        """Ask the dispatcher to look for due work now (an instant touch must not wait for a tick)."""
+        self.wakeups.dispatcher()
+
+    def wake_poster(self) -> None:
+        """Ask the Slack poster to post queued notices now (a button's result should show at once)."""
+        self.wakeups.poster()
 
     def send_due_now(self, lead_id: int) -> None:
-        """Speed to lead: send this lead's due touches at once, on the fast lane when there is one."""
-        if self.dispatch_lead is not None:
-            self.dispatch_lead(lead_id)
-        else:
-            self.wake_dispatcher()
+        """Speed to lead: send this lead's due touches at once, beside any batch in progress."""
+        self.wakeups.lead(lead_id)

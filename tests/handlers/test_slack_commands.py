@@ -59,7 +59,7 @@ def test_unknown_words_get_a_short_usage_never_a_stack_trace(workspace):
 
 @any_database
 def test_the_command_is_acknowledged_before_its_work_is_done(workspace, services):
-    services.wake_dispatcher = lambda: time.sleep(1.0)  # an instant touch being sent
+    services.wakeups.connect(dispatcher=lambda: time.sleep(1.0))  # an instant touch being sent
 
     started = time.monotonic()
     response = workspace.command("new (312) 555-0142 Dana Lee")
@@ -76,7 +76,7 @@ def test_the_command_is_acknowledged_before_its_work_is_done(workspace, services
 
 def test_new_adds_a_lead_and_starts_its_follow_up(workspace, services):
     sent_now: list[int] = []
-    services.dispatch_lead = sent_now.append  # the fast lane: the instant text goes at once
+    services.wakeups.connect(lead=sent_now.append)  # the fast lane: the instant text goes at once
 
     workspace.command("new (312) 555-0142 Dana Lee", user=ALICE)
 

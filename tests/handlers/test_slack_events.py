@@ -46,7 +46,7 @@ def poster(services, slack) -> SlackPoster:
     """The outbox poster, run as soon as a listener wakes it, as `followup run` does."""
     client = WebClient(token=BOT_TOKEN, base_url=slack.url + "/api/", timeout=2)
     poster = SlackPoster(services, client, LEADS)
-    services.wake_poster = poster.drain_once
+    services.wakeups.connect(poster=poster.drain_once)
     return poster
 
 

@@ -228,7 +228,7 @@ def test_a_reply_still_within_its_lease_is_left_alone(services, sms, clock):
 
 def test_a_text_from_an_unknown_number_sends_that_new_lead_s_instant_text_at_once(services):
     sent_now: list[int] = []
-    services.dispatch_lead = sent_now.append  # the scheduler's fast lane, beside any batch in progress
+    services.wakeups.connect(lead=sent_now.append)  # the scheduler's fast lane, beside any batch in progress
     result = text_in(services, "Hi, do you have anything Saturday?", LeadSignal.ASKS_TIME, sid="SM-new-lead",
                      sender="+13125550177")
     assert result.lead_created and sent_now == [result.lead_id]
@@ -238,6 +238,6 @@ def test_a_reply_from_a_known_lead_only_wakes_the_dispatcher(services):
     new_lead(services)
     sent_now: list[int] = []
     woken: list[bool] = []
-    services.dispatch_lead, services.wake_dispatcher = sent_now.append, lambda: woken.append(True)
+    services.wakeups.connect(lead=sent_now.append, dispatcher=lambda: woken.append(True))
     text_in(services, "Thanks!", LeadSignal.PLAIN, sid="SM-known")
     assert sent_now == [] and woken == [True]

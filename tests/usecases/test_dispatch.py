@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 import threading
 import time
 from datetime import timedelta
@@ -351,7 +352,7 @@ def test_a_touch_falling_due_between_ticks_goes_out_when_due_not_at_the_next_tic
 
 def test_without_a_fast_lane_a_new_lead_wakes_the_dispatcher(services):
     woken = []
-    services.wake_dispatcher = lambda: woken.append(True)
+    services.wakeups.connect(dispatcher=lambda: woken.append(True))
     services.send_due_now(7)
     assert woken == [True]
 
@@ -366,7 +367,7 @@ class FastClock(ManualClock):
 
 
 def test_with_a_sped_up_clock_a_text_found_one_poll_late_is_sent_not_skipped_as_missed(services, sms):
-    services.clock = FastClock(NOW)
+    services = replace(services, clock=FastClock(NOW))
     [lead_id] = enroll(services, 1)
     services.clock.advance(timedelta(hours=2, minutes=30))  # one 1 s poll later, on this clock
     Dispatcher(services, poll_seconds=1).run_due()

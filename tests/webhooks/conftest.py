@@ -114,7 +114,7 @@ def running_bot(bot_settings: Settings, engine, clock, twilio, sendgrid):
     email = SendGridEmailSender(SENDGRID_KEY, "hello@lakeside.example", "Lakeside Chiropractic",
                                 "reply@inbound.lakeside.example", api_url=sendgrid.url, timeout=1.0)
     services = build_services(bot_settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
-    services.wake_dispatcher = lambda: Dispatcher(services).run_due()
+    services.wakeups.connect(dispatcher=lambda: Dispatcher(services).run_due())
     app = create_web_app(services, bot_settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=bot_settings.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent
 from bot.reports.preview import render_preview
+from tests.conftest import TEST_BUSINESS
 from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
 
 BOOK = {"Authorization": f"Bearer {BOOKING_TOKEN}"}
@@ -136,22 +137,27 @@ def test_a_lead_in_the_clinics_zone_reads_the_time_without_a_zone(running_bot, t
     assert "see you Tuesday, Dec 1 at 3:00 PM. Reply" in reminder
 
 
+@pytest.fixture
+def booked_through(business_file, booking_link):
+    """The business file with this booking link (read when the bot starts)."""
+    business_file.write_text(TEST_BUSINESS.replace("booking_link: https://example.com/book",
+                                                   f"booking_link: {booking_link}"))
+    return booking_link
+
+
 @pytest.mark.parametrize(("booking_link", "expected"), [
     ("https://calendly.com/lakeside/new-patient", "https://calendly.com/lakeside/new-patient?name=Dana+Lee&email=dana%40example.com"),
     ("https://cal.com/lakeside/visit?month=2026-12", "https://cal.com/lakeside/visit?month=2026-12&name=Dana+Lee&email=dana%40example.com"),
     ("https://app.cal.com/lakeside/visit", "https://app.cal.com/lakeside/visit?name=Dana+Lee&email=dana%40example.com"),
     ("https://example.com/book", "https://example.com/book"),  # another page: left as it is
 ])
-def test_the_tracked_booking_link_prefills_name_and_email_for_calendly_and_calcom(running_bot, booking_link, expected):
-    from dataclasses import replace
-
-    running_bot.services.business = replace(running_bot.services.business, booking_link=booking_link)
+def test_the_tracked_booking_link_prefills_name_and_email_for_calendly_and_calcom(booked_through, running_bot, expected):
     lead_id = new_lead(running_bot)
     with running_bot.services.session_factory() as session:
         token = session.get(Lead, lead_id).link_token
     answer = running_bot.http.get(f"/b/{token}", follow_redirects=False)
     assert answer.status_code == 302 and answer.headers["location"] == expected
-    assert running_bot.http.get("/b/unknown-token", follow_redirects=False).headers["location"] == booking_link
+    assert running_bot.http.get("/b/unknown-token", follow_redirects=False).headers["location"] == booked_through
 
 
 # --- the lead answers about the visit ----------------------------------------------------------

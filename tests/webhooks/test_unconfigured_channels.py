@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from sqlalchemy import select
 
-from bot.usecases.dispatch import release_waiting_touches
+from bot.store.audit import Actor
+from bot.usecases.dispatch import Dispatcher, release_waiting_touches
+from bot.usecases.leads import LeadInput, take_in_lead
 from bot.store.models import OutboxEvent, Touch
 from bot.store.outbox import Notice
 from bot.server import assemble
@@ -20,13 +23,12 @@ DANA = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com"
 
 def test_without_twilio_settings_texts_wait_with_the_reason_in_the_thread_and_go_out_after_a_restart(
         running_bot, twilio, sendgrid):
-    services = running_bot.services
-    configured_sms = services.sms
-    services.sms = None  # followup run started with no TWILIO_* settings
+    configured = running_bot.services
+    services = replace(configured, sms=None)  # followup run started with no TWILIO_* settings
 
-    lead_id = running_bot.http.post("/webhooks/leads", json=DANA, headers=AUTH).json()["lead_id"]
-    running_bot.dispatch()
-    running_bot.dispatch()
+    lead_id = take_in_lead(services, LeadInput.parse(DANA), actor=Actor.lead(0)).lead_id
+    Dispatcher(services).run_due()
+    Dispatcher(services).run_due()
 
     assert twilio.messages == []
     with services.session_factory() as session:
@@ -37,8 +39,8 @@ def test_without_twilio_settings_texts_wait_with_the_reason_in_the_thread_and_go
             OutboxEvent.lead_id == lead_id, OutboxEvent.kind == Notice.DECISION))]
     assert said == [f"First text is {instant.last_error}"]  # once (as people know the step), however often it looks
 
-    services.sms = configured_sms  # restarted with the settings
-    assert release_waiting_touches(services) == 1
+    # Restarted with the settings.
+    assert release_waiting_touches(configured) == 1
     running_bot.dispatch()
 
     assert [m["to"] for m in twilio.messages] == ["+13125550142"]
