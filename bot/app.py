@@ -12,6 +12,8 @@ from bot.core.contacts import phone_country
 from bot.store.db import make_engine, make_session_factory, upgrade
 from bot.core.ports import EmailSender, SmsSender
 from bot.usecases.services import Playbooks, Services
+from bot.reports.preview import PreviewSources
+from bot.slack.poster import SlackPoster
 from bot.settings import Settings
 from bot.core.templating import TemplateRenderer
 
@@ -100,3 +102,22 @@ def build_services(
 def business_country(business: Business) -> str:
     """The business's own country: its phone number's, else the region its numbers are read in."""
     return phone_country(business.phone) or business.default_region
+
+
+def preview_sources(settings: Settings) -> PreviewSources:
+    """What `followup preview` reads: the business file, playbooks and wording `followup run` would use."""
+    return PreviewSources(business_path=Path(settings.business_path), sequences_dir=Path(settings.sequences_dir),
+                          templates_dir=Path(settings.templates_dir), default_region=settings.default_region,
+                          public_base_url=settings.public_base_url)
+
+
+def build_slack_poster(settings: Settings, services: Services, *, timeout: float = 10.0) -> SlackPoster | None:
+    """The poster for these settings, or None when Slack is not configured (notices then wait in the outbox)."""
+    if not (settings.slack_bot_token and settings.slack_leads_channel):
+        return None
+    from slack_sdk import WebClient
+
+    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=int(timeout))
+    return SlackPoster(services, client, settings.slack_leads_channel, settings.slack_oncall,
+                       admins=settings.slack_admin_ids)

@@ -129,12 +129,13 @@ def _lead_fields(text: str | None) -> dict[str, str]:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """Show when each touch goes out, in business and lead local time, with its text."""
+    from bot.app import preview_sources
     from bot.reports.preview import render_preview
 
     settings = _settings()
     try:
         text = render_preview(
-            settings,
+            preview_sources(settings),
             sequence=args.sequence,
             lead_fields=_lead_fields(args.lead),
             start=_parse_when(args.start, "--start"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.applications import Starlette
 
-from bot.app import build_services
+from bot.app import build_services, build_slack_poster
 from bot.core.clock import Clock
 from bot.usecases.conversations import recover_abandoned_direct
 from bot.usecases.delivery import prune_processed_deliveries
@@ -16,7 +16,7 @@ from bot.usecases.dispatch import configured_channels, release_waiting_touches, 
 from bot.scheduler import WorkScheduler
 from bot.usecases.services import Services
 from bot.settings import Settings
-from bot.slack.poster import SlackPoster, build_slack_poster
+from bot.slack.poster import SlackPoster
 from bot.web import closed_routes, create_web_app
 from bot.channels.webhook_delivery import WebhookDeliverer
 

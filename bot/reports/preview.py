@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +18,6 @@ from bot.core.planning import PHONE_CHANNELS, plan_touches
 from bot.core.playbook import Channel, LeadFacts, load_sequence, skip_reason
 from bot.usecases.render_context import call_script_context, lead_facing
 from bot.core.send_times import QUIET_HOURS, wait_reason
-from bot.settings import Settings
 from bot.core.sms_segments import count_segments
 from bot.core.templating import TemplateRenderer
 
@@ -50,12 +51,23 @@ def sample_lead(fields: dict[str, str], default_region: str, business_timezone: 
                 sms_consent=agreed and bool(data.phone))
 
 
-def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dict[str, str],
+@dataclass(frozen=True)
+class PreviewSources:
+    """The files and values a preview reads: the same ones `followup run` would (bot.app.preview_sources)."""
+
+    business_path: Path
+    sequences_dir: Path
+    templates_dir: Path
+    default_region: str
+    public_base_url: str
+
+
+def render_preview(sources: PreviewSources, *, sequence: str | None, lead_fields: dict[str, str],
                    start: datetime | None, appointment: datetime | None, show_text: bool = True) -> str:
-    business = load_business(settings.business_path)
-    playbook = load_sequence(sequence or str(business.sequence_ref), sequences_dir=Path(settings.sequences_dir),
-                             templates_dir=Path(settings.templates_dir))
-    lead = sample_lead(lead_fields, settings.default_region, business.timezone.key)
+    business = load_business(sources.business_path)
+    playbook = load_sequence(sequence or str(business.sequence_ref), sequences_dir=sources.sequences_dir,
+                             templates_dir=sources.templates_dir)
+    lead = sample_lead(lead_fields, sources.default_region, business.timezone.key)
     zones = lead_timezones(lead, business)
     lead_zone = ZoneInfo(zones[0])
     start = start or datetime.now(timezone.utc)
@@ -64,8 +76,8 @@ def render_preview(settings: Settings, *, sequence: str | None, lead_fields: dic
             hour=10, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
     plan = plan_touches(playbook, enrolled_at=start, business=business, lead_timezones=zones,
                         appointment_at=appointment)
-    renderer = TemplateRenderer(Path(settings.templates_dir))
-    context = call_script_context(lead, business, settings.public_base_url, appointment_at=appointment,
+    renderer = TemplateRenderer(sources.templates_dir)
+    context = call_script_context(lead, business, sources.public_base_url, appointment_at=appointment,
                                   call_reason="scheduled follow-up call")
     # What the lead's own details decide when each step falls due: nothing replied or booked yet
     # (a reminder sequence is for a booked visit).

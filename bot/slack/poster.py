@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 import mimetypes
 from http.client import HTTPException
-from typing import TYPE_CHECKING, Any, Collection
+from typing import Any, Collection
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -95,8 +95,6 @@ from bot.slack.cards import (
 )
 from bot.core.states import CallTaskStatus, EnrollmentState
 
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -985,13 +983,3 @@ class SlackPoster:
                                        zone=self.services.business.timezone, lead_zone=self._lead_zone(lead),
                                        consequence=str(consequence) if consequence else None)
             self._post_entry(session, lead, entry)
-
-
-def build_slack_poster(settings: Settings, services: Services, *, timeout: float = 10.0) -> SlackPoster | None:
-    """The poster for these settings, or None when Slack is not configured (notices then wait in the outbox)."""
-    if not (settings.slack_bot_token and settings.slack_leads_channel):
-        return None
-    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
-    client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=int(timeout))
-    return SlackPoster(services, client, settings.slack_leads_channel, settings.slack_oncall,
-                       admins=settings.slack_admin_ids)

@@ -10,15 +10,23 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import Iterable, Iterator, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.models import Lead
 
-if TYPE_CHECKING:
-    from bot.usecases.services import Services
+
+
+class TakesLeads(Protocol):
+    """What taking a lead needs: the sessions and the per-lead locks (the use cases' Services has both)."""
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]: ...
+
+    @property
+    def lead_locks(self) -> LeadLocks: ...
 
 
 class LeadLocks:
@@ -93,7 +101,7 @@ class LeadLocks:
 
 
 @contextmanager
-def taking_lead(services: Services, lead_id: int) -> Iterator[tuple[Session, Lead | None]]:
+def taking_lead(services: TakesLeads, lead_id: int) -> Iterator[tuple[Session, Lead | None]]:
     """The lead's lock and one transaction with its row locked: the session, and the lead (None if gone).
 
     The transaction commits when the block ends (rolls back on an exception), and only then is the

@@ -25,7 +25,8 @@ from bot.core.ports import OUTCOME_UNKNOWN, PermanentSendError, TransientSendErr
 from bot.core.rules import CallOutcome, LeadSignal
 from bot.slack.limits import RateLimiter, SlackLimits
 from bot.settings import Settings
-from bot.slack.poster import SlackPoster, backoff, build_slack_poster
+from bot.app import build_slack_poster
+from bot.slack.poster import SlackPoster, backoff
 from bot.standins.slack_api import SlackApiStandin
 
 BOT_TOKEN = "xoxb-test"

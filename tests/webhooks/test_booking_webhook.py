@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent
+from bot.app import preview_sources
 from bot.reports.preview import render_preview
 from tests.conftest import TEST_BUSINESS
 from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
@@ -122,7 +123,7 @@ def test_the_reminder_states_the_visit_in_the_clinics_zone_and_names_it_for_a_le
     assert "see you Tuesday, Dec 1 at 3:00 PM CST" in reminder and "1:00 PM" not in reminder
     assert "Reply YES to confirm" in reminder
 
-    preview = render_preview(running_bot.settings, sequence="appointment_reminders",
+    preview = render_preview(preview_sources(running_bot.settings), sequence="appointment_reminders",
                              lead_fields={"name": "Dana Lee", "phone": "+14155552671"},
                              start=clock.now() - timedelta(days=1), appointment=TUESDAY_VISIT_UTC)
     assert "see you Tuesday, Dec 1 at 3:00 PM CST" in preview
