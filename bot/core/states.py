@@ -38,6 +38,13 @@ class TouchReroute(StrEnum):
     CALL = "call"  #: handed to the team as a call
 
 
+class NoticeRetry(StrEnum):
+    """Why a Slack notice waits for another try, beyond "Slack did not take it this time"."""
+
+    RATE_LIMITED = "rate_limited"  #: Slack said 429: its Retry-After stands even once Slack answers again
+    MAYBE_POSTED = "maybe_posted"  #: the answer was lost: look for the post before posting again
+
+
 class CallTaskStatus(StrEnum):
     OPEN = "open"  #: nobody has it yet
     CLAIMED = "claimed"  #: a team member owns the call

@@ -93,7 +93,7 @@ from bot.slack.cards import (
     touch_entry,
     written_in_thread,
 )
-from bot.core.states import CallTaskStatus, EnrollmentState
+from bot.core.states import CallTaskStatus, EnrollmentState, NoticeRetry
 
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,9 @@ NON_JSON_ANSWER = "Received a response in a non-JSON format"
 FAILURES_BEFORE_PAUSE = 3
 #: The longest an event waits between attempts: an outage's end is noticed within about a minute.
 MAX_BACKOFF_SECONDS = 60
-#: How an event's last_error says Slack rate-limited it (its Retry-After stands even once Slack answers).
+#: How a rate-limited call is described to people (the flag itself is the event's retry_reason).
 RATE_LIMITED = "rate limited"
-#: How an event's last_error says its last post may have reached Slack though the answer was lost.
+#: How a lost answer is described to people (the flag itself is the event's retry_reason).
 MAYBE_POSTED = "answer lost, maybe posted"
 #: The metadata event_type that carries each post's idempotency key.
 POST_EVENT_TYPE = "followup_post"
@@ -122,11 +122,14 @@ OUTAGE_ALERT_AFTER = timedelta(minutes=5)
 class SlackUnavailable(Exception):
     """Slack did not take the call this time (429, 5xx, timeout, no connection); try again later."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, *, maybe_done: bool = False):
+    def __init__(self, reason: str, retry_after: float | None = None, *, maybe_done: bool = False,
+                 rate_limited: bool = False):
         super().__init__(reason)
         self.retry_after = retry_after
         #: The answer was lost, not refused: Slack may have done the call all the same.
         self.maybe_done = maybe_done
+        #: Slack said 429 (or `ratelimited`): its Retry-After must stand.
+        self.rate_limited = rate_limited
 
 
 class SlackRefused(Exception):
@@ -214,7 +217,7 @@ def classify(error: SlackApiError, method: str) -> SlackUnavailable | SlackRefus
     data = error.response.data if isinstance(error.response.data, dict) else {}
     code = str(data.get("error") or f"HTTP {status}")
     if status == 429 or code == "ratelimited":
-        return SlackUnavailable(f"{method}: {RATE_LIMITED}", retry_after=_retry_after(error))
+        return SlackUnavailable(f"{method}: {RATE_LIMITED}", retry_after=_retry_after(error), rate_limited=True)
     if code.startswith(NON_JSON_ANSWER):  # a proxy's page or a cut answer: no telling what Slack did
         return SlackUnavailable(f"{method}: {code[:200]} (HTTP {status})", maybe_done=True)
     if status >= 500 or code in TRANSIENT_ERRORS:
@@ -429,7 +432,8 @@ class SlackPoster:
         self._unavailable_since, self._outage_reported = None, False
         waiting = (select(OutboxEvent.id)
                    .where(OutboxEvent.delivered_at.is_(None), OutboxEvent.next_attempt_at > now,
-                          or_(OutboxEvent.last_error.is_(None), ~OutboxEvent.last_error.contains(RATE_LIMITED)))
+                          or_(OutboxEvent.retry_reason.is_(None),
+                              OutboxEvent.retry_reason != NoticeRetry.RATE_LIMITED))
                    .with_for_update(skip_locked=True))  # another process's event in hand is its own business
         with self.services.session_factory.begin() as session:
             session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(waiting)).values(next_attempt_at=now))
@@ -477,7 +481,7 @@ class SlackPoster:
             if event is None:
                 return None, 0, None
             self._event_id, self._event_at, self._calls_made, self._absorbed = event.id, event.created_at, 0, 0
-            self._maybe_posted = (event.last_error or "").startswith(MAYBE_POSTED)
+            self._maybe_posted = event.retry_reason == NoticeRetry.MAYBE_POSTED
             try:
                 # Stored ts are written at commit, not while Slack is being called: on SQLite a
                 # write would hold the database's one write lock across the next Slack call.
@@ -491,6 +495,8 @@ class SlackPoster:
                 # Still unsure whether Slack has the post (not looked up yet, or lost again)? Say so.
                 maybe_posted = error.maybe_done or self._maybe_posted
                 event.last_error = f"{MAYBE_POSTED}: {error}" if maybe_posted else str(error)
+                event.retry_reason = (NoticeRetry.MAYBE_POSTED if maybe_posted
+                                      else NoticeRetry.RATE_LIMITED if error.rate_limited else None)
                 if self._unavailable_since is None:
                     self._unavailable_since = now
                 self._last_failure, self._answered = str(error), False  # Slack's latest word is a failure
@@ -507,7 +513,7 @@ class SlackPoster:
                 event.last_error = f"not posted, internal error: {type(error).__name__}: {error}"[:2000]
                 log.exception("slack: event %s (%s, lead %s) could not be carried out", event.id, event.kind,
                               event.lead_id)
-            event.delivered_at = now
+            event.delivered_at, event.retry_reason = now, None
             return _Outcome.DELIVERED, event.id, None
 
     def _carry_out(self, session: Session, event: OutboxEvent) -> None:

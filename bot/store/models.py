@@ -284,6 +284,8 @@ class OutboxEvent(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: Why it waits for another try, when that changes how it is tried (bot.core.states.NoticeRetry).
+    retry_reason: Mapped[str | None] = mapped_column(String(20))
 
 
 class ProcessedDelivery(Base):

@@ -393,7 +393,7 @@ def test_a_429_with_retry_after_delays_but_loses_nothing_and_keeps_order(service
     assert poster.drain_once() == 0
     [first, *_] = pending(services)
     assert first.attempts == 1 and first.next_attempt_at >= clock.now() + timedelta(seconds=7)
-    assert "rate limited" in first.last_error
+    assert "rate limited" in first.last_error and first.retry_reason == "rate_limited"
     assert poster.drain_once() == 0  # not due yet, and the limiter holds the channel
 
     clock.advance(timedelta(seconds=8))
@@ -580,6 +580,7 @@ def test_a_lost_answer_that_cannot_be_looked_up_is_posted_again_rather_than_drop
     lead_id = new_lead(services)
     slack.fail_next("chat.postMessage", status=502, malformed=True)  # a proxy's page: maybe posted, maybe not
     poster.drain_once()
+    assert [event.retry_reason for event in pending(services)][:1] == ["maybe_posted"]
     slack.fail_next("conversations.history", body={"ok": False, "error": "missing_scope"})
 
     clock.advance(timedelta(minutes=1))

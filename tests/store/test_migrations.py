@@ -173,3 +173,27 @@ def test_leads_from_before_0010_keep_their_sent_unsubscribe_links_and_get_a_new_
         rows = connection.execute(select(Lead.link_token, Lead.unsubscribe_token).order_by(Lead.id)).all()
     assert [unsubscribe for _booking, unsubscribe in rows] == ["sent-token-0", "sent-token-1", "sent-token-2"]
     assert all(booking != unsubscribe and len(booking) >= 16 for booking, unsubscribe in rows)
+
+
+def test_slack_notices_waiting_before_0012_keep_their_retry_reason_in_its_own_column(engine):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert, select
+
+    from bot.store.db import upgrade
+    from bot.store.models import OutboxEvent
+
+    downgrade_to(engine, "0011")
+    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
+    old_words = {"rate_limited": ("chat.postMessage: rate limited", None),
+                 "lost": ("answer lost, maybe posted: chat.postMessage: Received a response in a non-JSON format", None),
+                 "down": ("chat.postMessage: internal_error (HTTP 500)", None),
+                 "done_long_ago": ("chat.postMessage: rate limited", at)}
+    with engine.begin() as connection:
+        connection.execute(insert(OutboxEvent.__table__), [
+            dict(lead_id=None, kind="decision", payload={"text": name}, created_at=at, attempts=1, last_error=error,
+                 delivered_at=delivered) for name, (error, delivered) in old_words.items()])
+    upgrade(engine)
+    with engine.connect() as connection:
+        reasons = {row.payload["text"]: row.retry_reason for row in connection.execute(select(OutboxEvent.__table__))}
+    assert reasons == {"rate_limited": "rate_limited", "lost": "maybe_posted", "down": None, "done_long_ago": None}
