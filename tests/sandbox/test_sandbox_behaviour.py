@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.sandbox.runner import Sandbox
-from tests.sandbox.test_sandbox_page import DANA, card, open_page
+from tests.sandbox.test_sandbox_page import DANA, card, open_page, wait_until_posted
 
 pytestmark = pytest.mark.usefixtures("browser")
 
@@ -107,6 +107,8 @@ def test_the_thread_pane_sits_beside_the_channel_at_laptop_sizes(browser, sandbo
 
     sandbox.actions.submit_lead({"name": "Ruth Adams", "phone": "+13125550181",
                                  "message": "Hip pain after running. Any openings this week?"})
+    # Measured once the card is drawn for good: a refresh would replace the buttons being measured.
+    wait_until_posted(sandbox, "Ruth Adams")
     dana = open_page(browser, sandbox, DANA)
     dana.set_viewport_size(size)
     ruth = card(dana, "Ruth Adams")

@@ -38,6 +38,23 @@ def card(page, name: str):  # noqa: ANN001, ANN201 - a Playwright Page in, a Loc
         has=page.locator(".bk-header", has_text=re.compile(rf"^\W*{re.escape(name)}$")))
 
 
+def wait_until_posted(sandbox: Sandbox, name: str, timeout: float = 20.0) -> None:
+    """Wait until every notice queued for the lead has reached Slack: its card will not be drawn again."""
+    from sqlalchemy import func, select
+
+    from bot.store.models import Lead, OutboxEvent
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with sandbox.services.session_factory() as session:
+            queued = session.scalar(select(func.count(OutboxEvent.id)).join(Lead, Lead.id == OutboxEvent.lead_id)
+                                    .where(Lead.name == name, OutboxEvent.delivered_at.is_(None)))
+        if not queued:
+            return
+        assert time.monotonic() < deadline, f"{queued} notice(s) for {name} still queued after {timeout} s"
+        time.sleep(0.1)
+
+
 def call_task(page, name: str):  # noqa: ANN001, ANN201 - a Playwright Page in, a Locator out
     """The newest call task for the lead in the channel."""
     return page.get_by_test_id("channel").locator("article.msg").filter(
