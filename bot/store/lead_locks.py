@@ -76,6 +76,12 @@ class LeadLocks:
                 rows = session.scalars(select(Lead.id).where(Lead.id.in_(sorted(free)))
                                        .with_for_update(skip_locked=True)).all()
                 free = frozenset(rows)
+                # A lead another process holds is not ours to decide about: let this process's other
+                # threads have it at once instead of waiting for the whole batch.
+                for lead_id, lock in [pair for pair in taken if pair[0] not in free]:
+                    held.remove(lead_id)
+                    lock.release()
+                taken = [pair for pair in taken if pair[0] in free]
             yield free
         finally:
             for lead_id, lock in taken:
