@@ -12,10 +12,8 @@ from typing import Any, Callable
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.store.lead_locks import taking_lead
 from bot.usecases.appointments import ACTIVE, back_to_follow_up, cancel, mark_attended, mark_no_show
 from bot.store.audit import Actor
 from bot.usecases.closed_by_bot import NothingToReopen, reopen_lead
@@ -37,14 +35,8 @@ from bot.slack.home import home_view, when
 from bot.slack.modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal, reschedule_modal
 from bot.core.states import CallTaskStatus
 from bot.reports.stats import home_snapshot
-from handlers.slack_edge import (
-    Click,
-    after_change,
-    plain_name,
-    services_of,
-    task_for_change,
-    task_lead_id,
-)
+from bot.usecases.team_actions import change_appointment, change_lead, change_task, task_lead_id
+from handlers.slack_edge import Click, plain_name, services_of
 
 LeadUseCase = Callable[[Session, Services, Lead, datetime, Actor], None]
 #: A use case on one call task; what it returns is handed to the button's follow-up answer.
@@ -81,14 +73,10 @@ def on_lead_reopen(ack: Ack, body: dict[str, Any], action: dict[str, Any], clien
     ack()
     click = Click.read(body, action)
     services = services_of(context)
-    if click.target_id is not None:
-        with taking_lead(services, click.target_id) as (session, lead):
-            if lead is not None:
-                try:
-                    reopen_lead(session, lead, now=services.clock.now(), actor=Actor.slack_user(click.user_id))
-                except NothingToReopen:
-                    pass  # reopened by someone else meanwhile: the fresh Home shows it
-        after_change(services)
+    try:
+        change_lead(services, click.target_id, _reopen, Actor.slack_user(click.user_id))
+    except (LeadActionRefused, NothingToReopen):
+        pass  # gone, or reopened by someone else meanwhile: the fresh Home shows it
     with services.session_factory() as session:
         snapshot = home_snapshot(session, user_id=click.user_id, business_name=services.business.name,
                                  now=services.clock.now(), zone=services.business.timezone)
@@ -96,6 +84,10 @@ def on_lead_reopen(ack: Ack, body: dict[str, Any], action: dict[str, Any], clien
 
 
 # --- what the buttons do to a lead ----------------------------------------------------------------
+
+
+def _reopen(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> None:
+    reopen_lead(session, lead, now=now, actor=actor)
 
 
 def _pause(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> None:
@@ -121,13 +113,6 @@ def _back_to_follow_up(session: Session, services: Services, lead: Lead, now: da
 # --- what the buttons do to an appointment -------------------------------------------------------
 
 
-def appointment_lead_id(services: Services, appointment_id: int | None) -> int | None:
-    if appointment_id is None:
-        return None
-    with services.session_factory() as session:
-        return session.scalar(select(Appointment.lead_id).where(Appointment.id == appointment_id))
-
-
 def appointment_button(use_case: Callable[..., Any], done: str) -> Callable[..., None]:
     """A card button (value: appointment id) that moves the appointment on, under its lead's lock."""
 
@@ -137,17 +122,13 @@ def appointment_button(use_case: Callable[..., Any], done: str) -> Callable[...,
         click = Click.read(body, action)
         services = services_of(context)
         try:
-            lead_id = appointment_lead_id(services, click.target_id)
-            if lead_id is None:
-                raise LeadActionRefused("this appointment no longer exists")
-            with taking_lead(services, lead_id) as (session, _lead):
-                appointment = session.get(Appointment, click.target_id)
-                use_case(session, services, appointment, now=services.clock.now(),
-                         actor=Actor.slack_user(click.user_id))
+            change_appointment(services, click.target_id,
+                               lambda session, services, appointment, now, actor: use_case(
+                                   session, services, appointment, now=now, actor=actor),
+                               Actor.slack_user(click.user_id))
         except LeadActionRefused as refused:
             click.answer(client, f"Nothing changed: {refused}.")
             return
-        after_change(services)
         click.answer(client, done)
 
     listener.__name__ = f"on_appointment_{use_case.__name__.strip('_')}"
@@ -177,16 +158,9 @@ def on_appointment_reschedule(ack: Ack, body: dict[str, Any], action: dict[str, 
 def _change_lead(client: WebClient, services: Services, click: Click, lead_id: int | None,
                  use_case: LeadUseCase, *, missing: str) -> None:
     try:
-        if lead_id is None:
-            raise LeadActionRefused(missing)
-        with taking_lead(services, lead_id) as (session, lead):
-            if lead is None:
-                raise LeadActionRefused(missing)
-            use_case(session, services, lead, services.clock.now(), Actor.slack_user(click.user_id))
+        change_lead(services, lead_id, use_case, Actor.slack_user(click.user_id), missing=missing)
     except LeadActionRefused as refused:
         click.answer(client, f"Nothing changed: {refused}.")
-        return
-    after_change(services)
 
 
 def lead_button(use_case: LeadUseCase) -> Callable[..., None]:
@@ -251,12 +225,10 @@ def task_change(use_case: TaskUseCase, *,
         click = Click.read(body, action)
         services = services_of(context)
         try:
-            with task_for_change(services, click.target_id) as (session, task_id):
-                result = use_case(session, services, task_id, services.clock.now(), Actor.slack_user(click.user_id))
+            result = change_task(services, click.target_id, use_case, Actor.slack_user(click.user_id))
         except LeadActionRefused as refused:
             click.answer(client, f"Nothing changed: {refused}.")
             return
-        after_change(services)
         if answer is not None:
             click.answer(client, answer(services, result))
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy.orm import Session
 
 from bot.store.consent import why_no_sms_consent
-from bot.store.lead_locks import taking_lead
 from bot.usecases.appointments import book as book_visit
-from bot.usecases.appointments import cancel, mark_attended, mark_no_show, reschedule, upcoming
+from bot.usecases.appointments import Booked, cancel, mark_attended, mark_no_show, reschedule, upcoming
 from bot.store.audit import Actor
 from bot.usecases.lead_actions import (
     LeadActionRefused,
@@ -35,6 +36,7 @@ from bot.usecases.leads import InvalidLead, LeadInput, take_in_lead
 from bot.store.models import Lead
 from bot.reports.breakdowns import stats_table
 from bot.usecases.services import Services
+from bot.usecases.team_actions import after_change, change_lead
 from bot.reports.digest import build_digest
 from bot.slack.blocks import context, escape, lead_label
 from bot.slack.digest import digest_blocks, digest_text
@@ -60,7 +62,7 @@ from bot.slack.home import lead_detail_blocks, lead_list_blocks, stats_blocks, w
 from bot.slack.cards import display_phone
 from bot.core.states import Stage
 from bot.reports.stats import lead_stats, lead_lines
-from handlers.slack_edge import UnclearLead, after_change, one_lead, services_of
+from handlers.slack_edge import UnclearLead, one_lead, services_of
 
 log = logging.getLogger(__name__)
 
@@ -221,13 +223,11 @@ def _card_link(client: WebClient, channel: str | None, ts: str | None) -> str | 
 
 def _book(command: BookLead, services: Services, actor: Actor) -> Answer:
     lead_id = _lead_id(services, command.lead)
-    with taking_lead(services, lead_id) as (session, lead):
-        if lead is None:
-            raise LeadActionRefused(f"lead #{lead_id} no longer exists")
-        booked = book_visit(session, services, lead, start_at=command.start_at, now=services.clock.now(),
-                            actor=actor)
-        label = _label(lead)
-    after_change(services)
+
+    def book_it(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> tuple[Booked, str]:
+        return book_visit(session, services, lead, start_at=command.start_at, now=now, actor=actor), _label(lead)
+
+    booked, label = change_lead(services, lead_id, book_it, actor, missing=f"lead #{lead_id} no longer exists")
     return Answer(f":calendar: Booked *{label}* for {when(command.start_at, services.business.timezone)}; "
                   "the lead gets a confirmation, follow-up stopped and reminders start." + _warned(booked.warnings))
 
@@ -238,13 +238,12 @@ def _warned(warnings: tuple[str, ...]) -> str:
 
 def _reschedule(command: RescheduleLead, services: Services, actor: Actor) -> Answer:
     lead_id = _lead_id(services, command.lead)
-    with taking_lead(services, lead_id) as (session, lead):
-        if lead is None:
-            raise LeadActionRefused(f"lead #{lead_id} no longer exists")
-        booked = reschedule(session, services, upcoming(session, lead.id), start_at=command.start_at,
-                            now=services.clock.now(), actor=actor)
-        label = _label(lead)
-    after_change(services)
+
+    def move_it(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> tuple[Booked, str]:
+        return (reschedule(session, services, upcoming(session, lead.id), start_at=command.start_at, now=now,
+                           actor=actor), _label(lead))
+
+    booked, label = change_lead(services, lead_id, move_it, actor, missing=f"lead #{lead_id} no longer exists")
     return Answer(f":arrows_counterclockwise: Moved the visit of *{label}* to "
                   f"{when(command.start_at, services.business.timezone)}; the lead is told the new time."
                   + _warned(booked.warnings))
@@ -252,14 +251,12 @@ def _reschedule(command: RescheduleLead, services: Services, actor: Actor) -> An
 
 def _consent(command: RecordConsent, services: Services, actor: Actor) -> Answer:
     lead_id = _lead_id(services, command.lead)
-    now = services.clock.now()
-    with taking_lead(services, lead_id) as (session, lead):
-        if lead is None:
-            raise LeadActionRefused(f"lead #{lead_id} no longer exists")
-        label = _label(lead)
-        done = record_consent_by_team(session, lead, command.change, command.note, now=now, actor=actor)
-    after_change(services)
-    return Answer(f":memo: {done} for *{label}*.")
+
+    def record(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> str:
+        return f"{record_consent_by_team(session, lead, command.change, command.note, now=now, actor=actor)} " \
+               f"for *{_label(lead)}*"
+
+    return Answer(f":memo: {change_lead(services, lead_id, record, actor, missing=f'lead #{lead_id} no longer exists')}.")
 
 
 def _lead_id(services: Services, reference: str) -> int:
@@ -269,10 +266,8 @@ def _lead_id(services: Services, reference: str) -> int:
 
 def _on_lead(command: OnLead, services: Services, actor: Actor) -> Answer:
     lead_id = _lead_id(services, command.lead)
-    now = services.clock.now()
-    with taking_lead(services, lead_id) as (session, lead):
-        if lead is None:
-            raise LeadActionRefused(f"lead #{lead_id} no longer exists")
+
+    def act(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> str:
         label = _label(lead)
         match command.verb:
             case LeadVerb.PAUSE:
@@ -307,5 +302,6 @@ def _on_lead(command: OnLead, services: Services, actor: Actor) -> Answer:
                 done = f":no_bell: *{label}* is opted out of {' and '.join(channels)}; nothing more goes to them."
             case _:
                 raise CommandError(usage())
-    after_change(services)
-    return Answer(done)
+        return done
+
+    return Answer(change_lead(services, lead_id, act, actor, missing=f"lead #{lead_id} no longer exists"))

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.store.lead_locks import taking_lead
-from bot.usecases.lead_actions import LeadActionRefused
 from bot.usecases.leads import find_lead
-from bot.store.models import CallTask, Lead
+from bot.store.models import Lead
 from bot.usecases.services import Services
 from bot.slack.blocks import escape
 from bot.slack.home import lead_choices_text
@@ -56,32 +52,6 @@ def one_lead(session: Session, reference: str, *, default_region: str) -> Lead:
 def plain_name(lead: Lead) -> str:
     """The lead's name for plain text (modal titles and sections escape it themselves)."""
     return lead.name.strip() or display_phone(lead.phone) or lead.email or f"Lead #{lead.id}"
-
-
-def after_change(services: Services) -> None:
-    """Let the change show at once: touches it made due go out, and the poster updates Slack."""
-    services.wake_dispatcher()
-    services.wake_poster()
-
-
-def task_lead_id(services: Services, task_id: int | None) -> int | None:
-    if task_id is None:
-        return None
-    with services.session_factory() as session:
-        return session.scalar(select(CallTask.lead_id).where(CallTask.id == task_id))
-
-
-@contextmanager
-def task_for_change(services: Services, task_id: int | None) -> Iterator[tuple[Session, int]]:
-    """A transaction holding the lock of the call task's lead, so two clicks at once are served in turn.
-
-    The lock is what makes a claim atomic on SQLite, where `FOR UPDATE` does nothing.
-    """
-    lead_id = task_lead_id(services, task_id)
-    if task_id is None or lead_id is None:
-        raise LeadActionRefused("this call task no longer exists")
-    with taking_lead(services, lead_id) as (session, _lead):
-        yield session, task_id
 
 
 @dataclass(frozen=True)

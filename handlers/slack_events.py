@@ -30,7 +30,8 @@ from bot.slack.blocks import escape
 from bot.slack.command_text import SEND_MARKER, message_for_lead, plain_text_from_slack
 from bot.slack.home import home_view
 from bot.reports.stats import home_snapshot
-from handlers.slack_edge import after_change, services_of, tell
+from bot.usecases.team_actions import after_change
+from handlers.slack_edge import services_of, tell
 
 log = logging.getLogger(__name__)
 

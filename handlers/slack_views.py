@@ -14,11 +14,11 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
-from bot.store.lead_locks import taking_lead
 from bot.usecases.appointments import closed_day_warning, reschedule, upcoming
 from bot.store.audit import Actor
 from bot.usecases.conversations import DirectMessageRefused, send_direct
 from bot.usecases.lead_actions import LeadActionRefused, book, log_call_outcome
+from bot.usecases.team_actions import after_change, change_lead, change_task
 from bot.core.rules import CallOutcome
 from bot.slack.blocks import OUTCOME_LABELS, ModalCallback, escape
 from bot.slack.home import when
@@ -35,7 +35,7 @@ from bot.slack.modals import (
     reschedule_modal,
 )
 from bot.store.models import CallTask, Lead
-from handlers.slack_edge import after_change, plain_name, services_of, task_for_change, tell
+from handlers.slack_edge import plain_name, services_of, tell
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,12 @@ def on_log_outcome(ack: Ack, body: dict[str, Any], view: dict[str, Any], client:
     ack()
     user = body["user"]["id"]
     try:
-        with task_for_change(services, origin.task_id) as (session, task_id):
-            log_call_outcome(session, services, task_id, form.outcome, now=services.clock.now(),
-                             actor=Actor.slack_user(user), notes=form.notes, when=form.when)
+        change_task(services, origin.task_id, lambda session, services, task_id, now, actor: log_call_outcome(
+            session, services, task_id, form.outcome, now=now, actor=actor, notes=form.notes, when=form.when),
+            Actor.slack_user(user))
     except LeadActionRefused as refused:
         _answer(client, origin, user, f"Outcome not saved: {refused}.")
         return
-    after_change(services)
     if form.outcome == CallOutcome.CALL_BACK and form.when is not None:
         _answer(client, origin, user, f":telephone_receiver: Saved. A call back is set for "
                                       f"{when(form.when, services.business.timezone)}.")
@@ -120,20 +119,16 @@ def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCli
     try:
         if origin.task_id is not None:
             # Booked from a call: the call is done with that outcome, and the visit is booked.
-            with task_for_change(services, origin.task_id) as (session, task_id):
-                log_call_outcome(session, services, task_id, CallOutcome.BOOKED, now=services.clock.now(),
-                                 actor=actor, notes=form.notes, when=form.start_at)
+            change_task(services, origin.task_id, lambda session, services, task_id, now, actor: log_call_outcome(
+                session, services, task_id, CallOutcome.BOOKED, now=now, actor=actor, notes=form.notes,
+                when=form.start_at), actor)
         else:
-            assert origin.lead_id is not None
-            with taking_lead(services, origin.lead_id) as (session, lead):
-                if lead is None:
-                    raise LeadActionRefused(f"lead #{origin.lead_id} no longer exists")
-                book(session, services, lead, start_at=form.start_at, now=services.clock.now(), actor=actor,
-                     notes=form.notes)
+            change_lead(services, origin.lead_id, lambda session, services, lead, now, actor: book(
+                session, services, lead, start_at=form.start_at, now=now, actor=actor, notes=form.notes), actor,
+                missing=f"lead #{origin.lead_id} no longer exists")
     except LeadActionRefused as refused:
         _answer(client, origin, user, f"Not booked: {refused}.")
         return
-    after_change(services)
     _answer(client, origin, user, f":calendar: Booked for {when(form.start_at, services.business.timezone)}.")
 
 
@@ -168,16 +163,12 @@ def on_reschedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: 
     ack()
     user = body["user"]["id"]
     try:
-        assert origin.lead_id is not None
-        with taking_lead(services, origin.lead_id) as (session, lead):
-            if lead is None:
-                raise LeadActionRefused(f"lead #{origin.lead_id} no longer exists")
-            reschedule(session, services, upcoming(session, lead.id), start_at=start_at, now=services.clock.now(),
-                       actor=Actor.slack_user(user))
+        change_lead(services, origin.lead_id, lambda session, services, lead, now, actor: reschedule(
+            session, services, upcoming(session, lead.id), start_at=start_at, now=now, actor=actor),
+            Actor.slack_user(user), missing=f"lead #{origin.lead_id} no longer exists")
     except LeadActionRefused as refused:
         _answer(client, origin, user, f"Not moved: {refused}.")
         return
-    after_change(services)
     _answer(client, origin, user, f":arrows_counterclockwise: Moved to {when(start_at, zone)}; the lead is told "
                                   "the new time.")
 

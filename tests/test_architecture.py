@@ -254,3 +254,10 @@ def test_no_layer_but_the_channel_adapters_reads_a_vendor_s_error_codes(module):
                if isinstance(node, ast.Constant) and isinstance(node.value, (int, str))
                and TWILIO_CODE.fullmatch(str(node.value))]
     assert numbers == [], f"{module} names Twilio error codes {numbers}: map them in bot/channels/ instead"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if layer_of(m) == "handlers"))
+def test_a_listener_or_route_never_takes_a_lead_itself(module):
+    """Entry points call a use case that takes the lead (its lock and transaction); they never take one."""
+    taken = {name for name in imports_of(module) if own_module(name) == "bot.store.lead_locks"}
+    assert taken == set(), f"{module} takes leads itself: call a use case (bot.usecases.team_actions) instead"
