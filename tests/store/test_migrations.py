@@ -175,7 +175,7 @@ def test_leads_from_before_0010_keep_their_sent_unsubscribe_links_and_get_a_new_
     assert all(booking != unsubscribe and len(booking) >= 16 for booking, unsubscribe in rows)
 
 
-def test_slack_notices_waiting_before_0012_keep_their_retry_reason_in_its_own_column(engine):
+def test_slack_notices_waiting_before_the_retry_reason_column_keep_their_retry_reason_in_its_own_column(engine):
     from datetime import datetime, timezone
 
     from sqlalchemy import insert, select
@@ -183,7 +183,7 @@ def test_slack_notices_waiting_before_0012_keep_their_retry_reason_in_its_own_co
     from bot.store.db import upgrade
     from bot.store.models import OutboxEvent
 
-    downgrade_to(engine, "0011")
+    downgrade_to(engine, "0010")
     at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
     old_words = {"rate_limited": ("chat.postMessage: rate limited", None),
                  "lost": ("answer lost, maybe posted: chat.postMessage: Received a response in a non-JSON format", None),

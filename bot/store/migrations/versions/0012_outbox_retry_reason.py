@@ -1,7 +1,7 @@
 """Slack notices say in a column why they wait for a retry, instead of in the words of last_error
 
 Revision ID: 0012
-Revises: 0011
+Revises: 0010
 Create Date: 2026-12-02 06:00:00
 
 The poster read two flags back out of prose: whether Slack had rate-limited a notice (its Retry-After
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0012'
-down_revision: Union[str, Sequence[str], None] = '0010'  # TEMP until 0011 lands
+down_revision: Union[str, Sequence[str], None] = '0010'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
