@@ -64,11 +64,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def profile(pid: int, seconds: float, top: int = 8) -> str:
+def profile(pid: int, seconds: float, top: int = 8, *, keep: Path | None = None) -> str:
     """Sample the process with py-spy (the `bench` extra) for `seconds`: where its time goes, by function.
 
     Each line: the share of busy samples (py-spy leaves out idle threads) in which the function was on
-    the stack, busiest first, leaving out the frames every thread starts from.
+    the stack, busiest first, leaving out the frames every thread starts from; then the functions
+    busy themselves (the innermost frame of a sample), which says what the time is spent on.
+    `keep` saves py-spy's raw stacks there, for a closer look.
     """
     import shutil
     import tempfile
@@ -82,19 +84,27 @@ def profile(pid: int, seconds: float, top: int = 8) -> str:
                               text=True)
         if done.returncode != 0 or not out.exists():
             return f"py-spy could not sample: {done.stderr.strip()[-200:]}"
+        if keep is not None:
+            keep.write_text(out.read_text())
         inclusive: Counter[str] = Counter()
+        own: Counter[str] = Counter()
         total = 0
         for line in out.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
             if not count.isdigit():
                 continue
             total += int(count)  # py-spy leaves out idle threads: every sample here is busy
-            for frame in {frame.split(" (")[0] for frame in stack.split(";")}:
+            frames = stack.split(";")
+            for frame in {frame.split(" (")[0] for frame in frames}:
                 inclusive[frame] += int(count)
+            own[frames[-1]] += int(count)
     busy = [(frame, count) for frame, count in inclusive.most_common()
             if frame and not frame.startswith(("_bootstrap", "Thread.", "run (threading", "<module>", "_run_code",
                                                "_run_module", "BaseScheduler", "_worker", "WorkerThread"))]
     lines = [f"{count / total * 100:5.1f} %  {frame}" for frame, count in busy[:top]] if total else []
+    if total:
+        lines.append("  busy themselves (innermost frame):")
+        lines += [f"{count / total * 100:5.1f} %  {frame}" for frame, count in own.most_common(top)]
     return "\n".join(lines) or "no busy samples"
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from bench.common import (ACCOUNT_SID, AUTH_TOKEN, bot_env, content, database, free_port, machine, midday_zone,
                           percentile, phone, stop_bot, summary_ms, wait_healthy)
-from bench.slack_pace import REPO, PacedSlack, cpu_seconds, slack_env, start_checkout
+from bench.slack_pace import REPO, PacedSlack, cpu_seconds, profile, slack_env, start_checkout
 from bench.speed_to_lead import Arrivals
 from bot.store.db import make_engine
 from bot.store.models import OutboxEvent
@@ -83,6 +83,10 @@ def drive(url: str, rate: float, seconds: float, first: int, token: str, arrival
     return latencies, [r["answer"] for r in results], lost, failed
 
 
+def sample_into(into: list[str], pid: int, seconds: float, keep: Path | None) -> None:
+    into.append(profile(pid, seconds, 15, keep=keep))
+
+
 def queued_notices(url: str) -> tuple[int, int]:
     engine = make_engine(url)
     try:
@@ -100,6 +104,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with, run first")
+    parser.add_argument("--profile", type=float, default=0,
+                        help="sample the bot with py-spy for this many seconds while the load runs")
+    parser.add_argument("--keep-profile", type=Path, help="a folder to save py-spy's raw stacks in, one file a row")
     parser.add_argument("--generate", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -138,8 +145,15 @@ def main() -> None:
                     try:
                         wait_healthy(port, bot, timeout=60)
                         cpu, started = cpu_seconds(bot.pid), time.monotonic()
+                        sampled: list[str] = []
+                        keep = args.keep_profile / f"{kind}-{label}.txt" if args.keep_profile else None
+                        sampler = threading.Thread(target=sample_into, args=(sampled, bot.pid, args.profile, keep))
+                        if args.profile:
+                            sampler.start()  # py-spy takes CPU of its own: quote latencies from a run without --profile
                         latencies, answers, lost, failed = drive(f"http://127.0.0.1:{port}", args.rate,
                                                                  args.seconds, first, "bench-lead", arrivals)
+                        if args.profile:
+                            sampler.join()
                         share = (cpu_seconds(bot.pid) - cpu) / (time.monotonic() - started)
                         pending, total = queued_notices(url)
                         took = dict(slack.done, refused=slack.refused)
@@ -152,6 +166,9 @@ def main() -> None:
                           f"failed posts {len(failed)}; CPU {share * 100:.0f} % of a core; Slack took "
                           f"{took['chat.postMessage']} posts and {took['chat.update']} edits ({took['refused']} refused), "
                           f"{pending} of {total} notices ({total / leads:.1f} per lead) still queued", flush=True)
+                    if sampled:
+                        print(f"    py-spy, {args.profile:g} s under the load, share of busy samples:\n    "
+                              + sampled[0].replace("\n", "\n    "), flush=True)
 
 
 if __name__ == "__main__":

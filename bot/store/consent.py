@@ -92,18 +92,35 @@ def evidence_text(value: Any, field: str, *, required: bool) -> str:
 
 def _log(session: Session, lead: Lead, *, granted: bool, method: ConsentMethod, evidence: str, actor: Actor,
          now: datetime, channel: str = "sms") -> None:
-    session.add(ConsentEntry(lead_id=lead.id, channel=channel, granted=granted, method=str(method),
-                             evidence=evidence[:MAX_EVIDENCE], actor=actor.describe()[:60], at=now))
+    session.add(ConsentEntry(**_entry(lead.id, granted=granted, method=method, evidence=evidence, actor=actor,
+                                      now=now, channel=channel)))
+
+
+def _entry(lead_id: int, *, granted: bool, method: ConsentMethod, evidence: str, actor: Actor, now: datetime,
+           channel: str = "sms") -> dict[str, Any]:
+    return dict(lead_id=lead_id, channel=channel, granted=granted, method=str(method),
+                evidence=evidence[:MAX_EVIDENCE], actor=actor.describe()[:60], at=now)
 
 
 def grant_sms(session: Session, lead: Lead, given: ConsentGiven, *, actor: Actor, now: datetime) -> None:
     """Put consent to automated texts on record, and log it."""
     assert given.method in FULL_CONSENT
-    lead.sms_consent = True
-    lead.sms_consent_method = str(given.method)
-    lead.sms_consent_at = now
+    for key, value in sms_granted_fields(given, now).items():
+        setattr(lead, key, value)
     lead.updated_at = now
     _log(session, lead, granted=True, method=given.method, evidence=given.evidence, actor=actor, now=now)
+
+
+def sms_granted_fields(given: ConsentGiven, now: datetime) -> dict[str, Any]:
+    """The lead's columns once consent to texts is on record (`grant_sms`; a new lead's intake writes them
+    with the lead's own row)."""
+    assert given.method in FULL_CONSENT
+    return {"sms_consent": True, "sms_consent_method": str(given.method), "sms_consent_at": now}
+
+
+def sms_grant_entry(lead_id: int, given: ConsentGiven, *, actor: Actor, now: datetime) -> dict[str, Any]:
+    """The consent log's row for `grant_sms`, as values for a Core insert (a new lead's intake)."""
+    return _entry(lead_id, granted=True, method=given.method, evidence=given.evidence, actor=actor, now=now)
 
 
 def lead_started(session: Session, lead: Lead, method: ConsentMethod, *, evidence: str, now: datetime) -> None:

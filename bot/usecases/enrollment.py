@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,9 +34,14 @@ PENDING_TOUCH = (TouchStatus.SCHEDULED,)
 
 def lead_timezones(lead: Lead, business: Business) -> tuple[str, ...]:
     """The zones a lead may be in: the given one, else the phone's, else the business's."""
-    if lead.timezone:
-        return (lead.timezone,)
-    found = timezones_for_phone(lead.phone) if lead.phone else ()
+    return timezones_of(lead.timezone, lead.phone, business)
+
+
+def timezones_of(timezone: str, phone: str | None, business: Business) -> tuple[str, ...]:
+    """`lead_timezones` for a lead's zone and phone (a lead whose row is not stored yet)."""
+    if timezone:
+        return (timezone,)
+    found = timezones_for_phone(phone) if phone else ()
     return lead_timezones_or_business(found, business)
 
 
@@ -73,9 +79,14 @@ def enroll(
 
 
 def _touch_from_plan(enrollment: Enrollment, lead: Lead, planned: PlannedTouch) -> Touch:
-    return Touch(
-        enrollment_id=enrollment.id,
-        lead_id=lead.id,
+    return Touch(**touch_values(enrollment.id, lead.id, planned))
+
+
+def touch_values(enrollment_id: int, lead_id: int, planned: PlannedTouch) -> dict[str, Any]:
+    """A planned touch's row, as values (a Core insert writes a new lead's touches in one statement)."""
+    return dict(
+        enrollment_id=enrollment_id,
+        lead_id=lead_id,
         step_id=planned.step.id,
         position=planned.position,
         channel=planned.step.channel,
@@ -83,6 +94,7 @@ def _touch_from_plan(enrollment: Enrollment, lead: Lead, planned: PlannedTouch) 
         due_at=planned.due_at,
         status=TouchStatus.SKIPPED if planned.skip_reason else TouchStatus.SCHEDULED,
         skip_reason=planned.skip_reason,
+        attempts=0,
     )
 
 
