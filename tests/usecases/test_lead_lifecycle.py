@@ -21,10 +21,11 @@ from bot.usecases.lead_actions import (
     resume_lead,
 )
 from tests.fakes import WEB_FORM_CONSENT
-from bot.usecases.leads import InvalidLead, LeadInput, add_lead
+from bot.usecases.leads import InvalidLead, LeadInput, add_lead, take_in_lead
 from bot.store.models import (
     AuditEntry,
     CallTask,
+    ConsentEntry,
     Enrollment,
     Lead,
     Message,
@@ -87,6 +88,46 @@ def test_new_lead_is_stored_and_enrolled_with_every_touch_laid_out(services):
     assert all(t.status == "scheduled" for t in laid_out)
     assert laid_out[0].due_at == services.clock.now()  # 09:00 in Chicago: the instant text goes now
     assert [t.due_at for t in laid_out] == sorted(t.due_at for t in laid_out)
+
+
+def test_a_new_lead_is_stored_with_its_consent_audit_and_card_notice_together(services):
+    data = LeadInput.parse({"name": "Dana Lee", "phone": CHICAGO_PHONE, "source": "web", "insurance": "Aetna",
+                            **WEB_FORM_CONSENT})
+    result = take_in_lead(services, data, actor=Actor.lead(0))
+    assert (result.created, result.enrolled) == (True, True)
+    now = services.clock.now()
+    with services.session_factory() as session:
+        lead = session.get(Lead, result.lead_id)
+        assert lead is not None
+        assert (lead.name, lead.phone, lead.stage, lead.timezone, lead.custom_fields) == (
+            "Dana Lee", CHICAGO_PHONE, "new", "America/Chicago", {"insurance": "Aetna"})
+        assert (lead.sms_consent, lead.sms_consent_method, lead.sms_consent_at) == (True, "web_form", now)
+        assert lead.link_token != lead.unsubscribe_token and len(lead.link_token) >= 16
+        consent = session.scalars(select(ConsentEntry).where(ConsentEntry.lead_id == lead.id)).all()
+        assert [(c.granted, c.method, c.evidence, c.actor, c.at) for c in consent] == [
+            (True, "web_form", WEB_FORM_CONSENT["consent_text"], "the lead", now)]
+        logged = session.scalars(select(AuditEntry).where(AuditEntry.lead_id == lead.id).order_by(AuditEntry.id))
+        assert [(a.action, a.details, a.actor_type) for a in logged] == [
+            ("lead_created", {"source": "web"}, "lead"), ("enrolled", {"sequence": services.playbooks.get().name}, "lead")]
+        notices = session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == lead.id)).all()
+        assert [(n.kind, n.payload, n.delivered_at) for n in notices] == [("lead_created", {}, None)]
+        enrollments = session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)).all()
+        assert [(e.sequence_name, e.state, e.enrolled_at) for e in enrollments] == [
+            (services.playbooks.get().name, "active", now)]
+    assert [t.enrollment_id for t in touches(services, lead.id)] == [enrollments[0].id] * len(
+        services.playbooks.get().steps)
+
+
+def test_a_new_lead_whose_transaction_fails_leaves_nothing_behind(services):
+    def refuse(session, lead, result):
+        raise RuntimeError("the caller's own note could not be written")
+
+    data = LeadInput.parse({"name": "Dana Lee", "phone": CHICAGO_PHONE, **WEB_FORM_CONSENT})
+    with pytest.raises(RuntimeError):
+        take_in_lead(services, data, actor=Actor.lead(0), also=refuse)
+    with services.session_factory() as session:
+        for table in (Lead, ConsentEntry, AuditEntry, OutboxEvent, Enrollment, Touch):
+            assert session.scalars(select(table)).all() == [], table.__name__
 
 
 def test_the_same_phone_or_email_again_returns_the_existing_lead_without_enrolling_twice(services):
