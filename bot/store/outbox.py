@@ -208,7 +208,10 @@ _INSERT_MANY = insert(OutboxEvent.__table__)
 def publish_many(session: Session, notices: list[Pending]) -> None:
     """Queue many notices inside the caller's transaction, in one round trip, in the order given."""
     if notices:
-        session.connection().execute(_INSERT_MANY, [dict(
-            lead_id=pending.lead_id, kind=pending.notice, payload=stored_payload(pending.notice, pending.payload),
-            created_at=pending.at,
-            attempts=0) for pending in notices])
+        session.connection().execute(_INSERT_MANY, [pending_values(pending) for pending in notices])
+
+
+def pending_values(pending: Pending) -> dict[str, Any]:
+    """A notice's row, as values for a Core insert (its payload checked as `stored_payload` checks it)."""
+    return dict(lead_id=pending.lead_id, kind=pending.notice, payload=stored_payload(pending.notice, pending.payload),
+                created_at=pending.at, attempts=0)
