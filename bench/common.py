@@ -90,7 +90,8 @@ def load_leads(url: str, count: int, *, due_now: int, due_later: timedelta = tim
             connection.execute(insert(Lead), [dict(
                 id=i, name=f"Lead {i}", phone=phone(i), email=None, source="bench", first_message="",
                 custom_fields={}, timezone=zone, stage="new", sms_consent=True, email_consent=True,
-                link_token=f"bench{i:012d}", created_at=now, updated_at=now) for i in ids])
+                link_token=f"bench{i:012d}", unsubscribe_token=f"unsub{i:012d}", created_at=now, updated_at=now)
+                for i in ids])
             connection.execute(insert(Enrollment), [dict(
                 id=i, lead_id=i, sequence_name="bench", state="active", state_reason="", enrolled_at=now)
                 for i in ids])

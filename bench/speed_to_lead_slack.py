@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with, run first")
+    parser.add_argument("--slack-off", action="store_true",
+                        help="one more row per database: this code with Slack not configured")
     parser.add_argument("--profile", type=float, default=0,
                         help="sample the bot with py-spy for this many seconds while the load runs")
     parser.add_argument("--keep-profile", type=Path, help="a folder to save py-spy's raw stacks in, one file a row")
@@ -133,12 +135,15 @@ def main() -> None:
         print(f"  floor (two bare hops): {summary_ms(latencies)}; answer p99 {percentile(answers, 99) * 1000:.1f} ms",
               flush=True)
         codes = ([("before", args.before)] if args.before else []) + [("after" if args.before else "this", REPO)]
+        if args.slack_off:
+            codes.append(("no Slack", REPO))  # the same code with Slack not configured: what posting cards costs
         for kind in args.databases.split(","):
             for label, code in codes:
                 with database(kind) as url, tempfile.TemporaryDirectory() as folder, PacedSlack() as slack:
                     business, sequences = content(Path(folder))
                     port = free_port()
-                    env = {**bot_env(url, business, sequences, twilio.url, port), **slack_env(slack),
+                    env = {**bot_env(url, business, sequences, twilio.url, port),
+                           **(slack_env(slack) if label != "no Slack" else {}),
                            "SENDGRID_API_KEY": "SG.bench", "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
                            "SENDGRID_API_URL": sendgrid.url}
                     bot = start_checkout(env, Path(folder) / "bot.log", code)
@@ -161,7 +166,7 @@ def main() -> None:
                         stop_bot(bot)
                     first += int(args.rate * args.seconds)
                     leads = int(args.rate * args.seconds)
-                    print(f"  {kind:<10} {label:<6}: {summary_ms(latencies)} = {percentile(latencies, 99) / floor_p99:.1f}x "
+                    print(f"  {kind:<10} {label:<8}: {summary_ms(latencies)} = {percentile(latencies, 99) / floor_p99:.1f}x "
                           f"floor p99; answer p99 {percentile(answers, 99) * 1000:.1f} ms; lost {lost}, "
                           f"failed posts {len(failed)}; CPU {share * 100:.0f} % of a core; Slack took "
                           f"{took['chat.postMessage']} posts and {took['chat.update']} edits ({took['refused']} refused), "
