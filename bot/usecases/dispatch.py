@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Collection
@@ -363,7 +363,6 @@ class Dispatcher:
         self.poll_seconds = poll_seconds
         self._next_recovery = 0.0  # monotonic seconds
         self._stopping = threading.Event()
-        self._sqlite_writer = threading.Lock()
         self._senders = ThreadPoolExecutor(senders, thread_name_prefix="sender") if senders > 1 else None
 
     def run_due(self) -> DispatchReport:
@@ -807,8 +806,8 @@ class Dispatcher:
                 group.session.commit()
 
     def _writing(self, session: Session) -> AbstractContextManager[object]:
-        """Take turns writing to SQLite: its busy handler sleeps up to 100 ms a try, a lock wakes at once."""
-        return self._sqlite_writer if session.bind.dialect.name == "sqlite" else nullcontext()
+        """Take turns writing to SQLite with the process's other writers (intake too): `Services.writing`."""
+        return self.services.writing(session)
 
     def _check_leads(self, session: Session, items: list[_Claimed],
                      decided: list[tuple[_Claimed, _Outcome]]) -> set[int]:

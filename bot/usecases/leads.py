@@ -404,7 +404,8 @@ def take_in_lead(
     """
     playbook = sequence or services.playbooks.get()
     now = services.clock.now()
-    with services.session_factory.begin() as session:
+    # A new lead's transaction holds no lead's lock, so waiting for the turn at writing cannot deadlock.
+    with services.session_factory() as session, services.writing(session), session.begin():
         result = add_lead(session, data, business=services.business, sequence=playbook, now=now, actor=actor,
                           enroll=enroll, only_new=True)
         if result.created:

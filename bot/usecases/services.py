@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -110,6 +112,14 @@ class Services:
     def wake_poster(self) -> None:
         """Ask the Slack poster to post queued notices now (a button's result should show at once)."""
         self.wakeups.poster()
+    #: Turns at writing to SQLite for this process's threads (intake, the dispatcher, the fast lane):
+    #: SQLite's busy handler sleeps 1 to 100 ms a retry, a lock hands over the moment it is free.
+    #: Shared by the routes' copy of the services (a replace() keeps the same lock).
+    sqlite_writer: threading.Lock = field(default_factory=threading.Lock)
+
+    def writing(self, session: Session) -> AbstractContextManager[object]:
+        """Hold this process's turn at writing, on SQLite (one writer at a time there anyway); else nothing."""
+        return self.sqlite_writer if session.get_bind().dialect.name == "sqlite" else nullcontext()
 
     def send_due_now(self, lead_id: int) -> None:
         """Speed to lead: send this lead's due touches at once, beside any batch in progress."""
