@@ -103,7 +103,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--before", type=Path, help="a checkout of the code to compare with, run first")
+    parser.add_argument("--before", type=Path, action="append", default=[],
+                        help="a checkout of the code to compare with, run first (again for more, in turn)")
     parser.add_argument("--slack-off", action="store_true",
                         help="one more row per database: this code with Slack not configured")
     parser.add_argument("--profile", type=float, default=0,
@@ -134,7 +135,8 @@ def main() -> None:
         floor_p99 = percentile(latencies, 99)
         print(f"  floor (two bare hops): {summary_ms(latencies)}; answer p99 {percentile(answers, 99) * 1000:.1f} ms",
               flush=True)
-        codes = ([("before", args.before)] if args.before else []) + [("after" if args.before else "this", REPO)]
+        codes = [("before" if len(args.before) == 1 else path.name, path) for path in args.before]
+        codes.append(("after" if args.before else "this", REPO))
         if args.slack_off:
             codes.append(("no Slack", REPO))  # the same code with Slack not configured: what posting cards costs
         for kind in args.databases.split(","):
