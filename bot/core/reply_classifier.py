@@ -12,9 +12,10 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,9 @@ class Understanding:
     opt_out_channels: tuple[str, ...] = ()
     #: A time that is one of several or vague ("3pm or tuesday"): no requested_time, the candidates instead.
     unclear_time: UnclearTime | None = None
+    #: Beside a visit reading, what else the lead asked a person for ("yes! do I need to bring my card?"
+    #: confirms the visit and asks a question): the visit is acted on and a person answers the rest.
+    also: Understanding | None = None
 
 
 def understood(understanding: Understanding) -> dict[str, Any]:
@@ -90,7 +94,20 @@ def understood(understanding: Understanding) -> dict[str, Any]:
     if (unclear := understanding.unclear_time) is not None:
         details["time_unclear"] = unclear.why
         details["time_candidates"] = [candidate.isoformat() for candidate in unclear.candidates]
+    if (also := understanding.also) is not None:
+        details["also"] = {"reply_class": also.reply_class.value, "rule": also.rule}
     return details
+
+
+def also_of(details: Mapping[str, Any] | None) -> ReplyClass | None:
+    """The second reading a stored message keeps beside its visit reading (see `understood`), if any."""
+    also = (details or {}).get("also")
+    if not isinstance(also, Mapping) or not isinstance(name := also.get("reply_class"), str):
+        return None
+    try:
+        return ReplyClass(name)
+    except ValueError:
+        return None
 
 
 #: How long the "why" of a reading may be where people read it (a Slack context line, `leads show`).
@@ -109,6 +126,8 @@ def explain_reading(classification: str | None, details: Mapping[str, Any] | Non
         parts.append("ends " + " and ".join(_CHANNEL_WORDS.get(c, c) for c in channels))
     if unclear := details.get("time_unclear"):
         parts.append(f"time unclear: \"{details.get('requested_time_text') or ''}\" ({unclear})")
+    if isinstance(also := details.get("also"), Mapping):
+        parts.append(f"also {also.get('reply_class')}" + (f" (rule: {also['rule']})" if also.get("rule") else ""))
     if read_as:
         parts.append(str(read_as))
     why = "; ".join(parts)
@@ -300,8 +319,12 @@ class SectionRules:
     #: Words that name a channel in an opt-out ("texts" → sms): the channels it ends.
     channel_words: Mapping[str, tuple[_Phrase, ...]] = field(default_factory=dict)
 
-    def match(self, reply: _Reply) -> str | None:
-        """Name the rule that puts the reply in this class, or None."""
+    def match(self, reply: _Reply, *, with_a_time: bool = True) -> str | None:
+        """Name the rule that puts the reply in this class, or None.
+
+        `with_a_time=False` leaves out the rules that count only beside a time: beside a visit
+        reading, a time is the visit's own ("yes, see you Friday at 3"), not a request for one.
+        """
         if reply.channel not in self.channels:
             return None
         if (written := self.keywords.get(reply.words)) is not None:
@@ -319,7 +342,7 @@ class SectionRules:
         if phrases or patterns:
             if rule := self._match_text(text, phrases, patterns):
                 return rule
-        if self.with_a_time_phrases or self.with_a_time_patterns:
+        if with_a_time and (self.with_a_time_phrases or self.with_a_time_patterns):
             found = reply.requested_time()
             if found is not None:
                 remainder = self._without_exceptions(reply.text_without(found))
@@ -359,6 +382,18 @@ class SectionRules:
         padded = f" {' '.join(_WORD.findall(' '.join(clauses)))} " if clauses else f" {reply.words} "
         return tuple(channel for channel in CHANNELS
                      if any(f" {phrase.key} " in padded for phrase in self.channel_words.get(channel, ())))
+
+    def without_matches(self, text: str) -> str:
+        """Take this section's phrases and patterns out of normalised text (what is left was said besides)."""
+        if self._phrase_search is not None:
+            text = self._phrase_search.sub(_GAP, text)
+        for pattern in self.patterns:
+            text = pattern.regex.sub(_GAP, text)
+        return text
+
+    @cached_property
+    def _phrase_search(self) -> re.Pattern[str] | None:
+        return _unless_regex(self.phrases)
 
     def _without_exceptions(self, text: str) -> str:
         return self.unless.sub(_GAP, text) if self.unless is not None else text
@@ -443,7 +478,14 @@ class _Reply:
 #: Classes that mean something only about a visit still ahead.
 VISIT_CLASSES = frozenset({ReplyClass.CANCEL_VISIT, ReplyClass.RESCHEDULE_VISIT, ReplyClass.CONFIRM_VISIT})
 #: Classes whose call task is about a time: the time the lead named travels with them.
-TIMED_CLASSES = frozenset({ReplyClass.ASKS_TIME, ReplyClass.ASKS_CALL})
+TIMED_CLASSES = frozenset({ReplyClass.ASKS_TIME, ReplyClass.ASKS_CALL, ReplyClass.RESCHEDULE_VISIT})
+#: The polite endings: with a visit ahead they are about the visit, and a person asks what they mean.
+PUTS_OFF = frozenset({ReplyClass.LATER, ReplyClass.NOT_INTERESTED})
+#: What a person must answer that may come beside a visit reading, in priority order.
+ALSO_CLASSES = (ReplyClass.ASKS_TIME, ReplyClass.ASKS_CALL, ReplyClass.QUESTION)
+#: Where one thing said ends and the next begins, for finding a request beside a visit reading. A dot
+#: or comma between digits is part of a time ("10.30"), not a break.
+_SAYING_BREAK = re.compile(r"(?<=[!?;\n])|(?<=(?<!\d)[.,])(?!\d)")
 
 
 def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime, lead_timezone: str,
@@ -479,10 +521,58 @@ def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime,
             if section.reply_class in DESTRUCTIVE and (unsure := section.why_unsure(reply)):
                 return Understanding(ReplyClass.PLAIN, f"{section.reply_class} by {rule}, but {unsure}: "
                                                        "unsure, so a person reads it")
+            if section.reply_class in PUTS_OFF and appointment_ahead:
+                # With a visit booked, "not interested any more" calls the visit off: held for a person,
+                # never a lead marked lost with its visit still on the calendar.
+                return Understanding(ReplyClass.CANCEL_VISIT, f"{section.reply_class} by {rule}, with a visit "
+                                                              "booked: held for a person to ask")
             if section.reply_class in TIMED_CLASSES and (found := reply.requested_time()) is not None:
-                return Understanding(section.reply_class, rule, found.when, found.text, unclear_time=found.unclear)
-            return Understanding(section.reply_class, rule)
+                reading = Understanding(section.reply_class, rule, found.when, found.text, unclear_time=found.unclear)
+            else:
+                reading = Understanding(section.reply_class, rule)
+            if section.reply_class in VISIT_CLASSES:
+                return _with_what_else(reading, rules, text, channel=channel, now=now, lead_timezone=lead_timezone)
+            return reading
     return Understanding(ReplyClass.PLAIN, NO_RULE)
+
+
+def _with_what_else(reading: Understanding, rules: ReplyRules, text: str, *, channel: str, now: datetime,
+                    lead_timezone: str) -> Understanding:
+    """Add to a visit reading what else the reply asks a person for: a question, a call, a time.
+
+    A visit reading outranks the rest, so without this "yes! do I need to bring my card?" would
+    confirm the visit and the question would reach nobody. Each thing said (sentence or comma
+    clause) that is no visit reading of its own is read for a request; in one that only confirms,
+    what is left once the confirming words are out ("yes do I need to bring my card") is read too.
+    A move or cancel clause is not read further: "can we reschedule?" is the move, not a question.
+    """
+    visit_sections = [s for s in rules.sections if s.reply_class in VISIT_CLASSES]
+    asks_sections = [s for s in rules.sections if s.reply_class in ALSO_CLASSES]
+    confirm = next((s for s in visit_sections if s.reply_class == ReplyClass.CONFIRM_VISIT), None)
+    for saying in _SAYING_BREAK.split(without_signature(text)):
+        if not saying.strip():
+            continue
+        clause = _Reply(saying, channel=channel, speller=rules.speller, now=now, lead_timezone=lead_timezone,
+                        headers=None, subject=None)
+        matched = {s.reply_class for s in visit_sections if s.match(clause)}
+        if matched - {ReplyClass.CONFIRM_VISIT}:
+            continue
+        if matched and confirm is not None:
+            rest = " ".join(confirm.without_matches(clause.text).replace(_GAP, " ").split())
+            clause = _Reply(rest, channel=channel, speller=rules.speller, now=now, lead_timezone=lead_timezone,
+                            headers=None, subject=None)
+        for section in asks_sections:
+            if rule := section.match(clause, with_a_time=False):
+                found = clause.requested_time() if section.reply_class in TIMED_CLASSES else None
+                also = Understanding(section.reply_class, rule, found.when if found else None,
+                                     found.text if found else None, unclear_time=found.unclear if found else None)
+                if reading.requested_time is None and reading.unclear_time is None and found is not None:
+                    # The time the call is about travels with the reply, whichever reading named it.
+                    return replace(reading, requested_time=also.requested_time,
+                                   requested_time_text=also.requested_time_text, unclear_time=also.unclear_time,
+                                   also=also)
+                return replace(reading, also=also)
+    return reading
 
 
 # --- loading and checking the file -----------------------------------------------------------

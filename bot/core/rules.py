@@ -7,7 +7,7 @@ notices. Nothing here knows about Slack, Twilio or the database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from bot.core.states import Stage
@@ -72,11 +72,18 @@ def signal_for_lead(signal: LeadSignal, *, opted_out: bool) -> LeadSignal:
     return LeadSignal.PLAIN if signal == LeadSignal.OPT_IN and not opted_out else signal
 
 
+#: What a person answers: the lead asked something or for something, or wrote words no rule settles.
+FOR_A_PERSON = frozenset({LeadSignal.ASKS_TIME, LeadSignal.ASKS_CALL, LeadSignal.QUESTION, LeadSignal.PLAIN})
+
+
 def decide_on_signal(signal: LeadSignal, *, current_stage: Stage) -> Decision:
     """Decide what a message from the lead changes."""
     if current_stage == Stage.OPTED_OUT and signal not in (LeadSignal.OPT_IN, LeadSignal.OPT_OUT):
         # Someone who opted out and writes again is a person to talk to, never a sequence to restart.
         return Decision(SequenceChange.KEEP, "opted-out lead wrote in", stage=Stage.ENGAGED, alert_team=True)
+    if current_stage == Stage.BOOKED and signal in FOR_A_PERSON:
+        # A question from someone with a visit booked is answered by a person; the booking stands.
+        return replace(decide_on_signal(signal, current_stage=Stage.ENGAGED), stage=None)
     match signal:
         case LeadSignal.OPT_OUT:
             return Decision(SequenceChange.STOP, "opted out", stage=Stage.OPTED_OUT, close_call_tasks=True)
@@ -122,6 +129,47 @@ def decide_on_signal(signal: LeadSignal, *, current_stage: Stage) -> Decision:
             # About a visit (bot.usecases.appointments acts on it); with none ahead it is a reply like any other.
             return decide_on_signal(LeadSignal.PLAIN, current_stage=current_stage)
     raise ValueError(f"unknown signal {signal!r}")
+
+
+#: Why a call task is opened when the lead asks to move or cancel the visit.
+RESCHEDULE_CALL = "wants to reschedule"
+
+
+class VisitChange(StrEnum):
+    CONFIRM = "confirm"  #: the visit is marked confirmed; reminders go on
+    HOLD = "hold"  #: reminders pause; the visit stands, unchanged, until a person has spoken to the lead
+
+
+@dataclass(frozen=True)
+class VisitDecision:
+    """What a reply about the visit ahead changes, and what a person must answer."""
+
+    change: VisitChange
+    reason: str
+    #: Hand the team a call for this reason (None: nobody needs to call).
+    call_task: str | None = None
+    #: Tell the team in the lead's thread (the call task's own post does, when there is one).
+    alert_team: bool = False
+
+
+def decide_on_visit_reply(signal: LeadSignal, *, also: LeadSignal | None = None) -> VisitDecision:
+    """Decide what a confirmation, or a request to move or cancel, changes, with what else the lead asked.
+
+    `also` is a request beside the visit reading ("yes! do I need to bring my card?"): the visit
+    is still confirmed (or held), and the request reaches a person in the same call.
+    """
+    asked = decide_on_signal(also, current_stage=Stage.ENGAGED).call_task if also in FOR_A_PERSON else None
+    match signal:
+        case LeadSignal.CONFIRM_VISIT if asked:
+            return VisitDecision(VisitChange.CONFIRM, f"confirmed the visit and {asked}", call_task=asked,
+                                 alert_team=True)
+        case LeadSignal.CONFIRM_VISIT:
+            return VisitDecision(VisitChange.CONFIRM, "confirmed the visit")
+        case LeadSignal.CANCEL_VISIT | LeadSignal.RESCHEDULE_VISIT:
+            wants = "asked to cancel the visit" if signal == LeadSignal.CANCEL_VISIT else "asked to move the visit"
+            call = f"{RESCHEDULE_CALL}; also: {asked}" if asked else RESCHEDULE_CALL
+            return VisitDecision(VisitChange.HOLD, wants, call_task=call, alert_team=True)
+    raise ValueError(f"{signal!r} is not a reply about a visit")
 
 
 def decide_on_booking() -> Decision:

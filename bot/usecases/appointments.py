@@ -7,6 +7,7 @@ treats a redelivery as the booking it already is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,7 +36,15 @@ from bot.usecases.leads import LeadInput, add_lead, find_existing
 from bot.store.models import Appointment, AppointmentStatus, Enrollment, EnrollmentState, Lead, Stage
 from bot.store.outbox import Notice
 from bot.usecases.render_context import visit_time
-from bot.core.rules import Decision, LeadSignal, SequenceChange, decide_on_booking
+from bot.core.rules import (
+    RESCHEDULE_CALL,
+    Decision,
+    LeadSignal,
+    SequenceChange,
+    VisitChange,
+    decide_on_booking,
+    decide_on_visit_reply,
+)
 from bot.usecases.services import Services
 
 #: States in which the visit is still ahead: reminders run, and it can be moved, cancelled or marked.
@@ -44,8 +53,6 @@ ACTIVE = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
 SOURCE_LABELS = {"team": "the team", "booking": "the booking webhook", "calendly": "Calendly", "cal.com": "Cal.com"}
 #: Why a call task is opened after the visit was missed.
 NO_SHOW_CALL = "missed the visit"
-#: Why a call task is opened when the lead asks to move or cancel.
-RESCHEDULE_CALL = "wants to reschedule"
 
 
 class AppointmentRefused(LeadActionRefused):
@@ -317,7 +324,8 @@ def announce_started_visits(session: Session, services: Services, *, now: dateti
 
 
 def hold_for_the_team(session: Session, services: Services, appointment: Appointment, *, now: datetime,
-                      actor: Actor, wants: str) -> None:
+                      actor: Actor, wants: str, call: str = RESCHEDULE_CALL,
+                      requested_time: datetime | None = None) -> None:
     """The lead asked to move or cancel: reminders pause and the team gets a call; the visit itself stands."""
     lead = session.get(Lead, appointment.lead_id)
     assert lead is not None
@@ -328,22 +336,34 @@ def hold_for_the_team(session: Session, services: Services, appointment: Appoint
                  appointment=appointment.id, wants=wants)
     _note(session, lead, f":raised_hand: The lead {wants} (visit {_when(services, lead, appointment)}): reminders "
                          "paused; nothing is changed until someone calls.", now=now, actor=actor)
-    open_call_task(session, services, lead, reason=RESCHEDULE_CALL, now=now, actor=actor)
+    open_call_task(session, services, lead, reason=call, now=now, actor=actor, requested_time=requested_time)
 
 
-def on_visit_reply(session: Session, services: Services, lead: Lead, signal: LeadSignal, *,
-                   now: datetime) -> Decision | None:
-    """The lead confirmed, or asked to move or cancel, the visit ahead; None when there is none (a plain reply)."""
+def on_visit_reply(session: Session, services: Services, lead: Lead, signal: LeadSignal, *, now: datetime,
+                   also: LeadSignal | None = None, requested_time: datetime | None = None,
+                   call_reason: Callable[[str], str] = str) -> Decision | None:
+    """The lead confirmed, or asked to move or cancel, the visit ahead; None when there is none (a plain reply).
+
+    What else they asked (`also`: a question, a call, a time) reaches a person in the same call task,
+    with the time they named; `call_reason` adds what the call must settle (an unclear time's candidates).
+    """
     appointment = upcoming(session, lead.id)
     if appointment is None:
         return None
     actor = Actor.lead(lead.id)
-    if signal == LeadSignal.CONFIRM_VISIT:
+    decided = decide_on_visit_reply(signal, also=also)
+    call = call_reason(decided.call_task) if decided.call_task else None
+    if decided.change == VisitChange.CONFIRM:
         confirm(session, services, appointment, now=now, actor=actor)
-        return Decision(SequenceChange.KEEP, "confirmed the visit")
-    wants = "asked to cancel the visit" if signal == LeadSignal.CANCEL_VISIT else "asked to move the visit"
-    hold_for_the_team(session, services, appointment, now=now, actor=actor, wants=wants)
-    return Decision(SequenceChange.KEEP, wants, alert_team=True, call_task=RESCHEDULE_CALL)
+        if call:
+            # Nothing to pause: sales follow-up ended at the booking, and a confirmed visit's reminders go on.
+            open_call_task(session, services, lead, reason=call, now=now, actor=actor, requested_time=requested_time)
+            outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
+    else:
+        assert call is not None
+        hold_for_the_team(session, services, appointment, now=now, actor=actor, wants=decided.reason, call=call,
+                          requested_time=requested_time)
+    return Decision(SequenceChange.KEEP, decided.reason, alert_team=decided.alert_team, call_task=call)
 
 
 # --- the team decides after a cancellation ----------------------------------------------------

@@ -15,6 +15,7 @@ from bot.usecases.call_tasks import claim_open_tasks, close_open_tasks, open_cal
 from bot.store.consent import ConsentMethod
 from bot.core.display import team_time
 from bot.usecases.enrollment import NURTURE_SEQUENCE, VISIT_SEQUENCES, lead_timezones, open_enrollments
+from bot.core.reply_classifier import also_of
 from bot.core.requested_time import UnclearTime
 from bot.store.models import (
     ActorType,
@@ -161,11 +162,13 @@ def on_lead_signal(
     requested_time: datetime | None = None,
     opt_out_channels: tuple[str, ...] = (),
     unclear_time: UnclearTime | None = None,
+    also: LeadSignal | None = None,
 ) -> Decision:
     """Change the lead's course for what they just said (already understood as a signal).
 
     An opt-out ends `opt_out_channels` (what the reply named, or every channel when it named
-    none); without them, the channel it came on.
+    none); without them, the channel it came on. `also` is what else a reply about the visit
+    ahead asks a person for (bot.core.reply_classifier.Understanding.also).
     """
     actor = Actor.lead(lead.id)
     opted_out = lead.sms_opted_out_at if channel == "sms" else lead.email_opted_out_at
@@ -175,15 +178,19 @@ def on_lead_signal(
             opt_out(session, lead, ended, now=now, actor=actor)
     elif signal == LeadSignal.OPT_IN:
         opt_in(session, lead, channel, now=now, actor=actor)
+    def with_what_to_settle(reason: str) -> str:
+        return _with_unclear_time(reason, unclear_time, services, lead) if unclear_time is not None else reason
+
     if signal in (LeadSignal.CONFIRM_VISIT, LeadSignal.RESCHEDULE_VISIT, LeadSignal.CANCEL_VISIT):
         from bot.usecases.appointments import on_visit_reply
 
-        answered = on_visit_reply(session, services, lead, signal, now=now)
+        answered = on_visit_reply(session, services, lead, signal, now=now, also=also,
+                                  requested_time=requested_time, call_reason=with_what_to_settle)
         if answered is not None:
             return answered
     decision = decide_on_signal(signal, current_stage=Stage(lead.stage))
-    if decision.call_task and unclear_time is not None:
-        decision = replace(decision, call_task=_with_unclear_time(decision.call_task, unclear_time, services, lead))
+    if decision.call_task:
+        decision = replace(decision, call_task=with_what_to_settle(decision.call_task))
     apply_decision(session, services, lead, decision, now=now, actor=actor, requested_time=requested_time)
     return decision
 
@@ -459,8 +466,11 @@ def receive_message(
                          details={"channel": channel, "message_id": message.id, "reply_class": str(signal),
                                   "subject": subject, "body": body})
     publish_media(session, message, now=now)
+    # How the message was read keeps what else it asked beside a visit reading (a question, a call).
+    also = also_of(details)
     return on_lead_signal(session, services, lead, signal, channel=channel, now=now, requested_time=requested_time,
-                          opt_out_channels=opt_out_channels, unclear_time=unclear_time)
+                          opt_out_channels=opt_out_channels, unclear_time=unclear_time,
+                          also=LeadSignal(also.value) if also is not None else None)
 
 
 #: The call task a known lead's missed call opens.

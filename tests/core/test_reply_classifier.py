@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from textwrap import dedent
 from zoneinfo import ZoneInfo
@@ -535,3 +535,18 @@ def test_a_request_with_an_unclear_time_carries_the_words_and_candidates_but_no_
     assert understanding.reply_class in (ASKS_TIME, ASKS_CALL)
     assert understanding.requested_time is None and understanding.unclear_time is not None
     assert understanding.requested_time_text == understanding.unclear_time.words
+
+
+def test_a_visit_reading_keeps_what_else_the_reply_asked_and_says_so_where_people_read_why():
+    from bot.core.reply_classifier import also_of, explain_reading, understood
+
+    reading = classify_reply("yes! do I need to bring my card?", rules=load_reply_rules(), channel="sms",
+                             now=datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc), lead_timezone="America/Chicago",
+                             appointment_ahead=True)
+    assert reading.reply_class == ReplyClass.CONFIRM_VISIT
+    assert reading.also is not None and reading.also.reply_class == ReplyClass.QUESTION
+    details = understood(reading)
+    assert also_of(details) == ReplyClass.QUESTION
+    assert explain_reading("confirm_visit", details) == (
+        "read as: confirm_visit (rule: phrase 'yes'); also question (rule: pattern '\\?')")
+    assert also_of({"also": {"reply_class": "no such class"}}) is None and also_of(None) is None

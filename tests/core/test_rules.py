@@ -9,10 +9,12 @@ from bot.core.rules import (
     CallOutcome,
     LeadSignal,
     SequenceChange,
+    VisitChange,
     decide_on_booking,
     decide_on_call_outcome,
     decide_on_quiet_end,
     decide_on_signal,
+    decide_on_visit_reply,
     signal_for_lead,
     stage_after_touch,
 )
@@ -109,3 +111,25 @@ def test_a_quiet_lead_moves_to_nurture_at_the_end():
 )
 def test_a_sent_touch_only_moves_new_leads_to_contacted(before, after):
     assert stage_after_touch(before) == after
+
+
+@pytest.mark.parametrize(("signal", "also", "change", "call"), [
+    (LeadSignal.CONFIRM_VISIT, None, VisitChange.CONFIRM, None),
+    (LeadSignal.CONFIRM_VISIT, LeadSignal.QUESTION, VisitChange.CONFIRM, "asked a question"),
+    (LeadSignal.CONFIRM_VISIT, LeadSignal.ASKS_CALL, VisitChange.CONFIRM, "asked to be called or booked"),
+    (LeadSignal.CONFIRM_VISIT, LeadSignal.ASKS_TIME, VisitChange.CONFIRM, "asked for a time or to book"),
+    (LeadSignal.CANCEL_VISIT, None, VisitChange.HOLD, "wants to reschedule"),
+    (LeadSignal.CANCEL_VISIT, LeadSignal.QUESTION, VisitChange.HOLD, "wants to reschedule; also: asked a question"),
+    (LeadSignal.RESCHEDULE_VISIT, LeadSignal.ASKS_CALL, VisitChange.HOLD,
+     "wants to reschedule; also: asked to be called or booked"),
+])
+def test_a_reply_about_the_visit_is_acted_on_and_what_else_it_asks_goes_to_a_person(signal, also, change, call):
+    decided = decide_on_visit_reply(signal, also=also)
+    assert (decided.change, decided.call_task, decided.alert_team) == (change, call, call is not None)
+
+
+@pytest.mark.parametrize("signal", [LeadSignal.QUESTION, LeadSignal.ASKS_CALL, LeadSignal.ASKS_TIME, LeadSignal.PLAIN])
+def test_a_lead_with_a_visit_booked_who_asks_something_keeps_the_booking_and_reaches_a_person(signal):
+    decision = decide_on_signal(signal, current_stage=Stage.BOOKED)
+    assert decision.stage is None and decision.alert_team
+    assert decision.call_task == decide_on_signal(signal, current_stage=Stage.CONTACTED).call_task

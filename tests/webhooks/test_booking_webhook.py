@@ -12,6 +12,7 @@ from bot.app import preview_sources
 from bot.reports.preview import render_preview
 from tests.conftest import TEST_BUSINESS
 from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
+from tests.webhooks.test_no_lead_forgotten import ONCALL, inbound_email, team  # noqa: F401  (team is a fixture)
 
 BOOK = {"Authorization": f"Bearer {BOOKING_TOKEN}"}
 #: Monday Nov 30 2026, 3:00 PM in Chicago (the clinic).
@@ -216,3 +217,85 @@ def test_a_yes_from_a_lead_without_a_visit_is_a_plain_reply(running_bot, twilio)
     with running_bot.services.session_factory() as session:
         [message] = session.scalars(select(Message).where(Message.direction == "in")).all()
         assert message.classification == "plain"
+
+
+# --- a visit reply with a request beside it: the visit is acted on, and a person answers the rest ---
+
+CHICAGO_FRIDAY_3PM = datetime(2026, 11, 27, 21, 0, tzinfo=timezone.utc)
+CHICAGO_FRIDAY_10AM = datetime(2026, 11, 27, 16, 0, tzinfo=timezone.utc)
+
+
+def open_calls(bot) -> list[CallTask]:
+    with bot.services.session_factory() as session:
+        return list(session.scalars(select(CallTask).where(CallTask.status == "open").order_by(CallTask.id)))
+
+
+def stage_of(bot, lead_id: int) -> str:
+    with bot.services.session_factory() as session:
+        return session.get(Lead, lead_id).stage
+
+
+@pytest.mark.parametrize(("words", "call", "requested"), [
+    ("yes! do I need to bring my card?", "asked a question", None),
+    ("yes do I need to bring my insurance card", "asked a question", None),
+    ("Confirmed, what's the address again?", "asked a question", None),
+    ("Yes please call me when you can", "asked to be called or booked", None),
+    ("Yes. Also can I book my son for Friday at 3?", "asked for a time or to book", CHICAGO_FRIDAY_3PM),
+    ("Sí, ahí estaré. ¿Tengo que llevar mi tarjeta del seguro?", "asked a question", None),
+])
+def test_a_confirmation_with_a_request_confirms_the_visit_and_the_request_reaches_the_on_call(
+        running_bot, twilio, team, words, call, requested):
+    lead_id = new_lead(running_bot)
+    book(running_bot, phone="+13125550142")
+    assert text_in(running_bot, twilio, words) == 200
+    assert appointments(running_bot) == [("confirmed", VISIT_UTC)]
+    assert reminder_states(running_bot) == ["active"]  # a confirmed visit is still reminded
+    [task] = open_calls(running_bot)
+    assert task.reason == call and task.requested_time == requested
+    assert stage_of(running_bot, lead_id) == "booked"  # the booking stands while a person answers
+    assert any(f"<@{ONCALL}>" in post and call in post for post in team.channel_posts())
+    thread = team.thread(lead_id)
+    assert any("confirmed by the lead" in entry for entry in thread)
+    assert any("read as: confirm_visit" in entry and "also " in entry for entry in thread)
+
+
+@pytest.mark.parametrize(("words", "call"), [
+    ("I need to cancel. Do you charge a fee for cancelling?", "wants to reschedule; also: asked a question"),
+    ("I need to move my appointment, can you call me back?", "wants to reschedule; also: asked to be called or booked"),
+    ("Please cancel my appointment. How much do I owe for the x-rays?", "wants to reschedule; also: asked a question"),
+])
+def test_a_request_to_move_or_cancel_with_a_question_is_one_call_that_names_both(running_bot, twilio, team, words,
+                                                                                 call):
+    new_lead(running_bot)
+    book(running_bot, phone="+13125550142")
+    assert text_in(running_bot, twilio, words) == 200
+    assert appointments(running_bot) == [("booked", VISIT_UTC)]  # nothing changes until a person calls
+    assert reminder_states(running_bot) == ["paused"]
+    assert [t.reason for t in open_calls(running_bot)] == [call]
+    assert any(f"<@{ONCALL}>" in post and call in post for post in team.channel_posts())
+
+
+def test_a_new_time_offered_for_the_visit_travels_with_the_call(running_bot, twilio):
+    new_lead(running_bot)
+    book(running_bot, phone="+13125550142")
+    assert text_in(running_bot, twilio, "How about Friday at 10?") == 200
+    [task] = open_calls(running_bot)
+    assert (task.reason, task.requested_time) == ("wants to reschedule", CHICAGO_FRIDAY_10AM)
+    assert appointments(running_bot) == [("booked", VISIT_UTC)]
+
+
+def test_an_email_confirming_with_a_question_confirms_and_opens_a_call(running_bot, team):
+    new_lead(running_bot)
+    book(running_bot, email="dana@example.com")
+    assert inbound_email(running_bot, "Yes, I'll be there. Is there parking nearby?\n\nDana") == 200
+    assert appointments(running_bot) == [("confirmed", VISIT_UTC)]
+    assert [t.reason for t in open_calls(running_bot)] == ["asked a question"]
+
+
+def test_a_question_from_a_lead_with_a_visit_booked_opens_a_call_and_the_booking_stands(running_bot, twilio):
+    lead_id = new_lead(running_bot)
+    book(running_bot, phone="+13125550142")
+    assert text_in(running_bot, twilio, "Do you take Blue Cross?") == 200
+    assert [t.reason for t in open_calls(running_bot)] == ["asked a question"]
+    assert stage_of(running_bot, lead_id) == "booked"
+    assert appointments(running_bot) == [("booked", VISIT_UTC)] and reminder_states(running_bot) == ["active"]
