@@ -626,3 +626,14 @@ def test_a_visit_booked_on_a_closed_day_from_each_source_is_kept_and_whoever_boo
     assert CLOSED in seen
     assert visits(clinic, lead_id) == [("booked", CHRISTMAS_EVE)]
     assert in_thread(clinic, lead_id, f":warning: {CLOSED}")
+
+
+def test_the_cards_cancel_button_asks_for_confirmation_before_anything_changes(clinic):
+    lead_id = a_lead(clinic)
+    book_by_command(clinic, lead_id)
+    clinic.card(lead_id)
+    [card] = [m for m in clinic.team.slack.messages(LEADS) if m["ts"] == clinic.card_ts(lead_id)]
+    [cancel] = [element for block in card["blocks"] if block["type"] == "actions"
+                for element in block["elements"] if element.get("action_id") == str(ActionId.APPOINTMENT_CANCEL)]
+    assert cancel["confirm"]["title"]["text"] == "Cancel the visit?"
+    assert cancel["confirm"]["confirm"]["text"] == "Cancel visit"
