@@ -299,3 +299,15 @@ def test_a_question_from_a_lead_with_a_visit_booked_opens_a_call_and_the_booking
     assert [t.reason for t in open_calls(running_bot)] == ["asked a question"]
     assert stage_of(running_bot, lead_id) == "booked"
     assert appointments(running_bot) == [("booked", VISIT_UTC)] and reminder_states(running_bot) == ["active"]
+
+
+def test_the_web_form_sent_again_asking_to_move_the_visit_holds_it_for_a_call(running_bot, twilio):
+    lead_id = new_lead(running_bot)
+    book(running_bot, phone="+13125550142")
+    again = running_bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": "+13125550142",
+                                                           "message": "I need to reschedule my appointment, "
+                                                                      "can someone call me?"},
+                                  headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
+    assert again.status_code == 200 and again.json()["lead_id"] == lead_id
+    assert appointments(running_bot) == [("booked", VISIT_UTC)] and reminder_states(running_bot) == ["paused"]
+    assert [t.reason for t in open_calls(running_bot)] == ["wants to reschedule; also: asked to be called or booked"]
