@@ -34,6 +34,7 @@ from bot.slack.poster import SlackPoster
 from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead
 from bot.usecases.dispatch import Dispatcher
 from bot.web import create_web_app
+from tests.conftest import TEST_BUSINESS
 from tests.handlers.conftest import ADMIN, ALICE, BOT_TOKEN, LEADS, Workspace, valid_blocks
 from tests.webhooks.conftest import (  # noqa: F401  (twilio and sendgrid are fixtures)
     ACCOUNT_SID,
@@ -70,7 +71,7 @@ def services(engine, clock, business_file: Path, twilio, sendgrid):  # noqa: F81
     email = SendGridEmailSender(SENDGRID_KEY, "hello@lakeside.example", "Lakeside Chiropractic",
                                 "reply@inbound.lakeside.example", api_url=sendgrid.url, timeout=2.0)
     built = build_services(settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
-    built.wake_dispatcher = lambda: Dispatcher(built).run_due()
+    built.wakeups.connect(dispatcher=lambda: Dispatcher(built).run_due())
     return built
 
 
@@ -524,11 +525,16 @@ def test_before_the_start_time_the_card_offers_neither_attended_nor_no_show_and_
     assert str(action) in clinic.card(lead_id)  # the card is refreshed once the visit has started
 
 
-def test_attended_starts_the_after_visit_thank_you_with_the_review_link_when_the_business_turns_it_on(clinic):
-    from dataclasses import replace
+@pytest.fixture
+def after_visit_on(business_file: Path) -> str:
+    """The business file turning the after-visit playbook on (read when the bot starts)."""
+    review = "https://g.page/r/lakeside/review"
+    business_file.write_text(TEST_BUSINESS + f"review_link: {review}\nafter_visit: true\n")
+    return review
 
-    clinic.services.business = replace(clinic.services.business, after_visit=True,
-                                       review_link="https://g.page/r/lakeside/review")
+
+def test_attended_starts_the_after_visit_thank_you_with_the_review_link_when_the_business_turns_it_on(
+        after_visit_on, clinic):
     lead_id = a_lead(clinic)
     book_by_command(clinic, lead_id)
     clinic.caught_up()
@@ -538,7 +544,7 @@ def test_attended_starts_the_after_visit_thank_you_with_the_review_link_when_the
     clinic.services.clock.advance(timedelta(hours=2, minutes=1))
     clinic.caught_up()
     [thanks] = [t for t in texts_to_dana(clinic) if t.startswith("Thanks for coming in today")]
-    assert "https://g.page/r/lakeside/review" in thanks
+    assert after_visit_on in thanks
 
 
 def test_stats_and_app_home_count_the_changes_made_through_the_routes(clinic):
