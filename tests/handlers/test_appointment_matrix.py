@@ -132,7 +132,8 @@ class Clinic:
 
 
 @pytest.fixture
-def clinic(workspace: Workspace, slack_server, services, slack, business_file: Path, twilio, sendgrid):  # noqa: F811
+def clinic(workspace: Workspace, slack_server, services, slack, business_file: Path,
+           twilio, sendgrid):  # noqa: F811 - twilio and sendgrid are the fixtures imported above
     """The Bolt app's route (mounted by the workspace fixture) and every webhook, served as one app."""
     http, current = slack_server
     url = str(http.base_url).rstrip("/")
