@@ -644,3 +644,15 @@ def test_the_cards_cancel_button_asks_for_confirmation_before_anything_changes(c
                 for element in block["elements"] if element.get("action_id") == str(ActionId.APPOINTMENT_CANCEL)]
     assert cancel["confirm"]["title"]["text"] == "Cancel the visit?"
     assert cancel["confirm"]["confirm"]["text"] == "Cancel visit"
+
+
+@pytest.mark.parametrize(("start", "warning"), [
+    ("2026-11-26T10:00:00-06:00", "Thu Nov 26 is a closed day (Thanksgiving Day)"),  # a holiday of closed.holidays
+    ("2026-11-29T10:00:00-06:00", "Sun Nov 29 is not an opening day (Mon-Sat 08:00-20:00)"),
+])
+def test_a_visit_booked_on_a_holiday_or_a_day_the_business_does_not_open_is_kept_with_its_warning(clinic, start,
+                                                                                                  warning):
+    lead_id = a_lead(clinic)
+    assert booking_webhook(clinic, lead_id=lead_id, start=start).json()["warnings"] == [warning]
+    assert [status for status, _ in visits(clinic, lead_id)] == ["booked"]
+    assert in_thread(clinic, lead_id, f":warning: {warning}")
