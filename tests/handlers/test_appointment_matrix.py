@@ -466,7 +466,8 @@ def test_cancelled_from_each_source_stops_reminders_and_offers_rebook_or_back_to
     assert in_thread(clinic, lead_id, "Appointment Monday, Nov 30 at 3:00 PM cancelled by")
     card = clinic.card(lead_id)
     assert ":x: Cancelled" in card
-    assert str(ActionId.LEAD_BOOKED) in card and str(ActionId.LEAD_BACK_TO_FOLLOW_UP) in card  # Rebook, Back
+    assert '"Rebook"' in card and '"Back to follow-up"' in card
+    assert str(ActionId.LEAD_BOOKED) in card and str(ActionId.LEAD_BACK_TO_FOLLOW_UP) in card
     assert [state for _, state in sequences(clinic, lead_id) if state == "active"] == []  # not silently back in sales
 
 
