@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -39,6 +41,10 @@ class UnclearLead(LookupError):
 
 def one_lead(session: Session, reference: str, *, default_region: str) -> Lead:
     """The one lead a person named by id, phone, email or name; UnclearLead when none or several match."""
+    if any(unicodedata.category(character) == "Cc" for character in reference):
+        # No lead's id, phone, email or name holds one, and PostgreSQL refuses NUL in any text it is sent.
+        raise UnclearLead("A lead reference cannot contain a control character (such as NUL): name the lead by "
+                          "its id, phone, email or name.")
     found = find_lead(session, reference, default_region=default_region)
     if not found:
         raise UnclearLead(f"No lead matches `{escape(reference)}`. Name a lead by its id, phone, email or name; "
@@ -52,6 +58,14 @@ def one_lead(session: Session, reference: str, *, default_region: str) -> Lead:
 def plain_name(lead: Lead) -> str:
     """The lead's name for plain text (modal titles and sections escape it themselves)."""
     return lead.name.strip() or display_phone(lead.phone) or lead.email or f"Lead #{lead.id}"
+
+
+def record_id(value: str) -> int | None:
+    """The record id a button's value carries, or None when it names none (the button is out of date).
+
+    Only ASCII digits: str.isdigit() also takes "²" or "١٢", which int() then refuses or reads as another id.
+    """
+    return int(value) if re.fullmatch(r"[0-9]{1,18}", value) else None
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,7 @@ class Click:
         message = body.get("message") or {}
         channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
         return cls(
-            target_id=int(value) if value.isdigit() else None,
+            target_id=record_id(value),
             user_id=(body.get("user") or {}).get("id", ""),
             channel_id=channel,
             thread_ts=container.get("thread_ts") or message.get("thread_ts"),

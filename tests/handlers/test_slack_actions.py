@@ -323,3 +323,18 @@ def test_buttons_edit_no_message_themselves_the_poster_does(workspace, services,
     assert slack.calls("chat.update") == [] and slack.calls("chat.postMessage") == []
     with services.session_factory() as session:
         assert session.scalars(select(CallTask.status)).one() == CallTaskStatus.CLAIMED
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "12\u00b3", "🔟"])
+@pytest.mark.parametrize("action", [ActionId.LEAD_CLAIM, ActionId.TASK_CLAIM, ActionId.APPOINTMENT_CANCEL])
+@any_database
+def test_a_button_whose_value_is_not_an_ascii_id_is_answered_as_out_of_date(workspace, services, action, value):
+    """Unicode digits pass str.isdigit() but are no record's id: the person is told, nothing is touched."""
+    lead_id = new_lead(services)
+
+    answer = workspace.click(action, value)
+
+    assert answer.status_code == 200 and workspace.errors == []
+    [said] = workspace.ephemerals_to(ALICE)
+    assert "no longer exists" in said
+    assert lead_row(services, lead_id).owner is None
