@@ -441,7 +441,8 @@ def find_lead(session: Session, reference: str, *, default_region: str = "US") -
     reference = reference.strip().lstrip("#")
     if not reference:
         return []
-    if reference.isdigit() and len(reference) < 7:
+    # ASCII digits only: "²" passes isdigit() but not int(), and int() reads "١٢" as lead 12.
+    if reference.isascii() and reference.isdigit() and len(reference) < 7:
         lead = session.get(Lead, int(reference))
         return [lead] if lead else []
     if "@" in reference:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
@@ -416,3 +417,27 @@ def test_a_team_member_records_that_the_lead_withdrew_consent(workspace, service
     assert "No SMS consent on record any more" in workspace.last_answer()
     assert lead_row(services, lead_id).sms_consent is False
     assert consent_log(services, lead_id)[-1] == (False, "team", "asked on the phone for no more texts", f"<@{BOB}>")
+
+
+@pytest.mark.parametrize("reference", ["Dana\x00Lee", "\x00", "dana@example.com\x00", "Dana\x1bLee", "12\x7f"])
+@pytest.mark.parametrize("verb", ["show", "pause", "claim"])
+def test_a_control_character_in_a_lead_reference_is_refused_up_front(workspace, services, verb, reference):
+    """NUL reached PostgreSQL as a DataError; no lead can be named with a control character, so say so."""
+    new_lead(services)
+
+    answer = workspace.command(f"{verb} {reference}")
+
+    assert answer.status_code == 200 and workspace.errors == []
+    text = workspace.last_answer()
+    assert "control character" in text and "id, phone, email or name" in text
+    assert enrollment_states(services, 1) == ["active"]
+
+
+@pytest.mark.parametrize("reference", ["²", "#١٢"])
+@any_database
+def test_a_lead_reference_of_non_ascii_digits_is_read_as_a_name(workspace, services, reference):
+    new_lead(services)
+
+    workspace.command(f"show {reference}")
+
+    assert f"No lead matches `{reference}`" in workspace.last_answer()
