@@ -36,11 +36,15 @@ MAX_MEDIA_BYTES = 5 * 1024 * 1024
 TRANSIENT_ERROR_CODES = frozenset({20429, 21611, 30001})
 #: What Twilio's error codes (on a refused send, or in a delivery report) mean for the lead. 21610:
 #: the recipient replied STOP to this sender; the others: the number cannot take texts (invalid,
-#: not mobile, a landline, unknown handset, not reachable by SMS, a region texts may not go to).
-#: 30003 (handset switched off) and 30007 (carrier filtering) say nothing lasting about the lead.
+#: not mobile, a landline, unknown handset, not reachable by SMS). 30003 (handset switched off),
+#: 30007 (carrier filtering) and 21408 (our account's permissions) say nothing lasting about the lead.
 FAILURE_KINDS = {"21610": FailureKind.OPTED_OUT,
-                 **dict.fromkeys(("21211", "21614", "21635", "21612", "21408", "30005", "30006"),
-                                 FailureKind.UNREACHABLE)}
+                 **dict.fromkeys(("21211", "21614", "21635", "21612", "30005", "30006"), FailureKind.UNREACHABLE)}
+#: Refusals that are the clinic's Twilio settings, not the lead's number: what a person must change.
+ACCOUNT_FIXES = {
+    "21408": "the clinic's Twilio account may not text this number's country: turn the country on under "
+             "Messaging > Settings > Geo permissions in the Twilio Console, then send again",
+}
 
 
 def failure_kind(code: str | int | None) -> FailureKind:
@@ -145,6 +149,8 @@ class TwilioSmsSender:
     def _rest_error(self, error: TwilioRestException, message: OutgoingSms) -> Exception:
         code = error.code if error.code is not None else error.status
         reason = f"Twilio refused SMS {message.reference}: HTTP {error.status}, {error.msg}"
+        if str(code) in ACCOUNT_FIXES:
+            reason = f"{reason}. To fix: {ACCOUNT_FIXES[str(code)]}"
         if error.status == 429 or error.status >= 500 or code in TRANSIENT_ERROR_CODES:
             return TransientSendError(reason, code=str(code), retry_after=retry_after_seconds(self._http.last_headers))
         return PermanentSendError(reason, code=str(code), kind=failure_kind(code))

@@ -91,6 +91,18 @@ def test_a_delivery_reports_error_code_is_read_the_same_way(code, kind):
     assert failure_kind(code) == kind
 
 
+def test_a_region_our_account_may_not_text_says_nothing_of_the_lead_and_names_the_setting_to_fix(twilio, sender):
+    """21408: the account's SMS Geo permissions leave out the number's country; a person must change them."""
+    twilio.set_number_behaviour(LEAD, error_code=21408)
+
+    with pytest.raises(PermanentSendError) as raised:
+        sender.send_sms(sms())
+
+    assert raised.value.code == "21408" and raised.value.kind == FailureKind.OTHER
+    assert failure_kind("21408") == FailureKind.OTHER
+    assert "Geo permissions" in raised.value.reason and "Twilio Console" in raised.value.reason
+
+
 def test_a_wrong_token_is_a_permanent_failure(twilio):
     sender = TwilioSmsSender(ACCOUNT_SID, "wrong", from_number=FROM, api_url=twilio.url, timeout=0.5)
 

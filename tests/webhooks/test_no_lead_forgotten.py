@@ -247,6 +247,22 @@ def test_a_text_reported_undelivered_to_a_landline_is_sent_by_email_instead(runn
     assert touch.skip_reason.startswith("sent by email")
 
 
+def test_a_region_our_twilio_account_may_not_text_is_a_setting_to_fix_not_an_unreachable_lead(
+        running_bot, twilio, sendgrid, team):
+    """21408 says the clinic's Twilio account lacks the country's permission: the number itself may be fine."""
+    twilio.set_number_behaviour(DANA_PHONE, 21408)
+    lead_id = new_lead(running_bot)
+    with running_bot.services.session_factory() as session:
+        lead = session.get(Lead, lead_id)
+        touch = session.scalars(select(Touch).where(Touch.lead_id == lead_id, Touch.step_id == "instant_sms")).one()
+        assert lead is not None and lead.sms_unreachable_reason is None
+        assert touch.status == "failed" and "21408" in (touch.last_error or "")
+    assert twilio.messages == [] and not any("Dana" in (e.text or "") for e in sendgrid.emails)
+    failures = [entry for entry in team.thread(lead_id) if "21408" in entry]
+    assert failures and all("Geo permissions" in entry for entry in failures)
+    assert not any("cannot reach" in entry for entry in team.thread(lead_id))
+
+
 def test_two_calls_for_one_lead_due_in_the_same_minute_are_one_task(running_bot, twilio):
     twilio.set_number_behaviour(DANA_PHONE, 21635)
     lead_id = new_lead(running_bot, email=None)
