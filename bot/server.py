@@ -17,8 +17,10 @@ from bot.scheduler import WorkScheduler
 from bot.usecases.services import Services
 from bot.settings import Settings
 from bot.slack.poster import SlackPoster
+from bot.request_limits import QuietPerRequestWarnings, RefusalLog, RequestLimits, uvicorn_options
 from bot.web import closed_routes, create_web_app
 from bot.channels.webhook_delivery import WebhookDeliverer
+from handlers.http_edge import MAX_EMAIL_BODY
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,20 @@ class RunningParts:
     app: Starlette
 
 
-def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
-    """Wire the bot from settings: services, scheduler jobs, the Slack poster and the web app."""
+def request_limits(settings: Settings) -> RequestLimits:
+    """The HTTP edge's limits from settings; no body is larger than the largest route takes (an inbound email)."""
+    return RequestLimits(header_timeout=settings.http_header_timeout, body_timeout=settings.http_body_timeout,
+                         keep_alive_timeout=settings.http_keep_alive_timeout,
+                         max_connections=settings.http_max_connections,
+                         max_header_bytes=settings.http_max_header_bytes, max_body_bytes=MAX_EMAIL_BODY,
+                         summary_seconds=settings.http_refusal_log_seconds)
+
+
+def assemble(settings: Settings, *, clock: Clock | None = None, refusals: RefusalLog | None = None) -> RunningParts:
+    """Wire the bot from settings: services, scheduler jobs, the Slack poster and the web app.
+
+    With `refusals`, what the HTTP edge refused is logged once per interval and in total at stop.
+    """
     services = build_services(settings, clock=clock)
     for line in closed_routes(settings):
         log.warning("%s", line)
@@ -89,6 +103,11 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
             socket: list = []
             on_start.append(lambda: socket.append(start_socket_mode(slack, settings.slack_app_token or "")))
             on_stop.insert(0, lambda: [handler.close() for handler in socket])
+    if refusals is not None:
+        seconds = settings.http_refusal_log_seconds
+        scheduler.add_periodic("refused_requests_summary", lambda: refusals.log_interval(seconds), seconds=seconds)
+        # Last, after the server has closed its connections: uvicorn re-raises SIGTERM once it returns.
+        on_stop.append(refusals.log_total)
     app = create_web_app(services, settings, extra_routes=extra_routes,
                          on_start=lambda: [start() for start in on_start],
                          on_stop=lambda: [stop() for stop in on_stop])
@@ -97,10 +116,19 @@ def assemble(settings: Settings, *, clock: Clock | None = None) -> RunningParts:
 
 def serve(settings: Settings) -> int:
     """Run the bot in this process until SIGINT or SIGTERM."""
-    parts = assemble(settings)
+    refusals = RefusalLog()
+    parts = assemble(settings, refusals=refusals)
+    limits = request_limits(settings)
     log.info("followup for %s on http://%s:%d (sequence %s)", parts.services.business.name, settings.host,
              settings.port, parts.services.playbooks.default)
-    # log_config=None: uvicorn logs through the root handlers, and so through their redaction.
-    uvicorn.run(parts.app, host=settings.host, port=settings.port, log_level="info", access_log=False,
-                log_config=None)
+    log.info("request limits: headers within %g s, body within %g s, %d connections, idle keep-alive %g s",
+             limits.header_timeout, limits.body_timeout, limits.max_connections, limits.keep_alive_timeout)
+    quiet = QuietPerRequestWarnings()
+    logging.getLogger("uvicorn.error").addFilter(quiet)
+    try:
+        # log_config=None: uvicorn logs through the root handlers, and so through their redaction.
+        uvicorn.run(parts.app, host=settings.host, port=settings.port, log_level="info", access_log=False,
+                    log_config=None, **uvicorn_options(limits, refusals))
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
     return 0

@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", alias="HOST")
     port: int = Field(3000, alias="PORT")
     public_base_url: str = Field("http://127.0.0.1:3000", alias="PUBLIC_BASE_URL")
+    #: The HTTP edge's limits (bot.request_limits): a client that sends its request slower than this is cut off.
+    http_header_timeout: float = Field(10.0, alias="FOLLOWUP_HTTP_HEADER_TIMEOUT", gt=0)
+    http_body_timeout: float = Field(30.0, alias="FOLLOWUP_HTTP_BODY_TIMEOUT", gt=0)
+    http_keep_alive_timeout: float = Field(5.0, alias="FOLLOWUP_HTTP_KEEP_ALIVE_TIMEOUT", gt=0)
+    #: Connections open at once; past it the one that kept the server waiting longest is closed (else 503).
+    http_max_connections: int = Field(200, alias="FOLLOWUP_HTTP_MAX_CONNECTIONS", ge=1)
+    http_max_header_bytes: int = Field(16 * 1024, alias="FOLLOWUP_HTTP_MAX_HEADER_BYTES", ge=1024)
+    #: How often refused connections are summed up in one log line (never a line per refusal).
+    http_refusal_log_seconds: float = Field(60.0, alias="FOLLOWUP_HTTP_REFUSAL_LOG_SECONDS", gt=0)
 
     lead_webhook_token: str | None = Field(None, alias="LEAD_WEBHOOK_TOKEN")
     booking_webhook_token: str | None = Field(None, alias="BOOKING_WEBHOOK_TOKEN")

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, Mapping
 
 from starlette.datastructures import FormData
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import JSONResponse, Response
 from twilio.request_validator import RequestValidator
@@ -58,10 +58,15 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BadRequest(413, f"body larger than {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise BadRequest(413, f"body larger than {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                raise BadRequest(413, f"body larger than {limit} bytes")
+    except ClientDisconnect:
+        # The client left, or the server's edge cut it off (bot.request_limits): nobody reads this answer,
+        # but it ends the request as a refusal rather than as an exception logged with its traceback.
+        raise BadRequest(400, "the client went away before sending the whole body") from None
     # Starlette's form() and json() read a cached body when there is one; the stream is spent.
     request._body = bytes(body)  # noqa: SLF001 - Starlette's form() and json() read this cache
     return request._body  # noqa: SLF001 - Starlette's form() and json() read this cache
