@@ -12,7 +12,7 @@ from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
 from bot.usecases.delivery import DELIVERY_RETENTION, first_delivery, prune_processed_deliveries
 from bot.usecases.lead_actions import escalate_unfinished_bookings
 from bot.store.models import BookingLinkClick, CallTask, Enrollment, Lead, Message, OutboxEvent, ProcessedDelivery, Touch
-from handlers.sendgrid_webhooks import MAX_EVENTS_PER_POST
+from handlers.sendgrid_webhooks import MAX_EVENTS_BODY, MAX_EVENTS_PER_POST
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import (
     BOOKING_TOKEN,
@@ -224,6 +224,17 @@ def test_a_post_of_more_events_than_sendgrid_batches_is_refused_whole(running_bo
                "sg_event_id": f"ev-{n}", "lead_id": str(lead_id)} for n in range(MAX_EVENTS_PER_POST + 1)]
     answer = post_events(running_bot, events)
     assert answer.status_code == 413 and str(MAX_EVENTS_PER_POST) in answer.json()["error"]
+    with running_bot.services.session_factory() as session:
+        assert session.get(Lead, lead_id).email_allowed
+
+
+def test_a_signed_event_post_larger_than_2_mb_is_refused_whole_before_it_is_parsed(running_bot, clock):
+    lead_id = new_lead(running_bot)
+    padding = "x" * 30_000  # a hundred events, well under the count cap, over the byte cap
+    events = [{"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "unsubscribe",
+               "sg_event_id": f"big-{n}", "lead_id": str(lead_id), "padding": padding} for n in range(100)]
+    answer = post_events(running_bot, events)
+    assert answer.status_code == 413 and f"{MAX_EVENTS_BODY} bytes" in answer.json()["error"]
     with running_bot.services.session_factory() as session:
         assert session.get(Lead, lead_id).email_allowed
 
