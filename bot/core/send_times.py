@@ -206,15 +206,34 @@ def _as_utc(moment: datetime, name: str) -> datetime:
 QUIET_HOURS = "quiet hours"
 
 
+@dataclass(frozen=True)
+class Wait:
+    """Why a touch goes out later than its playbook meant: in words, and whether the lead's night holds it."""
+
+    words: str
+    #: The lead's quiet hours hold it: its time is read in the lead's zone first.
+    for_lead_daytime: bool
+
+
 def wait_reason(
     due_at: datetime, planned_at: datetime, *, business: Business, respect_lead_daytime: bool,
     lead_timezones: tuple[str, ...],
 ) -> str | None:
-    """Say why a touch goes out later than its playbook meant ('quiet hours', 'the clinic is closed on Sundays').
+    """Say why a touch goes out later than its playbook meant ('quiet hours', 'the clinic is closed on Sundays')."""
+    wait = wait_of(due_at, planned_at, business=business, respect_lead_daytime=respect_lead_daytime,
+                   lead_timezones=lead_timezones)
+    return wait.words if wait is not None else None
 
-    None when it goes out as planned, or when it only waits for the touch before it (or a pause).
-    The rule named is the one that holds the touch just before its due time, so a touch moved by a
-    pause and then by a closed day is explained by the closed day.
+
+def wait_of(
+    due_at: datetime, planned_at: datetime, *, business: Business, respect_lead_daytime: bool,
+    lead_timezones: tuple[str, ...],
+) -> Wait | None:
+    """Why a touch goes out later than its playbook meant, or None when it goes out as planned.
+
+    None too when it only waits for the touch before it (or a pause). The rule named is the one
+    that holds the touch just before its due time, so a touch moved by a pause and then by a
+    closed day is explained by the closed day.
     """
     due, planned = _as_utc(due_at, "due_at"), _as_utc(planned_at, "planned_at")
     if due - planned < timedelta(minutes=1):
@@ -241,7 +260,9 @@ def wait_reason(
         reasons.append(_closed_words(business, closed_day) or "")
     elif blocked:
         reasons.append(f"outside business hours ({business.send_window.describe()})")
-    return " and ".join(reasons) or None
+    if not reasons:
+        return None
+    return Wait(words=" and ".join(reasons), for_lead_daytime=reasons[0] == QUIET_HOURS)
 
 
 def _closed_words(business: Business, day: date) -> str | None:

@@ -17,7 +17,7 @@ from bot.store.models import Lead, Stage
 from bot.core.planning import PHONE_CHANNELS, plan_touches
 from bot.core.playbook import Channel, LeadFacts, load_sequence, skip_reason
 from bot.usecases.render_context import call_script_context, lead_facing
-from bot.core.send_times import QUIET_HOURS, wait_reason
+from bot.core.send_times import wait_of
 from bot.core.sms_segments import count_segments
 from bot.core.templating import TemplateRenderer
 
@@ -108,10 +108,10 @@ def render_preview(sources: PreviewSources, *, sequence: str | None, lead_fields
             skipped.append(f"- {step.label} ({step.id}, {step.channel}): {why_not}")
             continue
         shown += 1
-        wait = wait_reason(touch.due_at, touch.planned_at, business=business,
-                           respect_lead_daytime=step.channel in PHONE_CHANNELS, lead_timezones=zones)
-        first = "lead" if wait and wait.startswith(QUIET_HOURS) else "business"
-        moved = f"  (waits: {wait})" if wait else ""
+        wait = wait_of(touch.due_at, touch.planned_at, business=business,
+                       respect_lead_daytime=step.channel in PHONE_CHANNELS, lead_timezones=zones)
+        first = "lead" if wait is not None and wait.for_lead_daytime else "business"
+        moved = f"  (waits: {wait.words})" if wait is not None else ""
         if step.channel == Channel.SMS and texts_instead:
             moved += f"  ({texts_instead})"
         out.append(f"{shown}. {step.label} [{step.id}, {step.channel}]  "

@@ -16,7 +16,7 @@ from bot.store.models import Appointment, CallTask, Enrollment, Lead, Message, T
 from bot.core.planning import PHONE_CHANNELS
 from bot.core.playbook import Channel, Sequence, default_sequence_label, step_label
 from bot.core.reply_classifier import explain_reading
-from bot.core.send_times import QUIET_HOURS, wait_reason
+from bot.core.send_times import wait_of
 from bot.core.states import CallTaskStatus, EnrollmentState, TouchStatus
 
 #: Steps that are bookkeeping, not something sent to the lead: not counted in "touch N of M".
@@ -266,10 +266,12 @@ def sequence_progress(
     next_at = next_wait = None
     if following is not None:
         phone = Channel(following.channel) in PHONE_CHANNELS if following.channel in tuple(Channel) else False
+        wait = None
         if business is not None and following.planned_at is not None:
-            next_wait = wait_reason(following.due_at, following.planned_at, business=business,
-                                    respect_lead_daytime=phone, lead_timezones=lead_zones)
-        first = "lead" if next_wait and next_wait.startswith(QUIET_HOURS) else "business"
+            wait = wait_of(following.due_at, following.planned_at, business=business,
+                           respect_lead_daytime=phone, lead_timezones=lead_zones)
+        next_wait = wait.words if wait is not None else None
+        first = "lead" if wait is not None and wait.for_lead_daytime else "business"
         next_at = team_time(following.due_at, zone, lead_zone, first=first)
     return SequenceProgress(
         sequence=playbook.label if playbook is not None else default_sequence_label(enrollment.sequence_name),

@@ -224,6 +224,24 @@ def test_a_text_held_for_the_leads_night_is_explained_as_quiet_hours():
     assert why == "quiet hours"
 
 
+def test_a_wait_says_whether_the_leads_night_holds_it_without_reading_its_words():
+    from zoneinfo import ZoneInfo
+
+    from bot.core.business import load_business
+    from bot import SHIPPED_SEQUENCES
+    from bot.core.send_times import next_send_time, wait_of
+
+    business = load_business(SHIPPED_SEQUENCES / "business.yml")
+    chicago = ZoneInfo("America/Chicago")
+    for planned, phone, zones, for_lead in (
+            (datetime(2027, 3, 2, 8, 30, tzinfo=chicago), True, ("America/Los_Angeles",), True),
+            (datetime(2027, 3, 2, 23, 30, tzinfo=chicago), True, ("America/Chicago",), True),
+            (datetime(2027, 3, 7, 11, 0, tzinfo=chicago), False, ("America/Chicago",), False)):
+        due = next_send_time(planned, business=business, respect_lead_daytime=phone, lead_timezones=zones)
+        wait = wait_of(due, planned, business=business, respect_lead_daytime=phone, lead_timezones=zones)
+        assert wait is not None and wait.for_lead_daytime is for_lead, (planned, wait)
+
+
 def test_a_night_lead_waits_for_quiet_hours_and_opening_time():
     from zoneinfo import ZoneInfo
 
