@@ -368,7 +368,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_table(rows: list[tuple[str, ...]]) -> str:
+def _format_table(rows: Seq[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import Executor
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 from urllib.parse import parse_qsl
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -198,7 +198,10 @@ def slack_route(app: App, path: str = SLACK_EVENTS_PATH) -> Route:
         except UnreadableSlackBody as error:
             # Bolt would fail parsing it before checking the signature: refuse it here, signed or not.
             return JSONResponse({"error": str(error)}, status_code=400)
-        bolt_request = BoltRequest(body=text, query=request.query_params, headers=request.headers)
+        # As plain dicts, the form Bolt's request is typed to take. Built from items(), each keeps a repeated
+        # name's last value, as Bolt does when handed Starlette's multidicts (Headers[name] would be the first).
+        headers: dict[str, str | Sequence[str]] = dict(request.headers.items())
+        bolt_request = BoltRequest(body=text, query=dict(request.query_params.items()), headers=headers)
         # Bolt's dispatch blocks until the listener acks: run it in a worker thread, not on the loop.
         answer = await run_in_threadpool(app.dispatch, bolt_request)
         return to_starlette_response(answer)

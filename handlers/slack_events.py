@@ -61,13 +61,19 @@ class ThreadMessage:
         """The message, or None for what is never a team member's thread message (bots, edits, top level)."""
         if event.get("bot_id") or event.get("subtype") not in PERSON_SUBTYPES:
             return None
-        channel, user, ts, thread_ts = (event.get(key) for key in ("channel", "user", "ts", "thread_ts"))
-        if not all(isinstance(part, str) and part for part in (channel, user, ts, thread_ts)) or thread_ts == ts:
+        channel, user, ts, thread_ts = (_text(event, key) for key in ("channel", "user", "ts", "thread_ts"))
+        if not all((channel, user, ts, thread_ts)) or thread_ts == ts:
             return None
-        text = event.get("text") if isinstance(event.get("text"), str) else ""
-        event_id = body.get("event_id") if isinstance(body.get("event_id"), str) else f"{channel}:{ts}"
+        text = _text(event, "text")
+        event_id = given if isinstance(given := body.get("event_id"), str) else f"{channel}:{ts}"
         return cls(event_id, channel, thread_ts, ts, user, text,
                    with_files=event.get("subtype") == "file_share" or bool(event.get("files")))
+
+
+def _text(payload: dict[str, Any], key: str) -> str:
+    """A field Slack sends as text, or "" when it is missing or not text."""
+    value = payload.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def on_message(ack: Ack, body: dict[str, Any], event: dict[str, Any], client: WebClient,

@@ -247,8 +247,8 @@ def replay_key(req: BoltRequest) -> tuple[str, str] | None:
     body = req.body or {}
     if body.get("type") == "event_callback" and isinstance(body.get("event_id"), str):
         return EVENT_PROVIDER, body["event_id"]
-    signature = (req.headers.get("x-slack-signature") or [None])[0]
-    if signature:
+    signatures = req.headers.get("x-slack-signature")
+    if signatures and (signature := signatures[0]):
         return REQUEST_PROVIDER, f"sig:{signature}"
     trigger = body.get("trigger_id")
     if isinstance(trigger, str) and trigger:
@@ -261,7 +261,7 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
     if body.get("command") == COMMAND:
         return _command_intent(body, services)
     kind = body.get("type")
-    user = body.get("user") if isinstance(body.get("user"), dict) else {}
+    user = given if isinstance(given := body.get("user"), dict) else {}
     if kind == "block_actions":
         action = (body.get("actions") or [{}])[0]
         try:
@@ -279,8 +279,8 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
     if kind == "view_submission":
         view = body.get("view") or {}
         try:
-            callback = ModalCallback(view.get("callback_id"))
-        except ValueError:
+            callback = ModalCallback(str(view.get("callback_id")))
+        except ValueError:  # a view of some other app, or no callback id at all
             return None
         values = (view.get("state") or {}).get("values") or {}
         act, block = VIEW_ACTS.get(callback, Act.END_LEAD), next(iter(values), None)
@@ -357,7 +357,7 @@ def _event_intent(event: Mapping[str, Any]) -> Intent | None:
     thread_ts, ts = event.get("thread_ts"), event.get("ts")
     if not isinstance(thread_ts, str) or not thread_ts or thread_ts == ts:
         return None
-    marker = message_for_lead(event.get("text") if isinstance(event.get("text"), str) else "")
+    marker = message_for_lead(text if isinstance(text := event.get("text"), str) else "")
     claimed = event.get("user_team") or event.get("source_team")
     return Intent(Act.WORK_LEAD, user, "thread_reply" if marker is not None else "note",
                   channel=event.get("channel"), thread_ts=thread_ts,

@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import or_, select, update
 
 from bot.store import outbox
+from bot.store.db import rows_changed
 from bot.store.models import OutboundWebhook
 from bot.store.outbox import Notice
 from bot.usecases.services import Services
@@ -110,13 +111,13 @@ class WebhookDeliverer:
 
     def _claim(self, event_id: int, now: datetime) -> bool:
         with self.services.session_factory.begin() as session:
-            claimed = session.execute(
+            claimed = rows_changed(session.execute(
                 update(OutboundWebhook)
                 .where(OutboundWebhook.id == event_id, OutboundWebhook.delivered_at.is_(None),
                        OutboundWebhook.failed_at.is_(None),
                        or_(OutboundWebhook.claimed_until.is_(None), OutboundWebhook.claimed_until < now))
                 .values(claimed_until=now + CLAIM)
-            ).rowcount
+            ))
         return bool(claimed)
 
     def _post(self, event: OutboundWebhook) -> str | None:

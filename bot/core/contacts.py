@@ -76,6 +76,8 @@ def normalize_phone(text: str, default_region: str = "US") -> str:
     if length != ValidationResult.IS_POSSIBLE:
         raise InvalidPhone(f"{cleaned!r} {_LENGTH_REASONS.get(length, 'is not a phone number')}")
     if not phonenumbers.is_valid_number(number):
+        # parse() sets the country code of every number it returns; the stubs allow None for an unfilled one.
+        assert number.country_code is not None
         region = phonenumbers.region_code_for_country_code(number.country_code)
         raise InvalidPhone(f"{cleaned!r} is not a number in use in {region} (check the area code and digits)")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

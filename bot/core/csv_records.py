@@ -122,6 +122,7 @@ def _records(handle: BinaryIO, encoding: str, shape: RecordReader) -> Iterator[R
         start, parts, size, problem = number, [raw], len(raw), None
         quotes = raw.count(b'"')
         taken: list[tuple[int, bytes]] = []
+        following: tuple[int, bytes] | None
         while quotes % 2 == 1:  # a quoted field goes on to the next line
             if len(parts) >= MAX_RECORD_LINES or size > MAX_RECORD_BYTES:
                 problem = (f"a quoted field opened here does not close within {MAX_RECORD_LINES} lines or "

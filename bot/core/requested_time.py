@@ -172,9 +172,9 @@ def read_requested_time(text: str, *, now: datetime, timezone: str) -> Requested
     part_match = _part_of_day(scan, day_match)
 
     at = _time_of_day(clock, part_match, day_match)
-    if day is None and at is None:
-        return None
     if day is None:
+        if at is None:
+            return None
         day = local_now.date() if datetime.combine(local_now.date(), at, tzinfo=zone) > local_now \
             else local_now.date() + timedelta(days=1)
     pieces = [m for m in (day_match, clock_match, part_match) if m is not None]

@@ -12,6 +12,7 @@ import csv
 import json
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -142,12 +143,14 @@ def _export_csv(session_factory: sessionmaker[Session], path: Path, *, since: da
     columns = list(LEAD_COLUMNS) + [f"custom.{key}" for key in custom_keys]
     leads = sent = 0
     files = [path]
-    with _open(path) as out, (_open(messages_path(path)) if messages else _Nowhere()) as conversation_out:
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
+    with _open(path) as out, ExitStack() as conversation_file:
         conversation_writer = None
         if messages:
+            conversation_out = conversation_file.enter_context(_open(messages_path(path)))
             conversation_writer = csv.DictWriter(conversation_out, fieldnames=MESSAGE_COLUMNS)
+        writer = csv.DictWriter(out, fieldnames=columns)
+        writer.writeheader()
+        if conversation_writer is not None:
             conversation_writer.writeheader()
             files.append(messages_path(path))
         for session, page in _pages(session_factory, since):
@@ -193,12 +196,3 @@ def _open(path: Path) -> IO[str]:
     except OSError as error:
         raise ExportRefused(f"{path}: cannot be written ({error.strerror})") from None
 
-
-class _Nowhere:
-    """Stands in for the conversation file when none is asked for."""
-
-    def __enter__(self) -> _Nowhere:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None

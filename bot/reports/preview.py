@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.core.business import load_business
-from bot.core.display import team_time
+from bot.core.display import First, team_time
 from bot.usecases.enrollment import lead_timezones
 from bot.usecases.leads import LeadInput
 from bot.store.models import Lead, Stage
@@ -110,7 +110,7 @@ def render_preview(sources: PreviewSources, *, sequence: str | None, lead_fields
         shown += 1
         wait = wait_of(touch.due_at, touch.planned_at, business=business,
                        respect_lead_daytime=step.channel in PHONE_CHANNELS, lead_timezones=zones)
-        first = "lead" if wait is not None and wait.for_lead_daytime else "business"
+        first: First = "lead" if wait is not None and wait.for_lead_daytime else "business"
         moved = f"  (waits: {wait.words})" if wait is not None else ""
         if step.channel == Channel.SMS and texts_instead:
             moved += f"  ({texts_instead})"
@@ -139,7 +139,8 @@ def render_preview(sources: PreviewSources, *, sequence: str | None, lead_fields
             out.append(f"   move to stage: {step.stage}")
         out.append("")
     if skipped:
-        out.append("" if out[-1] else None)
+        if out[-1]:
+            out.append("")
         out.append(f"skipped for this lead ({len(skipped)}):")
         out.extend(skipped)
-    return "\n".join(line for line in out if line is not None)
+    return "\n".join(out)

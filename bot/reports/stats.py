@@ -14,7 +14,7 @@ from datetime import datetime, time, timedelta, timezone, tzinfo
 from enum import StrEnum
 from typing import Generic, Iterable, Sequence, TypeVar
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.usecases.closed_by_bot import ClosedByBot, closed_by_bot
@@ -329,7 +329,7 @@ def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # no
             subjects[key][0] += 1
             subjects[key][1] += replies[touch_id]
             sent_subject.setdefault(key, subject or "")
-    by_touch = tuple(TouchResult(sequence, step, position, *counts,
+    by_touch = tuple(TouchResult(sequence, step, position, sent=counts[0], replies=counts[1], bookings=counts[2],
                                  channel=channels[(sequence, step, position)].most_common(1)[0][0])
                      for (sequence, step, position), counts in sorted(steps.items(), key=lambda item: (item[0][0], item[0][2])))
     by_subject = tuple(SubjectResult(sequence, step, option, sent_subject[(sequence, step, option)], *counts)
@@ -463,7 +463,7 @@ def lead_lines(
     limit: int = 20,
 ) -> Page[LeadLine]:
     """Leads matching a filter, most recently changed first, each with its next step."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if stages is not None:
         conditions.append(Lead.stage.in_(list(stages)))
     if owner is not None:

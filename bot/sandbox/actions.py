@@ -300,7 +300,7 @@ class PersonActions:
     def open_home(self, user: str) -> BotAnswer:
         """Open the app's Home tab as this person."""
         self._check_user(user)
-        event = {"type": "app_home_opened", "user": user, "channel": f"D{user[1:]}", "tab": "home",
+        event: dict[str, Any] = {"type": "app_home_opened", "user": user, "channel": f"D{user[1:]}", "tab": "home",
                  "event_ts": slack_ts()}
         current = self.slack.home_views.get(user)
         if current:
@@ -495,6 +495,7 @@ class PersonActions:
     def _signed_post(self, body: str, content_type: str) -> BotAnswer:
         timestamp = str(int(time.time()))
         signature = self._verifier.generate_signature(timestamp=timestamp, body=body)
+        assert signature is not None  # it is None only when no timestamp is given
         answer = httpx.post(
             f"{self.bot_url}/slack/events",
             content=body.encode(),

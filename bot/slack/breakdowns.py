@@ -28,7 +28,7 @@ NOTHING_YET = {
 def stats_table_blocks(table: StatsTable) -> list[Block]:
     """One breakdown for one period: a heading, the table, and how it counts."""
     blocks: list[Block] = [header(f"{table.title} · last {table.days} days")]
-    if not table.rows:
+    if not table.rows and table.by is not None:  # the headline table (by None) always has its one row
         blocks.append(section(NOTHING_YET[table.by]))
     elif table.by == Breakdown.PERSON:
         blocks.extend(_people_sections(table))

@@ -11,7 +11,7 @@ import phonenumbers
 
 from bot.core.business import Business
 from bot.store.consent import why_no_sms_consent
-from bot.core.display import team_time
+from bot.core.display import First, team_time
 from bot.store.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
 from bot.core.planning import PHONE_CHANNELS
 from bot.core.playbook import Channel, Sequence, default_sequence_label, step_label
@@ -271,7 +271,7 @@ def sequence_progress(
             wait = wait_of(following.due_at, following.planned_at, business=business,
                            respect_lead_daytime=phone, lead_timezones=lead_zones)
         next_wait = wait.words if wait is not None else None
-        first = "lead" if wait is not None and wait.for_lead_daytime else "business"
+        first: First = "lead" if wait is not None and wait.for_lead_daytime else "business"
         next_at = team_time(following.due_at, zone, lead_zone, first=first)
     return SequenceProgress(
         sequence=playbook.label if playbook is not None else default_sequence_label(enrollment.sequence_name),
@@ -290,7 +290,7 @@ def shown_enrollment(enrollments: Seq[Enrollment]) -> Enrollment | None:
     """The enrollment the card reports on: the latest follow-up one, else the latest of any."""
     ordered = sorted(enrollments, key=lambda e: e.id)
     followups = [e for e in ordered if e.sequence_name not in VISIT_SEQUENCES]
-    return (followups or ordered or [None])[-1]
+    return (followups or ordered)[-1] if ordered else None
 
 
 def lead_card(

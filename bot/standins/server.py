@@ -16,13 +16,15 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Self
 from urllib.parse import parse_qsl, urlsplit
 
 log = logging.getLogger(__name__)
 
 #: The route kind a fault may name to match any route of a stand-in.
 ANY_ROUTE = "*"
+#: Where every stand-in listens: this machine only.
+HOST = "127.0.0.1"
 
 
 class Headers(Mapping[str, str]):
@@ -158,12 +160,12 @@ class StandinServer(ABC):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> StandinServer:
+    def start(self) -> Self:
         """Listen on a free port and serve in a daemon thread."""
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        self._httpd = _Server(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _Server((HOST, 0), _handler_for(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -185,7 +187,7 @@ class StandinServer(ABC):
         self._httpd = None
         self._thread = None
 
-    def __enter__(self) -> StandinServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -196,8 +198,7 @@ class StandinServer(ABC):
         """The base URL, e.g. http://127.0.0.1:54321 (no trailing slash)."""
         if self._httpd is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{HOST}:{self._httpd.server_port}"
 
     # -- recording -------------------------------------------------------------------------
 

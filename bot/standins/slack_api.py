@@ -332,7 +332,7 @@ class SlackApiStandin(StandinServer):
                 completed.append({"id": stored["id"], "name": stored["name"], "title": stored["title"],
                                   "size": stored["length"]})
             if channel:
-                message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id,
+                message: dict[str, Any] = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id,
                            "text": str(args.get("initial_comment") or ""), "files": copy.deepcopy(completed),
                            "ts": self._next_ts()}
                 if args.get("thread_ts"):
@@ -377,7 +377,7 @@ class SlackApiStandin(StandinServer):
         return _ok(message_ts=ephemeral["message_ts"])
 
     def _permalink(self, args: dict[str, Any]) -> Reply:
-        channel, ts = args.get("channel"), args.get("message_ts")
+        channel, ts = args.get("channel"), str(args.get("message_ts") or "")
         if not channel or not self._known_channel(channel):
             return slack_error("channel_not_found")
         with self._store_lock:

@@ -318,7 +318,7 @@ class TwilioApiStandin(StandinServer):
             return twilio_error(400, 21211, SYNCHRONOUS_ERRORS[21211].format(to=to))
         with self._store_lock:
             number_error = self._number_errors.get(to)
-        if number_error in SYNCHRONOUS_ERRORS:
+        if number_error is not None and number_error in SYNCHRONOUS_ERRORS:
             return twilio_error(400, number_error, SYNCHRONOUS_ERRORS[number_error].format(to=to))
 
         sid = "SM" + uuid.uuid4().hex

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.webhook_events import RECEIVERS_KEY
@@ -22,6 +23,15 @@ def normalize_database_url(url: str) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run through `Session.execute` changed.
+
+    Such a statement's result is always a CursorResult, which has the count; `Session.execute` is typed
+    to return any Result, so the count is read through this one cast.
+    """
+    return cast(CursorResult[Any], result).rowcount
 
 
 def create_private_file(database: str | None) -> None:

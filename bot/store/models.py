@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -45,6 +46,11 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+    if TYPE_CHECKING:
+        # Every model here maps one Table (none a join or a subquery), so the Core statements built on
+        # `Model.__table__` (bulk inserts and updates) may use it as one; SQLAlchemy types it as any FromClause.
+        __table__: ClassVar[Table]
 
 
 def _reachable_by_sms(lead: Any) -> bool:

@@ -15,7 +15,7 @@ from bot.core.contacts import timezones_for_phone
 from bot.store.models import Appointment, Enrollment, EnrollmentState, Lead, Touch, TouchStatus
 from bot.store.outbox import Notice
 from bot.core.planning import PlannedTouch, earliest_send_time, plan_touches
-from bot.core.playbook import Sequence
+from bot.core.playbook import Channel, Sequence
 from bot.core.send_times import NoSendTime, lead_timezones_or_business
 
 NURTURE_SEQUENCE = "nurture"
@@ -130,7 +130,7 @@ def resume(
     for touch in _pending_touches(session, enrollment):
         shifted = max(touch.due_at + paused_for, previous_due)
         try:
-            touch.due_at = earliest_send_time(shifted, touch.channel, business, zones)
+            touch.due_at = earliest_send_time(shifted, Channel(touch.channel), business, zones)
         except NoSendTime as error:
             touch.status, touch.skip_reason = TouchStatus.SKIPPED, f"no time to send: {error}"
             continue

@@ -14,6 +14,7 @@ from bot.store import audit, outbox
 from bot.store.audit import Actor
 from bot.usecases.enrollment import end, open_enrollments
 from bot.store.consent import ConsentMethod, revoke_sms
+from bot.store.db import rows_changed
 from bot.store.models import (Appointment, AuditEntry, CallTask, ConsentEntry, Lead, Message, OutboundWebhook, OutboxEvent,
                         Touch)
 from bot.store.lead_locks import taking_lead
@@ -69,12 +70,12 @@ def forget_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) ->
     lead.link_token = secrets.token_urlsafe(16)
     lead.unsubscribe_token = secrets.token_urlsafe(16)
     lead.updated_at = now
-    messages = session.execute(update(Message).where(Message.lead_id == lead_id).values(
-        body="", subject=None, details={}, author=None)).rowcount
-    touches = session.execute(update(Touch).where(Touch.lead_id == lead_id).values(
-        subject=None, body_text=None, body_html=None, last_error=None, skip_reason=None)).rowcount
-    calls = session.execute(update(CallTask).where(CallTask.lead_id == lead_id).values(
-        reason="(erased)", call_script="", voicemail_script="", notes="")).rowcount
+    messages = rows_changed(session.execute(update(Message).where(Message.lead_id == lead_id).values(
+        body="", subject=None, details={}, author=None)))
+    touches = rows_changed(session.execute(update(Touch).where(Touch.lead_id == lead_id).values(
+        subject=None, body_text=None, body_html=None, last_error=None, skip_reason=None)))
+    calls = rows_changed(session.execute(update(CallTask).where(CallTask.lead_id == lead_id).values(
+        reason="(erased)", call_script="", voicemail_script="", notes="")))
     session.execute(update(Appointment).where(Appointment.lead_id == lead_id).values(notes=""))
     session.execute(update(AuditEntry).where(AuditEntry.lead_id == lead_id).values(details={}))
     # How and when consent was given stays (it is the business's evidence); the words and notes go.

@@ -165,5 +165,5 @@ def refresh_planner_statistics(services: Services) -> None:
     take seconds per batch (docs/benchmarks.md). SQLite plans from its indexes alone.
     """
     with services.session_factory.begin() as session:
-        if session.bind.dialect.name == "postgresql":
+        if session.get_bind().dialect.name == "postgresql":
             session.execute(text("ANALYZE leads, enrollments, touches"))
