@@ -336,7 +336,7 @@ def _stats_text(table, zone) -> str:  # noqa: ANN001 - a StatsTable, the busines
         [row] = table.rows
         width = max(len(column.heading) for column in table.columns)
         lines += [f"{column.heading + ':':<{width + 1}} {cell_text(value, column.kind) or '—'}"
-                  for column, value in zip(table.columns, row)]
+                  for column, value in zip(table.columns, row, strict=True)]
     else:
         lines += text_lines(table) if table.rows else ["nothing in this period"]
     # A label comes from what leads and forms sent: no control character reaches the terminal.
@@ -467,8 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     preview = commands.add_parser("preview", help="show a sequence's timeline for a lead")
     preview.add_argument("--sequence", help="a sequence name or a path to a YAML file (default: the business's)")
-    preview.add_argument("--lead", help="sample lead fields, e.g. 'name=Dana Lee,phone=+14155552671,email=d@x.org' (consent=no: "
-                              "a lead who did not agree to texts)")
+    preview.add_argument("--lead", help="sample lead fields, e.g. 'name=Dana Lee,phone=+14155552671,email=d@x.org' "
+                                        "(consent=no: a lead who did not agree to texts)")
     preview.add_argument("--start", help="when the lead comes in (ISO 8601 with offset; default now)")
     preview.add_argument("--appointment", help="the appointment time, for reminder sequences")
     preview.add_argument("--brief", action="store_true", help="times only, without the rendered text")
@@ -497,14 +497,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_leads_show)
 
-    export = commands.add_parser("export", help="write every lead to leads.csv or leads.json (for a CRM or a spreadsheet)")
+    export = commands.add_parser("export",
+                                 help="write every lead to leads.csv or leads.json (for a CRM or a spreadsheet)")
     export.add_argument("file", help="where to write; .csv or .json says the format")
     export.add_argument("--since", help="only leads changed since this date (YYYY-MM-DD, business time)")
     export.add_argument("--messages", action="store_true",
                         help="add the conversation (JSON: under each lead; CSV: a second file, NAME.messages.csv)")
     export.set_defaults(func=cmd_export)
 
-    stats = commands.add_parser("stats", help="the numbers: leads in, rates; or one breakdown (same as /followup stats)")
+    stats = commands.add_parser("stats",
+                                help="the numbers: leads in, rates; or one breakdown (same as /followup stats)")
     stats.add_argument("words", nargs="*", metavar="7d|30d|by WHAT",
                        help="the period, 7d (default) or 30d, and a breakdown: by source, by touch, by person or "
                             "by playbook, e.g. `followup stats 30d by source`")

@@ -13,7 +13,7 @@ from tests.support.databases import MigratedTemplates
 
 
 def schema_of(engine: Engine) -> dict[str, object]:
-    """Every table's columns (type, nullability, default), keys, indexes and constraints, as the database reports them."""
+    """Every table's columns (type, nullability, default), keys, indexes and constraints, as the database says."""
     inspector = inspect(engine)
     schema: dict[str, object] = {}
     for table in sorted(inspector.get_table_names()):
@@ -69,4 +69,5 @@ def test_a_copied_database_starts_empty_at_the_newest_migration(engine):
 
 def test_the_next_test_gets_a_database_without_what_the_last_one_wrote(engine):
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision(engine)]
+        stamped = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        assert stamped == [head_revision(engine)]

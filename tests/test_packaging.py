@@ -19,8 +19,9 @@ def test_a_wheel_built_from_a_plain_source_tree_carries_code_content_and_the_com
                     str(source)], check=True, capture_output=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("followup-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for expected in ["bot/cli.py", "bot/store/migrations/env.py", "bot/store/migrations/versions/0001_initial_schema.py",
-                     "bot/core/reply_rules.yml", "sequences/default.yml", "sequences/business.yml",
+    for expected in ["bot/cli.py", "bot/store/migrations/env.py",
+                     "bot/store/migrations/versions/0001_initial_schema.py", "bot/core/reply_rules.yml",
+                     "sequences/default.yml", "sequences/business.yml",
                      "sequences/appointment_reminders.yml", "handlers/__init__.py",
                      "bot/sandbox/runner.py", "bot/sandbox/static/index.html"]:
         assert expected in names, f"{expected} missing from {wheel.name}"

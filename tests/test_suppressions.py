@@ -10,7 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("bot", "handlers", "tests", "bench")
 #: A suppression, its codes, then a reason: `# noqa: BLE001 - why` or `# type: ignore[misc]  # why`.
-SUPPRESSION = re.compile(r"#\s*(?:noqa|type:\s*ignore)\b(?::?\s*[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*|\[[^\]]*\])?(?P<rest>.*)")
+SUPPRESSION = re.compile(r"#\s*(?:noqa|type:\s*ignore)\b"
+                         r"(?::?\s*[A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*|\[[^\]]*\])?"
+                         r"(?P<rest>.*)")
 
 
 def suppressions_without_a_reason(source: str) -> list[tuple[int, str]]:

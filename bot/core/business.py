@@ -38,8 +38,8 @@ _KEY_HINTS = {
     "opening_hours": "send_window", "window": "send_window", "booking_url": "booking_link", "url": "booking_link",
     "link": "booking_link", "playbook": "sequence", "postal_address": "address", "holidays": "closed",
     "closed_dates": "closed", "region": "default_region", "country": "default_region", "phone_number": "phone",
-    "business_name": "name", "review_url": "review_link", "reviews": "review_link", "after_visit_playbook": "after_visit",
-    "thank_you": "after_visit",
+    "business_name": "name", "review_url": "review_link", "reviews": "review_link",
+    "after_visit_playbook": "after_visit", "thank_you": "after_visit",
 }
 _CLOSED_KEY_HINTS = {"calendar": "holidays", "holiday": "holidays", "holiday_calendar": "holidays",
                      "days": "dates", "date": "dates"}
@@ -418,5 +418,5 @@ def _describe_days(days: frozenset[int]) -> str:
     parts = [DAY_NAMES[run[0]] if len(run) == 1 else f"{DAY_NAMES[run[0]]}-{DAY_NAMES[run[-1]]}"
              for run in runs]
     # Two-day runs read better as a list (Sat,Sun), longer ones as a range (Mon-Fri).
-    parts = [p.replace("-", ",") if len(run) == 2 else p for p, run in zip(parts, runs)]
+    parts = [p.replace("-", ",") if len(run) == 2 else p for p, run in zip(parts, runs, strict=True)]
     return ",".join(parts)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -491,13 +492,13 @@ def _check_timing(drafts: list[_Draft], report: _Report) -> None:
                    "use after: everywhere (from enrollment) or before: everywhere (appointment reminders), "
                    "in separate files")
         return
-    for previous, draft in zip(forward, forward[1:]):
+    for previous, draft in pairwise(forward):
         assert previous.after is not None and draft.after is not None
         if draft.after < previous.after:
             report.add(draft.line, f"step {_name(draft)} (after {format_duration(draft.after)}) comes before "
                        f"{_name(previous)} (after {format_duration(previous.after)})",
                        "list steps in the order they go out: delays must not decrease")
-    for previous, draft in zip(backward, backward[1:]):
+    for previous, draft in pairwise(backward):
         assert previous.before is not None and draft.before is not None
         if draft.before > previous.before:
             report.add(draft.line, f"step {_name(draft)} (before {format_duration(draft.before)}) goes out earlier "

@@ -24,7 +24,16 @@ from bot.core.playbook import default_sequence_label, step_label
 from bot.core.report_request import Breakdown
 from bot.core.rules import CallOutcome
 from bot.core.states import ActorType, AppointmentStatus, EnrollmentState, Stage
-from bot.reports.stats import ATTRIBUTION, CohortHistory, LeadStats, TouchResult, cohort_history, cohort_ids, lead_stats, rate
+from bot.reports.stats import (
+    ATTRIBUTION,
+    CohortHistory,
+    LeadStats,
+    TouchResult,
+    cohort_history,
+    cohort_ids,
+    lead_stats,
+    rate,
+)
 
 #: Finds a playbook by its name (Services.playbooks.get), for the labels people read.
 PlaybookLookup = Callable[[str], Playbook]
@@ -207,7 +216,7 @@ class StatsTable:
 
     def records(self) -> list[dict[str, Cell]]:
         """The rows keyed by column, for JSON."""
-        return [dict(zip((column.key for column in self.columns), row)) for row in self.rows]
+        return [dict(zip((column.key for column in self.columns), row, strict=True)) for row in self.rows]
 
 
 TITLES = {Breakdown.SOURCE: "By source", Breakdown.TOUCH: "By touch", Breakdown.PERSON: "By team member",
@@ -353,8 +362,8 @@ def text_lines(table: StatsTable, *, widest_text: int | None = None) -> list[str
         return text
 
     cells = [[column.heading for column in table.columns]]
-    cells += [[shown(value, column) for value, column in zip(row, table.columns)] for row in table.rows]
+    cells += [[shown(value, column) for value, column in zip(row, table.columns, strict=True)] for row in table.rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(table.columns))]
     words = [column.kind in (Kind.TEXT, Kind.PERSON) for column in table.columns]
     return ["  ".join(cell.ljust(width) if left else cell.rjust(width)
-                      for cell, width, left in zip(line, widths, words)).rstrip() for line in cells]
+                      for cell, width, left in zip(line, widths, words, strict=True)).rstrip() for line in cells]

@@ -58,7 +58,8 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
             report.problems.extend(str(p) for p in error.problems)
             continue
         report.sequences += 1
-        report.lines.append(f"sequence {sequence.name} “{sequence.label}” ({sequence.path}): {len(sequence.steps)} steps")
+        report.lines.append(f"sequence {sequence.name} “{sequence.label}” ({sequence.path}): "
+                            f"{len(sequence.steps)} steps")
         for step in sequence.steps:
             where = f"{sequence.path}:{step.line} step {step.id}"
             if step.channel in (Channel.SMS, Channel.EMAIL):
@@ -72,8 +73,8 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
                     assert step.template
                     text = renderer.render_sms(step.template, lead_context, first_to_number=step is sequence.steps[0])
                     size = count_segments(text)
-                    report.lines.append(f"  {step.id:<24} {step.label!r:<30} sms   {size.characters} chars, {size.encoding}, "
-                                        f"{size.segments} segment{'s' if size.segments != 1 else ''}")
+                    report.lines.append(f"  {step.id:<24} {step.label!r:<30} sms   {size.characters} chars, "
+                                        f"{size.encoding}, {size.segments} segment{'s' if size.segments != 1 else ''}")
                     if size.segments > SMS_SEGMENT_WARNING:
                         report.warnings.append(f"{where}: SMS is {size.segments} segments ({size.characters} "
                                                f"{size.encoding} characters); keep it to {SMS_SEGMENT_WARNING}")
@@ -81,7 +82,8 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
                     assert step.template
                     for option, subject in enumerate(step.subjects):
                         email = renderer.render_email(step.template, subject, lead_context)
-                        report.lines.append(f"  {step.id:<24} {step.label!r:<30} email subject {option + 1}: {email.subject}")
+                        report.lines.append(f"  {step.id:<24} {step.label!r:<30} email subject {option + 1}: "
+                                            f"{email.subject}")
                 elif step.channel == Channel.CALL_TASK:
                     assert step.template
                     renderer.render_call_task(step.template, context)

@@ -56,7 +56,8 @@ class DigestSchedule:
                                       "or 'off'")
         hour, minute = int(match.group(2)), int(match.group(3) or 0)
         if hour > 23 or minute > 59:
-            raise DigestScheduleError(f"FOLLOWUP_DIGEST={text!r}: {hour}:{minute:02d} is not a time of day; write e.g. 'mon 08:00'")
+            raise DigestScheduleError(f"FOLLOWUP_DIGEST={text!r}: {hour}:{minute:02d} is not a time of day; "
+                                      "write e.g. 'mon 08:00'")
         return cls(DAYS.index(match.group(1)), time(hour, minute))
 
     def latest_due(self, now: datetime, zone: tzinfo) -> datetime:

@@ -22,7 +22,7 @@ def render_chart(digest: WeeklyDigest) -> bytes:
     FigureCanvasAgg(figure)
     funnel_axes, daily_axes = figure.subplots(1, 2, width_ratios=(1, 1.3))
 
-    stages, counts = zip(*digest.funnel)
+    stages, counts = zip(*digest.funnel, strict=True)
     bars = funnel_axes.barh(range(len(stages)), counts, color=PALETTE[0])
     funnel_axes.set_yticks(range(len(stages)), labels=stages)
     funnel_axes.invert_yaxis()
@@ -37,7 +37,7 @@ def render_chart(digest: WeeklyDigest) -> bytes:
     for index, source in enumerate(sources):
         heights = [dict(counts_by_source).get(source, 0) for _, counts_by_source in digest.leads_per_day]
         daily_axes.bar(range(len(days)), heights, bottom=bottoms, label=source, color=PALETTE[index % len(PALETTE)])
-        bottoms = [b + h for b, h in zip(bottoms, heights)]
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     daily_axes.set_xticks(range(len(days)), labels=[day.strftime("%a\n%b %-d") for day in days])
     daily_axes.set_title("Leads per day, by source")
     daily_axes.spines[["top", "right"]].set_visible(False)

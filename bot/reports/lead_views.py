@@ -35,7 +35,8 @@ def _iso(moment: Any) -> str | None:
 
 
 def current_enrollment(session: Session, lead_id: int) -> Enrollment | None:
-    return session.scalars(select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id.desc())).first()
+    return session.scalars(select(Enrollment).where(Enrollment.lead_id == lead_id)
+                           .order_by(Enrollment.id.desc())).first()
 
 
 def lead_summary(session: Session, lead: Lead, playbook_of: PlaybookLookup | None = None) -> dict[str, Any]:

@@ -331,7 +331,8 @@ def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # no
             sent_subject.setdefault(key, subject or "")
     by_touch = tuple(TouchResult(sequence, step, position, sent=counts[0], replies=counts[1], bookings=counts[2],
                                  channel=channels[(sequence, step, position)].most_common(1)[0][0])
-                     for (sequence, step, position), counts in sorted(steps.items(), key=lambda item: (item[0][0], item[0][2])))
+                     for (sequence, step, position), counts in sorted(steps.items(),
+                                                                       key=lambda item: (item[0][0], item[0][2])))
     by_subject = tuple(SubjectResult(sequence, step, option, sent_subject[(sequence, step, option)], *counts)
                        for (sequence, step, option), counts in sorted(subjects.items()))
     return by_touch, by_subject

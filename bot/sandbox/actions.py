@@ -187,7 +187,8 @@ class PersonActions:
             "charsets": json.dumps({"to": "UTF-8", "from": "UTF-8", "subject": "UTF-8", "text": "UTF-8"}),
             "SPF": "pass",
         }
-        query = f"?{urlencode({'token': self.settings.sendgrid_inbound_token})}" if self.settings.sendgrid_inbound_token else ""
+        token = self.settings.sendgrid_inbound_token
+        query = f"?{urlencode({'token': token})}" if token else ""
         answer = httpx.post(
             f"{self.bot_url}/webhooks/sendgrid/inbound{query}",
             files={name: (None, value) for name, value in fields.items()},  # multipart, as SendGrid posts
@@ -461,8 +462,9 @@ class PersonActions:
     def _show_immediate_answer(self, user: str, channel: str, answer: BotAnswer) -> None:
         body = answer.body
         if not answer.ok:
-            self.world.add_private_note(user=user, channel=channel, kind="error",
-                                        text=f"/followup failed with the error \"dispatch_failed\" (HTTP {answer.status})")
+            self.world.add_private_note(
+                user=user, channel=channel, kind="error",
+                text=f"/followup failed with the error \"dispatch_failed\" (HTTP {answer.status})")
             return
         if isinstance(body, dict) and (body.get("text") or body.get("blocks")):
             self.respond_direct(user, channel, body)

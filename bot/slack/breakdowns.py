@@ -1,4 +1,6 @@
-"""Block Kit for `/followup stats ... by source|touch|person|playbook`: a breakdown (bot.reports.breakdowns) as a compact table.
+"""Block Kit for `/followup stats ... by source|touch|person|playbook`: a breakdown as a compact table.
+
+The breakdown comes from bot.reports.breakdowns.
 
 Pure: a StatsTable in, blocks out. A table of labels and numbers is an aligned monospace block; the
 team-member breakdown is section fields, because Slack renders a mention as the person's name

@@ -261,7 +261,8 @@ def sequence_progress(
            and not (t.status == TouchStatus.SCHEDULED and t.step_id in wont_run)]
     done = sum(1 for t in own if t.status in (TouchStatus.SENT, TouchStatus.FAILED))
     upcoming = sorted((t for t in own if t.status == TouchStatus.SCHEDULED), key=lambda t: (t.due_at, t.position))
-    following = upcoming[0] if upcoming and enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED) else None
+    running = enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)
+    following = upcoming[0] if upcoming and running else None
     lead_zone = lead_zones[0] if lead_zones else None
     next_at = next_wait = None
     if following is not None:

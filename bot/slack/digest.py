@@ -79,8 +79,8 @@ def digest_blocks(digest: WeeklyDigest, playbook_of: PlaybookLookup | None = Non
 def digest_text(digest: WeeklyDigest) -> str:
     """The notification line (and what screen readers say) for the digest message."""
     count = digest.stats.leads_in
-    return (f"Weekly digest: {count} lead{'' if count == 1 else 's'} in, reply rate {percent(digest.stats.reply_rate)}, "
-            f"booking rate {percent(digest.stats.booking_rate)}")
+    return (f"Weekly digest: {count} lead{'' if count == 1 else 's'} in, "
+            f"reply rate {percent(digest.stats.reply_rate)}, booking rate {percent(digest.stats.booking_rate)}")
 
 
 def post_digest(client: WebClient, channel: str, digest: WeeklyDigest, playbook_of: PlaybookLookup | None = None
@@ -88,7 +88,8 @@ def post_digest(client: WebClient, channel: str, digest: WeeklyDigest, playbook_
     """Post the digest and its chart to the channel; return the message ts."""
     from bot.reports.digest_chart import render_chart  # matplotlib loads once a week, not with every process
 
-    posted = client.chat_postMessage(channel=channel, text=digest_text(digest), blocks=digest_blocks(digest, playbook_of))
+    posted = client.chat_postMessage(channel=channel, text=digest_text(digest),
+                                     blocks=digest_blocks(digest, playbook_of))
     ts = str(posted["ts"])
     client.files_upload_v2(channel=channel, thread_ts=ts, content=render_chart(digest),
                            filename=f"digest-{digest.end.astimezone(digest.zone):%Y-%m-%d}.png",

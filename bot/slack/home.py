@@ -59,7 +59,7 @@ SHOWN_MESSAGES = 5
 
 
 def when(moment: datetime | None, zone: tzinfo, lead_zone: tzinfo | str | None = None) -> str:
-    """A moment as the team reads it (bot.core.display.team_time): 'Wed, Nov 25 at 3:00 PM CST', the lead's beside it."""
+    """A moment as the team reads it: 'Wed, Nov 25 at 3:00 PM CST', the lead's beside it (core.display.team_time)."""
     if moment is None:
         return "—"
     return team_time(moment, zone, lead_zone)
@@ -165,7 +165,8 @@ def home_view(snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup 
         blocks.extend(section(lead_line_text(line, zone, playbook_of)) for line in snapshot.my_leads.rows)
         blocks.extend(_more(snapshot.my_leads, "of your leads — `/followup list mine`"))
     else:
-        blocks.append(context("No leads are yours yet: press *Claim* on a lead card, or `/followup claim &lt;lead&gt;`."))
+        blocks.append(context("No leads are yours yet: press *Claim* on a lead card, "
+                              "or `/followup claim &lt;lead&gt;`."))
     blocks.extend([{"type": "divider"}, section(f"*Open calls in the team* ({snapshot.open_calls.total})")])
     if snapshot.open_calls.rows:
         blocks.extend(section(call_line_text(line, zone)) for line in snapshot.open_calls.rows)

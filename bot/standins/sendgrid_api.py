@@ -211,8 +211,10 @@ def validate_mail(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     elif isinstance(content, list):
         types = [c.get("type") if isinstance(c, dict) else None for c in content]
         for k, block in enumerate(content):
-            if not isinstance(block, dict) or not block.get("type") or not isinstance(block.get("value"), str) or not block["value"]:
-                errors.append(("The content value must be a string at least one character in length.", f"content.{k}.value"))
+            if (not isinstance(block, dict) or not block.get("type") or not isinstance(block.get("value"), str)
+                    or not block["value"]):
+                errors.append(("The content value must be a string at least one character in length.",
+                               f"content.{k}.value"))
         expected = [t for t in ("text/plain", "text/html") if t in types]
         if types[: len(expected)] != expected:
             errors.append(

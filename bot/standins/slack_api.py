@@ -405,8 +405,9 @@ class SlackApiStandin(StandinServer):
         if not isinstance(view, dict):
             return slack_error("invalid_arguments")
         with self._store_lock:
+            external_id = args.get("external_id")
             current = self._views.get(args.get("view_id", "")) or next(
-                (v for v in self._views.values() if args.get("external_id") and v.get("external_id") == args["external_id"]),
+                (v for v in self._views.values() if external_id and v.get("external_id") == external_id),
                 None,
             )
             if current is None:
@@ -602,7 +603,8 @@ def _ok(**fields: Any) -> Reply:
     return Reply.json(200, {"ok": True, **fields})
 
 
-def _user(team_id: str, user_id: str, name: str, real_name: str, email: str | None, tz: str, tz_offset: int) -> dict[str, Any]:
+def _user(team_id: str, user_id: str, name: str, real_name: str, email: str | None, tz: str,
+          tz_offset: int) -> dict[str, Any]:
     profile = {"real_name": real_name, "display_name": name, "team": team_id}
     if email:
         profile["email"] = email

@@ -309,7 +309,8 @@ class TwilioApiStandin(StandinServer):
         if not to:
             return twilio_error(400, 21604, "A 'To' phone number is required.")
         if not sender and not service:
-            return twilio_error(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.")
+            return twilio_error(400, 21603,
+                                "A 'From' or 'MessagingServiceSid' parameter is required to send a message.")
         if not body and not media and not form.get("ContentSid"):
             return twilio_error(400, 21602, "Message body is required.")
         if len(body) > 1600:

@@ -1,1 +1,4 @@
-"""Persistence: the models, the engine and migrations, the outbox, the audit trail, consent records and the per-lead locks (the one way to take a lead)."""
+"""Persistence: the models, the engine and migrations, the outbox, the audit trail, consent records.
+
+And the per-lead locks, the one way to take a lead (bot.store.lead_locks.taking_lead).
+"""

@@ -15,8 +15,17 @@ from bot.store.audit import Actor
 from bot.usecases.enrollment import end, open_enrollments
 from bot.store.consent import ConsentMethod, revoke_sms
 from bot.store.db import rows_changed
-from bot.store.models import (Appointment, AuditEntry, CallTask, ConsentEntry, Lead, Message, OutboundWebhook, OutboxEvent,
-                        Touch)
+from bot.store.models import (
+    Appointment,
+    AuditEntry,
+    CallTask,
+    ConsentEntry,
+    Lead,
+    Message,
+    OutboundWebhook,
+    OutboxEvent,
+    Touch,
+)
 from bot.store.lead_locks import taking_lead
 from bot.store.outbox import Notice
 

@@ -113,7 +113,9 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
             reject(record.line, f"{len(record.fields)} fields, but the header names {len(columns)} columns "
                                 "(an unquoted comma?)")
             continue
-        fields = {name: value for name, value in zip(columns, record.fields) if name}
+        # strict=False: a record with fewer fields than the header (its trailing empty cells left off) is read
+        # with those fields absent; one with more was refused just above.
+        fields = {name: value for name, value in zip(columns, record.fields, strict=False) if name}
         if not any(value.strip() for value in fields.values()):
             continue
         # Known columns have their own limits (LeadInput); the rest are kept as custom fields.

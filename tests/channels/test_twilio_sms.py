@@ -8,7 +8,15 @@ import threading
 
 import pytest
 
-from bot.core.ports import NOT_SENT, FailureKind, OUTCOME_UNKNOWN, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.core.ports import (
+    NOT_SENT,
+    OUTCOME_UNKNOWN,
+    FailureKind,
+    OutgoingSms,
+    PermanentSendError,
+    SendReceipt,
+    TransientSendError,
+)
 from bot.standins.twilio_api import TwilioApiStandin
 from bot.channels.twilio_sms import TwilioSmsSender, failure_kind
 from tests.support.ports import free_port
@@ -45,7 +53,8 @@ def test_a_send_posts_twilios_form_fields_with_basic_auth(twilio, sender):
         "Body": "Hi Ann, it's Dr. Lee's office.",
         "StatusCallback": "https://bot.example/twilio/status",
     }
-    assert request.headers["Authorization"] == "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    credentials = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    assert request.headers["Authorization"] == "Basic " + credentials
     assert receipt == SendReceipt(provider_id=twilio.messages[0]["sid"], status="queued")
 
 

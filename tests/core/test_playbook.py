@@ -201,10 +201,12 @@ def step(body: str) -> str:
                      4, "'Instant SMS' must use only lowercase", "id: instant_sms", id="bad-id"),
         pytest.param(step("  - {id: a, after: 1d, channel: stage, stage: lost}\n"
                           "  - {id: b, after: 2h, channel: stage, stage: lost}\n"),
-                     5, "'b' (after 2h) comes before 'a' (after 1d)", "delays must not decrease", id="after-out-of-order"),
+                     5, "'b' (after 2h) comes before 'a' (after 1d)", "delays must not decrease",
+                     id="after-out-of-order"),
         pytest.param(step("  - {id: a, before: 2h, channel: stage, stage: lost}\n"
                           "  - {id: b, before: 1d, channel: stage, stage: lost}\n"),
-                     5, "'b' (before 1d) goes out earlier", "furthest from the appointment first", id="before-out-of-order"),
+                     5, "'b' (before 1d) goes out earlier", "furthest from the appointment first",
+                     id="before-out-of-order"),
         pytest.param(step("  - id: a\n    after: 0s\n    channel: emial\n    template: t/mail\n    subjects: [Hi]\n"),
                      6, "unknown channel 'emial'", "did you mean `email`", id="unknown-channel"),
         pytest.param(step("  - id: a\n    after: 0s\n    channel: sms\n    template: t/text\n    subjects: [Hi]\n"),
@@ -236,7 +238,8 @@ def step(body: str) -> str:
         pytest.param(step("  - just text\n"), 4, "each step must be a mapping", "- id:", id="step-not-mapping"),
         pytest.param(step("  - id: a\n    label: [not, text]\n    after: 0s\n    channel: stage\n    stage: lost\n"),
                      5, "label must be a line of text", "label: \"Day-1 check-in text\"", id="label-not-text"),
-        pytest.param(step("  - id: a\n    label: " + "x" * 61 + "\n    after: 0s\n    channel: stage\n    stage: lost\n"),
+        pytest.param(step("  - id: a\n    label: " + "x" * 61
+                          + "\n    after: 0s\n    channel: stage\n    stage: lost\n"),
                      5, "label is 61 characters", "shorten it", id="label-too-long"),
         pytest.param(step("  - id: a\n    title: First text\n    after: 0s\n    channel: stage\n    stage: lost\n"),
                      5, "unknown step key 'title'", "did you mean `label`?", id="title-for-label"),

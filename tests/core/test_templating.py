@@ -203,8 +203,10 @@ def _step(channel: Channel, template: str | None) -> Step:
     ("channel", "template", "files"),
     [
         (Channel.SMS, "default/instant_sms", ["default/instant_sms.sms.j2"]),
-        (Channel.EMAIL, "default/confirmation", ["default/confirmation.email.txt.j2", "default/confirmation.email.html.j2"]),
-        (Channel.CALL_TASK, "default/first_call", ["default/first_call.call_script.j2", "default/first_call.voicemail.j2"]),
+        (Channel.EMAIL, "default/confirmation",
+         ["default/confirmation.email.txt.j2", "default/confirmation.email.html.j2"]),
+        (Channel.CALL_TASK, "default/first_call",
+         ["default/first_call.call_script.j2", "default/first_call.voicemail.j2"]),
         (Channel.STAGE, None, []),
         (Channel.STAGE, "default/whatever", []),
     ],

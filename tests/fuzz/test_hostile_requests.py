@@ -1,4 +1,7 @@
-"""Hostile and random requests at every webhook: 4xx at worst, never 5xx, never a change unasked (Slack: test_slack_fuzz.py)."""
+"""Hostile and random requests at every webhook: 4xx at worst, never 5xx, never a change unasked.
+
+Slack's listeners get the same treatment in test_slack_fuzz.py.
+"""
 
 from __future__ import annotations
 
@@ -126,7 +129,8 @@ def test_a_lead_webhook_with_hostile_fields_answers_4xx_or_stores_it_inert(fuzze
 def test_names_that_look_like_templates_or_pings_reach_the_lead_as_plain_text(fuzzed_bot):
     auth = {"Authorization": f"Bearer {LEAD_TOKEN}"}
     answer = fuzzed_bot.client.post("/webhooks/leads", headers=auth, json={
-        "name": "{{ 7*7 }} <!channel>", "phone": "+13125550142", "message": "{% raw %}'; DROP TABLE leads; --", **WEB_FORM_CONSENT})
+        "name": "{{ 7*7 }} <!channel>", "phone": "+13125550142", "message": "{% raw %}'; DROP TABLE leads; --",
+        **WEB_FORM_CONSENT})
     assert answer.status_code == 201
     Dispatcher(fuzzed_bot.services).run_due()
     [text] = fuzzed_bot.sms.to("+13125550142")

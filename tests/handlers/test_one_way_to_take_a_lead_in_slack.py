@@ -1,4 +1,6 @@
-"""What the team does in Slack changes a lead only under its lock, like everything else (bot.store.lead_locks.taking_lead).
+"""What the team does in Slack changes a lead only under its lock, like everything else.
+
+The lock is bot.store.lead_locks.taking_lead.
 
 A lead is worked from Slack through the real listeners (claim, pause and resume, a call logged from
 its modal, a team reply in the thread, consent noted, a visit booked, moved, cancelled, marked, the
@@ -42,7 +44,8 @@ def test_nothing_the_team_does_in_slack_changes_a_lead_without_its_lock(workspac
         visits = [a.status for a in session.scalars(select(Appointment).where(Appointment.lead_id == lead_id)
                                                     .order_by(Appointment.id))]
         logged = session.scalars(select(CallTask).where(CallTask.id == task_id)).one().outcome
-        team_reply = session.scalars(select(Message).where(Message.lead_id == lead_id, Message.author.is_not(None))).all()
+        team_reply = session.scalars(select(Message).where(Message.lead_id == lead_id,
+                                                           Message.author.is_not(None))).all()
     assert (lead.stage, lead.owner, lead.sms_consent_method) == ("lost", ALICE, "verbal")
     assert visits == ["rescheduled", "cancelled"] and logged == "left_voicemail" and team_reply
     assert watch.found == [], "\n".join(watch.found)

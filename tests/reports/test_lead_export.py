@@ -32,7 +32,8 @@ def seed(session_factory, *, name: str, phone: str | None, email: str | None, cr
                     custom_fields=custom or {}, timezone="America/Chicago", stage=stage,
                     sms_consent=bool(phone), sms_consent_method="web_form" if phone else None,
                     sms_consent_at=at if phone else None,
-                    link_token=secrets.token_urlsafe(16), unsubscribe_token=secrets.token_urlsafe(16), created_at=at, updated_at=at)
+                    link_token=secrets.token_urlsafe(16), unsubscribe_token=secrets.token_urlsafe(16),
+                    created_at=at, updated_at=at)
         session.add(lead)
         session.flush()
         return lead.id

@@ -26,7 +26,8 @@ LEADS = "C0LEADS"
 
 def _lead(session, name: str, source: str, at: datetime, stage: str = "contacted") -> Lead:
     lead = Lead(name=name, phone=None, email=None, source=source, timezone="America/Chicago", stage=stage,
-                link_token=secrets.token_urlsafe(12), unsubscribe_token=secrets.token_urlsafe(12), created_at=at, updated_at=at)
+                link_token=secrets.token_urlsafe(12), unsubscribe_token=secrets.token_urlsafe(12),
+                created_at=at, updated_at=at)
     session.add(lead)
     session.flush()
     return lead

@@ -157,7 +157,8 @@ def test_at_a_day_a_second_a_week_plays_out_with_every_touch_on_time(tmp_path: P
     from bot.store.models import Touch
 
     with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as sandbox:
-        sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "email": "dana@example.com", **WEB_FORM_CONSENT})
+        sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "email": "dana@example.com",
+                                     **WEB_FORM_CONSENT})
         wait_for(lambda: sandbox.world.texts)
         sandbox.set_speed(86400)
         wait_for(lambda: sandbox.clock.now() > START + timedelta(days=8), timeout=30)

@@ -246,7 +246,8 @@ def test_an_email_reply_reaches_the_lead_thread(browser, sandbox: Sandbox, debug
 def test_a_marked_thread_reply_reaches_the_phone_and_a_note_stays_in_slack(browser, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
-    sandbox.actions.submit_lead({"name": "Priya Shah", "phone": "+13125550188", "message": "After a car accident", **WEB_FORM_CONSENT})
+    sandbox.actions.submit_lead({"name": "Priya Shah", "phone": "+13125550188", "message": "After a car accident",
+                                 **WEB_FORM_CONSENT})
     dana = open_page(browser, sandbox, DANA)
     expect(card(dana, "Priya Shah")).to_be_visible()
     dana.get_by_test_id("phone-pick").select_option(label="Priya Shah · +13125550188")
@@ -271,18 +272,23 @@ def test_block_kit_is_drawn_as_slack_draws_it(browser, sandbox: Sandbox) -> None
     drawn = dana.evaluate("""() => {
         const blocks = [
           {type: "header", text: {type: "plain_text", text: "Hello :wave:"}},
-          {type: "section", text: {type: "mrkdwn", text: "*bold* _it_ ~gone~ `code` <https://example.com|a link> <@U0SANDSAM> &lt;!channel&gt;"},
+          {type: "section",
+           text: {type: "mrkdwn",
+                  text: "*bold* _it_ ~gone~ `code` <https://example.com|a link> <@U0SANDSAM> &lt;!channel&gt;"},
            accessory: {type: "overflow", action_id: "more", options: [
-             {text: {type: "plain_text", text: "Snooze 1 h"}, value: "1h"}, {text: {type: "plain_text", text: "Snooze 1 d"}, value: "1d"}]}},
+             {text: {type: "plain_text", text: "Snooze 1 h"}, value: "1h"},
+             {text: {type: "plain_text", text: "Snooze 1 d"}, value: "1d"}]}},
           {type: "divider"},
-          {type: "context", elements: [{type: "mrkdwn", text: "small print"}, {type: "image", image_url: "https://x/y.png", alt_text: "logo"}]},
+          {type: "context", elements: [{type: "mrkdwn", text: "small print"},
+                                       {type: "image", image_url: "https://x/y.png", alt_text: "logo"}]},
           {type: "actions", elements: [
             {type: "static_select", action_id: "pick", placeholder: {type: "plain_text", text: "Sequence"},
              options: [{text: {type: "plain_text", text: "Dental"}, value: "dental"}]},
             {type: "button", action_id: "go", text: {type: "plain_text", text: "Go"}, style: "primary", value: "1"}]},
           {type: "mystery"},
         ];
-        const el = Blocks.render(blocks, {people: (id) => id === "U0SANDSAM" ? "Sam Okafor" : null, team: [], act: () => {}});
+        const el = Blocks.render(blocks, {people: (id) => id === "U0SANDSAM" ? "Sam Okafor" : null, team: [],
+                                          act: () => {}});
         return {
           header: el.querySelector(".bk-header").textContent,
           html: el.querySelector(".bk-section .bk-text").innerHTML,

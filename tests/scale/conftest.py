@@ -187,7 +187,8 @@ class Fleet:
 @pytest.fixture
 def fleet(postgres_url: str, fleet_content, tmp_path: Path):
     business, sequences = fleet_content
-    with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio, SendGridApiStandin(SENDGRID_KEY, rate_limit_per_minute=None) as sendgrid:
+    with (TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio,
+          SendGridApiStandin(SENDGRID_KEY, rate_limit_per_minute=None) as sendgrid):
         world = Fleet(postgres_url, business, sequences, twilio, sendgrid, tmp_path)
         try:
             yield world

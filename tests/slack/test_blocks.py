@@ -205,7 +205,8 @@ def test_who_paused_is_a_real_mention_on_the_card_and_lead_text_in_a_reason_is_n
     paused = replace(CARD.progress, state="paused", reason="paused by <@U0ALICE>")
     shown = text_of(lead_card_blocks(replace(CARD, progress=paused)))
     assert "paused by <@U0ALICE>" in shown and "&lt;@U0ALICE&gt;" not in shown
-    assert bot_text("<!channel> <@U0EVIL> asked by <@U0ALICE>") == "&lt;!channel&gt; &lt;@U0EVIL&gt; asked by <@U0ALICE>"
+    assert (bot_text("<!channel> <@U0EVIL> asked by <@U0ALICE>")
+            == "&lt;!channel&gt; &lt;@U0EVIL&gt; asked by <@U0ALICE>")
     assert bot_text("said <@U0EVIL> here") == "said &lt;@U0EVIL&gt; here"
 
 
@@ -334,9 +335,11 @@ def test_lead_supplied_text_in_thread_entries_is_escaped(entry):
 
 @pytest.mark.parametrize(("entry", "text", "shown"), [
     (ThreadReplyStatus(channel="sms", author="U0ALICE", status="queued"),
-     "<@U0ALICE>'s text to the lead · queued", ":outbox_tray: <@U0ALICE>'s text to the lead · :hourglass_flowing_sand: queued"),
+     "<@U0ALICE>'s text to the lead · queued",
+     ":outbox_tray: <@U0ALICE>'s text to the lead · :hourglass_flowing_sand: queued"),
     (ThreadReplyStatus(channel="sms", author="U0ALICE", status="delivered"),
-     "<@U0ALICE>'s text to the lead · delivered", ":outbox_tray: <@U0ALICE>'s text to the lead · :white_check_mark: delivered"),
+     "<@U0ALICE>'s text to the lead · delivered",
+     ":outbox_tray: <@U0ALICE>'s text to the lead · :white_check_mark: delivered"),
     (ThreadReplyStatus(channel="sms", author="U0ALICE", status="failed", error_code="21610", error="unsubscribed"),
      "<@U0ALICE>'s text to the lead failed: unsubscribed (error 21610)",
      ":x: <@U0ALICE>'s text to the lead failed: unsubscribed (error 21610)"),

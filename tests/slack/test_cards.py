@@ -69,5 +69,6 @@ def test_a_night_leads_first_text_waits_for_quiet_hours_and_says_so():
     rows = touches({})
     rows[0].due_at = datetime(2027, 3, 3, 14, 0, tzinfo=timezone.utc)
     shown = progress(rows, wont_run=frozenset({"same_day_email"}))  # no email for this lead
-    assert shown.next_step == "First text" and shown.next_wait == "quiet hours and outside business hours (Mon-Sat 08:00-20:00)"
+    assert shown.next_step == "First text"
+    assert shown.next_wait == "quiet hours and outside business hours (Mon-Sat 08:00-20:00)"
     assert shown.next_at == "Wed, Mar 3 at 8:00 AM CST"

@@ -69,7 +69,8 @@ def test_twilio_media_needs_the_accounts_credentials_and_redirects_to_the_conten
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             url = f"http://127.0.0.1:{server.server_address[1]}/webhooks/twilio/sms"
-            assert twilio.inbound_mms(url, "+13125550142", "", to="+13125550100", media=[(b"JPEG", "image/jpeg")]) == 200
+            assert twilio.inbound_mms(url, "+13125550142", "", to="+13125550100",
+                                      media=[(b"JPEG", "image/jpeg")]) == 200
         finally:
             server.shutdown()
         [form] = received

@@ -113,7 +113,8 @@ def test_conversations_and_users_are_described(slack):
     user = client.users_info(user="U0ANN")["user"]
 
     assert (channel["id"], channel["name"], channel["is_member"]) == (LEADS, "leads", True)
-    assert (user["real_name"], user["tz"], user["profile"]["email"]) == ("Ann Lee", "America/Chicago", "ann@example.com")
+    assert (user["real_name"], user["tz"], user["profile"]["email"]) == (
+        "Ann Lee", "America/Chicago", "ann@example.com")
     assert client.users_info(user="U0BOT")["user"]["is_bot"] is True
 
 

@@ -43,7 +43,8 @@ class UnlockedChanges:
         for obj in [*session.new, *session.dirty, *session.deleted]:
             if not isinstance(obj, WATCHED) or (isinstance(obj, Lead) and obj in session.new):
                 continue
-            changed = _changed_columns(obj) if obj in session.dirty else {"(new)" if obj in session.new else "(deleted)"}
+            changed = (_changed_columns(obj) if obj in session.dirty
+                       else {"(new)" if obj in session.new else "(deleted)"})
             if not changed or all(name.startswith(DISPLAY_ONLY_PREFIX) for name in changed):
                 continue
             lead_id = obj.id if isinstance(obj, Lead) else obj.lead_id

@@ -476,7 +476,8 @@ def test_booked_on_the_call_starts_reminders(services):
         log_call_outcome(session, services, task_id, CallOutcome.BOOKED, now=services.clock.now(), actor=ALICE,
                          when=services.clock.now() + timedelta(days=2))
     with services.session_factory() as session:
-        assert {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}["appointment_reminders"] == "active"
+        states = {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}
+        assert states["appointment_reminders"] == "active"
 
 
 @pytest.mark.parametrize("outcome", [CallOutcome.WRONG_NUMBER, CallOutcome.NOT_INTERESTED])

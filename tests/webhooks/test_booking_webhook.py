@@ -1,4 +1,7 @@
-"""The generic booking webhook: idempotent, a lead for an unknown booker, a confirmation, the visit in the clinic's zone."""
+"""The generic booking webhook.
+
+Idempotent, a lead for an unknown booker, a confirmation, the visit in the clinic's zone.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ def new_lead(bot, **fields) -> int:
     # Consent to texts on record (the web form's checkbox), so the visit's texts may go.
     lead = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com", "consent": True,
             "consent_text": "I agree to receive texts from Lakeside Chiropractic about my inquiry.", **fields}
-    return bot.http.post("/webhooks/leads", json=lead, headers={"Authorization": f"Bearer {LEAD_TOKEN}"}).json()["lead_id"]
+    answer = bot.http.post("/webhooks/leads", json=lead, headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
+    return answer.json()["lead_id"]
 
 
 def book(bot, **fields):

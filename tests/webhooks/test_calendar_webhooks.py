@@ -165,8 +165,8 @@ def test_calendly_without_a_signing_key_refuses_with_a_reason(running_bot):
 # --- Cal.com -------------------------------------------------------------------------------------
 
 
-def calcom_booking(*, uid: str = "bk_7Hq2", start: str = "2026-11-30T21:00:00.000Z", email: str = "sam.park@example.com",
-                   phone: str | None = "+13125550199", **extra) -> dict:
+def calcom_booking(*, uid: str = "bk_7Hq2", start: str = "2026-11-30T21:00:00.000Z",
+                   email: str = "sam.park@example.com", phone: str | None = "+13125550199", **extra) -> dict:
     """A booking as Cal.com's webhooks carry it (payload of BOOKING_CREATED and friends)."""
     return {
         "type": "new-patient", "title": "New patient visit between Lakeside and Sam Park", "description": "",

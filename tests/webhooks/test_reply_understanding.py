@@ -145,7 +145,8 @@ def test_an_opt_out_by_email_that_names_texts_ends_texts_only(running_bot, twili
     assert (lead.sms_opted_out_at is not None, lead.email_opted_out_at is None) == (True, True)
     assert stored_reply(running_bot, lead_id).details["opt_out_channels"] == ["sms"]
     texts = len(twilio.messages)
-    send_direct(running_bot.services, lead_id, channel="email", body="Here are our hours", author=Actor.slack_user("U0FRONT"))
+    send_direct(running_bot.services, lead_id, channel="email", body="Here are our hours",
+                author=Actor.slack_user("U0FRONT"))
     assert len(twilio.messages) == texts and "Here are our hours" in sendgrid.emails[-1].text
 
 
@@ -167,7 +168,8 @@ def test_carrier_words_in_any_language_and_stop_with_a_signature_opt_out_of_text
     assert sent_after(running_bot, twilio, sendgrid, days=3)[0] == 0
 
 
-@pytest.mark.parametrize("words", ["can't stop the pain", "I'll stop by after work", "the swelling won't stop, what should I do"])
+@pytest.mark.parametrize("words", ["can't stop the pain", "I'll stop by after work",
+                                   "the swelling won't stop, what should I do"])
 def test_stop_inside_an_ordinary_sentence_opts_nobody_out_and_reaches_a_person(running_bot, twilio, team, words):
     lead_id = new_lead(running_bot)
     text_in(running_bot, twilio, words)

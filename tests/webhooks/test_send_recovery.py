@@ -20,8 +20,9 @@ PAST_LEASE = timedelta(seconds=SEND_LEASE_SECONDS + 1)
 def enroll(bot, *, phone: str | None = DANA_PHONE, email: str | None = None) -> int:
     services = bot.services
     with services.session_factory.begin() as session:
-        result = add_lead(session, LeadInput(name="Dana Lee", phone=phone, email=email, sms_consent=consented()), business=services.business,
-                          sequence=services.playbooks.get(), now=services.clock.now(), actor=Actor.lead(0))
+        result = add_lead(session, LeadInput(name="Dana Lee", phone=phone, email=email, sms_consent=consented()),
+                          business=services.business, sequence=services.playbooks.get(), now=services.clock.now(),
+                          actor=Actor.lead(0))
     return result.lead_id
 
 

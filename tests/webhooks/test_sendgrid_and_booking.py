@@ -11,7 +11,16 @@ from sqlalchemy import select
 from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
 from bot.usecases.delivery import DELIVERY_RETENTION, first_delivery, prune_processed_deliveries
 from bot.usecases.lead_actions import escalate_unfinished_bookings
-from bot.store.models import BookingLinkClick, CallTask, Enrollment, Lead, Message, OutboxEvent, ProcessedDelivery, Touch
+from bot.store.models import (
+    BookingLinkClick,
+    CallTask,
+    Enrollment,
+    Lead,
+    Message,
+    OutboxEvent,
+    ProcessedDelivery,
+    Touch,
+)
 from handlers.sendgrid_webhooks import MAX_EVENTS_BODY, MAX_EVENTS_PER_POST
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import (
@@ -177,8 +186,8 @@ def test_signed_email_events_update_the_message_once(running_bot, clock):
 def test_a_bounce_stops_email_to_that_lead(running_bot, clock, sendgrid):
     new_lead(running_bot)
     email = sent_email(running_bot, clock)
-    bounce = {"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "bounce", "type": "bounce",
-              "sg_event_id": "ev-2", "sg_message_id": f"{email.provider_id}.filter0001.1.0"}
+    bounce = {"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "bounce",
+              "type": "bounce", "sg_event_id": "ev-2", "sg_message_id": f"{email.provider_id}.filter0001.1.0"}
     assert post_events(running_bot, [bounce]).status_code == 200
     with running_bot.services.session_factory() as session:
         assert not session.get(Lead, email.lead_id).email_allowed
@@ -388,7 +397,8 @@ def test_a_mail_clients_one_click_unsubscribe_post_works(running_bot, sendgrid, 
     [accepted] = [e for e in sendgrid.emails if e.message_id == email.provider_id]
     _, unsubscribe = tokens(running_bot, lead_id)
     url = accepted.headers["List-Unsubscribe"].strip("<>")
-    assert url.endswith(f"/u/{unsubscribe}") and accepted.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert url.endswith(f"/u/{unsubscribe}")
+    assert accepted.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     answer = running_bot.http.post(url, content=b"List-Unsubscribe=One-Click",
                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert answer.status_code == 200
@@ -408,9 +418,9 @@ def test_an_event_for_an_email_whose_send_was_left_unknown_settles_it_as_sent_on
     with running_bot.services.session_factory() as session:
         assert session.get(Touch, item.touch_id).status == "unknown"
 
-    processed = {"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "processed", "sg_event_id": "ev-p",
-                 "sg_message_id": f"{receipt.provider_id}.filter0001.1.0", "touch_id": str(item.touch_id),
-                 "lead_id": str(lead_id)}
+    processed = {"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "processed",
+                 "sg_event_id": "ev-p", "sg_message_id": f"{receipt.provider_id}.filter0001.1.0",
+                 "touch_id": str(item.touch_id), "lead_id": str(lead_id)}
     delivered = {**processed, "event": "delivered", "sg_event_id": "ev-d"}
     assert post_events(running_bot, [processed, delivered]).json() == {"applied": 2, "ignored_stale": 0}
 
