@@ -89,7 +89,8 @@ class TwilioWebhooks:
         if not sid or not status:
             raise BadRequest(400, "MessageSid and MessageStatus are required")
         code = params.get("ErrorCode") or None
-        report = SmsStatusReport(message_sid=sid, status=status.lower(), error_code=code, failure=self.failure_kind(code))
+        report = SmsStatusReport(message_sid=sid, status=status.lower(), error_code=code,
+                                 failure=self.failure_kind(code))
         await run_in_threadpool(apply_sms_status, self.services, report)
         return Response(status_code=204)
 

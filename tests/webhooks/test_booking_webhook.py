@@ -157,7 +157,8 @@ def booked_through(business_file, booking_link):
     ("https://app.cal.com/lakeside/visit", "https://app.cal.com/lakeside/visit?name=Dana+Lee&email=dana%40example.com"),
     ("https://example.com/book", "https://example.com/book"),  # another page: left as it is
 ])
-def test_the_tracked_booking_link_prefills_name_and_email_for_calendly_and_calcom(booked_through, running_bot, expected):
+def test_the_tracked_booking_link_prefills_name_and_email_for_calendly_and_calcom(booked_through, running_bot,
+                                                                                 expected):
     lead_id = new_lead(running_bot)
     with running_bot.services.session_factory() as session:
         token = session.get(Lead, lead_id).link_token

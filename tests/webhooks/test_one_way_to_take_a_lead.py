@@ -23,7 +23,14 @@ from bot.usecases.forget import forget
 from bot.store.models import Lead, Message
 from tests.fakes import WEB_FORM_CONSENT
 from tests.support.unlocked_changes import UnlockedChanges
-from tests.webhooks.conftest import AUTH_TOKEN, BOOKING_TOKEN, CLINIC_NUMBER, INBOUND_TOKEN, LEAD_TOKEN, SENDGRID_EVENT_KEY
+from tests.webhooks.conftest import (
+    AUTH_TOKEN,
+    BOOKING_TOKEN,
+    CLINIC_NUMBER,
+    INBOUND_TOKEN,
+    LEAD_TOKEN,
+    SENDGRID_EVENT_KEY,
+)
 
 DANA = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com", **WEB_FORM_CONSENT}
 
