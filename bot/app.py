@@ -34,22 +34,36 @@ def sending_threads(settings: Settings) -> int:
     return settings.senders + settings.fast_lane_threads + 2  # the dispatching thread and a scheduler job
 
 
+def twilio_credentials(settings: Settings) -> tuple[str, str] | None:
+    """The Twilio account SID and auth token, or None when texting is not configured."""
+    account_sid, auth_token = settings.twilio_account_sid, settings.twilio_auth_token
+    return (account_sid, auth_token) if account_sid and auth_token else None
+
+
+def sendgrid_credentials(settings: Settings) -> tuple[str, str] | None:
+    """The SendGrid API key and sender address, or None when email is not configured."""
+    api_key, from_email = settings.sendgrid_api_key, settings.sendgrid_from_email
+    return (api_key, from_email) if api_key and from_email else None
+
+
 def sms_configured(settings: Settings) -> bool:
-    return bool(settings.twilio_account_sid and settings.twilio_auth_token)
+    return twilio_credentials(settings) is not None
 
 
 def email_configured(settings: Settings) -> bool:
-    return bool(settings.sendgrid_api_key and settings.sendgrid_from_email)
+    return sendgrid_credentials(settings) is not None
 
 
 def build_sms_sender(settings: Settings) -> SmsSender | None:
-    if not sms_configured(settings):
+    credentials = twilio_credentials(settings)
+    if credentials is None:
         return None
+    account_sid, auth_token = credentials
     from bot.channels.twilio_sms import TwilioSmsSender
 
     return TwilioSmsSender(
-        account_sid=settings.twilio_account_sid,
-        auth_token=settings.twilio_auth_token,
+        account_sid=account_sid,
+        auth_token=auth_token,
         from_number=settings.twilio_from_number,
         messaging_service_sid=settings.twilio_messaging_service_sid,
         api_url=settings.twilio_api_url,
@@ -58,13 +72,15 @@ def build_sms_sender(settings: Settings) -> SmsSender | None:
 
 
 def build_email_sender(settings: Settings, business: Business) -> EmailSender | None:
-    if not email_configured(settings):
+    credentials = sendgrid_credentials(settings)
+    if credentials is None:
         return None
+    api_key, from_email = credentials
     from bot.channels.sendgrid_email import SendGridEmailSender
 
     return SendGridEmailSender(
-        api_key=settings.sendgrid_api_key,
-        from_email=settings.sendgrid_from_email,
+        api_key=api_key,
+        from_email=from_email,
         from_name=business.name,
         reply_to=settings.sendgrid_reply_to,
         api_url=settings.sendgrid_api_url,

@@ -142,7 +142,7 @@ def calcom_booking(payload: dict[str, Any], default_region: str, now: datetime) 
     if not uid:
         raise BadRequest(422, "payload.uid (the booking) is required")
     attendees = [a for a in payload.get("attendees") or [] if isinstance(a, dict)]
-    responses = payload.get("responses") if isinstance(payload.get("responses"), dict) else {}
+    responses = given if isinstance(given := payload.get("responses"), dict) else {}
 
     def response(key: str) -> Any:
         value = responses.get(key)
@@ -156,8 +156,8 @@ def calcom_booking(payload: dict[str, Any], default_region: str, now: datetime) 
     name = _text(response("name")) or next((_text(a.get("name")) for a in attendees if _text(a.get("name"))), "")
     notes = _text(response("notes")) or _text(payload.get("additionalNotes"))
     replaces = _text(payload.get("rescheduleUid")) or _text(payload.get("fromReschedule"))
-    return BookingRequest(source=CALCOM, start_at=_start(payload.get("startTime"), "payload.startTime", now), email=email,
-                          phone=phone, name=name[:200], notes=notes[:5000], external_id=uid[:200],
+    return BookingRequest(source=CALCOM, start_at=_start(payload.get("startTime"), "payload.startTime", now),
+                          email=email, phone=phone, name=name[:200], notes=notes[:5000], external_id=uid[:200],
                           replaces=(replaces if replaces and replaces != uid else "")[:200] or None)
 
 
@@ -194,7 +194,7 @@ class CalendarWebhooks:
                 return await self._book(calendly_booking(payload, region, self.services.clock.now()))
             case "invitee.canceled":
                 uri = _text(payload.get("uri"))
-                cancellation = payload.get("cancellation") if isinstance(payload.get("cancellation"), dict) else {}
+                cancellation = given if isinstance(given := payload.get("cancellation"), dict) else {}
                 moved = payload.get("rescheduled") is True
                 return await self._change(CalendarChange(CALENDLY, uri, "moved" if moved else "cancel",
                                                          _text(cancellation.get("reason"))[:200]))
