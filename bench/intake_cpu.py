@@ -111,7 +111,8 @@ def main() -> None:
                 server = f"; PostgreSQL server {cost['server_cpu'] * 1000:.2f} ms" if kind == "postgresql" else ""
                 print(f"  {kind:<10} {label:<6}: intake {cost['intake_cpu'] * 1000:.2f} ms CPU, "
                       f"{cost['intake_statements']:.1f} statements; instant text {cost['lane_cpu'] * 1000:.2f} ms, "
-                      f"{cost['lane_statements']:.1f} statements; together {(cost['intake_cpu'] + cost['lane_cpu']) * 1000:.2f} ms"
+                      f"{cost['lane_statements']:.1f} statements; "
+                      f"together {(cost['intake_cpu'] + cost['lane_cpu']) * 1000:.2f} ms"
                       f"{server}; {cost['wall'] * 1000:.1f} ms a lead end to end", flush=True)
 
 

@@ -256,7 +256,8 @@ def _consent(command: RecordConsent, services: Services, actor: Actor) -> Answer
         return f"{record_consent_by_team(session, lead, command.change, command.note, now=now, actor=actor)} " \
                f"for *{_label(lead)}*"
 
-    return Answer(f":memo: {change_lead(services, lead_id, record, actor, missing=f'lead #{lead_id} no longer exists')}.")
+    noted = change_lead(services, lead_id, record, actor, missing=f"lead #{lead_id} no longer exists")
+    return Answer(f":memo: {noted}.")
 
 
 def _lead_id(services: Services, reference: str) -> int:

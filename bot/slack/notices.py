@@ -340,7 +340,8 @@ class NoticeCarrier:
                                    step=self._step_label(session, touch) if touch else None,
                                    lead_zone=self._lead_zone(lead))
         if message.slack_ts and lead.slack_channel:
-            self.calls.update(lead.slack_channel, message.slack_ts, thread_entry_text(entry), thread_entry_blocks(entry))
+            self.calls.update(lead.slack_channel, message.slack_ts, thread_entry_text(entry),
+                              thread_entry_blocks(entry))
             return
         # A direct message from the team has no entry yet: its first status is when it appears.
         message.slack_ts = self._post_entry(session, lead, entry)

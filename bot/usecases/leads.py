@@ -30,7 +30,17 @@ from bot.usecases.enrollment import NURTURE_SEQUENCE, end, open_enrollments, tim
 from bot.usecases.enrollment import enroll as start_sequence
 from bot.store.lead_locks import taking_lead
 from bot.core.planning import plan_touches
-from bot.store.models import AuditEntry, Base, ConsentEntry, Enrollment, EnrollmentState, Lead, OutboxEvent, Stage, Touch
+from bot.store.models import (
+    AuditEntry,
+    Base,
+    ConsentEntry,
+    Enrollment,
+    EnrollmentState,
+    Lead,
+    OutboxEvent,
+    Stage,
+    Touch,
+)
 from bot.store.outbox import Notice
 from bot.core.playbook import Sequence
 

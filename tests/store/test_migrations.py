@@ -186,7 +186,8 @@ def test_slack_notices_waiting_before_the_retry_reason_column_keep_their_retry_r
     downgrade_to(engine, "0010")
     at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
     old_words = {"rate_limited": ("chat.postMessage: rate limited", None),
-                 "lost": ("answer lost, maybe posted: chat.postMessage: Received a response in a non-JSON format", None),
+                 "lost": ("answer lost, maybe posted: chat.postMessage: Received a response in a non-JSON format",
+                          None),
                  "down": ("chat.postMessage: internal_error (HTTP 500)", None),
                  "done_long_ago": ("chat.postMessage: rate limited", at)}
     with engine.begin() as connection:

@@ -108,7 +108,8 @@ def test_a_new_lead_is_stored_with_its_consent_audit_and_card_notice_together(se
             (True, "web_form", WEB_FORM_CONSENT["consent_text"], "the lead", now)]
         logged = session.scalars(select(AuditEntry).where(AuditEntry.lead_id == lead.id).order_by(AuditEntry.id))
         assert [(a.action, a.details, a.actor_type) for a in logged] == [
-            ("lead_created", {"source": "web"}, "lead"), ("enrolled", {"sequence": services.playbooks.get().name}, "lead")]
+            ("lead_created", {"source": "web"}, "lead"),
+            ("enrolled", {"sequence": services.playbooks.get().name}, "lead")]
         notices = session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == lead.id)).all()
         assert [(n.kind, n.payload, n.delivered_at) for n in notices] == [("lead_created", {}, None)]
         enrollments = session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)).all()
