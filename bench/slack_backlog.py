@@ -96,8 +96,8 @@ def main() -> None:
     with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio:
         for kind in args.databases.split(","):
             for label, code in codes:
-                print(f"  {kind:<10} {label:<6}: {measure(kind, code, args.posts, args.seconds, twilio.url, args.profile)}",
-                      flush=True)
+                result = measure(kind, code, args.posts, args.seconds, twilio.url, args.profile)
+                print(f"  {kind:<10} {label:<6}: {result}", flush=True)
 
 
 if __name__ == "__main__":

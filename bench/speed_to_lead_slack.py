@@ -168,10 +168,12 @@ def main() -> None:
                         stop_bot(bot)
                     first += int(args.rate * args.seconds)
                     leads = int(args.rate * args.seconds)
-                    print(f"  {kind:<10} {label:<8}: {summary_ms(latencies)} = {percentile(latencies, 99) / floor_p99:.1f}x "
-                          f"floor p99; answer p99 {percentile(answers, 99) * 1000:.1f} ms; lost {lost}, "
+                    print(f"  {kind:<10} {label:<8}: {summary_ms(latencies)} = "
+                          f"{percentile(latencies, 99) / floor_p99:.1f}x floor p99; "
+                          f"answer p99 {percentile(answers, 99) * 1000:.1f} ms; lost {lost}, "
                           f"failed posts {len(failed)}; CPU {share * 100:.0f} % of a core; Slack took "
-                          f"{took['chat.postMessage']} posts and {took['chat.update']} edits ({took['refused']} refused), "
+                          f"{took['chat.postMessage']} posts and {took['chat.update']} edits "
+                          f"({took['refused']} refused), "
                           f"{pending} of {total} notices ({total / leads:.1f} per lead) still queued", flush=True)
                     if sampled:
                         print(f"    py-spy, {args.profile:g} s under the load, share of busy samples:\n    "
