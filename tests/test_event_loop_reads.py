@@ -72,8 +72,8 @@ def test_no_route_opens_a_file_on_the_event_loop(tmp_path: Path):
             "SENDGRID_API_URL": sendgrid.url, "FOLLOWUP_CLOCK_START": "2026-12-01T09:00:00-06:00",
         }
         with log.open("w") as out:
-            process = subprocess.Popen([sys.executable, "-c", WATCHED_RUN, str(business)], cwd=REPO, env=env, stdout=out,
-                                       stderr=subprocess.STDOUT)
+            process = subprocess.Popen([sys.executable, "-c", WATCHED_RUN, str(business)], cwd=REPO, env=env,
+                                       stdout=out, stderr=subprocess.STDOUT)
         try:
             wait_healthy(url, process, log=log)
             started = len(log.read_text())
@@ -94,7 +94,8 @@ def test_no_route_opens_a_file_on_the_event_loop(tmp_path: Path):
                 params = {"From": "+13125550142", "To": "+13125550100", "Body": "Do you take Blue Cross?",
                           "MessageSid": "SM" + "3" * 32, "AccountSid": ACCOUNT_SID}
                 signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{url}/webhooks/twilio/sms", params)
-                answers.append(http.post("/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": signature}))
+                answers.append(http.post("/webhooks/twilio/sms", data=params,
+                                         headers={"X-Twilio-Signature": signature}))
                 answers.append(http.post("/webhooks/sendgrid/inbound?token=inbound-token", files={
                     "from": (None, "Dana Lee <dana@example.com>"), "to": (None, "reply@inbound.lakeside.example"),
                     "subject": (None, "Re: hello"), "text": (None, "Is Friday open?"), "SPF": (None, "pass"),

@@ -258,7 +258,8 @@ BOOK: dict[str, Change] = {
     "the booking webhook (same lead, same start)": book_by_webhook_without_an_id,
 }
 #: Sources that redeliver: the same booking twice is one booking.
-REDELIVERED = ("Calendly", "Cal.com", "the booking webhook (external_id)", "the booking webhook (same lead, same start)")
+REDELIVERED = ("Calendly", "Cal.com", "the booking webhook (external_id)",
+               "the booking webhook (same lead, same start)")
 
 
 def move_by_card(clinic: Clinic, lead_id: int) -> None:
@@ -370,7 +371,8 @@ def attended_by_command(clinic: Clinic, lead_id: int) -> None:
     assert "attended the visit" in clinic.team.last_answer()
 
 
-ATTENDED: dict[str, Change] = {"the card's Attended button": attended_by_card, "/followup attended": attended_by_command}
+ATTENDED: dict[str, Change] = {"the card's Attended button": attended_by_card,
+                               "/followup attended": attended_by_command}
 
 CONFIRM: dict[str, Change] = {
     "a text": lambda clinic, _: text_in(clinic, clinic.twilio, "YES"),
