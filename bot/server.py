@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from bot.app import build_services, build_slack_poster
 from bot.core.clock import Clock
@@ -21,6 +24,9 @@ from bot.request_limits import QuietPerRequestWarnings, RefusalLog, RequestLimit
 from bot.web import closed_routes, create_web_app
 from bot.channels.webhook_delivery import WebhookDeliverer
 from handlers.http_edge import MAX_EMAIL_BODY
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +93,9 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
         digest = WeeklyDigestJob(services, slack_client(settings), settings.slack_leads_channel or "",
                                  settings.digest_schedule)
         scheduler.add_periodic("weekly_digest", digest.run_once, seconds=60)
-    extra_routes = []
-    on_start, on_stop = [scheduler.start], [scheduler.shutdown]
+    extra_routes: list[BaseRoute] = []
+    on_start: list[Callable[[], object]] = [scheduler.start]
+    on_stop: list[Callable[[], object]] = [scheduler.shutdown]
     if poster is not None:
         on_start.append(lambda: poster.start(idle_seconds=settings.poll_seconds))
         on_stop.insert(0, poster.stop)
@@ -100,7 +107,7 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
             extra_routes.append(slack_route(slack))
         if settings.slack_app_token:
             # Socket Mode: Slack needs no public URL; the connection opens with the server and closes with it.
-            socket: list = []
+            socket: list[SocketModeHandler] = []
             on_start.append(lambda: socket.append(start_socket_mode(slack, settings.slack_app_token or "")))
             on_stop.insert(0, lambda: [handler.close() for handler in socket])
     if refusals is not None:
@@ -109,9 +116,16 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
         # Last, after the server has closed its connections: uvicorn re-raises SIGTERM once it returns.
         on_stop.append(refusals.log_total)
     app = create_web_app(services, settings, extra_routes=extra_routes,
-                         on_start=lambda: [start() for start in on_start],
-                         on_stop=lambda: [stop() for stop in on_stop])
+                         on_start=_in_turn(on_start), on_stop=_in_turn(on_stop))
     return RunningParts(services, scheduler, poster, app)
+
+
+def _in_turn(steps: list[Callable[[], object]]) -> Callable[[], None]:
+    """One callable that runs the steps in order (what each returns is not needed)."""
+    def run() -> None:
+        for step in steps:
+            step()
+    return run
 
 
 def serve(settings: Settings) -> int:

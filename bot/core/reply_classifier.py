@@ -31,7 +31,8 @@ CHANNELS = ("sms", "email")
 class ReplyClass(StrEnum):
     """What a lead's reply means for their follow-up."""
 
-    OPT_OUT = "opt_out"  #: revoked consent: no more texts or emails on the channels it names (every one when it names none)
+    #: revoked consent: no more texts or emails on the channels it names (every one when it names none)
+    OPT_OUT = "opt_out"
     OPT_IN = "opt_in"  #: gave consent back (START, UNSTOP, or YES alone on SMS); a reply from a lead not opted out
     HELP = "help"  #: sent the carrier HELP keyword: answer with who we are and how to stop
     NOT_INTERESTED = "not_interested"  #: declined politely: the sales sequence ends, the lead is lost

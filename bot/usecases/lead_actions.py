@@ -200,7 +200,9 @@ def _with_unclear_time(reason: str, unclear: UnclearTime, services: Services, le
     lead_zone = lead_timezones(lead, services.business)[0]
     shown = [f"{candidate:%a, %b} {candidate.day} (no time named)" if day_only
              else team_time(candidate, services.business.timezone, lead_zone, first="lead")
-             for candidate, day_only in zip(unclear.candidates, unclear.day_only or (False,) * len(unclear.candidates))]
+             # One day_only flag per candidate (or none at all): unequal lengths would be a bug in requested_time.
+             for candidate, day_only in zip(unclear.candidates, unclear.day_only or (False,) * len(unclear.candidates),
+                                            strict=True)]
     could_be = f"; could be {' or '.join(shown)}" if shown else ""
     return f'{reason}: they wrote "{unclear.words}" ({unclear.why}){could_be}; ask which time'
 
@@ -432,7 +434,8 @@ def log_call_outcome(
                    consequence=decision.reason)
     apply_decision(session, services, lead, decision, now=now, actor=actor, announce=False)
     if outcome == CallOutcome.CALL_BACK:
-        open_call_task(session, services, lead, reason=f"call back as asked ({notes})" if notes else "call back as asked",
+        open_call_task(session, services, lead,
+                       reason=f"call back as asked ({notes})" if notes else "call back as asked",
                        now=now, actor=actor, due_at=when)
     return task
 
