@@ -209,6 +209,9 @@ def test_a_chunked_body_past_the_routes_limit_is_refused_while_it_is_still_comin
     chunk = b"%x\r\n%s\r\n" % (16 * 1024, b"x" * 16 * 1024)
     sent = 0
     with connect(edge.port) as sock:
+        # A small send buffer, so that what counts as sent is near what the server took in (the kernel's
+        # buffers on both sides hold megabytes otherwise).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
         sock.sendall(LEAD_HEADERS + b"Transfer-Encoding: chunked\r\n\r\n")
         answered = False
         while sent < 64 * 1024 * 1024 and not answered:
@@ -284,7 +287,7 @@ def test_refusals_are_summed_up_once_per_interval_never_a_line_each(edge):
     assert "Invalid HTTP request received" not in output
     summaries = [line for line in output.splitlines() if "HTTP edge refused" in line]
     refused = sum(int(line.split("HTTP edge refused ", 1)[1].split(" ", 1)[0]) for line in summaries)
-    assert refused >= 30 and all(Refusal.MALFORMED.value in line for line in summaries)
+    assert refused >= 30 and any(Refusal.MALFORMED.value in line for line in summaries)
     assert len(summaries) < refused / 3, summaries
 
 
@@ -312,10 +315,12 @@ class HeldApp:
 
     def __init__(self) -> None:
         self.release = threading.Event()
+        self.held = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        self.held += 1  # on the server's one event loop: no lock needed
         while scope["path"] == "/hold" and not self.release.is_set():
             await asyncio.sleep(0.01)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
@@ -338,7 +343,8 @@ def test_past_the_cap_with_every_connection_being_answered_a_new_one_gets_503_an
             sock = connect(port)
             sock.sendall(b"GET /hold HTTP/1.1\r\nHost: clinic\r\n\r\n")
             held.append(sock)
-        time.sleep(0.3)  # the three requests are in the app
+        while app.held < 3 and time.monotonic() < deadline + PATIENCE:
+            time.sleep(0.01)  # until the three requests are in the app, none of them waiting on its client
 
         with connect(port) as newcomer:
             newcomer.sendall(b"GET /hold HTTP/1.1\r\nHost: clinic\r\n\r\n")
