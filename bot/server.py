@@ -13,7 +13,6 @@ from starlette.routing import BaseRoute
 
 from bot.app import build_services, build_slack_poster
 from bot.core.clock import Clock
-from bot.usecases.conversations import recover_abandoned_direct
 from bot.usecases.delivery import prune_processed_deliveries
 from bot.usecases.dispatch import configured_channels, release_waiting_touches, waiting_channels_warnings
 from bot.scheduler import WorkScheduler
@@ -68,10 +67,8 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
                               claim_reminder_delay=settings.claim_reminder_delay,
                               send_lease_seconds=settings.send_lease_seconds, senders=settings.senders,
                               fast_lane_workers=settings.fast_lane_threads)
-    # One-off messages (team replies, HELP answers) a stopped process left `sending`: settled, never resent.
-    scheduler.add_periodic("direct_message_recovery",
-                           lambda: recover_abandoned_direct(services, lease_seconds=settings.send_lease_seconds),
-                           seconds=max(settings.send_lease_seconds / 2, 5.0))
+    # Sends a stopped process left `sending` (touches and one-off messages alike) are settled by the
+    # dispatcher's own ticks (bot.usecases.send_recovery): no job of their own.
     # Delivery ids kept for replay protection are forgotten once no retry or replay can bring them back.
     scheduler.add_periodic("processed_deliveries_pruning", lambda: prune_processed_deliveries(services),
                            seconds=3600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Mapping, Protocol
+from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,24 @@ class OutgoingEmail:
 
 class SmsSender(Protocol):
     def send_sms(self, message: OutgoingSms) -> SendReceipt: ...
+
+
+class SentSms(Protocol):
+    """A text as the provider lists it."""
+
+    @property
+    def sid(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+@runtime_checkable
+class SentSmsLookup(Protocol):
+    """A texting provider that can list what it holds for a number (Twilio can; SendGrid cannot list email)."""
+
+    def messages_to(self, to: str) -> Sequence[SentSms]: ...
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,8 @@ class Touch(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     #: A text rerouted because the number cannot take texts (bot.core.states.TouchReroute), else None.
     rerouted: Mapped[str | None] = mapped_column(String(10))
+    #: The channel ("sms" or "email") whose provider settings this touch waits for, else None.
+    waiting_for: Mapped[str | None] = mapped_column(String(10))
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="touches")
 

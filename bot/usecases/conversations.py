@@ -4,37 +4,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.store import audit, consent, outbox
-from bot.store.audit import SYSTEM, Actor
+from bot.store.audit import Actor
 from bot.store.consent import ConsentMethod
 from bot.usecases.lead_actions import on_missed_call, publish_media, receive_message
 from bot.store.lead_locks import taking_lead
 from bot.usecases.leads import LeadInput, add_lead, find_existing, take_in_lead
 from bot.store.models import Lead, Message
 from bot.store.outbox import Notice
-from bot.core.ports import (
-    OUTCOME_UNKNOWN,
-    OutgoingEmail,
-    OutgoingSms,
-    PermanentSendError,
-    SendReceipt,
-    TransientSendError,
-)
-from bot.usecases.provider_lookup import ask_provider
+from bot.core.ports import OutgoingEmail, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
 from bot.usecases.render_context import lead_context
 from bot.core.requested_time import UnclearTime
 from bot.core.rules import Decision, LeadSignal, signal_for_lead
+from bot.usecases.send_outcomes import record_direct_answer
 from bot.usecases.services import Services
 
 log = logging.getLogger(__name__)
-#: A one-off message's status when the provider may or may not have it: a person checks, nothing resends.
-UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -311,106 +302,16 @@ def send_direct(
             context = lead_context(lead, services.business, services.public_base_url) if channel == "email" else None
         outcome = _send(services, channel, to, body, subject, message_id, context)
         with services.session_factory.begin() as session:
+            # The lead's row again: a failed text may change the lead (Twilio knows of an opt-out).
+            services.lead_locks.lock_row(session, lead_id)
             message = session.get(Message, message_id)
             assert message is not None
-            if isinstance(outcome, SendReceipt):
-                message.provider_id, message.status = outcome.provider_id, outcome.status
-            elif isinstance(outcome, TransientSendError) and outcome.code == OUTCOME_UNKNOWN:
-                # The provider may have it: "failed" would invite a person to send it a second time.
-                message.error_code = outcome.code
-                _flag_unknown(session, message, now, outcome.reason)
-            else:
-                message.status, message.error_code = "failed", outcome.code
-                message.details = {**(message.details or {}), "error": outcome.reason}
+            record_direct_answer(session, services, message, outcome, now=now)
             audit.record(session, lead_id=lead_id, actor=author, action="direct_message", at=now,
                          channel=channel, status=message.status)
             outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead_id, at=now, message_id=message_id,
                            status=message.status)
     return message
-
-
-def recover_abandoned_direct(services: Services, *, lease_seconds: float, limit: int = 100) -> int:
-    """Settle one-off messages left `sending` longer than the lease by a process that stopped; return how many.
-
-    Like an abandoned touch, each is settled by asking the provider: found there, it is recorded
-    with its id; provably absent, it is marked failed; otherwise a person is asked. Never resent:
-    a person's words from a while ago may no longer fit, so the team decides.
-    """
-    now = services.clock.now()
-    # The lease is in real seconds; stored times are on the bot's (maybe scaled) clock.
-    cutoff = now - timedelta(seconds=lease_seconds * getattr(services.clock, "scale", 1.0))
-    with services.session_factory() as session:
-        abandoned = session.execute(
-            select(Message.id, Message.lead_id)
-            .where(Message.direction == "out", Message.status == "sending", Message.touch_id.is_(None),
-                   Message.created_at <= cutoff)
-            .order_by(Message.id)
-            .limit(limit)
-        ).all()
-    settled = 0
-    for message_id, lead_id in abandoned:
-        with services.lead_locks.hold(lead_id):
-            with services.session_factory.begin() as session:
-                # A live process deciding about this lead holds the row: leave the message to it.
-                lead = session.scalars(
-                    select(Lead).where(Lead.id == lead_id).with_for_update(skip_locked=True)
-                    .execution_options(populate_existing=True)
-                ).first()
-                message = session.get(Message, message_id, populate_existing=True) if lead else None
-                if lead is None or message is None or message.status != "sending":
-                    continue
-                if _settle_abandoned(session, services, lead, message, now):
-                    settled += 1
-    return settled
-
-
-def _settle_abandoned(session: Session, services: Services, lead: Lead, message: Message, now: datetime) -> bool:
-    try:
-        held = ask_provider(session, services, lead, message.body or "") if message.channel == "sms" else None
-    except TransientSendError as error:
-        log.warning("message %s: cannot settle an abandoned send yet: %s", message.id, error)
-        return False
-    if held is None:
-        _flag_unknown(session, message, now, "the process sending it stopped before recording the outcome, "
-                                             "and the provider cannot be asked")
-        return True
-    if held.ours is not None:
-        message.provider_id, message.status = held.ours.sid, held.ours.status or "sent"
-        audit.record(session, lead_id=lead.id, actor=SYSTEM, action="direct_message_recovered", at=now,
-                     message=message.id, provider_id=message.provider_id, found="sent")
-    elif held.unrecorded:
-        _flag_unknown(session, message, now, f"the process sending it stopped, and Twilio holds {held.unrecorded} "
-                                             "message(s) to this number that followup has no record of")
-    else:
-        why = "the process sending it stopped before Twilio got it"
-        message.status = "failed"
-        message.details = {**(message.details or {}), "error": why}
-        outbox.publish(session, Notice.NEEDS_PERSON, lead_id=lead.id, at=now, message_id=message.id,
-                       text=f"The {_described(message)} did not go out ({why}). It was not sent again: "
-                            "send it again if it still fits.")
-        audit.record(session, lead_id=lead.id, actor=SYSTEM, action="direct_message_recovered", at=now,
-                     message=message.id, found="not sent")
-    outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead.id, at=now, message_id=message.id,
-                   status=message.status)
-    return True
-
-
-def _flag_unknown(session: Session, message: Message, now: datetime, why: str) -> None:
-    """Mark a one-off message's outcome unknown and ask a person to check before anything is resent."""
-    message.status = UNKNOWN
-    message.details = {**(message.details or {}), "error": why}
-    outbox.publish(session, Notice.NEEDS_PERSON, lead_id=message.lead_id, at=now, message_id=message.id,
-                   text=f"It is not known whether the {_described(message)} reached the lead ({why}); "
-                        "check with the lead before sending it again.")
-    audit.record(session, lead_id=message.lead_id, actor=SYSTEM, action="direct_message_outcome_unknown", at=now,
-                 message=message.id, reason=why)
-
-
-def _described(message: Message) -> str:
-    kind = "text" if message.channel == "sms" else "email"
-    words = " ".join((message.body or "").split())
-    excerpt = words if len(words) <= 80 else words[:79] + "…"
-    return f'{kind} "{excerpt}"'
 
 
 def _why_not(lead: Lead, channel: str) -> str:

@@ -14,14 +14,21 @@ from sqlalchemy.orm import Session
 
 from bot.store import audit, outbox
 from bot.store.audit import SYSTEM
-from bot.usecases.lead_actions import apply_decision, opt_out, set_stage
+from bot.usecases.lead_actions import opt_out
 from bot.store.lead_locks import taking_lead
 from bot.store.models import Lead, Message, ProcessedDelivery, Touch
 from bot.store.outbox import Notice
 from bot.core.ports import FailureKind
-from bot.core.rules import LeadSignal, decide_on_signal, stage_after_touch
+from bot.usecases.send_outcomes import (
+    DispatchReport,
+    ProvedSent,
+    SendRecorder,
+    TouchSend,
+    reroute_touch,
+    text_failure_for_lead,
+)
 from bot.usecases.services import Services
-from bot.core.states import Stage, TouchStatus
+from bot.core.states import TouchStatus
 
 #: How far along a message is; a report never moves a message back (callbacks repeat and cross).
 SMS_PROGRESS = {
@@ -134,20 +141,12 @@ def _sms_failure_consequence(session: Session, services: Services, lead: Lead, r
                              now: datetime, message: Message) -> bool:
     """Apply what a failed text means for the lead; True when the touch was queued to go another way."""
     code = report.error_code
-    if report.failure == FailureKind.OPTED_OUT:
-        opt_out(session, lead, "sms", now=now, actor=SYSTEM)
-        apply_decision(session, services, lead, decide_on_signal(LeadSignal.OPT_OUT, current_stage=Stage(lead.stage)),
-                       now=now, actor=SYSTEM)
-    elif report.failure == FailureKind.UNREACHABLE and not lead.sms_unreachable_reason:
-        lead.sms_unreachable_reason = f"texts are not delivered to this number (error {code})"
-        audit.record(session, lead_id=lead.id, actor=SYSTEM, action="sms_unreachable", at=now, code=code)
-        outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
-                       text=f"{lead.sms_unreachable_reason}: remaining texts go by email or a call")
-        touch = session.get(Touch, message.touch_id) if message.touch_id else None
-        if touch is not None and touch.status == TouchStatus.SENT:
-            from bot.usecases.dispatch import reroute_touch
-
-            return reroute_touch(session, touch, now=now, error=f"not delivered (error {code})")
+    newly_unreachable = text_failure_for_lead(
+        session, services, lead, report.failure, why=f"texts are not delivered to this number (error {code})",
+        code=code, now=now)
+    touch = session.get(Touch, message.touch_id) if newly_unreachable and message.touch_id else None
+    if touch is not None and touch.status == TouchStatus.SENT:
+        return reroute_touch(session, touch, now=now, error=f"not delivered (error {code})")
     return False
 
 
@@ -193,7 +192,7 @@ def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> E
         with taking_lead(services, lead_id) as (session, _):
             if not first_delivery(session, "sendgrid-event", event_id, now):
                 continue
-            message = _email_message_for(session, event) or _settle_unknown_email(session, event, now)
+            message = _email_message_for(session, event) or _settle_unknown_email(session, services, event, now)
             if message is None or message.lead_id != lead_id:
                 continue
             if kind in EMAIL_PROGRESS:
@@ -220,7 +219,8 @@ def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> E
     return EmailEventsResult(applied, stale)
 
 
-def _settle_unknown_email(session: Session, event: Mapping[str, Any], now: datetime) -> Message | None:
+def _settle_unknown_email(session: Session, services: Services, event: Mapping[str, Any],
+                          now: datetime) -> Message | None:
     """An event for an email whose send outcome was unknown proves SendGrid took it: record it as sent.
 
     A process that died mid-send (or a send whose answer was lost) leaves the touch `unknown` and
@@ -235,20 +235,17 @@ def _settle_unknown_email(session: Session, event: Mapping[str, Any], now: datet
     provider_id = str(event.get("sg_message_id") or "").split(".")[0] or None
     if provider_id and session.scalar(select(Touch.id).where(Touch.provider_id == provider_id)) is not None:
         provider_id = None  # already another touch's: keep the record unique rather than guess
-    touch.status, touch.provider_id, touch.sent_at, touch.last_error = TouchStatus.SENT, provider_id, now, None
-    message = Message(lead_id=lead.id, direction="out", channel="email", touch_id=touch.id, provider_id=provider_id,
-                      subject=touch.subject, body=touch.body_text or "", status="queued", created_at=now)
-    session.add(message)
-    session.flush()
-    set_stage(session, lead, stage_after_touch(Stage(lead.stage)), now=now, actor=SYSTEM, reason="first touch sent")
+    by = f"sendgrid {event.get('event')} event"
     audit.record(session, lead_id=lead.id, actor=SYSTEM, action="touch_recovered", at=now, touch=touch.id,
-                 provider_id=provider_id, found="sent", by=f"sendgrid {event.get('event')} event")
-    outbox.publish(session, Notice.TOUCH_SENT, lead_id=lead.id, at=now, touch_id=touch.id)
+                 provider_id=provider_id, found="sent", by=by)
+    # Recorded as every send is (bot.usecases.send_outcomes), with SendGrid's first word on it: queued.
+    send = TouchSend(touch.id, lead.id, touch.enrollment_id, touch.attempts, "email", touch.body_text or "",
+                     touch.subject)
+    SendRecorder(services).record_sent(session, [(send, ProvedSent(provider_id, "queued"))], DispatchReport())
     outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
                    text=f"Settled: SendGrid reports the email “{touch.subject or 'without a subject'}” as {event.get('event')}, so it "
                         "was sent once; nothing to check.")
-    outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
-    return message
+    return session.scalars(select(Message).where(Message.touch_id == touch.id, Message.channel == "email")).first()
 
 
 def _email_lead_for(session: Session, event: Mapping[str, Any]) -> int | None:

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.store.audit import SYSTEM, Actor
-from bot.usecases.conversations import InboundMessage, recover_abandoned_direct, send_direct, take_inbound
+from bot.usecases.conversations import InboundMessage, send_direct, take_inbound
+from bot.usecases.send_recovery import recover_abandoned
 from bot.usecases.leads import LeadInput, add_lead
 from bot.store.models import Enrollment, Lead, Message, OutboxEvent
 from bot.core.ports import OUTCOME_UNKNOWN, OutgoingSms, SendReceipt, TransientSendError
@@ -160,12 +161,12 @@ def test_a_reply_twilio_took_just_before_the_process_stopped_is_recorded_with_it
     [stored] = direct_messages(services, lead_id)
     assert (stored.status, stored.provider_id) == ("sending", None)
     clock.advance(PAST_LEASE)
-    assert recover_abandoned_direct(services, lease_seconds=LEASE_SECONDS) == 1
+    assert recover_abandoned(services, lease_seconds=LEASE_SECONDS).messages == 1
     [stored] = direct_messages(services, lead_id)
     assert (stored.status, stored.provider_id) == ("sent", sms.held[0][1].sid)
     assert len(sms.sent) == 1 and notices(services, lead_id, "needs_person") == []
     assert notices(services, lead_id, "message_status")[-1] == {"message_id": stored.id, "status": "sent"}
-    assert recover_abandoned_direct(services, lease_seconds=LEASE_SECONDS) == 0
+    assert recover_abandoned(services, lease_seconds=LEASE_SECONDS).messages == 0
 
 
 def test_a_reply_that_never_reached_twilio_is_marked_failed_for_a_person_and_not_resent(services, sms, clock):
@@ -178,7 +179,7 @@ def test_a_reply_that_never_reached_twilio_is_marked_failed_for_a_person_and_not
     with pytest.raises(Crash):
         send_direct(services, lead_id, body="See you at 3!", author=ALICE)
     clock.advance(PAST_LEASE)
-    assert recover_abandoned_direct(services, lease_seconds=LEASE_SECONDS) == 1
+    assert recover_abandoned(services, lease_seconds=LEASE_SECONDS).messages == 1
     [stored] = direct_messages(services, lead_id)
     assert stored.status == "failed" and stored.provider_id is None
     assert sms.sent == []
@@ -193,7 +194,7 @@ def test_a_reply_when_twilio_holds_other_unrecorded_texts_is_left_to_a_person(se
     with pytest.raises(Crash):
         send_direct(services, lead_id, body="See you at 3!", author=ALICE)
     clock.advance(PAST_LEASE)
-    assert recover_abandoned_direct(services, lease_seconds=LEASE_SECONDS) == 1
+    assert recover_abandoned(services, lease_seconds=LEASE_SECONDS).messages == 1
     [stored] = direct_messages(services, lead_id)
     assert stored.status == "unknown" and len(sms.sent) == 1
     [flag] = notices(services, lead_id, "needs_person")
@@ -206,7 +207,7 @@ def test_an_email_reply_left_sending_is_left_to_a_person_since_sendgrid_cannot_b
     with pytest.raises(Crash):
         send_direct(services, lead_id, body="See you at 3!", author=ALICE, channel="email")
     clock.advance(PAST_LEASE)
-    assert recover_abandoned_direct(services, lease_seconds=LEASE_SECONDS) == 1
+    assert recover_abandoned(services, lease_seconds=LEASE_SECONDS).messages == 1
     [stored] = direct_messages(services, lead_id)
     assert stored.status == "unknown" and email.sent == []
     [flag] = notices(services, lead_id, "needs_person")
@@ -219,7 +220,7 @@ def test_a_reply_still_within_its_lease_is_left_alone(services, sms, clock):
     with pytest.raises(Crash):
         send_direct(services, lead_id, body="See you at 3!", author=ALICE)
     clock.advance(timedelta(seconds=LEASE_SECONDS - 5))
-    assert recover_abandoned_direct(services, lease_seconds=LEASE_SECONDS) == 0
+    assert recover_abandoned(services, lease_seconds=LEASE_SECONDS).messages == 0
     assert [m.status for m in direct_messages(services, lead_id)] == ["sending"]
 
 

@@ -192,14 +192,14 @@ def test_as_many_groups_as_senders_are_out_at_once_without_waiting_for_a_databas
 def test_stopping_several_senders_finishes_the_sends_in_flight_and_hands_back_the_rest(services, sms):
     leads = enroll(services, 6)
     dispatcher = Dispatcher(services, senders=2, group_size=1)
-    call_provider = dispatcher._call_provider  # noqa: SLF001 - the test stops the dispatcher between the provider call and the record
+    call_provider = dispatcher.delivery.call_provider
 
     def send_then_stop(item):  # noqa: ANN001, ANN202 - SIGTERM arrives during the first send
         outcome = call_provider(item)
         dispatcher.stop()
         return outcome
 
-    dispatcher._call_provider = send_then_stop  # noqa: SLF001 - the test stops the dispatcher between the provider call and the record
+    dispatcher.delivery.call_provider = send_then_stop  # type: ignore[method-assign]  # the test stops the dispatcher between the provider call and the record
     dispatcher.run_due()
     dispatcher.close()
     in_flight = len(sms.sent)

@@ -114,14 +114,14 @@ def test_while_twilio_cannot_be_asked_the_touch_waits_and_blocks_the_next(runnin
 def test_a_stopping_dispatcher_hands_back_the_rest_of_its_batch_at_once(running_bot, twilio):
     first, second = enroll(running_bot), enroll(running_bot, phone="+13125550143")
     dispatcher = Dispatcher(running_bot.services)
-    call_provider = dispatcher._call_provider  # noqa: SLF001 - the test stops the dispatcher between the provider call and the record
+    call_provider = dispatcher.delivery.call_provider
 
     def send_then_stop(item):  # noqa: ANN001, ANN202 - SIGTERM arrives during the first send
         outcome = call_provider(item)
         dispatcher.stop()
         return outcome
 
-    dispatcher._call_provider = send_then_stop  # noqa: SLF001 - the test stops the dispatcher between the provider call and the record
+    dispatcher.delivery.call_provider = send_then_stop  # type: ignore[method-assign]  # the test stops the dispatcher between the provider call and the record
     dispatcher.run_due()
     assert len(twilio.messages) == 1
     handed_back = touches(running_bot, second)[0]
