@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPILING = {"render_string", "check_string", "from_string", "Template", "compile_expression"}
 MAY_COMPILE = {"bot/core/templating.py", "bot/core/playbook.py"}
 #: Callers of render_email: each passes a subject taken from `step.subjects`.
-PLAYBOOK_SUBJECT_CALLERS = {"bot/usecases/dispatch.py", "bot/reports/preview.py", "bot/reports/content_check.py"}
+PLAYBOOK_SUBJECT_CALLERS = {"bot/usecases/touch_rendering.py", "bot/reports/preview.py", "bot/reports/content_check.py"}
 
 
 def calls(name_set: set[str]) -> dict[str, list[int]]:
