@@ -139,6 +139,42 @@ def test_touches_rerouted_before_0009_say_so_in_their_own_column(engine):
     assert rerouted == {"by_email": "email", "by_call": "call", "queued": "queued", "plain": None, "skipped": None}
 
 
+def test_touches_waiting_for_a_channel_before_0011_say_which_in_their_own_column(engine):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert, select
+
+    from bot.store.db import upgrade
+    from bot.store.models import Enrollment, Touch
+
+    downgrade_to(engine, "0010")
+    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
+    waiting = datetime(9999, 1, 1, tzinfo=timezone.utc)
+    with engine.begin() as connection:
+        lead_id = connection.execute(insert(Lead.__table__).returning(Lead.__table__.c.id), [dict(
+            name="Lead", phone="+13125550142", source="web", timezone="America/Chicago", link_token="token-1",
+            unsubscribe_token="token-2", sms_consent=True, email_consent=True, stage="contacted", first_message="",
+            custom_fields={}, created_at=at, updated_at=at)]).scalar()
+        enrollment_id = connection.execute(insert(Enrollment.__table__).returning(Enrollment.__table__.c.id), [dict(
+            lead_id=lead_id, sequence_name="default", state="active", state_reason="", enrolled_at=at)]).scalar()
+        old_ways = {
+            "for_sms": ("sms", "scheduled", "waiting: SMS is not configured (set TWILIO_ACCOUNT_SID, ...); it goes out "
+                                            "once it is and followup is restarted"),
+            # An SMS step said by email waits for email: only its words said so.
+            "for_email": ("sms", "scheduled", "waiting: email is not configured (set SENDGRID_API_KEY and "
+                                              "SENDGRID_FROM_EMAIL); it goes out once it is and followup is restarted"),
+            "failed": ("sms", "failed", "Twilio refused it (code 30007)"), "plain": ("email", "scheduled", None)}
+        connection.execute(insert(Touch.__table__), [
+            dict(enrollment_id=enrollment_id, lead_id=lead_id, step_id=step, channel=channel, position=index,
+                 planned_at=at, due_at=at, status=status, attempts=0, last_error=error,
+                 next_attempt_at=waiting if error and error.startswith("waiting") else None)
+            for index, (step, (channel, status, error)) in enumerate(old_ways.items())])
+    upgrade(engine)
+    with engine.connect() as connection:
+        waiting_for = {row.step_id: row.waiting_for for row in connection.execute(select(Touch.__table__))}
+    assert waiting_for == {"for_sms": "sms", "for_email": "email", "failed": None, "plain": None}
+
+
 def downgrade_to(engine, revision: str) -> None:
     """Take a migrated database back to an earlier release's schema (to upgrade rows written by it)."""
     from alembic import command
