@@ -20,7 +20,8 @@ from bot.core.reply_classifier import ReplyRules
 from bot.store.audit import Actor
 from bot.usecases.appointments import BookingRequest, BookingResult, UnknownLead, take_booking
 from bot.usecases.lead_actions import LeadActionRefused
-from bot.usecases.leads import InvalidLead, IntakeResult, LeadInput, take_in_lead
+from bot.usecases.intake import take_in_and_send
+from bot.usecases.leads import InvalidLead, IntakeResult, LeadInput
 from bot.usecases.replies import take_form_again
 from bot.usecases.services import Services
 from handlers.http_edge import BadRequest, appointment_start, endpoint, request_fields, require_bearer
@@ -62,10 +63,8 @@ class LeadWebhooks:
 
     def _add_lead(self, data: LeadInput) -> IntakeResult:
         services = self.services
-        result = take_in_lead(services, data, sequence=services.playbooks.get(data.sequence), actor=Actor.lead(0))
-        if result.enrolled:
-            services.send_due_now(result.lead_id)
-        elif not result.created:
+        result = take_in_and_send(services, data, sequence=services.playbooks.get(data.sequence), actor=Actor.lead(0))
+        if not result.enrolled and not result.created:
             take_form_again(services, self.reply_rules, result.lead_id, data)
         return result
 

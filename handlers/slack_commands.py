@@ -32,7 +32,8 @@ from bot.usecases.lead_actions import (
     stop_lead,
 )
 from bot.reports.lead_views import lead_detail
-from bot.usecases.leads import InvalidLead, LeadInput, take_in_lead
+from bot.usecases.intake import take_in_and_send
+from bot.usecases.leads import InvalidLead, LeadInput
 from bot.store.models import Lead
 from bot.reports.breakdowns import stats_table
 from bot.usecases.services import Services
@@ -158,11 +159,9 @@ def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:
     data = LeadInput.parse({k: v for k, v in fields.items() if v}, default_region=services.default_region,
                            default_source="slack", sms_countries=services.sms_countries)
     seen: list[tuple[str, str | None]] = []
-    result = take_in_lead(services, data, actor=actor,
+    result = take_in_and_send(services, data, actor=actor,
                           also=lambda _session, lead, _result: seen.append((_label(lead), why_no_sms_consent(lead))))
     [(label, no_texts_because)] = seen
-    if result.enrolled:
-        services.send_due_now(result.lead_id)
     after_change(services)
     if result.created:
         consent_hint = (f" Automated texts wait: {no_texts_because}, so they get email and calls. If they agreed "

@@ -15,7 +15,8 @@ from bot.store.audit import Actor
 from bot.store.consent import ConsentMethod
 from bot.usecases.lead_actions import on_missed_call, publish_media, receive_message
 from bot.store.lead_locks import taking_lead
-from bot.usecases.leads import LeadInput, add_lead, find_existing, take_in_lead
+from bot.usecases.intake import take_in_and_send
+from bot.usecases.leads import LeadInput, add_lead, find_existing
 from bot.store.models import Lead, Message
 from bot.store.outbox import Notice
 from bot.core.ports import OutgoingEmail, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
@@ -188,13 +189,11 @@ def take_missed_call(services: Services, phone: str, call_sid: str) -> MissedCal
 
         data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
         try:
-            result = take_in_lead(services, data, actor=Actor.lead(0), also=text_back_answers_the_call)
+            result = take_in_and_send(services, data, actor=Actor.lead(0), also=text_back_answers_the_call)
         except _CallAlreadyTaken:  # Twilio asked again about the same call: say the same, do nothing twice
             with services.session_factory() as session:
                 lead = find_existing(session, phone, None)
                 return MissedCallAnswer(lead.id if lead else 0, None, texted=bool(lead and lead.sms_answer_allowed))
-        if result.enrolled:
-            services.send_due_now(result.lead_id)
         return MissedCallAnswer(result.lead_id, None, texted=texted[0])
     assert known_id is not None
     with taking_lead(services, known_id) as (session, lead):
