@@ -169,10 +169,10 @@ class TouchPolicy:
         what, settings = CHANNEL_SETTINGS[channel]
         why = (f"waiting: {what} is not configured (set {settings}); it goes out once it is and followup "
                "is restarted")
-        touch.status, touch.next_attempt_at = TouchStatus.SCHEDULED, WAITING_FOR_SETTINGS
-        touch.waiting_for = str(channel)
-        if touch.last_error != why:
-            touch.last_error = why
+        said = touch.waiting_for == channel  # said in the thread when it began waiting for this channel
+        touch.status, touch.next_attempt_at, touch.waiting_for = TouchStatus.SCHEDULED, WAITING_FOR_SETTINGS, channel
+        touch.last_error = why
+        if not said:
             step = step_of(self.services, touch.enrollment, touch)
             label = step.label if step is not None else step_label(None, touch.step_id)
             outbox.publish(session, Notice.DECISION, lead_id=touch.lead_id, at=now, text=f"{label} is {why}")
