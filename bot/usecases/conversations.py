@@ -303,14 +303,14 @@ def send_direct(
         with services.session_factory.begin() as session:
             # The lead's row again: a failed text may change the lead (Twilio knows of an opt-out).
             services.lead_locks.lock_row(session, lead_id)
-            message = session.get(Message, message_id)
-            assert message is not None
-            record_direct_answer(session, services, message, outcome, now=now)
+            answered = session.get(Message, message_id)
+            assert answered is not None
+            record_direct_answer(session, services, answered, outcome, now=now)
             audit.record(session, lead_id=lead_id, actor=author, action="direct_message", at=now,
-                         channel=channel, status=message.status)
+                         channel=channel, status=answered.status)
             outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead_id, at=now, message_id=message_id,
-                           status=message.status)
-    return message
+                           status=answered.status)
+    return answered
 
 
 def _why_not(lead: Lead, channel: str) -> str:
