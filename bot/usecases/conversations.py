@@ -301,11 +301,9 @@ def send_direct(
             context = lead_context(lead, services.business, services.public_base_url) if channel == "email" else None
         outcome = _send(services, channel, to, body, subject, message_id, context)
         with services.session_factory.begin() as session:
-            # The lead's row again: a failed text may change the lead (Twilio knows of an opt-out).
-            services.lead_locks.lock_row(session, lead_id)
             answered = session.get(Message, message_id)
             assert answered is not None
-            record_direct_answer(session, services, answered, outcome, now=now)
+            record_direct_answer(session, answered, outcome, now=now)
             audit.record(session, lead_id=lead_id, actor=author, action="direct_message", at=now,
                          channel=channel, status=answered.status)
             outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead_id, at=now, message_id=message_id,

@@ -399,9 +399,9 @@ class SendRecorder:
 # --- one-off messages -----------------------------------------------------------------------------
 
 
-def record_direct_answer(session: Session, services: Services, message: Message,
-                         outcome: SendReceipt | SendError, *, now: datetime) -> None:
-    """Record what the provider answered to a one-off message, on the message and (a failed text) on the lead.
+def record_direct_answer(session: Session, message: Message, outcome: SendReceipt | SendError, *,
+                         now: datetime) -> None:
+    """Record what the provider answered to a one-off message.
 
     A one-off message is never sent again by the bot: a person's words from a while ago may no
     longer fit, so what could not go now has failed, and the team decides.
@@ -415,13 +415,10 @@ def record_direct_answer(session: Session, services: Services, message: Message,
         message.error_code = answer.code
         direct_outcome_unknown(session, message, now, answer.reason)
         return
+    # Nothing is concluded about the lead from a one-off message's failure (the thread shows it, and
+    # a person reads it); a touch's failure with the same kind does change the lead (SendRecorder).
     message.status, message.error_code = "failed", answer.code
     message.details = {**(message.details or {}), "error": answer.reason}
-    if message.channel == "sms" and answer.kind != FailureKind.OTHER:
-        lead = session.get(Lead, message.lead_id)
-        assert lead is not None
-        text_failure_for_lead(session, services, lead, answer.kind, why=f"SMS cannot reach this number "
-                              f"({answer.error_text})", code=answer.code, now=now)
 
 
 def direct_outcome_unknown(session: Session, message: Message, now: datetime, why: str) -> None:

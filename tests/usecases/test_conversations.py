@@ -13,7 +13,7 @@ from bot.usecases.conversations import InboundMessage, send_direct, take_inbound
 from bot.usecases.send_recovery import recover_abandoned
 from bot.usecases.leads import LeadInput, add_lead
 from bot.store.models import Enrollment, Lead, Message, OutboxEvent
-from bot.core.ports import OUTCOME_UNKNOWN, FailureKind, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.core.ports import OUTCOME_UNKNOWN, OutgoingSms, SendReceipt, TransientSendError
 from bot.core.rules import LeadSignal
 from bot.channels.twilio_sms import SentSms
 from tests.fakes import WEB_FORM_CONSENT, FakeSmsSender
@@ -150,30 +150,6 @@ def test_a_reply_whose_outcome_twilio_left_unknown_is_flagged_for_a_person_not_r
     assert stored.status == "unknown" and "did not answer" in stored.details["error"]
     [flag] = notices(services, lead_id, "needs_person")
     assert "not known whether" in flag["text"] and "before sending it again" in flag["text"]
-
-
-def test_a_reply_twilio_refuses_because_the_number_opted_out_opts_the_lead_out_as_a_failed_touch_does(services, sms):
-    lead_id = quiet_lead(services)
-    sms.failures = [PermanentSendError("Attempt to send to unsubscribed recipient", code="21610",
-                                       kind=FailureKind.OPTED_OUT)]
-    sent = send_direct(services, lead_id, body="See you at 3!", author=ALICE)
-    assert sent.status == "failed"
-    with services.session_factory() as session:
-        lead = session.get(Lead, lead_id)
-        assert lead.sms_opted_out_at is not None and lead.stage == "opted_out" and not lead.sms_answer_allowed
-    assert enrollment_states(services, lead_id) == ["stopped"]
-
-
-def test_a_reply_to_a_number_that_cannot_take_texts_marks_the_lead_unreachable_as_a_failed_touch_does(services,
-                                                                                                       sms):
-    lead_id = quiet_lead(services)
-    sms.failures = [PermanentSendError("not a mobile number", code="21614", kind=FailureKind.UNREACHABLE)]
-    send_direct(services, lead_id, body="See you at 3!", author=ALICE)
-    with services.session_factory() as session:
-        lead = session.get(Lead, lead_id)
-        assert lead.sms_unreachable_reason == "SMS cannot reach this number (not a mobile number (code 21614))"
-    assert any("remaining texts go by email or a call" in notice["text"] for notice in notices(services, lead_id,
-                                                                                               "decision"))
 
 
 def test_a_reply_twilio_took_just_before_the_process_stopped_is_recorded_with_its_sid_not_resent(
