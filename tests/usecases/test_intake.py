@@ -13,7 +13,7 @@ DANA = {"name": "Dana Lee", "phone": "+13125550142", "message": "Lower back pain
 
 def fast_lane(services) -> None:
     """The scheduler's fast lane, run in the caller's thread: the lead's due touches go now."""
-    services.dispatch_lead = lambda lead_id: Dispatcher(services).run_leads([lead_id])
+    services.wakeups.connect(lead=lambda lead_id: Dispatcher(services).run_leads([lead_id]))
 
 
 def test_a_new_lead_taken_in_gets_its_instant_text_before_the_call_returns(services, sms):
