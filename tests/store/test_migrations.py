@@ -139,7 +139,7 @@ def test_touches_rerouted_before_0009_say_so_in_their_own_column(engine):
     assert rerouted == {"by_email": "email", "by_call": "call", "queued": "queued", "plain": None, "skipped": None}
 
 
-def test_touches_waiting_for_a_channel_before_0011_say_which_in_their_own_column(engine):
+def test_touches_waiting_for_a_channel_before_0013_say_which_in_their_own_column(engine):
     from datetime import datetime, timezone
 
     from sqlalchemy import insert, select
@@ -147,7 +147,7 @@ def test_touches_waiting_for_a_channel_before_0011_say_which_in_their_own_column
     from bot.store.db import upgrade
     from bot.store.models import Enrollment, Touch
 
-    downgrade_to(engine, "0010")
+    downgrade_to(engine, "0012")
     at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
     waiting = datetime(9999, 1, 1, tzinfo=timezone.utc)
     with engine.begin() as connection:
