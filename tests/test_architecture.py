@@ -233,8 +233,9 @@ def test_a_package_s_relative_import_is_relative_to_the_package_itself():
 
 def test_from_bot_import_a_module_counts_as_importing_that_module():
     assert own_module("bot.store.models") == "bot.store.models"
-    assert "bot.store.outbox" in {own_module(name) for name in imports_of("bot.usecases.send_outcomes")}  # from bot.store import outbox
-    assert "bot.usecases.dispatch_sql" in imports_of("bot.usecases.dispatch")  # from bot.usecases import dispatch_sql as sql
+    # `from bot.store import outbox`, and `from bot.usecases import dispatch_sql as sql`:
+    assert "bot.store.outbox" in {own_module(name) for name in imports_of("bot.usecases.send_outcomes")}
+    assert "bot.usecases.dispatch_sql" in imports_of("bot.usecases.dispatch")
 
 
 #: Twilio's messaging error codes (21100-21999, 30001-30039, 63000-63099): what one means for a lead is the

@@ -265,7 +265,8 @@ class SendRecorder:
         ) for send, receipt in sent])
         lead_ids = sorted({send.lead_id for send, _ in sent})
         # Read inside this write transaction, so the stage moved is the stage stored.
-        stages: dict[int, str] = {row.id: row.stage for row in connection.execute(sql.LEAD_STAGES, {"lead_ids": lead_ids})}
+        stages: dict[int, str] = {row.id: row.stage
+                                  for row in connection.execute(sql.LEAD_STAGES, {"lead_ids": lead_ids})}
         moved = [(lead_id, Stage(stages[lead_id]), stage_after_touch(Stage(stages[lead_id])))
                  for lead_id in lead_ids]
         moved = [(lead_id, old, new) for lead_id, old, new in moved if old != new]

@@ -29,7 +29,8 @@ from bot.usecases.send_outcomes import SendRecorder
 from tests.fakes import FakeSmsSender, consented
 
 #: Two sequences that each text at once: a lead in both has two touches due in one group.
-ONE_TEXT = "name: one_text\ndescription: one text\nsteps:\n  - {id: hello, after: 0s, channel: sms, template: default/instant_sms}\n"
+ONE_TEXT = ("name: one_text\ndescription: one text\nsteps:\n"
+            "  - {id: hello, after: 0s, channel: sms, template: default/instant_sms}\n")
 OTHER_TEXT = ("name: other_text\ndescription: another text\nsteps:\n"
               "  - {id: again, after: 0s, channel: sms, template: default/instant_sms}\n")
 
@@ -123,8 +124,8 @@ def test_a_send_recorded_alone_inside_another_unit_of_work_leaves_what_a_group_s
     claimed = {item.lead_id: item for item in Dispatcher(services)._claim_batch(DispatchReport())}  # noqa: SLF001 - claimed as a process would, answered by hand below
     recorder = SendRecorder(services)
     with services.session_factory.begin() as session:
-        recorder.record(session, [(claimed[lead_id].send, SendReceipt(f"SM-{lead_id}")) for lead_id in (in_group, beside)],
-                        DispatchReport())
+        recorder.record(session, [(claimed[lead_id].send, SendReceipt(f"SM-{lead_id}"))
+                                  for lead_id in (in_group, beside)], DispatchReport())
     with services.session_factory.begin() as session:
         # As recovery does: the touch and lead are held by the unit of work, with a change of its own pending.
         lead = session.get(Lead, alone)
