@@ -252,8 +252,8 @@ def _consent(command: RecordConsent, services: Services, actor: Actor) -> Answer
     lead_id = _lead_id(services, command.lead)
 
     def record(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> str:
-        return f"{record_consent_by_team(session, lead, command.change, command.note, now=now, actor=actor)} " \
-               f"for *{_label(lead)}*"
+        done = record_consent_by_team(session, lead, command.change, command.note, now=now, actor=actor)
+        return f"{done} for *{_label(lead)}*"
 
     noted = change_lead(services, lead_id, record, actor, missing=f"lead #{lead_id} no longer exists")
     return Answer(f":memo: {noted}.")

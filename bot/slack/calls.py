@@ -34,6 +34,8 @@ NON_JSON_ANSWER = "Received a response in a non-JSON format"
 RATE_LIMITED = "rate limited"
 #: How a lost answer is described to people (the flag itself is the event's retry_reason).
 MAYBE_POSTED = "answer lost, maybe posted"
+#: How a file upload (files_upload_v2) is named to the rate limits: a post to its channel.
+UPLOAD = "files.upload"
 #: The metadata event_type that carries each post's idempotency key.
 POST_EVENT_TYPE = "followup_post"
 #: The metadata event_type that carries each post's idempotency key.
@@ -150,6 +152,8 @@ class EventCalls:
                                                       **arguments)
             elif method == "chat.update":
                 answer = self.client.chat_update(channel=channel, **arguments)
+            elif method == UPLOAD:
+                answer = self.client.files_upload_v2(channel=channel, **arguments)
             elif method == "conversations.replies":
                 answer = self.client.conversations_replies(channel=channel, **arguments)
             else:

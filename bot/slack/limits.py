@@ -131,4 +131,4 @@ class SlackLimits:
 
     def key_for(self, method: str, channel: str) -> str:
         """Posts are limited per channel; updates and reads per workspace (one key per method)."""
-        return channel if method == "chat.postMessage" else method
+        return channel if method in ("chat.postMessage", "files.upload") else method

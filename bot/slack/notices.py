@@ -11,10 +11,7 @@ import logging
 import mimetypes
 from dataclasses import asdict, replace
 from datetime import datetime
-from http.client import HTTPException
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
@@ -51,7 +48,6 @@ from bot.slack.blocks import (
     thread_entry_blocks,
     thread_entry_text,
 )
-from bot.slack.limits import SlackLimits
 from bot.slack.cards import (
     CallTaskView,
     DecisionEntry,
@@ -72,7 +68,7 @@ from bot.slack.cards import (
 )
 from bot.core.states import CallTaskStatus, EnrollmentState
 
-from bot.slack.calls import EventCalls, LimiterBusy, SlackRefused, SlackUnavailable, classify
+from bot.slack.calls import UPLOAD, EventCalls, SlackRefused, SlackUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +77,14 @@ ERASED_TEXT = "Lead #{lead_id}: this lead's details and messages were erased on 
 
 
 class NoticeCarrier:
-    """One notice in hand, and what carrying it out needs: the services, the Slack client and who to ping."""
+    """One notice in hand, and what carrying it out needs: the services, its Slack calls and who to ping."""
 
-    def __init__(self, services: Services, client: WebClient, channel: str, oncall: str | None, *,
-                 admins: tuple[str, ...], limits: SlackLimits, event: OutboxEvent, calls: EventCalls):
+    def __init__(self, services: Services, channel: str, oncall: str | None, *, admins: tuple[str, ...],
+                 event: OutboxEvent, calls: EventCalls):
         self.services = services
-        self.client = client
         self.channel = channel
         self.oncall = oncall
         self.admins = admins
-        self.limits = limits
         self.event = event
         self.calls = calls
         #: Later notices of the lead that this one's posts already showed, taken off the queue with it.
@@ -375,19 +369,9 @@ class NoticeCarrier:
         channel, card_ts = self._ensure_card(session, lead)
         extension = mimetypes.guess_extension(fetched.content_type) or ""
         name = f"lead-{lead.id}-message-{message.id}-{index + 1}{extension}"
-        limiter, key = self.limits.limiter_for("chat.postMessage"), self.limits.key_for("chat.postMessage", channel)
-        wait = limiter.try_acquire(key)
-        if wait:
-            raise LimiterBusy(key, wait)
-        try:
-            self.client.files_upload_v2(channel=channel, thread_ts=card_ts, content=fetched.content, filename=name,
-                                        title=f"Photo from {lead.name or 'the lead'}",
-                                        initial_comment=f"Photo {index + 1} of {len(media)} from the lead's text")
-        except SlackApiError as error:
-            raise classify(error, "files.completeUploadExternal") from error
-        except (OSError, HTTPException) as error:
-            raise SlackUnavailable(f"files_upload_v2: {type(error).__name__}: {error}") from error
-        self.calls.answered = True
+        self.calls.call(UPLOAD, channel, thread_ts=card_ts, content=fetched.content, filename=name,
+                        title=f"Photo from {lead.name or 'the lead'}",
+                        initial_comment=f"Photo {index + 1} of {len(media)} from the lead's text")
 
     def _alert_mention(self, lead: Lead) -> str | None:
         """Who is pinged when the team must act: the lead's owner, else on-call."""

@@ -9,11 +9,8 @@ long the outage: an outage of some minutes is logged as an error, and when Slack
 everything waiting is tried at once. Slack refusing an event for good (unknown channel, bad token)
 marks it delivered with the error, so nothing loops forever.
 
-Slack has no idempotency key, so each post carries one in its message metadata (`followup_post`,
-naming the card, task copy or event it is for). When a post's answer was lost on the way back
-(a timeout, a dropped connection, an answer that is not JSON), Slack may have posted it: the
-retry first looks for the key in the channel or thread, and stores the ts found instead of
-posting a second copy.
+Each notice is carried out by a `NoticeCarrier` (bot.slack.notices) made for it, through its own
+`EventCalls` (bot.slack.calls: each post once, even when an answer is lost).
 
 Slack's rate limits are kept before Slack has to say so (`SlackLimits`): an event whose channel
 has no token free waits, and the events of other channels and the updates go ahead meanwhile.
@@ -24,6 +21,7 @@ a token frees up or a retry falls due, so a long backlog costs a few queries a s
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 import random
 import threading
 import time
@@ -71,6 +69,20 @@ WAKE_COALESCE_SECONDS = 0.05
 BLOCKED_WAKE_COALESCE_SECONDS = 0.25
 #: How long a stopping process waits for the poster's event in hand (a Slack call under way).
 STOP_WAIT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class _Carried:
+    """What became of one look at the queue: the event's outcome (None: nothing was due), and what its calls learned."""
+
+    outcome: _Outcome | None
+    event_id: int
+    #: What the event waits for, when BUSY.
+    busy: LimiterBusy | None = None
+    #: Slack answered one of its calls (so Slack is up).
+    answered: bool = False
+    #: Later notices its posts already showed, taken off the queue with it.
+    absorbed: int = 0
 
 
 class _Blocked:
@@ -136,9 +148,6 @@ class SlackPoster:
         self._unavailable_since: datetime | None = None
         self._last_failure = ""
         self._outage_reported = False
-        #: Slack answered a call of the last notice carried out; and the later notices its posts took off the queue.
-        self._answered = False
-        self._absorbed = 0
         #: Seconds until a rate-limit token the last drain waited for frees up (None: none awaited).
         self.next_look_in: float | None = None
         # The poster's own thread (`start`), what wakes it, and what stops it.
@@ -166,9 +175,9 @@ class SlackPoster:
                 if delivered >= limit:
                     self.next_look_in = 0.0
                     break
-                self._answered = False
-                outcome, event_id, busy = self._carry_out_next(blocked)
-                if self._answered and self._unavailable_since is not None:
+                carried = self._carry_out_next(blocked)
+                outcome, event_id, busy = carried.outcome, carried.event_id, carried.busy
+                if carried.answered and self._unavailable_since is not None:
                     self._slack_is_back()
                 if outcome is None:
                     soonest = blocked.soonest()
@@ -184,7 +193,7 @@ class SlackPoster:
                     blocked.note(event_id, busy)
                 elif outcome == _Outcome.DELIVERED:
                     # With it, the later notices its posts already showed (`_shown_already`).
-                    delivered, failures, idle_waits = delivered + 1 + self._absorbed, 0, 0
+                    delivered, failures, idle_waits = delivered + 1 + carried.absorbed, 0, 0
                 else:
                     failures += 1
                     if failures >= FAILURES_BEFORE_PAUSE:
@@ -349,25 +358,25 @@ class SlackPoster:
             .with_for_update(skip_locked=True, of=OutboxEvent)
         )
 
-    def _carry_out_next(self, blocked: _Blocked) -> tuple[_Outcome | None, int, LimiterBusy | None]:
+    def _carry_out_next(self, blocked: _Blocked) -> _Carried:
         """Carry out the next due event not blocked: what became of it, its id, and (when BUSY) what it waits for."""
         now = self.services.clock.now()
         with self.services.session_factory() as session, session.begin():
             event = session.scalars(self._next_event_query(now, blocked)).first()
             if event is None:
-                return None, 0, None
+                return _Carried(None, 0)
             calls = EventCalls(self.client, self.limits, max_wait=self.max_wait, event_id=event.id,
                                event_at=event.created_at, maybe_posted=event.retry_reason == NoticeRetry.MAYBE_POSTED)
-            carrier = NoticeCarrier(self.services, self.client, self.channel, self.oncall, admins=self.admins,
-                                    limits=self.limits, event=event, calls=calls)
+            carrier = NoticeCarrier(self.services, self.channel, self.oncall, admins=self.admins, event=event,
+                                    calls=calls)
             try:
                 # Stored ts are written at commit, not while Slack is being called: on SQLite a
                 # write would hold the database's one write lock across the next Slack call.
                 with session.no_autoflush:
                     carrier.carry_out(session)
             except LimiterBusy as busy:
-                self._answered = calls.answered
-                return _Outcome.BUSY, event.id, busy  # what was already posted for it is kept (its ts commits)
+                # What was already posted for it is kept (its ts commits).
+                return _Carried(_Outcome.BUSY, event.id, busy, answered=calls.answered, absorbed=carrier.absorbed)
             except SlackUnavailable as error:
                 event.attempts += 1
                 event.next_attempt_at = now + backoff(event.attempts, error.retry_after)
@@ -378,10 +387,11 @@ class SlackPoster:
                                       else NoticeRetry.RATE_LIMITED if error.rate_limited else None)
                 if self._unavailable_since is None:
                     self._unavailable_since = now
-                self._last_failure, self._answered = str(error), False  # Slack's latest word is a failure
+                self._last_failure = str(error)
                 log.warning("slack: event %s (%s, lead %s) delayed, attempt %s: %s", event.id, event.kind,
                             event.lead_id, event.attempts, error)
-                return _Outcome.RETRY, event.id, None
+                # Slack's latest word is a failure, whatever it answered before it.
+                return _Carried(_Outcome.RETRY, event.id, absorbed=carrier.absorbed)
             except SlackRefused as error:
                 event.last_error = str(error)
                 log.error("slack: event %s (%s, lead %s) refused for good: %s", event.id, event.kind,
@@ -392,8 +402,5 @@ class SlackPoster:
                 event.last_error = f"not posted, internal error: {type(error).__name__}: {error}"[:2000]
                 log.exception("slack: event %s (%s, lead %s) could not be carried out", event.id, event.kind,
                               event.lead_id)
-            finally:
-                self._absorbed = carrier.absorbed
-            self._answered = calls.answered
             event.delivered_at, event.retry_reason = now, None
-            return _Outcome.DELIVERED, event.id, None
+            return _Carried(_Outcome.DELIVERED, event.id, answered=calls.answered, absorbed=carrier.absorbed)
