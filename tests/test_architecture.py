@@ -263,3 +263,32 @@ def test_a_listener_or_route_never_takes_a_lead_itself(module):
     """Entry points call a use case that takes the lead (its lock and transaction); they never take one."""
     taken = {name for name in imports_of(module) if own_module(name) == "bot.store.lead_locks"}
     assert taken == set(), f"{module} takes leads itself: call a use case (bot.usecases.team_actions) instead"
+
+
+#: What a running process is made of: only the composition root (bot/app.py) builds these, once, from settings.
+BUILT_BY_THE_ROOT = ("Services", "SlackPoster", "WorkScheduler", "TwilioSmsSender", "SendGridEmailSender",
+                     "WebhookDeliverer", "WeeklyDigestJob", "create_web_app", "build_slack_app", "build_services")
+COMPOSITION_ROOT = "bot.app"
+
+
+def _calls_by_name(module: str) -> set[str]:
+    called = set()
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Call):
+            function = node.func
+            name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", None)
+            if name in BUILT_BY_THE_ROOT:
+                called.add(name)
+    return called
+
+
+def test_the_composition_root_builds_what_the_process_runs():
+    assert {"Services", "SlackPoster", "WorkScheduler", "create_web_app"} <= _calls_by_name(COMPOSITION_ROOT)
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m != COMPOSITION_ROOT
+                                          and layer_of(m) not in ("standins",)))
+def test_nothing_but_the_composition_root_builds_the_services_or_the_workers(module):
+    """One composition root: a CLI command, the server or the sandbox asks bot.app for what it needs."""
+    built = _calls_by_name(module) - ({"build_services"} if layer_of(module) in ("wiring", "sandbox") else set())
+    assert built == set(), f"{module} builds {sorted(built)} itself: build it in bot/app.py"

@@ -38,7 +38,8 @@ from bot.sandbox.calendar import CalendlyDesk
 from bot.sandbox.world import World
 from bot.core.send_times import NoSendTime, may_send_at, next_send_time
 from bot.usecases.services import Services
-from bot.server import assemble
+from bot.app import assemble, request_limits
+from bot.request_limits import RefusalLog, uvicorn_options
 from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.server import RecordedRequest
@@ -300,8 +301,10 @@ class Sandbox:
 
         # The page's routes go in front of the bot's own; the bot's routes are untouched.
         self.app.router.routes[0:0] = page_routes(self)
+        # The same HTTP edge limits as `followup run`: the sandbox serves the bot's real routes.
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=2)
+                                timeout_graceful_shutdown=2,
+                                **uvicorn_options(request_limits(self.settings), RefusalLog()))
         self._server = uvicorn.Server(config)
         return self
 

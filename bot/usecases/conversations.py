@@ -17,7 +17,7 @@ from bot.usecases.lead_actions import on_missed_call, publish_media, receive_mes
 from bot.store.lead_locks import taking_lead
 from bot.usecases.intake import take_in_and_send
 from bot.usecases.leads import LeadInput, add_lead, find_existing
-from bot.store.models import Lead, Message
+from bot.store.models import CallTask, Lead, Message
 from bot.store.outbox import Notice
 from bot.core.ports import OutgoingEmail, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
 from bot.usecases.render_context import lead_context
@@ -93,7 +93,8 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
             message = _as_read_for(lead, message)
             if created and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.OPT_IN, LeadSignal.HELP):
                 # A new lead's first words are the inquiry itself, not a reply to pause on.
-                decision = _store_only(session, lead, message, now)
+                _store_only(session, lead, message, now)
+                decision = None
             else:
                 decision = receive_message(
                     session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
@@ -198,6 +199,7 @@ def take_missed_call(services: Services, phone: str, call_sid: str) -> MissedCal
     assert known_id is not None
     with taking_lead(services, known_id) as (session, lead):
         assert lead is not None
+        task: CallTask | None
         if first_delivery(session, "twilio-call", call_sid, now):
             task = on_missed_call(session, services, lead, now=now, provider_id=call_sid)
         else:  # Twilio asked again about the same call: say the same, do nothing twice
@@ -259,7 +261,6 @@ def _store_only(session: Session, lead: Lead, message: InboundMessage, now: date
                    channel=message.channel,
                    reply_class=str(message.signal), requested_time=None)
     publish_media(session, stored, now=now)
-    return None
 
 
 class DirectMessageRefused(Exception):

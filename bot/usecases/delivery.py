@@ -243,8 +243,8 @@ def _settle_unknown_email(session: Session, services: Services, event: Mapping[s
                      touch.subject)
     SendRecorder(services).record_sent(session, [(send, ProvedSent(provider_id, "queued"))], DispatchReport())
     outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
-                   text=f"Settled: SendGrid reports the email “{touch.subject or 'without a subject'}” as {event.get('event')}, so it "
-                        "was sent once; nothing to check.")
+                   text=f"Settled: SendGrid reports the email “{touch.subject or 'without a subject'}” as "
+                        f"{event.get('event')}, so it was sent once; nothing to check.")
     return session.scalars(select(Message).where(Message.touch_id == touch.id, Message.channel == "email")).first()
 
 

@@ -12,7 +12,7 @@ from bot.usecases.dispatch import Dispatcher, release_waiting_touches
 from bot.usecases.leads import LeadInput, take_in_lead
 from bot.store.models import OutboxEvent, Touch
 from bot.store.outbox import Notice
-from bot.server import assemble
+from bot.app import assemble
 from bot.settings import Settings
 from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import LEAD_TOKEN
@@ -52,10 +52,10 @@ def test_without_twilio_settings_texts_wait_with_the_reason_in_the_thread_and_go
 def test_followup_run_says_loudly_at_start_which_channel_is_not_configured(business_file, database_url, caplog):
     settings = Settings(DATABASE_URL=database_url, FOLLOWUP_BUSINESS=business_file, SENDGRID_API_KEY="SG.x",
                         SENDGRID_FROM_EMAIL="hello@lakeside.example")
-    with caplog.at_level(logging.ERROR, logger="bot.server"):
+    with caplog.at_level(logging.ERROR, logger="bot.app"):
         parts = assemble(settings)
     parts.services.session_factory.kw["bind"].dispose()
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name == "bot.server"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name == "bot.app"]
     assert len(errors) == 1
     assert errors[0].startswith("SMS is not configured (set TWILIO_ACCOUNT_SID") and "default" in errors[0]
     assert "those touches wait" in errors[0]
