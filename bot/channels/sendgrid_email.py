@@ -57,15 +57,17 @@ class SendGridEmailSender:
         return SendReceipt(provider_id=message_id)
 
     def _mail(self, message: OutgoingEmail) -> Mail:
+        sender = message.sender
         mail = Mail(
-            from_email=self._from,
+            from_email=_address(From, sender.address, sender.name) if sender else self._from,
             to_emails=_address(To, message.to),
             subject=message.subject,
             plain_text_content=message.text or None,
             html_content=message.html or None,
         )
-        if self._reply_to:
-            mail.reply_to = _address(ReplyTo, self._reply_to)
+        reply_to = sender.reply_to if sender else self._reply_to
+        if reply_to:
+            mail.reply_to = _address(ReplyTo, reply_to)
         for name, value in message.headers.items():
             mail.add_header(Header(name, value))
         for name, value in message.custom_args.items():

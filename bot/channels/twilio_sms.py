@@ -22,11 +22,14 @@ from bot.core.ports import (
     OutgoingSms,
     PermanentSendError,
     SendReceipt,
+    SmsFrom,
     TransientSendError,
 )
 from bot.channels.twilio_http import PooledTwilioHttpClient
 
 TWILIO_API_URL = "https://api.twilio.com"
+#: PermanentSendError.code of a text whose business has no sender: nothing was asked of Twilio.
+NO_SENDER = "no_sender"
 #: The largest media item fetched from Twilio (its own limit for an MMS is 5 MB).
 MAX_MEDIA_BYTES = 5 * 1024 * 1024
 
@@ -75,8 +78,7 @@ class TwilioSmsSender:
         timeout: float = 10.0,
         connections: int = 10,
     ):
-        if not from_number and not messaging_service_sid:
-            raise ValueError("TwilioSmsSender needs from_number or messaging_service_sid")
+        # Without either, every text must name its business's sender (OutgoingSms.sender); one that does not is refused.
         self._account_sid, self._auth_token = account_sid, auth_token
         self._api = urlsplit(api_url)
         self._from_number = from_number
@@ -91,13 +93,18 @@ class TwilioSmsSender:
         self._client.api.base_url = api_url.rstrip("/")
 
     def send_sms(self, message: OutgoingSms) -> SendReceipt:
-        """Ask Twilio to send one SMS and return its message sid and first status."""
+        """Ask Twilio to send one SMS from its business's sender and return its message sid and first status."""
+        sender = message.sender or SmsFrom(self._from_number, self._messaging_service_sid)
+        if not sender.number and not sender.messaging_service_sid:
+            raise PermanentSendError(f"SMS {message.reference} has no sender: its business has no Twilio number or "
+                                     "messaging service (sms.from_number or sms.messaging_service_sid)",
+                                     code=NO_SENDER)
         try:
             created = self._client.api.v2010.account.messages.create(
                 to=message.to,
                 body=message.body,
-                from_=self._from_number,
-                messaging_service_sid=self._messaging_service_sid,
+                from_=sender.number,
+                messaging_service_sid=sender.messaging_service_sid,
                 status_callback=message.status_callback,
             )
         except TwilioRestException as error:

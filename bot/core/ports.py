@@ -53,12 +53,35 @@ class PermanentSendError(SendError):
 
 
 @dataclass(frozen=True)
+class SmsFrom:
+    """Whom a text goes out from: a business's number (E.164), or its Twilio messaging service (which picks one).
+
+    Neither set: the business has no sender, and the adapter refuses the text rather than send it from
+    another business's number.
+    """
+
+    number: str | None = None
+    messaging_service_sid: str | None = None
+
+
+@dataclass(frozen=True)
+class EmailFrom:
+    """Whom an email comes from: the business's address and name, and where replies go."""
+
+    address: str
+    name: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
 class OutgoingSms:
     to: str
     body: str
     #: The touch or message id, so status callbacks can be tied back.
     reference: str
     status_callback: str | None = None
+    #: The lead's business's sender; None: the adapter's own (the one configured for the whole deployment).
+    sender: SmsFrom | None = None
 
 
 @dataclass(frozen=True)
@@ -70,15 +93,17 @@ class OutgoingEmail:
     reference: str
     headers: Mapping[str, str] = field(default_factory=dict)
     custom_args: Mapping[str, str] = field(default_factory=dict)
+    #: The lead's business's address; None: the adapter's own (the one configured for the whole deployment).
+    sender: EmailFrom | None = None
 
     @classmethod
     def to_lead(cls, *, to: str, subject: str, text: str, html: str, reference: str, unsubscribe_url: str,
-                custom_args: Mapping[str, str]) -> OutgoingEmail:
+                custom_args: Mapping[str, str], sender: EmailFrom | None = None) -> OutgoingEmail:
         """An email to a lead: with one-click unsubscribe (RFC 8058), as mailbox providers require of senders."""
         return cls(to=to, subject=subject, text=text, html=html, reference=reference,
                    headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
                             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-                   custom_args=custom_args)
+                   custom_args=custom_args, sender=sender)
 
 
 class SmsSender(Protocol):

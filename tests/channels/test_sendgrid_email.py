@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingEmail, PermanentSendError, SendReceipt, TransientSendError
+from bot.core.ports import (
+    NOT_SENT,
+    OUTCOME_UNKNOWN,
+    EmailFrom,
+    OutgoingEmail,
+    PermanentSendError,
+    SendReceipt,
+    TransientSendError,
+)
 from bot.channels.sendgrid_email import SendGridEmailSender
 from bot.standins.sendgrid_api import SendGridApiStandin
 from tests.support.ports import free_port
@@ -57,6 +65,17 @@ def test_a_send_carries_both_parts_reply_to_headers_and_custom_args(sendgrid, se
                             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     assert sent.custom_args == {"touch_id": "9"}
     assert sendgrid.requests[-1].headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+def test_an_email_goes_out_from_its_own_businesss_address_and_reply_to(sendgrid, sender):
+    sender.send_email(email(sender=EmailFrom("hello@dental.example", "Bright Dental", "inbox@dental.example")))
+    sender.send_email(email(sender=EmailFrom("hello@chiro.example")))
+
+    dental, chiro = sendgrid.emails
+    assert dental.body["from"] == {"email": "hello@dental.example", "name": "Bright Dental"}
+    assert dental.reply_to == "inbox@dental.example"
+    assert chiro.body["from"] == {"email": "hello@chiro.example"}
+    assert chiro.reply_to is None  # not the deployment's reply-to: that one is another business's inbox
 
 
 def test_a_text_only_email_sends_one_part(sendgrid, sender):

@@ -15,10 +15,11 @@ from bot.core.ports import (
     OutgoingSms,
     PermanentSendError,
     SendReceipt,
+    SmsFrom,
     TransientSendError,
 )
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.channels.twilio_sms import TwilioSmsSender, failure_kind
+from bot.channels.twilio_sms import NO_SENDER, TwilioSmsSender, failure_kind
 from tests.support.ports import free_port
 
 ACCOUNT_SID = "AC" + "1" * 32
@@ -67,9 +68,34 @@ def test_a_messaging_service_sends_without_from(twilio):
     assert receipt.status == "accepted"
 
 
-def test_a_sender_needs_a_from_number_or_a_messaging_service():
-    with pytest.raises(ValueError):
-        TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN)
+def test_a_text_without_any_sender_is_refused_before_twilio_is_asked(twilio):
+    sender = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, api_url=twilio.url)
+
+    with pytest.raises(PermanentSendError) as refused:
+        sender.send_sms(sms())
+
+    assert refused.value.code == NO_SENDER and refused.value.kind is FailureKind.OTHER
+    assert "no Twilio number or messaging service" in refused.value.reason
+    assert twilio.requests == []
+
+
+def test_a_text_goes_out_from_its_own_businesss_number_not_the_default(twilio, sender):
+    sender.send_sms(sms(sender=SmsFrom(number="+15005550009")))
+    sender.send_sms(sms(sender=SmsFrom(messaging_service_sid="MG" + "3" * 32)))
+    sender.send_sms(sms())
+
+    first, second, third = (request.data for request in twilio.requests)
+    assert first["From"] == "+15005550009" and "MessagingServiceSid" not in first
+    assert second["MessagingServiceSid"] == "MG" + "3" * 32 and "From" not in second
+    assert third["From"] == FROM
+
+
+def test_a_business_with_an_empty_sender_is_refused_even_when_a_default_exists(twilio, sender):
+    with pytest.raises(PermanentSendError) as refused:
+        sender.send_sms(sms(sender=SmsFrom()))
+
+    assert refused.value.code == NO_SENDER
+    assert twilio.requests == []
 
 
 def test_the_process_environment_does_not_redirect_sends(twilio, monkeypatch):
