@@ -230,7 +230,7 @@ def test_booked_on_a_card_opens_the_book_modal_for_that_lead(workspace, services
 
     view = workspace.opened_view()
     assert view["callback_id"] == ModalCallback.BOOK
-    assert '"lead_id":%d' % lead_id in view["private_metadata"]
+    assert f'"lead_id":{lead_id}' in view["private_metadata"]
     assert any(b.get("element", {}).get("type") == "datetimepicker" for b in view["blocks"])
     assert workspace.slack.calls("views.open")[0]["trigger_id"].startswith("trigger-")
 
@@ -243,7 +243,7 @@ def test_booked_on_a_call_task_opens_the_book_modal_for_that_task(workspace, ser
     workspace.click(ActionId.TASK_BOOKED, task_id, message_ts=TASK_TS)
 
     view = workspace.opened_view()
-    assert view["callback_id"] == ModalCallback.BOOK and '"task_id":%d' % task_id in view["private_metadata"]
+    assert view["callback_id"] == ModalCallback.BOOK and f'"task_id":{task_id}' in view["private_metadata"]
 
 
 @any_database
