@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import ast
+import logging
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url, text
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, inspect, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.webhook_events import RECEIVERS_KEY
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+log = logging.getLogger(__name__)
 
 
 def normalize_database_url(url: str) -> str:
@@ -108,6 +113,8 @@ def make_session_factory(engine: Engine, *, webhook_receivers: tuple[str, ...] =
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -115,7 +122,16 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration; safe to run on every start."""
+    """Bring the schema to the newest migration; safe to run on every start.
+
+    Alembic's machinery (some 10 MiB resident for the life of the process) is loaded only when the
+    schema is behind: a database already at the newest migration, every start but the first after an
+    upgrade, is told apart by `schema_is_current` without it.
+    """
+    if schema_is_current(engine):
+        return
+    from alembic import command
+
     config = alembic_config(engine)
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -123,6 +139,72 @@ def upgrade(engine: Engine) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(727001)"))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """Whether the database is stamped with exactly the migration scripts' heads (so upgrading would do nothing)."""
+    heads = migration_heads()
+    if heads is None:
+        return False
+    with engine.connect() as connection:
+        stamped = stamped_revisions(connection)
+    if stamped == heads:
+        log.info("database schema at %s, the newest migration: nothing to migrate", ", ".join(sorted(heads)))
+        return True
+    return False
+
+
+def stamped_revisions(connection: Connection) -> frozenset[str]:
+    """The revisions Alembic recorded in the database (none for a database never migrated)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return frozenset()
+    return frozenset(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def migration_heads(versions: Path = MIGRATIONS / "versions") -> frozenset[str] | None:
+    """The newest revisions among the migration scripts, read from their text as Alembic reads them.
+
+    A head is a revision no other script revises. None when a script's `revision` or `down_revision`
+    is not a plain literal: then only Alembic can say, and the caller asks it.
+    """
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for script in versions.glob("*.py"):
+        if script.name == "__init__.py" or script.name.startswith(".#"):
+            continue  # what Alembic leaves out too
+        values = _literal_assignments(script, ("revision", "down_revision"))
+        if values is None:
+            return None
+        revision, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        if isinstance(down, str):
+            revised.add(down)
+        elif isinstance(down, (tuple, list)) and all(isinstance(d, str) for d in down):
+            revised.update(down)
+        elif down is not None:
+            return None
+    return frozenset(revisions - revised) or None
+
+
+def _literal_assignments(script: Path, names: tuple[str, ...]) -> dict[str, object] | None:
+    """The module-level assignments to `names` in a script, as values; None if one is not a literal."""
+    values: dict[str, object] = {}
+    target: ast.expr
+    for node in ast.parse(script.read_text(encoding="utf-8"), str(script)).body:
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            try:
+                values[target.id] = ast.literal_eval(value)
+            except ValueError:
+                return None
+    return values
 
 
 def is_reachable(engine: Engine) -> bool:
