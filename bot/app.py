@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 
 from bot.core.business import Business, load_business
 from bot.core.clock import Clock, ScaledClock
+from bot.core.config_errors import ConfigError, Problem
 from bot.core.contacts import phone_country
 from bot.store.db import make_engine, make_session_factory, upgrade
 from bot.core.ports import EmailSender, SmsSender
@@ -85,6 +86,12 @@ def build_sms_sender(settings: Settings) -> SmsSender | None:
     if credentials is None:
         return None
     account_sid, auth_token = credentials
+    if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
+        # Refused at start, not at the first lead: until each business names its own sender, the deployment's
+        # is the only one, and the adapter would refuse every text for want of it.
+        raise ConfigError([Problem("environment", None,
+                                   "Twilio is configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) but texts have "
+                                   "no sender", fix="set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")])
     from bot.channels.twilio_sms import TwilioSmsSender
 
     return TwilioSmsSender(

@@ -263,3 +263,19 @@ def test_init_refuses_a_file_in_the_way(tmp_path, capsys):
     (tmp_path / "taken").write_text("x")
     assert main(["init", str(tmp_path / "taken")]) == 1
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+
+def test_the_bot_refuses_to_start_when_twilio_is_configured_without_a_number_or_messaging_service(env, monkeypatch):
+    """`followup run` prints this and exits 1 (cmd_run), before serving anything."""
+    from bot.app import build_services
+    from bot.core.config_errors import ConfigError
+    from bot.settings import Settings
+
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "token")
+    monkeypatch.delenv("TWILIO_FROM_NUMBER", raising=False)
+    monkeypatch.delenv("TWILIO_MESSAGING_SERVICE_SID", raising=False)
+
+    with pytest.raises(ConfigError, match="set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"):
+        build_services(Settings(_env_file=None), migrate=False)
