@@ -23,11 +23,11 @@ from sqlalchemy import func, select
 
 from bench.common import ACCOUNT_SID, AUTH_TOKEN, content, database, load_leads, machine
 from bot.app import build_services
-from bot.usecases.dispatch import Dispatcher
-from bot.scheduler import SENDERS
-from bot.store.models import Touch
 from bot.core.ports import SendReceipt
+from bot.scheduler import SENDERS
 from bot.settings import Settings
+from bot.store.models import Touch
+from bot.usecases.dispatch import Dispatcher
 
 
 class InstantSms:
@@ -40,9 +40,15 @@ class InstantSms:
 def services_for(url: str, folder: Path, twilio_url: str | None, *, write_content: bool = True):
     # Worker processes read the content their parent wrote: three rewriting one file race.
     business, sequences = content(folder) if write_content else (folder / "business.yml", folder / "sequences")
-    settings = Settings(DATABASE_URL=url, FOLLOWUP_BUSINESS=business, FOLLOWUP_SEQUENCES_DIR=sequences,
-                        TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-                        TWILIO_FROM_NUMBER="+13125550100", TWILIO_API_URL=twilio_url or "http://127.0.0.1:9")
+    settings = Settings(
+        DATABASE_URL=url,
+        FOLLOWUP_BUSINESS=business,
+        FOLLOWUP_SEQUENCES_DIR=sequences,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_FROM_NUMBER="+13125550100",
+        TWILIO_API_URL=twilio_url or "http://127.0.0.1:9",
+    )
     return build_services(settings, migrate=False, sms=None if twilio_url else InstantSms())
 
 
@@ -73,9 +79,23 @@ def run_once(kind: str, size: int, due: int, vendor: str, processes: int) -> tup
                 # Every worker starts sending at one agreed moment, after its start-up (imports, engine):
                 # what is timed is the sending, from that moment until the last worker is done.
                 start_at = time.time() + 5
-                workers = [subprocess.Popen([sys.executable, "-m", "bench.dispatch_throughput", "--worker", url,
-                                             folder, twilio.url if twilio else "", str(start_at)],
-                                            stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+                workers = [
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "bench.dispatch_throughput",
+                            "--worker",
+                            url,
+                            folder,
+                            twilio.url if twilio else "",
+                            str(start_at),
+                        ],
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                    for _ in range(processes)
+                ]
                 finished = [float(worker.communicate()[0].split()[-1]) for worker in workers]
                 assert all(worker.returncode == 0 for worker in workers), "a worker failed"
                 elapsed = max(finished) - start_at
@@ -91,8 +111,7 @@ def run_once(kind: str, size: int, due: int, vendor: str, processes: int) -> tup
 
 def worker(url: str, folder: str, twilio_url: str, start_at: str) -> None:
     """Send what is due from the agreed moment on; print when this worker was done."""
-    dispatcher = Dispatcher(services_for(url, Path(folder), twilio_url or None, write_content=False),
-                            senders=SENDERS)
+    dispatcher = Dispatcher(services_for(url, Path(folder), twilio_url or None, write_content=False), senders=SENDERS)
     time.sleep(max(0.0, float(start_at) - time.time()))
     dispatcher.run_due()
     print(time.time(), flush=True)
@@ -111,16 +130,22 @@ def main() -> None:
     print(machine())
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{args.due} touches due now among N scheduled; touches/s (target >= 1000 per process, flat in N)")
-    for kind, processes, vendor in [("sqlite", 1, "instant"), ("postgresql", 1, "instant"),
-                                    ("postgresql", 3, "instant"), ("sqlite", 1, "twilio"),
-                                    ("postgresql", 1, "twilio")]:
+    for kind, processes, vendor in [
+        ("sqlite", 1, "instant"),
+        ("postgresql", 1, "instant"),
+        ("postgresql", 3, "instant"),
+        ("sqlite", 1, "twilio"),
+        ("postgresql", 1, "twilio"),
+    ]:
         rates = []
         for size in sizes if vendor == "instant" else sizes[-1:]:
             rate, cpu_ms = run_once(kind, size, min(args.due, size), vendor, processes)
             rates.append(f"N={size:,}: {rate:,.0f}/s" + (f" ({cpu_ms:.2f} ms CPU)" if cpu_ms is not None else ""))
         label = "instant vendor" if vendor == "instant" else "Twilio stand-in"
-        print(f"  {kind:<10} {processes} process{'es' if processes > 1 else '  '} {label:<15} " + ", ".join(rates),
-              flush=True)
+        print(
+            f"  {kind:<10} {processes} process{'es' if processes > 1 else '  '} {label:<15} " + ", ".join(rates),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

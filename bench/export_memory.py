@@ -22,13 +22,20 @@ from bench.common import content, database, load_leads, machine
 
 def export_once(url: str, business: Path, sequences: Path, target: Path) -> tuple[float, float]:
     """Seconds and peak MiB of one `followup export` in a fresh process."""
-    env = {**os.environ, "DATABASE_URL": url, "FOLLOWUP_BUSINESS": str(business),
-           "FOLLOWUP_SEQUENCES_DIR": str(sequences)}
-    script = ("import resource, sys; from bot.cli import main; code = main(sys.argv[1:]); "
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "FOLLOWUP_BUSINESS": str(business),
+        "FOLLOWUP_SEQUENCES_DIR": str(sequences),
+    }
+    script = (
+        "import resource, sys; from bot.cli import main; code = main(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)"
+    )
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", script, "export", str(target)], env=env, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, "export", str(target)], env=env, capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"followup export failed:\n{done.stderr}")
     seconds = time.perf_counter() - started
@@ -50,8 +57,11 @@ def main() -> None:
                 load_leads(url, count, due_now=0)
                 for suffix in ("csv", "json"):
                     seconds, peak = export_once(url, business, sequences, Path(folder) / f"leads.{suffix}")
-                    print(f"  {kind:<10} {count:>7,} leads {suffix:<4}: {seconds:6.1f} s, "
-                          f"{count / seconds:8,.0f} leads/s, peak RSS {peak:5.0f} MiB", flush=True)
+                    print(
+                        f"  {kind:<10} {count:>7,} leads {suffix:<4}: {seconds:6.1f} s, "
+                        f"{count / seconds:8,.0f} leads/s, peak RSS {peak:5.0f} MiB",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,12 @@ def main() -> None:
         try:
             copy_sqlite(templates, Path(folder))  # the one-time migration of each template, not timed
             copy_postgres(templates)
-            times: dict[str, list[float]] = {"sqlite migrate": [], "sqlite copy": [], "postgresql migrate": [],
-                                             "postgresql copy": []}
+            times: dict[str, list[float]] = {
+                "sqlite migrate": [],
+                "sqlite copy": [],
+                "postgresql migrate": [],
+                "postgresql copy": [],
+            }
             for _ in range(args.rounds):
                 times["sqlite migrate"].append(migrate_sqlite(Path(folder)))
                 times["sqlite copy"].append(copy_sqlite(templates, Path(folder)))

@@ -40,19 +40,26 @@ def run(url: str, folder: Path, rows: int) -> None:
     business, sequences = content(folder)
     csv_file = folder / f"leads-{rows}.csv"
     bad = write_csv(csv_file, rows)
-    env = {**os.environ, "DATABASE_URL": url, "FOLLOWUP_BUSINESS": str(business),
-           "FOLLOWUP_SEQUENCES_DIR": str(sequences)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "FOLLOWUP_BUSINESS": str(business),
+        "FOLLOWUP_SEQUENCES_DIR": str(sequences),
+    }
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "import", str(csv_file)], env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "import", str(csv_file)], env=env, capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr.strip()[-200:]
     rejected = len(done.stderr.strip().splitlines())
-    print(f"  {url.split(':')[0]:<10} {rows:>7,} rows: {elapsed:6.1f} s ({rows / elapsed:,.0f} rows/s), "
-          f"peak RSS {max(peak, before) / 1024:.0f} MiB; exit {done.returncode}, {rejected} rejected of {bad} bad",
-          flush=True)
+    print(
+        f"  {url.split(':')[0]:<10} {rows:>7,} rows: {elapsed:6.1f} s ({rows / elapsed:,.0f} rows/s), "
+        f"peak RSS {max(peak, before) / 1024:.0f} MiB; exit {done.returncode}, {rejected} rejected of {bad} bad",
+        flush=True,
+    )
     print(f"             {summary}", flush=True)
 
 
@@ -62,8 +69,9 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     print(machine())
-    print("target: peak RSS flat in the number of rows (the file is streamed, rows committed 200 at a time)",
-          flush=True)
+    print(
+        "target: peak RSS flat in the number of rows (the file is streamed, rows committed 200 at a time)", flush=True
+    )
     for kind in args.databases.split(","):
         for rows in (int(size) for size in args.rows.split(",")):
             with database(kind) as url, tempfile.TemporaryDirectory() as folder:

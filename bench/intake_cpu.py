@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 from bench.common import POSTGRES_URL, REPO, database, machine, midday_zone, phone
@@ -30,7 +31,7 @@ WARM_UP = 50
 
 def measure(url: str, leads: int) -> dict[str, float]:
     """In this process: take `leads` new leads in, each with its instant text; the cost of each part."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import event
 
@@ -46,12 +47,20 @@ def measure(url: str, leads: int) -> dict[str, float]:
         engine = services.session_factory.kw["bind"]
         statements = [0]
         event.listen(engine, "before_cursor_execute", lambda *args: statements.__setitem__(0, statements[0] + 1))
-        zone = midday_zone(datetime.now(timezone.utc))
+        zone = midday_zone(datetime.now(UTC))
         playbook = services.playbooks.get()
 
         def lead(index: int) -> LeadInput:
-            return LeadInput.parse({"name": f"Lead {index}", "phone": phone(index), "timezone": zone,
-                                    "consent": True, "consent_text": "I agree to texts"}, default_source="web")
+            return LeadInput.parse(
+                {
+                    "name": f"Lead {index}",
+                    "phone": phone(index),
+                    "timezone": zone,
+                    "consent": True,
+                    "consent_text": "I agree to texts",
+                },
+                default_source="web",
+            )
 
         def server_cpu() -> float:
             return postgres_backends_cpu(os.getpid(), POSTGRES_URL) if url.startswith("postgresql") else 0.0
@@ -82,8 +91,13 @@ def run(kind: str, code: Path, leads: int) -> dict[str, float]:
     """One fresh database and one process running the checkout at `code`."""
     with database(kind) as url:
         # Run as a file, so `bot` (and the helpers from `bench`) come from `code`, which need not have this one.
-        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--measure", url, str(leads)],
-                              cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--measure", url, str(leads)],
+            cwd=code,
+            env={**os.environ, "PYTHONPATH": str(code)},
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             raise SystemExit(f"the measuring process failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.splitlines()[-1])
@@ -101,19 +115,25 @@ def main() -> None:
         print(json.dumps(measure(args.measure[0], int(args.measure[1]))))
         return
     print(machine())
-    print(f"cost per new lead, {args.leads} leads one at a time after {WARM_UP} warm-up "
-          "(target: PostgreSQL CPU per new lead <= 3 ms)", flush=True)
+    print(
+        f"cost per new lead, {args.leads} leads one at a time after {WARM_UP} warm-up "
+        "(target: PostgreSQL CPU per new lead <= 3 ms)",
+        flush=True,
+    )
     codes = ([("before", args.before)] if args.before else []) + [("after" if args.before else "this", REPO)]
     for kind in args.databases.split(","):
         for _ in range(args.rounds):
             for label, code in codes:
                 cost = run(kind, code, args.leads)
                 server = f"; PostgreSQL server {cost['server_cpu'] * 1000:.2f} ms" if kind == "postgresql" else ""
-                print(f"  {kind:<10} {label:<6}: intake {cost['intake_cpu'] * 1000:.2f} ms CPU, "
-                      f"{cost['intake_statements']:.1f} statements; instant text {cost['lane_cpu'] * 1000:.2f} ms, "
-                      f"{cost['lane_statements']:.1f} statements; "
-                      f"together {(cost['intake_cpu'] + cost['lane_cpu']) * 1000:.2f} ms"
-                      f"{server}; {cost['wall'] * 1000:.1f} ms a lead end to end", flush=True)
+                print(
+                    f"  {kind:<10} {label:<6}: intake {cost['intake_cpu'] * 1000:.2f} ms CPU, "
+                    f"{cost['intake_statements']:.1f} statements; instant text {cost['lane_cpu'] * 1000:.2f} ms, "
+                    f"{cost['lane_statements']:.1f} statements; "
+                    f"together {(cost['intake_cpu'] + cost['lane_cpu']) * 1000:.2f} ms"
+                    f"{server}; {cost['wall'] * 1000:.1f} ms a lead end to end",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

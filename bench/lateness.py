@@ -16,11 +16,22 @@ import argparse
 import os
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.common import (ACCOUNT_SID, AUTH_TOKEN, bot_env, content, database, free_port, load_leads, machine,
-                          stop_bot, summary_ms, wait_healthy)
+from bench.common import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    bot_env,
+    content,
+    database,
+    free_port,
+    load_leads,
+    machine,
+    stop_bot,
+    summary_ms,
+    wait_healthy,
+)
 from bench.memory_startup import peak_mib
 from bench.slack_pace import REPO, PacedSlack, slack_env, start_checkout
 from bench.speed_to_lead import Arrivals
@@ -28,21 +39,32 @@ from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
 
 
-def run(kind: str, leads: int, restart: bool, twilio: TwilioApiStandin, arrivals: Arrivals,
-        first_id: int, code: Path = REPO, sendgrid_url: str = "") -> tuple[list[float], int, float, float]:
+def run(
+    kind: str,
+    leads: int,
+    restart: bool,
+    twilio: TwilioApiStandin,
+    arrivals: Arrivals,
+    first_id: int,
+    code: Path = REPO,
+    sendgrid_url: str = "",
+) -> tuple[list[float], int, float, float]:
     """Seconds late of each text that arrived, how many never did, the bot's CPU seconds meanwhile, and
     its peak resident size (MiB)."""
     with database(kind) as url, tempfile.TemporaryDirectory() as folder, PacedSlack() as slack:
         business, sequences = content(Path(folder))
         port = free_port()
-        env = {**bot_env(url, business, sequences, twilio.url, port), **slack_env(slack),
-               "SENDGRID_API_KEY": "SG.bench", "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
-               "SENDGRID_API_URL": sendgrid_url}
+        env = {
+            **bot_env(url, business, sequences, twilio.url, port),
+            **slack_env(slack),
+            "SENDGRID_API_KEY": "SG.bench",
+            "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
+            "SENDGRID_API_URL": sendgrid_url,
+        }
         bot = start_checkout(env, Path(folder) / "bot.log", code)
         wait_healthy(port, bot, timeout=60)
-        due = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=4)
-        load_leads(url, leads, due_now=0, due_later=due - datetime.now(timezone.utc), now=datetime.now(timezone.utc),
-                   start_id=first_id)
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+        load_leads(url, leads, due_now=0, due_later=due - datetime.now(UTC), now=datetime.now(UTC), start_id=first_id)
         from sqlalchemy import update
 
         from bot.store.db import make_engine
@@ -84,8 +106,11 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with, run first")
     args = parser.parse_args()
     print(machine())
-    print(f"{args.leads:,} texts due the same second, seconds late, Slack, Twilio and SendGrid configured "
-          "(targets: p99 <= 1 s running, <= 1.5 s across a restart, none lost)", flush=True)
+    print(
+        f"{args.leads:,} texts due the same second, seconds late, Slack, Twilio and SendGrid configured "
+        "(targets: p99 <= 1 s running, <= 1.5 s across a restart, none lost)",
+        flush=True,
+    )
     codes = ([("before", args.before)] if args.before else []) + [("after" if args.before else "this", REPO)]
     first = 1
     with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio, SendGridApiStandin("SG.bench") as sendgrid:
@@ -97,9 +122,11 @@ def main() -> None:
                     first += args.leads
                     label = "restarted around due time" if restart else "running throughout"
                     first_out = f"first {min(late) * 1000:.0f} ms, " if late else ""
-                    print(f"  {kind:<10} {code_label:<6} {label:<26} late by {first_out}{summary_ms(late)}, "
-                          f"lost {lost}; bot CPU {cpu / args.leads * 1000:.2f} ms a text; peak RSS {peak:.0f} MiB",
-                          flush=True)
+                    print(
+                        f"  {kind:<10} {code_label:<6} {label:<26} late by {first_out}{summary_ms(late)}, "
+                        f"lost {lost}; bot CPU {cpu / args.leads * 1000:.2f} ms a text; peak RSS {peak:.0f} MiB",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import (ACCOUNT_SID, AUTH_TOKEN, bot_env, content, database, free_port, load_leads, machine,
-                          rss_mib, stop_bot, wait_healthy)
+from bench.common import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    bot_env,
+    content,
+    database,
+    free_port,
+    load_leads,
+    machine,
+    rss_mib,
+    stop_bot,
+    wait_healthy,
+)
 from bench.slack_pace import REPO, PacedSlack, slack_env, start_checkout
 from bench.speed_to_lead import Arrivals
 from bot.standins.sendgrid_api import SendGridApiStandin
@@ -44,13 +55,24 @@ def peak_mib(pid: int) -> float:
 class Bot:
     """One `followup run` over one database, with every vendor pointed at a stand-in."""
 
-    def __init__(self, url: str, folder: Path, code: Path, twilio: TwilioApiStandin, sendgrid: SendGridApiStandin,
-                 slack: PacedSlack) -> None:
+    def __init__(
+        self,
+        url: str,
+        folder: Path,
+        code: Path,
+        twilio: TwilioApiStandin,
+        sendgrid: SendGridApiStandin,
+        slack: PacedSlack,
+    ) -> None:
         business, sequences = content(folder)
         self.port = free_port()
-        self.env = {**bot_env(url, business, sequences, twilio.url, self.port), **slack_env(slack),
-                    "SENDGRID_API_KEY": "SG.bench", "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
-                    "SENDGRID_API_URL": sendgrid.url}
+        self.env = {
+            **bot_env(url, business, sequences, twilio.url, self.port),
+            **slack_env(slack),
+            "SENDGRID_API_KEY": "SG.bench",
+            "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
+            "SENDGRID_API_URL": sendgrid.url,
+        }
         self.log, self.code = folder / "bot.log", code
         self.process: subprocess.Popen | None = None
 
@@ -73,9 +95,23 @@ class Bot:
 def burst(bot: Bot, leads: int, rate: float, first: int, arrivals: Arrivals) -> tuple[float, int]:
     """Post `leads` new leads through the webhook; wait for every text. Return seconds taken and texts missing."""
     started = time.monotonic()
-    generated = subprocess.run([sys.executable, "-m", "bench.speed_to_lead_slack", "--generate",
-                                f"http://127.0.0.1:{bot.port}", str(rate), str(leads / rate), str(first),
-                                "bench-lead"], cwd=REPO, capture_output=True, text=True, check=True)
+    generated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.speed_to_lead_slack",
+            "--generate",
+            f"http://127.0.0.1:{bot.port}",
+            str(rate),
+            str(leads / rate),
+            str(first),
+            "bench-lead",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     import json
 
     numbers = [row["phone"] for row in json.loads(generated.stdout)]
@@ -95,8 +131,11 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with, run first")
     args = parser.parse_args()
     print(machine())
-    print("targets: start to serving < 2 s; resident size idle < 100 MiB, through a burst and with "
-          f"{args.leads:,} active leads < 200 MiB; Slack, Twilio and SendGrid configured (stand-ins)", flush=True)
+    print(
+        "targets: start to serving < 2 s; resident size idle < 100 MiB, through a burst and with "
+        f"{args.leads:,} active leads < 200 MiB; Slack, Twilio and SendGrid configured (stand-ins)",
+        flush=True,
+    )
     codes = ([("before", args.before)] if args.before else []) + [("after" if args.before else "this", REPO)]
     first = 0
     with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio, SendGridApiStandin("SG.bench") as sendgrid:
@@ -116,10 +155,13 @@ def main() -> None:
                         after_burst = rss_mib(bot.pid)
                     finally:
                         bot.stop()
-                    print(f"  {kind:<10} {label:<6} idle: start to serving {startup:.2f} s, RSS {idle:.0f} MiB; "
-                          f"burst of {args.burst:,} at {args.burst_rate:g}/s: every text out in {took:.1f} s "
-                          f"({missing} missing), peak RSS {peak:.0f} MiB, {after_burst:.0f} MiB "
-                          f"{args.settle:g} s later", flush=True)
+                    print(
+                        f"  {kind:<10} {label:<6} idle: start to serving {startup:.2f} s, RSS {idle:.0f} MiB; "
+                        f"burst of {args.burst:,} at {args.burst_rate:g}/s: every text out in {took:.1f} s "
+                        f"({missing} missing), peak RSS {peak:.0f} MiB, {after_burst:.0f} MiB "
+                        f"{args.settle:g} s later",
+                        flush=True,
+                    )
                     load_leads(url, args.leads, due_now=0, start_id=100_000)
                     try:
                         startup = bot.start()
@@ -127,8 +169,11 @@ def main() -> None:
                         loaded, loaded_peak = rss_mib(bot.pid), peak_mib(bot.pid)
                     finally:
                         bot.stop()
-                    print(f"  {kind:<10} {label:<6} {args.leads:,} active: start to serving {startup:.2f} s, "
-                          f"RSS {loaded:.0f} MiB (peak {loaded_peak:.0f} MiB)", flush=True)
+                    print(
+                        f"  {kind:<10} {label:<6} {args.leads:,} active: start to serving {startup:.2f} s, "
+                        f"RSS {loaded:.0f} MiB (peak {loaded_peak:.0f} MiB)",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

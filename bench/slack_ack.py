@@ -17,8 +17,20 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
-from bench.common import (ACCOUNT_SID, AUTH_TOKEN, bot_env, content, database, free_port, load_leads, machine,
-                          start_bot, stop_bot, summary_ms, wait_healthy)
+from bench.common import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    bot_env,
+    content,
+    database,
+    free_port,
+    load_leads,
+    machine,
+    start_bot,
+    stop_bot,
+    summary_ms,
+    wait_healthy,
+)
 from bot.standins.slack_api import SlackApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
 
@@ -26,11 +38,23 @@ BOT_TOKEN, SECRET = "xoxb-bench", "bench-signing-secret"
 
 
 def command(text: str, response_url: str) -> tuple[bytes, dict[str, str]]:
-    body = urlencode({"command": "/followup", "text": text, "user_id": "U0BENCH", "team_id": "T0SANDBOX",
-                      "channel_id": "C0LEADS", "trigger_id": "1.2.3", "response_url": response_url}).encode()
+    body = urlencode(
+        {
+            "command": "/followup",
+            "text": text,
+            "user_id": "U0BENCH",
+            "team_id": "T0SANDBOX",
+            "channel_id": "C0LEADS",
+            "trigger_id": "1.2.3",
+            "response_url": response_url,
+        }
+    ).encode()
     timestamp = str(int(time.time()))
-    return body, {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": timestamp,
-                  "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=timestamp, body=body)}
+    return body, {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=timestamp, body=body),
+    }
 
 
 def main() -> None:
@@ -47,9 +71,17 @@ def main() -> None:
                 load_leads(url, 1000, due_now=0)
                 business, sequences = content(Path(folder))
                 port = free_port()
-                env = bot_env(url, business, sequences, twilio.url, port, SLACK_BOT_TOKEN=BOT_TOKEN,
-                              SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.url + "/api/",
-                              SLACK_LEADS_CHANNEL="C0LEADS")
+                env = bot_env(
+                    url,
+                    business,
+                    sequences,
+                    twilio.url,
+                    port,
+                    SLACK_BOT_TOKEN=BOT_TOKEN,
+                    SLACK_SIGNING_SECRET=SECRET,
+                    SLACK_API_URL=slack.url + "/api/",
+                    SLACK_LEADS_CHANNEL="C0LEADS",
+                )
                 bot = start_bot(env, Path(folder) / "bot.log")
                 try:
                     wait_healthy(port, bot)

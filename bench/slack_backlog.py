@@ -16,28 +16,39 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert
 
-from bench.common import bot_env, content, database, free_port, load_leads, machine, wait_healthy
-from bench.common import POSTGRES_URL
+from bench.common import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    POSTGRES_URL,
+    bot_env,
+    content,
+    database,
+    free_port,
+    load_leads,
+    machine,
+    wait_healthy,
+)
 from bench.slack_pace import REPO, PacedSlack, cpu_seconds, postgres_backends_cpu, profile, slack_env, start_checkout
+from bot.standins.twilio_api import TwilioApiStandin
 from bot.store.db import make_engine
 from bot.store.models import OutboxEvent
-from bot.standins.twilio_api import TwilioApiStandin
-from bench.common import ACCOUNT_SID, AUTH_TOKEN
 
 
 def queue_cards(url: str, count: int) -> None:
     """`count` leads, none due for days, each with its card still to be posted."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     load_leads(url, count, due_now=0, due_later=timedelta(days=2), now=now)
     engine = make_engine(url)
     with engine.begin() as connection:
-        connection.execute(insert(OutboxEvent), [dict(lead_id=i, kind="lead_created", payload={}, created_at=now,
-                                                      attempts=0) for i in range(1, count + 1)])
+        connection.execute(
+            insert(OutboxEvent),
+            [dict(lead_id=i, kind="lead_created", payload={}, created_at=now, attempts=0) for i in range(1, count + 1)],
+        )
     engine.dispose()
 
 
@@ -74,11 +85,17 @@ def measure(kind: str, code: Path, posts: int, seconds: float, twilio_url: str, 
                 bot.wait()
         floods = log.read_text(errors="replace").count("maximum number of running instances")
         served = f" (+ {server_share * 100:.1f} % in its PostgreSQL server processes)" if kind == "postgresql" else ""
-        return (f"CPU {share * 100:5.1f} % of a core over {seconds:g} s{served}; {posted} posts taken "
-                f"({posted / seconds:.2f}/s), {slack.refused} refused (429); {floods} 'maximum number of running "
-                f"instances' lines; SIGTERM stopped it in {stopped}"
-                + (f"\n    py-spy, {profile_seconds:g} s, share of samples with the function on a busy stack:\n    "
-                   + sampled.replace("\n", "\n    ") if sampled else ""))
+        return (
+            f"CPU {share * 100:5.1f} % of a core over {seconds:g} s{served}; {posted} posts taken "
+            f"({posted / seconds:.2f}/s), {slack.refused} refused (429); {floods} 'maximum number of running "
+            f"instances' lines; SIGTERM stopped it in {stopped}"
+            + (
+                f"\n    py-spy, {profile_seconds:g} s, share of samples with the function on a busy stack:\n    "
+                + sampled.replace("\n", "\n    ")
+                if sampled
+                else ""
+            )
+        )
 
 
 def main() -> None:
@@ -90,8 +107,11 @@ def main() -> None:
     parser.add_argument("--profile", type=float, default=0, help="then sample it with py-spy for this many seconds")
     args = parser.parse_args()
     print(machine())
-    print(f"idle bot, {args.posts} cards queued, Slack at its own pace (1 post/s per channel, burst 5); "
-          "target: < 5 % of a core, SIGTERM < 5 s", flush=True)
+    print(
+        f"idle bot, {args.posts} cards queued, Slack at its own pace (1 post/s per channel, burst 5); "
+        "target: < 5 % of a core, SIGTERM < 5 s",
+        flush=True,
+    )
     codes = ([("before", args.before)] if args.before else []) + [("after" if args.before else "this", REPO)]
     with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio:
         for kind in args.databases.split(","):

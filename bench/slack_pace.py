@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 class PacedSlack(SlackApiStandin):
     """Slack's Web API, refusing with 429 what goes beyond Slack's rate limits."""
 
-    def __init__(self, *, post_rate: float = 1.0, post_burst: int = 5, update_rate: float = 50 / 60,
-                 update_burst: int = 10) -> None:
+    def __init__(
+        self, *, post_rate: float = 1.0, post_burst: int = 5, update_rate: float = 50 / 60, update_burst: int = 10
+    ) -> None:
         super().__init__(BOT_TOKEN, channels={LEADS_CHANNEL: "leads"})
         self._posts = RateLimiter(post_rate, post_burst)
         self._updates = RateLimiter(update_rate, update_burst)
@@ -54,8 +55,9 @@ def start_checkout(env: dict[str, str], log: Path, code: Path = REPO) -> subproc
     """`followup run` from the checkout at `code` (this one, or a "before" worktree for a comparison)."""
     env = {**env, "PYTHONPATH": str(code)}
     with log.open("a") as out:
-        return subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=code, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"], cwd=code, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -79,9 +81,25 @@ def profile(pid: int, seconds: float, top: int = 8, *, keep: Path | None = None)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "stacks.txt"
-        done = subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
-                               "--format", "raw", "--output", str(out), "--nonblocking"], capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "50",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                "--nonblocking",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0 or not out.exists():
             return f"py-spy could not sample: {done.stderr.strip()[-200:]}"
         if keep is not None:
@@ -98,9 +116,24 @@ def profile(pid: int, seconds: float, top: int = 8, *, keep: Path | None = None)
             for frame in {frame.split(" (")[0] for frame in frames}:
                 inclusive[frame] += int(count)
             own[frames[-1]] += int(count)
-    busy = [(frame, count) for frame, count in inclusive.most_common()
-            if frame and not frame.startswith(("_bootstrap", "Thread.", "run (threading", "<module>", "_run_code",
-                                               "_run_module", "BaseScheduler", "_worker", "WorkerThread"))]
+    busy = [
+        (frame, count)
+        for frame, count in inclusive.most_common()
+        if frame
+        and not frame.startswith(
+            (
+                "_bootstrap",
+                "Thread.",
+                "run (threading",
+                "<module>",
+                "_run_code",
+                "_run_module",
+                "BaseScheduler",
+                "_worker",
+                "WorkerThread",
+            )
+        )
+    ]
     lines = [f"{count / total * 100:5.1f} %  {frame}" for frame, count in busy[:top]] if total else []
     if total:
         lines.append("  busy themselves (innermost frame):")
@@ -135,8 +168,9 @@ def postgres_backends_cpu(pid: int, postgres_url: str) -> float:
     engine = create_engine(postgres_url)
     try:
         with engine.connect() as connection:
-            backends = connection.scalars(text("SELECT pid FROM pg_stat_activity WHERE client_port = ANY(:ports)"),
-                                          {"ports": sorted(ports)}).all()
+            backends = connection.scalars(
+                text("SELECT pid FROM pg_stat_activity WHERE client_port = ANY(:ports)"), {"ports": sorted(ports)}
+            ).all()
     finally:
         engine.dispose()
     total = 0.0

@@ -15,15 +15,27 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from bench.common import (ACCOUNT_SID, AUTH_TOKEN, bot_env, content, database, free_port, machine, midday_zone,
-                          phone,
-                          start_bot, stop_bot, summary_ms, wait_healthy)
+from bench.common import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    bot_env,
+    content,
+    database,
+    free_port,
+    machine,
+    midday_zone,
+    phone,
+    start_bot,
+    stop_bot,
+    summary_ms,
+    wait_healthy,
+)
 from bot.standins.twilio_api import TwilioApiStandin
 
 
@@ -43,11 +55,12 @@ class Arrivals:
                 self._changed.notify_all()
 
 
-def drive(url: str, rate: int, seconds: float, first: int, path: str, headers: dict[str, str],
-          arrivals: Arrivals) -> list[float]:
+def drive(
+    url: str, rate: int, seconds: float, first: int, path: str, headers: dict[str, str], arrivals: Arrivals
+) -> list[float]:
     """Post `rate` leads a second for `seconds`; return each one's posted-to-Twilio latency."""
     posted: dict[str, float] = {}
-    zone = midday_zone(datetime.now(timezone.utc))
+    zone = midday_zone(datetime.now(UTC))
     total = int(rate * seconds)
     client = httpx.Client(base_url=url, timeout=30, limits=httpx.Limits(max_connections=64))
 
@@ -55,9 +68,17 @@ def drive(url: str, rate: int, seconds: float, first: int, path: str, headers: d
         number = phone(first + index)
         posted[number] = time.time()
         # A zone where it is midday: the lead's 8 a.m.-9 p.m. rule never holds the text back.
-        client.post(path, json={"name": f"Lead {index}", "phone": number, "timezone": zone,
-                                  "consent": True, "consent_text": "I agree to texts"},
-                    headers=headers).raise_for_status()
+        client.post(
+            path,
+            json={
+                "name": f"Lead {index}",
+                "phone": number,
+                "timezone": zone,
+                "consent": True,
+                "consent_text": "I agree to texts",
+            },
+            headers=headers,
+        ).raise_for_status()
 
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -90,8 +111,9 @@ def floor_app(twilio_url: str):
 
     async def lead(request):  # noqa: ANN001, ANN202 - a Starlette route handler
         body = await request.json()
-        await run_in_threadpool(client.post, messages,
-                                data={"To": body["phone"], "From": "+13125550100", "Body": "hello"})
+        await run_in_threadpool(
+            client.post, messages, data={"To": body["phone"], "From": "+13125550100", "Body": "hello"}
+        )
         return JSONResponse({"ok": True}, status_code=201)
 
     return Starlette(routes=[Route("/webhooks/leads", lead, methods=["POST"])])
@@ -112,19 +134,21 @@ def main() -> None:
         return
     print(machine())
     rates = [int(r) for r in args.rates.split(",")]
-    print(f"lead webhook posted -> Twilio request received ({args.seconds:g} s at each rate; target p99 < 20 ms "
-          "at 50/s)", flush=True)
+    print(
+        f"lead webhook posted -> Twilio request received ({args.seconds:g} s at each rate; target p99 < 20 ms at 50/s)",
+        flush=True,
+    )
     first = 0
     with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio:
         arrivals = Arrivals(twilio)
         port = free_port()
-        floor = subprocess.Popen([sys.executable, "-m", "bench.speed_to_lead", "--floor-server", str(port),
-                                  twilio.url])
+        floor = subprocess.Popen([sys.executable, "-m", "bench.speed_to_lead", "--floor-server", str(port), twilio.url])
         try:
             time.sleep(1.5)
             for rate in rates:
-                latencies = drive(f"http://127.0.0.1:{port}", rate, args.seconds, first, "/webhooks/leads", {},
-                                  arrivals)
+                latencies = drive(
+                    f"http://127.0.0.1:{port}", rate, args.seconds, first, "/webhooks/leads", {}, arrivals
+                )
                 first += int(rate * args.seconds)
                 print(f"  floor (two bare hops) {rate:>3}/s: {summary_ms(latencies)}", flush=True)
         finally:
@@ -137,8 +161,15 @@ def main() -> None:
                 try:
                     wait_healthy(port, bot)
                     for rate in rates:
-                        latencies = drive(f"http://127.0.0.1:{port}", rate, args.seconds, first, "/webhooks/leads",
-                                          {"Authorization": "Bearer bench-lead"}, arrivals)
+                        latencies = drive(
+                            f"http://127.0.0.1:{port}",
+                            rate,
+                            args.seconds,
+                            first,
+                            "/webhooks/leads",
+                            {"Authorization": "Bearer bench-lead"},
+                            arrivals,
+                        )
                         first += int(rate * args.seconds)
                         print(f"  followup on {kind:<10} {rate:>3}/s: {summary_ms(latencies)}", flush=True)
                 finally:

@@ -22,25 +22,38 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
-from bench.common import (ACCOUNT_SID, AUTH_TOKEN, bot_env, content, database, free_port, machine, midday_zone,
-                          percentile, phone, stop_bot, summary_ms, wait_healthy)
+from bench.common import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    bot_env,
+    content,
+    database,
+    free_port,
+    machine,
+    midday_zone,
+    percentile,
+    phone,
+    stop_bot,
+    summary_ms,
+    wait_healthy,
+)
 from bench.slack_pace import REPO, PacedSlack, cpu_seconds, profile, slack_env, start_checkout
 from bench.speed_to_lead import Arrivals
-from bot.store.db import make_engine
-from bot.store.models import OutboxEvent
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
+from bot.store.db import make_engine
+from bot.store.models import OutboxEvent
 
 
 def generate(url: str, rate: float, seconds: float, first: int, token: str) -> None:
     """In its own process: post leads on schedule; print each one's number, post time and answer time."""
-    zone = midday_zone(datetime.now(timezone.utc))
+    zone = midday_zone(datetime.now(UTC))
     client = httpx.Client(base_url=url, timeout=30, limits=httpx.Limits(max_connections=64))
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     results: list[dict] = []
@@ -50,9 +63,17 @@ def generate(url: str, rate: float, seconds: float, first: int, token: str) -> N
         number = phone(first + index)
         posted = time.time()
         try:
-            status = client.post("/webhooks/leads", headers=headers, json={
-                "name": f"Lead {index}", "phone": number, "timezone": zone, "consent": True,
-                "consent_text": "I agree to texts"}).status_code
+            status = client.post(
+                "/webhooks/leads",
+                headers=headers,
+                json={
+                    "name": f"Lead {index}",
+                    "phone": number,
+                    "timezone": zone,
+                    "consent": True,
+                    "consent_text": "I agree to texts",
+                },
+            ).status_code
         except httpx.HTTPError as error:
             status = repr(error)
         with lock:
@@ -67,12 +88,27 @@ def generate(url: str, rate: float, seconds: float, first: int, token: str) -> N
     print(json.dumps(results))
 
 
-def drive(url: str, rate: float, seconds: float, first: int, token: str, arrivals: Arrivals
-          ) -> tuple[list[float], list[float], int, list]:
+def drive(
+    url: str, rate: float, seconds: float, first: int, token: str, arrivals: Arrivals
+) -> tuple[list[float], list[float], int, list]:
     """Run the generator process; return speed-to-lead latencies, answer times, leads lost, failed posts."""
-    generator = subprocess.run([sys.executable, "-m", "bench.speed_to_lead_slack", "--generate", url, str(rate),
-                                str(seconds), str(first), token], cwd=REPO, capture_output=True, text=True,
-                               check=True)
+    generator = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.speed_to_lead_slack",
+            "--generate",
+            url,
+            str(rate),
+            str(seconds),
+            str(first),
+            token,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     results = json.loads(generator.stdout)
     failed = [r for r in results if r["status"] != 201]
     deadline = time.monotonic() + 30
@@ -103,12 +139,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--before", type=Path, action="append", default=[],
-                        help="a checkout of the code to compare with, run first (again for more, in turn)")
-    parser.add_argument("--slack-off", action="store_true",
-                        help="one more row per database: this code with Slack not configured")
-    parser.add_argument("--profile", type=float, default=0,
-                        help="sample the bot with py-spy for this many seconds while the load runs")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        action="append",
+        default=[],
+        help="a checkout of the code to compare with, run first (again for more, in turn)",
+    )
+    parser.add_argument(
+        "--slack-off", action="store_true", help="one more row per database: this code with Slack not configured"
+    )
+    parser.add_argument(
+        "--profile", type=float, default=0, help="sample the bot with py-spy for this many seconds while the load runs"
+    )
     parser.add_argument("--keep-profile", type=Path, help="a folder to save py-spy's raw stacks in, one file a row")
     parser.add_argument("--generate", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,24 +160,31 @@ def main() -> None:
         generate(url, float(rate), float(seconds), int(first), token)
         return
     print(machine())
-    print(f"speed to lead at {args.rate:g} leads/s for {args.seconds:g} s, Slack on at its own pace "
-          "(targets: p99 <= 5x floor and < 20 ms; intake p99 < 20 ms)", flush=True)
+    print(
+        f"speed to lead at {args.rate:g} leads/s for {args.seconds:g} s, Slack on at its own pace "
+        "(targets: p99 <= 5x floor and < 20 ms; intake p99 < 20 ms)",
+        flush=True,
+    )
     first = 0
     with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio, SendGridApiStandin("SG.bench") as sendgrid:
         arrivals = Arrivals(twilio)
         port = free_port()
-        floor_server = subprocess.Popen([sys.executable, "-m", "bench.speed_to_lead", "--floor-server", str(port),
-                                         twilio.url], cwd=REPO)
+        floor_server = subprocess.Popen(
+            [sys.executable, "-m", "bench.speed_to_lead", "--floor-server", str(port), twilio.url], cwd=REPO
+        )
         try:
             time.sleep(2)
-            latencies, answers, lost, _ = drive(f"http://127.0.0.1:{port}", args.rate, args.seconds, first, "",
-                                                arrivals)
+            latencies, answers, lost, _ = drive(
+                f"http://127.0.0.1:{port}", args.rate, args.seconds, first, "", arrivals
+            )
         finally:
             stop_bot(floor_server)
         first += int(args.rate * args.seconds)
         floor_p99 = percentile(latencies, 99)
-        print(f"  floor (two bare hops): {summary_ms(latencies)}; answer p99 {percentile(answers, 99) * 1000:.1f} ms",
-              flush=True)
+        print(
+            f"  floor (two bare hops): {summary_ms(latencies)}; answer p99 {percentile(answers, 99) * 1000:.1f} ms",
+            flush=True,
+        )
         codes = [("before" if len(args.before) == 1 else path.name, path) for path in args.before]
         codes.append(("after" if args.before else "this", REPO))
         if args.slack_off:
@@ -144,10 +194,13 @@ def main() -> None:
                 with database(kind) as url, tempfile.TemporaryDirectory() as folder, PacedSlack() as slack:
                     business, sequences = content(Path(folder))
                     port = free_port()
-                    env = {**bot_env(url, business, sequences, twilio.url, port),
-                           **(slack_env(slack) if label != "no Slack" else {}),
-                           "SENDGRID_API_KEY": "SG.bench", "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
-                           "SENDGRID_API_URL": sendgrid.url}
+                    env = {
+                        **bot_env(url, business, sequences, twilio.url, port),
+                        **(slack_env(slack) if label != "no Slack" else {}),
+                        "SENDGRID_API_KEY": "SG.bench",
+                        "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
+                        "SENDGRID_API_URL": sendgrid.url,
+                    }
                     bot = start_checkout(env, Path(folder) / "bot.log", code)
                     try:
                         wait_healthy(port, bot, timeout=60)
@@ -157,8 +210,9 @@ def main() -> None:
                         sampler = threading.Thread(target=sample_into, args=(sampled, bot.pid, args.profile, keep))
                         if args.profile:
                             sampler.start()  # py-spy takes CPU of its own: quote latencies from a run without --profile
-                        latencies, answers, lost, failed = drive(f"http://127.0.0.1:{port}", args.rate,
-                                                                 args.seconds, first, "bench-lead", arrivals)
+                        latencies, answers, lost, failed = drive(
+                            f"http://127.0.0.1:{port}", args.rate, args.seconds, first, "bench-lead", arrivals
+                        )
                         if args.profile:
                             sampler.join()
                         share = (cpu_seconds(bot.pid) - cpu) / (time.monotonic() - started)
@@ -168,16 +222,22 @@ def main() -> None:
                         stop_bot(bot)
                     first += int(args.rate * args.seconds)
                     leads = int(args.rate * args.seconds)
-                    print(f"  {kind:<10} {label:<8}: {summary_ms(latencies)} = "
-                          f"{percentile(latencies, 99) / floor_p99:.1f}x floor p99; "
-                          f"answer p99 {percentile(answers, 99) * 1000:.1f} ms; lost {lost}, "
-                          f"failed posts {len(failed)}; CPU {share * 100:.0f} % of a core; Slack took "
-                          f"{took['chat.postMessage']} posts and {took['chat.update']} edits "
-                          f"({took['refused']} refused), "
-                          f"{pending} of {total} notices ({total / leads:.1f} per lead) still queued", flush=True)
+                    print(
+                        f"  {kind:<10} {label:<8}: {summary_ms(latencies)} = "
+                        f"{percentile(latencies, 99) / floor_p99:.1f}x floor p99; "
+                        f"answer p99 {percentile(answers, 99) * 1000:.1f} ms; lost {lost}, "
+                        f"failed posts {len(failed)}; CPU {share * 100:.0f} % of a core; Slack took "
+                        f"{took['chat.postMessage']} posts and {took['chat.update']} edits "
+                        f"({took['refused']} refused), "
+                        f"{pending} of {total} notices ({total / leads:.1f} per lead) still queued",
+                        flush=True,
+                    )
                     if sampled:
-                        print(f"    py-spy, {args.profile:g} s under the load, share of busy samples:\n    "
-                              + sampled[0].replace("\n", "\n    "), flush=True)
+                        print(
+                            f"    py-spy, {args.profile:g} s under the load, share of busy samples:\n    "
+                            + sampled[0].replace("\n", "\n    "),
+                            flush=True,
+                        )
 
 
 if __name__ == "__main__":

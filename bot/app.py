@@ -7,10 +7,10 @@ Everything a process runs is built here and only here: `build_services` for a CL
 
 from __future__ import annotations
 
-from pathlib import Path
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -34,13 +34,13 @@ from bot.core.business import Business, load_business
 from bot.core.clock import Clock, ScaledClock
 from bot.core.config_errors import ConfigError, Problem
 from bot.core.contacts import phone_country
-from bot.store.db import make_engine, make_session_factory, upgrade
 from bot.core.ports import EmailSender, SmsSender
-from bot.usecases.services import Playbooks, Services
-from bot.reports.preview import PreviewSources
-from bot.slack.poster import SlackPoster
-from bot.settings import Settings
 from bot.core.templating import TemplateRenderer
+from bot.reports.preview import PreviewSources
+from bot.settings import Settings
+from bot.slack.poster import SlackPoster
+from bot.store.db import make_engine, make_session_factory, upgrade
+from bot.usecases.services import Playbooks, Services
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,16 @@ def build_sms_sender(settings: Settings) -> SmsSender | None:
     if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
         # Refused at start, not at the first lead: until each business names its own sender, the deployment's
         # is the only one, and the adapter would refuse every text for want of it.
-        raise ConfigError([Problem("environment", None,
-                                   "Twilio is configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) but texts have "
-                                   "no sender", fix="set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")])
+        raise ConfigError(
+            [
+                Problem(
+                    "environment",
+                    None,
+                    "Twilio is configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) but texts have no sender",
+                    fix="set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID",
+                )
+            ]
+        )
     from bot.channels.twilio_sms import TwilioSmsSender
 
     return TwilioSmsSender(
@@ -155,9 +162,13 @@ def business_country(business: Business) -> str:
 
 def preview_sources(settings: Settings) -> PreviewSources:
     """What `followup preview` reads: the business file, playbooks and wording `followup run` would use."""
-    return PreviewSources(business_path=Path(settings.business_path), sequences_dir=Path(settings.sequences_dir),
-                          templates_dir=Path(settings.templates_dir), default_region=settings.default_region,
-                          public_base_url=settings.public_base_url)
+    return PreviewSources(
+        business_path=Path(settings.business_path),
+        sequences_dir=Path(settings.sequences_dir),
+        templates_dir=Path(settings.templates_dir),
+        default_region=settings.default_region,
+        public_base_url=settings.public_base_url,
+    )
 
 
 def build_slack_poster(settings: Settings, services: Services, *, timeout: float = 10.0) -> SlackPoster | None:
@@ -168,8 +179,9 @@ def build_slack_poster(settings: Settings, services: Services, *, timeout: float
 
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=int(timeout))
-    return SlackPoster(services, client, settings.slack_leads_channel, settings.slack_oncall,
-                       admins=settings.slack_admin_ids)
+    return SlackPoster(
+        services, client, settings.slack_leads_channel, settings.slack_oncall, admins=settings.slack_admin_ids
+    )
 
 
 @dataclass
@@ -184,11 +196,15 @@ class RunningParts:
 
 def request_limits(settings: Settings) -> RequestLimits:
     """The HTTP edge's limits from settings; no body is larger than the largest route takes (an inbound email)."""
-    return RequestLimits(header_timeout=settings.http_header_timeout, body_timeout=settings.http_body_timeout,
-                         keep_alive_timeout=settings.http_keep_alive_timeout,
-                         max_connections=settings.http_max_connections,
-                         max_header_bytes=settings.http_max_header_bytes, max_body_bytes=MAX_EMAIL_BODY,
-                         summary_seconds=settings.http_refusal_log_seconds)
+    return RequestLimits(
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        keep_alive_timeout=settings.http_keep_alive_timeout,
+        max_connections=settings.http_max_connections,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_body_bytes=MAX_EMAIL_BODY,
+        summary_seconds=settings.http_refusal_log_seconds,
+    )
 
 
 def assemble(settings: Settings, *, clock: Clock | None = None, refusals: RefusalLog | None = None) -> RunningParts:
@@ -204,19 +220,23 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
     released = release_waiting_touches(services)
     if released:
         log.info("%d touch(es) that waited for a channel's settings go out now", released)
-    scheduler = WorkScheduler(services, poll_seconds=settings.poll_seconds,
-                              click_escalation_delay=settings.click_escalation_delay,
-                              claim_reminder_delay=settings.claim_reminder_delay,
-                              send_lease_seconds=settings.send_lease_seconds, senders=settings.senders,
-                              fast_lane_workers=settings.fast_lane_threads)
+    scheduler = WorkScheduler(
+        services,
+        poll_seconds=settings.poll_seconds,
+        click_escalation_delay=settings.click_escalation_delay,
+        claim_reminder_delay=settings.claim_reminder_delay,
+        send_lease_seconds=settings.send_lease_seconds,
+        senders=settings.senders,
+        fast_lane_workers=settings.fast_lane_threads,
+    )
     # Sends a stopped process left `sending` (touches and one-off messages alike) are settled by the
     # dispatcher's own ticks (bot.usecases.send_recovery): no job of their own.
     # Delivery ids kept for replay protection are forgotten once no retry or replay can bring them back.
-    scheduler.add_periodic("processed_deliveries_pruning", lambda: prune_processed_deliveries(services),
-                           seconds=3600)
+    scheduler.add_periodic("processed_deliveries_pruning", lambda: prune_processed_deliveries(services), seconds=3600)
     if settings.webhook_urls:
-        deliverer = WebhookDeliverer(services, secret=settings.webhook_secret or "",
-                                     max_attempts=settings.webhook_max_attempts)
+        deliverer = WebhookDeliverer(
+            services, secret=settings.webhook_secret or "", max_attempts=settings.webhook_max_attempts
+        )
         scheduler.add_periodic("outbound_webhooks", deliverer.deliver_once, seconds=max(settings.poll_seconds, 1.0))
         log.info("outbound webhooks: lead events go to %d receiver(s)", len(settings.webhook_urls))
     poster = build_slack_poster(settings, services)
@@ -226,11 +246,12 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
     else:
         log.warning("Slack is not configured (SLACK_BOT_TOKEN, SLACK_LEADS_CHANNEL): no lead cards will be posted")
     if poster is not None and settings.digest_schedule is not None:
-        from bot.slack_app import slack_client
         from bot.slack.digest import WeeklyDigestJob
+        from bot.slack_app import slack_client
 
-        digest = WeeklyDigestJob(services, slack_client(settings), settings.slack_leads_channel or "",
-                                 settings.digest_schedule)
+        digest = WeeklyDigestJob(
+            services, slack_client(settings), settings.slack_leads_channel or "", settings.digest_schedule
+        )
         scheduler.add_periodic("weekly_digest", digest.run_once, seconds=60)
     extra_routes: list[BaseRoute] = []
     on_start: list[Callable[[], object]] = [scheduler.start]
@@ -254,14 +275,17 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
         scheduler.add_periodic("refused_requests_summary", lambda: refusals.log_interval(seconds), seconds=seconds)
         # Last, after the server has closed its connections: uvicorn re-raises SIGTERM once it returns.
         on_stop.append(refusals.log_total)
-    app = create_web_app(services, settings, extra_routes=extra_routes,
-                         on_start=_in_turn(on_start), on_stop=_in_turn(on_stop))
+    app = create_web_app(
+        services, settings, extra_routes=extra_routes, on_start=_in_turn(on_start), on_stop=_in_turn(on_stop)
+    )
     return RunningParts(services, scheduler, poster, app)
 
 
 def _in_turn(steps: list[Callable[[], object]]) -> Callable[[], None]:
     """One callable that runs the steps in order (what each returns is not needed)."""
+
     def run() -> None:
         for step in steps:
             step()
+
     return run

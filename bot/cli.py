@@ -7,9 +7,10 @@ import json
 import logging
 import signal
 import sys
-from datetime import datetime, timezone
+from collections.abc import Sequence as Seq
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence as Seq
+from typing import Any
 
 from sqlalchemy import select
 
@@ -49,8 +50,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
-    report = check_content(business, Path(settings.sequences_dir), Path(settings.templates_dir),
-                           reply_rules=settings.reply_rules_path)
+    report = check_content(
+        business, Path(settings.sequences_dir), Path(settings.templates_dir), reply_rules=settings.reply_rules_path
+    )
     for line in report.lines:
         print(line)
     for warning in report.warnings + _unconfigured_channels(settings, business):
@@ -64,15 +66,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _unconfigured_channels(settings, business) -> list[str]:  # noqa: ANN001 - Settings and Business, imported late here so `followup --help` stays fast
     """What `followup run` would hold back for want of a provider's settings."""
     from bot.app import email_configured, load_playbooks, sms_configured
-    from bot.usecases.dispatch import waiting_channels_warnings
     from bot.core.playbook import Channel
+    from bot.usecases.dispatch import waiting_channels_warnings
 
     try:
         playbooks = load_playbooks(settings, business)
     except ConfigError:
         return []  # check_content has reported it
-    configured = {channel for channel, ok in ((Channel.SMS, sms_configured(settings)),
-                                              (Channel.EMAIL, email_configured(settings))) if ok}
+    configured = {
+        channel
+        for channel, ok in ((Channel.SMS, sms_configured(settings)), (Channel.EMAIL, email_configured(settings)))
+        if ok
+    }
     return waiting_channels_warnings(playbooks, configured)
 
 
@@ -89,8 +94,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     except OSError as error:
         return _fail(f"init {folder}: {error}")
     shown = folder.resolve()
-    print(f"followup init: wrote {len(report.written)} files into {shown}"
-          + (f", kept {len(report.kept)} already there" if report.kept else ""))
+    print(
+        f"followup init: wrote {len(report.written)} files into {shown}"
+        + (f", kept {len(report.kept)} already there" if report.kept else "")
+    )
     print(f"  {shown / 'business.yml'}  your name, time zone, phone, address, hours and booking link")
     print(f"  {shown / 'sequences'}/  the playbooks: which touch goes out when")
     print(f"  {shown / 'templates'}/  the wording of every text, email and call script")
@@ -112,7 +119,7 @@ def _parse_when(text: str | None, name: str) -> datetime | None:
         raise ValueError(f"{name}: {text!r} is not an ISO 8601 date and time such as 2026-12-01T09:30-06:00") from None
     if moment.tzinfo is None:
         raise ValueError(f"{name}: {text!r} needs a UTC offset, such as 2026-12-01T09:30-06:00")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _lead_fields(text: str | None) -> dict[str, str]:
@@ -189,13 +196,21 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 1
     try:
-        report = import_leads_csv(services, path, sequence=args.sequence, consent=args.consent,
-                                  no_sms_consent=args.no_sms_consent, encoding=args.encoding,
-                                  on_problem=lambda problem: print(problem, file=sys.stderr))
+        report = import_leads_csv(
+            services,
+            path,
+            sequence=args.sequence,
+            consent=args.consent,
+            no_sms_consent=args.no_sms_consent,
+            encoding=args.encoding,
+            on_problem=lambda problem: print(problem, file=sys.stderr),
+        )
     except (UnreadableFile, ConsentNotAccountedFor) as error:
         return _fail(str(error))
-    print(f"{path}: {report.added} added, {report.existing} already known, {report.rejected} rejected "
-          f"(read as {report.encoding})")
+    print(
+        f"{path}: {report.added} added, {report.existing} already known, {report.rejected} rejected "
+        f"(read as {report.encoding})"
+    )
     return 1 if report.rejected else 0
 
 
@@ -221,8 +236,16 @@ def cmd_leads_list(args: argparse.Namespace) -> int:
         if row["enrollment_state"] in ("paused", "stopped") and row["enrollment_reason"]:
             state += f" ({row['enrollment_reason']})"
         nxt = row["next_touch"]
-        table.append((str(row["id"]), row["name"] or "-", row["phone"] or row["email"] or "-", row["stage"],
-                      state, f"{nxt['step']} {nxt['due_at'][:16]}" if nxt else "-"))
+        table.append(
+            (
+                str(row["id"]),
+                row["name"] or "-",
+                row["phone"] or row["email"] or "-",
+                row["stage"],
+                state,
+                f"{nxt['step']} {nxt['due_at'][:16]}" if nxt else "-",
+            )
+        )
     print(_format_table(table))
     return 0
 
@@ -249,7 +272,8 @@ def cmd_leads_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write every lead (changed since a date, if given) to CSV or JSON, streamed in pages."""
-    from datetime import date, time as day_time
+    from datetime import date
+    from datetime import time as day_time
 
     from bot.reports.lead_export import ExportRefused, export_leads
 
@@ -264,7 +288,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             day = date.fromisoformat(args.since)
         except ValueError:
             return _fail(f"--since {args.since!r}: give a date as YYYY-MM-DD (midnight in the business's time zone)")
-        since = datetime.combine(day, day_time(0), tzinfo=services.business.timezone).astimezone(timezone.utc)
+        since = datetime.combine(day, day_time(0), tzinfo=services.business.timezone).astimezone(UTC)
     try:
         report = export_leads(services.session_factory, Path(args.file), since=since, messages=args.messages)
     except ExportRefused as error:
@@ -284,8 +308,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     try:
         request = read_stats_words(args.words)
     except StatsWordsError as wrong:
-        return _fail(f"stats: {str(wrong)!r} is neither a period nor a breakdown; write followup "
-                     f"{ACCEPTED_FORMS} (add --json or --csv for a file)")
+        return _fail(
+            f"stats: {str(wrong)!r} is neither a period nor a breakdown; write followup "
+            f"{ACCEPTED_FORMS} (add --json or --csv for a file)"
+        )
     try:
         services = _services()
     except ConfigError as error:
@@ -296,8 +322,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if request.by is None:
             table = headline_table(lead_stats(session, now=now, days=request.days))
         else:
-            table = stats_table(session, now=now, days=request.days, by=request.by,
-                                playbook_of=services.playbooks.get)
+            table = stats_table(session, now=now, days=request.days, by=request.by, playbook_of=services.playbooks.get)
     if args.json:
         print(json.dumps(_stats_json(table), indent=2, ensure_ascii=False))
     elif args.csv:
@@ -308,11 +333,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _stats_json(table) -> dict[str, Any]:  # noqa: ANN001 - a bot.reports.breakdowns.StatsTable
-    return {"breakdown": str(table.by) if table.by else None, "days": table.days,
-            "since": table.since.isoformat(), "until": table.until.isoformat(),
-            "columns": [{"key": column.key, "heading": column.heading, "kind": str(column.kind)}
-                        for column in table.columns],
-            "rows": table.records(), "footnote": table.footnote}
+    return {
+        "breakdown": str(table.by) if table.by else None,
+        "days": table.days,
+        "since": table.since.isoformat(),
+        "until": table.until.isoformat(),
+        "columns": [
+            {"key": column.key, "heading": column.heading, "kind": str(column.kind)} for column in table.columns
+        ],
+        "rows": table.records(),
+        "footnote": table.footnote,
+    }
 
 
 def _write_stats_csv(table, out) -> None:  # noqa: ANN001 - a StatsTable, a text stream
@@ -330,13 +361,18 @@ def _stats_text(table, zone) -> str:  # noqa: ANN001 - a StatsTable, the busines
     from bot.reports.breakdowns import cell_text, text_lines
 
     first, last = table.since.astimezone(zone), table.until.astimezone(zone)
-    lines = [f"{table.title}, last {table.days} days ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} "
-             f"{getattr(zone, 'key', zone)})", ""]
+    lines = [
+        f"{table.title}, last {table.days} days ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} "
+        f"{getattr(zone, 'key', zone)})",
+        "",
+    ]
     if table.by is None:
         [row] = table.rows
         width = max(len(column.heading) for column in table.columns)
-        lines += [f"{column.heading + ':':<{width + 1}} {cell_text(value, column.kind) or '—'}"
-                  for column, value in zip(table.columns, row, strict=True)]
+        lines += [
+            f"{column.heading + ':':<{width + 1}} {cell_text(value, column.kind) or '—'}"
+            for column, value in zip(table.columns, row, strict=True)
+        ]
     else:
         lines += text_lines(table) if table.rows else ["nothing in this period"]
     # A label comes from what leads and forms sent: no control character reaches the terminal.
@@ -356,13 +392,14 @@ def cmd_forget(args: argparse.Namespace) -> int:
     if len(found) != 1:
         return _fail(f"{args.lead!r} matches {len(found)} leads; give exactly one (an id is surest)")
     if not args.yes:
-        return _fail(f"this erases lead #{found[0]}'s name, contacts and every message; "
-                     "run again with --yes to do it")
+        return _fail(f"this erases lead #{found[0]}'s name, contacts and every message; run again with --yes to do it")
     done = forget(services, found[0], actor=CLI)
     left = scrub_database_files(services.session_factory.kw["bind"])
-    print(f"lead #{done.lead_id} forgotten: {done.messages} messages, {done.touches} touches and "
-          f"{done.call_tasks} call tasks emptied; its card, thread and call tasks in Slack are edited to say "
-          "the data was erased (by `followup run`, at once if it is running, else when it starts)")
+    print(
+        f"lead #{done.lead_id} forgotten: {done.messages} messages, {done.touches} touches and "
+        f"{done.call_tasks} call tasks emptied; its card, thread and call tasks in Slack are edited to say "
+        "the data was erased (by `followup run`, at once if it is running, else when it starts)"
+    )
     if left:
         print(f"note: {left}")
     return 0
@@ -467,8 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     preview = commands.add_parser("preview", help="show a sequence's timeline for a lead")
     preview.add_argument("--sequence", help="a sequence name or a path to a YAML file (default: the business's)")
-    preview.add_argument("--lead", help="sample lead fields, e.g. 'name=Dana Lee,phone=+14155552671,email=d@x.org' "
-                                        "(consent=no: a lead who did not agree to texts)")
+    preview.add_argument(
+        "--lead",
+        help="sample lead fields, e.g. 'name=Dana Lee,phone=+14155552671,email=d@x.org' "
+        "(consent=no: a lead who did not agree to texts)",
+    )
     preview.add_argument("--start", help="when the lead comes in (ISO 8601 with offset; default now)")
     preview.add_argument("--appointment", help="the appointment time, for reminder sequences")
     preview.add_argument("--brief", action="store_true", help="times only, without the rendered text")
@@ -477,11 +517,15 @@ def build_parser() -> argparse.ArgumentParser:
     importer = commands.add_parser("import", help="import leads from a CSV file")
     importer.add_argument("file")
     importer.add_argument("--sequence", help="enroll the new leads in this sequence (default: the business's)")
-    importer.add_argument("--consent", metavar="HOW",
-                          help="how every lead in the file agreed to texts, e.g. 'signed intake form' "
-                               "(a 'consent' column, when there is one, decides row by row)")
-    importer.add_argument("--no-sms-consent", action="store_true",
-                          help="these leads did not agree to texts: email and calls only")
+    importer.add_argument(
+        "--consent",
+        metavar="HOW",
+        help="how every lead in the file agreed to texts, e.g. 'signed intake form' "
+        "(a 'consent' column, when there is one, decides row by row)",
+    )
+    importer.add_argument(
+        "--no-sms-consent", action="store_true", help="these leads did not agree to texts: email and calls only"
+    )
     importer.add_argument("--encoding", help="the file's encoding (default: UTF-8, with or without BOM, else cp1252)")
     importer.set_defaults(func=cmd_import)
 
@@ -497,19 +541,28 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_leads_show)
 
-    export = commands.add_parser("export",
-                                 help="write every lead to leads.csv or leads.json (for a CRM or a spreadsheet)")
+    export = commands.add_parser(
+        "export", help="write every lead to leads.csv or leads.json (for a CRM or a spreadsheet)"
+    )
     export.add_argument("file", help="where to write; .csv or .json says the format")
     export.add_argument("--since", help="only leads changed since this date (YYYY-MM-DD, business time)")
-    export.add_argument("--messages", action="store_true",
-                        help="add the conversation (JSON: under each lead; CSV: a second file, NAME.messages.csv)")
+    export.add_argument(
+        "--messages",
+        action="store_true",
+        help="add the conversation (JSON: under each lead; CSV: a second file, NAME.messages.csv)",
+    )
     export.set_defaults(func=cmd_export)
 
-    stats = commands.add_parser("stats",
-                                help="the numbers: leads in, rates; or one breakdown (same as /followup stats)")
-    stats.add_argument("words", nargs="*", metavar="7d|30d|by WHAT",
-                       help="the period, 7d (default) or 30d, and a breakdown: by source, by touch, by person or "
-                            "by playbook, e.g. `followup stats 30d by source`")
+    stats = commands.add_parser(
+        "stats", help="the numbers: leads in, rates; or one breakdown (same as /followup stats)"
+    )
+    stats.add_argument(
+        "words",
+        nargs="*",
+        metavar="7d|30d|by WHAT",
+        help="the period, 7d (default) or 30d, and a breakdown: by source, by touch, by person or "
+        "by playbook, e.g. `followup stats 30d by source`",
+    )
     output = stats.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="machine-readable: columns, rows and the footnote")
     output.add_argument("--csv", action="store_true", help="CSV with a header row of column keys")
@@ -523,7 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="migrate the database to the newest schema").set_defaults(
-        func=cmd_db_upgrade)
+        func=cmd_db_upgrade
+    )
     return parser
 
 

@@ -36,8 +36,9 @@ def _copy(source: Path, target: Path, report: InitReport) -> None:
     report.written.append(target)
 
 
-def init_clinic_folder(folder: Path, *, sequences_dir: Path = SHIPPED_SEQUENCES,
-                       templates_dir: Path = SHIPPED_TEMPLATES) -> InitReport:
+def init_clinic_folder(
+    folder: Path, *, sequences_dir: Path = SHIPPED_SEQUENCES, templates_dir: Path = SHIPPED_TEMPLATES
+) -> InitReport:
     """Write business.yml, sequences/ and templates/ into `folder` (created if need be), keeping files already there."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():

@@ -116,8 +116,12 @@ class QuietPerRequestWarnings(logging.Filter):
     exceptions) goes through.
     """
 
-    PER_REQUEST = ("Invalid HTTP request received.", "Unsupported upgrade request.",
-                   "No supported WebSocket library detected", "Exceeded concurrency limit.")
+    PER_REQUEST = (
+        "Invalid HTTP request received.",
+        "Unsupported upgrade request.",
+        "No supported WebSocket library detected",
+        "Exceeded concurrency limit.",
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(self.PER_REQUEST)
@@ -126,8 +130,13 @@ class QuietPerRequestWarnings(logging.Filter):
 def answer(status: int, reason: str, *, retry_after: bool = False) -> bytes:
     """A whole HTTP/1.1 response with a JSON reason that closes the connection, as bytes for the socket."""
     body = json.dumps({"error": reason}).encode()
-    lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}", "content-type: application/json",
-             f"content-length: {len(body)}", "connection: close", *(["retry-after: 1"] if retry_after else [])]
+    lines = [
+        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+        *(["retry-after: 1"] if retry_after else []),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
 
 
@@ -193,12 +202,19 @@ class BoundedH11Protocol(H11Protocol):
         if len(edge.open) >= limits.max_connections:
             victim = edge.longest_waiting()
             if victim is None:
-                self._refuse(Refusal.TOO_MANY_CONNECTIONS, 503,
-                             f"more than {limits.max_connections} connections are open; try again in a moment",
-                             retry_after=True)
+                self._refuse(
+                    Refusal.TOO_MANY_CONNECTIONS,
+                    503,
+                    f"more than {limits.max_connections} connections are open; try again in a moment",
+                    retry_after=True,
+                )
                 return
-            victim._refuse(Refusal.MADE_ROOM, 408, "closed to make room for another connection: this one had "
-                                                   "kept the server waiting longest for its request")
+            victim._refuse(
+                Refusal.MADE_ROOM,
+                408,
+                "closed to make room for another connection: this one had "
+                "kept the server waiting longest for its request",
+            )
         edge.open.add(self)
         self._set_deadline(limits.header_timeout, self._headers_too_slow)
 
@@ -219,10 +235,12 @@ class BoundedH11Protocol(H11Protocol):
             # A kept-alive connection's next request: the clock for its headers starts with its first byte.
             self._set_deadline(limits.header_timeout, self._headers_too_slow)
         super().data_received(data)
-        if self._awaiting_headers and not self._lingering \
-                and len(self.conn.trailing_data[0]) > limits.max_header_bytes:
-            self._refuse(Refusal.HEADERS_TOO_LARGE, 431,
-                         f"the request line and headers are larger than {limits.max_header_bytes} bytes")
+        if self._awaiting_headers and not self._lingering and len(self.conn.trailing_data[0]) > limits.max_header_bytes:
+            self._refuse(
+                Refusal.HEADERS_TOO_LARGE,
+                431,
+                f"the request line and headers are larger than {limits.max_header_bytes} bytes",
+            )
 
     def watch(self, event: Any) -> None:
         """See each event h11 parses before uvicorn acts on it; raise to have the request refused instead."""
@@ -235,8 +253,11 @@ class BoundedH11Protocol(H11Protocol):
             # read was never measured in data_received.
             size = len(event.method) + len(event.target) + 12 + sum(len(n) + len(v) + 4 for n, v in event.headers)
             if size > limits.max_header_bytes:
-                self._refuse_parsed(Refusal.HEADERS_TOO_LARGE, 431,
-                                    f"the request line and headers are larger than {limits.max_header_bytes} bytes")
+                self._refuse_parsed(
+                    Refusal.HEADERS_TOO_LARGE,
+                    431,
+                    f"the request line and headers are larger than {limits.max_header_bytes} bytes",
+                )
             declared = next((value for name, value in event.headers if name == b"content-length"), None)
             if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
                 self._refuse_parsed(Refusal.BODY_TOO_LARGE, 413, f"body larger than {limits.max_body_bytes} bytes")
@@ -288,13 +309,17 @@ class BoundedH11Protocol(H11Protocol):
 
     def _headers_too_slow(self) -> None:
         self._deadline = None
-        self._refuse(Refusal.HEADER_TIMEOUT, 408,
-                     f"the request line and headers did not arrive within {self.edge.limits.header_timeout:g} s")
+        self._refuse(
+            Refusal.HEADER_TIMEOUT,
+            408,
+            f"the request line and headers did not arrive within {self.edge.limits.header_timeout:g} s",
+        )
 
     def _body_too_slow(self) -> None:
         self._deadline = None
-        self._refuse(Refusal.BODY_TIMEOUT, 408,
-                     f"the request body did not arrive within {self.edge.limits.body_timeout:g} s")
+        self._refuse(
+            Refusal.BODY_TIMEOUT, 408, f"the request body did not arrive within {self.edge.limits.body_timeout:g} s"
+        )
 
     def _refuse(self, refusal: Refusal, status: int, reason: str, *, retry_after: bool = False) -> None:
         """Answer `status` with `reason` and close, whatever the request's state; the app's part is dropped."""

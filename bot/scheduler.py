@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher
-from bot.usecases.call_tasks import remind_unclaimed
 from bot.core.durations import parse_duration
+from bot.settings import DEFAULT_FAST_LANE_THREADS, DEFAULT_SENDERS
 from bot.usecases.appointments import announce_started_visits
+from bot.usecases.call_tasks import remind_unclaimed
+from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher
 from bot.usecases.lead_actions import escalate_unfinished_bookings
 from bot.usecases.services import Services
-from bot.settings import DEFAULT_FAST_LANE_THREADS, DEFAULT_SENDERS
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,22 @@ class _SkipsSaidOnce(logging.LoggerAdapter):
 class WorkScheduler:
     """Runs due touches on a short tick, at once when woken, and a new lead's first touch on a lane of its own."""
 
-    def __init__(self, services: Services, *, poll_seconds: float = 1.0, click_escalation_delay: str = "2h",
-                 claim_reminder_delay: str = "30m",
-                 send_lease_seconds: float = SEND_LEASE_SECONDS, senders: int = SENDERS,
-                 fast_lane_workers: int = FAST_LANE_WORKERS):
+    def __init__(
+        self,
+        services: Services,
+        *,
+        poll_seconds: float = 1.0,
+        click_escalation_delay: str = "2h",
+        claim_reminder_delay: str = "30m",
+        send_lease_seconds: float = SEND_LEASE_SECONDS,
+        senders: int = SENDERS,
+        fast_lane_workers: int = FAST_LANE_WORKERS,
+    ):
         self.services = services
         self.poll_seconds = poll_seconds
-        self.dispatcher = Dispatcher(services, send_lease_seconds=send_lease_seconds, senders=senders,
-                                     poll_seconds=poll_seconds)
+        self.dispatcher = Dispatcher(
+            services, send_lease_seconds=send_lease_seconds, senders=senders, poll_seconds=poll_seconds
+        )
         # Speed to lead: a new lead's instant text must not wait for a tick or for the batch in
         # progress (a wake-up would only coalesce into the running job).
         self._fast_lane = ThreadPoolExecutor(fast_lane_workers, thread_name_prefix="speed-to-lead")
@@ -70,11 +78,13 @@ class WorkScheduler:
         self.claim_reminder_delay = parse_duration(claim_reminder_delay)
         # One instance of each job at a time; missed ticks collapse into one (the work is idempotent).
         self._scheduler = BackgroundScheduler(
-            timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
             logger=_SkipsSaidOnce(),
         )
-        self._dispatch_job = self._scheduler.add_job(self.dispatch_once, "interval", seconds=poll_seconds,
-                                                     id="dispatch")
+        self._dispatch_job = self._scheduler.add_job(
+            self.dispatch_once, "interval", seconds=poll_seconds, id="dispatch"
+        )
         self._scheduler.add_job(self.escalate_once, "interval", seconds=max(poll_seconds, 5), id="escalate")
         services.wakeups.connect(dispatcher=self.wake, lead=self.dispatch_lead)
 
@@ -84,7 +94,7 @@ class WorkScheduler:
 
         def run_now() -> None:
             if self._scheduler.running:
-                job.modify(next_run_time=datetime.now(timezone.utc))
+                job.modify(next_run_time=datetime.now(UTC))
 
         return run_now
 
@@ -101,7 +111,7 @@ class WorkScheduler:
     def wake(self) -> None:
         """Run the dispatcher now instead of at the next tick."""
         if self._scheduler.running:
-            self._dispatch_job.modify(next_run_time=datetime.now(timezone.utc))
+            self._dispatch_job.modify(next_run_time=datetime.now(UTC))
 
     def dispatch_lead(self, lead_id: int) -> None:
         """Send what is due for this lead now, on the fast lane, beside any batch in progress."""
@@ -122,19 +132,33 @@ class WorkScheduler:
         try:
             report = self.dispatcher.run_leads(sorted(lead_ids))
         except Exception:  # noqa: BLE001 - nobody awaits this thread: log it, and let the next tick retry
-            log.exception("dispatch: sending %d new lead(s)' due touches at once failed; the next tick retries",
-                          len(lead_ids))
+            log.exception(
+                "dispatch: sending %d new lead(s)' due touches at once failed; the next tick retries", len(lead_ids)
+            )
             self.wake()
             return
         if report.handled:
-            log.info("dispatch (%d new lead(s)): %d sent, %d skipped, %d failed, %d retrying, %d rescheduled",
-                     len(lead_ids), report.sent, report.skipped, report.failed, report.retrying, report.rescheduled)
+            log.info(
+                "dispatch (%d new lead(s)): %d sent, %d skipped, %d failed, %d retrying, %d rescheduled",
+                len(lead_ids),
+                report.sent,
+                report.skipped,
+                report.failed,
+                report.retrying,
+                report.rescheduled,
+            )
 
     def dispatch_once(self) -> None:
         report = self.dispatcher.run_due()
         if report.handled:
-            log.info("dispatch: %d sent, %d skipped, %d failed, %d retrying, %d rescheduled",
-                     report.sent, report.skipped, report.failed, report.retrying, report.rescheduled)
+            log.info(
+                "dispatch: %d sent, %d skipped, %d failed, %d retrying, %d rescheduled",
+                report.sent,
+                report.skipped,
+                report.failed,
+                report.retrying,
+                report.rescheduled,
+            )
         self._wake_when_next_due()
 
     def _wake_when_next_due(self) -> None:
@@ -147,7 +171,7 @@ class WorkScheduler:
             return
         wait = self.services.clock.real_seconds_until(due)
         if 0 < wait < self.poll_seconds and self._scheduler.running:
-            self._dispatch_job.modify(next_run_time=datetime.now(timezone.utc) + timedelta(seconds=wait))
+            self._dispatch_job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=wait))
 
     def escalate_once(self) -> None:
         with self.services.session_factory.begin() as session:

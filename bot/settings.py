@@ -157,8 +157,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _webhooks_are_signed(self) -> Settings:
         if self.webhook_urls and not self.webhook_secret:
-            raise ValueError("FOLLOWUP_WEBHOOK_URL is set but FOLLOWUP_WEBHOOK_SECRET is not: outbound webhooks "
-                             "are always signed; set a long random secret and give it to the receiver")
+            raise ValueError(
+                "FOLLOWUP_WEBHOOK_URL is set but FOLLOWUP_WEBHOOK_SECRET is not: outbound webhooks "
+                "are always signed; set a long random secret and give it to the receiver"
+            )
         return self
 
     @property

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import parse_qsl
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -24,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.usecases.services import Services
 from bot.settings import Settings
+from bot.usecases.services import Services
 from handlers import register_slack
 from handlers.http_edge import BadRequest, read_body
 from handlers.slack_edge import ADMINS, SERVICES
@@ -76,14 +77,45 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
 
 
 #: Keys Bolt reads as objects, as text, or as either (events name a channel by id, interactivity as an object).
-_OBJECT_KEYS = ("event", "view", "container", "message", "previous_message", "item", "assistant_thread",
-                "function_data", "workflow_step", "state")
-_TEXT_KEYS = ("type", "callback_id", "action_id", "user_id", "channel_id", "team_id", "enterprise_id", "ts",
-              "thread_ts", "subtype", "bot_id", "tab", "channel_type", "trigger_id", "response_url")
+_OBJECT_KEYS = (
+    "event",
+    "view",
+    "container",
+    "message",
+    "previous_message",
+    "item",
+    "assistant_thread",
+    "function_data",
+    "workflow_step",
+    "state",
+)
+_TEXT_KEYS = (
+    "type",
+    "callback_id",
+    "action_id",
+    "user_id",
+    "channel_id",
+    "team_id",
+    "enterprise_id",
+    "ts",
+    "thread_ts",
+    "subtype",
+    "bot_id",
+    "tab",
+    "channel_type",
+    "trigger_id",
+    "response_url",
+)
 _TEXT_OR_OBJECT_KEYS = ("user", "channel", "team", "enterprise")
 #: Payload types sent for a person's click or submission: they always name the person as an object.
-_INTERACTIVE_TYPES = ("block_actions", "view_submission", "view_closed", "shortcut", "message_action",
-                      "block_suggestion")
+_INTERACTIVE_TYPES = (
+    "block_actions",
+    "view_submission",
+    "view_closed",
+    "shortcut",
+    "message_action",
+    "block_suggestion",
+)
 
 
 def check_payload_shape(payload: dict[str, Any], *, depth: int = 0) -> None:
@@ -154,9 +186,16 @@ def build_slack_app(
     )
     app.use(ProvideServices(services, settings.slack_admin_ids))
     # After Bolt's own signature check, before every listener: replays dropped, permissions decided.
-    app.use(SlackGuard(GuardSettings(
-        leads_channel=settings.slack_leads_channel, admins=settings.slack_admin_ids,
-        team_group=settings.slack_team_group, new_leads_per_hour=settings.slack_new_leads_per_hour)))
+    app.use(
+        SlackGuard(
+            GuardSettings(
+                leads_channel=settings.slack_leads_channel,
+                admins=settings.slack_admin_ids,
+                team_group=settings.slack_team_group,
+                new_leads_per_hour=settings.slack_new_leads_per_hour,
+            )
+        )
+    )
     register_slack(app)
     return app
 
@@ -172,8 +211,13 @@ class ProvideServices(Middleware):
         self.services = services
         self.admins = admins
 
-    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],  # noqa: A002 - Bolt passes the next middleware by this keyword
-                ) -> BoltResponse | None:
+    def process(
+        self,
+        *,
+        req: BoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], BoltResponse],  # noqa: A002 - Bolt passes the next middleware by this keyword
+    ) -> BoltResponse | None:
         req.context[SERVICES] = self.services
         req.context[ADMINS] = self.admins
         return next()
@@ -188,8 +232,9 @@ def slack_route(app: App, path: str = SLACK_EVENTS_PATH) -> Route:
 
     async def slack_events(request: Request) -> Response:
         if not signed:
-            return JSONResponse({"error": "SLACK_SIGNING_SECRET is not set: this route takes no Slack requests"},
-                                status_code=503)
+            return JSONResponse(
+                {"error": "SLACK_SIGNING_SECRET is not set: this route takes no Slack requests"}, status_code=503
+            )
         try:
             body = await read_body(request, MAX_SLACK_BODY)
             text = readable_body(body, request.headers.get("content-type", ""))

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import AsyncIterator, Callable
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
-
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from bot.channels.twilio_sms import failure_kind
-from bot.store.db import make_web_engine
 from bot.core.reply_classifier import load_reply_rules
-from bot.usecases.services import Services
 from bot.settings import Settings
+from bot.store.db import make_web_engine
+from bot.usecases.services import Services
 from handlers.calendar_webhooks import CalendarWebhooks
 from handlers.lead_webhooks import LeadWebhooks
 from handlers.links import LinkRoutes
@@ -50,11 +49,16 @@ GUARDED_ROUTES: tuple[tuple[str, str, str], ...] = (
 def closed_routes(settings: Settings) -> list[str]:
     """One line per route that refuses every request (503) because its secret is unset, saying which one."""
     values = {field.alias: getattr(settings, name) for name, field in Settings.model_fields.items() if field.alias}
-    lines = [f"{route} is closed (answers 503): {setting} is not set, so no {purpose} are taken"
-             for route, setting, purpose in GUARDED_ROUTES if not values.get(setting)]
+    lines = [
+        f"{route} is closed (answers 503): {setting} is not set, so no {purpose} are taken"
+        for route, setting, purpose in GUARDED_ROUTES
+        if not values.get(setting)
+    ]
     if not settings.slack_signing_secret:
-        lines.append("POST /slack/events is closed: SLACK_SIGNING_SECRET is not set"
-                     + (" (Socket Mode needs none)" if settings.slack_app_token else ""))
+        lines.append(
+            "POST /slack/events is closed: SLACK_SIGNING_SECRET is not set"
+            + (" (Socket Mode needs none)" if settings.slack_app_token else "")
+        )
     return lines
 
 
@@ -71,17 +75,32 @@ def create_web_app(
     routes_services = web_services(services, web_engine)
     reply_rules = load_reply_rules(settings.reply_rules_path)
     vendor_routes: list[LeadWebhooks | TwilioWebhooks | SendgridWebhooks | LinkRoutes] = [
-        LeadWebhooks(routes_services, lead_token=settings.lead_webhook_token,
-                     booking_token=settings.booking_webhook_token, reply_rules=reply_rules),
-        TwilioWebhooks(routes_services, auth_token=settings.twilio_auth_token,
-                       public_base_url=settings.public_base_url, reply_rules=reply_rules,
-                       failure_kind=failure_kind),
-        SendgridWebhooks(routes_services, inbound_token=settings.sendgrid_inbound_token,
-                         events_public_key=settings.sendgrid_webhook_public_key, reply_rules=reply_rules),
+        LeadWebhooks(
+            routes_services,
+            lead_token=settings.lead_webhook_token,
+            booking_token=settings.booking_webhook_token,
+            reply_rules=reply_rules,
+        ),
+        TwilioWebhooks(
+            routes_services,
+            auth_token=settings.twilio_auth_token,
+            public_base_url=settings.public_base_url,
+            reply_rules=reply_rules,
+            failure_kind=failure_kind,
+        ),
+        SendgridWebhooks(
+            routes_services,
+            inbound_token=settings.sendgrid_inbound_token,
+            events_public_key=settings.sendgrid_webhook_public_key,
+            reply_rules=reply_rules,
+        ),
         LinkRoutes(routes_services),
     ]
-    calendars = CalendarWebhooks(routes_services, calendly_signing_key=settings.calendly_signing_key,
-                                 calcom_secret=settings.calcom_webhook_secret)
+    calendars = CalendarWebhooks(
+        routes_services,
+        calendly_signing_key=settings.calendly_signing_key,
+        calcom_secret=settings.calcom_webhook_secret,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

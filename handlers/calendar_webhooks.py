@@ -14,16 +14,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.usecases.appointments import BookingRequest, CalendarChange, take_booking, take_calendar_change
 from bot.core.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
+from bot.usecases.appointments import BookingRequest, CalendarChange, take_booking, take_calendar_change
 from bot.usecases.lead_actions import LeadActionRefused
 from bot.usecases.services import Services
 from handlers.http_edge import BadRequest, appointment_start, endpoint, load_json, read_body
@@ -124,16 +125,29 @@ def calendly_booking(payload: dict[str, Any], default_region: str, now: datetime
         raise BadRequest(422, "payload.uri (the invitee) is required")
     event = _object(payload.get("scheduled_event"), "payload.scheduled_event")
     answers = [a for a in payload.get("questions_and_answers") or [] if isinstance(a, dict)]
-    phones = [payload.get("text_reminder_number"),
-              *(a.get("answer") for a in answers if _looks_like_phone(_text(a.get("question"))))]
+    phones = [
+        payload.get("text_reminder_number"),
+        *(a.get("answer") for a in answers if _looks_like_phone(_text(a.get("question")))),
+    ]
     email, phone = _contact([payload.get("email")], phones, default_region)
-    notes = "\n".join(f"{_text(a.get('question'))}: {_text(a.get('answer'))}" for a in answers
-                      if not _looks_like_phone(_text(a.get("question"))) and _text(a.get("answer")))
+    notes = "\n".join(
+        f"{_text(a.get('question'))}: {_text(a.get('answer'))}"
+        for a in answers
+        if not _looks_like_phone(_text(a.get("question"))) and _text(a.get("answer"))
+    )
     name = _text(payload.get("name")) or " ".join(
-        filter(None, (_text(payload.get("first_name")), _text(payload.get("last_name")))))
-    return BookingRequest(source=CALENDLY, start_at=_start(event.get("start_time"), "scheduled_event.start_time", now),
-                          email=email, phone=phone, name=name[:200], notes=notes[:5000], external_id=invitee_uri[:200],
-                          replaces=_text(payload.get("old_invitee"))[:200] or None)
+        filter(None, (_text(payload.get("first_name")), _text(payload.get("last_name"))))
+    )
+    return BookingRequest(
+        source=CALENDLY,
+        start_at=_start(event.get("start_time"), "scheduled_event.start_time", now),
+        email=email,
+        phone=phone,
+        name=name[:200],
+        notes=notes[:5000],
+        external_id=invitee_uri[:200],
+        replaces=_text(payload.get("old_invitee"))[:200] or None,
+    )
 
 
 def calcom_booking(payload: dict[str, Any], default_region: str, now: datetime) -> BookingRequest:
@@ -151,14 +165,27 @@ def calcom_booking(payload: dict[str, Any], default_region: str, now: datetime) 
     phone_answers = [response(key) for key in responses if _looks_like_phone(str(key))]
     email, phone = _contact(
         [response("email"), *(a.get("email") for a in attendees)],
-        [response("attendeePhoneNumber"), payload.get("smsReminderNumber"), *(a.get("phoneNumber") for a in attendees),
-         *phone_answers], default_region)
+        [
+            response("attendeePhoneNumber"),
+            payload.get("smsReminderNumber"),
+            *(a.get("phoneNumber") for a in attendees),
+            *phone_answers,
+        ],
+        default_region,
+    )
     name = _text(response("name")) or next((_text(a.get("name")) for a in attendees if _text(a.get("name"))), "")
     notes = _text(response("notes")) or _text(payload.get("additionalNotes"))
     replaces = _text(payload.get("rescheduleUid")) or _text(payload.get("fromReschedule"))
-    return BookingRequest(source=CALCOM, start_at=_start(payload.get("startTime"), "payload.startTime", now),
-                          email=email, phone=phone, name=name[:200], notes=notes[:5000], external_id=uid[:200],
-                          replaces=(replaces if replaces and replaces != uid else "")[:200] or None)
+    return BookingRequest(
+        source=CALCOM,
+        start_at=_start(payload.get("startTime"), "payload.startTime", now),
+        email=email,
+        phone=phone,
+        name=name[:200],
+        notes=notes[:5000],
+        external_id=uid[:200],
+        replaces=(replaces if replaces and replaces != uid else "")[:200] or None,
+    )
 
 
 # --- the routes --------------------------------------------------------------------------------
@@ -167,8 +194,14 @@ def calcom_booking(payload: dict[str, Any], default_region: str, now: datetime) 
 class CalendarWebhooks:
     """POST /webhooks/calendly and /webhooks/calcom, bound to the services and the two secrets."""
 
-    def __init__(self, services: Services, *, calendly_signing_key: str | None, calcom_secret: str | None,
-                 wall_clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        services: Services,
+        *,
+        calendly_signing_key: str | None,
+        calcom_secret: str | None,
+        wall_clock: Callable[[], float] = time.time,
+    ):
         self.services = services
         self.calendly_signing_key = calendly_signing_key
         self.calcom_secret = calcom_secret
@@ -183,8 +216,9 @@ class CalendarWebhooks:
 
     async def calendly(self, request: Request) -> Response:
         body = await read_body(request)
-        verify_calendly(request.headers.get("calendly-webhook-signature"), body, self.calendly_signing_key,
-                        now=self.wall_clock())
+        verify_calendly(
+            request.headers.get("calendly-webhook-signature"), body, self.calendly_signing_key, now=self.wall_clock()
+        )
         envelope = _object(load_json(body), "the body")
         event = _text(envelope.get("event"))
         payload = _object(envelope.get("payload"), "payload")
@@ -196,8 +230,11 @@ class CalendarWebhooks:
                 uri = _text(payload.get("uri"))
                 cancellation = given if isinstance(given := payload.get("cancellation"), dict) else {}
                 moved = payload.get("rescheduled") is True
-                return await self._change(CalendarChange(CALENDLY, uri, "moved" if moved else "cancel",
-                                                         _text(cancellation.get("reason"))[:200]))
+                return await self._change(
+                    CalendarChange(
+                        CALENDLY, uri, "moved" if moved else "cancel", _text(cancellation.get("reason"))[:200]
+                    )
+                )
             case "invitee_no_show.created":
                 # The payload is the invitee (with its no_show), or a no-show naming its invitee.
                 uri = _text(payload.get("invitee")) or _text(payload.get("uri"))
@@ -217,8 +254,11 @@ class CalendarWebhooks:
             case "BOOKING_CREATED" | "BOOKING_RESCHEDULED":
                 return await self._book(calcom_booking(payload, region, self.services.clock.now()))
             case "BOOKING_CANCELLED":
-                return await self._change(CalendarChange(CALCOM, _text(payload.get("uid")), "cancel",
-                                                         _text(payload.get("cancellationReason"))[:200]))
+                return await self._change(
+                    CalendarChange(
+                        CALCOM, _text(payload.get("uid")), "cancel", _text(payload.get("cancellationReason"))[:200]
+                    )
+                )
             case trigger if trigger in CALCOM_NO_SHOW_TRIGGERS:
                 uid = _text(payload.get("bookingUid")) or _text(payload.get("uid"))
                 attendees = [a for a in payload.get("attendees") or [] if isinstance(a, dict)]
@@ -236,9 +276,15 @@ class CalendarWebhooks:
         if result.created:
             self.services.wake_dispatcher()
             self.services.wake_poster()
-        return JSONResponse({"lead_id": result.lead_id, "appointment_id": result.appointment_id,
-                             "created": result.created, "lead_created": result.lead_created,
-                             "warnings": list(result.warnings)})
+        return JSONResponse(
+            {
+                "lead_id": result.lead_id,
+                "appointment_id": result.appointment_id,
+                "created": result.created,
+                "lead_created": result.lead_created,
+                "warnings": list(result.warnings),
+            }
+        )
 
     async def _change(self, change: CalendarChange) -> Response:
         if not change.external_id:

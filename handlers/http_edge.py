@@ -6,12 +6,13 @@ import base64
 import binascii
 import hmac
 import json
-from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import FormData
 from starlette.requests import ClientDisconnect, Request
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import JSONResponse, Response
 from twilio.request_validator import RequestValidator
 
@@ -35,8 +36,9 @@ class BadRequest(Exception):
 
 def database_busy() -> JSONResponse:
     """Every connection of the web pool is in use: the caller retries (vendors do), nothing was changed."""
-    return JSONResponse({"error": "the database is busy; try again in a moment"}, status_code=503,
-                        headers={"Retry-After": "1"})
+    return JSONResponse(
+        {"error": "the database is busy; try again in a moment"}, status_code=503, headers={"Retry-After": "1"}
+    )
 
 
 def endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -141,12 +143,15 @@ def appointment_start(text: str, where: str, now: datetime) -> datetime:
     if start.tzinfo is None:
         raise BadRequest(422, f"{where} needs a UTC offset ({example})")
     try:
-        start = start.astimezone(timezone.utc)
+        start = start.astimezone(UTC)
     except OverflowError:
         raise BadRequest(422, f"{where}: {text[:60]!r} is out of range") from None
     if not now - APPOINTMENT_PAST <= start <= now + APPOINTMENT_FUTURE:
-        raise BadRequest(422, f"{where}: {start:%Y-%m-%d} is not a date an appointment can have "
-                              f"(within a year before and three years after today)")
+        raise BadRequest(
+            422,
+            f"{where}: {start:%Y-%m-%d} is not a date an appointment can have "
+            f"(within a year before and three years after today)",
+        )
     return start
 
 
@@ -188,8 +193,9 @@ def public_url(request: Request, public_base_url: str) -> str:
     return f"{public_base_url}{request.url.path}" + (f"?{query}" if query else "")
 
 
-def require_twilio_signature(request: Request, params: Mapping[str, str], auth_token: str | None,
-                             public_base_url: str) -> None:
+def require_twilio_signature(
+    request: Request, params: Mapping[str, str], auth_token: str | None, public_base_url: str
+) -> None:
     if not auth_token:
         raise BadRequest(503, "TWILIO_AUTH_TOKEN is not configured on this server")
     signature = request.headers.get("x-twilio-signature")

@@ -19,9 +19,9 @@ from bot.core.contacts import InvalidEmail, InvalidPhone, normalize_email, norma
 from bot.core.reply_classifier import ReplyRules
 from bot.store.audit import Actor
 from bot.usecases.appointments import BookingRequest, BookingResult, UnknownLead, take_booking
-from bot.usecases.lead_actions import LeadActionRefused
 from bot.usecases.intake import take_in_and_send
-from bot.usecases.leads import InvalidLead, IntakeResult, LeadInput
+from bot.usecases.lead_actions import LeadActionRefused
+from bot.usecases.leads import IntakeResult, InvalidLead, LeadInput
 from bot.usecases.replies import take_form_again
 from bot.usecases.services import Services
 from handlers.http_edge import BadRequest, appointment_start, endpoint, request_fields, require_bearer
@@ -30,8 +30,9 @@ from handlers.http_edge import BadRequest, appointment_start, endpoint, request_
 class LeadWebhooks:
     """POST /webhooks/leads and /webhooks/booking, bound to the services, their tokens and the reply rules."""
 
-    def __init__(self, services: Services, *, lead_token: str | None, booking_token: str | None,
-                 reply_rules: ReplyRules):
+    def __init__(
+        self, services: Services, *, lead_token: str | None, booking_token: str | None, reply_rules: ReplyRules
+    ):
         self.services = services
         self.lead_token = lead_token
         self.booking_token = booking_token
@@ -47,19 +48,30 @@ class LeadWebhooks:
         require_bearer(request, self.lead_token, "LEAD_WEBHOOK_TOKEN")
         fields = await request_fields(request)
         try:
-            data = LeadInput.parse(fields, default_region=self.services.default_region, default_source="web",
-                                   sms_countries=self.services.sms_countries)
+            data = LeadInput.parse(
+                fields,
+                default_region=self.services.default_region,
+                default_source="web",
+                sms_countries=self.services.sms_countries,
+            )
         except InvalidLead as error:
             raise BadRequest(422, "invalid lead", reasons=error.reasons) from error
         if data.sequence:
             # A name from the sequences directory, never a path; the folder is read off the event loop.
             known = await run_in_threadpool(self.services.playbooks.names)
             if data.sequence not in known or not await run_in_threadpool(self.services.playbooks.has, data.sequence):
-                raise BadRequest(422, "invalid lead", known_sequences=known, reasons=[
-                    f"sequence: no playbook named {data.sequence!r}; use one of: {', '.join(known) or 'none'}"])
+                raise BadRequest(
+                    422,
+                    "invalid lead",
+                    known_sequences=known,
+                    reasons=[
+                        f"sequence: no playbook named {data.sequence!r}; use one of: {', '.join(known) or 'none'}"
+                    ],
+                )
         result = await run_in_threadpool(self._add_lead, data)
-        return JSONResponse({"lead_id": result.lead_id, "created": result.created},
-                            status_code=201 if result.created else 200)
+        return JSONResponse(
+            {"lead_id": result.lead_id, "created": result.created}, status_code=201 if result.created else 200
+        )
 
     def _add_lead(self, data: LeadInput) -> IntakeResult:
         services = self.services
@@ -73,9 +85,16 @@ class LeadWebhooks:
         fields = await request_fields(request)
         booking = booking_request(fields, self.services.default_region, self.services.clock.now())
         result = await run_in_threadpool(self._book, booking)
-        return JSONResponse({"lead_id": result.lead_id, "appointment_id": result.appointment_id,
-                             "created": result.created, "lead_created": result.lead_created,
-                             "warnings": list(result.warnings)}, status_code=201 if result.created else 200)
+        return JSONResponse(
+            {
+                "lead_id": result.lead_id,
+                "appointment_id": result.appointment_id,
+                "created": result.created,
+                "lead_created": result.lead_created,
+                "warnings": list(result.warnings),
+            },
+            status_code=201 if result.created else 200,
+        )
 
     def _book(self, booking: BookingRequest) -> BookingResult:
         try:
@@ -107,8 +126,13 @@ def booking_request(fields: dict[str, Any], default_region: str, now: datetime) 
         texts[key] = text
     lead_id = fields.get("lead_id")
     # A database integer: ASCII digits, at most 18 of them (a bigger one is no lead's, and no database's).
-    if lead_id is not None and not (isinstance(lead_id, int) and not isinstance(lead_id, bool) and 0 < lead_id < 10**18
-                                    or isinstance(lead_id, str) and re.fullmatch(r"[0-9]{1,18}", lead_id)):
+    if lead_id is not None and not (
+        isinstance(lead_id, int)
+        and not isinstance(lead_id, bool)
+        and 0 < lead_id < 10**18
+        or isinstance(lead_id, str)
+        and re.fullmatch(r"[0-9]{1,18}", lead_id)
+    ):
         raise BadRequest(422, "lead_id must be a lead's number")
     phone = email = None
     try:
@@ -120,6 +144,13 @@ def booking_request(fields: dict[str, Any], default_region: str, now: datetime) 
         raise BadRequest(422, str(error)) from error
     if lead_id is None and not phone and not email:
         raise BadRequest(422, "give lead_id, phone or email to find the lead")
-    return BookingRequest(source="booking", start_at=start_at, lead_id=int(lead_id) if lead_id is not None else None,
-                          phone=phone, email=email, name=texts["name"], notes=texts["notes"],
-                          external_id=texts["external_id"] or None)
+    return BookingRequest(
+        source="booking",
+        start_at=start_at,
+        lead_id=int(lead_id) if lead_id is not None else None,
+        phone=phone,
+        email=email,
+        name=texts["name"],
+        notes=texts["notes"],
+        external_id=texts["external_id"] or None,
+    )

@@ -27,10 +27,33 @@ LINK_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 #: Mail and chat link scanners fetch every link in a message the moment it arrives; their fetches are
 #: not a lead clicking. Matched case-insensitively anywhere in the User-Agent.
 LINK_SCANNER_AGENTS = (
-    "bot", "crawl", "spider", "preview", "scan", "slurp", "facebookexternalhit", "whatsapp", "skypeuripreview",
-    "microsoft office", "ms-office", "outlook-ios", "safelinks", "proofpoint", "mimecast", "barracuda",
-    "google-safety", "googleimageproxy", "yahoomailproxy", "curl/", "wget/", "python-", "go-http-client",
-    "okhttp", "java/", "libwww", "httpclient",
+    "bot",
+    "crawl",
+    "spider",
+    "preview",
+    "scan",
+    "slurp",
+    "facebookexternalhit",
+    "whatsapp",
+    "skypeuripreview",
+    "microsoft office",
+    "ms-office",
+    "outlook-ios",
+    "safelinks",
+    "proofpoint",
+    "mimecast",
+    "barracuda",
+    "google-safety",
+    "googleimageproxy",
+    "yahoomailproxy",
+    "curl/",
+    "wget/",
+    "python-",
+    "go-http-client",
+    "okhttp",
+    "java/",
+    "libwww",
+    "httpclient",
 )
 
 _UNSUBSCRIBE_PAGE = """<!doctype html><meta charset="utf-8"><title>Unsubscribe</title>
@@ -79,7 +102,8 @@ class LinkRoutes:
         if request.method != "POST":
             return Response(_UNSUBSCRIBE_PAGE.format(name=name), media_type="text/html")
         done = LINK_TOKEN.fullmatch(token) is not None and await run_in_threadpool(
-            unsubscribe_by_link, self.services, token)
+            unsubscribe_by_link, self.services, token
+        )
         if not done:
             raise BadRequest(404, "unknown unsubscribe link")
         return Response(_UNSUBSCRIBED_PAGE.format(name=name), media_type="text/html")

@@ -49,8 +49,9 @@ MAX_REPLY_TEXT = 5000
 class SendgridWebhooks:
     """POST /webhooks/sendgrid/inbound and /events, bound to the services, the two secrets and the reply rules."""
 
-    def __init__(self, services: Services, *, inbound_token: str | None, events_public_key: str | None,
-                 reply_rules: ReplyRules):
+    def __init__(
+        self, services: Services, *, inbound_token: str | None, events_public_key: str | None, reply_rules: ReplyRules
+    ):
         self.services = services
         self.inbound_token = inbound_token
         self.events_public_key = events_public_key
@@ -75,16 +76,24 @@ class SendgridWebhooks:
         headers = HeaderParser().parsestr(fields.get("headers", ""))
         text = fields.get("text") or html_to_text(fields.get("html", ""))
         reply = latest_reply(text)
-        message_id = headers.get("Message-ID") or hashlib.sha256(
-            f"{email}\n{fields.get('subject', '')}\n{text}".encode()).hexdigest()
+        message_id = (
+            headers.get("Message-ID")
+            or hashlib.sha256(f"{email}\n{fields.get('subject', '')}\n{text}".encode()).hexdigest()
+        )
         sender_check = check_sender(email, fields.get("SPF"), fields.get("dkim"))
         if not sender_check.verified:
             # Anyone can write any From: an email that does not prove its sender changes nothing.
-            await run_in_threadpool(take_unverified_email, self.services, email, fields.get("subject"), reply,
-                                    sender_check.describe())
+            await run_in_threadpool(
+                take_unverified_email, self.services, email, fields.get("subject"), reply, sender_check.describe()
+            )
             return JSONResponse({"ok": True, "verified": False, "applied": False})
-        incoming = IncomingEmail(email=email, body=reply, subject=fields.get("subject"), message_id=str(message_id),
-                                 headers={key: str(value) for key, value in headers.items()})
+        incoming = IncomingEmail(
+            email=email,
+            body=reply,
+            subject=fields.get("subject"),
+            message_id=str(message_id),
+            headers={key: str(value) for key, value in headers.items()},
+        )
         await run_in_threadpool(take_email, self.services, self.reply_rules, incoming)
         return JSONResponse({"ok": True})
 

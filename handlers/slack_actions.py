@@ -7,15 +7,23 @@ paused) is told why in an ephemeral message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from bot.usecases.appointments import ACTIVE, back_to_follow_up, cancel, mark_attended, mark_no_show
+from bot.core.rules import CallOutcome
+from bot.core.states import CallTaskStatus
+from bot.reports.stats import home_snapshot
+from bot.slack.blocks import ActionId, escape
+from bot.slack.home import home_view, when
+from bot.slack.modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal, reschedule_modal
 from bot.store.audit import Actor
+from bot.store.models import Appointment, CallTask, Lead, Message
+from bot.usecases.appointments import ACTIVE, back_to_follow_up, cancel, mark_attended, mark_no_show
 from bot.usecases.closed_by_bot import NothingToReopen, reopen_lead
 from bot.usecases.lead_actions import (
     LeadActionRefused,
@@ -27,14 +35,7 @@ from bot.usecases.lead_actions import (
     resume_lead,
     snooze_call_task,
 )
-from bot.store.models import Appointment, CallTask, Lead, Message
-from bot.core.rules import CallOutcome
 from bot.usecases.services import Services
-from bot.slack.blocks import ActionId, escape
-from bot.slack.home import home_view, when
-from bot.slack.modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal, reschedule_modal
-from bot.core.states import CallTaskStatus
-from bot.reports.stats import home_snapshot
 from bot.usecases.team_actions import change_appointment, change_lead, change_task, task_lead_id
 from handlers.slack_edge import Click, plain_name, services_of
 
@@ -61,14 +62,18 @@ def register(app: App) -> None:
     app.action(str(ActionId.APPOINTMENT_RESCHEDULE))(on_appointment_reschedule)
     app.action(str(ActionId.APPOINTMENT_CANCEL))(appointment_button(cancel, "Visit cancelled; reminders stopped."))
     app.action(str(ActionId.APPOINTMENT_ATTENDED))(appointment_button(mark_attended, "Marked attended."))
-    app.action(str(ActionId.APPOINTMENT_NO_SHOW))(appointment_button(
-        mark_no_show, "Marked a no-show: the \"we missed you\" messages start and a call is on the list."))
+    app.action(str(ActionId.APPOINTMENT_NO_SHOW))(
+        appointment_button(
+            mark_no_show, 'Marked a no-show: the "we missed you" messages start and a call is on the list.'
+        )
+    )
     app.action(str(ActionId.LEAD_BACK_TO_FOLLOW_UP))(lead_button(_back_to_follow_up))
     app.action(str(ActionId.LEAD_REOPEN))(on_lead_reopen)
 
 
-def on_lead_reopen(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                   context: BoltContext) -> None:
+def on_lead_reopen(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     """App Home's Reopen (value: lead id): undo the bot's closing, then show the person their Home again."""
     ack()
     click = Click.read(body, action)
@@ -78,8 +83,13 @@ def on_lead_reopen(ack: Ack, body: dict[str, Any], action: dict[str, Any], clien
     except (LeadActionRefused, NothingToReopen):
         pass  # gone, or reopened by someone else meanwhile: the fresh Home shows it
     with services.session_factory() as session:
-        snapshot = home_snapshot(session, user_id=click.user_id, business_name=services.business.name,
-                                 now=services.clock.now(), zone=services.business.timezone)
+        snapshot = home_snapshot(
+            session,
+            user_id=click.user_id,
+            business_name=services.business.name,
+            now=services.clock.now(),
+            zone=services.business.timezone,
+        )
     client.views_publish(user_id=click.user_id, view=home_view(snapshot, services.business.timezone))
 
 
@@ -116,16 +126,21 @@ def _back_to_follow_up(session: Session, services: Services, lead: Lead, now: da
 def appointment_button(use_case: Callable[..., Any], done: str) -> Callable[..., None]:
     """A card button (value: appointment id) that moves the appointment on, under its lead's lock."""
 
-    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                 context: BoltContext) -> None:
+    def listener(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
         ack()
         click = Click.read(body, action)
         services = services_of(context)
         try:
-            change_appointment(services, click.target_id,
-                               lambda session, services, appointment, now, actor: use_case(
-                                   session, services, appointment, now=now, actor=actor),
-                               Actor.slack_user(click.user_id))
+            change_appointment(
+                services,
+                click.target_id,
+                lambda session, services, appointment, now, actor: use_case(
+                    session, services, appointment, now=now, actor=actor
+                ),
+                Actor.slack_user(click.user_id),
+            )
         except LeadActionRefused as refused:
             click.answer(client, f"Nothing changed: {refused}.")
             return
@@ -135,8 +150,9 @@ def appointment_button(use_case: Callable[..., Any], done: str) -> Callable[...,
     return listener
 
 
-def on_appointment_reschedule(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                              context: BoltContext) -> None:
+def on_appointment_reschedule(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     ack()
     click = Click.read(body, action)
     services = services_of(context)
@@ -144,19 +160,25 @@ def on_appointment_reschedule(ack: Ack, body: dict[str, Any], action: dict[str, 
         appointment = session.get(Appointment, click.target_id) if click.target_id is not None else None
         lead = session.get(Lead, appointment.lead_id) if appointment else None
         if appointment is None or lead is None or appointment.status not in ACTIVE:
-            problem = ("this appointment no longer exists" if appointment is None
-                       else f"this appointment is already {str(appointment.status).replace('_', ' ')}")
+            problem = (
+                "this appointment no longer exists"
+                if appointment is None
+                else f"this appointment is already {str(appointment.status).replace('_', ' ')}"
+            )
             click.answer(client, f"Nothing to move: {problem}.")
             return
         name, start_at, lead_id = plain_name(lead), appointment.start_at, lead.id
     zone = services.business.timezone
     origin = ModalOrigin(lead_id=lead_id, channel=click.channel_id, thread_ts=click.thread_ts)
-    client.views_open(trigger_id=click.trigger_id,
-                      view=reschedule_modal(name, when(start_at, zone), origin, zone=zone, initial=start_at))
+    client.views_open(
+        trigger_id=click.trigger_id,
+        view=reschedule_modal(name, when(start_at, zone), origin, zone=zone, initial=start_at),
+    )
 
 
-def _change_lead(client: WebClient, services: Services, click: Click, lead_id: int | None,
-                 use_case: LeadUseCase, *, missing: str) -> None:
+def _change_lead(
+    client: WebClient, services: Services, click: Click, lead_id: int | None, use_case: LeadUseCase, *, missing: str
+) -> None:
     try:
         change_lead(services, lead_id, use_case, Actor.slack_user(click.user_id), missing=missing)
     except LeadActionRefused as refused:
@@ -166,12 +188,14 @@ def _change_lead(client: WebClient, services: Services, click: Click, lead_id: i
 def lead_button(use_case: LeadUseCase) -> Callable[..., None]:
     """A card button (value: lead id) that applies one use case to the lead."""
 
-    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                 context: BoltContext) -> None:
+    def listener(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
         ack()
         click = Click.read(body, action)
-        _change_lead(client, services_of(context), click, click.target_id, use_case,
-                     missing="this lead no longer exists")
+        _change_lead(
+            client, services_of(context), click, click.target_id, use_case, missing="this lead no longer exists"
+        )
 
     listener.__name__ = f"on_lead_{use_case.__name__.strip('_')}"
     return listener
@@ -180,13 +204,20 @@ def lead_button(use_case: LeadUseCase) -> Callable[..., None]:
 def task_button(use_case: LeadUseCase) -> Callable[..., None]:
     """A call-task button (value: task id) that applies one use case to the task's lead."""
 
-    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                 context: BoltContext) -> None:
+    def listener(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
         ack()
         click = Click.read(body, action)
         services = services_of(context)
-        _change_lead(client, services, click, task_lead_id(services, click.target_id), use_case,
-                     missing="this call task no longer exists")
+        _change_lead(
+            client,
+            services,
+            click,
+            task_lead_id(services, click.target_id),
+            use_case,
+            missing="this call task no longer exists",
+        )
 
     listener.__name__ = f"on_task_{use_case.__name__.strip('_')}"
     return listener
@@ -211,16 +242,16 @@ def _snoozed_until(services: Services, until: datetime) -> str:
     return f":zzz: Snoozed until {when(until, services.business.timezone)}."
 
 
-def task_change(use_case: TaskUseCase, *,
-                answer: Callable[[Services, Any], str] | None = None) -> Callable[..., None]:
+def task_change(use_case: TaskUseCase, *, answer: Callable[[Services, Any], str] | None = None) -> Callable[..., None]:
     """A call-task button (value: task id) that applies one use case under the lead's lock.
 
     A refusal (already claimed, already done) is told to the person who clicked; `answer`, when
     given, turns what the use case returned into a note for them.
     """
 
-    def listener(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                 context: BoltContext) -> None:
+    def listener(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+    ) -> None:
         ack()
         click = Click.read(body, action)
         services = services_of(context)
@@ -239,8 +270,9 @@ def task_change(use_case: TaskUseCase, *,
 # --- buttons that open a modal ------------------------------------------------------------------
 
 
-def on_lead_booked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                   context: BoltContext) -> None:
+def on_lead_booked(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     ack()
     click = Click.read(body, action)
     services = services_of(context)
@@ -254,8 +286,9 @@ def on_lead_booked(ack: Ack, body: dict[str, Any], action: dict[str, Any], clien
     client.views_open(trigger_id=click.trigger_id, view=book_modal(name, origin))
 
 
-def on_task_booked(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                   context: BoltContext) -> None:
+def on_task_booked(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     ack()
     click = Click.read(body, action)
     task = _open_task(client, services_of(context), click)
@@ -266,8 +299,9 @@ def on_task_booked(ack: Ack, body: dict[str, Any], action: dict[str, Any], clien
     client.views_open(trigger_id=click.trigger_id, view=book_modal(name, origin))
 
 
-def on_task_log_outcome(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                        context: BoltContext) -> None:
+def on_task_log_outcome(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     ack()
     click = Click.read(body, action)
     task = _open_task(client, services_of(context), click)
@@ -293,8 +327,9 @@ def _open_task(client: WebClient, services: Services, click: Click) -> tuple[str
     return None
 
 
-def on_lead_reply(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                  context: BoltContext) -> None:
+def on_lead_reply(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     ack()
     click = Click.read(body, action)
     services = services_of(context)
@@ -303,8 +338,11 @@ def on_lead_reply(ack: Ack, body: dict[str, Any], action: dict[str, Any], client
         name = plain_name(lead) if lead else None
         channels = _open_channels(lead) if lead else []
     if name is None or not channels:
-        why = ("this lead no longer exists" if name is None
-               else "the lead cannot be reached: they opted out, or have no phone or email that works")
+        why = (
+            "this lead no longer exists"
+            if name is None
+            else "the lead cannot be reached: they opted out, or have no phone or email that works"
+        )
         click.answer(client, f"Can't reply: {why}.")
         return
     origin = ModalOrigin(lead_id=click.target_id, channel=click.channel_id, thread_ts=click.thread_ts)
@@ -313,12 +351,14 @@ def on_lead_reply(ack: Ack, body: dict[str, Any], action: dict[str, Any], client
 
 def _open_channels(lead: Lead) -> list[str]:
     """The channels a team reply may still use: consent given (or the lead wrote first), not opted out, reachable."""
-    return [channel for channel, allowed in (("sms", lead.sms_answer_allowed), ("email", lead.email_allowed))
-            if allowed]
+    return [
+        channel for channel, allowed in (("sms", lead.sms_answer_allowed), ("email", lead.email_allowed)) if allowed
+    ]
 
 
-def on_email_open(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient,
-                  context: BoltContext) -> None:
+def on_email_open(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     """Show a whole email of a lead's thread in a modal (the thread shows its subject and first line)."""
     ack()
     click = Click.read(body, action)
@@ -330,8 +370,11 @@ def on_email_open(ack: Ack, body: dict[str, Any], action: dict[str, Any], client
             view = None
         else:
             who = plain_name(lead)
-            heading = (f":incoming_envelope: *Email from {escape(who)}*" if message.direction == "in"
-                       else f":outbox_tray: *Email to {escape(who)}*")
+            heading = (
+                f":incoming_envelope: *Email from {escape(who)}*"
+                if message.direction == "in"
+                else f":outbox_tray: *Email to {escape(who)}*"
+            )
             view = email_modal(heading, message.subject, message.body)
     if view is None:
         click.answer(client, "This email is no longer stored.")

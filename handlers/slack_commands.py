@@ -17,30 +17,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.orm import Session
 
-from bot.store.consent import why_no_sms_consent
-from bot.usecases.appointments import book as book_visit
-from bot.usecases.appointments import Booked, cancel, mark_attended, mark_no_show, reschedule, upcoming
-from bot.store.audit import Actor
-from bot.usecases.lead_actions import (
-    LeadActionRefused,
-    record_consent_by_team,
-    claim_lead,
-    opt_out,
-    opt_out_by_team,
-    pause_lead,
-    resume_lead,
-    stop_lead,
-)
-from bot.reports.lead_views import lead_detail
-from bot.usecases.intake import take_in_and_send
-from bot.usecases.leads import InvalidLead, LeadInput
-from bot.store.models import Lead
+from bot.core.states import Stage
 from bot.reports.breakdowns import stats_table
-from bot.usecases.services import Services
-from bot.usecases.team_actions import after_change, change_lead
 from bot.reports.digest import build_digest
+from bot.reports.lead_views import lead_detail
+from bot.reports.stats import lead_lines, lead_stats
 from bot.slack.blocks import context, escape, lead_label
-from bot.slack.digest import digest_blocks, digest_text
+from bot.slack.breakdowns import stats_table_blocks
+from bot.slack.cards import display_phone
 from bot.slack.command_text import (
     BookLead,
     Command,
@@ -52,17 +36,33 @@ from bot.slack.command_text import (
     NewLead,
     OnLead,
     RecordConsent,
+    RescheduleLead,
     ShowDigest,
     ShowStats,
-    RescheduleLead,
     parse_command,
     usage,
 )
-from bot.slack.breakdowns import stats_table_blocks
+from bot.slack.digest import digest_blocks, digest_text
 from bot.slack.home import lead_detail_blocks, lead_list_blocks, stats_blocks, when
-from bot.slack.cards import display_phone
-from bot.core.states import Stage
-from bot.reports.stats import lead_stats, lead_lines
+from bot.store.audit import Actor
+from bot.store.consent import why_no_sms_consent
+from bot.store.models import Lead
+from bot.usecases.appointments import Booked, cancel, mark_attended, mark_no_show, reschedule, upcoming
+from bot.usecases.appointments import book as book_visit
+from bot.usecases.intake import take_in_and_send
+from bot.usecases.lead_actions import (
+    LeadActionRefused,
+    claim_lead,
+    opt_out,
+    opt_out_by_team,
+    pause_lead,
+    record_consent_by_team,
+    resume_lead,
+    stop_lead,
+)
+from bot.usecases.leads import InvalidLead, LeadInput
+from bot.usecases.services import Services
+from bot.usecases.team_actions import after_change, change_lead
 from handlers.slack_edge import UnclearLead, one_lead, services_of
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,7 @@ def register(app: App) -> None:
     app.command(COMMAND)(on_followup)
 
 
-def on_followup(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient,
-                context: BoltContext) -> None:
+def on_followup(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext) -> None:
     ack()
     services = services_of(context)
     user = command.get("user_id", "")
@@ -123,12 +122,14 @@ def run(command: Command, services: Services, *, user: str, client: WebClient) -
         case ShowStats(by=None):
             with services.session_factory() as session:
                 stats = lead_stats(session, now=services.clock.now(), days=command.days)
-            return Answer(f"followup stats for the last {command.days} days",
-                          stats_blocks(stats, services.playbooks.get))
+            return Answer(
+                f"followup stats for the last {command.days} days", stats_blocks(stats, services.playbooks.get)
+            )
         case ShowStats(by=by) if by is not None:
             with services.session_factory() as session:
-                table = stats_table(session, now=services.clock.now(), days=command.days, by=by,
-                                    playbook_of=services.playbooks.get)
+                table = stats_table(
+                    session, now=services.clock.now(), days=command.days, by=by, playbook_of=services.playbooks.get
+                )
             return Answer(f"followup stats by {by} for the last {command.days} days", stats_table_blocks(table))
         case RescheduleLead():
             return _reschedule(command, services, actor)
@@ -156,23 +157,38 @@ def _digest_preview(services: Services) -> Answer:
 
 def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:
     fields = {"name": command.name, "phone": command.phone, "email": command.email, "source": "slack"}
-    data = LeadInput.parse({k: v for k, v in fields.items() if v}, default_region=services.default_region,
-                           default_source="slack", sms_countries=services.sms_countries)
+    data = LeadInput.parse(
+        {k: v for k, v in fields.items() if v},
+        default_region=services.default_region,
+        default_source="slack",
+        sms_countries=services.sms_countries,
+    )
     seen: list[tuple[str, str | None]] = []
-    result = take_in_and_send(services, data, actor=actor,
-                          also=lambda _session, lead, _result: seen.append((_label(lead), why_no_sms_consent(lead))))
+    result = take_in_and_send(
+        services,
+        data,
+        actor=actor,
+        also=lambda _session, lead, _result: seen.append((_label(lead), why_no_sms_consent(lead))),
+    )
     [(label, no_texts_because)] = seen
     after_change(services)
     if result.created:
-        consent_hint = (f" Automated texts wait: {no_texts_because}, so they get email and calls. If they agreed "
-                        f"to texts, `/followup consent {result.lead_id} verbal \"what they said\"`."
-                        if no_texts_because else "")
-        return Answer(f":new: Added *{label}* (#{result.lead_id}); follow-up has started and the card is on its way "
-                      f"to the leads channel.{consent_hint}")
+        consent_hint = (
+            f" Automated texts wait: {no_texts_because}, so they get email and calls. If they agreed "
+            f'to texts, `/followup consent {result.lead_id} verbal "what they said"`.'
+            if no_texts_because
+            else ""
+        )
+        return Answer(
+            f":new: Added *{label}* (#{result.lead_id}); follow-up has started and the card is on its way "
+            f"to the leads channel.{consent_hint}"
+        )
     if result.enrolled:
         return Answer(f":repeat: *{label}* (#{result.lead_id}) was already a lead; their follow-up starts again.")
-    return Answer(f"*{label}* is already a lead (#{result.lead_id}) and still in follow-up; nothing changed. "
-                  f"`/followup show {result.lead_id}` tells where they stand.")
+    return Answer(
+        f"*{label}* is already a lead (#{result.lead_id}) and still in follow-up; nothing changed. "
+        f"`/followup show {result.lead_id}` tells where they stand."
+    )
 
 
 def _label(lead: Lead) -> str:
@@ -193,8 +209,9 @@ def _list(command: ListLeads, services: Services, user: str) -> Answer:
     with services.session_factory() as session:
         page = lead_lines(session, now=services.clock.now(), **filters[command.which])
     title = LIST_TITLES[command.which]
-    return Answer(f"{title}: {page.total}", lead_list_blocks(title, page, services.business.timezone,
-                                                                services.playbooks.get))
+    return Answer(
+        f"{title}: {page.total}", lead_list_blocks(title, page, services.business.timezone, services.playbooks.get)
+    )
 
 
 def _show(command: OnLead, services: Services, client: WebClient) -> Answer:
@@ -227,8 +244,10 @@ def _book(command: BookLead, services: Services, actor: Actor) -> Answer:
         return book_visit(session, services, lead, start_at=command.start_at, now=now, actor=actor), _label(lead)
 
     booked, label = change_lead(services, lead_id, book_it, actor, missing=f"lead #{lead_id} no longer exists")
-    return Answer(f":calendar: Booked *{label}* for {when(command.start_at, services.business.timezone)}; "
-                  "the lead gets a confirmation, follow-up stopped and reminders start." + _warned(booked.warnings))
+    return Answer(
+        f":calendar: Booked *{label}* for {when(command.start_at, services.business.timezone)}; "
+        "the lead gets a confirmation, follow-up stopped and reminders start." + _warned(booked.warnings)
+    )
 
 
 def _warned(warnings: tuple[str, ...]) -> str:
@@ -239,13 +258,17 @@ def _reschedule(command: RescheduleLead, services: Services, actor: Actor) -> An
     lead_id = _lead_id(services, command.lead)
 
     def move_it(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> tuple[Booked, str]:
-        return (reschedule(session, services, upcoming(session, lead.id), start_at=command.start_at, now=now,
-                           actor=actor), _label(lead))
+        return (
+            reschedule(session, services, upcoming(session, lead.id), start_at=command.start_at, now=now, actor=actor),
+            _label(lead),
+        )
 
     booked, label = change_lead(services, lead_id, move_it, actor, missing=f"lead #{lead_id} no longer exists")
-    return Answer(f":arrows_counterclockwise: Moved the visit of *{label}* to "
-                  f"{when(command.start_at, services.business.timezone)}; the lead is told the new time."
-                  + _warned(booked.warnings))
+    return Answer(
+        f":arrows_counterclockwise: Moved the visit of *{label}* to "
+        f"{when(command.start_at, services.business.timezone)}; the lead is told the new time."
+        + _warned(booked.warnings)
+    )
 
 
 def _consent(command: RecordConsent, services: Services, actor: Actor) -> Answer:
@@ -284,14 +307,16 @@ def _on_lead(command: OnLead, services: Services, actor: Actor) -> Answer:
                 done = f":raising_hand: *{label}* is yours."
             case LeadVerb.CANCEL:
                 cancel(session, services, upcoming(session, lead.id), now=now, actor=actor)
-                done = (f":x: Cancelled the visit of *{label}*; reminders stopped. The card offers Rebook and "
-                        "Back to follow-up.")
+                done = (
+                    f":x: Cancelled the visit of *{label}*; reminders stopped. The card offers Rebook and "
+                    "Back to follow-up."
+                )
             case LeadVerb.ATTENDED:
                 mark_attended(session, services, upcoming(session, lead.id), now=now, actor=actor)
                 done = f":tada: *{label}* attended the visit."
             case LeadVerb.NO_SHOW:
                 mark_no_show(session, services, upcoming(session, lead.id), now=now, actor=actor)
-                done = f":ghost: *{label}* missed the visit: the \"we missed you\" messages start and a call is open."
+                done = f':ghost: *{label}* missed the visit: the "we missed you" messages start and a call is open.'
             case LeadVerb.OPT_OUT:
                 channels = [c for c, has in (("sms", lead.phone), ("email", lead.email)) if has]
                 if not channels:

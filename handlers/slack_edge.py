@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.orm import Session
 
-from bot.usecases.leads import find_lead
-from bot.store.models import Lead
-from bot.usecases.services import Services
 from bot.slack.blocks import escape
-from bot.slack.home import lead_choices_text
 from bot.slack.cards import display_phone
+from bot.slack.home import lead_choices_text
+from bot.store.models import Lead
+from bot.usecases.leads import find_lead
+from bot.usecases.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,20 @@ def one_lead(session: Session, reference: str, *, default_region: str) -> Lead:
     """The one lead a person named by id, phone, email or name; UnclearLead when none or several match."""
     if any(unicodedata.category(character) == "Cc" for character in reference):
         # No lead's id, phone, email or name holds one, and PostgreSQL refuses NUL in any text it is sent.
-        raise UnclearLead("A lead reference cannot contain a control character (such as NUL): name the lead by "
-                          "its id, phone, email or name.")
+        raise UnclearLead(
+            "A lead reference cannot contain a control character (such as NUL): name the lead by "
+            "its id, phone, email or name."
+        )
     found = find_lead(session, reference, default_region=default_region)
     if not found:
-        raise UnclearLead(f"No lead matches `{escape(reference)}`. Name a lead by its id, phone, email or name; "
-                          "`/followup list` shows them.")
+        raise UnclearLead(
+            f"No lead matches `{escape(reference)}`. Name a lead by its id, phone, email or name; "
+            "`/followup list` shows them."
+        )
     if len(found) > 1:
-        raise UnclearLead(lead_choices_text(reference, [(lead.id, lead.name, lead.phone, lead.email)
-                                                        for lead in found]))
+        raise UnclearLead(
+            lead_choices_text(reference, [(lead.id, lead.name, lead.phone, lead.email) for lead in found])
+        )
     return found[0]
 
 

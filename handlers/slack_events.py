@@ -21,15 +21,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.store import audit
-from bot.store.audit import Actor
-from bot.usecases.conversations import DirectMessageRefused, send_direct
-from bot.store.models import CallTask, Lead
-from bot.usecases.services import Services
+from bot.reports.stats import home_snapshot
 from bot.slack.blocks import escape
 from bot.slack.command_text import SEND_MARKER, message_for_lead, plain_text_from_slack
 from bot.slack.home import home_view
-from bot.reports.stats import home_snapshot
+from bot.store import audit
+from bot.store.audit import Actor
+from bot.store.models import CallTask, Lead
+from bot.usecases.conversations import DirectMessageRefused, send_direct
+from bot.usecases.services import Services
 from bot.usecases.team_actions import after_change
 from handlers.slack_edge import services_of, tell
 
@@ -66,8 +66,15 @@ class ThreadMessage:
             return None
         text = _text(event, "text")
         event_id = given if isinstance(given := body.get("event_id"), str) else f"{channel}:{ts}"
-        return cls(event_id, channel, thread_ts, ts, user, text,
-                   with_files=event.get("subtype") == "file_share" or bool(event.get("files")))
+        return cls(
+            event_id,
+            channel,
+            thread_ts,
+            ts,
+            user,
+            text,
+            with_files=event.get("subtype") == "file_share" or bool(event.get("files")),
+        )
 
 
 def _text(payload: dict[str, Any], key: str) -> str:
@@ -76,8 +83,7 @@ def _text(payload: dict[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def on_message(ack: Ack, body: dict[str, Any], event: dict[str, Any], client: WebClient,
-               context: BoltContext) -> None:
+def on_message(ack: Ack, body: dict[str, Any], event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     ack()
     message = ThreadMessage.read(body, event)
     if message is None:
@@ -86,45 +92,69 @@ def on_message(ack: Ack, body: dict[str, Any], event: dict[str, Any], client: We
     raw_reply = message_for_lead(message.text)
     now = services.clock.now()
     with services.session_factory.begin() as session:
-        lead_id = session.scalar(select(Lead.id).where(Lead.slack_channel == message.channel,
-                                                       Lead.slack_ts == message.thread_ts))
+        lead_id = session.scalar(
+            select(Lead.id).where(Lead.slack_channel == message.channel, Lead.slack_ts == message.thread_ts)
+        )
         if lead_id is None:
             misplaced = raw_reply is not None and _is_call_task_copy(session, message)
         elif raw_reply is None:
-            audit.record(session, lead_id=lead_id, actor=Actor.slack_user(message.user), action="note", at=now,
-                         text=plain_text_from_slack(message.text), slack_ts=message.ts)
+            audit.record(
+                session,
+                lead_id=lead_id,
+                actor=Actor.slack_user(message.user),
+                action="note",
+                at=now,
+                text=plain_text_from_slack(message.text),
+                slack_ts=message.ts,
+            )
             return
     if lead_id is None:  # a thread, but not a lead's
         if misplaced:
-            tell(client, channel=message.channel, user=message.user, thread_ts=message.thread_ts,
-                 text=f"Not sent: `{SEND_MARKER}` works in the thread under the lead's card, not under this "
-                      "copy of the call. Nothing left Slack.")
+            tell(
+                client,
+                channel=message.channel,
+                user=message.user,
+                thread_ts=message.thread_ts,
+                text=f"Not sent: `{SEND_MARKER}` works in the thread under the lead's card, not under this "
+                "copy of the call. Nothing left Slack.",
+            )
         return
     _send_reply(client, services, message, lead_id, plain_text_from_slack(raw_reply or ""))
 
 
 def _is_call_task_copy(session: Session, message: ThreadMessage) -> bool:
     """The thread is under a call task's copy in the channel (people mistake it for the lead's thread)."""
-    copy = select(CallTask.id).where(CallTask.slack_channel == message.channel,
-                                     CallTask.slack_channel_ts == message.thread_ts)
+    copy = select(CallTask.id).where(
+        CallTask.slack_channel == message.channel, CallTask.slack_channel_ts == message.thread_ts
+    )
     return session.scalar(copy.limit(1)) is not None
 
 
 def _send_reply(client: WebClient, services: Services, message: ThreadMessage, lead_id: int, text: str) -> None:
     if message.with_files:
-        tell(client, channel=message.channel, user=message.user, thread_ts=message.thread_ts,
-             text=f"Not sent: files cannot go to a lead. Send the words alone with `{SEND_MARKER} ...`.")
+        tell(
+            client,
+            channel=message.channel,
+            user=message.user,
+            thread_ts=message.thread_ts,
+            text=f"Not sent: files cannot go to a lead. Send the words alone with `{SEND_MARKER} ...`.",
+        )
         return
     if not text:
-        tell(client, channel=message.channel, user=message.user, thread_ts=message.thread_ts,
-             text=f"Nothing to send: write the message after `{SEND_MARKER}`, e.g. `{SEND_MARKER} See you at 3!`")
+        tell(
+            client,
+            channel=message.channel,
+            user=message.user,
+            thread_ts=message.thread_ts,
+            text=f"Nothing to send: write the message after `{SEND_MARKER}`, e.g. `{SEND_MARKER} See you at 3!`",
+        )
         return
     try:
-        send_direct(services, lead_id, body=text, author=Actor.slack_user(message.user),
-                    thread_message_ts=message.ts)
+        send_direct(services, lead_id, body=text, author=Actor.slack_user(message.user), thread_message_ts=message.ts)
     except DirectMessageRefused as refused:
-        _post_in_thread(client, message, f":no_entry: Not sent to the lead: {escape(str(refused))}. "
-                                         "Nothing left Slack.")
+        _post_in_thread(
+            client, message, f":no_entry: Not sent to the lead: {escape(str(refused))}. Nothing left Slack."
+        )
         return
     # Sent or failed, the outcome is stored and queued: the poster shows it under the member's message.
     after_change(services)
@@ -132,12 +162,14 @@ def _send_reply(client: WebClient, services: Services, message: ThreadMessage, l
 
 def _post_in_thread(client: WebClient, message: ThreadMessage, text: str) -> None:
     try:
-        client.chat_postMessage(channel=message.channel, thread_ts=message.thread_ts, text=text,
-                                unfurl_links=False, unfurl_media=False)
+        client.chat_postMessage(
+            channel=message.channel, thread_ts=message.thread_ts, text=text, unfurl_links=False, unfurl_media=False
+        )
     except (SlackApiError, SlackClientError) as error:
         # Nothing was sent; the member sees no status line under their message either.
-        log.warning("slack: could not say a thread reply was refused in %s/%s: %s", message.channel,
-                    message.thread_ts, error)
+        log.warning(
+            "slack: could not say a thread reply was refused in %s/%s: %s", message.channel, message.thread_ts, error
+        )
 
 
 def on_app_home_opened(ack: Ack, event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
@@ -147,6 +179,7 @@ def on_app_home_opened(ack: Ack, event: dict[str, Any], client: WebClient, conte
     services = services_of(context)
     zone = services.business.timezone
     with services.session_factory() as session:
-        snapshot = home_snapshot(session, user_id=event["user"], business_name=services.business.name,
-                                 now=services.clock.now(), zone=zone)
+        snapshot = home_snapshot(
+            session, user_id=event["user"], business_name=services.business.name, now=services.clock.now(), zone=zone
+        )
     client.views_publish(user_id=event["user"], view=home_view(snapshot, zone, services.playbooks.get))

@@ -20,9 +20,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from slack_bolt import BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
@@ -30,10 +31,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import func, select
 
-from bot.usecases.delivery import first_delivery
-from bot.store.models import AuditEntry
 from bot.core.rules import CallOutcome
-from bot.usecases.services import Services
+from bot.core.states import ActorType
 from bot.slack.blocks import ActionId, ModalCallback
 from bot.slack.command_text import (
     BookLead,
@@ -52,7 +51,9 @@ from bot.slack.command_text import (
 )
 from bot.slack.modals import OUTCOME_BLOCK
 from bot.slack.permissions import Act, Person, Place, Standing, refusal
-from bot.core.states import ActorType
+from bot.store.models import AuditEntry
+from bot.usecases.delivery import first_delivery
+from bot.usecases.services import Services
 from handlers.slack_edge import SERVICES, tell
 
 log = logging.getLogger(__name__)
@@ -160,11 +161,22 @@ class TeamDirectory:
             self._cache[key] = (now + self.settings.cache_seconds, value)
         return value
 
-    def person(self, client: WebClient, user_id: str, *, own_team: str | None, own_enterprise: str | None,
-               claimed_team: str | None) -> Person:
+    def person(
+        self,
+        client: WebClient,
+        user_id: str,
+        *,
+        own_team: str | None,
+        own_enterprise: str | None,
+        claimed_team: str | None,
+    ) -> Person:
         if claimed_team and own_team and claimed_team != own_team and not own_enterprise:
-            return Person(user_id, Standing.OUTSIDER, "you are from another organisation (Slack Connect), and "
-                                                      "only this workspace's team can act on its leads")
+            return Person(
+                user_id,
+                Standing.OUTSIDER,
+                "you are from another organisation (Slack Connect), and "
+                "only this workspace's team can act on its leads",
+            )
         info = self._remembered(("user", user_id), lambda: self._user_info(client, user_id))
         outside = _why_outside(info, own_team=own_team, own_enterprise=own_enterprise)
         if outside:
@@ -173,8 +185,12 @@ class TeamDirectory:
             return Person(user_id, Standing.ADMIN)
         if user_id in self._team(client):
             return Person(user_id, Standing.MEMBER)
-        return Person(user_id, Standing.OUTSIDER, "you are not on the team; join the leads channel"
-                                                  + (" or the team's user group" if self.settings.team_group else ""))
+        return Person(
+            user_id,
+            Standing.OUTSIDER,
+            "you are not on the team; join the leads channel"
+            + (" or the team's user group" if self.settings.team_group else ""),
+        )
 
     def place(self, client: WebClient, channel: str | None, user_id: str) -> Place:
         if channel and channel == self.settings.leads_channel:
@@ -205,8 +221,9 @@ class TeamDirectory:
             if self.settings.leads_channel:
                 cursor = None
                 for _page in range(50):  # 50 pages of 1,000: far beyond a clinic's team
-                    answer = client.conversations_members(channel=self.settings.leads_channel, limit=1000,
-                                                          cursor=cursor)
+                    answer = client.conversations_members(
+                        channel=self.settings.leads_channel, limit=1000, cursor=cursor
+                    )
                     members.update(answer.get("members") or [])
                     cursor = (answer.get("response_metadata") or {}).get("next_cursor")
                     if not cursor:
@@ -273,9 +290,15 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
         container = body.get("container") or {}
         channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
         in_home = container.get("type") == "view" and (body.get("view") or {}).get("type") == "home"
-        return Intent(act, str(user.get("id") or ""), "action", channel=None if in_home else channel,
-                      thread_ts=container.get("thread_ts") or (body.get("message") or {}).get("thread_ts"),
-                      claimed_team=user.get("team_id"), in_home=in_home)
+        return Intent(
+            act,
+            str(user.get("id") or ""),
+            "action",
+            channel=None if in_home else channel,
+            thread_ts=container.get("thread_ts") or (body.get("message") or {}).get("thread_ts"),
+            claimed_team=user.get("team_id"),
+            in_home=in_home,
+        )
     if kind == "view_submission":
         view = body.get("view") or {}
         try:
@@ -285,7 +308,7 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
         values = (view.get("state") or {}).get("values") or {}
         act, block = VIEW_ACTS.get(callback, Act.END_LEAD), next(iter(values), None)
         if callback == ModalCallback.LOG_OUTCOME:
-            chosen = (((values.get(OUTCOME_BLOCK) or {}).get(OUTCOME_BLOCK) or {}).get("selected_option") or {})
+            chosen = ((values.get(OUTCOME_BLOCK) or {}).get(OUTCOME_BLOCK) or {}).get("selected_option") or {}
             if chosen.get("value") == CallOutcome.NOT_INTERESTED:
                 act, block = Act.END_LEAD, OUTCOME_BLOCK
         return Intent(act, str(user.get("id") or ""), "view", claimed_team=user.get("team_id"), error_block=block)
@@ -296,11 +319,18 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
 
 #: The act of each `/followup` verb, read from its first word alone: no date parsing before the ack.
 COMMAND_WORD_ACTS: dict[str, Act | None] = {
-    "": None, "help": None, "?": None, "usage": None,
-    "new": Act.ADD_LEAD, "add": Act.ADD_LEAD,
-    "list": Act.SEE_LEADS, "ls": Act.SEE_LEADS,
+    "": None,
+    "help": None,
+    "?": None,
+    "usage": None,
+    "new": Act.ADD_LEAD,
+    "add": Act.ADD_LEAD,
+    "list": Act.SEE_LEADS,
+    "ls": Act.SEE_LEADS,
     "stats": Act.SEE_STATS,
-    "book": Act.WORK_LEAD, "reschedule": Act.WORK_LEAD, "move": Act.WORK_LEAD,
+    "book": Act.WORK_LEAD,
+    "reschedule": Act.WORK_LEAD,
+    "move": Act.WORK_LEAD,
     "consent": Act.WORK_LEAD,
     "digest": Act.SEE_LEADS,  # it names the leads still waiting for a person
 }
@@ -320,8 +350,7 @@ def _command_intent(body: Mapping[str, Any], services: Services) -> Intent | Non
     if verb is not None:
         return Intent(VERB_ACTS.get(verb, Act.END_LEAD), user, "command", channel=channel)
     try:
-        command = parse_command(str(body.get("text") or ""), now=services.clock.now(),
-                                zone=services.business.timezone)
+        command = parse_command(str(body.get("text") or ""), now=services.clock.now(), zone=services.business.timezone)
     except CommandError:
         return None  # the listener answers with how to write it
     match command:
@@ -359,9 +388,14 @@ def _event_intent(event: Mapping[str, Any]) -> Intent | None:
         return None
     marker = message_for_lead(text if isinstance(text := event.get("text"), str) else "")
     claimed = event.get("user_team") or event.get("source_team")
-    return Intent(Act.WORK_LEAD, user, "thread_reply" if marker is not None else "note",
-                  channel=event.get("channel"), thread_ts=thread_ts,
-                  claimed_team=claimed if isinstance(claimed, str) else None)
+    return Intent(
+        Act.WORK_LEAD,
+        user,
+        "thread_reply" if marker is not None else "note",
+        channel=event.get("channel"),
+        thread_ts=thread_ts,
+        claimed_team=claimed if isinstance(claimed, str) else None,
+    )
 
 
 class SlackGuard(Middleware):
@@ -371,8 +405,13 @@ class SlackGuard(Middleware):
         self.settings = settings
         self.directory = directory or TeamDirectory(settings)
 
-    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse],  # noqa: A002 - Bolt passes the next middleware by this keyword
-                ) -> BoltResponse | None:
+    def process(
+        self,
+        *,
+        req: BoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], BoltResponse],  # noqa: A002 - Bolt passes the next middleware by this keyword
+    ) -> BoltResponse | None:
         services: Services = req.context[SERVICES]
         key = replay_key(req)
         if key is not None:
@@ -399,10 +438,14 @@ class SlackGuard(Middleware):
         authorized = req.context.authorize_result
         own_team = (authorized.team_id if authorized else None) or req.context.team_id
         own_enterprise = authorized.enterprise_id if authorized else None
-        person = self.directory.person(client, intent.user_id, own_team=own_team, own_enterprise=own_enterprise,
-                                       claimed_team=intent.claimed_team)
-        place = (Place.HOME if intent.kind == "home" or intent.in_home
-                 else self.directory.place(client, intent.channel, intent.user_id))
+        person = self.directory.person(
+            client, intent.user_id, own_team=own_team, own_enterprise=own_enterprise, claimed_team=intent.claimed_team
+        )
+        place = (
+            Place.HOME
+            if intent.kind == "home" or intent.in_home
+            else self.directory.place(client, intent.channel, intent.user_id)
+        )
         why = refusal(intent.act, person, place, admins=self.settings.admins)
         if why is None and intent.act == Act.ADD_LEAD:
             why = self._over_rate(intent.user_id, services)
@@ -411,14 +454,26 @@ class SlackGuard(Middleware):
     def _over_rate(self, user_id: str, services: Services) -> str | None:
         since = services.clock.now() - timedelta(hours=1)
         with services.session_factory() as session:
-            added = session.scalar(select(func.count()).select_from(AuditEntry).where(
-                AuditEntry.actor_type == ActorType.SLACK_USER, AuditEntry.actor_id == user_id,
-                AuditEntry.action.in_(("lead_created", "inquired_again")), AuditEntry.at >= since)) or 0
+            added = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(AuditEntry)
+                    .where(
+                        AuditEntry.actor_type == ActorType.SLACK_USER,
+                        AuditEntry.actor_id == user_id,
+                        AuditEntry.action.in_(("lead_created", "inquired_again")),
+                        AuditEntry.at >= since,
+                    )
+                )
+                or 0
+            )
         limit = self.settings.new_leads_per_hour
         if added < limit:
             return None
-        return (f"You have added {added} leads in the last hour, the most one person may "
-                f"(FOLLOWUP_SLACK_NEW_LEADS_PER_HOUR={limit}). Try again later, or use the web form or an import.")
+        return (
+            f"You have added {added} leads in the last hour, the most one person may "
+            f"(FOLLOWUP_SLACK_NEW_LEADS_PER_HOUR={limit}). Try again later, or use the web form or an import."
+        )
 
     def _refuse(self, intent: Intent, why: str, client: WebClient, req: BoltRequest) -> BoltResponse:
         if intent.kind == "command":
@@ -430,29 +485,48 @@ class SlackGuard(Middleware):
                 respond(text=why, response_type="ephemeral", replace_original=False)
             except (SlackApiError, SlackClientError, OSError) as error:
                 log.warning("slack: could not answer %s through response_url: %s", intent.user_id, error)
-                return BoltResponse(status=200, body=json.dumps({"response_type": "ephemeral", "text": why}),
-                                    headers={"content-type": "application/json"})
+                return BoltResponse(
+                    status=200,
+                    body=json.dumps({"response_type": "ephemeral", "text": why}),
+                    headers={"content-type": "application/json"},
+                )
             return BoltResponse(status=200, body="")
         if intent.kind == "view" and intent.error_block:
-            return BoltResponse(status=200, body=json.dumps({"response_action": "errors",
-                                                             "errors": {intent.error_block: why[:150]}}),
-                                headers={"content-type": "application/json"})
+            return BoltResponse(
+                status=200,
+                body=json.dumps({"response_action": "errors", "errors": {intent.error_block: why[:150]}}),
+                headers={"content-type": "application/json"},
+            )
         if intent.kind == "home":
             _publish_closed_home(client, intent.user_id, why)
         elif intent.kind == "thread_reply":
-            tell(client, channel=intent.channel, user=intent.user_id, thread_ts=intent.thread_ts,
-                 text=f":no_entry: Not sent, and nothing left Slack. {why}")
+            tell(
+                client,
+                channel=intent.channel,
+                user=intent.user_id,
+                thread_ts=intent.thread_ts,
+                text=f":no_entry: Not sent, and nothing left Slack. {why}",
+            )
         elif intent.kind == "action":
-            tell(client, channel=intent.channel, user=intent.user_id, thread_ts=intent.thread_ts,
-                 text=f"Nothing changed. {why}")
+            tell(
+                client,
+                channel=intent.channel,
+                user=intent.user_id,
+                thread_ts=intent.thread_ts,
+                text=f"Nothing changed. {why}",
+            )
         # A note from someone not on the team is simply not kept: answering each would be noise.
         return BoltResponse(status=200, body="")
 
 
 def _publish_closed_home(client: WebClient, user_id: str, why: str) -> None:
-    view = {"type": "home", "blocks": [
-        {"type": "header", "text": {"type": "plain_text", "text": "followup"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": why}}]}
+    view = {
+        "type": "home",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "followup"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": why}},
+        ],
+    }
     try:
         client.views_publish(user_id=user_id, view=view)
     except (SlackApiError, SlackClientError) as error:

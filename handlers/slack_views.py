@@ -14,11 +14,6 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
-from bot.usecases.appointments import closed_day_warning, reschedule, upcoming
-from bot.store.audit import Actor
-from bot.usecases.conversations import DirectMessageRefused, send_direct
-from bot.usecases.lead_actions import LeadActionRefused, book, log_call_outcome
-from bot.usecases.team_actions import after_change, change_lead, change_task
 from bot.core.rules import CallOutcome
 from bot.slack.blocks import OUTCOME_LABELS, ModalCallback, escape
 from bot.slack.home import when
@@ -34,7 +29,12 @@ from bot.slack.modals import (
     read_reschedule_form,
     reschedule_modal,
 )
+from bot.store.audit import Actor
 from bot.store.models import CallTask, Lead
+from bot.usecases.appointments import closed_day_warning, reschedule, upcoming
+from bot.usecases.conversations import DirectMessageRefused, send_direct
+from bot.usecases.lead_actions import LeadActionRefused, book, log_call_outcome
+from bot.usecases.team_actions import after_change, change_lead, change_task
 from handlers.slack_edge import plain_name, services_of, tell
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,9 @@ def _answer(client: WebClient, origin: ModalOrigin, user: str, text: str) -> Non
     tell(client, channel=origin.channel, user=user, thread_ts=origin.thread_ts, text=text)
 
 
-def on_log_outcome(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient,
-                   context: BoltContext) -> None:
+def on_log_outcome(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     services = services_of(context)
     origin = _origin(ack, view)
     if origin is None:
@@ -79,18 +80,30 @@ def on_log_outcome(ack: Ack, body: dict[str, Any], view: dict[str, Any], client:
     ack()
     user = body["user"]["id"]
     try:
-        change_task(services, origin.task_id, lambda session, services, task_id, now, actor: log_call_outcome(
-            session, services, task_id, form.outcome, now=now, actor=actor, notes=form.notes, when=form.when),
-            Actor.slack_user(user))
+        change_task(
+            services,
+            origin.task_id,
+            lambda session, services, task_id, now, actor: log_call_outcome(
+                session, services, task_id, form.outcome, now=now, actor=actor, notes=form.notes, when=form.when
+            ),
+            Actor.slack_user(user),
+        )
     except LeadActionRefused as refused:
         _answer(client, origin, user, f"Outcome not saved: {refused}.")
         return
     if form.outcome == CallOutcome.CALL_BACK and form.when is not None:
-        _answer(client, origin, user, f":telephone_receiver: Saved. A call back is set for "
-                                      f"{when(form.when, services.business.timezone)}.")
+        _answer(
+            client,
+            origin,
+            user,
+            f":telephone_receiver: Saved. A call back is set for {when(form.when, services.business.timezone)}.",
+        )
     else:
-        warning = (closed_day_warning(services.business, form.when)
-                   if form.outcome == CallOutcome.BOOKED and form.when is not None else None)
+        warning = (
+            closed_day_warning(services.business, form.when)
+            if form.outcome == CallOutcome.BOOKED and form.when is not None
+            else None
+        )
         # Booked on a closed day: kept (the person may mean it), and said so where they can move it.
         extra = f" :warning: {escape(warning)}: booked anyway; Reschedule on the card moves it." if warning else ""
         _answer(client, origin, user, f"Saved: {OUTCOME_LABELS.get(str(form.outcome), str(form.outcome))}.{extra}")
@@ -110,8 +123,10 @@ def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCli
     if warning and origin.warned != int(form.start_at.timestamp()):
         # The person booking hears it first; a second submit at the same time books it anyway.
         warned = replace(origin, warned=int(form.start_at.timestamp()))
-        ack(response_action="update", view=book_modal(_lead_name(services, origin), warned, warning=warning,
-                                                      initial=form.start_at))
+        ack(
+            response_action="update",
+            view=book_modal(_lead_name(services, origin), warned, warning=warning, initial=form.start_at),
+        )
         return
     ack()
     user = body["user"]["id"]
@@ -119,13 +134,31 @@ def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCli
     try:
         if origin.task_id is not None:
             # Booked from a call: the call is done with that outcome, and the visit is booked.
-            change_task(services, origin.task_id, lambda session, services, task_id, now, actor: log_call_outcome(
-                session, services, task_id, CallOutcome.BOOKED, now=now, actor=actor, notes=form.notes,
-                when=form.start_at), actor)
+            change_task(
+                services,
+                origin.task_id,
+                lambda session, services, task_id, now, actor: log_call_outcome(
+                    session,
+                    services,
+                    task_id,
+                    CallOutcome.BOOKED,
+                    now=now,
+                    actor=actor,
+                    notes=form.notes,
+                    when=form.start_at,
+                ),
+                actor,
+            )
         else:
-            change_lead(services, origin.lead_id, lambda session, services, lead, now, actor: book(
-                session, services, lead, start_at=form.start_at, now=now, actor=actor, notes=form.notes), actor,
-                missing=f"lead #{origin.lead_id} no longer exists")
+            change_lead(
+                services,
+                origin.lead_id,
+                lambda session, services, lead, now, actor: book(
+                    session, services, lead, start_at=form.start_at, now=now, actor=actor, notes=form.notes
+                ),
+                actor,
+                missing=f"lead #{origin.lead_id} no longer exists",
+            )
     except LeadActionRefused as refused:
         _answer(client, origin, user, f"Not booked: {refused}.")
         return
@@ -142,8 +175,9 @@ def _lead_name(services: Any, origin: ModalOrigin) -> str:
         return plain_name(lead) if lead else "this lead"
 
 
-def on_reschedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient,
-                  context: BoltContext) -> None:
+def on_reschedule(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     services = services_of(context)
     origin = _origin(ack, view)
     if origin is None:
@@ -157,20 +191,34 @@ def on_reschedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: 
     warning = closed_day_warning(services.business, start_at)
     if warning and origin.warned != int(start_at.timestamp()):
         warned = replace(origin, warned=int(start_at.timestamp()))
-        ack(response_action="update", view=reschedule_modal(_lead_name(services, origin), when(start_at, zone), warned,
-                                                            zone=zone, initial=start_at, warning=warning))
+        ack(
+            response_action="update",
+            view=reschedule_modal(
+                _lead_name(services, origin), when(start_at, zone), warned, zone=zone, initial=start_at, warning=warning
+            ),
+        )
         return
     ack()
     user = body["user"]["id"]
     try:
-        change_lead(services, origin.lead_id, lambda session, services, lead, now, actor: reschedule(
-            session, services, upcoming(session, lead.id), start_at=start_at, now=now, actor=actor),
-            Actor.slack_user(user), missing=f"lead #{origin.lead_id} no longer exists")
+        change_lead(
+            services,
+            origin.lead_id,
+            lambda session, services, lead, now, actor: reschedule(
+                session, services, upcoming(session, lead.id), start_at=start_at, now=now, actor=actor
+            ),
+            Actor.slack_user(user),
+            missing=f"lead #{origin.lead_id} no longer exists",
+        )
     except LeadActionRefused as refused:
         _answer(client, origin, user, f"Not moved: {refused}.")
         return
-    _answer(client, origin, user, f":arrows_counterclockwise: Moved to {when(start_at, zone)}; the lead is told "
-                                  "the new time.")
+    _answer(
+        client,
+        origin,
+        user,
+        f":arrows_counterclockwise: Moved to {when(start_at, zone)}; the lead is told the new time.",
+    )
 
 
 def on_reply(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext) -> None:
@@ -190,8 +238,14 @@ def on_reply(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCl
         return
     how = CHANNEL_LABELS[form.channel].lower() if form.channel == "email" else "text"
     try:
-        message = send_direct(services, origin.lead_id, body=form.body, author=Actor.slack_user(user),
-                              channel=form.channel, subject=form.subject)
+        message = send_direct(
+            services,
+            origin.lead_id,
+            body=form.body,
+            author=Actor.slack_user(user),
+            channel=form.channel,
+            subject=form.subject,
+        )
     except DirectMessageRefused as refused:
         _answer(client, origin, user, f":no_entry: Not sent: {escape(str(refused))}. Nothing left Slack.")
         return
@@ -200,5 +254,9 @@ def on_reply(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCl
         why = (message.details or {}).get("error") or message.error_code or "the provider refused it"
         _answer(client, origin, user, f":x: Your {how} was not sent: {escape(str(why))}.")
         return
-    _answer(client, origin, user, f":outbox_tray: Your {how} is on its way to the lead; its delivery status "
-                                  "shows in the lead's thread.")
+    _answer(
+        client,
+        origin,
+        user,
+        f":outbox_tray: Your {how} is on its way to the lead; its delivery status shows in the lead's thread.",
+    )

@@ -9,8 +9,8 @@ happen next.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 from xml.sax.saxutils import escape
 
 from starlette.concurrency import run_in_threadpool
@@ -43,8 +43,15 @@ def twiml(body: str = EMPTY_TWIML) -> Response:
 class TwilioWebhooks:
     """POST /webhooks/twilio/sms, /status and /voice, bound to the services, the auth token and the reply rules."""
 
-    def __init__(self, services: Services, *, auth_token: str | None, public_base_url: str, reply_rules: ReplyRules,
-                 failure_kind: Callable[[str | None], FailureKind]):
+    def __init__(
+        self,
+        services: Services,
+        *,
+        auth_token: str | None,
+        public_base_url: str,
+        reply_rules: ReplyRules,
+        failure_kind: Callable[[str | None], FailureKind],
+    ):
         self.services = services
         self.auth_token = auth_token
         self.public_base_url = public_base_url
@@ -78,8 +85,9 @@ class TwilioWebhooks:
             phone = normalize_phone(sender, self.services.default_region)
         except InvalidPhone as error:
             raise BadRequest(400, f"From: {error}") from error
-        text = IncomingText(phone=phone, body=body, provider_id=sid, media=media_of(params),
-                            carrier_opt_out=params.get("OptOutType"))
+        text = IncomingText(
+            phone=phone, body=body, provider_id=sid, media=media_of(params), carrier_opt_out=params.get("OptOutType")
+        )
         await run_in_threadpool(take_text, self.services, self.reply_rules, text)
         return twiml()
 
@@ -89,8 +97,9 @@ class TwilioWebhooks:
         if not sid or not status:
             raise BadRequest(400, "MessageSid and MessageStatus are required")
         code = params.get("ErrorCode") or None
-        report = SmsStatusReport(message_sid=sid, status=status.lower(), error_code=code,
-                                 failure=self.failure_kind(code))
+        report = SmsStatusReport(
+            message_sid=sid, status=status.lower(), error_code=code, failure=self.failure_kind(code)
+        )
         await run_in_threadpool(apply_sms_status, self.services, report)
         return Response(status_code=204)
 
@@ -120,8 +129,10 @@ class TwilioWebhooks:
             with self.services.session_factory() as session:
                 lead = session.get(Lead, answer.lead_id)
                 zone = (lead.timezone if lead is not None and lead.timezone else None) or business.timezone
-            return (f"{opening} We have your number, and someone from our team will call you back when we "
-                    f"open, {format_local(answer.call_back_at, zone)}.")
+            return (
+                f"{opening} We have your number, and someone from our team will call you back when we "
+                f"open, {format_local(answer.call_back_at, zone)}."
+            )
         if answer.texted:
             return f"{opening} We will text you right away, and our team will follow up."
         return f"{opening} We have your number, and our team will follow up."

@@ -3,36 +3,47 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 
 from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
-from bot.core.clock import ManualClock
 from bot.app import build_services
+from bot.core.clock import ManualClock
+from bot.settings import Settings
 from bot.store.db import make_engine, upgrade
 from bot.usecases.services import Services
-from bot.settings import Settings
 from tests.fakes import FakeEmailSender, FakeSmsSender
 from tests.support.databases import POSTGRES_URL, MigratedTemplates
 from tests.support.databases import postgres_problem as _postgres_problem
 
 #: Wednesday 2026-11-25 09:00 in Chicago (the sample clinic's time zone): inside every window.
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 #: What `--fast` leaves out: the edges (Slack listeners through Bolt, webhooks and stand-ins over HTTP), real
 #: processes, browsers, fuzzing and wheel builds. What stays is the pure and use-case tests and the contracts.
-EDGE_PATHS = ("tests/handlers", "tests/webhooks", "tests/standins", "tests/scale", "tests/sandbox", "tests/fuzz",
-              "tests/test_followup_run.py", "tests/test_packaging.py")
+EDGE_PATHS = (
+    "tests/handlers",
+    "tests/webhooks",
+    "tests/standins",
+    "tests/scale",
+    "tests/sandbox",
+    "tests/fuzz",
+    "tests/test_followup_run.py",
+    "tests/test_packaging.py",
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--fast", action="store_true",
-                     help="the fast subset: pure and use-case tests on SQLite only (no edges, processes or browsers)")
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast subset: pure and use-case tests on SQLite only (no edges, processes or browsers)",
+    )
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -47,8 +58,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under `--fast`, deselect the PostgreSQL half: the full suite (`pytest -q`, `.ci/run`) runs both."""
     if not config.getoption("--fast"):
         return
-    on_postgres = [item for item in items
-                   if getattr(item, "callspec", None) and item.callspec.params.get("database_url") == "postgresql"]
+    on_postgres = [
+        item
+        for item in items
+        if getattr(item, "callspec", None) and item.callspec.params.get("database_url") == "postgresql"
+    ]
     if on_postgres:
         config.hook.pytest_deselected(items=on_postgres)
         chosen = set(map(id, on_postgres))
@@ -69,8 +83,9 @@ def migrated_templates(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_problem: str | None,
-                 migrated_templates: MigratedTemplates):
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_problem: str | None, migrated_templates: MigratedTemplates
+):
     """A fresh database of the test's own: a SQLite file, or a PostgreSQL schema.
 
     It is fully migrated when the test uses `engine` (a copy of the session's migrated template), and
@@ -115,6 +130,7 @@ def shipped_sequences() -> Path:
 def shipped_templates() -> Path:
     return SHIPPED_TEMPLATES
 
+
 TEST_BUSINESS = dedent(
     """\
     name: Lakeside Chiropractic
@@ -150,6 +166,7 @@ def email() -> FakeEmailSender:
 
 @pytest.fixture
 def services(engine, clock, sms, email, business_file: Path) -> Services:
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file,
-                        PUBLIC_BASE_URL="https://followup.example.com")
+    settings = Settings(
+        DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL="https://followup.example.com"
+    )
     return build_services(settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)

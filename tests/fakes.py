@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from bot.core.ports import OutgoingEmail, OutgoingSms, SendError, SendReceipt
 
@@ -44,8 +44,11 @@ class FakeEmailSender:
 
 
 #: What a web form that asks for consent posts beside the lead: the ticked box and its wording.
-WEB_FORM_CONSENT = {"consent": True, "consent_text": "I agree to receive texts from Lakeside Chiropractic about my "
-                                                     "inquiry. Msg & data rates may apply. Reply STOP to opt out."}
+WEB_FORM_CONSENT = {
+    "consent": True,
+    "consent_text": "I agree to receive texts from Lakeside Chiropractic about my "
+    "inquiry. Msg & data rates may apply. Reply STOP to opt out.",
+}
 
 
 def consented():  # noqa: ANN201 - a bot.store.consent.ConsentGiven, imported late like the rest of the core

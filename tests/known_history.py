@@ -22,15 +22,15 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot.core.rules import CallOutcome, LeadSignal
+from bot.store.audit import SYSTEM, Actor
+from bot.store.models import CallTask, Lead
 from bot.usecases.appointments import book as book_visit
 from bot.usecases.appointments import mark_attended, mark_no_show, upcoming
-from bot.store.audit import SYSTEM, Actor
 from bot.usecases.call_tasks import open_call_task
 from bot.usecases.dispatch import Dispatcher
 from bot.usecases.lead_actions import book, claim_lead, log_call_outcome, receive_message, resume_lead
 from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import CallTask, Lead
-from bot.core.rules import CallOutcome, LeadSignal
 from tests.fakes import WEB_FORM_CONSENT
 
 ALICE = "U0ALICE"
@@ -44,27 +44,43 @@ def _take_in(services, *, name: str, source: str, phone: str | None = None, emai
     if email:
         fields["email"] = email
     with services.session_factory.begin() as session:
-        return add_lead(session, LeadInput.parse(fields), business=services.business,
-                        sequence=services.playbooks.get(), now=services.clock.now(), actor=SYSTEM).lead_id
+        return add_lead(
+            session,
+            LeadInput.parse(fields),
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        ).lead_id
 
 
 def _says(services, lead_id: int, signal: LeadSignal, body: str) -> None:
     with services.session_factory.begin() as session:
-        receive_message(session, services, session.get(Lead, lead_id), channel="sms", body=body, signal=signal,
-                        now=services.clock.now())
+        receive_message(
+            session,
+            services,
+            session.get(Lead, lead_id),
+            channel="sms",
+            body=body,
+            signal=signal,
+            now=services.clock.now(),
+        )
 
 
 def _call(services, lead_id: int, user: str, outcome: CallOutcome, **when) -> None:  # noqa: ANN003 - log_call_outcome's keyword arguments, passed on
     with services.session_factory.begin() as session:
         lead = session.get(Lead, lead_id)
-        task = session.scalars(select(CallTask).where(CallTask.lead_id == lead_id,
-                                                      CallTask.status.in_(("open", "claimed")))).first()
+        task = session.scalars(
+            select(CallTask).where(CallTask.lead_id == lead_id, CallTask.status.in_(("open", "claimed")))
+        ).first()
         if task is None:
-            task = open_call_task(session, services, lead, reason="call the lead", now=services.clock.now(),
-                                  actor=SYSTEM)
+            task = open_call_task(
+                session, services, lead, reason="call the lead", now=services.clock.now(), actor=SYSTEM
+            )
             session.flush()
-        log_call_outcome(session, services, task.id, outcome, now=services.clock.now(), actor=Actor.slack_user(user),
-                         **when)
+        log_call_outcome(
+            session, services, task.id, outcome, now=services.clock.now(), actor=Actor.slack_user(user), **when
+        )
 
 
 def seed_known_history(services, clock) -> dict[str, int]:
@@ -100,10 +116,19 @@ def seed_known_history(services, clock) -> dict[str, int]:
     clock.advance(timedelta(minutes=10))
     visit_at = clock.now() + timedelta(hours=2)
     with services.session_factory.begin() as session:
-        book(session, services, session.get(Lead, ana), start_at=visit_at, now=clock.now(),
-             actor=Actor.slack_user(ALICE))
-        book_visit(session, services, session.get(Lead, eve), start_at=visit_at, now=clock.now(), actor=SYSTEM,
-                   source="calendly", external_id="invitee-eve")
+        book(
+            session, services, session.get(Lead, ana), start_at=visit_at, now=clock.now(), actor=Actor.slack_user(ALICE)
+        )
+        book_visit(
+            session,
+            services,
+            session.get(Lead, eve),
+            start_at=visit_at,
+            now=clock.now(),
+            actor=SYSTEM,
+            source="calendly",
+            external_id="invitee-eve",
+        )
     _call(services, ben, BOB, CallOutcome.NO_ANSWER)
     _call(services, cara, BOB, CallOutcome.BOOKED, when=visit_at)
     clock.advance(timedelta(minutes=30))

@@ -76,8 +76,7 @@ MUST_NOT_IMPORT: dict[str, tuple[str, ...]] = {
     "usecases": VENDORS + WEB + SCHEDULER,
     "reports": VENDORS + WEB + SCHEDULER,
     "channels": ("slack_bolt", "slack_sdk", "starlette", "uvicorn", "flask") + SCHEDULER,
-    "slack": ("slack_bolt", "twilio", "sendgrid", "python_http_client", "starlette", "uvicorn", "flask")
-    + SCHEDULER,
+    "slack": ("slack_bolt", "twilio", "sendgrid", "python_http_client", "starlette", "uvicorn", "flask") + SCHEDULER,
     "handlers": SCHEDULER,
     "wiring": (),
     "standins": ("slack_bolt", "sendgrid", "python_http_client") + SCHEDULER + DATABASE,
@@ -168,8 +167,12 @@ def test_every_module_belongs_to_exactly_one_layer():
 
 
 def test_every_layer_rule_matches_a_module():
-    dead = [(layer, pattern) for layer, patterns in LAYERS.items() for pattern in patterns
-            if not any(path_matches(path.relative_to(ROOT).as_posix(), pattern) for path in MODULES.values())]
+    dead = [
+        (layer, pattern)
+        for layer, patterns in LAYERS.items()
+        for pattern in patterns
+        if not any(path_matches(path.relative_to(ROOT).as_posix(), pattern) for path in MODULES.values())
+    ]
     assert dead == []
 
 
@@ -179,7 +182,8 @@ def test_a_module_imports_only_its_own_layer_and_those_beneath(module):
     crossings = sorted(
         f"{target} ({layer_of(target)})"
         for target in filter(None, map(own_module, imports_of(module)))
-        if layer_of(target) not in MAY_IMPORT[layer] and (module, target) not in KNOWN_CROSSINGS)
+        if layer_of(target) not in MAY_IMPORT[layer] and (module, target) not in KNOWN_CROSSINGS
+    )
     assert crossings == [], f"{module} ({layer}) may import only {sorted(MAY_IMPORT[layer])}"
 
 
@@ -200,7 +204,7 @@ def test_every_known_crossing_does_cross_a_layer():
     assert allowed == []
 
 
-WALKED = '''
+WALKED = """
 import bot.store.models
 import twilio.rest as twilio_rest
 from bot import SHIPPED_SEQUENCES, store
@@ -215,15 +219,36 @@ def later():
 
     if True:
         import httpx
-'''
+"""
 
 
 def test_the_walk_sees_every_import_form_and_makes_relative_imports_absolute():
-    known = {"bot", "bot.store", "bot.store.models", "bot.store.outbox", "bot.core", "bot.core.rules",
-             "bot.core.display", "bot.usecases", "bot.usecases.leads"}
+    known = {
+        "bot",
+        "bot.store",
+        "bot.store.models",
+        "bot.store.outbox",
+        "bot.core",
+        "bot.core.rules",
+        "bot.core.display",
+        "bot.usecases",
+        "bot.usecases.leads",
+    }
     names = imported_names(WALKED, "bot.core.planning", is_package=False, known=known)
-    assert names == {"bot.store.models", "twilio.rest", "bot", "bot.store", "bot.store.outbox", "bot.core",
-                     "bot.core.rules", "bot.core.display", "bot.usecases", "bot.usecases.leads", "sqlalchemy", "httpx"}
+    assert names == {
+        "bot.store.models",
+        "twilio.rest",
+        "bot",
+        "bot.store",
+        "bot.store.outbox",
+        "bot.core",
+        "bot.core.rules",
+        "bot.core.display",
+        "bot.usecases",
+        "bot.usecases.leads",
+        "sqlalchemy",
+        "httpx",
+    }
 
 
 def test_a_package_s_relative_import_is_relative_to_the_package_itself():
@@ -252,9 +277,13 @@ def test_the_twilio_code_rule_knows_a_code_from_a_number():
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if layer_of(m) not in MAY_NAME_TWILIO_CODES))
 def test_no_layer_but_the_channel_adapters_reads_a_vendor_s_error_codes(module):
-    numbers = [node.value for node in ast.walk(ast.parse(MODULES[module].read_text()))
-               if isinstance(node, ast.Constant) and isinstance(node.value, (int, str))
-               and TWILIO_CODE.fullmatch(str(node.value))]
+    numbers = [
+        node.value
+        for node in ast.walk(ast.parse(MODULES[module].read_text()))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, str))
+        and TWILIO_CODE.fullmatch(str(node.value))
+    ]
     assert numbers == [], f"{module} names Twilio error codes {numbers}: map them in bot/channels/ instead"
 
 
@@ -266,8 +295,18 @@ def test_a_listener_or_route_never_takes_a_lead_itself(module):
 
 
 #: What a running process is made of: only the composition root (bot/app.py) builds these, once, from settings.
-BUILT_BY_THE_ROOT = ("Services", "SlackPoster", "WorkScheduler", "TwilioSmsSender", "SendGridEmailSender",
-                     "WebhookDeliverer", "WeeklyDigestJob", "create_web_app", "build_slack_app", "build_services")
+BUILT_BY_THE_ROOT = (
+    "Services",
+    "SlackPoster",
+    "WorkScheduler",
+    "TwilioSmsSender",
+    "SendGridEmailSender",
+    "WebhookDeliverer",
+    "WeeklyDigestJob",
+    "create_web_app",
+    "build_slack_app",
+    "build_services",
+)
 COMPOSITION_ROOT = "bot.app"
 
 
@@ -286,8 +325,9 @@ def test_the_composition_root_builds_what_the_process_runs():
     assert {"Services", "SlackPoster", "WorkScheduler", "create_web_app"} <= _calls_by_name(COMPOSITION_ROOT)
 
 
-@pytest.mark.parametrize("module", sorted(m for m in MODULES if m != COMPOSITION_ROOT
-                                          and layer_of(m) not in ("standins",)))
+@pytest.mark.parametrize(
+    "module", sorted(m for m in MODULES if m != COMPOSITION_ROOT and layer_of(m) not in ("standins",))
+)
 def test_nothing_but_the_composition_root_builds_the_services_or_the_workers(module):
     """One composition root: a CLI command, the server or the sandbox asks bot.app for what it needs."""
     built = _calls_by_name(module) - ({"build_services"} if layer_of(module) in ("wiring", "sandbox") else set())

@@ -16,8 +16,14 @@ def test_every_setting_is_in_the_example():
     named = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", EXAMPLE.read_text(), re.MULTILINE))
     aliases = {field.alias for field in Settings.model_fields.values()}
     # Test and sandbox knobs are not for a clinic's .env.
-    internal = {"FOLLOWUP_TIME_SCALE", "FOLLOWUP_CLOCK_START", "FOLLOWUP_SEND_LEASE_SECONDS",
-                "TWILIO_API_URL", "SENDGRID_API_URL", "SLACK_API_URL"}
+    internal = {
+        "FOLLOWUP_TIME_SCALE",
+        "FOLLOWUP_CLOCK_START",
+        "FOLLOWUP_SEND_LEASE_SECONDS",
+        "TWILIO_API_URL",
+        "SENDGRID_API_URL",
+        "SLACK_API_URL",
+    }
     assert aliases - internal - named == set()
 
 

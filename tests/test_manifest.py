@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
-from bot.usecases.closed_by_bot import ClosedByBot
-from bot.slack_app import SLACK_EVENTS_PATH
 from bot.slack.blocks import ActionId, ModalCallback, call_task_blocks, lead_card_blocks, thread_entry_blocks
-from bot.slack.home import closed_by_bot_block
 from bot.slack.cards import Automation, CallTaskView, LeadCard, OutboundEntry
+from bot.slack.home import closed_by_bot_block
+from bot.slack_app import SLACK_EVENTS_PATH
+from bot.usecases.closed_by_bot import ClosedByBot
 from tests.handlers.conftest import (  # noqa: F401 - the Slack workspace fixtures, shared with tests/handlers
     ALICE,
     LEADS,
@@ -29,8 +29,12 @@ MANIFEST = yaml.safe_load((ROOT / "app_manifest.yml").read_text())
 SOCKET_MANIFEST = yaml.safe_load((ROOT / "app_manifest.socket.yml").read_text())
 MANIFESTS = {"http": MANIFEST, "socket": SOCKET_MANIFEST}
 #: Event subscriptions name a channel kind; Slack delivers them as one event type.
-EVENT_TYPES = {"message.channels": "message", "message.groups": "message", "message.im": "message",
-               "message.mpim": "message"}
+EVENT_TYPES = {
+    "message.channels": "message",
+    "message.groups": "message",
+    "message.im": "message",
+    "message.mpim": "message",
+}
 
 
 def manifest_commands() -> list[str]:
@@ -47,15 +51,39 @@ def action_ids_in(blocks: list[dict]) -> set[str]:
 
 
 def card(automation: Automation, **changes) -> LeadCard:
-    fields = dict(lead_id=1, name="Dana", phone="+13125550142", phone_display="+1 312-555-0142", email=None,
-                  source="web", first_message="", stage="new", owner=None, automation=automation, can_reply=True)
+    fields = dict(
+        lead_id=1,
+        name="Dana",
+        phone="+13125550142",
+        phone_display="+1 312-555-0142",
+        email=None,
+        source="web",
+        first_message="",
+        stage="new",
+        owner=None,
+        automation=automation,
+        can_reply=True,
+    )
     return LeadCard(**{**fields, **changes})
 
 
 def task(automation: Automation, status: str = "open") -> CallTaskView:
-    return CallTaskView(task_id=1, lead_id=1, lead_name="Dana", phone="+13125550142", phone_display=None,
-                        email=None, source="web", stage="engaged", first_message="", reason="asked a question",
-                        status=status, call_script="", voicemail_script="", automation=automation)
+    return CallTaskView(
+        task_id=1,
+        lead_id=1,
+        lead_name="Dana",
+        phone="+13125550142",
+        phone_display=None,
+        email=None,
+        source="web",
+        stage="engaged",
+        first_message="",
+        reason="asked a question",
+        status=status,
+        call_script="",
+        voicemail_script="",
+        automation=automation,
+    )
 
 
 def test_every_action_id_the_bot_posts_is_a_known_one_and_every_known_one_is_posted():
@@ -64,16 +92,29 @@ def test_every_action_id_the_bot_posts_is_a_known_one_and_every_known_one_is_pos
         posted |= action_ids_in(lead_card_blocks(card(automation)))
         posted |= action_ids_in(call_task_blocks(task(automation)))
     # A visit ahead (and its start time come), and a cancelled one.
-    for visit in ({"appointment_status": "booked", "appointment_started": True},
-                  {"appointment_status": "cancelled", "stage": "engaged"}):
-        posted |= action_ids_in(lead_card_blocks(card(Automation.OFF, appointment_id=5,
-                                                      appointment_when="Monday, Nov 30 at 10:00 AM", **visit)))
+    for visit in (
+        {"appointment_status": "booked", "appointment_started": True},
+        {"appointment_status": "cancelled", "stage": "engaged"},
+    ):
+        posted |= action_ids_in(
+            lead_card_blocks(
+                card(Automation.OFF, appointment_id=5, appointment_when="Monday, Nov 30 at 10:00 AM", **visit)
+            )
+        )
     email = OutboundEntry(message_id=1, channel="email", subject="Hi", text="Hi Dana,\nthe rest", status="sent")
     posted |= action_ids_in(thread_entry_blocks(email))
-    closed = ClosedByBot(lead_id=1, name="Dana", phone=None, email=None, stage="lost",
-                         at=datetime(2026, 11, 25, tzinfo=timezone.utc), reason="not interested",
-                         message="no thanks", understood_as="not_interested")
-    posted |= action_ids_in([closed_by_bot_block(closed, timezone.utc)])
+    closed = ClosedByBot(
+        lead_id=1,
+        name="Dana",
+        phone=None,
+        email=None,
+        stage="lost",
+        at=datetime(2026, 11, 25, tzinfo=UTC),
+        reason="not interested",
+        message="no thanks",
+        understood_as="not_interested",
+    )
+    posted |= action_ids_in([closed_by_bot_block(closed, UTC)])
 
     assert posted == {str(action) for action in ActionId}
 
@@ -102,8 +143,14 @@ def test_an_action_nobody_listens_for_is_not_acknowledged(workspace):
 @pytest.mark.parametrize("callback", list(ModalCallback))
 @any_database
 def test_every_modal_the_bot_opens_has_a_submission_listener(workspace, callback):
-    view = {"id": "V0TEST", "type": "modal", "callback_id": str(callback), "title": {"type": "plain_text", "text": "t"},
-            "private_metadata": '{"lead_id":999999,"task_id":999999}', "blocks": []}
+    view = {
+        "id": "V0TEST",
+        "type": "modal",
+        "callback_id": str(callback),
+        "title": {"type": "plain_text", "text": "t"},
+        "private_metadata": '{"lead_id":999999,"task_id":999999}',
+        "blocks": [],
+    }
 
     assert workspace.submit(view, {}).status_code == 200
 
@@ -112,16 +159,25 @@ def test_every_modal_the_bot_opens_has_a_submission_listener(workspace, callback
 @any_database
 def test_every_event_the_manifest_subscribes_to_has_a_listener(workspace, event):
     kind = EVENT_TYPES.get(event, event)
-    payload = {"type": kind, "user": ALICE, "channel": LEADS, "text": "hello", "ts": "1764083000.000001",
-               "tab": "home", "event_ts": "1764083000.000001"}
+    payload = {
+        "type": kind,
+        "user": ALICE,
+        "channel": LEADS,
+        "text": "hello",
+        "ts": "1764083000.000001",
+        "tab": "home",
+        "event_ts": "1764083000.000001",
+    }
 
     assert workspace.event(payload).status_code == 200
 
 
 def test_the_manifest_sends_commands_events_and_clicks_to_the_route_the_app_serves():
     urls = [c["url"] for c in MANIFEST["features"]["slash_commands"]]
-    urls += [MANIFEST["settings"]["event_subscriptions"]["request_url"],
-             MANIFEST["settings"]["interactivity"]["request_url"]]
+    urls += [
+        MANIFEST["settings"]["event_subscriptions"]["request_url"],
+        MANIFEST["settings"]["interactivity"]["request_url"],
+    ]
 
     assert all(url.endswith(SLACK_EVENTS_PATH) for url in urls)
     # With Socket Mode on, Slack would send nothing to those URLs: the HTTP manifest keeps it off.

@@ -41,14 +41,27 @@ def stamped(url: str) -> list[str]:
 
 
 def run_env(database_url: str, business_file: Path, port: int) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "FOLLOWUP_BUSINESS": str(business_file), "PORT": str(port),
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "FOLLOWUP_BUSINESS": str(business_file),
+        "PORT": str(port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+    }
 
 
 def db_upgrade_in_a_fresh_process(database_url: str, business_file: Path, cwd: Path) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", DB_UPGRADE_LOADING], cwd=cwd, capture_output=True, text=True,
-                          env={**run_env(database_url, business_file, free_port()),
-                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", DB_UPGRADE_LOADING],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={
+            **run_env(database_url, business_file, free_port()),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        },
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -61,43 +74,58 @@ def script(folder: Path, name: str, body: str) -> None:
     (folder / f"{name}.py").write_text(f'"""{name}"""\nfrom typing import Sequence, Union\n\n{body}\n')
 
 
-@pytest.mark.parametrize(("scripts", "heads"), [
-    ({"a": "revision = 'a'\ndown_revision = None", "b": "revision: str = 'b'\ndown_revision: str = 'a'"},
-     {"b"}),
-    ({"a": "revision = 'a'\ndown_revision = None", "b": "revision = 'b'\ndown_revision = 'a'",
-      "c": "revision = 'c'\ndown_revision = 'a'"}, {"b", "c"}),
-    ({"a": "revision = 'a'\ndown_revision = None", "b": "revision = 'b'\ndown_revision = 'a'",
-      "c": "revision = 'c'\ndown_revision = 'a'", "m": "revision = 'm'\ndown_revision = ('b', 'c')"}, {"m"}),
-    # Not a literal: only Alembic can say, so the check gives way to it.
-    ({"a": "revision = 'a'\ndown_revision = None", "b": "revision = 'b'\ndown_revision = PREVIOUS"}, None),
-    ({"a": "down_revision = None"}, None),
-    ({}, None),
-])
-def test_migration_heads_are_the_revisions_no_script_revises(tmp_path: Path, scripts: dict[str, str],
-                                                              heads: set[str] | None):
+@pytest.mark.parametrize(
+    ("scripts", "heads"),
+    [
+        ({"a": "revision = 'a'\ndown_revision = None", "b": "revision: str = 'b'\ndown_revision: str = 'a'"}, {"b"}),
+        (
+            {
+                "a": "revision = 'a'\ndown_revision = None",
+                "b": "revision = 'b'\ndown_revision = 'a'",
+                "c": "revision = 'c'\ndown_revision = 'a'",
+            },
+            {"b", "c"},
+        ),
+        (
+            {
+                "a": "revision = 'a'\ndown_revision = None",
+                "b": "revision = 'b'\ndown_revision = 'a'",
+                "c": "revision = 'c'\ndown_revision = 'a'",
+                "m": "revision = 'm'\ndown_revision = ('b', 'c')",
+            },
+            {"m"},
+        ),
+        # Not a literal: only Alembic can say, so the check gives way to it.
+        ({"a": "revision = 'a'\ndown_revision = None", "b": "revision = 'b'\ndown_revision = PREVIOUS"}, None),
+        ({"a": "down_revision = None"}, None),
+        ({}, None),
+    ],
+)
+def test_migration_heads_are_the_revisions_no_script_revises(
+    tmp_path: Path, scripts: dict[str, str], heads: set[str] | None
+):
     (tmp_path / "__init__.py").write_text("")
     for name, body in scripts.items():
         script(tmp_path, name, body)
     assert migration_heads(tmp_path) == (None if heads is None else frozenset(heads))
 
 
-def test_db_upgrade_on_a_database_at_the_newest_migration_does_not_load_alembic(engine, database_url: str,
-                                                                                 business_file: Path,
-                                                                                 tmp_path: Path):
+def test_db_upgrade_on_a_database_at_the_newest_migration_does_not_load_alembic(
+    engine, database_url: str, business_file: Path, tmp_path: Path
+):
     loaded = db_upgrade_in_a_fresh_process(database_url, business_file, tmp_path)
     assert loaded == {"status": 0, "alembic": []}
 
 
-def test_db_upgrade_on_an_empty_database_runs_every_migration(database_url: str, business_file: Path,
-                                                              tmp_path: Path):
+def test_db_upgrade_on_an_empty_database_runs_every_migration(database_url: str, business_file: Path, tmp_path: Path):
     loaded = db_upgrade_in_a_fresh_process(database_url, business_file, tmp_path)
     assert loaded["status"] == 0 and "alembic.command" in loaded["alembic"]
     assert set(stamped(database_url)) == shipped_heads()
 
 
-def test_followup_run_on_a_database_at_the_newest_migration_starts_without_migrating(engine, database_url: str,
-                                                                                     business_file: Path,
-                                                                                     tmp_path: Path):
+def test_followup_run_on_a_database_at_the_newest_migration_starts_without_migrating(
+    engine, database_url: str, business_file: Path, tmp_path: Path
+):
     port, log = free_port(), tmp_path / "run.log"
     process = start_followup_run(run_env(database_url, business_file, port), log, cwd=tmp_path)
     try:
@@ -111,9 +139,9 @@ def test_followup_run_on_a_database_at_the_newest_migration_starts_without_migra
 
 
 @pytest.mark.filterwarnings("ignore:.*expression-based index")  # SQLite's reflection while downgrading
-def test_followup_run_upgrades_a_database_one_migration_behind_before_it_serves(engine, database_url: str,
-                                                                                business_file: Path,
-                                                                                tmp_path: Path):
+def test_followup_run_upgrades_a_database_one_migration_behind_before_it_serves(
+    engine, database_url: str, business_file: Path, tmp_path: Path
+):
     from alembic import command
 
     scripts = ScriptDirectory.from_config(alembic_config(engine))

@@ -15,9 +15,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -32,8 +33,11 @@ from tests.support.processes import start_followup_run, stop, wait_healthy
 LEAD_TOKEN = "lead-token"
 #: Short limits, so that each slow client is cut off within a test's patience.
 LIMITS = {
-    "FOLLOWUP_HTTP_HEADER_TIMEOUT": "1", "FOLLOWUP_HTTP_BODY_TIMEOUT": "2", "FOLLOWUP_HTTP_KEEP_ALIVE_TIMEOUT": "1",
-    "FOLLOWUP_HTTP_MAX_CONNECTIONS": "50", "FOLLOWUP_HTTP_MAX_HEADER_BYTES": "4096",
+    "FOLLOWUP_HTTP_HEADER_TIMEOUT": "1",
+    "FOLLOWUP_HTTP_BODY_TIMEOUT": "2",
+    "FOLLOWUP_HTTP_KEEP_ALIVE_TIMEOUT": "1",
+    "FOLLOWUP_HTTP_MAX_CONNECTIONS": "50",
+    "FOLLOWUP_HTTP_MAX_HEADER_BYTES": "4096",
     "FOLLOWUP_HTTP_REFUSAL_LOG_SECONDS": "1",
 }
 #: Longer than any limit above: a test that waits this long for an answer has found a connection left hanging.
@@ -56,9 +60,15 @@ def start(folder: Path, **extra: str) -> RunningEdge:
     business.write_text(TEST_BUSINESS)
     port = free_port()
     env = {
-        **os.environ, "DATABASE_URL": f"sqlite:///{folder / 'followup.db'}", "FOLLOWUP_BUSINESS": str(business),
-        "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "LEAD_WEBHOOK_TOKEN": LEAD_TOKEN,
-        "FOLLOWUP_CLOCK_START": "2026-12-01T09:00:00-06:00", **LIMITS, **extra,
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{folder / 'followup.db'}",
+        "FOLLOWUP_BUSINESS": str(business),
+        "PORT": str(port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "LEAD_WEBHOOK_TOKEN": LEAD_TOKEN,
+        "FOLLOWUP_CLOCK_START": "2026-12-01T09:00:00-06:00",
+        **LIMITS,
+        **extra,
     }
     log = folder / "run.log"
     process = start_followup_run(env, log, cwd=folder)
@@ -115,20 +125,28 @@ def trickle(sock: socket.socket, data: bytes, every: float, patience: float = PA
         if readable:
             return data[index:]
         try:
-            sock.sendall(data[index:index + 1])
+            sock.sendall(data[index : index + 1])
         except (BrokenPipeError, ConnectionResetError):
             return data[index:]
     return b""
 
 
 def new_lead(url: str, n: int, timeout: float = 5.0) -> httpx.Response:
-    return httpx.post(f"{url}/webhooks/leads", json={"name": f"Lead {n}", "phone": f"+1312555{n:04d}",
-                                                     **WEB_FORM_CONSENT},
-                      headers={"Authorization": f"Bearer {LEAD_TOKEN}"}, timeout=timeout)
+    return httpx.post(
+        f"{url}/webhooks/leads",
+        json={"name": f"Lead {n}", "phone": f"+1312555{n:04d}", **WEB_FORM_CONSENT},
+        headers={"Authorization": f"Bearer {LEAD_TOKEN}"},
+        timeout=timeout,
+    )
 
 
-LEAD_HEADERS = (b"POST /webhooks/leads HTTP/1.1\r\nHost: clinic\r\nAuthorization: Bearer " + LEAD_TOKEN.encode()
-                + b"\r\nContent-Type: application/json\r\nX-Padding: " + b"p" * 200 + b"\r\n")
+LEAD_HEADERS = (
+    b"POST /webhooks/leads HTTP/1.1\r\nHost: clinic\r\nAuthorization: Bearer "
+    + LEAD_TOKEN.encode()
+    + b"\r\nContent-Type: application/json\r\nX-Padding: "
+    + b"p" * 200
+    + b"\r\n"
+)
 
 
 # --- slow clients ---------------------------------------------------------------------------------
@@ -182,7 +200,7 @@ def test_a_kept_alive_connections_next_request_gets_the_header_timeout_too(edge,
             sock.sendall(partial)
         raw = read_until_closed(sock)
 
-    second = raw[raw.index(b"HTTP/1.1 408"):]
+    second = raw[raw.index(b"HTTP/1.1 408") :]
     assert b"headers did not arrive" in second
 
 
@@ -330,8 +348,11 @@ class HeldApp:
 def test_past_the_cap_with_every_connection_being_answered_a_new_one_gets_503_and_retry_after():
     app, refusals, port = HeldApp(), RefusalLog(), free_port()
     limits = RequestLimits(max_connections=3, header_timeout=5)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                                           **uvicorn_options(limits, refusals)))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **uvicorn_options(limits, refusals)
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     held: list[socket.socket] = []

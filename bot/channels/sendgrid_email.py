@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import time
 import urllib.error
-from typing import Mapping
+from collections.abc import Mapping
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient

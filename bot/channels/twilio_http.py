@@ -16,7 +16,8 @@ import logging
 import os
 import threading
 import urllib.request
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import certifi
@@ -74,8 +75,13 @@ class PooledTwilioHttpClient(HttpClient):
             self.log_request({"method": method.upper(), "url": url, "params": None, "headers": headers})
         self._last.headers = {}
         answer = self._pool.request(
-            method.upper(), url, body=body, headers=sent_headers,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout), retries=False, redirect=allow_redirects,
+            method.upper(),
+            url,
+            body=body,
+            headers=sent_headers,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=False,
+            redirect=allow_redirects,
         )
         response = Response(answer.status, answer.data.decode("utf-8", errors="replace"), dict(answer.headers))
         self._last.headers = response.headers
@@ -86,8 +92,14 @@ class PooledTwilioHttpClient(HttpClient):
     def raw_get(self, url: str, *, auth: tuple[str, str] | None = None) -> urllib3.BaseHTTPResponse:
         """GET a URL as bytes, redirects not followed (media: the caller decides where credentials go)."""
         headers = urllib3.make_headers(basic_auth=f"{auth[0]}:{auth[1]}") if auth else {}
-        return self._pool.request("GET", url, headers=headers, retries=False, redirect=False,
-                                  timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
+        return self._pool.request(
+            "GET",
+            url,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+        )
 
     @property
     def last_headers(self) -> Mapping[str, str]:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Mapping
 from urllib.parse import urljoin, urlsplit
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProxyError, SSLError
 
+from bot.channels.twilio_http import PooledTwilioHttpClient
 from bot.core.ports import (
     NOT_SENT,
-    FailureKind,
     OUTCOME_UNKNOWN,
+    FailureKind,
     FetchedMedia,
     MediaFetchError,
     OutgoingSms,
@@ -25,7 +26,6 @@ from bot.core.ports import (
     SmsFrom,
     TransientSendError,
 )
-from bot.channels.twilio_http import PooledTwilioHttpClient
 
 TWILIO_API_URL = "https://api.twilio.com"
 #: PermanentSendError.code of a text whose business has no sender: nothing was asked of Twilio.
@@ -41,12 +41,14 @@ TRANSIENT_ERROR_CODES = frozenset({20429, 21611, 30001})
 #: the recipient replied STOP to this sender; the others: the number cannot take texts (invalid,
 #: not mobile, a landline, unknown handset, not reachable by SMS). 30003 (handset switched off),
 #: 30007 (carrier filtering) and 21408 (our account's permissions) say nothing lasting about the lead.
-FAILURE_KINDS = {"21610": FailureKind.OPTED_OUT,
-                 **dict.fromkeys(("21211", "21614", "21635", "21612", "30005", "30006"), FailureKind.UNREACHABLE)}
+FAILURE_KINDS = {
+    "21610": FailureKind.OPTED_OUT,
+    **dict.fromkeys(("21211", "21614", "21635", "21612", "30005", "30006"), FailureKind.UNREACHABLE),
+}
 #: Refusals that are the clinic's Twilio settings, not the lead's number: what a person must change.
 ACCOUNT_FIXES = {
     "21408": "the clinic's Twilio account may not text this number's country: turn the country on under "
-             "Messaging > Settings > Geo permissions in the Twilio Console, then send again",
+    "Messaging > Settings > Geo permissions in the Twilio Console, then send again",
 }
 
 
@@ -96,9 +98,11 @@ class TwilioSmsSender:
         """Ask Twilio to send one SMS from its business's sender and return its message sid and first status."""
         sender = message.sender or SmsFrom(self._from_number, self._messaging_service_sid)
         if not sender.number and not sender.messaging_service_sid:
-            raise PermanentSendError(f"SMS {message.reference} has no sender: its business has no Twilio number or "
-                                     "messaging service (sms.from_number or sms.messaging_service_sid)",
-                                     code=NO_SENDER)
+            raise PermanentSendError(
+                f"SMS {message.reference} has no sender: its business has no Twilio number or "
+                "messaging service (sms.from_number or sms.messaging_service_sid)",
+                code=NO_SENDER,
+            )
         try:
             created = self._client.api.v2010.account.messages.create(
                 to=message.to,
@@ -135,8 +139,9 @@ class TwilioSmsSender:
         host is refused, and the redirect's target is fetched without them.
         """
         parts = urlsplit(url)
-        if (parts.scheme, parts.netloc) != (self._api.scheme, self._api.netloc) \
-                or not parts.path.startswith(f"/2010-04-01/Accounts/{self._account_sid}/Messages/"):
+        if (parts.scheme, parts.netloc) != (self._api.scheme, self._api.netloc) or not parts.path.startswith(
+            f"/2010-04-01/Accounts/{self._account_sid}/Messages/"
+        ):
             raise MediaFetchError(f"not a media URL of this Twilio account: {url}", transient=False)
         try:
             answer = self._http.raw_get(url, auth=(self._account_sid, self._auth_token))

@@ -28,8 +28,14 @@ from bot.usecases.services import Services
 log = logging.getLogger(__name__)
 
 #: Waits between attempts (the last repeats): a receiver down for a day still gets every event.
-BACKOFF = (timedelta(seconds=10), timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30),
-           timedelta(hours=2), timedelta(hours=6))
+BACKOFF = (
+    timedelta(seconds=10),
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=6),
+)
 #: How long one process holds an event it is posting before another may take it (a crash mid-post).
 CLAIM = timedelta(minutes=2)
 #: Events looked at per run: enough for a burst, bounded so one run never holds everything.
@@ -65,8 +71,15 @@ class DeliveryReport:
 class WebhookDeliverer:
     """Drains the outbound webhook queue; one run posts every event that is due and next in its lead's line."""
 
-    def __init__(self, services: Services, *, secret: str, max_attempts: int = 10, timeout_seconds: float = 10.0,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        services: Services,
+        *,
+        secret: str,
+        max_attempts: int = 10,
+        timeout_seconds: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.services = services
         self.secret = secret
         self.max_attempts = max_attempts
@@ -80,9 +93,10 @@ class WebhookDeliverer:
         now = self.services.clock.now()
         with self.services.session_factory() as session:
             pending = session.scalars(
-                select(OutboundWebhook).where(OutboundWebhook.delivered_at.is_(None),
-                                              OutboundWebhook.failed_at.is_(None))
-                .order_by(OutboundWebhook.id).limit(BATCH)
+                select(OutboundWebhook)
+                .where(OutboundWebhook.delivered_at.is_(None), OutboundWebhook.failed_at.is_(None))
+                .order_by(OutboundWebhook.id)
+                .limit(BATCH)
             ).all()
         # In order per lead and receiver: an event waits while an earlier one for the same pair is pending.
         blocked: set[tuple[int | None, str]] = set()
@@ -111,13 +125,18 @@ class WebhookDeliverer:
 
     def _claim(self, event_id: int, now: datetime) -> bool:
         with self.services.session_factory.begin() as session:
-            claimed = rows_changed(session.execute(
-                update(OutboundWebhook)
-                .where(OutboundWebhook.id == event_id, OutboundWebhook.delivered_at.is_(None),
-                       OutboundWebhook.failed_at.is_(None),
-                       or_(OutboundWebhook.claimed_until.is_(None), OutboundWebhook.claimed_until < now))
-                .values(claimed_until=now + CLAIM)
-            ))
+            claimed = rows_changed(
+                session.execute(
+                    update(OutboundWebhook)
+                    .where(
+                        OutboundWebhook.id == event_id,
+                        OutboundWebhook.delivered_at.is_(None),
+                        OutboundWebhook.failed_at.is_(None),
+                        or_(OutboundWebhook.claimed_until.is_(None), OutboundWebhook.claimed_until < now),
+                    )
+                    .values(claimed_until=now + CLAIM)
+                )
+            )
         return bool(claimed)
 
     def _post(self, event: OutboundWebhook) -> str | None:
@@ -141,30 +160,56 @@ class WebhookDeliverer:
     def _mark_delivered(self, event_id: int) -> None:
         now = self.services.clock.now()
         with self.services.session_factory.begin() as session:
-            session.execute(update(OutboundWebhook).where(OutboundWebhook.id == event_id).values(
-                delivered_at=now, attempts=OutboundWebhook.attempts + 1, claimed_until=None, last_error=None))
+            session.execute(
+                update(OutboundWebhook)
+                .where(OutboundWebhook.id == event_id)
+                .values(delivered_at=now, attempts=OutboundWebhook.attempts + 1, claimed_until=None, last_error=None)
+            )
 
     def _schedule_retry(self, event: OutboundWebhook, why: str) -> None:
         now = self.services.clock.now()
         wait = BACKOFF[min(event.attempts, len(BACKOFF) - 1)]
         with self.services.session_factory.begin() as session:
-            session.execute(update(OutboundWebhook).where(OutboundWebhook.id == event.id).values(
-                attempts=OutboundWebhook.attempts + 1, next_attempt_at=now + wait, claimed_until=None,
-                last_error=why))
+            session.execute(
+                update(OutboundWebhook)
+                .where(OutboundWebhook.id == event.id)
+                .values(
+                    attempts=OutboundWebhook.attempts + 1,
+                    next_attempt_at=now + wait,
+                    claimed_until=None,
+                    last_error=why,
+                )
+            )
         log.warning("outbound webhook %s (%s) not taken (%s); retrying in %s", event.id, event.event, why, wait)
 
     def _mark_failed(self, event: OutboundWebhook, why: str) -> None:
         now = self.services.clock.now()
         attempts = event.attempts + 1
         with self.services.session_factory.begin() as session:
-            session.execute(update(OutboundWebhook).where(OutboundWebhook.id == event.id).values(
-                attempts=attempts, failed_at=now, claimed_until=None, last_error=why))
+            session.execute(
+                update(OutboundWebhook)
+                .where(OutboundWebhook.id == event.id)
+                .values(attempts=attempts, failed_at=now, claimed_until=None, last_error=why)
+            )
             if event.lead_id is not None:
-                outbox.publish(session, Notice.NEEDS_PERSON, lead_id=event.lead_id, at=now, text=(
-                    f"The {event.event} event for this lead never reached {_host(event.receiver)} "
-                    f"({attempts} attempts, last: {why}). The clinic's other system may be missing it."))
-        log.error("outbound webhook %s (%s) to %s failed for good after %d attempts: %s",
-                  event.id, event.event, _host(event.receiver), attempts, why)
+                outbox.publish(
+                    session,
+                    Notice.NEEDS_PERSON,
+                    lead_id=event.lead_id,
+                    at=now,
+                    text=(
+                        f"The {event.event} event for this lead never reached {_host(event.receiver)} "
+                        f"({attempts} attempts, last: {why}). The clinic's other system may be missing it."
+                    ),
+                )
+        log.error(
+            "outbound webhook %s (%s) to %s failed for good after %d attempts: %s",
+            event.id,
+            event.event,
+            _host(event.receiver),
+            attempts,
+            why,
+        )
         self.services.wake_poster()
 
 

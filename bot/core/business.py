@@ -28,21 +28,52 @@ _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "satu
 DEFAULT_SEND_WINDOW = "Mon-Sat 08:00-20:00"
 MIDNIGHT = time(0, 0)
 
-KEYS = ("name", "timezone", "phone", "address", "booking_link", "sequence", "send_window", "closed",
-        "default_region", "review_link", "after_visit")
+KEYS = (
+    "name",
+    "timezone",
+    "phone",
+    "address",
+    "booking_link",
+    "sequence",
+    "send_window",
+    "closed",
+    "default_region",
+    "review_link",
+    "after_visit",
+)
 REQUIRED_KEYS = ("name", "timezone", "phone", "address", "booking_link", "sequence")
 CLOSED_KEYS = ("dates", "holidays")
 # Words people reach for that difflib cannot guess.
 _KEY_HINTS = {
-    "tz": "timezone", "time_zone": "timezone", "zone": "timezone", "hours": "send_window",
-    "opening_hours": "send_window", "window": "send_window", "booking_url": "booking_link", "url": "booking_link",
-    "link": "booking_link", "playbook": "sequence", "postal_address": "address", "holidays": "closed",
-    "closed_dates": "closed", "region": "default_region", "country": "default_region", "phone_number": "phone",
-    "business_name": "name", "review_url": "review_link", "reviews": "review_link",
-    "after_visit_playbook": "after_visit", "thank_you": "after_visit",
+    "tz": "timezone",
+    "time_zone": "timezone",
+    "zone": "timezone",
+    "hours": "send_window",
+    "opening_hours": "send_window",
+    "window": "send_window",
+    "booking_url": "booking_link",
+    "url": "booking_link",
+    "link": "booking_link",
+    "playbook": "sequence",
+    "postal_address": "address",
+    "holidays": "closed",
+    "closed_dates": "closed",
+    "region": "default_region",
+    "country": "default_region",
+    "phone_number": "phone",
+    "business_name": "name",
+    "review_url": "review_link",
+    "reviews": "review_link",
+    "after_visit_playbook": "after_visit",
+    "thank_you": "after_visit",
 }
-_CLOSED_KEY_HINTS = {"calendar": "holidays", "holiday": "holidays", "holiday_calendar": "holidays",
-                     "days": "dates", "date": "dates"}
+_CLOSED_KEY_HINTS = {
+    "calendar": "holidays",
+    "holiday": "holidays",
+    "holiday_calendar": "holidays",
+    "days": "dates",
+    "date": "dates",
+}
 _WINDOW = re.compile(r"^\s*(?P<days>\S.*?)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 _WINDOW_EXAMPLES = "write it like `Mon-Sat 08:00-20:00`, `Mon,Wed,Fri 09:00-17:30` or `always`"
@@ -140,8 +171,9 @@ def load_business(path: Path | str) -> Business:
         document = load_yaml_file(path)
     except ValueError as error:
         # PyYAML builds unquoted dates itself and lets a ValueError out for 2026-02-30.
-        raise ConfigError([Problem(path, None, f"a value is not valid: {error}",
-                                   "check every date is real and written YYYY-MM-DD")]) from error
+        raise ConfigError(
+            [Problem(path, None, f"a value is not valid: {error}", "check every date is real and written YYYY-MM-DD")]
+        ) from error
     problems: list[Problem] = []
 
     def add(line: int | None, message: str, fix: str) -> None:
@@ -151,8 +183,11 @@ def load_business(path: Path | str) -> Business:
         add(None, "the file is empty", f"add {', '.join(REQUIRED_KEYS)} (see the sample sequences/business.yml)")
         raise ConfigError(problems)
     if not isinstance(document, LineDict):
-        add(getattr(document, "line", 1), "business.yml must be a mapping of keys such as name and timezone",
-            "start the file with `name: Your Business` (see the sample sequences/business.yml)")
+        add(
+            getattr(document, "line", 1),
+            "business.yml must be a mapping of keys such as name and timezone",
+            "start the file with `name: Your Business` (see the sample sequences/business.yml)",
+        )
         raise ConfigError(problems)
     _check_keys(document, KEYS, _KEY_HINTS, "", add)
     for key in REQUIRED_KEYS:
@@ -163,11 +198,13 @@ def load_business(path: Path | str) -> Business:
     zone = _parse_timezone(document, add)
     region = _parse_region(document, add)
     phone = _parse_phone(document, region or "US", add)
-    address = _text(document, "address", add,
-                    "write the postal address, e.g. `address: 1200 Main St, Springfield, IL 62701`")
+    address = _text(
+        document, "address", add, "write the postal address, e.g. `address: 1200 Main St, Springfield, IL 62701`"
+    )
     booking_link = _parse_booking_link(document, add)
-    sequence = _text(document, "sequence", add,
-                     "write a sequence name (`sequence: default`) or a path to a playbook file")
+    sequence = _text(
+        document, "sequence", add, "write a sequence name (`sequence: default`) or a path to a playbook file"
+    )
     window = _parse_send_window(document, add)
     closed_dates, calendar = _parse_closed(document, add)
     review_link = _parse_link(document, "review_link", add) if "review_link" in document else ""
@@ -177,9 +214,19 @@ def load_business(path: Path | str) -> Business:
         raise ConfigError(sorted(problems, key=lambda problem: problem.line or 0))
     assert zone is not None and window is not None and region is not None
     return Business(
-        name=name, timezone=zone, phone=phone, address=address, booking_link=booking_link, sequence=sequence,
-        send_window=window, closed_dates=closed_dates, holiday_calendar=calendar, path=path, default_region=region,
-        review_link=review_link, after_visit=after_visit,
+        name=name,
+        timezone=zone,
+        phone=phone,
+        address=address,
+        booking_link=booking_link,
+        sequence=sequence,
+        send_window=window,
+        closed_dates=closed_dates,
+        holiday_calendar=calendar,
+        path=path,
+        default_region=region,
+        review_link=review_link,
+        after_visit=after_visit,
     )
 
 
@@ -226,8 +273,11 @@ def _parse_timezone(document: LineDict, add: _Add) -> ZoneInfo | None:
     name = value.strip()
     if "/" not in name and name.upper() != "UTC":
         # 'EST' and the like exist in the database but never change for daylight saving time.
-        add(line, f"timezone {name!r} is an abbreviation that ignores daylight saving time",
-            "use a region/city name such as America/New_York, America/Chicago, America/Denver or America/Los_Angeles")
+        add(
+            line,
+            f"timezone {name!r} is an abbreviation that ignores daylight saving time",
+            "use a region/city name such as America/New_York, America/Chicago, America/Denver or America/Los_Angeles",
+        )
         return None
     try:
         return ZoneInfo(name)
@@ -242,8 +292,11 @@ def _parse_region(document: LineDict, add: _Add) -> str | None:
     value = document.get("default_region", "US")
     region = value.strip().upper() if isinstance(value, str) else ""
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        add(document.line_of("default_region"), f"default_region {value!r} is not a country code phone numbers know",
-            "use a two-letter country code such as US, CA or GB")
+        add(
+            document.line_of("default_region"),
+            f"default_region {value!r} is not a country code phone numbers know",
+            "use a two-letter country code such as US, CA or GB",
+        )
         return None
     return region
 
@@ -257,8 +310,9 @@ def _parse_phone(document: LineDict, region: str, add: _Add) -> str:
     try:
         return normalize_phone(text, region)
     except InvalidPhone as error:
-        add(document.line_of("phone"), f"phone {error}",
-            'write the full number in quotes, e.g. `phone: "+13125550142"`')
+        add(
+            document.line_of("phone"), f"phone {error}", 'write the full number in quotes, e.g. `phone: "+13125550142"`'
+        )
         return ""
 
 
@@ -272,8 +326,11 @@ def _parse_link(document: LineDict, key: str, add: _Add) -> str:
     value = document[key]
     parts = urlsplit(value.strip()) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or " " in value.strip():
-        add(document.line_of(key), f"{key} {value!r} is not a web address",
-            f"write the full address, e.g. `{key}: https://example.com/{key.split('_')[0]}`")
+        add(
+            document.line_of(key),
+            f"{key} {value!r} is not a web address",
+            f"write the full address, e.g. `{key}: https://example.com/{key.split('_')[0]}`",
+        )
         return ""
     return value.strip()
 
@@ -284,12 +341,18 @@ def _parse_after_visit(document: LineDict, review_link: str, add: _Add) -> bool:
     value = document["after_visit"]
     line = document.line_of("after_visit")
     if not isinstance(value, bool):
-        add(line, f"after_visit {value!r} must be true or false",
-            "write `after_visit: true` to send the thank-you and review request after a visit, or `false`")
+        add(
+            line,
+            f"after_visit {value!r} must be true or false",
+            "write `after_visit: true` to send the thank-you and review request after a visit, or `false`",
+        )
         return False
     if value and not review_link:
-        add(line, "after_visit is on but there is no review_link for its review request",
-            "add `review_link: https://...` (your review page), or set `after_visit: false`")
+        add(
+            line,
+            "after_visit is on but there is no review_link for its review request",
+            "add `review_link: https://...` (your review page), or set `after_visit: false`",
+        )
     return value
 
 
@@ -310,8 +373,11 @@ def _parse_closed(document: LineDict, add: _Add) -> tuple[frozenset[date], str |
     if isinstance(value, LineList):
         return _parse_dates(value, line, add), None
     if not isinstance(value, LineDict):
-        add(line, "closed must be a list of dates or a mapping with dates and holidays",
-            "write `closed: [2026-12-24]`, or `closed:` with `dates: [2026-12-24]` and `holidays: US` under it")
+        add(
+            line,
+            "closed must be a list of dates or a mapping with dates and holidays",
+            "write `closed: [2026-12-24]`, or `closed:` with `dates: [2026-12-24]` and `holidays: US` under it",
+        )
         return frozenset(), None
     _check_keys(value, CLOSED_KEYS, _CLOSED_KEY_HINTS, "under closed: ", add)
     dates = value.get("dates")
@@ -331,8 +397,11 @@ def _parse_dates(items: LineList, line: int, add: _Add) -> frozenset[date]:
             # YAML reads an unquoted 2026-12-24 as a date already; a quoted one arrives as text.
             found.add(item if isinstance(item, date) and not isinstance(item, datetime) else date.fromisoformat(item))
         except (TypeError, ValueError):
-            add(items.line_of(index), f"closed date {item!r} is not a date",
-                "write dates as YYYY-MM-DD, e.g. 2026-12-24")
+            add(
+                items.line_of(index),
+                f"closed date {item!r} is not a date",
+                "write dates as YYYY-MM-DD, e.g. 2026-12-24",
+            )
     return frozenset(found)
 
 
@@ -340,8 +409,11 @@ def _parse_calendar(value: Any, line: int, add: _Add) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        add(line, f"holidays {value!r} is not a holiday calendar",
-            "write a country code such as US, or US-CA for a state")
+        add(
+            line,
+            f"holidays {value!r} is not a holiday calendar",
+            "write a country code such as US, or US-CA for a state",
+        )
         return None
     country, _, subdivision = value.strip().partition("-")
     country = country.upper()
@@ -355,8 +427,11 @@ def _parse_calendar(value: Any, line: int, add: _Add) -> str | None:
         return country
     by_upper = {code.upper(): code for code in supported[country]}
     if subdivision.upper() not in by_upper:
-        add(line, f"country {country!r} has no subdivision {subdivision!r} for holidays",
-            f"use one of: {', '.join(f'{country}-{code}' for code in supported[country])}, or just {country}")
+        add(
+            line,
+            f"country {country!r} has no subdivision {subdivision!r} for holidays",
+            f"use one of: {', '.join(f'{country}-{code}' for code in supported[country])}, or just {country}",
+        )
         return None
     return f"{country}-{by_upper[subdivision.upper()]}"
 
@@ -415,8 +490,7 @@ def _describe_days(days: frozenset[int]) -> str:
             runs[-1].append(day)
         else:
             runs.append([day])
-    parts = [DAY_NAMES[run[0]] if len(run) == 1 else f"{DAY_NAMES[run[0]]}-{DAY_NAMES[run[-1]]}"
-             for run in runs]
+    parts = [DAY_NAMES[run[0]] if len(run) == 1 else f"{DAY_NAMES[run[0]]}-{DAY_NAMES[run[-1]]}" for run in runs]
     # Two-day runs read better as a list (Sat,Sun), longer ones as a range (Mon-Fri).
     parts = [p.replace("-", ",") if len(run) == 2 else p for p, run in zip(parts, runs, strict=True)]
     return ",".join(parts)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time as _time
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 
 class Clock(Protocol):
@@ -17,8 +18,8 @@ class Clock(Protocol):
 def utc(moment: datetime) -> datetime:
     """Return an aware UTC datetime; naive values are taken as UTC (SQLite hands them back naive)."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 class ScaledClock:
@@ -61,7 +62,7 @@ class ScaledClock:
 
     def now(self) -> datetime:
         with self._lock:
-            return datetime.fromtimestamp(self._simulated_at(self._wall()), tz=timezone.utc)
+            return datetime.fromtimestamp(self._simulated_at(self._wall()), tz=UTC)
 
     def real_seconds_until(self, moment: datetime) -> float:
         return max(0.0, (utc(moment) - self.now()).total_seconds() / self._scale)

@@ -69,8 +69,10 @@ def normalize_phone(text: str, default_region: str = "US") -> str:
     except NumberParseException as error:
         reason = _PARSE_REASONS.get(error.error_type, "is not a phone number")
         if error.error_type == NumberParseException.INVALID_COUNTRY_CODE and not cleaned.startswith("+"):
-            reason = (f"has no country code and the default region {default_region!r} is unknown; "
-                      "start it with + and the country code, like +1 312 555 0142")
+            reason = (
+                f"has no country code and the default region {default_region!r} is unknown; "
+                "start it with + and the country code, like +1 312 555 0142"
+            )
         raise InvalidPhone(f"{cleaned!r} {reason}") from error
     length = phonenumbers.is_possible_number_with_reason(number)
     if length != ValidationResult.IS_POSSIBLE:
@@ -95,8 +97,10 @@ def served_country_problem(e164: str, countries: frozenset[str]) -> str | None:
     if country in countries:
         return None
     served = ", ".join(sorted(countries)) or "none"
-    return (f"{e164} is a number in {country or 'no known country'}, and this business texts only numbers in "
-            f"{served} (FOLLOWUP_SMS_COUNTRIES)")
+    return (
+        f"{e164} is a number in {country or 'no known country'}, and this business texts only numbers in "
+        f"{served} (FOLLOWUP_SMS_COUNTRIES)"
+    )
 
 
 def normalize_email(text: str) -> str:
@@ -135,8 +139,9 @@ def normalize_timezone(text: str, *, phone_zones: tuple[str, ...] = ()) -> str:
     if "/" not in canonical:
         raise InvalidTimezone(f"{name!r} is a legacy alias, not a place; give {_TIMEZONE_EXAMPLES}")
     if canonical.startswith("Etc/"):
-        raise InvalidTimezone(f"{name!r} is a fixed offset with no daylight saving; give the place instead, "
-                              "such as America/Chicago")
+        raise InvalidTimezone(
+            f"{name!r} is a fixed offset with no daylight saving; give the place instead, such as America/Chicago"
+        )
     try:
         ZoneInfo(canonical)
     except (ZoneInfoNotFoundError, ValueError, OSError) as error:

@@ -80,7 +80,6 @@ class RecordReader:
             yield from _records(handle, self.encoding, self)
 
 
-
 def _open(path: Path) -> BinaryIO:
     try:
         return path.open("rb")
@@ -102,8 +101,7 @@ def _decode(raw: bytes, encoding: str, first: bool) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as error:
-        raise ValueError(f"byte 0x{raw[error.start]:02x} at column {error.start + 1} is not valid {encoding}") \
-            from None
+        raise ValueError(f"byte 0x{raw[error.start]:02x} at column {error.start + 1} is not valid {encoding}") from None
 
 
 def _records(handle: BinaryIO, encoding: str, shape: RecordReader) -> Iterator[Record]:
@@ -125,15 +123,17 @@ def _records(handle: BinaryIO, encoding: str, shape: RecordReader) -> Iterator[R
         following: tuple[int, bytes] | None
         while quotes % 2 == 1:  # a quoted field goes on to the next line
             if len(parts) >= MAX_RECORD_LINES or size > MAX_RECORD_BYTES:
-                problem = (f"a quoted field opened here does not close within {MAX_RECORD_LINES} lines or "
-                           f"{MAX_RECORD_BYTES // 1024} KiB (a stray \"?)")
+                problem = (
+                    f"a quoted field opened here does not close within {MAX_RECORD_LINES} lines or "
+                    f'{MAX_RECORD_BYTES // 1024} KiB (a stray "?)'
+                )
                 break
             if pending:
                 following = pending.pop(0)
             else:
                 following = next(lines, None)
             if following is None:
-                problem = "a quoted field opened here never closes (a stray \"?)"
+                problem = 'a quoted field opened here never closes (a stray "?)'
                 break
             taken.append(following)
             parts.append(following[1])
@@ -167,6 +167,6 @@ def _records(handle: BinaryIO, encoding: str, shape: RecordReader) -> Iterator[R
         if taken and (problem or (shape.columns and len(fields) > shape.columns)):
             # A stray quote paired with one further down: only its own line is lost.
             pending = taken + pending
-            yield Record(start, None, problem or "a stray \" here runs into the following lines")
+            yield Record(start, None, problem or 'a stray " here runs into the following lines')
             continue
         yield Record(start, fields if problem is None else None, problem)

@@ -47,8 +47,9 @@ def same_time_zone(moment: datetime, one: tzinfo | str, other: tzinfo | str) -> 
     return a.utcoffset() == b.utcoffset() and zone_label(moment, one) == zone_label(moment, other)
 
 
-def team_time(moment: datetime, business_zone: tzinfo | str, lead_zone: tzinfo | str | None = None,
-              *, first: First = "business") -> str:
+def team_time(
+    moment: datetime, business_zone: tzinfo | str, lead_zone: tzinfo | str | None = None, *, first: First = "business"
+) -> str:
     """Show a moment to the team: 'Tue, Mar 2 at 3:00 PM CST', plus '(4:00 PM EST their time)' when the lead's differs.
 
     With first="lead" the lead's local time leads and the business's follows ('8:00 AM EST their time

@@ -35,8 +35,9 @@ def check_sender(sender: str, spf: str | None, dkim: str | None) -> SenderCheck:
     signatures = [(d.lower().rstrip("."), verdict.lower()) for d, verdict in _DKIM_RESULT.findall(dkim or "")]
     own = [verdict for signer, verdict in signatures if _aligned(domain, signer)]
     dkim_verdict = "pass" if "pass" in own else (own[0] if own else "none" if not signatures else "other domain")
-    return SenderCheck(spf=spf_verdict, dkim=dkim_verdict,
-                       verified=bool(domain) and (spf_verdict == "pass" or dkim_verdict == "pass"))
+    return SenderCheck(
+        spf=spf_verdict, dkim=dkim_verdict, verified=bool(domain) and (spf_verdict == "pass" or dkim_verdict == "pass")
+    )
 
 
 def _aligned(domain: str, signer: str) -> bool:

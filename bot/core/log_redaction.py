@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 #: Phone numbers in E.164 (as followup stores them) or as people write North American ones; the last
 #: two digits stay, to tell leads apart. Dates, times and bare ids do not have these shapes.
@@ -67,6 +68,8 @@ def install(secrets: Iterable[str] = ()) -> RedactingFilter:
 
 def settings_secrets(settings: Mapping[str, Any]) -> list[str]:
     """Every configured token, key and secret among settings (e.g. `Settings().model_dump()`), by name."""
-    return [value for name, value in settings.items()
-            if isinstance(value, str) and re.search(r"token|secret|key|password", name)
-            and not name.endswith("_url")]
+    return [
+        value
+        for name, value in settings.items()
+        if isinstance(value, str) and re.search(r"token|secret|key|password", name) and not name.endswith("_url")
+    ]

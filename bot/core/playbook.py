@@ -46,10 +46,20 @@ STEP_KEYS = ("id", "label", "channel", "after", "before", "template", "subjects"
 MAX_LABEL = 60
 # Words people reach for that difflib cannot guess.
 _KEY_HINTS = {
-    "delay": "after", "wait": "after", "at": "after", "offset": "after",
-    "if": "when", "conditions": "when", "only_if": "when", "unless": "when",
-    "type": "channel", "via": "channel", "subject": "subjects", "name": "id",
-    "title": "label", "display_name": "label",
+    "delay": "after",
+    "wait": "after",
+    "at": "after",
+    "offset": "after",
+    "if": "when",
+    "conditions": "when",
+    "only_if": "when",
+    "unless": "when",
+    "type": "channel",
+    "via": "channel",
+    "subject": "subjects",
+    "name": "id",
+    "title": "label",
+    "display_name": "label",
 }
 _STEP_ID = re.compile(r"^[a-z0-9_]+$")
 _SEQUENCE_NAME = re.compile(r"^[a-z0-9_-]+$")
@@ -122,8 +132,7 @@ class Sequence:
 _CHANNEL_NOUNS = {Channel.SMS: "text", Channel.EMAIL: "email", Channel.CALL_TASK: "call"}
 
 
-def default_step_label(channel: Channel, after: timedelta | None, before: timedelta | None,
-                       stage: str | None) -> str:
+def default_step_label(channel: Channel, after: timedelta | None, before: timedelta | None, stage: str | None) -> str:
     """A label for a step that has none, from its channel and day: 'Day-3 email', 'Same-day text', 'Move to nurture'."""
     if channel == Channel.STAGE:
         return f"Move to {(stage or 'another stage').replace('_', ' ')}"
@@ -267,18 +276,27 @@ def _parse_sequence(document: Any, report: _Report) -> Sequence | None:
         report.add(None, "the file is empty", "add name, description and steps (see sequences/default.yml)")
         return None
     if not isinstance(document, LineDict):
-        report.add(getattr(document, "line", 1), "a sequence file must be a mapping with name, description and steps",
-                   "start the file with `name:`, `description:` and `steps:` (see sequences/default.yml)")
+        report.add(
+            getattr(document, "line", 1),
+            "a sequence file must be a mapping with name, description and steps",
+            "start the file with `name:`, `description:` and `steps:` (see sequences/default.yml)",
+        )
         return None
     _check_keys(document, TOP_LEVEL_KEYS, "sequence", report)
     name = document.get("name", path.stem)
     if not isinstance(name, str) or not _SEQUENCE_NAME.match(name):
-        report.add(document.line_of("name"), f"name {name!r} must be lowercase letters, digits, - or _",
-                   f"write name: {path.stem}")
+        report.add(
+            document.line_of("name"),
+            f"name {name!r} must be lowercase letters, digits, - or _",
+            f"write name: {path.stem}",
+        )
     elif name != path.stem:
         # Enrollments remember the name and find the file by it again, so the two must agree.
-        report.add(document.line_of("name"), f"name {name!r} differs from the file name {path.name!r}",
-                   f"write name: {path.stem}, or rename the file to {name}.yml")
+        report.add(
+            document.line_of("name"),
+            f"name {name!r} differs from the file name {path.name!r}",
+            f"write name: {path.stem}, or rename the file to {name}.yml",
+        )
     sequence_label = _parse_label(document, "the sequence", report)
     description = document.get("description", "")
     if not isinstance(description, str):
@@ -289,8 +307,11 @@ def _parse_sequence(document: Any, report: _Report) -> Sequence | None:
         return None
     raw_steps = document["steps"]
     if not isinstance(raw_steps, LineList) or not raw_steps:
-        report.add(document.line_of("steps"), "steps must be a non-empty list",
-                   "add at least one step, each starting with `- id:`")
+        report.add(
+            document.line_of("steps"),
+            "steps must be a non-empty list",
+            "add at least one step, each starting with `- id:`",
+        )
         return None
     steps: list[Step] = []
     drafts: list[_Draft] = []
@@ -300,14 +321,18 @@ def _parse_sequence(document: Any, report: _Report) -> Sequence | None:
         drafts.extend([draft] if draft else [])
     _check_ids_unique(drafts, report)
     _check_timing(drafts, report)
-    return Sequence(name=str(name), path=path, description=description.strip(), steps=tuple(steps),
-                    label=sequence_label)
+    return Sequence(
+        name=str(name), path=path, description=description.strip(), steps=tuple(steps), label=sequence_label
+    )
 
 
 def _parse_step(raw: Any, line: int, report: _Report) -> tuple[Step | None, _Draft | None]:
     if not isinstance(raw, LineDict):
-        report.add(line, "each step must be a mapping of keys such as id, channel, after and template",
-                   "start the step with `- id: some_name` and indent its keys under it")
+        report.add(
+            line,
+            "each step must be a mapping of keys such as id, channel, after and template",
+            "start the step with `- id: some_name` and indent its keys under it",
+        )
         return None, None
     before_count = len(report.problems)
     _check_keys(raw, STEP_KEYS, "step", report)
@@ -317,18 +342,27 @@ def _parse_step(raw: Any, line: int, report: _Report) -> tuple[Step | None, _Dra
         report.add(line, "step is missing required key 'id'", "add `id: a_short_name` (lowercase, digits, _)")
     elif not isinstance(step_id, str) or not _STEP_ID.match(step_id):
         suggestion = re.sub(r"[^a-z0-9_]+", "_", str(step_id).lower()).strip("_") or "step_1"
-        report.add(raw.line_of("id"), f"step id {step_id!r} must use only lowercase letters, digits and _",
-                   f"write id: {suggestion}")
+        report.add(
+            raw.line_of("id"),
+            f"step id {step_id!r} must use only lowercase letters, digits and _",
+            f"write id: {suggestion}",
+        )
     channel = _parse_channel(raw, label, line, report)
     human_label = _parse_label(raw, label, report)
     after = _parse_delay(raw, "after", label, report)
     before = _parse_delay(raw, "before", label, report)
     if "after" not in raw and "before" not in raw:
-        report.add(line, f"{label} says neither when (after:) nor how long before the appointment (before:)",
-                   "add `after: 1d` (from enrollment) or `before: 24h` (before the appointment)")
+        report.add(
+            line,
+            f"{label} says neither when (after:) nor how long before the appointment (before:)",
+            "add `after: 1d` (from enrollment) or `before: 24h` (before the appointment)",
+        )
     elif "after" in raw and "before" in raw:
-        report.add(raw.line_of("before"), f"{label} has both after: and before:",
-                   "keep one: after counts from enrollment, before counts back from the appointment")
+        report.add(
+            raw.line_of("before"),
+            f"{label} has both after: and before:",
+            "keep one: after counts from enrollment, before counts back from the appointment",
+        )
     template = _parse_template(raw, channel, label, line, report)
     if channel is not None and template is not None:
         _check_template_files(channel, template, label, raw.line_of("template"), report)
@@ -339,8 +373,16 @@ def _parse_step(raw: Any, line: int, report: _Report) -> tuple[Step | None, _Dra
     if len(report.problems) > before_count or channel is None:
         return None, draft
     step = Step(
-        id=str(step_id), channel=channel, after=after, before=before, template=template,
-        subjects=subjects, conditions=conditions, stage=stage, line=line, label=human_label,
+        id=str(step_id),
+        channel=channel,
+        after=after,
+        before=before,
+        template=template,
+        subjects=subjects,
+        conditions=conditions,
+        stage=stage,
+        line=line,
+        label=human_label,
     )
     return step, draft
 
@@ -360,21 +402,28 @@ def _parse_label(raw: LineDict, label: str, report: _Report) -> str:
         return ""
     value = raw["label"]
     if not isinstance(value, str) or not value.strip():
-        report.add(raw.line_of("label"), f"{label}: label must be a line of text",
-                   'write it like `label: "Day-1 check-in text"`, or leave it out for a default')
+        report.add(
+            raw.line_of("label"),
+            f"{label}: label must be a line of text",
+            'write it like `label: "Day-1 check-in text"`, or leave it out for a default',
+        )
         return ""
     text = " ".join(value.split())
     if len(text) > MAX_LABEL:
-        report.add(raw.line_of("label"), f"{label}: label is {len(text)} characters, more than {MAX_LABEL}",
-                   "shorten it: it is shown on one line of a Slack card")
+        report.add(
+            raw.line_of("label"),
+            f"{label}: label is {len(text)} characters, more than {MAX_LABEL}",
+            "shorten it: it is shown on one line of a Slack card",
+        )
         return ""
     return text
 
 
 def _parse_channel(raw: LineDict, label: str, line: int, report: _Report) -> Channel | None:
     if "channel" not in raw:
-        report.add(line, f"{label} is missing required key 'channel'",
-                   f"add `channel:` with one of: {', '.join(Channel)}")
+        report.add(
+            line, f"{label} is missing required key 'channel'", f"add `channel:` with one of: {', '.join(Channel)}"
+        )
         return None
     value = raw["channel"]
     try:
@@ -397,13 +446,19 @@ def _parse_delay(raw: LineDict, key: str, label: str, report: _Report) -> timede
 def _parse_template(raw: LineDict, channel: Channel | None, label: str, line: int, report: _Report) -> str | None:
     if "template" not in raw:
         if channel not in (None, Channel.STAGE):
-            report.add(line, f"{label} is missing required key 'template'",
-                       "add `template: folder/name` (files under the templates folder)")
+            report.add(
+                line,
+                f"{label} is missing required key 'template'",
+                "add `template: folder/name` (files under the templates folder)",
+            )
         return None
     value = raw["template"]
     if not isinstance(value, str) or not _TEMPLATE_NAME.match(value):
-        report.add(raw.line_of("template"), f"{label}: template {value!r} is not a template name",
-                   "write it like `template: default/instant_sms`, without file suffixes or ..")
+        report.add(
+            raw.line_of("template"),
+            f"{label}: template {value!r} is not a template name",
+            "write it like `template: default/instant_sms`, without file suffixes or ..",
+        )
         return None
     return value
 
@@ -411,26 +466,36 @@ def _parse_template(raw: LineDict, channel: Channel | None, label: str, line: in
 def _parse_subjects(raw: LineDict, channel: Channel | None, label: str, line: int, report: _Report) -> tuple[str, ...]:
     if "subjects" not in raw:
         if channel == Channel.EMAIL:
-            report.add(line, f"{label} is an email with no subject",
-                       'add `subjects: ["Thanks for reaching out, {{ lead.first_name }}"]` (several take turns)')
+            report.add(
+                line,
+                f"{label} is an email with no subject",
+                'add `subjects: ["Thanks for reaching out, {{ lead.first_name }}"]` (several take turns)',
+            )
         return ()
     value = raw["subjects"]
     if channel is not None and channel != Channel.EMAIL:
-        report.add(raw.line_of("subjects"), f"{label} is {_a(channel)} step, and only email steps have subjects",
-                   "remove `subjects:`, or make it `channel: email`")
+        report.add(
+            raw.line_of("subjects"),
+            f"{label} is {_a(channel)} step, and only email steps have subjects",
+            "remove `subjects:`, or make it `channel: email`",
+        )
         return ()
     subjects = [value] if isinstance(value, str) else value
     if not isinstance(subjects, list) or not subjects or not all(isinstance(s, str) and s.strip() for s in subjects):
-        report.add(raw.line_of("subjects"), f"{label}: subjects must be a list of non-empty text lines",
-                   'write subjects: ["First option", "Second option"]')
+        report.add(
+            raw.line_of("subjects"),
+            f"{label}: subjects must be a list of non-empty text lines",
+            'write subjects: ["First option", "Second option"]',
+        )
         return ()
     for index, subject in enumerate(subjects):
         try:
             report.renderer.check_string(subject)
         except TemplateProblem as problem:
             item_line = subjects.line_of(index) if isinstance(subjects, LineList) else raw.line_of("subjects")
-            report.add(item_line, f"{label}: subject {subject!r}: {problem.message}",
-                       "check the {{ }} in the subject line")
+            report.add(
+                item_line, f"{label}: subject {subject!r}: {problem.message}", "check the {{ }} in the subject line"
+            )
     return tuple(s.strip() for s in subjects)
 
 
@@ -440,8 +505,11 @@ def _parse_conditions(raw: LineDict, label: str, report: _Report) -> tuple[Condi
     value = raw["when"]
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list):
-        report.add(raw.line_of("when"), f"{label}: when must be a list of conditions",
-                   f"write when: [{Condition.NO_REPLY_YET}] using any of: {', '.join(Condition)}")
+        report.add(
+            raw.line_of("when"),
+            f"{label}: when must be a list of conditions",
+            f"write when: [{Condition.NO_REPLY_YET}] using any of: {', '.join(Condition)}",
+        )
         return ()
     conditions = []
     for index, item in enumerate(items):
@@ -456,13 +524,17 @@ def _parse_conditions(raw: LineDict, label: str, report: _Report) -> tuple[Condi
 def _parse_stage(raw: LineDict, channel: Channel | None, label: str, line: int, report: _Report) -> str | None:
     if channel is not None and channel != Channel.STAGE:
         if "stage" in raw:
-            report.add(raw.line_of("stage"), f"{label} is {_a(channel)} step, and only stage steps move the lead",
-                       "remove `stage:`, or add a separate step with `channel: stage`")
+            report.add(
+                raw.line_of("stage"),
+                f"{label} is {_a(channel)} step, and only stage steps move the lead",
+                "remove `stage:`, or add a separate step with `channel: stage`",
+            )
         return None
     if "stage" not in raw:
         if channel == Channel.STAGE:
-            report.add(line, f"{label} is a stage step without a stage",
-                       f"add `stage:` with one of: {', '.join(STAGES)}")
+            report.add(
+                line, f"{label} is a stage step without a stage", f"add `stage:` with one of: {', '.join(STAGES)}"
+            )
         return None
     value = raw["stage"]
     if value not in STAGES:
@@ -478,8 +550,11 @@ def _check_ids_unique(drafts: list[_Draft], report: _Report) -> None:
             continue
         if draft.id in first_seen:
             # Touches are keyed by (enrollment, step id): a repeated id would silently drop a touch.
-            report.add(draft.line, f"step id {draft.id!r} is used twice (first at line {first_seen[draft.id]})",
-                       f"give this step its own id, e.g. {draft.id}_2")
+            report.add(
+                draft.line,
+                f"step id {draft.id!r} is used twice (first at line {first_seen[draft.id]})",
+                f"give this step its own id, e.g. {draft.id}_2",
+            )
         else:
             first_seen[draft.id] = draft.line
 
@@ -488,22 +563,30 @@ def _check_timing(drafts: list[_Draft], report: _Report) -> None:
     forward = [draft for draft in drafts if draft.after is not None]
     backward = [draft for draft in drafts if draft.before is not None]
     if forward and backward:
-        report.add(max(forward[0].line, backward[0].line), "this sequence mixes after: and before: steps",
-                   "use after: everywhere (from enrollment) or before: everywhere (appointment reminders), "
-                   "in separate files")
+        report.add(
+            max(forward[0].line, backward[0].line),
+            "this sequence mixes after: and before: steps",
+            "use after: everywhere (from enrollment) or before: everywhere (appointment reminders), in separate files",
+        )
         return
     for previous, draft in pairwise(forward):
         assert previous.after is not None and draft.after is not None
         if draft.after < previous.after:
-            report.add(draft.line, f"step {_name(draft)} (after {format_duration(draft.after)}) comes before "
-                       f"{_name(previous)} (after {format_duration(previous.after)})",
-                       "list steps in the order they go out: delays must not decrease")
+            report.add(
+                draft.line,
+                f"step {_name(draft)} (after {format_duration(draft.after)}) comes before "
+                f"{_name(previous)} (after {format_duration(previous.after)})",
+                "list steps in the order they go out: delays must not decrease",
+            )
     for previous, draft in pairwise(backward):
         assert previous.before is not None and draft.before is not None
         if draft.before > previous.before:
-            report.add(draft.line, f"step {_name(draft)} (before {format_duration(draft.before)}) goes out earlier "
-                       f"than {_name(previous)} (before {format_duration(previous.before)})",
-                       "list steps in the order they go out: the furthest from the appointment first")
+            report.add(
+                draft.line,
+                f"step {_name(draft)} (before {format_duration(draft.before)}) goes out earlier "
+                f"than {_name(previous)} (before {format_duration(previous.before)})",
+                "list steps in the order they go out: the furthest from the appointment first",
+            )
 
 
 def _name(draft: _Draft) -> str:
@@ -515,8 +598,11 @@ def _check_template_files(channel: Channel, template: str, label: str, line: int
     for name in template_files(channel, template):
         file = renderer.templates_dir / name
         if not file.is_file():
-            report.add(line, f"{label}: template file {file} not found",
-                       f"create {name} under {renderer.templates_dir}, or fix `template: {template}`")
+            report.add(
+                line,
+                f"{label}: template file {file} not found",
+                f"create {name} under {renderer.templates_dir}, or fix `template: {template}`",
+            )
             continue
         if name in report.checked_templates:
             continue
@@ -524,8 +610,12 @@ def _check_template_files(channel: Channel, template: str, label: str, line: int
         try:
             renderer.check_file(name)
         except TemplateProblem as problem:
-            report.add(problem.line, f"{problem.message} (used by {label} in {report.path})",
-                       "check the {{ }} and {% %} tags near that line", path=renderer.templates_dir / problem.template)
+            report.add(
+                problem.line,
+                f"{problem.message} (used by {label} in {report.path})",
+                "check the {{ }} and {% %} tags near that line",
+                path=renderer.templates_dir / problem.template,
+            )
 
 
 def _did_you_mean(word: Any, choices: Iterable[str]) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,29 @@ class OutgoingEmail:
     sender: EmailFrom | None = None
 
     @classmethod
-    def to_lead(cls, *, to: str, subject: str, text: str, html: str, reference: str, unsubscribe_url: str,
-                custom_args: Mapping[str, str], sender: EmailFrom | None = None) -> OutgoingEmail:
+    def to_lead(
+        cls,
+        *,
+        to: str,
+        subject: str,
+        text: str,
+        html: str,
+        reference: str,
+        unsubscribe_url: str,
+        custom_args: Mapping[str, str],
+        sender: EmailFrom | None = None,
+    ) -> OutgoingEmail:
         """An email to a lead: with one-click unsubscribe (RFC 8058), as mailbox providers require of senders."""
-        return cls(to=to, subject=subject, text=text, html=html, reference=reference,
-                   headers={"List-Unsubscribe": f"<{unsubscribe_url}>",
-                            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-                   custom_args=custom_args, sender=sender)
+        return cls(
+            to=to,
+            subject=subject,
+            text=text,
+            html=html,
+            reference=reference,
+            headers={"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+            custom_args=custom_args,
+            sender=sender,
+        )
 
 
 class SmsSender(Protocol):

@@ -56,9 +56,18 @@ class ReplyClass(StrEnum):
 #: rank right after opt-out; an auto-reply known only by its words ranks with the destructive ones.
 PRIORITY = (
     ReplyClass.OPT_OUT,
-    ReplyClass.CANCEL_VISIT, ReplyClass.RESCHEDULE_VISIT, ReplyClass.CONFIRM_VISIT, ReplyClass.OPT_IN, ReplyClass.HELP,
-    ReplyClass.BOOKED, ReplyClass.ASKS_TIME, ReplyClass.ASKS_CALL, ReplyClass.QUESTION,
-    ReplyClass.AUTO_REPLY, ReplyClass.LATER, ReplyClass.NOT_INTERESTED,
+    ReplyClass.CANCEL_VISIT,
+    ReplyClass.RESCHEDULE_VISIT,
+    ReplyClass.CONFIRM_VISIT,
+    ReplyClass.OPT_IN,
+    ReplyClass.HELP,
+    ReplyClass.BOOKED,
+    ReplyClass.ASKS_TIME,
+    ReplyClass.ASKS_CALL,
+    ReplyClass.QUESTION,
+    ReplyClass.AUTO_REPLY,
+    ReplyClass.LATER,
+    ReplyClass.NOT_INTERESTED,
 )
 #: The readings that stop or silence the follow-up without a person: they need certainty, and an
 #: `unsure_if` match (or a request, question or time, by PRIORITY) sends the reply to a person instead.
@@ -126,7 +135,7 @@ def explain_reading(classification: str | None, details: Mapping[str, Any] | Non
     if channels := details.get("opt_out_channels"):
         parts.append("ends " + " and ".join(_CHANNEL_WORDS.get(c, c) for c in channels))
     if unclear := details.get("time_unclear"):
-        parts.append(f"time unclear: \"{details.get('requested_time_text') or ''}\" ({unclear})")
+        parts.append(f'time unclear: "{details.get("requested_time_text") or ""}" ({unclear})')
     if isinstance(also := details.get("also"), Mapping):
         parts.append(f"also {also.get('reply_class')}" + (f" (rule: {also['rule']})" if also.get("rule") else ""))
     if read_as:
@@ -137,10 +146,21 @@ def explain_reading(classification: str | None, details: Mapping[str, Any] | Non
 
 # --- reading text the same way in rules and replies ------------------------------------------
 
-_QUOTES = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u02bc": "'", "`": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
-})
+_QUOTES = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u02bc": "'",
+        "`": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u2033": '"',
+    }
+)
 # Emoji, pictographs, control and format characters (zero-width joiners): nothing anyone types a
 # word with; they part words. Accents and other marks are dropped inside the word, so "arrêt",
 # "número" and "llámame" read as the unaccented words people also type.
@@ -244,7 +264,7 @@ class _Speller:
 
 
 def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))}
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 def _one_edit_apart(a: str, b: str) -> bool:
@@ -257,11 +277,11 @@ def _one_edit_apart(a: str, b: str) -> bool:
     while start < len(a) and a[start] == b[start]:
         start += 1
     if len(a) < len(b):
-        return a[start:] == b[start + 1:]
+        return a[start:] == b[start + 1 :]
     rest = start + 1
     if a[rest:] == b[rest:]:
         return True
-    return rest < len(a) and a[start] == b[rest] and a[rest] == b[start] and a[rest + 1:] == b[rest + 1:]
+    return rest < len(a) and a[start] == b[rest] and a[rest] == b[start] and a[rest + 1 :] == b[rest + 1 :]
 
 
 # --- the loaded rules --------------------------------------------------------------------------
@@ -378,11 +398,17 @@ class SectionRules:
         """
         phrases = self.phrases + self.channel_phrases.get(reply.channel, ())
         patterns = self.patterns + self.channel_patterns.get(reply.channel, ())
-        clauses = [clause for clause in _CLAUSE_BREAK.split(reply.text)
-                   if self._match_text(self._without_exceptions(clause), phrases, patterns)]
+        clauses = [
+            clause
+            for clause in _CLAUSE_BREAK.split(reply.text)
+            if self._match_text(self._without_exceptions(clause), phrases, patterns)
+        ]
         padded = f" {' '.join(_WORD.findall(' '.join(clauses)))} " if clauses else f" {reply.words} "
-        return tuple(channel for channel in CHANNELS
-                     if any(f" {phrase.key} " in padded for phrase in self.channel_words.get(channel, ())))
+        return tuple(
+            channel
+            for channel in CHANNELS
+            if any(f" {phrase.key} " in padded for phrase in self.channel_words.get(channel, ()))
+        )
 
     def without_matches(self, text: str) -> str:
         """Take this section's phrases and patterns out of normalised text (what is left was said besides)."""
@@ -444,8 +470,17 @@ class ReplyRules:
 class _Reply:
     """One reply, read once and shared by every section's rules."""
 
-    def __init__(self, text: str, *, channel: str, speller: _Speller, now: datetime, lead_timezone: str,
-                 headers: Mapping[str, str] | None, subject: str | None):
+    def __init__(
+        self,
+        text: str,
+        *,
+        channel: str,
+        speller: _Speller,
+        now: datetime,
+        lead_timezone: str,
+        headers: Mapping[str, str] | None,
+        subject: str | None,
+    ):
         self.raw = without_signature(text)
         self.channel = channel
         self.speller = speller
@@ -489,9 +524,17 @@ ALSO_CLASSES = (ReplyClass.ASKS_TIME, ReplyClass.ASKS_CALL, ReplyClass.QUESTION)
 _SAYING_BREAK = re.compile(r"(?<=[!?;\n])|(?<=(?<!\d)[.,])(?!\d)")
 
 
-def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime, lead_timezone: str,
-                   headers: Mapping[str, str] | None = None, subject: str | None = None,
-                   appointment_ahead: bool = False) -> Understanding:
+def classify_reply(
+    text: str,
+    *,
+    rules: ReplyRules,
+    channel: str,
+    now: datetime,
+    lead_timezone: str,
+    headers: Mapping[str, str] | None = None,
+    subject: str | None = None,
+    appointment_ahead: bool = False,
+) -> Understanding:
     """Say what a lead's reply means, by the first class in priority order whose rules match.
 
     The visit classes are read only when `appointment_ahead` (the lead has a visit booked and has
@@ -500,8 +543,15 @@ def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime,
     """
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
-    reply = _Reply(text, channel=channel, speller=rules.speller, now=now, lead_timezone=lead_timezone,
-                   headers=headers, subject=subject)
+    reply = _Reply(
+        text,
+        channel=channel,
+        speller=rules.speller,
+        now=now,
+        lead_timezone=lead_timezone,
+        headers=headers,
+        subject=subject,
+    )
     for section in rules.sections:
         if section.reply_class == ReplyClass.OPT_OUT and (rule := section.match(reply)):
             # A carrier keyword ends the channel it came on, and so does a pattern anchored at the
@@ -520,13 +570,16 @@ def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime,
             continue
         if rule := section.match(reply):
             if section.reply_class in DESTRUCTIVE and (unsure := section.why_unsure(reply)):
-                return Understanding(ReplyClass.PLAIN, f"{section.reply_class} by {rule}, but {unsure}: "
-                                                       "unsure, so a person reads it")
+                return Understanding(
+                    ReplyClass.PLAIN, f"{section.reply_class} by {rule}, but {unsure}: unsure, so a person reads it"
+                )
             if section.reply_class in PUTS_OFF and appointment_ahead:
                 # With a visit booked, "not interested any more" calls the visit off: held for a person,
                 # never a lead marked lost with its visit still on the calendar.
-                return Understanding(ReplyClass.CANCEL_VISIT, f"{section.reply_class} by {rule}, with a visit "
-                                                              "booked: held for a person to ask")
+                return Understanding(
+                    ReplyClass.CANCEL_VISIT,
+                    f"{section.reply_class} by {rule}, with a visit booked: held for a person to ask",
+                )
             if section.reply_class in TIMED_CLASSES and (found := reply.requested_time()) is not None:
                 reading = Understanding(section.reply_class, rule, found.when, found.text, unclear_time=found.unclear)
             else:
@@ -537,8 +590,9 @@ def classify_reply(text: str, *, rules: ReplyRules, channel: str, now: datetime,
     return Understanding(ReplyClass.PLAIN, NO_RULE)
 
 
-def _with_what_else(reading: Understanding, rules: ReplyRules, text: str, *, channel: str, now: datetime,
-                    lead_timezone: str) -> Understanding:
+def _with_what_else(
+    reading: Understanding, rules: ReplyRules, text: str, *, channel: str, now: datetime, lead_timezone: str
+) -> Understanding:
     """Add to a visit reading what else the reply asks a person for: a question, a call, a time.
 
     A visit reading outranks the rest, so without this "yes! do I need to bring my card?" would
@@ -553,25 +607,48 @@ def _with_what_else(reading: Understanding, rules: ReplyRules, text: str, *, cha
     for saying in _SAYING_BREAK.split(without_signature(text)):
         if not saying.strip():
             continue
-        clause = _Reply(saying, channel=channel, speller=rules.speller, now=now, lead_timezone=lead_timezone,
-                        headers=None, subject=None)
+        clause = _Reply(
+            saying,
+            channel=channel,
+            speller=rules.speller,
+            now=now,
+            lead_timezone=lead_timezone,
+            headers=None,
+            subject=None,
+        )
         matched = {s.reply_class for s in visit_sections if s.match(clause)}
         if matched - {ReplyClass.CONFIRM_VISIT}:
             continue
         if matched and confirm is not None:
             rest = " ".join(confirm.without_matches(clause.text).replace(_GAP, " ").split())
-            clause = _Reply(rest, channel=channel, speller=rules.speller, now=now, lead_timezone=lead_timezone,
-                            headers=None, subject=None)
+            clause = _Reply(
+                rest,
+                channel=channel,
+                speller=rules.speller,
+                now=now,
+                lead_timezone=lead_timezone,
+                headers=None,
+                subject=None,
+            )
         for section in asks_sections:
             if rule := section.match(clause, with_a_time=False):
                 found = clause.requested_time() if section.reply_class in TIMED_CLASSES else None
-                also = Understanding(section.reply_class, rule, found.when if found else None,
-                                     found.text if found else None, unclear_time=found.unclear if found else None)
+                also = Understanding(
+                    section.reply_class,
+                    rule,
+                    found.when if found else None,
+                    found.text if found else None,
+                    unclear_time=found.unclear if found else None,
+                )
                 if reading.requested_time is None and reading.unclear_time is None and found is not None:
                     # The time the call is about travels with the reply, whichever reading named it.
-                    return replace(reading, requested_time=also.requested_time,
-                                   requested_time_text=also.requested_time_text, unclear_time=also.unclear_time,
-                                   also=also)
+                    return replace(
+                        reading,
+                        requested_time=also.requested_time,
+                        requested_time_text=also.requested_time_text,
+                        unclear_time=also.unclear_time,
+                        also=also,
+                    )
                 return replace(reading, also=also)
     return reading
 
@@ -583,21 +660,58 @@ def _with_what_else(reading: Understanding, rules: ReplyRules, text: str, *, cha
 REAL_WORDS = "real_words"
 #: Keys that hold texts, phrases or patterns for one channel only: `sms_texts`, `email_phrases`, ...
 CHANNEL_KEYS = tuple(f"{channel}_{kind}" for channel in CHANNELS for kind in ("texts", "phrases", "patterns"))
-SECTION_KEYS = ("keywords", "texts", "phrases", "patterns", *CHANNEL_KEYS, "unless", "with_a_time", "unsure_if",
-                "min_words", "channels", "subject_phrases", "subject_patterns", "headers", "channel_words")
+SECTION_KEYS = (
+    "keywords",
+    "texts",
+    "phrases",
+    "patterns",
+    *CHANNEL_KEYS,
+    "unless",
+    "with_a_time",
+    "unsure_if",
+    "min_words",
+    "channels",
+    "subject_phrases",
+    "subject_patterns",
+    "headers",
+    "channel_words",
+)
 WITH_A_TIME_KEYS = ("phrases", "patterns")
 UNSURE_KEYS = ("phrases", "patterns", "names_a_time")
 # Words people reach for that difflib cannot guess.
 _KEY_HINTS = {
-    "words": "phrases", "contains": "phrases", "regex": "patterns", "regexes": "patterns",
-    "except": "unless", "exceptions": "unless", "ignore": "unless", "not": "unless",
-    "exact": "keywords", "subject": "subject_phrases", "subjects": "subject_phrases", "header": "headers",
-    "channel": "channels", "only_on": "channels", "whole": "texts", "unsure": "unsure_if", "doubt": "unsure_if",
+    "words": "phrases",
+    "contains": "phrases",
+    "regex": "patterns",
+    "regexes": "patterns",
+    "except": "unless",
+    "exceptions": "unless",
+    "ignore": "unless",
+    "not": "unless",
+    "exact": "keywords",
+    "subject": "subject_phrases",
+    "subjects": "subject_phrases",
+    "header": "headers",
+    "channel": "channels",
+    "only_on": "channels",
+    "whole": "texts",
+    "unsure": "unsure_if",
+    "doubt": "unsure_if",
 }
-_SECTION_HINTS = {"stop": "opt_out", "unsubscribe": "opt_out", "start": "opt_in", "autoreply": "auto_reply",
-                  "out_of_office": "auto_reply", "no": "not_interested", "declined": "not_interested",
-                  "not_now": "later", "nurture": "later",
-                  "appointment": "booked", "time": "asks_time", "times": "asks_time"}
+_SECTION_HINTS = {
+    "stop": "opt_out",
+    "unsubscribe": "opt_out",
+    "start": "opt_in",
+    "autoreply": "auto_reply",
+    "out_of_office": "auto_reply",
+    "no": "not_interested",
+    "declined": "not_interested",
+    "not_now": "later",
+    "nurture": "later",
+    "appointment": "booked",
+    "time": "asks_time",
+    "times": "asks_time",
+}
 _REGEX_FIX = r"check brackets and escape special characters with \ (\? for a question mark, \. for a dot)"
 
 
@@ -631,8 +745,11 @@ def _parse_document(document: Any, report: _Report) -> list[tuple[SectionRules, 
         report.add(None, "the file is empty", f"add sections such as {', '.join(names[:3])}")
         return []
     if not isinstance(document, LineDict):
-        report.add(getattr(document, "line", 1), "expected sections like `opt_out:` at the top level",
-                   "start each section at the left margin with its class name and a colon")
+        report.add(
+            getattr(document, "line", 1),
+            "expected sections like `opt_out:` at the top level",
+            "start each section at the left margin with its class name and a colon",
+        )
         return []
     sections = []
     for name, body in document.items():
@@ -640,19 +757,28 @@ def _parse_document(document: Any, report: _Report) -> list[tuple[SectionRules, 
         if name == REAL_WORDS:
             continue
         if name == ReplyClass.PLAIN.value:
-            report.add(line, "plain takes no rules: it is what is left when nothing else matches",
-                       "remove the plain section")
+            report.add(
+                line, "plain takes no rules: it is what is left when nothing else matches", "remove the plain section"
+            )
             continue
         if name not in names:
-            report.add(line, f"unknown reply class {name!r}", _suggest(
-                str(name), [*names, REAL_WORDS], _SECTION_HINTS, f"use one of: {', '.join(names)} or {REAL_WORDS}"))
+            report.add(
+                line,
+                f"unknown reply class {name!r}",
+                _suggest(
+                    str(name), [*names, REAL_WORDS], _SECTION_HINTS, f"use one of: {', '.join(names)} or {REAL_WORDS}"
+                ),
+            )
             continue
         if body is None:
             body = LineDict()
             body.line, body.key_lines = line, {}
         if not isinstance(body, LineDict):
-            report.add(line, f"{name} should hold keys such as keywords: and phrases:",
-                       "indent the lists under the section name")
+            report.add(
+                line,
+                f"{name} should hold keys such as keywords: and phrases:",
+                "indent the lists under the section name",
+            )
             continue
         sections.append((_parse_section(ReplyClass(name), body, report), body))
     return sections
@@ -661,18 +787,25 @@ def _parse_document(document: Any, report: _Report) -> list[tuple[SectionRules, 
 def _parse_section(reply_class: ReplyClass, body: LineDict, report: _Report) -> SectionRules:
     for key in body:
         if key not in SECTION_KEYS:
-            report.add(body.line_of(key), f"{reply_class}: unknown key {key!r}",
-                       _suggest(str(key), SECTION_KEYS, _KEY_HINTS, f"use one of: {', '.join(SECTION_KEYS)}"))
+            report.add(
+                body.line_of(key),
+                f"{reply_class}: unknown key {key!r}",
+                _suggest(str(key), SECTION_KEYS, _KEY_HINTS, f"use one of: {', '.join(SECTION_KEYS)}"),
+            )
     where = str(reply_class)
     with_a_time = _with_a_time(body, where, report)
     unsure_if = _with_a_time(body, where, report, key="unsure_if", allowed=UNSURE_KEYS)
     unless = _phrases(body, "unless", where, report)
     if "unsure_if" in body and reply_class not in DESTRUCTIVE - {ReplyClass.OPT_OUT}:
-        report.add(body.line_of("unsure_if"), f"{where}: unsure_if applies only to auto_reply, later and "
-                                              "not_interested", "remove it here: other classes already reach a person")
+        report.add(
+            body.line_of("unsure_if"),
+            f"{where}: unsure_if applies only to auto_reply, later and not_interested",
+            "remove it here: other classes already reach a person",
+        )
     if "channel_words" in body and reply_class != ReplyClass.OPT_OUT:
-        report.add(body.line_of("channel_words"), f"{where}: channel_words applies only to opt_out",
-                   "move it under opt_out")
+        report.add(
+            body.line_of("channel_words"), f"{where}: channel_words applies only to opt_out", "move it under opt_out"
+        )
     return SectionRules(
         reply_class=reply_class,
         channels=_channels(body, where, report),
@@ -680,14 +813,17 @@ def _parse_section(reply_class: ReplyClass, body: LineDict, report: _Report) -> 
         texts={phrase.key: phrase.written for phrase in _phrases(body, "texts", where, report)},
         phrases=_phrases(body, "phrases", where, report),
         patterns=_patterns(body, "patterns", where, report),
-        channel_texts={channel: {phrase.key: phrase.written
-                                 for phrase in _phrases(body, f"{channel}_texts", where, report)}
-                       for channel in CHANNELS},
+        channel_texts={
+            channel: {phrase.key: phrase.written for phrase in _phrases(body, f"{channel}_texts", where, report)}
+            for channel in CHANNELS
+        },
         channel_phrases={channel: _phrases(body, f"{channel}_phrases", where, report) for channel in CHANNELS},
         channel_patterns={channel: _patterns(body, f"{channel}_patterns", where, report) for channel in CHANNELS},
-        unsure=_Unsure(_phrases(unsure_if, "phrases", f"{where} unsure_if", report),
-                       _patterns(unsure_if, "patterns", f"{where} unsure_if", report),
-                       _flag(unsure_if, "names_a_time", f"{where} unsure_if", report)),
+        unsure=_Unsure(
+            _phrases(unsure_if, "phrases", f"{where} unsure_if", report),
+            _patterns(unsure_if, "patterns", f"{where} unsure_if", report),
+            _flag(unsure_if, "names_a_time", f"{where} unsure_if", report),
+        ),
         channel_words=_channel_words(body, where, report),
         unless=_unless_regex(unless),
         with_a_time_phrases=_phrases(with_a_time, "phrases", f"{where} with_a_time", report),
@@ -714,13 +850,20 @@ def _strings(body: LineDict, key: str, where: str, report: _Report) -> list[tupl
     for index, item in enumerate(value):
         item_line = value.line_of(index)
         if isinstance(item, bool):
-            report.add(item_line, f"{_at(where, key)}: YAML reads an unquoted yes/no/on/off/true/false as "
-                                  f"{str(item).lower()}, not as a word", "put the word in quotes: 'yes'")
+            report.add(
+                item_line,
+                f"{_at(where, key)}: YAML reads an unquoted yes/no/on/off/true/false as "
+                f"{str(item).lower()}, not as a word",
+                "put the word in quotes: 'yes'",
+            )
         elif isinstance(item, (str, int, float)):
             items.append((str(item), item_line))
         else:
-            report.add(item_line, f"{_at(where, key)}: each entry should be a word or phrase, not a list or mapping",
-                       "write one phrase per line after '- '")
+            report.add(
+                item_line,
+                f"{_at(where, key)}: each entry should be a word or phrase, not a list or mapping",
+                "write one phrase per line after '- '",
+            )
     return items
 
 
@@ -733,8 +876,11 @@ def _phrases(body: LineDict, key: str, where: str, report: _Report) -> tuple[_Ph
     for written, line in _strings(body, key, where, report):
         phrase_key = _phrase_key(written)
         if not phrase_key:
-            report.add(line, f"{_at(where, key)}: {written!r} has no letters or digits to match",
-                       "write words; emoji and punctuation are ignored when matching (use patterns for '?')")
+            report.add(
+                line,
+                f"{_at(where, key)}: {written!r} has no letters or digits to match",
+                "write words; emoji and punctuation are ignored when matching (use patterns for '?')",
+            )
             continue
         phrases.append(_Phrase(phrase_key, written))
     return tuple(phrases)
@@ -750,13 +896,19 @@ def _compile(written: str, line: int, where: str, report: _Report) -> _Pattern |
     try:
         regex = re.compile(written)
     except re.error as error:
-        report.add(line, f"{where}: {written!r} is not a valid regular expression ({error.msg} at position "
-                         f"{error.pos})", _REGEX_FIX)
+        report.add(
+            line,
+            f"{where}: {written!r} is not a valid regular expression ({error.msg} at position {error.pos})",
+            _REGEX_FIX,
+        )
         return None
     literal = re.sub(r"\\.|\(\?P?<[^>]*>|\(\?P=[^)]*\)", "", written)
     if "'" in literal or any(c.isupper() for c in literal):
-        report.add(line, f"{where}: {written!r} can never match: patterns see text lower-cased and without "
-                         "apostrophes", "write it in lower case without ' (dont, not Don't)")
+        report.add(
+            line,
+            f"{where}: {written!r} can never match: patterns see text lower-cased and without apostrophes",
+            "write it in lower case without ' (dont, not Don't)",
+        )
         return None
     return _Pattern(regex, written)
 
@@ -769,8 +921,14 @@ def _unless_regex(phrases: tuple[_Phrase, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![^\W_])(?:{'|'.join(alternatives)})(?![^\W_])")
 
 
-def _with_a_time(body: LineDict, where: str, report: _Report, *, key: str = "with_a_time",
-                 allowed: tuple[str, ...] = WITH_A_TIME_KEYS) -> LineDict:
+def _with_a_time(
+    body: LineDict,
+    where: str,
+    report: _Report,
+    *,
+    key: str = "with_a_time",
+    allowed: tuple[str, ...] = WITH_A_TIME_KEYS,
+) -> LineDict:
     """Read a nested block of phrases and patterns (`with_a_time`, `unsure_if`); a bare list is phrases."""
     value = body.get(key)
     if isinstance(value, LineList):  # a bare list: phrases
@@ -779,15 +937,21 @@ def _with_a_time(body: LineDict, where: str, report: _Report, *, key: str = "wit
         return wrapped
     if value is None or not isinstance(value, LineDict):
         if value is not None:
-            report.add(body.line_of(key), f"{where} {key}: expected {' and '.join(k + ':' for k in allowed)}",
-                       f"indent {', '.join(f'`{k}:`' for k in allowed)} under {key}")
+            report.add(
+                body.line_of(key),
+                f"{where} {key}: expected {' and '.join(k + ':' for k in allowed)}",
+                f"indent {', '.join(f'`{k}:`' for k in allowed)} under {key}",
+            )
         empty = LineDict()
         empty.line, empty.key_lines = body.line_of(key), {}
         return empty
     for inner in value:
         if inner not in allowed:
-            report.add(value.line_of(inner), f"{where} {key}: unknown key {inner!r}",
-                       f"use {' or '.join(k + ':' for k in allowed)}")
+            report.add(
+                value.line_of(inner),
+                f"{where} {key}: unknown key {inner!r}",
+                f"use {' or '.join(k + ':' for k in allowed)}",
+            )
     return value
 
 
@@ -804,14 +968,18 @@ def _channel_words(body: LineDict, where: str, report: _Report) -> dict[str, tup
     if value is None:
         return {}
     if not isinstance(value, LineDict):
-        report.add(body.line_of("channel_words"), f"{where} channel_words: expected sms: and email: lists",
-                   "indent `sms:` and `email:` lists of words under channel_words")
+        report.add(
+            body.line_of("channel_words"),
+            f"{where} channel_words: expected sms: and email: lists",
+            "indent `sms:` and `email:` lists of words under channel_words",
+        )
         return {}
     words = {}
     for channel in value:
         if channel not in CHANNELS:
-            report.add(value.line_of(channel), f"{where} channel_words: unknown channel {channel!r}",
-                       "use sms or email")
+            report.add(
+                value.line_of(channel), f"{where} channel_words: unknown channel {channel!r}", "use sms or email"
+            )
             continue
         words[channel] = _phrases(value, channel, f"{where} channel_words", report)
     return words
@@ -832,8 +1000,11 @@ def _channels(body: LineDict, where: str, report: _Report) -> frozenset[str]:
 def _min_words(body: LineDict, where: str, report: _Report) -> int:
     value = body.get("min_words", 0)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        report.add(body.line_of("min_words"), f"{where} min_words: expected a whole number, not {value!r}",
-                   "write a number such as 2")
+        report.add(
+            body.line_of("min_words"),
+            f"{where} min_words: expected a whole number, not {value!r}",
+            "write a number such as 2",
+        )
         return 0
     return value
 
@@ -843,8 +1014,11 @@ def _headers(body: LineDict, where: str, report: _Report) -> tuple[_Header, ...]
     if value is None:
         return ()
     if not isinstance(value, LineDict):
-        report.add(body.line_of("headers"), f"{where} headers: expected header names with patterns",
-                   "write `x-autoreply:` (any value) or `precedence: '^bulk$'`, one per line")
+        report.add(
+            body.line_of("headers"),
+            f"{where} headers: expected header names with patterns",
+            "write `x-autoreply:` (any value) or `precedence: '^bulk$'`, one per line",
+        )
         return ()
     headers = []
     for name, pattern in value.items():
@@ -870,9 +1044,11 @@ def _check_keywords_are_unique(sections: list[tuple[SectionRules, LineDict]], re
             for channel in section.channels:
                 other = owner.setdefault((key, channel), section.reply_class)
                 if other != section.reply_class:
-                    report.add(body.line_of("keywords"),
-                               f"keyword {key!r} is in both {other} and {section.reply_class} (on {channel})",
-                               "keep each keyword in one section")
+                    report.add(
+                        body.line_of("keywords"),
+                        f"keyword {key!r} is in both {other} and {section.reply_class} (on {channel})",
+                        "keep each keyword in one section",
+                    )
 
 
 def _vocabulary(document: Any) -> set[str]:
@@ -882,8 +1058,11 @@ def _vocabulary(document: Any) -> set[str]:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            stack.extend(v for k, v in item.items()
-                         if not str(k).endswith("patterns") and k not in ("headers", "channels", REAL_WORDS))
+            stack.extend(
+                v
+                for k, v in item.items()
+                if not str(k).endswith("patterns") and k not in ("headers", "channels", REAL_WORDS)
+            )
         elif isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, str):

@@ -23,10 +23,18 @@ class Breakdown(StrEnum):
 
 
 #: Other words people write for a breakdown.
-_BREAKDOWN_WORDS = {"sources": Breakdown.SOURCE, "touches": Breakdown.TOUCH, "step": Breakdown.TOUCH,
-                    "steps": Breakdown.TOUCH, "people": Breakdown.PERSON, "persons": Breakdown.PERSON,
-                    "team": Breakdown.PERSON, "playbooks": Breakdown.PLAYBOOK, "sequence": Breakdown.PLAYBOOK,
-                    "sequences": Breakdown.PLAYBOOK}
+_BREAKDOWN_WORDS = {
+    "sources": Breakdown.SOURCE,
+    "touches": Breakdown.TOUCH,
+    "step": Breakdown.TOUCH,
+    "steps": Breakdown.TOUCH,
+    "people": Breakdown.PERSON,
+    "persons": Breakdown.PERSON,
+    "team": Breakdown.PERSON,
+    "playbooks": Breakdown.PLAYBOOK,
+    "sequence": Breakdown.PLAYBOOK,
+    "sequences": Breakdown.PLAYBOOK,
+}
 
 
 class StatsWordsError(ValueError):

@@ -89,8 +89,15 @@ _PART_OF_DAY = re.compile(
     r"(?P<part>morning|afternoon|evening|night|after\s+work|after\s+school|lunch)\b",
     re.IGNORECASE,
 )
-_PART_HOURS = {"morning": 9, "afternoon": 13, "evening": 17, "night": 18, "after work": 17,
-               "after school": 15, "lunch": 12}
+_PART_HOURS = {
+    "morning": 9,
+    "afternoon": 13,
+    "evening": 17,
+    "night": 18,
+    "after work": 17,
+    "after school": 15,
+    "lunch": 12,
+}
 # "since Monday", "last Friday", "Monday ago": the past.
 _PAST_BEFORE = re.compile(r"\b(?:since|last|past|previous)\s+$", re.IGNORECASE)
 _PAST_AFTER = re.compile(r"^\s+ago\b", re.IGNORECASE)
@@ -162,8 +169,11 @@ def read_requested_time(text: str, *, now: datetime, timezone: str) -> Requested
     # One character for one character, so positions found here are positions in the original.
     scan = text.translate(_QUOTES)
 
-    days = [(match, day) for match in _DAY.finditer(scan)
-            if not _in_the_past(scan, match) and (day := _day_of(match, local_now)) is not None]
+    days = [
+        (match, day)
+        for match in _DAY.finditer(scan)
+        if not _in_the_past(scan, match) and (day := _day_of(match, local_now)) is not None
+    ]
     clocks = [(match, clock) for match in _CLOCK.finditer(scan) if (clock := _clock_of(match)) is not None]
     if (unclear := _unclear(text, scan, days, clocks, local_now, zone)) is not None:
         return unclear
@@ -175,8 +185,11 @@ def read_requested_time(text: str, *, now: datetime, timezone: str) -> Requested
     if day is None:
         if at is None:
             return None
-        day = local_now.date() if datetime.combine(local_now.date(), at, tzinfo=zone) > local_now \
+        day = (
+            local_now.date()
+            if datetime.combine(local_now.date(), at, tzinfo=zone) > local_now
             else local_now.date() + timedelta(days=1)
+        )
     pieces = [m for m in (day_match, clock_match, part_match) if m is not None]
     words = _words(text, pieces)
     if at is None:
@@ -186,9 +199,14 @@ def read_requested_time(text: str, *, now: datetime, timezone: str) -> Requested
     return RequestedTime(datetime.combine(day, at, tzinfo=zone), words, spans)
 
 
-def _unclear(text: str, scan: str, days: list[tuple[re.Match[str], date]],
-             clocks: list[tuple[re.Match[str], tuple[int, int, bool]]], local_now: datetime,
-             zone: ZoneInfo) -> RequestedTime | None:
+def _unclear(
+    text: str,
+    scan: str,
+    days: list[tuple[re.Match[str], date]],
+    clocks: list[tuple[re.Match[str], tuple[int, int, bool]]],
+    local_now: datetime,
+    zone: ZoneInfo,
+) -> RequestedTime | None:
     """Read a time that is one of several, or vague, as unclear; None when it names one time."""
     vague = [m for m in _VAGUE.finditer(scan) if not _PAST_BEFORE.search(scan, 0, m.start())]
     distinct_days = list(dict.fromkeys(day for _, day in days))
@@ -210,17 +228,24 @@ def _unclear(text: str, scan: str, days: list[tuple[re.Match[str], date]],
         nearest_day, _ = _nearest(days, clocks[0][0])
         assert nearest_day is not None
         first, second = sorted((nearest_day, clocks[0][0]), key=lambda m: m.start())
-        between_day_and_clock = scan[first.end():second.start()]
-    offers_alternatives = (len(distinct_days) > 1 or len(distinct_hours) > 1
-                           or bool(_ALTERNATIVE.search(between_day_and_clock)))
+        between_day_and_clock = scan[first.end() : second.start()]
+    offers_alternatives = (
+        len(distinct_days) > 1 or len(distinct_hours) > 1 or bool(_ALTERNATIVE.search(between_day_and_clock))
+    )
     if not offers_alternatives and not vague:
         return None
     pieces = [m for m, _ in days] + [m for m, _ in clocks] + second_hours + vague
     words = _words(text, pieces)
     spans = tuple(sorted(m.span() for m in pieces))
     if not offers_alternatives:
-        return RequestedTime(None, words, spans, UnclearTime("names no exact time", words, *_vague_candidates(
-            vague, distinct_days, distinct_hours, local_now, zone)))
+        return RequestedTime(
+            None,
+            words,
+            spans,
+            UnclearTime(
+                "names no exact time", words, *_vague_candidates(vague, distinct_days, distinct_hours, local_now, zone)
+            ),
+        )
     candidates: list[datetime] = []
     day_only: list[bool] = []
     together = not _ALTERNATIVE.search(between_day_and_clock)
@@ -237,12 +262,18 @@ def _unclear(text: str, scan: str, days: list[tuple[re.Match[str], date]],
             candidates.append(datetime.combine(day, time(DAY_ONLY_HOUR, 0), tzinfo=zone))
             day_only.append(True)
     candidates, day_only = candidates[:MAX_CANDIDATES], day_only[:MAX_CANDIDATES]
-    return RequestedTime(None, words, spans,
-                         UnclearTime("offers alternatives", words, tuple(candidates), tuple(day_only)))
+    return RequestedTime(
+        None, words, spans, UnclearTime("offers alternatives", words, tuple(candidates), tuple(day_only))
+    )
 
 
-def _vague_candidates(vague: list[re.Match[str]], days: list[date], hours: list[tuple[int, int, bool]],
-                      local_now: datetime, zone: ZoneInfo) -> tuple[tuple[datetime, ...], tuple[bool, ...]]:
+def _vague_candidates(
+    vague: list[re.Match[str]],
+    days: list[date],
+    hours: list[tuple[int, int, bool]],
+    local_now: datetime,
+    zone: ZoneInfo,
+) -> tuple[tuple[datetime, ...], tuple[bool, ...]]:
     """The times a vague phrase may mean, when it says enough: "tomorrow after work" is tomorrow about 5 PM."""
     names = [" ".join(m.group().lower().split()) for m in vague]
     part = next((name for name in names if name in _PART_HOURS), None)
@@ -274,8 +305,9 @@ def _clock_of_start_as(match: re.Match[str], clock: tuple[int, int, bool], *, al
     return (hour % 12) + (12 if meridiem == "p" else 0), minute, True
 
 
-def _time_of_day(clock: tuple[int, int, bool] | None, part: re.Match[str] | None,
-                 day_match: re.Match[str] | None) -> time | None:
+def _time_of_day(
+    clock: tuple[int, int, bool] | None, part: re.Match[str] | None, day_match: re.Match[str] | None
+) -> time | None:
     """Settle the clock time from an hour said, the part of the day, or "tonight"; None when none was named."""
     if clock is not None:
         hour, minute, meridiem_known = clock
@@ -290,7 +322,7 @@ def _time_of_day(clock: tuple[int, int, bool] | None, part: re.Match[str] | None
 
 
 def _in_the_past(scan: str, match: re.Match[str]) -> bool:
-    return bool(_PAST_BEFORE.search(scan, 0, match.start()) or _PAST_AFTER.match(scan[match.end():]))
+    return bool(_PAST_BEFORE.search(scan, 0, match.start()) or _PAST_AFTER.match(scan[match.end() :]))
 
 
 def _day_of(match: re.Match[str], local_now: datetime) -> date | None:
@@ -368,8 +400,9 @@ def _part_name(match: re.Match[str]) -> str:
     return " ".join(match.group("part").lower().split())
 
 
-def _nearest(found: list[tuple[re.Match[str], date]], anchor: re.Match[str] | None
-             ) -> tuple[re.Match[str] | None, date | None]:
+def _nearest(
+    found: list[tuple[re.Match[str], date]], anchor: re.Match[str] | None
+) -> tuple[re.Match[str] | None, date | None]:
     if not found:
         return None, None
     if anchor is None:
@@ -385,8 +418,11 @@ def _part_of_day(scan: str, day_match: re.Match[str] | None) -> re.Match[str] | 
         if match.group("lead_in"):  # "this afternoon", "in the morning": a request with no day named
             return match
         if day_match is not None:
-            gap = scan[day_match.end():match.start()] if match.start() >= day_match.end() else \
-                scan[match.end():day_match.start()]
+            gap = (
+                scan[day_match.end() : match.start()]
+                if match.start() >= day_match.end()
+                else scan[match.end() : day_match.start()]
+            )
             if gap.strip().lower() in ("", "on", ","):
                 return match
     return None
@@ -398,4 +434,4 @@ def _words(text: str, pieces: list[re.Match[str]]) -> str:
     start, end = ordered[0].start(), max(m.end() for m in ordered)
     if end - start - sum(m.end() - m.start() for m in ordered) <= 12:
         return " ".join(text[start:end].split())
-    return " ".join(" ".join(text[m.start():m.end()].split()) for m in ordered)
+    return " ".join(" ".join(text[m.start() : m.end()].split()) for m in ordered)

@@ -101,27 +101,44 @@ def decide_on_signal(signal: LeadSignal, *, current_stage: Stage) -> Decision:
         case LeadSignal.LATER if current_stage == Stage.NURTURE:
             return Decision(SequenceChange.KEEP, "would rather hear from us later; nurture goes on")
         case LeadSignal.LATER:
-            return Decision(SequenceChange.STOP, "would rather hear from us later; moved to nurture",
-                            stage=Stage.NURTURE, close_call_tasks=True, start_nurture=True)
+            return Decision(
+                SequenceChange.STOP,
+                "would rather hear from us later; moved to nurture",
+                stage=Stage.NURTURE,
+                close_call_tasks=True,
+                start_nurture=True,
+            )
         case LeadSignal.BOOKED:
             return Decision(
-                SequenceChange.STOP, "says they booked; confirm the time", stage=Stage.BOOKED, alert_team=True,
+                SequenceChange.STOP,
+                "says they booked; confirm the time",
+                stage=Stage.BOOKED,
+                alert_team=True,
                 close_call_tasks=True,
             )
         case LeadSignal.ASKS_TIME:
             return Decision(
-                SequenceChange.PAUSE, "asked for a time or to book", stage=Stage.ENGAGED,
-                call_task="asked for a time or to book", alert_team=True,
+                SequenceChange.PAUSE,
+                "asked for a time or to book",
+                stage=Stage.ENGAGED,
+                call_task="asked for a time or to book",
+                alert_team=True,
             )
         case LeadSignal.ASKS_CALL:
             return Decision(
-                SequenceChange.PAUSE, "asked to be called or booked", stage=Stage.ENGAGED,
-                call_task="asked to be called or booked", alert_team=True,
+                SequenceChange.PAUSE,
+                "asked to be called or booked",
+                stage=Stage.ENGAGED,
+                call_task="asked to be called or booked",
+                alert_team=True,
             )
         case LeadSignal.QUESTION:
             return Decision(
-                SequenceChange.PAUSE, "asked a question", stage=Stage.ENGAGED,
-                call_task="asked a question", alert_team=True,
+                SequenceChange.PAUSE,
+                "asked a question",
+                stage=Stage.ENGAGED,
+                call_task="asked a question",
+                alert_team=True,
             )
         case LeadSignal.PLAIN:
             return Decision(SequenceChange.PAUSE, "replied; a person takes over", stage=Stage.ENGAGED, alert_team=True)
@@ -161,8 +178,9 @@ def decide_on_visit_reply(signal: LeadSignal, *, also: LeadSignal | None = None)
     asked = decide_on_signal(also, current_stage=Stage.ENGAGED).call_task if also in FOR_A_PERSON else None
     match signal:
         case LeadSignal.CONFIRM_VISIT if asked:
-            return VisitDecision(VisitChange.CONFIRM, f"confirmed the visit and {asked}", call_task=asked,
-                                 alert_team=True)
+            return VisitDecision(
+                VisitChange.CONFIRM, f"confirmed the visit and {asked}", call_task=asked, alert_team=True
+            )
         case LeadSignal.CONFIRM_VISIT:
             return VisitDecision(VisitChange.CONFIRM, "confirmed the visit")
         case LeadSignal.CANCEL_VISIT | LeadSignal.RESCHEDULE_VISIT:

@@ -216,17 +216,26 @@ class Wait:
 
 
 def wait_reason(
-    due_at: datetime, planned_at: datetime, *, business: Business, respect_lead_daytime: bool,
+    due_at: datetime,
+    planned_at: datetime,
+    *,
+    business: Business,
+    respect_lead_daytime: bool,
     lead_timezones: tuple[str, ...],
 ) -> str | None:
     """Say why a touch goes out later than its playbook meant ('quiet hours', 'the clinic is closed on Sundays')."""
-    wait = wait_of(due_at, planned_at, business=business, respect_lead_daytime=respect_lead_daytime,
-                   lead_timezones=lead_timezones)
+    wait = wait_of(
+        due_at, planned_at, business=business, respect_lead_daytime=respect_lead_daytime, lead_timezones=lead_timezones
+    )
     return wait.words if wait is not None else None
 
 
 def wait_of(
-    due_at: datetime, planned_at: datetime, *, business: Business, respect_lead_daytime: bool,
+    due_at: datetime,
+    planned_at: datetime,
+    *,
+    business: Business,
+    respect_lead_daytime: bool,
     lead_timezones: tuple[str, ...],
 ) -> Wait | None:
     """Why a touch goes out later than its playbook meant, or None when it goes out as planned.

@@ -67,4 +67,5 @@ class ActorType(StrEnum):
     LEAD = "lead"  #: the lead, by what they sent or did
     CLI = "cli"  #: an operator at the command line
 
+
 __all__ = ["ActorType", "AppointmentStatus", "CallTaskStatus", "EnrollmentState", "Stage", "TouchStatus"]

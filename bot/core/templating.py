@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import re
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 from jinja2 import (
@@ -308,10 +309,14 @@ def _require_footer(name: str, body: str, unsubscribe: str, address_lines: list[
     def present(value: str) -> bool:
         return (str(escape(value)) if html else value) in body
 
-    missing = [what for what, ok in (
-        ("the unsubscribe link", present(unsubscribe)),
-        ("the business postal address", all(present(line) for line in address_lines)),
-    ) if not ok]
+    missing = [
+        what
+        for what, ok in (
+            ("the unsubscribe link", present(unsubscribe)),
+            ("the business postal address", all(present(line) for line in address_lines)),
+        )
+        if not ok
+    ]
     if missing:
         footer = "_email_footer.html.j2" if html else "_email_footer.txt.j2"
         raise TemplateProblem(

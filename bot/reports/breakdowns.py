@@ -18,7 +18,6 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.store.models import Appointment, AuditEntry, Enrollment, Lead
 from bot.core.playbook import Sequence as Playbook
 from bot.core.playbook import default_sequence_label, step_label
 from bot.core.report_request import Breakdown
@@ -34,6 +33,7 @@ from bot.reports.stats import (
     lead_stats,
     rate,
 )
+from bot.store.models import Appointment, AuditEntry, Enrollment, Lead
 
 #: Finds a playbook by its name (Services.playbooks.get), for the labels people read.
 PlaybookLookup = Callable[[str], Playbook]
@@ -95,15 +95,22 @@ class PlaybookRow:
         return rate(self.booked, self.leads)
 
 
-def source_rows(session: Session, *, since: datetime, now: datetime,
-                history: CohortHistory | None = None) -> tuple[SourceRow, ...]:
+def source_rows(
+    session: Session, *, since: datetime, now: datetime, history: CohortHistory | None = None
+) -> tuple[SourceRow, ...]:
     """Per source, the period's leads: how many, and how many were reached, replied, booked, came, were lost."""
     history = history or cohort_history(session, since=since, now=now)
     cohort = cohort_ids(since=since, now=now)
     leads = session.execute(select(Lead.id, Lead.source, Lead.stage).where(Lead.id.in_(cohort))).tuples().all()
-    attended = set(session.scalars(select(Appointment.lead_id).where(
-        Appointment.lead_id.in_(cohort), Appointment.status == AppointmentStatus.ATTENDED,
-        Appointment.start_at <= now)))
+    attended = set(
+        session.scalars(
+            select(Appointment.lead_id).where(
+                Appointment.lead_id.in_(cohort),
+                Appointment.status == AppointmentStatus.ATTENDED,
+                Appointment.start_at <= now,
+            )
+        )
+    )
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for lead_id, source, stage in leads:
         row = counts[source or "unknown"]
@@ -113,8 +120,10 @@ def source_rows(session: Session, *, since: datetime, now: datetime,
         row["booked"] += lead_id in history.first_booking
         row["attended"] += lead_id in attended
         row["lost"] += stage == Stage.LOST
-    return tuple(SourceRow(source, c["leads"], c["contacted"], c["replied"], c["booked"], c["attended"], c["lost"])
-                 for source, c in sorted(counts.items(), key=lambda item: (-item[1]["leads"], item[0])))
+    return tuple(
+        SourceRow(source, c["leads"], c["contacted"], c["replied"], c["booked"], c["attended"], c["lost"])
+        for source, c in sorted(counts.items(), key=lambda item: (-item[1]["leads"], item[0]))
+    )
 
 
 def person_rows(session: Session, *, since: datetime, now: datetime) -> tuple[PersonRow, ...]:
@@ -123,9 +132,12 @@ def person_rows(session: Session, *, since: datetime, now: datetime) -> tuple[Pe
     claimed: dict[str, set[int]] = defaultdict(set)
     booked: Counter[str] = Counter()
     for action, actor_id, lead_id, details in session.execute(
-        select(AuditEntry.action, AuditEntry.actor_id, AuditEntry.lead_id, AuditEntry.details)
-        .where(AuditEntry.at >= since, AuditEntry.at <= now, AuditEntry.actor_type == ActorType.SLACK_USER,
-               AuditEntry.action.in_(("call_outcome", "claimed", "booked")))
+        select(AuditEntry.action, AuditEntry.actor_id, AuditEntry.lead_id, AuditEntry.details).where(
+            AuditEntry.at >= since,
+            AuditEntry.at <= now,
+            AuditEntry.actor_type == ActorType.SLACK_USER,
+            AuditEntry.action.in_(("call_outcome", "claimed", "booked")),
+        )
     ).tuples():
         if not actor_id:
             continue
@@ -136,13 +148,21 @@ def person_rows(session: Session, *, since: datetime, now: datetime) -> tuple[Pe
         elif action == "booked":
             booked[actor_id] += 1
     people = set(calls) | set(claimed) | set(booked)
-    rows = [PersonRow(user, tuple(sorted(calls[user].items(), key=lambda item: (-item[1], item[0]))),
-                      len(claimed[user]), booked[user]) for user in people]
+    rows = [
+        PersonRow(
+            user,
+            tuple(sorted(calls[user].items(), key=lambda item: (-item[1], item[0]))),
+            len(claimed[user]),
+            booked[user],
+        )
+        for user in people
+    ]
     return tuple(sorted(rows, key=lambda row: (-row.calls, -row.bookings, -row.leads_claimed, row.user_id)))
 
 
-def playbook_rows(session: Session, *, since: datetime, now: datetime,
-                  history: CohortHistory | None = None) -> tuple[PlaybookRow, ...]:
+def playbook_rows(
+    session: Session, *, since: datetime, now: datetime, history: CohortHistory | None = None
+) -> tuple[PlaybookRow, ...]:
     """Per follow-up playbook, the period's leads enrolled in it: replied or booked since, finished, in nurture.
 
     The sequences that belong to a visit (confirmation, reminders, no-show, after-visit) are not follow-up
@@ -165,12 +185,16 @@ def playbook_rows(session: Session, *, since: datetime, now: datetime,
             finished[sequence].add(lead_id)
     rows = []
     for sequence, leads in enrolled.items():
-        rows.append(PlaybookRow(
-            sequence, len(leads),
-            replied=sum(1 for lead, at in leads.items() if _at_or_after(history.first_reply.get(lead), at)),
-            booked=sum(1 for lead, at in leads.items() if _at_or_after(history.first_booking.get(lead), at)),
-            finished=len(finished[sequence]),
-            nurture=sum(1 for lead in leads if stage[lead] == Stage.NURTURE)))
+        rows.append(
+            PlaybookRow(
+                sequence,
+                len(leads),
+                replied=sum(1 for lead, at in leads.items() if _at_or_after(history.first_reply.get(lead), at)),
+                booked=sum(1 for lead, at in leads.items() if _at_or_after(history.first_booking.get(lead), at)),
+                finished=len(finished[sequence]),
+                nurture=sum(1 for lead in leads if stage[lead] == Stage.NURTURE),
+            )
+        )
     return tuple(sorted(rows, key=lambda row: (-row.leads, row.sequence)))
 
 
@@ -219,19 +243,27 @@ class StatsTable:
         return [dict(zip((column.key for column in self.columns), row, strict=True)) for row in self.rows]
 
 
-TITLES = {Breakdown.SOURCE: "By source", Breakdown.TOUCH: "By touch", Breakdown.PERSON: "By team member",
-          Breakdown.PLAYBOOK: "By playbook"}
+TITLES = {
+    Breakdown.SOURCE: "By source",
+    Breakdown.TOUCH: "By touch",
+    Breakdown.PERSON: "By team member",
+    Breakdown.PLAYBOOK: "By playbook",
+}
 COHORT_NOTE = "Leads that came in during the period; replied and booked count them whenever they did."
 CHANNEL_WORDS = {"sms": "Text", "email": "Email", "call_task": "Call", "stage": "Stage"}
 OUTCOME_WORDS = {
-    CallOutcome.BOOKED: "Booked", CallOutcome.CALL_BACK: "Call back", CallOutcome.LEFT_VOICEMAIL: "Voicemail",
-    CallOutcome.NO_ANSWER: "No answer", CallOutcome.WRONG_NUMBER: "Wrong number",
+    CallOutcome.BOOKED: "Booked",
+    CallOutcome.CALL_BACK: "Call back",
+    CallOutcome.LEFT_VOICEMAIL: "Voicemail",
+    CallOutcome.NO_ANSWER: "No answer",
+    CallOutcome.WRONG_NUMBER: "Wrong number",
     CallOutcome.NOT_INTERESTED: "Not interested",
 }
 
 
-def stats_table(session: Session, *, now: datetime, days: int, by: Breakdown,
-                playbook_of: PlaybookLookup | None = None) -> StatsTable:
+def stats_table(
+    session: Session, *, now: datetime, days: int, by: Breakdown, playbook_of: PlaybookLookup | None = None
+) -> StatsTable:
     """Compute one breakdown for the last `days` days up to `now`, labelled in the words people read."""
     since = now - timedelta(days=days)
     make = _TABLES[by]
@@ -239,88 +271,183 @@ def stats_table(session: Session, *, now: datetime, days: int, by: Breakdown,
     return StatsTable(by, days, since, now, title, columns, tuple(rows), footnote)
 
 
-def _source_table(session: Session, *, since: datetime, now: datetime, days: int,
-                  playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
-    columns = (Column("source", "Source", Kind.TEXT), Column("leads", "Leads"), Column("contacted", "Reached"),
-               Column("replied", "Replied"), Column("reply_rate", "Reply%", Kind.RATE), Column("booked", "Booked"),
-               Column("booking_rate", "Book%", Kind.RATE), Column("attended", "Came"), Column("lost", "Lost"))
-    rows = [(row.source, row.leads, row.contacted, row.replied, row.reply_rate, row.booked, row.booking_rate,
-             row.attended, row.lost) for row in source_rows(session, since=since, now=now)]
-    note = (f"{COHORT_NOTE} Reached: something we sent got to them. Reply%: of those reached. Book%: of the "
-            "leads. Came: came to a visit. Bookings include leads who told us they booked.")
+def _source_table(session: Session, *, since: datetime, now: datetime, days: int, playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
+    columns = (
+        Column("source", "Source", Kind.TEXT),
+        Column("leads", "Leads"),
+        Column("contacted", "Reached"),
+        Column("replied", "Replied"),
+        Column("reply_rate", "Reply%", Kind.RATE),
+        Column("booked", "Booked"),
+        Column("booking_rate", "Book%", Kind.RATE),
+        Column("attended", "Came"),
+        Column("lost", "Lost"),
+    )
+    rows = [
+        (
+            row.source,
+            row.leads,
+            row.contacted,
+            row.replied,
+            row.reply_rate,
+            row.booked,
+            row.booking_rate,
+            row.attended,
+            row.lost,
+        )
+        for row in source_rows(session, since=since, now=now)
+    ]
+    note = (
+        f"{COHORT_NOTE} Reached: something we sent got to them. Reply%: of those reached. Book%: of the "
+        "leads. Came: came to a visit. Bookings include leads who told us they booked."
+    )
     return TITLES[Breakdown.SOURCE], columns, rows, note
 
 
-def _touch_table(session: Session, *, since: datetime, now: datetime, days: int,
-                 playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
-    columns = (Column("playbook", "Playbook", Kind.TEXT), Column("touch", "Touch", Kind.TEXT),
-               Column("channel", "Via", Kind.TEXT), Column("sent", "Sent"), Column("replies", "Replies"),
-               Column("reply_rate", "Reply%", Kind.RATE), Column("bookings", "Bookings"),
-               Column("booking_rate", "Book%", Kind.RATE))
+def _touch_table(session: Session, *, since: datetime, now: datetime, days: int, playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
+    columns = (
+        Column("playbook", "Playbook", Kind.TEXT),
+        Column("touch", "Touch", Kind.TEXT),
+        Column("channel", "Via", Kind.TEXT),
+        Column("sent", "Sent"),
+        Column("replies", "Replies"),
+        Column("reply_rate", "Reply%", Kind.RATE),
+        Column("bookings", "Bookings"),
+        Column("booking_rate", "Book%", Kind.RATE),
+    )
     results: Sequence[TouchResult] = lead_stats(session, now=now, days=days).by_touch
-    rows = [(playbook_label(result.sequence, playbook_of), touch_label(result.sequence, result.step_id, playbook_of),
-             CHANNEL_WORDS.get(result.channel, result.channel), result.sent, result.replies, result.reply_rate,
-             result.bookings, result.booking_rate) for result in results]
-    note = (f"Texts and emails sent to the leads that came in during the period. {ATTRIBUTION} "
-            "Rates are of those the touch was sent to.")
+    rows = [
+        (
+            playbook_label(result.sequence, playbook_of),
+            touch_label(result.sequence, result.step_id, playbook_of),
+            CHANNEL_WORDS.get(result.channel, result.channel),
+            result.sent,
+            result.replies,
+            result.reply_rate,
+            result.bookings,
+            result.booking_rate,
+        )
+        for result in results
+    ]
+    note = (
+        f"Texts and emails sent to the leads that came in during the period. {ATTRIBUTION} "
+        "Rates are of those the touch was sent to."
+    )
     return TITLES[Breakdown.TOUCH], columns, rows, note
 
 
-def _person_table(session: Session, *, since: datetime, now: datetime, days: int,
-                  playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
+def _person_table(session: Session, *, since: datetime, now: datetime, days: int, playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
     outcomes = tuple(CallOutcome)
-    columns = (Column("team_member", "Team member", Kind.PERSON), Column("calls", "Calls"),
-               *(Column(f"calls_{outcome.value}", OUTCOME_WORDS[outcome]) for outcome in outcomes),
-               Column("leads_claimed", "Claimed"), Column("bookings", "Bookings"))
+    columns = (
+        Column("team_member", "Team member", Kind.PERSON),
+        Column("calls", "Calls"),
+        *(Column(f"calls_{outcome.value}", OUTCOME_WORDS[outcome]) for outcome in outcomes),
+        Column("leads_claimed", "Claimed"),
+        Column("bookings", "Bookings"),
+    )
     rows = []
     for row in person_rows(session, since=since, now=now):
         counted = dict(row.outcomes)
-        rows.append((row.user_id, row.calls, *(counted.get(outcome.value, 0) for outcome in outcomes),
-                     row.leads_claimed, row.bookings))
-    note = ("What each team member did in the period, whichever lead it was for: calls logged and how they went, "
-            "leads they claimed, visits they booked (on a call or with /followup book).")
+        rows.append(
+            (
+                row.user_id,
+                row.calls,
+                *(counted.get(outcome.value, 0) for outcome in outcomes),
+                row.leads_claimed,
+                row.bookings,
+            )
+        )
+    note = (
+        "What each team member did in the period, whichever lead it was for: calls logged and how they went, "
+        "leads they claimed, visits they booked (on a call or with /followup book)."
+    )
     return TITLES[Breakdown.PERSON], columns, rows, note
 
 
-def _playbook_table(session: Session, *, since: datetime, now: datetime, days: int,
-                    playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
-    columns = (Column("playbook", "Playbook", Kind.TEXT), Column("leads", "Leads"), Column("replied", "Replied"),
-               Column("reply_rate", "Reply%", Kind.RATE), Column("booked", "Booked"),
-               Column("booking_rate", "Book%", Kind.RATE), Column("finished", "Finished"),
-               Column("nurture", "Nurture"))
-    rows = [(playbook_label(row.sequence, playbook_of), row.leads, row.replied, row.reply_rate, row.booked,
-             row.booking_rate, row.finished, row.nurture) for row in playbook_rows(session, since=since, now=now)]
-    note = (f"{COHORT_NOTE} Replied and booked: after they were enrolled. Finished: every step ran. Nurture: "
-            "now on the slow long-term cadence. Visit reminders are not follow-up and are left out.")
+def _playbook_table(session: Session, *, since: datetime, now: datetime, days: int, playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
+    columns = (
+        Column("playbook", "Playbook", Kind.TEXT),
+        Column("leads", "Leads"),
+        Column("replied", "Replied"),
+        Column("reply_rate", "Reply%", Kind.RATE),
+        Column("booked", "Booked"),
+        Column("booking_rate", "Book%", Kind.RATE),
+        Column("finished", "Finished"),
+        Column("nurture", "Nurture"),
+    )
+    rows = [
+        (
+            playbook_label(row.sequence, playbook_of),
+            row.leads,
+            row.replied,
+            row.reply_rate,
+            row.booked,
+            row.booking_rate,
+            row.finished,
+            row.nurture,
+        )
+        for row in playbook_rows(session, since=since, now=now)
+    ]
+    note = (
+        f"{COHORT_NOTE} Replied and booked: after they were enrolled. Finished: every step ran. Nurture: "
+        "now on the slow long-term cadence. Visit reminders are not follow-up and are left out."
+    )
     return TITLES[Breakdown.PLAYBOOK], columns, rows, note
 
 
 def headline_table(stats: LeadStats) -> StatsTable:
     """The numbers `/followup stats` shows (bot.slack.home.stats_blocks), as one row for the CLI's CSV and JSON."""
+
     def seconds(span: timedelta | None) -> int | None:
         return None if span is None else round(span.total_seconds())
 
     visits = stats.visits
-    columns = (Column("leads_in", "Leads in"), Column("contacted", "Contacted"),
-               Column("speed_to_lead_median_seconds", "Speed to lead, median (s)"),
-               Column("speed_to_lead_p90_seconds", "Speed to lead, 90th pct (s)"),
-               Column("replied", "Replied"), Column("reply_rate", "Reply rate", Kind.RATE),
-               Column("booked", "Booked"), Column("booking_rate", "Booking rate", Kind.RATE),
-               Column("attended", "Attended"), Column("no_shows", "No-shows"),
-               Column("show_rate", "Show rate", Kind.RATE), Column("cancellations", "Cancellations"),
-               Column("reschedules", "Reschedules"))
-    row = (stats.leads_in, stats.contacted, seconds(stats.speed_to_lead_median), seconds(stats.speed_to_lead_p90),
-           stats.replied, stats.reply_rate, stats.booked, stats.booking_rate, visits.attended, visits.no_shows,
-           visits.show_rate, visits.cancellations, visits.reschedules)
-    note = ("Speed to lead: from the lead coming in to the first message that went out. Reply rate: contacted "
-            "leads who wrote back (automatic replies left out). Booking rate: of the leads in; bookings include "
-            "leads who told us they booked. Visits: those due in the period.")
-    return StatsTable(None, stats.days, stats.since, stats.since + timedelta(days=stats.days), "Stats", columns,
-                      (row,), note)
+    columns = (
+        Column("leads_in", "Leads in"),
+        Column("contacted", "Contacted"),
+        Column("speed_to_lead_median_seconds", "Speed to lead, median (s)"),
+        Column("speed_to_lead_p90_seconds", "Speed to lead, 90th pct (s)"),
+        Column("replied", "Replied"),
+        Column("reply_rate", "Reply rate", Kind.RATE),
+        Column("booked", "Booked"),
+        Column("booking_rate", "Booking rate", Kind.RATE),
+        Column("attended", "Attended"),
+        Column("no_shows", "No-shows"),
+        Column("show_rate", "Show rate", Kind.RATE),
+        Column("cancellations", "Cancellations"),
+        Column("reschedules", "Reschedules"),
+    )
+    row = (
+        stats.leads_in,
+        stats.contacted,
+        seconds(stats.speed_to_lead_median),
+        seconds(stats.speed_to_lead_p90),
+        stats.replied,
+        stats.reply_rate,
+        stats.booked,
+        stats.booking_rate,
+        visits.attended,
+        visits.no_shows,
+        visits.show_rate,
+        visits.cancellations,
+        visits.reschedules,
+    )
+    note = (
+        "Speed to lead: from the lead coming in to the first message that went out. Reply rate: contacted "
+        "leads who wrote back (automatic replies left out). Booking rate: of the leads in; bookings include "
+        "leads who told us they booked. Visits: those due in the period."
+    )
+    return StatsTable(
+        None, stats.days, stats.since, stats.since + timedelta(days=stats.days), "Stats", columns, (row,), note
+    )
 
 
-_TABLES = {Breakdown.SOURCE: _source_table, Breakdown.TOUCH: _touch_table, Breakdown.PERSON: _person_table,
-           Breakdown.PLAYBOOK: _playbook_table}
+_TABLES = {
+    Breakdown.SOURCE: _source_table,
+    Breakdown.TOUCH: _touch_table,
+    Breakdown.PERSON: _person_table,
+    Breakdown.PLAYBOOK: _playbook_table,
+}
 
 
 def _playbook(name: str, playbook_of: PlaybookLookup | None) -> Playbook | None:
@@ -355,15 +482,21 @@ def cell_text(value: Cell, kind: Kind) -> str:
 
 def text_lines(table: StatsTable, *, widest_text: int | None = None) -> list[str]:
     """The table as aligned lines: words to the left, numbers to the right; text cells cut to `widest_text`."""
+
     def shown(value: Cell, column: Column) -> str:
         text = cell_text(value, column.kind)
         if widest_text is not None and column.kind in (Kind.TEXT, Kind.PERSON) and len(text) > widest_text:
-            return text[:widest_text - 1] + "…"
+            return text[: widest_text - 1] + "…"
         return text
 
     cells = [[column.heading for column in table.columns]]
     cells += [[shown(value, column) for value, column in zip(row, table.columns, strict=True)] for row in table.rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(table.columns))]
     words = [column.kind in (Kind.TEXT, Kind.PERSON) for column in table.columns]
-    return ["  ".join(cell.ljust(width) if left else cell.rjust(width)
-                      for cell, width, left in zip(line, widths, words, strict=True)).rstrip() for line in cells]
+    return [
+        "  ".join(
+            cell.ljust(width) if left else cell.rjust(width)
+            for cell, width, left in zip(line, widths, words, strict=True)
+        ).rstrip()
+        for line in cells
+    ]

@@ -10,9 +10,9 @@ from jinja2 import Environment, TemplateSyntaxError, nodes
 from bot.core.business import Business
 from bot.core.config_errors import ConfigError
 from bot.core.playbook import Channel, Step, list_sequences, load_sequence
-from bot.usecases.render_context import INTERNAL_FIELDS, lead_facing
 from bot.core.sms_segments import count_segments
 from bot.core.templating import TEMPLATE_SUFFIXES, TemplateProblem, TemplateRenderer, sample_context
+from bot.usecases.render_context import INTERNAL_FIELDS, lead_facing
 
 #: Past this many segments a text costs more and reads like a letter.
 SMS_SEGMENT_WARNING = 2
@@ -28,21 +28,31 @@ class CheckReport:
 
     def summary(self) -> str:
         verdict = "FAILED" if self.problems else "OK"
-        return (f"{verdict}: {self.sequences} sequences, {self.rendered} templates rendered, "
-                f"{len(self.warnings)} warnings, {len(self.problems)} errors")
+        return (
+            f"{verdict}: {self.sequences} sequences, {self.rendered} templates rendered, "
+            f"{len(self.warnings)} warnings, {len(self.problems)} errors"
+        )
 
 
 def business_mapping(business: Business) -> dict[str, str]:
-    return {"name": business.name, "phone": business.phone, "address": business.address,
-            "booking_link": business.booking_link, "timezone": business.timezone.key}
+    return {
+        "name": business.name,
+        "phone": business.phone,
+        "address": business.address,
+        "booking_link": business.booking_link,
+        "timezone": business.timezone.key,
+    }
 
 
-def check_content(business: Business, sequences_dir: Path, templates_dir: Path, *,
-                  reply_rules: Path | None = None) -> CheckReport:
+def check_content(
+    business: Business, sequences_dir: Path, templates_dir: Path, *, reply_rules: Path | None = None
+) -> CheckReport:
     """Load and render everything a clinic edits; collect problems instead of stopping at the first."""
     report = CheckReport()
-    report.lines.append(f"business: {business.name} ({business.path}), window {business.send_window.describe()}, "
-                        f"timezone {business.timezone.key}")
+    report.lines.append(
+        f"business: {business.name} ({business.path}), window {business.send_window.describe()}, "
+        f"timezone {business.timezone.key}"
+    )
     renderer = TemplateRenderer(templates_dir)
     context = sample_context(business_mapping(business))
     # What a lead's SMS and email are rendered with: the same allow-list as for a real lead.
@@ -58,32 +68,39 @@ def check_content(business: Business, sequences_dir: Path, templates_dir: Path, 
             report.problems.extend(str(p) for p in error.problems)
             continue
         report.sequences += 1
-        report.lines.append(f"sequence {sequence.name} “{sequence.label}” ({sequence.path}): "
-                            f"{len(sequence.steps)} steps")
+        report.lines.append(
+            f"sequence {sequence.name} “{sequence.label}” ({sequence.path}): {len(sequence.steps)} steps"
+        )
         for step in sequence.steps:
             where = f"{sequence.path}:{step.line} step {step.id}"
             if step.channel in (Channel.SMS, Channel.EMAIL):
                 leaks = internal_fields_used(templates_dir, step)
                 if leaks:
-                    report.problems.extend(f"{leak} ({where}): lead-facing templates cannot use the team's fields"
-                                           for leak in leaks)
+                    report.problems.extend(
+                        f"{leak} ({where}): lead-facing templates cannot use the team's fields" for leak in leaks
+                    )
                     continue
             try:
                 if step.channel == Channel.SMS:
                     assert step.template
                     text = renderer.render_sms(step.template, lead_context, first_to_number=step is sequence.steps[0])
                     size = count_segments(text)
-                    report.lines.append(f"  {step.id:<24} {step.label!r:<30} sms   {size.characters} chars, "
-                                        f"{size.encoding}, {size.segments} segment{'s' if size.segments != 1 else ''}")
+                    report.lines.append(
+                        f"  {step.id:<24} {step.label!r:<30} sms   {size.characters} chars, "
+                        f"{size.encoding}, {size.segments} segment{'s' if size.segments != 1 else ''}"
+                    )
                     if size.segments > SMS_SEGMENT_WARNING:
-                        report.warnings.append(f"{where}: SMS is {size.segments} segments ({size.characters} "
-                                               f"{size.encoding} characters); keep it to {SMS_SEGMENT_WARNING}")
+                        report.warnings.append(
+                            f"{where}: SMS is {size.segments} segments ({size.characters} "
+                            f"{size.encoding} characters); keep it to {SMS_SEGMENT_WARNING}"
+                        )
                 elif step.channel == Channel.EMAIL:
                     assert step.template
                     for option, subject in enumerate(step.subjects):
                         email = renderer.render_email(step.template, subject, lead_context)
-                        report.lines.append(f"  {step.id:<24} {step.label!r:<30} email subject {option + 1}: "
-                                            f"{email.subject}")
+                        report.lines.append(
+                            f"  {step.id:<24} {step.label!r:<30} email subject {option + 1}: {email.subject}"
+                        )
                 elif step.channel == Channel.CALL_TASK:
                     assert step.template
                     renderer.render_call_task(step.template, context)

@@ -11,16 +11,16 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TypeVar
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead
 from bot.core.states import CallTaskStatus, EnrollmentState, Stage
 from bot.reports.breakdowns import person_rows
 from bot.reports.stats import LeadStats, SubjectResult, TouchResult, lead_stats, rate
+from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead
 
 Result = TypeVar("Result", TouchResult, SubjectResult)
 
@@ -52,12 +52,12 @@ class DigestSchedule:
             return None
         match = re.fullmatch(r"([a-z]{3})[a-z]*\s+(\d{1,2})(?::(\d{2}))?", cleaned)
         if not match or match.group(1) not in DAYS:
-            raise DigestScheduleError(f"FOLLOWUP_DIGEST={text!r}: give a day and an hour such as 'mon 08:00', "
-                                      "or 'off'")
+            raise DigestScheduleError(f"FOLLOWUP_DIGEST={text!r}: give a day and an hour such as 'mon 08:00', or 'off'")
         hour, minute = int(match.group(2)), int(match.group(3) or 0)
         if hour > 23 or minute > 59:
-            raise DigestScheduleError(f"FOLLOWUP_DIGEST={text!r}: {hour}:{minute:02d} is not a time of day; "
-                                      "write e.g. 'mon 08:00'")
+            raise DigestScheduleError(
+                f"FOLLOWUP_DIGEST={text!r}: {hour}:{minute:02d} is not a time of day; write e.g. 'mon 08:00'"
+            )
         return cls(DAYS.index(match.group(1)), time(hour, minute))
 
     def latest_due(self, now: datetime, zone: tzinfo) -> datetime:
@@ -67,7 +67,7 @@ class DigestSchedule:
         moment = datetime.combine(day, self.at, tzinfo=zone)
         if moment > local:
             moment -= timedelta(days=7)
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
 
     @staticmethod
     def week_key(moment: datetime, zone: tzinfo) -> str:
@@ -116,8 +116,13 @@ class WeeklyDigest:
 
     @property
     def funnel(self) -> tuple[tuple[str, int], ...]:
-        return (("Leads", self.stats.leads_in), ("Contacted", self.stats.contacted),
-                ("Replied", self.stats.replied), ("Booked", self.stats.booked), ("Attended", self.attended))
+        return (
+            ("Leads", self.stats.leads_in),
+            ("Contacted", self.stats.contacted),
+            ("Replied", self.stats.replied),
+            ("Booked", self.stats.booked),
+            ("Attended", self.attended),
+        )
 
     @property
     def lost(self) -> int:
@@ -129,28 +134,42 @@ def build_digest(session: Session, *, end: datetime, zone: tzinfo) -> WeeklyDige
     start = end - timedelta(days=7)
     stats = lead_stats(session, now=end, days=7)
 
-    visits = Counter(status for (status,) in session.execute(
-        select(Appointment.status).where(Appointment.start_at >= start, Appointment.start_at <= end)))
+    visits = Counter(
+        status
+        for (status,) in session.execute(
+            select(Appointment.status).where(Appointment.start_at >= start, Appointment.start_at <= end)
+        )
+    )
     attended = sum(count for status, count in visits.items() if status in ATTENDED)
     missed = sum(count for status, count in visits.items() if status in MISSED)
 
     lost: Counter[str] = Counter()
     for (details,) in session.execute(
-        select(AuditEntry.details)
-        .where(AuditEntry.at >= start, AuditEntry.at <= end, AuditEntry.action == "stage_changed")
+        select(AuditEntry.details).where(
+            AuditEntry.at >= start, AuditEntry.at <= end, AuditEntry.action == "stage_changed"
+        )
     ).tuples():
         details = details or {}
         if details.get("new") == Stage.LOST:
             lost[_reason(str(details.get("reason") or "no reason given"))] += 1
     # The same count as `/followup stats by person`: calls logged by team members in the week.
-    calls = [PersonCalls(person.user_id, person.outcomes)
-             for person in person_rows(session, since=start, now=end) if person.calls]
+    calls = [
+        PersonCalls(person.user_id, person.outcomes)
+        for person in person_rows(session, since=start, now=end)
+        if person.calls
+    ]
 
     return WeeklyDigest(
-        start=start, end=end, zone=zone, stats=stats, attended=attended, missed=missed,
+        start=start,
+        end=end,
+        zone=zone,
+        stats=stats,
+        attended=attended,
+        missed=missed,
         lost_reasons=tuple(lost.most_common()),
         calls_by_person=tuple(sorted(calls, key=lambda person: -person.calls)),
-        best_touch=_best(stats.by_touch), best_subject=_best(stats.by_subject),
+        best_touch=_best(stats.by_touch),
+        best_subject=_best(stats.by_subject),
         waiting=waiting_for_a_person(session),
         leads_per_day=_leads_per_day(session, start=start, end=end, zone=zone),
     )
@@ -160,21 +179,27 @@ def waiting_for_a_person(session: Session, *, limit: int = 10) -> tuple[WaitingL
     """Leads whose automation waits for a person (paused) or who have a call nobody has made yet."""
     waiting: dict[int, WaitingLead] = {}
     for lead_id, name, reason in session.execute(
-        select(Lead.id, Lead.name, Enrollment.state_reason).join(Enrollment, Enrollment.lead_id == Lead.id)
-        .where(Enrollment.state == EnrollmentState.PAUSED).order_by(Enrollment.paused_at).limit(limit)
+        select(Lead.id, Lead.name, Enrollment.state_reason)
+        .join(Enrollment, Enrollment.lead_id == Lead.id)
+        .where(Enrollment.state == EnrollmentState.PAUSED)
+        .order_by(Enrollment.paused_at)
+        .limit(limit)
     ).tuples():
         waiting.setdefault(lead_id, WaitingLead(lead_id, name, f"paused: {reason}" if reason else "paused"))
     for lead_id, name in session.execute(
-        select(Lead.id, Lead.name).join(CallTask, CallTask.lead_id == Lead.id)
-        .where(CallTask.status.in_((CallTaskStatus.OPEN, CallTaskStatus.CLAIMED))).order_by(CallTask.due_at)
+        select(Lead.id, Lead.name)
+        .join(CallTask, CallTask.lead_id == Lead.id)
+        .where(CallTask.status.in_((CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)))
+        .order_by(CallTask.due_at)
         .limit(limit)
     ).tuples():
         waiting.setdefault(lead_id, WaitingLead(lead_id, name, "a call to make"))
     return tuple(list(waiting.values())[:limit])
 
 
-def _leads_per_day(session: Session, *, start: datetime, end: datetime, zone: tzinfo
-                   ) -> tuple[tuple[date, tuple[tuple[str, int], ...]], ...]:
+def _leads_per_day(
+    session: Session, *, start: datetime, end: datetime, zone: tzinfo
+) -> tuple[tuple[date, tuple[tuple[str, int], ...]], ...]:
     days: dict[date, Counter[str]] = {}
     first = start.astimezone(zone).date()
     for offset in range(8):

@@ -45,8 +45,7 @@ def render_chart(digest: WeeklyDigest) -> bytes:
     if sources:
         daily_axes.legend(frameon=False, fontsize="small")
     else:
-        daily_axes.text(0.5, 0.5, "No new leads this week", ha="center", va="center",
-                        transform=daily_axes.transAxes)
+        daily_axes.text(0.5, 0.5, "No new leads this week", ha="center", va="center", transform=daily_axes.transAxes)
 
     out = io.BytesIO()
     figure.savefig(out, format="png")

@@ -30,10 +30,26 @@ _PLAIN_NUMBER = re.compile(r"[+-]?[0-9][0-9 .]*")
 PAGE = 1000
 
 LEAD_COLUMNS = (
-    "id", "name", "phone", "email", "source", "stage", "owner", "timezone", "first_message",
-    "sms_consent", "sms_consent_method", "sms_consent_at", "email_consent", "sms_opted_out_at",
-    "email_opted_out_at", "sms_unreachable_reason",
-    "appointment_start_at", "appointment_status", "created_at", "updated_at",
+    "id",
+    "name",
+    "phone",
+    "email",
+    "source",
+    "stage",
+    "owner",
+    "timezone",
+    "first_message",
+    "sms_consent",
+    "sms_consent_method",
+    "sms_consent_at",
+    "email_consent",
+    "sms_opted_out_at",
+    "email_opted_out_at",
+    "sms_unreachable_reason",
+    "appointment_start_at",
+    "appointment_status",
+    "created_at",
+    "updated_at",
 )
 MESSAGE_COLUMNS = ("lead_id", "at", "direction", "channel", "status", "author", "subject", "body")
 
@@ -49,8 +65,9 @@ class ExportReport:
     files: tuple[Path, ...]
 
 
-def export_leads(session_factory: sessionmaker[Session], path: Path, *, since: datetime | None = None,
-                 messages: bool = False) -> ExportReport:
+def export_leads(
+    session_factory: sessionmaker[Session], path: Path, *, since: datetime | None = None, messages: bool = False
+) -> ExportReport:
     """Write every lead changed since `since` (all when None) to `path`, CSV or JSON by its suffix."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
@@ -91,8 +108,7 @@ def _appointments(session: Session, lead_ids: list[int]) -> dict[int, Appointmen
 def _conversations(session: Session, lead_ids: list[int]) -> dict[int, list[Message]]:
     found: dict[int, list[Message]] = {}
     for message in session.scalars(
-        select(Message).where(Message.lead_id.in_(lead_ids)).order_by(Message.lead_id, Message.created_at,
-                                                                      Message.id)
+        select(Message).where(Message.lead_id.in_(lead_ids)).order_by(Message.lead_id, Message.created_at, Message.id)
     ):
         found.setdefault(message.lead_id, []).append(message)
     return found
@@ -108,13 +124,21 @@ def _lead_row(lead: Lead, appointment: Appointment | None) -> dict[str, Any]:
 
 
 def _message_row(message: Message) -> dict[str, Any]:
-    return {"lead_id": message.lead_id, "at": _iso(message.created_at), "direction": message.direction,
-            "channel": message.channel, "status": message.status, "author": message.author,
-            "subject": message.subject, "body": message.body}
+    return {
+        "lead_id": message.lead_id,
+        "at": _iso(message.created_at),
+        "direction": message.direction,
+        "channel": message.channel,
+        "status": message.status,
+        "author": message.author,
+        "subject": message.subject,
+        "body": message.body,
+    }
 
 
-def _export_json(session_factory: sessionmaker[Session], path: Path, *, since: datetime | None,
-                 messages: bool) -> ExportReport:
+def _export_json(
+    session_factory: sessionmaker[Session], path: Path, *, since: datetime | None, messages: bool
+) -> ExportReport:
     leads = sent = 0
     with _open(path) as out:
         out.write("[")
@@ -133,8 +157,9 @@ def _export_json(session_factory: sessionmaker[Session], path: Path, *, since: d
     return ExportReport(leads, sent, (path,))
 
 
-def _export_csv(session_factory: sessionmaker[Session], path: Path, *, since: datetime | None,
-                messages: bool) -> ExportReport:
+def _export_csv(
+    session_factory: sessionmaker[Session], path: Path, *, since: datetime | None, messages: bool
+) -> ExportReport:
     custom_keys: dict[str, None] = {}  # ordered as first seen
     for _, page in _pages(session_factory, since):
         for lead in page:
@@ -165,8 +190,7 @@ def _export_csv(session_factory: sessionmaker[Session], path: Path, *, since: da
             if conversation_writer is not None:
                 for lead_messages in _conversations(session, ids).values():
                     for message in lead_messages:
-                        conversation_writer.writerow({k: spreadsheet_cell(v)
-                                                      for k, v in _message_row(message).items()})
+                        conversation_writer.writerow({k: spreadsheet_cell(v) for k, v in _message_row(message).items()})
                         sent += 1
     return ExportReport(leads, sent, tuple(files))
 
@@ -195,4 +219,3 @@ def _open(path: Path) -> IO[str]:
         return path.open("w", encoding="utf-8-sig" if path.suffix.lower() == ".csv" else "utf-8", newline="")
     except OSError as error:
         raise ExportRefused(f"{path}: cannot be written ({error.strerror})") from None
-

@@ -9,17 +9,18 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from typing import Generic, Iterable, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from bot.usecases.closed_by_bot import ClosedByBot, closed_by_bot
-from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, Touch
 from bot.core.states import CallTaskStatus, EnrollmentState, Stage, TouchReroute, TouchStatus
+from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, Touch
+from bot.usecases.closed_by_bot import ClosedByBot, closed_by_bot
 
 T = TypeVar("T")
 
@@ -162,25 +163,47 @@ class LeadStats:
 
 def visit_numbers(session: Session, *, since: datetime, now: datetime) -> VisitNumbers:
     """Show and no-show by the visits due in the period; cancellations and reschedules by when they happened."""
-    due = dict(session.execute(
-        select(Appointment.status, func.count(Appointment.id))
-        .where(Appointment.start_at >= since, Appointment.start_at <= now,
-               Appointment.status.in_(("attended", "no_show", "booked", "confirmed")))
-        .group_by(Appointment.status)).tuples().all())
-    changed = dict(session.execute(
-        select(Appointment.status, func.count(Appointment.id))
-        .where(Appointment.status_changed_at >= since, Appointment.status_changed_at <= now,
-               Appointment.status.in_(("cancelled", "rescheduled")))
-        .group_by(Appointment.status)).tuples().all())
-    return VisitNumbers(attended=due.get("attended", 0), no_shows=due.get("no_show", 0),
-                        unmarked=due.get("booked", 0) + due.get("confirmed", 0),
-                        cancellations=changed.get("cancelled", 0), reschedules=changed.get("rescheduled", 0))
+    due = dict(
+        session.execute(
+            select(Appointment.status, func.count(Appointment.id))
+            .where(
+                Appointment.start_at >= since,
+                Appointment.start_at <= now,
+                Appointment.status.in_(("attended", "no_show", "booked", "confirmed")),
+            )
+            .group_by(Appointment.status)
+        )
+        .tuples()
+        .all()
+    )
+    changed = dict(
+        session.execute(
+            select(Appointment.status, func.count(Appointment.id))
+            .where(
+                Appointment.status_changed_at >= since,
+                Appointment.status_changed_at <= now,
+                Appointment.status.in_(("cancelled", "rescheduled")),
+            )
+            .group_by(Appointment.status)
+        )
+        .tuples()
+        .all()
+    )
+    return VisitNumbers(
+        attended=due.get("attended", 0),
+        no_shows=due.get("no_show", 0),
+        unmarked=due.get("booked", 0) + due.get("confirmed", 0),
+        cancellations=changed.get("cancelled", 0),
+        reschedules=changed.get("rescheduled", 0),
+    )
 
 
 #: The one attribution rule, as every report states it (stats, the breakdowns, the digest, the README).
-ATTRIBUTION = ("A reply counts for the last touch sent before the lead's first reply; a booking counts for the "
-               "last touch sent before the lead first answered (their first reply, or the booking itself when "
-               "they booked without writing).")
+ATTRIBUTION = (
+    "A reply counts for the last touch sent before the lead's first reply; a booking counts for the "
+    "last touch sent before the lead first answered (their first reply, or the booking itself when "
+    "they booked without writing)."
+)
 
 
 @dataclass(frozen=True)
@@ -204,8 +227,10 @@ class CohortHistory:
 
     def booking_credits(self) -> dict[int, int]:
         """The touch each booking is credited to: the last one sent before the lead first answered."""
-        answered = {lead_id: min(booked_at, self.first_reply.get(lead_id, booked_at))
-                    for lead_id, booked_at in self.first_booking.items()}
+        answered = {
+            lead_id: min(booked_at, self.first_reply.get(lead_id, booked_at))
+            for lead_id, booked_at in self.first_booking.items()
+        }
         return _last_touch_before(answered, self.sent)
 
 
@@ -219,8 +244,12 @@ def cohort_history(session: Session, *, since: datetime, now: datetime) -> Cohor
     sent: dict[int, list[tuple[datetime, int | None]]] = defaultdict(list)
     for lead_id, at, touch_id in session.execute(
         select(Message.lead_id, Message.created_at, Message.touch_id)
-        .where(Message.lead_id.in_(cohort), Message.direction == "out", Message.provider_id.is_not(None),
-               Message.created_at <= now)
+        .where(
+            Message.lead_id.in_(cohort),
+            Message.direction == "out",
+            Message.provider_id.is_not(None),
+            Message.created_at <= now,
+        )
         .order_by(Message.created_at, Message.id)
     ).tuples():
         first_touch.setdefault(lead_id, at)
@@ -229,8 +258,12 @@ def cohort_history(session: Session, *, since: datetime, now: datetime) -> Cohor
     first_reply: dict[int, datetime] = {}
     for lead_id, at in session.execute(
         select(Message.lead_id, Message.created_at)
-        .where(Message.lead_id.in_(cohort), Message.direction == "in", Message.created_at <= now,
-               or_(Message.classification.is_(None), Message.classification != NOT_A_REPLY))
+        .where(
+            Message.lead_id.in_(cohort),
+            Message.direction == "in",
+            Message.created_at <= now,
+            or_(Message.classification.is_(None), Message.classification != NOT_A_REPLY),
+        )
         .order_by(Message.created_at, Message.id)
     ).tuples():
         touched = first_touch.get(lead_id)
@@ -250,8 +283,9 @@ def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
     history = cohort_history(session, since=since, now=now)
     arrived, first_touch = history.arrived, history.first_touch
     speeds = [max((first_touch[lead] - arrived[lead]).total_seconds(), 0.0) for lead in first_touch if lead in arrived]
-    by_touch, by_subject = _touch_results(session, cohort_ids(since=since, now=now),
-                                          history.reply_credits().values(), history.booking_credits().values())
+    by_touch, by_subject = _touch_results(
+        session, cohort_ids(since=since, now=now), history.reply_credits().values(), history.booking_credits().values()
+    )
     return LeadStats(
         days=days,
         since=since,
@@ -272,8 +306,9 @@ def _seconds(value: float | None) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
 
 
-def _last_touch_before(moments: dict[int, datetime], sent: dict[int, list[tuple[datetime, int | None]]]
-                       ) -> dict[int, int]:
+def _last_touch_before(
+    moments: dict[int, datetime], sent: dict[int, list[tuple[datetime, int | None]]]
+) -> dict[int, int]:
     """For each lead with a moment: the last playbook touch sent at or before it."""
     origins = {}
     for lead_id, moment in moments.items():
@@ -294,26 +329,49 @@ def _first_bookings(session: Session, cohort, *, now: datetime) -> dict[int, dat
         first[lead_id] = at
     for lead_id, at in session.execute(
         select(Message.lead_id, func.min(Message.created_at))
-        .where(Message.lead_id.in_(cohort), Message.direction == "in", Message.classification == SELF_REPORTED_BOOKING,
-               Message.created_at <= now)
+        .where(
+            Message.lead_id.in_(cohort),
+            Message.direction == "in",
+            Message.classification == SELF_REPORTED_BOOKING,
+            Message.created_at <= now,
+        )
         .group_by(Message.lead_id)
     ).tuples():
         first[lead_id] = min(first.get(lead_id, at), at)
     return first
 
 
-def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # noqa: ANN001 - the cohort is a select of lead ids
-                   booking_touches: Iterable[int]) -> tuple[tuple[TouchResult, ...], tuple[SubjectResult, ...]]:
+def _touch_results(
+    session: Session,
+    cohort,
+    reply_touches: Iterable[int],  # noqa: ANN001 - the cohort is a select of lead ids
+    booking_touches: Iterable[int],
+) -> tuple[tuple[TouchResult, ...], tuple[SubjectResult, ...]]:
     """Per step and per subject option: sent to the period's leads, and the replies and bookings after it."""
     replies, bookings = Counter(reply_touches), Counter(booking_touches)
-    rows = session.execute(
-        select(Touch.id, Enrollment.sequence_name, Touch.step_id, Touch.position, Touch.subject_option, Touch.subject,
-               Touch.channel)
-        .join(Enrollment, Enrollment.id == Touch.enrollment_id)
-        .where(Touch.lead_id.in_(cohort), Touch.status == TouchStatus.SENT, Touch.channel.in_(("sms", "email")),
-               # A text the number could not take, handed to the team as a call, reached nobody by text.
-               or_(Touch.rerouted.is_(None), Touch.rerouted != TouchReroute.CALL))
-    ).tuples().all()
+    rows = (
+        session.execute(
+            select(
+                Touch.id,
+                Enrollment.sequence_name,
+                Touch.step_id,
+                Touch.position,
+                Touch.subject_option,
+                Touch.subject,
+                Touch.channel,
+            )
+            .join(Enrollment, Enrollment.id == Touch.enrollment_id)
+            .where(
+                Touch.lead_id.in_(cohort),
+                Touch.status == TouchStatus.SENT,
+                Touch.channel.in_(("sms", "email")),
+                # A text the number could not take, handed to the team as a call, reached nobody by text.
+                or_(Touch.rerouted.is_(None), Touch.rerouted != TouchReroute.CALL),
+            )
+        )
+        .tuples()
+        .all()
+    )
     steps: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
     subjects: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
     sent_subject: dict[tuple[str, str, int], str] = {}
@@ -329,12 +387,22 @@ def _touch_results(session: Session, cohort, reply_touches: Iterable[int],  # no
             subjects[key][0] += 1
             subjects[key][1] += replies[touch_id]
             sent_subject.setdefault(key, subject or "")
-    by_touch = tuple(TouchResult(sequence, step, position, sent=counts[0], replies=counts[1], bookings=counts[2],
-                                 channel=channels[(sequence, step, position)].most_common(1)[0][0])
-                     for (sequence, step, position), counts in sorted(steps.items(),
-                                                                       key=lambda item: (item[0][0], item[0][2])))
-    by_subject = tuple(SubjectResult(sequence, step, option, sent_subject[(sequence, step, option)], *counts)
-                       for (sequence, step, option), counts in sorted(subjects.items()))
+    by_touch = tuple(
+        TouchResult(
+            sequence,
+            step,
+            position,
+            sent=counts[0],
+            replies=counts[1],
+            bookings=counts[2],
+            channel=channels[(sequence, step, position)].most_common(1)[0][0],
+        )
+        for (sequence, step, position), counts in sorted(steps.items(), key=lambda item: (item[0][0], item[0][2]))
+    )
+    by_subject = tuple(
+        SubjectResult(sequence, step, option, sent_subject[(sequence, step, option)], *counts)
+        for (sequence, step, option), counts in sorted(subjects.items())
+    )
     return by_touch, by_subject
 
 
@@ -378,7 +446,7 @@ class DayNumbers:
 
 def start_of_day(now: datetime, zone: tzinfo) -> datetime:
     local = now.astimezone(zone)
-    return datetime.combine(local.date(), time(0), tzinfo=zone).astimezone(timezone.utc)
+    return datetime.combine(local.date(), time(0), tzinfo=zone).astimezone(UTC)
 
 
 def day_numbers(session: Session, *, now: datetime, zone: tzinfo) -> DayNumbers:
@@ -389,10 +457,20 @@ def day_numbers(session: Session, *, now: datetime, zone: tzinfo) -> DayNumbers:
 
     return DayNumbers(
         leads_in=count(Lead.id, Lead.created_at >= since, Lead.created_at <= now),
-        messages_sent=count(Message.id, Message.direction == "out", Message.provider_id.is_not(None),
-                            Message.created_at >= since, Message.created_at <= now),
-        replies=count(Message.id, Message.direction == "in", Message.created_at >= since, Message.created_at <= now,
-                      or_(Message.classification.is_(None), Message.classification != NOT_A_REPLY)),
+        messages_sent=count(
+            Message.id,
+            Message.direction == "out",
+            Message.provider_id.is_not(None),
+            Message.created_at >= since,
+            Message.created_at <= now,
+        ),
+        replies=count(
+            Message.id,
+            Message.direction == "in",
+            Message.created_at >= since,
+            Message.created_at <= now,
+            or_(Message.classification.is_(None), Message.classification != NOT_A_REPLY),
+        ),
         booked=count(Appointment.id, Appointment.created_at >= since, Appointment.created_at <= now),
         open_calls=count(CallTask.id, CallTask.status.in_(OPEN_CALL_STATES)),
     )
@@ -472,11 +550,22 @@ def lead_lines(
     if paused:
         conditions.append(exists().where(Enrollment.lead_id == Lead.id, Enrollment.state == EnrollmentState.PAUSED))
     total = session.scalar(select(func.count(Lead.id)).where(*conditions)) or 0
-    leads = session.scalars(select(Lead).where(*conditions).order_by(Lead.updated_at.desc(), Lead.id.desc())
-                            .limit(limit)).all()
+    leads = session.scalars(
+        select(Lead).where(*conditions).order_by(Lead.updated_at.desc(), Lead.id.desc()).limit(limit)
+    ).all()
     steps = next_steps(session, [lead.id for lead in leads], now=now)
-    rows = tuple(LeadLine(lead.id, lead.name, lead.phone, lead.email, str(lead.stage), lead.owner,
-                          steps.get(lead.id, NextStep(StepKind.NOTHING))) for lead in leads)
+    rows = tuple(
+        LeadLine(
+            lead.id,
+            lead.name,
+            lead.phone,
+            lead.email,
+            str(lead.stage),
+            lead.owner,
+            steps.get(lead.id, NextStep(StepKind.NOTHING)),
+        )
+        for lead in leads
+    )
     return Page(rows, total)
 
 
@@ -485,28 +574,39 @@ def next_steps(session: Session, lead_ids: Sequence[int], *, now: datetime) -> d
     if not lead_ids:
         return {}
     found: dict[int, NextStep] = {}
-    for task in session.scalars(select(CallTask).where(CallTask.lead_id.in_(lead_ids),
-                                                       CallTask.status.in_(OPEN_CALL_STATES))
-                                .order_by(CallTask.due_at, CallTask.id)):
+    for task in session.scalars(
+        select(CallTask)
+        .where(CallTask.lead_id.in_(lead_ids), CallTask.status.in_(OPEN_CALL_STATES))
+        .order_by(CallTask.due_at, CallTask.id)
+    ):
         found.setdefault(task.lead_id, NextStep(StepKind.CALL, task.reason, task.due_at))
-    for visit in session.scalars(select(Appointment).where(Appointment.lead_id.in_(lead_ids),
-                                                           Appointment.status == "booked",
-                                                           Appointment.start_at >= now)
-                                 .order_by(Appointment.start_at)):
+    for visit in session.scalars(
+        select(Appointment)
+        .where(Appointment.lead_id.in_(lead_ids), Appointment.status == "booked", Appointment.start_at >= now)
+        .order_by(Appointment.start_at)
+    ):
         found.setdefault(visit.lead_id, NextStep(StepKind.VISIT, visit.notes, visit.start_at))
-    for held in session.scalars(select(Enrollment).where(Enrollment.lead_id.in_(lead_ids),
-                                                         Enrollment.state == EnrollmentState.PAUSED,
-                                                         Enrollment.sequence_name != REMINDER_SEQUENCE)
-                                .order_by(Enrollment.id)):
+    for held in session.scalars(
+        select(Enrollment)
+        .where(
+            Enrollment.lead_id.in_(lead_ids),
+            Enrollment.state == EnrollmentState.PAUSED,
+            Enrollment.sequence_name != REMINDER_SEQUENCE,
+        )
+        .order_by(Enrollment.id)
+    ):
         found.setdefault(held.lead_id, NextStep(StepKind.PAUSED, held.state_reason, held.paused_at))
     for touch, sequence in session.execute(
-        select(Touch, Enrollment.sequence_name).join(Enrollment, Enrollment.id == Touch.enrollment_id)
-        .where(Touch.lead_id.in_(lead_ids), Touch.status == TouchStatus.SCHEDULED,
-               Enrollment.state == EnrollmentState.ACTIVE)
+        select(Touch, Enrollment.sequence_name)
+        .join(Enrollment, Enrollment.id == Touch.enrollment_id)
+        .where(
+            Touch.lead_id.in_(lead_ids),
+            Touch.status == TouchStatus.SCHEDULED,
+            Enrollment.state == EnrollmentState.ACTIVE,
+        )
         .order_by(Touch.due_at, Touch.position)
     ).tuples():
-        found.setdefault(touch.lead_id, NextStep(StepKind.TOUCH, touch.step_id, touch.due_at, touch.channel,
-                                                 sequence))
+        found.setdefault(touch.lead_id, NextStep(StepKind.TOUCH, touch.step_id, touch.due_at, touch.channel, sequence))
     return found
 
 
@@ -514,12 +614,24 @@ def open_call_lines(session: Session, *, limit: int = 15) -> Page[CallLine]:
     """Calls the team still has to make, the most overdue first."""
     condition = CallTask.status.in_(OPEN_CALL_STATES)
     total = session.scalar(select(func.count(CallTask.id)).where(condition)) or 0
-    rows = session.execute(
-        select(CallTask, Lead).join(Lead, Lead.id == CallTask.lead_id).where(condition)
-        .order_by(CallTask.due_at, CallTask.id).limit(limit)
-    ).tuples().all()
-    return Page(tuple(CallLine(task.id, lead.id, lead.name, lead.phone, task.reason, task.due_at, task.claimed_by)
-                      for task, lead in rows), total)
+    rows = (
+        session.execute(
+            select(CallTask, Lead)
+            .join(Lead, Lead.id == CallTask.lead_id)
+            .where(condition)
+            .order_by(CallTask.due_at, CallTask.id)
+            .limit(limit)
+        )
+        .tuples()
+        .all()
+    )
+    return Page(
+        tuple(
+            CallLine(task.id, lead.id, lead.name, lead.phone, task.reason, task.due_at, task.claimed_by)
+            for task, lead in rows
+        ),
+        total,
+    )
 
 
 @dataclass(frozen=True)
@@ -541,8 +653,9 @@ class HomeSnapshot:
 VISIT_DAYS = 30
 
 
-def home_snapshot(session: Session, *, user_id: str, business_name: str, now: datetime, zone: tzinfo,
-                  limit: int = 15) -> HomeSnapshot:
+def home_snapshot(
+    session: Session, *, user_id: str, business_name: str, now: datetime, zone: tzinfo, limit: int = 15
+) -> HomeSnapshot:
     return HomeSnapshot(
         user_id=user_id,
         business_name=business_name,

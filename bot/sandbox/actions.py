@@ -14,10 +14,11 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import format_datetime, formataddr, make_msgid
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -35,9 +36,9 @@ HELP_KEYWORDS = frozenset({"HELP", "INFO"})
 #: What Twilio itself texts back on a keyword (its default Advanced Opt-Out wording).
 CARRIER_REPLIES = {
     "STOP": "You have successfully been unsubscribed. You will not receive any more messages from this number. "
-            "Reply START to resubscribe.",
+    "Reply START to resubscribe.",
     "START": "You have successfully been re-subscribed to messages from this number. Reply HELP for help. "
-             "Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
+    "Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
     "HELP": "Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
 }
 #: Twilio's error for a send to a number that texted STOP.
@@ -147,8 +148,9 @@ class PersonActions:
             self.world.add_text(number=number, direction="carrier", body=carrier_reply, status="delivered")
         return BotAnswer(status, None)
 
-    def email_from_lead(self, sender: str, subject: str, text: str, *, sender_name: str = "",
-                        in_reply_to: int | None = None) -> BotAnswer:
+    def email_from_lead(
+        self, sender: str, subject: str, text: str, *, sender_name: str = "", in_reply_to: int | None = None
+    ) -> BotAnswer:
         """Reply by email as SendGrid Inbound Parse posts it: multipart fields, headers, envelope."""
         if not text.strip():
             raise ActionRefused("write something to send")
@@ -158,7 +160,7 @@ class PersonActions:
         quoted = text
         headers = {
             "Message-ID": message_id,
-            "Date": format_datetime(datetime.now(timezone.utc)),
+            "Date": format_datetime(datetime.now(UTC)),
             "From": formataddr((sender_name, sender)),
             "To": to,
             "Subject": subject,
@@ -167,11 +169,19 @@ class PersonActions:
         if original is not None:
             if original.get("message_id"):
                 headers["In-Reply-To"] = headers["References"] = f"<{original['message_id']}@sendgrid.sandbox>"
-            when = format_datetime(datetime.fromtimestamp(original["at"], timezone.utc))
+            when = format_datetime(datetime.fromtimestamp(original["at"], UTC))
             earlier = "\n".join(f"> {line}" for line in (original.get("text") or "").splitlines())
             quoted = f"{text}\n\nOn {when}, {original.get('from_name') or original.get('from')} wrote:\n{earlier}\n"
-        self.world.add_email(direction="in", to=[to], **{"from": sender}, from_name=sender_name, subject=subject,
-                             text=text, html=None, message_id=message_id)
+        self.world.add_email(
+            direction="in",
+            to=[to],
+            **{"from": sender},
+            from_name=sender_name,
+            subject=subject,
+            text=text,
+            html=None,
+            message_id=message_id,
+        )
         fields = {
             "headers": "".join(f"{name}: {value}\n" for name, value in headers.items()),
             "dkim": "{@sandbox.example : pass}",
@@ -199,13 +209,25 @@ class PersonActions:
 
     # -- Slack: a person in the workspace ---------------------------------------------------
 
-    def click(self, user: str, *, channel: str, message_ts: str, block_id: str, action: Mapping[str, Any],
-              ephemeral: bool = False) -> BotAnswer:
+    def click(
+        self,
+        user: str,
+        *,
+        channel: str,
+        message_ts: str,
+        block_id: str,
+        action: Mapping[str, Any],
+        ephemeral: bool = False,
+    ) -> BotAnswer:
         """Press a button, or choose from an overflow or select menu, in a message."""
         self._check_user(user)
         message = self._find_message(channel, message_ts)
-        container: dict[str, Any] = {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                                     "is_ephemeral": ephemeral}
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": ephemeral,
+        }
         if message.get("thread_ts") and message.get("thread_ts") != message_ts:
             container["thread_ts"] = message["thread_ts"]
         payload = {
@@ -221,8 +243,15 @@ class PersonActions:
         }
         return self._interactivity(payload)
 
-    def click_in_view(self, user: str, *, view_id: str, block_id: str, action: Mapping[str, Any],
-                      values: Mapping[str, Any] | None = None) -> BotAnswer:
+    def click_in_view(
+        self,
+        user: str,
+        *,
+        view_id: str,
+        block_id: str,
+        action: Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
+    ) -> BotAnswer:
         """Use an interactive element inside a modal or the Home tab (a button, a select with dispatch)."""
         self._check_user(user)
         view = self._find_view(user, view_id)
@@ -293,16 +322,26 @@ class PersonActions:
             "team": self.slack.team_id,
             "channel_type": "channel",
             "event_ts": message["ts"],
-            "blocks": [{"type": "rich_text", "block_id": secrets.token_hex(3), "elements": [
-                {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}]}],
+            "blocks": [
+                {
+                    "type": "rich_text",
+                    "block_id": secrets.token_hex(3),
+                    "elements": [{"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}],
+                }
+            ],
         }
         return self._event(event)
 
     def open_home(self, user: str) -> BotAnswer:
         """Open the app's Home tab as this person."""
         self._check_user(user)
-        event: dict[str, Any] = {"type": "app_home_opened", "user": user, "channel": f"D{user[1:]}", "tab": "home",
-                 "event_ts": slack_ts()}
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": f"D{user[1:]}",
+            "tab": "home",
+            "event_ts": slack_ts(),
+        }
         current = self.slack.home_views.get(user)
         if current:
             event["view"] = current
@@ -314,8 +353,7 @@ class PersonActions:
         command = text.strip()
         if command.startswith("/followup"):
             command = command.removeprefix("/followup").strip()
-        self.world.add_private_note(user=user, channel=channel, text=f"/followup {command}".strip(),
-                                    kind="command")
+        self.world.add_private_note(user=user, channel=channel, text=f"/followup {command}".strip(), kind="command")
         form = {
             "token": "sandbox-verification-token",
             "team_id": self.slack.team_id,
@@ -361,8 +399,14 @@ class PersonActions:
                 arguments["thread_ts"] = body.get("thread_ts") or target.thread_ts
             self._chat("chat.postMessage", **arguments)
             return True
-        self.world.add_private_note(user=target.user, channel=target.channel, text=text, blocks=blocks,
-                                    thread_ts=target.thread_ts, kind="response")
+        self.world.add_private_note(
+            user=target.user,
+            channel=target.channel,
+            text=text,
+            blocks=blocks,
+            thread_ts=target.thread_ts,
+            kind="response",
+        )
         return True
 
     def note_view_opened(self, trigger_id: str | None, view_id: str) -> None:
@@ -452,8 +496,12 @@ class PersonActions:
 
     def _chat(self, method: str, **arguments: Any) -> dict[str, Any]:
         """Call the Slack stand-in as Slack itself would act (response_url and response_action effects)."""
-        answer = httpx.post(f"{self.slack.url}/api/{method}", data=arguments,
-                            headers={"Authorization": f"Bearer {self.slack.bot_token}"}, timeout=self.timeout)
+        answer = httpx.post(
+            f"{self.slack.url}/api/{method}",
+            data=arguments,
+            headers={"Authorization": f"Bearer {self.slack.bot_token}"},
+            timeout=self.timeout,
+        )
         try:
             return answer.json()
         except ValueError:
@@ -463,8 +511,11 @@ class PersonActions:
         body = answer.body
         if not answer.ok:
             self.world.add_private_note(
-                user=user, channel=channel, kind="error",
-                text=f"/followup failed with the error \"dispatch_failed\" (HTTP {answer.status})")
+                user=user,
+                channel=channel,
+                kind="error",
+                text=f'/followup failed with the error "dispatch_failed" (HTTP {answer.status})',
+            )
             return
         if isinstance(body, dict) and (body.get("text") or body.get("blocks")):
             self.respond_direct(user, channel, body)
@@ -487,8 +538,15 @@ class PersonActions:
             "type": "event_callback",
             "event_id": "Ev" + uuid.uuid4().hex[:10].upper(),
             "event_time": int(time.time()),
-            "authorizations": [{"enterprise_id": None, "team_id": self.slack.team_id, "user_id": self.slack.bot_user_id,
-                                "is_bot": True, "is_enterprise_install": False}],
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.slack.team_id,
+                    "user_id": self.slack.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
             "is_ext_shared_channel": False,
             "event_context": "4-" + secrets.token_hex(12),
         }

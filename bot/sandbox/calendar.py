@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from bot.store.models import Appointment, Lead
 from bot.sandbox.actions import BotAnswer, _answer
+from bot.store.models import Appointment, Lead
 from bot.usecases.services import Services
 from handlers.calendar_webhooks import calendly_signature
 
@@ -33,7 +33,7 @@ class CalendarRefused(ValueError):
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
 class CalendlyDesk:
@@ -49,10 +49,22 @@ class CalendlyDesk:
         """The bookings made through the calendar, newest first, for the page."""
         with self.services.session_factory() as session:
             rows = session.execute(
-                select(Appointment, Lead.name).join(Lead, Lead.id == Appointment.lead_id)
-                .where(Appointment.source == "calendly").order_by(Appointment.id.desc()).limit(50)).all()
-            return [{"id": a.id, "lead_id": a.lead_id, "lead_name": name, "start": a.start_at.timestamp(),
-                     "status": str(a.status)} for a, name in rows]
+                select(Appointment, Lead.name)
+                .join(Lead, Lead.id == Appointment.lead_id)
+                .where(Appointment.source == "calendly")
+                .order_by(Appointment.id.desc())
+                .limit(50)
+            ).all()
+            return [
+                {
+                    "id": a.id,
+                    "lead_id": a.lead_id,
+                    "lead_name": name,
+                    "start": a.start_at.timestamp(),
+                    "status": str(a.status),
+                }
+                for a, name in rows
+            ]
 
     # -- what a person does on the calendar page -----------------------------------------------
 
@@ -68,27 +80,40 @@ class CalendlyDesk:
         """A reschedule, as Calendly sends it: the old invitee cancelled with rescheduled: true, then a new one."""
         lead, appointment = self._booking(appointment_id)
         new_uri = self._new_uri()
-        cancelled = {**self._invitee(lead, appointment.start_at, uri=appointment.external_id or "", status="canceled"),
-                     "rescheduled": True, "new_invitee": new_uri,
-                     "cancellation": {"canceled_by": lead.name, "reason": None, "canceler_type": "invitee"}}
+        cancelled = {
+            **self._invitee(lead, appointment.start_at, uri=appointment.external_id or "", status="canceled"),
+            "rescheduled": True,
+            "new_invitee": new_uri,
+            "cancellation": {"canceled_by": lead.name, "reason": None, "canceler_type": "invitee"},
+        }
         answer = self._post("invitee.canceled", cancelled)
         if not answer.ok:
             return answer
-        return self._post("invitee.created", self._invitee(lead, start_at, uri=new_uri,
-                                                           old_invitee=appointment.external_id))
+        return self._post(
+            "invitee.created", self._invitee(lead, start_at, uri=new_uri, old_invitee=appointment.external_id)
+        )
 
     def cancel(self, appointment_id: int) -> BotAnswer:
         lead, appointment = self._booking(appointment_id)
-        invitee = {**self._invitee(lead, appointment.start_at, uri=appointment.external_id or "", status="canceled"),
-                   "cancellation": {"canceled_by": lead.name, "reason": "Cancelled on the calendar page",
-                                    "canceler_type": "invitee"}}
+        invitee = {
+            **self._invitee(lead, appointment.start_at, uri=appointment.external_id or "", status="canceled"),
+            "cancellation": {
+                "canceled_by": lead.name,
+                "reason": "Cancelled on the calendar page",
+                "canceler_type": "invitee",
+            },
+        }
         return self._post("invitee.canceled", invitee)
 
     def no_show(self, appointment_id: int) -> BotAnswer:
         lead, appointment = self._booking(appointment_id)
-        invitee = {**self._invitee(lead, appointment.start_at, uri=appointment.external_id or ""),
-                   "no_show": {"uri": f"https://api.calendly.com/invitee_no_shows/{secrets.token_hex(8).upper()}",
-                               "created_at": _iso(self.services.clock.now())}}
+        invitee = {
+            **self._invitee(lead, appointment.start_at, uri=appointment.external_id or ""),
+            "no_show": {
+                "uri": f"https://api.calendly.com/invitee_no_shows/{secrets.token_hex(8).upper()}",
+                "created_at": _iso(self.services.clock.now()),
+            },
+        }
         return self._post("invitee_no_show.created", invitee)
 
     # -- Calendly's wire format ----------------------------------------------------------------
@@ -108,38 +133,64 @@ class CalendlyDesk:
         event = secrets.token_hex(8).upper()
         return f"https://api.calendly.com/scheduled_events/{event}/invitees/{secrets.token_hex(8).upper()}"
 
-    def _invitee(self, lead: Lead, start_at: datetime, *, uri: str, status: str = "active",
-                 old_invitee: str | None = None) -> dict[str, Any]:
+    def _invitee(
+        self, lead: Lead, start_at: datetime, *, uri: str, status: str = "active", old_invitee: str | None = None
+    ) -> dict[str, Any]:
         now = _iso(self.services.clock.now())
         event_uri = uri.rsplit("/invitees/", 1)[0]
         first, _, last = (lead.name or "").partition(" ")
         answers = [{"question": "Mobile phone", "answer": lead.phone, "position": 0}] if lead.phone else []
         return {
-            "uri": uri, "email": lead.email, "name": lead.name or None, "first_name": first or None,
-            "last_name": last or None, "status": status, "timezone": self.services.business.timezone.key,
-            "rescheduled": False, "old_invitee": old_invitee, "new_invitee": None,
-            "questions_and_answers": answers, "text_reminder_number": None,
+            "uri": uri,
+            "email": lead.email,
+            "name": lead.name or None,
+            "first_name": first or None,
+            "last_name": last or None,
+            "status": status,
+            "timezone": self.services.business.timezone.key,
+            "rescheduled": False,
+            "old_invitee": old_invitee,
+            "new_invitee": None,
+            "questions_and_answers": answers,
+            "text_reminder_number": None,
             "cancel_url": f"https://calendly.com/cancellations/{uri.rsplit('/', 1)[-1]}",
             "reschedule_url": f"https://calendly.com/reschedulings/{uri.rsplit('/', 1)[-1]}",
-            "created_at": now, "updated_at": now,
-            "tracking": {"utm_campaign": None, "utm_source": None, "utm_medium": None, "utm_content": None,
-                         "utm_term": None, "salesforce_uuid": None},
+            "created_at": now,
+            "updated_at": now,
+            "tracking": {
+                "utm_campaign": None,
+                "utm_source": None,
+                "utm_medium": None,
+                "utm_content": None,
+                "utm_term": None,
+                "salesforce_uuid": None,
+            },
             "scheduled_event": {
-                "uri": event_uri, "name": "New patient visit", "status": status, "start_time": _iso(start_at),
+                "uri": event_uri,
+                "name": "New patient visit",
+                "status": status,
+                "start_time": _iso(start_at),
                 "end_time": _iso(start_at + VISIT_LENGTH),
-                "event_type": EVENT_TYPE, "location": {"type": "physical", "location": self.services.business.address},
+                "event_type": EVENT_TYPE,
+                "location": {"type": "physical", "location": self.services.business.address},
                 "invitees_counter": {"total": 1, "active": 1 if status == "active" else 0, "limit": 1},
-                "created_at": now, "updated_at": now,
+                "created_at": now,
+                "updated_at": now,
                 "event_memberships": [{"user": HOST, "user_email": "frontdesk@clinic.sandbox.example"}],
                 "event_guests": [],
             },
         }
 
     def _post(self, event: str, payload: dict[str, Any]) -> BotAnswer:
-        body = json.dumps({"event": event, "created_at": _iso(self.services.clock.now()), "created_by": HOST,
-                           "payload": payload}).encode()
+        body = json.dumps(
+            {"event": event, "created_at": _iso(self.services.clock.now()), "created_by": HOST, "payload": payload}
+        ).encode()
         # Calendly signs with real time; the bot checks it against real time, whatever the sandbox clock says.
         signature = calendly_signature(self.signing_key, body, int(time.time()))
-        response = httpx.post(f"{self.bot_url}/webhooks/calendly", content=body, timeout=self.timeout,
-                              headers={"Content-Type": "application/json", "Calendly-Webhook-Signature": signature})
+        response = httpx.post(
+            f"{self.bot_url}/webhooks/calendly",
+            content=body,
+            timeout=self.timeout,
+            headers={"Content-Type": "application/json", "Calendly-Webhook-Signature": signature},
+        )
         return _answer(response)

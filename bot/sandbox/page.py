@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -21,19 +22,21 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.core.clock import utc
-from bot.usecases.dispatch import Dispatcher
-from bot.store.models import Enrollment, EnrollmentState, Lead, Touch, TouchStatus
 from bot.core.playbook import step_label
 from bot.sandbox.actions import ActionRefused, BotAnswer
 from bot.sandbox.calendar import CalendarRefused
+from bot.store.models import Enrollment, EnrollmentState, Lead, Touch, TouchStatus
+from bot.usecases.dispatch import Dispatcher
 
 if TYPE_CHECKING:
     from bot.sandbox.runner import Sandbox
 
 STATIC = Path(__file__).parent / "static"
 #: The page loads nothing from anywhere else: scripts, styles, images and frames are all its own.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                           "frame-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "frame-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'"
+)
 #: Files the page shows inline, as Slack does; every other file is a download.
 SHOWN_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 SPEEDS = {"real": 1.0, "hour": 3600.0, "day": 86400.0}
@@ -90,14 +93,18 @@ class SandboxApi:
 
     async def file(self, request: Request) -> Response:
         """A file the bot shared in the leads channel (the digest's chart, a lead's photo), as Slack shows it."""
-        found = self.sandbox.slack.shared_file(request.path_params["file_id"],
-                                               self.sandbox.settings.slack_leads_channel or "")
+        found = self.sandbox.slack.shared_file(
+            request.path_params["file_id"], self.sandbox.settings.slack_leads_channel or ""
+        )
         if found is None:
             return JSONResponse({"ok": False, "error": "file_not_found"}, status_code=404)
         name, content = found
         media_type = mimetypes.guess_type(name)[0] or ""
-        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-                   "Content-Security-Policy": "default-src 'none'"}
+        headers = {
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+        }
         if media_type not in SHOWN_IMAGES:
             # Anything but a picture is downloaded, never rendered by the page's origin.
             media_type = "application/octet-stream"
@@ -124,8 +131,9 @@ class SandboxApi:
                 if await request.is_disconnected():
                     return
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
 
     def snapshot(self, user: str) -> dict[str, Any]:
         sandbox = self.sandbox
@@ -146,12 +154,28 @@ class SandboxApi:
         messages.sort(key=lambda m: _ts_key(m["ts"]))
         for message in messages:
             message["sim_at"] = sim_times.get(message["ts"])
-        ephemerals = [{"ts": e["message_ts"], "thread_ts": e.get("thread_ts"), "text": e.get("text", ""),
-                       "blocks": e.get("blocks"), "from": "bot"}
-                      for e in slack.ephemerals if e.get("user") == user and e.get("channel") == channel]
-        ephemerals += [{"ts": n["ts"], "thread_ts": n.get("thread_ts"), "text": n.get("text", ""),
-                        "blocks": n.get("blocks"), "from": "me" if n.get("kind") == "command" else "bot",
-                        "kind": n.get("kind")} for n in notes]
+        ephemerals = [
+            {
+                "ts": e["message_ts"],
+                "thread_ts": e.get("thread_ts"),
+                "text": e.get("text", ""),
+                "blocks": e.get("blocks"),
+                "from": "bot",
+            }
+            for e in slack.ephemerals
+            if e.get("user") == user and e.get("channel") == channel
+        ]
+        ephemerals += [
+            {
+                "ts": n["ts"],
+                "thread_ts": n.get("thread_ts"),
+                "text": n.get("text", ""),
+                "blocks": n.get("blocks"),
+                "from": "me" if n.get("kind") == "command" else "bot",
+                "kind": n.get("kind"),
+            }
+            for n in notes
+        ]
         ephemerals.sort(key=lambda m: _ts_key(m["ts"]))
         modals = [v for vid, v in slack.views.items() if owners.get(vid) == user and vid not in closed]
         modal = modals[-1] if modals else None
@@ -162,12 +186,17 @@ class SandboxApi:
         return {
             "version": version,
             "me": user,
-            "team": [{"id": m.user_id, "name": m.name, "real_name": m.real_name, "role": m.role, "admin": m.admin}
-                     for m in sandbox.team],
-            "business": {"name": sandbox.services.business.name, "phone": sandbox.settings.twilio_from_number,
-                         "timezone": sandbox.services.business.timezone.key,
-                         "email": sandbox.settings.sendgrid_from_email,
-                         "reply_to": sandbox.settings.sendgrid_reply_to},
+            "team": [
+                {"id": m.user_id, "name": m.name, "real_name": m.real_name, "role": m.role, "admin": m.admin}
+                for m in sandbox.team
+            ],
+            "business": {
+                "name": sandbox.services.business.name,
+                "phone": sandbox.settings.twilio_from_number,
+                "timezone": sandbox.services.business.timezone.key,
+                "email": sandbox.settings.sendgrid_from_email,
+                "reply_to": sandbox.settings.sendgrid_reply_to,
+            },
             "channel": {"id": channel, "name": "leads"},
             "messages": messages,
             "ephemerals": ephemerals,
@@ -191,8 +220,18 @@ class SandboxApi:
     def _leads(self) -> list[dict[str, Any]]:
         with self.sandbox.services.session_factory() as session:
             rows = session.scalars(select(Lead).order_by(Lead.id.desc()).limit(200)).all()
-            return [{"id": lead.id, "name": lead.name, "phone": lead.phone, "email": lead.email, "stage": lead.stage,
-                     "owner": lead.owner, "opted_out": lead.sms_opted_out_at is not None} for lead in rows]
+            return [
+                {
+                    "id": lead.id,
+                    "name": lead.name,
+                    "phone": lead.phone,
+                    "email": lead.email,
+                    "stage": lead.stage,
+                    "owner": lead.owner,
+                    "opted_out": lead.sms_opted_out_at is not None,
+                }
+                for lead in rows
+            ]
 
     def _step_label(self, sequence: str, step_id: str) -> str:
         try:
@@ -212,7 +251,8 @@ class SandboxApi:
                 .join(Enrollment, Enrollment.id == Touch.enrollment_id)
                 .join(Lead, Lead.id == Touch.lead_id)
                 .where(Touch.status == TouchStatus.SCHEDULED, Enrollment.state == EnrollmentState.ACTIVE)
-                .order_by(Touch.due_at, Touch.id).limit(1)
+                .order_by(Touch.due_at, Touch.id)
+                .limit(1)
             ).first()
         at = utc(due)
         return {
@@ -239,8 +279,14 @@ class SandboxApi:
             except (PageError, ActionRefused, json.JSONDecodeError) as error:
                 return JSONResponse({"ok": False, "error": str(error)}, status_code=400)
             if isinstance(result, BotAnswer):
-                return JSONResponse({"ok": result.ok, "status": result.status, "answer": result.body,
-                                     "error": None if result.ok else _bot_error(result)})
+                return JSONResponse(
+                    {
+                        "ok": result.ok,
+                        "status": result.status,
+                        "answer": result.body,
+                        "error": None if result.ok else _bot_error(result),
+                    }
+                )
             return JSONResponse({"ok": True, **(result or {})})
 
         return endpoint
@@ -269,11 +315,13 @@ class SandboxApi:
             clock = time.fromisoformat(_required(data, "time"))
         except ValueError as error:
             raise PageError("pick a date (YYYY-MM-DD) and a time (HH:MM)") from error
-        return datetime.combine(day, clock, tzinfo=self.sandbox.services.business.timezone).astimezone(timezone.utc)
+        return datetime.combine(day, clock, tzinfo=self.sandbox.services.business.timezone).astimezone(UTC)
 
     def new_lead(self, data: dict[str, Any]) -> BotAnswer:
-        fields = {key: _text(data, key, 5000)
-                  for key in ("name", "phone", "email", "message", "source", "consent", "consent_text")}
+        fields = {
+            key: _text(data, key, 5000)
+            for key in ("name", "phone", "email", "message", "source", "consent", "consent_text")
+        }
         return self.sandbox.actions.submit_lead({k: v for k, v in fields.items() if v})
 
     def sms(self, data: dict[str, Any]) -> BotAnswer:
@@ -282,7 +330,9 @@ class SandboxApi:
     def email(self, data: dict[str, Any]) -> BotAnswer:
         in_reply_to = data.get("in_reply_to")
         return self.sandbox.actions.email_from_lead(
-            _required(data, "from"), _text(data, "subject", 500), _text(data, "text", 20000),
+            _required(data, "from"),
+            _text(data, "subject", 500),
+            _text(data, "text", 20000),
             sender_name=_text(data, "from_name", 200),
             in_reply_to=int(in_reply_to) if isinstance(in_reply_to, int) else None,
         )
@@ -291,33 +341,47 @@ class SandboxApi:
         action = data.get("action")
         if not isinstance(action, dict):
             raise PageError("action: the element's action_id, type and value")
-        return self.sandbox.actions.click(_required(data, "user"), channel=_required(data, "channel"),
-                                          message_ts=_required(data, "ts"), block_id=_text(data, "block_id", 255),
-                                          action=action, ephemeral=bool(data.get("ephemeral")))
+        return self.sandbox.actions.click(
+            _required(data, "user"),
+            channel=_required(data, "channel"),
+            message_ts=_required(data, "ts"),
+            block_id=_text(data, "block_id", 255),
+            action=action,
+            ephemeral=bool(data.get("ephemeral")),
+        )
 
     def view_action(self, data: dict[str, Any]) -> BotAnswer:
         action = data.get("action")
         if not isinstance(action, dict):
             raise PageError("action: the element's action_id, type and value")
-        return self.sandbox.actions.click_in_view(_required(data, "user"), view_id=_required(data, "view_id"),
-                                                  block_id=_text(data, "block_id", 255), action=action,
-                                                  values=_values(data))
+        return self.sandbox.actions.click_in_view(
+            _required(data, "user"),
+            view_id=_required(data, "view_id"),
+            block_id=_text(data, "block_id", 255),
+            action=action,
+            values=_values(data),
+        )
 
     def submit(self, data: dict[str, Any]) -> BotAnswer:
-        return self.sandbox.actions.submit_view(_required(data, "user"), view_id=_required(data, "view_id"),
-                                                values=_values(data))
+        return self.sandbox.actions.submit_view(
+            _required(data, "user"), view_id=_required(data, "view_id"), values=_values(data)
+        )
 
     def close(self, data: dict[str, Any]) -> BotAnswer:
         return self.sandbox.actions.close_view(_required(data, "user"), view_id=_required(data, "view_id"))
 
     def thread(self, data: dict[str, Any]) -> BotAnswer:
-        return self.sandbox.actions.write_in_thread(_required(data, "user"), channel=_required(data, "channel"),
-                                                    thread_ts=_required(data, "thread_ts"),
-                                                    text=_text(data, "text", 4000))
+        return self.sandbox.actions.write_in_thread(
+            _required(data, "user"),
+            channel=_required(data, "channel"),
+            thread_ts=_required(data, "thread_ts"),
+            text=_text(data, "text", 4000),
+        )
 
     def command(self, data: dict[str, Any]) -> BotAnswer:
-        return self.sandbox.actions.slash_command(_required(data, "user"), _text(data, "text", 2000),
-                                                  channel=self.sandbox.settings.slack_leads_channel or "")
+        return self.sandbox.actions.slash_command(
+            _required(data, "user"), _text(data, "text", 2000), channel=self.sandbox.settings.slack_leads_channel or ""
+        )
 
     def home(self, data: dict[str, Any]) -> BotAnswer:
         return self.sandbox.actions.open_home(_required(data, "user"))
@@ -361,8 +425,12 @@ def _phones(texts: list[dict[str, Any]], leads: list[dict[str, Any]], opted_out:
     by_number: dict[str, dict[str, Any]] = {}
     for lead in leads:
         if lead["phone"] and lead["phone"] not in by_number:
-            by_number[lead["phone"]] = {"number": lead["phone"], "lead_id": lead["id"], "name": lead["name"],
-                                        "texts": []}
+            by_number[lead["phone"]] = {
+                "number": lead["phone"],
+                "lead_id": lead["id"],
+                "name": lead["name"],
+                "texts": [],
+            }
     for text in texts:
         number = text.get("number")
         if not number:

@@ -22,7 +22,7 @@ import time
 import uuid
 import webbrowser
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +30,21 @@ import httpx
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.app import assemble, request_limits
 from bot.core.business import load_business
 from bot.core.clock import ScaledClock, utc
-from bot.usecases.dispatch import Dispatcher
+from bot.core.send_times import NoSendTime, may_send_at, next_send_time
+from bot.request_limits import RefusalLog, uvicorn_options
 from bot.sandbox.actions import PersonActions
 from bot.sandbox.calendar import CalendlyDesk
 from bot.sandbox.world import World
-from bot.core.send_times import NoSendTime, may_send_at, next_send_time
-from bot.usecases.services import Services
-from bot.app import assemble, request_limits
-from bot.request_limits import RefusalLog, uvicorn_options
 from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.server import RecordedRequest
 from bot.standins.slack_api import SlackApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
+from bot.usecases.dispatch import Dispatcher
+from bot.usecases.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,11 @@ def sendgrid_event_key() -> Any:
 def sendgrid_event_public_key() -> str:
     from cryptography.hazmat.primitives import serialization
 
-    public = sendgrid_event_key().public_key().public_bytes(serialization.Encoding.DER,
-                                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = (
+        sendgrid_event_key()
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return base64.b64encode(public).decode()
 
 
@@ -114,14 +117,24 @@ def signed_sendgrid_events(events: list[dict[str, Any]]) -> tuple[str, dict[str,
 
     body, timestamp = json.dumps(events), str(int(time.time()))
     signature = sendgrid_event_key().sign((timestamp + body).encode(), ec.ECDSA(hashes.SHA256()))
-    return body, {"Content-Type": "application/json",
-                  "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-                  "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}
+    return body, {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+    }
 
 
-def sandbox_settings(*, directory: Path, public_base_url: str, twilio_url: str, sendgrid_url: str, slack_url: str,
-                     business_path: Path | None = None, team: tuple[TeamMember, ...] = TEAM,
-                     from_number: str | None = None) -> Settings:
+def sandbox_settings(
+    *,
+    directory: Path,
+    public_base_url: str,
+    twilio_url: str,
+    sendgrid_url: str,
+    slack_url: str,
+    business_path: Path | None = None,
+    team: tuple[TeamMember, ...] = TEAM,
+    from_number: str | None = None,
+) -> Settings:
     """Settings that point the bot at the stand-ins; every vendor setting is given, so none comes from .env."""
     values: dict[str, Any] = {
         "DATABASE_URL": f"sqlite:///{(directory / DATABASE_FILE).resolve()}",
@@ -264,16 +277,28 @@ class Sandbox:
         self.sendgrid = SendGridApiStandin(SENDGRID_API_KEY, rate_limit_per_minute=None).start()
         self.slack = SlackApiStandin(SLACK_BOT_TOKEN, channels={LEADS_CHANNEL: "leads"}).start()
         for member in self.team:
-            self.slack.add_user(member.user_id, member.name, real_name=member.real_name,
-                                email=f"{member.name}@clinic.sandbox.example", tz="America/Chicago", tz_offset=-21600)
+            self.slack.add_user(
+                member.user_id,
+                member.name,
+                real_name=member.real_name,
+                email=f"{member.name}@clinic.sandbox.example",
+                tz="America/Chicago",
+                tz_offset=-21600,
+            )
             self.slack.join(LEADS_CHANNEL, member.user_id)  # the team is the leads channel's members
         _restore_slack(self.slack, self.world)
         for number in self.world.opted_out_numbers:
             self.twilio.set_number_behaviour(number, 21610)
 
-        settings = sandbox_settings(directory=self.directory, public_base_url=self.url, twilio_url=self.twilio.url,
-                                    sendgrid_url=self.sendgrid.url, slack_url=self.slack.url,
-                                    business_path=self.business_path, team=self.team)
+        settings = sandbox_settings(
+            directory=self.directory,
+            public_base_url=self.url,
+            twilio_url=self.twilio.url,
+            sendgrid_url=self.sendgrid.url,
+            slack_url=self.slack.url,
+            business_path=self.business_path,
+            team=self.team,
+        )
         # The clinic's own number sends the texts, so the phone shows the number leads know.
         self.settings = settings.model_copy(update={"twilio_from_number": load_business(settings.business_path).phone})
 
@@ -286,13 +311,21 @@ class Sandbox:
         if parts.poster is None:
             self.missing.append("Slack poster: not built (SLACK_BOT_TOKEN or SLACK_LEADS_CHANNEL missing)")
         if not any(getattr(route, "path", None) == "/slack/events" for route in self.app.routes):
-            self.missing.append("Slack listeners: no /slack/events route; buttons, modals, /followup and App Home "
-                                "get no answer")
+            self.missing.append(
+                "Slack listeners: no /slack/events route; buttons, modals, /followup and App Home get no answer"
+            )
 
-        self.actions = PersonActions(self.settings, slack=self.slack, twilio=self.twilio, world=self.world,
-                                     team={m.user_id: m.real_name for m in self.team}, bot_url=self.url)
-        self.calendar = CalendlyDesk(self.services, bot_url=self.url,
-                                     signing_key=self.settings.calendly_signing_key or CALENDLY_SIGNING_KEY)
+        self.actions = PersonActions(
+            self.settings,
+            slack=self.slack,
+            twilio=self.twilio,
+            world=self.world,
+            team={m.user_id: m.real_name for m in self.team},
+            bot_url=self.url,
+        )
+        self.calendar = CalendlyDesk(
+            self.services, bot_url=self.url, signing_key=self.settings.calendly_signing_key or CALENDLY_SIGNING_KEY
+        )
         self.twilio.on_request.append(self._on_twilio_request)
         self.sendgrid.on_request.append(self._on_sendgrid_request)
         self.slack.on_request.append(self._on_slack_request)
@@ -302,9 +335,14 @@ class Sandbox:
         # The page's routes go in front of the bot's own; the bot's routes are untouched.
         self.app.router.routes[0:0] = page_routes(self)
         # The same HTTP edge limits as `followup run`: the sandbox serves the bot's real routes.
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=2,
-                                **uvicorn_options(request_limits(self.settings), RefusalLog()))
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            **uvicorn_options(request_limits(self.settings), RefusalLog()),
+        )
         self._server = uvicorn.Server(config)
         return self
 
@@ -313,8 +351,9 @@ class Sandbox:
         if self._server is None:
             self.prepare()
         assert self._server is not None and self._socket is not None
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name="sandbox-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="sandbox-http", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 30
         while not self._server.started:
@@ -370,7 +409,7 @@ class Sandbox:
         if self.start_at is not None:
             target = self.start_at
         elif self.world.simulated_now is not None:
-            target = datetime.fromtimestamp(self.world.simulated_now, timezone.utc)  # time goes on where it stopped
+            target = datetime.fromtimestamp(self.world.simulated_now, UTC)  # time goes on where it stopped
         elif self.settings.clock_start is not None:
             target = self.settings.clock_start  # FOLLOWUP_CLOCK_START, as `followup run` takes it
         else:
@@ -443,12 +482,21 @@ class Sandbox:
         if request.route != "messages.create" or request.status != 201 or not isinstance(request.response, dict):
             if request.route == "messages.create" and isinstance(request.response, dict):
                 form = request.data if isinstance(request.data, dict) else {}
-                self.world.add_text(number=_single(form.get("To")), direction="refused", body=_single(form.get("Body")),
-                                    status=f"refused: {request.response.get('code')} {request.response.get('message')}")
+                self.world.add_text(
+                    number=_single(form.get("To")),
+                    direction="refused",
+                    body=_single(form.get("Body")),
+                    status=f"refused: {request.response.get('code')} {request.response.get('message')}",
+                )
             return
         resource = request.response
-        self.world.add_text(number=resource["to"], direction="out", body=resource["body"], status=resource["status"],
-                            sid=resource["sid"])
+        self.world.add_text(
+            number=resource["to"],
+            direction="out",
+            body=resource["body"],
+            status=resource["status"],
+            sid=resource["sid"],
+        )
         threading.Thread(target=self._deliver, args=(resource["sid"],), name="sandbox-delivery", daemon=True).start()
 
     def _deliver(self, sid: str) -> None:
@@ -472,23 +520,37 @@ class Sandbox:
             return
         sender = accepted.body.get("from", {})
         for to in accepted.to:
-            self.world.add_email(direction="out", to=[to], **{"from": sender.get("email")},
-                                 from_name=sender.get("name"), subject=accepted.subject, text=accepted.text,
-                                 html=accepted.html, reply_to=accepted.reply_to, message_id=accepted.message_id)
-        threading.Thread(target=self._email_events, args=(accepted,), name="sandbox-email-events",
-                         daemon=True).start()
+            self.world.add_email(
+                direction="out",
+                to=[to],
+                **{"from": sender.get("email")},
+                from_name=sender.get("name"),
+                subject=accepted.subject,
+                text=accepted.text,
+                html=accepted.html,
+                reply_to=accepted.reply_to,
+                message_id=accepted.message_id,
+            )
+        threading.Thread(target=self._email_events, args=(accepted,), name="sandbox-email-events", daemon=True).start()
 
     def _email_events(self, accepted: Any) -> None:
         """SendGrid's Event Webhook: processed, then delivered, with the send's custom_args flattened in."""
         for event in ("processed", "delivered"):
             if self._stopping.wait(DELIVERY_DELAY / 2):
                 return
-            events = [{
-                # Stamped by the sandbox's clock, which may run ahead of the wall's: SendGrid lives in its world.
-                "email": to, "timestamp": int(self.clock.now().timestamp()), "event": event,
-                "sg_event_id": uuid.uuid4().hex, "sg_message_id": f"{accepted.message_id}.filterdrecv-sandbox.0",
-                "smtp-id": f"<{accepted.message_id}@sendgrid.sandbox>", **dict(accepted.custom_args),
-            } for to in accepted.to]
+            events = [
+                {
+                    # Stamped by the sandbox's clock, which may run ahead of the wall's: SendGrid lives in its world.
+                    "email": to,
+                    "timestamp": int(self.clock.now().timestamp()),
+                    "event": event,
+                    "sg_event_id": uuid.uuid4().hex,
+                    "sg_message_id": f"{accepted.message_id}.filterdrecv-sandbox.0",
+                    "smtp-id": f"<{accepted.message_id}@sendgrid.sandbox>",
+                    **dict(accepted.custom_args),
+                }
+                for to in accepted.to
+            ]
             try:
                 body, headers = signed_sendgrid_events(events)
                 httpx.post(f"{self.url}/webhooks/sendgrid/events", content=body, headers=headers, timeout=5)
@@ -499,8 +561,11 @@ class Sandbox:
     def _on_slack_request(self, request: RecordedRequest) -> None:
         if request.route == "chat.postMessage" and isinstance(request.response, dict) and request.response.get("ok"):
             self.world.note_posted(str(request.response["ts"]), _shown_at(request.response.get("message") or {}))
-        if request.route == "files.completeUploadExternal" and isinstance(request.response, dict) \
-                and request.response.get("ok"):
+        if (
+            request.route == "files.completeUploadExternal"
+            and isinstance(request.response, dict)
+            and request.response.get("ok")
+        ):
             # The message sharing an upload (a digest chart, a lead's photo) shows the simulated
             # moment it was shared, like every other post, not the wall clock's.
             stored = self.slack.files
@@ -511,8 +576,9 @@ class Sandbox:
             view = request.response.get("view") or {}
             arguments = request.data if isinstance(request.data, dict) else {}
             if request.response.get("ok") and view.get("id"):
-                self.actions.note_view_opened(_single(arguments.get("trigger_id") or request.query.get("trigger_id")),
-                                              view["id"])
+                self.actions.note_view_opened(
+                    _single(arguments.get("trigger_id") or request.query.get("trigger_id")), view["id"]
+                )
         if request.route not in ("auth.test", "users.info", "conversations.info", "chat.getPermalink"):
             self.world.touch()
 

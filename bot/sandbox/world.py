@@ -14,9 +14,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,12 @@ class World:
             )
         except (OSError, ValueError, TypeError, AttributeError) as error:
             aside = path.with_suffix(path.suffix + ".unreadable")
-            log.warning("sandbox: %s could not be read (%s); starting with an empty page, old file kept as %s",
-                        path, error, aside)
+            log.warning(
+                "sandbox: %s could not be read (%s); starting with an empty page, old file kept as %s",
+                path,
+                error,
+                aside,
+            )
             os.replace(path, aside)
             return cls()
 

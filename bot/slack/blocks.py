@@ -130,8 +130,13 @@ OUTCOME_LABELS = {
     "not_interested": "Not interested",
 }
 STAGE_LABELS = {
-    "new": "New", "contacted": "Contacted", "engaged": "Engaged", "booked": "Booked",
-    "nurture": "Nurture", "lost": "Lost", "opted_out": "Opted out",
+    "new": "New",
+    "contacted": "Contacted",
+    "engaged": "Engaged",
+    "booked": "Booked",
+    "nurture": "Nurture",
+    "lost": "Lost",
+    "opted_out": "Opted out",
 }
 FAILED_STATUSES = frozenset({"failed", "undelivered", "bounce", "dropped", "canceled"})
 DELIVERED_STATUSES = frozenset({"delivered", "read", "open", "click"})
@@ -204,10 +209,15 @@ def context(*parts: str) -> Block:
     return {"type": "context", "elements": [_mrkdwn(p, CONTEXT_TEXT) for p in parts[:10] if p]}
 
 
-def button(label: str, action: ActionId, value: int, *, style: str | None = None,
-           confirm: dict[str, Any] | None = None) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "button", "text": _plain(label, BUTTON_TEXT), "action_id": str(action),
-                               "value": str(value)}
+def button(
+    label: str, action: ActionId, value: int, *, style: str | None = None, confirm: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": _plain(label, BUTTON_TEXT),
+        "action_id": str(action),
+        "value": str(value),
+    }
     if style:
         element["style"] = style
     if confirm:
@@ -287,29 +297,40 @@ def progress_text(progress: SequenceProgress | None) -> str:
             return f":checkered_flag: *{sequence} finished* · {counted}"
     if progress.next_step:
         wait = f" — {escape(progress.next_wait)}" if progress.next_wait else ""
-        return (f":arrow_forward: {sequence} · {counted} · next: *{escape(progress.next_step)}* "
-                f"({channel_name(progress.next_channel)}) {escape(progress.next_at or '')}{wait}")
+        return (
+            f":arrow_forward: {sequence} · {counted} · next: *{escape(progress.next_step)}* "
+            f"({channel_name(progress.next_channel)}) {escape(progress.next_at or '')}{wait}"
+        )
     return f":arrow_forward: {sequence} · {counted} · nothing more scheduled"
 
 
 def lead_card_text(card: LeadCard) -> str:
     """The card's notification text."""
     contact = escape(card.phone_display or card.email or "")
-    return message_text(f"Lead: {lead_label(card.name, card.phone_display, card.email, card.lead_id)}"
-                        + (f" ({contact})" if contact else "") + f" · {stage_label(card.stage)}")
+    return message_text(
+        f"Lead: {lead_label(card.name, card.phone_display, card.email, card.lead_id)}"
+        + (f" ({contact})" if contact else "")
+        + f" · {stage_label(card.stage)}"
+    )
 
 
 def lead_card_blocks(card: LeadCard) -> list[Block]:
     """The lead's parent message, compact: who and how to reach them, what they asked, where they stand, the buttons."""
     blocks: list[Block] = [header(f"{_stage_emoji(card.stage)} " + _plain_name(card))]
-    reach = [tel_link(card.phone, card.phone_display) if card.phone else None,
-             escape(card.email) if card.email else None]
+    reach = [
+        tel_link(card.phone, card.phone_display) if card.phone else None,
+        escape(card.email) if card.email else None,
+    ]
     lines = [" · ".join(part for part in reach if part) or "_no phone or email_"]
     if card.first_message.strip():
         lines.append(quote(escape(clip(" ".join(card.first_message.split()), 300))))
     blocks.append(section("\n".join(lines)))
-    facts = [f"*{stage_label(card.stage)}*", owner_text(card.owner), f"from {escape(card.source) or 'unknown'}",
-             f"lead #{card.lead_id}"]
+    facts = [
+        f"*{stage_label(card.stage)}*",
+        owner_text(card.owner),
+        f"from {escape(card.source) or 'unknown'}",
+        f"lead #{card.lead_id}",
+    ]
     if card.appointment_when and card.appointment_status:
         facts.insert(1, appointment_text(card.appointment_status, card.appointment_when))
     notes = [" · ".join(facts), progress_text(card.progress)]
@@ -344,8 +365,15 @@ def _plain_name(card: LeadCard) -> str:
 
 
 def _stage_emoji(stage: str) -> str:
-    return {"new": "🆕", "contacted": "📨", "engaged": "💬", "booked": "📅", "nurture": "🌱", "lost": "🚫",
-            "opted_out": "🔕"}.get(stage, "👤")
+    return {
+        "new": "🆕",
+        "contacted": "📨",
+        "engaged": "💬",
+        "booked": "📅",
+        "nurture": "🌱",
+        "lost": "🚫",
+        "opted_out": "🔕",
+    }.get(stage, "👤")
 
 
 def _card_buttons(card: LeadCard) -> list[dict[str, Any]]:
@@ -366,18 +394,35 @@ def _card_buttons(card: LeadCard) -> list[dict[str, Any]]:
             buttons.append(button("Attended", ActionId.APPOINTMENT_ATTENDED, visit, style="primary"))
             buttons.append(button("No-show", ActionId.APPOINTMENT_NO_SHOW, visit))
         buttons.append(button("Reschedule", ActionId.APPOINTMENT_RESCHEDULE, visit))
-        buttons.append(button("Cancel visit", ActionId.APPOINTMENT_CANCEL, visit,
-                              confirm=confirm_dialog("Cancel the visit?", "Reminders stop. Nothing is sent to the "
-                                                     "lead; you choose what happens next.", "Cancel visit")))
+        buttons.append(
+            button(
+                "Cancel visit",
+                ActionId.APPOINTMENT_CANCEL,
+                visit,
+                confirm=confirm_dialog(
+                    "Cancel the visit?",
+                    "Reminders stop. Nothing is sent to the lead; you choose what happens next.",
+                    "Cancel visit",
+                ),
+            )
+        )
     elif card.appointment_status == "cancelled" and not closed and card.automation == Automation.OFF:
         buttons.append(button("Rebook", ActionId.LEAD_BOOKED, card.lead_id, style="primary"))
         buttons.append(button("Back to follow-up", ActionId.LEAD_BACK_TO_FOLLOW_UP, card.lead_id))
     elif card.stage != "booked":
         buttons.append(button("Booked", ActionId.LEAD_BOOKED, card.lead_id))
     if not closed:
-        buttons.append(button("Not interested", ActionId.LEAD_NOT_INTERESTED, card.lead_id, style="danger",
-                              confirm=confirm_dialog("Not interested?", "Stop all follow-up for this lead and "
-                                                     "mark them lost.", "Stop follow-up")))
+        buttons.append(
+            button(
+                "Not interested",
+                ActionId.LEAD_NOT_INTERESTED,
+                card.lead_id,
+                style="danger",
+                confirm=confirm_dialog(
+                    "Not interested?", "Stop all follow-up for this lead and mark them lost.", "Stop follow-up"
+                ),
+            )
+        )
     return buttons
 
 
@@ -404,8 +449,9 @@ def thread_entry_text(entry: ThreadEntry) -> str:
         case DecisionEntry():
             return message_text(_with_mention(entry.mention, decision_text(entry)))
         case FailureEntry():
-            return message_text(_with_mention(entry.mention, f"{channel_name(entry.channel)} failed: "
-                                              f"{escape(entry.error)}"))
+            return message_text(
+                _with_mention(entry.mention, f"{channel_name(entry.channel)} failed: {escape(entry.error)}")
+            )
         case NeedsPersonEntry():
             return message_text(_with_mention(entry.mention, escape(entry.text)))
         case CallOutcomeEntry():
@@ -426,8 +472,14 @@ def thread_entry_blocks(entry: ThreadEntry) -> list[Block]:
             return [section(_with_mention(entry.mention, f":gear: {decision_text(entry)}"))]
         case FailureEntry():
             step = f" · {escape(entry.step)}" if entry.step else ""
-            return [section(_with_mention(entry.mention, f":warning: *{channel_name(entry.channel)} not sent*{step}\n"
-                                          + escape(entry.error)))]
+            return [
+                section(
+                    _with_mention(
+                        entry.mention,
+                        f":warning: *{channel_name(entry.channel)} not sent*{step}\n" + escape(entry.error),
+                    )
+                )
+            ]
         case NeedsPersonEntry():
             return [section(_with_mention(entry.mention, f":rotating_light: *Needs a person*\n{escape(entry.text)}"))]
         case CallOutcomeEntry():
@@ -541,8 +593,7 @@ def _call_outcome_blocks(entry: CallOutcomeEntry) -> list[Block]:
 def call_task_text(task: CallTaskView) -> str:
     """The task's notification text: who is asked to call whom, and why."""
     name = lead_label(task.lead_name, task.phone_display, task.email, task.lead_id)
-    return message_text(_with_mention(task.mention, f"Call {name}: {escape(task.reason)} "
-                                      f"({_task_state_words(task)})"))
+    return message_text(_with_mention(task.mention, f"Call {name}: {escape(task.reason)} ({_task_state_words(task)})"))
 
 
 def call_task_blocks(task: CallTaskView) -> list[Block]:
@@ -557,12 +608,16 @@ def call_task_blocks(task: CallTaskView) -> list[Block]:
         why.append(f"*Due:* {escape(task.due_at)}")
     blocks.append(section("\n".join(why)))
     if not finished:
-        blocks.append(fields_section([
-            f"*Email*\n{escape(task.email) if task.email else 'none'}",
-            f"*Source*\n{escape(task.source) or 'unknown'}",
-            f"*Stage*\n{stage_label(task.stage)}",
-            f"*Lead*\n#{task.lead_id}",
-        ]))
+        blocks.append(
+            fields_section(
+                [
+                    f"*Email*\n{escape(task.email) if task.email else 'none'}",
+                    f"*Source*\n{escape(task.source) or 'unknown'}",
+                    f"*Stage*\n{stage_label(task.stage)}",
+                    f"*Lead*\n#{task.lead_id}",
+                ]
+            )
+        )
         if task.first_message.strip():
             blocks.append(section("*What they asked*\n" + quote(escape(task.first_message))))
         if task.last_reply and task.last_reply.strip():
@@ -597,8 +652,9 @@ def call_task_pointer_blocks(task: CallTaskView) -> list[Block]:
 
 
 def _task_state_words(task: CallTaskView) -> str:
-    return {"open": "open", "claimed": "claimed", "done": "done", "cancelled": "cancelled"}.get(task.status,
-                                                                                              escape(task.status))
+    return {"open": "open", "claimed": "claimed", "done": "done", "cancelled": "cancelled"}.get(
+        task.status, escape(task.status)
+    )
 
 
 def _task_state_line(task: CallTaskView) -> str:
@@ -635,8 +691,16 @@ def _task_buttons(task: CallTaskView) -> list[dict[str, Any]]:
         buttons.append(button("Resume", ActionId.TASK_RESUME, task.task_id))
     if task.stage != "booked":
         buttons.append(button("Booked", ActionId.TASK_BOOKED, task.task_id))
-    buttons.append(button("Not interested", ActionId.TASK_NOT_INTERESTED, task.task_id, style="danger",
-                          confirm=confirm_dialog("Not interested?", "Stop all follow-up for this lead and mark "
-                                                 "them lost.", "Stop follow-up")))
+    buttons.append(
+        button(
+            "Not interested",
+            ActionId.TASK_NOT_INTERESTED,
+            task.task_id,
+            style="danger",
+            confirm=confirm_dialog(
+                "Not interested?", "Stop all follow-up for this lead and mark them lost.", "Stop follow-up"
+            ),
+        )
+    )
     buttons.append(button("Snooze", ActionId.TASK_SNOOZE, task.task_id))
     return buttons

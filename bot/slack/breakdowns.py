@@ -57,15 +57,21 @@ def _monospace(table: StatsTable) -> str:
 def _people_sections(table: StatsTable) -> list[Block]:
     fields = []
     for record in table.records()[:MOST_PEOPLE]:
-        outcomes = [f"{record[column.key]} {column.heading.lower()}" for column in table.columns
-                    if column.key.startswith("calls_") and record[column.key]]
+        outcomes = [
+            f"{record[column.key]} {column.heading.lower()}"
+            for column in table.columns
+            if column.key.startswith("calls_") and record[column.key]
+        ]
         calls = record["calls"]
         said = f"{calls} call{'' if calls == 1 else 's'}" + (f": {', '.join(outcomes)}" if outcomes else "")
-        fields.append(f"*{owner_text(str(record['team_member']))}*\n{said}\n"
-                      f"{cell_text(record['leads_claimed'], Kind.COUNT)} claimed · "
-                      f"{cell_text(record['bookings'], Kind.COUNT)} booked")
-    sections = [fields_section(fields[i:i + FIELDS_PER_SECTION]) for i in range(0, len(fields), FIELDS_PER_SECTION)]
+        fields.append(
+            f"*{owner_text(str(record['team_member']))}*\n{said}\n"
+            f"{cell_text(record['leads_claimed'], Kind.COUNT)} claimed · "
+            f"{cell_text(record['bookings'], Kind.COUNT)} booked"
+        )
+    sections = [fields_section(fields[i : i + FIELDS_PER_SECTION]) for i in range(0, len(fields), FIELDS_PER_SECTION)]
     if len(table.rows) > MOST_PEOPLE:
-        sections.append(context(f"…and {len(table.rows) - MOST_PEOPLE} more: `followup stats` on the host lists "
-                                "them all."))
+        sections.append(
+            context(f"…and {len(table.rows) - MOST_PEOPLE} more: `followup stats` on the host lists them all.")
+        )
     return sections

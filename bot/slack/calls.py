@@ -26,8 +26,9 @@ from bot.slack.limits import SlackLimits
 log = logging.getLogger(__name__)
 
 #: Slack error codes that mean "not now" rather than "never".
-TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
-                              "request_timeout", "timeout"})
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "timeout"}
+)
 #: slack_sdk's error text when Slack answered something that is not JSON (a proxy page, a cut body).
 NON_JSON_ANSWER = "Received a response in a non-JSON format"
 #: How a rate-limited call is described to people (the flag itself is the event's retry_reason).
@@ -45,8 +46,9 @@ POST_EVENT_TYPE = "followup_post"
 class SlackUnavailable(Exception):
     """Slack did not take the call this time (429, 5xx, timeout, no connection); try again later."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, *, maybe_done: bool = False,
-                 rate_limited: bool = False):
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, maybe_done: bool = False, rate_limited: bool = False
+    ):
         super().__init__(reason)
         self.retry_after = retry_after
         #: The answer was lost, not refused: Slack may have done the call all the same.
@@ -98,8 +100,16 @@ def classify(error: SlackApiError, method: str) -> SlackUnavailable | SlackRefus
 class EventCalls:
     """The Slack calls of one notice in hand: made through the rate limits, each post once."""
 
-    def __init__(self, client: WebClient, limits: SlackLimits, *, max_wait: float, event_id: int,
-                 event_at: datetime | None, maybe_posted: bool):
+    def __init__(
+        self,
+        client: WebClient,
+        limits: SlackLimits,
+        *,
+        max_wait: float,
+        event_id: int,
+        event_at: datetime | None,
+        maybe_posted: bool,
+    ):
         self.client = client
         self.limits = limits
         #: The longest a call of a notice already under way waits for its rate-limit token.
@@ -121,8 +131,9 @@ class EventCalls:
         while True:
             extra: dict[str, Any] = {"cursor": cursor} if cursor else {}
             try:
-                answer = self.call("conversations.replies", channel, ts=thread_ts, include_all_metadata=True,
-                                    limit=1000, **extra)
+                answer = self.call(
+                    "conversations.replies", channel, ts=thread_ts, include_all_metadata=True, limit=1000, **extra
+                )
             except SlackRefused as refused:  # the thread is gone: only the card is left to edit
                 log.warning("slack: could not list thread %s/%s: %s", channel, thread_ts, refused)
                 return found
@@ -148,8 +159,9 @@ class EventCalls:
         self.calls_made += 1
         try:
             if method == "chat.postMessage":
-                answer = self.client.chat_postMessage(channel=channel, unfurl_links=False, unfurl_media=False,
-                                                      **arguments)
+                answer = self.client.chat_postMessage(
+                    channel=channel, unfurl_links=False, unfurl_media=False, **arguments
+                )
             elif method == "chat.update":
                 answer = self.client.chat_update(channel=channel, **arguments)
             elif method == UPLOAD:
@@ -169,13 +181,16 @@ class EventCalls:
             raise SlackRefused(f"{method}: {type(error).__name__}: {error}") from error
         except (OSError, HTTPException) as error:  # timeouts, refused or reset connections, cut answers
             never_reached = isinstance(getattr(error, "reason", error), ConnectionRefusedError)
-            raise SlackUnavailable(f"{method}: {type(error).__name__}: {error}",
-                                   maybe_done=method == "chat.postMessage" and not never_reached) from error
+            raise SlackUnavailable(
+                f"{method}: {type(error).__name__}: {error}",
+                maybe_done=method == "chat.postMessage" and not never_reached,
+            ) from error
         self.answered = True
         return answer
 
-    def post(self, channel: str, text: str, blocks: list[dict], thread_ts: str | None = None, *,
-              key: str | None = None) -> str:
+    def post(
+        self, channel: str, text: str, blocks: list[dict], thread_ts: str | None = None, *, key: str | None = None
+    ) -> str:
         """Post once: `key` names what the post is for (a card, a task copy; by default this event's entry)."""
         key = key or f"event:{self.event_id}"
         if self.maybe_posted:
@@ -191,8 +206,11 @@ class EventCalls:
                 return found
         # `at`: when what the post shows happened (the notice's time), which a backlog may leave far behind.
         tag = {"key": key, "at": utc(self.event_at).isoformat()} if self.event_at else {"key": key}
-        arguments: dict[str, Any] = {"text": text, "blocks": blocks,
-                                     "metadata": {"event_type": POST_EVENT_TYPE, "event_payload": tag}}
+        arguments: dict[str, Any] = {
+            "text": text,
+            "blocks": blocks,
+            "metadata": {"event_type": POST_EVENT_TYPE, "event_payload": tag},
+        }
         if thread_ts:
             arguments["thread_ts"] = thread_ts
         answer = self.call("chat.postMessage", channel, **arguments)
@@ -206,8 +224,10 @@ class EventCalls:
             answer = self.call("conversations.history", channel, include_all_metadata=True, limit=100)
         for message in answer.get("messages") or []:
             metadata = message.get("metadata") or {}
-            if (metadata.get("event_type") == POST_EVENT_TYPE
-                    and (metadata.get("event_payload") or {}).get("key") == key):
+            if (
+                metadata.get("event_type") == POST_EVENT_TYPE
+                and (metadata.get("event_payload") or {}).get("key") == key
+            ):
                 return str(message["ts"])
         return None
 

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from enum import StrEnum
-from typing import Iterable, Sequence as Seq
 
 import phonenumbers
 
 from bot.core.business import Business
-from bot.store.consent import why_no_sms_consent
 from bot.core.display import First, team_time
-from bot.store.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
 from bot.core.planning import PHONE_CHANNELS
 from bot.core.playbook import Channel, Sequence, default_sequence_label, step_label
 from bot.core.reply_classifier import explain_reading
 from bot.core.send_times import wait_of
 from bot.core.states import CallTaskStatus, EnrollmentState, TouchStatus
+from bot.store.consent import why_no_sms_consent
+from bot.store.models import Appointment, CallTask, Enrollment, Lead, Message, Touch
 
 #: Steps that are bookkeeping, not something sent to the lead: not counted in "touch N of M".
 NOT_A_TOUCH = ("stage",)
@@ -168,8 +169,15 @@ class ThreadReplyStatus:
     error: str | None = None
 
 
-ThreadEntry = (OutboundEntry | InboundEntry | DecisionEntry | FailureEntry | NeedsPersonEntry | CallOutcomeEntry
-               | ThreadReplyStatus)
+ThreadEntry = (
+    OutboundEntry
+    | InboundEntry
+    | DecisionEntry
+    | FailureEntry
+    | NeedsPersonEntry
+    | CallOutcomeEntry
+    | ThreadReplyStatus
+)
 
 
 @dataclass(frozen=True)
@@ -244,8 +252,14 @@ def automation_of(enrollments: Iterable[Enrollment]) -> Automation:
 
 
 def sequence_progress(
-    enrollment: Enrollment | None, touches: Seq[Touch], zone: tzinfo, *, wont_run: frozenset[str] = frozenset(),
-    playbook: Sequence | None = None, business: Business | None = None, lead_zones: tuple[str, ...] = (),
+    enrollment: Enrollment | None,
+    touches: Seq[Touch],
+    zone: tzinfo,
+    *,
+    wont_run: frozenset[str] = frozenset(),
+    playbook: Sequence | None = None,
+    business: Business | None = None,
+    lead_zones: tuple[str, ...] = (),
 ) -> SequenceProgress | None:
     """Count the touches of one enrollment carried out, of those that apply to this lead, and name the next.
 
@@ -256,9 +270,14 @@ def sequence_progress(
     """
     if enrollment is None:
         return None
-    own = [t for t in touches if t.enrollment_id == enrollment.id and t.channel not in NOT_A_TOUCH
-           and t.status not in (TouchStatus.SKIPPED, TouchStatus.CANCELLED)
-           and not (t.status == TouchStatus.SCHEDULED and t.step_id in wont_run)]
+    own = [
+        t
+        for t in touches
+        if t.enrollment_id == enrollment.id
+        and t.channel not in NOT_A_TOUCH
+        and t.status not in (TouchStatus.SKIPPED, TouchStatus.CANCELLED)
+        and not (t.status == TouchStatus.SCHEDULED and t.step_id in wont_run)
+    ]
     done = sum(1 for t in own if t.status in (TouchStatus.SENT, TouchStatus.FAILED))
     upcoming = sorted((t for t in own if t.status == TouchStatus.SCHEDULED), key=lambda t: (t.due_at, t.position))
     running = enrollment.state in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED)
@@ -269,8 +288,13 @@ def sequence_progress(
         phone = Channel(following.channel) in PHONE_CHANNELS if following.channel in tuple(Channel) else False
         wait = None
         if business is not None and following.planned_at is not None:
-            wait = wait_of(following.due_at, following.planned_at, business=business,
-                           respect_lead_daytime=phone, lead_timezones=lead_zones)
+            wait = wait_of(
+                following.due_at,
+                following.planned_at,
+                business=business,
+                respect_lead_daytime=phone,
+                lead_timezones=lead_zones,
+            )
         next_wait = wait.words if wait is not None else None
         first: First = "lead" if wait is not None and wait.for_lead_daytime else "business"
         next_at = team_time(following.due_at, zone, lead_zone, first=first)
@@ -323,10 +347,14 @@ def lead_card(
         owner=lead.owner,
         automation=automation_of(open_ones),
         can_reply=lead.sms_answer_allowed or lead.email_allowed,
-        progress=sequence_progress(shown, touches, zone, wont_run=wont_run, playbook=playbook, business=business,
-                                   lead_zones=lead_zones),
-        appointment_at=(_local(appointment.start_at, zone, lead_zone)
-                        if appointment and appointment.status in ACTIVE_VISIT else None),
+        progress=sequence_progress(
+            shown, touches, zone, wont_run=wont_run, playbook=playbook, business=business, lead_zones=lead_zones
+        ),
+        appointment_at=(
+            _local(appointment.start_at, zone, lead_zone)
+            if appointment and appointment.status in ACTIVE_VISIT
+            else None
+        ),
         unreachable=_unreachable(lead),
         appointment_id=appointment.id if appointment else None,
         appointment_status=str(appointment.status) if appointment else None,
@@ -348,8 +376,14 @@ def _unreachable(lead: Lead) -> str | None:
     return "; ".join(reasons) or None
 
 
-def outbound_entry(message: Message, touch: Touch | None, zone: tzinfo, *, step: str | None = None,
-                   lead_zone: tzinfo | str | None = None) -> OutboundEntry:
+def outbound_entry(
+    message: Message,
+    touch: Touch | None,
+    zone: tzinfo,
+    *,
+    step: str | None = None,
+    lead_zone: tzinfo | str | None = None,
+) -> OutboundEntry:
     """A message to the lead; `step` is the label of the touch it carried (bot.core.playbook.step_label)."""
     return OutboundEntry(
         message_id=message.id,
@@ -371,22 +405,33 @@ def written_in_thread(message: Message) -> bool:
 
 def thread_reply_status(message: Message) -> ThreadReplyStatus:
     error = (message.details or {}).get("error")
-    return ThreadReplyStatus(channel=message.channel, author=message.author, status=message.status,
-                             error_code=message.error_code, error=str(error) if error else None)
+    return ThreadReplyStatus(
+        channel=message.channel,
+        author=message.author,
+        status=message.status,
+        error_code=message.error_code,
+        error=str(error) if error else None,
+    )
 
 
-def touch_entry(touch: Touch, zone: tzinfo, *, step: str | None = None,
-                lead_zone: tzinfo | str | None = None) -> OutboundEntry:
+def touch_entry(
+    touch: Touch, zone: tzinfo, *, step: str | None = None, lead_zone: tzinfo | str | None = None
+) -> OutboundEntry:
     """A sent touch whose message row is missing (should not happen; shown from the touch itself)."""
     return OutboundEntry(
-        message_id=None, channel=touch.channel, text=touch.body_text or "", status=str(touch.status),
-        step=step or step_label(None, touch.step_id), subject=touch.subject,
+        message_id=None,
+        channel=touch.channel,
+        text=touch.body_text or "",
+        status=str(touch.status),
+        step=step or step_label(None, touch.step_id),
+        subject=touch.subject,
         at=_local(touch.sent_at, zone, lead_zone),
     )
 
 
-def inbound_entry(message: Message, requested_time: datetime | None, zone: tzinfo, *,
-                  lead_zone: tzinfo | str | None = None) -> InboundEntry:
+def inbound_entry(
+    message: Message, requested_time: datetime | None, zone: tzinfo, *, lead_zone: tzinfo | str | None = None
+) -> InboundEntry:
     return InboundEntry(
         channel=message.channel,
         text=message.body,
@@ -438,8 +483,14 @@ def call_task_view(
     )
 
 
-def call_outcome_entry(task: CallTask, *, logged_by: str | None, zone: tzinfo,
-                       lead_zone: tzinfo | str | None = None, consequence: str | None = None) -> CallOutcomeEntry:
+def call_outcome_entry(
+    task: CallTask,
+    *,
+    logged_by: str | None,
+    zone: tzinfo,
+    lead_zone: tzinfo | str | None = None,
+    consequence: str | None = None,
+) -> CallOutcomeEntry:
     return CallOutcomeEntry(
         task_id=task.id,
         outcome=task.outcome or "",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
 import dateparser
@@ -30,17 +30,21 @@ USAGE_LINES = (
     ("reschedule <lead> <when>", "move the lead's visit, e.g. `reschedule 12 friday 10am`"),
     ("cancel <lead>", "cancel the lead's visit; reminders stop"),
     ("attended <lead>", "the lead came to the visit"),
-    ("noshow <lead>", "the lead missed the visit: a \"we missed you\" note and a call"),
+    ("noshow <lead>", 'the lead missed the visit: a "we missed you" note and a call'),
     ("claim <lead>", "make the lead yours"),
     ("optout <lead>", "record that they asked not to be contacted (admins)"),
-    ('consent <lead> verbal "what they said"', "record that the lead agreed to texts (or `revoked \"...\"`)"),
-    ("stats [7d|30d] [by source|touch|person|playbook]",
-     "leads in, speed to lead, reply and booking rates; or one breakdown as a table"),
+    ('consent <lead> verbal "what they said"', 'record that the lead agreed to texts (or `revoked "..."`)'),
+    (
+        "stats [7d|30d] [by source|touch|person|playbook]",
+        "leads in, speed to lead, reply and booking rates; or one breakdown as a table",
+    ),
     ("digest", "this week's digest so far, shown only to you (it is posted to the channel weekly)"),
 )
 LEAD_HINT = "Name a lead by its id (`12` or `#12`), phone, email or name."
-SEND_MARKER_HINT = (f"In a lead's thread, start a message with `{SEND_MARKER}` to send the rest to the lead "
-                    "(a text when there is a phone, else an email). Every other thread message stays in Slack.")
+SEND_MARKER_HINT = (
+    f"In a lead's thread, start a message with `{SEND_MARKER}` to send the rest to the lead "
+    "(a text when there is a phone, else an email). Every other thread message stays in Slack."
+)
 
 
 def slots(text: str) -> str:
@@ -189,15 +193,19 @@ def parse_command(text: str, *, now: datetime, zone: tzinfo) -> Command:
 
 def _new_lead(words: list[str]) -> NewLead:
     if not words:
-        raise CommandError(f"`/followup new {slots('<phone|email>')} [name]` needs a phone number or an email, "
-                           "e.g. `/followup new (312) 555-0142 Dana Lee`.")
+        raise CommandError(
+            f"`/followup new {slots('<phone|email>')} [name]` needs a phone number or an email, "
+            "e.g. `/followup new (312) 555-0142 Dana Lee`."
+        )
     if "@" in words[0]:
         return NewLead(phone=None, email=words[0], name=" ".join(words[1:]))
     phone, rest = _phone_words(words)
     if not phone:
-        raise CommandError(f"`{_code(words[0])}` is neither a phone number nor an email; write "
-                           f"`/followup new {slots('<phone|email>')} [name]`, e.g. "
-                           "`/followup new +1 312 555 0142 Dana Lee`.")
+        raise CommandError(
+            f"`{_code(words[0])}` is neither a phone number nor an email; write "
+            f"`/followup new {slots('<phone|email>')} [name]`, e.g. "
+            "`/followup new +1 312 555 0142 Dana Lee`."
+        )
     return NewLead(phone=phone, email=None, name=" ".join(rest))
 
 
@@ -210,12 +218,15 @@ def _consent(words: list[str]) -> RecordConsent:
     example = '`/followup consent 12 verbal "agreed to texts on the phone today"`'
     at = next((i for i, word in enumerate(words) if word.lower() in _CONSENT_WORDS), None)
     if at is None or at == 0:
-        raise CommandError(f"`/followup consent {slots('<lead>')} verbal \"what they said\"` needs a lead, then "
-                           f"`verbal` (or `revoked`), then a note of what the lead said, e.g. {example}.")
-    note = " ".join(words[at + 1:]).strip().strip('"“”\'‘’').strip()
+        raise CommandError(
+            f'`/followup consent {slots("<lead>")} verbal "what they said"` needs a lead, then '
+            f"`verbal` (or `revoked`), then a note of what the lead said, e.g. {example}."
+        )
+    note = " ".join(words[at + 1 :]).strip().strip("\"“”'‘’").strip()
     if len(note) < MIN_CONSENT_NOTE:
-        raise CommandError(f"Add a note of what the lead said and when, e.g. {example}: it is the record of "
-                           "their consent.")
+        raise CommandError(
+            f"Add a note of what the lead said and when, e.g. {example}: it is the record of their consent."
+        )
     return RecordConsent(" ".join(words[:at]).strip(), _CONSENT_WORDS[words[at].lower()], note)
 
 
@@ -226,8 +237,9 @@ def _list(words: list[str]) -> ListLeads:
         return ListLeads(ListFilter(words[0].lower()))
     except ValueError:
         choices = "|".join(f.value for f in ListFilter)
-        raise CommandError(f"`/followup list` shows `{choices}`; `{_code(' '.join(words))}` is not one of them.") \
-            from None
+        raise CommandError(
+            f"`/followup list` shows `{choices}`; `{_code(' '.join(words))}` is not one of them."
+        ) from None
 
 
 def _stats(words: list[str]) -> ShowStats:
@@ -237,25 +249,28 @@ def _stats(words: list[str]) -> ShowStats:
         raise CommandError(
             f"`/followup stats` takes a period, `7d` or `30d`, and a breakdown, `by source`, `by touch`, "
             f"`by person` or `by playbook` (each optional), e.g. `/followup stats 30d by source`; "
-            f"`{_code(str(wrong))}` is not one of them.") from None
+            f"`{_code(str(wrong))}` is not one of them."
+        ) from None
     return ShowStats(request.days, request.by)
 
 
 def _book(words: list[str], *, now: datetime, zone: tzinfo, verb: str = "book") -> BookLead:
-    example = f"e.g. `/followup {verb} 12 tomorrow 3pm` or `/followup {verb} \"Dana Lee\" 2026-12-01 10:00`"
+    example = f'e.g. `/followup {verb} 12 tomorrow 3pm` or `/followup {verb} "Dana Lee" 2026-12-01 10:00`'
     if len(" ".join(words)) > MAX_BOOK_TEXT:
         # Each split of a long text is another date parse: refuse it before it ties up a listener.
-        raise CommandError(f"`/followup {verb}` takes a lead and a date and time, not "
-                           f"{len(' '.join(words))} characters; {example}.")
+        raise CommandError(
+            f"`/followup {verb}` takes a lead and a date and time, not {len(' '.join(words))} characters; {example}."
+        )
     if len(words) < 2:
-        raise CommandError(f"`/followup {verb} {slots('<lead> <when>')}` needs a lead and a date and time, "
-                           f"{example}.")
+        raise CommandError(f"`/followup {verb} {slots('<lead> <when>')}` needs a lead and a date and time, {example}.")
     for reference, when in _reference_then_rest(words):
         start_at = parse_when(when, now=now, zone=zone)
         if start_at is not None:
             return BookLead(reference, start_at, when)
-    raise CommandError(f"I could not read a date and time in `{_code(' '.join(words))}`; give the lead, then the "
-                       f"day and the time, {example}.")
+    raise CommandError(
+        f"I could not read a date and time in `{_code(' '.join(words))}`; give the lead, then the "
+        f"day and the time, {example}."
+    )
 
 
 def _reference_then_rest(words: list[str]) -> list[tuple[str, str]]:
@@ -291,7 +306,7 @@ def _phone_words(words: list[str]) -> tuple[str | None, list[str]]:
         digits += sum(ch.isdigit() for ch in word)
     if digits < 7:
         return None, words
-    return " ".join(taken), words[len(taken):]
+    return " ".join(taken), words[len(taken) :]
 
 
 #: A clock time, or a span from now: a visit needs one, not just a day.
@@ -316,7 +331,7 @@ def parse_when(text: str, *, now: datetime, zone: tzinfo) -> datetime | None:
         "DATE_ORDER": "MDY",
     }
     parsed = dateparser.parse(text, languages=["en"], settings=settings)
-    return parsed.astimezone(timezone.utc) if parsed is not None else None
+    return parsed.astimezone(UTC) if parsed is not None else None
 
 
 def _code(text: str) -> str:
@@ -337,7 +352,7 @@ def message_for_lead(text: str) -> str | None:
     stripped = (text or "").strip()
     if not stripped.lower().startswith(SEND_MARKER):
         return None
-    rest = stripped[len(SEND_MARKER):]
+    rest = stripped[len(SEND_MARKER) :]
     if rest and not rest[0].isspace():
         return None
     return rest.strip()

@@ -16,11 +16,11 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from bot.reports.digest import DigestSchedule, WeeklyDigest, build_digest
+from bot.reports.stats import ATTRIBUTION
+from bot.slack.blocks import Block, clip, context, escape, fields_section, header, section
+from bot.slack.home import PlaybookLookup, duration, percent, subject_text, touch_name
 from bot.store.models import ProcessedDelivery
 from bot.usecases.services import Services
-from bot.slack.blocks import Block, clip, context, escape, fields_section, header, section
-from bot.reports.stats import ATTRIBUTION
-from bot.slack.home import PlaybookLookup, duration, percent, subject_text, touch_name
 
 log = logging.getLogger(__name__)
 
@@ -30,70 +30,104 @@ DIGEST_CLAIM = "weekly_digest"
 _LATE_LIMIT = timedelta(hours=12)
 
 
-def digest_blocks(digest: WeeklyDigest, playbook_of: PlaybookLookup | None = None, *,
-                  preview: bool = False) -> list[Block]:
+def digest_blocks(
+    digest: WeeklyDigest, playbook_of: PlaybookLookup | None = None, *, preview: bool = False
+) -> list[Block]:
     """The digest as people read it: the week's numbers first, then who did what, then who is waiting."""
     stats = digest.stats
     first, last = digest.start.astimezone(digest.zone), digest.end.astimezone(digest.zone)
     blocks: list[Block] = [
         header(f"Week of {first:%b} {first.day} – {last:%b} {last.day}" + (" (preview)" if preview else "")),
-        fields_section([
-            f"*Leads in*\n{stats.leads_in}",
-            f"*Speed to lead*\nmedian {duration(stats.speed_to_lead_median)}, "
-            f"slowest tenth {duration(stats.speed_to_lead_p90)}",
-            f"*Reply rate*\n{percent(stats.reply_rate)} ({stats.replied} of {stats.contacted} contacted)",
-            f"*Booking rate*\n{percent(stats.booking_rate)} ({stats.booked} of {stats.leads_in})",
-            f"*Show rate*\n{percent(digest.show_rate)} ({digest.attended} of {digest.attended + digest.missed} "
-            "visits this week)",
-            f"*Lost*\n{digest.lost}",
-        ]),
+        fields_section(
+            [
+                f"*Leads in*\n{stats.leads_in}",
+                f"*Speed to lead*\nmedian {duration(stats.speed_to_lead_median)}, "
+                f"slowest tenth {duration(stats.speed_to_lead_p90)}",
+                f"*Reply rate*\n{percent(stats.reply_rate)} ({stats.replied} of {stats.contacted} contacted)",
+                f"*Booking rate*\n{percent(stats.booking_rate)} ({stats.booked} of {stats.leads_in})",
+                f"*Show rate*\n{percent(digest.show_rate)} ({digest.attended} of {digest.attended + digest.missed} "
+                "visits this week)",
+                f"*Lost*\n{digest.lost}",
+            ]
+        ),
     ]
     if digest.lost_reasons:
-        blocks.append(section("*Why leads were lost*\n" + "\n".join(
-            f"• {escape(reason)}: {count}" for reason, count in digest.lost_reasons[:6])))
+        blocks.append(
+            section(
+                "*Why leads were lost*\n"
+                + "\n".join(f"• {escape(reason)}: {count}" for reason, count in digest.lost_reasons[:6])
+            )
+        )
     if digest.calls_by_person:
-        blocks.append(section("*Calls made*\n" + "\n".join(
-            f"• <@{person.user_id}>: {person.calls} ("
-            + ", ".join(f"{count} {escape(outcome.replace('_', ' '))}" for outcome, count in person.outcomes) + ")"
-            for person in digest.calls_by_person[:10])))
+        blocks.append(
+            section(
+                "*Calls made*\n"
+                + "\n".join(
+                    f"• <@{person.user_id}>: {person.calls} ("
+                    + ", ".join(f"{count} {escape(outcome.replace('_', ' '))}" for outcome, count in person.outcomes)
+                    + ")"
+                    for person in digest.calls_by_person[:10]
+                )
+            )
+        )
     best = []
     if touch := digest.best_touch:
-        best.append(f"• Touch: {escape(touch_name(touch.sequence, touch.step_id, playbook_of))}: "
-                    f"{percent(touch.reply_rate)} replied ({touch.replies} of {touch.sent} sent)")
+        best.append(
+            f"• Touch: {escape(touch_name(touch.sequence, touch.step_id, playbook_of))}: "
+            f"{percent(touch.reply_rate)} replied ({touch.replies} of {touch.sent} sent)"
+        )
     if subject := digest.best_subject:
-        best.append(f"• Subject: “{escape(clip(subject_text(subject, playbook_of), 90))}” "
-                    f"({escape(touch_name(subject.sequence, subject.step_id, playbook_of))}): "
-                    f"{percent(subject.reply_rate)} replied ({subject.replies} of {subject.sent} sent)")
+        best.append(
+            f"• Subject: “{escape(clip(subject_text(subject, playbook_of), 90))}” "
+            f"({escape(touch_name(subject.sequence, subject.step_id, playbook_of))}): "
+            f"{percent(subject.reply_rate)} replied ({subject.replies} of {subject.sent} sent)"
+        )
     if best:
         blocks.append(section("*What got replies*\n" + "\n".join(best)))
     if digest.waiting:
-        blocks.append(section("*Still waiting for a person*\n" + "\n".join(
-            f"• #{lead.lead_id} {escape(lead.name or 'unnamed lead')}: {escape(lead.why)}" for lead in digest.waiting)))
+        blocks.append(
+            section(
+                "*Still waiting for a person*\n"
+                + "\n".join(
+                    f"• #{lead.lead_id} {escape(lead.name or 'unnamed lead')}: {escape(lead.why)}"
+                    for lead in digest.waiting
+                )
+            )
+        )
     else:
         blocks.append(section("*Still waiting for a person*\nNobody: every lead is handled."))
-    blocks.append(context("Rates are of those sent or contacted. A booking counts for the week its lead came in. "
-                          + ATTRIBUTION))
+    blocks.append(
+        context("Rates are of those sent or contacted. A booking counts for the week its lead came in. " + ATTRIBUTION)
+    )
     return blocks
 
 
 def digest_text(digest: WeeklyDigest) -> str:
     """The notification line (and what screen readers say) for the digest message."""
     count = digest.stats.leads_in
-    return (f"Weekly digest: {count} lead{'' if count == 1 else 's'} in, "
-            f"reply rate {percent(digest.stats.reply_rate)}, booking rate {percent(digest.stats.booking_rate)}")
+    return (
+        f"Weekly digest: {count} lead{'' if count == 1 else 's'} in, "
+        f"reply rate {percent(digest.stats.reply_rate)}, booking rate {percent(digest.stats.booking_rate)}"
+    )
 
 
-def post_digest(client: WebClient, channel: str, digest: WeeklyDigest, playbook_of: PlaybookLookup | None = None
-                ) -> str:
+def post_digest(
+    client: WebClient, channel: str, digest: WeeklyDigest, playbook_of: PlaybookLookup | None = None
+) -> str:
     """Post the digest and its chart to the channel; return the message ts."""
     from bot.reports.digest_chart import render_chart  # matplotlib loads once a week, not with every process
 
-    posted = client.chat_postMessage(channel=channel, text=digest_text(digest),
-                                     blocks=digest_blocks(digest, playbook_of))
+    posted = client.chat_postMessage(
+        channel=channel, text=digest_text(digest), blocks=digest_blocks(digest, playbook_of)
+    )
     ts = str(posted["ts"])
-    client.files_upload_v2(channel=channel, thread_ts=ts, content=render_chart(digest),
-                           filename=f"digest-{digest.end.astimezone(digest.zone):%Y-%m-%d}.png",
-                           title="This week: funnel and leads per day by source")
+    client.files_upload_v2(
+        channel=channel,
+        thread_ts=ts,
+        content=render_chart(digest),
+        filename=f"digest-{digest.end.astimezone(digest.zone):%Y-%m-%d}.png",
+        title="This week: funnel and leads per day by source",
+    )
     return ts
 
 
@@ -124,8 +158,11 @@ class WeeklyDigestJob:
             post_digest(self.client, self.channel, self.digest_for(moment), self.services.playbooks.get)
         except SlackApiError as error:
             self._release(key)
-            log.warning("weekly digest %s: Slack refused it (%s); trying again at the next tick", key,
-                        error.response.get("error"))
+            log.warning(
+                "weekly digest %s: Slack refused it (%s); trying again at the next tick",
+                key,
+                error.response.get("error"),
+            )
             return None
         log.info("weekly digest %s posted to %s", key, self.channel)
         return key
@@ -140,5 +177,8 @@ class WeeklyDigestJob:
 
     def _release(self, key: str) -> None:
         with self.services.session_factory.begin() as session:
-            session.execute(delete(ProcessedDelivery).where(ProcessedDelivery.provider == DIGEST_CLAIM,
-                                                            ProcessedDelivery.delivery_id == key))
+            session.execute(
+                delete(ProcessedDelivery).where(
+                    ProcessedDelivery.provider == DIGEST_CLAIM, ProcessedDelivery.delivery_id == key
+                )
+            )

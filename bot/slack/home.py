@@ -6,14 +6,27 @@ Pure: values from `bot.reports.stats` and `bot.reports.lead_views` in, blocks ou
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from bot.core.display import team_time
 from bot.core.playbook import Sequence as PlaybookSequence
 from bot.core.playbook import default_sequence_label, step_label
-
-from bot.usecases.closed_by_bot import ClosedByBot
+from bot.reports.stats import (
+    ATTRIBUTION,
+    VISIT_DAYS,
+    CallLine,
+    DayNumbers,
+    HomeSnapshot,
+    LeadLine,
+    LeadStats,
+    NextStep,
+    Page,
+    StepKind,
+    SubjectResult,
+    VisitNumbers,
+)
 from bot.slack.blocks import (
     ActionId,
     channel_name,
@@ -29,20 +42,7 @@ from bot.slack.blocks import (
     stage_label,
 )
 from bot.slack.cards import display_phone
-from bot.reports.stats import (
-    ATTRIBUTION,
-    VISIT_DAYS,
-    CallLine,
-    DayNumbers,
-    HomeSnapshot,
-    LeadLine,
-    LeadStats,
-    NextStep,
-    Page,
-    StepKind,
-    SubjectResult,
-    VisitNumbers,
-)
+from bot.usecases.closed_by_bot import ClosedByBot
 
 #: Finds a playbook by its name (Services.playbooks.get), for the labels people read.
 PlaybookLookup = Callable[[str], PlaybookSequence]
@@ -101,16 +101,21 @@ def next_step_text(step: NextStep, zone: tzinfo, playbook_of: PlaybookLookup | N
             return f":double_vertical_bar: automation paused{why}"
         case StepKind.TOUCH:
             playbook = _playbook(step.sequence, playbook_of) if step.sequence else None
-            return (f":arrow_forward: {channel_name(step.channel)} {escape(step_label(playbook, step.detail))} "
-                    f"{when(step.at, zone)}")
+            return (
+                f":arrow_forward: {channel_name(step.channel)} {escape(step_label(playbook, step.detail))} "
+                f"{when(step.at, zone)}"
+            )
     return "nothing scheduled"
 
 
 def lead_line_text(line: LeadLine, zone: tzinfo, playbook_of: PlaybookLookup | None = None) -> str:
     name = _lead_name(line.lead_id, line.name, line.phone, line.email)
     owner = f" · {owner_text(line.owner)}" if line.owner else ""
-    return clip(f"*{name}* (#{line.lead_id}) · {stage_label(line.stage)}{owner}\n"
-                f"{next_step_text(line.next_step, zone, playbook_of)}", 3000)
+    return clip(
+        f"*{name}* (#{line.lead_id}) · {stage_label(line.stage)}{owner}\n"
+        f"{next_step_text(line.next_step, zone, playbook_of)}",
+        3000,
+    )
 
 
 def call_line_text(line: CallLine, zone: tzinfo) -> str:
@@ -133,40 +138,49 @@ def _fit(blocks: list[Block], limit: int) -> list[Block]:
 
 
 def day_numbers_block(today: DayNumbers) -> Block:
-    return fields_section([
-        f"*Leads in*\n{today.leads_in}",
-        f"*Messages sent*\n{today.messages_sent}",
-        f"*Replies*\n{today.replies}",
-        f"*Booked*\n{today.booked}",
-        f"*Open calls*\n{today.open_calls}",
-    ])
+    return fields_section(
+        [
+            f"*Leads in*\n{today.leads_in}",
+            f"*Messages sent*\n{today.messages_sent}",
+            f"*Replies*\n{today.replies}",
+            f"*Booked*\n{today.booked}",
+            f"*Open calls*\n{today.open_calls}",
+        ]
+    )
 
 
 def visit_numbers_block(visits: VisitNumbers) -> Block:
     """Show rate, no-show rate, cancellations and reschedules."""
     marked = visits.attended + visits.no_shows
     unmarked = f"; {visits.unmarked} not marked yet" if visits.unmarked else ""
-    return fields_section([
-        f"*Show rate*\n{percent(visits.show_rate)} ({visits.attended} of {marked}{unmarked})",
-        f"*No-show rate*\n{percent(visits.no_show_rate)} ({visits.no_shows} of {marked})",
-        f"*Cancellations*\n{visits.cancellations}",
-        f"*Reschedules*\n{visits.reschedules}",
-    ])
+    return fields_section(
+        [
+            f"*Show rate*\n{percent(visits.show_rate)} ({visits.attended} of {marked}{unmarked})",
+            f"*No-show rate*\n{percent(visits.no_show_rate)} ({visits.no_shows} of {marked})",
+            f"*Cancellations*\n{visits.cancellations}",
+            f"*Reschedules*\n{visits.reschedules}",
+        ]
+    )
 
 
 def home_view(snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup | None = None) -> dict[str, Any]:
     """The App Home tab for one person: their leads and next steps, the team's open calls, today's numbers."""
-    blocks: list[Block] = [header(f"followup · {snapshot.business_name}"), section("*Today*"),
-                           day_numbers_block(snapshot.today),
-                           section(f"*Visits* (last {VISIT_DAYS} days)"), visit_numbers_block(snapshot.visits),
-                           {"type": "divider"},
-                           section(f"*Your leads* ({snapshot.my_leads.total})")]
+    blocks: list[Block] = [
+        header(f"followup · {snapshot.business_name}"),
+        section("*Today*"),
+        day_numbers_block(snapshot.today),
+        section(f"*Visits* (last {VISIT_DAYS} days)"),
+        visit_numbers_block(snapshot.visits),
+        {"type": "divider"},
+        section(f"*Your leads* ({snapshot.my_leads.total})"),
+    ]
     if snapshot.my_leads.rows:
         blocks.extend(section(lead_line_text(line, zone, playbook_of)) for line in snapshot.my_leads.rows)
         blocks.extend(_more(snapshot.my_leads, "of your leads — `/followup list mine`"))
     else:
-        blocks.append(context("No leads are yours yet: press *Claim* on a lead card, "
-                              "or `/followup claim &lt;lead&gt;`."))
+        blocks.append(
+            context("No leads are yours yet: press *Claim* on a lead card, or `/followup claim &lt;lead&gt;`.")
+        )
     blocks.extend([{"type": "divider"}, section(f"*Open calls in the team* ({snapshot.open_calls.total})")])
     if snapshot.open_calls.rows:
         blocks.extend(section(call_line_text(line, zone)) for line in snapshot.open_calls.rows)
@@ -185,18 +199,28 @@ def home_view(snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup 
 def closed_by_bot_block(closed: ClosedByBot, zone: tzinfo) -> Block:
     """One lead the bot closed: who, what it decided and when, the words that caused it, and Reopen."""
     words = quote(escape(clip(closed.message, 300))) if closed.message.strip() else "_(no message stored)_"
-    text = (f"{_lead_name(closed.lead_id, closed.name, closed.phone, closed.email)} · {stage_label(closed.stage)} · "
-            f"{escape(closed.reason)} ({when(closed.at, zone)})\n{words}")
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)},
-            "accessory": {"type": "button", "action_id": str(ActionId.LEAD_REOPEN), "value": str(closed.lead_id),
-                          "text": {"type": "plain_text", "text": "Reopen"}}}
+    text = (
+        f"{_lead_name(closed.lead_id, closed.name, closed.phone, closed.email)} · {stage_label(closed.stage)} · "
+        f"{escape(closed.reason)} ({when(closed.at, zone)})\n{words}"
+    )
+    return {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": clip(text, 3000)},
+        "accessory": {
+            "type": "button",
+            "action_id": str(ActionId.LEAD_REOPEN),
+            "value": str(closed.lead_id),
+            "text": {"type": "plain_text", "text": "Reopen"},
+        },
+    }
 
 
 # --- /followup answers --------------------------------------------------------------------------
 
 
-def lead_list_blocks(title: str, page: Page[LeadLine], zone: tzinfo,
-                     playbook_of: PlaybookLookup | None = None) -> list[Block]:
+def lead_list_blocks(
+    title: str, page: Page[LeadLine], zone: tzinfo, playbook_of: PlaybookLookup | None = None
+) -> list[Block]:
     if not page.rows:
         return [section(f"*{escape(title)}*: none.")]
     blocks: list[Block] = [section(f"*{escape(title)}* ({page.total})")]
@@ -215,14 +239,16 @@ def lead_detail_blocks(detail: Mapping[str, Any], zone: tzinfo) -> list[Block]:
     blocks: list[Block] = [
         # Plain text pings and links nothing, so the header takes the name as it is.
         header(f"{plain_name} (#{detail['id']})"),
-        fields_section([
-            f"*Phone*\n{escape(display_phone(detail['phone']) or 'none')}",
-            f"*Email*\n{escape(detail['email'] or 'none')}",
-            f"*Stage*\n{stage_label(detail['stage'])}",
-            f"*Owner*\n{owner_text(detail['owner'])}",
-            f"*Source*\n{escape(detail['source'] or 'unknown')}",
-            f"*In since*\n{when(_moment(detail['created_at']), zone)}",
-        ]),
+        fields_section(
+            [
+                f"*Phone*\n{escape(display_phone(detail['phone']) or 'none')}",
+                f"*Email*\n{escape(detail['email'] or 'none')}",
+                f"*Stage*\n{stage_label(detail['stage'])}",
+                f"*Owner*\n{owner_text(detail['owner'])}",
+                f"*Source*\n{escape(detail['source'] or 'unknown')}",
+                f"*In since*\n{when(_moment(detail['created_at']), zone)}",
+            ]
+        ),
     ]
     if (detail.get("first_message") or "").strip():
         blocks.append(section("*What they asked*\n" + quote(escape(clip(detail["first_message"], 1500)))))
@@ -231,16 +257,24 @@ def lead_detail_blocks(detail: Mapping[str, Any], zone: tzinfo) -> list[Block]:
     for task in detail.get("call_tasks", []):
         if task["status"] in ("open", "claimed"):
             who = f"claimed by {owner_text(task['claimed_by'])}" if task["claimed_by"] else "unclaimed"
-            blocks.append(section(f":telephone_receiver: *Call* ({who}): {escape(task['reason'])} · due "
-                                  f"{when(_moment(task['due_at']), zone)}"))
+            blocks.append(
+                section(
+                    f":telephone_receiver: *Call* ({who}): {escape(task['reason'])} · due "
+                    f"{when(_moment(task['due_at']), zone)}"
+                )
+            )
     for visit in detail.get("appointments", []):
         if visit["status"] == "booked":
             blocks.append(section(f":calendar: *Visit* {when(_moment(visit['start_at']), zone)}"))
-    unreachable = [text for text in (
-        "opted out of texts" if detail.get("sms_opted_out_at") else None,
-        "unsubscribed from email" if detail.get("email_opted_out_at") else None,
-        detail.get("sms_unreachable_reason"),
-    ) if text]
+    unreachable = [
+        text
+        for text in (
+            "opted out of texts" if detail.get("sms_opted_out_at") else None,
+            "unsubscribed from email" if detail.get("email_opted_out_at") else None,
+            detail.get("sms_unreachable_reason"),
+        )
+        if text
+    ]
     if unreachable:
         blocks.append(context(":no_entry: " + escape("; ".join(unreachable))))
     messages = detail.get("messages", [])[-SHOWN_MESSAGES:]
@@ -273,16 +307,21 @@ def _sequence_line(detail: Mapping[str, Any], zone: tzinfo, lead_zone: str | Non
     following = detail.get("next_touch")
     if following:
         label = following.get("label") or step_label(None, following["step"])
-        line += (f"\nNext: {escape(label)} ({channel_name(following['channel'])}) "
-                 f"{when(_moment(following['due_at']), zone, lead_zone)}")
+        line += (
+            f"\nNext: {escape(label)} ({channel_name(following['channel'])}) "
+            f"{when(_moment(following['due_at']), zone, lead_zone)}"
+        )
     return line
 
 
 def _message_line(message: Mapping[str, Any], zone: tzinfo, lead_zone: str | None = None) -> str:
     arrow = ":inbox_tray: from the lead" if message["direction"] == "in" else ":outbox_tray: to the lead"
     body = message.get("subject") or message.get("body") or ""
-    return clip(f"{arrow} by {channel_name(message['channel'])} · {when(_moment(message['at']), zone, lead_zone)} · "
-                f"{escape(message['status'] or '')}\n{quote(escape(clip(body, 600)))}", 3000)
+    return clip(
+        f"{arrow} by {channel_name(message['channel'])} · {when(_moment(message['at']), zone, lead_zone)} · "
+        f"{escape(message['status'] or '')}\n{quote(escape(clip(body, 600)))}",
+        3000,
+    )
 
 
 def _of(part: int, whole: int) -> str:
@@ -316,45 +355,63 @@ def stats_blocks(stats: LeadStats, playbook_of: PlaybookLookup | None = None) ->
     """`stats`: the period's numbers; `playbook_of` finds a playbook by name, for the words people read."""
     blocks: list[Block] = [
         header(f"Last {stats.days} days"),
-        fields_section([
-            f"*Leads in*\n{stats.leads_in}",
-            f"*Contacted*\n{stats.contacted}",
-            f"*Speed to lead (median)*\n{duration(stats.speed_to_lead_median)}",
-            f"*Speed to lead (90th pct)*\n{duration(stats.speed_to_lead_p90)}",
-            f"*Reply rate*\n{percent(stats.reply_rate)} ({stats.replied} of {stats.contacted})",
-            f"*Booking rate*\n{percent(stats.booking_rate)} ({stats.booked} of {stats.leads_in})",
-        ]),
+        fields_section(
+            [
+                f"*Leads in*\n{stats.leads_in}",
+                f"*Contacted*\n{stats.contacted}",
+                f"*Speed to lead (median)*\n{duration(stats.speed_to_lead_median)}",
+                f"*Speed to lead (90th pct)*\n{duration(stats.speed_to_lead_p90)}",
+                f"*Reply rate*\n{percent(stats.reply_rate)} ({stats.replied} of {stats.contacted})",
+                f"*Booking rate*\n{percent(stats.booking_rate)} ({stats.booked} of {stats.leads_in})",
+            ]
+        ),
         visit_numbers_block(stats.visits),
     ]
     if stats.by_touch:
-        lines = [f"• {escape(touch_name(result.sequence, result.step_id, playbook_of))}: sent {result.sent} · "
-                 f"replies {_of(result.replies, result.sent)} · bookings {_of(result.bookings, result.sent)}"
-                 for result in stats.by_touch[:15]]
+        lines = [
+            f"• {escape(touch_name(result.sequence, result.step_id, playbook_of))}: sent {result.sent} · "
+            f"replies {_of(result.replies, result.sent)} · bookings {_of(result.bookings, result.sent)}"
+            for result in stats.by_touch[:15]
+        ]
         blocks.append(section("*Replies and bookings after each touch*\n" + "\n".join(lines)))
     if stats.by_subject:
-        lines = [f"• {escape(touch_name(result.sequence, result.step_id, playbook_of))}, "
-                 f"“{escape(clip(subject_text(result, playbook_of), 90))}”: replies {_of(result.replies, result.sent)}"
-                 for result in stats.by_subject[:10]]
+        lines = [
+            f"• {escape(touch_name(result.sequence, result.step_id, playbook_of))}, "
+            f"“{escape(clip(subject_text(result, playbook_of), 90))}”: replies {_of(result.replies, result.sent)}"
+            for result in stats.by_subject[:10]
+        ]
         blocks.append(section("*Which subject got the reply*\n" + "\n".join(lines)))
     if stats.deliveries:
-        lines = [f"• {channel_name(d.channel)}: {d.failed} failed of {d.attempted}"
-                 f" ({percent(d.failed / d.attempted if d.attempted else None)})" for d in stats.deliveries]
+        lines = [
+            f"• {channel_name(d.channel)}: {d.failed} failed of {d.attempted}"
+            f" ({percent(d.failed / d.attempted if d.attempted else None)})"
+            for d in stats.deliveries
+        ]
         blocks.append(section("*Delivery failures*\n" + "\n".join(lines)))
     else:
         blocks.append(context("Nothing was sent in this period."))
-    blocks.append(context("Speed to lead: from the lead coming in to the first message that went out. "
-                          "Reply rate: contacted leads who wrote back (automatic replies left out). "
-                          f"Bookings include leads who told us they booked. {ATTRIBUTION} Touch rates are of "
-                          "the leads that touch was sent to. Tables: `/followup stats 30d by source` (or by "
-                          "touch, person, playbook)."))
+    blocks.append(
+        context(
+            "Speed to lead: from the lead coming in to the first message that went out. "
+            "Reply rate: contacted leads who wrote back (automatic replies left out). "
+            f"Bookings include leads who told us they booked. {ATTRIBUTION} Touch rates are of "
+            "the leads that touch was sent to. Tables: `/followup stats 30d by source` (or by "
+            "touch, person, playbook)."
+        )
+    )
     return blocks
 
 
 def lead_choices_text(reference: str, leads: Sequence[tuple[int, str, str | None, str | None]]) -> str:
     """Several leads answer to a name: list them so the person can pick one by id."""
-    shown = [f"• #{lead_id} {_lead_name(lead_id, name, phone, email)}"
-             + (f" · {escape(display_phone(phone) or '')}" if phone else "")
-             + (f" · {escape(email)}" if email else "") for lead_id, name, phone, email in leads[:10]]
+    shown = [
+        f"• #{lead_id} {_lead_name(lead_id, name, phone, email)}"
+        + (f" · {escape(display_phone(phone) or '')}" if phone else "")
+        + (f" · {escape(email)}" if email else "")
+        for lead_id, name, phone, email in leads[:10]
+    ]
     more = f"\n…and {len(leads) - 10} more" if len(leads) > 10 else ""
-    return (f"{len(leads)} leads match `{escape(reference)}`; name one by its id, e.g. "
-            f"`/followup show {leads[0][0]}`:\n" + "\n".join(shown) + more)
+    return (
+        f"{len(leads)} leads match `{escape(reference)}`; name one by its id, e.g. "
+        f"`/followup show {leads[0][0]}`:\n" + "\n".join(shown) + more
+    )

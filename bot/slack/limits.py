@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 #: chat.postMessage: about one message per second per channel, short bursts tolerated.
 POST_RATE, POST_BURST = 1.0, 4

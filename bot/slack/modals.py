@@ -8,9 +8,10 @@ A modal's `private_metadata` carries ids only (which lead or call task, where to
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, time, timezone, tzinfo
-from typing import Any, Mapping, Sequence
+from datetime import UTC, date, datetime, time, tzinfo
+from typing import Any
 
 from bot.core.rules import CallOutcome
 from bot.slack.blocks import OUTCOME_LABELS, ModalCallback, clip, escape
@@ -123,21 +124,36 @@ def _when_input(label: str, *, optional: bool, hint: str | None = None, initial:
     element: dict[str, Any] = {"type": "datetimepicker", "action_id": WHEN_BLOCK}
     if initial is not None:
         element["initial_date_time"] = int(initial.timestamp())
-    block: dict[str, Any] = {"type": "input", "block_id": WHEN_BLOCK, "optional": optional,
-                             "label": _plain(label, 2000), "element": element}
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": WHEN_BLOCK,
+        "optional": optional,
+        "label": _plain(label, 2000),
+        "element": element,
+    }
     if hint:
         block["hint"] = _plain(hint, 2000)
     return block
 
 
-def _text_input(block_id: str, label: str, *, multiline: bool, optional: bool, max_length: int,
-                placeholder: str | None = None) -> dict[str, Any]:
-    element: dict[str, Any] = {"type": "plain_text_input", "action_id": block_id, "multiline": multiline,
-                               "max_length": max_length}
+def _text_input(
+    block_id: str, label: str, *, multiline: bool, optional: bool, max_length: int, placeholder: str | None = None
+) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": block_id,
+        "multiline": multiline,
+        "max_length": max_length,
+    }
     if placeholder:
         element["placeholder"] = _plain(placeholder, 150)
-    return {"type": "input", "block_id": block_id, "optional": optional, "label": _plain(label, 2000),
-            "element": element}
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": _plain(label, 2000),
+        "element": element,
+    }
 
 
 def _option(value: str, label: str) -> dict[str, Any]:
@@ -152,21 +168,34 @@ def log_outcome_modal(lead_name: str, reason: str, origin: ModalOrigin) -> View:
     options = [_option(str(outcome), OUTCOME_LABELS.get(str(outcome), str(outcome))) for outcome in CallOutcome]
     blocks = [
         _about(f":telephone_receiver: Call with *{escape(lead_name)}*\n_{escape(reason)}_"),
-        {"type": "input", "block_id": OUTCOME_BLOCK, "label": _plain("How did it go?", 2000),
-         "element": {"type": "radio_buttons", "action_id": OUTCOME_BLOCK, "options": options}},
+        {
+            "type": "input",
+            "block_id": OUTCOME_BLOCK,
+            "label": _plain("How did it go?", 2000),
+            "element": {"type": "radio_buttons", "action_id": OUTCOME_BLOCK, "options": options},
+        },
         _when_input("When", optional=True, hint="For Booked: the visit. For Call back: when to call."),
-        _text_input(NOTES_BLOCK, "Notes", multiline=True, optional=True, max_length=NOTES_MAX,
-                    placeholder="What was said, what they need"),
+        _text_input(
+            NOTES_BLOCK,
+            "Notes",
+            multiline=True,
+            optional=True,
+            max_length=NOTES_MAX,
+            placeholder="What was said, what they need",
+        ),
     ]
     return _modal(ModalCallback.LOG_OUTCOME, "Log call outcome", "Save", blocks, origin)
 
 
-def book_modal(lead_name: str, origin: ModalOrigin, *, warning: str | None = None,
-               initial: datetime | None = None) -> View:
+def book_modal(
+    lead_name: str, origin: ModalOrigin, *, warning: str | None = None, initial: datetime | None = None
+) -> View:
     """When is the visit: a date and time, and notes (a closed day is warned about; a second submit books it)."""
     blocks = [
-        _about(f":calendar: Book a visit for *{escape(lead_name)}*: the lead gets a confirmation, follow-up stops "
-               "and reminders start."),
+        _about(
+            f":calendar: Book a visit for *{escape(lead_name)}*: the lead gets a confirmation, follow-up stops "
+            "and reminders start."
+        ),
         _when_input("Visit date and time", optional=False, initial=initial),
         _text_input(NOTES_BLOCK, "Notes", multiline=True, optional=True, max_length=NOTES_MAX),
     ]
@@ -179,20 +208,35 @@ DATE_BLOCK = "visit_date"
 TIME_BLOCK = "visit_time"
 
 
-def reschedule_modal(lead_name: str, current: str, origin: ModalOrigin, *, zone: tzinfo, initial: datetime,
-                     warning: str | None = None) -> View:
+def reschedule_modal(
+    lead_name: str, current: str, origin: ModalOrigin, *, zone: tzinfo, initial: datetime, warning: str | None = None
+) -> View:
     """Move the visit: a date and a time, both in the business's time zone where the visit happens."""
     local = initial.astimezone(zone)
     key = getattr(zone, "key", str(zone))
     blocks = [
-        _about(f":arrows_counterclockwise: Move the visit of *{escape(lead_name)}* (now {escape(current)}). "
-               "The lead gets the new time; reminders follow it."),
-        {"type": "input", "block_id": DATE_BLOCK, "label": _plain("New date", 2000),
-         "element": {"type": "datepicker", "action_id": DATE_BLOCK, "initial_date": local.strftime("%Y-%m-%d")}},
-        {"type": "input", "block_id": TIME_BLOCK, "label": _plain(f"New time ({key} time)", 2000),
-         "element": {"type": "timepicker", "action_id": TIME_BLOCK, "initial_time": local.strftime("%H:%M"),
-                     "timezone": key},
-         "hint": _plain(f"In the business's time zone ({key}), where the visit happens.", 2000)},
+        _about(
+            f":arrows_counterclockwise: Move the visit of *{escape(lead_name)}* (now {escape(current)}). "
+            "The lead gets the new time; reminders follow it."
+        ),
+        {
+            "type": "input",
+            "block_id": DATE_BLOCK,
+            "label": _plain("New date", 2000),
+            "element": {"type": "datepicker", "action_id": DATE_BLOCK, "initial_date": local.strftime("%Y-%m-%d")},
+        },
+        {
+            "type": "input",
+            "block_id": TIME_BLOCK,
+            "label": _plain(f"New time ({key} time)", 2000),
+            "element": {
+                "type": "timepicker",
+                "action_id": TIME_BLOCK,
+                "initial_time": local.strftime("%H:%M"),
+                "timezone": key,
+            },
+            "hint": _plain(f"In the business's time zone ({key}), where the visit happens.", 2000),
+        },
     ]
     if warning:
         blocks.append(_about(f":warning: {escape(warning)}. Submit again to move it there anyway."))
@@ -219,7 +263,7 @@ def read_reschedule_form(values: Mapping[str, Any], *, now: datetime, zone: tzin
     if errors:
         raise FormErrors(errors)
     assert parsed_day is not None and parsed_time is not None
-    start_at = datetime.combine(parsed_day, parsed_time, tzinfo=zone).astimezone(timezone.utc)
+    start_at = datetime.combine(parsed_day, parsed_time, tzinfo=zone).astimezone(UTC)
     if start_at <= now:
         raise FormErrors({DATE_BLOCK: "That time has passed; pick a future date and time."})
     return start_at
@@ -232,11 +276,25 @@ def reply_modal(lead_name: str, channels: Sequence[str], origin: ModalOrigin) ->
     options = [_option(channel, CHANNEL_LABELS.get(channel, channel)) for channel in channels]
     blocks = [
         _about(f":outbox_tray: Reply to *{escape(lead_name)}*. This goes to the lead, not to the team."),
-        {"type": "input", "block_id": CHANNEL_BLOCK, "label": _plain("Send as", 2000),
-         "element": {"type": "radio_buttons", "action_id": CHANNEL_BLOCK, "options": options,
-                     "initial_option": options[0]}},
-        _text_input(SUBJECT_BLOCK, "Email subject", multiline=False, optional=True, max_length=SUBJECT_MAX,
-                    placeholder="Only for email; left empty, a short default is used"),
+        {
+            "type": "input",
+            "block_id": CHANNEL_BLOCK,
+            "label": _plain("Send as", 2000),
+            "element": {
+                "type": "radio_buttons",
+                "action_id": CHANNEL_BLOCK,
+                "options": options,
+                "initial_option": options[0],
+            },
+        },
+        _text_input(
+            SUBJECT_BLOCK,
+            "Email subject",
+            multiline=False,
+            optional=True,
+            max_length=SUBJECT_MAX,
+            placeholder="Only for email; left empty, a short default is used",
+        ),
         _text_input(BODY_BLOCK, "Message", multiline=True, optional=False, max_length=EMAIL_MAX),
     ]
     return _modal(ModalCallback.REPLY, "Reply to lead", "Send", blocks, origin)
@@ -316,7 +374,7 @@ def _moment(values: Mapping[str, Any], block_id: str) -> datetime | None:
     stamp = _state(values, block_id).get("selected_date_time")
     if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
         return None
-    return datetime.fromtimestamp(stamp, tz=timezone.utc)
+    return datetime.fromtimestamp(stamp, tz=UTC)
 
 
 def read_outcome_form(values: Mapping[str, Any], *, now: datetime) -> OutcomeForm:

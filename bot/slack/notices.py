@@ -15,29 +15,9 @@ from datetime import datetime
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent, Touch
-from bot.store.outbox import (
-    CallTaskChanged,
-    CallTaskOpened,
-    DecisionNote,
-    LeadChanged,
-    LeadCreated,
-    LeadErased,
-    MediaReceived,
-    MessageReceived,
-    MessageStatus,
-    NeedsPerson,
-    Notice,
-    TouchFailed,
-    TouchSent,
-    payload_of,
-    stored_payload,
-)
-from bot.core.playbook import LeadFacts, skip_reason
+from bot.core.playbook import LeadFacts, Sequence, default_sequence_label, skip_reason, step_label
 from bot.core.ports import MediaFetchError
-from bot.usecases.services import Services
-from bot.usecases.enrollment import lead_timezones
-from bot.core.playbook import Sequence, default_sequence_label, step_label
+from bot.core.states import CallTaskStatus, EnrollmentState
 from bot.slack.blocks import (
     call_task_blocks,
     call_task_pointer_blocks,
@@ -48,6 +28,7 @@ from bot.slack.blocks import (
     thread_entry_blocks,
     thread_entry_text,
 )
+from bot.slack.calls import UPLOAD, EventCalls, SlackRefused, SlackUnavailable
 from bot.slack.cards import (
     CallTaskView,
     DecisionEntry,
@@ -66,9 +47,26 @@ from bot.slack.cards import (
     touch_entry,
     written_in_thread,
 )
-from bot.core.states import CallTaskStatus, EnrollmentState
-
-from bot.slack.calls import UPLOAD, EventCalls, SlackRefused, SlackUnavailable
+from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent, Touch
+from bot.store.outbox import (
+    CallTaskChanged,
+    CallTaskOpened,
+    DecisionNote,
+    LeadChanged,
+    LeadCreated,
+    LeadErased,
+    MediaReceived,
+    MessageReceived,
+    MessageStatus,
+    NeedsPerson,
+    Notice,
+    TouchFailed,
+    TouchSent,
+    payload_of,
+    stored_payload,
+)
+from bot.usecases.enrollment import lead_timezones
+from bot.usecases.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +77,16 @@ ERASED_TEXT = "Lead #{lead_id}: this lead's details and messages were erased on 
 class NoticeCarrier:
     """One notice in hand, and what carrying it out needs: the services, its Slack calls and who to ping."""
 
-    def __init__(self, services: Services, channel: str, oncall: str | None, *, admins: tuple[str, ...],
-                 event: OutboxEvent, calls: EventCalls):
+    def __init__(
+        self,
+        services: Services,
+        channel: str,
+        oncall: str | None,
+        *,
+        admins: tuple[str, ...],
+        event: OutboxEvent,
+        calls: EventCalls,
+    ):
         self.services = services
         self.channel = channel
         self.oncall = oncall
@@ -110,9 +116,15 @@ class NoticeCarrier:
                 self._mirror_touch(session, lead, payload)
             case TouchFailed():
                 touch = session.get(Touch, payload.touch_id)
-                self._post_entry(session, lead, FailureEntry(
-                    channel=touch.channel if touch else "", error=payload.error or "unknown error",
-                    step=self._step_label(session, touch) if touch else None))
+                self._post_entry(
+                    session,
+                    lead,
+                    FailureEntry(
+                        channel=touch.channel if touch else "",
+                        error=payload.error or "unknown error",
+                        step=self._step_label(session, touch) if touch else None,
+                    ),
+                )
             case MessageReceived():
                 self._mirror_reply(session, lead, event, payload)
             case MessageStatus():
@@ -129,8 +141,13 @@ class NoticeCarrier:
             case MediaReceived():
                 self._share_media(session, lead, payload)
             case NeedsPerson():
-                self._post_entry(session, lead, NeedsPersonEntry(
-                    text=payload.text or "A person needs to look at this lead.", mention=self._alert_mention(lead)))
+                self._post_entry(
+                    session,
+                    lead,
+                    NeedsPersonEntry(
+                        text=payload.text or "A person needs to look at this lead.", mention=self._alert_mention(lead)
+                    ),
+                )
             case CallTaskOpened():
                 self._post_call_task(session, lead, payload.call_task_id)
             case CallTaskChanged():
@@ -161,16 +178,19 @@ class NoticeCarrier:
             try:
                 self.calls.update(post_channel, ts, text, blocks)
             except SlackRefused as refused:  # deleted meanwhile, or not ours to edit: nothing left to erase
-                log.warning("slack: erased lead %s: could not edit %s/%s: %s", event.lead_id, post_channel, ts,
-                            refused)
+                log.warning("slack: erased lead %s: could not edit %s/%s: %s", event.lead_id, post_channel, ts, refused)
             erased = replace(erased, edited=index + 1)
             event.payload = stored_payload(Notice.LEAD_ERASED, asdict(erased))
 
     def _superseded(self, session: Session, event: OutboxEvent, key: str | None = None) -> bool:
         """A later pending event of the same kind (for the same message or task) will show the newer state."""
         later = session.scalars(
-            select(OutboxEvent).where(OutboxEvent.lead_id == event.lead_id, OutboxEvent.kind == event.kind,
-                                      OutboxEvent.delivered_at.is_(None), OutboxEvent.id > event.id)
+            select(OutboxEvent).where(
+                OutboxEvent.lead_id == event.lead_id,
+                OutboxEvent.kind == event.kind,
+                OutboxEvent.delivered_at.is_(None),
+                OutboxEvent.id > event.id,
+            )
         ).all()
         if key is None:
             return bool(later)
@@ -183,17 +203,26 @@ class NoticeCarrier:
         enrollments = session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)).all()
         touches = session.scalars(select(Touch).where(Touch.lead_id == lead.id)).all()
         appointment = session.scalars(
-            select(Appointment).where(Appointment.lead_id == lead.id, Appointment.status != "rescheduled")
+            select(Appointment)
+            .where(Appointment.lead_id == lead.id, Appointment.status != "rescheduled")
             .order_by(Appointment.id.desc())
         ).first()
         booked = appointment is not None and appointment.status in ("booked", "confirmed")
         shown = shown_enrollment(enrollments)
         wont_run = self._wont_run(session, lead, shown, booked=booked) if shown else frozenset()
         business = self.services.business
-        card = lead_card(lead, enrollments=enrollments, touches=touches, appointment=appointment,
-                         zone=business.timezone, wont_run=wont_run,
-                         playbook=self._playbook(shown.sequence_name) if shown else None,
-                         business=business, lead_zones=lead_timezones(lead, business), now=self.services.clock.now())
+        card = lead_card(
+            lead,
+            enrollments=enrollments,
+            touches=touches,
+            appointment=appointment,
+            zone=business.timezone,
+            wont_run=wont_run,
+            playbook=self._playbook(shown.sequence_name) if shown else None,
+            business=business,
+            lead_zones=lead_timezones(lead, business),
+            now=self.services.clock.now(),
+        )
         return lead_card_text(card), lead_card_blocks(card)
 
     # --- words people read ---------------------------------------------------------------------
@@ -223,11 +252,24 @@ class NoticeCarrier:
             steps = self.services.playbooks.get(enrollment.sequence_name).steps
         except Exception:  # noqa: BLE001 - a playbook that no longer loads: count every touch, `check` says why
             return frozenset()
-        replied = session.scalar(select(exists().where(
-            Message.lead_id == lead.id, Message.direction == "in", Message.created_at >= enrollment.enrolled_at,
-            or_(Message.classification.is_(None), Message.classification != "auto_reply"))))
-        facts = LeadFacts(has_email=bool(lead.email), has_phone=bool(lead.phone), has_replied=bool(replied),
-                          has_booked=booked, sms_allowed=lead.sms_allowed, email_allowed=lead.email_allowed)
+        replied = session.scalar(
+            select(
+                exists().where(
+                    Message.lead_id == lead.id,
+                    Message.direction == "in",
+                    Message.created_at >= enrollment.enrolled_at,
+                    or_(Message.classification.is_(None), Message.classification != "auto_reply"),
+                )
+            )
+        )
+        facts = LeadFacts(
+            has_email=bool(lead.email),
+            has_phone=bool(lead.phone),
+            has_replied=bool(replied),
+            has_booked=booked,
+            sms_allowed=lead.sms_allowed,
+            email_allowed=lead.email_allowed,
+        )
         return frozenset(step.id for step in steps if skip_reason(step, facts))
 
     def _ensure_card(self, session: Session, lead: Lead) -> tuple[str, str]:
@@ -244,9 +286,18 @@ class NoticeCarrier:
 
     def _queued_after_this(self, session: Session, lead_id: int, kind: Notice) -> list[OutboxEvent]:
         """The lead's notices of one kind queued behind the event in hand."""
-        return list(session.scalars(select(OutboxEvent).where(
-            OutboxEvent.lead_id == lead_id, OutboxEvent.kind == kind, OutboxEvent.delivered_at.is_(None),
-            OutboxEvent.id > self.event.id).order_by(OutboxEvent.id)))
+        return list(
+            session.scalars(
+                select(OutboxEvent)
+                .where(
+                    OutboxEvent.lead_id == lead_id,
+                    OutboxEvent.kind == kind,
+                    OutboxEvent.delivered_at.is_(None),
+                    OutboxEvent.id > self.event.id,
+                )
+                .order_by(OutboxEvent.id)
+            )
+        )
 
     def _shown_already(self, events: list[OutboxEvent]) -> None:
         """Take notices off the queue that a post just made already shows: each would be one more edit.
@@ -297,8 +348,9 @@ class NoticeCarrier:
             return
         if message.slack_ts:
             return  # already mirrored (a redelivered event)
-        message.slack_ts = self._post_entry(session, lead, outbound_entry(message, touch, zone, step=step,
-                                                                          lead_zone=lead_zone))
+        message.slack_ts = self._post_entry(
+            session, lead, outbound_entry(message, touch, zone, step=step, lead_zone=lead_zone)
+        )
         self._shown_already([event for event in statuses if (event.payload or {}).get("message_id") == message.id])
 
     def _mirror_reply(self, session: Session, lead: Lead, event: OutboxEvent, payload: MessageReceived) -> None:
@@ -307,9 +359,14 @@ class NoticeCarrier:
             # The notice names no message: the oldest reply not yet mirrored is this one, since a
             # lead's notices are carried out in order.
             message = session.scalars(
-                select(Message).where(Message.lead_id == lead.id, Message.direction == "in",
-                                      Message.channel == payload.channel,
-                                      Message.slack_ts.is_(None), Message.created_at <= event.created_at)
+                select(Message)
+                .where(
+                    Message.lead_id == lead.id,
+                    Message.direction == "in",
+                    Message.channel == payload.channel,
+                    Message.slack_ts.is_(None),
+                    Message.created_at <= event.created_at,
+                )
                 .order_by(Message.id)
             ).first()
         if message is None:
@@ -317,8 +374,11 @@ class NoticeCarrier:
         if message.slack_ts:
             return
         requested_at = datetime.fromisoformat(payload.requested_time) if payload.requested_time else None
-        message.slack_ts = self._post_entry(session, lead, inbound_entry(
-            message, requested_at, self.services.business.timezone, lead_zone=self._lead_zone(lead)))
+        message.slack_ts = self._post_entry(
+            session,
+            lead,
+            inbound_entry(message, requested_at, self.services.business.timezone, lead_zone=self._lead_zone(lead)),
+        )
 
     def _mirror_status(self, session: Session, lead: Lead, payload: MessageStatus) -> None:
         message = session.get(Message, payload.message_id)
@@ -330,12 +390,17 @@ class NoticeCarrier:
             # A `!reply`: the member's own message shows the words; the bot only says how it fared.
             entry = thread_reply_status(message)
         else:
-            entry = outbound_entry(message, touch, self.services.business.timezone,
-                                   step=self._step_label(session, touch) if touch else None,
-                                   lead_zone=self._lead_zone(lead))
+            entry = outbound_entry(
+                message,
+                touch,
+                self.services.business.timezone,
+                step=self._step_label(session, touch) if touch else None,
+                lead_zone=self._lead_zone(lead),
+            )
         if message.slack_ts and lead.slack_channel:
-            self.calls.update(lead.slack_channel, message.slack_ts, thread_entry_text(entry),
-                              thread_entry_blocks(entry))
+            self.calls.update(
+                lead.slack_channel, message.slack_ts, thread_entry_text(entry), thread_entry_blocks(entry)
+            )
             return
         # A direct message from the team has no entry yet: its first status is when it appears.
         message.slack_ts = self._post_entry(session, lead, entry)
@@ -353,25 +418,40 @@ class NoticeCarrier:
         item = media[index]
         source = getattr(self.services.sms, "fetch_media", None)
         if source is None:
-            self._post_entry(session, lead, NeedsPersonEntry(
-                text="They sent a photo, but SMS is not configured here, so it cannot be fetched.",
-                mention=None))
+            self._post_entry(
+                session,
+                lead,
+                NeedsPersonEntry(
+                    text="They sent a photo, but SMS is not configured here, so it cannot be fetched.", mention=None
+                ),
+            )
             return
         try:
             fetched = source(str(item.get("url") or ""))
         except MediaFetchError as error:
             if error.transient:  # Twilio is not answering: the notice waits and is tried again
                 raise SlackUnavailable(f"fetching a photo from Twilio: {error.reason}") from error
-            self._post_entry(session, lead, NeedsPersonEntry(
-                text=f"They sent a photo that could not be fetched ({error.reason}): look it up in Twilio.",
-                mention=None))
+            self._post_entry(
+                session,
+                lead,
+                NeedsPersonEntry(
+                    text=f"They sent a photo that could not be fetched ({error.reason}): look it up in Twilio.",
+                    mention=None,
+                ),
+            )
             return
         channel, card_ts = self._ensure_card(session, lead)
         extension = mimetypes.guess_extension(fetched.content_type) or ""
         name = f"lead-{lead.id}-message-{message.id}-{index + 1}{extension}"
-        self.calls.call(UPLOAD, channel, thread_ts=card_ts, content=fetched.content, filename=name,
-                        title=f"Photo from {lead.name or 'the lead'}",
-                        initial_comment=f"Photo {index + 1} of {len(media)} from the lead's text")
+        self.calls.call(
+            UPLOAD,
+            channel,
+            thread_ts=card_ts,
+            content=fetched.content,
+            filename=name,
+            title=f"Photo from {lead.name or 'the lead'}",
+            initial_comment=f"Photo {index + 1} of {len(media)} from the lead's text",
+        )
 
     def _alert_mention(self, lead: Lead) -> str | None:
         """Who is pinged when the team must act: the lead's owner, else on-call."""
@@ -381,17 +461,25 @@ class NoticeCarrier:
 
     def _task_view(self, session: Session, task: CallTask, lead: Lead, *, mention_to: str | None) -> CallTaskView:
         open_enrollments = session.scalars(
-            select(Enrollment).where(Enrollment.lead_id == lead.id,
-                                     Enrollment.state.in_((EnrollmentState.ACTIVE, EnrollmentState.PAUSED)))
+            select(Enrollment).where(
+                Enrollment.lead_id == lead.id, Enrollment.state.in_((EnrollmentState.ACTIVE, EnrollmentState.PAUSED))
+            )
         ).all()
         last_reply = session.scalars(
-            select(Message.body).where(Message.lead_id == lead.id, Message.direction == "in")
+            select(Message.body)
+            .where(Message.lead_id == lead.id, Message.direction == "in")
             .order_by(Message.id.desc())
         ).first()
-        return call_task_view(task, lead, automation=automation_of(open_enrollments),
-                              zone=self.services.business.timezone, last_reply=last_reply,
-                              logged_by=self._outcome_logger(session, task), mention_to=mention_to,
-                              lead_zone=self._lead_zone(lead))
+        return call_task_view(
+            task,
+            lead,
+            automation=automation_of(open_enrollments),
+            zone=self.services.business.timezone,
+            last_reply=last_reply,
+            logged_by=self._outcome_logger(session, task),
+            mention_to=mention_to,
+            lead_zone=self._lead_zone(lead),
+        )
 
     @staticmethod
     def _outcome_logger(session: Session, task: CallTask) -> str | None:
@@ -399,7 +487,8 @@ class NoticeCarrier:
         if task.status != CallTaskStatus.DONE:
             return None
         entries = session.scalars(
-            select(AuditEntry).where(AuditEntry.lead_id == task.lead_id, AuditEntry.action == "call_outcome")
+            select(AuditEntry)
+            .where(AuditEntry.lead_id == task.lead_id, AuditEntry.action == "call_outcome")
             .order_by(AuditEntry.id.desc())
         ).all()
         for entry in entries:
@@ -425,11 +514,13 @@ class NoticeCarrier:
             else:
                 quiet = replace(view, mention=None)
                 text, blocks = call_task_text(quiet), call_task_blocks(quiet)
-            task.slack_thread_ts = self.calls.post(channel, text, blocks, thread_ts=card_ts,
-                                              key=f"call_task:{task.id}:thread")
+            task.slack_thread_ts = self.calls.post(
+                channel, text, blocks, thread_ts=card_ts, key=f"call_task:{task.id}:thread"
+            )
         if not task.slack_channel_ts and live:
-            task.slack_channel_ts = self.calls.post(channel, call_task_text(view), call_task_blocks(view),
-                                               key=f"call_task:{task.id}:channel")
+            task.slack_channel_ts = self.calls.post(
+                channel, call_task_text(view), call_task_blocks(view), key=f"call_task:{task.id}:channel"
+            )
 
     def _refresh_call_task(self, session: Session, lead: Lead, payload: CallTaskChanged) -> None:
         task = session.get(CallTask, payload.call_task_id)
@@ -452,7 +543,11 @@ class NoticeCarrier:
                 self.calls.update(channel, task.slack_thread_ts, text, blocks)
         if task.status == CallTaskStatus.DONE:
             consequence = payload.consequence
-            entry = call_outcome_entry(task, logged_by=self._outcome_logger(session, task),
-                                       zone=self.services.business.timezone, lead_zone=self._lead_zone(lead),
-                                       consequence=str(consequence) if consequence else None)
+            entry = call_outcome_entry(
+                task,
+                logged_by=self._outcome_logger(session, task),
+                zone=self.services.business.timezone,
+                lead_zone=self._lead_zone(lead),
+                consequence=str(consequence) if consequence else None,
+            )
             self._post_entry(session, lead, entry)

@@ -82,6 +82,8 @@ def refusal(act: Act, person: Person, place: Place, *, admins: frozenset[str]) -
         who = ", ".join(f"<@{admin}>" for admin in sorted(admins)) or "nobody yet (set SLACK_ADMINS)"
         return f"Only admins can {act}. Admins: {who}."
     if rule.where is not None and place not in rule.where:
-        return (f"Leads are shown only in the leads channel, in a direct message with the bot, or in its "
-                f"App Home, so nobody else sees their phones and emails. Ask there to {act}.")
+        return (
+            f"Leads are shown only in the leads channel, in a direct message with the bot, or in its "
+            f"App Home, so nobody else sees their phones and emails. Ask there to {act}."
+        )
     return None

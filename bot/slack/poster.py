@@ -21,13 +21,13 @@ a token frees up or a retry falls due, so a long backlog costs a few queries a s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 import random
 import threading
 import time
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Collection
 
 from slack_sdk import WebClient
 from sqlalchemy import and_, exists, func, or_, select, update
@@ -247,8 +247,10 @@ class SlackPoster:
         self._woken.set()
         thread.join(timeout)
         if thread.is_alive():
-            log.warning("slack: stopping while a Slack call is under way; its notice stays queued and is "
-                        "carried out at the next start (its post may then appear twice)")
+            log.warning(
+                "slack: stopping while a Slack call is under way; its notice stays queued and is "
+                "carried out at the next start (its post may then appear twice)"
+            )
         self._thread = None
 
     def _run(self) -> None:
@@ -271,8 +273,9 @@ class SlackPoster:
             except SQLAlchemyError as error:
                 if not self._queue_unreadable:  # said once per outage, not on every look
                     self._queue_unreadable = True
-                    log.error("slack: the outbox cannot be read (%s); trying again every %s s", error,
-                              self._idle_seconds)
+                    log.error(
+                        "slack: the outbox cannot be read (%s); trying again every %s s", error, self._idle_seconds
+                    )
                 wait = self._idle_seconds
             except Exception:  # noqa: BLE001 - nobody awaits this thread: say so, and look again later
                 log.exception("slack: posting the queued notices failed; trying again in %s s", self._idle_seconds)
@@ -286,8 +289,11 @@ class SlackPoster:
             waits.append(self.next_look_in)
         now = self.services.clock.now()
         with self.services.session_factory() as session:
-            retry_at = session.scalar(select(func.min(OutboxEvent.next_attempt_at)).where(
-                OutboxEvent.delivered_at.is_(None), OutboxEvent.next_attempt_at > now))
+            retry_at = session.scalar(
+                select(func.min(OutboxEvent.next_attempt_at)).where(
+                    OutboxEvent.delivered_at.is_(None), OutboxEvent.next_attempt_at > now
+                )
+            )
         if retry_at is not None:
             waits.append(self.services.clock.real_seconds_until(retry_at))
         return max(0.0, min(waits))
@@ -301,9 +307,13 @@ class SlackPoster:
         if down_for < OUTAGE_ALERT_AFTER:
             return
         self._outage_reported = True
-        log.error("slack: Slack has been unavailable for %d min; %d notices are queued and will be posted, "
-                  "in order, when it answers again. Last error: %s", down_for.total_seconds() // 60,
-                  self.pending(), self._last_failure)
+        log.error(
+            "slack: Slack has been unavailable for %d min; %d notices are queued and will be posted, "
+            "in order, when it answers again. Last error: %s",
+            down_for.total_seconds() // 60,
+            self.pending(),
+            self._last_failure,
+        )
 
     def _slack_is_back(self) -> None:
         """Slack answered after failing: try the events waiting out a backoff now (not those told Retry-After).
@@ -312,14 +322,20 @@ class SlackPoster:
         """
         now = self.services.clock.now()
         assert self._unavailable_since is not None
-        log.warning("slack: Slack answers again after %d s unavailable; posting the queued notices",
-                    (now - self._unavailable_since).total_seconds())
+        log.warning(
+            "slack: Slack answers again after %d s unavailable; posting the queued notices",
+            (now - self._unavailable_since).total_seconds(),
+        )
         self._unavailable_since, self._outage_reported = None, False
-        waiting = (select(OutboxEvent.id)
-                   .where(OutboxEvent.delivered_at.is_(None), OutboxEvent.next_attempt_at > now,
-                          or_(OutboxEvent.retry_reason.is_(None),
-                              OutboxEvent.retry_reason != NoticeRetry.RATE_LIMITED))
-                   .with_for_update(skip_locked=True))  # another process's event in hand is its own business
+        waiting = (
+            select(OutboxEvent.id)
+            .where(
+                OutboxEvent.delivered_at.is_(None),
+                OutboxEvent.next_attempt_at > now,
+                or_(OutboxEvent.retry_reason.is_(None), OutboxEvent.retry_reason != NoticeRetry.RATE_LIMITED),
+            )
+            .with_for_update(skip_locked=True)
+        )  # another process's event in hand is its own business
         with self.services.session_factory.begin() as session:
             session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(waiting)).values(next_attempt_at=now))
 
@@ -333,22 +349,30 @@ class SlackPoster:
         # the queue: a correlated "no earlier one" subquery was planned, on PostgreSQL with
         # statistics from before a burst, as a nested loop over every pair (1.9 s with 5,000 queued).
         earlier = aliased(OutboxEvent)
-        firsts = (select(func.min(earlier.id)).where(earlier.delivered_at.is_(None), earlier.lead_id.is_not(None))
-                  .group_by(earlier.lead_id))
-        conditions = [OutboxEvent.delivered_at.is_(None),
-                      or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
-                      or_(OutboxEvent.lead_id.is_(None), OutboxEvent.id.in_(firsts))]
+        firsts = (
+            select(func.min(earlier.id))
+            .where(earlier.delivered_at.is_(None), earlier.lead_id.is_not(None))
+            .group_by(earlier.lead_id)
+        )
+        conditions = [
+            OutboxEvent.delivered_at.is_(None),
+            or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
+            or_(OutboxEvent.lead_id.is_(None), OutboxEvent.id.in_(firsts)),
+        ]
         if blocked.events:
             conditions.append(OutboxEvent.id.not_in(list(blocked.events)))
         if blocked.channels or blocked.edits is not None:
-            edits_only = and_(OutboxEvent.kind.in_([notice.value for notice in EDIT_NOTICES]),
-                              exists().where(Lead.id == OutboxEvent.lead_id, Lead.slack_ts.is_not(None)))
+            edits_only = and_(
+                OutboxEvent.kind.in_([notice.value for notice in EDIT_NOTICES]),
+                exists().where(Lead.id == OutboxEvent.lead_id, Lead.slack_ts.is_not(None)),
+            )
             if blocked.edits is not None:
                 conditions.append(~edits_only)
             if blocked.channels:
                 posts_to_blocked = exists().where(
                     Lead.id == OutboxEvent.lead_id,
-                    func.coalesce(Lead.slack_channel, self.channel).in_(list(blocked.channels)))
+                    func.coalesce(Lead.slack_channel, self.channel).in_(list(blocked.channels)),
+                )
                 conditions.append(or_(edits_only, ~posts_to_blocked))
         return (
             select(OutboxEvent)
@@ -365,10 +389,17 @@ class SlackPoster:
             event = session.scalars(self._next_event_query(now, blocked)).first()
             if event is None:
                 return _Carried(None, 0)
-            calls = EventCalls(self.client, self.limits, max_wait=self.max_wait, event_id=event.id,
-                               event_at=event.created_at, maybe_posted=event.retry_reason == NoticeRetry.MAYBE_POSTED)
-            carrier = NoticeCarrier(self.services, self.channel, self.oncall, admins=self.admins, event=event,
-                                    calls=calls)
+            calls = EventCalls(
+                self.client,
+                self.limits,
+                max_wait=self.max_wait,
+                event_id=event.id,
+                event_at=event.created_at,
+                maybe_posted=event.retry_reason == NoticeRetry.MAYBE_POSTED,
+            )
+            carrier = NoticeCarrier(
+                self.services, self.channel, self.oncall, admins=self.admins, event=event, calls=calls
+            )
             try:
                 # Stored ts are written at commit, not while Slack is being called: on SQLite a
                 # write would hold the database's one write lock across the next Slack call.
@@ -383,24 +414,37 @@ class SlackPoster:
                 # Still unsure whether Slack has the post (not looked up yet, or lost again)? Say so.
                 maybe_posted = error.maybe_done or calls.maybe_posted
                 event.last_error = f"{MAYBE_POSTED}: {error}" if maybe_posted else str(error)
-                event.retry_reason = (NoticeRetry.MAYBE_POSTED if maybe_posted
-                                      else NoticeRetry.RATE_LIMITED if error.rate_limited else None)
+                event.retry_reason = (
+                    NoticeRetry.MAYBE_POSTED
+                    if maybe_posted
+                    else NoticeRetry.RATE_LIMITED
+                    if error.rate_limited
+                    else None
+                )
                 if self._unavailable_since is None:
                     self._unavailable_since = now
                 self._last_failure = str(error)
-                log.warning("slack: event %s (%s, lead %s) delayed, attempt %s: %s", event.id, event.kind,
-                            event.lead_id, event.attempts, error)
+                log.warning(
+                    "slack: event %s (%s, lead %s) delayed, attempt %s: %s",
+                    event.id,
+                    event.kind,
+                    event.lead_id,
+                    event.attempts,
+                    error,
+                )
                 # Slack's latest word is a failure, whatever it answered before it.
                 return _Carried(_Outcome.RETRY, event.id, absorbed=carrier.absorbed)
             except SlackRefused as error:
                 event.last_error = str(error)
-                log.error("slack: event %s (%s, lead %s) refused for good: %s", event.id, event.kind,
-                          event.lead_id, error)
+                log.error(
+                    "slack: event %s (%s, lead %s) refused for good: %s", event.id, event.kind, event.lead_id, error
+                )
             except SQLAlchemyError:
                 raise  # the database is the queue: without it, stop and let the next tick try again
             except Exception as error:  # noqa: BLE001 - a bug with one event must not stall its lead forever
                 event.last_error = f"not posted, internal error: {type(error).__name__}: {error}"[:2000]
-                log.exception("slack: event %s (%s, lead %s) could not be carried out", event.id, event.kind,
-                              event.lead_id)
+                log.exception(
+                    "slack: event %s (%s, lead %s) could not be carried out", event.id, event.kind, event.lead_id
+                )
             event.delivered_at, event.retry_reason = now, None
             return _Carried(_Outcome.DELIVERED, event.id, answered=calls.answered, absorbed=carrier.absorbed)

@@ -7,9 +7,10 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from bot.standins.server import Fault, RecordedRequest, Reply, StandinServer
 
@@ -183,8 +184,11 @@ def validate_mail(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     sender = body.get("from")
     if not isinstance(sender, dict) or not sender.get("email"):
         errors.append(
-            ("The from object must be provided for every email send. It is an object that requires the email "
-             "parameter, but may also contain a name parameter.", "from.email")
+            (
+                "The from object must be provided for every email send. It is an object that requires the email "
+                "parameter, but may also contain a name parameter.",
+                "from.email",
+            )
         )
     elif not _valid_address(sender):
         errors.append(("The from email does not contain a valid address.", "from.email"))
@@ -198,28 +202,41 @@ def validate_mail(body: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     )
     if not has_template and not body.get("subject") and not every_personalization_has_subject:
         errors.append(
-            ("The subject is required. You can get around this requirement if you use a template with a subject "
-             "defined or if every personalization has a subject defined.", "subject")
+            (
+                "The subject is required. You can get around this requirement if you use a template with a subject "
+                "defined or if every personalization has a subject defined.",
+                "subject",
+            )
         )
 
     content = body.get("content")
     if not has_template and (not isinstance(content, list) or not content):
         errors.append(
-            ("Unless a valid template_id is provided, the content parameter is required. There must be at least "
-             "one defined content block.", "content")
+            (
+                "Unless a valid template_id is provided, the content parameter is required. There must be at least "
+                "one defined content block.",
+                "content",
+            )
         )
     elif isinstance(content, list):
         types = [c.get("type") if isinstance(c, dict) else None for c in content]
         for k, block in enumerate(content):
-            if (not isinstance(block, dict) or not block.get("type") or not isinstance(block.get("value"), str)
-                    or not block["value"]):
-                errors.append(("The content value must be a string at least one character in length.",
-                               f"content.{k}.value"))
+            if (
+                not isinstance(block, dict)
+                or not block.get("type")
+                or not isinstance(block.get("value"), str)
+                or not block["value"]
+            ):
+                errors.append(
+                    ("The content value must be a string at least one character in length.", f"content.{k}.value")
+                )
         expected = [t for t in ("text/plain", "text/html") if t in types]
         if types[: len(expected)] != expected:
             errors.append(
-                ("The text/plain content type must be first, followed by text/html, followed by any other content.",
-                 "content")
+                (
+                    "The text/plain content type must be first, followed by text/html, followed by any other content.",
+                    "content",
+                )
             )
 
     for section in ("headers", "custom_args"):

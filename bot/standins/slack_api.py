@@ -8,8 +8,9 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import cycle
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from bot.standins.server import Fault, RecordedRequest, Reply, StandinServer
 
@@ -159,9 +160,14 @@ class SlackApiStandin(StandinServer):
         user["is_restricted"] = guest is not None
         user["is_ultra_restricted"] = guest == "single-channel"
         if enterprise_id:
-            user["enterprise_user"] = {"id": user_id, "enterprise_id": enterprise_id,
-                                       "enterprise_name": enterprise_id, "is_admin": False, "is_owner": False,
-                                       "teams": [user["team_id"]]}
+            user["enterprise_user"] = {
+                "id": user_id,
+                "enterprise_id": enterprise_id,
+                "enterprise_name": enterprise_id,
+                "is_admin": False,
+                "is_owner": False,
+                "teams": [user["team_id"]],
+            }
         with self._store_lock:
             self._users[user_id] = user
 
@@ -286,8 +292,11 @@ class SlackApiStandin(StandinServer):
         """A file's name and bytes when it was shared in `channel` (as Slack shows a file only where it was shared)."""
         with self._store_lock:
             stored = self._files.get(file_id)
-            if stored is None or stored["bytes"] is None or not any(share["channel"] == channel
-                                                                     for share in stored["shares"]):
+            if (
+                stored is None
+                or stored["bytes"] is None
+                or not any(share["channel"] == channel for share in stored["shares"])
+            ):
                 return None
             return stored["name"], bytes(stored["bytes"])
 
@@ -297,9 +306,17 @@ class SlackApiStandin(StandinServer):
             return slack_error("invalid_arguments")
         file_id = "F" + secrets.token_hex(5).upper()
         with self._store_lock:
-            self._files[file_id] = {"id": file_id, "name": filename, "length": int(length), "bytes": None,
-                                    "content": None, "title": None, "shares": [], "channel": None,
-                                    "thread_ts": None}
+            self._files[file_id] = {
+                "id": file_id,
+                "name": filename,
+                "length": int(length),
+                "bytes": None,
+                "content": None,
+                "title": None,
+                "shares": [],
+                "channel": None,
+                "thread_ts": None,
+            }
         return _ok(upload_url=f"{self.url}{_UPLOAD_PATH}{file_id}", file_id=file_id)
 
     def _receive_file_bytes(self, file_id: str, body: bytes) -> Reply:
@@ -329,12 +346,18 @@ class SlackApiStandin(StandinServer):
             for entry in files:
                 stored = self._files[entry["id"]]
                 stored["title"] = entry.get("title") or stored["name"]
-                completed.append({"id": stored["id"], "name": stored["name"], "title": stored["title"],
-                                  "size": stored["length"]})
+                completed.append(
+                    {"id": stored["id"], "name": stored["name"], "title": stored["title"], "size": stored["length"]}
+                )
             if channel:
-                message: dict[str, Any] = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id,
-                           "text": str(args.get("initial_comment") or ""), "files": copy.deepcopy(completed),
-                           "ts": self._next_ts()}
+                message: dict[str, Any] = {
+                    "type": "message",
+                    "user": self.bot_user_id,
+                    "bot_id": self.bot_id,
+                    "text": str(args.get("initial_comment") or ""),
+                    "files": copy.deepcopy(completed),
+                    "ts": self._next_ts(),
+                }
                 if args.get("thread_ts"):
                     message["thread_ts"] = str(args["thread_ts"])
                 self._messages.setdefault(channel, []).append(message)
@@ -441,7 +464,8 @@ class SlackApiStandin(StandinServer):
             return slack_error("channel_not_found")
         extra = {"user": self._dms[channel]} if is_im else {}
         return _ok(
-            channel={**extra,
+            channel={
+                **extra,
                 "id": channel,
                 "name": name,
                 "is_channel": not is_im and not channel.startswith("G"),
@@ -481,8 +505,9 @@ class SlackApiStandin(StandinServer):
         """One page of messages as Slack lists them; metadata only when asked for, as Slack does."""
         limit = int(args.get("limit") or 100)
         with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        page = [{k: v for k, v in m.items() if with_metadata or k != "metadata"}
-                for m in copy.deepcopy(messages[:limit])]
+        page = [
+            {k: v for k, v in m.items() if with_metadata or k != "metadata"} for m in copy.deepcopy(messages[:limit])
+        ]
         return _ok(messages=page, has_more=len(messages) > limit)
 
     def _user_info(self, args: dict[str, Any]) -> Reply:
@@ -508,7 +533,7 @@ class SlackApiStandin(StandinServer):
         start = int(args.get("cursor") or 0)
         with self._store_lock:
             members = list(self._members.get(channel, []))
-        page = members[start:start + limit]
+        page = members[start : start + limit]
         more = start + limit < len(members)
         return _ok(members=page, response_metadata={"next_cursor": str(start + limit) if more else ""})
 
@@ -603,8 +628,9 @@ def _ok(**fields: Any) -> Reply:
     return Reply.json(200, {"ok": True, **fields})
 
 
-def _user(team_id: str, user_id: str, name: str, real_name: str, email: str | None, tz: str,
-          tz_offset: int) -> dict[str, Any]:
+def _user(
+    team_id: str, user_id: str, name: str, real_name: str, email: str | None, tz: str, tz_offset: int
+) -> dict[str, Any]:
     profile = {"real_name": real_name, "display_name": name, "team": team_id}
     if email:
         profile["email"] = email

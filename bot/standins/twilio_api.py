@@ -10,9 +10,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any, Mapping
+from typing import Any
 
 from twilio.request_validator import RequestValidator
 
@@ -23,7 +24,8 @@ _MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<account_sid>[^/]+)/Messages\.
 _MESSAGE = re.compile(r"^/2010-04-01/Accounts/(?P<account_sid>[^/]+)/Messages/(?P<message_sid>[^/]+)\.json$")
 #: A media item of an inbound MMS, as Twilio's MediaUrl{N} names it (no extension: the media itself).
 _MEDIA = re.compile(
-    r"^/2010-04-01/Accounts/(?P<account_sid>[^/]+)/Messages/(?P<message_sid>MM[0-9a-f]{32})/Media/(?P<media_sid>ME[0-9a-f]{32})$")
+    r"^/2010-04-01/Accounts/(?P<account_sid>[^/]+)/Messages/(?P<message_sid>MM[0-9a-f]{32})/Media/(?P<media_sid>ME[0-9a-f]{32})$"
+)
 #: Where the media URL redirects, as Twilio's redirects to its media CDN: no credentials there.
 _MEDIA_CONTENT = re.compile(r"^/media-content/(?P<token>[0-9a-f]{32})$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -57,6 +59,7 @@ _STATUS_ERRORS: Mapping[int, tuple[int, str]] = {
     500: (20500, "Internal Server Error"),
     503: (20503, "Service Unavailable"),
 }
+
 
 def count_segments(body: str) -> int:
     """Count the segments Twilio reports for a body (a media-only message counts one)."""
@@ -147,7 +150,7 @@ class TwilioApiStandin(StandinServer):
                 status = "undelivered" if number_error in DELIVERY_ERRORS else "delivered"
                 if error_code is None and status == "undelivered":
                     error_code = number_error
-            now = format_datetime(datetime.now(timezone.utc))
+            now = format_datetime(datetime.now(UTC))
             resource.update(status=status, date_updated=now)
             if status in ("sent", "delivered", "undelivered", "failed") and resource["date_sent"] is None:
                 resource["date_sent"] = now
@@ -172,9 +175,7 @@ class TwilioApiStandin(StandinServer):
             params["ErrorCode"] = str(error_code)
         return self.post_signed(url, params, timeout=timeout)
 
-    def inbound_sms(
-        self, url: str, from_: str, body: str, *, to: str, timeout: float = 5.0, **extra: str
-    ) -> int:
+    def inbound_sms(self, url: str, from_: str, body: str, *, to: str, timeout: float = 5.0, **extra: str) -> int:
         """Post a signed inbound-SMS webhook to `url` as Twilio does; return the HTTP status."""
         params = {
             "AccountSid": self.account_sid,
@@ -196,7 +197,14 @@ class TwilioApiStandin(StandinServer):
         return self.post_signed(url, params, timeout=timeout)
 
     def inbound_mms(
-        self, url: str, from_: str, body: str, *, to: str, media: list[tuple[bytes, str]], timeout: float = 5.0,
+        self,
+        url: str,
+        from_: str,
+        body: str,
+        *,
+        to: str,
+        media: list[tuple[bytes, str]],
+        timeout: float = 5.0,
         **extra: str,
     ) -> int:
         """Post a signed inbound-MMS webhook: each (bytes, content type) is served at its MediaUrl{N}."""
@@ -206,8 +214,9 @@ class TwilioApiStandin(StandinServer):
             for index, (content, content_type) in enumerate(media):
                 media_sid = "ME" + uuid.uuid4().hex
                 self._media[(message_sid, media_sid)] = (uuid.uuid4().hex, content, content_type)
-                fields[f"MediaUrl{index}"] = (f"{self.url}/2010-04-01/Accounts/{self.account_sid}/Messages/"
-                                              f"{message_sid}/Media/{media_sid}")
+                fields[f"MediaUrl{index}"] = (
+                    f"{self.url}/2010-04-01/Accounts/{self.account_sid}/Messages/{message_sid}/Media/{media_sid}"
+                )
                 fields[f"MediaContentType{index}"] = content_type
         return self.inbound_sms(url, from_, body, to=to, timeout=timeout, **{**fields, **extra})
 
@@ -264,8 +273,9 @@ class TwilioApiStandin(StandinServer):
     def handle(self, route: str, params: dict[str, str], request: RecordedRequest) -> Reply:
         if route == "media.content":  # the CDN behind the redirect: the token in the path is the key
             with self._store_lock:
-                found = next(((content, kind) for token, content, kind in self._media.values()
-                              if token == params["token"]), None)
+                found = next(
+                    ((content, kind) for token, content, kind in self._media.values() if token == params["token"]), None
+                )
             if found is None:
                 return Reply(404, b"Not Found", {"Content-Type": "text/plain"})
             return Reply(200, found[0], {"Content-Type": found[1], "Content-Length": str(len(found[0]))})
@@ -309,8 +319,9 @@ class TwilioApiStandin(StandinServer):
         if not to:
             return twilio_error(400, 21604, "A 'To' phone number is required.")
         if not sender and not service:
-            return twilio_error(400, 21603,
-                                "A 'From' or 'MessagingServiceSid' parameter is required to send a message.")
+            return twilio_error(
+                400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message."
+            )
         if not body and not media and not form.get("ContentSid"):
             return twilio_error(400, 21602, "Message body is required.")
         if len(body) > 1600:
@@ -323,7 +334,7 @@ class TwilioApiStandin(StandinServer):
             return twilio_error(400, number_error, SYNCHRONOUS_ERRORS[number_error].format(to=to))
 
         sid = "SM" + uuid.uuid4().hex
-        now = format_datetime(datetime.now(timezone.utc))
+        now = format_datetime(datetime.now(UTC))
         base = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}"
         resource = {
             "account_sid": self.account_sid,
@@ -355,7 +366,6 @@ class TwilioApiStandin(StandinServer):
                 self._status_callbacks[sid] = callback
             return Reply.json(201, dict(resource))
 
-
     def _list_messages(self, request: RecordedRequest) -> Reply:
         """One page of messages, newest first, filtered by To and From as Twilio does."""
         to, sender = request.query.get("To"), request.query.get("From")
@@ -364,16 +374,28 @@ class TwilioApiStandin(StandinServer):
         except ValueError:
             return twilio_error(400, 20001, "Invalid PageSize")
         with self._store_lock:
-            found = [dict(m) for m in reversed(self._messages.values())
-                     if (to is None or m["to"] == to) and (sender is None or m["from"] == sender)]
+            found = [
+                dict(m)
+                for m in reversed(self._messages.values())
+                if (to is None or m["to"] == to) and (sender is None or m["from"] == sender)
+            ]
         page = found[:page_size]
         uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json?PageSize={page_size}&Page=0"
-        return Reply.json(200, {
-            "messages": page, "page": 0, "page_size": page_size, "start": 0, "end": max(len(page) - 1, 0),
-            "uri": uri, "first_page_uri": uri, "previous_page_uri": None,
-            # One page is all a stand-in holds for one number; no paging past it.
-            "next_page_uri": None,
-        })
+        return Reply.json(
+            200,
+            {
+                "messages": page,
+                "page": 0,
+                "page_size": page_size,
+                "start": 0,
+                "end": max(len(page) - 1, 0),
+                "uri": uri,
+                "first_page_uri": uri,
+                "previous_page_uri": None,
+                # One page is all a stand-in holds for one number; no paging past it.
+                "next_page_uri": None,
+            },
+        )
 
 
 def _single(value: Any) -> str | None:

@@ -61,8 +61,14 @@ _INSERT_MANY = insert(AuditEntry.__table__)
 
 def entry_values(entry: Entry) -> dict[str, Any]:
     """An entry's row, as values for a Core insert."""
-    return dict(lead_id=entry.lead_id, at=entry.at, actor_type=entry.actor.type, actor_id=entry.actor.id,
-                action=entry.action, details=entry.details)
+    return dict(
+        lead_id=entry.lead_id,
+        at=entry.at,
+        actor_type=entry.actor.type,
+        actor_id=entry.actor.id,
+        action=entry.action,
+        details=entry.details,
+    )
 
 
 def record_many(session: Session, entries: list[Entry]) -> None:
@@ -70,4 +76,5 @@ def record_many(session: Session, entries: list[Entry]) -> None:
     if entries:
         session.connection().execute(_INSERT_MANY, [entry_values(entry) for entry in entries])
         webhook_events.queue_many_for_audit(
-            session, ((entry.lead_id, entry.action, entry.at, entry.details) for entry in entries))
+            session, ((entry.lead_id, entry.action, entry.at, entry.details) for entry in entries)
+        )

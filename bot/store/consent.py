@@ -90,16 +90,43 @@ def evidence_text(value: Any, field: str, *, required: bool) -> str:
     return value
 
 
-def _log(session: Session, lead: Lead, *, granted: bool, method: ConsentMethod, evidence: str, actor: Actor,
-         now: datetime, channel: str = "sms") -> None:
-    session.add(ConsentEntry(**_entry(lead.id, granted=granted, method=method, evidence=evidence, actor=actor,
-                                      now=now, channel=channel)))
+def _log(
+    session: Session,
+    lead: Lead,
+    *,
+    granted: bool,
+    method: ConsentMethod,
+    evidence: str,
+    actor: Actor,
+    now: datetime,
+    channel: str = "sms",
+) -> None:
+    session.add(
+        ConsentEntry(
+            **_entry(lead.id, granted=granted, method=method, evidence=evidence, actor=actor, now=now, channel=channel)
+        )
+    )
 
 
-def _entry(lead_id: int, *, granted: bool, method: ConsentMethod, evidence: str, actor: Actor, now: datetime,
-           channel: str = "sms") -> dict[str, Any]:
-    return dict(lead_id=lead_id, channel=channel, granted=granted, method=str(method),
-                evidence=evidence[:MAX_EVIDENCE], actor=actor.describe()[:60], at=now)
+def _entry(
+    lead_id: int,
+    *,
+    granted: bool,
+    method: ConsentMethod,
+    evidence: str,
+    actor: Actor,
+    now: datetime,
+    channel: str = "sms",
+) -> dict[str, Any]:
+    return dict(
+        lead_id=lead_id,
+        channel=channel,
+        granted=granted,
+        method=str(method),
+        evidence=evidence[:MAX_EVIDENCE],
+        actor=actor.describe()[:60],
+        at=now,
+    )
 
 
 def grant_sms(session: Session, lead: Lead, given: ConsentGiven, *, actor: Actor, now: datetime) -> None:
@@ -132,8 +159,9 @@ def lead_started(session: Session, lead: Lead, method: ConsentMethod, *, evidenc
         _log(session, lead, granted=True, method=method, evidence=evidence, actor=Actor.lead(lead.id), now=now)
 
 
-def revoke_sms(session: Session, lead: Lead, method: ConsentMethod, *, evidence: str, actor: Actor,
-               now: datetime) -> None:
+def revoke_sms(
+    session: Session, lead: Lead, method: ConsentMethod, *, evidence: str, actor: Actor, now: datetime
+) -> None:
     """Take consent to texts off the record (an opt-out, a team member's note, an erasure), and log it."""
     had_any = lead.sms_consent or lead.sms_lead_started_at is not None
     lead.sms_consent = False
@@ -157,14 +185,24 @@ def why_no_sms_consent(lead: Lead) -> str | None:
 
 def consent_record(session: Session, lead: Lead) -> dict[str, Any]:
     """The lead's consent as `leads show` tells it: where it stands and every change."""
-    entries = session.scalars(select(ConsentEntry).where(ConsentEntry.lead_id == lead.id)
-                              .order_by(ConsentEntry.at, ConsentEntry.id))
+    entries = session.scalars(
+        select(ConsentEntry).where(ConsentEntry.lead_id == lead.id).order_by(ConsentEntry.at, ConsentEntry.id)
+    )
     return {
         "sms": lead.sms_consent,
         "sms_method": lead.sms_consent_method,
         "sms_at": lead.sms_consent_at.isoformat() if lead.sms_consent_at else None,
         "lead_started_at": lead.sms_lead_started_at.isoformat() if lead.sms_lead_started_at else None,
         "why_no_sms": why_no_sms_consent(lead),
-        "log": [{"channel": e.channel, "granted": e.granted, "method": e.method, "evidence": e.evidence,
-                 "by": e.actor, "at": e.at.isoformat()} for e in entries],
+        "log": [
+            {
+                "channel": e.channel,
+                "granted": e.granted,
+                "method": e.method,
+                "evidence": e.evidence,
+                "by": e.actor,
+                "at": e.at.isoformat(),
+            }
+            for e in entries
+        ],
     }

@@ -73,8 +73,12 @@ def make_web_engine(engine: Engine) -> Engine:
     """
     if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
         return engine  # an in-memory database exists once, in its own engine
-    return make_engine(engine.url.render_as_string(hide_password=False), threads=WEB_CONNECTIONS,
-                       pool_size=WEB_CONNECTIONS, pool_timeout=WEB_POOL_TIMEOUT)
+    return make_engine(
+        engine.url.render_as_string(hide_password=False),
+        threads=WEB_CONNECTIONS,
+        pool_size=WEB_CONNECTIONS,
+        pool_timeout=WEB_POOL_TIMEOUT,
+    )
 
 
 def make_engine(url: str, *, threads: int = 10, pool_size: int | None = None, pool_timeout: float = 30.0) -> Engine:
@@ -87,8 +91,13 @@ def make_engine(url: str, *, threads: int = 10, pool_size: int | None = None, po
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         create_private_file(make_url(url).database)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=pool_size or WEB_CONNECTIONS, max_overflow=threads, pool_timeout=pool_timeout)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=pool_size or WEB_CONNECTIONS,
+            max_overflow=threads,
+            pool_timeout=pool_timeout,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]  # the DB-API connection and record are untyped in SQLAlchemy's stubs
@@ -103,8 +112,13 @@ def make_engine(url: str, *, threads: int = 10, pool_size: int | None = None, po
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size or WEB_CONNECTIONS,
-                         max_overflow=threads if pool_size else max(threads, 20), pool_timeout=pool_timeout)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size or WEB_CONNECTIONS,
+        max_overflow=threads if pool_size else max(threads, 20),
+        pool_timeout=pool_timeout,
+    )
 
 
 def make_session_factory(engine: Engine, *, webhook_receivers: tuple[str, ...] = ()) -> sessionmaker[Session]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Protocol
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.models import Lead
-
 
 
 class TakesLeads(Protocol):
@@ -73,8 +73,9 @@ class LeadLocks:
                     held.append(lead_id)
             free = frozenset(lead_id for lead_id, _ in taken)
             if free and session.get_bind().dialect.name == "postgresql":
-                rows = session.scalars(select(Lead.id).where(Lead.id.in_(sorted(free)))
-                                       .with_for_update(skip_locked=True)).all()
+                rows = session.scalars(
+                    select(Lead.id).where(Lead.id.in_(sorted(free))).with_for_update(skip_locked=True)
+                ).all()
                 free = frozenset(rows)
                 # A lead another process holds is not ours to decide about: let this process's other
                 # threads have it at once instead of waiting for the whole batch.

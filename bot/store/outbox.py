@@ -145,8 +145,20 @@ class LeadErased:
     edited: int = 0
 
 
-NoticePayload = (LeadCreated | LeadChanged | TouchSent | TouchFailed | MessageReceived | MessageStatus | DecisionNote
-                 | CallTaskOpened | CallTaskChanged | MediaReceived | NeedsPerson | LeadErased)
+NoticePayload = (
+    LeadCreated
+    | LeadChanged
+    | TouchSent
+    | TouchFailed
+    | MessageReceived
+    | MessageStatus
+    | DecisionNote
+    | CallTaskOpened
+    | CallTaskChanged
+    | MediaReceived
+    | NeedsPerson
+    | LeadErased
+)
 
 #: What each kind of notice carries.
 PAYLOADS: dict[Notice, type[NoticePayload]] = {
@@ -213,5 +225,10 @@ def publish_many(session: Session, notices: list[Pending]) -> None:
 
 def pending_values(pending: Pending) -> dict[str, Any]:
     """A notice's row, as values for a Core insert (its payload checked as `stored_payload` checks it)."""
-    return dict(lead_id=pending.lead_id, kind=pending.notice, payload=stored_payload(pending.notice, pending.payload),
-                created_at=pending.at, attempts=0)
+    return dict(
+        lead_id=pending.lead_id,
+        kind=pending.notice,
+        payload=stored_payload(pending.notice, pending.payload),
+        created_at=pending.at,
+        attempts=0,
+    )

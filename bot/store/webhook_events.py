@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from bot.core.states import Stage
 from bot.store.lead_fields import lead_fields
 from bot.store.models import Appointment, CallTask, Lead, OutboundWebhook
-from bot.core.states import Stage
 
 #: The key in `Session.info` under which the composition root lists the receivers.
 RECEIVERS_KEY = "webhook_receivers"
@@ -78,8 +78,9 @@ def event_for_audit(session: Session, action: str, details: Mapping[str, Any]) -
     return None
 
 
-def queue_for_audit(session: Session, *, lead_id: int | None, action: str, at: datetime,
-                    details: Mapping[str, Any]) -> None:
+def queue_for_audit(
+    session: Session, *, lead_id: int | None, action: str, at: datetime, details: Mapping[str, Any]
+) -> None:
     """Queue the lead event an audit entry reports for every receiver (nothing when none is configured)."""
     if not receivers(session) or lead_id is None:
         return
@@ -90,8 +91,9 @@ def queue_for_audit(session: Session, *, lead_id: int | None, action: str, at: d
     queue(session, event, lead_id=lead_id, at=at, details=shown)
 
 
-def queue(session: Session, event: LeadEvent, *, lead_id: int, at: datetime,
-          details: Mapping[str, Any] | None = None) -> None:
+def queue(
+    session: Session, event: LeadEvent, *, lead_id: int, at: datetime, details: Mapping[str, Any] | None = None
+) -> None:
     """Queue one lead event, with the lead as it stands now, for every receiver."""
     targets = receivers(session)
     if not targets:
@@ -106,10 +108,13 @@ def queue(session: Session, event: LeadEvent, *, lead_id: int, at: datetime,
         "lead": lead_snapshot(session, lead) if event != LeadEvent.ERASED else {"id": lead.id},
         "details": dict(details or {}),
     }
-    session.execute(insert(OutboundWebhook), [
-        dict(lead_id=lead_id, receiver=receiver, event=str(event), payload=payload, created_at=at, attempts=0)
-        for receiver in targets
-    ])
+    session.execute(
+        insert(OutboundWebhook),
+        [
+            dict(lead_id=lead_id, receiver=receiver, event=str(event), payload=payload, created_at=at, attempts=0)
+            for receiver in targets
+        ],
+    )
 
 
 def lead_snapshot(session: Session, lead: Lead) -> dict[str, Any]:
@@ -119,14 +124,19 @@ def lead_snapshot(session: Session, lead: Lead) -> dict[str, Any]:
     ).first()
     return {
         **lead_fields(lead),
-        "appointment": None if appointment is None else {
-            "id": appointment.id, "start_at": appointment.start_at.isoformat(), "status": appointment.status,
+        "appointment": None
+        if appointment is None
+        else {
+            "id": appointment.id,
+            "start_at": appointment.start_at.isoformat(),
+            "status": appointment.status,
         },
     }
 
 
-def queue_many_for_audit(session: Session, entries: Iterable[tuple[int | None, str, datetime, Mapping[str, Any]]]
-                         ) -> None:
+def queue_many_for_audit(
+    session: Session, entries: Iterable[tuple[int | None, str, datetime, Mapping[str, Any]]]
+) -> None:
     if not receivers(session):
         return
     for lead_id, action, at, details in entries:

@@ -14,13 +14,24 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core.business import Business
+from bot.core.rules import (
+    RESCHEDULE_CALL,
+    Decision,
+    LeadSignal,
+    SequenceChange,
+    VisitChange,
+    decide_on_booking,
+    decide_on_visit_reply,
+)
+from bot.core.states import ActorType
 from bot.store import audit, outbox
-from bot.usecases import enrollment
-from bot.store.lead_locks import taking_lead
 from bot.store.audit import SYSTEM as SYSTEM_ACTOR
 from bot.store.audit import Actor
-from bot.core.states import ActorType
-from bot.core.business import Business
+from bot.store.lead_locks import taking_lead
+from bot.store.models import Appointment, AppointmentStatus, Enrollment, EnrollmentState, Lead, Stage
+from bot.store.outbox import Notice
+from bot.usecases import enrollment
 from bot.usecases.call_tasks import open_call_task
 from bot.usecases.enrollment import (
     AFTER_VISIT_SEQUENCE,
@@ -33,18 +44,7 @@ from bot.usecases.enrollment import (
 )
 from bot.usecases.lead_actions import LeadActionRefused, apply_decision, set_stage
 from bot.usecases.leads import LeadInput, add_lead, find_existing
-from bot.store.models import Appointment, AppointmentStatus, Enrollment, EnrollmentState, Lead, Stage
-from bot.store.outbox import Notice
 from bot.usecases.render_context import visit_time
-from bot.core.rules import (
-    RESCHEDULE_CALL,
-    Decision,
-    LeadSignal,
-    SequenceChange,
-    VisitChange,
-    decide_on_booking,
-    decide_on_visit_reply,
-)
 from bot.usecases.services import Services
 
 #: States in which the visit is still ahead: reminders run, and it can be moved, cancelled or marked.
@@ -85,7 +85,8 @@ def closed_day_warning(business: Business, start_at: datetime) -> str | None:
 def upcoming(session: Session, lead_id: int) -> Appointment | None:
     """The lead's next appointment still ahead (booked or confirmed), if any."""
     return session.scalars(
-        select(Appointment).where(Appointment.lead_id == lead_id, Appointment.status.in_(ACTIVE))
+        select(Appointment)
+        .where(Appointment.lead_id == lead_id, Appointment.status.in_(ACTIVE))
         .order_by(Appointment.start_at.desc(), Appointment.id.desc())
     ).first()
 
@@ -93,7 +94,8 @@ def upcoming(session: Session, lead_id: int) -> Appointment | None:
 def latest(session: Session, lead_id: int) -> Appointment | None:
     """The lead's most recent appointment whatever its state (the card shows it)."""
     return session.scalars(
-        select(Appointment).where(Appointment.lead_id == lead_id, Appointment.status != AppointmentStatus.RESCHEDULED)
+        select(Appointment)
+        .where(Appointment.lead_id == lead_id, Appointment.status != AppointmentStatus.RESCHEDULED)
         .order_by(Appointment.id.desc())
     ).first()
 
@@ -103,38 +105,76 @@ def _when(services: Services, lead: Lead, appointment: Appointment) -> str:
 
 
 def _note(session: Session, lead: Lead, text: str, *, now: datetime, actor: Actor, alert: bool = False) -> None:
-    outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now, text=text, alert_team=alert,
-                   actor=actor.describe())
+    outbox.publish(
+        session, Notice.DECISION, lead_id=lead.id, at=now, text=text, alert_team=alert, actor=actor.describe()
+    )
     outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
     lead.updated_at = now
 
 
-def _set_status(session: Session, appointment: Appointment, status: AppointmentStatus, *, now: datetime,
-                actor: Actor, **details: object) -> None:
+def _set_status(
+    session: Session,
+    appointment: Appointment,
+    status: AppointmentStatus,
+    *,
+    now: datetime,
+    actor: Actor,
+    **details: object,
+) -> None:
     old = appointment.status
     appointment.status = status
     appointment.status_changed_at = now
-    audit.record(session, lead_id=appointment.lead_id, actor=actor, action=f"appointment_{status}", at=now,
-                 appointment=appointment.id, old=str(old), start=appointment.start_at.isoformat(), **details)
+    audit.record(
+        session,
+        lead_id=appointment.lead_id,
+        actor=actor,
+        action=f"appointment_{status}",
+        at=now,
+        appointment=appointment.id,
+        old=str(old),
+        start=appointment.start_at.isoformat(),
+        **details,
+    )
 
 
 def _visit_enrollments(session: Session, appointment: Appointment) -> list[Enrollment]:
-    return list(session.scalars(select(Enrollment).where(
-        Enrollment.appointment_id == appointment.id, Enrollment.state.in_(enrollment.OPEN_STATES))))
+    return list(
+        session.scalars(
+            select(Enrollment).where(
+                Enrollment.appointment_id == appointment.id, Enrollment.state.in_(enrollment.OPEN_STATES)
+            )
+        )
+    )
 
 
-def _end_visit_sequences(session: Session, appointment: Appointment, *, now: datetime, reason: str,
-                         actor: Actor) -> None:
+def _end_visit_sequences(
+    session: Session, appointment: Appointment, *, now: datetime, reason: str, actor: Actor
+) -> None:
     for running in _visit_enrollments(session, appointment):
         enrollment.end(session, running, now=now, reason=reason, actor=actor)
 
 
-def _enroll(session: Session, services: Services, lead: Lead, name: str, appointment: Appointment, *,
-            now: datetime, actor: Actor) -> bool:
+def _enroll(
+    session: Session,
+    services: Services,
+    lead: Lead,
+    name: str,
+    appointment: Appointment,
+    *,
+    now: datetime,
+    actor: Actor,
+) -> bool:
     if not services.playbooks.has(name):
         return False
-    enrollment.enroll(session, lead, services.playbooks.get(name), business=services.business, now=now,
-                      actor=actor, appointment=appointment)
+    enrollment.enroll(
+        session,
+        lead,
+        services.playbooks.get(name),
+        business=services.business,
+        now=now,
+        actor=actor,
+        appointment=appointment,
+    )
     return True
 
 
@@ -159,19 +199,41 @@ def book(
     """
     if start_at <= now:
         raise AppointmentRefused("the appointment time is in the past; give a future date and time")
-    appointment = Appointment(lead_id=lead.id, start_at=start_at, notes=notes, booked_by=actor.describe()[:60],
-                              created_at=now, status_changed_at=now, source=source, external_id=external_id,
-                              status=AppointmentStatus.BOOKED)
+    appointment = Appointment(
+        lead_id=lead.id,
+        start_at=start_at,
+        notes=notes,
+        booked_by=actor.describe()[:60],
+        created_at=now,
+        status_changed_at=now,
+        source=source,
+        external_id=external_id,
+        status=AppointmentStatus.BOOKED,
+    )
     session.add(appointment)
     session.flush()
-    moved_from = [a for a in session.scalars(select(Appointment).where(
-        Appointment.lead_id == lead.id, Appointment.status.in_(ACTIVE), Appointment.id != appointment.id))]
+    moved_from = [
+        a
+        for a in session.scalars(
+            select(Appointment).where(
+                Appointment.lead_id == lead.id, Appointment.status.in_(ACTIVE), Appointment.id != appointment.id
+            )
+        )
+    ]
     for previous in moved_from:
         _set_status(session, previous, AppointmentStatus.RESCHEDULED, now=now, actor=actor, to=appointment.id)
         previous.replaced_by_id = appointment.id
         _end_visit_sequences(session, previous, now=now, reason="appointment rescheduled", actor=actor)
-    audit.record(session, lead_id=lead.id, actor=actor, action="booked", at=now, start=start_at.isoformat(),
-                 appointment=appointment.id, source=source)
+    audit.record(
+        session,
+        lead_id=lead.id,
+        actor=actor,
+        action="booked",
+        at=now,
+        start=start_at.isoformat(),
+        appointment=appointment.id,
+        source=source,
+    )
     # The booking's own note below says it (when, by whom): no bare "booked" note beside it.
     apply_decision(session, services, lead, decide_on_booking(), now=now, actor=actor, announce=False)
     warning = closed_day_warning(services.business, start_at)
@@ -196,23 +258,42 @@ def _active(appointment: Appointment | None, what: str) -> Appointment:
     return appointment
 
 
-def reschedule(session: Session, services: Services, appointment: Appointment | None, *, start_at: datetime,
-               now: datetime, actor: Actor, source: str | None = None, external_id: str | None = None) -> Booked:
+def reschedule(
+    session: Session,
+    services: Services,
+    appointment: Appointment | None,
+    *,
+    start_at: datetime,
+    now: datetime,
+    actor: Actor,
+    source: str | None = None,
+    external_id: str | None = None,
+) -> Booked:
     """Move a visit to a new time: a new appointment (confirmed to the lead, reminded) replaces it."""
     current = _active(appointment, "reschedule")
     if start_at == current.start_at and external_id in (None, current.external_id):
         raise AppointmentRefused("the appointment is already at that time")
     lead = session.get(Lead, current.lead_id)
     assert lead is not None
-    return book(session, services, lead, start_at=start_at, now=now, actor=actor, notes=current.notes,
-                source=source or current.source, external_id=external_id)
+    return book(
+        session,
+        services,
+        lead,
+        start_at=start_at,
+        now=now,
+        actor=actor,
+        notes=current.notes,
+        source=source or current.source,
+        external_id=external_id,
+    )
 
 
 # --- confirmed, cancelled ---------------------------------------------------------------------
 
 
-def confirm(session: Session, services: Services, appointment: Appointment | None, *, now: datetime,
-            actor: Actor) -> Appointment:
+def confirm(
+    session: Session, services: Services, appointment: Appointment | None, *, now: datetime, actor: Actor
+) -> Appointment:
     """The lead said they will come."""
     current = _active(appointment, "confirm")
     if current.status == AppointmentStatus.CONFIRMED:
@@ -220,13 +301,25 @@ def confirm(session: Session, services: Services, appointment: Appointment | Non
     lead = session.get(Lead, current.lead_id)
     assert lead is not None
     _set_status(session, current, AppointmentStatus.CONFIRMED, now=now, actor=actor)
-    _note(session, lead, f":white_check_mark: Appointment {_when(services, lead, current)} confirmed by "
-                         f"{actor.describe()}.", now=now, actor=actor)
+    _note(
+        session,
+        lead,
+        f":white_check_mark: Appointment {_when(services, lead, current)} confirmed by {actor.describe()}.",
+        now=now,
+        actor=actor,
+    )
     return current
 
 
-def cancel(session: Session, services: Services, appointment: Appointment | None, *, now: datetime, actor: Actor,
-           reason: str = "") -> Appointment:
+def cancel(
+    session: Session,
+    services: Services,
+    appointment: Appointment | None,
+    *,
+    now: datetime,
+    actor: Actor,
+    reason: str = "",
+) -> Appointment:
     """Call a visit off: reminders stop, and the team chooses to rebook or go back to follow-up."""
     current = _active(appointment, "cancel")
     lead = session.get(Lead, current.lead_id)
@@ -236,14 +329,21 @@ def cancel(session: Session, services: Services, appointment: Appointment | None
     if lead.stage == Stage.BOOKED:
         set_stage(session, lead, Stage.ENGAGED, now=now, actor=actor, reason="appointment cancelled")
     why = f" ({reason})" if reason else ""
-    _note(session, lead, f":x: Appointment {_when(services, lead, current)} cancelled by {actor.describe()}{why}. "
-                         "Nothing automated follows: Rebook, or put the lead back to follow-up.",
-          now=now, actor=actor, alert=actor.type != ActorType.SLACK_USER)
+    _note(
+        session,
+        lead,
+        f":x: Appointment {_when(services, lead, current)} cancelled by {actor.describe()}{why}. "
+        "Nothing automated follows: Rebook, or put the lead back to follow-up.",
+        now=now,
+        actor=actor,
+        alert=actor.type != ActorType.SLACK_USER,
+    )
     return current
 
 
-def mark_moved_elsewhere(session: Session, services: Services, appointment: Appointment, *, now: datetime,
-                         actor: Actor) -> Appointment:
+def mark_moved_elsewhere(
+    session: Session, services: Services, appointment: Appointment, *, now: datetime, actor: Actor
+) -> Appointment:
     """A calendar says this booking was moved and its new time follows in a booking of its own."""
     if appointment.status not in ACTIVE:
         return appointment
@@ -251,8 +351,14 @@ def mark_moved_elsewhere(session: Session, services: Services, appointment: Appo
     assert lead is not None
     _set_status(session, appointment, AppointmentStatus.RESCHEDULED, now=now, actor=actor)
     _end_visit_sequences(session, appointment, now=now, reason="appointment rescheduled", actor=actor)
-    _note(session, lead, f":arrows_counterclockwise: Appointment {_when(services, lead, appointment)} is being "
-                         f"moved by {actor.describe()}; the new time follows from the calendar.", now=now, actor=actor)
+    _note(
+        session,
+        lead,
+        f":arrows_counterclockwise: Appointment {_when(services, lead, appointment)} is being "
+        f"moved by {actor.describe()}; the new time follows from the calendar.",
+        now=now,
+        actor=actor,
+    )
     return appointment
 
 
@@ -266,23 +372,32 @@ def _after_start(appointment: Appointment | None, what: str, now: datetime) -> A
     return current
 
 
-def mark_attended(session: Session, services: Services, appointment: Appointment | None, *, now: datetime,
-                  actor: Actor) -> Appointment:
+def mark_attended(
+    session: Session, services: Services, appointment: Appointment | None, *, now: datetime, actor: Actor
+) -> Appointment:
     """The lead came: reminders end; the after-visit playbook starts when the business turned it on."""
     current = _after_start(appointment, "attended", now)
     lead = session.get(Lead, current.lead_id)
     assert lead is not None
     _set_status(session, current, AppointmentStatus.ATTENDED, now=now, actor=actor)
     _end_visit_sequences(session, current, now=now, reason="the visit took place", actor=actor)
-    followed = services.business.after_visit and _enroll(session, services, lead, AFTER_VISIT_SEQUENCE, current,
-                                                         now=now, actor=actor)
-    _note(session, lead, f":tada: Attended the visit {_when(services, lead, current)} (marked by {actor.describe()})."
-                         + (" The after-visit thank-you starts." if followed else ""), now=now, actor=actor)
+    followed = services.business.after_visit and _enroll(
+        session, services, lead, AFTER_VISIT_SEQUENCE, current, now=now, actor=actor
+    )
+    _note(
+        session,
+        lead,
+        f":tada: Attended the visit {_when(services, lead, current)} (marked by {actor.describe()})."
+        + (" The after-visit thank-you starts." if followed else ""),
+        now=now,
+        actor=actor,
+    )
     return current
 
 
-def mark_no_show(session: Session, services: Services, appointment: Appointment | None, *, now: datetime,
-                 actor: Actor) -> Appointment:
+def mark_no_show(
+    session: Session, services: Services, appointment: Appointment | None, *, now: datetime, actor: Actor
+) -> Appointment:
     """The lead did not come: the "we missed you" playbook starts and the team gets a call."""
     current = _after_start(appointment, "a no-show", now)
     lead = session.get(Lead, current.lead_id)
@@ -290,8 +405,13 @@ def mark_no_show(session: Session, services: Services, appointment: Appointment 
     _set_status(session, current, AppointmentStatus.NO_SHOW, now=now, actor=actor)
     _end_visit_sequences(session, current, now=now, reason="the lead did not come", actor=actor)
     set_stage(session, lead, Stage.ENGAGED, now=now, actor=actor, reason="missed the visit")
-    _note(session, lead, f":ghost: No-show for the visit {_when(services, lead, current)} (marked by "
-                         f"{actor.describe()}).", now=now, actor=actor)
+    _note(
+        session,
+        lead,
+        f":ghost: No-show for the visit {_when(services, lead, current)} (marked by {actor.describe()}).",
+        now=now,
+        actor=actor,
+    )
     _enroll(session, services, lead, NO_SHOW_SEQUENCE, current, now=now, actor=actor)
     open_call_task(session, services, lead, reason=NO_SHOW_CALL, now=now, actor=actor)
     return current
@@ -305,17 +425,27 @@ def announce_started_visits(session: Session, services: Services, *, now: dateti
     """Once per visit whose start time has come: refresh the card (Attended / No-show appear) and say so."""
     from bot.usecases.delivery import first_delivery
 
-    started = session.scalars(select(Appointment).where(
-        Appointment.status.in_(ACTIVE), Appointment.start_at <= now,
-        Appointment.start_at > now - STARTED_NOTICE_WINDOW)).all()
+    started = session.scalars(
+        select(Appointment).where(
+            Appointment.status.in_(ACTIVE),
+            Appointment.start_at <= now,
+            Appointment.start_at > now - STARTED_NOTICE_WINDOW,
+        )
+    ).all()
     announced = 0
     for appointment in started:
         if not first_delivery(session, "visit-started", str(appointment.id), now):
             continue
         lead = session.get(Lead, appointment.lead_id)
         assert lead is not None
-        _note(session, lead, f":hourglass: The visit {_when(services, lead, appointment)} has started: mark it "
-                             "Attended or No-show on the card.", now=now, actor=SYSTEM_ACTOR)
+        _note(
+            session,
+            lead,
+            f":hourglass: The visit {_when(services, lead, appointment)} has started: mark it "
+            "Attended or No-show on the card.",
+            now=now,
+            actor=SYSTEM_ACTOR,
+        )
         announced += 1
     return announced
 
@@ -323,25 +453,54 @@ def announce_started_visits(session: Session, services: Services, *, now: dateti
 # --- the lead asks by reply -------------------------------------------------------------------
 
 
-def hold_for_the_team(session: Session, services: Services, appointment: Appointment, *, now: datetime,
-                      actor: Actor, wants: str, call: str = RESCHEDULE_CALL,
-                      requested_time: datetime | None = None) -> None:
+def hold_for_the_team(
+    session: Session,
+    services: Services,
+    appointment: Appointment,
+    *,
+    now: datetime,
+    actor: Actor,
+    wants: str,
+    call: str = RESCHEDULE_CALL,
+    requested_time: datetime | None = None,
+) -> None:
     """The lead asked to move or cancel: reminders pause and the team gets a call; the visit itself stands."""
     lead = session.get(Lead, appointment.lead_id)
     assert lead is not None
     for running in _visit_enrollments(session, appointment):
         if running.sequence_name == REMINDER_SEQUENCE:
             enrollment.pause(session, running, now=now, reason=f"the lead {wants}", actor=actor)
-    audit.record(session, lead_id=lead.id, actor=actor, action="appointment_change_asked", at=now,
-                 appointment=appointment.id, wants=wants)
-    _note(session, lead, f":raised_hand: The lead {wants} (visit {_when(services, lead, appointment)}): reminders "
-                         "paused; nothing is changed until someone calls.", now=now, actor=actor)
+    audit.record(
+        session,
+        lead_id=lead.id,
+        actor=actor,
+        action="appointment_change_asked",
+        at=now,
+        appointment=appointment.id,
+        wants=wants,
+    )
+    _note(
+        session,
+        lead,
+        f":raised_hand: The lead {wants} (visit {_when(services, lead, appointment)}): reminders "
+        "paused; nothing is changed until someone calls.",
+        now=now,
+        actor=actor,
+    )
     open_call_task(session, services, lead, reason=call, now=now, actor=actor, requested_time=requested_time)
 
 
-def on_visit_reply(session: Session, services: Services, lead: Lead, signal: LeadSignal, *, now: datetime,
-                   also: LeadSignal | None = None, requested_time: datetime | None = None,
-                   call_reason: Callable[[str], str] = str) -> Decision | None:
+def on_visit_reply(
+    session: Session,
+    services: Services,
+    lead: Lead,
+    signal: LeadSignal,
+    *,
+    now: datetime,
+    also: LeadSignal | None = None,
+    requested_time: datetime | None = None,
+    call_reason: Callable[[str], str] = str,
+) -> Decision | None:
     """The lead confirmed, or asked to move or cancel, the visit ahead; None when there is none (a plain reply).
 
     What else they asked (`also`: a question, a call, a time) reaches a person in the same call task,
@@ -361,8 +520,16 @@ def on_visit_reply(session: Session, services: Services, lead: Lead, signal: Lea
             outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
     else:
         assert call is not None
-        hold_for_the_team(session, services, appointment, now=now, actor=actor, wants=decided.reason, call=call,
-                          requested_time=requested_time)
+        hold_for_the_team(
+            session,
+            services,
+            appointment,
+            now=now,
+            actor=actor,
+            wants=decided.reason,
+            call=call,
+            requested_time=requested_time,
+        )
     return Decision(SequenceChange.KEEP, decided.reason, alert_team=decided.alert_team, call_task=call)
 
 
@@ -375,13 +542,17 @@ def back_to_follow_up(session: Session, services: Services, lead: Lead, *, now: 
         raise AppointmentRefused("the lead has an upcoming appointment; cancel it first")
     if lead.stage in (Stage.LOST, Stage.OPTED_OUT):
         raise AppointmentRefused(f"this lead is {Stage(lead.stage).value.replace('_', ' ')}")
-    if any(e.sequence_name not in (REMINDER_SEQUENCE, CONFIRMATION_SEQUENCE)
-           for e in open_enrollments(session, lead.id) if e.state == EnrollmentState.ACTIVE):
+    if any(
+        e.sequence_name not in (REMINDER_SEQUENCE, CONFIRMATION_SEQUENCE)
+        for e in open_enrollments(session, lead.id)
+        if e.state == EnrollmentState.ACTIVE
+    ):
         raise AppointmentRefused("follow-up is already running for this lead")
     if not services.playbooks.has(NURTURE_SEQUENCE):
         raise AppointmentRefused("there is no nurture playbook to go back to")
-    enrollment.enroll(session, lead, services.playbooks.get(NURTURE_SEQUENCE), business=services.business, now=now,
-                      actor=actor)
+    enrollment.enroll(
+        session, lead, services.playbooks.get(NURTURE_SEQUENCE), business=services.business, now=now, actor=actor
+    )
     set_stage(session, lead, Stage.NURTURE, now=now, actor=actor, reason="back to follow-up after a cancellation")
     _note(session, lead, f"Back to follow-up (nurture) by {actor.describe()}.", now=now, actor=actor)
 
@@ -424,13 +595,15 @@ class UnknownLead(LookupError):
 def _by_external(session: Session, source: str, external_id: str | None) -> Appointment | None:
     if not external_id:
         return None
-    return session.scalars(select(Appointment).where(Appointment.source == source,
-                                                     Appointment.external_id == external_id)).first()
+    return session.scalars(
+        select(Appointment).where(Appointment.source == source, Appointment.external_id == external_id)
+    ).first()
 
 
 def _lead_for(session: Session, services: Services, request: BookingRequest, now: datetime) -> tuple[int, bool]:
     known = _by_external(session, request.source, request.external_id) or _by_external(
-        session, request.source, request.replaces)
+        session, request.source, request.replaces
+    )
     if known is not None:
         return known.lead_id, False
     if request.lead_id is not None:
@@ -441,11 +614,22 @@ def _lead_for(session: Session, services: Services, request: BookingRequest, now
     if lead is not None:
         return lead.id, False
     # Booked straight from the calendar page: a lead with an appointment, not a lost booking.
-    result = add_lead(session, LeadInput(name=request.name, phone=request.phone, email=request.email,
-                                         source=request.source, message=request.notes,
-                                         custom_fields=request.custom_fields),
-                      business=services.business, sequence=services.playbooks.get(), now=now,
-                      actor=Actor.lead(0), enroll=False)
+    result = add_lead(
+        session,
+        LeadInput(
+            name=request.name,
+            phone=request.phone,
+            email=request.email,
+            source=request.source,
+            message=request.notes,
+            custom_fields=request.custom_fields,
+        ),
+        business=services.business,
+        sequence=services.playbooks.get(),
+        now=now,
+        actor=Actor.lead(0),
+        enroll=False,
+    )
     return result.lead_id, True
 
 
@@ -460,9 +644,13 @@ def take_booking(services: Services, request: BookingRequest) -> BookingResult:
         same = _by_external(session, request.source, request.external_id)
         if same is None and not request.external_id:
             # Without the calendar's id, the same lead at the same time is the same booking.
-            same = session.scalars(select(Appointment).where(
-                Appointment.lead_id == lead.id, Appointment.start_at == request.start_at,
-                Appointment.status.in_(ACTIVE))).first()
+            same = session.scalars(
+                select(Appointment).where(
+                    Appointment.lead_id == lead.id,
+                    Appointment.start_at == request.start_at,
+                    Appointment.status.in_(ACTIVE),
+                )
+            ).first()
         if same is not None and (same.start_at == request.start_at or same.status not in ACTIVE):
             return BookingResult(lead.id, same.id, created=False, lead_created=lead_created)
         if same is not None:
@@ -471,10 +659,20 @@ def take_booking(services: Services, request: BookingRequest) -> BookingResult:
             same.external_id, booked.appointment.external_id = None, request.external_id
             session.flush()
         else:
-            booked = book(session, services, lead, start_at=request.start_at, now=now, actor=actor,
-                          notes=request.notes, source=request.source, external_id=request.external_id)
-        return BookingResult(lead.id, booked.appointment.id, created=True, lead_created=lead_created,
-                             warnings=booked.warnings)
+            booked = book(
+                session,
+                services,
+                lead,
+                start_at=request.start_at,
+                now=now,
+                actor=actor,
+                notes=request.notes,
+                source=request.source,
+                external_id=request.external_id,
+            )
+        return BookingResult(
+            lead.id, booked.appointment.id, created=True, lead_created=lead_created, warnings=booked.warnings
+        )
 
 
 @dataclass(frozen=True)

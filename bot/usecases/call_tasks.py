@@ -7,16 +7,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core.business import Business
+from bot.core.display import team_time
+from bot.core.playbook import Channel
+from bot.core.send_times import NoSendTime, may_send_at, next_send_time
 from bot.store import audit, outbox
 from bot.store.audit import Actor
-from bot.core.business import Business
-from bot.usecases.enrollment import NURTURE_SEQUENCE, REMINDER_SEQUENCE, lead_timezones
 from bot.store.models import CallTask, CallTaskStatus, Enrollment, Lead, Touch
 from bot.store.outbox import Notice
-from bot.core.playbook import Channel
-from bot.core.display import team_time
+from bot.usecases.enrollment import NURTURE_SEQUENCE, REMINDER_SEQUENCE, lead_timezones
 from bot.usecases.render_context import call_script_context
-from bot.core.send_times import NoSendTime, may_send_at, next_send_time
 from bot.usecases.services import Services
 
 OPEN_TASK_STATES = (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)
@@ -34,11 +34,16 @@ def call_template_for(services: Services, lead: Lead, session: Session | None = 
     """
     names: list[str | None] = []
     if session is not None and lead.id is not None:
-        names.extend(session.scalars(
-            select(Enrollment.sequence_name).where(
-                Enrollment.lead_id == lead.id,
-                Enrollment.sequence_name.not_in((NURTURE_SEQUENCE, REMINDER_SEQUENCE)))
-            .order_by(Enrollment.id.desc())))
+        names.extend(
+            session.scalars(
+                select(Enrollment.sequence_name)
+                .where(
+                    Enrollment.lead_id == lead.id,
+                    Enrollment.sequence_name.not_in((NURTURE_SEQUENCE, REMINDER_SEQUENCE)),
+                )
+                .order_by(Enrollment.id.desc())
+            )
+        )
     names.append(None)  # the business's default playbook
     for name in names:
         if name is not None and not services.playbooks.has(name):
@@ -52,8 +57,9 @@ def call_template_for(services: Services, lead: Lead, session: Session | None = 
 def call_due_at(business: Business, lead: Lead, earliest: datetime) -> datetime:
     """The first moment at or after `earliest` a call may be made: the business's hours and the lead's daytime."""
     try:
-        return next_send_time(earliest, business=business, respect_lead_daytime=True,
-                              lead_timezones=lead_timezones(lead, business))
+        return next_send_time(
+            earliest, business=business, respect_lead_daytime=True, lead_timezones=lead_timezones(lead, business)
+        )
     except NoSendTime:
         return earliest  # no window at all within a year: `followup check` says why; the team still sees it
 
@@ -83,14 +89,18 @@ def open_call_task(
         if reason not in same.reason:
             same.reason = _clip(f"{same.reason}; also: {reason}", REASON_LIMIT)
         same.requested_time = same.requested_time or requested_time
-        audit.record(session, lead_id=lead.id, actor=actor, action="call_task_merged", at=now, reason=reason,
-                     task=same.id)
+        audit.record(
+            session, lead_id=lead.id, actor=actor, action="call_task_merged", at=now, reason=reason, task=same.id
+        )
         outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead.id, at=now, call_task_id=same.id)
         return same
     template = template or call_template_for(services, lead, session)
     # Said as the card says it (bot.core.display.team_time): their time first, ours beside it.
-    requested_text = team_time(requested_time, services.business.timezone, lead_timezones(lead, services.business)[0],
-                               first="lead") if requested_time else None
+    requested_text = (
+        team_time(requested_time, services.business.timezone, lead_timezones(lead, services.business)[0], first="lead")
+        if requested_time
+        else None
+    )
     script = voicemail = ""
     if template:
         context = call_script_context(
@@ -123,17 +133,20 @@ def _clip(text: str, limit: int) -> str:
 def _open_task_due_near(session: Session, lead_id: int, due: datetime) -> CallTask | None:
     session.flush()
     return session.scalars(
-        select(CallTask).where(CallTask.lead_id == lead_id, CallTask.status.in_(OPEN_TASK_STATES),
-                               CallTask.due_at > due - SAME_CALL, CallTask.due_at < due + SAME_CALL)
+        select(CallTask)
+        .where(
+            CallTask.lead_id == lead_id,
+            CallTask.status.in_(OPEN_TASK_STATES),
+            CallTask.due_at > due - SAME_CALL,
+            CallTask.due_at < due + SAME_CALL,
+        )
         .order_by(CallTask.id)
     ).first()
 
 
 def open_tasks(session: Session, lead_id: int) -> list[CallTask]:
     return list(
-        session.scalars(
-            select(CallTask).where(CallTask.lead_id == lead_id, CallTask.status.in_(OPEN_TASK_STATES))
-        )
+        session.scalars(select(CallTask).where(CallTask.lead_id == lead_id, CallTask.status.in_(OPEN_TASK_STATES)))
     )
 
 
@@ -144,10 +157,17 @@ def close_open_tasks(session: Session, lead_id: int, *, now: datetime, reason: s
         task.status = CallTaskStatus.CANCELLED
         task.notes = (task.notes + "\n" if task.notes else "") + f"cancelled: {reason}"
         outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead_id, at=now, call_task_id=task.id)
-        outbox.publish(session, Notice.DECISION, lead_id=lead_id, at=now, actor=actor.describe(),
-                       text=f"Call task closed ({task.reason}): {reason}")
-        audit.record(session, lead_id=lead_id, actor=actor, action="call_task_cancelled", at=now, task=task.id,
-                     reason=reason)
+        outbox.publish(
+            session,
+            Notice.DECISION,
+            lead_id=lead_id,
+            at=now,
+            actor=actor.describe(),
+            text=f"Call task closed ({task.reason}): {reason}",
+        )
+        audit.record(
+            session, lead_id=lead_id, actor=actor, action="call_task_cancelled", at=now, task=task.id, reason=reason
+        )
         closed += 1
     return closed
 
@@ -159,8 +179,15 @@ def claim_open_tasks(session: Session, lead: Lead, *, now: datetime, actor: Acto
         if task.status != CallTaskStatus.OPEN:
             continue
         task.status, task.claimed_by, task.claimed_at = CallTaskStatus.CLAIMED, actor.id, now
-        audit.record(session, lead_id=lead.id, actor=actor, action="call_task_claimed", at=now, task=task.id,
-                     by="claiming the lead")
+        audit.record(
+            session,
+            lead_id=lead.id,
+            actor=actor,
+            action="call_task_claimed",
+            at=now,
+            task=task.id,
+            by="claiming the lead",
+        )
         outbox.publish(session, Notice.CALL_TASK_CHANGED, lead_id=lead.id, at=now, call_task_id=task.id)
         claimed += 1
     return claimed
@@ -176,23 +203,39 @@ def remind_unclaimed(session: Session, *, now: datetime, after: timedelta, busin
     if not may_send_at(now, business=business, respect_lead_daytime=False, lead_timezones=()):
         return 0
     waiting = session.scalars(
-        select(CallTask).where(CallTask.status == CallTaskStatus.OPEN, CallTask.admins_nudged_at.is_(None),
-                               CallTask.due_at <= now - after)
+        select(CallTask)
+        .where(
+            CallTask.status == CallTaskStatus.OPEN, CallTask.admins_nudged_at.is_(None), CallTask.due_at <= now - after
+        )
         .order_by(CallTask.id)
     ).all()
     nudged = 0
     for task in waiting:
         if task.reminded_at is None:
             task.reminded_at = now
-            outbox.publish(session, Notice.DECISION, lead_id=task.lead_id, at=now, alert_team=True,
-                           actor="followup", call_task_id=task.id,
-                           text=f"Nobody has claimed this call yet ({task.reason}): who can take it?")
+            outbox.publish(
+                session,
+                Notice.DECISION,
+                lead_id=task.lead_id,
+                at=now,
+                alert_team=True,
+                actor="followup",
+                call_task_id=task.id,
+                text=f"Nobody has claimed this call yet ({task.reason}): who can take it?",
+            )
         elif task.reminded_at <= now - after:
             task.admins_nudged_at = now
-            outbox.publish(session, Notice.DECISION, lead_id=task.lead_id, at=now, alert_admins=True,
-                           actor="followup", call_task_id=task.id,
-                           text=f"Still nobody has claimed this call ({task.reason}), though the team was "
-                                "nudged: can an admin find someone to take it?")
+            outbox.publish(
+                session,
+                Notice.DECISION,
+                lead_id=task.lead_id,
+                at=now,
+                alert_admins=True,
+                actor="followup",
+                call_task_id=task.id,
+                text=f"Still nobody has claimed this call ({task.reason}), though the team was "
+                "nudged: can an admin find someone to take it?",
+            )
         else:
             continue
         nudged += 1

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core.states import ActorType, Stage
 from bot.store import audit, outbox
-from bot.usecases import enrollment
 from bot.store.audit import Actor
-from bot.usecases.enrollment import NURTURE_SEQUENCE, open_enrollments
 from bot.store.models import AuditEntry, Lead, Message
 from bot.store.outbox import Notice
-from bot.core.states import ActorType, Stage
+from bot.usecases import enrollment
+from bot.usecases.enrollment import NURTURE_SEQUENCE, open_enrollments
 
 #: The stages a message alone can send a lead to that close it: not interested (lost), later (nurture).
 CLOSING_STAGES = (Stage.LOST, Stage.NURTURE)
@@ -44,12 +44,15 @@ class ClosedByBot:
     understood_as: str | None
 
 
-def closed_by_bot(session: Session, *, now: datetime, since: timedelta = THIS_WEEK,
-                  limit: int = 20) -> list[ClosedByBot]:
+def closed_by_bot(
+    session: Session, *, now: datetime, since: timedelta = THIS_WEEK, limit: int = 20
+) -> list[ClosedByBot]:
     """Leads the bot moved to lost or nurture by itself since `since` ago, still there, newest first."""
     moves = session.scalars(
-        select(AuditEntry).where(AuditEntry.action == "stage_changed", AuditEntry.actor_type == ActorType.LEAD,
-                                 AuditEntry.at >= now - since)
+        select(AuditEntry)
+        .where(
+            AuditEntry.action == "stage_changed", AuditEntry.actor_type == ActorType.LEAD, AuditEntry.at >= now - since
+        )
         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
     ).all()
     found: list[ClosedByBot] = []
@@ -63,12 +66,23 @@ def closed_by_bot(session: Session, *, now: datetime, since: timedelta = THIS_WE
         if lead is None or lead.stage != details.get("new"):
             continue  # reopened, or moved on since
         cause = session.scalars(
-            select(Message).where(Message.lead_id == lead.id, Message.direction == "in", Message.created_at <= move.at)
+            select(Message)
+            .where(Message.lead_id == lead.id, Message.direction == "in", Message.created_at <= move.at)
             .order_by(Message.created_at.desc(), Message.id.desc())
         ).first()
-        found.append(ClosedByBot(lead.id, lead.name, lead.phone, lead.email, str(lead.stage), move.at,
-                                 str(details.get("reason") or ""), cause.body if cause else "",
-                                 cause.classification if cause else None))
+        found.append(
+            ClosedByBot(
+                lead.id,
+                lead.name,
+                lead.phone,
+                lead.email,
+                str(lead.stage),
+                move.at,
+                str(details.get("reason") or ""),
+                cause.body if cause else "",
+                cause.classification if cause else None,
+            )
+        )
         if len(found) >= limit:
             break
     return found
@@ -80,10 +94,24 @@ def reopen_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) ->
         raise NothingToReopen(f"this lead is {Stage(lead.stage).value.replace('_', ' ')}, not closed")
     for nurturing in open_enrollments(session, lead.id, sequence=NURTURE_SEQUENCE):
         enrollment.end(session, nurturing, now=now, reason=f"reopened by {actor.describe()}", actor=actor)
-    audit.record(session, lead_id=lead.id, actor=actor, action="stage_changed", at=now, old=str(lead.stage),
-                 new=str(Stage.ENGAGED), reason="reopened")
+    audit.record(
+        session,
+        lead_id=lead.id,
+        actor=actor,
+        action="stage_changed",
+        at=now,
+        old=str(lead.stage),
+        new=str(Stage.ENGAGED),
+        reason="reopened",
+    )
     lead.stage = Stage.ENGAGED
     lead.updated_at = now
-    outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now, actor=actor.describe(),
-                   text=f"reopened by {actor.describe()}: the bot's closing is undone and a person takes it from here")
+    outbox.publish(
+        session,
+        Notice.DECISION,
+        lead_id=lead.id,
+        at=now,
+        actor=actor.describe(),
+        text=f"reopened by {actor.describe()}: the bot's closing is undone and a person takes it from here",
+    )
     outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)

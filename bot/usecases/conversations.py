@@ -10,19 +10,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.core.ports import OutgoingEmail, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.core.requested_time import UnclearTime
+from bot.core.rules import Decision, LeadSignal, signal_for_lead
 from bot.store import audit, consent, outbox
 from bot.store.audit import Actor
 from bot.store.consent import ConsentMethod
-from bot.usecases.lead_actions import on_missed_call, publish_media, receive_message
 from bot.store.lead_locks import taking_lead
-from bot.usecases.intake import take_in_and_send
-from bot.usecases.leads import LeadInput, add_lead, find_existing
 from bot.store.models import CallTask, Lead, Message
 from bot.store.outbox import Notice
-from bot.core.ports import OutgoingEmail, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
+from bot.usecases.intake import take_in_and_send
+from bot.usecases.lead_actions import on_missed_call, publish_media, receive_message
+from bot.usecases.leads import LeadInput, add_lead, find_existing
 from bot.usecases.render_context import lead_context
-from bot.core.requested_time import UnclearTime
-from bot.core.rules import Decision, LeadSignal, signal_for_lead
 from bot.usecases.send_outcomes import record_direct_answer
 from bot.usecases.services import Services
 
@@ -59,9 +59,10 @@ class InboundResult:
 def already_received(session: Session, channel: str, provider_id: str | None) -> bool:
     if not provider_id:
         return False
-    return session.scalar(
-        select(Message.id).where(Message.channel == channel, Message.provider_id == provider_id)
-    ) is not None
+    return (
+        session.scalar(select(Message.id).where(Message.channel == channel, Message.provider_id == provider_id))
+        is not None
+    )
 
 
 def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
@@ -97,10 +98,19 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
                 decision = None
             else:
                 decision = receive_message(
-                    session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
-                    now=now, provider_id=message.provider_id, subject=message.subject,
-                    requested_time=message.requested_time, details=message.details,
-                    opt_out_channels=message.opt_out_channels, unclear_time=message.unclear_time,
+                    session,
+                    services,
+                    lead,
+                    channel=message.channel,
+                    body=message.body,
+                    signal=message.signal,
+                    now=now,
+                    provider_id=message.provider_id,
+                    subject=message.subject,
+                    requested_time=message.requested_time,
+                    details=message.details,
+                    opt_out_channels=message.opt_out_channels,
+                    unclear_time=message.unclear_time,
                 )
     except IntegrityError:
         # Another process stored the same provider message first: a redelivery, already applied.
@@ -131,10 +141,17 @@ def take_unverified_email(services: Services, sender: str, subject: str | None, 
         excerpt = " ".join(body.split())
         if len(excerpt) > UNVERIFIED_EXCERPT:
             excerpt = excerpt[:UNVERIFIED_EXCERPT] + "…"
-        outbox.publish(session, Notice.NEEDS_PERSON, lead_id=lead.id, at=now, text=(
-            f"An email in this lead's name could not be verified as theirs ({verdict}), so it changed nothing: "
-            f"not read as a reply, no opt-out, nothing sent back. If it is really from them, answer them yourself. "
-            f"Subject: {subject or '(none)'}. It said: {excerpt or '(no text)'}"))
+        outbox.publish(
+            session,
+            Notice.NEEDS_PERSON,
+            lead_id=lead.id,
+            at=now,
+            text=(
+                f"An email in this lead's name could not be verified as theirs ({verdict}), so it changed nothing: "
+                f"not read as a reply, no opt-out, nothing sent back. If it is really from them, answer them yourself. "
+                f"Subject: {subject or '(none)'}. It said: {excerpt or '(no text)'}"
+            ),
+        )
         return lead.id
 
 
@@ -144,10 +161,19 @@ def take_known_contact(services: Services, lead_id: int, message: InboundMessage
     with taking_lead(services, lead_id) as (session, lead):
         assert lead is not None
         decision = receive_message(
-            session, services, lead, channel=message.channel, body=message.body, signal=message.signal,
-            now=now, provider_id=message.provider_id, subject=message.subject,
-            requested_time=message.requested_time, details=message.details,
-            opt_out_channels=message.opt_out_channels, unclear_time=message.unclear_time,
+            session,
+            services,
+            lead,
+            channel=message.channel,
+            body=message.body,
+            signal=message.signal,
+            now=now,
+            provider_id=message.provider_id,
+            subject=message.subject,
+            requested_time=message.requested_time,
+            details=message.details,
+            opt_out_channels=message.opt_out_channels,
+            unclear_time=message.unclear_time,
         )
     services.wake_dispatcher()
     return decision
@@ -184,8 +210,9 @@ def take_missed_call(services: Services, phone: str, call_sid: str) -> MissedCal
             if not first_delivery(session, "twilio-call", call_sid, now):
                 raise _CallAlreadyTaken
             if lead.phone == phone:
-                consent.lead_started(session, lead, ConsentMethod.LEAD_CALLED, now=now,
-                                     evidence=f"the lead called us (call {call_sid})")
+                consent.lead_started(
+                    session, lead, ConsentMethod.LEAD_CALLED, now=now, evidence=f"the lead called us (call {call_sid})"
+                )
             texted.append(lead.sms_answer_allowed)
 
         data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
@@ -218,10 +245,14 @@ class _CallAlreadyTaken(Exception):
 def _note_lead_started(session: Session, lead: Lead, message: InboundMessage, now: datetime) -> None:
     """A text from the lead (not STOP, not an automatic reply, not opting back in) lets us answer it by text."""
     opting_in = message.signal == LeadSignal.OPT_IN and lead.sms_opted_out_at is not None  # consent by keyword
-    if message.channel == "sms" and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.AUTO_REPLY) \
-            and not opting_in:
-        consent.lead_started(session, lead, ConsentMethod.LEAD_TEXTED, now=now,
-                             evidence=f"the lead texted us first (message {message.provider_id})")
+    if message.channel == "sms" and message.signal not in (LeadSignal.OPT_OUT, LeadSignal.AUTO_REPLY) and not opting_in:
+        consent.lead_started(
+            session,
+            lead,
+            ConsentMethod.LEAD_TEXTED,
+            now=now,
+            evidence=f"the lead texted us first (message {message.provider_id})",
+        )
 
 
 def _as_read_for(lead: Lead, message: InboundMessage) -> InboundMessage:
@@ -240,10 +271,18 @@ def _contact(message: InboundMessage) -> tuple[str | None, str | None]:
 
 def _new_lead(session: Session, services: Services, message: InboundMessage, now: datetime, *, enroll: bool) -> Lead:
     fields = {"phone": message.sender} if message.channel == "sms" else {"email": message.sender}
-    data = LeadInput.parse({**fields, "message": message.body, "source": message.channel},
-                           default_region=services.default_region)
-    result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(), now=now,
-                      actor=Actor.lead(0), enroll=enroll)
+    data = LeadInput.parse(
+        {**fields, "message": message.body, "source": message.channel}, default_region=services.default_region
+    )
+    result = add_lead(
+        session,
+        data,
+        business=services.business,
+        sequence=services.playbooks.get(),
+        now=now,
+        actor=Actor.lead(0),
+        enroll=enroll,
+    )
     lead = session.get(Lead, result.lead_id)
     assert lead is not None
     return lead
@@ -251,15 +290,29 @@ def _new_lead(session: Session, services: Services, message: InboundMessage, now
 
 def _store_only(session: Session, lead: Lead, message: InboundMessage, now: datetime) -> None:
     stored = Message(
-        lead_id=lead.id, direction="in", channel=message.channel, provider_id=message.provider_id,
-        subject=message.subject, body=message.body, classification=str(message.signal), status="received",
-        details=message.details or {}, created_at=now,
+        lead_id=lead.id,
+        direction="in",
+        channel=message.channel,
+        provider_id=message.provider_id,
+        subject=message.subject,
+        body=message.body,
+        classification=str(message.signal),
+        status="received",
+        details=message.details or {},
+        created_at=now,
     )
     session.add(stored)
     session.flush()
-    outbox.publish(session, Notice.MESSAGE_RECEIVED, lead_id=lead.id, at=now, message_id=stored.id,
-                   channel=message.channel,
-                   reply_class=str(message.signal), requested_time=None)
+    outbox.publish(
+        session,
+        Notice.MESSAGE_RECEIVED,
+        lead_id=lead.id,
+        at=now,
+        message_id=stored.id,
+        channel=message.channel,
+        reply_class=str(message.signal),
+        requested_time=None,
+    )
     publish_media(session, stored, now=now)
 
 
@@ -293,9 +346,17 @@ def send_direct(
                 raise DirectMessageRefused(_why_not(lead, "sms"))
             if channel == "email" and not lead.email_allowed:
                 raise DirectMessageRefused(_why_not(lead, "email"))
-            message = Message(lead_id=lead.id, direction="out", channel=channel, body=body, subject=subject,
-                              status="sending", author=author.id or str(author.type), created_at=now,
-                              details={"thread_message_ts": thread_message_ts} if thread_message_ts else {})
+            message = Message(
+                lead_id=lead.id,
+                direction="out",
+                channel=channel,
+                body=body,
+                subject=subject,
+                status="sending",
+                author=author.id or str(author.type),
+                created_at=now,
+                details={"thread_message_ts": thread_message_ts} if thread_message_ts else {},
+            )
             session.add(message)
             session.flush()
             message_id, to = message.id, (lead.phone if channel == "sms" else lead.email)
@@ -305,10 +366,18 @@ def send_direct(
             answered = session.get(Message, message_id)
             assert answered is not None
             record_direct_answer(session, answered, outcome, now=now)
-            audit.record(session, lead_id=lead_id, actor=author, action="direct_message", at=now,
-                         channel=channel, status=answered.status)
-            outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead_id, at=now, message_id=message_id,
-                           status=answered.status)
+            audit.record(
+                session,
+                lead_id=lead_id,
+                actor=author,
+                action="direct_message",
+                at=now,
+                channel=channel,
+                status=answered.status,
+            )
+            outbox.publish(
+                session, Notice.MESSAGE_STATUS, lead_id=lead_id, at=now, message_id=message_id, status=answered.status
+            )
     return answered
 
 
@@ -320,33 +389,55 @@ def _why_not(lead: Lead, channel: str) -> str:
             return "this lead opted out of texts; nothing can be texted to them until they text START"
         if lead.sms_unreachable_reason:
             return f"texts cannot reach this lead: {lead.sms_unreachable_reason}"
-        return ("there is no SMS consent on record for this lead and they have not texted or called us: "
-                f"reply by email, or record their consent with `/followup consent {lead.id} verbal \"what they said\"`")
+        return (
+            "there is no SMS consent on record for this lead and they have not texted or called us: "
+            f'reply by email, or record their consent with `/followup consent {lead.id} verbal "what they said"`'
+        )
     if not lead.email:
         return "this lead has no email address"
     return "this lead unsubscribed from email"
 
 
-def _send(services: Services, channel: str, to: str | None, body: str, subject: str | None, message_id: int,
-          context: dict | None) -> SendReceipt | PermanentSendError | TransientSendError:
+def _send(
+    services: Services,
+    channel: str,
+    to: str | None,
+    body: str,
+    subject: str | None,
+    message_id: int,
+    context: dict | None,
+) -> SendReceipt | PermanentSendError | TransientSendError:
     assert to is not None
     reference = f"message-{message_id}"
     try:
         if channel == "sms":
             if services.sms is None:
                 return PermanentSendError("SMS is not configured (set the TWILIO_* settings)")
-            return services.sms.send_sms(OutgoingSms(
-                to=to, body=body, reference=reference,
-                status_callback=f"{services.public_base_url}/webhooks/twilio/status"))
+            return services.sms.send_sms(
+                OutgoingSms(
+                    to=to,
+                    body=body,
+                    reference=reference,
+                    status_callback=f"{services.public_base_url}/webhooks/twilio/status",
+                )
+            )
         if services.email is None:
             return PermanentSendError("email is not configured (set the SENDGRID_* settings)")
         assert context is not None
         # The subject is a person's words (or ours around the business's name): a value, never a template.
         rendered = services.renderer.render_email_as_written(
-            "_direct_message", subject or f"A note from {services.business.name}", {**context, "body": body})
-        return services.email.send_email(OutgoingEmail.to_lead(
-            to=to, subject=rendered.subject, text=rendered.text, html=rendered.html, reference=reference,
-            unsubscribe_url=context["links"]["unsubscribe"], custom_args={"message_id": str(message_id)},
-        ))
+            "_direct_message", subject or f"A note from {services.business.name}", {**context, "body": body}
+        )
+        return services.email.send_email(
+            OutgoingEmail.to_lead(
+                to=to,
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                reference=reference,
+                unsubscribe_url=context["links"]["unsubscribe"],
+                custom_args={"message_id": str(message_id)},
+            )
+        )
     except (PermanentSendError, TransientSendError) as error:
         return error

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bot.core.ports import FailureKind
+from bot.core.states import TouchStatus
 from bot.store import audit, outbox
 from bot.store.audit import SYSTEM
-from bot.usecases.lead_actions import opt_out
 from bot.store.lead_locks import taking_lead
 from bot.store.models import Lead, Message, ProcessedDelivery, Touch
 from bot.store.outbox import Notice
-from bot.core.ports import FailureKind
+from bot.usecases.lead_actions import opt_out
 from bot.usecases.send_outcomes import (
     DispatchReport,
     ProvedSent,
@@ -28,18 +30,38 @@ from bot.usecases.send_outcomes import (
     text_failure_for_lead,
 )
 from bot.usecases.services import Services
-from bot.core.states import TouchStatus
 
 #: How far along a message is; a report never moves a message back (callbacks repeat and cross).
 SMS_PROGRESS = {
-    "accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
-    "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4, "read": 5,
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+    "read": 5,
 }
-EMAIL_PROGRESS = {"queued": 1, "processed": 2, "deferred": 3, "delivered": 4, "bounce": 5, "dropped": 5,
-                  "open": 6, "click": 6}
+EMAIL_PROGRESS = {
+    "queued": 1,
+    "processed": 2,
+    "deferred": 3,
+    "delivered": 4,
+    "bounce": 5,
+    "dropped": 5,
+    "open": 6,
+    "click": 6,
+}
 #: Email events after which nothing more may be emailed to the address.
-EMAIL_STOPPERS = {"bounce": "bounced", "dropped": "dropped by SendGrid", "spamreport": "marked as spam",
-                  "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed"}
+EMAIL_STOPPERS = {
+    "bounce": "bounced",
+    "dropped": "dropped by SendGrid",
+    "spamreport": "marked as spam",
+    "unsubscribe": "unsubscribed",
+    "group_unsubscribe": "unsubscribed",
+}
 
 
 #: SendGrid retries an event post for up to 24 hours; an event older than this is stale or a replay, and is
@@ -68,11 +90,17 @@ def prune_processed_deliveries(services: Services) -> int:
     for provider, retention in DELIVERY_RETENTION.items():
         while True:
             with services.session_factory.begin() as session:
-                ids = select(ProcessedDelivery.id).where(
-                    ProcessedDelivery.provider == provider, ProcessedDelivery.received_at < now - retention,
-                ).limit(PRUNE_BATCH)
-                deleted = session.execute(delete(ProcessedDelivery).where(
-                    ProcessedDelivery.id.in_(ids.scalar_subquery())))
+                ids = (
+                    select(ProcessedDelivery.id)
+                    .where(
+                        ProcessedDelivery.provider == provider,
+                        ProcessedDelivery.received_at < now - retention,
+                    )
+                    .limit(PRUNE_BATCH)
+                )
+                deleted = session.execute(
+                    delete(ProcessedDelivery).where(ProcessedDelivery.id.in_(ids.scalar_subquery()))
+                )
                 count = cast(CursorResult, deleted).rowcount or 0  # a DELETE's result is a cursor's
             removed += count
             if count < PRUNE_BATCH:
@@ -125,8 +153,16 @@ def apply_sms_status(services: Services, report: SmsStatusReport) -> bool:
             return False
         if report.error_code:
             message.error_code = report.error_code
-        outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=message.lead_id, at=now, message_id=message.id,
-                       touch_id=message.touch_id, status=report.status, error_code=report.error_code)
+        outbox.publish(
+            session,
+            Notice.MESSAGE_STATUS,
+            lead_id=message.lead_id,
+            at=now,
+            message_id=message.id,
+            touch_id=message.touch_id,
+            status=report.status,
+            error_code=report.error_code,
+        )
         lead = session.get(Lead, message.lead_id)
         assert lead is not None
         rerouted = False
@@ -137,13 +173,20 @@ def apply_sms_status(services: Services, report: SmsStatusReport) -> bool:
     return True
 
 
-def _sms_failure_consequence(session: Session, services: Services, lead: Lead, report: SmsStatusReport,
-                             now: datetime, message: Message) -> bool:
+def _sms_failure_consequence(
+    session: Session, services: Services, lead: Lead, report: SmsStatusReport, now: datetime, message: Message
+) -> bool:
     """Apply what a failed text means for the lead; True when the touch was queued to go another way."""
     code = report.error_code
     newly_unreachable = text_failure_for_lead(
-        session, services, lead, report.failure, why=f"texts are not delivered to this number (error {code})",
-        code=code, now=now)
+        session,
+        services,
+        lead,
+        report.failure,
+        why=f"texts are not delivered to this number (error {code})",
+        code=code,
+        now=now,
+    )
     touch = session.get(Touch, message.touch_id) if newly_unreachable and message.touch_id else None
     if touch is not None and touch.status == TouchStatus.SENT:
         return reroute_touch(session, touch, now=now, error=f"not delivered (error {code})")
@@ -165,7 +208,7 @@ def event_is_current(event: Mapping[str, Any], now: datetime) -> bool:
     if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
         return False
     try:
-        at = datetime.fromtimestamp(stamp, timezone.utc)
+        at = datetime.fromtimestamp(stamp, UTC)
     except (OverflowError, OSError, ValueError):
         return False
     return now - MAX_EMAIL_EVENT_AGE <= at <= now + EMAIL_EVENT_CLOCK_SKEW
@@ -208,19 +251,34 @@ def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> E
                     opt_out(session, lead, "email", now=now, actor=SYSTEM)
                 else:
                     lead.email_consent = False
-                    audit.record(session, lead_id=lead.id, actor=SYSTEM, action="email_unreachable", at=now,
-                                 reason=reason)
-                outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
-                               text=f"email {reason}: no more email to {lead.email}")
+                    audit.record(
+                        session, lead_id=lead.id, actor=SYSTEM, action="email_unreachable", at=now, reason=reason
+                    )
+                outbox.publish(
+                    session,
+                    Notice.DECISION,
+                    lead_id=lead.id,
+                    at=now,
+                    text=f"email {reason}: no more email to {lead.email}",
+                )
                 outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
-            outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead.id, at=now, message_id=message.id,
-                           touch_id=message.touch_id, status=message.status, event=kind)
+            outbox.publish(
+                session,
+                Notice.MESSAGE_STATUS,
+                lead_id=lead.id,
+                at=now,
+                message_id=message.id,
+                touch_id=message.touch_id,
+                status=message.status,
+                event=kind,
+            )
             applied += 1
     return EmailEventsResult(applied, stale)
 
 
-def _settle_unknown_email(session: Session, services: Services, event: Mapping[str, Any],
-                          now: datetime) -> Message | None:
+def _settle_unknown_email(
+    session: Session, services: Services, event: Mapping[str, Any], now: datetime
+) -> Message | None:
     """An event for an email whose send outcome was unknown proves SendGrid took it: record it as sent.
 
     A process that died mid-send (or a send whose answer was lost) leaves the touch `unknown` and
@@ -236,15 +294,30 @@ def _settle_unknown_email(session: Session, services: Services, event: Mapping[s
     if provider_id and session.scalar(select(Touch.id).where(Touch.provider_id == provider_id)) is not None:
         provider_id = None  # already another touch's: keep the record unique rather than guess
     by = f"sendgrid {event.get('event')} event"
-    audit.record(session, lead_id=lead.id, actor=SYSTEM, action="touch_recovered", at=now, touch=touch.id,
-                 provider_id=provider_id, found="sent", by=by)
+    audit.record(
+        session,
+        lead_id=lead.id,
+        actor=SYSTEM,
+        action="touch_recovered",
+        at=now,
+        touch=touch.id,
+        provider_id=provider_id,
+        found="sent",
+        by=by,
+    )
     # Recorded as every send is (bot.usecases.send_outcomes), with SendGrid's first word on it: queued.
-    send = TouchSend(touch.id, lead.id, touch.enrollment_id, touch.attempts, "email", touch.body_text or "",
-                     touch.subject)
+    send = TouchSend(
+        touch.id, lead.id, touch.enrollment_id, touch.attempts, "email", touch.body_text or "", touch.subject
+    )
     SendRecorder(services).record_sent(session, [(send, ProvedSent(provider_id, "queued"))], DispatchReport())
-    outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
-                   text=f"Settled: SendGrid reports the email “{touch.subject or 'without a subject'}” as "
-                        f"{event.get('event')}, so it was sent once; nothing to check.")
+    outbox.publish(
+        session,
+        Notice.DECISION,
+        lead_id=lead.id,
+        at=now,
+        text=f"Settled: SendGrid reports the email “{touch.subject or 'without a subject'}” as "
+        f"{event.get('event')}, so it was sent once; nothing to check.",
+    )
     return session.scalars(select(Message).where(Message.touch_id == touch.id, Message.channel == "email")).first()
 
 
@@ -266,8 +339,7 @@ def _row_id(value: Any) -> int | None:
 def _email_message_for(session: Session, event: Mapping[str, Any]) -> Message | None:
     touch_id = _row_id(event.get("touch_id"))
     if touch_id is not None:
-        found = session.scalars(select(Message).where(Message.touch_id == touch_id,
-                                                      Message.channel == "email")).first()
+        found = session.scalars(select(Message).where(Message.touch_id == touch_id, Message.channel == "email")).first()
         if found:
             return found
     message_id = _row_id(event.get("message_id"))
@@ -282,4 +354,3 @@ def _email_message_for(session: Session, event: Mapping[str, Any]) -> Message | 
             select(Message).where(Message.channel == "email", Message.provider_id == sg_message_id.split(".")[0])
         ).first()
     return None
-

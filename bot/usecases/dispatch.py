@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection
 from contextlib import ExitStack
 from datetime import datetime
-from typing import Collection, cast
+from typing import cast
 
 from sqlalchemy import CursorResult
 
@@ -27,8 +28,14 @@ from bot.usecases.services import Playbooks, Services
 from bot.usecases.touch_policy import CHANNEL_SETTINGS, WAITING_FOR_SETTINGS, TouchPolicy
 from bot.usecases.touch_rendering import ClaimedTouch, TouchRenderer
 
-__all__ = ["SEND_LEASE_SECONDS", "DispatchReport", "Dispatcher", "configured_channels", "release_waiting_touches",
-           "waiting_channels_warnings"]
+__all__ = [
+    "SEND_LEASE_SECONDS",
+    "DispatchReport",
+    "Dispatcher",
+    "configured_channels",
+    "release_waiting_touches",
+    "waiting_channels_warnings",
+]
 
 #: Real seconds a touch may stay `sending` before it counts as abandoned by a process that died.
 #: Far longer than a sender's timeout, so a request in flight when its process died has landed.
@@ -45,9 +52,16 @@ class Dispatcher:
     once and their provider calls overlap; a lead's touches always stay in one group, in order.
     """
 
-    def __init__(self, services: Services, *, batch_size: int = 200,
-                 send_lease_seconds: float = SEND_LEASE_SECONDS, senders: int = 1,
-                 group_size: int = SEND_GROUP_SIZE, poll_seconds: float = 0.0):
+    def __init__(
+        self,
+        services: Services,
+        *,
+        batch_size: int = 200,
+        send_lease_seconds: float = SEND_LEASE_SECONDS,
+        senders: int = 1,
+        group_size: int = SEND_GROUP_SIZE,
+        poll_seconds: float = 0.0,
+    ):
         self.services = services
         self.batch_size = batch_size
         self.send_lease_seconds = send_lease_seconds
@@ -55,8 +69,9 @@ class Dispatcher:
         self._stopping = threading.Event()
         self.recorder = SendRecorder(services)
         self.policy = TouchPolicy(services, self.recorder, TouchRenderer(services), poll_seconds=poll_seconds)
-        self.delivery = GroupSender(services, self.recorder, stopping=self._stopping, senders=senders,
-                                    group_size=group_size)
+        self.delivery = GroupSender(
+            services, self.recorder, stopping=self._stopping, senders=senders, group_size=group_size
+        )
 
     def run_due(self) -> DispatchReport:
         """Carry out everything due now; return what happened."""
@@ -64,8 +79,13 @@ class Dispatcher:
         if time.monotonic() >= self._next_recovery:
             # Cheap (an indexed look at `sending` touches and messages), but no need to do it on every wake.
             self._next_recovery = time.monotonic() + min(self.send_lease_seconds / 2, 5.0)
-            recover_abandoned(self.services, lease_seconds=self.send_lease_seconds, limit=self.batch_size,
-                              recorder=self.recorder, report=report)
+            recover_abandoned(
+                self.services,
+                lease_seconds=self.send_lease_seconds,
+                limit=self.batch_size,
+                recorder=self.recorder,
+                report=report,
+            )
         self._run_until_still(report)
         return report
 
@@ -108,8 +128,12 @@ class Dispatcher:
         if lead_ids is not None:
             take, params = sql.TAKE_DUE_FOR_LEADS, {**params, "only_lead_ids": lead_ids}
         claimed: list[ClaimedTouch] = []
-        with self.services.session_factory() as session, self.services.writing(session), ExitStack() as holding, \
-                session.begin():
+        with (
+            self.services.session_factory() as session,
+            self.services.writing(session),
+            ExitStack() as holding,
+            session.begin(),
+        ):
             # Core, not the ORM's bulk-update path: that rebuilt the statement on every claim.
             taken = session.connection().execute(take, params).scalars().all()
             if not taken:
@@ -120,9 +144,10 @@ class Dispatcher:
             free = holding.enter_context(self.services.lead_locks.hold_free(session, {t.lead_id for t in batch}))
             busy = [touch for touch in batch if touch.lead_id not in free]
             if busy:
-                session.connection().execute(sql.HAND_BACK, [
-                    {"claimed_id": t.id, "claimed_attempt": t.attempts, "attempts_before": t.attempts}
-                    for t in busy])
+                session.connection().execute(
+                    sql.HAND_BACK,
+                    [{"claimed_id": t.id, "claimed_attempt": t.attempts, "attempts_before": t.attempts} for t in busy],
+                )
                 batch = [touch for touch in batch if touch.lead_id in free]
             facts = sql.BatchFacts.load(session, batch)
             with session.no_autoflush:
@@ -139,8 +164,11 @@ class Dispatcher:
 
 def configured_channels(services: Services) -> set[Channel]:
     """The channels with a provider to send through."""
-    return {channel for channel, sender in ((Channel.SMS, services.sms), (Channel.EMAIL, services.email))
-            if sender is not None}
+    return {
+        channel
+        for channel, sender in ((Channel.SMS, services.sms), (Channel.EMAIL, services.email))
+        if sender is not None
+    }
 
 
 def release_waiting_touches(services: Services) -> int:
@@ -156,13 +184,18 @@ def release_waiting_touches(services: Services) -> int:
     now = services.clock.now()
     with services.session_factory.begin() as session:
         # An SMS step rerouted to email waits for email, whatever its channel says: `waiting_for` says which.
-        released = cast(CursorResult, session.execute(
-            sql.touches.update()
-            .where(sql.touches.c.status == TouchStatus.SCHEDULED,
-                   sql.touches.c.next_attempt_at == WAITING_FOR_SETTINGS,
-                   sql.touches.c.waiting_for.in_([str(channel) for channel in configured]))
-            .values(next_attempt_at=None, due_at=now, last_error=None, waiting_for=None)
-        )).rowcount  # an UPDATE's result is a cursor's
+        released = cast(
+            CursorResult,
+            session.execute(
+                sql.touches.update()
+                .where(
+                    sql.touches.c.status == TouchStatus.SCHEDULED,
+                    sql.touches.c.next_attempt_at == WAITING_FOR_SETTINGS,
+                    sql.touches.c.waiting_for.in_([str(channel) for channel in configured]),
+                )
+                .values(next_attempt_at=None, due_at=now, last_error=None, waiting_for=None)
+            ),
+        ).rowcount  # an UPDATE's result is a cursor's
     return released or 0
 
 
@@ -185,7 +218,9 @@ def waiting_channels_warnings(playbooks: Playbooks, configured: Collection[Chann
         if channel in configured:
             continue
         what, settings = CHANNEL_SETTINGS[channel]
-        warnings.append(f"{what} is not configured (set {settings}), but playbook(s) {', '.join(names_using)} "
-                        f"send {what}: those touches wait, each lead's thread says why, and they go out once "
-                        f"it is configured and followup is restarted")
+        warnings.append(
+            f"{what} is not configured (set {settings}), but playbook(s) {', '.join(names_using)} "
+            f"send {what}: those touches wait, each lead's thread says why, and they go out once "
+            f"it is configured and followup is restarted"
+        )
     return warnings

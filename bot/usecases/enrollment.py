@@ -8,15 +8,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.store import audit, outbox
-from bot.store.audit import Actor
 from bot.core.business import Business
 from bot.core.contacts import timezones_for_phone
-from bot.store.models import Appointment, Enrollment, EnrollmentState, Lead, Touch, TouchStatus
-from bot.store.outbox import Notice
 from bot.core.planning import PlannedTouch, earliest_send_time, plan_touches
 from bot.core.playbook import Channel, Sequence
 from bot.core.send_times import NoSendTime, lead_timezones_or_business
+from bot.store import audit, outbox
+from bot.store.audit import Actor
+from bot.store.models import Appointment, Enrollment, EnrollmentState, Lead, Touch, TouchStatus
+from bot.store.outbox import Notice
 
 NURTURE_SEQUENCE = "nurture"
 REMINDER_SEQUENCE = "appointment_reminders"
@@ -112,8 +112,15 @@ def pause(session: Session, enrollment: Enrollment, *, now: datetime, reason: st
     enrollment.state = EnrollmentState.PAUSED
     enrollment.state_reason = reason
     enrollment.paused_at = now
-    audit.record(session, lead_id=enrollment.lead_id, actor=actor, action="paused", at=now, reason=reason,
-                 enrollment=enrollment.id)
+    audit.record(
+        session,
+        lead_id=enrollment.lead_id,
+        actor=actor,
+        action="paused",
+        at=now,
+        reason=reason,
+        enrollment=enrollment.id,
+    )
     return True
 
 
@@ -138,8 +145,16 @@ def resume(
     enrollment.state = EnrollmentState.ACTIVE
     enrollment.state_reason = reason
     enrollment.paused_at = None
-    audit.record(session, lead_id=enrollment.lead_id, actor=actor, action="resumed", at=now, reason=reason,
-                 enrollment=enrollment.id, paused_seconds=int(paused_for.total_seconds()))
+    audit.record(
+        session,
+        lead_id=enrollment.lead_id,
+        actor=actor,
+        action="resumed",
+        at=now,
+        reason=reason,
+        enrollment=enrollment.id,
+        paused_seconds=int(paused_for.total_seconds()),
+    )
     return True
 
 
@@ -166,19 +181,34 @@ def end(
     enrollment.state_reason = reason
     enrollment.ended_at = now
     enrollment.paused_at = None
-    audit.record(session, lead_id=enrollment.lead_id, actor=actor, action=f"sequence_{state}", at=now,
-                 reason=reason, enrollment=enrollment.id, sequence=enrollment.sequence_name)
+    audit.record(
+        session,
+        lead_id=enrollment.lead_id,
+        actor=actor,
+        action=f"sequence_{state}",
+        at=now,
+        reason=reason,
+        enrollment=enrollment.id,
+        sequence=enrollment.sequence_name,
+    )
     if announce:
-        outbox.publish(session, Notice.DECISION, lead_id=enrollment.lead_id, at=now,
-                       text=f"{reason}: {state_words(state)}", sequence=enrollment.sequence_name,
-                       actor=actor.describe())
+        outbox.publish(
+            session,
+            Notice.DECISION,
+            lead_id=enrollment.lead_id,
+            at=now,
+            text=f"{reason}: {state_words(state)}",
+            sequence=enrollment.sequence_name,
+            actor=actor.describe(),
+        )
     return True
 
 
 def state_words(state: EnrollmentState) -> str:
     """How the end of a sequence reads in a thread note."""
     return {EnrollmentState.STOPPED: "follow-up stopped", EnrollmentState.COMPLETED: "follow-up finished"}.get(
-        state, str(state))
+        state, str(state)
+    )
 
 
 def _pending_touches(session: Session, enrollment: Enrollment) -> list[Touch]:

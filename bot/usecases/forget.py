@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from bot.store import audit, outbox
 from bot.store.audit import Actor
-from bot.usecases.enrollment import end, open_enrollments
 from bot.store.consent import ConsentMethod, revoke_sms
 from bot.store.db import rows_changed
+from bot.store.lead_locks import taking_lead
 from bot.store.models import (
     Appointment,
     AuditEntry,
@@ -26,8 +26,8 @@ from bot.store.models import (
     OutboxEvent,
     Touch,
 )
-from bot.store.lead_locks import taking_lead
 from bot.store.outbox import Notice
+from bot.usecases.enrollment import end, open_enrollments
 
 if TYPE_CHECKING:
     from bot.usecases.services import Services
@@ -79,30 +79,56 @@ def forget_lead(session: Session, lead: Lead, *, now: datetime, actor: Actor) ->
     lead.link_token = secrets.token_urlsafe(16)
     lead.unsubscribe_token = secrets.token_urlsafe(16)
     lead.updated_at = now
-    messages = rows_changed(session.execute(update(Message).where(Message.lead_id == lead_id).values(
-        body="", subject=None, details={}, author=None)))
-    touches = rows_changed(session.execute(update(Touch).where(Touch.lead_id == lead_id).values(
-        subject=None, body_text=None, body_html=None, last_error=None, skip_reason=None)))
-    calls = rows_changed(session.execute(update(CallTask).where(CallTask.lead_id == lead_id).values(
-        reason="(erased)", call_script="", voicemail_script="", notes="")))
+    messages = rows_changed(
+        session.execute(
+            update(Message).where(Message.lead_id == lead_id).values(body="", subject=None, details={}, author=None)
+        )
+    )
+    touches = rows_changed(
+        session.execute(
+            update(Touch)
+            .where(Touch.lead_id == lead_id)
+            .values(subject=None, body_text=None, body_html=None, last_error=None, skip_reason=None)
+        )
+    )
+    calls = rows_changed(
+        session.execute(
+            update(CallTask)
+            .where(CallTask.lead_id == lead_id)
+            .values(reason="(erased)", call_script="", voicemail_script="", notes="")
+        )
+    )
     session.execute(update(Appointment).where(Appointment.lead_id == lead_id).values(notes=""))
     session.execute(update(AuditEntry).where(AuditEntry.lead_id == lead_id).values(details={}))
     # How and when consent was given stays (it is the business's evidence); the words and notes go.
     session.execute(update(ConsentEntry).where(ConsentEntry.lead_id == lead_id).values(evidence=""))
     # Notices not yet posted would carry the old text into Slack: empty them and mark them done.
-    session.execute(update(OutboxEvent).where(OutboxEvent.lead_id == lead_id).values(
-        payload={}, delivered_at=now))
+    session.execute(update(OutboxEvent).where(OutboxEvent.lead_id == lead_id).values(payload={}, delivered_at=now))
     # Only where the bot's posts are (no words): the poster edits each to say the data was erased.
-    copies = [{"channel": channel, "ts": ts} for channel, ts in session.execute(
-        select(CallTask.slack_channel, CallTask.slack_channel_ts).where(
-            CallTask.lead_id == lead_id, CallTask.slack_channel_ts.is_not(None)))]
+    copies = [
+        {"channel": channel, "ts": ts}
+        for channel, ts in session.execute(
+            select(CallTask.slack_channel, CallTask.slack_channel_ts).where(
+                CallTask.lead_id == lead_id, CallTask.slack_channel_ts.is_not(None)
+            )
+        )
+    ]
     if lead.slack_channel and lead.slack_ts or copies:
-        outbox.publish(session, Notice.LEAD_ERASED, lead_id=lead_id, at=now, channel=lead.slack_channel,
-                       card_ts=lead.slack_ts, copies=copies)
+        outbox.publish(
+            session,
+            Notice.LEAD_ERASED,
+            lead_id=lead_id,
+            at=now,
+            channel=lead.slack_channel,
+            card_ts=lead.slack_ts,
+            copies=copies,
+        )
     # Events for the clinic's systems keep the lead's data too: erase them; those not yet sent never go.
-    session.execute(update(OutboundWebhook).where(OutboundWebhook.lead_id == lead_id,
-                                                  OutboundWebhook.delivered_at.is_(None)).values(
-        payload={}, failed_at=now, last_error="the lead's data was erased before this event was sent"))
+    session.execute(
+        update(OutboundWebhook)
+        .where(OutboundWebhook.lead_id == lead_id, OutboundWebhook.delivered_at.is_(None))
+        .values(payload={}, failed_at=now, last_error="the lead's data was erased before this event was sent")
+    )
     session.execute(update(OutboundWebhook).where(OutboundWebhook.lead_id == lead_id).values(payload={}))
     audit.record(session, lead_id=lead_id, actor=actor, action="lead_forgotten", at=now)
     return Forgotten(lead_id, messages or 0, touches or 0, calls or 0)
@@ -127,5 +153,7 @@ def scrub_database_files(engine: Engine) -> str | None:
             if not busy:
                 return None
             time.sleep(0.2 * (attempt + 1))
-    return ("another process holds the database open, so its write-ahead log could not be emptied yet; "
-            "it is emptied at the next checkpoint (SQLite checkpoints on its own as it writes)")
+    return (
+        "another process holds the database open, so its write-ahead log could not be emptied yet; "
+        "it is emptied at the next checkpoint (SQLite checkpoints on its own as it writes)"
+    )

@@ -6,7 +6,7 @@ here, so none can store a new lead and forget its instant text (speed to lead).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -17,8 +17,14 @@ from bot.usecases.leads import IntakeResult, LeadInput, take_in_lead
 from bot.usecases.services import Services
 
 
-def take_in_and_send(services: Services, data: LeadInput, *, actor: Actor, sequence: Sequence | None = None,
-                     also: Callable[[Session, Lead, IntakeResult], None] | None = None) -> IntakeResult:
+def take_in_and_send(
+    services: Services,
+    data: LeadInput,
+    *,
+    actor: Actor,
+    sequence: Sequence | None = None,
+    also: Callable[[Session, Lead, IntakeResult], None] | None = None,
+) -> IntakeResult:
     """Take a lead in (stored and committed, under its lock when known), then send its due touches now.
 
     Sent only once the lead is committed, on the dispatcher's fast lane, so the answer goes as soon

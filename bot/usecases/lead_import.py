@@ -17,12 +17,12 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.store.audit import CLI
 from bot.core.config_errors import ConfigError
-from bot.store.consent import MAX_EVIDENCE, ConsentMethod
 from bot.core.csv_records import RecordReader, UnreadableFile, detect_encoding
-from bot.usecases.leads import KNOWN_FIELDS, InvalidLead, LeadInput, add_lead, take_in_lead
 from bot.core.playbook import Sequence
+from bot.store.audit import CLI
+from bot.store.consent import MAX_EVIDENCE, ConsentMethod
+from bot.usecases.leads import KNOWN_FIELDS, InvalidLead, LeadInput, add_lead, take_in_lead
 from bot.usecases.services import Services
 
 #: Rows stored in one transaction (each in its own savepoint).
@@ -43,9 +43,16 @@ class ImportReport:
     encoding: str = ""
 
 
-def import_leads_csv(services: Services, path: Path, *, sequence: str | None = None, consent: str | None = None,
-                     no_sms_consent: bool = False, encoding: str | None = None,
-                     on_problem: Callable[[str], None] = lambda problem: None) -> ImportReport:
+def import_leads_csv(
+    services: Services,
+    path: Path,
+    *,
+    sequence: str | None = None,
+    consent: str | None = None,
+    no_sms_consent: bool = False,
+    encoding: str | None = None,
+    on_problem: Callable[[str], None] = lambda problem: None,
+) -> ImportReport:
     """Take each row as its own lead, in its own transaction, so one bad row loses nothing else.
 
     `consent` says how every lead in the file agreed to texts (unless its own `consent` cell says
@@ -58,8 +65,10 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
     if consent is not None:
         consent = " ".join(consent.split())
         if len(consent) < 3 or len(consent) > MAX_EVIDENCE:
-            raise ConsentNotAccountedFor(f"--consent: say in a few words how these leads agreed to texts "
-                                         f"(3 to {MAX_EVIDENCE} characters), e.g. --consent 'signed intake form'")
+            raise ConsentNotAccountedFor(
+                f"--consent: say in a few words how these leads agreed to texts "
+                f"(3 to {MAX_EVIDENCE} characters), e.g. --consent 'signed intake form'"
+            )
     report.encoding = encoding or detect_encoding(path)
 
     def reject(line: int, why: str) -> None:
@@ -77,14 +86,16 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
     reader.columns = len(columns)
     named = {name for name in columns if name}
     if not named & {"phone", "email"}:
-        raise UnreadableFile(f"{path}:{header.line}: no 'phone' or 'email' column "
-                             f"(columns: {', '.join(sorted(named))})")
+        raise UnreadableFile(
+            f"{path}:{header.line}: no 'phone' or 'email' column (columns: {', '.join(sorted(named))})"
+        )
     if "consent" not in named and consent is None and not no_sms_consent:
         raise ConsentNotAccountedFor(
             f"{path}: say how these leads agreed to texts before they are texted (TCPA): add a 'consent' column "
             "(yes/no, and optionally 'consent_text' saying how), or pass --consent 'how they agreed' "
             "(e.g. --consent 'signed intake form at the front desk'), or --no-sms-consent to import them "
-            "for email and calls only")
+            "for email and calls only"
+        )
     evidence = consent or f"import of {path.name}"
     # Rows are committed ROWS_PER_TRANSACTION at a time (a commit per row is most of the time on
     # SQLite); each row is its own savepoint, and counted only once its chunk is committed.
@@ -105,13 +116,16 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
         report.added += pending[0]
         report.existing += pending[1]
         pending[0] = pending[1] = 0
+
     for record in records:
         if record.fields is None:
             reject(record.line, record.problem or "unreadable")
             continue
         if len(record.fields) > len(columns):
-            reject(record.line, f"{len(record.fields)} fields, but the header names {len(columns)} columns "
-                                "(an unquoted comma?)")
+            reject(
+                record.line,
+                f"{len(record.fields)} fields, but the header names {len(columns)} columns (an unquoted comma?)",
+            )
             continue
         # strict=False: a record with fewer fields than the header (its trailing empty cells left off) is read
         # with those fields absent; one with more was refused just above.
@@ -119,8 +133,9 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
         if not any(value.strip() for value in fields.values()):
             continue
         # Known columns have their own limits (LeadInput); the rest are kept as custom fields.
-        too_long = next((name for name, value in fields.items()
-                         if name not in KNOWN_FIELDS and len(value) > MAX_CUSTOM_FIELD), None)
+        too_long = next(
+            (name for name, value in fields.items() if name not in KNOWN_FIELDS and len(value) > MAX_CUSTOM_FIELD), None
+        )
         if too_long:
             reject(record.line, f"{too_long}: longer than {MAX_CUSTOM_FIELD} characters")
             continue
@@ -129,9 +144,13 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
         elif consent is not None and "consent" not in fields:
             fields["consent"] = "yes"
         try:
-            data = LeadInput.parse(fields, default_region=services.default_region, default_source="import",
-                                   consent_method=ConsentMethod.IMPORT,
-                                   consent_evidence=f"{evidence} (line {record.line})")
+            data = LeadInput.parse(
+                fields,
+                default_region=services.default_region,
+                default_source="import",
+                consent_method=ConsentMethod.IMPORT,
+                consent_evidence=f"{evidence} (line {record.line})",
+            )
             playbook = services.playbooks.get(sequence or data.sequence)
         except InvalidLead as error:
             reject(record.line, str(error))
@@ -144,8 +163,15 @@ def import_leads_csv(services: Services, path: Path, *, sequence: str | None = N
             in_chunk = 0
         try:
             with session.begin_nested():  # a row the database refuses undoes only itself
-                result = add_lead(session, data, business=services.business, sequence=playbook,
-                                  now=services.clock.now(), actor=CLI, only_new=True)
+                result = add_lead(
+                    session,
+                    data,
+                    business=services.business,
+                    sequence=playbook,
+                    now=services.clock.now(),
+                    actor=CLI,
+                    only_new=True,
+                )
         except SQLAlchemyError as error:
             reject(record.line, f"not stored: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
             continue

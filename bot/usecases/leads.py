@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import secrets
 import functools
+import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CTE, ColumnElement, Select, Table, bindparam, func, insert, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from bot.store import audit, outbox, webhook_events
-from bot.store.audit import Actor
 from bot.core.business import Business
-from bot.store.consent import (ConsentGiven, ConsentMethod, InvalidConsent, evidence_text, grant_sms, read_yes_no,
-                               sms_grant_entry, sms_granted_fields)
 from bot.core.contacts import (
     InvalidEmail,
     InvalidPhone,
@@ -26,10 +23,21 @@ from bot.core.contacts import (
     served_country_problem,
     timezones_for_phone,
 )
-from bot.usecases.enrollment import NURTURE_SEQUENCE, end, open_enrollments, timezones_of, touch_values
-from bot.usecases.enrollment import enroll as start_sequence
-from bot.store.lead_locks import taking_lead
 from bot.core.planning import plan_touches
+from bot.core.playbook import Sequence
+from bot.store import audit, outbox, webhook_events
+from bot.store.audit import Actor
+from bot.store.consent import (
+    ConsentGiven,
+    ConsentMethod,
+    InvalidConsent,
+    evidence_text,
+    grant_sms,
+    read_yes_no,
+    sms_grant_entry,
+    sms_granted_fields,
+)
+from bot.store.lead_locks import taking_lead
 from bot.store.models import (
     AuditEntry,
     Base,
@@ -42,7 +50,8 @@ from bot.store.models import (
     Touch,
 )
 from bot.store.outbox import Notice
-from bot.core.playbook import Sequence
+from bot.usecases.enrollment import NURTURE_SEQUENCE, end, open_enrollments, timezones_of, touch_values
+from bot.usecases.enrollment import enroll as start_sequence
 
 if TYPE_CHECKING:
     from bot.usecases.services import Services
@@ -78,9 +87,16 @@ class LeadInput:
     sms_consent: ConsentGiven | None = None
 
     @classmethod
-    def parse(cls, fields: Mapping[str, Any], *, default_region: str = "US", default_source: str = "manual",
-              consent_method: ConsentMethod = ConsentMethod.WEB_FORM, consent_evidence: str = "",
-              sms_countries: frozenset[str] | None = None) -> LeadInput:
+    def parse(
+        cls,
+        fields: Mapping[str, Any],
+        *,
+        default_region: str = "US",
+        default_source: str = "manual",
+        consent_method: ConsentMethod = ConsentMethod.WEB_FORM,
+        consent_evidence: str = "",
+        sms_countries: frozenset[str] | None = None,
+    ) -> LeadInput:
         """Validate raw fields (a form, JSON, a CSV row); raise InvalidLead listing every problem.
 
         `consent` (yes/no, a checkbox's value) and `consent_text` (the words the lead agreed to)
@@ -168,8 +184,11 @@ _NEWEST_BY = {
 # Intake's own question ("is this lead known?") needs only the id: no ORM object is built for it.
 _NEWEST_ID_BY = {
     key: select(Lead.id).where(or_(*conditions)).order_by(Lead.id.desc()).limit(1)
-    for key, conditions in {(True, True): (_BY_PHONE, _BY_EMAIL), (True, False): (_BY_PHONE,),
-                            (False, True): (_BY_EMAIL,)}.items()
+    for key, conditions in {
+        (True, True): (_BY_PHONE, _BY_EMAIL),
+        (True, False): (_BY_PHONE,),
+        (False, True): (_BY_EMAIL,),
+    }.items()
 }
 
 
@@ -186,8 +205,7 @@ def _existing_id(session: Session, phone: str | None, email: str | None) -> int 
     if not phone and not email:
         return None
     statement = _NEWEST_ID_BY[(bool(phone), bool(email))]
-    return session.connection().execute(statement, {"phone": phone, "email": email.lower() if email else None}
-                                        ).scalar()
+    return session.connection().execute(statement, {"phone": phone, "email": email.lower() if email else None}).scalar()
 
 
 def add_lead(
@@ -211,8 +229,9 @@ def add_lead(
         known_id = _existing_id(session, data.phone, data.email)
         if known_id is not None:
             return IntakeResult(known_id, created=False, enrolled=False)
-        lead_id = _store_new_lead(session, data, business=business, sequence=sequence, now=now, actor=actor,
-                                  enroll=enroll)
+        lead_id = _store_new_lead(
+            session, data, business=business, sequence=sequence, now=now, actor=actor, enroll=enroll
+        )
         return IntakeResult(lead_id, created=True, enrolled=enroll)
     existing = session.get(Lead, known_lead_id) if known_lead_id else find_existing(session, data.phone, data.email)
     if existing is not None and data.sms_consent is not None and data.phone and existing.phone == data.phone:
@@ -237,8 +256,7 @@ def add_lead(
         outbox.publish(session, Notice.LEAD_CHANGED, lead_id=existing.id, at=now)
         return IntakeResult(existing.id, created=False, enrolled=True)
 
-    lead_id = _store_new_lead(session, data, business=business, sequence=sequence, now=now, actor=actor,
-                              enroll=enroll)
+    lead_id = _store_new_lead(session, data, business=business, sequence=sequence, now=now, actor=actor, enroll=enroll)
     return IntakeResult(lead_id, created=True, enrolled=enroll)
 
 
@@ -263,19 +281,35 @@ class _NewLeadRows:
     notices: list[outbox.Pending]
 
 
-def _new_lead_rows(data: LeadInput, *, business: Business, sequence: Sequence, now: datetime, actor: Actor,
-                   enroll: bool) -> _NewLeadRows:
+def _new_lead_rows(
+    data: LeadInput, *, business: Business, sequence: Sequence, now: datetime, actor: Actor, enroll: bool
+) -> _NewLeadRows:
     """What `_store_new_lead` writes, worked out before anything is written (a plan that fails writes nothing)."""
     timezone = data.timezone or _timezone_from_phone(data.phone, business)
     consent = data.sms_consent if data.phone else None
-    plan = plan_touches(sequence, enrolled_at=now, business=business,
-                        lead_timezones=timezones_of(timezone, data.phone, business)) if enroll else []
+    plan = (
+        plan_touches(
+            sequence, enrolled_at=now, business=business, lead_timezones=timezones_of(timezone, data.phone, business)
+        )
+        if enroll
+        else []
+    )
     no_consent = {"sms_consent": False, "sms_consent_method": None, "sms_consent_at": None}
     lead = dict(
-        name=data.name, phone=data.phone, email=data.email, source=data.source, first_message=data.message,
-        custom_fields=dict(data.custom_fields), timezone=timezone, stage=Stage.NEW, email_consent=True,
-        link_token=secrets.token_urlsafe(16), unsubscribe_token=secrets.token_urlsafe(16),
-        created_at=now, updated_at=now, **(sms_granted_fields(consent, now) if consent else no_consent),
+        name=data.name,
+        phone=data.phone,
+        email=data.email,
+        source=data.source,
+        first_message=data.message,
+        custom_fields=dict(data.custom_fields),
+        timezone=timezone,
+        stage=Stage.NEW,
+        email_consent=True,
+        link_token=secrets.token_urlsafe(16),
+        unsubscribe_token=secrets.token_urlsafe(16),
+        created_at=now,
+        updated_at=now,
+        **(sms_granted_fields(consent, now) if consent else no_consent),
     )
     entries = [audit.Entry(0, actor, "lead_created", now, {"source": data.source})]
     if enroll:
@@ -283,16 +317,27 @@ def _new_lead_rows(data: LeadInput, *, business: Business, sequence: Sequence, n
     return _NewLeadRows(
         lead=lead,
         consent=sms_grant_entry(0, consent, actor=actor, now=now) if consent is not None else None,
-        enrollment=dict(lead_id=0, sequence_name=sequence.name, state=EnrollmentState.ACTIVE, state_reason="",
-                        enrolled_at=now) if enroll else None,
+        enrollment=dict(
+            lead_id=0, sequence_name=sequence.name, state=EnrollmentState.ACTIVE, state_reason="", enrolled_at=now
+        )
+        if enroll
+        else None,
         touches=[touch_values(0, 0, planned) for planned in plan],
         entries=entries,
         notices=[outbox.Pending(Notice.LEAD_CREATED, lead_id=0, at=now)],
     )
 
 
-def _store_new_lead(session: Session, data: LeadInput, *, business: Business, sequence: Sequence, now: datetime,
-                    actor: Actor, enroll: bool) -> int:
+def _store_new_lead(
+    session: Session,
+    data: LeadInput,
+    *,
+    business: Business,
+    sequence: Sequence,
+    now: datetime,
+    actor: Actor,
+    enroll: bool,
+) -> int:
     """Store a new lead, in the caller's transaction, as the ORM path did: the lead with any consent to
     texts, its consent log entry, its audit entries and card notice, and (with `enroll`) its sequence
     with every touch laid out. Return the new lead's id.
@@ -302,12 +347,17 @@ def _store_new_lead(session: Session, data: LeadInput, *, business: Business, se
     rows = _new_lead_rows(data, business=business, sequence=sequence, now=now, actor=actor, enroll=enroll)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        statement = _new_lead_statement(consent=rows.consent is not None, enroll=rows.enrollment is not None,
-                                        touches=len(rows.touches), entries=len(rows.entries),
-                                        notices=len(rows.notices))
+        statement = _new_lead_statement(
+            consent=rows.consent is not None,
+            enroll=rows.enrollment is not None,
+            touches=len(rows.touches),
+            entries=len(rows.entries),
+            notices=len(rows.notices),
+        )
         lead_id: int = connection.execute(statement, _new_lead_parameters(rows)).scalar_one()
         webhook_events.queue_many_for_audit(
-            session, ((lead_id, entry.action, entry.at, entry.details) for entry in rows.entries))
+            session, ((lead_id, entry.action, entry.at, entry.details) for entry in rows.entries)
+        )
         return lead_id
     lead_id = connection.execute(_INSERT_LEAD, rows.lead).scalar_one()
     if rows.consent is not None:
@@ -315,8 +365,10 @@ def _store_new_lead(session: Session, data: LeadInput, *, business: Business, se
     if rows.enrollment is not None:
         enrollment_id = connection.execute(_INSERT_ENROLLMENT, {**rows.enrollment, "lead_id": lead_id}).scalar_one()
         if rows.touches:
-            connection.execute(_INSERT_TOUCHES, [{**touch, "enrollment_id": enrollment_id, "lead_id": lead_id}
-                                                 for touch in rows.touches])
+            connection.execute(
+                _INSERT_TOUCHES,
+                [{**touch, "enrollment_id": enrollment_id, "lead_id": lead_id} for touch in rows.touches],
+            )
     audit.record_many(session, [replace(entry, lead_id=lead_id) for entry in rows.entries])
     outbox.publish_many(session, [replace(notice, lead_id=lead_id) for notice in rows.notices])
     return lead_id
@@ -342,21 +394,38 @@ def _new_lead_parameters(rows: _NewLeadRows) -> dict[str, Any]:
     return parameters
 
 
-_LEAD_COLUMNS = ("name", "phone", "email", "source", "first_message", "custom_fields", "timezone", "stage",
-                 "email_consent", "link_token", "unsubscribe_token", "created_at", "updated_at", "sms_consent",
-                 "sms_consent_method", "sms_consent_at")
+_LEAD_COLUMNS = (
+    "name",
+    "phone",
+    "email",
+    "source",
+    "first_message",
+    "custom_fields",
+    "timezone",
+    "stage",
+    "email_consent",
+    "link_token",
+    "unsubscribe_token",
+    "created_at",
+    "updated_at",
+    "sms_consent",
+    "sms_consent_method",
+    "sms_consent_at",
+)
 
 
-def _copied(table: Table, source: CTE, ids: dict[str, str], prefixes: list[str], columns: tuple[str, ...]
-            ) -> CTE:
+def _copied(table: Table, source: CTE, ids: dict[str, str], prefixes: list[str], columns: tuple[str, ...]) -> CTE:
     """INSERT INTO table: one row per prefix, its ids taken from `source` (column -> source column),
     every other column a bound value named prefix + column."""
     names = [*ids, *columns]
-    rows = [select(*(source.c[ids[name]] for name in ids),
-                   *(bindparam(prefix + column, type_=table.c[column].type) for column in columns))
-            for prefix in prefixes]
-    return insert(table).from_select(names, rows[0] if len(rows) == 1 else union_all(*rows)).cte(
-        f"new_{table.name}")
+    rows = [
+        select(
+            *(source.c[ids[name]] for name in ids),
+            *(bindparam(prefix + column, type_=table.c[column].type) for column in columns),
+        )
+        for prefix in prefixes
+    ]
+    return insert(table).from_select(names, rows[0] if len(rows) == 1 else union_all(*rows)).cte(f"new_{table.name}")
 
 
 @functools.cache
@@ -365,30 +434,69 @@ def _new_lead_statement(*, consent: bool, enroll: bool, touches: int, entries: i
     the new ids from the INSERT before it (built once per shape: with or without consent, touches)."""
     leads, enrollments = Lead.__table__, Enrollment.__table__
     assert isinstance(leads, Table) and isinstance(enrollments, Table)
-    new_lead = (insert(leads).values({column: bindparam(f"lead_{column}", type_=leads.c[column].type)
-                                      for column in _LEAD_COLUMNS})
-                .returning(leads.c.id).cte("new_lead"))
+    new_lead = (
+        insert(leads)
+        .values({column: bindparam(f"lead_{column}", type_=leads.c[column].type) for column in _LEAD_COLUMNS})
+        .returning(leads.c.id)
+        .cte("new_lead")
+    )
     by_lead = {"lead_id": "id"}
     parts = []
     if consent:
-        parts.append(_copied(_table(ConsentEntry), new_lead, by_lead, ["consent_"],
-                             ("channel", "granted", "method", "evidence", "actor", "at")))
+        parts.append(
+            _copied(
+                _table(ConsentEntry),
+                new_lead,
+                by_lead,
+                ["consent_"],
+                ("channel", "granted", "method", "evidence", "actor", "at"),
+            )
+        )
     if enroll:
-        new_enrollment = (insert(enrollments).from_select(
-            ["lead_id", "sequence_name", "state", "state_reason", "enrolled_at"],
-            select(new_lead.c.id, *(bindparam(f"enrollment_{column}", type_=enrollments.c[column].type)
-                                    for column in ("sequence_name", "state", "state_reason", "enrolled_at"))))
-            .returning(enrollments.c.id, enrollments.c.lead_id).cte("new_enrollment"))
+        new_enrollment = (
+            insert(enrollments)
+            .from_select(
+                ["lead_id", "sequence_name", "state", "state_reason", "enrolled_at"],
+                select(
+                    new_lead.c.id,
+                    *(
+                        bindparam(f"enrollment_{column}", type_=enrollments.c[column].type)
+                        for column in ("sequence_name", "state", "state_reason", "enrolled_at")
+                    ),
+                ),
+            )
+            .returning(enrollments.c.id, enrollments.c.lead_id)
+            .cte("new_enrollment")
+        )
         parts.append(new_enrollment)
         if touches:
-            parts.append(_copied(_table(Touch), new_enrollment, {"enrollment_id": "id", "lead_id": "lead_id"},
-                                 [f"touch{index}_" for index in range(touches)],
-                                 ("step_id", "position", "channel", "planned_at", "due_at", "status", "skip_reason",
-                                  "attempts")))
-    parts.append(_copied(_table(AuditEntry), new_lead, by_lead, [f"audit{index}_" for index in range(entries)],
-                         ("at", "actor_type", "actor_id", "action", "details")))
-    parts.append(_copied(_table(OutboxEvent), new_lead, by_lead, [f"notice{index}_" for index in range(notices)],
-                         ("kind", "payload", "created_at", "attempts")))
+            parts.append(
+                _copied(
+                    _table(Touch),
+                    new_enrollment,
+                    {"enrollment_id": "id", "lead_id": "lead_id"},
+                    [f"touch{index}_" for index in range(touches)],
+                    ("step_id", "position", "channel", "planned_at", "due_at", "status", "skip_reason", "attempts"),
+                )
+            )
+    parts.append(
+        _copied(
+            _table(AuditEntry),
+            new_lead,
+            by_lead,
+            [f"audit{index}_" for index in range(entries)],
+            ("at", "actor_type", "actor_id", "action", "details"),
+        )
+    )
+    parts.append(
+        _copied(
+            _table(OutboxEvent),
+            new_lead,
+            by_lead,
+            [f"notice{index}_" for index in range(notices)],
+            ("kind", "payload", "created_at", "attempts"),
+        )
+    )
     return select(new_lead.c.id).add_cte(*parts)
 
 
@@ -416,8 +524,16 @@ def take_in_lead(
     now = services.clock.now()
     # A new lead's transaction holds no lead's lock, so waiting for the turn at writing cannot deadlock.
     with services.session_factory() as session, services.writing(session), session.begin():
-        result = add_lead(session, data, business=services.business, sequence=playbook, now=now, actor=actor,
-                          enroll=enroll, only_new=True)
+        result = add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=playbook,
+            now=now,
+            actor=actor,
+            enroll=enroll,
+            only_new=True,
+        )
         if result.created:
             if also is not None:
                 also(session, _stored(session, result.lead_id), result)
@@ -425,8 +541,16 @@ def take_in_lead(
     with taking_lead(services, result.lead_id) as (session, lead):
         if lead is None:  # erased meanwhile: take it in as new
             return take_in_lead(services, data, actor=actor, sequence=sequence, enroll=enroll, also=also)
-        result = add_lead(session, data, business=services.business, sequence=playbook, now=now, actor=actor,
-                          enroll=enroll, known_lead_id=lead.id)
+        result = add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=playbook,
+            now=now,
+            actor=actor,
+            enroll=enroll,
+            known_lead_id=lead.id,
+        )
         if also is not None:
             also(session, lead, result)
         return result

@@ -6,7 +6,7 @@ change is made under that lead's lock, like every other change to a lead.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -31,12 +31,16 @@ def _lead_by_token(services: Services, token: str, key: Any) -> int | None:
 
 def _just_delivered(session: Session, lead_id: int, now: datetime) -> bool:
     """Whether the lead's last message from us went out within SCANNER_WINDOW of now."""
-    last = session.scalar(select(Message.created_at).where(Message.lead_id == lead_id, Message.direction == "out")
-                          .order_by(Message.created_at.desc()).limit(1))
+    last = session.scalar(
+        select(Message.created_at)
+        .where(Message.lead_id == lead_id, Message.direction == "out")
+        .order_by(Message.created_at.desc())
+        .limit(1)
+    )
     if last is None:
         return False
     if last.tzinfo is None:
-        last = last.replace(tzinfo=timezone.utc)
+        last = last.replace(tzinfo=UTC)
     return now - last < SCANNER_WINDOW
 
 
@@ -66,7 +70,8 @@ def unsubscribe_by_link(services: Services, token: str) -> bool:
         assert lead is not None
         now = services.clock.now()
         opt_out(session, lead, "email", now=now, actor=Actor.lead(lead.id))
-        outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
-                       text="unsubscribed from email by link: no more email")
+        outbox.publish(
+            session, Notice.DECISION, lead_id=lead.id, at=now, text="unsubscribed from email by link: no more email"
+        )
         outbox.publish(session, Notice.LEAD_CHANGED, lead_id=lead.id, at=now)
     return True

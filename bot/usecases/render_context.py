@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-
 from datetime import datetime
 from typing import Any
 
 from bot.core.business import Business
-from bot.usecases.enrollment import lead_timezones
 from bot.store.models import Lead
+from bot.usecases.enrollment import lead_timezones
 
 
 def booking_link(public_base_url: str, lead: Lead) -> str:
@@ -171,7 +170,9 @@ def call_script_context(
         },
         "appointment": None
         if appointment_at is None
-        else {"start_local": visit_time(appointment_at, business, lead_timezones(lead, business)),
-              "notes": appointment_notes},
+        else {
+            "start_local": visit_time(appointment_at, business, lead_timezones(lead, business)),
+            "notes": appointment_notes,
+        },
         "call": None if call_reason is None else {"reason": call_reason, "requested_time": requested_time},
     }

@@ -56,8 +56,9 @@ class IncomingEmail:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def reader_facts(services: Services, channel: str, *, phone: str | None = None,
-                 email: str | None = None) -> tuple[str, bool]:
+def reader_facts(
+    services: Services, channel: str, *, phone: str | None = None, email: str | None = None
+) -> tuple[str, bool]:
     """What reading a message needs: the lead's time zone, and whether a visit is ahead (the visit rules apply).
 
     A lead opted out on this channel has no visit rules: their YES is the carrier's opt-in.
@@ -71,18 +72,34 @@ def reader_facts(services: Services, channel: str, *, phone: str | None = None,
         return lead_timezones(lead, services.business)[0], ahead
 
 
-def _read(services: Services, rules: ReplyRules, body: str, channel: str, *, phone: str | None = None,
-          email: str | None = None, **extra: Any) -> Understanding:
+def _read(
+    services: Services,
+    rules: ReplyRules,
+    body: str,
+    channel: str,
+    *,
+    phone: str | None = None,
+    email: str | None = None,
+    **extra: Any,
+) -> Understanding:
     zone, ahead = reader_facts(services, channel, phone=phone, email=email)
-    return classify_reply(body, rules=rules, channel=channel, now=services.clock.now(), lead_timezone=zone,
-                          appointment_ahead=ahead, **extra)
+    return classify_reply(
+        body,
+        rules=rules,
+        channel=channel,
+        now=services.clock.now(),
+        lead_timezone=zone,
+        appointment_ahead=ahead,
+        **extra,
+    )
 
 
 def take_text(services: Services, rules: ReplyRules, text: IncomingText) -> None:
     """A text from a lead (or someone new): read, taken once, and HELP answered when the carrier did not."""
     understanding = _read(services, rules, text.body, "sms", phone=text.phone)
     signal = CARRIER_OPT_OUT_TYPES.get((text.carrier_opt_out or "").upper()) or LeadSignal(
-        understanding.reply_class.value)
+        understanding.reply_class.value
+    )
     details: dict[str, Any] = {**understood(understanding), "num_media": str(len(text.media))}
     if text.media:
         details["media"] = list(text.media)
@@ -91,45 +108,76 @@ def take_text(services: Services, rules: ReplyRules, text: IncomingText) -> None
             signal = LeadSignal.PLAIN
             details["read_as"] = "a photo: a person wrote, so a person answers"
     body = text.body if text.body.strip() or not text.media else _photo_words(len(text.media))
-    result = take_inbound(services, InboundMessage(
-        channel="sms", sender=text.phone, body=body, signal=signal, provider_id=text.provider_id,
-        requested_time=understanding.requested_time, details=details,
-        opt_out_channels=understanding.opt_out_channels if signal == LeadSignal.OPT_OUT else (),
-        unclear_time=understanding.unclear_time,
-    ))
+    result = take_inbound(
+        services,
+        InboundMessage(
+            channel="sms",
+            sender=text.phone,
+            body=body,
+            signal=signal,
+            provider_id=text.provider_id,
+            requested_time=understanding.requested_time,
+            details=details,
+            opt_out_channels=understanding.opt_out_channels if signal == LeadSignal.OPT_OUT else (),
+            unclear_time=understanding.unclear_time,
+        ),
+    )
     if result.applied and signal == LeadSignal.HELP and text.carrier_opt_out is None:
         # The carrier answers HELP itself when its opt-out handling matched; otherwise we do, once.
         business = services.business
         try:
-            send_direct(services, result.lead_id, channel="sms", author=Actor.lead(result.lead_id),
-                        body=f"{business.name}: for help call {_national(business.phone)}. Reply STOP to opt out.")
+            send_direct(
+                services,
+                result.lead_id,
+                channel="sms",
+                author=Actor.lead(result.lead_id),
+                body=f"{business.name}: for help call {_national(business.phone)}. Reply STOP to opt out.",
+            )
         except DirectMessageRefused:
             pass  # opted out or unreachable: HELP gets no answer from us, by the same rule as everything
 
 
 def take_email(services: Services, rules: ReplyRules, email: IncomingEmail) -> None:
     """An email from a lead (or someone new) whose sender is verified: read and taken once."""
-    understanding = _read(services, rules, email.body, "email", email=email.email, headers=email.headers,
-                          subject=email.subject)
-    take_inbound(services, InboundMessage(
-        channel="email", sender=email.email, body=email.body, subject=email.subject,
-        signal=LeadSignal(understanding.reply_class.value), provider_id=email.message_id[:100],
-        requested_time=understanding.requested_time, details=understood(understanding),
-        opt_out_channels=understanding.opt_out_channels, unclear_time=understanding.unclear_time,
-    ))
+    understanding = _read(
+        services, rules, email.body, "email", email=email.email, headers=email.headers, subject=email.subject
+    )
+    take_inbound(
+        services,
+        InboundMessage(
+            channel="email",
+            sender=email.email,
+            body=email.body,
+            subject=email.subject,
+            signal=LeadSignal(understanding.reply_class.value),
+            provider_id=email.message_id[:100],
+            requested_time=understanding.requested_time,
+            details=understood(understanding),
+            opt_out_channels=understanding.opt_out_channels,
+            unclear_time=understanding.unclear_time,
+        ),
+    )
 
 
 def take_form_again(services: Services, rules: ReplyRules, lead_id: int, data: LeadInput) -> None:
     """An ongoing lead sent the form again: their thread has it, understood like any reply."""
     body = data.message or "(sent the web form again, with no message)"
     understanding = _read(services, rules, data.message or "", "email", phone=data.phone, email=data.email)
-    take_known_contact(services, lead_id, InboundMessage(
-        channel="form", sender=data.phone or data.email or "", body=body,
-        signal=LeadSignal(understanding.reply_class.value), provider_id=None,
-        requested_time=understanding.requested_time,
-        details={**understood(understanding), "source": data.source},
-        opt_out_channels=understanding.opt_out_channels, unclear_time=understanding.unclear_time,
-    ))
+    take_known_contact(
+        services,
+        lead_id,
+        InboundMessage(
+            channel="form",
+            sender=data.phone or data.email or "",
+            body=body,
+            signal=LeadSignal(understanding.reply_class.value),
+            provider_id=None,
+            requested_time=understanding.requested_time,
+            details={**understood(understanding), "source": data.source},
+            opt_out_channels=understanding.opt_out_channels,
+            unclear_time=understanding.unclear_time,
+        ),
+    )
 
 
 def _photo_words(count: int) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -50,15 +51,24 @@ class _GroupInFlight:
 
     def outcomes(self) -> list[tuple[TouchSend, Outcome]]:
         return [(item.send, outcome) for item, outcome in self.decided] + [
-            (item.send, outcome) for items, future in self.sending
-            for item, outcome in zip(items, future.result(), strict=True)]
+            (item.send, outcome)
+            for items, future in self.sending
+            for item, outcome in zip(items, future.result(), strict=True)
+        ]
 
 
 class GroupSender:
     """Carries out claimed touches through the senders, and hands each group's answers to the recorder."""
 
-    def __init__(self, services: Services, recorder: SendRecorder, *, stopping: threading.Event,
-                 senders: int = 1, group_size: int = SEND_GROUP_SIZE):
+    def __init__(
+        self,
+        services: Services,
+        recorder: SendRecorder,
+        *,
+        stopping: threading.Event,
+        senders: int = 1,
+        group_size: int = SEND_GROUP_SIZE,
+    ):
         self.services = services
         self.recorder = recorder
         self.group_size = group_size
@@ -89,8 +99,7 @@ class GroupSender:
             for items in groups:
                 while len(in_flight) >= senders._max_workers:  # noqa: SLF001 - as many groups as senders
                     self._finish_first(in_flight, report)
-                in_flight.append(self._start_group(items, lambda to_send: senders.submit(self._call_in_order,
-                                                                                           to_send)))
+                in_flight.append(self._start_group(items, lambda to_send: senders.submit(self._call_in_order, to_send)))
             while in_flight:
                 self._finish_first(in_flight, report)
         finally:
@@ -119,8 +128,9 @@ class GroupSender:
             groups[-1].extend(items)
         return [group for group in groups if group]
 
-    def _start_group(self, items: list[ClaimedTouch],
-                     send: Callable[[list[ClaimedTouch]], Future[list[Outcome]]]) -> _GroupInFlight:
+    def _start_group(
+        self, items: list[ClaimedTouch], send: Callable[[list[ClaimedTouch]], Future[list[Outcome]]]
+    ) -> _GroupInFlight:
         """Take and check the group's leads and hand each one's sends to `send`; hold them until recorded.
 
         Leads are taken (this process's locks, and their rows on PostgreSQL) just before their
@@ -146,8 +156,9 @@ class GroupSender:
                     continue
                 for lead_id in turn:
                     holding.enter_context(self.services.lead_locks.hold(lead_id))
-                allowed = self._check_leads(group.session, [item for lead_id in turn for item in by_lead[lead_id]],
-                                            group.decided)
+                allowed = self._check_leads(
+                    group.session, [item for lead_id in turn for item in by_lead[lead_id]], group.decided
+                )
                 for lead_id in turn:
                     to_send = [item for item in by_lead[lead_id] if item.touch_id in allowed]
                     if to_send:
@@ -174,8 +185,9 @@ class GroupSender:
                 group.session.commit()
 
     @staticmethod
-    def _check_leads(session: Session, items: list[ClaimedTouch],
-                     decided: list[tuple[ClaimedTouch, Outcome]]) -> set[int]:
+    def _check_leads(
+        session: Session, items: list[ClaimedTouch], decided: list[tuple[ClaimedTouch, Outcome]]
+    ) -> set[int]:
         """Check claimed touches afresh: return the ids of those to send, note in `decided` those not to."""
         rows = session.connection().execute(sql.LEADS_CHECK, {"touch_ids": [item.touch_id for item in items]}).all()
         now_reachable = {row.id: row for row in rows}

@@ -13,16 +13,17 @@ whose outcome was unknown went out) is fed to it the same way, as a list of one.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from sqlalchemy import Connection, exists, select
 from sqlalchemy.orm import Session
 
-from bot.core.ports import OUTCOME_UNKNOWN, FailureKind, SendError, SendReceipt, TransientSendError
 from bot.core.playbook import Step, step_label
+from bot.core.ports import OUTCOME_UNKNOWN, FailureKind, SendError, SendReceipt, TransientSendError
 from bot.core.rules import LeadSignal, decide_on_signal, stage_after_touch
 from bot.core.states import TouchReroute
 from bot.store import audit, outbox
@@ -110,8 +111,9 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> timedelta:
 # --- what a failed text means for the lead ------------------------------------------------------
 
 
-def text_failure_for_lead(session: Session, services: Services, lead: Lead, kind: FailureKind, *, why: str,
-                          code: str | None, now: datetime) -> bool:
+def text_failure_for_lead(
+    session: Session, services: Services, lead: Lead, kind: FailureKind, *, why: str, code: str | None, now: datetime
+) -> bool:
     """Apply what a text the provider refused or could not deliver means for the lead.
 
     Opted out: the number told its carrier STOP, a STOP we never saw, so it is treated exactly
@@ -121,15 +123,22 @@ def text_failure_for_lead(session: Session, services: Services, lead: Lead, kind
     """
     if kind == FailureKind.OPTED_OUT:
         opt_out(session, lead, "sms", now=now, actor=SYSTEM)
-        apply_decision(session, services, lead, decide_on_signal(LeadSignal.OPT_OUT, current_stage=Stage(lead.stage)),
-                       now=now, actor=SYSTEM)
+        apply_decision(
+            session,
+            services,
+            lead,
+            decide_on_signal(LeadSignal.OPT_OUT, current_stage=Stage(lead.stage)),
+            now=now,
+            actor=SYSTEM,
+        )
         return False
     if kind != FailureKind.UNREACHABLE or lead.sms_opted_out_at is not None or lead.sms_unreachable_reason:
         return False
     lead.sms_unreachable_reason = why
     audit.record(session, lead_id=lead.id, actor=SYSTEM, action="sms_unreachable", at=now, code=code)
-    outbox.publish(session, Notice.DECISION, lead_id=lead.id, at=now,
-                   text=f"{why}: remaining texts go by email or a call")
+    outbox.publish(
+        session, Notice.DECISION, lead_id=lead.id, at=now, text=f"{why}: remaining texts go by email or a call"
+    )
     return True
 
 
@@ -137,12 +146,19 @@ def reroute_touch(session: Session, touch: Touch, *, now: datetime, error: str) 
     """Queue a text that cannot reach its number to go again another way, once; False when it already did."""
     if touch.channel != "sms" or touch.rerouted is not None:
         return False
-    outbox.publish(session, Notice.TOUCH_FAILED, lead_id=touch.lead_id, at=now, touch_id=touch.id,
-                   error=f"{error}; sending it another way")
+    outbox.publish(
+        session,
+        Notice.TOUCH_FAILED,
+        lead_id=touch.lead_id,
+        at=now,
+        touch_id=touch.id,
+        error=f"{error}; sending it another way",
+    )
     touch.status, touch.next_attempt_at, touch.last_error = TouchStatus.SCHEDULED, now, f"rerouted: {error}"
     touch.rerouted = TouchReroute.QUEUED
-    audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_rerouted", at=now, touch=touch.id,
-                 error=error)
+    audit.record(
+        session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_rerouted", at=now, touch=touch.id, error=error
+    )
     return True
 
 
@@ -163,8 +179,14 @@ def show_skipped(session: Session, touch: Touch, reason: str, now: datetime, ste
     label = step.label if step is not None else step_label(None, touch.step_id)
     if label[1:2].islower():  # "Thank-you email" reads "the thank-you email"; "SMS reminder" stays
         label = label[:1].lower() + label[1:]
-    outbox.publish(session, Notice.DECISION, lead_id=touch.lead_id, at=now, touch_id=touch.id,
-                   text=f"Skipped the {label}: {reason}")
+    outbox.publish(
+        session,
+        Notice.DECISION,
+        lead_id=touch.lead_id,
+        at=now,
+        touch_id=touch.id,
+        text=f"Skipped the {label}: {reason}",
+    )
 
 
 @dataclass(frozen=True)
@@ -219,8 +241,9 @@ class SendRecorder:
         """Record answers in the caller's transaction: plain sends in bulk, a lead with any failure one by one."""
         self.hand_back(session, [send for send, outcome in answered if outcome is None])
         # A lead with any failure takes the careful path for all its touches, in order: the failure may opt it out.
-        troubled = {send.lead_id for send, outcome in answered
-                    if outcome is not None and not isinstance(outcome, SendReceipt)}
+        troubled = {
+            send.lead_id for send, outcome in answered if outcome is not None and not isinstance(outcome, SendReceipt)
+        }
         in_bulk: list[tuple[TouchSend, Taken]] = []
         for send, outcome in answered:
             if outcome is None:
@@ -237,8 +260,13 @@ class SendRecorder:
             if isinstance(outcome, NotAllowed):
                 touch.status = TouchStatus.SKIPPED
                 touch.skip_reason = "the lead opted out (or became unreachable) just before sending"
-                show_skipped(session, touch, touch.skip_reason, self.services.clock.now(),
-                             step_of(self.services, touch.enrollment, touch))
+                show_skipped(
+                    session,
+                    touch,
+                    touch.skip_reason,
+                    self.services.clock.now(),
+                    step_of(self.services, touch.enrollment, touch),
+                )
                 report.skipped += 1
                 self.complete_if_done(session, touch.enrollment, self.services.clock.now())
             else:
@@ -246,8 +274,7 @@ class SendRecorder:
         if in_bulk:
             self.record_sent(session, in_bulk, report)
 
-    def record_sent(self, session: Session, sent: Sequence[tuple[TouchSend, Taken]],
-                    report: DispatchReport) -> None:
+    def record_sent(self, session: Session, sent: Sequence[tuple[TouchSend, Taken]], report: DispatchReport) -> None:
         """Record sends the providers took, in a few statements whether they are one or a group's hundred.
 
         The touch is marked sent, its message stored, a new lead becomes contacted, the thread and
@@ -256,33 +283,76 @@ class SendRecorder:
         now = self.services.clock.now()
         session.flush()  # what the unit of work holds goes first, so these statements see it
         connection = session.connection()
-        connection.execute(sql.MARK_SENT, [{"sent_id": send.touch_id, "sent_provider_id": receipt.provider_id,
-                                            "sent_at_": now} for send, receipt in sent])
-        connection.execute(sql.RECORD_MESSAGES, [dict(
-            lead_id=send.lead_id, direction="out", channel=send.channel, touch_id=send.touch_id,
-            provider_id=receipt.provider_id, subject=send.subject, body=send.body,
-            status=receipt.status, created_at=now, details={},
-        ) for send, receipt in sent])
+        connection.execute(
+            sql.MARK_SENT,
+            [
+                {"sent_id": send.touch_id, "sent_provider_id": receipt.provider_id, "sent_at_": now}
+                for send, receipt in sent
+            ],
+        )
+        connection.execute(
+            sql.RECORD_MESSAGES,
+            [
+                dict(
+                    lead_id=send.lead_id,
+                    direction="out",
+                    channel=send.channel,
+                    touch_id=send.touch_id,
+                    provider_id=receipt.provider_id,
+                    subject=send.subject,
+                    body=send.body,
+                    status=receipt.status,
+                    created_at=now,
+                    details={},
+                )
+                for send, receipt in sent
+            ],
+        )
         lead_ids = sorted({send.lead_id for send, _ in sent})
         # Read inside this write transaction, so the stage moved is the stage stored.
-        stages: dict[int, str] = {row.id: row.stage
-                                  for row in connection.execute(sql.LEAD_STAGES, {"lead_ids": lead_ids})}
-        moved = [(lead_id, Stage(stages[lead_id]), stage_after_touch(Stage(stages[lead_id])))
-                 for lead_id in lead_ids]
+        stages: dict[int, str] = {
+            row.id: row.stage for row in connection.execute(sql.LEAD_STAGES, {"lead_ids": lead_ids})
+        }
+        moved = [(lead_id, Stage(stages[lead_id]), stage_after_touch(Stage(stages[lead_id]))) for lead_id in lead_ids]
         moved = [(lead_id, old, new) for lead_id, old, new in moved if old != new]
         for stage in sorted({new for _, _, new in moved}):
-            connection.execute(sql.MOVE_STAGE, {"moved_ids": [lead_id for lead_id, _, new in moved if new == stage],
-                                                "moved_stage": str(stage), "moved_at": now})
-        outbox.publish_many(session, [notice for send, _ in sent for notice in (
-            outbox.Pending(Notice.TOUCH_SENT, lead_id=send.lead_id, at=now, payload={"touch_id": send.touch_id}),
-            outbox.Pending(Notice.LEAD_CHANGED, lead_id=send.lead_id, at=now, payload={}),
-        )])
+            connection.execute(
+                sql.MOVE_STAGE,
+                {
+                    "moved_ids": [lead_id for lead_id, _, new in moved if new == stage],
+                    "moved_stage": str(stage),
+                    "moved_at": now,
+                },
+            )
+        outbox.publish_many(
+            session,
+            [
+                notice
+                for send, _ in sent
+                for notice in (
+                    outbox.Pending(
+                        Notice.TOUCH_SENT, lead_id=send.lead_id, at=now, payload={"touch_id": send.touch_id}
+                    ),
+                    outbox.Pending(Notice.LEAD_CHANGED, lead_id=send.lead_id, at=now, payload={}),
+                )
+            ],
+        )
         report.sent += len(sent)
         completed = self._complete_finished(connection, {send.enrollment_id for send, _ in sent}, now)
-        audit.record_many(session, [audit.Entry(
-            lead_id=lead_id, actor=SYSTEM, action="stage_changed", at=now,
-            details={"old": str(old), "new": str(new), "reason": "first touch sent"})
-            for lead_id, old, new in moved] + completed)
+        audit.record_many(
+            session,
+            [
+                audit.Entry(
+                    lead_id=lead_id,
+                    actor=SYSTEM,
+                    action="stage_changed",
+                    at=now,
+                    details={"old": str(old), "new": str(new), "reason": "first touch sent"},
+                )
+                for lead_id, old, new in moved
+            ]
+            + completed,
+        )
         if session.identity_map:
             # Rows the unit of work holds may have changed underneath it: read them afresh when next used.
             session.expire_all()
@@ -291,9 +361,13 @@ class SendRecorder:
     def hand_back(session: Session, unsent: Sequence[TouchSend]) -> None:
         """Give touches handed over but never tried back, so any process sends them now instead of after the lease."""
         if unsent:
-            session.connection().execute(sql.HAND_BACK, [
-                {"claimed_id": send.touch_id, "claimed_attempt": send.attempt, "attempts_before": send.attempt - 1}
-                for send in unsent])
+            session.connection().execute(
+                sql.HAND_BACK,
+                [
+                    {"claimed_id": send.touch_id, "claimed_attempt": send.attempt, "attempts_before": send.attempt - 1}
+                    for send in unsent
+                ],
+            )
 
     @staticmethod
     def _complete_finished(connection: Connection, enrollment_ids: set[int], now: datetime) -> list[audit.Entry]:
@@ -302,11 +376,20 @@ class SendRecorder:
         if not finished:
             return []
         connection.execute(sql.COMPLETE, {"completed_ids": [row.id for row in finished], "ended_at_": now})
-        return [audit.Entry(lead_id=row.lead_id, actor=SYSTEM, action="sequence_completed", at=now,
-                            details={"sequence": row.sequence_name, "enrollment": row.id}) for row in finished]
+        return [
+            audit.Entry(
+                lead_id=row.lead_id,
+                actor=SYSTEM,
+                action="sequence_completed",
+                at=now,
+                details={"sequence": row.sequence_name, "enrollment": row.id},
+            )
+            for row in finished
+        ]
 
-    def _record_failure(self, session: Session, touch: Touch, lead: Lead, send: TouchSend, outcome: SendError,
-                        report: DispatchReport) -> None:
+    def _record_failure(
+        self, session: Session, touch: Touch, lead: Lead, send: TouchSend, outcome: SendError, report: DispatchReport
+    ) -> None:
         now = self.services.clock.now()
         answer = read_answer(outcome, may_retry=touch.attempts < MAX_ATTEMPTS)
         if answer.answer == Answer.UNKNOWN:
@@ -327,8 +410,7 @@ class SendRecorder:
         if send.channel == "sms":
             text_failure_for_lead(session, self.services, lead, answer.kind, why=why, code=answer.code, now=now)
 
-    def _reroute_later(self, session: Session, touch: Touch, now: datetime, error: str,
-                       report: DispatchReport) -> None:
+    def _reroute_later(self, session: Session, touch: Touch, now: datetime, error: str, report: DispatchReport) -> None:
         """The text could not reach the number: show the failure, and send this same touch another way, once.
 
         The touch goes back in the queue at once; with the number marked unreachable, its next
@@ -338,8 +420,9 @@ class SendRecorder:
             self.fail(session, touch, error, report)
             return
         # The text itself failed (stats count it) before its words go another way.
-        audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_failed", at=now,
-                     touch=touch.id, error=error)
+        audit.record(
+            session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_failed", at=now, touch=touch.id, error=error
+        )
         report.retrying += 1
         report.details.append(f"touch {touch.id} rerouted: {error}")
 
@@ -350,8 +433,16 @@ class SendRecorder:
         show_skipped(session, touch, reason, now, step_of(self.services, touch.enrollment, touch))
         report.skipped += 1
         report.details.append(f"touch {touch.id} skipped: {reason}")
-        audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_skipped", at=now,
-                     touch=touch.id, step=touch.step_id, reason=reason)
+        audit.record(
+            session,
+            lead_id=touch.lead_id,
+            actor=SYSTEM,
+            action="touch_skipped",
+            at=now,
+            touch=touch.id,
+            step=touch.step_id,
+            reason=reason,
+        )
         self.complete_if_done(session, touch.enrollment, now)
 
     def fail(self, session: Session, touch: Touch, error: str, report: DispatchReport) -> None:
@@ -361,8 +452,9 @@ class SendRecorder:
         report.failed += 1
         report.details.append(f"touch {touch.id} failed: {error}")
         outbox.publish(session, Notice.TOUCH_FAILED, lead_id=touch.lead_id, at=now, touch_id=touch.id, error=error)
-        audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_failed", at=now,
-                     touch=touch.id, error=error)
+        audit.record(
+            session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_failed", at=now, touch=touch.id, error=error
+        )
         self.complete_if_done(session, touch.enrollment, now)
 
     def unknown(self, session: Session, touch: Touch, lead: Lead, why: str, report: DispatchReport) -> None:
@@ -371,11 +463,17 @@ class SendRecorder:
         touch.status, touch.last_error = TouchStatus.UNKNOWN, why
         step = step_of(self.services, touch.enrollment, touch)
         what = f"the {step.label.lower()}" if step is not None else "a touch"
-        outbox.publish(session, Notice.NEEDS_PERSON, lead_id=lead.id, at=now, touch_id=touch.id,
-                       text=f"It is not known whether {what} reached the lead ({why}); "
-                            "check before sending anything by hand.")
-        audit.record(session, lead_id=lead.id, actor=SYSTEM, action="touch_outcome_unknown", at=now,
-                     touch=touch.id, reason=why)
+        outbox.publish(
+            session,
+            Notice.NEEDS_PERSON,
+            lead_id=lead.id,
+            at=now,
+            touch_id=touch.id,
+            text=f"It is not known whether {what} reached the lead ({why}); check before sending anything by hand.",
+        )
+        audit.record(
+            session, lead_id=lead.id, actor=SYSTEM, action="touch_outcome_unknown", at=now, touch=touch.id, reason=why
+        )
         report.failed += 1
         self.complete_if_done(session, touch.enrollment, now)
 
@@ -386,22 +484,33 @@ class SendRecorder:
             return
         session.flush()
         pending = session.scalar(
-            select(exists().where(Touch.enrollment_id == enrollment.id,
-                                  Touch.status.in_((TouchStatus.SCHEDULED, TouchStatus.SENDING))))
+            select(
+                exists().where(
+                    Touch.enrollment_id == enrollment.id, Touch.status.in_((TouchStatus.SCHEDULED, TouchStatus.SENDING))
+                )
+            )
         )
         if not pending:
             enrollment.state = EnrollmentState.COMPLETED
             enrollment.state_reason = "every step ran"
             enrollment.ended_at = now
-            audit.record(session, lead_id=enrollment.lead_id, actor=SYSTEM, action="sequence_completed", at=now,
-                         sequence=enrollment.sequence_name, enrollment=enrollment.id)
+            audit.record(
+                session,
+                lead_id=enrollment.lead_id,
+                actor=SYSTEM,
+                action="sequence_completed",
+                at=now,
+                sequence=enrollment.sequence_name,
+                enrollment=enrollment.id,
+            )
 
 
 # --- one-off messages -----------------------------------------------------------------------------
 
 
-def record_direct_answer(session: Session, message: Message, outcome: SendReceipt | SendError, *,
-                         now: datetime) -> None:
+def record_direct_answer(
+    session: Session, message: Message, outcome: SendReceipt | SendError, *, now: datetime
+) -> None:
     """Record what the provider answered to a one-off message.
 
     A one-off message is never sent again by the bot: a person's words from a while ago may no
@@ -426,11 +535,24 @@ def direct_outcome_unknown(session: Session, message: Message, now: datetime, wh
     """Mark a one-off message's outcome unknown and ask a person to check before anything is resent."""
     message.status = UNKNOWN
     message.details = {**(message.details or {}), "error": why}
-    outbox.publish(session, Notice.NEEDS_PERSON, lead_id=message.lead_id, at=now, message_id=message.id,
-                   text=f"It is not known whether the {described(message)} reached the lead ({why}); "
-                        "check with the lead before sending it again.")
-    audit.record(session, lead_id=message.lead_id, actor=SYSTEM, action="direct_message_outcome_unknown", at=now,
-                 message=message.id, reason=why)
+    outbox.publish(
+        session,
+        Notice.NEEDS_PERSON,
+        lead_id=message.lead_id,
+        at=now,
+        message_id=message.id,
+        text=f"It is not known whether the {described(message)} reached the lead ({why}); "
+        "check with the lead before sending it again.",
+    )
+    audit.record(
+        session,
+        lead_id=message.lead_id,
+        actor=SYSTEM,
+        action="direct_message_outcome_unknown",
+        at=now,
+        message=message.id,
+        reason=why,
+    )
 
 
 def described(message: Message) -> str:

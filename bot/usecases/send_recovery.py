@@ -71,8 +71,13 @@ def ask_provider(session: Session, services: Services, lead: Lead, body: str, *,
     if channel != "sms" or lookup is None or not lead.phone:
         return Held(Found.CANNOT_ASK)
     held = lookup.messages_to(lead.phone)
-    known = set(session.scalars(select(Message.provider_id).where(
-        Message.lead_id == lead.id, Message.direction == "out", Message.provider_id.is_not(None))))
+    known = set(
+        session.scalars(
+            select(Message.provider_id).where(
+                Message.lead_id == lead.id, Message.direction == "out", Message.provider_id.is_not(None)
+            )
+        )
+    )
     unrecorded = [sms for sms in held if sms.sid not in known]
     # Twilio may append to a body (a trial notice): ours starts with what we sent.
     ours = [sms for sms in unrecorded if body and sms.body.startswith(body)]
@@ -94,12 +99,20 @@ CANNOT_ASK = "the process sending it stopped before recording the outcome, and t
 
 
 def _others_held(count: int) -> str:
-    return (f"the process sending it stopped, and Twilio holds {count} message(s) to this number that followup "
-            "has no record of")
+    return (
+        f"the process sending it stopped, and Twilio holds {count} message(s) to this number that followup "
+        "has no record of"
+    )
 
 
-def recover_abandoned(services: Services, *, lease_seconds: float, limit: int = 100,
-                      recorder: SendRecorder | None = None, report: DispatchReport | None = None) -> Recovered:
+def recover_abandoned(
+    services: Services,
+    *,
+    lease_seconds: float,
+    limit: int = 100,
+    recorder: SendRecorder | None = None,
+    report: DispatchReport | None = None,
+) -> Recovered:
     """Settle touches and one-off messages left `sending` longer than the lease; say how many of each.
 
     `report` counts the touches' outcomes like any others a dispatch run handled.
@@ -113,28 +126,40 @@ def recover_abandoned(services: Services, *, lease_seconds: float, limit: int = 
         touches = session.execute(
             select(Touch.id, Touch.lead_id)
             .where(Touch.status == TouchStatus.SENDING, Touch.next_attempt_at <= cutoff)
-            .order_by(Touch.id).limit(limit)
+            .order_by(Touch.id)
+            .limit(limit)
         ).all()
         messages = session.execute(
             select(Message.id, Message.lead_id)
-            .where(Message.direction == "out", Message.status == "sending", Message.touch_id.is_(None),
-                   Message.created_at <= cutoff)
-            .order_by(Message.id).limit(limit)
+            .where(
+                Message.direction == "out",
+                Message.status == "sending",
+                Message.touch_id.is_(None),
+                Message.created_at <= cutoff,
+            )
+            .order_by(Message.id)
+            .limit(limit)
         ).all()
     recovered = Recovered()
     for is_touch, row_id, lead_id in [(True, *row) for row in touches] + [(False, *row) for row in messages]:
         with services.lead_locks.hold(lead_id), services.session_factory.begin() as session:
             # A live process deciding about this lead holds the row: its send is not abandoned.
             lead = session.scalars(
-                select(Lead).where(Lead.id == lead_id).with_for_update(skip_locked=True)
+                select(Lead)
+                .where(Lead.id == lead_id)
+                .with_for_update(skip_locked=True)
                 .execution_options(populate_existing=True)
             ).first()
             if lead is None:
                 continue
             if is_touch:
                 touch = session.get(Touch, row_id, populate_existing=True)
-                if touch is None or touch.status != TouchStatus.SENDING or touch.next_attempt_at is None \
-                        or touch.next_attempt_at > cutoff:
+                if (
+                    touch is None
+                    or touch.status != TouchStatus.SENDING
+                    or touch.next_attempt_at is None
+                    or touch.next_attempt_at > cutoff
+                ):
                     continue
                 recovered.touches += _settle_touch(session, services, recorder, touch, lead, report)
             else:
@@ -145,8 +170,9 @@ def recover_abandoned(services: Services, *, lease_seconds: float, limit: int = 
     return recovered
 
 
-def _settle_touch(session: Session, services: Services, recorder: SendRecorder, touch: Touch, lead: Lead,
-                  report: DispatchReport) -> bool:
+def _settle_touch(
+    session: Session, services: Services, recorder: SendRecorder, touch: Touch, lead: Lead, report: DispatchReport
+) -> bool:
     now = services.clock.now()
     # An SMS step rerouted to email went to SendGrid, which cannot be asked.
     channel = "email" if touch.rerouted == TouchReroute.EMAIL else touch.channel
@@ -163,20 +189,40 @@ def _settle_touch(session: Session, services: Services, recorder: SendRecorder, 
             recorder.unknown(session, touch, lead, _others_held(held.unrecorded), report)
         case Found.SENT:
             assert held.ours is not None
-            audit.record(session, lead_id=lead.id, actor=SYSTEM, action="touch_recovered", at=now,
-                         touch=touch.id, provider_id=held.ours.sid, found="sent")
-            send = TouchSend(touch.id, lead.id, touch.enrollment_id, touch.attempts, "sms", touch.body_text or "",
-                             touch.subject)
+            audit.record(
+                session,
+                lead_id=lead.id,
+                actor=SYSTEM,
+                action="touch_recovered",
+                at=now,
+                touch=touch.id,
+                provider_id=held.ours.sid,
+                found="sent",
+            )
+            send = TouchSend(
+                touch.id, lead.id, touch.enrollment_id, touch.attempts, "sms", touch.body_text or "", touch.subject
+            )
             recorder.record_sent(session, [(send, SendReceipt(held.ours.sid, held.ours.status))], report)
         case Found.NOT_SENT if touch.attempts >= MAX_ATTEMPTS:
-            recorder.fail(session, touch, f"abandoned {touch.attempts} times by processes that stopped mid-send; "
-                          "never reached Twilio", report)
+            recorder.fail(
+                session,
+                touch,
+                f"abandoned {touch.attempts} times by processes that stopped mid-send; never reached Twilio",
+                report,
+            )
         case Found.NOT_SENT:
             # Provably never reached the provider (it holds nothing unrecorded for the number): send it again.
             touch.status, touch.next_attempt_at = TouchStatus.SCHEDULED, now
             touch.last_error = "the process sending it stopped before Twilio got it; sending again"
-            audit.record(session, lead_id=lead.id, actor=SYSTEM, action="touch_recovered", at=now,
-                         touch=touch.id, found="not sent")
+            audit.record(
+                session,
+                lead_id=lead.id,
+                actor=SYSTEM,
+                action="touch_recovered",
+                at=now,
+                touch=touch.id,
+                found="not sent",
+            )
             report.retrying += 1
     return True
 
@@ -197,17 +243,39 @@ def _settle_message(session: Session, services: Services, lead: Lead, message: M
         case Found.SENT:
             assert held.ours is not None
             message.provider_id, message.status = held.ours.sid, held.ours.status or "sent"
-            audit.record(session, lead_id=lead.id, actor=SYSTEM, action="direct_message_recovered", at=now,
-                         message=message.id, provider_id=message.provider_id, found="sent")
+            audit.record(
+                session,
+                lead_id=lead.id,
+                actor=SYSTEM,
+                action="direct_message_recovered",
+                at=now,
+                message=message.id,
+                provider_id=message.provider_id,
+                found="sent",
+            )
         case Found.NOT_SENT:
             why = "the process sending it stopped before Twilio got it"
             message.status = "failed"
             message.details = {**(message.details or {}), "error": why}
-            outbox.publish(session, Notice.NEEDS_PERSON, lead_id=lead.id, at=now, message_id=message.id,
-                           text=f"The {described(message)} did not go out ({why}). It was not sent again: "
-                                "send it again if it still fits.")
-            audit.record(session, lead_id=lead.id, actor=SYSTEM, action="direct_message_recovered", at=now,
-                         message=message.id, found="not sent")
-    outbox.publish(session, Notice.MESSAGE_STATUS, lead_id=lead.id, at=now, message_id=message.id,
-                   status=message.status)
+            outbox.publish(
+                session,
+                Notice.NEEDS_PERSON,
+                lead_id=lead.id,
+                at=now,
+                message_id=message.id,
+                text=f"The {described(message)} did not go out ({why}). It was not sent again: "
+                "send it again if it still fits.",
+            )
+            audit.record(
+                session,
+                lead_id=lead.id,
+                actor=SYSTEM,
+                action="direct_message_recovered",
+                at=now,
+                message=message.id,
+                found="not sent",
+            )
+    outbox.publish(
+        session, Notice.MESSAGE_STATUS, lead_id=lead.id, at=now, message_id=message.id, status=message.status
+    )
     return True

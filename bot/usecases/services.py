@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.business import Business
 from bot.core.clock import Clock
-from bot.store.lead_locks import LeadLocks
 from bot.core.playbook import Sequence, list_sequences, load_sequence
 from bot.core.ports import EmailSender, SmsSender
 from bot.core.templating import TemplateRenderer
-
+from bot.store.lead_locks import LeadLocks
 
 
 class Playbooks:
@@ -62,8 +61,13 @@ class Wakeups:
         self._poster: Callable[[], None] | None = None
         self._lead: Callable[[int], None] | None = None
 
-    def connect(self, *, dispatcher: Callable[[], None] | None = None, poster: Callable[[], None] | None = None,
-                lead: Callable[[int], None] | None = None) -> None:
+    def connect(
+        self,
+        *,
+        dispatcher: Callable[[], None] | None = None,
+        poster: Callable[[], None] | None = None,
+        lead: Callable[[int], None] | None = None,
+    ) -> None:
         """Connect the workers that run in this process (each given one replaces what was connected)."""
         self._dispatcher = dispatcher or self._dispatcher
         self._poster = poster or self._poster
@@ -112,6 +116,7 @@ class Services:
     def wake_poster(self) -> None:
         """Ask the Slack poster to post queued notices now (a button's result should show at once)."""
         self.wakeups.poster()
+
     #: Turns at writing to SQLite for this process's threads (intake, the dispatcher, the fast lane):
     #: SQLite's busy handler sleeps 1 to 100 ms a retry, a lock hands over the moment it is free.
     #: Shared by the routes' copy of the services (a replace() keeps the same lock).

@@ -8,8 +8,9 @@ change and to what; they never open a transaction or take a lock themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,8 +37,14 @@ def after_change(services: Services) -> None:
     services.wake_poster()
 
 
-def change_lead(services: Services, lead_id: int | None, change: LeadChange[T], actor: Actor, *,
-                missing: str = "this lead no longer exists") -> T:
+def change_lead(
+    services: Services,
+    lead_id: int | None,
+    change: LeadChange[T],
+    actor: Actor,
+    *,
+    missing: str = "this lead no longer exists",
+) -> T:
     """Apply one change to a lead under its lock, in one transaction; then wake the workers."""
     if lead_id is None:
         raise LeadActionRefused(missing)
@@ -63,8 +70,7 @@ def change_task(services: Services, task_id: int | None, change: TaskChange[T], 
     return result
 
 
-def change_appointment(services: Services, appointment_id: int | None, change: AppointmentChange[T],
-                       actor: Actor) -> T:
+def change_appointment(services: Services, appointment_id: int | None, change: AppointmentChange[T], actor: Actor) -> T:
     """Apply one change to an appointment under its lead's lock; then wake the workers."""
     lead_id = appointment_lead_id(services, appointment_id)
     if appointment_id is None or lead_id is None:

@@ -10,7 +10,7 @@ called; everything else is settled on the spot and written down by the recorder
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -45,11 +45,13 @@ HANDED_TO_THE_TEAM = "handed to the team as a call"
 OWN_DELAY_SLACK_SECONDS = 10.0
 #: A touch whose channel has no provider configured waits with this as its next attempt: no claim
 #: takes it, and `release_waiting_touches` lets it go once a restart brings the settings.
-WAITING_FOR_SETTINGS = datetime(9999, 1, 1, tzinfo=timezone.utc)
+WAITING_FOR_SETTINGS = datetime(9999, 1, 1, tzinfo=UTC)
 #: What each channel needs set before its touches can go out.
 CHANNEL_SETTINGS = {
-    Channel.SMS: ("SMS", "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER (or "
-                         "TWILIO_MESSAGING_SERVICE_SID)"),
+    Channel.SMS: (
+        "SMS",
+        "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID)",
+    ),
     Channel.EMAIL: ("email", "SENDGRID_API_KEY and SENDGRID_FROM_EMAIL"),
 }
 
@@ -57,16 +59,18 @@ CHANNEL_SETTINGS = {
 class TouchPolicy:
     """Decides each claimed touch; returns the ones that go to a provider now."""
 
-    def __init__(self, services: Services, recorder: SendRecorder, renderer: TouchRenderer, *,
-                 poll_seconds: float = 0.0):
+    def __init__(
+        self, services: Services, recorder: SendRecorder, renderer: TouchRenderer, *, poll_seconds: float = 0.0
+    ):
         self.services = services
         self.recorder = recorder
         self.renderer = renderer
         #: Real seconds between the dispatcher's looks at the queue: a touch may wait that long before it is seen.
         self.poll_seconds = poll_seconds
 
-    def decide(self, session: Session, touch: Touch, now: datetime, report: DispatchReport,
-               facts: BatchFacts) -> ClaimedTouch | None:
+    def decide(
+        self, session: Session, touch: Touch, now: datetime, report: DispatchReport, facts: BatchFacts
+    ) -> ClaimedTouch | None:
         """Settle a claimed touch, or mark it to go and return it rendered."""
         enrollment = touch.enrollment
         lead = enrollment.lead
@@ -78,11 +82,17 @@ class TouchPolicy:
         if grace is not None:
             grace = max(grace, self.own_delay())
         if grace is not None and touch.attempts == 0 and now - touch.due_at > grace:
-            return self._skip(session, touch, f"missed: due {touch.due_at:%Y-%m-%d %H:%M} UTC, "
-                              f"more than {grace} ago (the bot was not running)", report)
+            return self._skip(
+                session,
+                touch,
+                f"missed: due {touch.due_at:%Y-%m-%d %H:%M} UTC, more than {grace} ago (the bot was not running)",
+                report,
+            )
         zones = lead_timezones(lead, self.services.business)
         if channel != Channel.STAGE and not may_send_at(
-            now, business=self.services.business, respect_lead_daytime=channel in PHONE_CHANNELS,
+            now,
+            business=self.services.business,
+            respect_lead_daytime=channel in PHONE_CHANNELS,
             lead_timezones=zones,
         ):
             try:
@@ -94,9 +104,18 @@ class TouchPolicy:
             return None
         try:
             if channel == Channel.SMS and lead.sms_unreachable_reason and lead.sms_opted_out_at is None:
-                return self._say_it_another_way(session, touch, lead, enrollment, step, now, report, facts,
-                                                why=lead.sms_unreachable_reason,
-                                                call_reason="texts cannot reach this number")
+                return self._say_it_another_way(
+                    session,
+                    touch,
+                    lead,
+                    enrollment,
+                    step,
+                    now,
+                    report,
+                    facts,
+                    why=lead.sms_unreachable_reason,
+                    call_reason="texts cannot reach this number",
+                )
             lead_facts = facts.about(lead, enrollment)
             answer = False
             if channel == Channel.SMS and lead.sms_reachable and not lead.sms_consent:
@@ -110,8 +129,9 @@ class TouchPolicy:
                     facts.answered_leads.add(lead.id)
                 else:
                     why = why_no_sms_consent(lead) or "no SMS consent on record"
-                    return self._say_it_another_way(session, touch, lead, enrollment, step, now, report, facts,
-                                                    why=why, call_reason=why)
+                    return self._say_it_another_way(
+                        session, touch, lead, enrollment, step, now, report, facts, why=why, call_reason=why
+                    )
             reason = skip_reason(step, lead_facts)
             if reason:
                 return self._skip(session, touch, reason, report)
@@ -147,8 +167,9 @@ class TouchPolicy:
         return self.services.sms if channel == Channel.SMS else self.services.email
 
     @staticmethod
-    def _goes(touch: Touch, outgoing: OutgoingSms | OutgoingEmail, now: datetime, *,
-              answer: bool = False) -> ClaimedTouch:
+    def _goes(
+        touch: Touch, outgoing: OutgoingSms | OutgoingEmail, now: datetime, *, answer: bool = False
+    ) -> ClaimedTouch:
         """Mark the touch as going out, its attempt counted, before the provider is called.
 
         Recorded before the call: a crash after this can never lead to a blind resend.
@@ -163,12 +184,12 @@ class TouchPolicy:
         self.recorder.skip(session, touch, reason, report)
         return None
 
-    def _wait_for_settings(self, session: Session, touch: Touch, channel: Channel, now: datetime,
-                           report: DispatchReport) -> ClaimedTouch | None:
+    def _wait_for_settings(
+        self, session: Session, touch: Touch, channel: Channel, now: datetime, report: DispatchReport
+    ) -> ClaimedTouch | None:
         """Hold a touch whose channel is not configured, say why in the thread once, and fail nothing (None)."""
         what, settings = CHANNEL_SETTINGS[channel]
-        why = (f"waiting: {what} is not configured (set {settings}); it goes out once it is and followup "
-               "is restarted")
+        why = f"waiting: {what} is not configured (set {settings}); it goes out once it is and followup is restarted"
         said = touch.waiting_for == channel  # said in the thread when it began waiting for this channel
         touch.status, touch.next_attempt_at, touch.waiting_for = TouchStatus.SCHEDULED, WAITING_FOR_SETTINGS, channel
         touch.last_error = why
@@ -176,15 +197,27 @@ class TouchPolicy:
             step = step_of(self.services, touch.enrollment, touch)
             label = step.label if step is not None else step_label(None, touch.step_id)
             outbox.publish(session, Notice.DECISION, lead_id=touch.lead_id, at=now, text=f"{label} is {why}")
-            audit.record(session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_waiting", at=now,
-                         touch=touch.id, reason=why)
+            audit.record(
+                session, lead_id=touch.lead_id, actor=SYSTEM, action="touch_waiting", at=now, touch=touch.id, reason=why
+            )
         report.rescheduled += 1
         report.details.append(f"touch {touch.id} {why}")
         return None
 
-    def _say_it_another_way(self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step,
-                            now: datetime, report: DispatchReport, facts: BatchFacts, *, why: str,
-                            call_reason: str) -> ClaimedTouch | None:
+    def _say_it_another_way(
+        self,
+        session: Session,
+        touch: Touch,
+        lead: Lead,
+        enrollment: Enrollment,
+        step: Step,
+        now: datetime,
+        report: DispatchReport,
+        facts: BatchFacts,
+        *,
+        why: str,
+        call_reason: str,
+    ) -> ClaimedTouch | None:
         """Texts may not go to this lead (`why`): say the same thing by email, or hand the team a call."""
         words = self.renderer.sms_words(lead, enrollment, step, facts)
         if lead.email_allowed:
@@ -193,8 +226,15 @@ class TouchPolicy:
             outgoing = self.renderer.sms_as_email(touch, lead, enrollment, facts, words)
             touch.skip_reason, touch.rerouted = f"sent by email: {why}", TouchReroute.EMAIL
             return self._goes(touch, outgoing, now)
-        open_call_task(session, self.services, lead, now=now, actor=SYSTEM, touch=touch,
-                       reason=f"{call_reason}; say it by phone: {words}")
+        open_call_task(
+            session,
+            self.services,
+            lead,
+            now=now,
+            actor=SYSTEM,
+            touch=touch,
+            reason=f"{call_reason}; say it by phone: {words}",
+        )
         touch.status, touch.sent_at = TouchStatus.SENT, now
         touch.skip_reason, touch.rerouted = f"{HANDED_TO_THE_TEAM}: {why}", TouchReroute.CALL
         report.sent += 1
@@ -202,12 +242,21 @@ class TouchPolicy:
         return None
 
     def _open_call(self, session: Session, touch: Touch, lead: Lead, step: Step, now: datetime) -> None:
-        open_call_task(session, self.services, lead, reason=f"{step.label}: scheduled follow-up call", now=now,
-                       actor=SYSTEM, template=step.template, touch=touch)
+        open_call_task(
+            session,
+            self.services,
+            lead,
+            reason=f"{step.label}: scheduled follow-up call",
+            now=now,
+            actor=SYSTEM,
+            template=step.template,
+            touch=touch,
+        )
         touch.status, touch.sent_at = TouchStatus.SENT, now
 
-    def _move_stage(self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step,
-                    now: datetime) -> None:
+    def _move_stage(
+        self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step, now: datetime
+    ) -> None:
         touch.status, touch.sent_at = TouchStatus.SENT, now
         target = Stage(step.stage) if step.stage else None
         if target == Stage.NURTURE and enrollment.sequence_name != NURTURE_SEQUENCE:

@@ -43,8 +43,9 @@ def touch_send(touch: Touch, outgoing: OutgoingSms | OutgoingEmail) -> TouchSend
     """What the recorder records the touch's answer against (its attempt as it goes out)."""
     if isinstance(outgoing, OutgoingSms):
         return TouchSend(touch.id, touch.lead_id, touch.enrollment_id, touch.attempts, "sms", outgoing.body)
-    return TouchSend(touch.id, touch.lead_id, touch.enrollment_id, touch.attempts, "email", outgoing.text,
-                     outgoing.subject)
+    return TouchSend(
+        touch.id, touch.lead_id, touch.enrollment_id, touch.attempts, "email", outgoing.text, outgoing.subject
+    )
 
 
 class TouchRenderer:
@@ -56,14 +57,18 @@ class TouchRenderer:
     def sms(self, touch: Touch, lead: Lead, step: Step, facts: BatchFacts) -> OutgoingSms:
         """The step's text; the first text to a number carries the opt-out line."""
         assert step.template is not None and lead.phone is not None
-        body = self.services.renderer.render_sms(step.template, self._context(lead, touch.enrollment, facts),
-                                                 first_to_number=lead.id not in facts.texted_leads)
+        body = self.services.renderer.render_sms(
+            step.template,
+            self._context(lead, touch.enrollment, facts),
+            first_to_number=lead.id not in facts.texted_leads,
+        )
         touch.body_text = body
         callback = f"{self.services.public_base_url}/webhooks/twilio/status"
         return OutgoingSms(to=lead.phone, body=body, reference=f"touch-{touch.id}", status_callback=callback)
 
-    def email(self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step,
-              facts: BatchFacts) -> OutgoingEmail:
+    def email(
+        self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step, facts: BatchFacts
+    ) -> OutgoingEmail:
         """The step's email, with the subject option this lead's turn gives."""
         assert step.template is not None and lead.email is not None
         if touch.subject_option is None:
@@ -77,23 +82,28 @@ class TouchRenderer:
     def sms_words(self, lead: Lead, enrollment: Enrollment, step: Step, facts: BatchFacts) -> str:
         """What a text step says, for saying it another way (by email, or by phone)."""
         assert step.template is not None
-        return self.services.renderer.render_sms(step.template, self._context(lead, enrollment, facts),
-                                                 first_to_number=False)
+        return self.services.renderer.render_sms(
+            step.template, self._context(lead, enrollment, facts), first_to_number=False
+        )
 
-    def sms_as_email(self, touch: Touch, lead: Lead, enrollment: Enrollment, facts: BatchFacts,
-                     words: str) -> OutgoingEmail:
+    def sms_as_email(
+        self, touch: Touch, lead: Lead, enrollment: Enrollment, facts: BatchFacts, words: str
+    ) -> OutgoingEmail:
         """A text step's words as a short email, for a lead texts may not go to."""
         assert lead.email is not None
         context = self._context(lead, enrollment, facts)
         rendered = self.services.renderer.render_email_as_written(
-            "_direct_message", f"A note from {self.services.business.name}", {**context, "body": words})
+            "_direct_message", f"A note from {self.services.business.name}", {**context, "body": words}
+        )
         touch.subject, touch.body_text, touch.body_html = rendered.subject, rendered.text, rendered.html
         return _touch_email(touch, lead, rendered, context)
 
     def _context(self, lead: Lead, enrollment: Enrollment, facts: BatchFacts) -> dict:
         appointment = facts.appointments.get(enrollment.appointment_id) if enrollment.appointment_id else None
         return lead_context(
-            lead, self.services.business, self.services.public_base_url,
+            lead,
+            self.services.business,
+            self.services.public_base_url,
             appointment_at=appointment.start_at if appointment else None,
         )
 
@@ -101,17 +111,30 @@ class TouchRenderer:
     def _rotation(session: Session, enrollment: Enrollment, step: Step) -> int:
         """Give each lead the next subject option in turn, so every option is tried on similar leads."""
         session.flush()  # count the options given earlier in this batch too
-        used = session.scalar(
-            select(func.count(Touch.id)).join(Enrollment, Enrollment.id == Touch.enrollment_id).where(
-                Enrollment.sequence_name == enrollment.sequence_name, Touch.step_id == step.id,
-                Touch.subject_option.is_not(None))
-        ) or 0
+        used = (
+            session.scalar(
+                select(func.count(Touch.id))
+                .join(Enrollment, Enrollment.id == Touch.enrollment_id)
+                .where(
+                    Enrollment.sequence_name == enrollment.sequence_name,
+                    Touch.step_id == step.id,
+                    Touch.subject_option.is_not(None),
+                )
+            )
+            or 0
+        )
         return used % len(step.subjects)
 
 
 def _touch_email(touch: Touch, lead: Lead, rendered: RenderedEmail, context: dict) -> OutgoingEmail:
     """A touch's email; its ids ride along in custom_args, so SendGrid's events find the touch again."""
     assert lead.email is not None
-    return OutgoingEmail.to_lead(to=lead.email, subject=rendered.subject, text=rendered.text, html=rendered.html,
-                                 reference=f"touch-{touch.id}", unsubscribe_url=context["links"]["unsubscribe"],
-                                 custom_args={"touch_id": str(touch.id), "lead_id": str(lead.id)})
+    return OutgoingEmail.to_lead(
+        to=lead.email,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        reference=f"touch-{touch.id}",
+        unsubscribe_url=context["links"]["unsubscribe"],
+        custom_args={"touch_id": str(touch.id), "lead_id": str(lead.id)},
+    )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-
 import pytest
 
+from bot.channels.sendgrid_email import SendGridEmailSender
 from bot.core.ports import (
     NOT_SENT,
     OUTCOME_UNKNOWN,
@@ -14,7 +14,6 @@ from bot.core.ports import (
     SendReceipt,
     TransientSendError,
 )
-from bot.channels.sendgrid_email import SendGridEmailSender
 from bot.standins.sendgrid_api import SendGridApiStandin
 from tests.support.ports import free_port
 
@@ -45,8 +44,10 @@ def email(**fields) -> OutgoingEmail:
         text="Hi Ann",
         html="<p>Hi Ann</p>",
         reference="touch-9",
-        headers={"List-Unsubscribe": "<https://clinic.example/u/9>",
-                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        headers={
+            "List-Unsubscribe": "<https://clinic.example/u/9>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
         custom_args={"touch_id": "9"},
     )
     return OutgoingEmail(**{**defaults, **fields})
@@ -59,10 +60,16 @@ def test_a_send_carries_both_parts_reply_to_headers_and_custom_args(sendgrid, se
     assert receipt == SendReceipt(provider_id=sent.message_id)
     assert sent.body["from"] == {"email": "frontdesk@clinic.example", "name": "Lee Dental"}
     assert (sent.to, sent.subject, sent.text, sent.html) == (
-        ["ann@example.org"], "Your consultation", "Hi Ann", "<p>Hi Ann</p>")
+        ["ann@example.org"],
+        "Your consultation",
+        "Hi Ann",
+        "<p>Hi Ann</p>",
+    )
     assert sent.reply_to == "replies@clinic.example"
-    assert sent.headers == {"List-Unsubscribe": "<https://clinic.example/u/9>",
-                            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    assert sent.headers == {
+        "List-Unsubscribe": "<https://clinic.example/u/9>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
     assert sent.custom_args == {"touch_id": "9"}
     assert sendgrid.requests[-1].headers["Authorization"] == f"Bearer {API_KEY}"
 

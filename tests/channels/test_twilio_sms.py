@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from bot.channels.twilio_sms import NO_SENDER, TwilioSmsSender, failure_kind
 from bot.core.ports import (
     NOT_SENT,
     OUTCOME_UNKNOWN,
@@ -19,7 +20,6 @@ from bot.core.ports import (
     TransientSendError,
 )
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.channels.twilio_sms import NO_SENDER, TwilioSmsSender, failure_kind
 from tests.support.ports import free_port
 
 ACCOUNT_SID = "AC" + "1" * 32
@@ -106,10 +106,11 @@ def test_the_process_environment_does_not_redirect_sends(twilio, monkeypatch):
     assert sender.send_sms(sms()).provider_id.startswith("SM")
 
 
-@pytest.mark.parametrize(("code", "kind"), [(21211, FailureKind.UNREACHABLE), (21610, FailureKind.OPTED_OUT),
-                                            (21614, FailureKind.UNREACHABLE)])
-def test_numbers_twilio_refuses_are_permanent_failures_read_for_what_they_mean_for_the_lead(twilio, sender, code,
-                                                                                          kind):
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [(21211, FailureKind.UNREACHABLE), (21610, FailureKind.OPTED_OUT), (21614, FailureKind.UNREACHABLE)],
+)
+def test_numbers_twilio_refuses_are_permanent_failures_read_for_what_they_mean_for_the_lead(twilio, sender, code, kind):
     twilio.set_number_behaviour(LEAD, error_code=code)
 
     with pytest.raises(PermanentSendError) as raised:
@@ -118,9 +119,17 @@ def test_numbers_twilio_refuses_are_permanent_failures_read_for_what_they_mean_f
     assert raised.value.code == str(code) and raised.value.kind == kind
 
 
-@pytest.mark.parametrize(("code", "kind"), [("30006", FailureKind.UNREACHABLE), ("30005", FailureKind.UNREACHABLE),
-                                            ("21610", FailureKind.OPTED_OUT), ("30003", FailureKind.OTHER),
-                                            ("30007", FailureKind.OTHER), (None, FailureKind.OTHER)])
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("30006", FailureKind.UNREACHABLE),
+        ("30005", FailureKind.UNREACHABLE),
+        ("21610", FailureKind.OPTED_OUT),
+        ("30003", FailureKind.OTHER),
+        ("30007", FailureKind.OTHER),
+        (None, FailureKind.OTHER),
+    ],
+)
 def test_a_delivery_reports_error_code_is_read_the_same_way(code, kind):
     """A switched-off handset (30003) or carrier filtering (30007) says nothing lasting about the number."""
     assert failure_kind(code) == kind
@@ -177,8 +186,12 @@ def test_a_queue_overflow_is_transient(twilio, sender):
     twilio.fail_next(
         "messages.create",
         status=400,
-        body={"code": 21611, "message": "This 'From' number has exceeded the maximum number of queued messages",
-              "more_info": "https://www.twilio.com/docs/errors/21611", "status": 400},
+        body={
+            "code": 21611,
+            "message": "This 'From' number has exceeded the maximum number of queued messages",
+            "more_info": "https://www.twilio.com/docs/errors/21611",
+            "status": 400,
+        },
     )
 
     with pytest.raises(TransientSendError) as raised:

@@ -41,7 +41,10 @@ def problems_in(tmp_path: Path, text: str) -> list:
 def test_the_committed_sample_is_valid():
     business = load_business(ROOT / "sequences" / "business.yml")
     assert (business.name, business.timezone.key, business.phone) == (
-        "Lakeside Chiropractic", "America/Chicago", "+13125550142")
+        "Lakeside Chiropractic",
+        "America/Chicago",
+        "+13125550142",
+    )
     assert business.booking_link == "https://example.com/book"
     assert business.send_window.describe() == "Mon-Sat 08:00-20:00"
     assert business.closed_dates == frozenset({date(2026, 12, 24)})
@@ -192,42 +195,92 @@ def test_a_national_number_is_read_in_the_default_region(tmp_path):
 @pytest.mark.parametrize(
     ("change", "line", "message", "fix"),
     [
-        (("timezone: America/Chicago", "timezone: America/Chicgo"), 2, "unknown timezone 'America/Chicgo'",
-         "America/Chicago"),
+        (
+            ("timezone: America/Chicago", "timezone: America/Chicgo"),
+            2,
+            "unknown timezone 'America/Chicgo'",
+            "America/Chicago",
+        ),
         (("timezone: America/Chicago", "timezone: CST"), 2, "ignores daylight saving time", "America/Chicago"),
         (("timezone: America/Chicago", "timezone: EST"), 2, "ignores daylight saving time", "America/New_York"),
         (('phone: "+13125550142"', 'phone: "555-0142"'), 3, "phone '555-0142' lacks its area code", "full number"),
         (('phone: "+13125550142"', 'phone: "(555) 010-1234"'), 3, "not a number in use", "full number"),
-        (("address: 1200 N Lake Shore Dr, Chicago, IL 60610", "address: ''"), 4, "address must be non-empty text",
-         "postal address"),
-        (("booking_link: https://example.com/book", "booking_link: example.com/book"), 5, "not a web address",
-         "https://"),
-        (("booking_link: https://example.com/book", "booking_link: ftp://example.com/book"), 5, "not a web address",
-         "https://"),
+        (
+            ("address: 1200 N Lake Shore Dr, Chicago, IL 60610", "address: ''"),
+            4,
+            "address must be non-empty text",
+            "postal address",
+        ),
+        (
+            ("booking_link: https://example.com/book", "booking_link: example.com/book"),
+            5,
+            "not a web address",
+            "https://",
+        ),
+        (
+            ("booking_link: https://example.com/book", "booking_link: ftp://example.com/book"),
+            5,
+            "not a web address",
+            "https://",
+        ),
         (("sequence: default", "sequence: ''"), 6, "sequence must be non-empty text", "sequence: default"),
-        (("sequence: default", "sequence: default\nsend_window: Mon-Sat 20:00-08:00"), 7, "ends before it starts",
-         "Mon-Sat 08:00-20:00"),
-        (("sequence: default", 'sequence: default\nclosed: ["2026-12-32"]'), 7, "'2026-12-32' is not a date",
-         "YYYY-MM-DD"),
-        (("sequence: default", "sequence: default\nclosed:\n  dates:\n    - 2026-12-24\n    - next friday"), 10,
-         "'next friday' is not a date", "YYYY-MM-DD"),
-        (("sequence: default", "sequence: default\nclosed: 2026-12-24"), 7, "list of dates or a mapping",
-         "closed: [2026-12-24]"),
-        (("sequence: default", "sequence: default\nclosed:\n  holidays: XX"), 8, "no holiday calendar for country 'XX'",
-         ""),
-        (("sequence: default", "sequence: default\nclosed:\n  holidays: US-ZZ"), 8, "no subdivision 'ZZ'",
-         "US-CA"),
-        (("sequence: default", "sequence: default\nclosed:\n  calendar: US"), 8, "unknown key under closed: 'calendar'",
-         "did you mean `holidays`?"),
-        (("sequence: default", "sequence: default\ntimezon: America/Chicago"), 7, "unknown key 'timezon'",
-         "did you mean `timezone`?"),
-        (("sequence: default", "sequence: default\nhours: Mon-Fri 09:00-17:00"), 7, "unknown key 'hours'",
-         "did you mean `send_window`?"),
-        (("sequence: default", "sequence: default\ndefault_region: Narnia"), 7, "default_region 'Narnia'",
-         "two-letter country code"),
+        (
+            ("sequence: default", "sequence: default\nsend_window: Mon-Sat 20:00-08:00"),
+            7,
+            "ends before it starts",
+            "Mon-Sat 08:00-20:00",
+        ),
+        (
+            ("sequence: default", 'sequence: default\nclosed: ["2026-12-32"]'),
+            7,
+            "'2026-12-32' is not a date",
+            "YYYY-MM-DD",
+        ),
+        (
+            ("sequence: default", "sequence: default\nclosed:\n  dates:\n    - 2026-12-24\n    - next friday"),
+            10,
+            "'next friday' is not a date",
+            "YYYY-MM-DD",
+        ),
+        (
+            ("sequence: default", "sequence: default\nclosed: 2026-12-24"),
+            7,
+            "list of dates or a mapping",
+            "closed: [2026-12-24]",
+        ),
+        (
+            ("sequence: default", "sequence: default\nclosed:\n  holidays: XX"),
+            8,
+            "no holiday calendar for country 'XX'",
+            "",
+        ),
+        (("sequence: default", "sequence: default\nclosed:\n  holidays: US-ZZ"), 8, "no subdivision 'ZZ'", "US-CA"),
+        (
+            ("sequence: default", "sequence: default\nclosed:\n  calendar: US"),
+            8,
+            "unknown key under closed: 'calendar'",
+            "did you mean `holidays`?",
+        ),
+        (
+            ("sequence: default", "sequence: default\ntimezon: America/Chicago"),
+            7,
+            "unknown key 'timezon'",
+            "did you mean `timezone`?",
+        ),
+        (
+            ("sequence: default", "sequence: default\nhours: Mon-Fri 09:00-17:00"),
+            7,
+            "unknown key 'hours'",
+            "did you mean `send_window`?",
+        ),
+        (
+            ("sequence: default", "sequence: default\ndefault_region: Narnia"),
+            7,
+            "default_region 'Narnia'",
+            "two-letter country code",
+        ),
         (("name: Lakeside Chiropractic\n", ""), 1, "missing required key 'name'", "name: Your Business"),
-        (("address: 1200 N Lake Shore Dr, Chicago, IL 60610\n", ""), 1, "missing required key 'address'",
-         "CAN-SPAM"),
+        (("address: 1200 N Lake Shore Dr, Chicago, IL 60610\n", ""), 1, "missing required key 'address'", "CAN-SPAM"),
     ],
 )
 def test_each_mistake_in_business_yml_is_reported_with_its_line_and_fix(tmp_path, change, line, message, fix):
@@ -252,7 +305,13 @@ def test_every_problem_is_reported_at_once_in_file_order(tmp_path):
     )
     problems = problems_in(tmp_path, text)
     assert [(p.line, p.message.split(" ")[0]) for p in problems] == [
-        (1, "missing"), (2, "unknown"), (3, "phone"), (5, "booking_link"), (6, "send"), (7, "unknown")]
+        (1, "missing"),
+        (2, "unknown"),
+        (3, "phone"),
+        (5, "booking_link"),
+        (6, "send"),
+        (7, "unknown"),
+    ]
     assert str(problems[0]).startswith(f"{tmp_path / 'business.yml'}:1: missing required key 'sequence'")
 
 

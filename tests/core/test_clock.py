@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +17,7 @@ class FakeWall:
         return self.now
 
 
-START = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc).timestamp()
+START = datetime(2026, 11, 25, 15, 0, tzinfo=UTC).timestamp()
 
 
 def test_a_scale_of_3600_makes_an_hour_pass_each_real_second():
@@ -50,7 +50,7 @@ def test_skipping_ahead_moves_simulated_time_only():
     wall = FakeWall(START)
     clock = ScaledClock(1, wall=wall)
     clock.advance(timedelta(days=1))
-    assert clock.now() == datetime.fromtimestamp(START, tz=timezone.utc) + timedelta(days=1)
+    assert clock.now() == datetime.fromtimestamp(START, tz=UTC) + timedelta(days=1)
 
 
 @pytest.mark.parametrize("scale", [0, -1])
@@ -60,10 +60,10 @@ def test_a_scale_must_be_positive(scale):
 
 
 def test_naive_database_values_are_taken_as_utc():
-    assert utc(datetime(2026, 1, 1, 12, 0)) == datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    assert utc(datetime(2026, 1, 1, 12, 0)) == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def test_a_manual_clock_moves_only_when_told():
-    clock = ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
     clock.advance(timedelta(minutes=5))
-    assert clock.now() == datetime(2026, 1, 1, 0, 5, tzinfo=timezone.utc)
+    assert clock.now() == datetime(2026, 1, 1, 0, 5, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from textwrap import dedent
 from zoneinfo import ZoneInfo
@@ -12,8 +12,8 @@ import pytest
 from bot.core.config_errors import ConfigError
 from bot.core.reply_classifier import (
     PRIORITY,
-    VISIT_CLASSES,
     SHIPPED_REPLY_RULES,
+    VISIT_CLASSES,
     ReplyClass,
     Understanding,
     classify_reply,
@@ -188,8 +188,11 @@ MESSAGES = [
     ("llámame por favor", "sms", ASKS_CALL),
     ("don't call me, I'm at work", "sms", PLAIN),
     # machines: on SMS only a phone's or carrier's whole fixed text
-    ("I'm driving with Do Not Disturb While Driving turned on. I'll see your message when I get where I'm going.",
-     "sms", AUTO_REPLY),
+    (
+        "I'm driving with Do Not Disturb While Driving turned on. I'll see your message when I get where I'm going.",
+        "sms",
+        AUTO_REPLY,
+    ),
     ("I’m driving with notifications silenced. I’ll see your message when I get where I’m going.", "sms", AUTO_REPLY),
     ("I'm driving right now. I'll get back to you later.", "sms", AUTO_REPLY),
     ("Free Msg: Unable to send message - Message Blocking is active.", "sms", AUTO_REPLY),
@@ -247,7 +250,10 @@ def test_email_headers_and_subjects_mark_automatic_replies(headers, subject, bod
 
 def test_the_rule_that_matched_is_named_for_the_team():
     assert [classify(text).rule for text in ("STOP", "Not interested, sorry", "ok thanks")] == [
-        "keyword STOP", "phrase 'not interested'", "no rule matched"]
+        "keyword STOP",
+        "phrase 'not interested'",
+        "no rule matched",
+    ]
     assert classify("Hi", "email", headers={"X-Autoreply": "yes"}).rule == "header x-autoreply: yes"
     assert classify("Friday works").rule == "phrase 'works' with a time"
 
@@ -255,13 +261,18 @@ def test_the_rule_that_matched_is_named_for_the_team():
 def test_a_request_for_a_time_carries_the_time_in_the_leads_zone_and_the_words():
     understanding = classify("Can I come tomorrow at 3? Do you take insurance?")
     assert (understanding.reply_class, understanding.requested_time, understanding.requested_time_text) == (
-        ASKS_TIME, datetime(2026, 11, 26, 15, 0, tzinfo=ZoneInfo(CHICAGO)), "tomorrow at 3")
+        ASKS_TIME,
+        datetime(2026, 11, 26, 15, 0, tzinfo=ZoneInfo(CHICAGO)),
+        "tomorrow at 3",
+    )
 
 
 def test_a_request_for_an_opening_on_a_day_says_no_time_was_named():
     understanding = classify("any openings Friday?")
     assert (understanding.requested_time, understanding.requested_time_text) == (
-        datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo(CHICAGO)), "Friday (no time named; 9:00 assumed)")
+        datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo(CHICAGO)),
+        "Friday (no time named; 9:00 assumed)",
+    )
 
 
 def test_a_request_for_an_opening_without_a_time_carries_none():
@@ -271,18 +282,25 @@ def test_a_request_for_an_opening_without_a_time_carries_none():
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("I booked for Tuesday at 3", BOOKED), ("No thanks, I found someone", NOT_INTERESTED),
-     ("tomorrow at 3am I woke up in pain", PLAIN)],
+    [
+        ("I booked for Tuesday at 3", BOOKED),
+        ("No thanks, I found someone", NOT_INTERESTED),
+        ("tomorrow at 3am I woke up in pain", PLAIN),
+    ],
 )
 def test_only_a_request_for_a_time_carries_one(text, expected):
     understanding = classify(text)
     assert (understanding.reply_class, understanding.requested_time, understanding.requested_time_text) == (
-        expected, None, None)
+        expected,
+        None,
+        None,
+    )
 
 
 def test_a_time_is_read_in_the_leads_own_zone():
-    understanding = classify_reply("tomorrow at 3?", rules=RULES, channel="sms", now=NOW,
-                                   lead_timezone="America/New_York")
+    understanding = classify_reply(
+        "tomorrow at 3?", rules=RULES, channel="sms", now=NOW, lead_timezone="America/New_York"
+    )
     assert understanding.requested_time == datetime(2026, 11, 26, 15, 0, tzinfo=ZoneInfo("America/New_York"))
 
 
@@ -298,7 +316,6 @@ def test_a_time_is_read_in_the_leads_own_zone():
 )
 def test_replies_are_read_without_case_curly_quotes_apostrophes_emoji_or_extra_spaces(written, read):
     assert normalise(written) == read
-
 
 
 def test_a_long_email_is_still_read_to_its_last_question():
@@ -334,45 +351,60 @@ def test_the_shipped_rules_load_and_cover_every_class_but_plain():
 
 
 def test_the_order_of_sections_in_the_file_does_not_change_priority(tmp_path):
-    rules = load_reply_rules(write(tmp_path, """
+    rules = load_reply_rules(
+        write(
+            tmp_path,
+            """
         not_interested:
           phrases: [no thanks]
         opt_out:
           phrases: [stop texting]
-    """))
-    understanding = classify_reply("no thanks, stop texting", rules=rules, channel="sms", now=NOW,
-                                   lead_timezone=CHICAGO)
+    """,
+        )
+    )
+    understanding = classify_reply(
+        "no thanks, stop texting", rules=rules, channel="sms", now=NOW, lead_timezone=CHICAGO
+    )
     assert understanding.reply_class == OPT_OUT
 
 
 def test_an_unknown_class_is_named_with_its_line_and_a_suggestion(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         opt_out:
           keywords: [stop]
         not_intrested:
           phrases: [no thanks]
-    """)
+    """,
+    )
     assert problems(path) == [(3, "unknown reply class 'not_intrested'", "did you mean 'not_interested'?")]
 
 
 def test_a_bad_regex_is_named_with_its_line(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         question:
           patterns:
             - '\\?'
             - '(how|what'
-    """)
+    """,
+    )
     [(line, message, fix)] = problems(path)
     assert (line, "'(how|what' is not a valid regular expression" in message, "escape" in fix) == (4, True, True)
     assert message.startswith("question patterns:")
 
 
 def test_an_unknown_key_is_named_with_its_line_and_a_suggestion(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         booked:
           phrase: [i booked]
           except: [not booked]
-    """)
+    """,
+    )
     assert problems(path) == [
         (2, "booked: unknown key 'phrase'", "did you mean 'phrases'?"),
         (3, "booked: unknown key 'except'", "did you mean 'unless'?"),
@@ -380,7 +412,9 @@ def test_an_unknown_key_is_named_with_its_line_and_a_suggestion(tmp_path):
 
 
 def test_every_problem_in_the_file_is_listed_at_once(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         opt_in:
           keywords:
             - start
@@ -396,22 +430,32 @@ def test_every_problem_in_the_file_is_listed_at_once(tmp_path):
         auto_reply:
           headers:
             precedence: '(bulk'
-    """)
+    """,
+    )
     lines = [line for line, _, _ in problems(path)]
     messages = " | ".join(message for _, message, _ in problems(path))
     assert lines == sorted(lines) and len(lines) == 7
-    for expected in ("reads an unquoted yes", "unknown channel 'fax'", "keyword 'start' is in both",
-                     "plain takes no rules", "min_words: expected a whole number",
-                     "can never match", "header precedence"):
+    for expected in (
+        "reads an unquoted yes",
+        "unknown channel 'fax'",
+        "keyword 'start' is in both",
+        "plain takes no rules",
+        "min_words: expected a whole number",
+        "can never match",
+        "header precedence",
+    ):
         assert expected in messages
 
 
 def test_a_rules_file_that_is_not_yaml_names_the_line(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         opt_out:
           keywords: [stop
         booked: x
-    """)
+    """,
+    )
     [(line, message, _)] = problems(path)
     assert line is not None and "not valid YAML" in message
 
@@ -422,11 +466,16 @@ def test_a_missing_rules_file_is_named(tmp_path):
 
 
 def test_unless_takes_words_out_without_hiding_a_real_opt_out(tmp_path):
-    rules = load_reply_rules(write(tmp_path, """
+    rules = load_reply_rules(
+        write(
+            tmp_path,
+            """
         opt_out:
           phrases: [stop]
           unless: [wont stop]
-    """))
+    """,
+        )
+    )
 
     def read(text: str) -> ReplyClass:
         return classify_reply(text, rules=rules, channel="sms", now=NOW, lead_timezone=CHICAGO).reply_class
@@ -445,56 +494,85 @@ def test_a_word_one_typo_from_a_rule_word_is_read_as_it_unless_it_is_a_real_word
     def read(rules, text: str) -> ReplyClass:
         return classify_reply(text, rules=rules, channel="sms", now=NOW, lead_timezone=CHICAGO).reply_class
 
-    assert [read(plain_rules, "no more mesages"), read(plain_rules, "no more massages"),
-            read(with_real_words, "no more massages")] == [OPT_OUT, OPT_OUT, PLAIN]
+    assert [
+        read(plain_rules, "no more mesages"),
+        read(plain_rules, "no more massages"),
+        read(with_real_words, "no more massages"),
+    ] == [OPT_OUT, OPT_OUT, PLAIN]
 
 
 def test_a_section_can_be_limited_to_one_channel(tmp_path):
-    rules = load_reply_rules(write(tmp_path, """
+    rules = load_reply_rules(
+        write(
+            tmp_path,
+            """
         opt_in:
           channels: [sms]
           keywords: ['yes']
-    """))
-    read = {channel: classify_reply("Yes", rules=rules, channel=channel, now=NOW, lead_timezone=CHICAGO).reply_class
-            for channel in ("sms", "email")}
+    """,
+        )
+    )
+    read = {
+        channel: classify_reply("Yes", rules=rules, channel=channel, now=NOW, lead_timezone=CHICAGO).reply_class
+        for channel in ("sms", "email")
+    }
     assert read == {"sms": OPT_IN, "email": PLAIN}
 
 
 def test_texts_phrases_and_patterns_can_count_on_one_channel_only(tmp_path):
-    rules = load_reply_rules(write(tmp_path, """
+    rules = load_reply_rules(
+        write(
+            tmp_path,
+            """
         auto_reply:
           sms_texts: ["I'm driving right now."]
           email_phrases: [out of the office]
-    """))
+    """,
+        )
+    )
 
     def read(text: str, channel: str) -> ReplyClass:
         return classify_reply(text, rules=rules, channel=channel, now=NOW, lead_timezone=CHICAGO).reply_class
 
-    assert [read("Im driving right now", "sms"), read("I'm driving right now, call me", "sms"),
-            read("out of the office", "sms"), read("out of the office", "email")] == [
-        AUTO_REPLY, PLAIN, PLAIN, AUTO_REPLY]
+    assert [
+        read("Im driving right now", "sms"),
+        read("I'm driving right now, call me", "sms"),
+        read("out of the office", "sms"),
+        read("out of the office", "email"),
+    ] == [AUTO_REPLY, PLAIN, PLAIN, AUTO_REPLY]
 
 
 def test_unsure_if_turns_a_destructive_reading_into_a_reply_a_person_reads(tmp_path):
-    rules = load_reply_rules(write(tmp_path, """
+    rules = load_reply_rules(
+        write(
+            tmp_path,
+            """
         not_interested:
           phrases: [no thanks]
           unsure_if:
             names_a_time: true
             phrases: [but]
-    """))
+    """,
+        )
+    )
 
     def read(text: str) -> Understanding:
         return classify_reply(text, rules=rules, channel="sms", now=NOW, lead_timezone=CHICAGO)
 
     assert [read(text).reply_class for text in ("no thanks", "no thanks but my son", "no thanks, friday")] == [
-        NOT_INTERESTED, PLAIN, PLAIN]
+        NOT_INTERESTED,
+        PLAIN,
+        PLAIN,
+    ]
     assert read("no thanks but my son").rule == (
-        "not_interested by phrase 'no thanks', but 'but': unsure, so a person reads it")
+        "not_interested by phrase 'no thanks', but 'but': unsure, so a person reads it"
+    )
 
 
 def test_unsure_if_and_channel_words_are_refused_where_they_mean_nothing(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         question:
           phrases: [how much]
           unsure_if: [maybe]
@@ -503,11 +581,14 @@ def test_unsure_if_and_channel_words_are_refused_where_they_mean_nothing(tmp_pat
         not_interested:
           unsure_if:
             names_a_time: maybe
-    """)
+    """,
+    )
     messages = [message for _, message, _ in problems(path)]
-    assert messages == ["question: unsure_if applies only to auto_reply, later and not_interested",
-                        "question: channel_words applies only to opt_out",
-                        "not_interested unsure_if names_a_time: expected true or false, not 'maybe'"]
+    assert messages == [
+        "question: unsure_if applies only to auto_reply, later and not_interested",
+        "question: channel_words applies only to opt_out",
+        "not_interested unsure_if names_a_time: expected true or false, not 'maybe'",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -540,13 +621,19 @@ def test_a_request_with_an_unclear_time_carries_the_words_and_candidates_but_no_
 def test_a_visit_reading_keeps_what_else_the_reply_asked_and_says_so_where_people_read_why():
     from bot.core.reply_classifier import also_of, explain_reading, understood
 
-    reading = classify_reply("yes! do I need to bring my card?", rules=load_reply_rules(), channel="sms",
-                             now=datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc), lead_timezone="America/Chicago",
-                             appointment_ahead=True)
+    reading = classify_reply(
+        "yes! do I need to bring my card?",
+        rules=load_reply_rules(),
+        channel="sms",
+        now=datetime(2026, 11, 25, 15, 0, tzinfo=UTC),
+        lead_timezone="America/Chicago",
+        appointment_ahead=True,
+    )
     assert reading.reply_class == ReplyClass.CONFIRM_VISIT
     assert reading.also is not None and reading.also.reply_class == ReplyClass.QUESTION
     details = understood(reading)
     assert also_of(details) == ReplyClass.QUESTION
     assert explain_reading("confirm_visit", details) == (
-        "read as: confirm_visit (rule: phrase 'yes'); also question (rule: pattern '\\?')")
+        "read as: confirm_visit (rule: phrase 'yes'); also question (rule: pattern '\\?')"
+    )
     assert also_of({"also": {"reply_class": "no such class"}}) is None and also_of(None) is None

@@ -39,8 +39,7 @@ CHICAGO = "America/Chicago"
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo(CHICAGO))
 RULES = load_reply_rules()
 ROWS = yaml.safe_load(CORPUS.read_text(encoding="utf-8"))
-EFFECTS = {"call", "alert", "confirm", "ignore", "nurture", "lost", "help", "stop sms", "stop email",
-           "stop sms+email"}
+EFFECTS = {"call", "alert", "confirm", "ignore", "nurture", "lost", "help", "stop sms", "stop email", "stop sms+email"}
 #: The effects of a reply about the visit ahead (rows with the fifth column "visit").
 VISIT_EFFECTS = {"visit confirmed", "visit confirmed+call", "visit held+call"}
 
@@ -105,11 +104,38 @@ def test_the_corpus_is_large_and_covers_both_channels_both_languages_and_every_c
     assert {row[2] for row in ROWS} == EFFECTS | VISIT_EFFECTS
     # Each visit reading with each kind of request beside it.
     combined = {row[1] for row in ROWS if "+" in row[1]}
-    assert {f"{visit}+{asks}" for visit in ("confirm_visit", "cancel_visit", "reschedule_visit")
-            for asks in ("question", "asks_call")} | {"confirm_visit+asks_time"} <= combined
-    spanish = [row for row in ROWS if any(word in row[3].lower() for word in (
-        "cita", "gracias", "no me", "por favor", "cuesta", "mensajes", "equivocado", "hola", "tienen", "llám", "estoy",
-        "alto", "parar", "cancelar", "detener", "baja", "más", "despues"))]
+    assert {
+        f"{visit}+{asks}"
+        for visit in ("confirm_visit", "cancel_visit", "reschedule_visit")
+        for asks in ("question", "asks_call")
+    } | {"confirm_visit+asks_time"} <= combined
+    spanish = [
+        row
+        for row in ROWS
+        if any(
+            word in row[3].lower()
+            for word in (
+                "cita",
+                "gracias",
+                "no me",
+                "por favor",
+                "cuesta",
+                "mensajes",
+                "equivocado",
+                "hola",
+                "tienen",
+                "llám",
+                "estoy",
+                "alto",
+                "parar",
+                "cancelar",
+                "detener",
+                "baja",
+                "más",
+                "despues",
+            )
+        )
+    ]
     assert len(spanish) >= 30
     assert len({(row[0], row[3], visit_ahead(row)) for row in ROWS}) == len(ROWS), "a reply is in the corpus twice"
 
@@ -130,8 +156,11 @@ def test_each_reply_is_read_as_its_class_and_has_its_effect(row):
 
 def test_no_reply_a_person_should_read_is_given_a_destructive_reading():
     readings = [(row, read(row[0], row[3], ahead=visit_ahead(row))) for row in ROWS]
-    misread = [(row[3], reading.reply_class.value) for row, reading in readings
-               if ReplyClass(row[1].partition("+")[0]) not in DESTRUCTIVE and reading.reply_class in DESTRUCTIVE]
+    misread = [
+        (row[3], reading.reply_class.value)
+        for row, reading in readings
+        if ReplyClass(row[1].partition("+")[0]) not in DESTRUCTIVE and reading.reply_class in DESTRUCTIVE
+    ]
     assert misread == []
 
 
@@ -140,8 +169,10 @@ def test_no_request_beside_a_visit_reading_goes_unanswered():
     for row in ROWS:
         understanding = read(row[0], row[3], ahead=visit_ahead(row))
         if understanding.reply_class in VISIT_CLASSES and understanding.also is not None:
-            asked = decide_on_signal(LeadSignal(understanding.also.reply_class.value),
-                                     current_stage=Stage.BOOKED).call_task
-            decided = decide_on_visit_reply(LeadSignal(understanding.reply_class.value),
-                                            also=LeadSignal(understanding.also.reply_class.value))
+            asked = decide_on_signal(
+                LeadSignal(understanding.also.reply_class.value), current_stage=Stage.BOOKED
+            ).call_task
+            decided = decide_on_visit_reply(
+                LeadSignal(understanding.reply_class.value), also=LeadSignal(understanding.also.reply_class.value)
+            )
             assert asked and decided.call_task and asked in decided.call_task, row[3]

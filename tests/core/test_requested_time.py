@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -83,8 +83,10 @@ def test_numbers_and_words_that_are_not_a_request_give_no_time(text):
 
 
 def test_a_bare_hour_is_read_as_clinic_hours():
-    read = {hour: find_requested_time(f"tomorrow at {hour}", now=NOW, timezone=CHICAGO)[0].hour
-            for hour in (1, 5, 7, 8, 11, 12)}
+    read = {
+        hour: find_requested_time(f"tomorrow at {hour}", now=NOW, timezone=CHICAGO)[0].hour
+        for hour in (1, 5, 7, 8, 11, 12)
+    }
     assert read == {1: 13, 5: 17, 7: 19, 8: 8, 11: 11, 12: 12}
 
 
@@ -94,16 +96,20 @@ def test_a_time_already_past_today_means_tomorrow():
 
 
 def test_the_time_is_in_the_leads_zone_whatever_zone_now_is_given_in():
-    now_utc = NOW.astimezone(timezone.utc)
+    now_utc = NOW.astimezone(UTC)
     when, words = find_requested_time("tomorrow at 3", now=now_utc, timezone="America/Los_Angeles")
-    assert (when, when.tzinfo) == (datetime(2026, 11, 26, 15, 0, tzinfo=ZoneInfo("America/Los_Angeles")),
-                                   ZoneInfo("America/Los_Angeles"))
+    assert (when, when.tzinfo) == (
+        datetime(2026, 11, 26, 15, 0, tzinfo=ZoneInfo("America/Los_Angeles")),
+        ZoneInfo("America/Los_Angeles"),
+    )
 
 
 def test_a_date_in_january_asked_in_december_is_next_year():
     december = datetime(2026, 12, 30, 10, 0, tzinfo=ZoneInfo(CHICAGO))
     assert find_requested_time("Jan 2nd at 11am", now=december, timezone=CHICAGO) == (
-        chicago(1, 2, 11, year=2027), "Jan 2nd at 11am")
+        chicago(1, 2, 11, year=2027),
+        "Jan 2nd at 11am",
+    )
 
 
 def test_the_spans_point_at_the_words_in_the_message():
@@ -121,8 +127,12 @@ def test_now_without_a_zone_is_refused():
     ("text", "why", "words", "candidates"),
     [
         ("3pm or tuesday", "offers alternatives", "3pm or tuesday", [chicago(11, 25, 15), chicago(12, 1, 9)]),
-        ("Monday or Wednesday at 4", "offers alternatives", "Monday or Wednesday at 4",
-         [chicago(11, 30, 16), chicago(11, 25, 16)]),
+        (
+            "Monday or Wednesday at 4",
+            "offers alternatives",
+            "Monday or Wednesday at 4",
+            [chicago(11, 30, 16), chicago(11, 25, 16)],
+        ),
         ("friday at 3 or 5?", "offers alternatives", "friday at 3 or 5", [chicago(11, 27, 15), chicago(11, 27, 17)]),
         ("3 or 4pm works", "offers alternatives", "3 or 4pm", [chicago(11, 25, 15), chicago(11, 25, 16)]),
         ("tomorrow or friday", "offers alternatives", "tomorrow or friday", [chicago(11, 26, 9), chicago(11, 27, 9)]),
@@ -134,7 +144,8 @@ def test_now_without_a_zone_is_refused():
     ],
 )
 def test_alternatives_and_vague_times_are_unclear_with_the_words_and_candidates_never_one_guess(
-        text, why, words, candidates):
+    text, why, words, candidates
+):
     found = read_requested_time(text, now=NOW, timezone=CHICAGO)
     assert found is not None and found.when is None
     assert (found.unclear.why, found.text, list(found.unclear.candidates)) == (why, words, candidates)

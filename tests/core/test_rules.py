@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bot.store.models import Stage
 from bot.core.rules import (
     CallOutcome,
     LeadSignal,
@@ -18,6 +17,7 @@ from bot.core.rules import (
     signal_for_lead,
     stage_after_touch,
 )
+from bot.store.models import Stage
 
 
 @pytest.mark.parametrize(
@@ -38,19 +38,25 @@ from bot.core.rules import (
 def test_what_a_message_from_the_lead_changes(signal, sequence, stage, call_task, alert):
     decision = decide_on_signal(signal, current_stage=Stage.CONTACTED)
     assert (decision.sequence, decision.stage, decision.call_task, decision.alert_team) == (
-        sequence, stage, call_task, alert)
+        sequence,
+        stage,
+        call_task,
+        alert,
+    )
 
 
-@pytest.mark.parametrize("signal", [LeadSignal.OPT_OUT, LeadSignal.NOT_INTERESTED, LeadSignal.BOOKED,
-                                    LeadSignal.LATER])
+@pytest.mark.parametrize("signal", [LeadSignal.OPT_OUT, LeadSignal.NOT_INTERESTED, LeadSignal.BOOKED, LeadSignal.LATER])
 def test_leads_who_end_things_need_no_more_calls(signal):
     assert decide_on_signal(signal, current_stage=Stage.CONTACTED).close_call_tasks
 
 
 def test_a_lead_who_would_rather_hear_later_gets_the_slow_nurture_cadence_and_nothing_else_does():
     assert decide_on_signal(LeadSignal.LATER, current_stage=Stage.CONTACTED).start_nurture
-    assert not any(decide_on_signal(signal, current_stage=Stage.CONTACTED).start_nurture
-                   for signal in LeadSignal if signal != LeadSignal.LATER)
+    assert not any(
+        decide_on_signal(signal, current_stage=Stage.CONTACTED).start_nurture
+        for signal in LeadSignal
+        if signal != LeadSignal.LATER
+    )
 
 
 def test_later_neither_restarts_nurture_nor_puts_off_a_booked_visit():
@@ -106,23 +112,35 @@ def test_a_quiet_lead_moves_to_nurture_at_the_end():
 
 @pytest.mark.parametrize(
     ("before", "after"),
-    [(Stage.NEW, Stage.CONTACTED), (Stage.CONTACTED, Stage.CONTACTED), (Stage.ENGAGED, Stage.ENGAGED),
-     (Stage.BOOKED, Stage.BOOKED), (Stage.NURTURE, Stage.NURTURE)],
+    [
+        (Stage.NEW, Stage.CONTACTED),
+        (Stage.CONTACTED, Stage.CONTACTED),
+        (Stage.ENGAGED, Stage.ENGAGED),
+        (Stage.BOOKED, Stage.BOOKED),
+        (Stage.NURTURE, Stage.NURTURE),
+    ],
 )
 def test_a_sent_touch_only_moves_new_leads_to_contacted(before, after):
     assert stage_after_touch(before) == after
 
 
-@pytest.mark.parametrize(("signal", "also", "change", "call"), [
-    (LeadSignal.CONFIRM_VISIT, None, VisitChange.CONFIRM, None),
-    (LeadSignal.CONFIRM_VISIT, LeadSignal.QUESTION, VisitChange.CONFIRM, "asked a question"),
-    (LeadSignal.CONFIRM_VISIT, LeadSignal.ASKS_CALL, VisitChange.CONFIRM, "asked to be called or booked"),
-    (LeadSignal.CONFIRM_VISIT, LeadSignal.ASKS_TIME, VisitChange.CONFIRM, "asked for a time or to book"),
-    (LeadSignal.CANCEL_VISIT, None, VisitChange.HOLD, "wants to reschedule"),
-    (LeadSignal.CANCEL_VISIT, LeadSignal.QUESTION, VisitChange.HOLD, "wants to reschedule; also: asked a question"),
-    (LeadSignal.RESCHEDULE_VISIT, LeadSignal.ASKS_CALL, VisitChange.HOLD,
-     "wants to reschedule; also: asked to be called or booked"),
-])
+@pytest.mark.parametrize(
+    ("signal", "also", "change", "call"),
+    [
+        (LeadSignal.CONFIRM_VISIT, None, VisitChange.CONFIRM, None),
+        (LeadSignal.CONFIRM_VISIT, LeadSignal.QUESTION, VisitChange.CONFIRM, "asked a question"),
+        (LeadSignal.CONFIRM_VISIT, LeadSignal.ASKS_CALL, VisitChange.CONFIRM, "asked to be called or booked"),
+        (LeadSignal.CONFIRM_VISIT, LeadSignal.ASKS_TIME, VisitChange.CONFIRM, "asked for a time or to book"),
+        (LeadSignal.CANCEL_VISIT, None, VisitChange.HOLD, "wants to reschedule"),
+        (LeadSignal.CANCEL_VISIT, LeadSignal.QUESTION, VisitChange.HOLD, "wants to reschedule; also: asked a question"),
+        (
+            LeadSignal.RESCHEDULE_VISIT,
+            LeadSignal.ASKS_CALL,
+            VisitChange.HOLD,
+            "wants to reschedule; also: asked to be called or booked",
+        ),
+    ],
+)
 def test_a_reply_about_the_visit_is_acted_on_and_what_else_it_asks_goes_to_a_person(signal, also, change, call):
     decided = decide_on_visit_reply(signal, also=also)
     assert (decided.change, decided.call_task, decided.alert_team) == (change, call, call is not None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import pytest
@@ -74,12 +74,18 @@ def test_every_step_renders_for_the_sample_lead(renderer, context, name, step_id
         assert step.stage
 
 
-@pytest.mark.parametrize(("name", "step_id"), all_steps([n for n in SHIPPED if not load(n).relative_to_appointment
-                                                         and n != "appointment_confirmation"]))
+@pytest.mark.parametrize(
+    ("name", "step_id"),
+    all_steps([n for n in SHIPPED if not load(n).relative_to_appointment and n != "appointment_confirmation"]),
+)
 def test_sales_steps_render_for_a_lead_with_no_message_appointment_or_call(renderer, context, name, step_id):
     step = load(name).step(step_id)
-    context = {**context, "appointment": None, "call": None,
-               "lead": {**context["lead"], "message": "", "name": "there", "first_name": "there"}}
+    context = {
+        **context,
+        "appointment": None,
+        "call": None,
+        "lead": {**context["lead"], "message": "", "name": "there", "first_name": "there"},
+    }
     if step.channel == Channel.SMS:
         renderer.render_sms(step.template, context, first_to_number=True)
     elif step.channel == Channel.EMAIL:
@@ -144,8 +150,9 @@ def test_sales_playbooks_make_seven_touches_in_order_then_move_to_nurture(name):
 
 
 def test_sales_playbooks_each_have_their_own_wording(renderer, context):
-    first_texts = {name: renderer.render_sms(load(name).steps[0].template, context, first_to_number=True)
-                   for name in SALES}
+    first_texts = {
+        name: renderer.render_sms(load(name).steps[0].template, context, first_to_number=True) for name in SALES
+    }
     assert len(set(first_texts.values())) == len(SALES)
 
 
@@ -170,9 +177,13 @@ def test_each_choice_the_final_text_offers_means_what_it_says_in_the_reply_rules
     wording, reply_class = DAY5_CHOICES[choice]
     assert wording.search(text), f"{name}: the day-5 text no longer offers {wording.pattern!r}; update the rules"
     for reply in (choice, f"{choice} please", f"{choice} thanks", f"option {choice}"):
-        understood = classify_reply(reply, rules=load_reply_rules(), channel="sms",
-                                    now=datetime(2026, 11, 25, 16, 0, tzinfo=timezone.utc),
-                                    lead_timezone="America/Chicago")
+        understood = classify_reply(
+            reply,
+            rules=load_reply_rules(),
+            channel="sms",
+            now=datetime(2026, 11, 25, 16, 0, tzinfo=UTC),
+            lead_timezone="America/Chicago",
+        )
         assert understood.reply_class == reply_class, (reply, understood)
 
 

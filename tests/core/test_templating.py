@@ -203,10 +203,16 @@ def _step(channel: Channel, template: str | None) -> Step:
     ("channel", "template", "files"),
     [
         (Channel.SMS, "default/instant_sms", ["default/instant_sms.sms.j2"]),
-        (Channel.EMAIL, "default/confirmation",
-         ["default/confirmation.email.txt.j2", "default/confirmation.email.html.j2"]),
-        (Channel.CALL_TASK, "default/first_call",
-         ["default/first_call.call_script.j2", "default/first_call.voicemail.j2"]),
+        (
+            Channel.EMAIL,
+            "default/confirmation",
+            ["default/confirmation.email.txt.j2", "default/confirmation.email.html.j2"],
+        ),
+        (
+            Channel.CALL_TASK,
+            "default/first_call",
+            ["default/first_call.call_script.j2", "default/first_call.voicemail.j2"],
+        ),
         (Channel.STAGE, None, []),
         (Channel.STAGE, "default/whatever", []),
     ],
@@ -217,8 +223,13 @@ def test_each_channel_names_the_template_files_it_needs(channel, template, files
 
 @pytest.mark.parametrize(
     ("number", "spoken"),
-    [("+15125550100", "(512) 555-0100"), ("+442079460958", "020 7946 0958"), ("ask at the desk", "ask at the desk"),
-     ("", ""), (None, "")],
+    [
+        ("+15125550100", "(512) 555-0100"),
+        ("+442079460958", "020 7946 0958"),
+        ("ask at the desk", "ask at the desk"),
+        ("", ""),
+        (None, ""),
+    ],
 )
 def test_phone_numbers_are_written_the_way_people_read_them(number, spoken):
     assert spoken_phone(number) == spoken

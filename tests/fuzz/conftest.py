@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from bot.app import build_services
-from bot.store.models import Base
 from bot.settings import Settings
 from bot.slack_app import build_slack_app, slack_client, slack_route
 from bot.standins.slack_api import SlackApiStandin
+from bot.store.models import Base
 from bot.web import create_web_app
 from tests.fakes import FakeEmailSender, FakeSmsSender
 
@@ -48,8 +48,10 @@ class FuzzedBot:
     def snapshot(self) -> dict[str, int]:
         """Row counts of every table: an unauthenticated request must change none of them."""
         with self.services.session_factory() as session:
-            return {table.name: session.scalar(select(func.count()).select_from(table))
-                    for table in Base.metadata.sorted_tables}
+            return {
+                table.name: session.scalar(select(func.count()).select_from(table))
+                for table in Base.metadata.sorted_tables
+            }
 
 
 @pytest.fixture
@@ -60,16 +62,24 @@ def fuzzed_bot(engine, clock, business_file: Path, tmp_path: Path):
         slack.add_user("U0PARTNER", "partner", team_id="T0PARTNER")
         slack.join("C0LEADS", "U0GUEST", "U0PARTNER")
         settings = Settings(
-            DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL=PUBLIC,
-            LEAD_WEBHOOK_TOKEN=LEAD_TOKEN, BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
-            TWILIO_ACCOUNT_SID="AC" + "9" * 32, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, TWILIO_FROM_NUMBER="+13125550100",
-            SENDGRID_INBOUND_TOKEN=INBOUND_TOKEN, SENDGRID_WEBHOOK_PUBLIC_KEY=sendgrid_public_key(),
-            SLACK_BOT_TOKEN=SLACK_TOKEN, SLACK_SIGNING_SECRET=SLACK_SECRET, SLACK_API_URL=slack.url + "/api/",
-            SLACK_LEADS_CHANNEL="C0LEADS", SLACK_ADMINS="U0ADMIN",
+            DATABASE_URL=str(engine.url),
+            FOLLOWUP_BUSINESS=business_file,
+            PUBLIC_BASE_URL=PUBLIC,
+            LEAD_WEBHOOK_TOKEN=LEAD_TOKEN,
+            BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
+            TWILIO_ACCOUNT_SID="AC" + "9" * 32,
+            TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
+            TWILIO_FROM_NUMBER="+13125550100",
+            SENDGRID_INBOUND_TOKEN=INBOUND_TOKEN,
+            SENDGRID_WEBHOOK_PUBLIC_KEY=sendgrid_public_key(),
+            SLACK_BOT_TOKEN=SLACK_TOKEN,
+            SLACK_SIGNING_SECRET=SLACK_SECRET,
+            SLACK_API_URL=slack.url + "/api/",
+            SLACK_LEADS_CHANNEL="C0LEADS",
+            SLACK_ADMINS="U0ADMIN",
         )
         sms = FakeSmsSender()
-        services = build_services(settings, engine=engine, clock=clock, sms=sms, email=FakeEmailSender(),
-                                  migrate=False)
+        services = build_services(settings, engine=engine, clock=clock, sms=sms, email=FakeEmailSender(), migrate=False)
         slack_app = build_slack_app(services, settings, client=slack_client(settings))
         app = create_web_app(services, settings, extra_routes=[slack_route(slack_app)])
         # Server exceptions surface as failures with their traceback, not as a bare 500.

@@ -26,15 +26,15 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from bot.store.audit import SYSTEM
-from bot.usecases.call_tasks import open_call_task
-from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import AuditEntry, Lead, Message
 from bot.settings import Settings
-from bot.slack_app import SlackNotConfigured, build_slack_app, slack_route
 from bot.slack.blocks import ActionId, ModalCallback
 from bot.slack.command_text import LeadVerb
 from bot.slack.modals import ModalOrigin
+from bot.slack_app import SlackNotConfigured, build_slack_app, slack_route
+from bot.store.audit import SYSTEM
+from bot.store.models import AuditEntry, Lead, Message
+from bot.usecases.call_tasks import open_call_task
+from bot.usecases.leads import LeadInput, add_lead
 from tests.fuzz.conftest import PUBLIC, SLACK_SECRET, SLACK_TOKEN, TEAM
 
 _SEED_SETTING = os.environ.get("FOLLOWUP_FUZZ_SEED") or "20261201"
@@ -45,10 +45,36 @@ LEADS = "C0LEADS"
 CARD_TS = "1764082800.000100"
 
 HOSTILE = [
-    "{{ 7*7 }}", "{{ 9**9**9**9 }}", "{% for x in range(99999999) %}x{% endfor %}", "%", "_", "%%", "\\",
-    "'; DROP TABLE leads; --", "<!channel>", "<@U0ADMIN>", "<https://evil.example|bank.com>", "\x00", "a\x00b",
-    "\u202eevil", "😀" * 300, "A" * 5000, "", " ", "\r\n\r\nX-Injected: 1", "-1", "0", "999999999999999999999",
-    "1e308", "null", "#1", "tomorrow 3pm", "+44 20 7946 0958", "+1 312 555 0142", "dana@example.com", "!reply",
+    "{{ 7*7 }}",
+    "{{ 9**9**9**9 }}",
+    "{% for x in range(99999999) %}x{% endfor %}",
+    "%",
+    "_",
+    "%%",
+    "\\",
+    "'; DROP TABLE leads; --",
+    "<!channel>",
+    "<@U0ADMIN>",
+    "<https://evil.example|bank.com>",
+    "\x00",
+    "a\x00b",
+    "\u202eevil",
+    "😀" * 300,
+    "A" * 5000,
+    "",
+    " ",
+    "\r\n\r\nX-Injected: 1",
+    "-1",
+    "0",
+    "999999999999999999999",
+    "1e308",
+    "null",
+    "#1",
+    "tomorrow 3pm",
+    "+44 20 7946 0958",
+    "+1 312 555 0142",
+    "dana@example.com",
+    "!reply",
 ]
 WRONG_TYPES: list[Any] = [None, True, 0, -1, 10**40, [], {}, ["a"], {"$ne": None}]
 PEOPLE = [*TEAM, "U0GUEST", "U0PARTNER", "U0NOBODY"]
@@ -69,8 +95,7 @@ def signed(body: str, content_type: str, secret: str = SLACK_SECRET, **headers: 
     else:  # what anyone can compute for an app whose secret is empty
         digest = hmac.new(b"", f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
         signature = f"v0={digest}"
-    return {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature,
-            **headers}
+    return {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature, **headers}
 
 
 class SlackFuzzer:
@@ -86,14 +111,29 @@ class SlackFuzzer:
         services = self.bot.services
         data = LeadInput.parse({"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com"})
         with services.session_factory.begin() as session:
-            result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                              now=services.clock.now(), actor=SYSTEM)
+            result = add_lead(
+                session,
+                data,
+                business=services.business,
+                sequence=services.playbooks.get(),
+                now=services.clock.now(),
+                actor=SYSTEM,
+            )
             lead = session.get(Lead, result.lead_id)
             lead.slack_channel, lead.slack_ts = LEADS, CARD_TS
-            task = open_call_task(session, services, lead, reason="asked a question", now=services.clock.now(),
-                                  actor=SYSTEM)
-            email = Message(lead_id=lead.id, direction="in", channel="email", subject="Hi", body="Any openings?",
-                            status="received", created_at=services.clock.now(), details={})
+            task = open_call_task(
+                session, services, lead, reason="asked a question", now=services.clock.now(), actor=SYSTEM
+            )
+            email = Message(
+                lead_id=lead.id,
+                direction="in",
+                channel="email",
+                subject="Hi",
+                body="Any openings?",
+                status="received",
+                created_at=services.clock.now(),
+                details={},
+            )
             session.add(email)
             session.flush()
             return lead.id, task.id, email.id
@@ -102,8 +142,9 @@ class SlackFuzzer:
         return self.chaos.choice(HOSTILE) if self.chaos.random() < 0.8 else self.chaos.choice(WRONG_TYPES)
 
     def some_id(self) -> str:
-        return self.chaos.choice([str(self.lead_id), str(self.task_id), str(self.email_id), "999999",
-                                  str(self.chaos.choice(HOSTILE))[:2000]])
+        return self.chaos.choice(
+            [str(self.lead_id), str(self.task_id), str(self.email_id), "999999", str(self.chaos.choice(HOSTILE))[:2000]]
+        )
 
     def user(self) -> dict[str, Any]:
         user_id = self.chaos.choice(PEOPLE)
@@ -116,11 +157,19 @@ class SlackFuzzer:
     def command(self, command: str) -> str:
         verb = self.chaos.choice(["help", "new", "list", "stats", "book", *[v.value for v in LeadVerb], "nope"])
         argument = str(self.chaos.choice(HOSTILE))[:2000]
-        return urlencode({
-            "token": "legacy", "team_id": "T0SANDBOX", "channel_id": self.chaos.choice([LEADS, "C0ELSE", "D0X"]),
-            "user_id": self.chaos.choice(PEOPLE), "command": command, "text": f"{verb} {argument}",
-            "response_url": "http://127.0.0.1:9/nowhere", "trigger_id": f"t-{self._next()}",
-            "api_app_id": "A0SANDBOX"})
+        return urlencode(
+            {
+                "token": "legacy",
+                "team_id": "T0SANDBOX",
+                "channel_id": self.chaos.choice([LEADS, "C0ELSE", "D0X"]),
+                "user_id": self.chaos.choice(PEOPLE),
+                "command": command,
+                "text": f"{verb} {argument}",
+                "response_url": "http://127.0.0.1:9/nowhere",
+                "trigger_id": f"t-{self._next()}",
+                "api_app_id": "A0SANDBOX",
+            }
+        )
 
     def click(self, action_id: str) -> str:
         n = self._next()
@@ -129,57 +178,119 @@ class SlackFuzzer:
         if thread:
             container["thread_ts"] = thread
         payload = {
-            "type": "block_actions", "team": {"id": "T0SANDBOX"}, "user": self.user(), "api_app_id": "A0SANDBOX",
-            "container": container, "channel": {"id": LEADS}, "trigger_id": f"t-{n}",
+            "type": "block_actions",
+            "team": {"id": "T0SANDBOX"},
+            "user": self.user(),
+            "api_app_id": "A0SANDBOX",
+            "container": container,
+            "channel": {"id": LEADS},
+            "trigger_id": f"t-{n}",
             "message": {"type": "message", "ts": CARD_TS, "text": "card"},
-            "actions": [{"action_id": action_id, "block_id": "b", "type": "button", "value": self.some_id(),
-                         "action_ts": f"{time.time():.6f}"}]}
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "b",
+                    "type": "button",
+                    "value": self.some_id(),
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
         return urlencode({"payload": json.dumps(payload)})
 
     def submission(self, callback: str) -> str:
-        origin = self.chaos.choice([
-            ModalOrigin(lead_id=self.lead_id, channel=LEADS, thread_ts=CARD_TS).to_metadata(),
-            ModalOrigin(task_id=self.task_id, channel=LEADS).to_metadata(),
-            str(self.chaos.choice(HOSTILE))[:3000]])
-        element = self.chaos.choice([
-            lambda: {"type": "plain_text_input", "value": self.text()},
-            lambda: {"type": "radio_buttons", "selected_option": {"value": self.chaos.choice(
-                ["sms", "email", "booked", "call_back", "not_interested", "no_answer", self.text()])}},
-            lambda: {"type": "datetimepicker", "selected_date_time": self.chaos.choice(
-                [int(time.time()) + 86400, 0, -1, 10**12, "soon", None])},
-        ])
+        origin = self.chaos.choice(
+            [
+                ModalOrigin(lead_id=self.lead_id, channel=LEADS, thread_ts=CARD_TS).to_metadata(),
+                ModalOrigin(task_id=self.task_id, channel=LEADS).to_metadata(),
+                str(self.chaos.choice(HOSTILE))[:3000],
+            ]
+        )
+        element = self.chaos.choice(
+            [
+                lambda: {"type": "plain_text_input", "value": self.text()},
+                lambda: {
+                    "type": "radio_buttons",
+                    "selected_option": {
+                        "value": self.chaos.choice(
+                            ["sms", "email", "booked", "call_back", "not_interested", "no_answer", self.text()]
+                        )
+                    },
+                },
+                lambda: {
+                    "type": "datetimepicker",
+                    "selected_date_time": self.chaos.choice([int(time.time()) + 86400, 0, -1, 10**12, "soon", None]),
+                },
+            ]
+        )
         blocks = ["outcome", "when", "notes", "channel", "subject", "body"]
         values = {block: {block: element()} for block in blocks if self.chaos.random() < 0.8}
         if self.chaos.random() < 0.4:  # a form a person filled in well, with hostile words in it
-            values = {"outcome": {"outcome": {"type": "radio_buttons", "selected_option": {"value": "no_answer"}}},
-                      "channel": {"channel": {"type": "radio_buttons", "selected_option": {"value": "sms"}}},
-                      "when": {"when": {"type": "datetimepicker", "selected_date_time": int(time.time()) + 86400}},
-                      "body": {"body": {"type": "plain_text_input", "value": str(self.chaos.choice(HOSTILE)) + "!"}},
-                      "notes": {"notes": {"type": "plain_text_input", "value": str(self.chaos.choice(HOSTILE))}}}
-        payload = {"type": "view_submission", "team": {"id": "T0SANDBOX"}, "user": self.user(),
-                   "trigger_id": f"t-{self._next()}", "view": {
-                       "id": f"V{self.n}", "type": "modal", "callback_id": callback, "private_metadata": origin,
-                       "state": {"values": values}}}
+            values = {
+                "outcome": {"outcome": {"type": "radio_buttons", "selected_option": {"value": "no_answer"}}},
+                "channel": {"channel": {"type": "radio_buttons", "selected_option": {"value": "sms"}}},
+                "when": {"when": {"type": "datetimepicker", "selected_date_time": int(time.time()) + 86400}},
+                "body": {"body": {"type": "plain_text_input", "value": str(self.chaos.choice(HOSTILE)) + "!"}},
+                "notes": {"notes": {"type": "plain_text_input", "value": str(self.chaos.choice(HOSTILE))}},
+            }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T0SANDBOX"},
+            "user": self.user(),
+            "trigger_id": f"t-{self._next()}",
+            "view": {
+                "id": f"V{self.n}",
+                "type": "modal",
+                "callback_id": callback,
+                "private_metadata": origin,
+                "state": {"values": values},
+            },
+        }
         return urlencode({"payload": json.dumps(payload)})
 
     def event(self) -> str:
         n = self._next()
-        event = self.chaos.choice([
-            {"type": "message", "channel": LEADS, "user": self.chaos.choice(PEOPLE),
-             "text": self.chaos.choice(["!reply ", "", "!REPLY  "]) + str(self.chaos.choice(HOSTILE)),
-             "ts": f"1764083000.{n:06d}", "thread_ts": self.chaos.choice([CARD_TS, f"1764083000.{n:06d}", "x"])},
-            {"type": "app_home_opened", "user": self.chaos.choice(PEOPLE), "tab": self.chaos.choice(["home", "x"]),
-             "channel": "D0X"},
-            {"type": "message", "channel": LEADS, "user": self.chaos.choice(PEOPLE), "subtype": "message_changed",
-             "ts": f"1764083000.{n:06d}"},
-        ])
-        return json.dumps({"type": "event_callback", "event_id": f"Ev{SEED}x{n}", "team_id": "T0SANDBOX",
-                           "api_app_id": "A0SANDBOX", "event": event, "event_time": int(time.time())})
+        event = self.chaos.choice(
+            [
+                {
+                    "type": "message",
+                    "channel": LEADS,
+                    "user": self.chaos.choice(PEOPLE),
+                    "text": self.chaos.choice(["!reply ", "", "!REPLY  "]) + str(self.chaos.choice(HOSTILE)),
+                    "ts": f"1764083000.{n:06d}",
+                    "thread_ts": self.chaos.choice([CARD_TS, f"1764083000.{n:06d}", "x"]),
+                },
+                {
+                    "type": "app_home_opened",
+                    "user": self.chaos.choice(PEOPLE),
+                    "tab": self.chaos.choice(["home", "x"]),
+                    "channel": "D0X",
+                },
+                {
+                    "type": "message",
+                    "channel": LEADS,
+                    "user": self.chaos.choice(PEOPLE),
+                    "subtype": "message_changed",
+                    "ts": f"1764083000.{n:06d}",
+                },
+            ]
+        )
+        return json.dumps(
+            {
+                "type": "event_callback",
+                "event_id": f"Ev{SEED}x{n}",
+                "team_id": "T0SANDBOX",
+                "api_app_id": "A0SANDBOX",
+                "event": event,
+                "event_time": int(time.time()),
+            }
+        )
 
 
 def post(bot, body: str, content_type: str, what: str, **headers: str):
-    answer = bot.client.post("/slack/events", content=body.encode("utf-8", "surrogatepass"),
-                             headers=signed(body, content_type, **headers))
+    answer = bot.client.post(
+        "/slack/events", content=body.encode("utf-8", "surrogatepass"), headers=signed(body, content_type, **headers)
+    )
     assert answer.status_code < 500, f"seed {SEED}: {what} answered {answer.status_code}: {answer.text[:300]}"
     return answer
 
@@ -202,21 +313,32 @@ def test_signed_hostile_modal_submissions_reach_every_real_modal_and_never_fail(
     fuzz = SlackFuzzer(fuzzed_bot, random.Random(SEED))
     for callback in ModalCallback:
         for _ in range(max(3, ROUNDS // len(ModalCallback))):
-            answer = post(fuzzed_bot, fuzz.submission(str(callback)), "application/x-www-form-urlencoded",
-                          f"submit {callback}")
+            answer = post(
+                fuzzed_bot, fuzz.submission(str(callback)), "application/x-www-form-urlencoded", f"submit {callback}"
+            )
             assert answer.status_code == 200, f"seed {SEED}: no listener took {callback} ({answer.status_code})"
     # The listeners themselves answered some of them (the guard alone would only refuse); they answer
     # after the ack, so give their threads a moment.
-    listener_answers = (":calendar:", "Not booked", "Saved", "Outcome not saved", ":outbox_tray:",
-                        ":no_entry: Not sent:", ":x:", ":telephone_receiver:", "Not sent:")
+    listener_answers = (
+        ":calendar:",
+        "Not booked",
+        "Saved",
+        "Outcome not saved",
+        ":outbox_tray:",
+        ":no_entry: Not sent:",
+        ":x:",
+        ":telephone_receiver:",
+        "Not sent:",
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         said = [e["text"] for e in fuzzed_bot.slack.ephemerals]
         if any(text.startswith(listener_answers) for text in said):
             break
         time.sleep(0.05)
-    assert any(text.startswith(listener_answers) for text in said), \
+    assert any(text.startswith(listener_answers) for text in said), (
         f"seed {SEED}: no modal listener ever answered: {said[:5]}"
+    )
     for message in fuzzed_bot.sms.sent:
         assert "49" not in message.body or "{{" in message.body
 
@@ -240,30 +362,45 @@ def test_signed_hostile_events_never_fail_and_nothing_typed_runs(fuzzed_bot):
     for message in fuzzed_bot.sms.sent:
         assert "49" not in message.body or "{{" in message.body
     with fuzzed_bot.services.session_factory() as session:
-        notes_by_outsiders = session.scalar(select(func.count()).select_from(AuditEntry).where(
-            AuditEntry.action == "note", AuditEntry.actor_id.in_(["U0GUEST", "U0PARTNER", "U0NOBODY"])))
+        notes_by_outsiders = session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "note", AuditEntry.actor_id.in_(["U0GUEST", "U0PARTNER", "U0NOBODY"]))
+        )
     assert notes_by_outsiders == 0
 
 
 def test_without_a_signing_secret_the_bolt_app_is_not_built(fuzzed_bot, engine, business_file):
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, SLACK_BOT_TOKEN=SLACK_TOKEN,
-                        SLACK_API_URL=fuzzed_bot.slack.url + "/api/")
+    settings = Settings(
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_BUSINESS=business_file,
+        SLACK_BOT_TOKEN=SLACK_TOKEN,
+        SLACK_API_URL=fuzzed_bot.slack.url + "/api/",
+    )
     with pytest.raises(SlackNotConfigured):
         build_slack_app(fuzzed_bot.services, settings)
 
 
 def test_an_app_without_a_signing_secret_refuses_every_http_request(fuzzed_bot, engine, business_file):
     # Socket Mode needs no signing secret; its app must then take nothing over HTTP, signed or not.
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, SLACK_BOT_TOKEN=SLACK_TOKEN,
-                        SLACK_APP_TOKEN="xapp-fuzz", SLACK_API_URL=fuzzed_bot.slack.url + "/api/",
-                        SLACK_LEADS_CHANNEL=LEADS)
+    settings = Settings(
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_BUSINESS=business_file,
+        SLACK_BOT_TOKEN=SLACK_TOKEN,
+        SLACK_APP_TOKEN="xapp-fuzz",
+        SLACK_API_URL=fuzzed_bot.slack.url + "/api/",
+        SLACK_LEADS_CHANNEL=LEADS,
+    )
     app = build_slack_app(fuzzed_bot.services, settings)
     fuzz = SlackFuzzer(fuzzed_bot, random.Random(SEED))
     with TestClient(Starlette(routes=[slack_route(app)]), base_url=PUBLIC) as client:
         for body in (fuzz.click(str(ActionId.LEAD_NOT_INTERESTED)), fuzz.command("/followup")):
             for secret in ("", SLACK_SECRET):
-                answer = client.post("/slack/events", content=body.encode(),
-                                     headers=signed(body, "application/x-www-form-urlencoded", secret))
+                answer = client.post(
+                    "/slack/events",
+                    content=body.encode(),
+                    headers=signed(body, "application/x-www-form-urlencoded", secret),
+                )
                 assert answer.status_code == 503 and "SLACK_SIGNING_SECRET" in answer.json()["error"]
     with fuzzed_bot.services.session_factory() as session:
         assert session.get(Lead, fuzz.lead_id).stage == "new"
@@ -274,21 +411,41 @@ def test_unsigned_or_badly_signed_slack_requests_are_refused_and_change_nothing(
     fuzz = SlackFuzzer(fuzzed_bot, chaos)
     before = fuzzed_bot.snapshot()
     for _ in range(ROUNDS):
-        body = chaos.choice([fuzz.click(str(chaos.choice(list(ActionId)))), fuzz.command("/followup"),
-                             fuzz.submission(str(chaos.choice(list(ModalCallback))))])
-        headers = chaos.choice([
-            {}, {"X-Slack-Signature": "v0=00", "X-Slack-Request-Timestamp": str(int(time.time()))},
-            signed(body, "application/x-www-form-urlencoded", "not-our-secret"),
-            {**signed(body, "application/x-www-form-urlencoded"), "X-Slack-Request-Timestamp": "1"},
-        ])
-        answer = fuzzed_bot.client.post("/slack/events", content=body.encode(), headers={
-            "Content-Type": "application/x-www-form-urlencoded", **headers})
+        body = chaos.choice(
+            [
+                fuzz.click(str(chaos.choice(list(ActionId)))),
+                fuzz.command("/followup"),
+                fuzz.submission(str(chaos.choice(list(ModalCallback)))),
+            ]
+        )
+        headers = chaos.choice(
+            [
+                {},
+                {"X-Slack-Signature": "v0=00", "X-Slack-Request-Timestamp": str(int(time.time()))},
+                signed(body, "application/x-www-form-urlencoded", "not-our-secret"),
+                {**signed(body, "application/x-www-form-urlencoded"), "X-Slack-Request-Timestamp": "1"},
+            ]
+        )
+        answer = fuzzed_bot.client.post(
+            "/slack/events",
+            content=body.encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+        )
         assert 400 <= answer.status_code < 500, f"seed {SEED}: an unsigned request got {answer.status_code}"
     assert fuzzed_bot.snapshot() == before
 
 
 def test_a_signed_slack_payload_that_is_not_an_object_is_refused(fuzzed_bot):
-    for payload in ("text", 1, None, [], {"type": "view_submission", "user": {"id": "U0ALICE"}, "view": {
-            "id": "V1", "type": "modal", "callback_id": str(ModalCallback.REPLY), "state": {"values": "x"}}}):
+    for payload in (
+        "text",
+        1,
+        None,
+        [],
+        {
+            "type": "view_submission",
+            "user": {"id": "U0ALICE"},
+            "view": {"id": "V1", "type": "modal", "callback_id": str(ModalCallback.REPLY), "state": {"values": "x"}},
+        },
+    ):
         body = urlencode({"payload": json.dumps(payload)})
         post(fuzzed_bot, body, "application/x-www-form-urlencoded", f"signed Slack payload {payload!r}")

@@ -45,15 +45,33 @@ CALCOM_SECRET = "fuzz-calcom-secret"
 EVENT_KEY = ec.generate_private_key(ec.SECP256R1())
 #: Dates no clinic books, and text that is not a date at all.
 IMPOSSIBLE_STARTS: list[Any] = [
-    "0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
-    "1970-01-01T00:00:00Z", "2026-02-30T10:00:00Z", "2026-12-01T25:00:00Z", "2026-12-01T10:00:00+25:00",
-    "2026-12-01", "+275760-09-13T00:00:00Z", "", " ", "NaN", 1764080000, -1, 1e308, None, True, [], {},
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:00:00-05:00",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "1970-01-01T00:00:00Z",
+    "2026-02-30T10:00:00Z",
+    "2026-12-01T25:00:00Z",
+    "2026-12-01T10:00:00+25:00",
+    "2026-12-01",
+    "+275760-09-13T00:00:00Z",
+    "",
+    " ",
+    "NaN",
+    1764080000,
+    -1,
+    1e308,
+    None,
+    True,
+    [],
+    {},
 ]
 
 
 def _app_for(settings: Settings, engine, clock) -> tuple[TestClient, FuzzedBot]:  # noqa: ANN001 - the engine fixture
-    services = build_services(settings, engine=engine, clock=clock, sms=FakeSmsSender(), email=FakeEmailSender(),
-                              migrate=False)
+    services = build_services(
+        settings, engine=engine, clock=clock, sms=FakeSmsSender(), email=FakeEmailSender(), migrate=False
+    )
     app = create_web_app(services, settings)
     client = TestClient(app, base_url=PUBLIC, raise_server_exceptions=True)
     return client, FuzzedBot(client, services, services.sms)
@@ -62,8 +80,9 @@ def _app_for(settings: Settings, engine, clock) -> tuple[TestClient, FuzzedBot]:
 @pytest.fixture
 def closed_bot(engine, clock, business_file: Path):
     """The web app as it starts with no secret set at all: the defaults."""
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL=PUBLIC,
-                        _env_file=None)
+    settings = Settings(
+        DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL=PUBLIC, _env_file=None
+    )
     client, bot = _app_for(settings, engine, clock)
     with client:
         yield bot
@@ -71,12 +90,19 @@ def closed_bot(engine, clock, business_file: Path):
 
 @pytest.fixture
 def signed_bot(engine, clock, business_file: Path):
-    public = EVENT_KEY.public_key().public_bytes(serialization.Encoding.DER,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL=PUBLIC,
-                        BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN, CALENDLY_WEBHOOK_SIGNING_KEY=CALENDLY_KEY,
-                        CALCOM_WEBHOOK_SECRET=CALCOM_SECRET,
-                        SENDGRID_WEBHOOK_PUBLIC_KEY=base64.b64encode(public).decode(), _env_file=None)
+    public = EVENT_KEY.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    settings = Settings(
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_BUSINESS=business_file,
+        PUBLIC_BASE_URL=PUBLIC,
+        BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
+        CALENDLY_WEBHOOK_SIGNING_KEY=CALENDLY_KEY,
+        CALCOM_WEBHOOK_SECRET=CALCOM_SECRET,
+        SENDGRID_WEBHOOK_PUBLIC_KEY=base64.b64encode(public).decode(),
+        _env_file=None,
+    )
     client, bot = _app_for(settings, engine, clock)
     with client:
         yield bot
@@ -94,9 +120,18 @@ def every_route(bot: FuzzedBot) -> list[tuple[str, str]]:
 
 def test_the_fuzz_reaches_every_route_the_app_serves(closed_bot):
     paths = {path for _method, path in every_route(closed_bot)}
-    assert {"/webhooks/leads", "/webhooks/booking", "/webhooks/calendly", "/webhooks/calcom",
-            "/webhooks/twilio/sms", "/webhooks/twilio/status", "/webhooks/twilio/voice",
-            "/webhooks/sendgrid/inbound", "/webhooks/sendgrid/events", "/healthz"} <= paths
+    assert {
+        "/webhooks/leads",
+        "/webhooks/booking",
+        "/webhooks/calendly",
+        "/webhooks/calcom",
+        "/webhooks/twilio/sms",
+        "/webhooks/twilio/status",
+        "/webhooks/twilio/voice",
+        "/webhooks/sendgrid/inbound",
+        "/webhooks/sendgrid/events",
+        "/healthz",
+    } <= paths
 
 
 def test_with_no_secret_set_every_webhook_answers_503_with_a_reason_and_nothing_changes(closed_bot):
@@ -106,11 +141,19 @@ def test_with_no_secret_set_every_webhook_answers_503_with_a_reason_and_nothing_
         for _ in range(max(ROUNDS // 8, 3)):
             fields = as_text_fields(hostile_fields(chaos, ["name", "phone", "email", "start", "From", "Body", "event"]))
             if chaos.random() < 0.5:
-                answer = closed_bot.client.request(method, path, content=form_body(fields),
-                                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+                answer = closed_bot.client.request(
+                    method,
+                    path,
+                    content=form_body(fields),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
             else:
-                answer = closed_bot.client.request(method, path, headers={"Content-Type": "application/json"},
-                                                   content=chaos.choice(JSON_BODIES + [json.dumps([fields]).encode()]))
+                answer = closed_bot.client.request(
+                    method,
+                    path,
+                    headers={"Content-Type": "application/json"},
+                    content=chaos.choice(JSON_BODIES + [json.dumps([fields]).encode()]),
+                )
             if path.startswith("/webhooks/"):
                 assert answer.status_code == 503 and answer.json()["error"], f"seed {SEED}: {path} is open"
             else:
@@ -119,9 +162,11 @@ def test_with_no_secret_set_every_webhook_answers_503_with_a_reason_and_nothing_
 
 
 def _booking(bot: FuzzedBot, start: Any, **fields: Any):
-    return bot.client.post("/webhooks/booking", content=json_body({"email": "dana@example.com", "start": start,
-                                                                   **fields}),
-                           headers={"Authorization": f"Bearer {BOOKING_TOKEN}", "Content-Type": "application/json"})
+    return bot.client.post(
+        "/webhooks/booking",
+        content=json_body({"email": "dana@example.com", "start": start, **fields}),
+        headers={"Authorization": f"Bearer {BOOKING_TOKEN}", "Content-Type": "application/json"},
+    )
 
 
 @pytest.mark.parametrize("start", IMPOSSIBLE_STARTS)
@@ -134,30 +179,43 @@ def test_a_booking_at_an_impossible_time_is_a_422_with_a_reason(signed_bot, star
 
 @pytest.mark.parametrize("lead_id", [10**40, "9" * 40, -1, 0, "²", "1e5", 1.5, "", [], {}])
 def test_a_booking_for_an_impossible_lead_id_is_a_422(signed_bot, lead_id):
-    answer = signed_bot.client.post("/webhooks/booking", content=json_body(
-        {"lead_id": lead_id, "start": "2026-12-01T10:00:00-06:00"}),
-        headers={"Authorization": f"Bearer {BOOKING_TOKEN}", "Content-Type": "application/json"})
+    answer = signed_bot.client.post(
+        "/webhooks/booking",
+        content=json_body({"lead_id": lead_id, "start": "2026-12-01T10:00:00-06:00"}),
+        headers={"Authorization": f"Bearer {BOOKING_TOKEN}", "Content-Type": "application/json"},
+    )
     assert answer.status_code == 422 and answer.json()["error"]
 
 
 def _calendly(bot: FuzzedBot, payload: Any, event: Any = "invitee.created"):
     body = json.dumps({"event": event, "payload": payload}).encode()
-    return bot.client.post("/webhooks/calendly", content=body, headers={
-        "Content-Type": "application/json",
-        "Calendly-Webhook-Signature": calendly_signature(CALENDLY_KEY, body, int(time.time()))})
+    return bot.client.post(
+        "/webhooks/calendly",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "Calendly-Webhook-Signature": calendly_signature(CALENDLY_KEY, body, int(time.time())),
+        },
+    )
 
 
 def _calcom(bot: FuzzedBot, payload: Any, trigger: Any = "BOOKING_CREATED"):
     body = json.dumps({"triggerEvent": trigger, "createdAt": "2026-11-25T15:00:00.000Z", "payload": payload}).encode()
-    return bot.client.post("/webhooks/calcom", content=body, headers={
-        "Content-Type": "application/json", "X-Cal-Signature-256": calcom_signature(CALCOM_SECRET, body)})
+    return bot.client.post(
+        "/webhooks/calcom",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Cal-Signature-256": calcom_signature(CALCOM_SECRET, body)},
+    )
 
 
 @pytest.mark.parametrize("start", IMPOSSIBLE_STARTS)
 def test_a_signed_calendar_booking_at_an_impossible_time_never_fails_the_server(signed_bot, start):
-    calendly = {"uri": "https://api.calendly.com/scheduled_events/E1/invitees/I1", "email": "sam@example.com",
-                "name": "Sam Park", "scheduled_event": {"uri": "https://api.calendly.com/scheduled_events/E1",
-                                                        "start_time": start}}
+    calendly = {
+        "uri": "https://api.calendly.com/scheduled_events/E1/invitees/I1",
+        "email": "sam@example.com",
+        "name": "Sam Park",
+        "scheduled_event": {"uri": "https://api.calendly.com/scheduled_events/E1", "start_time": start},
+    }
     calcom = {"uid": "bk_1", "startTime": start, "attendees": [{"email": "sam@example.com", "name": "Sam"}]}
     for answer, what in ((_calendly(signed_bot, calendly), "calendly"), (_calcom(signed_bot, calcom), "cal.com")):
         check(answer, f"{what} start {start!r}")
@@ -175,15 +233,29 @@ def _shaped_like(chaos: random.Random, value: Any, depth: int = 0) -> Any:
     return value
 
 
-CALENDLY_SHAPE = {"uri": "https://api.calendly.com/scheduled_events/E1/invitees/I1", "email": "sam@example.com",
-                  "name": "Sam Park", "rescheduled": False, "old_invitee": None, "status": "active",
-                  "questions_and_answers": [{"question": "Mobile phone", "answer": "+1 312 555 0199"}],
-                  "no_show": {"uri": "https://api.calendly.com/invitee_no_shows/N1"},
-                  "scheduled_event": {"uri": "https://api.calendly.com/scheduled_events/E1",
-                                      "start_time": "2026-11-30T21:00:00.000000Z"}}
-CALCOM_SHAPE = {"uid": "bk_1", "startTime": "2026-11-30T21:00:00.000Z", "rescheduleUid": None, "status": "ACCEPTED",
-                "attendees": [{"email": "sam@example.com", "name": "Sam", "timeZone": "America/Chicago"}],
-                "responses": {"phone": {"value": "+13125550199"}}, "noShowHost": False}
+CALENDLY_SHAPE = {
+    "uri": "https://api.calendly.com/scheduled_events/E1/invitees/I1",
+    "email": "sam@example.com",
+    "name": "Sam Park",
+    "rescheduled": False,
+    "old_invitee": None,
+    "status": "active",
+    "questions_and_answers": [{"question": "Mobile phone", "answer": "+1 312 555 0199"}],
+    "no_show": {"uri": "https://api.calendly.com/invitee_no_shows/N1"},
+    "scheduled_event": {
+        "uri": "https://api.calendly.com/scheduled_events/E1",
+        "start_time": "2026-11-30T21:00:00.000000Z",
+    },
+}
+CALCOM_SHAPE = {
+    "uid": "bk_1",
+    "startTime": "2026-11-30T21:00:00.000Z",
+    "rescheduleUid": None,
+    "status": "ACCEPTED",
+    "attendees": [{"email": "sam@example.com", "name": "Sam", "timeZone": "America/Chicago"}],
+    "responses": {"phone": {"value": "+13125550199"}},
+    "noShowHost": False,
+}
 
 
 def test_signed_calendar_payloads_with_odd_shapes_never_fail_the_server(signed_bot):
@@ -192,8 +264,9 @@ def test_signed_calendar_payloads_with_odd_shapes_never_fail_the_server(signed_b
         event = chaos.choice(["invitee.created", "invitee.canceled", "invitee_no_show.created", 7, None, "x"])
         answer = _calendly(signed_bot, _shaped_like(chaos, CALENDLY_SHAPE), event)
         check(answer, f"signed calendly {event!r}")
-        trigger = chaos.choice(["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_CANCELLED",
-                                "BOOKING_NO_SHOW_UPDATED", [], "x"])
+        trigger = chaos.choice(
+            ["BOOKING_CREATED", "BOOKING_RESCHEDULED", "BOOKING_CANCELLED", "BOOKING_NO_SHOW_UPDATED", [], "x"]
+        )
         answer = _calcom(signed_bot, _shaped_like(chaos, CALCOM_SHAPE), trigger)
         check(answer, f"signed cal.com {trigger!r}")
     for body in (None, [], "text", 1, {"payload": []}):
@@ -204,16 +277,29 @@ def test_signed_calendar_payloads_with_odd_shapes_never_fail_the_server(signed_b
 def _signed_events(bot: FuzzedBot, events: Any):
     body, stamp = json.dumps(events), str(int(time.time()))
     signature = base64.b64encode(EVENT_KEY.sign((stamp + body).encode(), ec.ECDSA(hashes.SHA256()))).decode()
-    return bot.client.post("/webhooks/sendgrid/events", content=body, headers={
-        "Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Signature": signature,
-        "X-Twilio-Email-Event-Webhook-Timestamp": stamp})
+    return bot.client.post(
+        "/webhooks/sendgrid/events",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Twilio-Email-Event-Webhook-Signature": signature,
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+        },
+    )
 
 
 def test_signed_sendgrid_events_with_odd_values_never_fail_the_server(signed_bot, clock):
     chaos = random.Random(SEED)
-    shape = {"email": "dana@example.com", "timestamp": int(clock.now().timestamp()), "event": "delivered",
-             "sg_event_id": "ev-1", "sg_message_id": "abc.filter0001.1.0", "touch_id": "1", "lead_id": "1",
-             "type": "bounce"}
+    shape = {
+        "email": "dana@example.com",
+        "timestamp": int(clock.now().timestamp()),
+        "event": "delivered",
+        "sg_event_id": "ev-1",
+        "sg_message_id": "abc.filter0001.1.0",
+        "touch_id": "1",
+        "lead_id": "1",
+        "type": "bounce",
+    }
     for round_ in range(ROUNDS):
         events = [{**_shaped_like(chaos, shape), "sg_event_id": f"ev-{round_}-{n}"} for n in range(3)]
         check(_signed_events(signed_bot, events), f"signed events {events!r:.300}")

@@ -6,9 +6,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -20,15 +21,15 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from bot.store.audit import SYSTEM
-from bot.usecases.call_tasks import open_call_task
-from tests.fakes import WEB_FORM_CONSENT
-from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import CallTask, Lead
 from bot.settings import Settings
 from bot.slack_app import build_slack_app, slack_route
 from bot.standins.server import RecordedRequest, Reply
 from bot.standins.slack_api import SlackApiStandin
+from bot.store.audit import SYSTEM
+from bot.store.models import CallTask, Lead
+from bot.usecases.call_tasks import open_call_task
+from bot.usecases.leads import LeadInput, add_lead
+from tests.fakes import WEB_FORM_CONSENT
 from tests.support.ports import free_port
 
 BOT_TOKEN = "xoxb-test-token"
@@ -109,8 +110,13 @@ def valid_blocks(blocks: list[dict[str, Any]], limit: int = 50) -> list[dict[str
 def valid_view(view: dict[str, Any]) -> dict[str, Any]:
     """Fail unless slack_sdk validates the whole view (title, submit, blocks) within 100 blocks."""
     valid_blocks(view["blocks"], limit=100)
-    View(**{k: v for k, v in view.items() if k in ("type", "callback_id", "title", "submit", "close", "blocks",
-                                                    "private_metadata", "external_id")}).validate_json()
+    View(
+        **{
+            k: v
+            for k, v in view.items()
+            if k in ("type", "callback_id", "title", "submit", "close", "blocks", "private_metadata", "external_id")
+        }
+    ).validate_json()
     return view
 
 
@@ -127,8 +133,14 @@ def only_own_markup(text: str) -> None:
 class Workspace:
     """Slack as the team sees it: signed requests to the bot's HTTP route, the Web API stand-in behind."""
 
-    def __init__(self, http: httpx.Client, slack: SlackWithResponseUrls, executor: TrackingExecutor, services,
-                 errors: list[BaseException]):
+    def __init__(
+        self,
+        http: httpx.Client,
+        slack: SlackWithResponseUrls,
+        executor: TrackingExecutor,
+        services,
+        errors: list[BaseException],
+    ):
         self.http = http
         self.slack = slack
         self.executor = executor
@@ -143,12 +155,23 @@ class Workspace:
 
     # --- raw requests -------------------------------------------------------------------------
 
-    def post(self, body: str, content_type: str, *, headers: dict[str, str] | None = None,
-             timestamp: int | None = None, signature: str | None = None) -> httpx.Response:
+    def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
         stamp = str(timestamp if timestamp is not None else int(time.time()))
         sign = signature or SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-        sent = {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": sign,
-                **(headers or {})}
+        sent = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": sign,
+            **(headers or {}),
+        }
         self.last_request = (body, sent)
         answer = self.http.post("/slack/events", content=body.encode(), headers=sent)
         self.executor.wait_idle()
@@ -163,35 +186,74 @@ class Workspace:
 
     # --- what people do -----------------------------------------------------------------------
 
-    def command(self, text: str, *, user: str = ALICE, channel: str = LEADS,
-                command: str = "/followup") -> httpx.Response:
+    def command(
+        self, text: str, *, user: str = ALICE, channel: str = LEADS, command: str = "/followup"
+    ) -> httpx.Response:
         n = self._next()
         form = {
-            "token": "legacy", "team_id": "T0SANDBOX", "team_domain": "sandbox", "channel_id": channel,
-            "channel_name": "leads", "user_id": user, "user_name": user.lower(), "command": command,
-            "text": text, "api_app_id": "A0SANDBOX", "is_enterprise_install": "false",
-            "response_url": f"{self.slack.url}/respond/{n}", "trigger_id": f"trigger-{n}",
+            "token": "legacy",
+            "team_id": "T0SANDBOX",
+            "team_domain": "sandbox",
+            "channel_id": channel,
+            "channel_name": "leads",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0SANDBOX",
+            "is_enterprise_install": "false",
+            "response_url": f"{self.slack.url}/respond/{n}",
+            "trigger_id": f"trigger-{n}",
         }
         return self.post(urlencode(form), "application/x-www-form-urlencoded")
 
-    def click(self, action_id: str, value: int | str, *, user: str = ALICE, channel: str = LEADS,
-              message_ts: str = CARD_TS, thread_ts: str | None = None) -> httpx.Response:
+    def click(
+        self,
+        action_id: str,
+        value: int | str,
+        *,
+        user: str = ALICE,
+        channel: str = LEADS,
+        message_ts: str = CARD_TS,
+        thread_ts: str | None = None,
+    ) -> httpx.Response:
         n = self._next()
-        message: dict[str, Any] = {"type": "message", "ts": message_ts, "user": "U0BOT", "bot_id": "B0BOT",
-                                   "text": "card"}
-        container: dict[str, Any] = {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                                     "is_ephemeral": False}
+        message: dict[str, Any] = {
+            "type": "message",
+            "ts": message_ts,
+            "user": "U0BOT",
+            "bot_id": "B0BOT",
+            "text": "card",
+        }
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        }
         if thread_ts:
             message["thread_ts"] = container["thread_ts"] = thread_ts
         payload = {
-            "type": "block_actions", "api_app_id": "A0SANDBOX", "token": "legacy",
+            "type": "block_actions",
+            "api_app_id": "A0SANDBOX",
+            "token": "legacy",
             "team": {"id": "T0SANDBOX", "domain": "sandbox"},
             "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0SANDBOX"},
-            "container": container, "channel": {"id": channel, "name": "leads"}, "message": message,
-            "trigger_id": f"trigger-{n}", "response_url": f"{self.slack.url}/respond/{n}",
-            "actions": [{"action_id": str(action_id), "block_id": "actions", "type": "button",
-                         "value": str(value), "action_ts": f"{int(time.time())}.000{n}",
-                         "text": {"type": "plain_text", "text": "button"}}],
+            "container": container,
+            "channel": {"id": channel, "name": "leads"},
+            "message": message,
+            "trigger_id": f"trigger-{n}",
+            "response_url": f"{self.slack.url}/respond/{n}",
+            "actions": [
+                {
+                    "action_id": str(action_id),
+                    "block_id": "actions",
+                    "type": "button",
+                    "value": str(value),
+                    "action_ts": f"{int(time.time())}.000{n}",
+                    "text": {"type": "plain_text", "text": "button"},
+                }
+            ],
         }
         return self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
@@ -199,7 +261,9 @@ class Workspace:
         """Submit an opened modal with state values given as {block_id: element state}."""
         state = {block_id: {block_id: element} for block_id, element in values.items()}
         payload = {
-            "type": "view_submission", "api_app_id": "A0SANDBOX", "token": "legacy",
+            "type": "view_submission",
+            "api_app_id": "A0SANDBOX",
+            "token": "legacy",
             "team": {"id": "T0SANDBOX", "domain": "sandbox"},
             "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0SANDBOX"},
             "trigger_id": f"trigger-{self._next()}",
@@ -207,21 +271,44 @@ class Workspace:
         }
         return self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
-    def event(self, event: dict[str, Any], *, event_id: str | None = None,
-              headers: dict[str, str] | None = None) -> httpx.Response:
+    def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         envelope = {
-            "token": "legacy", "team_id": "T0SANDBOX", "api_app_id": "A0SANDBOX", "type": "event_callback",
-            "event_id": event_id or f"Ev{self._next():08d}", "event_time": int(time.time()), "event": event,
+            "token": "legacy",
+            "team_id": "T0SANDBOX",
+            "api_app_id": "A0SANDBOX",
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{self._next():08d}",
+            "event_time": int(time.time()),
+            "event": event,
             "authorizations": [{"team_id": "T0SANDBOX", "user_id": "U0BOT", "is_bot": True}],
         }
         return self.post(json.dumps(envelope), "application/json", headers=headers)
 
-    def thread_reply(self, text: str, *, user: str = ALICE, thread_ts: str = CARD_TS, channel: str = LEADS,
-                     event_id: str | None = None, headers: dict[str, str] | None = None,
-                     **extra: Any) -> httpx.Response:
+    def thread_reply(
+        self,
+        text: str,
+        *,
+        user: str = ALICE,
+        thread_ts: str = CARD_TS,
+        channel: str = LEADS,
+        event_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> httpx.Response:
         n = self._next()
-        event = {"type": "message", "channel": channel, "user": user, "text": text, "ts": f"1764083000.{n:06d}",
-                 "thread_ts": thread_ts, "channel_type": "channel", "event_ts": f"1764083000.{n:06d}", **extra}
+        event = {
+            "type": "message",
+            "channel": channel,
+            "user": user,
+            "text": text,
+            "ts": f"1764083000.{n:06d}",
+            "thread_ts": thread_ts,
+            "channel_type": "channel",
+            "event_ts": f"1764083000.{n:06d}",
+            **extra,
+        }
         return self.event(event, event_id=event_id, headers=headers)
 
     # --- what the bot said ----------------------------------------------------------------------
@@ -302,9 +389,14 @@ def slack():
 @pytest.fixture
 def slack_settings(engine, business_file, slack) -> Settings:
     return Settings(
-        DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL="https://followup.example.com",
-        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=slack.url + "/api/",
-        SLACK_LEADS_CHANNEL=LEADS, SLACK_ADMINS=f"{ADMIN}, U0OTHERADMIN",
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_BUSINESS=business_file,
+        PUBLIC_BASE_URL="https://followup.example.com",
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.url + "/api/",
+        SLACK_LEADS_CHANNEL=LEADS,
+        SLACK_ADMINS=f"{ADMIN}, U0OTHERADMIN",
     )
 
 
@@ -332,11 +424,25 @@ def workspace(services, slack_settings, slack, slack_server):
 
 def new_lead(services, *, card: bool = True, card_ts: str = CARD_TS, **fields: Any) -> int:
     """A lead taken in by the core, with its card in the leads channel as the poster stores it."""
-    data = LeadInput.parse({"name": "Dana Lee", "phone": CHICAGO_PHONE, "email": "dana@example.com",
-                            "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT, **fields})
+    data = LeadInput.parse(
+        {
+            "name": "Dana Lee",
+            "phone": CHICAGO_PHONE,
+            "email": "dana@example.com",
+            "message": "Lower back pain, any openings this week?",
+            **WEB_FORM_CONSENT,
+            **fields,
+        }
+    )
     with services.session_factory.begin() as session:
-        result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                          now=services.clock.now(), actor=SYSTEM)
+        result = add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        )
         if card:
             lead = session.get(Lead, result.lead_id)
             lead.slack_channel, lead.slack_ts = LEADS, card_ts

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,9 @@ from tests.webhooks.test_no_lead_forgotten import inbound_email, new_lead, text_
 
 DANA_PHONE, DANA_EMAIL = "+13125550142", "dana@example.com"
 #: Monday Nov 30 2026, 3:00 PM in Chicago (the clinic); the test clock starts on Wednesday Nov 25.
-VISIT = datetime(2026, 11, 30, 21, 0, tzinfo=timezone.utc)
+VISIT = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
 #: Where a move takes it: Tuesday Dec 1, 10:00 AM in Chicago.
-MOVED = datetime(2026, 12, 1, 16, 0, tzinfo=timezone.utc)
+MOVED = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
 CALENDLY_EVENT = "https://api.calendly.com/scheduled_events/GBGBDCAADAEDCRZ2"
 CALENDLY_FIRST = f"{CALENDLY_EVENT}/invitees/AAAAAAAAAAAAAAAA"
 CALENDLY_MOVED = f"{CALENDLY_EVENT}/invitees/BBBBBBBBBBBBBBBB"
@@ -65,11 +65,18 @@ CALENDLY_MOVED = f"{CALENDLY_EVENT}/invitees/BBBBBBBBBBBBBBBB"
 @pytest.fixture
 def services(engine, clock, business_file: Path, twilio, sendgrid):  # noqa: F811  (twilio and sendgrid: fixtures)
     """The services with the real vendor clients pointed at the stand-ins; the dispatcher runs when woken."""
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file,
-                        PUBLIC_BASE_URL="https://followup.example.com")
+    settings = Settings(
+        DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL="https://followup.example.com"
+    )
     sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_url=twilio.url, timeout=2.0)
-    email = SendGridEmailSender(SENDGRID_KEY, "hello@lakeside.example", "Lakeside Chiropractic",
-                                "reply@inbound.lakeside.example", api_url=sendgrid.url, timeout=2.0)
+    email = SendGridEmailSender(
+        SENDGRID_KEY,
+        "hello@lakeside.example",
+        "Lakeside Chiropractic",
+        "reply@inbound.lakeside.example",
+        api_url=sendgrid.url,
+        timeout=2.0,
+    )
     built = build_services(settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
     built.wakeups.connect(dispatcher=lambda: Dispatcher(built).run_due())
     return built
@@ -132,21 +139,27 @@ class Clinic:
 
 
 @pytest.fixture
-def clinic(workspace: Workspace, slack_server, services, slack, business_file: Path,
-           twilio, sendgrid):  # noqa: F811 - twilio and sendgrid are the fixtures imported above
+def clinic(workspace: Workspace, slack_server, services, slack, business_file: Path, twilio, sendgrid):  # noqa: F811 - twilio and sendgrid are the fixtures imported above
     """The Bolt app's route (mounted by the workspace fixture) and every webhook, served as one app."""
     http, current = slack_server
     url = str(http.base_url).rstrip("/")
     settings = Settings(
-        DATABASE_URL=str(services.session_factory.kw["bind"].url), PUBLIC_BASE_URL=url, FOLLOWUP_BUSINESS=business_file,
-        LEAD_WEBHOOK_TOKEN=LEAD_TOKEN, BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN, CALENDLY_WEBHOOK_SIGNING_KEY=CALENDLY_KEY,
-        CALCOM_WEBHOOK_SECRET=CALCOM_SECRET, SENDGRID_INBOUND_TOKEN=INBOUND_TOKEN, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        DATABASE_URL=str(services.session_factory.kw["bind"].url),
+        PUBLIC_BASE_URL=url,
+        FOLLOWUP_BUSINESS=business_file,
+        LEAD_WEBHOOK_TOKEN=LEAD_TOKEN,
+        BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
+        CALENDLY_WEBHOOK_SIGNING_KEY=CALENDLY_KEY,
+        CALCOM_WEBHOOK_SECRET=CALCOM_SECRET,
+        SENDGRID_INBOUND_TOKEN=INBOUND_TOKEN,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
     )
     current.app = create_web_app(services, settings, extra_routes=list(current.app.routes))
     client = WebClient(token=BOT_TOKEN, base_url=slack.url + "/api/", timeout=2)
     fake = FakeTime()
-    poster = SlackPoster(services, client, LEADS, ALICE, admins=(ADMIN,),
-                         limits=SlackLimits(clock=fake.clock, sleep=fake.sleep))
+    poster = SlackPoster(
+        services, client, LEADS, ALICE, admins=(ADMIN,), limits=SlackLimits(clock=fake.clock, sleep=fake.sleep)
+    )
     yield Clinic(workspace, services, poster, url, twilio, sendgrid)
     current.app.state.web_engine.dispose()
 
@@ -156,20 +169,27 @@ def clinic(workspace: Workspace, slack_server, services, slack, business_file: P
 
 def visits(clinic: Clinic, lead_id: int) -> list[tuple[str, datetime]]:
     with clinic.services.session_factory() as session:
-        return [(a.status, a.start_at) for a in session.scalars(
-            select(Appointment).where(Appointment.lead_id == lead_id).order_by(Appointment.id))]
+        return [
+            (a.status, a.start_at)
+            for a in session.scalars(select(Appointment).where(Appointment.lead_id == lead_id).order_by(Appointment.id))
+        ]
 
 
 def ahead(clinic: Clinic, lead_id: int) -> int:
     with clinic.services.session_factory() as session:
-        return session.scalars(select(Appointment.id).where(
-            Appointment.lead_id == lead_id, Appointment.status.in_(("booked", "confirmed")))).one()
+        return session.scalars(
+            select(Appointment.id).where(
+                Appointment.lead_id == lead_id, Appointment.status.in_(("booked", "confirmed"))
+            )
+        ).one()
 
 
 def sequences(clinic: Clinic, lead_id: int) -> list[tuple[str, str]]:
     with clinic.services.session_factory() as session:
-        return [(e.sequence_name, e.state) for e in session.scalars(
-            select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id))]
+        return [
+            (e.sequence_name, e.state)
+            for e in session.scalars(select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id))
+        ]
 
 
 def audited(clinic: Clinic, lead_id: int) -> list[str]:
@@ -179,8 +199,7 @@ def audited(clinic: Clinic, lead_id: int) -> list[str]:
 
 def open_calls(clinic: Clinic, lead_id: int) -> list[CallTask]:
     with clinic.services.session_factory() as session:
-        return list(session.scalars(select(CallTask).where(CallTask.lead_id == lead_id,
-                                                           CallTask.status == "open")))
+        return list(session.scalars(select(CallTask).where(CallTask.lead_id == lead_id, CallTask.status == "open")))
 
 
 def texts_to_dana(clinic: Clinic) -> list[str]:
@@ -217,8 +236,10 @@ def book_by_log_outcome(clinic: Clinic, lead_id: int) -> None:
     assert text_in(clinic, clinic.twilio, "Do you take Blue Cross?") == 200
     [task] = open_calls(clinic, lead_id)
     clinic.click(ActionId.TASK_LOG_OUTCOME, task.id, lead_id)
-    booked = {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": "Booked"},
-                                                           "value": "booked"}}
+    booked = {
+        "type": "radio_buttons",
+        "selected_option": {"text": {"type": "plain_text", "text": "Booked"}, "value": "booked"},
+    }
     clinic.team.submit(clinic.team.opened_view(), {"outcome": booked, "when": moment(VISIT)})
 
 
@@ -258,15 +279,23 @@ BOOK: dict[str, Change] = {
     "the booking webhook (same lead, same start)": book_by_webhook_without_an_id,
 }
 #: Sources that redeliver: the same booking twice is one booking.
-REDELIVERED = ("Calendly", "Cal.com", "the booking webhook (external_id)",
-               "the booking webhook (same lead, same start)")
+REDELIVERED = (
+    "Calendly",
+    "Cal.com",
+    "the booking webhook (external_id)",
+    "the booking webhook (same lead, same start)",
+)
 
 
 def move_by_card(clinic: Clinic, lead_id: int) -> None:
     clinic.click(ActionId.APPOINTMENT_RESCHEDULE, ahead(clinic, lead_id), lead_id)
-    clinic.team.submit(clinic.team.opened_view(), {
-        "visit_date": {"type": "datepicker", "selected_date": "2026-12-01"},
-        "visit_time": {"type": "timepicker", "selected_time": "10:00"}})
+    clinic.team.submit(
+        clinic.team.opened_view(),
+        {
+            "visit_date": {"type": "datepicker", "selected_date": "2026-12-01"},
+            "visit_time": {"type": "timepicker", "selected_time": "10:00"},
+        },
+    )
 
 
 def move_by_command(clinic: Clinic, lead_id: int) -> None:
@@ -276,17 +305,30 @@ def move_by_command(clinic: Clinic, lead_id: int) -> None:
 
 def move_by_calendly(clinic: Clinic, lead_id: int) -> None:
     # Calendly: a cancel marked rescheduled, and the new invitee pointing back at the old one.
-    cancelled = {**calendly_invitee(email=DANA_EMAIL, phone=DANA_PHONE, status="canceled", rescheduled=True),
-                 "cancellation": {"canceled_by": "Dana Lee", "reason": None, "canceler_type": "invitee"}}
-    moved = calendly_invitee(uri=CALENDLY_MOVED, start="2026-12-01T16:00:00.000000Z", old_invitee=CALENDLY_FIRST,
-                             email=DANA_EMAIL, phone=DANA_PHONE)
+    cancelled = {
+        **calendly_invitee(email=DANA_EMAIL, phone=DANA_PHONE, status="canceled", rescheduled=True),
+        "cancellation": {"canceled_by": "Dana Lee", "reason": None, "canceler_type": "invitee"},
+    }
+    moved = calendly_invitee(
+        uri=CALENDLY_MOVED,
+        start="2026-12-01T16:00:00.000000Z",
+        old_invitee=CALENDLY_FIRST,
+        email=DANA_EMAIL,
+        phone=DANA_PHONE,
+    )
     assert calendly(clinic, "invitee.canceled", cancelled).status_code == 200
     assert calendly(clinic, "invitee.created", moved).status_code == 200
 
 
 def move_by_calcom(clinic: Clinic, lead_id: int) -> None:
-    moved = calcom_booking(uid="bk_9Zx1", start="2026-12-01T16:00:00.000Z", rescheduleUid="bk_7Hq2",
-                           rescheduleStartTime="2026-11-30T21:00:00.000Z", email=DANA_EMAIL, phone=DANA_PHONE)
+    moved = calcom_booking(
+        uid="bk_9Zx1",
+        start="2026-12-01T16:00:00.000Z",
+        rescheduleUid="bk_7Hq2",
+        rescheduleStartTime="2026-11-30T21:00:00.000Z",
+        email=DANA_EMAIL,
+        phone=DANA_PHONE,
+    )
     assert calcom(clinic, "BOOKING_RESCHEDULED", moved).status_code == 200
 
 
@@ -314,14 +356,17 @@ def cancel_by_command(clinic: Clinic, lead_id: int) -> None:
 
 
 def cancel_by_calendly(clinic: Clinic, lead_id: int) -> None:
-    cancelled = {**calendly_invitee(email=DANA_EMAIL, phone=DANA_PHONE, status="canceled"),
-                 "cancellation": {"canceled_by": "Dana Lee", "reason": "feeling better", "canceler_type": "invitee"}}
+    cancelled = {
+        **calendly_invitee(email=DANA_EMAIL, phone=DANA_PHONE, status="canceled"),
+        "cancellation": {"canceled_by": "Dana Lee", "reason": "feeling better", "canceler_type": "invitee"},
+    }
     assert calendly(clinic, "invitee.canceled", cancelled).json()["result"] == "cancelled"
 
 
 def cancel_by_calcom(clinic: Clinic, lead_id: int) -> None:
-    cancelled = calcom_booking(status="CANCELLED", cancellationReason="feeling better", email=DANA_EMAIL,
-                               phone=DANA_PHONE)
+    cancelled = calcom_booking(
+        status="CANCELLED", cancellationReason="feeling better", email=DANA_EMAIL, phone=DANA_PHONE
+    )
     assert calcom(clinic, "BOOKING_CANCELLED", cancelled).json()["result"] == "cancelled"
 
 
@@ -342,15 +387,23 @@ def no_show_by_command(clinic: Clinic, lead_id: int) -> None:
 
 
 def no_show_by_calendly(clinic: Clinic, lead_id: int) -> None:
-    no_show = {**calendly_invitee(email=DANA_EMAIL, phone=DANA_PHONE),
-               "no_show": {"uri": "https://api.calendly.com/invitee_no_shows/NS1",
-                           "created_at": "2026-11-30T22:00:00.000000Z"}}
+    no_show = {
+        **calendly_invitee(email=DANA_EMAIL, phone=DANA_PHONE),
+        "no_show": {
+            "uri": "https://api.calendly.com/invitee_no_shows/NS1",
+            "created_at": "2026-11-30T22:00:00.000000Z",
+        },
+    }
     assert calendly(clinic, "invitee_no_show.created", no_show).json()["result"] == "no_show"
 
 
 def no_show_by_calcom(clinic: Clinic, lead_id: int) -> None:
-    no_show = {"message": "x_marked_as_no_show", "bookingUid": "bk_7Hq2", "bookingId": 412,
-               "attendees": [{"email": DANA_EMAIL, "noShow": True}]}
+    no_show = {
+        "message": "x_marked_as_no_show",
+        "bookingUid": "bk_7Hq2",
+        "bookingId": 412,
+        "attendees": [{"email": DANA_EMAIL, "noShow": True}],
+    }
     assert calcom(clinic, "BOOKING_NO_SHOW_UPDATED", no_show).json()["result"] == "no_show"
 
 
@@ -371,8 +424,10 @@ def attended_by_command(clinic: Clinic, lead_id: int) -> None:
     assert "attended the visit" in clinic.team.last_answer()
 
 
-ATTENDED: dict[str, Change] = {"the card's Attended button": attended_by_card,
-                               "/followup attended": attended_by_command}
+ATTENDED: dict[str, Change] = {
+    "the card's Attended button": attended_by_card,
+    "/followup attended": attended_by_command,
+}
 
 CONFIRM: dict[str, Change] = {
     "a text": lambda clinic, _: text_in(clinic, clinic.twilio, "YES"),
@@ -511,8 +566,7 @@ def test_attended_from_each_source_ends_the_reminders_and_says_so(clinic, source
 
 
 @pytest.mark.parametrize("action", [ActionId.APPOINTMENT_ATTENDED, ActionId.APPOINTMENT_NO_SHOW])
-def test_before_the_start_time_the_card_offers_neither_attended_nor_no_show_and_a_click_changes_nothing(clinic,
-                                                                                                        action):
+def test_before_the_start_time_the_card_offers_neither_attended_nor_no_show_and_a_click_changes_nothing(clinic, action):
     lead_id = a_lead(clinic)
     book_by_command(clinic, lead_id)
     card = clinic.card(lead_id)
@@ -538,7 +592,8 @@ def after_visit_on(business_file: Path) -> str:
 
 
 def test_attended_starts_the_after_visit_thank_you_with_the_review_link_when_the_business_turns_it_on(
-        after_visit_on, clinic):
+    after_visit_on, clinic
+):
     lead_id = a_lead(clinic)
     book_by_command(clinic, lead_id)
     clinic.caught_up()
@@ -557,8 +612,9 @@ def test_stats_and_app_home_count_the_changes_made_through_the_routes(clinic):
     for n in range(4):
         lead_id = new_lead(clinic, name=f"Lead {n}", phone=f"+1312555030{n}", email=f"lead{n}@example.com")
         leads.append(lead_id)
-        booking_webhook(clinic, lead_id=lead_id, start=(VISIT + timedelta(minutes=n)).isoformat(),
-                        external_id=f"visit-{n}")
+        booking_webhook(
+            clinic, lead_id=lead_id, start=(VISIT + timedelta(minutes=n)).isoformat(), external_id=f"visit-{n}"
+        )
     clinic.caught_up()
     booking_webhook(clinic, lead_id=leads[2], start=(VISIT + timedelta(days=5)).isoformat(), external_id="visit-2")
     clinic.team.command(f"cancel {leads[3]}")
@@ -568,17 +624,22 @@ def test_stats_and_app_home_count_the_changes_made_through_the_routes(clinic):
 
     clinic.team.command("stats 7d")
     said = clinic.team.last_answer()
-    for part in ("*Show rate*\\n50% (1 of 2)", "*No-show rate*\\n50% (1 of 2)", "*Cancellations*\\n1",
-                 "*Reschedules*\\n1"):
+    for part in (
+        "*Show rate*\\n50% (1 of 2)",
+        "*No-show rate*\\n50% (1 of 2)",
+        "*Cancellations*\\n1",
+        "*Reschedules*\\n1",
+    ):
         assert part in said
-    clinic.team.event({"type": "app_home_opened", "user": ALICE, "channel": "D0HOME", "tab": "home",
-                       "event_ts": "1764083000.000100"})
+    clinic.team.event(
+        {"type": "app_home_opened", "user": ALICE, "channel": "D0HOME", "tab": "home", "event_ts": "1764083000.000100"}
+    )
     home = json.dumps(clinic.team.slack.home_views[ALICE])
     assert "Show rate" in home and "50% (1 of 2)" in home and "Reschedules" in home
 
 
 #: Thursday Dec 24 2026, 10:00 AM in Chicago: a closed date in the business file.
-CHRISTMAS_EVE = datetime(2026, 12, 24, 16, 0, tzinfo=timezone.utc)
+CHRISTMAS_EVE = datetime(2026, 12, 24, 16, 0, tzinfo=UTC)
 CLOSED = "Thu Dec 24 is a closed day (closed date)"
 
 
@@ -586,8 +647,10 @@ def closed_by_log_outcome(clinic: Clinic, lead_id: int) -> str:
     assert text_in(clinic, clinic.twilio, "Do you take Blue Cross?") == 200
     [task] = open_calls(clinic, lead_id)
     clinic.click(ActionId.TASK_LOG_OUTCOME, task.id, lead_id)
-    booked = {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": "Booked"},
-                                                           "value": "booked"}}
+    booked = {
+        "type": "radio_buttons",
+        "selected_option": {"text": {"type": "plain_text", "text": "Booked"}, "value": "booked"},
+    }
     clinic.team.submit(clinic.team.opened_view(), {"outcome": booked, "when": moment(CHRISTMAS_EVE)})
     return clinic.team.ephemerals_to(ALICE)[-1]
 
@@ -610,22 +673,29 @@ def closed_by_webhook(clinic: Clinic, lead_id: int) -> str:
 
 
 def closed_by_calendly(clinic: Clinic, lead_id: int) -> str:
-    calendly(clinic, "invitee.created", calendly_invitee(email=DANA_EMAIL, phone=DANA_PHONE,
-                                                         start="2026-12-24T16:00:00.000000Z"))
+    calendly(
+        clinic,
+        "invitee.created",
+        calendly_invitee(email=DANA_EMAIL, phone=DANA_PHONE, start="2026-12-24T16:00:00.000000Z"),
+    )
     # Nobody on the team chose it: the on-call person is told in the thread.
     return "\n".join(e for e in clinic.thread(lead_id) if f"<@{ALICE}>" in e)
 
 
 def closed_by_calcom(clinic: Clinic, lead_id: int) -> str:
-    calcom(clinic, "BOOKING_CREATED", calcom_booking(email=DANA_EMAIL, phone=DANA_PHONE,
-                                                     start="2026-12-24T16:00:00.000Z"))
+    calcom(
+        clinic, "BOOKING_CREATED", calcom_booking(email=DANA_EMAIL, phone=DANA_PHONE, start="2026-12-24T16:00:00.000Z")
+    )
     return "\n".join(e for e in clinic.thread(lead_id) if f"<@{ALICE}>" in e)
 
 
 CLOSED_DAY: dict[str, Callable[[Clinic, int], str]] = {
-    "the Log outcome modal": closed_by_log_outcome, "the card's Book button": closed_by_card,
-    "/followup book": closed_by_command, "the booking webhook": closed_by_webhook,
-    "Calendly": closed_by_calendly, "Cal.com": closed_by_calcom,
+    "the Log outcome modal": closed_by_log_outcome,
+    "the card's Book button": closed_by_card,
+    "/followup book": closed_by_command,
+    "the booking webhook": closed_by_webhook,
+    "Calendly": closed_by_calendly,
+    "Cal.com": closed_by_calcom,
 }
 
 
@@ -643,18 +713,27 @@ def test_the_cards_cancel_button_asks_for_confirmation_before_anything_changes(c
     book_by_command(clinic, lead_id)
     clinic.card(lead_id)
     [card] = [m for m in clinic.team.slack.messages(LEADS) if m["ts"] == clinic.card_ts(lead_id)]
-    [cancel] = [element for block in card["blocks"] if block["type"] == "actions"
-                for element in block["elements"] if element.get("action_id") == str(ActionId.APPOINTMENT_CANCEL)]
+    [cancel] = [
+        element
+        for block in card["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element.get("action_id") == str(ActionId.APPOINTMENT_CANCEL)
+    ]
     assert cancel["confirm"]["title"]["text"] == "Cancel the visit?"
     assert cancel["confirm"]["confirm"]["text"] == "Cancel visit"
 
 
-@pytest.mark.parametrize(("start", "warning"), [
-    ("2026-11-26T10:00:00-06:00", "Thu Nov 26 is a closed day (Thanksgiving Day)"),  # a holiday of closed.holidays
-    ("2026-11-29T10:00:00-06:00", "Sun Nov 29 is not an opening day (Mon-Sat 08:00-20:00)"),
-])
-def test_a_visit_booked_on_a_holiday_or_a_day_the_business_does_not_open_is_kept_with_its_warning(clinic, start,
-                                                                                                  warning):
+@pytest.mark.parametrize(
+    ("start", "warning"),
+    [
+        ("2026-11-26T10:00:00-06:00", "Thu Nov 26 is a closed day (Thanksgiving Day)"),  # a holiday of closed.holidays
+        ("2026-11-29T10:00:00-06:00", "Sun Nov 29 is not an opening day (Mon-Sat 08:00-20:00)"),
+    ],
+)
+def test_a_visit_booked_on_a_holiday_or_a_day_the_business_does_not_open_is_kept_with_its_warning(
+    clinic, start, warning
+):
     lead_id = a_lead(clinic)
     assert booking_webhook(clinic, lead_id=lead_id, start=start).json()["warnings"] == [warning]
     assert [status for status, _ in visits(clinic, lead_id)] == ["booked"]

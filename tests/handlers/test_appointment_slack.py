@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from bot.usecases.appointments import book
+from bot.core.states import Stage
+from bot.slack.blocks import ActionId
 from bot.store.audit import SYSTEM
 from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, OutboxEvent
-from bot.slack.blocks import ActionId
-from bot.core.states import Stage
+from bot.usecases.appointments import book
 from tests.handlers.conftest import ALICE, any_database, lead_row, new_lead
 
 #: Monday Nov 30 2026, 10:00 in Chicago.
-VISIT = datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)
+VISIT = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
 
 
 def moment(at: datetime) -> dict[str, Any]:
@@ -32,27 +32,35 @@ def booked_lead(services, start_at: datetime = VISIT) -> tuple[int, int]:
 
 def visits(services, lead_id: int) -> list[tuple[str, datetime]]:
     with services.session_factory() as session:
-        return [(a.status, a.start_at) for a in session.scalars(
-            select(Appointment).where(Appointment.lead_id == lead_id).order_by(Appointment.id))]
+        return [
+            (a.status, a.start_at)
+            for a in session.scalars(select(Appointment).where(Appointment.lead_id == lead_id).order_by(Appointment.id))
+        ]
 
 
 def sequences(services, lead_id: int) -> dict[str, str]:
     with services.session_factory() as session:
-        return {e.sequence_name: e.state for e in session.scalars(
-            select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id))}
+        return {
+            e.sequence_name: e.state
+            for e in session.scalars(select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id))
+        }
 
 
 def thread_notes(services, lead_id: int) -> list[str]:
     with services.session_factory() as session:
-        return [e.payload.get("text", "") for e in session.scalars(
-            select(OutboxEvent).where(OutboxEvent.lead_id == lead_id, OutboxEvent.kind == "decision"))]
+        return [
+            e.payload.get("text", "")
+            for e in session.scalars(
+                select(OutboxEvent).where(OutboxEvent.lead_id == lead_id, OutboxEvent.kind == "decision")
+            )
+        ]
 
 
 @any_database
 def test_booking_on_a_closed_day_warns_first_and_books_on_the_second_submit(workspace, services):
     lead_id = new_lead(services)
     workspace.click(ActionId.LEAD_BOOKED, lead_id)
-    christmas_eve = datetime(2026, 12, 24, 16, 0, tzinfo=timezone.utc)
+    christmas_eve = datetime(2026, 12, 24, 16, 0, tzinfo=UTC)
 
     warned = workspace.submit(workspace.opened_view(), {"when": moment(christmas_eve)})
     body = warned.json()
@@ -73,7 +81,7 @@ def test_booking_from_the_card_leaves_one_note_in_the_thread_saying_when_and_by_
     workspace.submit(workspace.opened_view(), {"when": moment(VISIT)})
 
     assert visits(services, lead_id) == [("booked", VISIT)]
-    [note] = thread_notes(services, lead_id)[len(before):]
+    [note] = thread_notes(services, lead_id)[len(before) :]
     assert "Appointment booked for Monday, Nov 30 at 10:00 AM" in note and f"<@{ALICE}>" in note
 
 
@@ -86,10 +94,15 @@ def test_reschedule_from_the_card_reads_the_time_in_the_business_zone(workspace,
     assert time_input["element"]["timezone"] == "America/Chicago"
     assert time_input["element"]["initial_time"] == "10:00"
 
-    workspace.submit(view, {"visit_date": {"type": "datepicker", "selected_date": "2026-12-01"},
-                            "visit_time": {"type": "timepicker", "selected_time": "15:30"}})
+    workspace.submit(
+        view,
+        {
+            "visit_date": {"type": "datepicker", "selected_date": "2026-12-01"},
+            "visit_time": {"type": "timepicker", "selected_time": "15:30"},
+        },
+    )
 
-    new_start = datetime(2026, 12, 1, 21, 30, tzinfo=timezone.utc)  # 3:30 PM in Chicago
+    new_start = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)  # 3:30 PM in Chicago
     assert visits(services, lead_id) == [("rescheduled", VISIT), ("booked", new_start)]
     assert any("Appointment moved to Tuesday, Dec 1 at 3:30 PM" in n for n in thread_notes(services, lead_id))
     assert workspace.ephemerals_to(ALICE)[-1].startswith(":arrows_counterclockwise: Moved to")
@@ -100,11 +113,21 @@ def test_a_reschedule_without_a_future_date_and_time_goes_back_to_the_fields(wor
     lead_id, appointment_id = booked_lead(services)
     workspace.click(ActionId.APPOINTMENT_RESCHEDULE, appointment_id)
     view = workspace.opened_view()
-    missing = workspace.submit(view, {"visit_date": {"type": "datepicker", "selected_date": None},
-                                      "visit_time": {"type": "timepicker", "selected_time": None}})
+    missing = workspace.submit(
+        view,
+        {
+            "visit_date": {"type": "datepicker", "selected_date": None},
+            "visit_time": {"type": "timepicker", "selected_time": None},
+        },
+    )
     assert missing.json()["errors"] == {"visit_date": "Pick the new date.", "visit_time": "Pick the new time."}
-    past = workspace.submit(view, {"visit_date": {"type": "datepicker", "selected_date": "2026-11-20"},
-                                   "visit_time": {"type": "timepicker", "selected_time": "10:00"}})
+    past = workspace.submit(
+        view,
+        {
+            "visit_date": {"type": "datepicker", "selected_date": "2026-11-20"},
+            "visit_time": {"type": "timepicker", "selected_time": "10:00"},
+        },
+    )
     assert past.json()["errors"] == {"visit_date": "That time has passed; pick a future date and time."}
     assert visits(services, lead_id) == [("booked", VISIT)]
 
@@ -140,7 +163,8 @@ def test_attended_and_no_show_wait_for_the_start_time(workspace, services, clock
     assert sequences(services, lead_id)["no_show"] == "active"
     with services.session_factory() as session:
         assert [t.reason for t in session.scalars(select(CallTask).where(CallTask.lead_id == lead_id))] == [
-            "missed the visit"]
+            "missed the visit"
+        ]
 
 
 @any_database
@@ -157,7 +181,7 @@ def test_slash_commands_reschedule_cancel_noshow_and_attended(workspace, service
     lead_id, _ = booked_lead(services)
     workspace.command(f"reschedule {lead_id} 2026-12-01 11:00")
     assert "Moved the visit of" in workspace.last_answer()
-    moved = datetime(2026, 12, 1, 17, 0, tzinfo=timezone.utc)
+    moved = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
     assert visits(services, lead_id)[-1] == ("booked", moved)
 
     workspace.command(f"noshow {lead_id}")
@@ -177,23 +201,33 @@ def test_slash_commands_reschedule_cancel_noshow_and_attended(workspace, service
 
 @any_database
 def test_stats_and_app_home_show_show_rate_no_shows_cancellations_and_reschedules(workspace, services, clock):
+    from bot.reports.stats import home_snapshot
+    from bot.slack.home import home_view
     from bot.usecases.appointments import cancel as cancel_visit
     from bot.usecases.appointments import mark_attended, mark_no_show, reschedule
-    from bot.slack.home import home_view
-    from bot.reports.stats import home_snapshot
 
     visits_made = []
     for n in range(4):
-        lead_id = new_lead(services, card_ts=f"1764082800.00020{n}", phone=f"+1312555030{n}",
-                           email=f"lead{n}@example.com")
+        lead_id = new_lead(
+            services, card_ts=f"1764082800.00020{n}", phone=f"+1312555030{n}", email=f"lead{n}@example.com"
+        )
         with services.session_factory.begin() as session:
             lead = session.get(Lead, lead_id)
-            visits_made.append(book(session, services, lead, start_at=VISIT + timedelta(minutes=n),
-                                    now=clock.now(), actor=SYSTEM).appointment.id)
+            visits_made.append(
+                book(
+                    session, services, lead, start_at=VISIT + timedelta(minutes=n), now=clock.now(), actor=SYSTEM
+                ).appointment.id
+            )
     with services.session_factory.begin() as session:
         cancel_visit(session, services, session.get(Appointment, visits_made[3]), now=clock.now(), actor=SYSTEM)
-        reschedule(session, services, session.get(Appointment, visits_made[2]), start_at=VISIT + timedelta(days=5),
-                   now=clock.now(), actor=SYSTEM)
+        reschedule(
+            session,
+            services,
+            session.get(Appointment, visits_made[2]),
+            start_at=VISIT + timedelta(days=5),
+            now=clock.now(),
+            actor=SYSTEM,
+        )
     clock.advance(VISIT - clock.now() + timedelta(hours=1))
     with services.session_factory.begin() as session:
         mark_attended(session, services, session.get(Appointment, visits_made[0]), now=clock.now(), actor=SYSTEM)
@@ -201,12 +235,20 @@ def test_stats_and_app_home_show_show_rate_no_shows_cancellations_and_reschedule
 
     workspace.command("stats 7d")
     said = workspace.last_answer()
-    for part in ("*Show rate*\\n50% (1 of 2)", "*No-show rate*\\n50% (1 of 2)", "*Cancellations*\\n1",
-                 "*Reschedules*\\n1"):
+    for part in (
+        "*Show rate*\\n50% (1 of 2)",
+        "*No-show rate*\\n50% (1 of 2)",
+        "*Cancellations*\\n1",
+        "*Reschedules*\\n1",
+    ):
         assert part in said
     with services.session_factory() as session:
-        home = home_view(home_snapshot(session, user_id=ALICE, business_name="Lakeside", now=clock.now(),
-                                       zone=services.business.timezone), services.business.timezone)
+        home = home_view(
+            home_snapshot(
+                session, user_id=ALICE, business_name="Lakeside", now=clock.now(), zone=services.business.timezone
+            ),
+            services.business.timezone,
+        )
     assert "Show rate" in str(home) and "Reschedules" in str(home)
 
 
@@ -231,13 +273,25 @@ def test_booked_on_a_closed_day_from_the_log_outcome_modal_is_kept_and_the_perso
 
     lead_id = new_lead(services)
     with services.session_factory.begin() as session:
-        task_id = open_call_task(session, services, session.get(Lead, lead_id), reason="asked a question",
-                                 now=services.clock.now(), actor=system).id
+        task_id = open_call_task(
+            session,
+            services,
+            session.get(Lead, lead_id),
+            reason="asked a question",
+            now=services.clock.now(),
+            actor=system,
+        ).id
     workspace.click(ActionId.TASK_LOG_OUTCOME, task_id)
-    christmas_eve = datetime(2026, 12, 24, 16, 0, tzinfo=timezone.utc)
-    workspace.submit(workspace.opened_view(), {
-        "outcome": {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": "Booked"},
-                                                                 "value": "booked"}},
-        "when": moment(christmas_eve)})
+    christmas_eve = datetime(2026, 12, 24, 16, 0, tzinfo=UTC)
+    workspace.submit(
+        workspace.opened_view(),
+        {
+            "outcome": {
+                "type": "radio_buttons",
+                "selected_option": {"text": {"type": "plain_text", "text": "Booked"}, "value": "booked"},
+            },
+            "when": moment(christmas_eve),
+        },
+    )
     assert visits(services, lead_id) == [("booked", christmas_eve)]
     assert "Thu Dec 24 is a closed day (closed date): booked anyway" in workspace.ephemerals_to(ALICE)[-1]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.slack.blocks import ActionId
 from bot.core.states import CallTaskStatus
+from bot.slack.blocks import ActionId
 from tests.handlers.conftest import ALICE, BOB, any_database, new_call_task, new_lead, task_row
 
 
@@ -42,6 +42,10 @@ def test_stopping_a_lead_closes_its_open_call_task_with_a_line_saying_why(worksp
 
     assert task_row(services, task_id).status == CallTaskStatus.CANCELLED
     with services.session_factory() as session:
-        lines = [e.payload.get("text", "") for e in session.scalars(
-            select(OutboxEvent).where(OutboxEvent.lead_id == lead_id, OutboxEvent.kind == "decision"))]
+        lines = [
+            e.payload.get("text", "")
+            for e in session.scalars(
+                select(OutboxEvent).where(OutboxEvent.lead_id == lead_id, OutboxEvent.kind == "decision")
+            )
+        ]
     assert any(line.startswith("Call task closed (asked a question): lost") for line in lines), lines

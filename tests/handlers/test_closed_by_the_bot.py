@@ -7,23 +7,31 @@ import json
 
 from sqlalchemy import select
 
-from bot.usecases.lead_actions import receive_message
-from bot.store.models import Enrollment, Lead
 from bot.core.rules import LeadSignal
-from bot.slack.blocks import ActionId
 from bot.core.states import Stage
+from bot.slack.blocks import ActionId
+from bot.store.models import Enrollment, Lead
+from bot.usecases.lead_actions import receive_message
 from tests.handlers.conftest import ALICE, any_database, lead_row, new_lead, valid_view
 
 
 def lead_writes(services, lead_id: int, signal: LeadSignal, body: str) -> None:
     with services.session_factory.begin() as session:
-        receive_message(session, services, session.get(Lead, lead_id), channel="sms", body=body, signal=signal,
-                        now=services.clock.now())
+        receive_message(
+            session,
+            services,
+            session.get(Lead, lead_id),
+            channel="sms",
+            body=body,
+            signal=signal,
+            now=services.clock.now(),
+        )
 
 
 def home_of(workspace, user: str = ALICE) -> dict:
-    workspace.event({"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home",
-                     "event_ts": "1764083000.000100"})
+    workspace.event(
+        {"type": "app_home_opened", "user": user, "channel": "D0HOME", "tab": "home", "event_ts": "1764083000.000100"}
+    )
     view = workspace.slack.home_views[user]
     return valid_view({**view, "type": "home"}) if "type" not in view else valid_view(view)
 
@@ -33,13 +41,24 @@ def home_click(workspace, action_id: str, value: int, user: str = ALICE):
     from urllib.parse import urlencode
 
     payload = {
-        "type": "block_actions", "api_app_id": "A0SANDBOX", "token": "legacy",
+        "type": "block_actions",
+        "api_app_id": "A0SANDBOX",
+        "token": "legacy",
         "team": {"id": "T0SANDBOX", "domain": "sandbox"},
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0SANDBOX"},
-        "container": {"type": "view", "view_id": "V0HOME"}, "trigger_id": "trigger-home",
+        "container": {"type": "view", "view_id": "V0HOME"},
+        "trigger_id": "trigger-home",
         "view": {"id": "V0HOME", "type": "home", "blocks": []},
-        "actions": [{"action_id": action_id, "block_id": "closed", "type": "button", "value": str(value),
-                     "action_ts": f"{int(time.time())}.000001", "text": {"type": "plain_text", "text": "Reopen"}}],
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "closed",
+                "type": "button",
+                "value": str(value),
+                "action_ts": f"{int(time.time())}.000001",
+                "text": {"type": "plain_text", "text": "Reopen"},
+            }
+        ],
     }
     return workspace.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
@@ -65,8 +84,11 @@ def test_reopening_a_lead_moved_to_nurture_ends_its_nurture_sequence(workspace, 
     assert lead_row(services, lead_id).stage == Stage.NURTURE
     home_click(workspace, str(ActionId.LEAD_REOPEN), lead_id)
     with services.session_factory() as session:
-        states = dict(session.execute(select(Enrollment.sequence_name, Enrollment.state)
-                                      .where(Enrollment.lead_id == lead_id)).all())
+        states = dict(
+            session.execute(
+                select(Enrollment.sequence_name, Enrollment.state).where(Enrollment.lead_id == lead_id)
+            ).all()
+        )
     assert states["nurture"] == "stopped" and lead_row(services, lead_id).stage == Stage.ENGAGED
 
 
@@ -87,8 +109,12 @@ def test_followup_list_shows_lost_opted_out_nurture_and_all_leads(workspace, ser
     lead_writes(services, gone, LeadSignal.OPT_OUT, "STOP")
     lead_writes(services, later, LeadSignal.LATER, "next month")
 
-    expected = {"lost": ["Lou Lost"], "opted-out": ["Oona Optout"], "nurture": ["Nell Nurture"],
-                "all": ["Lou Lost", "Oona Optout", "Nell Nurture", "Olly Open"]}
+    expected = {
+        "lost": ["Lou Lost"],
+        "opted-out": ["Oona Optout"],
+        "nurture": ["Nell Nurture"],
+        "all": ["Lou Lost", "Oona Optout", "Nell Nurture", "Olly Open"],
+    }
     names = ["Lou Lost", "Oona Optout", "Nell Nurture", "Olly Open"]
     for which, shown in expected.items():
         workspace.command(f"list {which}")

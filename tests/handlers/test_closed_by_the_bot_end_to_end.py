@@ -20,8 +20,9 @@ from tests.webhooks.test_no_lead_forgotten import inbound_email, text_in
 
 
 def home(clinic) -> str:
-    clinic.team.event({"type": "app_home_opened", "user": ALICE, "channel": "D0HOME", "tab": "home",
-                       "event_ts": "1764083000.000100"})
+    clinic.team.event(
+        {"type": "app_home_opened", "user": ALICE, "channel": "D0HOME", "tab": "home", "event_ts": "1764083000.000100"}
+    )
     return json.dumps(clinic.team.slack.home_views[ALICE])
 
 

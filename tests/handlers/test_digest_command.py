@@ -15,7 +15,8 @@ def test_digest_previews_the_week_to_the_asker_only(workspace, services):
     assert "Weekly digest: 1 lead in" in said and "(preview)" in said and "Only you see this preview" in said
     assert "Still waiting for a person" in said
     assert not workspace.slack.messages("C0LEADS") or all(
-        "Weekly digest" not in m.get("text", "") for m in workspace.slack.messages("C0LEADS"))
+        "Weekly digest" not in m.get("text", "") for m in workspace.slack.messages("C0LEADS")
+    )
 
 
 @any_database

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
+from bot.core.states import CallTaskStatus, EnrollmentState, Stage
+from bot.slack.blocks import ActionId, ModalCallback
 from bot.store.audit import SYSTEM
-from bot.usecases.lead_actions import opt_out, pause_lead
 from bot.store.models import AuditEntry, CallTask, Enrollment, Lead, OutboxEvent
 from bot.store.outbox import Notice
-from bot.slack.blocks import ActionId, ModalCallback
-from bot.core.states import CallTaskStatus, EnrollmentState, Stage
+from bot.usecases.lead_actions import opt_out, pause_lead
 from tests.handlers.conftest import (
     ADMIN,
     ALICE,
@@ -37,8 +37,9 @@ def enrollment_states(services, lead_id: int) -> list[str]:
 
 def notices(services, lead_id: int) -> list[str]:
     with services.session_factory() as session:
-        return list(session.scalars(select(OutboxEvent.kind).where(OutboxEvent.lead_id == lead_id)
-                                    .order_by(OutboxEvent.id)))
+        return list(
+            session.scalars(select(OutboxEvent.kind).where(OutboxEvent.lead_id == lead_id).order_by(OutboxEvent.id))
+        )
 
 
 # --- claims -------------------------------------------------------------------------------------
@@ -130,7 +131,8 @@ def test_pause_when_nothing_runs_says_why(workspace, services, clock):
     workspace.click(ActionId.LEAD_PAUSE, lead_id, user=BOB)
 
     assert workspace.ephemerals_to(BOB) == [
-        "Nothing changed: automation is not running for this lead, so there is nothing to pause."]
+        "Nothing changed: automation is not running for this lead, so there is nothing to pause."
+    ]
 
 
 def test_not_interested_stops_follow_up_and_marks_the_lead_lost(workspace, services):
@@ -193,7 +195,7 @@ def test_snooze_after_hours_moves_the_call_to_the_next_morning(workspace, servic
 
     workspace.click(ActionId.TASK_SNOOZE, task_id, message_ts=TASK_TS)
 
-    assert task_row(services, task_id).due_at == datetime(2026, 11, 24, 14, 0, tzinfo=timezone.utc)  # 8 am
+    assert task_row(services, task_id).due_at == datetime(2026, 11, 24, 14, 0, tzinfo=UTC)  # 8 am
     assert workspace.ephemerals_to(ALICE) == [":zzz: Snoozed until Tue, Nov 24 at 8:00 AM CST."]
 
 
@@ -257,7 +259,13 @@ def test_log_outcome_opens_a_modal_with_every_outcome(workspace, services):
     assert view["callback_id"] == ModalCallback.LOG_OUTCOME
     outcome = next(b for b in view["blocks"] if b.get("block_id") == "outcome")
     assert [o["value"] for o in outcome["element"]["options"]] == [
-        "booked", "call_back", "left_voicemail", "no_answer", "wrong_number", "not_interested"]
+        "booked",
+        "call_back",
+        "left_voicemail",
+        "no_answer",
+        "wrong_number",
+        "not_interested",
+    ]
     assert "&lt;!channel&gt;" in view["blocks"][0]["text"]["text"]
 
 
@@ -297,11 +305,21 @@ def test_reply_to_a_lead_nobody_can_reach_opens_nothing_and_says_why(workspace, 
 
     assert workspace.slack.views == {}
     assert workspace.ephemerals_to(ALICE) == [
-        "Can't reply: the lead cannot be reached: they opted out, or have no phone or email that works."]
+        "Can't reply: the lead cannot be reached: they opted out, or have no phone or email that works."
+    ]
 
 
-@pytest.mark.parametrize("action", [ActionId.LEAD_CLAIM, ActionId.LEAD_PAUSE, ActionId.LEAD_BOOKED,
-                                    ActionId.TASK_CLAIM, ActionId.TASK_SNOOZE, ActionId.TASK_LOG_OUTCOME])
+@pytest.mark.parametrize(
+    "action",
+    [
+        ActionId.LEAD_CLAIM,
+        ActionId.LEAD_PAUSE,
+        ActionId.LEAD_BOOKED,
+        ActionId.TASK_CLAIM,
+        ActionId.TASK_SNOOZE,
+        ActionId.TASK_LOG_OUTCOME,
+    ],
+)
 @any_database
 def test_a_button_for_a_record_that_is_gone_is_answered_not_crashed(workspace, action):
     answer = workspace.click(action, 4242)
@@ -315,9 +333,13 @@ def test_buttons_edit_no_message_themselves_the_poster_does(workspace, services,
     lead_id = new_lead(services)
     task_id = new_call_task(services, lead_id)
 
-    for action, value in ((ActionId.TASK_CLAIM, task_id), (ActionId.TASK_PAUSE, task_id),
-                          (ActionId.TASK_RESUME, task_id), (ActionId.TASK_SNOOZE, task_id),
-                          (ActionId.LEAD_CLAIM, lead_id)):
+    for action, value in (
+        (ActionId.TASK_CLAIM, task_id),
+        (ActionId.TASK_PAUSE, task_id),
+        (ActionId.TASK_RESUME, task_id),
+        (ActionId.TASK_SNOOZE, task_id),
+        (ActionId.LEAD_CLAIM, lead_id),
+    ):
         workspace.click(action, value)
 
     assert slack.calls("chat.update") == [] and slack.calls("chat.postMessage") == []

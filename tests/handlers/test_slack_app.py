@@ -12,22 +12,32 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
-from bot.store.models import Lead
 from bot.settings import Settings
 from bot.slack_app import MAX_SLACK_BODY, SlackNotConfigured, build_slack_app, start_socket_mode
 from bot.standins.slack_api import SlackApiStandin
+from bot.store.models import Lead
 from tests.handlers.conftest import ALICE, BOT_TOKEN, LEADS, any_database
 
 
 def command_body(text: str) -> str:
-    return urlencode({"team_id": "T0SANDBOX", "channel_id": LEADS, "user_id": ALICE, "command": "/followup",
-                      "text": text, "response_url": "http://127.0.0.1:9/respond", "trigger_id": "t"})
+    return urlencode(
+        {
+            "team_id": "T0SANDBOX",
+            "channel_id": LEADS,
+            "user_id": ALICE,
+            "command": "/followup",
+            "text": text,
+            "response_url": "http://127.0.0.1:9/respond",
+            "trigger_id": "t",
+        }
+    )
 
 
 @any_database
 def test_a_request_with_a_bad_signature_is_refused_and_does_nothing(workspace, services):
-    answer = workspace.post(command_body("new (312) 555-0142 Dana"), "application/x-www-form-urlencoded",
-                            signature="v0=" + "0" * 64)
+    answer = workspace.post(
+        command_body("new (312) 555-0142 Dana"), "application/x-www-form-urlencoded", signature="v0=" + "0" * 64
+    )
 
     assert answer.status_code == 401
     with services.session_factory() as session:
@@ -50,8 +60,9 @@ def test_a_request_signed_with_another_secret_is_refused(workspace):
 def test_a_correctly_signed_but_old_request_is_refused(workspace, services):
     six_minutes_ago = int(time.time()) - 6 * 60
 
-    answer = workspace.post(command_body("new (312) 555-0142 Dana"), "application/x-www-form-urlencoded",
-                            timestamp=six_minutes_ago)
+    answer = workspace.post(
+        command_body("new (312) 555-0142 Dana"), "application/x-www-form-urlencoded", timestamp=six_minutes_ago
+    )
 
     assert answer.status_code == 401
     with services.session_factory() as session:
@@ -60,9 +71,19 @@ def test_a_correctly_signed_but_old_request_is_refused(workspace, services):
 
 @any_database
 def test_a_replayed_event_with_an_old_timestamp_is_refused(workspace, sms, services):
-    envelope = {"type": "event_callback", "event_id": "Ev0OLD", "team_id": "T0SANDBOX",
-                "event": {"type": "message", "channel": LEADS, "user": ALICE, "text": "!reply hi",
-                          "ts": "1.000001", "thread_ts": "1.000000"}}
+    envelope = {
+        "type": "event_callback",
+        "event_id": "Ev0OLD",
+        "team_id": "T0SANDBOX",
+        "event": {
+            "type": "message",
+            "channel": LEADS,
+            "user": ALICE,
+            "text": "!reply hi",
+            "ts": "1.000001",
+            "thread_ts": "1.000000",
+        },
+    }
 
     answer = workspace.post(json.dumps(envelope), "application/json", timestamp=int(time.time()) - 3600)
 
@@ -71,8 +92,9 @@ def test_a_replayed_event_with_an_old_timestamp_is_refused(workspace, sms, servi
 
 @any_database
 def test_slacks_url_verification_is_answered_with_the_challenge(workspace):
-    answer = workspace.post(json.dumps({"type": "url_verification", "token": "legacy", "challenge": "c-123"}),
-                            "application/json")
+    answer = workspace.post(
+        json.dumps({"type": "url_verification", "token": "legacy", "challenge": "c-123"}), "application/json"
+    )
 
     assert answer.status_code == 200 and answer.json() == {"challenge": "c-123"}
 
@@ -85,13 +107,16 @@ def test_a_body_far_bigger_than_any_slack_payload_is_refused(workspace):
 
 
 @any_database
-@pytest.mark.parametrize(("body", "content_type"), [
-    ("{", "application/json"),
-    ("1", "application/json"),
-    ("[" * 5000 + "]" * 5000, "application/json"),
-    ("{not json", "application/x-www-form-urlencoded"),
-    (urlencode({"payload": "[1, 2]"}), "application/x-www-form-urlencoded"),
-])
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("{", "application/json"),
+        ("1", "application/json"),
+        ("[" * 5000 + "]" * 5000, "application/json"),
+        ("{not json", "application/x-www-form-urlencoded"),
+        (urlencode({"payload": "[1, 2]"}), "application/x-www-form-urlencoded"),
+    ],
+)
 def test_an_unsigned_body_bolt_could_not_parse_is_refused_not_a_server_error(workspace, body, content_type):
     answer = workspace.post(body, content_type, signature="v0=" + "0" * 64)
 
@@ -99,13 +124,19 @@ def test_an_unsigned_body_bolt_could_not_parse_is_refused_not_a_server_error(wor
 
 
 @any_database
-@pytest.mark.parametrize("payload", [
-    "text", 1, None, [],
-    {"type": "view_submission", "user": {"id": ALICE}, "view": {"id": "V1", "callback_id": "reply_modal"}},
-    {"type": "block_actions", "user": ALICE, "actions": [{"action_id": "lead_claim", "value": "1"}]},
-    {"type": "block_actions", "user": {"id": ALICE}, "actions": []},
-    {"type": "block_actions", "user": {"id": ALICE}, "container": "C0LEADS", "actions": [{"action_id": "x"}]},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "text",
+        1,
+        None,
+        [],
+        {"type": "view_submission", "user": {"id": ALICE}, "view": {"id": "V1", "callback_id": "reply_modal"}},
+        {"type": "block_actions", "user": ALICE, "actions": [{"action_id": "lead_claim", "value": "1"}]},
+        {"type": "block_actions", "user": {"id": ALICE}, "actions": []},
+        {"type": "block_actions", "user": {"id": ALICE}, "container": "C0LEADS", "actions": [{"action_id": "x"}]},
+    ],
+)
 def test_a_signed_payload_slack_would_never_send_is_refused_not_a_server_error(workspace, payload):
     answer = workspace.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
@@ -113,10 +144,15 @@ def test_a_signed_payload_slack_would_never_send_is_refused_not_a_server_error(w
 
 
 @any_database
-@pytest.mark.parametrize("event", [
-    "a string", {"type": 5}, {"type": "message", "user": ["U1"], "channel": LEADS},
-    {"type": "message", "channel": LEADS, "message": "not an object"},
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        "a string",
+        {"type": 5},
+        {"type": "message", "user": ["U1"], "channel": LEADS},
+        {"type": "message", "channel": LEADS, "message": "not an object"},
+    ],
+)
 def test_a_signed_event_slack_would_never_send_is_refused_not_a_server_error(workspace, event):
     envelope = {"type": "event_callback", "event_id": "Ev0ODD", "team_id": "T0SANDBOX", "event": event}
 
@@ -125,8 +161,9 @@ def test_a_signed_event_slack_would_never_send_is_refused_not_a_server_error(wor
 
 @any_database
 def test_a_body_that_is_not_utf8_is_refused(workspace):
-    answer = workspace.http.post("/slack/events", content=b"payload=\xff\xfe",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    answer = workspace.http.post(
+        "/slack/events", content=b"payload=\xff\xfe", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
 
     assert answer.status_code == 400
 

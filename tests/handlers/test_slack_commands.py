@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
+from bot.core.states import EnrollmentState, Stage
 from bot.store.audit import SYSTEM
-from bot.usecases.lead_actions import book, pause_lead
 from bot.store.models import Appointment, Enrollment, Lead, OutboxEvent
 from bot.store.outbox import Notice
-from bot.core.states import EnrollmentState, Stage
+from bot.usecases.lead_actions import book, pause_lead
 from tests.handlers.conftest import ADMIN, ALICE, BOB, LEADS, any_database, lead_row, new_lead
 
 
 def outbox_kinds(services, lead_id: int) -> list[str]:
     with services.session_factory() as session:
-        return list(session.scalars(select(OutboxEvent.kind).where(OutboxEvent.lead_id == lead_id)
-                                    .order_by(OutboxEvent.id)))
+        return list(
+            session.scalars(select(OutboxEvent.kind).where(OutboxEvent.lead_id == lead_id).order_by(OutboxEvent.id))
+        )
 
 
 def enrollment_states(services, lead_id: int) -> list[str]:
@@ -141,8 +142,14 @@ def test_list_filters_leads_by_where_they_stand(workspace, services, clock):
     with services.session_factory.begin() as session:
         session.get(Lead, mine).owner = ALICE
         pause_lead(session, services, session.get(Lead, paused), now=clock.now(), actor=SYSTEM)
-        book(session, services, session.get(Lead, booked), start_at=clock.now() + timedelta(days=2),
-             now=clock.now(), actor=SYSTEM)
+        book(
+            session,
+            services,
+            session.get(Lead, booked),
+            start_at=clock.now() + timedelta(days=2),
+            now=clock.now(),
+            actor=SYSTEM,
+        )
 
     shown = {}
     for which in ("open", "mine", "paused", "booked", "nurture"):
@@ -287,7 +294,7 @@ def test_book_reads_when_in_the_business_time_zone(workspace, services):
     assert "Booked *Dana Lee* for Thu, Nov 26 at 3:00 PM CST" in workspace.last_answer()
     with services.session_factory() as session:
         visit = session.scalars(select(Appointment).where(Appointment.lead_id == lead_id)).one()
-    assert visit.start_at == datetime(2026, 11, 26, 21, 0, tzinfo=timezone.utc)  # 3 pm in Chicago
+    assert visit.start_at == datetime(2026, 11, 26, 21, 0, tzinfo=UTC)  # 3 pm in Chicago
     assert visit.booked_by == f"<@{ALICE}>"
     assert lead_row(services, lead_id).stage == Stage.BOOKED
 
@@ -300,7 +307,7 @@ def test_book_by_name_with_a_date(workspace, services):
 
     with services.session_factory() as session:
         visit = session.scalars(select(Appointment).where(Appointment.lead_id == lead_id)).one()
-    assert visit.start_at == datetime(2026, 12, 1, 16, 0, tzinfo=timezone.utc)
+    assert visit.start_at == datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
 
 
 @any_database
@@ -373,8 +380,12 @@ def consent_log(services, lead_id: int) -> list[tuple[bool, str, str, str]]:
     from bot.store.models import ConsentEntry
 
     with services.session_factory() as session:
-        return [(e.granted, e.method, e.evidence, e.actor) for e in session.scalars(
-            select(ConsentEntry).where(ConsentEntry.lead_id == lead_id).order_by(ConsentEntry.id))]
+        return [
+            (e.granted, e.method, e.evidence, e.actor)
+            for e in session.scalars(
+                select(ConsentEntry).where(ConsentEntry.lead_id == lead_id).order_by(ConsentEntry.id)
+            )
+        ]
 
 
 @any_database
@@ -382,14 +393,14 @@ def test_a_team_member_records_verbal_consent_with_a_note_and_the_thread_is_told
     lead_id = new_lead(services, consent=False)
     assert lead_row(services, lead_id).sms_consent is False
 
-    workspace.command(f'consent {lead_id} verbal "said yes to texts about her visit, on the phone today"',
-                      user=ALICE)
+    workspace.command(f'consent {lead_id} verbal "said yes to texts about her visit, on the phone today"', user=ALICE)
 
     assert "SMS consent recorded (verbal)" in workspace.last_answer()
     lead = lead_row(services, lead_id)
     assert lead.sms_consent is True and lead.sms_consent_method == "verbal"
     assert consent_log(services, lead_id) == [
-        (True, "verbal", "said yes to texts about her visit, on the phone today", f"<@{ALICE}>")]
+        (True, "verbal", "said yes to texts about her visit, on the phone today", f"<@{ALICE}>")
+    ]
     assert Notice.DECISION in outbox_kinds(services, lead_id)
 
 

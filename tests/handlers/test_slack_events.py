@@ -6,12 +6,12 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot.store.audit import SYSTEM
-from bot.usecases.delivery import SmsStatusReport, apply_sms_status
-from bot.usecases.lead_actions import opt_out
-from bot.store.models import AuditEntry, CallTask, Lead, Message, ProcessedDelivery
 from bot.core.ports import FailureKind, PermanentSendError
 from bot.slack.poster import SlackPoster
+from bot.store.audit import SYSTEM
+from bot.store.models import AuditEntry, CallTask, Lead, Message, ProcessedDelivery
+from bot.usecases.delivery import SmsStatusReport, apply_sms_status
+from bot.usecases.lead_actions import opt_out
 from tests.handlers.conftest import (
     ALICE,
     BOB,
@@ -26,14 +26,15 @@ from tests.handlers.conftest import (
     valid_view,
 )
 
-
 TASK_COPY_TS = "1764082950.000002"
 
 
 def notes(services) -> list[str]:
     with services.session_factory() as session:
-        return [entry.details["text"] for entry in
-                session.scalars(select(AuditEntry).where(AuditEntry.action == "note").order_by(AuditEntry.id))]
+        return [
+            entry.details["text"]
+            for entry in session.scalars(select(AuditEntry).where(AuditEntry.action == "note").order_by(AuditEntry.id))
+        ]
 
 
 def thread_posts(slack) -> list[str]:
@@ -55,12 +56,15 @@ def poster(services, slack) -> SlackPoster:
     [
         ("!reply see you at 3", "see you at 3"),
         ("  !REPLY  see you at 3  ", "see you at 3"),
-        ("!Reply See you at 3 &amp; bring <https://example.com/forms|example.com/forms>",
-         "See you at 3 & bring example.com/forms"),
+        (
+            "!Reply See you at 3 &amp; bring <https://example.com/forms|example.com/forms>",
+            "See you at 3 & bring example.com/forms",
+        ),
     ],
 )
-def test_a_thread_message_starting_with_the_marker_is_texted_to_the_lead(workspace, services, sms, slack,
-                                                                           written, sent):
+def test_a_thread_message_starting_with_the_marker_is_texted_to_the_lead(
+    workspace, services, sms, slack, written, sent
+):
     lead_id = new_lead(services)
 
     answer = workspace.thread_reply(written, user=ALICE)
@@ -104,16 +108,20 @@ def test_a_lead_without_a_phone_gets_the_reply_by_email(workspace, services, sms
     assert thread_posts(slack) == [f"<@{ALICE}>'s email to the lead · queued"]
 
 
-@pytest.mark.parametrize("written", [
-    "Called her, left a voicemail",
-    "reply see you at 3",
-    "Note: !reply see you at 3",
-    "!replying later",
-    "Reply: !reply",
-])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Called her, left a voicemail",
+        "reply see you at 3",
+        "Note: !reply see you at 3",
+        "!replying later",
+        "Reply: !reply",
+    ],
+)
 @any_database
-def test_every_other_thread_message_is_an_internal_note_that_never_leaves_slack(workspace, services, sms, email,
-                                                                                  slack, written):
+def test_every_other_thread_message_is_an_internal_note_that_never_leaves_slack(
+    workspace, services, sms, email, slack, written
+):
     new_lead(services)
 
     workspace.thread_reply(written)
@@ -147,11 +155,21 @@ def test_the_bots_own_messages_are_ignored(workspace, services, sms):
 @any_database
 def test_edits_and_other_subtypes_are_ignored(workspace, services, sms):
     new_lead(services)
-    edited = {"type": "message", "subtype": "message_changed", "channel": LEADS, "hidden": True,
-              "ts": "1764083100.000001",
-              "message": {"type": "message", "user": ALICE, "text": "!reply changed my mind", "ts": "1764083000.000001",
-                          "thread_ts": CARD_TS},
-              "previous_message": {"type": "message", "user": ALICE, "text": "hi", "ts": "1764083000.000001"}}
+    edited = {
+        "type": "message",
+        "subtype": "message_changed",
+        "channel": LEADS,
+        "hidden": True,
+        "ts": "1764083100.000001",
+        "message": {
+            "type": "message",
+            "user": ALICE,
+            "text": "!reply changed my mind",
+            "ts": "1764083000.000001",
+            "thread_ts": CARD_TS,
+        },
+        "previous_message": {"type": "message", "user": ALICE, "text": "hi", "ts": "1764083000.000001"},
+    }
 
     assert workspace.event(edited).status_code == 200
     workspace.thread_reply("!reply left the channel", subtype="channel_leave")
@@ -166,8 +184,9 @@ def test_threads_that_are_not_a_leads_and_top_level_messages_are_ignored(workspa
 
     workspace.thread_reply("!reply wrong thread", thread_ts="1764000000.000999")
     workspace.thread_reply("!reply other channel", channel="C0ELSEWHERE")
-    workspace.event({"type": "message", "channel": LEADS, "user": ALICE, "text": "!reply top level",
-                     "ts": "1764083200.000001"})
+    workspace.event(
+        {"type": "message", "channel": LEADS, "user": ALICE, "text": "!reply top level", "ts": "1764083200.000001"}
+    )
 
     assert task_id and sms.sent == [] and notes(services) == []
     assert workspace.slack.ephemerals == []
@@ -193,23 +212,30 @@ def test_a_retried_event_is_applied_once(workspace, services, sms, slack):
     new_lead(services)
 
     first = workspace.thread_reply("!reply see you at 3", event_id="Ev0RETRY1")
-    retried = workspace.thread_reply("!reply see you at 3", event_id="Ev0RETRY1",
-                                     headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    retried = workspace.thread_reply(
+        "!reply see you at 3",
+        event_id="Ev0RETRY1",
+        headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+    )
 
     assert first.status_code == retried.status_code == 200
     assert sms.to(CHICAGO_PHONE) == ["see you at 3"]
     assert len(thread_posts(slack)) == 1
     with services.session_factory() as session:
-        assert session.scalars(select(ProcessedDelivery.delivery_id)
-                               .where(ProcessedDelivery.provider == "slack")).all() == ["Ev0RETRY1"]
+        assert session.scalars(
+            select(ProcessedDelivery.delivery_id).where(ProcessedDelivery.provider == "slack")
+        ).all() == ["Ev0RETRY1"]
 
 
 def test_a_retried_note_is_recorded_once(workspace, services):
     new_lead(services)
 
     for attempt in ("1", "2", "3"):
-        workspace.thread_reply("called, no answer", event_id="Ev0NOTE",
-                               headers={"X-Slack-Retry-Num": attempt, "X-Slack-Retry-Reason": "http_error"})
+        workspace.thread_reply(
+            "called, no answer",
+            event_id="Ev0NOTE",
+            headers={"X-Slack-Retry-Num": attempt, "X-Slack-Retry-Reason": "http_error"},
+        )
 
     assert notes(services) == ["called, no answer"]
 
@@ -244,7 +270,8 @@ def test_the_marker_alone_sends_nothing_and_says_how(workspace, services, sms, s
 
     assert sms.sent == []
     assert workspace.ephemerals_to(ALICE) == [
-        "Nothing to send: write the message after `!reply`, e.g. `!reply See you at 3!`"]
+        "Nothing to send: write the message after `!reply`, e.g. `!reply See you at 3!`"
+    ]
     assert slack.ephemerals[0]["thread_ts"] == CARD_TS
 
 
@@ -268,8 +295,9 @@ def test_opening_the_home_tab_shows_my_leads_the_open_calls_and_todays_numbers(w
         session.get(Lead, mine).owner = ALICE
     new_call_task(services, other, reason="asked a question")
 
-    answer = workspace.event({"type": "app_home_opened", "user": ALICE, "channel": "D0ALICE", "tab": "home",
-                              "event_ts": "1764083300.000001"})
+    answer = workspace.event(
+        {"type": "app_home_opened", "user": ALICE, "channel": "D0ALICE", "tab": "home", "event_ts": "1764083300.000001"}
+    )
 
     assert answer.status_code == 200
     view = valid_view(slack.home_views[ALICE])
@@ -282,7 +310,14 @@ def test_opening_the_home_tab_shows_my_leads_the_open_calls_and_todays_numbers(w
 
 @any_database
 def test_the_messages_tab_publishes_nothing(workspace, slack):
-    workspace.event({"type": "app_home_opened", "user": ALICE, "channel": "D0ALICE", "tab": "messages",
-                     "event_ts": "1764083300.000001"})
+    workspace.event(
+        {
+            "type": "app_home_opened",
+            "user": ALICE,
+            "channel": "D0ALICE",
+            "tab": "messages",
+            "event_ts": "1764083300.000001",
+        }
+    )
 
     assert slack.home_views == {}

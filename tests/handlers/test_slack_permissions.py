@@ -10,22 +10,22 @@ import pytest
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
-from bot.store.models import AuditEntry, CallTask, Lead, ProcessedDelivery
+from bot.core.states import Stage
 from bot.settings import Settings
-from bot.slack_app import build_slack_app, slack_route
 from bot.slack.blocks import ActionId, ModalCallback
 from bot.slack.command_text import LeadVerb
 from bot.slack.permissions import PERMISSIONS, Act
-from bot.core.states import Stage
+from bot.slack_app import build_slack_app, slack_route
+from bot.store.models import AuditEntry, CallTask, Lead, ProcessedDelivery
 from handlers.slack_guard import ACTION_ACTS, VERB_ACTS, VIEW_ACTS
 from tests.handlers.conftest import (
     ADMIN,
     ALICE,
     BOB,
+    BOT_TOKEN,
     CARD_TS,
     CHICAGO_PHONE,
     LEADS,
-    BOT_TOKEN,
     SIGNING_SECRET,
     TrackingExecutor,
     any_database,
@@ -51,15 +51,25 @@ def slack_settings(engine, business_file, slack) -> Settings:
     slack.add_user(PARTNER, "partner", team_id="T0PARTNER")
     slack.join(LEADS, GUEST, SOLO_GUEST, PARTNER)
     return Settings(
-        DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL="https://followup.example.com",
-        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=slack.url + "/api/",
-        SLACK_LEADS_CHANNEL=LEADS, SLACK_ADMINS=f"{ADMIN}, U0OTHERADMIN", SLACK_TEAM_GROUP=TEAM_GROUP,
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_BUSINESS=business_file,
+        PUBLIC_BASE_URL="https://followup.example.com",
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.url + "/api/",
+        SLACK_LEADS_CHANNEL=LEADS,
+        SLACK_ADMINS=f"{ADMIN}, U0OTHERADMIN",
+        SLACK_TEAM_GROUP=TEAM_GROUP,
         FOLLOWUP_SLACK_NEW_LEADS_PER_HOUR=str(NEW_LEADS_PER_HOUR),
     )
 
 
-OUTSIDERS = [(DAVE, "not on the team"), (GUEST, "guests cannot"), (SOLO_GUEST, "guests cannot"),
-             (PARTNER, "another organisation")]
+OUTSIDERS = [
+    (DAVE, "not on the team"),
+    (GUEST, "guests cannot"),
+    (SOLO_GUEST, "guests cannot"),
+    (PARTNER, "another organisation"),
+]
 
 
 def audit_count(services, action: str) -> int:
@@ -78,8 +88,11 @@ def test_every_button_modal_and_command_verb_has_a_row_in_the_table():
 
 
 def test_what_ends_a_lead_needs_the_same_standing_however_it_is_asked():
-    ending = {ACTION_ACTS[ActionId.LEAD_NOT_INTERESTED], ACTION_ACTS[ActionId.TASK_NOT_INTERESTED],
-              VERB_ACTS[LeadVerb.STOP]}
+    ending = {
+        ACTION_ACTS[ActionId.LEAD_NOT_INTERESTED],
+        ACTION_ACTS[ActionId.TASK_NOT_INTERESTED],
+        VERB_ACTS[LeadVerb.STOP],
+    }
     assert ending == {Act.END_LEAD}
 
 
@@ -96,10 +109,19 @@ def test_a_team_member_who_is_not_an_admin_cannot_stop_a_lead_by_any_door(worksp
     workspace.command(f"stop {lead_id}", user=BOB)
     stop_answer = workspace.last_answer()
     workspace.click(ActionId.TASK_LOG_OUTCOME, task_id, user=BOB)
-    logged = workspace.submit(workspace.opened_view(), {"outcome": {
-        "type": "radio_buttons", "selected_option": {"value": "not_interested",
-                                                     "text": {"type": "plain_text", "text": "Not interested"}}}},
-        user=BOB)
+    logged = workspace.submit(
+        workspace.opened_view(),
+        {
+            "outcome": {
+                "type": "radio_buttons",
+                "selected_option": {
+                    "value": "not_interested",
+                    "text": {"type": "plain_text", "text": "Not interested"},
+                },
+            }
+        },
+        user=BOB,
+    )
 
     assert lead_row(services, lead_id).stage == Stage.NEW
     told = workspace.ephemerals_to(BOB)
@@ -142,7 +164,8 @@ def test_people_not_on_the_team_cannot_touch_a_lead(workspace, services, outside
 @any_database
 @pytest.mark.parametrize(("outsider", "why"), OUTSIDERS)
 def test_a_reply_from_someone_not_on_the_team_reaches_nobody_and_they_are_told_why(
-        workspace, services, sms, email, outsider, why):
+    workspace, services, sms, email, outsider, why
+):
     new_lead(services)
 
     workspace.thread_reply("!reply Hi Dana, call me on my cell", user=outsider, thread_ts=CARD_TS)
@@ -177,8 +200,9 @@ def test_a_member_of_the_team_user_group_works_leads_outside_the_channel(workspa
 @any_database
 def test_an_outsider_opening_app_home_sees_no_lead(workspace, services):
     new_lead(services)
-    workspace.event({"type": "app_home_opened", "user": GUEST, "channel": "D0GUEST", "tab": "home",
-                     "event_ts": "1764083000.000001"})
+    workspace.event(
+        {"type": "app_home_opened", "user": GUEST, "channel": "D0GUEST", "tab": "home", "event_ts": "1764083000.000001"}
+    )
 
     home = workspace.slack.home_views[GUEST]
     shown = str(home["blocks"])
@@ -213,8 +237,13 @@ def test_leads_are_listed_only_in_the_leads_channel_or_a_dm_with_the_bot(workspa
 @pytest.mark.parametrize("wildcard", ["%", "_", "%%", "\\"])
 def test_a_like_wildcard_finds_no_lead_by_name(workspace, services, wildcard):
     for index in range(3):
-        new_lead(services, name=f"Patient {index}", phone=f"+1312555017{index}", email=None,
-                 card_ts=f"1764082800.00010{index}")
+        new_lead(
+            services,
+            name=f"Patient {index}",
+            phone=f"+1312555017{index}",
+            email=None,
+            card_ts=f"1764082800.00010{index}",
+        )
 
     workspace.command(f"show {wildcard}")
 
@@ -225,8 +254,13 @@ def test_a_like_wildcard_finds_no_lead_by_name(workspace, services, wildcard):
 @any_database
 def test_a_name_that_many_leads_share_lists_a_bounded_number_to_pick_from(workspace, services):
     for index in range(14):
-        new_lead(services, name=f"Sam Patient{index}", phone=None, email=f"sam{index}@example.com",
-                 card_ts=f"1764082800.0002{index:02d}")
+        new_lead(
+            services,
+            name=f"Sam Patient{index}",
+            phone=None,
+            email=f"sam{index}@example.com",
+            card_ts=f"1764082800.0002{index:02d}",
+        )
 
     workspace.command("show Sam")
 
@@ -254,8 +288,9 @@ def test_followup_new_is_rate_limited_per_person(workspace, services, clock):
 
 
 @any_database
-@pytest.mark.parametrize("text", ["stats", "stats 30d by source", "stats by person", "stats 7d by touch",
-                                  "stats by playbook"])
+@pytest.mark.parametrize(
+    "text", ["stats", "stats 30d by source", "stats by person", "stats 7d by touch", "stats by playbook"]
+)
 def test_stats_and_their_breakdowns_are_for_team_members(workspace, text):
     workspace.command(text, user=DAVE)
     assert "not on the team" in workspace.last_answer()
@@ -304,9 +339,13 @@ def test_a_replayed_modal_submission_sends_the_message_once(workspace, services,
     lead_id = new_lead(services)
     workspace.click(ActionId.LEAD_REPLY, lead_id)
     view = workspace.opened_view()
-    state: dict[str, Any] = {"channel": {"type": "radio_buttons", "selected_option": {
-        "value": "sms", "text": {"type": "plain_text", "text": "SMS"}}},
-        "body": {"type": "plain_text_input", "value": "See you at 3"}}
+    state: dict[str, Any] = {
+        "channel": {
+            "type": "radio_buttons",
+            "selected_option": {"value": "sms", "text": {"type": "plain_text", "text": "SMS"}},
+        },
+        "body": {"type": "plain_text_input", "value": "See you at 3"},
+    }
 
     workspace.submit(view, state)
     workspace.replay()
@@ -325,18 +364,33 @@ def test_a_replayed_command_adds_one_lead(workspace, services):
 
 @any_database
 def test_an_events_api_retry_of_app_home_opened_is_applied_once(workspace, services):
-    workspace.event({"type": "app_home_opened", "user": ALICE, "channel": "D0ALICE", "tab": "home",
-                     "event_ts": "1764083000.000001"}, event_id="Ev0HOME1")
-    workspace.event({"type": "app_home_opened", "user": ALICE, "channel": "D0ALICE", "tab": "home",
-                     "event_ts": "1764083000.000001"}, event_id="Ev0HOME1",
-                    headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    workspace.event(
+        {
+            "type": "app_home_opened",
+            "user": ALICE,
+            "channel": "D0ALICE",
+            "tab": "home",
+            "event_ts": "1764083000.000001",
+        },
+        event_id="Ev0HOME1",
+    )
+    workspace.event(
+        {
+            "type": "app_home_opened",
+            "user": ALICE,
+            "channel": "D0ALICE",
+            "tab": "home",
+            "event_ts": "1764083000.000001",
+        },
+        event_id="Ev0HOME1",
+        headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+    )
 
     assert len(workspace.slack.calls("views.publish")) == 1
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_retry_that_reaches_another_process_is_applied_once(workspace, services, slack_settings, slack_server,
-                                                               sms):
+def test_a_retry_that_reaches_another_process_is_applied_once(workspace, services, slack_settings, slack_server, sms):
     new_lead(services)
     workspace.thread_reply("!reply On our way", thread_ts=CARD_TS, event_id="Ev0ONCE")
 
@@ -345,15 +399,23 @@ def test_a_retry_that_reaches_another_process_is_applied_once(workspace, service
     other = build_slack_app(services, slack_settings, listener_executor=executor)
     http, current = slack_server
     current.app = Starlette(routes=[slack_route(other)])
-    workspace.thread_reply("!reply On our way", thread_ts=CARD_TS, event_id="Ev0ONCE",
-                           headers={"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_error"})
+    workspace.thread_reply(
+        "!reply On our way",
+        thread_ts=CARD_TS,
+        event_id="Ev0ONCE",
+        headers={"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_error"},
+    )
     executor.wait_idle()
     executor.shutdown()
 
     assert sms.to(CHICAGO_PHONE) == ["On our way"]
     with services.session_factory() as session:
-        assert session.scalar(select(func.count()).select_from(ProcessedDelivery)
-                              .where(ProcessedDelivery.delivery_id == "Ev0ONCE")) == 1
+        assert (
+            session.scalar(
+                select(func.count()).select_from(ProcessedDelivery).where(ProcessedDelivery.delivery_id == "Ev0ONCE")
+            )
+            == 1
+        )
 
 
 @any_database

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.store.audit import SYSTEM
-from bot.usecases.lead_actions import opt_out
-from bot.store.models import Appointment, CallTask, Enrollment, Lead, Message
 from bot.core.ports import FailureKind, PermanentSendError
+from bot.core.states import CallTaskStatus, EnrollmentState, Stage
 from bot.slack.blocks import ActionId, ModalCallback
 from bot.slack.modals import ModalOrigin
-from bot.core.states import CallTaskStatus, EnrollmentState, Stage
+from bot.store.audit import SYSTEM
+from bot.store.models import Appointment, CallTask, Enrollment, Lead, Message
+from bot.usecases.lead_actions import opt_out
 from tests.handlers.conftest import (
     ADMIN,
     ALICE,
@@ -32,8 +32,7 @@ from tests.handlers.conftest import (
 
 
 def radio(value: str) -> dict[str, Any]:
-    return {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": value},
-                                                          "value": value}}
+    return {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": value}, "value": value}}
 
 
 def moment(at: datetime) -> dict[str, Any]:
@@ -67,15 +66,18 @@ def task(workspace, services) -> tuple[int, int, dict[str, Any]]:
 def test_no_answer_closes_the_call_and_lets_the_sequence_go_on(workspace, services, task):
     lead_id, task_id, view = task
 
-    answer = workspace.submit(view, {"outcome": radio("no_answer"), "when": {"type": "datetimepicker"},
-                                     "notes": text("rang twice")})
+    answer = workspace.submit(
+        view, {"outcome": radio("no_answer"), "when": {"type": "datetimepicker"}, "notes": text("rang twice")}
+    )
 
     assert answer.status_code == 200 and answer.text == ""  # the modal closes
     done = task_row(services, task_id)
     assert (done.status, done.outcome, done.notes) == (CallTaskStatus.DONE, "no_answer", "rang twice")
     with services.session_factory() as session:
-        assert session.scalars(select(Enrollment.state).where(Enrollment.lead_id == lead_id)).one() == \
-            EnrollmentState.ACTIVE
+        assert (
+            session.scalars(select(Enrollment.state).where(Enrollment.lead_id == lead_id)).one()
+            == EnrollmentState.ACTIVE
+        )
     assert workspace.ephemerals_to(ALICE) == ["Saved: No answer."]
     assert workspace.slack.ephemerals[0]["thread_ts"] == CARD_TS
 
@@ -91,7 +93,8 @@ def test_call_back_schedules_a_new_call_at_the_time_given(workspace, services, c
     assert [c.status for c in calls] == [CallTaskStatus.DONE, CallTaskStatus.OPEN]
     assert calls[1].due_at == later
     assert workspace.ephemerals_to(ALICE) == [
-        ":telephone_receiver: Saved. A call back is set for Thu, Nov 26 at 11:00 AM CST."]
+        ":telephone_receiver: Saved. A call back is set for Thu, Nov 26 at 11:00 AM CST."
+    ]
 
 
 def test_booked_on_the_call_books_the_visit(workspace, services, clock, task):
@@ -112,11 +115,13 @@ def test_booked_on_the_call_books_the_visit(workspace, services, clock, task):
 def test_an_outcome_that_needs_a_time_without_one_is_sent_back_to_the_field(workspace, services, task, outcome):
     _lead_id, task_id, view = task
 
-    answer = workspace.submit(view, {"outcome": radio(outcome), "when": {"type": "datetimepicker",
-                                                                         "selected_date_time": None}})
+    answer = workspace.submit(
+        view, {"outcome": radio(outcome), "when": {"type": "datetimepicker", "selected_date_time": None}}
+    )
 
-    assert errors_of(answer) == {"when": "Pick the date and time of "
-                                         + ("the visit." if outcome == "booked" else "the call back.")}
+    assert errors_of(answer) == {
+        "when": "Pick the date and time of " + ("the visit." if outcome == "booked" else "the call back.")
+    }
     assert task_row(services, task_id).status == CallTaskStatus.OPEN
 
 
@@ -174,8 +179,11 @@ def test_booking_from_a_card_books_the_lead(workspace, services, clock):
 
     with services.session_factory() as session:
         appointment = session.scalars(select(Appointment).where(Appointment.lead_id == lead_id)).one()
-    assert (appointment.start_at, appointment.notes, appointment.booked_by) == (visit, "new patient exam",
-                                                                                 f"<@{ALICE}>")
+    assert (appointment.start_at, appointment.notes, appointment.booked_by) == (
+        visit,
+        "new patient exam",
+        f"<@{ALICE}>",
+    )
     assert lead_row(services, lead_id).stage == Stage.BOOKED
     assert workspace.ephemerals_to(ALICE) == [":calendar: Booked for Sat, Nov 28 at 9:00 AM CST."]
 
@@ -194,16 +202,21 @@ def test_booking_from_a_call_task_closes_the_call_as_booked(workspace, services,
     assert lead_row(services, lead_id).stage == Stage.BOOKED
 
 
-@pytest.mark.parametrize(("picked", "error"), [
-    (None, "Pick the date and time of the visit."),
-    (-60, "That time has passed; pick a future date and time."),
-])
+@pytest.mark.parametrize(
+    ("picked", "error"),
+    [
+        (None, "Pick the date and time of the visit."),
+        (-60, "That time has passed; pick a future date and time."),
+    ],
+)
 @any_database
 def test_a_booking_without_a_future_time_is_sent_back_to_the_field(workspace, services, clock, picked, error):
     lead_id = new_lead(services)
     workspace.click(ActionId.LEAD_BOOKED, lead_id)
-    state = {"type": "datetimepicker", "selected_date_time": None if picked is None
-             else int((clock.now() + timedelta(minutes=picked)).timestamp())}
+    state = {
+        "type": "datetimepicker",
+        "selected_date_time": None if picked is None else int((clock.now() + timedelta(minutes=picked)).timestamp()),
+    }
 
     answer = workspace.submit(workspace.opened_view(), {"when": state})
 
@@ -230,7 +243,8 @@ def test_reply_by_sms_goes_to_the_lead(workspace, services, sms):
         sent = session.scalars(select(Message).where(Message.lead_id == lead_id)).one()
     assert (sent.direction, sent.channel, sent.author) == ("out", "sms", ALICE)
     assert workspace.ephemerals_to(ALICE) == [
-        ":outbox_tray: Your text is on its way to the lead; its delivery status shows in the lead's thread."]
+        ":outbox_tray: Your text is on its way to the lead; its delivery status shows in the lead's thread."
+    ]
 
 
 @any_database

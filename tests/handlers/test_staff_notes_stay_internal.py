@@ -14,14 +14,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import build_services
-from bot.usecases.dispatch import Dispatcher
-from bot.store.models import Appointment, CallTask
 from bot.channels.sendgrid_email import SendGridEmailSender
+from bot.channels.twilio_sms import TwilioSmsSender
 from bot.settings import Settings
 from bot.slack.blocks import ActionId
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.channels.twilio_sms import TwilioSmsSender
+from bot.store.models import Appointment, CallTask
+from bot.usecases.dispatch import Dispatcher
 from tests.handlers.conftest import CARD_TS, new_call_task, new_lead
 
 ACCOUNT_SID = "AC" + "1" * 32
@@ -51,11 +51,18 @@ def sendgrid():
 @pytest.fixture
 def services(engine, clock, business_file: Path, twilio, sendgrid):
     """The services with the real vendor clients, pointed at the stand-ins (not the in-memory fakes)."""
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file,
-                        PUBLIC_BASE_URL="https://followup.example.com")
+    settings = Settings(
+        DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL="https://followup.example.com"
+    )
     sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC, api_url=twilio.url, timeout=2.0)
-    email = SendGridEmailSender(SENDGRID_KEY, "hello@lakeside.example", "Lakeside Chiropractic",
-                                "reply@inbound.lakeside.example", api_url=sendgrid.url, timeout=2.0)
+    email = SendGridEmailSender(
+        SENDGRID_KEY,
+        "hello@lakeside.example",
+        "Lakeside Chiropractic",
+        "reply@inbound.lakeside.example",
+        api_url=sendgrid.url,
+        timeout=2.0,
+    )
     return build_services(settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
 
 
@@ -64,8 +71,7 @@ def plain(value: str | None) -> dict:
 
 
 def radio(value: str) -> dict:
-    return {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": value},
-                                                          "value": value}}
+    return {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": value}, "value": value}}
 
 
 def moment(at) -> dict:
@@ -77,13 +83,25 @@ def test_a_note_typed_in_every_modal_reaches_no_sms_or_email(workspace, services
     first_call = new_call_task(services, lead_id)
 
     workspace.click(ActionId.TASK_LOG_OUTCOME, first_call, thread_ts=CARD_TS)
-    workspace.submit(workspace.opened_view(), {"outcome": radio("call_back"), "when": moment(
-        clock.now() + timedelta(hours=2)), "notes": plain(NOTES["log outcome (call back)"])})
+    workspace.submit(
+        workspace.opened_view(),
+        {
+            "outcome": radio("call_back"),
+            "when": moment(clock.now() + timedelta(hours=2)),
+            "notes": plain(NOTES["log outcome (call back)"]),
+        },
+    )
     with services.session_factory() as session:
         call_back = session.scalars(select(CallTask.id).where(CallTask.status == "open")).one()
     workspace.click(ActionId.TASK_LOG_OUTCOME, call_back, thread_ts=CARD_TS)
-    workspace.submit(workspace.opened_view(), {"outcome": radio("left_voicemail"), "when": {"type": "datetimepicker"},
-                                               "notes": plain(NOTES["log outcome (voicemail)"])})
+    workspace.submit(
+        workspace.opened_view(),
+        {
+            "outcome": radio("left_voicemail"),
+            "when": {"type": "datetimepicker"},
+            "notes": plain(NOTES["log outcome (voicemail)"]),
+        },
+    )
     workspace.click(ActionId.LEAD_BOOKED, lead_id)
     visit = clock.now() + timedelta(days=3)
     workspace.submit(workspace.opened_view(), {"when": moment(visit), "notes": plain(NOTES["book"])})
@@ -100,7 +118,8 @@ def test_a_note_typed_in_every_modal_reaches_no_sms_or_email(workspace, services
     assert any("reminder" in (email.text or "").lower() for email in emails), "no reminder email went out"
     assert twilio.messages, "no text went out"
     sent = [message["body"] for message in twilio.messages] + [
-        part for email in emails for part in (email.subject, email.text or "", email.html or "")]
+        part for email in emails for part in (email.subject, email.text or "", email.html or "")
+    ]
     for modal, note in NOTES.items():
         marker = note.split()[0]
         assert not [words for words in sent if marker in words], f"the note typed in {modal} reached the lead"

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bot.usecases.leads import LeadInput, add_lead
 from bot.store.audit import SYSTEM
+from bot.usecases.leads import LeadInput, add_lead
 from tests.fakes import WEB_FORM_CONSENT
 from tests.handlers.conftest import any_database
 from tests.known_history import ALICE, BOB, seed_known_history
@@ -25,8 +25,9 @@ def answer_blocks(workspace) -> list[dict]:
 
 def table_text(workspace) -> str:
     """The monospace table of the last answer, as the person reads it."""
-    [table] = [b["text"]["text"] for b in answer_blocks(workspace) if b["type"] == "section" and "```" in
-               b["text"]["text"]]
+    [table] = [
+        b["text"]["text"] for b in answer_blocks(workspace) if b["type"] == "section" and "```" in b["text"]["text"]
+    ]
     return table.split("```")[1].strip("\n")
 
 
@@ -66,8 +67,12 @@ def test_by_touch_names_each_step_by_its_label_and_states_the_attribution(worksp
 def test_by_person_mentions_each_team_member_with_their_calls_claims_and_bookings(workspace, history):
     workspace.command("stats 7d by person")
 
-    fields = [field["text"] for block in answer_blocks(workspace) if block["type"] == "section"
-              for field in block.get("fields", [])]
+    fields = [
+        field["text"]
+        for block in answer_blocks(workspace)
+        if block["type"] == "section"
+        for field in block.get("fields", [])
+    ]
     assert fields == [
         f"*<@{BOB}>*\n2 calls: 1 booked, 1 no answer\n1 claimed · 1 booked",
         f"*<@{ALICE}>*\n1 call: 1 voicemail\n1 claimed · 1 booked",
@@ -104,8 +109,14 @@ def test_a_stats_command_it_cannot_read_names_the_accepted_forms(workspace, text
 def test_a_source_with_slack_markup_is_shown_as_text(workspace, services):
     data = LeadInput.parse({"name": "Pat", "phone": "+13125550177", "source": "<!channel> ads", **WEB_FORM_CONSENT})
     with services.session_factory.begin() as session:
-        add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                 now=services.clock.now(), actor=SYSTEM)
+        add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        )
 
     workspace.command("stats by source")
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.store.models import Lead
 from bot.slack.blocks import ActionId
+from bot.store.models import Lead
 from tests.conftest import TEST_BUSINESS
 from tests.handlers.conftest import CARD_TS, any_database, new_lead
 
@@ -28,8 +28,7 @@ HOSTILE = [
 
 
 def radio(value: str) -> dict[str, Any]:
-    return {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": value},
-                                                          "value": value}}
+    return {"type": "radio_buttons", "selected_option": {"text": {"type": "plain_text", "text": value}, "value": value}}
 
 
 def text(value: str | None) -> dict[str, Any]:
@@ -42,8 +41,10 @@ def test_a_reply_modal_subject_and_body_go_out_verbatim(workspace, services, ema
     lead_id = new_lead(services)
     workspace.click(ActionId.LEAD_REPLY, lead_id)
 
-    answer = workspace.submit(workspace.opened_view(), {
-        "channel": radio("email"), "subject": text(f"Re: {typed}"), "body": text(f"Note: {typed}")})
+    answer = workspace.submit(
+        workspace.opened_view(),
+        {"channel": radio("email"), "subject": text(f"Re: {typed}"), "body": text(f"Note: {typed}")},
+    )
 
     assert answer.status_code == 200
     [sent] = email.sent
@@ -66,13 +67,14 @@ def test_a_reply_written_in_the_thread_goes_out_verbatim(workspace, services, em
 
 @pytest.fixture
 def business_named_like_a_template(business_file):
-    business_file.write_text(TEST_BUSINESS.replace("name: Lakeside Chiropractic", "name: \"Dr {{ 7*7 }}'s\""))
+    business_file.write_text(TEST_BUSINESS.replace("name: Lakeside Chiropractic", 'name: "Dr {{ 7*7 }}\'s"'))
     return business_file
 
 
 @any_database
-def test_a_business_name_that_looks_like_a_template_is_written_as_it_is(business_named_like_a_template, workspace,
-                                                                         services, email):
+def test_a_business_name_that_looks_like_a_template_is_written_as_it_is(
+    business_named_like_a_template, workspace, services, email
+):
     assert services.business.name == "Dr {{ 7*7 }}'s"
     new_lead(services, phone=None)
 

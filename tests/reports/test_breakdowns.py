@@ -2,39 +2,49 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.reports.digest import build_digest
 from bot.core.report_request import Breakdown, StatsRequest, StatsWordsError, read_stats_words
 from bot.reports.breakdowns import Column, Kind, StatsTable, stats_table, text_lines
+from bot.reports.digest import build_digest
 from bot.reports.stats import ATTRIBUTION, lead_stats
 from tests.known_history import ALICE, BOB, seed_known_history
 
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 # --- what a request asks for ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("words", "expected"), [
-    ([], StatsRequest(7, None)),
-    (["30d"], StatsRequest(30, None)),
-    (["by", "source"], StatsRequest(7, Breakdown.SOURCE)),
-    (["30d", "by", "touch"], StatsRequest(30, Breakdown.TOUCH)),
-    (["by", "person", "30D"], StatsRequest(30, Breakdown.PERSON)),
-    (["7d", "BY", "Playbooks"], StatsRequest(7, Breakdown.PLAYBOOK)),
-    (["by", "people"], StatsRequest(7, Breakdown.PERSON)),
-])
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ([], StatsRequest(7, None)),
+        (["30d"], StatsRequest(30, None)),
+        (["by", "source"], StatsRequest(7, Breakdown.SOURCE)),
+        (["30d", "by", "touch"], StatsRequest(30, Breakdown.TOUCH)),
+        (["by", "person", "30D"], StatsRequest(30, Breakdown.PERSON)),
+        (["7d", "BY", "Playbooks"], StatsRequest(7, Breakdown.PLAYBOOK)),
+        (["by", "people"], StatsRequest(7, Breakdown.PERSON)),
+    ],
+)
 def test_a_period_and_a_breakdown_are_read_in_either_order_each_optional(words, expected):
     assert read_stats_words(words) == expected
 
 
-@pytest.mark.parametrize(("words", "wrong"), [
-    (["forever"], "forever"), (["by"], "by"), (["by", "weather"], "by weather"), (["7d", "30d"], "30d"),
-    (["by", "source", "by", "touch"], "by"), (["source"], "source"),
-])
+@pytest.mark.parametrize(
+    ("words", "wrong"),
+    [
+        (["forever"], "forever"),
+        (["by"], "by"),
+        (["by", "weather"], "by weather"),
+        (["7d", "30d"], "30d"),
+        (["by", "source", "by", "touch"], "by"),
+        (["source"], "source"),
+    ],
+)
 def test_anything_else_is_refused_naming_the_word(words, wrong):
     with pytest.raises(StatsWordsError) as refused:
         read_stats_words(words)
@@ -42,10 +52,16 @@ def test_anything_else_is_refused_naming_the_word(words, wrong):
 
 
 def test_the_text_table_aligns_words_left_and_numbers_right_and_shows_no_rate_as_a_dash():
-    table = StatsTable(Breakdown.SOURCE, 7, NOW - timedelta(days=7), NOW, "By source",
-                       (Column("source", "Source", Kind.TEXT), Column("leads", "Leads"),
-                        Column("reply_rate", "Reply%", Kind.RATE)),
-                       (("website", 12, 0.5), ("a very long source name", 3, None)), "how it counts")
+    table = StatsTable(
+        Breakdown.SOURCE,
+        7,
+        NOW - timedelta(days=7),
+        NOW,
+        "By source",
+        (Column("source", "Source", Kind.TEXT), Column("leads", "Leads"), Column("reply_rate", "Reply%", Kind.RATE)),
+        (("website", 12, 0.5), ("a very long source name", 3, None)),
+        "how it counts",
+    )
 
     assert text_lines(table, widest_text=10) == [
         "Source      Leads  Reply%",
@@ -71,8 +87,17 @@ def table(services, clock, by: Breakdown, days: int = 7) -> StatsTable:
 def test_by_source_counts_each_sources_leads_and_what_became_of_them(services, clock, history):
     week = table(services, clock, Breakdown.SOURCE)
 
-    assert [column.key for column in week.columns] == ["source", "leads", "contacted", "replied", "reply_rate",
-                                                       "booked", "booking_rate", "attended", "lost"]
+    assert [column.key for column in week.columns] == [
+        "source",
+        "leads",
+        "contacted",
+        "replied",
+        "reply_rate",
+        "booked",
+        "booking_rate",
+        "attended",
+        "lost",
+    ]
     assert week.rows == (
         ("facebook", 2, 2, 2, 1.0, 1, 0.5, 0, 1),  # Cara booked and missed the visit; Dev is lost
         ("website", 2, 2, 1, 0.5, 1, 0.5, 1, 0),  # Ana replied, booked and came; Ben never answered
@@ -100,13 +125,22 @@ def test_by_touch_credits_each_booking_to_the_last_touch_before_the_leads_first_
     assert ATTRIBUTION in week.footnote
 
 
-def test_by_person_counts_calls_and_their_outcomes_claims_and_bookings_of_each_team_member(services, clock,
-                                                                                         history):
+def test_by_person_counts_calls_and_their_outcomes_claims_and_bookings_of_each_team_member(services, clock, history):
     week = table(services, clock, Breakdown.PERSON)
 
     records = week.records()
-    assert [(r["team_member"], r["calls"], r["calls_no_answer"], r["calls_booked"], r["calls_left_voicemail"],
-             r["leads_claimed"], r["bookings"]) for r in records] == [
+    assert [
+        (
+            r["team_member"],
+            r["calls"],
+            r["calls_no_answer"],
+            r["calls_booked"],
+            r["calls_left_voicemail"],
+            r["leads_claimed"],
+            r["bookings"],
+        )
+        for r in records
+    ] == [
         (BOB, 2, 1, 1, 0, 1, 1),  # no answer from Ben, Cara booked on a call; he claimed Cara
         (ALICE, 1, 0, 0, 1, 1, 1),  # a voicemail for Ben; she claimed and booked Ana
     ]

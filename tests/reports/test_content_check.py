@@ -30,13 +30,16 @@ def add_line(path: Path, line: str, *, at: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("use, field", [
-    ("Good to know: {{ appointment.notes }}", "appointment.notes"),
-    ("{% if appointment['notes'] %}Note: {{ appointment['notes'] }}{% endif %}", "appointment.notes"),
-    ("We are calling because {{ call.reason }}", "call.reason"),
-    ("You wrote: {{ lead.message }}", "lead.message"),
-    ("Insurer: {{ lead.custom.insurer }}", "lead.custom"),
-])
+@pytest.mark.parametrize(
+    "use, field",
+    [
+        ("Good to know: {{ appointment.notes }}", "appointment.notes"),
+        ("{% if appointment['notes'] %}Note: {{ appointment['notes'] }}{% endif %}", "appointment.notes"),
+        ("We are calling because {{ call.reason }}", "call.reason"),
+        ("You wrote: {{ lead.message }}", "lead.message"),
+        ("Insurer: {{ lead.custom.insurer }}", "lead.custom"),
+    ],
+)
 def test_check_fails_a_reminder_email_that_reads_a_staff_field_naming_file_and_line(content, capsys, use, field):
     template = content / "templates" / "appointment_reminders" / "day_before.email.txt.j2"
     add_line(template, use, at=4)

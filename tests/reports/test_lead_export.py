@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.reports import lead_export
 from bot.cli import main
+from bot.reports import lead_export
 from bot.store.models import Appointment, Lead, Message
 from tests.conftest import NOW
 
@@ -24,16 +24,36 @@ def env(monkeypatch, tmp_path: Path, business_file: Path, database_url: str):
     return tmp_path
 
 
-def seed(session_factory, *, name: str, phone: str | None, email: str | None, created_days_ago: int = 0,
-         custom: dict | None = None, first_message: str = "", stage: str = "new") -> int:
+def seed(
+    session_factory,
+    *,
+    name: str,
+    phone: str | None,
+    email: str | None,
+    created_days_ago: int = 0,
+    custom: dict | None = None,
+    first_message: str = "",
+    stage: str = "new",
+) -> int:
     at = NOW - timedelta(days=created_days_ago)
     with session_factory.begin() as session:
-        lead = Lead(name=name, phone=phone, email=email, source="web", first_message=first_message,
-                    custom_fields=custom or {}, timezone="America/Chicago", stage=stage,
-                    sms_consent=bool(phone), sms_consent_method="web_form" if phone else None,
-                    sms_consent_at=at if phone else None,
-                    link_token=secrets.token_urlsafe(16), unsubscribe_token=secrets.token_urlsafe(16),
-                    created_at=at, updated_at=at)
+        lead = Lead(
+            name=name,
+            phone=phone,
+            email=email,
+            source="web",
+            first_message=first_message,
+            custom_fields=custom or {},
+            timezone="America/Chicago",
+            stage=stage,
+            sms_consent=bool(phone),
+            sms_consent_method="web_form" if phone else None,
+            sms_consent_at=at if phone else None,
+            link_token=secrets.token_urlsafe(16),
+            unsubscribe_token=secrets.token_urlsafe(16),
+            created_at=at,
+            updated_at=at,
+        )
         session.add(lead)
         session.flush()
         return lead.id
@@ -43,19 +63,39 @@ def seed(session_factory, *, name: str, phone: str | None, email: str | None, cr
 def clinic(services):
     """Three leads: one booked with a conversation, one opted out, one from last month."""
     factory = services.session_factory
-    dana = seed(factory, name="Dana Núñez", phone="+13125550142", email="dana@example.com",
-                custom={"insurance": "Aetna"}, first_message="=HYPERLINK(\"http://evil.example\",\"hi\")",
-                stage="booked")
+    dana = seed(
+        factory,
+        name="Dana Núñez",
+        phone="+13125550142",
+        email="dana@example.com",
+        custom={"insurance": "Aetna"},
+        first_message='=HYPERLINK("http://evil.example","hi")',
+        stage="booked",
+    )
     sam = seed(factory, name="Sam Ortiz", phone="+14155552671", email=None, custom={"referrer": "Dr. Patel"})
     old = seed(factory, name="Old Lead", phone=None, email="old@example.com", created_days_ago=40, stage="lost")
     with factory.begin() as session:
         session.add(Appointment(lead_id=dana, start_at=NOW + timedelta(days=3), status="booked", created_at=NOW))
-        session.add_all([
-            Message(lead_id=dana, direction="out", channel="sms", body="Hi Dana, thanks for reaching out!",
-                    status="delivered", created_at=NOW),
-            Message(lead_id=dana, direction="in", channel="sms", body="Can I come Friday?", status="received",
-                    created_at=NOW + timedelta(minutes=5)),
-        ])
+        session.add_all(
+            [
+                Message(
+                    lead_id=dana,
+                    direction="out",
+                    channel="sms",
+                    body="Hi Dana, thanks for reaching out!",
+                    status="delivered",
+                    created_at=NOW,
+                ),
+                Message(
+                    lead_id=dana,
+                    direction="in",
+                    channel="sms",
+                    body="Can I come Friday?",
+                    status="received",
+                    created_at=NOW + timedelta(minutes=5),
+                ),
+            ]
+        )
         sam_lead = session.get(Lead, sam)
         sam_lead.sms_opted_out_at = NOW
         sam_lead.stage = "opted_out"
@@ -88,7 +128,9 @@ def test_messages_go_to_a_second_csv_beside_the_first(env, clinic):
     assert main(["export", str(out), "--messages"]) == 0
     conversation = list(csv.DictReader((env / "leads.messages.csv").open(encoding="utf-8-sig")))
     assert [(row["direction"], row["body"]) for row in conversation] == [
-        ("out", "Hi Dana, thanks for reaching out!"), ("in", "Can I come Friday?")]
+        ("out", "Hi Dana, thanks for reaching out!"),
+        ("in", "Can I come Friday?"),
+    ]
     assert {row["lead_id"] for row in conversation} == {str(clinic["dana"])}
 
 
@@ -98,7 +140,9 @@ def test_json_export_nests_the_conversation_under_each_lead(env, clinic):
     leads = {lead["id"]: lead for lead in json.loads(out.read_text())}
     assert leads[clinic["dana"]]["custom_fields"] == {"insurance": "Aetna"}
     assert [m["body"] for m in leads[clinic["dana"]]["messages"]] == [
-        "Hi Dana, thanks for reaching out!", "Can I come Friday?"]
+        "Hi Dana, thanks for reaching out!",
+        "Can I come Friday?",
+    ]
     assert leads[clinic["old"]]["messages"] == []
     assert leads[clinic["dana"]]["first_message"].startswith("=HYPERLINK")  # JSON carries text as it is
 
@@ -115,11 +159,14 @@ def test_an_empty_database_exports_an_empty_list(env, services):
     assert json.loads(out.read_text()) == []
 
 
-@pytest.mark.parametrize(("args", "reason"), [
-    (["export", "leads.xlsx"], "must end in .csv or .json"),
-    (["export", "leads.csv", "--since", "last week"], "YYYY-MM-DD"),
-    (["export", "no-such-folder/leads.csv"], "cannot be written"),
-])
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["export", "leads.xlsx"], "must end in .csv or .json"),
+        (["export", "leads.csv", "--since", "last week"], "YYYY-MM-DD"),
+        (["export", "no-such-folder/leads.csv"], "cannot be written"),
+    ],
+)
 def test_a_bad_export_request_says_what_to_fix(env, services, capsys, args, reason):
     assert main(args) == 1
     assert reason in capsys.readouterr().err

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.store.audit import SYSTEM, Actor
-from bot.usecases.call_tasks import open_call_task
-from bot.usecases.dispatch import Dispatcher
-from bot.usecases.lead_actions import book, receive_message
-from tests.fakes import WEB_FORM_CONSENT
-from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import Lead
 from bot.core.ports import FailureKind, PermanentSendError
 from bot.core.rules import LeadSignal
 from bot.reports.stats import (
@@ -29,6 +22,13 @@ from bot.reports.stats import (
     rate,
     start_of_day,
 )
+from bot.store.audit import SYSTEM, Actor
+from bot.store.models import Lead
+from bot.usecases.call_tasks import open_call_task
+from bot.usecases.dispatch import Dispatcher
+from bot.usecases.lead_actions import book, receive_message
+from bot.usecases.leads import LeadInput, add_lead
+from tests.fakes import WEB_FORM_CONSENT
 
 CHICAGO = ZoneInfo("America/Chicago")
 
@@ -60,8 +60,7 @@ def test_a_rate_of_nothing_is_no_rate(part, whole, expected):
 
 
 def test_the_day_starts_at_local_midnight():
-    assert start_of_day(datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc), CHICAGO) == \
-        datetime(2026, 11, 24, 6, 0, tzinfo=timezone.utc)
+    assert start_of_day(datetime(2026, 11, 25, 3, 0, tzinfo=UTC), CHICAGO) == datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
 
 # --- a week of leads ----------------------------------------------------------------------------
@@ -70,14 +69,27 @@ def test_the_day_starts_at_local_midnight():
 def take_in(services, phone: str, email: str | None = None, name: str = "Lead") -> int:
     data = LeadInput.parse({"name": name, "phone": phone, **({"email": email} if email else {}), **WEB_FORM_CONSENT})
     with services.session_factory.begin() as session:
-        return add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                        now=services.clock.now(), actor=SYSTEM).lead_id
+        return add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        ).lead_id
 
 
 def lead_says(services, lead_id: int, signal: LeadSignal, body: str) -> None:
     with services.session_factory.begin() as session:
-        receive_message(session, services, session.get(Lead, lead_id), channel="sms", body=body, signal=signal,
-                        now=services.clock.now())
+        receive_message(
+            session,
+            services,
+            session.get(Lead, lead_id),
+            channel="sms",
+            body=body,
+            signal=signal,
+            now=services.clock.now(),
+        )
 
 
 @pytest.fixture
@@ -101,8 +113,14 @@ def week(services, clock, sms):
     lead_says(services, replied, LeadSignal.PLAIN, "Yes, Thursday works")
     lead_says(services, auto, LeadSignal.AUTO_REPLY, "I am out of the office")
     with services.session_factory.begin() as session:
-        book(session, services, session.get(Lead, booked), start_at=clock.now() + timedelta(days=2),
-             now=clock.now(), actor=Actor.slack_user("U0ALICE"))
+        book(
+            session,
+            services,
+            session.get(Lead, booked),
+            start_at=clock.now() + timedelta(days=2),
+            now=clock.now(),
+            actor=Actor.slack_user("U0ALICE"),
+        )
     now = clock.now()
     clock.set(start - timedelta(days=10))
     old = take_in(services, "+13125550105", name="Old")
@@ -132,11 +150,13 @@ def test_the_reply_is_credited_to_the_last_touch_and_subject_before_it(services,
         stats = lead_stats(session, now=clock.now(), days=7)
 
     by_step = {result.step_id: result for result in stats.by_touch}
-    assert by_step["same_day_email"] == TouchResult("default", "same_day_email", 1, sent=1, replies=1, bookings=0,
-                                                      channel="email")
+    assert by_step["same_day_email"] == TouchResult(
+        "default", "same_day_email", 1, sent=1, replies=1, bookings=0, channel="email"
+    )
     # Three first texts went out (the landline's failed): one booking followed one of them.
-    assert by_step["instant_sms"] == TouchResult("default", "instant_sms", 0, sent=3, replies=0, bookings=1,
-                                                   channel="sms")
+    assert by_step["instant_sms"] == TouchResult(
+        "default", "instant_sms", 0, sent=3, replies=0, bookings=1, channel="sms"
+    )
     assert (by_step["same_day_email"].reply_rate, by_step["instant_sms"].booking_rate) == (1.0, pytest.approx(1 / 3))
     [subject] = stats.by_subject
     assert (subject.step_id, subject.option, subject.sent, subject.replies) == ("same_day_email", 0, 1, 1)
@@ -198,7 +218,8 @@ def test_lead_lines_filter_and_say_each_leads_next_step(services, clock, week):
         booked = lead_lines(session, now=clock.now(), stages=("booked",))
 
     assert everyone[week["failed"]].kind == StepKind.CALL and everyone[week["failed"]].detail.startswith(
-        "texts cannot reach this number")
+        "texts cannot reach this number"
+    )
     assert everyone[week["booked"]].kind == StepKind.VISIT
     assert everyone[week["replied"]].kind == StepKind.PAUSED
     assert everyone[week["auto"]].kind == StepKind.TOUCH and everyone[week["auto"]].detail == "same_day_email"
@@ -217,8 +238,15 @@ def test_a_list_page_says_how_many_more_there_are(services, clock, week):
 def test_open_calls_are_listed_most_overdue_first(services, clock, week):
     with services.session_factory.begin() as session:
         for key, hours in (("replied", 3), ("auto", 1)):
-            open_call_task(session, services, session.get(Lead, week[key]), reason=key, now=clock.now(),
-                           actor=SYSTEM, due_at=clock.now() + timedelta(hours=hours))
+            open_call_task(
+                session,
+                services,
+                session.get(Lead, week[key]),
+                reason=key,
+                now=clock.now(),
+                actor=SYSTEM,
+                due_at=clock.now() + timedelta(hours=hours),
+            )
 
     with services.session_factory() as session:
         page = open_call_lines(session)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import secrets
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,20 +14,29 @@ from slack_sdk.models.blocks import Block
 
 from bot.reports.digest import DigestSchedule, DigestScheduleError, build_digest
 from bot.reports.digest_chart import render_chart
-from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, Touch
 from bot.slack.digest import WeeklyDigestJob, digest_blocks
 from bot.standins.slack_api import SlackApiStandin
+from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, Touch
 
 CHICAGO = ZoneInfo("America/Chicago")
 #: Monday 2026-11-30 08:00 in Chicago: the digest's moment; its week began Monday 2026-11-23 08:00.
-MONDAY_8 = datetime(2026, 11, 30, 14, 0, tzinfo=timezone.utc)
+MONDAY_8 = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
 LEADS = "C0LEADS"
 
 
 def _lead(session, name: str, source: str, at: datetime, stage: str = "contacted") -> Lead:
-    lead = Lead(name=name, phone=None, email=None, source=source, timezone="America/Chicago", stage=stage,
-                link_token=secrets.token_urlsafe(12), unsubscribe_token=secrets.token_urlsafe(12),
-                created_at=at, updated_at=at)
+    lead = Lead(
+        name=name,
+        phone=None,
+        email=None,
+        source=source,
+        timezone="America/Chicago",
+        stage=stage,
+        link_token=secrets.token_urlsafe(12),
+        unsubscribe_token=secrets.token_urlsafe(12),
+        created_at=at,
+        updated_at=at,
+    )
     session.add(lead)
     session.flush()
     return lead
@@ -39,20 +48,49 @@ def _sent(session, lead: Lead, step: str, at: datetime, *, option: int | None = 
         enrollment = Enrollment(lead_id=lead.id, sequence_name="default", state="active", enrolled_at=at)
         session.add(enrollment)
         session.flush()
-    touch = Touch(enrollment_id=enrollment.id, lead_id=lead.id, step_id=step, position=0 if step == "first" else 1,
-                  channel="email" if option is not None else "sms", planned_at=at, due_at=at, status="sent",
-                  sent_at=at, subject_option=option, subject=f"Hi {lead.name}" if option is not None else None,
-                  provider_id=secrets.token_hex(8))
+    touch = Touch(
+        enrollment_id=enrollment.id,
+        lead_id=lead.id,
+        step_id=step,
+        position=0 if step == "first" else 1,
+        channel="email" if option is not None else "sms",
+        planned_at=at,
+        due_at=at,
+        status="sent",
+        sent_at=at,
+        subject_option=option,
+        subject=f"Hi {lead.name}" if option is not None else None,
+        provider_id=secrets.token_hex(8),
+    )
     session.add(touch)
     session.flush()
-    session.add(Message(lead_id=lead.id, direction="out", channel=touch.channel, touch_id=touch.id,
-                        provider_id=touch.provider_id, body="hello", status="delivered", created_at=at))
+    session.add(
+        Message(
+            lead_id=lead.id,
+            direction="out",
+            channel=touch.channel,
+            touch_id=touch.id,
+            provider_id=touch.provider_id,
+            body="hello",
+            status="delivered",
+            created_at=at,
+        )
+    )
     return touch
 
 
 def _reply(session, lead: Lead, at: datetime) -> None:
-    session.add(Message(lead_id=lead.id, direction="in", channel="sms", body="yes please", classification="plain",
-                        status="received", created_at=at))
+    session.add(
+        Message(
+            lead_id=lead.id,
+            direction="in",
+            channel="sms",
+            body="yes please",
+            classification="plain",
+            status="received",
+            created_at=at,
+        )
+    )
 
 
 @pytest.fixture
@@ -71,22 +109,58 @@ def known_week(services):
             _sent(session, lead, "day1_email", lead.created_at + timedelta(days=1), option=0)
         _reply(session, dana, dana.created_at + timedelta(days=1, hours=2))  # after the email
         _reply(session, kim, kim.created_at + timedelta(minutes=5))  # after the first text
-        session.add_all([
-            Appointment(lead_id=dana.id, start_at=MONDAY_8 - timedelta(days=1), status="attended",
-                        created_at=dana.created_at),
-            Appointment(lead_id=kim.id, start_at=MONDAY_8 - timedelta(hours=30), status="no_show",
-                        created_at=kim.created_at),
-            AuditEntry(lead_id=lou.id, at=lou.created_at + timedelta(hours=3), actor_type="lead", actor_id="",
-                       action="stage_changed", details={"old": "contacted", "new": "lost", "reason": "not interested"}),
-            AuditEntry(lead_id=sam.id, at=sam.created_at + timedelta(days=1), actor_type="slack_user",
-                       actor_id="U0FRONT", action="call_outcome", details={"outcome": "no_answer"}),
-            AuditEntry(lead_id=sam.id, at=sam.created_at + timedelta(days=2), actor_type="slack_user",
-                       actor_id="U0FRONT", action="call_outcome", details={"outcome": "left_voicemail"}),
-            AuditEntry(lead_id=kim.id, at=kim.created_at + timedelta(hours=1), actor_type="slack_user",
-                       actor_id="U0DESK", action="call_outcome", details={"outcome": "no_answer"}),
-            CallTask(lead_id=sam.id, reason="asked a question", due_at=MONDAY_8, status="open",
-                     created_at=MONDAY_8 - timedelta(hours=1)),
-        ])
+        session.add_all(
+            [
+                Appointment(
+                    lead_id=dana.id,
+                    start_at=MONDAY_8 - timedelta(days=1),
+                    status="attended",
+                    created_at=dana.created_at,
+                ),
+                Appointment(
+                    lead_id=kim.id, start_at=MONDAY_8 - timedelta(hours=30), status="no_show", created_at=kim.created_at
+                ),
+                AuditEntry(
+                    lead_id=lou.id,
+                    at=lou.created_at + timedelta(hours=3),
+                    actor_type="lead",
+                    actor_id="",
+                    action="stage_changed",
+                    details={"old": "contacted", "new": "lost", "reason": "not interested"},
+                ),
+                AuditEntry(
+                    lead_id=sam.id,
+                    at=sam.created_at + timedelta(days=1),
+                    actor_type="slack_user",
+                    actor_id="U0FRONT",
+                    action="call_outcome",
+                    details={"outcome": "no_answer"},
+                ),
+                AuditEntry(
+                    lead_id=sam.id,
+                    at=sam.created_at + timedelta(days=2),
+                    actor_type="slack_user",
+                    actor_id="U0FRONT",
+                    action="call_outcome",
+                    details={"outcome": "left_voicemail"},
+                ),
+                AuditEntry(
+                    lead_id=kim.id,
+                    at=kim.created_at + timedelta(hours=1),
+                    actor_type="slack_user",
+                    actor_id="U0DESK",
+                    action="call_outcome",
+                    details={"outcome": "no_answer"},
+                ),
+                CallTask(
+                    lead_id=sam.id,
+                    reason="asked a question",
+                    due_at=MONDAY_8,
+                    status="open",
+                    created_at=MONDAY_8 - timedelta(hours=1),
+                ),
+            ]
+        )
     return services
 
 
@@ -98,7 +172,9 @@ def test_the_digest_counts_the_week_as_it_happened(known_week):
     assert (digest.attended, digest.missed, digest.show_rate) == (1, 1, 0.5)
     assert digest.lost_reasons == (("not interested", 1),)
     assert [(p.user_id, p.calls, dict(p.outcomes)) for p in digest.calls_by_person] == [
-        ("U0FRONT", 2, {"no_answer": 1, "left_voicemail": 1}), ("U0DESK", 1, {"no_answer": 1})]
+        ("U0FRONT", 2, {"no_answer": 1, "left_voicemail": 1}),
+        ("U0DESK", 1, {"no_answer": 1}),
+    ]
     # Rates of those sent: the email got 1 reply of 3 sent, the first text 1 of 4.
     assert (digest.best_touch.step_id, digest.best_touch.replies, digest.best_touch.sent) == ("day1_email", 1, 3)
     assert (digest.best_subject.step_id, digest.best_subject.option) == ("day1_email", 0)
@@ -164,9 +240,14 @@ def test_a_digest_slack_refused_is_tried_again_at_the_next_tick(known_week, slac
     assert len([m for m in slack.messages(LEADS) if "blocks" in m]) == 1
 
 
-@pytest.mark.parametrize(("text", "weekday", "at"), [
-    ("mon 08:00", 0, time(8)), ("Friday 17:30", 4, time(17, 30)), ("tue 9", 1, time(9)),
-])
+@pytest.mark.parametrize(
+    ("text", "weekday", "at"),
+    [
+        ("mon 08:00", 0, time(8)),
+        ("Friday 17:30", 4, time(17, 30)),
+        ("tue 9", 1, time(9)),
+    ],
+)
 def test_the_schedule_reads_a_day_and_an_hour(text, weekday, at):
     assert DigestSchedule.parse(text) == DigestSchedule(weekday, at)
 
@@ -184,7 +265,9 @@ def test_off_means_no_digest():
 def test_the_latest_moment_is_in_business_time_across_daylight_saving():
     schedule = DigestSchedule(0, time(8))
     # Monday 2026-11-02 08:00 CST is 14:00 UTC; the week before it was CDT (13:00 UTC).
-    assert schedule.latest_due(datetime(2026, 11, 2, 14, 5, tzinfo=timezone.utc), CHICAGO) == \
-        datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc)
-    assert schedule.latest_due(datetime(2026, 11, 2, 13, 55, tzinfo=timezone.utc), CHICAGO) == \
-        datetime(2026, 10, 26, 13, 0, tzinfo=timezone.utc)
+    assert schedule.latest_due(datetime(2026, 11, 2, 14, 5, tzinfo=UTC), CHICAGO) == datetime(
+        2026, 11, 2, 14, 0, tzinfo=UTC
+    )
+    assert schedule.latest_due(datetime(2026, 11, 2, 13, 55, tzinfo=UTC), CHICAGO) == datetime(
+        2026, 10, 26, 13, 0, tzinfo=UTC
+    )

@@ -17,8 +17,14 @@ from bot.sandbox.runner import Sandbox
 CHROMIUM = Path("/usr/bin/chromium")
 #: The machine's closed network refuses Chromium's background connections: switch them off.
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 #: Tuesday 2 March 2027, 10:00 at the shipped clinic (Chicago): open, no holiday near.
 START = datetime(2027, 3, 2, 10, 0, tzinfo=ZoneInfo("America/Chicago"))
@@ -57,8 +63,9 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     directory = tmp_path_factory.mktemp("sandbox")
-    with Sandbox(port=0, directory=directory, business_path=SHIPPED_SEQUENCES / "business.yml",
-                 start_at=START) as running:
+    with Sandbox(
+        port=0, directory=directory, business_path=SHIPPED_SEQUENCES / "business.yml", start_at=START
+    ) as running:
         yield running
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.store.models import Appointment, CallTask
 from bot.sandbox.runner import Sandbox
+from bot.store.models import Appointment, CallTask
 from tests.sandbox.test_sandbox_page import DANA, card, open_page
 
 pytestmark = pytest.mark.usefixtures("browser")
@@ -20,9 +20,16 @@ def statuses(sandbox: Sandbox) -> list[str]:
 def test_the_calendar_books_moves_cancels_and_marks_no_shows_through_calendlys_webhooks(browser, sandbox: Sandbox):
     from playwright.sync_api import expect
 
-    assert sandbox.actions.submit_lead({"name": "Rosa Diaz", "phone": "(312) 555-0188",
-                                        "email": "rosa@example.com", "message": "Knee pain", "consent": "on",
-                                        "consent_text": "I agree to texts from the clinic."}).ok
+    assert sandbox.actions.submit_lead(
+        {
+            "name": "Rosa Diaz",
+            "phone": "(312) 555-0188",
+            "email": "rosa@example.com",
+            "message": "Knee pain",
+            "consent": "on",
+            "consent_text": "I agree to texts from the clinic.",
+        }
+    ).ok
     page = open_page(browser, sandbox, DANA)
     page.get_by_role("tab", name="Calendar").click()
     calendar = page.get_by_test_id("calendar")

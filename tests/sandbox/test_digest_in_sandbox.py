@@ -9,8 +9,8 @@ import pytest
 
 from bot.reports.digest import DigestSchedule
 from bot.sandbox.runner import Sandbox
-from bot.slack_app import slack_client
 from bot.slack.digest import WeeklyDigestJob
+from bot.slack_app import slack_client
 from tests.sandbox.test_sandbox_page import DANA, open_page
 
 pytestmark = pytest.mark.usefixtures("browser")
@@ -25,24 +25,39 @@ def next_monday_8(sandbox: Sandbox) -> datetime:
 
 def post_weekly_digest(sandbox: Sandbox) -> None:
     """What the scheduler's minute tick does at the digest's hour (the week's claim keeps it to one post)."""
-    job = WeeklyDigestJob(sandbox.services, slack_client(sandbox.settings), sandbox.settings.slack_leads_channel or "",
-                          DigestSchedule.parse("mon 08:00"))
+    job = WeeklyDigestJob(
+        sandbox.services,
+        slack_client(sandbox.settings),
+        sandbox.settings.slack_leads_channel or "",
+        DigestSchedule.parse("mon 08:00"),
+    )
     job.run_once()
     sandbox.world.touch()
 
 
 def digest_message(page):  # noqa: ANN001, ANN201 - a Playwright Page in, a Locator out
     """The digest posted in the channel (not the preview only its asker sees)."""
-    return page.get_by_test_id("channel").locator("article.msg:not(.ephemeral)").filter(
-        has=page.locator(".bk-header", has_text="Week of"))
+    return (
+        page.get_by_test_id("channel")
+        .locator("article.msg:not(.ephemeral)")
+        .filter(has=page.locator(".bk-header", has_text="Week of"))
+    )
 
 
-def test_the_digest_previews_on_command_and_its_weekly_post_shows_the_chart(browser, sandbox: Sandbox,
-                                                                           debug_screenshots: Path) -> None:
+def test_the_digest_previews_on_command_and_its_weekly_post_shows_the_chart(
+    browser, sandbox: Sandbox, debug_screenshots: Path
+) -> None:
     from playwright.sync_api import expect
 
-    sandbox.actions.submit_lead({"name": "Maria Gonzalez", "phone": "(312) 555-0177", "source": "Website",
-                                 "email": "maria.gonzalez@example.com", "message": "Lower back pain"})
+    sandbox.actions.submit_lead(
+        {
+            "name": "Maria Gonzalez",
+            "phone": "(312) 555-0177",
+            "source": "Website",
+            "email": "maria.gonzalez@example.com",
+            "message": "Lower back pain",
+        }
+    )
     dana = open_page(browser, sandbox, DANA)
 
     dana.locator("#command").fill("/followup digest")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bot.core.clock import utc
-from bot.store.models import Lead, Message
 from bot.sandbox.runner import LEADS_CHANNEL, Sandbox
+from bot.store.models import Lead, Message
 from tests.fakes import WEB_FORM_CONSENT
 from tests.sandbox.conftest import START
 from tests.sandbox.test_runner import BUSINESS, wait_for
@@ -25,13 +25,15 @@ def test_at_a_day_a_second_a_held_back_card_and_its_first_entry_show_when_they_h
         # Slack holds the first post back two seconds: two simulated days at this speed.
         sandbox.slack.fail_next("chat.postMessage", 429, retry_after=2)
         sandbox.set_speed(86400)
-        sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "message": "Neck pain",
-                                     **WEB_FORM_CONSENT})
+        sandbox.actions.submit_lead(
+            {"name": "Dana Lee", "phone": "+13125550101", "message": "Neck pain", **WEB_FORM_CONSENT}
+        )
 
         def first_entry_posted() -> bool:
             with sandbox.services.session_factory() as session:
-                return bool(session.query(Message).filter(Message.direction == "out",
-                                                          Message.slack_ts.is_not(None)).count())
+                return bool(
+                    session.query(Message).filter(Message.direction == "out", Message.slack_ts.is_not(None)).count()
+                )
 
         wait_for(first_entry_posted, timeout=30)
         sandbox.set_speed(1)
@@ -58,8 +60,13 @@ def test_a_file_shared_in_the_channel_shows_the_simulated_time_it_was_shared(tmp
     with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as sandbox:
         client = WebClient(token=SLACK_BOT_TOKEN, base_url=sandbox.slack.url + "/api/")
         before = sandbox.clock.now().timestamp()
-        client.files_upload_v2(channel=LEADS_CHANNEL, content=b"\x89PNG chart", filename="digest.png",
-                               title="This week", initial_comment="The week in leads")
+        client.files_upload_v2(
+            channel=LEADS_CHANNEL,
+            content=b"\x89PNG chart",
+            filename="digest.png",
+            title="This week",
+            initial_comment="The week in leads",
+        )
         [shared] = [m for m in sandbox.slack.messages(LEADS_CHANNEL) if m.get("files")]
         # The sandbox hears of each Slack call once the stand-in has answered it: wait for that.
         wait_for(lambda: shared["ts"] in sandbox.world.sim_times, timeout=10)

@@ -30,11 +30,23 @@ def test_a_morning_at_lakeside_chiropractic(browser, sandbox: Sandbox, screensho
     from playwright.sync_api import expect
 
     # Two leads from the night before are already in; the week's texts went out to them.
-    sandbox.actions.submit_lead({"name": "James Carter", "phone": "(312) 555-0142",
-                                 "email": "james.carter@example.com", "source": "Google Ads",
-                                 "message": "Neck stiffness from desk work. Do you take Blue Cross?"})
-    sandbox.actions.submit_lead({"name": "Priya Shah", "phone": "(773) 555-0119", "source": "Referral",
-                                 "message": "Looking for a chiropractor after a car accident last month."})
+    sandbox.actions.submit_lead(
+        {
+            "name": "James Carter",
+            "phone": "(312) 555-0142",
+            "email": "james.carter@example.com",
+            "source": "Google Ads",
+            "message": "Neck stiffness from desk work. Do you take Blue Cross?",
+        }
+    )
+    sandbox.actions.submit_lead(
+        {
+            "name": "Priya Shah",
+            "phone": "(773) 555-0119",
+            "source": "Referral",
+            "message": "Looking for a chiropractor after a car accident last month.",
+        }
+    )
     dana = open_page(browser, sandbox, DANA)
     expect(card(dana, "Priya Shah")).to_be_visible(timeout=20000)
 
@@ -44,8 +56,9 @@ def test_a_morning_at_lakeside_chiropractic(browser, sandbox: Sandbox, screensho
     form.get_by_label("Name").fill("Maria Gonzalez")
     form.get_by_label("Mobile phone").fill("(312) 555-0177")
     form.get_by_label("Email").fill("maria.gonzalez@example.com")
-    form.get_by_label("How can we help?").fill("Lower back pain since Friday; sitting at work makes it worse. "
-                                               "Any openings this week?")
+    form.get_by_label("How can we help?").fill(
+        "Lower back pain since Friday; sitting at work makes it worse. Any openings this week?"
+    )
     form.get_by_role("button", name="Send", exact=True).click()
     phone = dana.get_by_test_id("phone")
     expect(phone.get_by_test_id("sms-out").first).to_contain_text("Reply STOP to opt out", timeout=5000)

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from bot import SHIPPED_SEQUENCES
-from bot.store.models import Lead
 from bot.sandbox.runner import DATABASE_FILE, LEADS_CHANNEL, STATE_FILE, Sandbox, demo_start, sandbox_settings
+from bot.store.models import Lead
 from tests.fakes import WEB_FORM_CONSENT
 from tests.sandbox.conftest import START
 from tests.support.ports import free_port
@@ -39,8 +39,9 @@ def test_sandbox_takes_a_lead_to_a_text_and_a_card_then_stops(tmp_path: Path) ->
     sandbox = Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START).start()
     try:
         assert sandbox.missing == []
-        answer = sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "message": "Neck pain",
-                                              **WEB_FORM_CONSENT})
+        answer = sandbox.actions.submit_lead(
+            {"name": "Dana Lee", "phone": "+13125550101", "message": "Neck pain", **WEB_FORM_CONSENT}
+        )
         assert answer.status == 201
         wait_for(lambda: any(t["direction"] == "out" and t["status"] == "delivered" for t in sandbox.world.texts))
         wait_for(lambda: any(m.get("blocks") for m in sandbox.slack.messages(LEADS_CHANNEL)))
@@ -71,8 +72,9 @@ def test_a_second_start_keeps_the_leads_the_channel_and_the_time(tmp_path: Path)
         assert stopped_at <= second.clock.now() < stopped_at + timedelta(minutes=1)
         # The card is updated in place, not posted again: chat.update finds the restored message.
         second.actions.text_from_lead("+13125550101", "Yes please call me")
-        wait_for(lambda: any(r.route == "chat.update" and r.response.get("ok")
-                             for r in second.slack.requests if r.response))
+        wait_for(
+            lambda: any(r.route == "chat.update" and r.response.get("ok") for r in second.slack.requests if r.response)
+        )
 
 
 def test_the_page_refuses_actions_by_someone_outside_the_team(tmp_path: Path) -> None:
@@ -86,28 +88,42 @@ def test_the_page_refuses_actions_by_someone_outside_the_team(tmp_path: Path) ->
 
 
 def test_sandbox_settings_name_only_the_stand_ins_whatever_the_environment_says(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"TWILIO_API_URL": "https://api.twilio.com", "SLACK_APP_TOKEN": "xapp-real",
-                        "DATABASE_URL": "postgresql://prod/db", "SENDGRID_API_KEY": "SG.real",
-                        "SLACK_API_URL": "https://slack.com/api/"}.items():
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "TWILIO_API_URL": "https://api.twilio.com",
+        "SLACK_APP_TOKEN": "xapp-real",
+        "DATABASE_URL": "postgresql://prod/db",
+        "SENDGRID_API_KEY": "SG.real",
+        "SLACK_API_URL": "https://slack.com/api/",
+    }.items():
         monkeypatch.setenv(name, value)
-    settings = sandbox_settings(directory=tmp_path, public_base_url="http://127.0.0.1:1", twilio_url="http://t",
-                                sendgrid_url="http://s", slack_url="http://k", business_path=BUSINESS)
+    settings = sandbox_settings(
+        directory=tmp_path,
+        public_base_url="http://127.0.0.1:1",
+        twilio_url="http://t",
+        sendgrid_url="http://s",
+        slack_url="http://k",
+        business_path=BUSINESS,
+    )
     assert settings.twilio_api_url == "http://t" and settings.sendgrid_api_url == "http://s"
     assert settings.slack_api_url == "http://k/api/" and settings.slack_app_token is None
     assert settings.database_url.endswith(f"/{DATABASE_FILE}") and settings.database_url.startswith("sqlite:///")
     assert settings.sendgrid_api_key != "SG.real"
 
 
-@pytest.mark.parametrize(("local", "expected"), [
-    (datetime(2027, 3, 2, 10, 30), datetime(2027, 3, 2, 10, 30)),  # open now: now
-    (datetime(2027, 3, 2, 22, 0), datetime(2027, 3, 3, 9, 0)),  # Tuesday night: Wednesday an hour after opening
-    (datetime(2027, 3, 6, 21, 0), datetime(2027, 3, 8, 9, 0)),  # Saturday night: Monday, closed on Sunday
-])
+@pytest.mark.parametrize(
+    ("local", "expected"),
+    [
+        (datetime(2027, 3, 2, 10, 30), datetime(2027, 3, 2, 10, 30)),  # open now: now
+        (datetime(2027, 3, 2, 22, 0), datetime(2027, 3, 3, 9, 0)),  # Tuesday night: Wednesday an hour after opening
+        (datetime(2027, 3, 6, 21, 0), datetime(2027, 3, 8, 9, 0)),  # Saturday night: Monday, closed on Sunday
+    ],
+)
 def test_the_sandbox_day_starts_when_the_clinic_may_text(tmp_path: Path, local: datetime, expected: datetime) -> None:
     zone = ZoneInfo("America/Chicago")
     with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as sandbox:
-        start = demo_start(local.replace(tzinfo=zone).astimezone(timezone.utc), sandbox.services)
+        start = demo_start(local.replace(tzinfo=zone).astimezone(UTC), sandbox.services)
     assert start.astimezone(zone).replace(tzinfo=None) == expected
 
 
@@ -115,9 +131,15 @@ def test_followup_sandbox_prints_its_url_and_stops_on_sigterm(tmp_path: Path) ->
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "TWILIO_", "SENDGRID_"))}
     env["PYTHONPATH"] = str(ROOT)
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port), "--no-browser"],
-                               cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port), "--no-browser"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         first_line = process.stdout.readline()
         assert f"http://127.0.0.1:{port}/sandbox" in first_line, first_line
@@ -139,9 +161,15 @@ def test_followup_sandbox_says_so_when_its_port_is_taken(tmp_path: Path) -> None
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port), "--no-browser"],
-                              cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "sandbox", "--port", str(port), "--no-browser"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 1
     assert f"port {port}" in done.stderr and "--port" in done.stderr
 
@@ -157,8 +185,9 @@ def test_at_a_day_a_second_a_week_plays_out_with_every_touch_on_time(tmp_path: P
     from bot.store.models import Touch
 
     with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as sandbox:
-        sandbox.actions.submit_lead({"name": "Dana Lee", "phone": "+13125550101", "email": "dana@example.com",
-                                     **WEB_FORM_CONSENT})
+        sandbox.actions.submit_lead(
+            {"name": "Dana Lee", "phone": "+13125550101", "email": "dana@example.com", **WEB_FORM_CONSENT}
+        )
         wait_for(lambda: sandbox.world.texts)
         sandbox.set_speed(86400)
         wait_for(lambda: sandbox.clock.now() > START + timedelta(days=8), timeout=30)

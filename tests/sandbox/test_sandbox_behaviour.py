@@ -21,15 +21,25 @@ def _local_input(sandbox: Sandbox, days: float, hour: int) -> str:
 
 
 def _call_task_for(page, name: str):  # noqa: ANN001, ANN201 - a Playwright Page in, a Locator out
-    return page.get_by_test_id("channel").locator("article.msg").filter(
-        has=page.locator(".bk-header", has_text=f"Call {name}")).last
+    return (
+        page.get_by_test_id("channel")
+        .locator("article.msg")
+        .filter(has=page.locator(".bk-header", has_text=f"Call {name}"))
+        .last
+    )
 
 
 def test_a_modal_keeps_the_chosen_option_date_and_notes_after_a_failed_submit(browser, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
-    sandbox.actions.submit_lead({"name": "Grace Miller", "phone": "+13125550161", "email": "grace.miller@example.com",
-                                 "message": "Stiff neck after a long drive. Do you see people on Saturdays?"})
+    sandbox.actions.submit_lead(
+        {
+            "name": "Grace Miller",
+            "phone": "+13125550161",
+            "email": "grace.miller@example.com",
+            "message": "Stiff neck after a long drive. Do you see people on Saturdays?",
+        }
+    )
     sandbox.actions.text_from_lead("+13125550161", "Do you take Aetna?")
     dana = open_page(browser, sandbox, DANA)
     task = _call_task_for(dana, "Grace Miller")
@@ -54,8 +64,12 @@ def test_a_modal_keeps_the_chosen_option_date_and_notes_after_a_failed_submit(br
     modal.get_by_role("button", name="Save").click()
     expect(modal).to_have_count(0)
     # The call just logged (the call back it set is a new task, posted below it a moment later).
-    logged = dana.get_by_test_id("channel").locator("article.msg").filter(
-        has=dana.locator(".bk-header", has_text="Call Grace Miller")).filter(has_text="asked a question")
+    logged = (
+        dana.get_by_test_id("channel")
+        .locator("article.msg")
+        .filter(has=dana.locator(".bk-header", has_text="Call Grace Miller"))
+        .filter(has_text="asked a question")
+    )
     expect(logged).to_contain_text("Done: Call back")
     assert not dana.problems  # type: ignore[attr-defined]  # open_page hangs the console problems on the page
 
@@ -63,10 +77,14 @@ def test_a_modal_keeps_the_chosen_option_date_and_notes_after_a_failed_submit(br
 def test_a_live_update_keeps_a_text_selection_and_the_scroll_position(browser, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
-    for n, (name, asked) in enumerate([("Oliver Hughes", "Lower back pain when I get up in the morning."),
-                                       ("Sofia Alvarez", "Is there parking near the clinic?"),
-                                       ("Ben Carter", "My shoulder clicks when I lift my arm."),
-                                       ("Hannah Lee", "Can I bring my teenage son for a posture check?")]):
+    for n, (name, asked) in enumerate(
+        [
+            ("Oliver Hughes", "Lower back pain when I get up in the morning."),
+            ("Sofia Alvarez", "Is there parking near the clinic?"),
+            ("Ben Carter", "My shoulder clicks when I lift my arm."),
+            ("Hannah Lee", "Can I bring my teenage son for a posture check?"),
+        ]
+    ):
         sandbox.actions.submit_lead({"name": name, "phone": f"+1312555017{n}", "message": asked})
     dana = open_page(browser, sandbox, DANA)
     dana.set_viewport_size({"width": 1280, "height": 560})  # the channel scrolls
@@ -87,8 +105,13 @@ def test_a_live_update_keeps_a_text_selection_and_the_scroll_position(browser, s
         quote.closest('article').dataset.marker = 'same-node';
     }""")
     scrolled = dana.evaluate("document.querySelector('#messages').scrollTop")
-    assert scrolled == 40 and dana.evaluate(
-        "(() => { const b = document.querySelector('#messages'); return b.scrollHeight - b.clientHeight; })()") > 200
+    assert (
+        scrolled == 40
+        and dana.evaluate(
+            "(() => { const b = document.querySelector('#messages'); return b.scrollHeight - b.clientHeight; })()"
+        )
+        > 200
+    )
 
     # Another lead writes in: her thread grows and the page updates.
     sandbox.actions.text_from_lead("+13125550173", "Thursday afternoon works for us")
@@ -100,13 +123,15 @@ def test_a_live_update_keeps_a_text_selection_and_the_scroll_position(browser, s
     assert dana.evaluate("document.querySelector('#messages').scrollTop") == scrolled
 
 
-@pytest.mark.parametrize("size", [{"width": 1280, "height": 800}, {"width": 1440, "height": 900}],
-                         ids=["1280x800", "1440x900"])
+@pytest.mark.parametrize(
+    "size", [{"width": 1280, "height": 800}, {"width": 1440, "height": 900}], ids=["1280x800", "1440x900"]
+)
 def test_the_thread_pane_sits_beside_the_channel_at_laptop_sizes(browser, sandbox: Sandbox, size) -> None:
     from playwright.sync_api import expect
 
-    sandbox.actions.submit_lead({"name": "Ruth Adams", "phone": "+13125550181",
-                                 "message": "Hip pain after running. Any openings this week?"})
+    sandbox.actions.submit_lead(
+        {"name": "Ruth Adams", "phone": "+13125550181", "message": "Hip pain after running. Any openings this week?"}
+    )
     # Measured once the card is drawn for good: a refresh would replace the buttons being measured.
     wait_until_posted(sandbox, "Ruth Adams")
     dana = open_page(browser, sandbox, DANA)
@@ -127,16 +152,19 @@ def test_the_thread_pane_sits_beside_the_channel_at_laptop_sizes(browser, sandbo
     booked.scroll_into_view_if_needed()
     box = booked.bounding_box()
     assert box
-    on_top = dana.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('button')?.textContent",
-                           [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    on_top = dana.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y).closest('button')?.textContent",
+        [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+    )
     assert on_top == "Booked"
 
 
 def test_open_the_card_links_to_the_card_inside_the_page(browser, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
-    sandbox.actions.submit_lead({"name": "Diane Foster", "phone": "+13125550191",
-                                 "message": "Tension headaches most afternoons."})
+    sandbox.actions.submit_lead(
+        {"name": "Diane Foster", "phone": "+13125550191", "message": "Tension headaches most afternoons."}
+    )
     dana = open_page(browser, sandbox, DANA)
     expect(card(dana, "Diane Foster")).to_be_visible()
     page_url = dana.url

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import WEB_FORM_CONSENT
 from bot.sandbox.runner import Sandbox
+from tests.fakes import WEB_FORM_CONSENT
 
 pytestmark = pytest.mark.usefixtures("browser")
 
@@ -34,8 +34,11 @@ def open_page(browser, sandbox: Sandbox, who: str):  # noqa: ANN001, ANN201 - a 
 
 def card(page, name: str):  # noqa: ANN001, ANN201 - a Playwright Page in, a Locator out
     """The lead's card in the channel."""
-    return page.get_by_test_id("channel").locator("article.msg").filter(
-        has=page.locator(".bk-header", has_text=re.compile(rf"^\W*{re.escape(name)}$")))
+    return (
+        page.get_by_test_id("channel")
+        .locator("article.msg")
+        .filter(has=page.locator(".bk-header", has_text=re.compile(rf"^\W*{re.escape(name)}$")))
+    )
 
 
 def wait_until_posted(sandbox: Sandbox, name: str, timeout: float = 20.0) -> None:
@@ -47,8 +50,11 @@ def wait_until_posted(sandbox: Sandbox, name: str, timeout: float = 20.0) -> Non
     deadline = time.monotonic() + timeout
     while True:
         with sandbox.services.session_factory() as session:
-            queued = session.scalar(select(func.count(OutboxEvent.id)).join(Lead, Lead.id == OutboxEvent.lead_id)
-                                    .where(Lead.name == name, OutboxEvent.delivered_at.is_(None)))
+            queued = session.scalar(
+                select(func.count(OutboxEvent.id))
+                .join(Lead, Lead.id == OutboxEvent.lead_id)
+                .where(Lead.name == name, OutboxEvent.delivered_at.is_(None))
+            )
         if not queued:
             return
         assert time.monotonic() < deadline, f"{queued} notice(s) for {name} still queued after {timeout} s"
@@ -57,8 +63,12 @@ def wait_until_posted(sandbox: Sandbox, name: str, timeout: float = 20.0) -> Non
 
 def call_task(page, name: str):  # noqa: ANN001, ANN201 - a Playwright Page in, a Locator out
     """The newest call task for the lead in the channel."""
-    return page.get_by_test_id("channel").locator("article.msg").filter(
-        has=page.locator(".bk-header", has_text=f"Call {name}")).last
+    return (
+        page.get_by_test_id("channel")
+        .locator("article.msg")
+        .filter(has=page.locator(".bk-header", has_text=f"Call {name}"))
+        .last
+    )
 
 
 def skip_until(page, condition, *, tries: int = 8) -> None:  # noqa: ANN001 - a Playwright Page and a callable
@@ -227,8 +237,9 @@ def test_an_email_reply_reaches_the_lead_thread(browser, sandbox: Sandbox, debug
 
     sandbox.actions.submit_lead({"name": "Tom Becker", "email": "tom@example.com", "message": "Headaches"})
     dana = open_page(browser, sandbox, DANA)
-    skip_until(dana, lambda: dana.get_by_test_id("inbox").get_by_test_id("mail").filter(
-        has_text="tom@example.com").count() > 0)
+    skip_until(
+        dana, lambda: dana.get_by_test_id("inbox").get_by_test_id("mail").filter(has_text="tom@example.com").count() > 0
+    )
     dana.get_by_role("tab", name="Email").click()
     dana.get_by_test_id("inbox").get_by_test_id("mail").filter(has_text="tom@example.com").first.click()
     viewer = dana.locator("#email-view")
@@ -246,8 +257,9 @@ def test_an_email_reply_reaches_the_lead_thread(browser, sandbox: Sandbox, debug
 def test_a_marked_thread_reply_reaches_the_phone_and_a_note_stays_in_slack(browser, sandbox: Sandbox) -> None:
     from playwright.sync_api import expect
 
-    sandbox.actions.submit_lead({"name": "Priya Shah", "phone": "+13125550188", "message": "After a car accident",
-                                 **WEB_FORM_CONSENT})
+    sandbox.actions.submit_lead(
+        {"name": "Priya Shah", "phone": "+13125550188", "message": "After a car accident", **WEB_FORM_CONSENT}
+    )
     dana = open_page(browser, sandbox, DANA)
     expect(card(dana, "Priya Shah")).to_be_visible()
     dana.get_by_test_id("phone-pick").select_option(label="Priya Shah · +13125550188")

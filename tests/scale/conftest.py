@@ -7,21 +7,21 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 from sqlalchemy import select
 
-from bot.store.audit import Actor
 from bot.app import build_services
-from bot.store.db import make_engine
-from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import Touch
 from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
+from bot.store.audit import Actor
+from bot.store.db import make_engine
+from bot.store.models import Touch
+from bot.usecases.leads import LeadInput, add_lead
 from tests.fakes import consented
 from tests.support.content import always_open_business, midday_zone, phone
 from tests.support.databases import MigratedTemplates
@@ -51,14 +51,17 @@ def fleet_content(tmp_path: Path) -> tuple[Path, Path]:
     """A business that may send at any hour and a compressed playbook: three texts, seconds apart."""
     sequences = tmp_path / "sequences"
     sequences.mkdir()
-    (sequences / "compressed.yml").write_text(dedent("""\
+    (sequences / "compressed.yml").write_text(
+        dedent("""\
         name: compressed
         description: Two texts a few seconds apart (scale tests).
         steps:
           - {id: first_sms, after: 0s, channel: sms, template: default/instant_sms}
           - {id: second_sms, after: 3s, channel: sms, template: default/checkin_sms}
-        """))
-    (sequences / "compressed_email.yml").write_text(dedent("""\
+        """)
+    )
+    (sequences / "compressed_email.yml").write_text(
+        dedent("""\
         name: compressed_email
         description: A text and an email a few seconds apart (crash tests).
         steps:
@@ -69,7 +72,8 @@ def fleet_content(tmp_path: Path) -> tuple[Path, Path]:
             template: default/confirmation
             subjects: ["Thanks for reaching out, {{ lead.first_name }}"]
           - {id: second_sms, after: 2s, channel: sms, template: default/checkin_sms}
-        """))
+        """)
+    )
     return always_open_business(tmp_path, sequence="compressed"), sequences
 
 
@@ -91,8 +95,9 @@ class BotProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        self.process = start_followup_run({**self.env, "PORT": str(self.port), "PUBLIC_BASE_URL": self.url},
-                                          self.log_path)
+        self.process = start_followup_run(
+            {**self.env, "PORT": str(self.port), "PUBLIC_BASE_URL": self.url}, self.log_path
+        )
 
     def wait_healthy(self, timeout: float = 20) -> None:
         assert self.process is not None
@@ -118,11 +123,15 @@ class Fleet:
     def env(self, **extra: str) -> dict[str, str]:
         return {
             **os.environ,
-            "DATABASE_URL": self.database_url, "FOLLOWUP_BUSINESS": str(self.business),
+            "DATABASE_URL": self.database_url,
+            "FOLLOWUP_BUSINESS": str(self.business),
             "FOLLOWUP_SEQUENCES_DIR": str(self.sequences),
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM_NUMBER": "+13125550100", "TWILIO_API_URL": self.twilio.url,
-            "SENDGRID_API_KEY": SENDGRID_KEY, "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": "+13125550100",
+            "TWILIO_API_URL": self.twilio.url,
+            "SENDGRID_API_KEY": SENDGRID_KEY,
+            "SENDGRID_FROM_EMAIL": "hello@lakeside.example",
             "SENDGRID_API_URL": self.sendgrid.url,
             "FOLLOWUP_POLL_SECONDS": "0.2",
             # Long enough for any request in flight when a process died to have landed at the stand-in.
@@ -137,28 +146,47 @@ class Fleet:
 
     def enroll(self, count: int, *, sequence: str = "compressed", start: int = 0, email: bool = False) -> None:
         """Enroll leads straight into the shared database, as the lead webhook would."""
-        settings = Settings(DATABASE_URL=self.database_url, FOLLOWUP_BUSINESS=self.business,
-                            FOLLOWUP_SEQUENCES_DIR=self.sequences)
+        settings = Settings(
+            DATABASE_URL=self.database_url, FOLLOWUP_BUSINESS=self.business, FOLLOWUP_SEQUENCES_DIR=self.sequences
+        )
         engine = make_engine(self.database_url)
         services = build_services(settings, engine=engine, migrate=False)
-        zone = midday_zone(datetime.now(timezone.utc))
+        zone = midday_zone(datetime.now(UTC))
         playbook = services.playbooks.get(sequence)
         with services.session_factory.begin() as session:
             for index in range(start, start + count):
-                add_lead(session, LeadInput(name=f"Lead {index}", phone=phone(index), timezone=zone,
-                                            email=f"lead{index}@example.com" if email else None,
-                                            sms_consent=consented()),
-                         business=services.business, sequence=playbook, now=services.clock.now(),
-                         actor=Actor.lead(0))
+                add_lead(
+                    session,
+                    LeadInput(
+                        name=f"Lead {index}",
+                        phone=phone(index),
+                        timezone=zone,
+                        email=f"lead{index}@example.com" if email else None,
+                        sms_consent=consented(),
+                    ),
+                    business=services.business,
+                    sequence=playbook,
+                    now=services.clock.now(),
+                    actor=Actor.lead(0),
+                )
         engine.dispose()
 
     def touches(self) -> list[Touch]:
         engine = make_engine(self.database_url)
         try:
             with engine.connect() as connection:
-                return list(connection.execute(
-                    select(Touch.lead_id, Touch.position, Touch.channel, Touch.status, Touch.body_text,
-                           Touch.provider_id).order_by(Touch.lead_id, Touch.position)))
+                return list(
+                    connection.execute(
+                        select(
+                            Touch.lead_id,
+                            Touch.position,
+                            Touch.channel,
+                            Touch.status,
+                            Touch.body_text,
+                            Touch.provider_id,
+                        ).order_by(Touch.lead_id, Touch.position)
+                    )
+                )
         finally:
             engine.dispose()
 
@@ -175,8 +203,9 @@ class Fleet:
                 print(round(time.monotonic(), 1), Counter(r.status for r in rows))
             if time.monotonic() > deadline:
                 pending = [r for r in rows if r.status not in FINAL]
-                raise AssertionError(f"{len(pending)} of {len(rows)} touches still pending after {timeout}s, "
-                                     f"e.g. {pending[:3]}")
+                raise AssertionError(
+                    f"{len(pending)} of {len(rows)} touches still pending after {timeout}s, e.g. {pending[:3]}"
+                )
             time.sleep(0.25)
 
     def stop_all(self) -> None:
@@ -187,8 +216,10 @@ class Fleet:
 @pytest.fixture
 def fleet(postgres_url: str, fleet_content, tmp_path: Path):
     business, sequences = fleet_content
-    with (TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio,
-          SendGridApiStandin(SENDGRID_KEY, rate_limit_per_minute=None) as sendgrid):
+    with (
+        TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as twilio,
+        SendGridApiStandin(SENDGRID_KEY, rate_limit_per_minute=None) as sendgrid,
+    ):
         world = Fleet(postgres_url, business, sequences, twilio, sendgrid, tmp_path)
         try:
             yield world

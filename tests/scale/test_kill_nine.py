@@ -53,8 +53,11 @@ def test_processes_killed_at_random_send_nothing_twice_and_lose_nothing_silently
             emails[address] = emails.get(address, 0) + 1
     engine = make_engine(fleet.database_url)
     with engine.connect() as connection:
-        flagged = set(connection.scalars(select(OutboxEvent.payload["touch_id"].as_integer()).where(
-            OutboxEvent.kind == "needs_person")))
+        flagged = set(
+            connection.scalars(
+                select(OutboxEvent.payload["touch_id"].as_integer()).where(OutboxEvent.kind == "needs_person")
+            )
+        )
     engine.dispose()
     unknown_emails = 0
     for lead_id in {r.lead_id for r in rows}:

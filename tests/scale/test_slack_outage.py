@@ -21,21 +21,21 @@ from sqlalchemy import select
 
 from bot import SHIPPED_TEMPLATES
 from bot.app import build_services
-from bot.store.audit import SYSTEM
 from bot.core.clock import ManualClock
-from bot.usecases.conversations import InboundMessage, take_inbound
-from bot.usecases.delivery import SmsStatusReport, apply_sms_status
-from bot.usecases.dispatch import Dispatcher
-from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import CallTask, Lead, Message, OutboxEvent
-from bot.store.outbox import Notice, publish
 from bot.core.rules import LeadSignal
 from bot.settings import Settings
-from tests.fakes import WEB_FORM_CONSENT
 from bot.slack.limits import SlackLimits
 from bot.slack.poster import MAX_BACKOFF_SECONDS, SlackPoster
 from bot.standins.server import Fault
 from bot.standins.slack_api import SlackApiStandin
+from bot.store.audit import SYSTEM
+from bot.store.models import CallTask, Lead, Message, OutboxEvent
+from bot.store.outbox import Notice, publish
+from bot.usecases.conversations import InboundMessage, take_inbound
+from bot.usecases.delivery import SmsStatusReport, apply_sms_status
+from bot.usecases.dispatch import Dispatcher
+from bot.usecases.leads import LeadInput, add_lead
+from tests.fakes import WEB_FORM_CONSENT
 from tests.support.content import always_open_business
 
 BOT_TOKEN = "xoxb-outage"
@@ -63,7 +63,8 @@ def services(engine, clock, sms, email, tmp_path: Path):
     """The bot with a playbook compressed into minutes: a text, an email, a call, another text."""
     sequences = tmp_path / "sequences"
     sequences.mkdir()
-    (sequences / "minutes.yml").write_text(dedent("""\
+    (sequences / "minutes.yml").write_text(
+        dedent("""\
         name: minutes
         description: Four touches over eight minutes (outage tests).
         steps:
@@ -75,10 +76,16 @@ def services(engine, clock, sms, email, tmp_path: Path):
             subjects: ["Thanks for reaching out, {{ lead.first_name }}"]
           - {id: first_call, after: 4m, channel: call_task, template: default/first_call}
           - {id: second_sms, after: 8m, channel: sms, template: default/checkin_sms, when: [no_reply_yet]}
-        """))
+        """)
+    )
     business = always_open_business(tmp_path, sequence="minutes")
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business, FOLLOWUP_SEQUENCES_DIR=sequences,
-                        FOLLOWUP_TEMPLATES_DIR=SHIPPED_TEMPLATES, PUBLIC_BASE_URL="https://followup.example.com")
+    settings = Settings(
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_BUSINESS=business,
+        FOLLOWUP_SEQUENCES_DIR=sequences,
+        FOLLOWUP_TEMPLATES_DIR=SHIPPED_TEMPLATES,
+        PUBLIC_BASE_URL="https://followup.example.com",
+    )
     return build_services(settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
 
 
@@ -96,10 +103,12 @@ class Bot:
         self.slack = slack
         self.clock = clock
         # The client's own retries are off: what the poster does about failures is under test.
-        self.client = WebClient(token=BOT_TOKEN, base_url=slack.url + "/api/", timeout=NORMAL_TIMEOUT,
-                                retry_handlers=[])
-        limits = SlackLimits(clock=lambda: clock.now().timestamp(),
-                             sleep=lambda seconds: clock.advance(timedelta(seconds=seconds)))
+        self.client = WebClient(
+            token=BOT_TOKEN, base_url=slack.url + "/api/", timeout=NORMAL_TIMEOUT, retry_handlers=[]
+        )
+        limits = SlackLimits(
+            clock=lambda: clock.now().timestamp(), sleep=lambda seconds: clock.advance(timedelta(seconds=seconds))
+        )
         self.poster = SlackPoster(services, self.client, LEADS, ONCALL, limits=limits)
 
     def slack_goes_down(self) -> None:
@@ -118,21 +127,44 @@ class Bot:
             self.clock.advance(TICK)
 
     def new_lead(self, name: str, phone: str) -> int:
-        data = LeadInput.parse({"name": name, "phone": phone, "email": f"{name.split()[0].lower()}@example.com",
-                                "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT})
+        data = LeadInput.parse(
+            {
+                "name": name,
+                "phone": phone,
+                "email": f"{name.split()[0].lower()}@example.com",
+                "message": "Lower back pain, any openings this week?",
+                **WEB_FORM_CONSENT,
+            }
+        )
         with self.services.session_factory.begin() as session:
-            return add_lead(session, data, business=self.services.business, sequence=self.services.playbooks.get(),
-                            now=self.clock.now(), actor=SYSTEM).lead_id
+            return add_lead(
+                session,
+                data,
+                business=self.services.business,
+                sequence=self.services.playbooks.get(),
+                now=self.clock.now(),
+                actor=SYSTEM,
+            ).lead_id
 
     def lead_texts(self, phone: str, body: str, signal: LeadSignal) -> None:
-        take_inbound(self.services, InboundMessage(channel="sms", sender=phone, body=body, signal=signal,
-                                                   provider_id=f"SM{abs(hash((phone, body))):032x}"[:34]))
+        take_inbound(
+            self.services,
+            InboundMessage(
+                channel="sms",
+                sender=phone,
+                body=body,
+                signal=signal,
+                provider_id=f"SM{abs(hash((phone, body))):032x}"[:34],
+            ),
+        )
 
     def first_text_delivered(self, lead_id: int) -> None:
         with self.services.session_factory() as session:
-            sid = session.scalars(select(Message.provider_id).where(Message.lead_id == lead_id,
-                                                                    Message.direction == "out")
-                                  .order_by(Message.id)).first()
+            sid = session.scalars(
+                select(Message.provider_id)
+                .where(Message.lead_id == lead_id, Message.direction == "out")
+                .order_by(Message.id)
+            ).first()
         apply_sms_status(self.services, SmsStatusReport(message_sid=sid, status="delivered"))
 
     def lead(self, lead_id: int) -> Lead:
@@ -152,8 +184,13 @@ def shown(message: dict) -> str:
 
 
 #: The start of each kind of thread entry, as far as a story needs to tell them apart.
-STORY_PREFIXES = ("SMS sent: Hi Ann, checking in", "SMS sent: Hi Ann", "SMS sent: Hi Ben", "SMS sent: Hi Cat",
-                  "Email sent:")
+STORY_PREFIXES = (
+    "SMS sent: Hi Ann, checking in",
+    "SMS sent: Hi Ann",
+    "SMS sent: Hi Ben",
+    "SMS sent: Hi Cat",
+    "Email sent:",
+)
 
 
 def story(slack: SlackApiStandin, lead: Lead) -> list[str]:
@@ -194,8 +231,7 @@ def test_a_ten_minute_slack_outage_loses_and_doubles_nothing(services, slack, cl
     assert len(slack.messages(LEADS)) == 2
     assert len(slack.requests_for("chat.postMessage")) > posted_before
     assert bot.pending() >= 12
-    assert any(r.levelno == logging.ERROR and "Slack has been unavailable" in r.getMessage()
-               for r in caplog.records)
+    assert any(r.levelno == logging.ERROR and "Slack has been unavailable" in r.getMessage() for r in caplog.records)
     assert [t.status for t in bot.tasks(ann)] == ["open"] and not bot.tasks(ann)[0].slack_thread_ts
 
     bot.slack_comes_back()
@@ -211,35 +247,53 @@ def test_a_ten_minute_slack_outage_loses_and_doubles_nothing(services, slack, cl
     leads = {lead_id: bot.lead(lead_id) for lead_id in (ann, ben, cat)}
     top_level = [m for m in slack.messages(LEADS) if "thread_ts" not in m]
     tasks = [task for lead_id in leads for task in bot.tasks(lead_id)]
-    assert sorted(m["ts"] for m in top_level) == sorted([lead.slack_ts for lead in leads.values()]
-                                                       + [t.slack_channel_ts for t in tasks if t.slack_channel_ts])
+    assert sorted(m["ts"] for m in top_level) == sorted(
+        [lead.slack_ts for lead in leads.values()] + [t.slack_channel_ts for t in tasks if t.slack_channel_ts]
+    )
     # Each thread tells the lead's story once, in the order it happened, calls included.
     assert story(slack, leads[ann]) == [
-        "SMS sent: Hi Ann", "Email sent:", "Call task in the channel: Same-day call: scheduled follow-up call (open)",
-        "SMS sent: Hi Ann, checking in"]
+        "SMS sent: Hi Ann",
+        "Email sent:",
+        "Call task in the channel: Same-day call: scheduled follow-up call (open)",
+        "SMS sent: Hi Ann, checking in",
+    ]
     assert story(slack, leads[ben]) == [
-        "SMS sent: Hi Ben", "Email sent:", "Reply by SMS: Yes please, can someone call me?",
-        "Call task in the channel: asked a question (open)"]
+        "SMS sent: Hi Ben",
+        "Email sent:",
+        "Reply by SMS: Yes please, can someone call me?",
+        "Call task in the channel: asked a question (open)",
+    ]
     assert story(slack, leads[cat]) == [
-        "SMS sent: Hi Cat", "Email sent:", "Call Cat Chen: Same-day call: scheduled follow-up call (cancelled)",
-        "Reply by SMS: STOP", "Call task closed (Same-day call: scheduled follow-up call): opted out", "opted out"]
+        "SMS sent: Hi Cat",
+        "Email sent:",
+        "Call Cat Chen: Same-day call: scheduled follow-up call (cancelled)",
+        "Reply by SMS: STOP",
+        "Call task closed (Same-day call: scheduled follow-up call): opted out",
+        "opted out",
+    ]
     for task in tasks:
         assert task.slack_thread_ts in [m["ts"] for m in slack.thread(LEADS, leads[task.lead_id].slack_ts)]
     # Ann's first text shows it was delivered.
     [first_text] = [m for m in slack.messages(LEADS) if m["text"].startswith("SMS sent: Hi Ann, it's")]
     assert "delivered" in shown(first_text)
     # Each card shows the lead as it is now: refreshing it again changes nothing.
-    cards_now = {lead_id: shown(next(m for m in top_level if m["ts"] == lead.slack_ts))
-                 for lead_id, lead in leads.items()}
+    cards_now = {
+        lead_id: shown(next(m for m in top_level if m["ts"] == lead.slack_ts)) for lead_id, lead in leads.items()
+    }
     assert "Opted out" in cards_now[cat]
     with services.session_factory.begin() as session:
         for lead_id in leads:
             publish(session, Notice.LEAD_CHANGED, lead_id=lead_id, at=clock.now())
     bot.run_for(TICK)
-    assert {lead_id: shown(next(m for m in slack.messages(LEADS) if m["ts"] == lead.slack_ts))
-            for lead_id, lead in leads.items()} == cards_now
-    assert not [r for r in caplog.records if "refused for good" in r.getMessage()
-                or "could not be carried out" in r.getMessage()]
+    assert {
+        lead_id: shown(next(m for m in slack.messages(LEADS) if m["ts"] == lead.slack_ts))
+        for lead_id, lead in leads.items()
+    } == cards_now
+    assert not [
+        r
+        for r in caplog.records
+        if "refused for good" in r.getMessage() or "could not be carried out" in r.getMessage()
+    ]
     with services.session_factory() as session:
         assert session.scalars(select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))).all() == []
     assert_valid_blocks(slack)

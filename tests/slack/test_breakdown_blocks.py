@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bot.core.report_request import Breakdown
 from bot.reports.breakdowns import Column, Kind, StatsTable
@@ -10,15 +10,26 @@ from bot.slack.blocks import SECTION_TEXT
 from bot.slack.breakdowns import stats_table_blocks
 from tests.handlers.conftest import valid_blocks
 
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
-SOURCE_COLUMNS = (Column("source", "Source", Kind.TEXT), Column("leads", "Leads"),
-                  Column("reply_rate", "Reply%", Kind.RATE))
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+SOURCE_COLUMNS = (
+    Column("source", "Source", Kind.TEXT),
+    Column("leads", "Leads"),
+    Column("reply_rate", "Reply%", Kind.RATE),
+)
 
 
 def sources(count: int) -> StatsTable:
     rows = tuple((f"campaign-{n:03d}-with-a-long-name", n, n / 100) for n in range(count))
-    return StatsTable(Breakdown.SOURCE, 30, NOW - timedelta(days=30), NOW, "By source", SOURCE_COLUMNS, rows,
-                      "Leads that came in during the period.")
+    return StatsTable(
+        Breakdown.SOURCE,
+        30,
+        NOW - timedelta(days=30),
+        NOW,
+        "By source",
+        SOURCE_COLUMNS,
+        rows,
+        "Leads that came in during the period.",
+    )
 
 
 def test_a_table_too_long_for_one_message_is_cut_by_whole_rows_and_says_how_many_more():
@@ -38,8 +49,13 @@ def test_long_labels_are_cut_with_an_ellipsis_to_keep_the_table_narrow():
 
 
 def test_many_team_members_fill_sections_of_ten_fields():
-    columns = (Column("team_member", "Team member", Kind.PERSON), Column("calls", "Calls"),
-               Column("calls_booked", "Booked"), Column("leads_claimed", "Claimed"), Column("bookings", "Bookings"))
+    columns = (
+        Column("team_member", "Team member", Kind.PERSON),
+        Column("calls", "Calls"),
+        Column("calls_booked", "Booked"),
+        Column("leads_claimed", "Claimed"),
+        Column("bookings", "Bookings"),
+    )
     rows = tuple((f"U0PERSON{n:02d}", n, 0, 1, 0) for n in range(45))
     table = StatsTable(Breakdown.PERSON, 7, NOW - timedelta(days=7), NOW, "By team member", columns, rows, "x")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +26,7 @@ from bot.slack.command_text import (
 
 CHICAGO = ZoneInfo("America/Chicago")
 #: Wednesday 2026-11-25 09:00 in Chicago.
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def parse(text: str):
@@ -34,7 +34,7 @@ def parse(text: str):
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)
+    return datetime(*parts, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -127,14 +127,28 @@ def test_stop_and_optout_are_for_admins_only():
     from bot.slack.permissions import PERMISSIONS, Standing
     from handlers.slack_guard import VERB_ACTS
 
-    assert {verb for verb in LeadVerb if PERMISSIONS[VERB_ACTS[verb]].who == Standing.ADMIN} == \
-        {LeadVerb.STOP, LeadVerb.OPT_OUT}
+    assert {verb for verb in LeadVerb if PERMISSIONS[VERB_ACTS[verb]].who == Standing.ADMIN} == {
+        LeadVerb.STOP,
+        LeadVerb.OPT_OUT,
+    }
 
 
 def test_usage_names_every_subcommand_and_the_send_marker():
     text = usage()
-    for word in ("help", "new", "list", "show", "pause", "resume", "stop", "book", "claim", "optout", "stats",
-                 "!reply"):
+    for word in (
+        "help",
+        "new",
+        "list",
+        "show",
+        "pause",
+        "resume",
+        "stop",
+        "book",
+        "claim",
+        "optout",
+        "stats",
+        "!reply",
+    ):
         assert word in text
     assert "<" not in text and "`/followup show &lt;lead&gt;`" in text
 

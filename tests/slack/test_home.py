@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.slack.home import duration, home_view, lead_detail_blocks, lead_line_text, lead_list_blocks, stats_blocks, when
+from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
 from bot.reports.stats import (
     CallLine,
     ChannelDelivery,
@@ -19,17 +19,16 @@ from bot.reports.stats import (
     LeadStats,
     NextStep,
     Page,
-    TouchResult,
     StepKind,
     SubjectResult,
+    TouchResult,
 )
-
-from bot import SHIPPED_SEQUENCES, SHIPPED_TEMPLATES
+from bot.slack.home import duration, home_view, lead_detail_blocks, lead_line_text, lead_list_blocks, stats_blocks, when
 from bot.usecases.services import Playbooks
 
 CHICAGO = ZoneInfo("America/Chicago")
 PLAYBOOKS = Playbooks(sequences_dir=SHIPPED_SEQUENCES, templates_dir=SHIPPED_TEMPLATES, default="default")
-NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def valid(blocks: list[dict], limit: int = 50) -> list[dict]:
@@ -52,8 +51,15 @@ def mrkdwn_texts(value) -> list[str]:
 
 
 def line(n: int, name: str = "Dana", kind: StepKind = StepKind.TOUCH) -> LeadLine:
-    return LeadLine(n, name, "+13125550142", None, "engaged", "U0ALICE",
-                    NextStep(kind, "day1_checkin_sms", NOW + timedelta(hours=n), "sms"))
+    return LeadLine(
+        n,
+        name,
+        "+13125550142",
+        None,
+        "engaged",
+        "U0ALICE",
+        NextStep(kind, "day1_checkin_sms", NOW + timedelta(hours=n), "sms"),
+    )
 
 
 def call(n: int, name: str = "Dana") -> CallLine:
@@ -61,10 +67,13 @@ def call(n: int, name: str = "Dana") -> CallLine:
 
 
 def snapshot(leads: int, calls: int, name: str = "Dana") -> HomeSnapshot:
-    return HomeSnapshot("U0ALICE", "Lakeside Chiropractic",
-                        Page(tuple(line(n, name) for n in range(min(leads, 15))), leads),
-                        Page(tuple(call(n, name) for n in range(min(calls, 15))), calls),
-                        DayNumbers(3, 9, 2, 1, calls))
+    return HomeSnapshot(
+        "U0ALICE",
+        "Lakeside Chiropractic",
+        Page(tuple(line(n, name) for n in range(min(leads, 15))), leads),
+        Page(tuple(call(n, name) for n in range(min(calls, 15))), calls),
+        DayNumbers(3, 9, 2, 1, calls),
+    )
 
 
 @pytest.mark.parametrize(("leads", "calls"), [(0, 0), (1, 1), (15, 15), (400, 400)])
@@ -101,14 +110,33 @@ def test_a_long_list_stays_within_fifty_blocks():
 
 def test_lead_details_are_valid_and_escaped():
     detail = {
-        "id": 4, "name": "<@U0BOSS>", "phone": "+13125550142", "email": "a&b@example.com", "source": "web",
-        "stage": "engaged", "owner": None, "sequence": "default", "enrollment_state": "paused",
-        "enrollment_reason": "replied; a person takes over", "created_at": NOW.isoformat(),
+        "id": 4,
+        "name": "<@U0BOSS>",
+        "phone": "+13125550142",
+        "email": "a&b@example.com",
+        "source": "web",
+        "stage": "engaged",
+        "owner": None,
+        "sequence": "default",
+        "enrollment_state": "paused",
+        "enrollment_reason": "replied; a person takes over",
+        "created_at": NOW.isoformat(),
         "next_touch": {"step": "day1_checkin_sms", "channel": "sms", "due_at": NOW.isoformat()},
-        "first_message": "<!channel> back pain " * 300, "sms_opted_out_at": None, "email_opted_out_at": None,
+        "first_message": "<!channel> back pain " * 300,
+        "sms_opted_out_at": None,
+        "email_opted_out_at": None,
         "sms_unreachable_reason": None,
-        "messages": [{"direction": "in", "channel": "sms", "at": NOW.isoformat(), "status": "received",
-                      "subject": None, "body": f"message {n} <!here>"} for n in range(30)],
+        "messages": [
+            {
+                "direction": "in",
+                "channel": "sms",
+                "at": NOW.isoformat(),
+                "status": "received",
+                "subject": None,
+                "body": f"message {n} <!here>",
+            }
+            for n in range(30)
+        ],
         "call_tasks": [{"status": "open", "claimed_by": None, "reason": "asked a question", "due_at": NOW.isoformat()}],
         "appointments": [{"status": "booked", "start_at": (NOW + timedelta(days=1)).isoformat()}],
     }
@@ -122,11 +150,19 @@ def test_lead_details_are_valid_and_escaped():
 
 
 def test_stats_are_valid_block_kit():
-    stats = LeadStats(7, NOW - timedelta(days=7), 12, 10, timedelta(seconds=40), timedelta(minutes=3), 4, 2,
-                      (TouchResult("default", "instant_sms", 0, 10, 3, 1),
-                       TouchResult("default", "same_day_email", 1, 8, 1, 0)),
-                      (SubjectResult("default", "same_day_email", 0, "Thanks, Maria <!channel>", 4, 1),),
-                      (ChannelDelivery("email", 8, 1), ChannelDelivery("sms", 20, 2)))
+    stats = LeadStats(
+        7,
+        NOW - timedelta(days=7),
+        12,
+        10,
+        timedelta(seconds=40),
+        timedelta(minutes=3),
+        4,
+        2,
+        (TouchResult("default", "instant_sms", 0, 10, 3, 1), TouchResult("default", "same_day_email", 1, 8, 1, 0)),
+        (SubjectResult("default", "same_day_email", 0, "Thanks, Maria <!channel>", 4, 1),),
+        (ChannelDelivery("email", 8, 1), ChannelDelivery("sms", 20, 2)),
+    )
 
     shown = str(valid(stats_blocks(stats, PLAYBOOKS.get)))
 
@@ -140,17 +176,34 @@ def test_stats_are_valid_block_kit():
 
 
 def test_stats_of_a_playbook_gone_read_as_words_and_never_as_one_leads_subject():
-    stats = LeadStats(7, NOW - timedelta(days=7), 1, 1, None, None, 1, 0,
-                      (TouchResult("gone", "day2_text", 0, 1, 1, 0),),
-                      (SubjectResult("gone", "day2_mail", 1, "Hello <!channel> Maria", 1, 1),), ())
+    stats = LeadStats(
+        7,
+        NOW - timedelta(days=7),
+        1,
+        1,
+        None,
+        None,
+        1,
+        0,
+        (TouchResult("gone", "day2_text", 0, 1, 1, 0),),
+        (SubjectResult("gone", "day2_mail", 1, "Hello <!channel> Maria", 1, 1),),
+        (),
+    )
     shown = str(valid(stats_blocks(stats, PLAYBOOKS.get)))
     assert "Day2 text" in shown and "subject option 2" in shown and "Maria" not in shown
 
 
-@pytest.mark.parametrize(("span", "said"), [
-    (None, "—"), (timedelta(seconds=4), "4 s"), (timedelta(minutes=3, seconds=10), "3 min"),
-    (timedelta(hours=2), "2 h"), (timedelta(hours=2, minutes=5), "2 h 5 min"), (timedelta(days=1, hours=3), "1 d 3 h"),
-])
+@pytest.mark.parametrize(
+    ("span", "said"),
+    [
+        (None, "—"),
+        (timedelta(seconds=4), "4 s"),
+        (timedelta(minutes=3, seconds=10), "3 min"),
+        (timedelta(hours=2), "2 h"),
+        (timedelta(hours=2, minutes=5), "2 h 5 min"),
+        (timedelta(days=1, hours=3), "1 d 3 h"),
+    ],
+)
 def test_durations_read_as_people_say_them(span, said):
     assert duration(span) == said
 
@@ -161,7 +214,14 @@ def test_times_read_in_the_business_zone():
 
 
 def test_a_leads_next_touch_reads_by_its_label_with_its_zone():
-    line = LeadLine(3, "Maria Gonzalez", "+13125550177", None, "contacted", None,
-                    NextStep(StepKind.TOUCH, "day1_checkin_sms", NOW, "sms", "default"))
+    line = LeadLine(
+        3,
+        "Maria Gonzalez",
+        "+13125550177",
+        None,
+        "contacted",
+        None,
+        NextStep(StepKind.TOUCH, "day1_checkin_sms", NOW, "sms", "default"),
+    )
     shown = lead_line_text(line, CHICAGO, PLAYBOOKS.get)
     assert "Day-1 check-in text Wed, Nov 25 at 9:00 AM CST" in shown and "day1_checkin_sms" not in shown

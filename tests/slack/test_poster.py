@@ -13,21 +13,21 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 
+from bot.app import build_slack_poster
+from bot.core.ports import OUTCOME_UNKNOWN, PermanentSendError, TransientSendError
+from bot.core.rules import CallOutcome, LeadSignal
+from bot.settings import Settings
+from bot.slack.limits import RateLimiter, SlackLimits
+from bot.slack.poster import SlackPoster, backoff
+from bot.standins.slack_api import SlackApiStandin
 from bot.store.audit import SYSTEM, Actor
+from bot.store.models import CallTask, Lead, Message, OutboxEvent
 from bot.usecases.conversations import send_direct
 from bot.usecases.delivery import SmsStatusReport, apply_sms_status
 from bot.usecases.dispatch import Dispatcher
 from bot.usecases.lead_actions import claim_call_task, log_call_outcome, receive_message
-from tests.fakes import WEB_FORM_CONSENT
 from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import CallTask, Lead, Message, OutboxEvent
-from bot.core.ports import OUTCOME_UNKNOWN, PermanentSendError, TransientSendError
-from bot.core.rules import CallOutcome, LeadSignal
-from bot.slack.limits import RateLimiter, SlackLimits
-from bot.settings import Settings
-from bot.app import build_slack_poster
-from bot.slack.poster import SlackPoster, backoff
-from bot.standins.slack_api import SlackApiStandin
+from tests.fakes import WEB_FORM_CONSENT
 
 BOT_TOKEN = "xoxb-test"
 ONCALL = "S0ONCALL"
@@ -103,8 +103,13 @@ def fake_time() -> FakeTime:
 
 def make_poster(services, slack, fake_time, channel: str | None = None) -> SlackPoster:
     client = WebClient(token=BOT_TOKEN, base_url=slack.standin.url + "/api/", timeout=2)
-    return SlackPoster(services, client, channel or slack.channel, ONCALL,
-                       limits=SlackLimits(clock=fake_time.clock, sleep=fake_time.sleep))
+    return SlackPoster(
+        services,
+        client,
+        channel or slack.channel,
+        ONCALL,
+        limits=SlackLimits(clock=fake_time.clock, sleep=fake_time.sleep),
+    )
 
 
 @pytest.fixture
@@ -113,17 +118,39 @@ def poster(services, slack, fake_time) -> SlackPoster:
 
 
 def new_lead(services, **fields) -> int:
-    data = LeadInput.parse({"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com",
-                            "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT, **fields})
+    data = LeadInput.parse(
+        {
+            "name": "Dana Lee",
+            "phone": "+13125550142",
+            "email": "dana@example.com",
+            "message": "Lower back pain, any openings this week?",
+            **WEB_FORM_CONSENT,
+            **fields,
+        }
+    )
     with services.session_factory.begin() as session:
-        return add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                        now=services.clock.now(), actor=SYSTEM).lead_id
+        return add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        ).lead_id
 
 
 def lead_writes(services, lead_id: int, signal: LeadSignal, body: str, requested_time=None) -> None:
     with services.session_factory.begin() as session:
-        receive_message(session, services, session.get(Lead, lead_id), channel="sms", body=body, signal=signal,
-                        now=services.clock.now(), requested_time=requested_time)
+        receive_message(
+            session,
+            services,
+            session.get(Lead, lead_id),
+            channel="sms",
+            body=body,
+            signal=signal,
+            now=services.clock.now(),
+            requested_time=requested_time,
+        )
 
 
 def lead_row(services, lead_id: int) -> Lead:
@@ -150,8 +177,9 @@ def shown(message: dict) -> str:
 
 def pending(services) -> list[OutboxEvent]:
     with services.session_factory() as session:
-        return list(session.scalars(select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None))
-                                    .order_by(OutboxEvent.id)))
+        return list(
+            session.scalars(select(OutboxEvent).where(OutboxEvent.delivered_at.is_(None)).order_by(OutboxEvent.id))
+        )
 
 
 # --- cards and threads --------------------------------------------------------------------------
@@ -175,8 +203,9 @@ def test_a_new_lead_gets_exactly_one_card_and_its_first_sms_in_the_thread(servic
     assert sms.sent[0].body.split("\n")[0][:40] in shown(entry) and "SMS sent" in shown(entry)
     with services.session_factory() as session:
         assert session.scalars(select(Message.slack_ts)).one() == entry["ts"]
-    assert all(call["unfurl_links"] is False and call["unfurl_media"] is False
-               for call in slack.calls("chat.postMessage"))
+    assert all(
+        call["unfurl_links"] is False and call["unfurl_media"] is False for call in slack.calls("chat.postMessage")
+    )
     assert not pending(services)
 
 
@@ -363,8 +392,15 @@ def test_claim_and_outcome_update_both_copies_and_remove_buttons_that_no_longer_
     assert "task_claim" not in shown(copy) and "task_log_outcome" in shown(copy)
 
     with services.session_factory.begin() as session:
-        log_call_outcome(session, services, task.id, CallOutcome.LEFT_VOICEMAIL, now=services.clock.now(),
-                         actor=BOB, notes="left the script")
+        log_call_outcome(
+            session,
+            services,
+            task.id,
+            CallOutcome.LEFT_VOICEMAIL,
+            now=services.clock.now(),
+            actor=BOB,
+            notes="left the script",
+        )
     poster.drain_once()
 
     [pointer] = [m for m in slack.messages() if m["ts"] == task.slack_thread_ts]
@@ -384,8 +420,7 @@ def test_claim_and_outcome_update_both_copies_and_remove_buttons_that_no_longer_
 # --- faults -------------------------------------------------------------------------------------
 
 
-def test_a_429_with_retry_after_delays_but_loses_nothing_and_keeps_order(services, poster, slack, clock,
-                                                                         fake_time):
+def test_a_429_with_retry_after_delays_but_loses_nothing_and_keeps_order(services, poster, slack, clock, fake_time):
     lead_id = new_lead(services)
     Dispatcher(services).run_due()
     slack.fail_next("chat.postMessage", 429, retry_after=7)
@@ -420,8 +455,9 @@ def test_one_lead_s_failing_posts_do_not_block_another_lead(services, poster, sl
     assert [card["ts"] for card in cards(slack)] == [ben.slack_ts, ann.slack_ts]
     assert len(replies(slack, ben.slack_ts)) == 1 and len(replies(slack, ann.slack_ts)) == 1
     with services.session_factory() as session:
-        ann_card_event = session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == first)
-                                         .order_by(OutboxEvent.id)).first()
+        ann_card_event = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.lead_id == first).order_by(OutboxEvent.id)
+        ).first()
     assert ann_card_event.attempts == 1 and "HTTP 500" in ann_card_event.last_error
     assert not pending(services)
 
@@ -431,8 +467,9 @@ def test_slack_unreachable_keeps_everything_queued_and_stops_the_drain_early(ser
     Dispatcher(services).run_due()
     # No client-side retry of the refused connection: the poster's own backoff is under test.
     client = WebClient(token=BOT_TOKEN, base_url="http://127.0.0.1:9/api/", timeout=1, retry_handlers=[])
-    offline = SlackPoster(services, client, slack.channel, ONCALL, limits=SlackLimits(clock=fake_time.clock,
-                                                                               sleep=fake_time.sleep))
+    offline = SlackPoster(
+        services, client, slack.channel, ONCALL, limits=SlackLimits(clock=fake_time.clock, sleep=fake_time.sleep)
+    )
 
     assert offline.drain_once() == 0
 
@@ -444,17 +481,22 @@ def test_slack_unreachable_keeps_everything_queued_and_stops_the_drain_early(ser
     assert len(cards(slack)) == 5
 
 
-@pytest.mark.parametrize("lost_post, fault", [
-    ("card", {"malformed": True}),  # Slack posted, and its answer was cut short
-    ("card", {"delay": 1.5}),  # Slack posted, after the client had given up waiting
-    ("thread entry", {"malformed": True}),
-])
-def test_a_post_whose_answer_was_lost_is_found_in_slack_not_posted_twice(services, slack, fake_time, clock,
-                                                                          lost_post, fault):
+@pytest.mark.parametrize(
+    "lost_post, fault",
+    [
+        ("card", {"malformed": True}),  # Slack posted, and its answer was cut short
+        ("card", {"delay": 1.5}),  # Slack posted, after the client had given up waiting
+        ("thread entry", {"malformed": True}),
+    ],
+)
+def test_a_post_whose_answer_was_lost_is_found_in_slack_not_posted_twice(
+    services, slack, fake_time, clock, lost_post, fault
+):
     timeout = 1 if "delay" in fault else 5  # a short wait only where the slow answer needs one
     client = WebClient(token=BOT_TOKEN, base_url=slack.standin.url + "/api/", timeout=timeout, retry_handlers=[])
-    poster = SlackPoster(services, client, slack.channel, ONCALL,
-                         limits=SlackLimits(clock=fake_time.clock, sleep=fake_time.sleep))
+    poster = SlackPoster(
+        services, client, slack.channel, ONCALL, limits=SlackLimits(clock=fake_time.clock, sleep=fake_time.sleep)
+    )
     lead_id = new_lead(services)
     if lost_post == "thread entry":
         poster.drain_once()
@@ -480,8 +522,13 @@ def test_a_post_whose_answer_was_lost_is_found_in_slack_not_posted_twice(service
 
 
 def test_the_poster_is_built_from_settings_only_when_slack_is_configured(services, business_file):
-    configured = Settings(FOLLOWUP_BUSINESS=business_file, SLACK_BOT_TOKEN="xoxb-1", SLACK_LEADS_CHANNEL="C0LEADS",
-                          SLACK_ONCALL="S0ONCALL", SLACK_API_URL="http://127.0.0.1:1/api")
+    configured = Settings(
+        FOLLOWUP_BUSINESS=business_file,
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_LEADS_CHANNEL="C0LEADS",
+        SLACK_ONCALL="S0ONCALL",
+        SLACK_API_URL="http://127.0.0.1:1/api",
+    )
     built = build_slack_poster(configured, services)
     assert built is not None and (built.channel, built.oncall) == ("C0LEADS", "S0ONCALL")
     assert built.client.base_url == "http://127.0.0.1:1/api/"
@@ -504,8 +551,9 @@ def test_a_permanent_error_is_recorded_once_and_never_retried(services, slack, f
     assert wrong_channel.drain_once() == 0
 
 
-@pytest.mark.parametrize("attempts, retry_after, low, high", [(1, None, 1.6, 2.4), (3, None, 6.4, 9.6),
-                                                               (30, None, 48, 72), (1, 30, 30, 30)])
+@pytest.mark.parametrize(
+    "attempts, retry_after, low, high", [(1, None, 1.6, 2.4), (3, None, 6.4, 9.6), (30, None, 48, 72), (1, 30, 30, 30)]
+)
 def test_backoff_grows_with_jitter_and_honours_retry_after(attempts, retry_after, low, high):
     assert low <= backoff(attempts, retry_after).total_seconds() <= high
 
@@ -594,7 +642,8 @@ def test_a_lost_answer_that_cannot_be_looked_up_is_posted_again_rather_than_drop
 
 
 def test_forget_edits_the_card_every_thread_entry_and_the_call_task_copy_to_say_the_data_was_erased(
-        services, poster, slack, monkeypatch, capsys):
+    services, poster, slack, monkeypatch, capsys
+):
     from bot.cli import build_parser
 
     lead_id = new_lead(services)

@@ -14,14 +14,14 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import event
 
-from bot.store.audit import SYSTEM
-from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import Lead
-from bot.store.outbox import Notice, publish
 from bot.scheduler import WorkScheduler
 from bot.slack.limits import POST_BURST, SlackLimits
 from bot.slack.poster import SlackPoster
 from bot.standins.slack_api import SlackApiStandin
+from bot.store.audit import SYSTEM
+from bot.store.models import Lead
+from bot.store.outbox import Notice, publish
+from bot.usecases.leads import LeadInput, add_lead
 from tests.fakes import WEB_FORM_CONSENT
 from tests.support.fake_time import FakeTime
 
@@ -40,11 +40,18 @@ def client_for(slack: SlackApiStandin) -> WebClient:
 
 
 def new_lead(services, phone: str) -> int:
-    data = LeadInput.parse({"name": f"Lead {phone[-2:]}", "phone": phone, "message": "Any openings?",
-                            **WEB_FORM_CONSENT})
+    data = LeadInput.parse(
+        {"name": f"Lead {phone[-2:]}", "phone": phone, "message": "Any openings?", **WEB_FORM_CONSENT}
+    )
     with services.session_factory.begin() as session:
-        return add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                        now=services.clock.now(), actor=SYSTEM).lead_id
+        return add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        ).lead_id
 
 
 def queue_notes(services, lead_id: int, count: int) -> None:
@@ -160,9 +167,9 @@ def test_a_new_lead_posted_from_a_backlog_is_its_card_and_entry_with_no_edits_fo
     """Behind a backlog, a lead's card and first entry go out after its text was sent and delivered:
     drawn then, they show it all, so the queued card refresh and delivery status cost no edits
     (Slack allows about 50 edits a minute per workspace; a burst's edits would outlast its posts)."""
+    from bot.store.models import Message
     from bot.usecases.delivery import SmsStatusReport, apply_sms_status
     from bot.usecases.dispatch import Dispatcher
-    from bot.store.models import Message
 
     lead_id = new_lead(services, "+13125550101")
     Dispatcher(services).run_due()

@@ -13,15 +13,15 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
-from bot.store.audit import SYSTEM
-from tests.fakes import WEB_FORM_CONSENT
-from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import Lead
-from bot.store.outbox import Notice, publish
 from bot.slack.limits import POST_BURST, POST_RATE, SlackLimits
 from bot.slack.poster import SlackPoster
 from bot.standins.server import RecordedRequest, Reply
 from bot.standins.slack_api import SlackApiStandin
+from bot.store.audit import SYSTEM
+from bot.store.models import Lead
+from bot.store.outbox import Notice, publish
+from bot.usecases.leads import LeadInput, add_lead
+from tests.fakes import WEB_FORM_CONSENT
 from tests.support.fake_time import FakeTime
 
 BOT_TOKEN = "xoxb-limits"
@@ -71,11 +71,18 @@ def new_channel() -> str:
 
 def lead_with_card(services, slack: TimedSlack, time: FakeTime, channel: str, phone: str) -> int:
     """A lead whose card is already in `channel` (its own poster put it there, at a fresh time)."""
-    data = LeadInput.parse({"name": f"Lead {phone[-2:]}", "phone": phone, "message": "Any openings?",
-                            **WEB_FORM_CONSENT})
+    data = LeadInput.parse(
+        {"name": f"Lead {phone[-2:]}", "phone": phone, "message": "Any openings?", **WEB_FORM_CONSENT}
+    )
     with services.session_factory.begin() as session:
-        lead_id = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                           now=services.clock.now(), actor=SYSTEM).lead_id
+        lead_id = add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        ).lead_id
     poster_for(services, slack, FakeTime(), channel).drain_once()
     with services.session_factory() as session:
         assert session.get(Lead, lead_id).slack_channel == channel
@@ -148,15 +155,21 @@ def test_a_drain_leaves_a_long_wait_for_the_next_tick_instead_of_sleeping_throug
 def test_an_event_of_several_updates_finishes_when_the_update_limit_refills_one_token_at_a_time(services, slack, time):
     """A call task shown in the channel and in the thread is two edits: both go, once each, even
     when each try of the event finds only one token free (the sandbox's poster once stalled so)."""
-    from bot.usecases.call_tasks import open_call_task
-    from bot.store.audit import SYSTEM as system
     from bot.slack.limits import UPDATE_BURST
+    from bot.store.audit import SYSTEM as system
+    from bot.usecases.call_tasks import open_call_task
 
     channel = new_channel()
     lead_id = lead_with_card(services, slack, time, channel, "+13125550101")
     with services.session_factory.begin() as session:
-        task_id = open_call_task(session, services, session.get(Lead, lead_id), reason="asked for a call",
-                                 now=services.clock.now(), actor=system).id
+        task_id = open_call_task(
+            session,
+            services,
+            session.get(Lead, lead_id),
+            reason="asked for a call",
+            now=services.clock.now(),
+            actor=system,
+        ).id
     poster = poster_for(services, slack, time, channel)
     while poster.drain_once():
         pass

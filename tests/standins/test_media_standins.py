@@ -12,10 +12,10 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.channels.twilio_sms import TwilioSmsSender
 from bot.core.ports import MediaFetchError
 from bot.standins.slack_api import SlackApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.channels.twilio_sms import TwilioSmsSender
 
 TOKEN = "xoxb-media"
 SID, AUTH = "AC" + "2" * 32, "media-token"
@@ -29,8 +29,14 @@ def slack():
 
 def test_files_upload_v2_runs_slacks_three_steps_and_shares_the_file_in_the_thread(slack):
     client = WebClient(token=TOKEN, base_url=slack.url + "/api/")
-    answer = client.files_upload_v2(channel="C0LEADS", thread_ts="1.000100", content=b"\x89PNG-bytes",
-                                    filename="card.png", title="Insurance card", initial_comment="from the lead")
+    answer = client.files_upload_v2(
+        channel="C0LEADS",
+        thread_ts="1.000100",
+        content=b"\x89PNG-bytes",
+        filename="card.png",
+        title="Insurance card",
+        initial_comment="from the lead",
+    )
     assert answer["ok"] and answer["file"]["title"] == "Insurance card"
     [shared] = slack.files.values()
     assert (shared["content"], shared["channel"], shared["thread_ts"]) == (b"\x89PNG-bytes", "C0LEADS", "1.000100")
@@ -69,8 +75,9 @@ def test_twilio_media_needs_the_accounts_credentials_and_redirects_to_the_conten
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             url = f"http://127.0.0.1:{server.server_address[1]}/webhooks/twilio/sms"
-            assert twilio.inbound_mms(url, "+13125550142", "", to="+13125550100",
-                                      media=[(b"JPEG", "image/jpeg")]) == 200
+            assert (
+                twilio.inbound_mms(url, "+13125550142", "", to="+13125550100", media=[(b"JPEG", "image/jpeg")]) == 200
+            )
         finally:
             server.shutdown()
         [form] = received

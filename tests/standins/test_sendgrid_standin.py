@@ -43,7 +43,11 @@ def test_an_accepted_send_answers_202_with_a_message_id_and_rate_limit_headers(s
     [email] = sendgrid.emails
     assert email.message_id == message_id
     assert (email.to, email.subject, email.text, email.html) == (
-        ["lead@example.org"], "Your visit", "Hello", "<p>Hello</p>")
+        ["lead@example.org"],
+        "Your visit",
+        "Hello",
+        "<p>Hello</p>",
+    )
 
 
 def test_a_wrong_key_is_refused_with_sendgrids_error_body(sendgrid):

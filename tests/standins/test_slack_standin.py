@@ -114,7 +114,10 @@ def test_conversations_and_users_are_described(slack):
 
     assert (channel["id"], channel["name"], channel["is_member"]) == (LEADS, "leads", True)
     assert (user["real_name"], user["tz"], user["profile"]["email"]) == (
-        "Ann Lee", "America/Chicago", "ann@example.com")
+        "Ann Lee",
+        "America/Chicago",
+        "ann@example.com",
+    )
     assert client.users_info(user="U0BOT")["user"]["is_bot"] is True
 
 
@@ -223,8 +226,9 @@ def test_history_and_replies_list_messages_with_their_metadata_when_asked(slack)
 def test_files_upload_v2_goes_through_the_current_upload_flow(slack):
     client = client_for(slack)
     chart = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
-    answer = client.files_upload_v2(channel=LEADS, content=chart, filename="week.png", title="This week",
-                                    initial_comment="Weekly digest")
+    answer = client.files_upload_v2(
+        channel=LEADS, content=chart, filename="week.png", title="This week", initial_comment="Weekly digest"
+    )
     assert answer["ok"] and answer["files"][0]["title"] == "This week"
     [stored] = slack.files.values()
     assert stored["bytes"] == chart and stored["name"] == "week.png" and stored["shares"][0]["channel"] == LEADS

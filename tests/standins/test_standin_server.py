@@ -134,6 +134,7 @@ def test_unknown_paths_answer_not_found(echo):
 def test_stop_is_prompt_even_with_a_delayed_answer_pending():
     standin = EchoStandin().start()
     standin.fail_next("echo", delay=30)
+
     def post_and_ignore_the_drop() -> None:
         try:
             post(standin.url + "/echo", timeout=5)

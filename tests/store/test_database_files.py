@@ -17,8 +17,12 @@ def test_a_new_database_and_its_wal_and_shm_files_are_private(tmp_path: Path):
         engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'followup.db'}")
         upgrade(engine)
         with engine.begin() as connection:
-            connection.execute(text("INSERT INTO processed_deliveries (provider, delivery_id, received_at) "
-                                    "VALUES ('test', 'x', '2026-11-25 15:00:00')"))
+            connection.execute(
+                text(
+                    "INSERT INTO processed_deliveries (provider, delivery_id, received_at) "
+                    "VALUES ('test', 'x', '2026-11-25 15:00:00')"
+                )
+            )
         with engine.connect() as connection:  # a reader keeps the -wal and -shm files open
             connection.execute(text("SELECT count(*) FROM processed_deliveries"))
             files = sorted(p.name for p in (tmp_path / "data").iterdir())

@@ -16,8 +16,14 @@ from tests.fakes import WEB_FORM_CONSENT
 def new_lead(services, phone: str) -> int:
     data = LeadInput.parse({"name": f"Lead {phone[-2:]}", "phone": phone, **WEB_FORM_CONSENT})
     with services.session_factory.begin() as session:
-        return add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                        now=services.clock.now(), actor=SYSTEM).lead_id
+        return add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        ).lead_id
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

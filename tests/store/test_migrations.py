@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from bot.usecases.leads import find_existing
 from bot.store.models import Base, Lead
+from bot.usecases.leads import find_existing
 
 #: These test the migrations, so they run them rather than copying the session's migrated template.
 pytestmark = pytest.mark.real_migrations
@@ -44,8 +46,9 @@ def test_intake_finds_a_lead_by_email_through_an_index_not_a_table_scan(engine):
         [(statement, parameters)] = statements
         connection = session.connection()
         if engine.dialect.name == "sqlite":
-            plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + statement, parameters))
+            plan = " ".join(
+                str(row[-1]) for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            )
             assert "USING INDEX ix_leads_email_lower" in plan
         else:
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table: what *can* it use?
@@ -54,30 +57,45 @@ def test_intake_finds_a_lead_by_email_through_an_index_not_a_table_scan(engine):
 
 
 def test_leads_stored_with_a_fixed_offset_abbreviation_get_the_place_with_daylight_saving(engine):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import insert, select
 
     from bot.store.db import upgrade
 
     downgrade_to(engine, "0003")
-    stored = {"+12125550142": "EST", "+16025550142": "MST", "+13035550142": "MST", "+18085550142": "HST",
-              "+13125550142": "America/Chicago", "+14155550142": ""}
-    at = datetime(2026, 3, 2, 15, tzinfo=timezone.utc)
+    stored = {
+        "+12125550142": "EST",
+        "+16025550142": "MST",
+        "+13035550142": "MST",
+        "+18085550142": "HST",
+        "+13125550142": "America/Chicago",
+        "+14155550142": "",
+    }
+    at = datetime(2026, 3, 2, 15, tzinfo=UTC)
     with engine.begin() as connection:
-        connection.execute(insert(Lead), [dict(name="Lead", phone=phone, timezone=zone, link_token=f"token-{index}",
-                                               created_at=at, updated_at=at)
-                                          for index, (phone, zone) in enumerate(stored.items())])
+        connection.execute(
+            insert(Lead),
+            [
+                dict(name="Lead", phone=phone, timezone=zone, link_token=f"token-{index}", created_at=at, updated_at=at)
+                for index, (phone, zone) in enumerate(stored.items())
+            ],
+        )
     upgrade(engine)
     with engine.connect() as connection:
         now = dict(connection.execute(select(Lead.phone, Lead.timezone)).all())
-    assert now == {"+12125550142": "America/New_York", "+16025550142": "America/Phoenix",
-                   "+13035550142": "America/Denver", "+18085550142": "Pacific/Honolulu",
-                   "+13125550142": "America/Chicago", "+14155550142": ""}
+    assert now == {
+        "+12125550142": "America/New_York",
+        "+16025550142": "America/Phoenix",
+        "+13035550142": "America/Denver",
+        "+18085550142": "Pacific/Honolulu",
+        "+13125550142": "America/Chicago",
+        "+14155550142": "",
+    }
 
 
 def test_leads_from_before_consent_records_have_none_on_record_and_a_log_row_saying_so(engine):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import insert, select
 
@@ -85,31 +103,53 @@ def test_leads_from_before_consent_records_have_none_on_record_and_a_log_row_say
     from bot.store.models import ConsentEntry
 
     downgrade_to(engine, "0004")
-    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 2, 15, tzinfo=UTC)
     leads = [("+13125550142", "web"), ("+13125550143", "sms"), ("+13125550144", "missed_call"), (None, "email")]
     with engine.begin() as connection:
-        connection.execute(insert(Lead.__table__), [
-            dict(name="Lead", phone=phone, source=source, timezone="America/Chicago", link_token=f"token-{index}",
-                 sms_consent=True, email_consent=True, stage="new", first_message="", custom_fields={},
-                 created_at=at, updated_at=at)
-            for index, (phone, source) in enumerate(leads)])
+        connection.execute(
+            insert(Lead.__table__),
+            [
+                dict(
+                    name="Lead",
+                    phone=phone,
+                    source=source,
+                    timezone="America/Chicago",
+                    link_token=f"token-{index}",
+                    sms_consent=True,
+                    email_consent=True,
+                    stage="new",
+                    first_message="",
+                    custom_fields={},
+                    created_at=at,
+                    updated_at=at,
+                )
+                for index, (phone, source) in enumerate(leads)
+            ],
+        )
     upgrade(engine)
     with engine.connect() as connection:
         stored = {row.source: row for row in connection.execute(select(Lead.__table__))}
-        log = sorted((row.lead_id, row.granted, row.method) for row in connection.execute(
-            select(ConsentEntry.__table__)))
+        log = sorted(
+            (row.lead_id, row.granted, row.method) for row in connection.execute(select(ConsentEntry.__table__))
+        )
     assert all(row.sms_consent is False or row.sms_consent == 0 for row in stored.values())
     assert {row.sms_consent_method for row in stored.values()} == {"none_before_0005"}
     assert stored["sms"].sms_lead_started_at is not None and stored["missed_call"].sms_lead_started_at is not None
     assert stored["web"].sms_lead_started_at is None
     ids = {source: row.id for source, row in stored.items()}
-    assert log == sorted([(ids["web"], False, "none_before_0005"), (ids["sms"], True, "lead_texted"),
-                          (ids["sms"], False, "none_before_0005"), (ids["missed_call"], True, "lead_called"),
-                          (ids["missed_call"], False, "none_before_0005")])
+    assert log == sorted(
+        [
+            (ids["web"], False, "none_before_0005"),
+            (ids["sms"], True, "lead_texted"),
+            (ids["sms"], False, "none_before_0005"),
+            (ids["missed_call"], True, "lead_called"),
+            (ids["missed_call"], False, "none_before_0005"),
+        ]
+    )
 
 
 def test_touches_rerouted_before_0009_say_so_in_their_own_column(engine):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import insert, select
 
@@ -117,22 +157,57 @@ def test_touches_rerouted_before_0009_say_so_in_their_own_column(engine):
     from bot.store.models import Enrollment, Touch
 
     downgrade_to(engine, "0008")
-    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 2, 15, tzinfo=UTC)
     with engine.begin() as connection:
-        lead_id = connection.execute(insert(Lead.__table__).returning(Lead.__table__.c.id), [dict(
-            name="Lead", phone="+13125550142", source="web", timezone="America/Chicago", link_token="token-1",
-            sms_consent=True, email_consent=True, stage="contacted", first_message="", custom_fields={},
-            created_at=at, updated_at=at)]).scalar()
-        enrollment_id = connection.execute(insert(Enrollment.__table__).returning(Enrollment.__table__.c.id), [dict(
-            lead_id=lead_id, sequence_name="default", state="active", state_reason="", enrolled_at=at)]).scalar()
-        old_ways = {"by_email": ("sent", "sent by email: texts are not delivered to this number", None),
-                    "by_call": ("sent", "handed to the team as a call: no SMS consent on record", None),
-                    "queued": ("scheduled", None, "rerouted: not delivered (error 30006)"),
-                    "plain": ("sent", None, None), "skipped": ("skipped", "no email address", None)}
-        connection.execute(insert(Touch.__table__), [
-            dict(enrollment_id=enrollment_id, lead_id=lead_id, step_id=step, channel="sms", position=index,
-                 planned_at=at, due_at=at, status=status, attempts=1, skip_reason=reason, last_error=error)
-            for index, (step, (status, reason, error)) in enumerate(old_ways.items())])
+        lead_id = connection.execute(
+            insert(Lead.__table__).returning(Lead.__table__.c.id),
+            [
+                dict(
+                    name="Lead",
+                    phone="+13125550142",
+                    source="web",
+                    timezone="America/Chicago",
+                    link_token="token-1",
+                    sms_consent=True,
+                    email_consent=True,
+                    stage="contacted",
+                    first_message="",
+                    custom_fields={},
+                    created_at=at,
+                    updated_at=at,
+                )
+            ],
+        ).scalar()
+        enrollment_id = connection.execute(
+            insert(Enrollment.__table__).returning(Enrollment.__table__.c.id),
+            [dict(lead_id=lead_id, sequence_name="default", state="active", state_reason="", enrolled_at=at)],
+        ).scalar()
+        old_ways = {
+            "by_email": ("sent", "sent by email: texts are not delivered to this number", None),
+            "by_call": ("sent", "handed to the team as a call: no SMS consent on record", None),
+            "queued": ("scheduled", None, "rerouted: not delivered (error 30006)"),
+            "plain": ("sent", None, None),
+            "skipped": ("skipped", "no email address", None),
+        }
+        connection.execute(
+            insert(Touch.__table__),
+            [
+                dict(
+                    enrollment_id=enrollment_id,
+                    lead_id=lead_id,
+                    step_id=step,
+                    channel="sms",
+                    position=index,
+                    planned_at=at,
+                    due_at=at,
+                    status=status,
+                    attempts=1,
+                    skip_reason=reason,
+                    last_error=error,
+                )
+                for index, (step, (status, reason, error)) in enumerate(old_ways.items())
+            ],
+        )
     upgrade(engine)
     with engine.connect() as connection:
         rerouted = {row.step_id: row.rerouted for row in connection.execute(select(Touch.__table__))}
@@ -140,7 +215,7 @@ def test_touches_rerouted_before_0009_say_so_in_their_own_column(engine):
 
 
 def test_touches_waiting_for_a_channel_before_0013_say_which_in_their_own_column(engine):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import insert, select
 
@@ -148,27 +223,69 @@ def test_touches_waiting_for_a_channel_before_0013_say_which_in_their_own_column
     from bot.store.models import Enrollment, Touch
 
     downgrade_to(engine, "0012")
-    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
-    waiting = datetime(9999, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 2, 15, tzinfo=UTC)
+    waiting = datetime(9999, 1, 1, tzinfo=UTC)
     with engine.begin() as connection:
-        lead_id = connection.execute(insert(Lead.__table__).returning(Lead.__table__.c.id), [dict(
-            name="Lead", phone="+13125550142", source="web", timezone="America/Chicago", link_token="token-1",
-            unsubscribe_token="token-2", sms_consent=True, email_consent=True, stage="contacted", first_message="",
-            custom_fields={}, created_at=at, updated_at=at)]).scalar()
-        enrollment_id = connection.execute(insert(Enrollment.__table__).returning(Enrollment.__table__.c.id), [dict(
-            lead_id=lead_id, sequence_name="default", state="active", state_reason="", enrolled_at=at)]).scalar()
+        lead_id = connection.execute(
+            insert(Lead.__table__).returning(Lead.__table__.c.id),
+            [
+                dict(
+                    name="Lead",
+                    phone="+13125550142",
+                    source="web",
+                    timezone="America/Chicago",
+                    link_token="token-1",
+                    unsubscribe_token="token-2",
+                    sms_consent=True,
+                    email_consent=True,
+                    stage="contacted",
+                    first_message="",
+                    custom_fields={},
+                    created_at=at,
+                    updated_at=at,
+                )
+            ],
+        ).scalar()
+        enrollment_id = connection.execute(
+            insert(Enrollment.__table__).returning(Enrollment.__table__.c.id),
+            [dict(lead_id=lead_id, sequence_name="default", state="active", state_reason="", enrolled_at=at)],
+        ).scalar()
         old_ways = {
-            "for_sms": ("sms", "scheduled", "waiting: SMS is not configured (set TWILIO_ACCOUNT_SID, ...); it goes out "
-                                            "once it is and followup is restarted"),
+            "for_sms": (
+                "sms",
+                "scheduled",
+                "waiting: SMS is not configured (set TWILIO_ACCOUNT_SID, ...); it goes out "
+                "once it is and followup is restarted",
+            ),
             # An SMS step said by email waits for email: only its words said so.
-            "for_email": ("sms", "scheduled", "waiting: email is not configured (set SENDGRID_API_KEY and "
-                                              "SENDGRID_FROM_EMAIL); it goes out once it is and followup is restarted"),
-            "failed": ("sms", "failed", "Twilio refused it (code 30007)"), "plain": ("email", "scheduled", None)}
-        connection.execute(insert(Touch.__table__), [
-            dict(enrollment_id=enrollment_id, lead_id=lead_id, step_id=step, channel=channel, position=index,
-                 planned_at=at, due_at=at, status=status, attempts=0, last_error=error,
-                 next_attempt_at=waiting if error and error.startswith("waiting") else None)
-            for index, (step, (channel, status, error)) in enumerate(old_ways.items())])
+            "for_email": (
+                "sms",
+                "scheduled",
+                "waiting: email is not configured (set SENDGRID_API_KEY and "
+                "SENDGRID_FROM_EMAIL); it goes out once it is and followup is restarted",
+            ),
+            "failed": ("sms", "failed", "Twilio refused it (code 30007)"),
+            "plain": ("email", "scheduled", None),
+        }
+        connection.execute(
+            insert(Touch.__table__),
+            [
+                dict(
+                    enrollment_id=enrollment_id,
+                    lead_id=lead_id,
+                    step_id=step,
+                    channel=channel,
+                    position=index,
+                    planned_at=at,
+                    due_at=at,
+                    status=status,
+                    attempts=0,
+                    last_error=error,
+                    next_attempt_at=waiting if error and error.startswith("waiting") else None,
+                )
+                for index, (step, (channel, status, error)) in enumerate(old_ways.items())
+            ],
+        )
     upgrade(engine)
     with engine.connect() as connection:
         waiting_for = {row.step_id: row.waiting_for for row in connection.execute(select(Touch.__table__))}
@@ -188,22 +305,55 @@ def downgrade_to(engine, revision: str) -> None:
 
 
 def test_leads_from_before_0010_keep_their_sent_unsubscribe_links_and_get_a_new_booking_token(engine):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import column, insert, select, table
 
     from bot.store.db import upgrade
 
     downgrade_to(engine, "0009")
-    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
-    old_leads = table("leads", *(column(name) for name in (
-        "name", "phone", "source", "timezone", "link_token", "sms_consent", "email_consent", "stage",
-        "first_message", "custom_fields", "created_at", "updated_at")))
+    at = datetime(2026, 11, 2, 15, tzinfo=UTC)
+    old_leads = table(
+        "leads",
+        *(
+            column(name)
+            for name in (
+                "name",
+                "phone",
+                "source",
+                "timezone",
+                "link_token",
+                "sms_consent",
+                "email_consent",
+                "stage",
+                "first_message",
+                "custom_fields",
+                "created_at",
+                "updated_at",
+            )
+        ),
+    )
     with engine.begin() as connection:
-        connection.execute(insert(old_leads), [
-            dict(name="Lead", phone=f"+1312555014{index}", source="web", timezone="America/Chicago",
-                 link_token=f"sent-token-{index}", sms_consent=False, email_consent=True, stage="new",
-                 first_message="", custom_fields="{}", created_at=at, updated_at=at) for index in range(3)])
+        connection.execute(
+            insert(old_leads),
+            [
+                dict(
+                    name="Lead",
+                    phone=f"+1312555014{index}",
+                    source="web",
+                    timezone="America/Chicago",
+                    link_token=f"sent-token-{index}",
+                    sms_consent=False,
+                    email_consent=True,
+                    stage="new",
+                    first_message="",
+                    custom_fields="{}",
+                    created_at=at,
+                    updated_at=at,
+                )
+                for index in range(3)
+            ],
+        )
     upgrade(engine)
     with engine.connect() as connection:
         rows = connection.execute(select(Lead.link_token, Lead.unsubscribe_token).order_by(Lead.id)).all()
@@ -212,7 +362,7 @@ def test_leads_from_before_0010_keep_their_sent_unsubscribe_links_and_get_a_new_
 
 
 def test_slack_notices_waiting_before_the_retry_reason_column_keep_their_retry_reason_in_its_own_column(engine):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sqlalchemy import insert, select
 
@@ -220,16 +370,29 @@ def test_slack_notices_waiting_before_the_retry_reason_column_keep_their_retry_r
     from bot.store.models import OutboxEvent
 
     downgrade_to(engine, "0010")
-    at = datetime(2026, 11, 2, 15, tzinfo=timezone.utc)
-    old_words = {"rate_limited": ("chat.postMessage: rate limited", None),
-                 "lost": ("answer lost, maybe posted: chat.postMessage: Received a response in a non-JSON format",
-                          None),
-                 "down": ("chat.postMessage: internal_error (HTTP 500)", None),
-                 "done_long_ago": ("chat.postMessage: rate limited", at)}
+    at = datetime(2026, 11, 2, 15, tzinfo=UTC)
+    old_words = {
+        "rate_limited": ("chat.postMessage: rate limited", None),
+        "lost": ("answer lost, maybe posted: chat.postMessage: Received a response in a non-JSON format", None),
+        "down": ("chat.postMessage: internal_error (HTTP 500)", None),
+        "done_long_ago": ("chat.postMessage: rate limited", at),
+    }
     with engine.begin() as connection:
-        connection.execute(insert(OutboxEvent.__table__), [
-            dict(lead_id=None, kind="decision", payload={"text": name}, created_at=at, attempts=1, last_error=error,
-                 delivered_at=delivered) for name, (error, delivered) in old_words.items()])
+        connection.execute(
+            insert(OutboxEvent.__table__),
+            [
+                dict(
+                    lead_id=None,
+                    kind="decision",
+                    payload={"text": name},
+                    created_at=at,
+                    attempts=1,
+                    last_error=error,
+                    delivered_at=delivered,
+                )
+                for name, (error, delivered) in old_words.items()
+            ],
+        )
     upgrade(engine)
     with engine.connect() as connection:
         reasons = {row.payload["text"]: row.retry_reason for row in connection.execute(select(OutboxEvent.__table__))}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -19,7 +19,7 @@ from bot.store.outbox import (
     stored_payload,
 )
 
-AT = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def test_every_kind_of_notice_has_its_own_frozen_payload_type():
@@ -46,8 +46,9 @@ def test_a_queued_notice_is_read_back_as_its_type(services):
 
 
 def queue_two(session) -> None:
-    publish(session, Notice.DECISION, lead_id=None, at=AT, text="paused: they replied", alert_team=True,
-            actor="followup")
+    publish(
+        session, Notice.DECISION, lead_id=None, at=AT, text="paused: they replied", alert_team=True, actor="followup"
+    )
     publish(session, Notice.TOUCH_SENT, lead_id=None, at=AT, touch_id=7)
 
 
@@ -57,11 +58,23 @@ def test_an_event_queued_by_another_release_is_read_without_the_fields_this_one_
 
 
 def test_the_erasure_s_progress_survives_being_stored_as_json():
-    erased = LeadErased(channel="C1", card_ts="1.0", copies=({"channel": "C2", "ts": "2.0"},),
-                        posts=(("C1", "1.0"), ("C2", "2.0")), edited=1)
+    erased = LeadErased(
+        channel="C1",
+        card_ts="1.0",
+        copies=({"channel": "C2", "ts": "2.0"},),
+        posts=(("C1", "1.0"), ("C2", "2.0")),
+        edited=1,
+    )
     stored = stored_payload(Notice.LEAD_ERASED, {f.name: getattr(erased, f.name) for f in fields(erased)})
-    as_json = {"channel": "C1", "card_ts": "1.0", "copies": [{"channel": "C2", "ts": "2.0"}],
-               "posts": [["C1", "1.0"], ["C2", "2.0"]], "edited": 1}
-    assert {key: list(map(list, value)) if key == "posts" else list(value) if key == "copies" else value
-            for key, value in stored.items()} == as_json
+    as_json = {
+        "channel": "C1",
+        "card_ts": "1.0",
+        "copies": [{"channel": "C2", "ts": "2.0"}],
+        "posts": [["C1", "1.0"], ["C2", "2.0"]],
+        "edited": 1,
+    }
+    assert {
+        key: list(map(list, value)) if key == "posts" else list(value) if key == "copies" else value
+        for key, value in stored.items()
+    } == as_json
     assert payload_of(OutboxEvent(kind=Notice.LEAD_ERASED, payload=as_json, created_at=AT)) == erased

@@ -8,10 +8,30 @@ from textwrap import dedent
 from zoneinfo import ZoneInfo
 
 #: Places around the world, one of which is near midday at any hour (leads must name a place, not an offset).
-_PLACES = ("Pacific/Auckland", "Australia/Sydney", "Asia/Tokyo", "Asia/Shanghai", "Asia/Bangkok", "Asia/Dhaka",
-           "Asia/Karachi", "Asia/Dubai", "Europe/Moscow", "Europe/Athens", "Europe/Berlin", "Europe/London",
-           "Atlantic/Azores", "America/Noronha", "America/Sao_Paulo", "America/Halifax", "America/New_York",
-           "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu")
+_PLACES = (
+    "Pacific/Auckland",
+    "Australia/Sydney",
+    "Asia/Tokyo",
+    "Asia/Shanghai",
+    "Asia/Bangkok",
+    "Asia/Dhaka",
+    "Asia/Karachi",
+    "Asia/Dubai",
+    "Europe/Moscow",
+    "Europe/Athens",
+    "Europe/Berlin",
+    "Europe/London",
+    "Atlantic/Azores",
+    "America/Noronha",
+    "America/Sao_Paulo",
+    "America/Halifax",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+)
 #: Chicago area codes whose 555 exchange numbers pass phone validation (10,000 each).
 _AREA_CODES = ("312", "773", "872", "630", "708", "847", "224", "331", "815", "779")
 
@@ -29,7 +49,8 @@ def phone(index: int) -> str:
 def always_open_business(folder: Path, *, sequence: str) -> Path:
     """Write a business.yml whose send window never holds a touch back, running the named playbook."""
     business = folder / "business.yml"
-    business.write_text(dedent(f"""\
+    business.write_text(
+        dedent(f"""\
         name: Lakeside Chiropractic
         timezone: America/Chicago
         phone: "+13125550111"
@@ -37,5 +58,6 @@ def always_open_business(folder: Path, *, sequence: str) -> Path:
         booking_link: https://example.com/book
         sequence: {sequence}
         send_window: always
-        """))
+        """)
+    )
     return business

@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 def start_followup_run(env: dict[str, str], log: Path, *, cwd: Path = REPO) -> subprocess.Popen:
     """Start `followup run` with `env`, its output appended to `log`."""
     with log.open("a") as out:
-        return subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=cwd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def wait_healthy(url: str, process: subprocess.Popen, *, timeout: float = 30, log: Path | None = None) -> float:

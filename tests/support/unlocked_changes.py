@@ -43,15 +43,17 @@ class UnlockedChanges:
         for obj in [*session.new, *session.dirty, *session.deleted]:
             if not isinstance(obj, WATCHED) or (isinstance(obj, Lead) and obj in session.new):
                 continue
-            changed = (_changed_columns(obj) if obj in session.dirty
-                       else {"(new)" if obj in session.new else "(deleted)"})
+            changed = (
+                _changed_columns(obj) if obj in session.dirty else {"(new)" if obj in session.new else "(deleted)"}
+            )
             if not changed or all(name.startswith(DISPLAY_ONLY_PREFIX) for name in changed):
                 continue
             lead_id = obj.id if isinstance(obj, Lead) else obj.lead_id
             if lead_id is None or lead_id in held:
                 continue
-            self.found.append(f"{type(obj).__name__} of lead {lead_id} ({', '.join(sorted(changed))}) "
-                              f"changed at {_where()}")
+            self.found.append(
+                f"{type(obj).__name__} of lead {lead_id} ({', '.join(sorted(changed))}) changed at {_where()}"
+            )
 
     @staticmethod
     def _after_flush(session: Session, _context: Any) -> None:
@@ -69,8 +71,10 @@ class UnlockedChanges:
             return
         tables = {mapper.local_table.name for mapper in state.all_mappers}
         if tables & WATCHED_TABLES and not self.locks.held_by_this_thread():
-            self.found.append(f"bulk {'update' if state.is_update else 'delete'} of {', '.join(sorted(tables))} "
-                              f"with no lead's lock held, at {_where()}")
+            self.found.append(
+                f"bulk {'update' if state.is_update else 'delete'} of {', '.join(sorted(tables))} "
+                f"with no lead's lock held, at {_where()}"
+            )
 
 
 def _changed_columns(obj: object) -> set[str]:
@@ -79,9 +83,11 @@ def _changed_columns(obj: object) -> set[str]:
 
 def _where() -> str:
     """The innermost frames of the bot's own code (bot/ or handlers/) that made the change."""
-    frames = [frame for frame in traceback.extract_stack()
-              if ("/bot/" in frame.filename or "/handlers/" in frame.filename)]
+    frames = [
+        frame for frame in traceback.extract_stack() if ("/bot/" in frame.filename or "/handlers/" in frame.filename)
+    ]
     if not frames:
         return "(outside the bot's code)"
-    return " < ".join(f"{'/'.join(frame.filename.rsplit('/', 2)[-2:])}:{frame.lineno} {frame.name}"
-                      for frame in reversed(frames[-3:]))
+    return " < ".join(
+        f"{'/'.join(frame.filename.rsplit('/', 2)[-2:])}:{frame.lineno} {frame.name}" for frame in reversed(frames[-3:])
+    )

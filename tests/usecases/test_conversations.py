@@ -8,14 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.store.audit import SYSTEM, Actor
-from bot.usecases.conversations import InboundMessage, send_direct, take_inbound
-from bot.usecases.send_recovery import recover_abandoned
-from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import Enrollment, Lead, Message, OutboxEvent
+from bot.channels.twilio_sms import SentSms
 from bot.core.ports import OUTCOME_UNKNOWN, OutgoingSms, SendReceipt, TransientSendError
 from bot.core.rules import LeadSignal
-from bot.channels.twilio_sms import SentSms
+from bot.store.audit import SYSTEM, Actor
+from bot.store.models import Enrollment, Lead, Message, OutboxEvent
+from bot.usecases.conversations import InboundMessage, send_direct, take_inbound
+from bot.usecases.leads import LeadInput, add_lead
+from bot.usecases.send_recovery import recover_abandoned
 from tests.fakes import WEB_FORM_CONSENT, FakeSmsSender
 
 CHICAGO_PHONE = "+13125550142"
@@ -53,26 +53,49 @@ def sms() -> AskableSms:
 
 
 def new_lead(services, **fields) -> int:
-    data = LeadInput.parse({"name": "Dana Lee", "phone": CHICAGO_PHONE, "email": "dana@example.com",
-                            "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT, **fields})
+    data = LeadInput.parse(
+        {
+            "name": "Dana Lee",
+            "phone": CHICAGO_PHONE,
+            "email": "dana@example.com",
+            "message": "Lower back pain, any openings this week?",
+            **WEB_FORM_CONSENT,
+            **fields,
+        }
+    )
     with services.session_factory.begin() as session:
-        result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                          now=services.clock.now(), actor=SYSTEM)
+        result = add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        )
     return result.lead_id
 
 
 def text_in(services, body: str, signal: LeadSignal, *, sid: str, sender: str = CHICAGO_PHONE):
-    return take_inbound(services, InboundMessage(channel="sms", sender=sender, body=body, signal=signal,
-                                                 provider_id=sid))
+    return take_inbound(
+        services, InboundMessage(channel="sms", sender=sender, body=body, signal=signal, provider_id=sid)
+    )
 
 
 def received(services, lead_id: int) -> list[tuple[str, str]]:
     """Each stored reply and each reply notice for the team, with the class it was understood as."""
     with services.session_factory() as session:
-        stored = [("stored", m.classification) for m in session.scalars(
-            select(Message).where(Message.lead_id == lead_id, Message.direction == "in").order_by(Message.id))]
-        notices = [("notice", e.payload["reply_class"]) for e in session.scalars(
-            select(OutboxEvent).where(OutboxEvent.kind == "message_received").order_by(OutboxEvent.id))]
+        stored = [
+            ("stored", m.classification)
+            for m in session.scalars(
+                select(Message).where(Message.lead_id == lead_id, Message.direction == "in").order_by(Message.id)
+            )
+        ]
+        notices = [
+            ("notice", e.payload["reply_class"])
+            for e in session.scalars(
+                select(OutboxEvent).where(OutboxEvent.kind == "message_received").order_by(OutboxEvent.id)
+            )
+        ]
     return stored + notices
 
 
@@ -113,14 +136,25 @@ def test_yes_as_the_first_text_from_an_unknown_number_is_an_inquiry_not_an_opt_i
 
 def direct_messages(services, lead_id: int) -> list[Message]:
     with services.session_factory() as session:
-        return list(session.scalars(select(Message).where(
-            Message.lead_id == lead_id, Message.direction == "out", Message.touch_id.is_(None))))
+        return list(
+            session.scalars(
+                select(Message).where(
+                    Message.lead_id == lead_id, Message.direction == "out", Message.touch_id.is_(None)
+                )
+            )
+        )
 
 
 def notices(services, lead_id: int, kind: str) -> list[dict]:
     with services.session_factory() as session:
-        return [e.payload for e in session.scalars(select(OutboxEvent).where(
-            OutboxEvent.lead_id == lead_id, OutboxEvent.kind == kind).order_by(OutboxEvent.id))]
+        return [
+            e.payload
+            for e in session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.lead_id == lead_id, OutboxEvent.kind == kind)
+                .order_by(OutboxEvent.id)
+            )
+        ]
 
 
 def quiet_lead(services) -> int:
@@ -133,8 +167,9 @@ def quiet_lead(services) -> int:
 def test_a_reply_recorded_as_sending_before_the_provider_call_and_with_its_sid_after(services, sms):
     lead_id = quiet_lead(services)
     seen_while_sending = []
-    sms.during_send = lambda _: seen_while_sending.extend((m.status, m.provider_id)
-                                                          for m in direct_messages(services, lead_id))
+    sms.during_send = lambda _: seen_while_sending.extend(
+        (m.status, m.provider_id) for m in direct_messages(services, lead_id)
+    )
     sent = send_direct(services, lead_id, body="See you at 3!", author=ALICE)
     assert seen_while_sending == [("sending", None)]
     [stored] = direct_messages(services, lead_id)
@@ -152,8 +187,7 @@ def test_a_reply_whose_outcome_twilio_left_unknown_is_flagged_for_a_person_not_r
     assert "not known whether" in flag["text"] and "before sending it again" in flag["text"]
 
 
-def test_a_reply_twilio_took_just_before_the_process_stopped_is_recorded_with_its_sid_not_resent(
-        services, sms, clock):
+def test_a_reply_twilio_took_just_before_the_process_stopped_is_recorded_with_its_sid_not_resent(services, sms, clock):
     lead_id = quiet_lead(services)
     sms.crash_after_send = True
     with pytest.raises(Crash):
@@ -230,8 +264,9 @@ def test_a_reply_still_within_its_lease_is_left_alone(services, sms, clock):
 def test_a_text_from_an_unknown_number_sends_that_new_lead_s_instant_text_at_once(services):
     sent_now: list[int] = []
     services.wakeups.connect(lead=sent_now.append)  # the scheduler's fast lane, beside any batch in progress
-    result = text_in(services, "Hi, do you have anything Saturday?", LeadSignal.ASKS_TIME, sid="SM-new-lead",
-                     sender="+13125550177")
+    result = text_in(
+        services, "Hi, do you have anything Saturday?", LeadSignal.ASKS_TIME, sid="SM-new-lead", sender="+13125550177"
+    )
     assert result.lead_created and sent_now == [result.lead_id]
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,15 +13,15 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.app import build_services
-from bot.store.audit import SYSTEM
 from bot.core.clock import ManualClock, ScaledClock, utc
-from bot.usecases.dispatch import Dispatcher, DispatchReport
-from tests.fakes import consented
-from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import AuditEntry, Enrollment, Lead, Message, OutboxEvent, Touch
 from bot.scheduler import WorkScheduler
 from bot.settings import Settings
+from bot.store.audit import SYSTEM
+from bot.store.models import AuditEntry, Enrollment, Lead, Message, OutboxEvent, Touch
+from bot.usecases.dispatch import Dispatcher, DispatchReport
+from bot.usecases.leads import LeadInput, add_lead
 from tests.conftest import NOW
+from tests.fakes import consented
 from tests.support.content import always_open_business, midday_zone
 
 #: Three texts a minute apart: after three minutes, all three are due at once.
@@ -41,8 +41,12 @@ def services(engine, clock, sms, email, business_file: Path, tmp_path: Path):
     sequences.mkdir()
     (sequences / "three_texts.yml").write_text(THREE_TEXTS)
     business_file.write_text(business_file.read_text().replace("sequence: default", "sequence: three_texts"))
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file,
-                        FOLLOWUP_SEQUENCES_DIR=sequences, PUBLIC_BASE_URL="https://followup.example.com")
+    settings = Settings(
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_BUSINESS=business_file,
+        FOLLOWUP_SEQUENCES_DIR=sequences,
+        PUBLIC_BASE_URL="https://followup.example.com",
+    )
     return build_services(settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
 
 
@@ -54,10 +58,16 @@ def enroll(services, count: int, *, first: int = 0) -> list[int]:
     ids = []
     for index in range(first, first + count):
         with services.session_factory.begin() as session:
-            ids.append(add_lead(session, LeadInput(name=f"Lead {index}", phone=phone(index),
-                                                            sms_consent=consented()),
-                                business=services.business, sequence=services.playbooks.get(),
-                                now=services.clock.now(), actor=SYSTEM).lead_id)
+            ids.append(
+                add_lead(
+                    session,
+                    LeadInput(name=f"Lead {index}", phone=phone(index), sms_consent=consented()),
+                    business=services.business,
+                    sequence=services.playbooks.get(),
+                    now=services.clock.now(),
+                    actor=SYSTEM,
+                ).lead_id
+            )
     return ids
 
 
@@ -122,10 +132,12 @@ def test_a_batch_records_what_one_send_at_a_time_recorded(services, sms, clock):
     with services.session_factory() as session:
         touches = session.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.position)).all()
         messages = session.scalars(select(Message).where(Message.lead_id == lead_id).order_by(Message.id)).all()
-        notices = session.scalars(select(OutboxEvent.kind).where(OutboxEvent.lead_id == lead_id)
-                                  .order_by(OutboxEvent.id)).all()
-        actions = session.scalars(select(AuditEntry.action).where(AuditEntry.lead_id == lead_id)
-                                  .order_by(AuditEntry.id)).all()
+        notices = session.scalars(
+            select(OutboxEvent.kind).where(OutboxEvent.lead_id == lead_id).order_by(OutboxEvent.id)
+        ).all()
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.lead_id == lead_id).order_by(AuditEntry.id)
+        ).all()
         lead = session.get(Lead, lead_id)
         enrollment = session.scalars(select(Enrollment).where(Enrollment.lead_id == lead_id)).one()
     assert [t.status for t in touches] == ["sent"] * 3
@@ -172,13 +184,18 @@ def test_one_slow_vendor_call_holds_up_no_other_lead(services, sms):
 
 
 def test_as_many_groups_as_senders_are_out_at_once_without_waiting_for_a_database_connection(
-        engine, clock, sms, email, business_file, tmp_path):
+    engine, clock, sms, email, business_file, tmp_path
+):
     sequences = tmp_path / "sequences"
     sequences.mkdir()
     (sequences / "three_texts.yml").write_text(THREE_TEXTS)
     business_file.write_text(business_file.read_text().replace("sequence: default", "sequence: three_texts"))
-    settings = Settings(DATABASE_URL=engine.url.render_as_string(hide_password=False), FOLLOWUP_SENDERS=24,
-                        FOLLOWUP_BUSINESS=business_file, FOLLOWUP_SEQUENCES_DIR=sequences)
+    settings = Settings(
+        DATABASE_URL=engine.url.render_as_string(hide_password=False),
+        FOLLOWUP_SENDERS=24,
+        FOLLOWUP_BUSINESS=business_file,
+        FOLLOWUP_SEQUENCES_DIR=sequences,
+    )
     services = build_services(settings, clock=clock, sms=sms, email=email, migrate=False)  # its own pool
     enroll(services, 24)
     out_at_once = threading.Barrier(24, timeout=10)
@@ -255,19 +272,21 @@ def test_a_stop_during_a_lead_s_own_send_waits_for_it_and_then_ends_the_sequence
     Dispatcher(services).run_due()
     assert eventually(lambda: lead_stage(services, lead_id) == "opted_out")
     with services.session_factory() as session:
-        assert session.scalars(select(Message.touch_id).where(Message.lead_id == lead_id,
-                                                              Message.direction == "out")).all()
+        assert session.scalars(
+            select(Message.touch_id).where(Message.lead_id == lead_id, Message.direction == "out")
+        ).all()
     assert len(sms.sent) == 1 and statuses(services, lead_id) == ["sent", "cancelled", "cancelled"]
 
 
 def opt_out_by_text(services, lead_id: int) -> None:
-    from bot.usecases.lead_actions import receive_message
     from bot.core.rules import LeadSignal
+    from bot.usecases.lead_actions import receive_message
 
     with services.lead_locks.hold(lead_id), services.session_factory.begin() as session:
         lead = services.lead_locks.lock_row(session, lead_id)
-        receive_message(session, services, lead, channel="sms", body="STOP", signal=LeadSignal.OPT_OUT,
-                        now=services.clock.now())
+        receive_message(
+            session, services, lead, channel="sms", body="STOP", signal=LeadSignal.OPT_OUT, now=services.clock.now()
+        )
 
 
 def lead_stage(services, lead_id: int) -> str:
@@ -328,14 +347,21 @@ def test_a_touch_falling_due_between_ticks_goes_out_when_due_not_at_the_next_tic
     sequences = tmp_path / "sequences"
     sequences.mkdir()
     (sequences / "three_texts.yml").write_text(THREE_TEXTS)
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_SEQUENCES_DIR=sequences,
-                        FOLLOWUP_BUSINESS=always_open_business(tmp_path, sequence="three_texts"))
+    settings = Settings(
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_SEQUENCES_DIR=sequences,
+        FOLLOWUP_BUSINESS=always_open_business(tmp_path, sequence="three_texts"),
+    )
     services = build_services(settings, engine=engine, clock=ScaledClock(), sms=sms, email=email, migrate=False)
     with services.session_factory.begin() as session:  # a lead for whom it is daytime now
-        lead_id = add_lead(session, LeadInput(name="Ann", phone=phone(0), timezone=midday_zone(services.clock.now()),
-                                              sms_consent=consented()),
-                           business=services.business, sequence=services.playbooks.get(),
-                           now=services.clock.now(), actor=SYSTEM).lead_id
+        lead_id = add_lead(
+            session,
+            LeadInput(name="Ann", phone=phone(0), timezone=midday_zone(services.clock.now()), sms_consent=consented()),
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        ).lead_id
     due = services.clock.now() + timedelta(seconds=1.5)
     with services.session_factory.begin() as session:
         session.execute(update(Touch).where(Touch.lead_id == lead_id, Touch.position == 1).values(due_at=due))

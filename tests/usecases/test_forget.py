@@ -6,23 +6,27 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.store.audit import CLI, Actor
 from bot.cli import build_parser
+from bot.store.audit import CLI, Actor
+from bot.store.models import Base, Lead, Message, Touch
 from bot.usecases.dispatch import Dispatcher
 from bot.usecases.forget import forget_lead
-from tests.fakes import consented
 from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import Base, Lead, Message, Touch
+from tests.fakes import consented
 
 PHONE, EMAIL, NAME = "+13125550142", "dana.lee@example.com", "Dana Lee"
 
 
 def enroll_and_text(services) -> int:
     with services.session_factory.begin() as session:
-        lead_id = add_lead(session, LeadInput(name=NAME, phone=PHONE, email=EMAIL, message="my back hurts",
-                                              sms_consent=consented()),
-                           business=services.business, sequence=services.playbooks.get(),
-                           now=services.clock.now(), actor=Actor.lead(0)).lead_id
+        lead_id = add_lead(
+            session,
+            LeadInput(name=NAME, phone=PHONE, email=EMAIL, message="my back hurts", sms_consent=consented()),
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=Actor.lead(0),
+        ).lead_id
     Dispatcher(services).run_due()
     return lead_id
 
@@ -35,8 +39,7 @@ def run_cli(*argv: str) -> int:
 
 def every_stored_text(services) -> str:
     with services.session_factory() as session:
-        return "\n".join(str(row) for table in Base.metadata.sorted_tables
-                         for row in session.execute(select(table)))
+        return "\n".join(str(row) for table in Base.metadata.sorted_tables for row in session.execute(select(table)))
 
 
 def test_forgetting_a_lead_leaves_no_name_phone_email_or_text_anywhere(services, sms):
@@ -81,12 +84,20 @@ def test_the_command_asks_for_yes_then_erases(services, monkeypatch, capsys):
 def test_after_forget_the_sqlite_files_hold_no_trace_of_the_lead(services, database_url, monkeypatch, sms):
     if not database_url.startswith("sqlite"):
         return  # PostgreSQL's files are the server's; this is about the file a clinic keeps
-    from bot.usecases.conversations import InboundMessage, take_inbound
     from bot.core.rules import LeadSignal
+    from bot.usecases.conversations import InboundMessage, take_inbound
 
     lead_id = enroll_and_text(services)
-    take_inbound(services, InboundMessage(channel="sms", sender=PHONE, signal=LeadSignal.QUESTION,
-                                          body="Do you take Blue Cross? My knee clicks", provider_id="SM" + "7" * 32))
+    take_inbound(
+        services,
+        InboundMessage(
+            channel="sms",
+            sender=PHONE,
+            signal=LeadSignal.QUESTION,
+            body="Do you take Blue Cross? My knee clicks",
+            provider_id="SM" + "7" * 32,
+        ),
+    )
     path = Path(database_url.removeprefix("sqlite:///"))
     files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
     secrets = [s.encode() for s in (PHONE, PHONE[2:], EMAIL, NAME, "my back hurts", "My knee clicks")]

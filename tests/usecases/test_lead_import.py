@@ -39,8 +39,14 @@ def test_a_bad_byte_a_broken_quote_and_an_oversized_field_reject_only_their_own_
     csv_file = env / "leads.csv"
     csv_file.write_bytes(b"\r\n".join(lines) + b"\r\n")
 
-    run = subprocess.run([sys.executable, "-m", "bot.cli", "import", str(csv_file)], capture_output=True,
-                         text=True, env={**os.environ}, cwd=env, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "import", str(csv_file)],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        cwd=env,
+        timeout=600,
+    )
 
     assert run.returncode == 1, run.stderr
     problems = run.stderr.strip().splitlines()
@@ -57,8 +63,9 @@ def test_a_bad_byte_a_broken_quote_and_an_oversized_field_reject_only_their_own_
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "cp1252"])
 def test_excel_s_usual_encodings_are_read(env, capsys, encoding):
     csv_file = env / "leads.csv"
-    csv_file.write_bytes("name,phone,consent\nRenée Côté,(312) 555-0142,yes\nJosé Núñez,(312) 555-0143,no\n"
-                         .encode(encoding))
+    csv_file.write_bytes(
+        "name,phone,consent\nRenée Côté,(312) 555-0142,yes\nJosé Núñez,(312) 555-0143,no\n".encode(encoding)
+    )
     assert main(["import", str(csv_file)]) == 0
     assert "2 added" in capsys.readouterr().out
     assert [row["name"] for row in leads_json(capsys)] == ["Renée Côté", "José Núñez"]
@@ -85,10 +92,12 @@ def test_import_without_a_consent_column_or_flag_is_refused_and_imports_nothing(
 
 def test_the_consent_column_and_flag_put_each_lead_s_consent_on_record(env, capsys):
     csv_file = env / "leads.csv"
-    csv_file.write_text("name,phone,consent,consent_text\n"
-                        "Dana Lee,(312) 555-0142,yes,ticked the box on the paper intake form\n"
-                        "Sam Ortiz,(312) 555-0143,no,\n"
-                        "Ana Ruiz,(312) 555-0144,maybe,\n")
+    csv_file.write_text(
+        "name,phone,consent,consent_text\n"
+        "Dana Lee,(312) 555-0142,yes,ticked the box on the paper intake form\n"
+        "Sam Ortiz,(312) 555-0143,no,\n"
+        "Ana Ruiz,(312) 555-0144,maybe,\n"
+    )
     assert main(["import", str(csv_file)]) == 1
     captured = capsys.readouterr()
     assert f"{csv_file}:4: consent: 'maybe' is not yes or no" in captured.err

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from bot.core.ports import FailureKind, PermanentSendError, TransientSendError
+from bot.core.rules import CallOutcome, LeadSignal
 from bot.store.audit import SYSTEM, Actor
+from bot.store.models import (
+    AuditEntry,
+    CallTask,
+    ConsentEntry,
+    Enrollment,
+    Lead,
+    Message,
+    OutboxEvent,
+    Touch,
+)
 from bot.usecases.dispatch import Dispatcher
 from bot.usecases.lead_actions import (
     LeadActionRefused,
@@ -20,20 +32,8 @@ from bot.usecases.lead_actions import (
     record_booking_link_click,
     resume_lead,
 )
-from tests.fakes import WEB_FORM_CONSENT
 from bot.usecases.leads import InvalidLead, LeadInput, add_lead, take_in_lead
-from bot.store.models import (
-    AuditEntry,
-    CallTask,
-    ConsentEntry,
-    Enrollment,
-    Lead,
-    Message,
-    OutboxEvent,
-    Touch,
-)
-from bot.core.ports import FailureKind, PermanentSendError, TransientSendError
-from bot.core.rules import CallOutcome, LeadSignal
+from tests.fakes import WEB_FORM_CONSENT
 
 CHICAGO_PHONE = "+13125550142"
 ALICE = Actor.slack_user("U0ALICE")
@@ -41,18 +41,33 @@ BOB = Actor.slack_user("U0BOB")
 
 
 def new_lead(services, **fields) -> int:
-    data = LeadInput.parse({"name": "Dana Lee", "phone": CHICAGO_PHONE, "email": "dana@example.com",
-                            "message": "Lower back pain, any openings this week?", **WEB_FORM_CONSENT, **fields})
+    data = LeadInput.parse(
+        {
+            "name": "Dana Lee",
+            "phone": CHICAGO_PHONE,
+            "email": "dana@example.com",
+            "message": "Lower back pain, any openings this week?",
+            **WEB_FORM_CONSENT,
+            **fields,
+        }
+    )
     with services.session_factory.begin() as session:
-        result = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                          now=services.clock.now(), actor=SYSTEM)
+        result = add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        )
     return result.lead_id
 
 
 def touches(services, lead_id: int) -> list[Touch]:
     with services.session_factory() as session:
-        return list(session.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.enrollment_id,
-                                                                                          Touch.position)))
+        return list(
+            session.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.enrollment_id, Touch.position))
+        )
 
 
 def run_days(services, clock, days: float, step: timedelta = timedelta(minutes=30)) -> None:
@@ -68,8 +83,16 @@ def run_days(services, clock, days: float, step: timedelta = timedelta(minutes=3
 def lead_message(services, lead_id: int, signal: LeadSignal, body: str, requested_time=None):
     with services.session_factory.begin() as session:
         lead = session.get(Lead, lead_id)
-        return receive_message(session, services, lead, channel="sms", body=body, signal=signal,
-                               now=services.clock.now(), requested_time=requested_time)
+        return receive_message(
+            session,
+            services,
+            lead,
+            channel="sms",
+            body=body,
+            signal=signal,
+            now=services.clock.now(),
+            requested_time=requested_time,
+        )
 
 
 def with_lead(services, lead_id: int, action, *args, **kwargs):
@@ -91,8 +114,9 @@ def test_new_lead_is_stored_and_enrolled_with_every_touch_laid_out(services):
 
 
 def test_a_new_lead_is_stored_with_its_consent_audit_and_card_notice_together(services):
-    data = LeadInput.parse({"name": "Dana Lee", "phone": CHICAGO_PHONE, "source": "web", "insurance": "Aetna",
-                            **WEB_FORM_CONSENT})
+    data = LeadInput.parse(
+        {"name": "Dana Lee", "phone": CHICAGO_PHONE, "source": "web", "insurance": "Aetna", **WEB_FORM_CONSENT}
+    )
     result = take_in_lead(services, data, actor=Actor.lead(0))
     assert (result.created, result.enrolled) == (True, True)
     now = services.clock.now()
@@ -100,23 +124,32 @@ def test_a_new_lead_is_stored_with_its_consent_audit_and_card_notice_together(se
         lead = session.get(Lead, result.lead_id)
         assert lead is not None
         assert (lead.name, lead.phone, lead.stage, lead.timezone, lead.custom_fields) == (
-            "Dana Lee", CHICAGO_PHONE, "new", "America/Chicago", {"insurance": "Aetna"})
+            "Dana Lee",
+            CHICAGO_PHONE,
+            "new",
+            "America/Chicago",
+            {"insurance": "Aetna"},
+        )
         assert (lead.sms_consent, lead.sms_consent_method, lead.sms_consent_at) == (True, "web_form", now)
         assert lead.link_token != lead.unsubscribe_token and len(lead.link_token) >= 16
         consent = session.scalars(select(ConsentEntry).where(ConsentEntry.lead_id == lead.id)).all()
         assert [(c.granted, c.method, c.evidence, c.actor, c.at) for c in consent] == [
-            (True, "web_form", WEB_FORM_CONSENT["consent_text"], "the lead", now)]
+            (True, "web_form", WEB_FORM_CONSENT["consent_text"], "the lead", now)
+        ]
         logged = session.scalars(select(AuditEntry).where(AuditEntry.lead_id == lead.id).order_by(AuditEntry.id))
         assert [(a.action, a.details, a.actor_type) for a in logged] == [
             ("lead_created", {"source": "web"}, "lead"),
-            ("enrolled", {"sequence": services.playbooks.get().name}, "lead")]
+            ("enrolled", {"sequence": services.playbooks.get().name}, "lead"),
+        ]
         notices = session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == lead.id)).all()
         assert [(n.kind, n.payload, n.delivered_at) for n in notices] == [("lead_created", {}, None)]
         enrollments = session.scalars(select(Enrollment).where(Enrollment.lead_id == lead.id)).all()
         assert [(e.sequence_name, e.state, e.enrolled_at) for e in enrollments] == [
-            (services.playbooks.get().name, "active", now)]
+            (services.playbooks.get().name, "active", now)
+        ]
     assert [t.enrollment_id for t in touches(services, lead.id)] == [enrollments[0].id] * len(
-        services.playbooks.get().steps)
+        services.playbooks.get().steps
+    )
 
 
 def test_a_new_lead_whose_transaction_fails_leaves_nothing_behind(services):
@@ -135,8 +168,14 @@ def test_the_same_phone_or_email_again_returns_the_existing_lead_without_enrolli
     first = new_lead(services)
     data = LeadInput.parse({"phone": "(312) 555-0142", "name": "Dana"})
     with services.session_factory.begin() as session:
-        again = add_lead(session, data, business=services.business, sequence=services.playbooks.get(),
-                         now=services.clock.now(), actor=SYSTEM)
+        again = add_lead(
+            session,
+            data,
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        )
     assert (again.lead_id, again.created, again.enrolled) == (first, False, False)
     with services.session_factory() as session:
         assert len(session.scalars(select(Enrollment)).all()) == 1
@@ -160,8 +199,10 @@ def test_invalid_lead_fields_are_refused_with_a_reason_naming_the_field(fields, 
     assert any(r.startswith(reason) for r in refused.value.reasons), refused.value.reasons
 
 
-@pytest.mark.parametrize(("written", "zone"), [("EST", "America/New_York"), ("pst", "America/Los_Angeles"),
-                                              ("America/Denver", "America/Denver"), ("", None)])
+@pytest.mark.parametrize(
+    ("written", "zone"),
+    [("EST", "America/New_York"), ("pst", "America/Los_Angeles"), ("America/Denver", "America/Denver"), ("", None)],
+)
 def test_a_lead_time_zone_is_stored_as_the_iana_place_it_names(written, zone):
     assert LeadInput.parse({"phone": CHICAGO_PHONE, "timezone": written}).timezone == zone
 
@@ -203,7 +244,15 @@ def test_the_whole_sequence_runs_in_order_and_ends_in_nurture(services, clock, s
     # Day 7 goes by email to a lead with an address; its SMS alternative is skipped with the reason.
     assert all(t.status == "sent" or (t.status == "skipped" and t.skip_reason) for t in sales), outcome
     assert [t.channel for t in sales if t.status == "sent"] == [
-        "sms", "email", "sms", "call_task", "email", "sms", "email", "stage"], outcome
+        "sms",
+        "email",
+        "sms",
+        "call_task",
+        "email",
+        "sms",
+        "email",
+        "stage",
+    ], outcome
     sent = [t for t in sales if t.status == "sent"]
     assert [t.position for t in sorted(sent, key=lambda t: (t.sent_at, t.position))] == [t.position for t in sent]
     with services.session_factory() as session:
@@ -218,21 +267,21 @@ def test_the_whole_sequence_runs_in_order_and_ends_in_nurture(services, clock, s
 
 
 def test_a_lead_arriving_at_3am_is_texted_at_8am_their_time(services, clock, sms):
-    clock.set(datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc))  # 03:00 in Chicago
+    clock.set(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))  # 03:00 in Chicago
     lead_id = new_lead(services)
     Dispatcher(services).run_due()
     assert sms.sent == []
-    assert touches(services, lead_id)[0].due_at == datetime(2026, 11, 25, 14, 0, tzinfo=timezone.utc)
-    clock.set(datetime(2026, 11, 25, 14, 0, tzinfo=timezone.utc))
+    assert touches(services, lead_id)[0].due_at == datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
+    clock.set(datetime(2026, 11, 25, 14, 0, tzinfo=UTC))
     Dispatcher(services).run_due()
     assert len(sms.sent) == 1
 
 
 def test_nothing_automated_goes_out_on_a_closed_day(services, clock):
-    clock.set(datetime(2026, 11, 26, 15, 0, tzinfo=timezone.utc))  # Thanksgiving, a US holiday
+    clock.set(datetime(2026, 11, 26, 15, 0, tzinfo=UTC))  # Thanksgiving, a US holiday
     lead_id = new_lead(services)
     first = touches(services, lead_id)[0]
-    assert first.due_at == datetime(2026, 11, 27, 14, 0, tzinfo=timezone.utc)
+    assert first.due_at == datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
 
 
 def test_a_restart_repeats_nothing(services, clock, sms, business_file, engine, email):
@@ -241,14 +290,15 @@ def test_a_restart_repeats_nothing(services, clock, sms, business_file, engine, 
 
     new_lead(services)
     Dispatcher(services).run_due()
-    restarted = build_services(Settings(FOLLOWUP_BUSINESS=business_file), engine=engine, clock=clock, sms=sms,
-                               email=email)
+    restarted = build_services(
+        Settings(FOLLOWUP_BUSINESS=business_file), engine=engine, clock=clock, sms=sms, email=email
+    )
     Dispatcher(restarted).run_due()
     assert len(sms.sent) == 1
 
 
 def test_a_touch_missed_while_down_goes_out_within_its_grace_and_is_skipped_after(services, clock, sms):
-    clock.set(datetime(2026, 12, 1, 15, 0, tzinfo=timezone.utc))  # a Tuesday, far from holidays
+    clock.set(datetime(2026, 12, 1, 15, 0, tzinfo=UTC))  # a Tuesday, far from holidays
     lead_id = new_lead(services)
     clock.advance(timedelta(hours=1))
     Dispatcher(services).run_due()
@@ -303,8 +353,10 @@ def test_an_invalid_number_stops_sms_but_not_email(services, clock, sms, email):
 
 
 def test_subject_options_rotate_across_leads_and_the_choice_is_stored(services, clock, email):
-    ids = [new_lead(services, phone=p, email=f"lead{i}@example.com")
-           for i, p in enumerate(["+13125551234", "+13122345678", "+13128675309"])]
+    ids = [
+        new_lead(services, phone=p, email=f"lead{i}@example.com")
+        for i, p in enumerate(["+13125551234", "+13122345678", "+13128675309"])
+    ]
     run_days(services, clock, 0.2)
     email_step = next(s for s in services.playbooks.get().steps if s.channel == "email")
     chosen = [next(t.subject_option for t in touches(services, i) if t.step_id == email_step.id) for i in ids]
@@ -384,7 +436,7 @@ def test_a_question_escalates_to_a_call_task_now(services):
 
 def test_a_requested_time_escalates_with_the_time_for_the_team(services):
     lead_id = new_lead(services)
-    wanted = datetime(2026, 11, 26, 21, 0, tzinfo=timezone.utc)
+    wanted = datetime(2026, 11, 26, 21, 0, tzinfo=UTC)
     lead_message(services, lead_id, LeadSignal.ASKS_TIME, "can I come tomorrow at 3?", requested_time=wanted)
     with services.session_factory() as session:
         task = session.scalars(select(CallTask)).one()
@@ -394,18 +446,21 @@ def test_a_requested_time_escalates_with_the_time_for_the_team(services):
 def test_booking_stops_sales_follow_up_and_starts_reminders_before_the_visit(services, clock, sms):
     lead_id = new_lead(services)
     Dispatcher(services).run_due()
-    visit = datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)  # Monday 10:00 in Chicago
+    visit = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)  # Monday 10:00 in Chicago
     with_lead(services, lead_id, book, start_at=visit, actor=ALICE)
     with services.session_factory() as session:
         states = {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}
-        assert states == {"default": "stopped", "appointment_reminders": "active",
-                          "appointment_confirmation": "active"}
+        assert states == {"default": "stopped", "appointment_reminders": "active", "appointment_confirmation": "active"}
         assert session.get(Lead, lead_id).stage == "booked"
     reminders = [t for t in touches(services, lead_id) if t.status == "scheduled"]
     assert reminders and all(t.due_at < visit for t in reminders)
     run_days(services, clock, 6)
-    assert all(t.status in ("sent", "skipped") for t in reminders for t in touches(services, lead_id)
-               if t.enrollment_id == reminders[0].enrollment_id)
+    assert all(
+        t.status in ("sent", "skipped")
+        for t in reminders
+        for t in touches(services, lead_id)
+        if t.enrollment_id == reminders[0].enrollment_id
+    )
     assert len(sms.sent) >= 2
 
 
@@ -451,8 +506,7 @@ def test_voicemail_lets_the_sequence_continue(services):
     lead_id = new_lead(services)
     task_id = _question_task(services, lead_id)
     with services.session_factory.begin() as session:
-        log_call_outcome(session, services, task_id, CallOutcome.LEFT_VOICEMAIL, now=services.clock.now(),
-                         actor=ALICE)
+        log_call_outcome(session, services, task_id, CallOutcome.LEFT_VOICEMAIL, now=services.clock.now(), actor=ALICE)
     with services.session_factory() as session:
         assert session.scalars(select(Enrollment)).one().state == "active"
         assert session.get(CallTask, task_id).outcome == "left_voicemail"
@@ -463,8 +517,16 @@ def test_a_call_back_schedules_a_new_call_task_at_that_time(services):
     task_id = _question_task(services, lead_id)
     later = services.clock.now() + timedelta(days=1)
     with services.session_factory.begin() as session:
-        log_call_outcome(session, services, task_id, CallOutcome.CALL_BACK, now=services.clock.now(), actor=ALICE,
-                         when=later, notes="after work")
+        log_call_outcome(
+            session,
+            services,
+            task_id,
+            CallOutcome.CALL_BACK,
+            now=services.clock.now(),
+            actor=ALICE,
+            when=later,
+            notes="after work",
+        )
     with services.session_factory() as session:
         newest = session.scalars(select(CallTask).order_by(CallTask.id.desc())).first()
         assert newest.id != task_id and newest.due_at == later and newest.status == "open"
@@ -474,8 +536,15 @@ def test_booked_on_the_call_starts_reminders(services):
     lead_id = new_lead(services)
     task_id = _question_task(services, lead_id)
     with services.session_factory.begin() as session:
-        log_call_outcome(session, services, task_id, CallOutcome.BOOKED, now=services.clock.now(), actor=ALICE,
-                         when=services.clock.now() + timedelta(days=2))
+        log_call_outcome(
+            session,
+            services,
+            task_id,
+            CallOutcome.BOOKED,
+            now=services.clock.now(),
+            actor=ALICE,
+            when=services.clock.now() + timedelta(days=2),
+        )
     with services.session_factory() as session:
         states = {e.sequence_name: e.state for e in session.scalars(select(Enrollment))}
         assert states["appointment_reminders"] == "active"
@@ -497,8 +566,10 @@ def test_every_state_change_is_audited_with_who_did_it(services):
     with_lead(services, lead_id, pause_lead, actor=ALICE)
     with_lead(services, lead_id, resume_lead, actor=BOB)
     with services.session_factory() as session:
-        entries = [(e.action, e.actor_type, e.actor_id) for e in session.scalars(
-            select(AuditEntry).where(AuditEntry.lead_id == lead_id).order_by(AuditEntry.id))]
+        entries = [
+            (e.action, e.actor_type, e.actor_id)
+            for e in session.scalars(select(AuditEntry).where(AuditEntry.lead_id == lead_id).order_by(AuditEntry.id))
+        ]
     assert ("lead_created", "system", "") in entries
     assert ("paused", "slack_user", "U0ALICE") in entries
     assert ("resumed", "slack_user", "U0BOB") in entries
@@ -553,8 +624,11 @@ def test_an_unclaimed_call_task_nudges_on_call_once_then_the_admins_once(service
     clock.advance(timedelta(hours=2))
     assert remind() == 0
     with services.session_factory() as session:
-        nudges = [e.payload for e in session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "decision"))
-                  if "claimed" in e.payload.get("text", "")]
+        nudges = [
+            e.payload
+            for e in session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "decision"))
+            if "claimed" in e.payload.get("text", "")
+        ]
     assert [bool(n.get("alert_team")) for n in nudges] == [True, False]
     assert [bool(n.get("alert_admins")) for n in nudges] == [False, True]
 

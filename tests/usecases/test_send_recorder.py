@@ -18,10 +18,10 @@ from sqlalchemy import select
 from bot.app import build_services
 from bot.channels.twilio_sms import SentSms
 from bot.core.ports import OutgoingSms, PermanentSendError, SendReceipt
+from bot.settings import Settings
 from bot.store import audit
 from bot.store.audit import SYSTEM
 from bot.store.models import AuditEntry, Enrollment, Lead, Message, OutboxEvent, Touch
-from bot.settings import Settings
 from bot.usecases import enrollment
 from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
 from bot.usecases.leads import LeadInput, add_lead
@@ -29,10 +29,14 @@ from bot.usecases.send_outcomes import SendRecorder
 from tests.fakes import FakeSmsSender, consented
 
 #: Two sequences that each text at once: a lead in both has two touches due in one group.
-ONE_TEXT = ("name: one_text\ndescription: one text\nsteps:\n"
-            "  - {id: hello, after: 0s, channel: sms, template: default/instant_sms}\n")
-OTHER_TEXT = ("name: other_text\ndescription: another text\nsteps:\n"
-              "  - {id: again, after: 0s, channel: sms, template: default/instant_sms}\n")
+ONE_TEXT = (
+    "name: one_text\ndescription: one text\nsteps:\n"
+    "  - {id: hello, after: 0s, channel: sms, template: default/instant_sms}\n"
+)
+OTHER_TEXT = (
+    "name: other_text\ndescription: another text\nsteps:\n"
+    "  - {id: again, after: 0s, channel: sms, template: default/instant_sms}\n"
+)
 
 
 @dataclass
@@ -62,27 +66,42 @@ def services(engine, clock, sms, email, business_file: Path, tmp_path: Path):
     (sequences / "one_text.yml").write_text(ONE_TEXT)
     (sequences / "other_text.yml").write_text(OTHER_TEXT)
     business_file.write_text(business_file.read_text().replace("sequence: default", "sequence: one_text"))
-    settings = Settings(DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file,
-                        FOLLOWUP_SEQUENCES_DIR=sequences, PUBLIC_BASE_URL="https://followup.example.com")
+    settings = Settings(
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_BUSINESS=business_file,
+        FOLLOWUP_SEQUENCES_DIR=sequences,
+        PUBLIC_BASE_URL="https://followup.example.com",
+    )
     return build_services(settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
 
 
 def new_lead(services, index: int, *, also_other_text: bool = False) -> int:
     with services.session_factory.begin() as session:
-        lead_id = add_lead(session, LeadInput(name=f"Lead {index}", phone=f"+1312555{1000 + index:04d}",
-                                              sms_consent=consented()),
-                           business=services.business, sequence=services.playbooks.get(),
-                           now=services.clock.now(), actor=SYSTEM).lead_id
+        lead_id = add_lead(
+            session,
+            LeadInput(name=f"Lead {index}", phone=f"+1312555{1000 + index:04d}", sms_consent=consented()),
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=SYSTEM,
+        ).lead_id
         if also_other_text:
-            enrollment.enroll(session, session.get(Lead, lead_id), services.playbooks.get("other_text"),
-                              business=services.business, now=services.clock.now(), actor=SYSTEM)
+            enrollment.enroll(
+                session,
+                session.get(Lead, lead_id),
+                services.playbooks.get("other_text"),
+                business=services.business,
+                now=services.clock.now(),
+                actor=SYSTEM,
+            )
     return lead_id
 
 
 def first_touch(services, lead_id: int) -> int:
     with services.session_factory() as session:
-        return session.scalars(select(Touch.id).join(Enrollment).where(
-            Touch.lead_id == lead_id, Enrollment.sequence_name == "one_text")).one()
+        return session.scalars(
+            select(Touch.id).join(Enrollment).where(Touch.lead_id == lead_id, Enrollment.sequence_name == "one_text")
+        ).one()
 
 
 def recorded(services, touch_id: int) -> dict:
@@ -91,24 +110,41 @@ def recorded(services, touch_id: int) -> dict:
         touch = session.get(Touch, touch_id)
         lead = session.get(Lead, touch.lead_id)
         messages = session.scalars(select(Message).where(Message.touch_id == touch_id)).all()
-        notices = session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == lead.id)
-                                  .order_by(OutboxEvent.id)).all()
-        entries = session.scalars(select(AuditEntry).where(AuditEntry.lead_id == lead.id)
-                                  .order_by(AuditEntry.id)).all()
+        notices = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.lead_id == lead.id).order_by(OutboxEvent.id)
+        ).all()
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.lead_id == lead.id).order_by(AuditEntry.id)).all()
         return {
-            "touch": (touch.status, touch.attempts, touch.sent_at, touch.last_error, touch.body_text,
-                      touch.provider_id == messages[0].provider_id is not None),
-            "messages": [(m.direction, m.channel, m.subject, m.body, m.status, m.created_at, m.details,
-                          m.author, m.error_code) for m in messages],
+            "touch": (
+                touch.status,
+                touch.attempts,
+                touch.sent_at,
+                touch.last_error,
+                touch.body_text,
+                touch.provider_id == messages[0].provider_id is not None,
+            ),
+            "messages": [
+                (m.direction, m.channel, m.subject, m.body, m.status, m.created_at, m.details, m.author, m.error_code)
+                for m in messages
+            ],
             "lead": (lead.stage, lead.updated_at),
             "enrollment": (touch.enrollment.state, touch.enrollment.state_reason, touch.enrollment.ended_at),
-            "notices": sorted((n.kind, n.created_at) for n in notices
-                              if n.payload.get("touch_id") == touch_id or n.kind == "lead_changed"),
+            "notices": sorted(
+                (n.kind, n.created_at)
+                for n in notices
+                if n.payload.get("touch_id") == touch_id or n.kind == "lead_changed"
+            ),
             "touch_sent": [n.payload for n in notices if n.kind == "touch_sent" and n.payload["touch_id"] == touch_id],
-            "audit": sorted((e.action, e.at, str({**e.details, "enrollment": "its own"} if "enrollment" in e.details
-                                                 else e.details)) for e in entries
-                            if e.action in ("stage_changed", "sequence_completed")
-                            and e.details.get("enrollment", touch.enrollment_id) == touch.enrollment_id),
+            "audit": sorted(
+                (
+                    e.action,
+                    e.at,
+                    str({**e.details, "enrollment": "its own"} if "enrollment" in e.details else e.details),
+                )
+                for e in entries
+                if e.action in ("stage_changed", "sequence_completed")
+                and e.details.get("enrollment", touch.enrollment_id) == touch.enrollment_id
+            ),
         }
 
 
@@ -117,21 +153,30 @@ def as_for(snapshot: dict, touch_id: int) -> dict:
     return {**snapshot, "touch_sent": [{**payload, "touch_id": "the touch"} for payload in snapshot["touch_sent"]]}
 
 
-def test_a_send_recorded_alone_inside_another_unit_of_work_leaves_what_a_group_s_bulk_recording_leaves(
-        services, clock):
+def test_a_send_recorded_alone_inside_another_unit_of_work_leaves_what_a_group_s_bulk_recording_leaves(services, clock):
     in_group, alone = new_lead(services, 1), new_lead(services, 2)
     beside = new_lead(services, 3)
     claimed = {item.lead_id: item for item in Dispatcher(services)._claim_batch(DispatchReport())}  # noqa: SLF001 - claimed as a process would, answered by hand below
     recorder = SendRecorder(services)
     with services.session_factory.begin() as session:
-        recorder.record(session, [(claimed[lead_id].send, SendReceipt(f"SM-{lead_id}"))
-                                  for lead_id in (in_group, beside)], DispatchReport())
+        recorder.record(
+            session,
+            [(claimed[lead_id].send, SendReceipt(f"SM-{lead_id}")) for lead_id in (in_group, beside)],
+            DispatchReport(),
+        )
     with services.session_factory.begin() as session:
         # As recovery does: the touch and lead are held by the unit of work, with a change of its own pending.
         lead = session.get(Lead, alone)
         session.get(Touch, claimed[alone].touch_id)
-        audit.record(session, lead_id=alone, actor=SYSTEM, action="touch_recovered", at=clock.now(),
-                     touch=claimed[alone].touch_id, found="sent")
+        audit.record(
+            session,
+            lead_id=alone,
+            actor=SYSTEM,
+            action="touch_recovered",
+            at=clock.now(),
+            touch=claimed[alone].touch_id,
+            found="sent",
+        )
         recorder.record(session, [(claimed[alone].send, SendReceipt(f"SM-{alone}"))], DispatchReport())
         assert lead.stage == "contacted"  # what the unit of work holds is read afresh after the recording
     group_record = recorded(services, claimed[in_group].touch_id)
@@ -161,8 +206,7 @@ def test_a_lead_whose_group_had_a_failure_records_its_sent_text_as_a_plain_group
     assert as_for(troubled_record, 0) == as_for(plain_record, 0)
 
 
-def test_a_text_found_at_the_provider_after_a_crash_is_recorded_as_one_recorded_on_the_spot(services, sms,
-                                                                                            clock):
+def test_a_text_found_at_the_provider_after_a_crash_is_recorded_as_one_recorded_on_the_spot(services, sms, clock):
     on_the_spot, after_crash = new_lead(services, 1), new_lead(services, 2)
     dispatcher = Dispatcher(services)
     claimed = {item.lead_id: item for item in dispatcher._claim_batch(DispatchReport())}  # noqa: SLF001 - a process about to die

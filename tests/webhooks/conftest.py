@@ -12,17 +12,17 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from starlette.testclient import TestClient
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from starlette.testclient import TestClient
 
 from bot.app import build_services
-from bot.usecases.dispatch import Dispatcher
 from bot.channels.sendgrid_email import SendGridEmailSender
+from bot.channels.twilio_sms import TwilioSmsSender
 from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
-from bot.channels.twilio_sms import TwilioSmsSender
+from bot.usecases.dispatch import Dispatcher
 from bot.web import create_web_app
 from tests.support.ports import free_port
 
@@ -37,27 +37,38 @@ CALCOM_SECRET = "calcom-webhook-secret-012"
 INBOUND_TOKEN = "inbound-parse-token-345"
 #: The key SendGrid signs event posts with; its public half is SENDGRID_WEBHOOK_PUBLIC_KEY.
 SENDGRID_EVENT_KEY = ec.generate_private_key(ec.SECP256R1())
-SENDGRID_EVENT_PUBLIC_KEY = base64.b64encode(SENDGRID_EVENT_KEY.public_key().public_bytes(
-    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+SENDGRID_EVENT_PUBLIC_KEY = base64.b64encode(
+    SENDGRID_EVENT_KEY.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+).decode()
 
 
-def sendgrid_event_headers(body: str, timestamp: str, key: ec.EllipticCurvePrivateKey = SENDGRID_EVENT_KEY
-                           ) -> dict[str, str]:
+def sendgrid_event_headers(
+    body: str, timestamp: str, key: ec.EllipticCurvePrivateKey = SENDGRID_EVENT_KEY
+) -> dict[str, str]:
     """The headers of a Signed Event Webhook post: ECDSA P-256 over timestamp + raw body, as SendGrid signs."""
     signature = base64.b64encode(key.sign((timestamp + body).encode(), ec.ECDSA(hashes.SHA256()))).decode()
-    return {"Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Signature": signature,
-            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}
+    return {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": signature,
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+    }
 
 
 def post_sendgrid_events(http: httpx.Client, events: Any, *, timestamp: str | None = None) -> httpx.Response:
     """Post events to the bot as SendGrid's Signed Event Webhook does."""
     body = json.dumps(events)
-    return http.post("/webhooks/sendgrid/events", content=body,
-                     headers=sendgrid_event_headers(body, timestamp or str(int(time.time()))))
+    return http.post(
+        "/webhooks/sendgrid/events",
+        content=body,
+        headers=sendgrid_event_headers(body, timestamp or str(int(time.time()))),
+    )
 
 
-def post_inbound_parse(http: httpx.Client, fields: dict[str, str], *, query: str | None = None,
-                       auth: tuple[str, str] | None = None) -> httpx.Response:
+def post_inbound_parse(
+    http: httpx.Client, fields: dict[str, str], *, query: str | None = None, auth: tuple[str, str] | None = None
+) -> httpx.Response:
     """Post an email to the bot as Inbound Parse does (multipart), with the token in the URL unless told otherwise."""
     path = "/webhooks/sendgrid/inbound" + (f"?token={INBOUND_TOKEN}" if query is None else query)
     return http.post(path, files={k: (None, v) for k, v in fields.items()}, auth=auth)
@@ -97,22 +108,38 @@ class RunningBot:
 def bot_settings(tmp_path: Path, business_file: Path, database_url: str, twilio, sendgrid) -> Settings:
     port = free_port()
     return Settings(
-        DATABASE_URL=database_url, FOLLOWUP_BUSINESS=business_file, PORT=port,
+        DATABASE_URL=database_url,
+        FOLLOWUP_BUSINESS=business_file,
+        PORT=port,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        LEAD_WEBHOOK_TOKEN=LEAD_TOKEN, BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
-        CALENDLY_WEBHOOK_SIGNING_KEY=CALENDLY_KEY, CALCOM_WEBHOOK_SECRET=CALCOM_SECRET,
-        SENDGRID_INBOUND_TOKEN=INBOUND_TOKEN, SENDGRID_WEBHOOK_PUBLIC_KEY=SENDGRID_EVENT_PUBLIC_KEY,
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_FROM_NUMBER=CLINIC_NUMBER,
-        TWILIO_API_URL=twilio.url, SENDGRID_API_KEY=SENDGRID_KEY, SENDGRID_FROM_EMAIL="hello@lakeside.example",
-        SENDGRID_REPLY_TO="reply@inbound.lakeside.example", SENDGRID_API_URL=sendgrid.url,
+        LEAD_WEBHOOK_TOKEN=LEAD_TOKEN,
+        BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
+        CALENDLY_WEBHOOK_SIGNING_KEY=CALENDLY_KEY,
+        CALCOM_WEBHOOK_SECRET=CALCOM_SECRET,
+        SENDGRID_INBOUND_TOKEN=INBOUND_TOKEN,
+        SENDGRID_WEBHOOK_PUBLIC_KEY=SENDGRID_EVENT_PUBLIC_KEY,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_FROM_NUMBER=CLINIC_NUMBER,
+        TWILIO_API_URL=twilio.url,
+        SENDGRID_API_KEY=SENDGRID_KEY,
+        SENDGRID_FROM_EMAIL="hello@lakeside.example",
+        SENDGRID_REPLY_TO="reply@inbound.lakeside.example",
+        SENDGRID_API_URL=sendgrid.url,
     )
 
 
 @pytest.fixture
 def running_bot(bot_settings: Settings, engine, clock, twilio, sendgrid):
     sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_url=twilio.url, timeout=1.0)
-    email = SendGridEmailSender(SENDGRID_KEY, "hello@lakeside.example", "Lakeside Chiropractic",
-                                "reply@inbound.lakeside.example", api_url=sendgrid.url, timeout=1.0)
+    email = SendGridEmailSender(
+        SENDGRID_KEY,
+        "hello@lakeside.example",
+        "Lakeside Chiropractic",
+        "reply@inbound.lakeside.example",
+        api_url=sendgrid.url,
+        timeout=1.0,
+    )
     services = build_services(bot_settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
     services.wakeups.connect(dispatcher=lambda: Dispatcher(services).run_due())
     app = create_web_app(services, bot_settings)

@@ -5,14 +5,14 @@ Idempotent, a lead for an unknown booker, a confirmation, the visit in the clini
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent
 from bot.app import preview_sources
 from bot.reports.preview import render_preview
+from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead, Message, OutboxEvent
 from tests.conftest import TEST_BUSINESS
 from tests.webhooks.conftest import BOOKING_TOKEN, LEAD_TOKEN
 from tests.webhooks.test_no_lead_forgotten import ONCALL, inbound_email, team  # noqa: F401  (team is a fixture)
@@ -20,16 +20,22 @@ from tests.webhooks.test_no_lead_forgotten import ONCALL, inbound_email, team  #
 BOOK = {"Authorization": f"Bearer {BOOKING_TOKEN}"}
 #: Monday Nov 30 2026, 3:00 PM in Chicago (the clinic).
 VISIT = "2026-11-30T15:00:00-06:00"
-VISIT_UTC = datetime(2026, 11, 30, 21, 0, tzinfo=timezone.utc)
+VISIT_UTC = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
 #: Its day-before reminder falls on a Monday, inside the clinic's Mon-Sat window.
 TUESDAY_VISIT = "2026-12-01T15:00:00-06:00"
-TUESDAY_VISIT_UTC = datetime(2026, 12, 1, 21, 0, tzinfo=timezone.utc)
+TUESDAY_VISIT_UTC = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
 
 
 def new_lead(bot, **fields) -> int:
     # Consent to texts on record (the web form's checkbox), so the visit's texts may go.
-    lead = {"name": "Dana Lee", "phone": "+13125550142", "email": "dana@example.com", "consent": True,
-            "consent_text": "I agree to receive texts from Lakeside Chiropractic about my inquiry.", **fields}
+    lead = {
+        "name": "Dana Lee",
+        "phone": "+13125550142",
+        "email": "dana@example.com",
+        "consent": True,
+        "consent_text": "I agree to receive texts from Lakeside Chiropractic about my inquiry.",
+        **fields,
+    }
     answer = bot.http.post("/webhooks/leads", json=lead, headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
     return answer.json()["lead_id"]
 
@@ -72,22 +78,28 @@ def test_the_same_external_id_at_a_new_time_moves_the_appointment(running_bot):
     with running_bot.services.session_factory() as session:
         old, new = session.scalars(select(Appointment).order_by(Appointment.id)).all()
         assert old.replaced_by_id == new.id and new.external_id == "cal-77"
-        reminders = session.scalars(select(Enrollment).where(Enrollment.sequence_name == "appointment_reminders")
-                                    .order_by(Enrollment.id)).all()
+        reminders = session.scalars(
+            select(Enrollment).where(Enrollment.sequence_name == "appointment_reminders").order_by(Enrollment.id)
+        ).all()
         assert [(e.appointment_id, e.state) for e in reminders] == [(old.id, "stopped"), (new.id, "active")]
 
 
 def test_a_booking_from_someone_unknown_creates_the_lead_with_its_appointment(running_bot, twilio, sendgrid):
-    answer = book(running_bot, email="Sam.Park@Example.com", phone="+13125550199", name="Sam Park",
-                  notes="new patient")
+    answer = book(running_bot, email="Sam.Park@Example.com", phone="+13125550199", name="Sam Park", notes="new patient")
     assert answer.status_code == 201 and answer.json()["lead_created"] is True
     with running_bot.services.session_factory() as session:
         lead = session.get(Lead, answer.json()["lead_id"])
-        assert (lead.name, lead.email, lead.source, lead.stage) == ("Sam Park", "Sam.Park@example.com", "booking",
-                                                                    "booked")
+        assert (lead.name, lead.email, lead.source, lead.stage) == (
+            "Sam Park",
+            "Sam.Park@example.com",
+            "booking",
+            "booked",
+        )
         # No sales follow-up for someone who already booked: only the visit's own messages.
         assert {e.sequence_name for e in session.scalars(select(Enrollment))} == {
-            "appointment_confirmation", "appointment_reminders"}
+            "appointment_confirmation",
+            "appointment_reminders",
+        }
     # No consent to texts on record for someone who only booked: the confirmation goes by email.
     assert twilio.messages == []
     subjects = [e.subject for e in sendgrid.emails]
@@ -104,8 +116,12 @@ def test_a_booking_tells_the_lead_stops_sales_follow_up_and_is_in_the_audit_log_
         assert states["default"] == "stopped" and states["appointment_reminders"] == "active"
         actions = [a.action for a in session.scalars(select(AuditEntry).where(AuditEntry.lead_id == lead_id))]
         assert "booked" in actions
-        notes = [e.payload.get("text", "") for e in session.scalars(
-            select(OutboxEvent).where(OutboxEvent.lead_id == lead_id, OutboxEvent.kind == "decision"))]
+        notes = [
+            e.payload.get("text", "")
+            for e in session.scalars(
+                select(OutboxEvent).where(OutboxEvent.lead_id == lead_id, OutboxEvent.kind == "decision")
+            )
+        ]
         assert any("Appointment booked for Monday, Nov 30 at 3:00 PM (from the booking webhook)" in n for n in notes)
 
 
@@ -117,8 +133,9 @@ def test_a_booking_on_a_closed_day_is_kept_with_a_warning_for_whoever_booked(run
     assert [status for status, _ in appointments(running_bot)] == ["booked"]
 
 
-def test_the_reminder_states_the_visit_in_the_clinics_zone_and_names_it_for_a_lead_elsewhere(running_bot, twilio,
-                                                                                               clock):
+def test_the_reminder_states_the_visit_in_the_clinics_zone_and_names_it_for_a_lead_elsewhere(
+    running_bot, twilio, clock
+):
     # A San Francisco number: the lead's clock reads 1:00 PM, the visit is at 3:00 PM at the clinic.
     new_lead(running_bot, phone="+14155552671", email=None)
     book(running_bot, phone="+14155552671", start=TUESDAY_VISIT)
@@ -128,9 +145,13 @@ def test_the_reminder_states_the_visit_in_the_clinics_zone_and_names_it_for_a_le
     assert "see you Tuesday, Dec 1 at 3:00 PM CST" in reminder and "1:00 PM" not in reminder
     assert "Reply YES to confirm" in reminder
 
-    preview = render_preview(preview_sources(running_bot.settings), sequence="appointment_reminders",
-                             lead_fields={"name": "Dana Lee", "phone": "+14155552671"},
-                             start=clock.now() - timedelta(days=1), appointment=TUESDAY_VISIT_UTC)
+    preview = render_preview(
+        preview_sources(running_bot.settings),
+        sequence="appointment_reminders",
+        lead_fields={"name": "Dana Lee", "phone": "+14155552671"},
+        start=clock.now() - timedelta(days=1),
+        appointment=TUESDAY_VISIT_UTC,
+    )
     assert "see you Tuesday, Dec 1 at 3:00 PM CST" in preview
 
 
@@ -146,19 +167,33 @@ def test_a_lead_in_the_clinics_zone_reads_the_time_without_a_zone(running_bot, t
 @pytest.fixture
 def booked_through(business_file, booking_link):
     """The business file with this booking link (read when the bot starts)."""
-    business_file.write_text(TEST_BUSINESS.replace("booking_link: https://example.com/book",
-                                                   f"booking_link: {booking_link}"))
+    business_file.write_text(
+        TEST_BUSINESS.replace("booking_link: https://example.com/book", f"booking_link: {booking_link}")
+    )
     return booking_link
 
 
-@pytest.mark.parametrize(("booking_link", "expected"), [
-    ("https://calendly.com/lakeside/new-patient", "https://calendly.com/lakeside/new-patient?name=Dana+Lee&email=dana%40example.com"),
-    ("https://cal.com/lakeside/visit?month=2026-12", "https://cal.com/lakeside/visit?month=2026-12&name=Dana+Lee&email=dana%40example.com"),
-    ("https://app.cal.com/lakeside/visit", "https://app.cal.com/lakeside/visit?name=Dana+Lee&email=dana%40example.com"),
-    ("https://example.com/book", "https://example.com/book"),  # another page: left as it is
-])
-def test_the_tracked_booking_link_prefills_name_and_email_for_calendly_and_calcom(booked_through, running_bot,
-                                                                                 expected):
+@pytest.mark.parametrize(
+    ("booking_link", "expected"),
+    [
+        (
+            "https://calendly.com/lakeside/new-patient",
+            "https://calendly.com/lakeside/new-patient?name=Dana+Lee&email=dana%40example.com",
+        ),
+        (
+            "https://cal.com/lakeside/visit?month=2026-12",
+            "https://cal.com/lakeside/visit?month=2026-12&name=Dana+Lee&email=dana%40example.com",
+        ),
+        (
+            "https://app.cal.com/lakeside/visit",
+            "https://app.cal.com/lakeside/visit?name=Dana+Lee&email=dana%40example.com",
+        ),
+        ("https://example.com/book", "https://example.com/book"),  # another page: left as it is
+    ],
+)
+def test_the_tracked_booking_link_prefills_name_and_email_for_calendly_and_calcom(
+    booked_through, running_bot, expected
+):
     lead_id = new_lead(running_bot)
     with running_bot.services.session_factory() as session:
         token = session.get(Lead, lead_id).link_token
@@ -178,8 +213,12 @@ def text_in(bot, twilio, body: str, sender: str = "+13125550142"):
 
 def reminder_states(bot) -> list[str]:
     with bot.services.session_factory() as session:
-        return [e.state for e in session.scalars(
-            select(Enrollment).where(Enrollment.sequence_name == "appointment_reminders").order_by(Enrollment.id))]
+        return [
+            e.state
+            for e in session.scalars(
+                select(Enrollment).where(Enrollment.sequence_name == "appointment_reminders").order_by(Enrollment.id)
+            )
+        ]
 
 
 def test_a_yes_to_the_reminder_confirms_the_visit(running_bot, twilio):
@@ -190,18 +229,24 @@ def test_a_yes_to_the_reminder_confirms_the_visit(running_bot, twilio):
     assert reminder_states(running_bot) == ["active"]
     with running_bot.services.session_factory() as session:
         assert session.scalars(select(CallTask)).all() == []
-        notes = [e.payload.get("text", "") for e in session.scalars(
-            select(OutboxEvent).where(OutboxEvent.kind == "decision"))]
+        notes = [
+            e.payload.get("text", "")
+            for e in session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "decision"))
+        ]
     assert any("confirmed by the lead" in n for n in notes)
 
 
-@pytest.mark.parametrize(("words", "wants"), [
-    ("I need to move my appointment", "asked to move the visit"),
-    ("Can we reschedule? Something came up", "asked to move the visit"),
-    ("Please cancel, I'm feeling better", "asked to cancel the visit"),
-])
-def test_a_request_to_move_or_cancel_pauses_reminders_and_opens_a_call_never_a_silent_change(running_bot, twilio,
-                                                                                             words, wants):
+@pytest.mark.parametrize(
+    ("words", "wants"),
+    [
+        ("I need to move my appointment", "asked to move the visit"),
+        ("Can we reschedule? Something came up", "asked to move the visit"),
+        ("Please cancel, I'm feeling better", "asked to cancel the visit"),
+    ],
+)
+def test_a_request_to_move_or_cancel_pauses_reminders_and_opens_a_call_never_a_silent_change(
+    running_bot, twilio, words, wants
+):
     new_lead(running_bot)
     book(running_bot, phone="+13125550142")
     assert text_in(running_bot, twilio, words) == 200
@@ -211,8 +256,10 @@ def test_a_request_to_move_or_cancel_pauses_reminders_and_opens_a_call_never_a_s
         assert [t.reason for t in session.scalars(select(CallTask))] == ["wants to reschedule"]
         [message] = session.scalars(select(Message).where(Message.direction == "in")).all()
         assert message.classification in ("reschedule_visit", "cancel_visit")
-        notes = [e.payload.get("text", "") for e in session.scalars(
-            select(OutboxEvent).where(OutboxEvent.kind == "decision"))]
+        notes = [
+            e.payload.get("text", "")
+            for e in session.scalars(select(OutboxEvent).where(OutboxEvent.kind == "decision"))
+        ]
     assert any(wants in n and "reminders paused" in n for n in notes)
 
 
@@ -226,8 +273,8 @@ def test_a_yes_from_a_lead_without_a_visit_is_a_plain_reply(running_bot, twilio)
 
 # --- a visit reply with a request beside it: the visit is acted on, and a person answers the rest ---
 
-CHICAGO_FRIDAY_3PM = datetime(2026, 11, 27, 21, 0, tzinfo=timezone.utc)
-CHICAGO_FRIDAY_10AM = datetime(2026, 11, 27, 16, 0, tzinfo=timezone.utc)
+CHICAGO_FRIDAY_3PM = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
+CHICAGO_FRIDAY_10AM = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
 
 
 def open_calls(bot) -> list[CallTask]:
@@ -240,16 +287,20 @@ def stage_of(bot, lead_id: int) -> str:
         return session.get(Lead, lead_id).stage
 
 
-@pytest.mark.parametrize(("words", "call", "requested"), [
-    ("yes! do I need to bring my card?", "asked a question", None),
-    ("yes do I need to bring my insurance card", "asked a question", None),
-    ("Confirmed, what's the address again?", "asked a question", None),
-    ("Yes please call me when you can", "asked to be called or booked", None),
-    ("Yes. Also can I book my son for Friday at 3?", "asked for a time or to book", CHICAGO_FRIDAY_3PM),
-    ("Sí, ahí estaré. ¿Tengo que llevar mi tarjeta del seguro?", "asked a question", None),
-])
+@pytest.mark.parametrize(
+    ("words", "call", "requested"),
+    [
+        ("yes! do I need to bring my card?", "asked a question", None),
+        ("yes do I need to bring my insurance card", "asked a question", None),
+        ("Confirmed, what's the address again?", "asked a question", None),
+        ("Yes please call me when you can", "asked to be called or booked", None),
+        ("Yes. Also can I book my son for Friday at 3?", "asked for a time or to book", CHICAGO_FRIDAY_3PM),
+        ("Sí, ahí estaré. ¿Tengo que llevar mi tarjeta del seguro?", "asked a question", None),
+    ],
+)
 def test_a_confirmation_with_a_request_confirms_the_visit_and_the_request_reaches_the_on_call(
-        running_bot, twilio, team, words, call, requested):
+    running_bot, twilio, team, words, call, requested
+):
     lead_id = new_lead(running_bot)
     book(running_bot, phone="+13125550142")
     assert text_in(running_bot, twilio, words) == 200
@@ -264,13 +315,23 @@ def test_a_confirmation_with_a_request_confirms_the_visit_and_the_request_reache
     assert any("read as: confirm_visit" in entry and "also " in entry for entry in thread)
 
 
-@pytest.mark.parametrize(("words", "call"), [
-    ("I need to cancel. Do you charge a fee for cancelling?", "wants to reschedule; also: asked a question"),
-    ("I need to move my appointment, can you call me back?", "wants to reschedule; also: asked to be called or booked"),
-    ("Please cancel my appointment. How much do I owe for the x-rays?", "wants to reschedule; also: asked a question"),
-])
-def test_a_request_to_move_or_cancel_with_a_question_is_one_call_that_names_both(running_bot, twilio, team, words,
-                                                                                 call):
+@pytest.mark.parametrize(
+    ("words", "call"),
+    [
+        ("I need to cancel. Do you charge a fee for cancelling?", "wants to reschedule; also: asked a question"),
+        (
+            "I need to move my appointment, can you call me back?",
+            "wants to reschedule; also: asked to be called or booked",
+        ),
+        (
+            "Please cancel my appointment. How much do I owe for the x-rays?",
+            "wants to reschedule; also: asked a question",
+        ),
+    ],
+)
+def test_a_request_to_move_or_cancel_with_a_question_is_one_call_that_names_both(
+    running_bot, twilio, team, words, call
+):
     new_lead(running_bot)
     book(running_bot, phone="+13125550142")
     assert text_in(running_bot, twilio, words) == 200
@@ -309,10 +370,15 @@ def test_a_question_from_a_lead_with_a_visit_booked_opens_a_call_and_the_booking
 def test_the_web_form_sent_again_asking_to_move_the_visit_holds_it_for_a_call(running_bot, twilio):
     lead_id = new_lead(running_bot)
     book(running_bot, phone="+13125550142")
-    again = running_bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": "+13125550142",
-                                                           "message": "I need to reschedule my appointment, "
-                                                                      "can someone call me?"},
-                                  headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
+    again = running_bot.http.post(
+        "/webhooks/leads",
+        json={
+            "name": "Dana Lee",
+            "phone": "+13125550142",
+            "message": "I need to reschedule my appointment, can someone call me?",
+        },
+        headers={"Authorization": f"Bearer {LEAD_TOKEN}"},
+    )
     assert again.status_code == 200 and again.json()["lead_id"] == lead_id
     assert appointments(running_bot) == [("booked", VISIT_UTC)] and reminder_states(running_bot) == ["paused"]
     assert [t.reason for t in open_calls(running_bot)] == ["wants to reschedule; also: asked to be called or booked"]

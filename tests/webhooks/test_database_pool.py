@@ -40,11 +40,15 @@ def test_a_webhook_is_answered_while_the_dispatchers_pool_is_exhausted(running_b
 def test_with_the_web_pool_exhausted_a_request_gets_503_and_retry_after_and_nothing_is_stored(running_bot):
     with ExitStack() as stack:
         hold_every_connection(stack, running_bot.app.state.web_engine)
-        answer = running_bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": "+13125550142",
-                                                                **WEB_FORM_CONSENT},
-                                       headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
+        answer = running_bot.http.post(
+            "/webhooks/leads",
+            json={"name": "Dana Lee", "phone": "+13125550142", **WEB_FORM_CONSENT},
+            headers={"Authorization": f"Bearer {LEAD_TOKEN}"},
+        )
         assert answer.status_code == 503 and answer.headers["Retry-After"] == "1" and answer.json()["error"]
-    answer = running_bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": "+13125550142",
-                                                            **WEB_FORM_CONSENT},
-                                   headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
+    answer = running_bot.http.post(
+        "/webhooks/leads",
+        json={"name": "Dana Lee", "phone": "+13125550142", **WEB_FORM_CONSENT},
+        headers={"Authorization": f"Bearer {LEAD_TOKEN}"},
+    )
     assert answer.status_code == 201

@@ -10,8 +10,15 @@ from tests.fakes import WEB_FORM_CONSENT
 from tests.webhooks.conftest import LEAD_TOKEN
 
 AUTH = {"Authorization": f"Bearer {LEAD_TOKEN}"}
-DANA = {"name": "Dana Lee", "phone": "(312) 555-0142", "email": "dana@example.com", "source": "website",
-        "message": "Lower back pain, any openings this week?", "insurance": "Aetna", **WEB_FORM_CONSENT}
+DANA = {
+    "name": "Dana Lee",
+    "phone": "(312) 555-0142",
+    "email": "dana@example.com",
+    "source": "website",
+    "message": "Lower back pain, any openings this week?",
+    "insurance": "Aetna",
+    **WEB_FORM_CONSENT,
+}
 
 
 def lead_count(bot) -> int:
@@ -82,10 +89,18 @@ def test_an_unknown_sequence_is_refused_naming_the_known_ones(running_bot):
     assert "default" in answer.json()["known_sequences"] and "default" in answer.json()["reasons"][0]
 
 
-@pytest.mark.parametrize("sequence", [
-    "../sequences/default", "/etc/passwd", "default.yml", "sequences/default.yml", "..\\default", "business",
-    "nurture/../default",
-])
+@pytest.mark.parametrize(
+    "sequence",
+    [
+        "../sequences/default",
+        "/etc/passwd",
+        "default.yml",
+        "sequences/default.yml",
+        "..\\default",
+        "business",
+        "nurture/../default",
+    ],
+)
 def test_a_sequence_is_a_playbook_name_never_a_path(running_bot, sequence):
     answer = running_bot.http.post("/webhooks/leads", json={**DANA, "sequence": sequence}, headers=AUTH)
     assert answer.status_code == 422 and answer.json()["known_sequences"]
@@ -99,16 +114,19 @@ def test_a_known_sequence_by_name_is_used(running_bot):
 
 
 def test_malformed_and_oversized_bodies_get_a_clear_4xx(running_bot):
-    bad_json = running_bot.http.post("/webhooks/leads", content=b"{not json", headers={
-        **AUTH, "Content-Type": "application/json"})
+    bad_json = running_bot.http.post(
+        "/webhooks/leads", content=b"{not json", headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert bad_json.status_code == 400 and "JSON" in bad_json.json()["error"]
     not_object = running_bot.http.post("/webhooks/leads", json=[1, 2], headers=AUTH)
     assert not_object.status_code == 400
-    huge = running_bot.http.post("/webhooks/leads", content=b"{" + b" " * 400_000 + b"}", headers={
-        **AUTH, "Content-Type": "application/json"})
+    huge = running_bot.http.post(
+        "/webhooks/leads", content=b"{" + b" " * 400_000 + b"}", headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert huge.status_code == 413
-    invalid_utf8 = running_bot.http.post("/webhooks/leads", content=b'{"name": "\xff\xfe"}', headers={
-        **AUTH, "Content-Type": "application/json"})
+    invalid_utf8 = running_bot.http.post(
+        "/webhooks/leads", content=b'{"name": "\xff\xfe"}', headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert invalid_utf8.status_code == 400
     assert lead_count(running_bot) == 0
 
@@ -121,10 +139,19 @@ def test_the_confirmation_email_repeats_nothing_a_stranger_could_have_typed(runn
     """Anyone can type anyone's address into the form: the email to it must not carry their words."""
     from datetime import timedelta
 
-    lead = {**DANA, "name": "Win $500 at evil.example", "email": "victim@example.org",
-            "message": "Claim your prize: https://evil.example/claim", "insurer": "Call 1-900-555-0100"}
-    assert running_bot.http.post("/webhooks/leads", json=lead,
-                                 headers={"Authorization": f"Bearer {LEAD_TOKEN}"}).status_code == 201
+    lead = {
+        **DANA,
+        "name": "Win $500 at evil.example",
+        "email": "victim@example.org",
+        "message": "Claim your prize: https://evil.example/claim",
+        "insurer": "Call 1-900-555-0100",
+    }
+    assert (
+        running_bot.http.post(
+            "/webhooks/leads", json=lead, headers={"Authorization": f"Bearer {LEAD_TOKEN}"}
+        ).status_code
+        == 201
+    )
     clock.advance(timedelta(minutes=30))
     running_bot.dispatch()
     [email] = [e for e in sendgrid.emails if e.to == ["victim@example.org"]]

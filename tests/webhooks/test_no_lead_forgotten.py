@@ -14,11 +14,11 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from bot.usecases.call_tasks import remind_unclaimed
-from bot.store.models import CallTask, Enrollment, Lead, Message, Touch
 from bot.slack.limits import SlackLimits
 from bot.slack.poster import SlackPoster
 from bot.standins.slack_api import SlackApiStandin
+from bot.store.models import CallTask, Enrollment, Lead, Message, Touch
+from bot.usecases.call_tasks import remind_unclaimed
 from tests.webhooks.conftest import AUTH_TOKEN, BOOKING_TOKEN, CLINIC_NUMBER, LEAD_TOKEN, post_inbound_parse
 
 BOT_TOKEN = "xoxb-forgotten"
@@ -48,8 +48,9 @@ class Team:
     def __init__(self, bot, slack: SlackApiStandin):
         fake = FakeTime()
         client = WebClient(token=BOT_TOKEN, base_url=slack.url + "/api/", timeout=2)
-        self.poster = SlackPoster(bot.services, client, LEADS, ONCALL, admins=(ADMIN,),
-                                  limits=SlackLimits(clock=fake.clock, sleep=fake.sleep))
+        self.poster = SlackPoster(
+            bot.services, client, LEADS, ONCALL, admins=(ADMIN,), limits=SlackLimits(clock=fake.clock, sleep=fake.sleep)
+        )
         self.slack = slack
         self.services = bot.services
 
@@ -68,8 +69,11 @@ class Team:
 
     def channel_posts(self) -> list[str]:
         self.catch_up()
-        return [m["text"] + "\n" + json.dumps(m.get("blocks") or []) for m in self.slack.messages(LEADS)
-                if "thread_ts" not in m]
+        return [
+            m["text"] + "\n" + json.dumps(m.get("blocks") or [])
+            for m in self.slack.messages(LEADS)
+            if "thread_ts" not in m
+        ]
 
 
 @pytest.fixture
@@ -79,10 +83,19 @@ def team(running_bot):
 
 
 def new_lead(bot, **fields) -> int:
-    body = {"name": "Dana Lee", "phone": DANA_PHONE, "email": "dana@example.com", "consent": True,
-            "consent_text": "I agree to get texts from Lakeside Chiropractic about my inquiry.", **fields}
-    answer = bot.http.post("/webhooks/leads", json={k: v for k, v in body.items() if v is not None},
-                           headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
+    body = {
+        "name": "Dana Lee",
+        "phone": DANA_PHONE,
+        "email": "dana@example.com",
+        "consent": True,
+        "consent_text": "I agree to get texts from Lakeside Chiropractic about my inquiry.",
+        **fields,
+    }
+    answer = bot.http.post(
+        "/webhooks/leads",
+        json={k: v for k, v in body.items() if v is not None},
+        headers={"Authorization": f"Bearer {LEAD_TOKEN}"},
+    )
     assert answer.status_code in (200, 201), answer.text
     return answer.json()["lead_id"]
 
@@ -102,11 +115,18 @@ def missed_call(bot, sender: str = DANA_PHONE, sid: str = "CA" + "7" * 32) -> st
 
 def inbound_email(bot, text: str, *, message_id: str = "<m1@mail.example.com>") -> int:
     sender = "Dana Lee <dana@example.com>"
-    fields = {"from": sender, "to": "reply@inbound.lakeside.example", "subject": "Re: Thanks for reaching out",
-              "text": text, "headers": f"Message-ID: {message_id}\nFrom: {sender}\n",
-              "envelope": json.dumps({"to": ["reply@inbound.lakeside.example"], "from": "dana@example.com"}),
-              "charsets": json.dumps({"text": "UTF-8"}), "spam_score": "0.1", "SPF": "pass",
-              "dkim": "{@example.com : pass}"}
+    fields = {
+        "from": sender,
+        "to": "reply@inbound.lakeside.example",
+        "subject": "Re: Thanks for reaching out",
+        "text": text,
+        "headers": f"Message-ID: {message_id}\nFrom: {sender}\n",
+        "envelope": json.dumps({"to": ["reply@inbound.lakeside.example"], "from": "dana@example.com"}),
+        "charsets": json.dumps({"text": "UTF-8"}),
+        "spam_score": "0.1",
+        "SPF": "pass",
+        "dkim": "{@example.com : pass}",
+    }
     return post_inbound_parse(bot.http, fields).status_code
 
 
@@ -117,8 +137,9 @@ def tasks(bot, lead_id: int) -> list[CallTask]:
 
 def sales_state(bot, lead_id: int) -> str:
     with bot.services.session_factory() as session:
-        return session.scalars(select(Enrollment.state).where(Enrollment.lead_id == lead_id)
-                               .order_by(Enrollment.id)).first()
+        return session.scalars(
+            select(Enrollment.state).where(Enrollment.lead_id == lead_id).order_by(Enrollment.id)
+        ).first()
 
 
 def chicago(moment: datetime) -> datetime:
@@ -130,8 +151,7 @@ def chicago(moment: datetime) -> datetime:
 # --- 4. a known lead who calls or writes again -----------------------------------------------------
 
 
-def test_a_missed_call_from_a_lead_in_conversation_opens_a_call_them_back_task_and_says_so(running_bot, twilio,
-                                                                                            team):
+def test_a_missed_call_from_a_lead_in_conversation_opens_a_call_them_back_task_and_says_so(running_bot, twilio, team):
     lead_id = new_lead(running_bot)
     texts_before = len(twilio.messages)
     said = missed_call(running_bot)
@@ -154,8 +174,7 @@ def test_twilio_asking_twice_about_one_missed_call_opens_one_task_and_says_the_s
     assert len(tasks(running_bot, lead_id)) == 1
 
 
-def test_a_known_lead_calling_at_night_hears_when_the_team_will_call_and_the_task_is_due_then(running_bot, team,
-                                                                                              clock):
+def test_a_known_lead_calling_at_night_hears_when_the_team_will_call_and_the_task_is_due_then(running_bot, team, clock):
     lead_id = new_lead(running_bot)
     clock.advance(timedelta(hours=13))  # Wednesday 22:00 in Chicago; Thursday is Thanksgiving
     said = missed_call(running_bot)
@@ -173,14 +192,19 @@ def test_a_missed_call_from_a_new_number_is_answered_with_the_text_that_then_goe
 
 def test_the_form_sent_again_by_an_ongoing_lead_lands_in_its_thread_and_is_read_like_a_reply(running_bot, team):
     lead_id = new_lead(running_bot)
-    again = running_bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": DANA_PHONE,
-                                                           "message": "Do you take Blue Cross insurance?"},
-                                  headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
+    again = running_bot.http.post(
+        "/webhooks/leads",
+        json={"name": "Dana Lee", "phone": DANA_PHONE, "message": "Do you take Blue Cross insurance?"},
+        headers={"Authorization": f"Bearer {LEAD_TOKEN}"},
+    )
     assert again.status_code == 200 and again.json()["lead_id"] == lead_id
     with running_bot.services.session_factory() as session:
         [message] = session.scalars(select(Message).where(Message.direction == "in")).all()
     assert (message.channel, message.body, message.classification) == (
-        "form", "Do you take Blue Cross insurance?", "question")
+        "form",
+        "Do you take Blue Cross insurance?",
+        "question",
+    )
     assert sales_state(running_bot, lead_id) == "paused"
     assert [t.reason for t in tasks(running_bot, lead_id)] == ["asked a question"]
     assert any("Blue Cross" in entry for entry in team.thread(lead_id))
@@ -248,7 +272,8 @@ def test_a_text_reported_undelivered_to_a_landline_is_sent_by_email_instead(runn
 
 
 def test_a_region_our_twilio_account_may_not_text_is_a_setting_to_fix_not_an_unreachable_lead(
-        running_bot, twilio, sendgrid, team):
+    running_bot, twilio, sendgrid, team
+):
     """21408 says the clinic's Twilio account lacks the country's permission: the number itself may be fine."""
     twilio.set_number_behaviour(DANA_PHONE, 21408)
     lead_id = new_lead(running_bot)
@@ -278,8 +303,11 @@ def test_a_booking_closes_the_open_call_task_with_a_line_saying_why(running_bot,
     lead_id = new_lead(running_bot)
     text_in(running_bot, twilio, "Do you take Blue Cross insurance?")
     start = (running_bot.services.clock.now() + timedelta(days=2)).isoformat()
-    answer = running_bot.http.post("/webhooks/booking", json={"lead_id": lead_id, "start": start},
-                                   headers={"Authorization": f"Bearer {BOOKING_TOKEN}"})
+    answer = running_bot.http.post(
+        "/webhooks/booking",
+        json={"lead_id": lead_id, "start": start},
+        headers={"Authorization": f"Bearer {BOOKING_TOKEN}"},
+    )
     assert answer.status_code == 201
     [task] = tasks(running_bot, lead_id)
     assert task.status == "cancelled"
@@ -311,7 +339,8 @@ def test_the_move_to_nurture_closes_a_call_nobody_made(running_bot, team, clock)
 
 
 def test_a_question_at_night_is_due_at_the_next_moment_a_call_may_be_made_and_nudges_wait_for_the_team(
-        running_bot, twilio, team, clock):
+    running_bot, twilio, team, clock
+):
     lead_id = new_lead(running_bot)
     clock.advance(timedelta(hours=13))  # Wednesday 22:00 in Chicago; Thursday is Thanksgiving
     text_in(running_bot, twilio, "Do you take Blue Cross insurance?")
@@ -321,8 +350,9 @@ def test_a_question_at_night_is_due_at_the_next_moment_a_call_may_be_made_and_nu
 
     def nudge() -> int:
         with running_bot.services.session_factory.begin() as session:
-            return remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30),
-                                    business=running_bot.services.business)
+            return remind_unclaimed(
+                session, now=clock.now(), after=timedelta(minutes=30), business=running_bot.services.business
+            )
 
     for _ in range(20):  # all night, and through the holiday
         clock.advance(timedelta(hours=2))
@@ -374,8 +404,12 @@ PHOTO = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x0
 
 def test_a_photo_alone_reaches_the_thread_pauses_automation_and_tells_the_team(running_bot, twilio, team):
     lead_id = new_lead(running_bot)
-    assert twilio.inbound_mms(f"{running_bot.url}/webhooks/twilio/sms", DANA_PHONE, "", to=CLINIC_NUMBER,
-                              media=[(PHOTO, "image/png")]) == 200
+    assert (
+        twilio.inbound_mms(
+            f"{running_bot.url}/webhooks/twilio/sms", DANA_PHONE, "", to=CLINIC_NUMBER, media=[(PHOTO, "image/png")]
+        )
+        == 200
+    )
     with running_bot.services.session_factory() as session:
         [message] = session.scalars(select(Message).where(Message.direction == "in")).all()
     assert message.classification == "plain" and message.body == "(sent a photo)"
@@ -396,8 +430,13 @@ def test_a_photo_alone_reaches_the_thread_pauses_automation_and_tells_the_team(r
 
 def test_a_photo_with_words_keeps_the_words_and_shares_every_photo(running_bot, twilio, team):
     lead_id = new_lead(running_bot)
-    twilio.inbound_mms(f"{running_bot.url}/webhooks/twilio/sms", DANA_PHONE, "here is my insurance card",
-                       to=CLINIC_NUMBER, media=[(PHOTO, "image/png"), (PHOTO + b"back", "image/jpeg")])
+    twilio.inbound_mms(
+        f"{running_bot.url}/webhooks/twilio/sms",
+        DANA_PHONE,
+        "here is my insurance card",
+        to=CLINIC_NUMBER,
+        media=[(PHOTO, "image/png"), (PHOTO + b"back", "image/jpeg")],
+    )
     assert any("here is my insurance card" in entry for entry in team.thread(lead_id))
     assert sorted(f["name"].rsplit(".", 1)[-1] for f in team.slack.files.values()) == ["jpg", "png"]
     assert sales_state(running_bot, lead_id) == "paused"
@@ -414,7 +453,8 @@ def test_an_mms_whose_media_count_does_not_match_its_urls_is_refused(running_bot
 
 
 def test_a_requested_time_is_shown_once_labelled_with_ours_beside_it_on_the_card_and_in_the_script(
-        running_bot, twilio, team):
+    running_bot, twilio, team
+):
     los_angeles = "+14155550142"
     lead_id = new_lead(running_bot, phone=los_angeles, email=None)
     text_in(running_bot, twilio, "can I come tomorrow at 3pm?", sender=los_angeles)

@@ -13,13 +13,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from bot.app import build_services
+from bot.channels.webhook_delivery import BACKOFF, WebhookDeliverer, verify
+from bot.settings import Settings
 from bot.store.audit import Actor
-from bot.usecases.forget import forget_lead
-from bot.usecases.lead_actions import stop_lead
 from bot.store.models import Lead, OutboundWebhook, OutboxEvent
 from bot.store.outbox import Notice
-from bot.settings import Settings
-from bot.channels.webhook_delivery import BACKOFF, WebhookDeliverer, verify
+from bot.usecases.forget import forget_lead
+from bot.usecases.lead_actions import stop_lead
 from tests.webhooks.conftest import BOOKING_TOKEN, CLINIC_NUMBER, LEAD_TOKEN
 
 SECRET = "crm-shared-secret-0123456789"
@@ -102,8 +102,12 @@ def test_a_new_lead_reaches_the_crm_signed_with_its_contact_and_stage(running_bo
     assert post["headers"]["Followup-Event"] == "lead.created"
     assert post["headers"]["Followup-Delivery"] == str(post["body"]["id"])
     lead = post["body"]["lead"]
-    assert (lead["id"], lead["name"], lead["phone"], lead["email"]) == (lead_id, "Dana Lee", "+13125550142",
-                                                                       "dana@example.com")
+    assert (lead["id"], lead["name"], lead["phone"], lead["email"]) == (
+        lead_id,
+        "Dana Lee",
+        "+13125550142",
+        "dana@example.com",
+    )
     assert set(post["body"]["details"]) == {"source"}
     assert deliverer.deliver_once().delivered == 0  # taken once, never posted again
 
@@ -111,9 +115,11 @@ def test_a_new_lead_reaches_the_crm_signed_with_its_contact_and_stage(running_bo
 def test_replies_bookings_and_opt_outs_arrive_in_the_order_they_happened(running_bot, twilio, receiver, deliverer):
     new_lead(running_bot)
     text_in(running_bot, twilio, "ok thanks, I'll check my calendar")
-    booked = running_bot.http.post("/webhooks/booking", json={"phone": DANA["phone"],
-                                                              "start": "2026-11-30T10:00:00-06:00"},
-                                   headers={"Authorization": f"Bearer {BOOKING_TOKEN}"})
+    booked = running_bot.http.post(
+        "/webhooks/booking",
+        json={"phone": DANA["phone"], "start": "2026-11-30T10:00:00-06:00"},
+        headers={"Authorization": f"Bearer {BOOKING_TOKEN}"},
+    )
     assert booked.status_code == 201
     text_in(running_bot, twilio, "STOP")
     deliverer.deliver_once()
@@ -130,8 +136,13 @@ def test_replies_bookings_and_opt_outs_arrive_in_the_order_they_happened(running
 def test_a_lead_closed_by_the_team_is_reported_lost(running_bot, receiver, deliverer, clock):
     lead_id = new_lead(running_bot)
     with running_bot.services.session_factory.begin() as session:
-        stop_lead(session, running_bot.services, session.get(Lead, lead_id), now=clock.now(),
-                  actor=Actor.slack_user("U0FRONT"))
+        stop_lead(
+            session,
+            running_bot.services,
+            session.get(Lead, lead_id),
+            now=clock.now(),
+            actor=Actor.slack_user("U0FRONT"),
+        )
     deliverer.deliver_once()
     assert receiver.events() == ["lead.created", "lead.lost"]
     assert receiver.posts[1]["body"]["lead"]["stage"] == "lost"
@@ -206,8 +217,14 @@ def test_without_a_receiver_nothing_is_queued(services, clock):
     from bot.usecases.leads import LeadInput, add_lead
 
     with services.session_factory.begin() as session:
-        add_lead(session, LeadInput.parse(DANA, default_region="US"), business=services.business,
-                 sequence=services.playbooks.get(), now=clock.now(), actor=Actor.slack_user("U0FRONT"))
+        add_lead(
+            session,
+            LeadInput.parse(DANA, default_region="US"),
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=clock.now(),
+            actor=Actor.slack_user("U0FRONT"),
+        )
     with services.session_factory() as session:
         assert session.scalars(select(OutboundWebhook)).all() == []
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.store.audit import Actor
-from bot.usecases.conversations import DirectMessageRefused, send_direct
 from bot.store.models import Lead, Message
+from bot.usecases.conversations import DirectMessageRefused, send_direct
 from tests.webhooks.test_no_lead_forgotten import (  # noqa: F401  (team is a fixture)
     DANA_PHONE,
     ONCALL,
@@ -31,8 +31,9 @@ IOS_DRIVING = "I’m driving with notifications silenced. I’ll see your messag
 
 def stored_reply(bot, lead_id: int) -> Message:
     with bot.services.session_factory() as session:
-        return session.scalars(select(Message).where(Message.lead_id == lead_id, Message.direction == "in")
-                               .order_by(Message.id.desc())).first()
+        return session.scalars(
+            select(Message).where(Message.lead_id == lead_id, Message.direction == "in").order_by(Message.id.desc())
+        ).first()
 
 
 def lead_row(bot, lead_id: int) -> Lead:
@@ -58,8 +59,7 @@ def alerted_on_call(team, words: str) -> bool:
 # --- class 1: a person who mentions driving is a person ----------------------------------------------
 
 
-def test_a_text_that_mentions_driving_and_asks_for_a_call_opens_a_call_task_for_the_on_call(
-        running_bot, twilio, team):
+def test_a_text_that_mentions_driving_and_asks_for_a_call_opens_a_call_task_for_the_on_call(running_bot, twilio, team):
     lead_id = new_lead(running_bot)
     text_in(running_bot, twilio, "im driving rn, can someone call me back after 5?")
     [task] = tasks(running_bot, lead_id)
@@ -82,7 +82,8 @@ def test_the_phones_own_driving_text_is_an_auto_reply_and_the_follow_up_goes_on(
 
 
 def test_not_interested_in_one_thing_with_a_question_about_another_reaches_a_person_and_loses_nothing(
-        running_bot, twilio, team):
+    running_bot, twilio, team
+):
     lead_id = new_lead(running_bot)
     text_in(running_bot, twilio, "Not interested in the membership, but does the first visit cost money?")
     assert lead_row(running_bot, lead_id).stage == "engaged"
@@ -124,18 +125,25 @@ def test_an_email_asking_for_a_call_opens_a_call_task(running_bot, team):
 
 
 @pytest.mark.parametrize("words", ["stop contacting me", "do not text or email me", "Please leave me alone"])
-def test_an_opt_out_that_names_no_channel_ends_every_channel_and_every_team_send(running_bot, twilio, sendgrid,
-                                                                                 words):
+def test_an_opt_out_that_names_no_channel_ends_every_channel_and_every_team_send(running_bot, twilio, sendgrid, words):
     lead_id = new_lead(running_bot)
     text_in(running_bot, twilio, words)
     lead = lead_row(running_bot, lead_id)
     assert (lead.stage, lead.sms_opted_out_at is not None, lead.email_opted_out_at is not None) == (
-        "opted_out", True, True)
+        "opted_out",
+        True,
+        True,
+    )
     assert sent_after(running_bot, twilio, sendgrid, days=10) == (0, 0)
     for channel in ("sms", "email"):
         with pytest.raises(DirectMessageRefused):
-            send_direct(running_bot.services, lead_id, channel=channel, body="Just checking in",
-                        author=Actor.slack_user("U0FRONT"))
+            send_direct(
+                running_bot.services,
+                lead_id,
+                channel=channel,
+                body="Just checking in",
+                author=Actor.slack_user("U0FRONT"),
+            )
 
 
 def test_an_opt_out_by_email_that_names_texts_ends_texts_only(running_bot, twilio, sendgrid):
@@ -145,8 +153,9 @@ def test_an_opt_out_by_email_that_names_texts_ends_texts_only(running_bot, twili
     assert (lead.sms_opted_out_at is not None, lead.email_opted_out_at is None) == (True, True)
     assert stored_reply(running_bot, lead_id).details["opt_out_channels"] == ["sms"]
     texts = len(twilio.messages)
-    send_direct(running_bot.services, lead_id, channel="email", body="Here are our hours",
-                author=Actor.slack_user("U0FRONT"))
+    send_direct(
+        running_bot.services, lead_id, channel="email", body="Here are our hours", author=Actor.slack_user("U0FRONT")
+    )
     assert len(twilio.messages) == texts and "Here are our hours" in sendgrid.emails[-1].text
 
 
@@ -157,10 +166,20 @@ def test_an_opt_out_by_email_that_names_emails_leaves_texts_alone(running_bot):
     assert (lead.sms_opted_out_at is None, lead.email_opted_out_at is not None) == (True, True)
 
 
-@pytest.mark.parametrize("words", ["STOP\n\nSent from my iPhone", "Stop.\nMaria", "ALTO", "Parar por favor",
-                                   "ARRÊT", "Remove me", "no more texts!!", "STOP STOP STOP"])
-def test_carrier_words_in_any_language_and_stop_with_a_signature_opt_out_of_texts(running_bot, twilio, sendgrid,
-                                                                                  words):
+@pytest.mark.parametrize(
+    "words",
+    [
+        "STOP\n\nSent from my iPhone",
+        "Stop.\nMaria",
+        "ALTO",
+        "Parar por favor",
+        "ARRÊT",
+        "Remove me",
+        "no more texts!!",
+        "STOP STOP STOP",
+    ],
+)
+def test_carrier_words_in_any_language_and_stop_with_a_signature_opt_out_of_texts(running_bot, twilio, sendgrid, words):
     lead_id = new_lead(running_bot)
     text_in(running_bot, twilio, words)
     lead = lead_row(running_bot, lead_id)
@@ -168,8 +187,9 @@ def test_carrier_words_in_any_language_and_stop_with_a_signature_opt_out_of_text
     assert sent_after(running_bot, twilio, sendgrid, days=3)[0] == 0
 
 
-@pytest.mark.parametrize("words", ["can't stop the pain", "I'll stop by after work",
-                                   "the swelling won't stop, what should I do"])
+@pytest.mark.parametrize(
+    "words", ["can't stop the pain", "I'll stop by after work", "the swelling won't stop, what should I do"]
+)
 def test_stop_inside_an_ordinary_sentence_opts_nobody_out_and_reaches_a_person(running_bot, twilio, team, words):
     lead_id = new_lead(running_bot)
     text_in(running_bot, twilio, words)
@@ -183,13 +203,16 @@ def test_stop_inside_an_ordinary_sentence_opts_nobody_out_and_reaches_a_person(r
 
 
 def test_a_text_offering_two_times_gives_the_call_task_their_words_and_both_candidates_not_one_time(
-        running_bot, twilio, team):
+    running_bot, twilio, team
+):
     lead_id = new_lead(running_bot)
     text_in(running_bot, twilio, "can I come in 3pm or tuesday?")
     [task] = tasks(running_bot, lead_id)
     assert task.requested_time is None
-    assert task.reason == ('asked for a time or to book: they wrote "3pm or tuesday" (offers alternatives); could be '
-                           'Wed, Nov 25 at 3:00 PM CST or Tue, Dec 1 (no time named); ask which time')
+    assert task.reason == (
+        'asked for a time or to book: they wrote "3pm or tuesday" (offers alternatives); could be '
+        "Wed, Nov 25 at 3:00 PM CST or Tue, Dec 1 (no time named); ask which time"
+    )
     assert any('"3pm or tuesday"' in post for post in team.channel_posts())
 
 
@@ -204,8 +227,9 @@ def test_a_vague_time_gives_the_call_task_the_leads_words(running_bot, twilio):
 # --- why the bot decided -----------------------------------------------------------------------------
 
 
-def test_the_thread_and_leads_show_say_why_each_reply_was_read_as_it_was(running_bot, twilio, team, monkeypatch,
-                                                                         capsys, database_url, business_file):
+def test_the_thread_and_leads_show_say_why_each_reply_was_read_as_it_was(
+    running_bot, twilio, team, monkeypatch, capsys, database_url, business_file
+):
     from bot.cli import main
 
     lead_id = new_lead(running_bot)
@@ -213,8 +237,7 @@ def test_the_thread_and_leads_show_say_why_each_reply_was_read_as_it_was(running
     text_in(running_bot, twilio, "ok stop contacting me")
     thread = team.thread(lead_id)
     assert any("read as: question (rule: pattern '\\\\?')" in entry for entry in thread)
-    assert any("read as: opt_out (rule: phrase 'stop contacting'); ends texts and emails" in entry
-               for entry in thread)
+    assert any("read as: opt_out (rule: phrase 'stop contacting'); ends texts and emails" in entry for entry in thread)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("FOLLOWUP_BUSINESS", str(business_file))
     assert main(["leads", "show", str(lead_id)]) == 0

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot.core.ports import OutgoingSms
 from bot.store.audit import Actor
+from bot.store.models import Message, OutboxEvent, Touch
 from bot.usecases.dispatch import SEND_LEASE_SECONDS, Dispatcher, DispatchReport
 from bot.usecases.leads import LeadInput, add_lead
-from bot.store.models import Message, OutboxEvent, Touch
-from bot.core.ports import OutgoingSms
 from tests.fakes import consented
 
 DANA_PHONE = "+13125550142"
@@ -20,9 +20,14 @@ PAST_LEASE = timedelta(seconds=SEND_LEASE_SECONDS + 1)
 def enroll(bot, *, phone: str | None = DANA_PHONE, email: str | None = None) -> int:
     services = bot.services
     with services.session_factory.begin() as session:
-        result = add_lead(session, LeadInput(name="Dana Lee", phone=phone, email=email, sms_consent=consented()),
-                          business=services.business, sequence=services.playbooks.get(), now=services.clock.now(),
-                          actor=Actor.lead(0))
+        result = add_lead(
+            session,
+            LeadInput(name="Dana Lee", phone=phone, email=email, sms_consent=consented()),
+            business=services.business,
+            sequence=services.playbooks.get(),
+            now=services.clock.now(),
+            actor=Actor.lead(0),
+        )
     return result.lead_id
 
 
@@ -38,8 +43,11 @@ def touches(bot, lead_id: int) -> list[Touch]:
 
 def needs_person(bot, lead_id: int) -> list[OutboxEvent]:
     with bot.services.session_factory() as session:
-        return list(session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == lead_id,
-                                                              OutboxEvent.kind == "needs_person")))
+        return list(
+            session.scalars(
+                select(OutboxEvent).where(OutboxEvent.lead_id == lead_id, OutboxEvent.kind == "needs_person")
+            )
+        )
 
 
 def test_a_text_that_reached_twilio_before_the_crash_is_recorded_with_its_sid_not_resent(running_bot, twilio, clock):
@@ -53,7 +61,8 @@ def test_a_text_that_reached_twilio_before_the_crash_is_recorded_with_its_sid_no
     assert len(twilio.messages) == 1
     with running_bot.services.session_factory() as session:
         assert session.scalars(select(Message.provider_id).where(Message.touch_id == first.id)).all() == [
-            receipt.provider_id]
+            receipt.provider_id
+        ]
 
 
 def test_a_text_claimed_but_never_sent_goes_out_once_after_the_lease(running_bot, twilio, clock):
@@ -79,8 +88,9 @@ def test_the_crashed_process_cannot_send_what_recovery_settled(running_bot, twil
 def test_a_text_twilio_holds_an_unrecorded_other_message_for_goes_to_a_person(running_bot, twilio, clock):
     lead_id = enroll(running_bot)
     claim(running_bot)
-    running_bot.services.sms.send_sms(OutgoingSms(to=DANA_PHONE, body="sent by hand from the console",
-                                                  reference="manual"))
+    running_bot.services.sms.send_sms(
+        OutgoingSms(to=DANA_PHONE, body="sent by hand from the console", reference="manual")
+    )
     clock.advance(PAST_LEASE)
     running_bot.dispatch()
     assert touches(running_bot, lead_id)[0].status == "unknown"

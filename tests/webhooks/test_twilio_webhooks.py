@@ -15,9 +15,11 @@ DANA_PHONE = "+13125550142"
 
 
 def new_lead(bot) -> int:
-    answer = bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": DANA_PHONE,
-                                                    "email": "dana@example.com", **WEB_FORM_CONSENT},
-                           headers={"Authorization": f"Bearer {LEAD_TOKEN}"})
+    answer = bot.http.post(
+        "/webhooks/leads",
+        json={"name": "Dana Lee", "phone": DANA_PHONE, "email": "dana@example.com", **WEB_FORM_CONSENT},
+        headers={"Authorization": f"Bearer {LEAD_TOKEN}"},
+    )
     return answer.json()["lead_id"]
 
 
@@ -44,8 +46,10 @@ def test_a_bad_or_missing_signature_is_refused_and_changes_nothing(running_bot, 
     url = f"{running_bot.url}/webhooks/twilio/sms"
     params = {"MessageSid": "SM" + "1" * 32, "From": DANA_PHONE, "To": CLINIC_NUMBER, "Body": "STOP"}
     forged = RequestValidator("not-the-token").compute_signature(url, params)
-    assert running_bot.http.post("/webhooks/twilio/sms", data=params,
-                                 headers={"X-Twilio-Signature": forged}).status_code == 403
+    assert (
+        running_bot.http.post("/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": forged}).status_code
+        == 403
+    )
     assert running_bot.http.post("/webhooks/twilio/sms", data=params).status_code == 403
     assert inbound(running_bot) == []
     with running_bot.services.session_factory() as session:
@@ -54,8 +58,14 @@ def test_a_bad_or_missing_signature_is_refused_and_changes_nothing(running_bot, 
 
 def test_a_redelivered_message_is_applied_once(running_bot, twilio):
     new_lead(running_bot)
-    params = {"MessageSid": "SM" + "2" * 32, "AccountSid": "AC" + "0" * 32, "From": DANA_PHONE,
-              "To": CLINIC_NUMBER, "Body": "Do you take Blue Cross?", "NumMedia": "0"}
+    params = {
+        "MessageSid": "SM" + "2" * 32,
+        "AccountSid": "AC" + "0" * 32,
+        "From": DANA_PHONE,
+        "To": CLINIC_NUMBER,
+        "Body": "Do you take Blue Cross?",
+        "NumMedia": "0",
+    }
     url = f"{running_bot.url}/webhooks/twilio/sms"
     assert twilio.post_signed(url, params) == 200
     assert twilio.post_signed(url, params) == 200

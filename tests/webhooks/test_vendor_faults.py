@@ -16,8 +16,11 @@ DANA_PHONE = "+13125550142"
 
 
 def new_lead(bot) -> int:
-    return bot.http.post("/webhooks/leads", json={"name": "Dana Lee", "phone": DANA_PHONE, **WEB_FORM_CONSENT},
-                         headers={"Authorization": f"Bearer {LEAD_TOKEN}"}).json()["lead_id"]
+    return bot.http.post(
+        "/webhooks/leads",
+        json={"name": "Dana Lee", "phone": DANA_PHONE, **WEB_FORM_CONSENT},
+        headers={"Authorization": f"Bearer {LEAD_TOKEN}"},
+    ).json()["lead_id"]
 
 
 def first_touch(bot, lead_id: int) -> Touch:
@@ -76,8 +79,7 @@ def test_a_stop_arriving_while_a_text_is_being_sent_waits_and_nothing_follows(ru
     sender = threading.Thread(target=running_bot.dispatch)
     sender.start()
     time.sleep(0.2)  # the day-1 text is on its way to Twilio now
-    stop_status = twilio.inbound_sms(f"{running_bot.url}/webhooks/twilio/sms", DANA_PHONE, "STOP",
-                                     to=CLINIC_NUMBER)
+    stop_status = twilio.inbound_sms(f"{running_bot.url}/webhooks/twilio/sms", DANA_PHONE, "STOP", to=CLINIC_NUMBER)
     sender.join()
     assert stop_status == 200
     sent = len(twilio.messages)

@@ -26,8 +26,10 @@ def test_check_passes_on_the_shipped_content(env, capsys):
 
 def test_check_names_the_file_and_line_of_a_broken_business_file(env, monkeypatch, capsys):
     broken = env / "broken.yml"
-    broken.write_text("name: X\ntimezone: Mars/Base\nphone: '+13125550142'\naddress: 1 Main St\n"
-                      "booking_link: https://example.com\nsequence: default\n")
+    broken.write_text(
+        "name: X\ntimezone: Mars/Base\nphone: '+13125550142'\naddress: 1 Main St\n"
+        "booking_link: https://example.com\nsequence: default\n"
+    )
     monkeypatch.setenv("FOLLOWUP_BUSINESS", str(broken))
     assert main(["check"]) == 1
     assert f"{broken}:2" in capsys.readouterr().err
@@ -43,15 +45,30 @@ def test_preview_shows_each_touch_in_business_and_lead_time_with_its_text(env, c
 
 
 def test_preview_of_reminders_counts_back_from_the_appointment(env, capsys):
-    assert main(["preview", "--sequence", "appointment_reminders", "--start", "2026-11-25T09:00-06:00",
-                 "--appointment", "2026-11-30T10:00-06:00", "--brief"]) == 0
+    assert (
+        main(
+            [
+                "preview",
+                "--sequence",
+                "appointment_reminders",
+                "--start",
+                "2026-11-25T09:00-06:00",
+                "--appointment",
+                "2026-11-30T10:00-06:00",
+                "--brief",
+            ]
+        )
+        == 0
+    )
     assert "appointment Mon, Nov 30 at 10:00 AM CST" in capsys.readouterr().out
 
 
 def test_preview_shows_what_this_lead_gets_and_lists_the_rest_as_skipped_with_the_reason(env, capsys):
     # A text-only lead: no email at all, so no email renders and only the day-7 text applies.
-    assert main(["preview", "--lead", "name=Sam Ortiz,phone=+14155552671,email=",
-                 "--start", "2026-11-25T09:00-06:00"]) == 0
+    assert (
+        main(["preview", "--lead", "name=Sam Ortiz,phone=+14155552671,email=", "--start", "2026-11-25T09:00-06:00"])
+        == 0
+    )
     out = capsys.readouterr().out
     shown, _, skipped = out.partition("skipped for this lead")
     assert "Subject:" not in shown and "Thank-you email [" not in shown
@@ -183,9 +200,12 @@ def test_import_refreshes_the_planner_statistics_on_postgresql(env, database_url
 
     engine = make_engine(database_url)
     with engine.connect() as connection:
-        analyzed = connection.scalar(text(
-            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
-            "WHERE relname = 'touches' AND schemaname = current_schema()"))
+        analyzed = connection.scalar(
+            text(
+                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE relname = 'touches' AND schemaname = current_schema()"
+            )
+        )
     engine.dispose()
     assert analyzed
 
@@ -217,8 +237,15 @@ def clinic(monkeypatch, tmp_path: Path, database_url: str) -> Path:
 def test_init_writes_the_business_file_playbooks_and_templates_to_edit(clinic, capsys):
     assert (clinic / "business.yml").is_file()
     assert {p.stem for p in (clinic / "sequences").glob("*.yml")} == {
-        "default", "chiropractic", "dental", "nurture", "appointment_reminders", "appointment_confirmation", "no_show",
-        "after_visit"}
+        "default",
+        "chiropractic",
+        "dental",
+        "nurture",
+        "appointment_reminders",
+        "appointment_confirmation",
+        "no_show",
+        "after_visit",
+    }
     assert (clinic / "templates" / "default" / "instant_sms.sms.j2").is_file()
     assert not list(clinic.rglob("__pycache__")) and not (clinic / "sequences" / "business.yml").exists()
 
@@ -238,8 +265,9 @@ def test_the_clinics_own_wording_and_playbook_are_what_check_and_preview_use(cli
 
 
 def test_init_again_keeps_what_the_clinic_edited(clinic, capsys):
-    (clinic / "business.yml").write_text((clinic / "business.yml").read_text().replace(
-        "Lakeside Chiropractic", "Maple Street Chiropractic"))
+    (clinic / "business.yml").write_text(
+        (clinic / "business.yml").read_text().replace("Lakeside Chiropractic", "Maple Street Chiropractic")
+    )
     capsys.readouterr()
     assert main(["init", str(clinic)]) == 0
     assert "wrote 0 files" in capsys.readouterr().out
@@ -252,8 +280,16 @@ def test_the_sandbox_and_run_use_the_clinics_folder_named_by_followup_business(c
 
     monkeypatch.chdir(tmp_path)  # anywhere else: the business file names the folder
     monkeypatch.setenv("FOLLOWUP_BUSINESS", str(clinic / "business.yml"))
-    for settings in (Settings(), sandbox_settings(directory=tmp_path, public_base_url="http://x", twilio_url="http://x",
-                                                  sendgrid_url="http://x", slack_url="http://x")):
+    for settings in (
+        Settings(),
+        sandbox_settings(
+            directory=tmp_path,
+            public_base_url="http://x",
+            twilio_url="http://x",
+            sendgrid_url="http://x",
+            slack_url="http://x",
+        ),
+    ):
         assert (settings.sequences_dir, settings.templates_dir) == (clinic / "sequences", clinic / "templates")
     monkeypatch.setenv("FOLLOWUP_TEMPLATES_DIR", str(tmp_path))
     assert Settings().templates_dir == tmp_path  # set explicitly, it still wins
@@ -263,7 +299,6 @@ def test_init_refuses_a_file_in_the_way(tmp_path, capsys):
     (tmp_path / "taken").write_text("x")
     assert main(["init", str(tmp_path / "taken")]) == 1
     assert "is a file, not a folder" in capsys.readouterr().err
-
 
 
 def test_the_bot_refuses_to_start_when_twilio_is_configured_without_a_number_or_messaging_service(env, monkeypatch):

@@ -8,22 +8,22 @@ The claim's "blocked by an earlier touch" test and the "every step ran" test bot
 lead's touches by enrollment; without this index PostgreSQL scans the due index for each
 candidate whenever its statistics are stale (see docs/benchmarks.md).
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 from alembic import op
 
-
-revision: str = '0002'
-down_revision: Union[str, Sequence[str], None] = '0001'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+revision: str = "0002"
+down_revision: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('touches', schema=None) as batch_op:
-        batch_op.create_index('ix_touches_enrollment_position', ['enrollment_id', 'position'], unique=False)
+    with op.batch_alter_table("touches", schema=None) as batch_op:
+        batch_op.create_index("ix_touches_enrollment_position", ["enrollment_id", "position"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('touches', schema=None) as batch_op:
-        batch_op.drop_index('ix_touches_enrollment_position')
+    with op.batch_alter_table("touches", schema=None) as batch_op:
+        batch_op.drop_index("ix_touches_enrollment_position")

@@ -11,23 +11,23 @@ the place intake now stores for them: `EST` New York, `HST` Honolulu, and `MST` 
 Arizona number (which keeps no daylight time either) and Denver for any other. Downgrading leaves
 the names as they are.
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 from bot.core.contacts import timezones_for_phone
 
-revision: str = '0004'
-down_revision: Union[str, Sequence[str], None] = '0003'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 #: Frozen here, as the migration's own record of what it did.
 PLACES = {"EST": ("America/New_York",), "MST": ("America/Denver", "America/Phoenix"), "HST": ("Pacific/Honolulu",)}
 
-leads = sa.table("leads", sa.column("id", sa.Integer), sa.column("phone", sa.String),
-                 sa.column("timezone", sa.String))
+leads = sa.table("leads", sa.column("id", sa.Integer), sa.column("phone", sa.String), sa.column("timezone", sa.String))
 
 
 def place_for(abbreviation: str, phone: str | None) -> str:
@@ -38,12 +38,14 @@ def place_for(abbreviation: str, phone: str | None) -> str:
 
 def upgrade() -> None:
     connection = op.get_bind()
-    stored = connection.execute(sa.select(leads.c.id, leads.c.phone, leads.c.timezone)
-                                .where(leads.c.timezone.in_(list(PLACES)))).all()
+    stored = connection.execute(
+        sa.select(leads.c.id, leads.c.phone, leads.c.timezone).where(leads.c.timezone.in_(list(PLACES)))
+    ).all()
     if stored:
-        connection.execute(leads.update().where(leads.c.id == sa.bindparam("lead_id"))
-                           .values(timezone=sa.bindparam("place")),
-                           [{"lead_id": row.id, "place": place_for(row.timezone, row.phone)} for row in stored])
+        connection.execute(
+            leads.update().where(leads.c.id == sa.bindparam("lead_id")).values(timezone=sa.bindparam("place")),
+            [{"lead_id": row.id, "place": place_for(row.timezone, row.phone)} for row in stored],
+        )
 
 
 def downgrade() -> None:

@@ -10,16 +10,17 @@ working (a lead who unsubscribes from an old email is unsubscribed), so existing
 their unsubscribe token and get a new booking-link token; an old booking link still redirects to the
 booking page, it is only no longer counted as that lead's click.
 """
+
 import secrets
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0010'
-down_revision: Union[str, Sequence[str], None] = '0009'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+revision: str = "0010"
+down_revision: str | Sequence[str] | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -31,9 +32,11 @@ def upgrade() -> None:
     rows = connection.execute(sa.select(leads.c.id, leads.c.link_token)).all()
     if rows:
         connection.execute(
-            leads.update().where(leads.c.id == sa.bindparam("lead_id"))
+            leads.update()
+            .where(leads.c.id == sa.bindparam("lead_id"))
             .values(unsubscribe_token=sa.bindparam("old"), link_token=sa.bindparam("new")),
-            [{"lead_id": lead_id, "old": token, "new": secrets.token_urlsafe(16)} for lead_id, token in rows])
+            [{"lead_id": lead_id, "old": token, "new": secrets.token_urlsafe(16)} for lead_id, token in rows],
+        )
     op.create_index("ix_leads_unsubscribe_token", "leads", ["unsubscribe_token"], unique=True)
 
 
