@@ -27,6 +27,9 @@ DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DEFAULT_SEND_WINDOW = "Mon-Sat 08:00-20:00"
 MIDNIGHT = time(0, 0)
+#: The slug of the one business a single business.yml describes: every row stored before businesses had
+#: slugs belongs to it, and a deployment of one clinic never has to name it.
+SINGLE_BUSINESS_SLUG = "main"
 
 KEYS = (
     "name",
@@ -142,6 +145,8 @@ class Business:
     review_link: str = ""
     #: Whether sequences/after_visit.yml (thank-you + review request) follows an attended visit.
     after_visit: bool = False
+    #: The business's key in the database and in URLs (lowercase letters, digits and dashes).
+    slug: str = SINGLE_BUSINESS_SLUG
 
     @property
     def sequence_ref(self) -> str | Path:
