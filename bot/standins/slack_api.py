@@ -88,6 +88,7 @@ class SlackApiStandin(StandinServer):
             "conversations.replies": self._replies,
             "users.info": self._user_info,
             "conversations.members": self._conversation_members,
+            "users.conversations": self._user_conversations,
             "usergroups.users.list": self._user_group_users,
             "apps.connections.open": self._open_connection,
             "files.getUploadURLExternal": self._get_upload_url,
@@ -536,6 +537,41 @@ class SlackApiStandin(StandinServer):
         page = members[start : start + limit]
         more = start + limit < len(members)
         return _ok(members=page, response_metadata={"next_cursor": str(start + limit) if more else ""})
+
+    def _user_conversations(self, args: dict[str, Any]) -> Reply:
+        """The channels a person is in, a page at a time, as Slack lists them (cursor: the offset).
+
+        Without `user`, the calling bot's own. `types` keeps public channels (C…) and private ones (G…, or
+        a channel the stand-in was told is private); the stand-in has no archived channels.
+        """
+        user = args.get("user") or self.bot_user_id
+        types = set(str(args.get("types") or "public_channel").split(","))
+        limit = max(1, min(int(args.get("limit") or 100), 1000))
+        start = int(args.get("cursor") or 0)
+        with self._store_lock:
+            known = user == self.bot_user_id or user in self._users or any(user in m for m in self._members.values())
+            joined = [channel for channel, members in self._members.items() if user in members]
+        if not known:
+            return slack_error("user_not_found")
+        wanted = [
+            channel
+            for channel in joined
+            if ("private_channel" if channel.startswith("G") else "public_channel") in types
+        ]
+        page = [
+            {
+                "id": channel,
+                "name": (self._channels or {}).get(channel, channel.lower()),
+                "is_channel": not channel.startswith("G"),
+                "is_group": channel.startswith("G"),
+                "is_private": channel.startswith("G"),
+                "is_archived": False,
+                "is_member": self.bot_user_id in self._members.get(channel, []),
+            }
+            for channel in wanted[start : start + limit]
+        ]
+        more = start + limit < len(wanted)
+        return _ok(channels=page, response_metadata={"next_cursor": str(start + limit) if more else ""})
 
     def _user_group_users(self, args: dict[str, Any]) -> Reply:
         group = args.get("usergroup")

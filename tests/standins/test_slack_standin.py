@@ -121,6 +121,28 @@ def test_conversations_and_users_are_described(slack):
     assert client.users_info(user="U0BOT")["user"]["is_bot"] is True
 
 
+def test_users_conversations_lists_the_channels_a_person_is_in_a_page_at_a_time(slack):
+    client = client_for(slack)
+    slack.join("C0CHIRO", "U0ANN", "U0BOT")
+    slack.join("C0DENTAL", "U0BOT")
+    slack.join("G0PRIVATE", "U0ANN")
+
+    first = client.users_conversations(user="U0ANN", types="public_channel,private_channel", limit=1)
+    rest = client.users_conversations(
+        user="U0ANN", types="public_channel,private_channel", limit=1, cursor=first["response_metadata"]["next_cursor"]
+    )
+    public_only = client.users_conversations(user="U0ANN", types="public_channel")
+
+    assert [c["id"] for c in first["channels"]] == ["C0CHIRO"]
+    assert first["channels"][0]["is_member"] is True  # the bot is in it too
+    assert [(c["id"], c["is_private"]) for c in rest["channels"]] == [("G0PRIVATE", True)]
+    assert rest["response_metadata"]["next_cursor"] == ""
+    assert [c["id"] for c in public_only["channels"]] == ["C0CHIRO"]
+    with pytest.raises(SlackApiError) as unknown:
+        client.users_conversations(user="U0NOBODY")
+    assert unknown.value.response["error"] == "user_not_found"
+
+
 def test_channels_outside_the_allow_list_are_not_found(slack):
     with pytest.raises(SlackApiError) as raised:
         client_for(slack).chat_postMessage(channel="C0OTHER", text="x")
