@@ -11,9 +11,8 @@ from urllib.parse import urljoin, urlsplit
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, ProxyError, SSLError
 
-from bot.channels.twilio_http import PooledTwilioHttpClient
+from bot.channels.twilio_http import KeptAliveTwilioHttpClient, TwilioAnswerLost, TwilioUnreachable
 from bot.core.ports import (
     NOT_SENT,
     OUTCOME_UNKNOWN,
@@ -85,7 +84,7 @@ class TwilioSmsSender:
         self._api = urlsplit(api_url)
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
-        self._http = PooledTwilioHttpClient(api_url, timeout=timeout, connections=connections)
+        self._http = KeptAliveTwilioHttpClient(api_url, timeout=timeout, connections=connections)
         self._client = Client(account_sid, auth_token, http_client=self._http)
         # Settings arrive through the constructor, not the process environment: without this,
         # TWILIO_EDGE / TWILIO_REGION would rewrite api_url's host (ClientBase.get_hostname).
@@ -113,9 +112,9 @@ class TwilioSmsSender:
             )
         except TwilioRestException as error:
             raise self._rest_error(error, message) from error
-        except (ConnectTimeoutError, ProxyError, SSLError) as error:  # refused, unresolvable, no handshake
+        except TwilioUnreachable as error:  # refused, unresolvable, no handshake, the proxy said no
             raise TransientSendError(f"Twilio unreachable: {error}", code=NOT_SENT) from error
-        except HTTPError as error:  # read timeouts, dropped connections, broken bodies
+        except TwilioAnswerLost as error:  # read timeouts, dropped connections, broken bodies
             raise TransientSendError(f"Twilio answer lost: {error}", code=OUTCOME_UNKNOWN) from error
         except json.JSONDecodeError as error:
             raise TransientSendError(f"Twilio answered unreadable JSON: {error}", code=OUTCOME_UNKNOWN) from error
@@ -128,7 +127,7 @@ class TwilioSmsSender:
         """
         try:
             found = self._client.api.v2010.account.messages.list(to=to, limit=limit, page_size=limit)
-        except (TwilioException, HTTPError, json.JSONDecodeError) as error:
+        except (TwilioException, OSError, json.JSONDecodeError) as error:
             raise TransientSendError(f"could not list Twilio messages: {error}", code=NOT_SENT) from error
         return [SentSms(sid=m.sid, body=m.body or "", status=m.status or "queued") for m in found]
 
@@ -147,7 +146,7 @@ class TwilioSmsSender:
             answer = self._http.raw_get(url, auth=(self._account_sid, self._auth_token))
             if answer.status in (301, 302, 303, 307, 308) and answer.headers.get("Location"):
                 answer = self._http.raw_get(urljoin(url, answer.headers["Location"]))
-        except HTTPError as error:
+        except OSError as error:  # TwilioUnreachable, TwilioAnswerLost
             raise MediaFetchError(f"Twilio media unreachable: {error}", transient=True) from error
         if answer.status == 429 or answer.status >= 500:
             raise MediaFetchError(f"Twilio media: HTTP {answer.status}", transient=True)

@@ -63,6 +63,8 @@ class Fault:
     drop: bool = False
     #: A JSON body to answer with instead of the vendor's usual error body.
     body: Any = None
+    #: Answer normally, then close the kept-alive connection without a word (a server's keep-alive limit).
+    hang_up: bool = False
 
 
 @dataclass
@@ -250,6 +252,7 @@ class StandinServer(ABC):
         malformed: bool = False,
         drop: bool = False,
         body: Any = None,
+        hang_up: bool = False,
     ) -> None:
         """Make the next `times` requests to `route` (or ANY_ROUTE) misbehave as described.
 
@@ -258,11 +261,11 @@ class StandinServer(ABC):
         """
         if route != ANY_ROUTE and route not in self.routes:
             raise ValueError(f"unknown route {route!r}; known: {sorted(self.routes)}")
-        if status is None and not (delay or malformed or drop or body is not None):
-            raise ValueError("fail_next needs a status, delay, malformed, drop or body")
+        if status is None and not (delay or malformed or drop or hang_up or body is not None):
+            raise ValueError("fail_next needs a status, delay, malformed, drop, hang_up or body")
         if times < 1:
             raise ValueError("times must be at least 1")
-        fault = Fault(status=status, retry_after=retry_after, delay=delay, malformed=malformed, drop=drop, body=body)
+        fault = Fault(status, retry_after, delay, malformed, drop, body, hang_up)
         with self._lock:
             self._faults.setdefault(route, deque()).extend([fault] * times)
 
@@ -364,6 +367,8 @@ class StandinServer(ABC):
         if handler.command != "HEAD" and reply.body:
             handler.wfile.write(reply.body)
         handler.wfile.flush()
+        if fault is not None and fault.hang_up:
+            handler.close_connection = True
         self._call_hooks(request)
 
     def _call_hooks(self, request: RecordedRequest) -> None:

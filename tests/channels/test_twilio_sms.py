@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import select
 import socket
 import threading
 
@@ -243,11 +244,40 @@ def test_concurrent_sends_each_get_their_own_receipt(twilio, sender):
     assert len(twilio.messages) == 40
 
 
-def test_sends_reuse_their_connections_to_twilio(twilio, sender):
-    for index in range(5):
+def test_texts_sent_one_after_another_share_one_connection_counted_at_twilio(twilio, sender):
+    for index in range(20):
         sender.send_sms(sms(to=f"+1555123{index:04d}"))
 
+    assert len(twilio.messages) == 20
     assert len({request.client_port for request in twilio.requests}) == 1
+
+
+def test_texts_from_several_threads_open_no_more_connections_than_threads_and_keep_them(twilio, sender):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: sender.send_sms(sms(to=f"+1555123{i:04d}")), range(200)))
+    concurrent_ports = {request.client_port for request in twilio.requests}
+    for index in range(20):
+        sender.send_sms(sms(to=f"+1555124{index:04d}"))
+
+    assert len(twilio.messages) == 220
+    assert len(concurrent_ports) <= 8
+    assert {request.client_port for request in twilio.requests[200:]} <= concurrent_ports  # kept, not reopened
+
+
+def test_a_connection_twilio_closed_while_idle_is_replaced_and_the_next_text_goes_once(twilio, sender):
+    twilio.fail_next("messages.create", hang_up=True)  # answers, then closes the kept connection
+    sender.send_sms(sms(to="+15551230001"))
+    idle = sender._http._idle[0].http.sock  # noqa: SLF001 - wait until the close has reached this side
+    assert select.select([idle], [], [], 5)[0]
+
+    receipt = sender.send_sms(sms(to="+15551230002"))
+
+    first, second = twilio.requests
+    assert receipt.provider_id == twilio.messages[1]["sid"]
+    assert len(twilio.messages) == 2  # neither text repeated
+    assert second.client_port != first.client_port
 
 
 def test_a_proxy_named_in_the_environment_carries_the_sends(monkeypatch):
