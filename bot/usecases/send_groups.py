@@ -131,14 +131,15 @@ class GroupSender:
     def _start_group(
         self, items: list[ClaimedTouch], send: Callable[[list[ClaimedTouch]], Future[list[Outcome]]]
     ) -> _GroupInFlight:
-        """Take and check the group's leads and hand each one's sends to `send`; hold them until recorded.
+        """Take and check the group's leads and hand their sends to `send`; hold them until recorded.
 
         Leads are taken (this process's locks, and their rows on PostgreSQL) just before their
         sends and checked afresh, then held until the group is recorded: a STOP stored before a
         lead's check is seen; one that arrives later waits, then is respected. When `send` runs
         the calls at once, each lead is checked after the previous lead's calls are back, so a
-        STOP that arrives meanwhile still counts; when it hands them to the sender threads, all
-        go at once, and the whole group is checked in one statement.
+        STOP that arrives meanwhile still counts; when it hands them to the sender threads, the
+        whole group is checked in one statement and handed over once: one sender thread makes its
+        calls, lead after lead, while the other threads carry the other groups.
         """
         by_lead: dict[int, list[ClaimedTouch]] = {}
         for item in items:
@@ -159,10 +160,11 @@ class GroupSender:
                 allowed = self._check_leads(
                     group.session, [item for lead_id in turn for item in by_lead[lead_id]], group.decided
                 )
-                for lead_id in turn:
-                    to_send = [item for item in by_lead[lead_id] if item.touch_id in allowed]
-                    if to_send:
-                        group.sending.append((to_send, send(to_send)))
+                # One hand-over a turn: with the sender threads, the whole group's calls go to one of them,
+                # in lead order, and come back as one answer (a hand-over per text cost more than the wait).
+                to_send = [item for lead_id in turn for item in by_lead[lead_id] if item.touch_id in allowed]
+                if to_send:
+                    group.sending.append((to_send, send(to_send)))
         except BaseException:
             holding.close()
             raise
@@ -207,7 +209,7 @@ class GroupSender:
         return to_send
 
     def _call_in_order(self, items: list[ClaimedTouch]) -> list[Outcome]:
-        """Call the provider for one lead's touches in order; once stopping, leave the rest unsent (None)."""
+        """Call the provider for these touches in order; once stopping, leave the rest unsent (None)."""
         return [None if self._stopping.is_set() else self.call_provider(item) for item in items]
 
     def _call_now(self, items: list[ClaimedTouch]) -> Future[list[Outcome]]:

@@ -165,6 +165,20 @@ def test_several_senders_send_each_lead_s_texts_once_and_in_order(services, sms,
     assert all(positions_sent(services, sms, phone(index)) == [0, 1, 2] for index in range(30))
 
 
+def test_with_several_senders_each_group_is_handed_to_one_sender_thread_and_sent_in_lead_order(services, sms):
+    sent_by: dict[str, list[str]] = {}
+    sms.during_send = lambda message: (
+        sent_by.setdefault(threading.current_thread().name, []).append(message.to),
+        time.sleep(0.005),  # a vendor round trip: the other sender thread is free to take texts meanwhile
+    )
+    enroll(services, 10)
+    dispatcher = Dispatcher(services, senders=2, group_size=5)
+    dispatcher.run_due()
+    dispatcher.close()
+    first_group, second_group = [phone(index) for index in range(5)], [phone(index) for index in range(5, 10)]
+    assert sorted(sent_by.values()) == [first_group, second_group]
+
+
 def test_one_slow_vendor_call_holds_up_no_other_lead(services, sms):
     released = threading.Event()
     slow = phone(0)
