@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 
 from sqlalchemy import Engine
 
-from bot.core.business import Business, load_business
+from bot.core.business import Business, EmailPlace, SlackPlace, WebhookKeys, load_business
 from bot.core.clock import Clock, ScaledClock
 from bot.core.config_errors import ConfigError, Problem
 from bot.core.contacts import phone_country
-from bot.core.ports import EmailSender, SmsSender
+from bot.core.ports import EmailSender, SmsFrom, SmsSender
 from bot.core.templating import TemplateRenderer
 from bot.reports.preview import PreviewSources
 from bot.settings import Settings
@@ -140,7 +140,7 @@ def build_services(
     engine = engine or make_engine(settings.database_url, threads=sending_threads(settings))
     if migrate:
         upgrade(engine)
-    business = load_business(settings.business_path)
+    business = single_business(settings)
     return Services(
         session_factory=make_session_factory(engine, webhook_receivers=settings.webhook_urls),
         clock=clock or ScaledClock(settings.time_scale, start=settings.clock_start),
@@ -152,6 +152,43 @@ def build_services(
         email=email if email is not None else build_email_sender(settings, business),
         default_region=settings.default_region,
         sms_countries=settings.sms_country_codes or frozenset({business_country(business)}),
+    )
+
+
+def single_business(settings: Settings) -> Business:
+    """Today's one business.yml, with the deployment's own channel, senders and secrets as the business's.
+
+    One clinic configures these in the environment (SLACK_LEADS_CHANNEL, TWILIO_FROM_NUMBER, LEAD_WEBHOOK_TOKEN,
+    ...); carried on the Business, every route and send reads them the same way whether the deployment serves
+    one business or many.
+    """
+    return with_deployment_settings(load_business(settings.business_path), settings)
+
+
+def with_deployment_settings(business: Business, settings: Settings) -> Business:
+    """The business with the environment's Slack channel, senders and webhook secrets (single-business mode)."""
+    return replace(
+        business,
+        slack=SlackPlace(
+            channel=settings.slack_leads_channel or "",
+            on_call=settings.slack_oncall or "",
+            admins=tuple(sorted(settings.slack_admin_ids)),
+        ),
+        sms=SmsFrom(
+            number=settings.twilio_from_number or None,
+            messaging_service_sid=settings.twilio_messaging_service_sid or None,
+        ),
+        email=EmailPlace(
+            from_address=settings.sendgrid_from_email or "",
+            from_name=business.name,
+            reply_to=settings.sendgrid_reply_to or "",
+        ),
+        webhooks=WebhookKeys(
+            lead_token=settings.lead_webhook_token or "",
+            booking_token=settings.booking_webhook_token or "",
+            calendly_signing_key=settings.calendly_signing_key or "",
+            calcom_secret=settings.calcom_webhook_secret or "",
+        ),
     )
 
 

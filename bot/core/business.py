@@ -21,6 +21,7 @@ import phonenumbers
 
 from bot.core.config_errors import ConfigError, Problem
 from bot.core.contacts import InvalidPhone, normalize_phone
+from bot.core.ports import EmailFrom, SmsFrom
 from bot.core.yaml_source import LineDict, LineList, load_yaml_file
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -121,6 +122,47 @@ class SendWindow:
 
 
 @dataclass(frozen=True)
+class SlackPlace:
+    """Where a business's leads live in Slack: its channel, who is on call, who may change settings."""
+
+    #: A channel id (C0123…) or a #name; empty when Slack is not set up for this business.
+    channel: str = ""
+    #: The member or user group the call tasks and escalations mention.
+    on_call: str = ""
+    #: Slack user ids allowed the admin commands for this business.
+    admins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EmailPlace:
+    """A business's email addresses: whom its emails come from, where replies go, where leads' emails arrive."""
+
+    from_address: str = ""
+    from_name: str = ""
+    reply_to: str = ""
+    #: The address SendGrid's inbound parse receives this business's leads' emails at.
+    inbound_address: str = ""
+
+    def sender(self, business_name: str) -> EmailFrom | None:
+        """The ports' sender for this business's emails, or None when it names no from-address."""
+        if not self.from_address:
+            return None
+        return EmailFrom(
+            address=self.from_address, name=self.from_name or business_name, reply_to=self.reply_to or None
+        )
+
+
+@dataclass(frozen=True)
+class WebhookKeys:
+    """The secrets that prove an inbound webhook is this business's (each empty: that route refuses)."""
+
+    lead_token: str = ""
+    booking_token: str = ""
+    calendly_signing_key: str = ""
+    calcom_secret: str = ""
+
+
+@dataclass(frozen=True)
 class Business:
     """Who the bot speaks for, where it is, and when it may reach out."""
 
@@ -147,6 +189,16 @@ class Business:
     after_visit: bool = False
     #: The business's key in the database and in URLs (lowercase letters, digits and dashes).
     slug: str = SINGLE_BUSINESS_SLUG
+    slack: SlackPlace = SlackPlace()
+    #: The number or Twilio messaging service its texts go out from (neither: it sends no texts).
+    sms: SmsFrom = SmsFrom()
+    email: EmailPlace = EmailPlace()
+    webhooks: WebhookKeys = WebhookKeys()
+
+    @property
+    def email_sender(self) -> EmailFrom | None:
+        """Whom this business's emails come from, as the email port takes it."""
+        return self.email.sender(self.name)
 
     @property
     def sequence_ref(self) -> str | Path:

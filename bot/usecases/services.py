@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +11,14 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.business import Business
+from bot.core.businesses import Businesses, UnknownBusiness
 from bot.core.clock import Clock
 from bot.core.playbook import Sequence, list_sequences, load_sequence
 from bot.core.ports import EmailSender, SmsSender
 from bot.core.templating import TemplateRenderer
 from bot.store.lead_locks import LeadLocks
+
+__all__ = ["Playbooks", "Services", "UnknownBusiness", "Wakeups"]
 
 
 class Playbooks:
@@ -108,6 +111,38 @@ class Services:
     lead_locks: LeadLocks = field(default_factory=LeadLocks)
     #: The workers' doorbells, connected by the composition root when it starts them.
     wakeups: Wakeups = field(default_factory=Wakeups)
+    #: Every business this deployment serves. One business.yml: just `business`. The composition root
+    #: passes them all (a folder of business files); left out, it is `business` alone.
+    every_business: Businesses | None = None
+    #: Each business's own playbooks and wording (its sequences/ and templates/ overrides), by slug;
+    #: a business not listed uses `playbooks` and `renderer`.
+    playbooks_by_business: Mapping[str, Playbooks] = field(default_factory=dict)
+    renderers_by_business: Mapping[str, TemplateRenderer] = field(default_factory=dict)
+    #: `every_business`, or `business` alone: not an init field, so a replace(business=...) rebuilds it.
+    _businesses: Businesses = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: set once, here, before anyone can read it.
+        object.__setattr__(self, "_businesses", self.every_business or Businesses([self.business]))
+
+    @property
+    def businesses(self) -> Businesses:
+        """Every business this deployment serves (lookups by slug, number, address, token, channel)."""
+        return self._businesses
+
+    def business_of(self, slug: str) -> Business:
+        """The business a lead (or any stored row) belongs to; UnknownBusiness when its file is gone."""
+        return self.businesses.require(slug)
+
+    def playbooks_of(self, slug: str) -> Playbooks:
+        """That business's playbooks (raises UnknownBusiness for a slug this deployment does not serve)."""
+        self.business_of(slug)
+        return self.playbooks_by_business.get(slug, self.playbooks)
+
+    def renderer_of(self, slug: str) -> TemplateRenderer:
+        """That business's wording (raises UnknownBusiness for a slug this deployment does not serve)."""
+        self.business_of(slug)
+        return self.renderers_by_business.get(slug, self.renderer)
 
     def wake_dispatcher(self) -> None:
         """Ask the dispatcher to look for due work now (an instant touch must not wait for a tick)."""
