@@ -1,14 +1,17 @@
 """The business a bot works for, read from business.yml and checked whole before anything is sent.
 
-The file format is described at the top of sequences/business.yml.
+The file format is described at the top of sequences/business.yml. A deployment of many businesses
+reads a folder of them (`load_business_folder`): each `<slug>.yml` is shaped the same, plus its own
+Slack channel, SMS sender, email addresses and webhook secrets as grouped keys (`slack:`, `sms:`,
+`email:`, `webhooks:`) whose values may be `${ENV_NAME}` references to the environment.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +34,9 @@ MIDNIGHT = time(0, 0)
 #: The slug of the one business a single business.yml describes: every row stored before businesses had
 #: slugs belongs to it, and a deployment of one clinic never has to name it.
 SINGLE_BUSINESS_SLUG = "main"
+#: A business's key in the database and in URLs: its file's name in a folder of business files.
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SLUG_RULE = "lowercase letters, digits and dashes, starting and ending with a letter or digit (e.g. lakeside-chiro)"
 
 KEYS = (
     "name",
@@ -46,6 +52,23 @@ KEYS = (
     "after_visit",
 )
 REQUIRED_KEYS = ("name", "timezone", "phone", "address", "booking_link", "sequence")
+#: What a business file in a folder (FOLLOWUP_BUSINESSES) says that one business.yml takes from the environment.
+GROUP_KEYS: dict[str, tuple[str, ...]] = {
+    "slack": ("channel", "on_call", "admins"),
+    "sms": ("from_number", "messaging_service_sid"),
+    "email": ("from_address", "from_name", "reply_to", "inbound_address"),
+    "webhooks": ("lead_token", "booking_token", "calendly_signing_key", "calcom_secret"),
+}
+#: The environment variables one business.yml takes each group from instead.
+_GROUP_ENVIRONMENT = {
+    "slack": "SLACK_LEADS_CHANNEL, SLACK_ONCALL and SLACK_ADMINS",
+    "sms": "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID",
+    "email": "SENDGRID_FROM_EMAIL and SENDGRID_REPLY_TO",
+    "webhooks": "LEAD_WEBHOOK_TOKEN, BOOKING_WEBHOOK_TOKEN, CALENDLY_WEBHOOK_SIGNING_KEY and CALCOM_WEBHOOK_SECRET",
+}
+FOLDER_KEYS = KEYS + tuple(GROUP_KEYS)
+_ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CLOSED_KEYS = ("dates", "holidays")
 # Words people reach for that difflib cannot guess.
 _KEY_HINTS = {
@@ -223,7 +246,79 @@ class Business:
 
 def load_business(path: Path | str) -> Business:
     """Read and check business.yml; raise ConfigError listing every problem with its file, line and fix."""
+    return _load(Path(path), slug=SINGLE_BUSINESS_SLUG, environ=None)
+
+
+def load_folder_business(path: Path | str, environ: Mapping[str, str]) -> Business:
+    """Read and check one `<slug>.yml` of a folder of business files, its `${ENV_NAME}` references from `environ`."""
     path = Path(path)
+    if not SLUG.match(path.stem):
+        raise ConfigError(
+            [
+                Problem(
+                    path,
+                    None,
+                    f"{path.stem!r} cannot be a business's slug (its file's name)",
+                    f"rename the file: {SLUG_RULE}",
+                )
+            ]
+        )
+    return _load(path, slug=path.stem, environ=environ)
+
+
+def business_files(folder: Path | str) -> list[Path]:
+    """The business files of a folder (FOLLOWUP_BUSINESSES), by name; ConfigError when there are none to serve."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(
+            [
+                Problem(
+                    folder,
+                    None,
+                    f"the folder of business files {what}",
+                    "point FOLLOWUP_BUSINESSES at a folder of <slug>.yml files",
+                )
+            ]
+        )
+    files = sorted(folder.glob("*.yml"))
+    if not files:
+        others = sorted(path.name for path in folder.glob("*.yaml"))
+        hint = f" ({', '.join(others)} end in .yaml: name them .yml)" if others else ""
+        raise ConfigError(
+            [
+                Problem(
+                    folder,
+                    None,
+                    f"the folder of business files has no <slug>.yml in it{hint}",
+                    "add one file per business, e.g. lakeside-chiro.yml (see the README, One clinic or many)",
+                )
+            ]
+        )
+    return files
+
+
+def load_business_folder(folder: Path | str, environ: Mapping[str, str]) -> list[Business]:
+    """Read every business file of a folder; raise ConfigError listing every problem of every file at once."""
+    problems: list[Problem] = []
+    businesses: list[Business] = []
+    folder = Path(folder)
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        problems.append(
+            Problem(path, None, "business files end in .yml; this one is not read", f"rename it {path.stem}.yml")
+        )
+    for path in business_files(folder):
+        try:
+            businesses.append(load_folder_business(path, environ))
+        except ConfigError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise ConfigError(problems)
+    return businesses
+
+
+def _load(path: Path, *, slug: str, environ: Mapping[str, str] | None) -> Business:
+    """Read one business file; `environ` is None for one business.yml, whose groups come from the environment."""
     try:
         document = load_yaml_file(path)
     except ValueError as error:
@@ -233,9 +328,10 @@ def load_business(path: Path | str) -> Business:
         ) from error
     problems: list[Problem] = []
 
-    def add(line: int | None, message: str, fix: str) -> None:
+    def add_problem(line: int | None, message: str, fix: str) -> None:
         problems.append(Problem(path, line, message, fix))
 
+    add: _Add = add_problem
     if document is None:
         add(None, "the file is empty", f"add {', '.join(REQUIRED_KEYS)} (see the sample sequences/business.yml)")
         raise ConfigError(problems)
@@ -246,7 +342,22 @@ def load_business(path: Path | str) -> Business:
             "start the file with `name: Your Business` (see the sample sequences/business.yml)",
         )
         raise ConfigError(problems)
-    _check_keys(document, KEYS, _KEY_HINTS, "", add)
+    if environ is None:
+        for group in GROUP_KEYS:
+            if group in document:
+                add(
+                    document.line_of(group),
+                    f"{group!r} is written per business only in a folder of business files (FOLLOWUP_BUSINESSES)",
+                    f"for one business.yml, set {_GROUP_ENVIRONMENT[group]} in the environment instead",
+                )
+        # The groups are reported above, with what one business.yml uses instead.
+        _check_keys(document, FOLDER_KEYS, _KEY_HINTS, "", add)
+    else:
+        _resolve_references(document, environ, add)
+        # A value whose reference could not be resolved is reported once, for that, not again as empty.
+        unresolved = {problem.line for problem in problems}
+        add = _skipping_lines(add, unresolved)
+        _check_keys(document, FOLDER_KEYS, _KEY_HINTS, "", add)
     for key in REQUIRED_KEYS:
         if key not in document:
             add(document.line, f"missing required key {key!r}", _REQUIRED_FIXES[key])
@@ -266,11 +377,12 @@ def load_business(path: Path | str) -> Business:
     closed_dates, calendar = _parse_closed(document, add)
     review_link = _parse_link(document, "review_link", add) if "review_link" in document else ""
     after_visit = _parse_after_visit(document, review_link, add)
+    places = _parse_groups(document, path, region or "US", add) if environ is not None else None
 
     if problems:
         raise ConfigError(sorted(problems, key=lambda problem: problem.line or 0))
     assert zone is not None and window is not None and region is not None
-    return Business(
+    business = Business(
         name=name,
         timezone=zone,
         phone=phone,
@@ -284,7 +396,12 @@ def load_business(path: Path | str) -> Business:
         default_region=region,
         review_link=review_link,
         after_visit=after_visit,
+        slug=slug,
     )
+    if places is None:
+        return business
+    slack, sms, email, webhooks = places
+    return replace(business, slack=slack, sms=sms, email=email, webhooks=webhooks)
 
 
 _REQUIRED_FIXES = {
@@ -307,6 +424,178 @@ def _check_keys(mapping: LineDict, valid: tuple[str, ...], hints: dict[str, str]
         guess = hints.get(str(key).lower()) or next(iter(difflib.get_close_matches(str(key), valid, n=1)), None)
         fix = f"did you mean `{guess}`?" if guess else f"use one of: {', '.join(valid)}"
         add(mapping.line_of(key), f"unknown key {where}{key!r}", fix)
+
+
+_GROUP_KEY_HINTS = {
+    "slack": {"channel_id": "channel", "leads_channel": "channel", "oncall": "on_call", "admin": "admins"},
+    "sms": {
+        "number": "from_number",
+        "from": "from_number",
+        "phone": "from_number",
+        "twilio_from_number": "from_number",
+        "messaging_service": "messaging_service_sid",
+    },
+    "email": {"from": "from_address", "address": "from_address", "name": "from_name", "inbound": "inbound_address"},
+    "webhooks": {"token": "lead_token", "calendly": "calendly_signing_key", "calcom": "calcom_secret"},
+}
+_GROUP_EXAMPLES = {
+    "slack": 'slack:\n  channel: "#lakeside-leads"',
+    "sms": 'sms:\n  from_number: "+13125550100"',
+    "email": "email:\n  from_address: hello@lakeside.example",
+    "webhooks": "webhooks:\n  lead_token: ${LAKESIDE_LEAD_TOKEN}",
+}
+_SECRET_KEYS = frozenset(GROUP_KEYS["webhooks"])
+
+
+def _skipping_lines(add: _Add, lines: set[int | None]) -> _Add:
+    def add_elsewhere(line: int | None, message: str, fix: str) -> None:
+        if line not in lines:
+            add(line, message, fix)
+
+    return add_elsewhere
+
+
+def _resolve_references(value: Any, environ: Mapping[str, str], add: _Add, line: int = 0) -> Any:
+    """Replace every `${ENV_NAME}` in the document's text by the environment's value, in place."""
+    if isinstance(value, LineDict):
+        for key in list(value):
+            value[key] = _resolve_references(value[key], environ, add, value.line_of(key))
+        return value
+    if isinstance(value, LineList):
+        for index, item in enumerate(value):
+            value[index] = _resolve_references(item, environ, add, value.line_of(index))
+        return value
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match[1].strip()
+        if not _ENV_NAME.match(name):
+            add(line, f"${{{match[1]}}} is not an environment variable's name", "write it like ${LAKESIDE_LEAD_TOKEN}")
+            return ""
+        found = environ.get(name)
+        if found is None:
+            add(line, f"environment variable {name} is not set", f"set {name} in the environment (or .env) of the bot")
+            return ""
+        if not found.strip():
+            add(line, f"environment variable {name} is empty", f"give {name} its value in the environment")
+        return found
+
+    return _ENV_REFERENCE.sub(substitute, value)
+
+
+def _parse_groups(
+    document: LineDict, path: Path, region: str, add: _Add
+) -> tuple[SlackPlace, SmsFrom, EmailPlace, WebhookKeys]:
+    """The grouped keys of a business file in a folder: its channel, senders, addresses and secrets."""
+    values: dict[str, dict[str, Any]] = {}
+    for group, keys in GROUP_KEYS.items():
+        values[group] = {}
+        if group not in document:
+            continue
+        mapping = document[group]
+        line = document.line_of(group)
+        if not isinstance(mapping, LineDict):
+            what = "has nothing under it" if mapping is None else "must be a mapping"
+            add(line, f"{group} {what}", f"indent its keys under it, e.g.\n{_GROUP_EXAMPLES[group]}")
+            continue
+        _check_keys(mapping, keys, _GROUP_KEY_HINTS[group], f"under {group}: ", add)
+        for key in keys:
+            if key not in mapping:
+                continue
+            where = mapping.line_of(key)
+            raw = mapping[key]
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                add(where, *_empty_value(path, where, group, key))
+                continue
+            values[group][key] = _group_value(group, key, raw, where, region, add)
+    slack, sms, email, webhooks = values["slack"], values["sms"], values["email"], values["webhooks"]
+    return (
+        SlackPlace(channel=slack.get("channel", ""), on_call=slack.get("on_call", ""), admins=slack.get("admins", ())),
+        SmsFrom(number=sms.get("from_number") or None, messaging_service_sid=sms.get("messaging_service_sid") or None),
+        EmailPlace(**{key: email.get(key, "") for key in GROUP_KEYS["email"]}),
+        WebhookKeys(**{key: webhooks.get(key, "") for key in GROUP_KEYS["webhooks"]}),
+    )
+
+
+def _empty_value(path: Path, line: int, group: str, key: str) -> tuple[str, str]:
+    """Say why a grouped key has no value: often an unquoted `#channel`, which YAML reads as a comment."""
+    try:
+        written = path.read_text(encoding="utf-8").splitlines()[line - 1]
+    except (OSError, UnicodeDecodeError, IndexError):
+        written = ""
+    after_key = written.partition(":")[2]
+    if "#" in after_key:
+        return (
+            f"{group}.{key} is empty: YAML reads the unquoted {after_key.strip()} as a comment",
+            f'put it in quotes: `{key}: "{after_key.strip()}"` (or use the channel id, e.g. C0123ABCD)',
+        )
+    return f"{group}.{key} has no value", f"write its value after `{key}:`, or leave the key out"
+
+
+def _group_value(group: str, key: str, raw: Any, line: int, region: str, add: _Add) -> Any:
+    """One grouped value, checked: the text to keep, or "" after adding the problem."""
+    if group == "slack" and key == "admins":
+        items = list(raw) if isinstance(raw, LineList) else str(raw).split(",")
+        admins = tuple(str(item).strip() for item in items if str(item).strip())
+        if not admins or any(" " in admin for admin in admins):
+            add(
+                line, f"slack.admins {raw!r} is not a list of Slack user ids", "write e.g. `admins: [U012ABC, U034DEF]`"
+            )
+            return ()
+        return admins
+    if group == "sms" and key == "from_number":
+        # Unquoted, +13125550100 reads as a number and loses its +.
+        text = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+        try:
+            return normalize_phone(text, region)
+        except InvalidPhone as error:
+            add(line, f"sms.from_number {error}", 'write the full number in quotes, e.g. `from_number: "+13125550100"`')
+            return ""
+    if not isinstance(raw, str):
+        add(line, f"{group}.{key} {raw!r} must be text", f'write it in quotes, e.g. `{key}: "..."`')
+        return ""
+    text = raw.strip()
+    if group == "sms" and key == "messaging_service_sid" and not re.fullmatch(r"MG[0-9a-fA-F]{32}", text):
+        add(
+            line,
+            f"sms.messaging_service_sid {text!r} is not a Twilio messaging service SID",
+            "copy it from Twilio: MG and 32 hex digits",
+        )
+        return ""
+    if group == "email" and key != "from_name" and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", text):
+        add(line, f"email.{key} {text!r} is not an email address", f"write e.g. `{key}: hello@lakeside.example`")
+        return ""
+    if group == "slack" and key == "channel" and " " in text:
+        add(
+            line,
+            f"slack.channel {text!r} is not a channel",
+            'write its id (C0123ABCD) or its name in quotes ("#leads")',
+        )
+        return ""
+    return text
+
+
+def written_secrets(path: Path) -> list[Problem]:
+    """The webhook secrets a business file writes out instead of naming an environment variable (`check` warns)."""
+    try:
+        document = load_yaml_file(path)
+    except (ConfigError, ValueError):
+        return []
+    group = document.get("webhooks") if isinstance(document, LineDict) else None
+    if not isinstance(group, LineDict):
+        return []
+    prefix = path.stem.upper().replace("-", "_")
+    return [
+        Problem(
+            path,
+            group.line_of(key),
+            f"webhooks.{key} is written in the file",
+            f"secrets belong in the environment: write `{key}: ${{{prefix}_{key.upper()}}}` and set that variable",
+        )
+        for key, value in group.items()
+        if key in _SECRET_KEYS and isinstance(value, str) and value.strip() and not _ENV_REFERENCE.search(value)
+    ]
 
 
 def _text(document: LineDict, key: str, add: _Add, fix: str) -> str:

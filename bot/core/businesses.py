@@ -8,15 +8,13 @@ request (a number, an inbound address, a token or a channel), naming both files.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from bot.core.business import Business
+from bot.core.business import SLUG, SLUG_RULE, Business
 from bot.core.config_errors import ConfigError, Problem
 
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-SLUG_RULE = "lowercase letters, digits and dashes, starting and ending with a letter or digit (e.g. lakeside-chiro)"
+__all__ = ["SLUG", "SLUG_RULE", "Businesses", "UnknownBusiness", "normalize_channel", "normalize_inbound_address"]
 
 
 class UnknownBusiness(LookupError):
