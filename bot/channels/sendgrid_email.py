@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import http.client
+import threading
 import time
 import urllib.error
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from python_http_client.exceptions import HTTPError
-from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import CustomArg, Email, From, Header, Mail, ReplyTo, To
 
 from bot.core.ports import NOT_SENT, OUTCOME_UNKNOWN, OutgoingEmail, PermanentSendError, SendReceipt, TransientSendError
+
+if TYPE_CHECKING:
+    from sendgrid import SendGridAPIClient
+    from sendgrid.helpers.mail import Email, Mail
 
 SENDGRID_API_URL = "https://api.sendgrid.com"
 
@@ -32,16 +36,30 @@ class SendGridEmailSender:
         api_url: str = SENDGRID_API_URL,
         timeout: float = 10.0,
     ):
-        self._from = _address(From, from_email, from_name)
+        self._from_email, self._from_name = from_email, from_name
         self._reply_to = reply_to
-        self._client = SendGridAPIClient(api_key, host=api_url.rstrip("/"))
-        # python_http_client copies this onto each request it builds; without it urllib waits forever.
-        self._client.client.timeout = timeout
+        self._api_key, self._host, self._timeout = api_key, api_url.rstrip("/"), timeout
+        # sendgrid-python (and the cryptography it imports for its event webhook helper) is some 9 MiB
+        # resident: it is loaded with the first email, not by a bot that sends none.
+        self._made: SendGridAPIClient | None = None
+        self._making = threading.Lock()
+
+    def _client(self) -> SendGridAPIClient:
+        if self._made is None:
+            with self._making:
+                if self._made is None:
+                    from sendgrid import SendGridAPIClient
+
+                    client = SendGridAPIClient(self._api_key, host=self._host)
+                    # python_http_client copies this onto each request it builds; without it urllib waits forever.
+                    client.client.timeout = self._timeout
+                    self._made = client
+        return self._made
 
     def send_email(self, message: OutgoingEmail) -> SendReceipt:
         """Ask SendGrid to send one email and return its X-Message-Id."""
         try:
-            response = self._client.send(self._mail(message))
+            response = self._client().send(self._mail(message))
         except HTTPError as error:
             raise _http_error(error, message) from error
         except urllib.error.URLError as error:
@@ -57,9 +75,13 @@ class SendGridEmailSender:
         return SendReceipt(provider_id=message_id)
 
     def _mail(self, message: OutgoingEmail) -> Mail:
+        from sendgrid.helpers.mail import CustomArg, From, Header, Mail, ReplyTo, To
+
         sender = message.sender
         mail = Mail(
-            from_email=_address(From, sender.address, sender.name) if sender else self._from,
+            from_email=_address(From, sender.address, sender.name)
+            if sender
+            else _address(From, self._from_email, self._from_name),
             to_emails=_address(To, message.to),
             subject=message.subject,
             plain_text_content=message.text or None,

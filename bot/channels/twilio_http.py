@@ -37,20 +37,14 @@ from urllib.parse import urlencode, urlsplit
 from twilio.http import HttpClient
 from twilio.http.response import Response
 
+from bot.channels.twilio_errors import TwilioAnswerLost, TwilioUnreachable
+
 _logger = logging.getLogger("twilio.http_client")
 
 _JSON_TYPES = ("application/json", "application/scim+json")
 #: A connection idle longer than this is closed rather than reused: servers and load balancers drop
 #: idle keep-alive connections after a while, and one dropped just as a text is written loses its answer.
 IDLE_SECONDS = 30.0
-
-
-class TwilioUnreachable(OSError):
-    """Nothing reached Twilio: the connection (or the proxy's tunnel, or the TLS handshake) failed."""
-
-
-class TwilioAnswerLost(OSError):
-    """The request may have reached Twilio, but no complete answer came back (timeout, dropped, cut short)."""
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.rest import Client
 
-from bot.channels.twilio_http import KeptAliveTwilioHttpClient, TwilioAnswerLost, TwilioUnreachable
+from bot.channels.twilio_errors import TwilioAnswerLost, TwilioUnreachable
 from bot.core.ports import (
     NOT_SENT,
     OUTCOME_UNKNOWN,
@@ -25,6 +26,11 @@ from bot.core.ports import (
     SmsFrom,
     TransientSendError,
 )
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
+
+    from bot.channels.twilio_http import KeptAliveTwilioHttpClient
 
 TWILIO_API_URL = "https://api.twilio.com"
 #: PermanentSendError.code of a text whose business has no sender: nothing was asked of Twilio.
@@ -84,14 +90,28 @@ class TwilioSmsSender:
         self._api = urlsplit(api_url)
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
-        self._http = KeptAliveTwilioHttpClient(api_url, timeout=timeout, connections=connections)
-        self._client = Client(account_sid, auth_token, http_client=self._http)
-        # Settings arrive through the constructor, not the process environment: without this,
-        # TWILIO_EDGE / TWILIO_REGION would rewrite api_url's host (ClientBase.get_hostname).
-        self._client.edge = None
-        self._client.region = None
-        # Every API version of the Api domain (v2010 included) builds URLs from this attribute.
-        self._client.api.base_url = api_url.rstrip("/")
+        self._api_url, self._timeout, self._connections = api_url, timeout, connections
+        # twilio-python's client, its Messages resources and requests (which it imports) are some 12 MiB
+        # resident: they are loaded with the first text, not by a bot that has sent none.
+        self._made: tuple[Client, KeptAliveTwilioHttpClient] | None = None
+        self._making = threading.Lock()
+
+    @property
+    def _client(self) -> Client:
+        return self._parts()[0]
+
+    @property
+    def _http(self) -> KeptAliveTwilioHttpClient:
+        return self._parts()[1]
+
+    def _parts(self) -> tuple[Client, KeptAliveTwilioHttpClient]:
+        if self._made is None:
+            with self._making:
+                if self._made is None:
+                    self._made = _build_client(
+                        self._account_sid, self._auth_token, self._api_url, self._timeout, self._connections
+                    )
+        return self._made
 
     def send_sms(self, message: OutgoingSms) -> SendReceipt:
         """Ask Twilio to send one SMS from its business's sender and return its message sid and first status."""
@@ -165,6 +185,25 @@ class TwilioSmsSender:
         if error.status == 429 or error.status >= 500 or code in TRANSIENT_ERROR_CODES:
             return TransientSendError(reason, code=str(code), retry_after=retry_after_seconds(self._http.last_headers))
         return PermanentSendError(reason, code=str(code), kind=failure_kind(code))
+
+
+def _build_client(
+    account_sid: str, auth_token: str, api_url: str, timeout: float, connections: int
+) -> tuple[Client, KeptAliveTwilioHttpClient]:
+    """twilio-python's client for one account, on keep-alive connections to `api_url` and nowhere else."""
+    from twilio.rest import Client
+
+    from bot.channels.twilio_http import KeptAliveTwilioHttpClient
+
+    http = KeptAliveTwilioHttpClient(api_url, timeout=timeout, connections=connections)
+    client = Client(account_sid, auth_token, http_client=http)
+    # Settings arrive through the constructor, not the process environment: without this,
+    # TWILIO_EDGE / TWILIO_REGION would rewrite api_url's host (ClientBase.get_hostname).
+    client.edge = None
+    client.region = None
+    # Every API version of the Api domain (v2010 included) builds URLs from this attribute.
+    client.api.base_url = api_url.rstrip("/")
+    return client, http
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-import holidays
 import phonenumbers
 
 from bot.core.config_errors import ConfigError, Problem
@@ -763,6 +762,8 @@ def _parse_calendar(value: Any, line: int, add: _Add) -> str | None:
         return None
     country, _, subdivision = value.strip().partition("-")
     country = country.upper()
+    import holidays  # a few MiB resident: only for a business that names a holiday calendar
+
     supported = holidays.list_supported_countries()
     if country not in supported:
         guesses = difflib.get_close_matches(country, sorted(supported), n=3)
@@ -785,6 +786,8 @@ def _parse_calendar(value: Any, line: int, add: _Add) -> str | None:
 @lru_cache(maxsize=64)
 def _holidays_of(calendar: str, year: int) -> dict[date, str]:
     """Look up the public holidays of a calendar (US, US-CA) in one year, by date."""
+    import holidays  # a few MiB resident: loaded on the first day a holiday calendar is asked about
+
     country, _, subdivision = calendar.partition("-")
     return dict(holidays.country_holidays(country, subdiv=subdivision or None, years=year).items())
 

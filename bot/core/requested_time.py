@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import dateparser
-
 #: The hour assumed when a lead names a day but no time.
 DAY_ONLY_HOUR = 9
 #: What is added to the words when the lead named a day but no time.
@@ -342,6 +340,8 @@ def _day_of(match: re.Match[str], local_now: datetime) -> date | None:
         return today + timedelta(days=ahead)
     if written := match.group("calendar") or match.group("numeric"):
         settings = {**_DATEPARSER_SETTINGS, "RELATIVE_BASE": local_now.replace(tzinfo=None)}
+        import dateparser  # its languages and regexes: several MiB resident, loaded at the first date read
+
         parsed = dateparser.parse(written, languages=["en"], settings=settings)
         return parsed.date() if parsed is not None and parsed.date() >= today else None
     if number := match.group("day_of_month"):

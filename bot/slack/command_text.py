@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
-import dateparser
-
 from bot.core.report_request import Breakdown, StatsWordsError, read_stats_words
 
 #: What a team member writes first in a lead's thread to send the rest to the lead.
@@ -330,6 +328,8 @@ def parse_when(text: str, *, now: datetime, zone: tzinfo) -> datetime | None:
         "PREFER_DATES_FROM": "future",
         "DATE_ORDER": "MDY",
     }
+    import dateparser  # its languages and regexes: several MiB resident, loaded at the first date read
+
     parsed = dateparser.parse(text, languages=["en"], settings=settings)
     return parsed.astimezone(UTC) if parsed is not None else None
 
