@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, insert, text
 
+from bot.core.business import SINGLE_BUSINESS_SLUG
 from bot.store.db import make_engine
 from bot.store.models import Enrollment, Lead, Touch
 from tests.support import processes
@@ -119,6 +120,7 @@ def load_leads(
                 [
                     dict(
                         id=i,
+                        business=SINGLE_BUSINESS_SLUG,
                         name=f"Lead {i}",
                         phone=phone(i),
                         email=None,

@@ -138,9 +138,9 @@ def build_services(
 ) -> Services:
     """Build everything the use cases need from settings; tests pass their own clock or senders."""
     engine = engine or make_engine(settings.database_url, threads=sending_threads(settings))
-    if migrate:
-        upgrade(engine)
     business = single_business(settings)
+    if migrate:
+        upgrade(engine, business=business.slug)
     return Services(
         session_factory=make_session_factory(engine, webhook_receivers=settings.webhook_urls),
         clock=clock or ScaledClock(settings.time_scale, start=settings.clock_start),

@@ -168,10 +168,12 @@ def _services(migrate: bool = True):  # noqa: ANN202 - Services, imported late h
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bot.core.business import load_business
     from bot.store.db import make_engine, upgrade
 
     settings = _settings()
-    upgrade(make_engine(settings.database_url))
+    # Rows stored before they named a business are the configured business's.
+    upgrade(make_engine(settings.database_url), business=load_business(settings.business_path).slug)
     print(f"database is up to date ({_redact(settings.database_url)})")
     return 0
 

@@ -170,7 +170,11 @@ class WeeklyDigestJob:
     def _claim(self, key: str, now: datetime) -> bool:
         try:
             with self.services.session_factory.begin() as session:
-                session.add(ProcessedDelivery(provider=DIGEST_CLAIM, delivery_id=key, received_at=now))
+                session.add(
+                    ProcessedDelivery(
+                        business=self.services.business.slug, provider=DIGEST_CLAIM, delivery_id=key, received_at=now
+                    )
+                )
         except IntegrityError:
             return False
         return True
@@ -179,6 +183,8 @@ class WeeklyDigestJob:
         with self.services.session_factory.begin() as session:
             session.execute(
                 delete(ProcessedDelivery).where(
-                    ProcessedDelivery.provider == DIGEST_CLAIM, ProcessedDelivery.delivery_id == key
+                    ProcessedDelivery.business == self.services.business.slug,
+                    ProcessedDelivery.provider == DIGEST_CLAIM,
+                    ProcessedDelivery.delivery_id == key,
                 )
             )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import ast
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, inspect, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.core.business import SINGLE_BUSINESS_SLUG
 from bot.store.webhook_events import RECEIVERS_KEY
 
 if TYPE_CHECKING:
@@ -135,8 +137,11 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, *, business: str = SINGLE_BUSINESS_SLUG) -> None:
     """Bring the schema to the newest migration; safe to run on every start.
+
+    `business` is the slug of the business the rows already stored belong to, when a migration gives
+    them one (0014): the deployment's single business until then.
 
     Alembic's machinery (some 10 MiB resident for the life of the process) is loaded only when the
     schema is behind: a database already at the newest migration, every start but the first after an
@@ -147,12 +152,38 @@ def upgrade(engine: Engine) -> None:
     from alembic import command
 
     config = alembic_config(engine)
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # Several processes may start at once: one migrates, the others wait.
-            connection.execute(text("SELECT pg_advisory_xact_lock(727001)"))
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    config.attributes["business"] = business
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by building a new copy and dropping the old one, and dropping a table
+            # others refer to fails with foreign keys on. The pragma does nothing inside a transaction, so
+            # it is set before one begins; every reference is checked before the migration commits.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # Several processes may start at once: one migrates, the others wait.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(727001)"))
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise MigrationBrokeReferences(broken)
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
+class MigrationBrokeReferences(RuntimeError):
+    """A migration left rows referring to rows that are not there: it was rolled back."""
+
+    def __init__(self, broken: Sequence[Any]) -> None:
+        shown = ", ".join(f"{row[0]} row {row[1]} -> {row[2]}" for row in broken[:5])
+        super().__init__(f"the migration left {len(broken)} broken reference(s) ({shown}); nothing was changed")
 
 
 def schema_is_current(engine: Engine) -> bool:

@@ -1,4 +1,14 @@
-"""What followup stores: leads, their enrollments, touches, messages, appointments, call tasks, audit."""
+"""What followup stores: leads, their enrollments, touches, messages, appointments, call tasks, audit.
+
+Each row belongs to one business (issue #16: one deployment serves many clinics). `Lead.business` (the
+business's slug) is the source of truth for whose lead it is. Enrollments, touches, messages, call
+tasks, consent entries, audit entries and booking-link clicks belong to their lead's business: each has
+a lead, never changes lead, and is only ever read through it, so a column of its own could only
+disagree with the lead's. Appointments, Slack notices (outbox), outbound webhooks and processed
+deliveries carry their own `business`: the outbox and the webhooks are drained per business (a notice or
+an event may have no lead), a calendar's booking id and a webhook's delivery id are unique per business
+and are looked up before any lead is known.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +33,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.core.clock import utc
 from bot.core.states import ActorType, AppointmentStatus, CallTaskStatus, EnrollmentState, Stage, TouchStatus  # noqa: F401 - ActorType re-exported: lead_actions and audit import it from here
+
+#: How long a business's slug may be (`Business.slug`, the file stem of its business file).
+BUSINESS_SLUG_LENGTH = 100
 
 
 class UTCDateTime(TypeDecorator):
@@ -58,15 +71,28 @@ def _reachable_by_sms(lead: Any) -> bool:
 
 
 class Lead(Base):
+    """Someone who asked one business about a visit.
+
+    The same phone or email may be a lead of two businesses at once, each lead with its own stage,
+    consent and opt-outs: lookups by contact are always within one business. A lead's phone and email
+    are not unique keys even there (intake dedupes by looking, the lead lock keeping changes apart);
+    its link tokens are unique in the whole database, since a link names no business.
+    """
+
     __tablename__ = "leads"
-    # Intake and `/followup` find a lead by email whatever its case: without this index every new
-    # lead would scan the whole table.
-    __table_args__ = (Index("ix_leads_email_lower", func.lower(text("email"))),)
+    # Intake, inbound messages and `/followup` find a lead by phone, or by email whatever its case,
+    # within its business: without these indexes every new lead would scan the whole table.
+    __table_args__ = (
+        Index("ix_leads_business_phone", "business", "phone"),
+        Index("ix_leads_business_email_lower", "business", func.lower(text("email"))),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: The business whose lead this is (its slug): set when the lead is taken in, never changed.
+    business: Mapped[str] = mapped_column(String(BUSINESS_SLUG_LENGTH))
     name: Mapped[str] = mapped_column(String(200), default="")
-    phone: Mapped[str | None] = mapped_column(String(20), index=True)
-    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(320))
     source: Mapped[str] = mapped_column(String(50), default="manual")
     first_message: Mapped[str] = mapped_column(Text, default="")
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -124,6 +150,8 @@ class Lead(Base):
 
 
 class Enrollment(Base):
+    """A lead in one playbook: of the lead's business."""
+
     __tablename__ = "enrollments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -141,6 +169,12 @@ class Enrollment(Base):
 
 
 class Touch(Base):
+    """One planned step of an enrollment: of the lead's business.
+
+    `provider_id` (the provider's id for what was sent) stays unique in the whole database: Twilio and
+    SendGrid never give two sends one id, and a status callback finds its touch by it alone.
+    """
+
     __tablename__ = "touches"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", name="uq_touch_step"),
@@ -178,8 +212,14 @@ class Touch(Base):
 
 
 class Message(Base):
+    """A message to or from a lead: of the lead's business.
+
+    The provider's id is unique per lead, not in the whole database: one email sent to two businesses'
+    inbound addresses carries one Message-ID, and is a message to each of them.
+    """
+
     __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("channel", "provider_id", name="uq_message_provider"),)
+    __table_args__ = (UniqueConstraint("lead_id", "channel", "provider_id", name="uq_message_provider"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
@@ -201,11 +241,17 @@ class Message(Base):
 
 
 class Appointment(Base):
+    """A visit booked for a lead, of the lead's business (kept here too: a booking is found by its calendar
+    id before its lead is known)."""
+
     __tablename__ = "appointments"
-    # A calendar's own booking id is the idempotency key: a redelivered booking is the same one.
-    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_appointment_external"),)
+    # A calendar's own booking id is the idempotency key: a redelivered booking is the same one. Per
+    # business: the generic booking webhook's ids are each clinic's own numbering.
+    __table_args__ = (UniqueConstraint("business", "source", "external_id", name="uq_appointment_external"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: The lead's business (its slug).
+    business: Mapped[str] = mapped_column(String(BUSINESS_SLUG_LENGTH), index=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id"), index=True)
     start_at: Mapped[datetime]
     notes: Mapped[str] = mapped_column(Text, default="")
@@ -222,6 +268,8 @@ class Appointment(Base):
 
 
 class CallTask(Base):
+    """A call for the team to make to a lead: of the lead's business."""
+
     __tablename__ = "call_tasks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -249,7 +297,10 @@ class CallTask(Base):
 
 
 class ConsentEntry(Base):
-    """One grant or revocation of consent to be contacted (bot.store.consent), kept as evidence."""
+    """One grant or revocation of consent to be contacted (bot.store.consent), kept as evidence.
+
+    Of the lead's business: consent given to one clinic is no consent to another.
+    """
 
     __tablename__ = "consent_log"
 
@@ -266,6 +317,8 @@ class ConsentEntry(Base):
 
 
 class AuditEntry(Base):
+    """Who did what to a lead, when: of the lead's business."""
+
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -278,12 +331,16 @@ class AuditEntry(Base):
 
 
 class OutboxEvent(Base):
-    """A decision the adapters (Slack cards, threads, call tasks) still have to carry out."""
+    """A decision the adapters (Slack cards, threads, call tasks) still have to carry out.
+
+    Of a business (its lead's, when it has a lead): its Slack channel is where the notice goes.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_pending", "delivered_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    business: Mapped[str] = mapped_column(String(BUSINESS_SLUG_LENGTH), index=True)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -297,18 +354,25 @@ class OutboxEvent(Base):
 
 
 class ProcessedDelivery(Base):
-    """A webhook or event already applied, so a redelivery changes nothing a second time."""
+    """A webhook or event already applied, so a redelivery changes nothing a second time.
+
+    Per business: the same vendor event id sent for two businesses is two events (each business's
+    calendar or account numbers its own).
+    """
 
     __tablename__ = "processed_deliveries"
-    __table_args__ = (UniqueConstraint("provider", "delivery_id", name="uq_processed_delivery"),)
+    __table_args__ = (UniqueConstraint("business", "provider", "delivery_id", name="uq_processed_delivery"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    business: Mapped[str] = mapped_column(String(BUSINESS_SLUG_LENGTH))
     provider: Mapped[str] = mapped_column(String(30))
     delivery_id: Mapped[str] = mapped_column(String(200))
     received_at: Mapped[datetime]
 
 
 class BookingLinkClick(Base):
+    """A lead opened their booking link: of the lead's business."""
+
     __tablename__ = "booking_link_clicks"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -318,12 +382,16 @@ class BookingLinkClick(Base):
 
 
 class OutboundWebhook(Base):
-    """One event for one of the clinic's receivers (CRM, Zapier, Make), delivered in order per lead."""
+    """One event for one of the clinic's receivers (CRM, Zapier, Make), delivered in order per lead.
+
+    Of the lead's business, whose receivers it goes to.
+    """
 
     __tablename__ = "outbound_webhooks"
     __table_args__ = (Index("ix_outbound_webhooks_pending", "delivered_at", "failed_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    business: Mapped[str] = mapped_column(String(BUSINESS_SLUG_LENGTH), index=True)
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
     receiver: Mapped[str] = mapped_column(String(500))
     event: Mapped[str] = mapped_column(String(40))

@@ -12,10 +12,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Integer, String, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from bot.store.models import OutboxEvent
+from bot.store.models import Lead, OutboxEvent
 
 
 class Notice(StrEnum):
@@ -198,9 +198,41 @@ def payload_of(event: OutboxEvent) -> NoticePayload:
     return kind(**stored)
 
 
-def publish(session: Session, notice: Notice, *, lead_id: int | None, at: datetime, **payload: Any) -> None:
-    """Queue a notice for the adapters inside the caller's transaction."""
-    session.add(OutboxEvent(lead_id=lead_id, kind=notice, payload=stored_payload(notice, payload), created_at=at))
+class NoticeWithoutBusiness(ValueError):
+    """A notice must name its business or its lead (whose business it is)."""
+
+
+def _business_of(lead_id: int | None, business: str | None) -> Any:
+    """The notice's business: the one named, else its lead's, read by the INSERT itself (no round trip)."""
+    if business is not None:
+        return business
+    if lead_id is None:
+        raise NoticeWithoutBusiness(NoticeWithoutBusiness.__doc__)
+    return select(Lead.business).where(Lead.id == lead_id).scalar_subquery()
+
+
+def publish(
+    session: Session,
+    notice: Notice,
+    *,
+    lead_id: int | None,
+    at: datetime,
+    business: str | None = None,
+    **payload: Any,
+) -> None:
+    """Queue a notice for the adapters inside the caller's transaction.
+
+    It belongs to `business` (a slug), or when none is named to its lead's business.
+    """
+    session.add(
+        OutboxEvent(
+            business=_business_of(lead_id, business),
+            lead_id=lead_id,
+            kind=notice,
+            payload=stored_payload(notice, payload),
+            created_at=at,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -211,21 +243,41 @@ class Pending:
     lead_id: int | None
     at: datetime
     payload: dict[str, Any] = field(default_factory=dict)
+    #: Its business (a slug); None: its lead's.
+    business: str | None = None
 
 
-#: Run with a list of rows: one executemany (a C loop on SQLite, one pipeline on PostgreSQL), no ORM.
-_INSERT_MANY = insert(OutboxEvent.__table__)
+#: Run with a list of rows: one executemany (a C loop on SQLite, one pipeline on PostgreSQL), no ORM. A row
+#: naming no business takes its lead's, read by the statement itself.
+_INSERT_MANY = insert(OutboxEvent.__table__).values(
+    business=func.coalesce(
+        bindparam("named_business", type_=String),
+        select(Lead.business).where(Lead.id == bindparam("of_lead", type_=Integer)).scalar_subquery(),
+    )
+)
 
 
 def publish_many(session: Session, notices: list[Pending]) -> None:
     """Queue many notices inside the caller's transaction, in one round trip, in the order given."""
-    if notices:
-        session.connection().execute(_INSERT_MANY, [pending_values(pending) for pending in notices])
+    if not notices:
+        return
+    rows = []
+    for pending in notices:
+        if pending.business is None and pending.lead_id is None:
+            raise NoticeWithoutBusiness(NoticeWithoutBusiness.__doc__)
+        values = pending_values(pending)
+        business = values.pop("business")
+        rows.append({**values, "named_business": business, "of_lead": pending.lead_id})
+    session.connection().execute(_INSERT_MANY, rows)
 
 
 def pending_values(pending: Pending) -> dict[str, Any]:
-    """A notice's row, as values for a Core insert (its payload checked as `stored_payload` checks it)."""
+    """A notice's row, as values for a Core insert (its payload checked as `stored_payload` checks it).
+
+    Its `business` is None when the notice leaves it to its lead (`publish_many` reads the lead's).
+    """
     return dict(
+        business=pending.business,
         lead_id=pending.lead_id,
         kind=pending.notice,
         payload=stored_payload(pending.notice, pending.payload),

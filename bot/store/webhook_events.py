@@ -111,7 +111,15 @@ def queue(
     session.execute(
         insert(OutboundWebhook),
         [
-            dict(lead_id=lead_id, receiver=receiver, event=str(event), payload=payload, created_at=at, attempts=0)
+            dict(
+                business=lead.business,
+                lead_id=lead_id,
+                receiver=receiver,
+                event=str(event),
+                payload=payload,
+                created_at=at,
+                attempts=0,
+            )
             for receiver in targets
         ],
     )

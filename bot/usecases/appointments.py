@@ -43,7 +43,7 @@ from bot.usecases.enrollment import (
     open_enrollments,
 )
 from bot.usecases.lead_actions import LeadActionRefused, apply_decision, set_stage
-from bot.usecases.leads import LeadInput, add_lead, find_existing
+from bot.usecases.leads import LeadInput, add_lead, business_named, find_existing
 from bot.usecases.render_context import visit_time
 from bot.usecases.services import Services
 
@@ -200,6 +200,7 @@ def book(
     if start_at <= now:
         raise AppointmentRefused("the appointment time is in the past; give a future date and time")
     appointment = Appointment(
+        business=lead.business,
         lead_id=lead.id,
         start_at=start_at,
         notes=notes,
@@ -434,7 +435,7 @@ def announce_started_visits(session: Session, services: Services, *, now: dateti
     ).all()
     announced = 0
     for appointment in started:
-        if not first_delivery(session, "visit-started", str(appointment.id), now):
+        if not first_delivery(session, "visit-started", str(appointment.id), now, business=appointment.business):
             continue
         lead = session.get(Lead, appointment.lead_id)
         assert lead is not None
@@ -592,25 +593,31 @@ class UnknownLead(LookupError):
     """No lead has that id."""
 
 
-def _by_external(session: Session, source: str, external_id: str | None) -> Appointment | None:
+def _by_external(session: Session, business: str, source: str, external_id: str | None) -> Appointment | None:
+    """The business's appointment a calendar knows by this id (another business's same id is another booking)."""
     if not external_id:
         return None
     return session.scalars(
-        select(Appointment).where(Appointment.source == source, Appointment.external_id == external_id)
+        select(Appointment).where(
+            Appointment.business == business, Appointment.source == source, Appointment.external_id == external_id
+        )
     ).first()
 
 
-def _lead_for(session: Session, services: Services, request: BookingRequest, now: datetime) -> tuple[int, bool]:
-    known = _by_external(session, request.source, request.external_id) or _by_external(
-        session, request.source, request.replaces
+def _lead_for(
+    session: Session, services: Services, request: BookingRequest, now: datetime, owner: Business
+) -> tuple[int, bool]:
+    known = _by_external(session, owner.slug, request.source, request.external_id) or _by_external(
+        session, owner.slug, request.source, request.replaces
     )
     if known is not None:
         return known.lead_id, False
     if request.lead_id is not None:
-        if session.get(Lead, request.lead_id) is None:
+        named = session.get(Lead, request.lead_id)
+        if named is None or named.business != owner.slug:
             raise UnknownLead(f"no lead with id {request.lead_id}")
         return request.lead_id, False
-    lead = find_existing(session, request.phone, request.email)
+    lead = find_existing(session, request.phone, request.email, business=owner.slug)
     if lead is not None:
         return lead.id, False
     # Booked straight from the calendar page: a lead with an appointment, not a lost booking.
@@ -624,7 +631,7 @@ def _lead_for(session: Session, services: Services, request: BookingRequest, now
             message=request.notes,
             custom_fields=request.custom_fields,
         ),
-        business=services.business,
+        business=owner,
         sequence=services.playbooks.get(),
         now=now,
         actor=Actor.lead(0),
@@ -633,15 +640,20 @@ def _lead_for(session: Session, services: Services, request: BookingRequest, now
     return result.lead_id, True
 
 
-def take_booking(services: Services, request: BookingRequest) -> BookingResult:
-    """Apply a booking from outside: the same booking twice is one appointment; a new time for it moves it."""
+def take_booking(services: Services, request: BookingRequest, *, business: str | None = None) -> BookingResult:
+    """Apply a booking from outside: the same booking twice is one appointment; a new time for it moves it.
+
+    The booking is for `business` (its slug; None: the deployment's single business): it is matched to
+    that business's leads and appointments only.
+    """
+    owner = business_named(services, business)
     now = services.clock.now()
     with services.session_factory.begin() as session:
-        lead_id, lead_created = _lead_for(session, services, request, now)
+        lead_id, lead_created = _lead_for(session, services, request, now, owner)
     with taking_lead(services, lead_id) as (session, lead):
         assert lead is not None
         actor = Actor.lead(lead.id)
-        same = _by_external(session, request.source, request.external_id)
+        same = _by_external(session, owner.slug, request.source, request.external_id)
         if same is None and not request.external_id:
             # Without the calendar's id, the same lead at the same time is the same booking.
             same = session.scalars(
@@ -686,16 +698,20 @@ class CalendarChange:
     reason: str = ""
 
 
-def take_calendar_change(services: Services, change: CalendarChange) -> str:
-    """Apply a cancellation, a move or a no-show a calendar reports; say what happened (for the answer)."""
+def take_calendar_change(services: Services, change: CalendarChange, *, business: str | None = None) -> str:
+    """Apply a cancellation, a move or a no-show a calendar reports; say what happened (for the answer).
+
+    Only `business`'s bookings (its slug; None: the deployment's single business) are looked at.
+    """
+    slug = business_named(services, business).slug
     now = services.clock.now()
     with services.session_factory() as session:
-        found = _by_external(session, change.source, change.external_id)
+        found = _by_external(session, slug, change.source, change.external_id)
         if found is None:
             return "unknown booking: nothing to change"
         lead_id = found.lead_id
     with taking_lead(services, lead_id) as (session, _):
-        appointment = _by_external(session, change.source, change.external_id)
+        appointment = _by_external(session, slug, change.source, change.external_id)
         assert appointment is not None
         if appointment.status not in ACTIVE:
             return f"already {appointment.status}"

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.core.business import Business
 from bot.core.ports import OutgoingEmail, OutgoingSms, PermanentSendError, SendReceipt, TransientSendError
 from bot.core.requested_time import UnclearTime
 from bot.core.rules import Decision, LeadSignal, signal_for_lead
@@ -21,7 +22,7 @@ from bot.store.models import CallTask, Lead, Message
 from bot.store.outbox import Notice
 from bot.usecases.intake import take_in_and_send
 from bot.usecases.lead_actions import on_missed_call, publish_media, receive_message
-from bot.usecases.leads import LeadInput, add_lead, find_existing
+from bot.usecases.leads import LeadInput, add_lead, business_named, find_existing
 from bot.usecases.render_context import lead_context
 from bot.usecases.send_outcomes import record_direct_answer
 from bot.usecases.services import Services
@@ -56,29 +57,37 @@ class InboundResult:
     lead_created: bool = False
 
 
-def already_received(session: Session, channel: str, provider_id: str | None) -> bool:
+def already_received(session: Session, channel: str, provider_id: str | None, *, lead_id: int) -> bool:
+    """Whether the lead already has this provider message (one email to two businesses is one to each)."""
     if not provider_id:
         return False
     return (
-        session.scalar(select(Message.id).where(Message.channel == channel, Message.provider_id == provider_id))
+        session.scalar(
+            select(Message.id).where(
+                Message.lead_id == lead_id, Message.channel == channel, Message.provider_id == provider_id
+            )
+        )
         is not None
     )
 
 
-def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
-    """Apply a message from a lead once: find (or create) the lead, store it, change course."""
+def take_inbound(services: Services, message: InboundMessage, *, business: str | None = None) -> InboundResult:
+    """Apply a message from a lead once: find (or create) the lead, store it, change course.
+
+    The message was sent to `business` (its slug; None: the deployment's single business): its sender is
+    that business's lead (or becomes one), whatever other businesses know the same phone or email. A
+    STOP stops only that business's texts.
+    """
+    owner = business_named(services, business)
     now = services.clock.now()
     with services.session_factory.begin() as session:
-        if already_received(session, message.channel, message.provider_id):
-            lead = find_existing(session, *_contact(message))
-            return InboundResult(lead.id if lead else 0, None, applied=False)
-        lead = find_existing(session, *_contact(message))
+        lead = find_existing(session, *_contact(message), business=owner.slug)
+        if lead is not None and already_received(session, message.channel, message.provider_id, lead_id=lead.id):
+            return InboundResult(lead.id, None, applied=False)
         created = False
         if lead is None:
-            if message.signal in (LeadSignal.OPT_OUT, LeadSignal.AUTO_REPLY):
-                lead = _new_lead(session, services, message, now, enroll=False)
-            else:
-                lead = _new_lead(session, services, message, now, enroll=True)
+            enroll = message.signal not in (LeadSignal.OPT_OUT, LeadSignal.AUTO_REPLY)
+            lead = _new_lead(session, services, message, now, enroll=enroll, business=owner)
             created = True
             # Noted before anything is dispatched: the instant answer to this text may go by text.
             _note_lead_started(session, lead, message, now)
@@ -87,7 +96,7 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
     try:
         with taking_lead(services, lead_id) as (session, lead):
             assert lead is not None
-            if already_received(session, message.channel, message.provider_id):
+            if already_received(session, message.channel, message.provider_id, lead_id=lead_id):
                 return InboundResult(lead_id, None, applied=False)
             if not created:
                 _note_lead_started(session, lead, message, now)
@@ -126,15 +135,19 @@ def take_inbound(services: Services, message: InboundMessage) -> InboundResult:
 UNVERIFIED_EXCERPT = 300
 
 
-def take_unverified_email(services: Services, sender: str, subject: str | None, body: str, verdict: str) -> int | None:
+def take_unverified_email(
+    services: Services, sender: str, subject: str | None, body: str, verdict: str, *, business: str | None = None
+) -> int | None:
     """An email whose sender is not proven: the lead's thread shows it, and nothing about the lead changes.
 
     No opt-out, no new lead, no reply read into it, no email back: a person decides whether it is real.
-    Returns the lead it was shown to, if the address is a lead's.
+    Returns the lead it was shown to, if the address is a lead's of `business` (its slug; None: the
+    deployment's single business).
     """
+    slug = business_named(services, business).slug
     now = services.clock.now()
     with services.session_factory.begin() as session:
-        lead = find_existing(session, None, sender)
+        lead = find_existing(session, None, sender, business=slug)
         if lead is None:
             log.warning("an email whose sender could not be verified (%s) matched no lead: ignored", verdict)
             return None
@@ -189,25 +202,28 @@ class MissedCallAnswer:
     texted: bool
 
 
-def take_missed_call(services: Services, phone: str, call_sid: str) -> MissedCallAnswer:
+def take_missed_call(services: Services, phone: str, call_sid: str, *, business: str | None = None) -> MissedCallAnswer:
     """Apply a missed call once: a known ongoing lead gets a call-back task, anyone else the instant text.
 
+    The call was to `business` (its slug; None: the deployment's single business), and the caller is
+    that business's lead or becomes one.
     The call is noted as applied in the same transaction as what it did, so a call Twilio asks
     about again is answered the same way and never does anything twice, even across a crash.
     """
     from bot.usecases.delivery import first_delivery
     from bot.usecases.leads import ONGOING_STAGES
 
+    slug = business_named(services, business).slug
     now = services.clock.now()
     with services.session_factory() as session:
-        known = find_existing(session, phone, None)
+        known = find_existing(session, phone, None, business=slug)
         ongoing = known is not None and (known.stage in ONGOING_STAGES or known.sms_opted_out_at is not None)
         known_id = known.id if known is not None else None
     if not ongoing:
         texted: list[bool] = []
 
         def text_back_answers_the_call(session: Session, lead: Lead, _result: object) -> None:
-            if not first_delivery(session, "twilio-call", call_sid, now):
+            if not first_delivery(session, "twilio-call", call_sid, now, business=slug):
                 raise _CallAlreadyTaken
             if lead.phone == phone:
                 consent.lead_started(
@@ -217,17 +233,19 @@ def take_missed_call(services: Services, phone: str, call_sid: str) -> MissedCal
 
         data = LeadInput(phone=phone, source="missed_call", message="Called and could not get through")
         try:
-            result = take_in_and_send(services, data, actor=Actor.lead(0), also=text_back_answers_the_call)
+            result = take_in_and_send(
+                services, data, actor=Actor.lead(0), also=text_back_answers_the_call, business=slug
+            )
         except _CallAlreadyTaken:  # Twilio asked again about the same call: say the same, do nothing twice
             with services.session_factory() as session:
-                lead = find_existing(session, phone, None)
+                lead = find_existing(session, phone, None, business=slug)
                 return MissedCallAnswer(lead.id if lead else 0, None, texted=bool(lead and lead.sms_answer_allowed))
         return MissedCallAnswer(result.lead_id, None, texted=texted[0])
     assert known_id is not None
     with taking_lead(services, known_id) as (session, lead):
         assert lead is not None
         task: CallTask | None
-        if first_delivery(session, "twilio-call", call_sid, now):
+        if first_delivery(session, "twilio-call", call_sid, now, business=slug):
             task = on_missed_call(session, services, lead, now=now, provider_id=call_sid)
         else:  # Twilio asked again about the same call: say the same, do nothing twice
             from bot.usecases.call_tasks import open_tasks
@@ -269,7 +287,9 @@ def _contact(message: InboundMessage) -> tuple[str | None, str | None]:
     return (message.sender, None) if message.channel == "sms" else (None, message.sender)
 
 
-def _new_lead(session: Session, services: Services, message: InboundMessage, now: datetime, *, enroll: bool) -> Lead:
+def _new_lead(
+    session: Session, services: Services, message: InboundMessage, now: datetime, *, enroll: bool, business: Business
+) -> Lead:
     fields = {"phone": message.sender} if message.channel == "sms" else {"email": message.sender}
     data = LeadInput.parse(
         {**fields, "message": message.body, "source": message.channel}, default_region=services.default_region
@@ -277,7 +297,7 @@ def _new_lead(session: Session, services: Services, message: InboundMessage, now
     result = add_lead(
         session,
         data,
-        business=services.business,
+        business=business,
         sequence=services.playbooks.get(),
         now=now,
         actor=Actor.lead(0),

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bot.core.business import SINGLE_BUSINESS_SLUG
 from bot.core.ports import FailureKind
 from bot.core.states import TouchStatus
 from bot.store import audit, outbox
@@ -108,13 +109,19 @@ def prune_processed_deliveries(services: Services) -> int:
     return removed
 
 
-def first_delivery(session: Session, provider: str, delivery_id: str, now: datetime) -> bool:
-    """Record a delivery id; False when it was already applied (a redelivery)."""
+def first_delivery(
+    session: Session, provider: str, delivery_id: str, now: datetime, *, business: str = SINGLE_BUSINESS_SLUG
+) -> bool:
+    """Record a delivery id for a business (its slug); False when it was already applied (a redelivery).
+
+    Per business: the same id delivered for two businesses is two deliveries. Ids that are no business's
+    in particular (Slack's event ids, the digest's claims) are kept under the single business's slug.
+    """
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = session.execute(
         insert(ProcessedDelivery)
-        .values(provider=provider, delivery_id=delivery_id[:200], received_at=now)
-        .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
+        .values(business=business, provider=provider, delivery_id=delivery_id[:200], received_at=now)
+        .on_conflict_do_nothing(index_elements=["business", "provider", "delivery_id"])
         .returning(ProcessedDelivery.id)
     )
     # RETURNING gives a row only when the insert happened; rowcount is not reliable across drivers.
@@ -232,8 +239,10 @@ def apply_email_events(services: Services, events: list[Mapping[str, Any]]) -> E
             with services.session_factory.begin() as session:
                 first_delivery(session, "sendgrid-event", event_id, now)  # for no lead of ours: nothing to do
             continue
-        with taking_lead(services, lead_id) as (session, _):
-            if not first_delivery(session, "sendgrid-event", event_id, now):
+        with taking_lead(services, lead_id) as (session, owner):
+            # SendGrid numbers its events across the account; the event is the business's whose lead it is.
+            business = owner.business if owner is not None else SINGLE_BUSINESS_SLUG
+            if not first_delivery(session, "sendgrid-event", event_id, now, business=business):
                 continue
             message = _email_message_for(session, event) or _settle_unknown_email(session, services, event, now)
             if message is None or message.lead_id != lead_id:

@@ -24,13 +24,15 @@ def take_in_and_send(
     actor: Actor,
     sequence: Sequence | None = None,
     also: Callable[[Session, Lead, IntakeResult], None] | None = None,
+    business: str | None = None,
 ) -> IntakeResult:
     """Take a lead in (stored and committed, under its lock when known), then send its due touches now.
 
     Sent only once the lead is committed, on the dispatcher's fast lane, so the answer goes as soon
-    as it can without making the caller wait for the provider. `also` is `take_in_lead`'s.
+    as it can without making the caller wait for the provider. `also` and `business` (the slug of the
+    business the lead came to; None: the deployment's single business) are `take_in_lead`'s.
     """
-    result = take_in_lead(services, data, actor=actor, sequence=sequence, also=also)
+    result = take_in_lead(services, data, actor=actor, sequence=sequence, also=also, business=business)
     if result.enrolled:
         services.send_due_now(result.lead_id)
     return result

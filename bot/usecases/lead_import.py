@@ -22,7 +22,7 @@ from bot.core.csv_records import RecordReader, UnreadableFile, detect_encoding
 from bot.core.playbook import Sequence
 from bot.store.audit import CLI
 from bot.store.consent import MAX_EVIDENCE, ConsentMethod
-from bot.usecases.leads import KNOWN_FIELDS, InvalidLead, LeadInput, add_lead, take_in_lead
+from bot.usecases.leads import KNOWN_FIELDS, InvalidLead, LeadInput, add_lead, business_named, take_in_lead
 from bot.usecases.services import Services
 
 #: Rows stored in one transaction (each in its own savepoint).
@@ -52,13 +52,18 @@ def import_leads_csv(
     no_sms_consent: bool = False,
     encoding: str | None = None,
     on_problem: Callable[[str], None] = lambda problem: None,
+    business: str | None = None,
 ) -> ImportReport:
     """Take each row as its own lead, in its own transaction, so one bad row loses nothing else.
+
+    The leads are `business`'s (its slug; None: the deployment's single business): a row is a lead
+    already known only if that business knows it.
 
     `consent` says how every lead in the file agreed to texts (unless its own `consent` cell says
     no); `no_sms_consent` says none did (they get email and calls). Raises UnreadableFile and
     ConsentNotAccountedFor before anything is imported; every rejected row goes to `on_problem`.
     """
+    owner = business_named(services, business)
     report = ImportReport()
     if consent is not None and no_sms_consent:
         raise ConsentNotAccountedFor("give --consent or --no-sms-consent, not both")
@@ -111,7 +116,7 @@ def import_leads_csv(
         if session.in_transaction():
             session.commit()
         for data, playbook in known:
-            take_in_lead(services, data, sequence=playbook, actor=CLI)
+            take_in_lead(services, data, sequence=playbook, actor=CLI, business=owner.slug)
         known.clear()
         report.added += pending[0]
         report.existing += pending[1]
@@ -166,7 +171,7 @@ def import_leads_csv(
                 result = add_lead(
                     session,
                     data,
-                    business=services.business,
+                    business=owner,
                     sequence=playbook,
                     now=services.clock.now(),
                     actor=CLI,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CTE, ColumnElement, Select, Table, bindparam, func, insert, or_, select, union_all
+from sqlalchemy import CTE, ColumnElement, Select, Table, and_, bindparam, func, insert, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from bot.core.business import Business
@@ -61,6 +61,14 @@ ONGOING_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED, Stage.BOOKED)
 #: The most leads a name search returns: a way to pick one lead, never a way to list them all.
 MAX_NAME_MATCHES = 10
 KNOWN_FIELDS = ("name", "phone", "email", "source", "message", "sequence", "timezone", "consent", "consent_text")
+
+
+def business_named(services: Services, slug: str | None) -> Business:
+    """The business a use case was told to act for, by its slug (None: the deployment's single business).
+
+    A slug this deployment does not serve raises UnknownBusiness: it is never read as the default business.
+    """
+    return services.business if slug is None else services.business_of(slug)
 
 
 class InvalidLead(ValueError):
@@ -171,9 +179,11 @@ def _newest_lead_where(*conditions: ColumnElement[bool]) -> Select[tuple[Lead]]:
     return select(Lead).where(or_(*conditions)).order_by(Lead.id.desc()).limit(1)
 
 
-# Built once: every intake asks, and building the statement cost more than running it.
-_BY_PHONE = Lead.phone == bindparam("phone")
-_BY_EMAIL = func.lower(Lead.email) == bindparam("email")
+# Built once: every intake asks, and building the statement cost more than running it. The business is
+# in each arm of the OR, so each arm is one index's lookup ((business, phone) and (business, lower(email))).
+_IN_BUSINESS = Lead.business == bindparam("business")
+_BY_PHONE = and_(_IN_BUSINESS, Lead.phone == bindparam("phone"))
+_BY_EMAIL = and_(_IN_BUSINESS, func.lower(Lead.email) == bindparam("email"))
 _NEWEST_BY = {
     (True, True): _newest_lead_where(_BY_PHONE, _BY_EMAIL),
     (True, False): _newest_lead_where(_BY_PHONE),
@@ -192,20 +202,28 @@ _NEWEST_ID_BY = {
 }
 
 
-def find_existing(session: Session, phone: str | None, email: str | None) -> Lead | None:
-    """Find the lead these contact points belong to, newest first."""
+def find_existing(session: Session, phone: str | None, email: str | None, *, business: str) -> Lead | None:
+    """Find the lead of `business` (its slug) these contact points belong to, newest first.
+
+    Only that business's leads: the same phone or email may be a lead of another business too, and
+    that lead is none of this one's.
+    """
     if not phone and not email:
         return None
     statement = _NEWEST_BY[(bool(phone), bool(email))]
-    return session.scalars(statement, {"phone": phone, "email": email.lower() if email else None}).first()
+    return session.scalars(statement, _contact_parameters(phone, email, business)).first()
 
 
-def _existing_id(session: Session, phone: str | None, email: str | None) -> int | None:
+def _existing_id(session: Session, phone: str | None, email: str | None, *, business: str) -> int | None:
     """`find_existing`'s lead, by id only."""
     if not phone and not email:
         return None
     statement = _NEWEST_ID_BY[(bool(phone), bool(email))]
-    return session.connection().execute(statement, {"phone": phone, "email": email.lower() if email else None}).scalar()
+    return session.connection().execute(statement, _contact_parameters(phone, email, business)).scalar()
+
+
+def _contact_parameters(phone: str | None, email: str | None, business: str) -> dict[str, str | None]:
+    return {"phone": phone, "email": email.lower() if email else None, "business": business}
 
 
 def add_lead(
@@ -226,14 +244,18 @@ def add_lead(
     `only_new`, a known lead is returned untouched; `known_lead_id` is the one whose lock is held.
     """
     if only_new and not known_lead_id:
-        known_id = _existing_id(session, data.phone, data.email)
+        known_id = _existing_id(session, data.phone, data.email, business=business.slug)
         if known_id is not None:
             return IntakeResult(known_id, created=False, enrolled=False)
         lead_id = _store_new_lead(
             session, data, business=business, sequence=sequence, now=now, actor=actor, enroll=enroll
         )
         return IntakeResult(lead_id, created=True, enrolled=enroll)
-    existing = session.get(Lead, known_lead_id) if known_lead_id else find_existing(session, data.phone, data.email)
+    existing = (
+        session.get(Lead, known_lead_id)
+        if known_lead_id
+        else find_existing(session, data.phone, data.email, business=business.slug)
+    )
     if existing is not None and data.sms_consent is not None and data.phone and existing.phone == data.phone:
         # Agreeing again (the form ticked a second time) is consent on record from now on.
         grant_sms(session, existing, data.sms_consent, actor=actor, now=now)
@@ -296,6 +318,7 @@ def _new_lead_rows(
     )
     no_consent = {"sms_consent": False, "sms_consent_method": None, "sms_consent_at": None}
     lead = dict(
+        business=business.slug,
         name=data.name,
         phone=data.phone,
         email=data.email,
@@ -324,7 +347,7 @@ def _new_lead_rows(
         else None,
         touches=[touch_values(0, 0, planned) for planned in plan],
         entries=entries,
-        notices=[outbox.Pending(Notice.LEAD_CREATED, lead_id=0, at=now)],
+        notices=[outbox.Pending(Notice.LEAD_CREATED, lead_id=0, at=now, business=business.slug)],
     )
 
 
@@ -395,6 +418,7 @@ def _new_lead_parameters(rows: _NewLeadRows) -> dict[str, Any]:
 
 
 _LEAD_COLUMNS = (
+    "business",
     "name",
     "phone",
     "email",
@@ -494,7 +518,7 @@ def _new_lead_statement(*, consent: bool, enroll: bool, touches: int, entries: i
             new_lead,
             by_lead,
             [f"notice{index}_" for index in range(notices)],
-            ("kind", "payload", "created_at", "attempts"),
+            ("business", "kind", "payload", "created_at", "attempts"),
         )
     )
     return select(new_lead.c.id).add_cte(*parts)
@@ -514,12 +538,16 @@ def take_in_lead(
     sequence: Sequence | None = None,
     enroll: bool = True,
     also: Callable[[Session, Lead, IntakeResult], None] | None = None,
+    business: str | None = None,
 ) -> IntakeResult:
     """Take a lead in from outside (a form, a text, a call, Slack): a new lead is stored at once; a
     known one is changed only under its lock (`bot.store.lead_locks.taking_lead`), like every change to a lead.
 
+    The lead is `business`'s (its slug; None: the deployment's single business): a known lead is one
+    of that business's leads, never another's with the same phone or email.
     `also` runs in the same transaction, with the lead, for what the caller notes with the intake.
     """
+    owner = business_named(services, business)
     playbook = sequence or services.playbooks.get()
     now = services.clock.now()
     # A new lead's transaction holds no lead's lock, so waiting for the turn at writing cannot deadlock.
@@ -527,7 +555,7 @@ def take_in_lead(
         result = add_lead(
             session,
             data,
-            business=services.business,
+            business=owner,
             sequence=playbook,
             now=now,
             actor=actor,
@@ -540,11 +568,13 @@ def take_in_lead(
             return result
     with taking_lead(services, result.lead_id) as (session, lead):
         if lead is None:  # erased meanwhile: take it in as new
-            return take_in_lead(services, data, actor=actor, sequence=sequence, enroll=enroll, also=also)
+            return take_in_lead(
+                services, data, actor=actor, sequence=sequence, enroll=enroll, also=also, business=business
+            )
         result = add_lead(
             session,
             data,
-            business=services.business,
+            business=owner,
             sequence=playbook,
             now=now,
             actor=actor,
@@ -570,24 +600,31 @@ def _timezone_from_phone(phone: str | None, business: Business) -> str:
     return "" if zones else business.timezone.key
 
 
-def find_lead(session: Session, reference: str, *, default_region: str = "US") -> list[Lead]:
-    """Find leads a person named by id, phone (any common format), email or name."""
+def find_lead(
+    session: Session, reference: str, *, default_region: str = "US", business: str | None = None
+) -> list[Lead]:
+    """Find leads a person named by id, phone (any common format), email or name.
+
+    With `business` (a slug), only that business's leads (a Slack channel's); without, every business's
+    (the operator's command line).
+    """
     reference = reference.strip().lstrip("#")
     if not reference:
         return []
+    within = (Lead.business == business,) if business is not None else ()
     # ASCII digits only: "²" passes isdigit() but not int(), and int() reads "١٢" as lead 12.
     if reference.isascii() and reference.isdigit() and len(reference) < 7:
         lead = session.get(Lead, int(reference))
-        return [lead] if lead else []
+        return [lead] if lead and (business is None or lead.business == business) else []
     if "@" in reference:
-        return list(session.scalars(select(Lead).where(func.lower(Lead.email) == reference.lower())))
+        return list(session.scalars(select(Lead).where(func.lower(Lead.email) == reference.lower(), *within)))
     try:
         phone = normalize_phone(reference, default_region)
     except InvalidPhone:
         phone = None
     if phone:
-        return list(session.scalars(select(Lead).where(Lead.phone == phone)))
+        return list(session.scalars(select(Lead).where(Lead.phone == phone, *within)))
     # What a person typed is matched as text: % and _ are letters here, not LIKE's wildcards.
     literal = reference.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     matching = func.lower(Lead.name).like(f"%{literal}%", escape="\\")
-    return list(session.scalars(select(Lead).where(matching).order_by(Lead.id).limit(MAX_NAME_MATCHES)))
+    return list(session.scalars(select(Lead).where(matching, *within).order_by(Lead.id).limit(MAX_NAME_MATCHES)))

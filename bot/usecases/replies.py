@@ -25,7 +25,7 @@ from bot.usecases.conversations import (
     take_known_contact,
 )
 from bot.usecases.enrollment import lead_timezones
-from bot.usecases.leads import LeadInput, find_existing
+from bot.usecases.leads import LeadInput, business_named, find_existing
 from bot.usecases.services import Services
 
 #: A carrier's own opt-out handling (Twilio's Advanced Opt-Out) names what it matched; it outranks our reading.
@@ -57,19 +57,26 @@ class IncomingEmail:
 
 
 def reader_facts(
-    services: Services, channel: str, *, phone: str | None = None, email: str | None = None
+    services: Services,
+    channel: str,
+    *,
+    phone: str | None = None,
+    email: str | None = None,
+    business: str | None = None,
 ) -> tuple[str, bool]:
     """What reading a message needs: the lead's time zone, and whether a visit is ahead (the visit rules apply).
 
+    The lead is `business`'s (its slug; None: the deployment's single business).
     A lead opted out on this channel has no visit rules: their YES is the carrier's opt-in.
     """
+    owner = business_named(services, business)
     with services.session_factory() as session:
-        lead = find_existing(session, phone, email)
+        lead = find_existing(session, phone, email, business=owner.slug)
         if lead is None:
-            return services.business.timezone.key, False
+            return owner.timezone.key, False
         opted_out = lead.sms_opted_out_at if channel == "sms" else lead.email_opted_out_at
         ahead = opted_out is None and upcoming(session, lead.id) is not None
-        return lead_timezones(lead, services.business)[0], ahead
+        return lead_timezones(lead, owner)[0], ahead
 
 
 def _read(
@@ -80,9 +87,10 @@ def _read(
     *,
     phone: str | None = None,
     email: str | None = None,
+    business: str | None = None,
     **extra: Any,
 ) -> Understanding:
-    zone, ahead = reader_facts(services, channel, phone=phone, email=email)
+    zone, ahead = reader_facts(services, channel, phone=phone, email=email, business=business)
     return classify_reply(
         body,
         rules=rules,
@@ -94,9 +102,13 @@ def _read(
     )
 
 
-def take_text(services: Services, rules: ReplyRules, text: IncomingText) -> None:
-    """A text from a lead (or someone new): read, taken once, and HELP answered when the carrier did not."""
-    understanding = _read(services, rules, text.body, "sms", phone=text.phone)
+def take_text(services: Services, rules: ReplyRules, text: IncomingText, *, business: str | None = None) -> None:
+    """A text from a lead (or someone new): read, taken once, and HELP answered when the carrier did not.
+
+    The text was sent to `business`'s number (its slug; None: the deployment's single business).
+    """
+    owner = business_named(services, business)
+    understanding = _read(services, rules, text.body, "sms", phone=text.phone, business=owner.slug)
     signal = CARRIER_OPT_OUT_TYPES.get((text.carrier_opt_out or "").upper()) or LeadSignal(
         understanding.reply_class.value
     )
@@ -121,26 +133,37 @@ def take_text(services: Services, rules: ReplyRules, text: IncomingText) -> None
             opt_out_channels=understanding.opt_out_channels if signal == LeadSignal.OPT_OUT else (),
             unclear_time=understanding.unclear_time,
         ),
+        business=owner.slug,
     )
     if result.applied and signal == LeadSignal.HELP and text.carrier_opt_out is None:
         # The carrier answers HELP itself when its opt-out handling matched; otherwise we do, once.
-        business = services.business
         try:
             send_direct(
                 services,
                 result.lead_id,
                 channel="sms",
                 author=Actor.lead(result.lead_id),
-                body=f"{business.name}: for help call {_national(business.phone)}. Reply STOP to opt out.",
+                body=f"{owner.name}: for help call {_national(owner.phone)}. Reply STOP to opt out.",
             )
         except DirectMessageRefused:
             pass  # opted out or unreachable: HELP gets no answer from us, by the same rule as everything
 
 
-def take_email(services: Services, rules: ReplyRules, email: IncomingEmail) -> None:
-    """An email from a lead (or someone new) whose sender is verified: read and taken once."""
+def take_email(services: Services, rules: ReplyRules, email: IncomingEmail, *, business: str | None = None) -> None:
+    """An email from a lead (or someone new) whose sender is verified: read and taken once.
+
+    The email was sent to `business`'s inbound address (its slug; None: the deployment's single business).
+    """
+    slug = business_named(services, business).slug
     understanding = _read(
-        services, rules, email.body, "email", email=email.email, headers=email.headers, subject=email.subject
+        services,
+        rules,
+        email.body,
+        "email",
+        email=email.email,
+        business=slug,
+        headers=email.headers,
+        subject=email.subject,
     )
     take_inbound(
         services,
@@ -156,13 +179,19 @@ def take_email(services: Services, rules: ReplyRules, email: IncomingEmail) -> N
             opt_out_channels=understanding.opt_out_channels,
             unclear_time=understanding.unclear_time,
         ),
+        business=slug,
     )
 
 
-def take_form_again(services: Services, rules: ReplyRules, lead_id: int, data: LeadInput) -> None:
-    """An ongoing lead sent the form again: their thread has it, understood like any reply."""
+def take_form_again(
+    services: Services, rules: ReplyRules, lead_id: int, data: LeadInput, *, business: str | None = None
+) -> None:
+    """An ongoing lead sent `business`'s form again (its slug; None: the deployment's single business):
+    their thread has it, understood like any reply."""
     body = data.message or "(sent the web form again, with no message)"
-    understanding = _read(services, rules, data.message or "", "email", phone=data.phone, email=data.email)
+    understanding = _read(
+        services, rules, data.message or "", "email", phone=data.phone, email=data.email, business=business
+    )
     take_known_contact(
         services,
         lead_id,

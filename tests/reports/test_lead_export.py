@@ -38,6 +38,7 @@ def seed(
     at = NOW - timedelta(days=created_days_ago)
     with session_factory.begin() as session:
         lead = Lead(
+            business="main",
             name=name,
             phone=phone,
             email=email,
@@ -75,7 +76,11 @@ def clinic(services):
     sam = seed(factory, name="Sam Ortiz", phone="+14155552671", email=None, custom={"referrer": "Dr. Patel"})
     old = seed(factory, name="Old Lead", phone=None, email="old@example.com", created_days_ago=40, stage="lost")
     with factory.begin() as session:
-        session.add(Appointment(lead_id=dana, start_at=NOW + timedelta(days=3), status="booked", created_at=NOW))
+        session.add(
+            Appointment(
+                business="main", lead_id=dana, start_at=NOW + timedelta(days=3), status="booked", created_at=NOW
+            )
+        )
         session.add_all(
             [
                 Message(

@@ -26,6 +26,7 @@ LEADS = "C0LEADS"
 
 def _lead(session, name: str, source: str, at: datetime, stage: str = "contacted") -> Lead:
     lead = Lead(
+        business="main",
         name=name,
         phone=None,
         email=None,
@@ -112,13 +113,18 @@ def known_week(services):
         session.add_all(
             [
                 Appointment(
+                    business="main",
                     lead_id=dana.id,
                     start_at=MONDAY_8 - timedelta(days=1),
                     status="attended",
                     created_at=dana.created_at,
                 ),
                 Appointment(
-                    lead_id=kim.id, start_at=MONDAY_8 - timedelta(hours=30), status="no_show", created_at=kim.created_at
+                    business="main",
+                    lead_id=kim.id,
+                    start_at=MONDAY_8 - timedelta(hours=30),
+                    status="no_show",
+                    created_at=kim.created_at,
                 ),
                 AuditEntry(
                     lead_id=lou.id,

@@ -19,8 +19,8 @@ def test_a_new_database_and_its_wal_and_shm_files_are_private(tmp_path: Path):
         with engine.begin() as connection:
             connection.execute(
                 text(
-                    "INSERT INTO processed_deliveries (provider, delivery_id, received_at) "
-                    "VALUES ('test', 'x', '2026-11-25 15:00:00')"
+                    "INSERT INTO processed_deliveries (business, provider, delivery_id, received_at) "
+                    "VALUES ('main', 'test', 'x', '2026-11-25 15:00:00')"
                 )
             )
         with engine.connect() as connection:  # a reader keeps the -wal and -shm files open

@@ -31,7 +31,7 @@ def test_touches_are_indexed_by_enrollment_and_position_for_the_claim(engine):
     assert indexes["ix_touches_enrollment_position"] == ["enrollment_id", "position"]
 
 
-def test_intake_finds_a_lead_by_email_through_an_index_not_a_table_scan(engine):
+def test_intake_finds_a_lead_by_phone_or_email_within_its_business_through_indexes_not_a_table_scan(engine):
     statements = []
 
     def keep(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001 - SQLAlchemy's before_cursor_execute signature
@@ -40,7 +40,7 @@ def test_intake_finds_a_lead_by_email_through_an_index_not_a_table_scan(engine):
     with Session(engine) as session:
         event.listen(engine, "before_cursor_execute", keep)
         try:
-            find_existing(session, "+13125550142", "Dana@Example.com")
+            find_existing(session, "+13125550142", "Dana@Example.com", business="main")
         finally:
             event.remove(engine, "before_cursor_execute", keep)
         [(statement, parameters)] = statements
@@ -49,11 +49,16 @@ def test_intake_finds_a_lead_by_email_through_an_index_not_a_table_scan(engine):
             plan = " ".join(
                 str(row[-1]) for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
             )
-            assert "USING INDEX ix_leads_email_lower" in plan
+            assert "USING INDEX ix_leads_business_email_lower" in plan
+            assert (
+                "USING INDEX ix_leads_business_phone" in plan or "USING COVERING INDEX ix_leads_business_phone" in plan
+            )
+            assert "SCAN leads" not in plan
         else:
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # an empty table: what *can* it use?
             plan = " ".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, parameters))
-            assert "ix_leads_email_lower" in plan and "Seq Scan" not in plan
+            # On an empty table the planner may take either index and filter: what matters is no scan.
+            assert "ix_leads_business_" in plan and "Seq Scan" not in plan
 
 
 def test_leads_stored_with_a_fixed_offset_abbreviation_get_the_place_with_daylight_saving(engine):
@@ -397,3 +402,176 @@ def test_slack_notices_waiting_before_the_retry_reason_column_keep_their_retry_r
     with engine.connect() as connection:
         reasons = {row.payload["text"]: row.retry_reason for row in connection.execute(select(OutboxEvent.__table__))}
     assert reasons == {"rate_limited": "rate_limited", "lost": "maybe_posted", "down": None, "done_long_ago": None}
+
+
+def rows_of_the_0013_release(connection) -> dict[str, int]:
+    """One row in every table, written as the release at 0013 wrote them (its tables, reflected); their ids."""
+    from datetime import datetime
+
+    from sqlalchemy import MetaData, insert
+
+    tables = MetaData()
+    tables.reflect(connection)
+    at = datetime(2026, 11, 2, 15, tzinfo=UTC)
+
+    def add(table_name: str, /, **values) -> int:
+        table = tables.tables[table_name]
+        return connection.execute(insert(table).returning(table.c.id), [values]).scalar()
+
+    lead = add(
+        "leads",
+        name="Dana Lee",
+        phone="+13125550142",
+        email="dana@example.com",
+        source="web",
+        first_message="",
+        custom_fields={},
+        timezone="America/Chicago",
+        stage="booked",
+        sms_consent=True,
+        email_consent=True,
+        link_token="booking-token",
+        unsubscribe_token="unsubscribe-token",
+        created_at=at,
+        updated_at=at,
+    )
+    appointment = add(
+        "appointments",
+        lead_id=lead,
+        start_at=at,
+        notes="",
+        status="booked",
+        booked_by="calendly",
+        created_at=at,
+        source="calendly",
+        external_id="invitee-1",
+    )
+    # An enrollment pointing at the appointment: rebuilding appointments must keep the reference good.
+    enrollment = add(
+        "enrollments",
+        lead_id=lead,
+        sequence_name="reminders",
+        state="active",
+        state_reason="",
+        enrolled_at=at,
+        appointment_id=appointment,
+    )
+    touch = add(
+        "touches",
+        enrollment_id=enrollment,
+        lead_id=lead,
+        step_id="day0",
+        position=0,
+        channel="sms",
+        planned_at=at,
+        due_at=at,
+        status="sent",
+        attempts=1,
+        provider_id="SM1",
+    )
+    return {
+        "leads": lead,
+        "appointments": appointment,
+        "enrollments": enrollment,
+        "touches": touch,
+        "messages": add(
+            "messages",
+            lead_id=lead,
+            direction="out",
+            channel="sms",
+            touch_id=touch,
+            provider_id="SM1",
+            body="Hi Dana",
+            status="delivered",
+            details={},
+            created_at=at,
+        ),
+        "call_tasks": add(
+            "call_tasks",
+            lead_id=lead,
+            touch_id=touch,
+            reason="day-1 call",
+            due_at=at,
+            status="open",
+            call_script="Hi Dana",
+            voicemail_script="",
+            notes="",
+            created_at=at,
+        ),
+        "consent_log": add(
+            "consent_log",
+            lead_id=lead,
+            channel="sms",
+            granted=True,
+            method="web_form",
+            evidence="I agree",
+            actor="lead",
+            at=at,
+        ),
+        "audit_log": add(
+            "audit_log", lead_id=lead, at=at, actor_type="system", actor_id="", action="booked", details={}
+        ),
+        "outbox": add("outbox", lead_id=lead, kind="lead_changed", payload={}, created_at=at, attempts=0),
+        "processed_deliveries": add("processed_deliveries", provider="calendly", delivery_id="event-1", received_at=at),
+        "booking_link_clicks": add("booking_link_clicks", lead_id=lead, clicked_at=at),
+        "outbound_webhooks": add(
+            "outbound_webhooks",
+            lead_id=lead,
+            receiver="https://crm.example.com/hook",
+            event="lead.booked",
+            payload={},
+            created_at=at,
+            attempts=0,
+        ),
+    }
+
+
+#: The tables whose rows name their business; the others belong to it through their lead.
+WITH_A_BUSINESS = ("leads", "appointments", "outbox", "processed_deliveries", "outbound_webhooks")
+
+
+@pytest.mark.filterwarnings("ignore:.*expression-based index")
+@pytest.mark.parametrize("slug", ["main", "lakeside"])
+def test_rows_of_the_release_before_businesses_are_kept_and_belong_to_the_configured_business(engine, slug):
+    from sqlalchemy import MetaData, select
+
+    from bot.store.db import upgrade
+
+    downgrade_to(engine, "0013")
+    with engine.begin() as connection:
+        ids = rows_of_the_0013_release(connection)
+        before = {
+            name: dict(connection.execute(select(table).where(table.c.id == ids[name])).mappings().one())
+            for name, table in _reflected(connection).items()
+        }
+    upgrade(engine, business=slug)
+    with engine.connect() as connection:
+        tables = MetaData()
+        tables.reflect(connection)
+        for name, row in before.items():
+            table = tables.tables[name]
+            after = dict(connection.execute(select(table).where(table.c.id == ids[name])).mappings().one())
+            if name in WITH_A_BUSINESS:
+                assert after.pop("business") == slug, name
+            else:
+                assert "business" not in after, name
+            assert after == row, name
+        if engine.dialect.name == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # back on for the app
+
+
+def _reflected(connection):
+    from sqlalchemy import MetaData
+
+    tables = MetaData()
+    tables.reflect(connection)
+    return {name: table for name, table in tables.tables.items() if name != "alembic_version"}
+
+
+def test_after_the_upgrade_the_business_column_is_required(engine):
+    from sqlalchemy import inspect as reflect
+
+    for name in WITH_A_BUSINESS:
+        [column] = [c for c in reflect(engine).get_columns(name) if c["name"] == "business"]
+        assert column["nullable"] is False, name

@@ -47,9 +47,16 @@ def test_a_queued_notice_is_read_back_as_its_type(services):
 
 def queue_two(session) -> None:
     publish(
-        session, Notice.DECISION, lead_id=None, at=AT, text="paused: they replied", alert_team=True, actor="followup"
+        session,
+        Notice.DECISION,
+        lead_id=None,
+        at=AT,
+        business="main",
+        text="paused: they replied",
+        alert_team=True,
+        actor="followup",
     )
-    publish(session, Notice.TOUCH_SENT, lead_id=None, at=AT, touch_id=7)
+    publish(session, Notice.TOUCH_SENT, lead_id=None, at=AT, business="main", touch_id=7)
 
 
 def test_an_event_queued_by_another_release_is_read_without_the_fields_this_one_does_not_know():
