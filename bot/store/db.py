@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -161,8 +162,16 @@ def upgrade(engine: Engine, *, business: str = SINGLE_BUSINESS_SLUG) -> None:
             # it is set before one begins; every reference is checked before the migration commits.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
+            # The driver begins a transaction only before a row is written, so a migration's first
+            # CREATE, DROP or ALTER would commit at once: begin it here instead, so a migration that
+            # fails (or breaks a reference) leaves nothing of itself behind.
+            driver = cast(sqlite3.Connection, connection.connection.driver_connection)
+            implicit = driver.isolation_level
+            driver.isolation_level = None
         try:
             with connection.begin():
+                if sqlite:
+                    connection.exec_driver_sql("BEGIN")
                 if connection.dialect.name == "postgresql":
                     # Several processes may start at once: one migrates, the others wait.
                     connection.execute(text("SELECT pg_advisory_xact_lock(727001)"))
@@ -174,16 +183,20 @@ def upgrade(engine: Engine, *, business: str = SINGLE_BUSINESS_SLUG) -> None:
                         raise MigrationBrokeReferences(broken)
         finally:
             if sqlite:
+                driver.isolation_level = implicit
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
 
 
 class MigrationBrokeReferences(RuntimeError):
-    """A migration left rows referring to rows that are not there: it was rolled back."""
+    """A migration left rows referring to rows that are not there: it was rolled back, the database is as it was."""
 
     def __init__(self, broken: Sequence[Any]) -> None:
         shown = ", ".join(f"{row[0]} row {row[1]} -> {row[2]}" for row in broken[:5])
-        super().__init__(f"the migration left {len(broken)} broken reference(s) ({shown}); nothing was changed")
+        super().__init__(
+            f"the migration would leave {len(broken)} row(s) referring to rows that are not there ({shown}); "
+            "it was rolled back and the database is as it was: mend or remove those rows, then upgrade again"
+        )
 
 
 def schema_is_current(engine: Engine) -> bool:

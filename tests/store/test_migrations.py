@@ -575,3 +575,29 @@ def test_after_the_upgrade_the_business_column_is_required(engine):
     for name in WITH_A_BUSINESS:
         [column] = [c for c in reflect(engine).get_columns(name) if c["name"] == "business"]
         assert column["nullable"] is False, name
+
+
+def test_a_sqlite_migration_that_would_leave_a_broken_reference_changes_nothing(tmp_path):
+    from sqlalchemy import inspect as reflect
+
+    from bot.store.db import MigrationBrokeReferences, make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'followup.db'}")
+    upgrade(engine)
+    downgrade_to(engine, "0013")
+    with engine.connect() as connection:
+        # A touch of an enrollment that is not there: only possible with the checks off, as here.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.exec_driver_sql(
+            "INSERT INTO touches (enrollment_id, lead_id, step_id, position, channel, planned_at, due_at, status, "
+            "attempts) VALUES (999, 999, 'day0', 0, 'sms', '2026-11-02 15:00:00', '2026-11-02 15:00:00', 'sent', 1)"
+        )
+        connection.commit()
+    with pytest.raises(MigrationBrokeReferences, match="touches"):
+        upgrade(engine, business="main")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0013"
+        assert "business" not in {column["name"] for column in reflect(connection).get_columns("leads")}
+        assert {index["name"] for index in reflect(connection).get_indexes("leads")} >= {"ix_leads_phone"}
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
