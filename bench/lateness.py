@@ -1,13 +1,15 @@
 """Lateness: 2,000 leads whose touch falls due the same second; each text's delay past its due time.
 
-    python -m bench.lateness [--leads 2000] [--databases sqlite,postgresql] [--before /tmp/before]
+    python -m bench.lateness [--leads 2000] [--databases sqlite,postgresql] [--before /tmp/before] [--profile 4]
 
 Two runs per database: one `followup run` up throughout; and one stopped (SIGTERM) just before
 the due second and started again just after it, which must lose nothing. `followup run` runs as in
 production: Slack (at its own pace, bench.slack_pace), Twilio and SendGrid all configured against
 stand-ins, so every text sent also queues its thread entry for Slack. Printed too: the bot's CPU per
 text and its peak resident size (VmHWM). Targets (issue 13): p99 <= 1 s running, <= 1.5 s across the
-restart, none lost.
+restart, none lost. `--profile N` samples the bot with py-spy for N s from the due second (one more run
+per database, running throughout, not counted in the figures: sampling slows the process) and prints
+where its time went.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from bench.common import (
     wait_healthy,
 )
 from bench.memory_startup import peak_mib
-from bench.slack_pace import REPO, PacedSlack, slack_env, start_checkout
+from bench.slack_pace import REPO, PacedSlack, profile, slack_env, start_checkout
 from bench.speed_to_lead import Arrivals
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
@@ -48,6 +50,7 @@ def run(
     first_id: int,
     code: Path = REPO,
     sendgrid_url: str = "",
+    profile_seconds: float = 0,
 ) -> tuple[list[float], int, float, float]:
     """Seconds late of each text that arrived, how many never did, the bot's CPU seconds meanwhile, and
     its peak resident size (MiB)."""
@@ -83,6 +86,9 @@ def run(
 
         numbers = [phone(i) for i in range(first_id, first_id + leads)]
         cpu_before = cpu_seconds(bot.pid)
+        if profile_seconds:
+            time.sleep(max(0.0, due.timestamp() - time.time()))
+            print(profile(bot.pid, profile_seconds, top=12), flush=True)
         deadline = time.time() + 120
         while time.time() < deadline and not all(n in arrivals.at for n in numbers):
             time.sleep(0.1)
@@ -104,6 +110,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=2000)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with, run first")
+    parser.add_argument("--profile", type=float, default=0, help="seconds to sample each code with py-spy, after")
     args = parser.parse_args()
     print(machine())
     print(
@@ -127,6 +134,10 @@ def main() -> None:
                         f"lost {lost}; bot CPU {cpu / args.leads * 1000:.2f} ms a text; peak RSS {peak:.0f} MiB",
                         flush=True,
                     )
+            for code_label, code in codes if args.profile else ():
+                print(f"  {kind} {code_label}: py-spy from the due second, {args.profile:g} s", flush=True)
+                run(kind, args.leads, False, twilio, arrivals, first, code, sendgrid.url, args.profile)
+                first += args.leads
 
 
 if __name__ == "__main__":
