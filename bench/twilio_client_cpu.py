@@ -1,13 +1,14 @@
 """CPU per text through the real twilio-python client, the Twilio stand-in in a process of its own.
 
-    python -m bench.twilio_client_cpu [--texts 3000] [--threads 1,8] [--rounds 3] [--before /tmp/before]
+    python -m bench.twilio_client_cpu [--texts 3000] [--threads 1,8] [--rounds 3] [--before /tmp/before] [--stock]
 
 The adapter `followup run` sends with (bot.channels.twilio_sms.TwilioSmsSender, twilio-python with the
 bot's own HTTP client) sends `--texts` texts from `--threads` threads in a fresh process; the CPU that
 process used for the sends (user + system, after a warm-up of 50 texts) over the texts, and how many
 connections the stand-in saw them arrive on. The stand-in runs in another process, so its own work is
 not counted. `--before DIR` runs the same with the code checked out in DIR, alternating with this
-checkout round by round. Target (issue 13): <= 0.6 ms a text (the whole bot's, of which this is a part).
+checkout round by round; `--stock` adds twilio-python with its own HTTP client (a requests Session).
+Target (issue 13): <= 0.6 ms a text (the whole bot's, of which this is a part).
 """
 
 from __future__ import annotations
@@ -30,12 +31,20 @@ from concurrent.futures import ThreadPoolExecutor
 from bot.channels.twilio_sms import TwilioSmsSender
 from bot.core.ports import OutgoingSms
 
-url, texts, threads, offset = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+url, texts, threads, offset, stock = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 sender = TwilioSmsSender(os.environ["SID"], os.environ["TOKEN"], from_number="+13125550100", api_url=url,
                          connections=threads)
 body = "Hi Dana, this is Lakeside Chiropractic. Book a time that suits you: https://example.com/book. STOP to end."
+if stock == "stock":  # twilio-python as it comes: its own HTTP client, a requests Session
+    from twilio.rest import Client
+    client = Client(os.environ["SID"], os.environ["TOKEN"])
+    client.api.base_url = url
 
 def send(index):
+    if stock == "stock":
+        client.api.v2010.account.messages.create(to=f"+1312{offset + index:07d}", body=body, from_="+13125550100",
+                                                 status_callback="https://bot.example/webhooks/twilio/status")
+        return
     sender.send_sms(OutgoingSms(to=f"+1312{offset + index:07d}", body=body, reference=f"touch-{index}",
                                 status_callback="https://bot.example/webhooks/twilio/status"))
 
@@ -59,12 +68,17 @@ for line in sys.stdin:  # "ports FROM": how many connections the requests since 
 """
 
 
+def stock(label: str) -> str:
+    return "stock" if label.startswith("twilio-python") else "bot"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=3000)
     parser.add_argument("--threads", default="1,8")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with, alternating")
+    parser.add_argument("--stock", action="store_true", help="also twilio-python with its own HTTP client (requests)")
     args = parser.parse_args()
     print(machine())
     print(
@@ -73,6 +87,8 @@ def main() -> None:
         flush=True,
     )
     codes = ([("before", args.before)] if args.before else []) + [("after" if args.before else "this", REPO)]
+    if args.stock:
+        codes.insert(0, ("twilio-python's own client", REPO))
     env = {**os.environ, "PYTHONPATH": str(REPO), "SID": ACCOUNT_SID, "TOKEN": AUTH_TOKEN}
     standin = subprocess.Popen(
         [sys.executable, "-c", _STANDIN, ACCOUNT_SID, AUTH_TOKEN],
@@ -92,7 +108,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for label, code in codes:
                     done = subprocess.run(
-                        [sys.executable, "-c", _SENDER, url, str(args.texts), str(threads), str(offset)],
+                        [sys.executable, "-c", _SENDER, url, str(args.texts), str(threads), str(offset), stock(label)],
                         cwd=code,
                         env={**env, "PYTHONPATH": str(code)},
                         capture_output=True,
@@ -110,7 +126,7 @@ def main() -> None:
                 cpu = [row[0] * 1000 for row in rows]
                 wall = [row[1] * 1000 for row in rows]
                 print(
-                    f"  {threads} thread(s) {label:<6}: CPU {statistics.median(cpu):.3f} ms a text "
+                    f"  {threads} thread(s) {label:<26}: CPU {statistics.median(cpu):.3f} ms a text "
                     f"(rounds {', '.join(f'{c:.3f}' for c in cpu)}), wall {statistics.median(wall):.3f} ms a text, "
                     f"connections {max(row[2] for row in rows)} for {args.texts + 50:,} texts",
                     flush=True,
