@@ -36,6 +36,7 @@ from bot.core.config_errors import ConfigError, Problem
 from bot.core.contacts import phone_country
 from bot.core.ports import EmailSender, SmsFrom, SmsSender
 from bot.core.templating import TemplateRenderer
+from bot.reports.business_health import ChannelStatus, Vendors
 from bot.reports.preview import PreviewSources
 from bot.settings import Settings
 from bot.slack.poster import SlackPoster
@@ -218,6 +219,26 @@ def build_slack_poster(settings: Settings, services: Services, *, timeout: float
     client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=int(timeout))
     return SlackPoster(
         services, client, settings.slack_leads_channel, settings.slack_oncall, admins=settings.slack_admin_ids
+    )
+
+
+def slack_channel_checker(settings: Settings, *, timeout: float = 10.0) -> Callable[[str], ChannelStatus] | None:
+    """Asks Slack whether the bot can post in a channel (`followup businesses`); None when Slack is not set up."""
+    if not settings.slack_bot_token:
+        return None
+    from slack_sdk import WebClient
+
+    from bot.slack.channel_check import channel_status
+
+    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=int(timeout))
+    return lambda channel: channel_status(client, channel)
+
+
+def deployment_vendors(settings: Settings) -> Vendors:
+    """Which vendors this deployment has credentials for (the senders are each business's own)."""
+    return Vendors(
+        slack=bool(settings.slack_bot_token), sms=sms_configured(settings), email=bool(settings.sendgrid_api_key)
     )
 
 

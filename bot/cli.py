@@ -216,15 +216,41 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
+class UnknownBusinessArgument(ValueError):
+    """--business names no configured business; the message names the ones there are."""
+
+
+def _business_asked(services, slug: str | None) -> str | None:  # noqa: ANN001 - Services, imported late
+    """The business `--business` names (its slug), checked against the configured ones; None when not given."""
+    if slug is None:
+        return None
+    known = services.businesses.slugs
+    if slug not in known:
+        raise UnknownBusinessArgument(
+            f"--business {slug!r}: no business has that slug; the businesses are {', '.join(sorted(known))}"
+        )
+    return slug
+
+
+def _several_businesses(services) -> bool:  # noqa: ANN001 - Services, imported late
+    return len(services.businesses) > 1
+
+
 def cmd_leads_list(args: argparse.Namespace) -> int:
     from bot.reports.lead_views import lead_summary
     from bot.store.models import Lead
 
     services = _services()
+    try:
+        business = _business_asked(services, args.business)
+    except UnknownBusinessArgument as error:
+        return _fail(str(error))
     with services.session_factory() as session:
         query = select(Lead).order_by(Lead.id)
         if args.stage:
             query = query.where(Lead.stage == args.stage)
+        if business is not None:
+            query = query.where(Lead.business == business)
         rows = [lead_summary(session, lead) for lead in session.scalars(query.limit(args.limit))]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -232,7 +258,9 @@ def cmd_leads_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no leads yet")
         return 0
-    table = [("ID", "NAME", "CONTACT", "STAGE", "SEQUENCE", "NEXT")]
+    # One business's leads need no column saying whose they are.
+    whose = business is None and _several_businesses(services)
+    table = [("ID", *(("BUSINESS",) if whose else ()), "NAME", "CONTACT", "STAGE", "SEQUENCE", "NEXT")]
     for row in rows:
         state = f"{row['sequence']} {row['enrollment_state']}" if row["sequence"] else "-"
         if row["enrollment_state"] in ("paused", "stopped") and row["enrollment_reason"]:
@@ -241,6 +269,7 @@ def cmd_leads_list(args: argparse.Namespace) -> int:
         table.append(
             (
                 str(row["id"]),
+                *((row["business"],) if whose else ()),
                 row["name"] or "-",
                 row["phone"] or row["email"] or "-",
                 row["stage"],
@@ -257,13 +286,21 @@ def cmd_leads_show(args: argparse.Namespace) -> int:
     from bot.usecases.leads import find_lead
 
     services = _services()
+    try:
+        business = _business_asked(services, args.business)
+    except UnknownBusinessArgument as error:
+        return _fail(str(error))
     with services.session_factory() as session:
-        found = find_lead(session, args.lead, default_region=services.default_region)
+        found = find_lead(session, args.lead, default_region=services.default_region, business=business)
         if not found:
-            return _fail(f"no lead matches {args.lead!r} (use an id, phone, email or name)")
+            of = f" among {business}'s leads" if business else ""
+            return _fail(f"no lead matches {args.lead!r}{of} (use an id, phone, email or name)")
         if len(found) > 1:
-            names = ", ".join(f"#{lead.id} {lead.name}" for lead in found[:10])
-            return _fail(f"{args.lead!r} matches {len(found)} leads: {names}; use the id")
+            names = ", ".join(
+                f"#{lead.id} {lead.name}" + (f" ({lead.business})" if _several_businesses(services) else "")
+                for lead in found[:10]
+            )
+            return _fail(f"{args.lead!r} matches {len(found)} leads: {names}; use the id or --business")
         detail = lead_detail(session, found[0])
     if args.json:
         print(json.dumps(detail, indent=2))
@@ -304,7 +341,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     """The period's numbers, or one breakdown, as a table, CSV or JSON: the same numbers as /followup stats."""
     from bot.core.report_request import ACCEPTED_FORMS, StatsWordsError, read_stats_words
-    from bot.reports.breakdowns import headline_table, stats_table
+    from bot.reports.breakdowns import business_table, headline_table, stats_table
     from bot.reports.stats import lead_stats
 
     try:
@@ -319,24 +356,49 @@ def cmd_stats(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
+    try:
+        business = _business_asked(services, args.business)
+    except UnknownBusinessArgument as error:
+        return _fail(str(error))
     now = services.clock.now()
+    # Without --business, several businesses' headline numbers are one row each and the agency's total.
+    per_business = request.by is None and business is None and _several_businesses(services)
     with services.session_factory() as session:
-        if request.by is None:
-            table = headline_table(lead_stats(session, now=now, days=request.days))
+        if per_business:
+            names = {each.slug: each.name for each in services.businesses}
+            table = business_table(session, now=now, days=request.days, businesses=names)
+        elif request.by is None:
+            table = headline_table(lead_stats(session, now=now, days=request.days, business=business))
         else:
-            table = stats_table(session, now=now, days=request.days, by=request.by, playbook_of=services.playbooks.get)
+            table = stats_table(
+                session,
+                now=now,
+                days=request.days,
+                by=request.by,
+                playbook_of=services.playbooks_of(business) if business else services.playbooks.get,
+                business=business,
+            )
+    breakdown = "business" if per_business else (str(request.by) if request.by else None)
     if args.json:
-        print(json.dumps(_stats_json(table), indent=2, ensure_ascii=False))
+        print(json.dumps({**_stats_json(table, breakdown), "business": business}, indent=2, ensure_ascii=False))
     elif args.csv:
         _write_stats_csv(table, sys.stdout)
     else:
-        print(_stats_text(table, services.business.timezone))
+        # The period in the business's own time; the agency's (several zones) in UTC.
+        shown = services.business_of(business) if business else services.businesses.only
+        scope = ""
+        if business:
+            scope = f" — {shown.name}"
+        elif shown is None and not per_business:
+            scope = " — every business"
+        zone = shown.timezone if shown is not None else UTC
+        print(_stats_text(table, zone, headline=request.by is None and not per_business, scope=scope))
     return 0
 
 
-def _stats_json(table) -> dict[str, Any]:  # noqa: ANN001 - a bot.reports.breakdowns.StatsTable
+def _stats_json(table, breakdown: str | None) -> dict[str, Any]:  # noqa: ANN001 - a bot.reports.breakdowns.StatsTable
     return {
-        "breakdown": str(table.by) if table.by else None,
+        "breakdown": breakdown,
         "days": table.days,
         "since": table.since.isoformat(),
         "until": table.until.isoformat(),
@@ -359,16 +421,16 @@ def _write_stats_csv(table, out) -> None:  # noqa: ANN001 - a StatsTable, a text
         writer.writerow([spreadsheet_cell(value) for value in row])
 
 
-def _stats_text(table, zone) -> str:  # noqa: ANN001 - a StatsTable, the business's time zone
+def _stats_text(table, zone, *, headline: bool, scope: str = "") -> str:  # noqa: ANN001 - a StatsTable, a time zone
     from bot.reports.breakdowns import cell_text, text_lines
 
     first, last = table.since.astimezone(zone), table.until.astimezone(zone)
     lines = [
-        f"{table.title}, last {table.days} days ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} "
+        f"{table.title}{scope}, last {table.days} days ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} "
         f"{getattr(zone, 'key', zone)})",
         "",
     ]
-    if table.by is None:
+    if headline:
         [row] = table.rows
         width = max(len(column.heading) for column in table.columns)
         lines += [
@@ -380,6 +442,50 @@ def _stats_text(table, zone) -> str:  # noqa: ANN001 - a StatsTable, the busines
     # A label comes from what leads and forms sent: no control character reaches the terminal.
     shown = ["".join(ch if ch.isprintable() else "?" for ch in line) for line in lines]
     return "\n".join([*shown, "", table.footnote])
+
+
+def cmd_businesses(args: argparse.Namespace) -> int:
+    """Each business and its health: its Slack channel, its senders, its last send, its open leads."""
+    from bot.app import build_services, deployment_vendors, slack_channel_checker
+    from bot.reports.business_health import business_activity, business_health, health_text
+
+    settings = _settings()
+    try:
+        services = build_services(settings)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    ask_slack = slack_channel_checker(settings)
+    vendors = deployment_vendors(settings)
+    businesses = list(services.businesses)
+    with services.session_factory() as session:
+        activity = business_activity(session, [business.slug for business in businesses])
+    now = services.clock.now()
+    report = [
+        business_health(
+            business,
+            vendors=vendors,
+            channel=ask_slack(business.slack.channel) if ask_slack and business.slack.channel else None,
+            activity=activity[business.slug],
+            now=now,
+            several=len(businesses) > 1,
+        )
+        for business in businesses
+    ]
+    if args.json:
+        print(json.dumps([_health_json(health) for health in report], indent=2, ensure_ascii=False))
+    else:
+        print(health_text(report))
+    return 0 if all(health.healthy for health in report) else 1
+
+
+def _health_json(health) -> dict[str, Any]:  # noqa: ANN001 - a bot.reports.business_health.BusinessHealth
+    return {
+        "business": health.slug,
+        "name": health.name,
+        "healthy": health.healthy,
+        "checks": [{"what": check.what, "level": str(check.level), "text": check.text} for check in health.checks],
+    }
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
@@ -536,10 +642,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = lead_commands.add_parser("list", help="a table of leads")
     listing.add_argument("--stage", choices=["new", "contacted", "engaged", "booked", "nurture", "lost", "opted_out"])
     listing.add_argument("--limit", type=int, default=500)
+    listing.add_argument("--business", metavar="SLUG", help="only this business's leads (default: every business's)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_leads_list)
     show = lead_commands.add_parser("show", help="one lead's whole story")
     show.add_argument("lead", help="an id, phone, email or name")
+    show.add_argument("--business", metavar="SLUG", help="look among this business's leads only")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_leads_show)
 
@@ -565,10 +673,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="the period, 7d (default) or 30d, and a breakdown: by source, by touch, by person or "
         "by playbook, e.g. `followup stats 30d by source`",
     )
+    stats.add_argument(
+        "--business",
+        metavar="SLUG",
+        help="this business's numbers only (default: each business's, and the agency's total)",
+    )
     output = stats.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="machine-readable: columns, rows and the footnote")
     output.add_argument("--csv", action="store_true", help="CSV with a header row of column keys")
     stats.set_defaults(func=cmd_stats)
+
+    businesses = commands.add_parser(
+        "businesses", help="each business and its health: Slack channel, senders, last send (exit 1 if any is not)"
+    )
+    businesses.add_argument("--json", action="store_true", help="machine-readable: each business and its checks")
+    businesses.set_defaults(func=cmd_businesses)
 
     forget = commands.add_parser("forget", help="erase a lead's personal data (a deletion request)")
     forget.add_argument("lead", help="an id, phone, email or name")

@@ -5,12 +5,15 @@ and the CLI (text, CSV, JSON) only render it, so both show the same numbers. Eve
 `person` is over the leads that came in during the period, the same leads as the headline numbers
 (bot.reports.stats.lead_stats), so its rows add up to them; `person` is over what the team did in the period.
 Replies and bookings are credited to touches by the one rule, bot.reports.stats.ATTRIBUTION.
+
+Each breakdown takes `business` (a slug) to count one business's leads, or None for every business's;
+`business_table` puts the businesses side by side with the agency's total under them.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,6 +34,7 @@ from bot.reports.stats import (
     cohort_history,
     cohort_ids,
     lead_stats,
+    of_business,
     rate,
 )
 from bot.store.models import Appointment, AuditEntry, Enrollment, Lead
@@ -96,11 +100,16 @@ class PlaybookRow:
 
 
 def source_rows(
-    session: Session, *, since: datetime, now: datetime, history: CohortHistory | None = None
+    session: Session,
+    *,
+    since: datetime,
+    now: datetime,
+    history: CohortHistory | None = None,
+    business: str | None = None,
 ) -> tuple[SourceRow, ...]:
     """Per source, the period's leads: how many, and how many were reached, replied, booked, came, were lost."""
-    history = history or cohort_history(session, since=since, now=now)
-    cohort = cohort_ids(since=since, now=now)
+    history = history or cohort_history(session, since=since, now=now, business=business)
+    cohort = cohort_ids(since=since, now=now, business=business)
     leads = session.execute(select(Lead.id, Lead.source, Lead.stage).where(Lead.id.in_(cohort))).tuples().all()
     attended = set(
         session.scalars(
@@ -126,8 +135,13 @@ def source_rows(
     )
 
 
-def person_rows(session: Session, *, since: datetime, now: datetime) -> tuple[PersonRow, ...]:
-    """Per team member, what they did in the period: calls logged and their outcomes, leads claimed, bookings."""
+def person_rows(
+    session: Session, *, since: datetime, now: datetime, business: str | None = None
+) -> tuple[PersonRow, ...]:
+    """Per team member, what they did in the period: calls logged and their outcomes, leads claimed, bookings.
+
+    For one business: what they did for its leads.
+    """
     calls: dict[str, Counter[str]] = defaultdict(Counter)
     claimed: dict[str, set[int]] = defaultdict(set)
     booked: Counter[str] = Counter()
@@ -137,6 +151,7 @@ def person_rows(session: Session, *, since: datetime, now: datetime) -> tuple[Pe
             AuditEntry.at <= now,
             AuditEntry.actor_type == ActorType.SLACK_USER,
             AuditEntry.action.in_(("call_outcome", "claimed", "booked")),
+            *of_business(AuditEntry.lead_id, business),
         )
     ).tuples():
         if not actor_id:
@@ -161,15 +176,20 @@ def person_rows(session: Session, *, since: datetime, now: datetime) -> tuple[Pe
 
 
 def playbook_rows(
-    session: Session, *, since: datetime, now: datetime, history: CohortHistory | None = None
+    session: Session,
+    *,
+    since: datetime,
+    now: datetime,
+    history: CohortHistory | None = None,
+    business: str | None = None,
 ) -> tuple[PlaybookRow, ...]:
     """Per follow-up playbook, the period's leads enrolled in it: replied or booked since, finished, in nurture.
 
     The sequences that belong to a visit (confirmation, reminders, no-show, after-visit) are not follow-up
     and are left out; they carry the visit they are about.
     """
-    history = history or cohort_history(session, since=since, now=now)
-    cohort = cohort_ids(since=since, now=now)
+    history = history or cohort_history(session, since=since, now=now, business=business)
+    cohort = cohort_ids(since=since, now=now, business=business)
     enrolled: dict[str, dict[int, datetime]] = defaultdict(dict)
     finished: dict[str, set[int]] = defaultdict(set)
     stage: dict[int, str] = {}
@@ -262,16 +282,32 @@ OUTCOME_WORDS = {
 
 
 def stats_table(
-    session: Session, *, now: datetime, days: int, by: Breakdown, playbook_of: PlaybookLookup | None = None
+    session: Session,
+    *,
+    now: datetime,
+    days: int,
+    by: Breakdown,
+    playbook_of: PlaybookLookup | None = None,
+    business: str | None = None,
 ) -> StatsTable:
     """Compute one breakdown for the last `days` days up to `now`, labelled in the words people read."""
     since = now - timedelta(days=days)
     make = _TABLES[by]
-    title, columns, rows, footnote = make(session, since=since, now=now, days=days, playbook_of=playbook_of)
+    title, columns, rows, footnote = make(
+        session, since=since, now=now, days=days, playbook_of=playbook_of, business=business
+    )
     return StatsTable(by, days, since, now, title, columns, tuple(rows), footnote)
 
 
-def _source_table(session: Session, *, since: datetime, now: datetime, days: int, playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
+def _source_table(  # noqa: ANN202 - the parts of a StatsTable
+    session: Session,
+    *,
+    since: datetime,
+    now: datetime,
+    days: int,
+    playbook_of: PlaybookLookup | None,
+    business: str | None,
+):
     columns = (
         Column("source", "Source", Kind.TEXT),
         Column("leads", "Leads"),
@@ -295,7 +331,7 @@ def _source_table(session: Session, *, since: datetime, now: datetime, days: int
             row.attended,
             row.lost,
         )
-        for row in source_rows(session, since=since, now=now)
+        for row in source_rows(session, since=since, now=now, business=business)
     ]
     note = (
         f"{COHORT_NOTE} Reached: something we sent got to them. Reply%: of those reached. Book%: of the "
@@ -304,7 +340,15 @@ def _source_table(session: Session, *, since: datetime, now: datetime, days: int
     return TITLES[Breakdown.SOURCE], columns, rows, note
 
 
-def _touch_table(session: Session, *, since: datetime, now: datetime, days: int, playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
+def _touch_table(  # noqa: ANN202 - the parts of a StatsTable
+    session: Session,
+    *,
+    since: datetime,
+    now: datetime,
+    days: int,
+    playbook_of: PlaybookLookup | None,
+    business: str | None,
+):
     columns = (
         Column("playbook", "Playbook", Kind.TEXT),
         Column("touch", "Touch", Kind.TEXT),
@@ -315,7 +359,7 @@ def _touch_table(session: Session, *, since: datetime, now: datetime, days: int,
         Column("bookings", "Bookings"),
         Column("booking_rate", "Book%", Kind.RATE),
     )
-    results: Sequence[TouchResult] = lead_stats(session, now=now, days=days).by_touch
+    results: Sequence[TouchResult] = lead_stats(session, now=now, days=days, business=business).by_touch
     rows = [
         (
             playbook_label(result.sequence, playbook_of),
@@ -336,7 +380,15 @@ def _touch_table(session: Session, *, since: datetime, now: datetime, days: int,
     return TITLES[Breakdown.TOUCH], columns, rows, note
 
 
-def _person_table(session: Session, *, since: datetime, now: datetime, days: int, playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
+def _person_table(  # noqa: ANN202 - the parts of a StatsTable
+    session: Session,
+    *,
+    since: datetime,
+    now: datetime,
+    days: int,
+    playbook_of: PlaybookLookup | None,
+    business: str | None,
+):
     outcomes = tuple(CallOutcome)
     columns = (
         Column("team_member", "Team member", Kind.PERSON),
@@ -346,7 +398,7 @@ def _person_table(session: Session, *, since: datetime, now: datetime, days: int
         Column("bookings", "Bookings"),
     )
     rows = []
-    for row in person_rows(session, since=since, now=now):
+    for row in person_rows(session, since=since, now=now, business=business):
         counted = dict(row.outcomes)
         rows.append(
             (
@@ -364,7 +416,15 @@ def _person_table(session: Session, *, since: datetime, now: datetime, days: int
     return TITLES[Breakdown.PERSON], columns, rows, note
 
 
-def _playbook_table(session: Session, *, since: datetime, now: datetime, days: int, playbook_of: PlaybookLookup | None):  # noqa: ANN202 - the parts of a StatsTable
+def _playbook_table(  # noqa: ANN202 - the parts of a StatsTable
+    session: Session,
+    *,
+    since: datetime,
+    now: datetime,
+    days: int,
+    playbook_of: PlaybookLookup | None,
+    business: str | None,
+):
     columns = (
         Column("playbook", "Playbook", Kind.TEXT),
         Column("leads", "Leads"),
@@ -386,7 +446,7 @@ def _playbook_table(session: Session, *, since: datetime, now: datetime, days: i
             row.finished,
             row.nurture,
         )
-        for row in playbook_rows(session, since=since, now=now)
+        for row in playbook_rows(session, since=since, now=now, business=business)
     ]
     note = (
         f"{COHORT_NOTE} Replied and booked: after they were enrolled. Finished: every step ran. Nurture: "
@@ -440,6 +500,62 @@ def headline_table(stats: LeadStats) -> StatsTable:
     return StatsTable(
         None, stats.days, stats.since, stats.since + timedelta(days=stats.days), "Stats", columns, (row,), note
     )
+
+
+#: The agency's row under the businesses' (every business's leads together).
+AGENCY_ROW = "All businesses"
+
+
+def business_table(session: Session, *, now: datetime, days: int, businesses: Mapping[str, str]) -> StatsTable:
+    """The headline numbers of each business (slug → name, in the order given), and the agency's total under them.
+
+    A business whose leads are stored but which is no longer configured gets a row too, named by its slug,
+    so the rows add up to the total.
+    """
+    since = now - timedelta(days=days)
+    stored = session.scalars(
+        select(Lead.business).where(Lead.created_at >= since, Lead.created_at <= now).distinct()
+    ).all()
+    names = {**businesses, **{slug: slug for slug in sorted(set(stored) - set(businesses))}}
+    columns = (
+        Column("business", "Business", Kind.TEXT),
+        Column("name", "Name", Kind.TEXT),
+        Column("leads_in", "Leads"),
+        Column("contacted", "Reached"),
+        Column("speed_to_lead_median_seconds", "Speed (s)"),
+        Column("replied", "Replied"),
+        Column("reply_rate", "Reply%", Kind.RATE),
+        Column("booked", "Booked"),
+        Column("booking_rate", "Book%", Kind.RATE),
+        Column("attended", "Came"),
+        Column("no_shows", "No-shows"),
+    )
+
+    def row(slug: str | None, name: str) -> tuple[Cell, ...]:
+        stats = lead_stats(session, now=now, days=days, business=slug)
+        median = stats.speed_to_lead_median
+        return (
+            slug,
+            name,
+            stats.leads_in,
+            stats.contacted,
+            None if median is None else round(median.total_seconds()),
+            stats.replied,
+            stats.reply_rate,
+            stats.booked,
+            stats.booking_rate,
+            stats.visits.attended,
+            stats.visits.no_shows,
+        )
+
+    rows = [row(slug, name) for slug, name in names.items()] + [row(None, AGENCY_ROW)]
+    note = (
+        f"Each business's leads that came in during the period, then the agency's: {AGENCY_ROW.lower()}' leads "
+        "together (its speed and rates are over all of them, not an average of the rows). Speed: the median "
+        "from a lead coming in to the first message out. Reply%: of those reached. Book%: of the leads. "
+        "Visits: those due in the period."
+    )
+    return StatsTable(None, days, since, now, "By business", columns, tuple(rows), note)
 
 
 _TABLES = {

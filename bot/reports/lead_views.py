@@ -54,6 +54,7 @@ def lead_summary(session: Session, lead: Lead, playbook_of: PlaybookLookup | Non
     fields = lead_fields(lead)
     return {
         **{key: fields[key] for key in SUMMARY_FIELDS},
+        "business": lead.business,
         "sequence": enrollment.sequence_name if enrollment else None,
         "sequence_label": None
         if enrollment is None

@@ -2,6 +2,10 @@
 
 Queries return plain values; the arithmetic (median, 90th percentile, rates) is pure and works on
 what the queries return. Every moment is UTC; `now` is passed in.
+
+Each query takes `business`, a business's slug: it then counts that business's leads only (and what
+belongs to them: their touches, messages, visits, calls). `None` counts every business: the agency's
+numbers, and a single-business deployment's.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -35,6 +39,20 @@ CLOSED_STAGES = (Stage.LOST, Stage.OPTED_OUT)
 OPEN_CALL_STATES = (CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)
 #: The sequence of appointment reminders: not the sales follow-up a person pauses.
 REMINDER_SEQUENCE = "appointment_reminders"
+
+
+# --- whose leads -------------------------------------------------------------------------------
+
+
+def business_lead_ids(business: str | None):  # noqa: ANN201 - a select of lead ids
+    """One business's leads, as a subquery (every lead for None)."""
+    query = select(Lead.id)
+    return query if business is None else query.where(Lead.business == business)
+
+
+def of_business(lead_id: ColumnElement[int] | Any, business: str | None) -> list[ColumnElement[bool]]:
+    """The condition keeping rows that belong, through their lead, to one business (none for every business)."""
+    return [] if business is None else [lead_id.in_(business_lead_ids(business))]
 
 
 # --- pure arithmetic ----------------------------------------------------------------------------
@@ -161,8 +179,9 @@ class LeadStats:
         return rate(self.booked, self.leads_in)
 
 
-def visit_numbers(session: Session, *, since: datetime, now: datetime) -> VisitNumbers:
+def visit_numbers(session: Session, *, since: datetime, now: datetime, business: str | None = None) -> VisitNumbers:
     """Show and no-show by the visits due in the period; cancellations and reschedules by when they happened."""
+    whose = [] if business is None else [Appointment.business == business]
     due = dict(
         session.execute(
             select(Appointment.status, func.count(Appointment.id))
@@ -170,6 +189,7 @@ def visit_numbers(session: Session, *, since: datetime, now: datetime) -> VisitN
                 Appointment.start_at >= since,
                 Appointment.start_at <= now,
                 Appointment.status.in_(("attended", "no_show", "booked", "confirmed")),
+                *whose,
             )
             .group_by(Appointment.status)
         )
@@ -183,6 +203,7 @@ def visit_numbers(session: Session, *, since: datetime, now: datetime) -> VisitN
                 Appointment.status_changed_at >= since,
                 Appointment.status_changed_at <= now,
                 Appointment.status.in_(("cancelled", "rescheduled")),
+                *whose,
             )
             .group_by(Appointment.status)
         )
@@ -234,9 +255,11 @@ class CohortHistory:
         return _last_touch_before(answered, self.sent)
 
 
-def cohort_history(session: Session, *, since: datetime, now: datetime) -> CohortHistory:
+def cohort_history(session: Session, *, since: datetime, now: datetime, business: str | None = None) -> CohortHistory:
     """Arrivals, first touches, first replies and first bookings of the leads that came in between since and now."""
     in_period = (Lead.created_at >= since) & (Lead.created_at <= now)
+    if business is not None:
+        in_period &= Lead.business == business
     cohort = select(Lead.id).where(in_period)
     arrived = dict(session.execute(select(Lead.id, Lead.created_at).where(in_period)).tuples().all())
 
@@ -272,19 +295,23 @@ def cohort_history(session: Session, *, since: datetime, now: datetime) -> Cohor
     return CohortHistory(arrived, first_touch, dict(sent), first_reply, _first_bookings(session, cohort, now=now))
 
 
-def cohort_ids(*, since: datetime, now: datetime):  # noqa: ANN201 - a select of lead ids
+def cohort_ids(*, since: datetime, now: datetime, business: str | None = None):  # noqa: ANN201 - a select of lead ids
     """The leads that came in during the period, as a subquery."""
-    return select(Lead.id).where(Lead.created_at >= since, Lead.created_at <= now)
+    query = select(Lead.id).where(Lead.created_at >= since, Lead.created_at <= now)
+    return query if business is None else query.where(Lead.business == business)
 
 
-def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
+def lead_stats(session: Session, *, now: datetime, days: int, business: str | None = None) -> LeadStats:
     """Leads in, speed to lead, reply and booking rates, what got the replies, and delivery failures."""
     since = now - timedelta(days=days)
-    history = cohort_history(session, since=since, now=now)
+    history = cohort_history(session, since=since, now=now, business=business)
     arrived, first_touch = history.arrived, history.first_touch
     speeds = [max((first_touch[lead] - arrived[lead]).total_seconds(), 0.0) for lead in first_touch if lead in arrived]
     by_touch, by_subject = _touch_results(
-        session, cohort_ids(since=since, now=now), history.reply_credits().values(), history.booking_credits().values()
+        session,
+        cohort_ids(since=since, now=now, business=business),
+        history.reply_credits().values(),
+        history.booking_credits().values(),
     )
     return LeadStats(
         days=days,
@@ -297,8 +324,8 @@ def lead_stats(session: Session, *, now: datetime, days: int) -> LeadStats:
         booked=len(history.first_booking),
         by_touch=by_touch,
         by_subject=by_subject,
-        deliveries=delivery_failures(session, since=since, until=now),
-        visits=visit_numbers(session, since=since, now=now),
+        deliveries=delivery_failures(session, since=since, until=now, business=business),
+        visits=visit_numbers(session, since=since, now=now, business=business),
     )
 
 
@@ -406,13 +433,20 @@ def _touch_results(
     return by_touch, by_subject
 
 
-def delivery_failures(session: Session, *, since: datetime, until: datetime) -> tuple[ChannelDelivery, ...]:
+def delivery_failures(
+    session: Session, *, since: datetime, until: datetime, business: str | None = None
+) -> tuple[ChannelDelivery, ...]:
     """Per channel: messages handed to the provider or given up on in the period, and how many failed."""
     attempted: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     for channel, status, count in session.execute(
         select(Message.channel, Message.status, func.count(Message.id))
-        .where(Message.direction == "out", Message.created_at >= since, Message.created_at <= until)
+        .where(
+            Message.direction == "out",
+            Message.created_at >= since,
+            Message.created_at <= until,
+            *of_business(Message.lead_id, business),
+        )
         .group_by(Message.channel, Message.status)
     ).tuples():
         attempted[channel] += count
@@ -422,7 +456,12 @@ def delivery_failures(session: Session, *, since: datetime, until: datetime) -> 
     for channel, count in session.execute(
         select(Touch.channel, func.count(AuditEntry.id))
         .join(Touch, Touch.id == AuditEntry.details["touch"].as_integer())
-        .where(AuditEntry.action == "touch_failed", AuditEntry.at >= since, AuditEntry.at <= until)
+        .where(
+            AuditEntry.action == "touch_failed",
+            AuditEntry.at >= since,
+            AuditEntry.at <= until,
+            *of_business(Touch.lead_id, business),
+        )
         .group_by(Touch.channel)
     ).tuples():
         attempted[channel] += count
@@ -449,20 +488,22 @@ def start_of_day(now: datetime, zone: tzinfo) -> datetime:
     return datetime.combine(local.date(), time(0), tzinfo=zone).astimezone(UTC)
 
 
-def day_numbers(session: Session, *, now: datetime, zone: tzinfo) -> DayNumbers:
+def day_numbers(session: Session, *, now: datetime, zone: tzinfo, business: str | None = None) -> DayNumbers:
     since = start_of_day(now, zone)
+    whose_lead = [] if business is None else [Lead.business == business]
 
     def count(column, *conditions) -> int:  # noqa: ANN001 - a mapped column
         return session.scalar(select(func.count(column)).where(*conditions)) or 0
 
     return DayNumbers(
-        leads_in=count(Lead.id, Lead.created_at >= since, Lead.created_at <= now),
+        leads_in=count(Lead.id, Lead.created_at >= since, Lead.created_at <= now, *whose_lead),
         messages_sent=count(
             Message.id,
             Message.direction == "out",
             Message.provider_id.is_not(None),
             Message.created_at >= since,
             Message.created_at <= now,
+            *of_business(Message.lead_id, business),
         ),
         replies=count(
             Message.id,
@@ -470,9 +511,15 @@ def day_numbers(session: Session, *, now: datetime, zone: tzinfo) -> DayNumbers:
             Message.created_at >= since,
             Message.created_at <= now,
             or_(Message.classification.is_(None), Message.classification != NOT_A_REPLY),
+            *of_business(Message.lead_id, business),
         ),
-        booked=count(Appointment.id, Appointment.created_at >= since, Appointment.created_at <= now),
-        open_calls=count(CallTask.id, CallTask.status.in_(OPEN_CALL_STATES)),
+        booked=count(
+            Appointment.id,
+            Appointment.created_at >= since,
+            Appointment.created_at <= now,
+            *([] if business is None else [Appointment.business == business]),
+        ),
+        open_calls=count(CallTask.id, CallTask.status.in_(OPEN_CALL_STATES), *of_business(CallTask.lead_id, business)),
     )
 
 
@@ -540,9 +587,10 @@ def lead_lines(
     owner: str | None = None,
     paused: bool = False,
     limit: int = 20,
+    business: str | None = None,
 ) -> Page[LeadLine]:
     """Leads matching a filter, most recently changed first, each with its next step."""
-    conditions: list[ColumnElement[bool]] = []
+    conditions: list[ColumnElement[bool]] = [] if business is None else [Lead.business == business]
     if stages is not None:
         conditions.append(Lead.stage.in_(list(stages)))
     if owner is not None:
@@ -610,15 +658,15 @@ def next_steps(session: Session, lead_ids: Sequence[int], *, now: datetime) -> d
     return found
 
 
-def open_call_lines(session: Session, *, limit: int = 15) -> Page[CallLine]:
+def open_call_lines(session: Session, *, limit: int = 15, business: str | None = None) -> Page[CallLine]:
     """Calls the team still has to make, the most overdue first."""
-    condition = CallTask.status.in_(OPEN_CALL_STATES)
-    total = session.scalar(select(func.count(CallTask.id)).where(condition)) or 0
+    conditions = [CallTask.status.in_(OPEN_CALL_STATES), *of_business(CallTask.lead_id, business)]
+    total = session.scalar(select(func.count(CallTask.id)).where(*conditions)) or 0
     rows = (
         session.execute(
             select(CallTask, Lead)
             .join(Lead, Lead.id == CallTask.lead_id)
-            .where(condition)
+            .where(*conditions)
             .order_by(CallTask.due_at, CallTask.id)
             .limit(limit)
         )
@@ -654,14 +702,22 @@ VISIT_DAYS = 30
 
 
 def home_snapshot(
-    session: Session, *, user_id: str, business_name: str, now: datetime, zone: tzinfo, limit: int = 15
+    session: Session,
+    *,
+    user_id: str,
+    business_name: str,
+    now: datetime,
+    zone: tzinfo,
+    limit: int = 15,
+    business: str | None = None,
 ) -> HomeSnapshot:
+    """One person's App Home numbers and lists: of one business's leads, or of every business's for None."""
     return HomeSnapshot(
         user_id=user_id,
         business_name=business_name,
-        my_leads=lead_lines(session, now=now, owner=user_id, limit=limit),
-        open_calls=open_call_lines(session, limit=limit),
-        today=day_numbers(session, now=now, zone=zone),
-        visits=visit_numbers(session, since=now - timedelta(days=VISIT_DAYS), now=now),
-        closed_by_bot=tuple(closed_by_bot(session, now=now, limit=limit)),
+        my_leads=lead_lines(session, now=now, owner=user_id, limit=limit, business=business),
+        open_calls=open_call_lines(session, limit=limit, business=business),
+        today=day_numbers(session, now=now, zone=zone, business=business),
+        visits=visit_numbers(session, since=now - timedelta(days=VISIT_DAYS), now=now, business=business),
+        closed_by_bot=tuple(closed_by_bot(session, now=now, limit=limit, business=business)),
     )

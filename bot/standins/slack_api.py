@@ -68,6 +68,9 @@ class SlackApiStandin(StandinServer):
         self._user_groups: dict[str, list[str]] = {}
         #: Direct-message channels with the bot, by channel id: the person at the other end.
         self._dms: dict[str, str] = {}
+        #: Channels the bot is not a member of, and channels archived (conversations.info/list say so).
+        self._without_bot: set[str] = set()
+        self._archived: set[str] = set()
         #: Files by id: announced (getUploadURLExternal), their bytes (the upload URL), then shared.
         self._files: dict[str, dict[str, Any]] = {}
         self._last_ts = 0
@@ -84,6 +87,7 @@ class SlackApiStandin(StandinServer):
             "views.update": self._update_view,
             "views.publish": self._publish_view,
             "conversations.info": self._conversation_info,
+            "conversations.list": self._conversation_list,
             "conversations.history": self._history,
             "conversations.replies": self._replies,
             "users.info": self._user_info,
@@ -181,6 +185,15 @@ class SlackApiStandin(StandinServer):
     def leave(self, channel: str, *user_ids: str) -> None:
         with self._store_lock:
             self._members[channel] = [u for u in self._members.get(channel, []) if u not in user_ids]
+
+    def remove_bot(self, channel: str) -> None:
+        """The bot is no longer a member of the channel (someone removed it, or it was never invited)."""
+        with self._store_lock:
+            self._without_bot.add(channel)
+
+    def archive(self, channel: str) -> None:
+        with self._store_lock:
+            self._archived.add(channel)
 
     def add_user_group(self, group_id: str, *user_ids: str) -> None:
         """A user group (S…) with these people, as usergroups.users.list lists them."""
@@ -464,20 +477,44 @@ class SlackApiStandin(StandinServer):
             # The bot sees only its own direct messages; one between two people is not found.
             return slack_error("channel_not_found")
         extra = {"user": self._dms[channel]} if is_im else {}
+        return _ok(channel={**extra, **self._channel(channel, name)})
+
+    def _channel(self, channel: str, name: str) -> dict[str, Any]:
+        with self._store_lock:
+            member, archived = channel not in self._without_bot, channel in self._archived
+        return {
+            "id": channel,
+            "name": name,
+            "is_channel": not channel.startswith(("D", "G")),
+            "is_group": False,
+            "is_im": channel.startswith("D"),
+            "is_private": channel.startswith("G"),
+            "is_archived": archived,
+            "is_member": member,
+            "created": 1700000000,
+            "context_team_id": self.team_id,
+        }
+
+    def _conversation_list(self, args: dict[str, Any]) -> Reply:
+        """The workspace's channels a page at a time: the configured ones, else those with messages.
+
+        Private channels (G…) are listed only when the bot is in them, as Slack lists them to a bot.
+        """
+        if self._channels is not None:
+            known = dict(self._channels)
+        else:
+            with self._store_lock:
+                known = {channel: channel.lower() for channel in self._messages if not channel.startswith("D")}
+        listed = [self._channel(channel, name) for channel, name in sorted(known.items())]
+        listed = [c for c in listed if not (c["is_private"] and not c["is_member"])]
+        if str(args.get("exclude_archived", "")).lower() in ("1", "true"):
+            listed = [c for c in listed if not c["is_archived"]]
+        limit = max(1, min(int(args.get("limit") or 100), 1000))
+        start = int(args.get("cursor") or 0)
+        more = start + limit < len(listed)
         return _ok(
-            channel={
-                **extra,
-                "id": channel,
-                "name": name,
-                "is_channel": not is_im and not channel.startswith("G"),
-                "is_group": False,
-                "is_im": is_im,
-                "is_private": channel.startswith("G"),
-                "is_archived": False,
-                "is_member": True,
-                "created": 1700000000,
-                "context_team_id": self.team_id,
-            }
+            channels=listed[start : start + limit],
+            response_metadata={"next_cursor": str(start + limit) if more else ""},
         )
 
     def _history(self, args: dict[str, Any]) -> Reply:

@@ -45,13 +45,20 @@ class ClosedByBot:
 
 
 def closed_by_bot(
-    session: Session, *, now: datetime, since: timedelta = THIS_WEEK, limit: int = 20
+    session: Session, *, now: datetime, since: timedelta = THIS_WEEK, limit: int = 20, business: str | None = None
 ) -> list[ClosedByBot]:
-    """Leads the bot moved to lost or nurture by itself since `since` ago, still there, newest first."""
+    """Leads the bot moved to lost or nurture by itself since `since` ago, still there, newest first.
+
+    Of one business's leads when `business` (a slug) is given, else of every business's.
+    """
+    whose = [] if business is None else [AuditEntry.lead_id.in_(select(Lead.id).where(Lead.business == business))]
     moves = session.scalars(
         select(AuditEntry)
         .where(
-            AuditEntry.action == "stage_changed", AuditEntry.actor_type == ActorType.LEAD, AuditEntry.at >= now - since
+            AuditEntry.action == "stage_changed",
+            AuditEntry.actor_type == ActorType.LEAD,
+            AuditEntry.at >= now - since,
+            *whose,
         )
         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
     ).all()
