@@ -90,8 +90,6 @@ class KeptAliveTwilioHttpClient(HttpClient):
             self._tls = ssl.create_default_context(cafile=ca or _certifi_bundle())
         proxy = urllib.request.getproxies().get(self._scheme)
         self._proxy = urlsplit(proxy) if proxy and not urllib.request.proxy_bypass(self._host) else None
-        #: Connections opened so far (what keeping them saves is visible in tests and benchmarks).
-        self.opened = 0
 
     def request(
         self,
@@ -218,7 +216,6 @@ class KeptAliveTwilioHttpClient(HttpClient):
         except (OSError, http.client.HTTPException) as error:  # refused, unresolvable, proxy refused, no handshake
             made.close()
             raise TwilioUnreachable(f"{type(error).__name__}: {error}") from error
-        self.opened += 1
         return _Connection(made)
 
 
