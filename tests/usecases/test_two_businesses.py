@@ -219,3 +219,17 @@ def test_the_same_vendor_event_id_for_two_businesses_is_two_events(clinic_a):
         assert first_delivery(session, "calendly", "event-1", now, business="b")
         assert not first_delivery(session, "calendly", "event-1", now, business="b")
         assert not first_delivery(session, "calendly", "event-1", now, business="main")
+
+
+def test_a_lead_s_outbound_webhook_events_belong_to_its_business(agency):
+    from bot.store.db import make_session_factory
+    from bot.store.models import OutboundWebhook
+
+    engine = agency.session_factory.kw["bind"]
+    listening = replace(
+        agency, session_factory=make_session_factory(engine, webhook_receivers=("https://crm.example.com/hook",))
+    )
+    form_lead(listening, "b")
+    with listening.session_factory() as session:
+        events = {(event.event, event.business) for event in session.scalars(select(OutboundWebhook))}
+    assert events == {("lead.created", "b")}
