@@ -210,15 +210,22 @@ def preview_sources(settings: Settings) -> PreviewSources:
 
 
 def build_slack_poster(settings: Settings, services: Services, *, timeout: float = 10.0) -> SlackPoster | None:
-    """The poster for these settings, or None when Slack is not configured (notices then wait in the outbox)."""
-    if not (settings.slack_bot_token and settings.slack_leads_channel):
+    """The poster for these settings, or None when Slack is not configured (notices then wait in the outbox).
+
+    Slack is configured with a bot token and a channel to post to: SLACK_LEADS_CHANNEL, or (several
+    businesses) the channel each business file names (each lead's notices go to its business's channel).
+    """
+    several = services.businesses.only is None
+    if not settings.slack_bot_token:
+        return None
+    if not (settings.slack_leads_channel or (several and any(b.slack.channel for b in services.businesses))):
         return None
     from slack_sdk import WebClient
 
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     client = WebClient(token=settings.slack_bot_token, base_url=base_url, timeout=int(timeout))
     return SlackPoster(
-        services, client, settings.slack_leads_channel, settings.slack_oncall, admins=settings.slack_admin_ids
+        services, client, settings.slack_leads_channel or "", settings.slack_oncall, admins=settings.slack_admin_ids
     )
 
 
@@ -303,7 +310,10 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
         services.wakeups.connect(poster=poster.wake)
     else:
         log.warning("Slack is not configured (SLACK_BOT_TOKEN, SLACK_LEADS_CHANNEL): no lead cards will be posted")
-    if poster is not None and settings.digest_schedule is not None:
+    if poster is not None and settings.digest_schedule is not None and services.businesses.only is None:
+        # Its figures and waiting leads are counted over every stored lead: no clinic's channel may see them.
+        log.warning("FOLLOWUP_DIGEST is set, but no weekly digest is posted while followup serves several businesses")
+    elif poster is not None and settings.digest_schedule is not None:
         from bot.slack.digest import WeeklyDigestJob
         from bot.slack_app import slack_client
 

@@ -93,6 +93,8 @@ class NoticeCarrier:
         self.admins = admins
         self.event = event
         self.calls = calls
+        #: The business of the notice's lead (its channel, on-call, admins, time zone and playbooks).
+        self.business = services.business
         #: Later notices of the lead that this one's posts already showed, taken off the queue with it.
         self.absorbed = 0
 
@@ -102,6 +104,7 @@ class NoticeCarrier:
         lead = session.get(Lead, event.lead_id) if event.lead_id is not None else None
         if lead is None:
             raise SlackRefused(f"event {event.id} names no existing lead")
+        self._take_place_of(lead)
         try:
             payload = payload_of(event)
         except (ValueError, TypeError) as error:  # an unknown kind, or a payload missing what its kind needs
@@ -155,6 +158,21 @@ class NoticeCarrier:
                     self._refresh_call_task(session, lead, payload)
             case LeadErased():
                 self._erase(event, payload)
+
+    def _take_place_of(self, lead: Lead) -> None:
+        """Post where the lead's business works its leads: its channel, pinging its on-call and admins.
+
+        With one business, the poster's own channel, on-call and admins (the deployment's settings), as ever.
+        """
+        services = self.services
+        if services.businesses.only is not None:
+            self.business = services.businesses.only
+            return
+        self.business = services.business_of(lead.business)
+        place = self.business.slack
+        if not place.channel:
+            raise SlackRefused(f"{self.business.slug} names no Slack channel (slack: channel in its business file)")
+        self.channel, self.oncall, self.admins = place.channel, place.on_call or None, tuple(sorted(place.admins))
 
     def _erase(self, event: OutboxEvent, erased: LeadErased) -> None:
         """Edit every post of an erased lead (card, thread entries, call-task copies) to say it was erased.
@@ -210,7 +228,7 @@ class NoticeCarrier:
         booked = appointment is not None and appointment.status in ("booked", "confirmed")
         shown = shown_enrollment(enrollments)
         wont_run = self._wont_run(session, lead, shown, booked=booked) if shown else frozenset()
-        business = self.services.business
+        business = self.business
         card = lead_card(
             lead,
             enrollments=enrollments,
@@ -230,7 +248,7 @@ class NoticeCarrier:
     def _playbook(self, name: str) -> Sequence | None:
         """The playbook an enrollment names, for its labels; None when it no longer loads (`check` says why)."""
         try:
-            return self.services.playbooks.get(name)
+            return self.services.playbooks_of(self.business.slug).get(name)
         except Exception:  # noqa: BLE001 - a missing or broken playbook must not keep a card from Slack
             return None
 
@@ -244,7 +262,7 @@ class NoticeCarrier:
 
     def _lead_zone(self, lead: Lead) -> str:
         """The lead's time zone as the team sees it beside the business's (bot.core.display.team_time)."""
-        return lead_timezones(lead, self.services.business)[0]
+        return lead_timezones(lead, self.business)[0]
 
     def _wont_run(self, session: Session, lead: Lead, enrollment: Enrollment, *, booked: bool) -> frozenset[str]:
         """The steps of the enrollment that would be skipped for this lead as things stand now."""
@@ -341,7 +359,7 @@ class NoticeCarrier:
         message = session.scalars(
             select(Message).where(Message.touch_id == touch.id, Message.direction == "out").order_by(Message.id.desc())
         ).first()
-        zone = self.services.business.timezone
+        zone = self.business.timezone
         step, lead_zone = self._step_label(session, touch), self._lead_zone(lead)
         if message is None:
             self._post_entry(session, lead, touch_entry(touch, zone, step=step, lead_zone=lead_zone))
@@ -377,7 +395,7 @@ class NoticeCarrier:
         message.slack_ts = self._post_entry(
             session,
             lead,
-            inbound_entry(message, requested_at, self.services.business.timezone, lead_zone=self._lead_zone(lead)),
+            inbound_entry(message, requested_at, self.business.timezone, lead_zone=self._lead_zone(lead)),
         )
 
     def _mirror_status(self, session: Session, lead: Lead, payload: MessageStatus) -> None:
@@ -393,7 +411,7 @@ class NoticeCarrier:
             entry = outbound_entry(
                 message,
                 touch,
-                self.services.business.timezone,
+                self.business.timezone,
                 step=self._step_label(session, touch) if touch else None,
                 lead_zone=self._lead_zone(lead),
             )
@@ -474,7 +492,7 @@ class NoticeCarrier:
             task,
             lead,
             automation=automation_of(open_enrollments),
-            zone=self.services.business.timezone,
+            zone=self.business.timezone,
             last_reply=last_reply,
             logged_by=self._outcome_logger(session, task),
             mention_to=mention_to,
@@ -546,7 +564,7 @@ class NoticeCarrier:
             entry = call_outcome_entry(
                 task,
                 logged_by=self._outcome_logger(session, task),
-                zone=self.services.business.timezone,
+                zone=self.business.timezone,
                 lead_zone=self._lead_zone(lead),
                 consequence=str(consequence) if consequence else None,
             )

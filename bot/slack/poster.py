@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from slack_sdk import WebClient
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
@@ -120,7 +120,12 @@ def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
 
 
 class SlackPoster:
-    """Drains the outbox into Slack: one instance per process; any number of processes on PostgreSQL."""
+    """Drains the outbox into Slack: one instance per process; any number of processes on PostgreSQL.
+
+    With one business, `channel`, `oncall` and `admins` are where its cards go and whom they ping. With
+    several, each lead's notices go to its business's channel and ping its on-call and admins
+    (bot.slack.notices.NoticeCarrier); `channel` is then only a fallback none of them uses.
+    """
 
     def __init__(
         self,
@@ -201,12 +206,20 @@ class SlackPoster:
             self._report_outage()
             return delivered
 
+    def _channels(self) -> dict[str, str]:
+        """Each business's channel by its slug, where its new cards go (one business: the poster's own channel)."""
+        businesses = self.services.businesses
+        if businesses.only is not None:
+            return {businesses.only.slug: self.channel}
+        return {business.slug: business.slack.channel for business in businesses if business.slack.channel}
+
     def _blocked_now(self) -> _Blocked:
-        """The poster's own channel and the edits, as far as their rate limits stand now."""
+        """The businesses' channels and the edits, as far as their rate limits stand now."""
         blocked = _Blocked()
-        post_wait = self.limits.posts.wait_time(self.limits.key_for("chat.postMessage", self.channel))
-        if post_wait > 0:
-            blocked.channels[self.channel] = post_wait
+        for channel in {self.channel, *self._channels().values()} - {""}:
+            post_wait = self.limits.posts.wait_time(self.limits.key_for("chat.postMessage", channel))
+            if post_wait > 0:
+                blocked.channels[channel] = post_wait
         edit_wait = self.limits.updates.wait_time(self.limits.key_for("chat.update", self.channel))
         if edit_wait > 0:
             blocked.edits = edit_wait
@@ -369,9 +382,16 @@ class SlackPoster:
             if blocked.edits is not None:
                 conditions.append(~edits_only)
             if blocked.channels:
+                # A lead without a card gets one in its business's channel.
+                channels = self._channels()
+                new_card_channel = (
+                    case(channels, value=Lead.business, else_=self.channel)
+                    if self.services.businesses.only is None and channels
+                    else literal(self.channel)
+                )
                 posts_to_blocked = exists().where(
                     Lead.id == OutboxEvent.lead_id,
-                    func.coalesce(Lead.slack_channel, self.channel).in_(list(blocked.channels)),
+                    func.coalesce(Lead.slack_channel, new_card_channel).in_(list(blocked.channels)),
                 )
                 conditions.append(or_(edits_only, ~posts_to_blocked))
         return (
