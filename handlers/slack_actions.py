@@ -15,11 +15,11 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
+from bot.core.business import Business
 from bot.core.rules import CallOutcome
 from bot.core.states import CallTaskStatus
-from bot.reports.stats import home_snapshot
 from bot.slack.blocks import ActionId, escape
-from bot.slack.home import home_view, when
+from bot.slack.home import when
 from bot.slack.modals import ModalOrigin, book_modal, email_modal, log_outcome_modal, reply_modal, reschedule_modal
 from bot.store.audit import Actor
 from bot.store.models import Appointment, CallTask, Lead, Message
@@ -37,7 +37,7 @@ from bot.usecases.lead_actions import (
 )
 from bot.usecases.services import Services
 from bot.usecases.team_actions import change_appointment, change_lead, change_task, task_lead_id
-from handlers.slack_edge import Click, plain_name, services_of
+from handlers.slack_edge import Click, business_of, businesses_of, plain_name, publish_home, services_of
 
 LeadUseCase = Callable[[Session, Services, Lead, datetime, Actor], None]
 #: A use case on one call task; what it returns is handed to the button's follow-up answer.
@@ -82,15 +82,7 @@ def on_lead_reopen(
         change_lead(services, click.target_id, _reopen, Actor.slack_user(click.user_id))
     except (LeadActionRefused, NothingToReopen):
         pass  # gone, or reopened by someone else meanwhile: the fresh Home shows it
-    with services.session_factory() as session:
-        snapshot = home_snapshot(
-            session,
-            user_id=click.user_id,
-            business_name=services.business.name,
-            now=services.clock.now(),
-            zone=services.business.timezone,
-        )
-    client.views_publish(user_id=click.user_id, view=home_view(snapshot, services.business.timezone))
+    publish_home(client, services, click.user_id, businesses_of(context))
 
 
 # --- what the buttons do to a lead ----------------------------------------------------------------
@@ -168,7 +160,7 @@ def on_appointment_reschedule(
             click.answer(client, f"Nothing to move: {problem}.")
             return
         name, start_at, lead_id = plain_name(lead), appointment.start_at, lead.id
-    zone = services.business.timezone
+    zone = business_of(context).timezone
     origin = ModalOrigin(lead_id=lead_id, channel=click.channel_id, thread_ts=click.thread_ts)
     client.views_open(
         trigger_id=click.trigger_id,
@@ -238,11 +230,11 @@ def _snooze(session: Session, services: Services, task_id: int, now: datetime, a
     return snooze_call_task(session, services, task_id, now=now, actor=actor)
 
 
-def _snoozed_until(services: Services, until: datetime) -> str:
-    return f":zzz: Snoozed until {when(until, services.business.timezone)}."
+def _snoozed_until(business: Business, until: datetime) -> str:
+    return f":zzz: Snoozed until {when(until, business.timezone)}."
 
 
-def task_change(use_case: TaskUseCase, *, answer: Callable[[Services, Any], str] | None = None) -> Callable[..., None]:
+def task_change(use_case: TaskUseCase, *, answer: Callable[[Business, Any], str] | None = None) -> Callable[..., None]:
     """A call-task button (value: task id) that applies one use case under the lead's lock.
 
     A refusal (already claimed, already done) is told to the person who clicked; `answer`, when
@@ -261,7 +253,7 @@ def task_change(use_case: TaskUseCase, *, answer: Callable[[Services, Any], str]
             click.answer(client, f"Nothing changed: {refused}.")
             return
         if answer is not None:
-            click.answer(client, answer(services, result))
+            click.answer(client, answer(business_of(context), result))
 
     listener.__name__ = f"on_task_{use_case.__name__.strip('_')}"
     return listener

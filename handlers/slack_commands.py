@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.orm import Session
 
+from bot.core.business import Business
 from bot.core.states import Stage
 from bot.reports.breakdowns import stats_table
 from bot.reports.digest import build_digest
@@ -63,7 +64,7 @@ from bot.usecases.lead_actions import (
 from bot.usecases.leads import InvalidLead, LeadInput
 from bot.usecases.services import Services
 from bot.usecases.team_actions import after_change, change_lead
-from handlers.slack_edge import UnclearLead, one_lead, services_of
+from handlers.slack_edge import UnclearLead, business_of, leads_of, one_lead, services_of
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,12 @@ LIST_TITLES = {
     ListFilter.ALL: "All leads",
 }
 OPEN_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED)
+#: What `/followup stats by …` and `/followup digest` answer in a deployment of several clinics.
+ONE_CLINIC_REPORTS = (
+    "`/followup stats by …` and the digest are not shown in Slack while followup serves several clinics: "
+    "they count every clinic's leads together, and each clinic's channel sees only its own. "
+    "`/followup stats` shows this clinic's numbers."
+)
 
 
 def register(app: App) -> None:
@@ -88,10 +95,12 @@ def register(app: App) -> None:
 def on_followup(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext) -> None:
     ack()
     services = services_of(context)
+    # The business whose channel the command was typed in (handlers.slack_guard found it): it acts on no other's leads.
+    business = business_of(context)
     user = command.get("user_id", "")
     try:
-        parsed = parse_command(command.get("text", ""), now=services.clock.now(), zone=services.business.timezone)
-        answer = run(parsed, services, user=user, client=client)
+        parsed = parse_command(command.get("text", ""), now=services.clock.now(), zone=business.timezone)
+        answer = run(parsed, services, business, user=user, client=client)
     except (CommandError, UnclearLead) as problem:
         answer = Answer(str(problem))
     except LeadActionRefused as refused:
@@ -109,22 +118,28 @@ class Answer:
     blocks: list[dict[str, Any]] | None = None
 
 
-def run(command: Command, services: Services, *, user: str, client: WebClient) -> Answer:
-    """Carry out one command for one person."""
+def run(command: Command, services: Services, business: Business, *, user: str, client: WebClient) -> Answer:
+    """Carry out one command for one person, on `business`'s leads only."""
     actor = Actor.slack_user(user)
     match command:
         case Help():
             return Answer(usage())
         case NewLead():
-            return _new_lead(command, services, actor)
+            return _new_lead(command, services, business, actor)
         case ListLeads():
-            return _list(command, services, user)
+            return _list(command, services, business, user)
         case ShowStats(by=None):
             with services.session_factory() as session:
-                stats = lead_stats(session, now=services.clock.now(), days=command.days)
+                stats = lead_stats(
+                    session, now=services.clock.now(), days=command.days, business=leads_of(services, business)
+                )
             return Answer(
-                f"followup stats for the last {command.days} days", stats_blocks(stats, services.playbooks.get)
+                f"followup stats for the last {command.days} days",
+                stats_blocks(stats, services.playbooks_of(business.slug).get),
             )
+        case ShowStats() | ShowDigest() if services.businesses.only is None:
+            # Counted over every stored lead, they would show one clinic the others' numbers and waiting leads.
+            return Answer(ONE_CLINIC_REPORTS)
         case ShowStats(by=by) if by is not None:
             with services.session_factory() as session:
                 table = stats_table(
@@ -132,18 +147,18 @@ def run(command: Command, services: Services, *, user: str, client: WebClient) -
                 )
             return Answer(f"followup stats by {by} for the last {command.days} days", stats_table_blocks(table))
         case RescheduleLead():
-            return _reschedule(command, services, actor)
+            return _reschedule(command, services, business, actor)
         case ShowDigest():
             return _digest_preview(services)
         case BookLead():
-            return _book(command, services, actor)
+            return _book(command, services, business, actor)
         case RecordConsent():
-            return _consent(command, services, actor)
+            return _consent(command, services, business, actor)
         case OnLead(verb=LeadVerb.SHOW):
-            return _show(command, services, client)
+            return _show(command, services, business, client)
         case OnLead():
             # Who may stop or opt out a lead is decided before this listener runs (handlers.slack_guard).
-            return _on_lead(command, services, actor)
+            return _on_lead(command, services, business, actor)
     raise CommandError(usage())
 
 
@@ -155,7 +170,7 @@ def _digest_preview(services: Services) -> Answer:
     return Answer(digest_text(digest), blocks)
 
 
-def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:
+def _new_lead(command: NewLead, services: Services, business: Business, actor: Actor) -> Answer:
     fields = {"name": command.name, "phone": command.phone, "email": command.email, "source": "slack"}
     data = LeadInput.parse(
         {k: v for k, v in fields.items() if v},
@@ -169,6 +184,7 @@ def _new_lead(command: NewLead, services: Services, actor: Actor) -> Answer:
         data,
         actor=actor,
         also=lambda _session, lead, _result: seen.append((_label(lead), why_no_sms_consent(lead))),
+        business=business.slug if services.businesses.only is None else None,
     )
     [(label, no_texts_because)] = seen
     after_change(services)
@@ -195,7 +211,7 @@ def _label(lead: Lead) -> str:
     return lead_label(lead.name, display_phone(lead.phone), lead.email, lead.id)
 
 
-def _list(command: ListLeads, services: Services, user: str) -> Answer:
+def _list(command: ListLeads, services: Services, business: Business, user: str) -> Answer:
     filters: dict[ListFilter, dict[str, Any]] = {
         ListFilter.MINE: {"owner": user},
         ListFilter.OPEN: {"stages": OPEN_STAGES},
@@ -207,19 +223,22 @@ def _list(command: ListLeads, services: Services, user: str) -> Answer:
         ListFilter.ALL: {},
     }
     with services.session_factory() as session:
-        page = lead_lines(session, now=services.clock.now(), **filters[command.which])
+        page = lead_lines(
+            session, now=services.clock.now(), business=leads_of(services, business), **filters[command.which]
+        )
     title = LIST_TITLES[command.which]
-    return Answer(
-        f"{title}: {page.total}", lead_list_blocks(title, page, services.business.timezone, services.playbooks.get)
-    )
+    playbooks = services.playbooks_of(business.slug)
+    return Answer(f"{title}: {page.total}", lead_list_blocks(title, page, business.timezone, playbooks.get))
 
 
-def _show(command: OnLead, services: Services, client: WebClient) -> Answer:
+def _show(command: OnLead, services: Services, business: Business, client: WebClient) -> Answer:
     with services.session_factory() as session:
-        lead = one_lead(session, command.lead, default_region=services.default_region)
-        detail = lead_detail(session, lead, services.playbooks.get)
+        lead = one_lead(
+            session, command.lead, default_region=services.default_region, business=leads_of(services, business)
+        )
+        detail = lead_detail(session, lead, services.playbooks_of(business.slug).get)
         card = (lead.slack_channel, lead.slack_ts)
-    blocks = lead_detail_blocks(detail, services.business.timezone)
+    blocks = lead_detail_blocks(detail, business.timezone)
     link = _card_link(client, *card)
     if link:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link}]})
@@ -237,15 +256,15 @@ def _card_link(client: WebClient, channel: str | None, ts: str | None) -> str | 
     return f"<{permalink}|Open the card and its thread>"
 
 
-def _book(command: BookLead, services: Services, actor: Actor) -> Answer:
-    lead_id = _lead_id(services, command.lead)
+def _book(command: BookLead, services: Services, business: Business, actor: Actor) -> Answer:
+    lead_id = _lead_id(services, business, command.lead)
 
     def book_it(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> tuple[Booked, str]:
         return book_visit(session, services, lead, start_at=command.start_at, now=now, actor=actor), _label(lead)
 
     booked, label = change_lead(services, lead_id, book_it, actor, missing=f"lead #{lead_id} no longer exists")
     return Answer(
-        f":calendar: Booked *{label}* for {when(command.start_at, services.business.timezone)}; "
+        f":calendar: Booked *{label}* for {when(command.start_at, business.timezone)}; "
         "the lead gets a confirmation, follow-up stopped and reminders start." + _warned(booked.warnings)
     )
 
@@ -254,8 +273,8 @@ def _warned(warnings: tuple[str, ...]) -> str:
     return "".join(f"\n:warning: {escape(w)}: booked anyway; `/followup reschedule` moves it." for w in warnings)
 
 
-def _reschedule(command: RescheduleLead, services: Services, actor: Actor) -> Answer:
-    lead_id = _lead_id(services, command.lead)
+def _reschedule(command: RescheduleLead, services: Services, business: Business, actor: Actor) -> Answer:
+    lead_id = _lead_id(services, business, command.lead)
 
     def move_it(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> tuple[Booked, str]:
         return (
@@ -266,13 +285,12 @@ def _reschedule(command: RescheduleLead, services: Services, actor: Actor) -> An
     booked, label = change_lead(services, lead_id, move_it, actor, missing=f"lead #{lead_id} no longer exists")
     return Answer(
         f":arrows_counterclockwise: Moved the visit of *{label}* to "
-        f"{when(command.start_at, services.business.timezone)}; the lead is told the new time."
-        + _warned(booked.warnings)
+        f"{when(command.start_at, business.timezone)}; the lead is told the new time." + _warned(booked.warnings)
     )
 
 
-def _consent(command: RecordConsent, services: Services, actor: Actor) -> Answer:
-    lead_id = _lead_id(services, command.lead)
+def _consent(command: RecordConsent, services: Services, business: Business, actor: Actor) -> Answer:
+    lead_id = _lead_id(services, business, command.lead)
 
     def record(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> str:
         done = record_consent_by_team(session, lead, command.change, command.note, now=now, actor=actor)
@@ -282,13 +300,16 @@ def _consent(command: RecordConsent, services: Services, actor: Actor) -> Answer
     return Answer(f":memo: {noted}.")
 
 
-def _lead_id(services: Services, reference: str) -> int:
+def _lead_id(services: Services, business: Business, reference: str) -> int:
+    """The id of the one lead of `business` the person named (another business's lead is not found)."""
     with services.session_factory() as session:
-        return one_lead(session, reference, default_region=services.default_region).id
+        return one_lead(
+            session, reference, default_region=services.default_region, business=leads_of(services, business)
+        ).id
 
 
-def _on_lead(command: OnLead, services: Services, actor: Actor) -> Answer:
-    lead_id = _lead_id(services, command.lead)
+def _on_lead(command: OnLead, services: Services, business: Business, actor: Actor) -> Answer:
+    lead_id = _lead_id(services, business, command.lead)
 
     def act(session: Session, services: Services, lead: Lead, now: datetime, actor: Actor) -> str:
         label = _label(lead)

@@ -14,9 +14,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.orm import Session
 
+from bot.core.business import Business
+from bot.reports.stats import home_snapshot
 from bot.slack.blocks import escape
 from bot.slack.cards import display_phone
-from bot.slack.home import lead_choices_text
+from bot.slack.home import businesses_home_view, home_view, lead_choices_text
 from bot.store.models import Lead
 from bot.usecases.leads import find_lead
 from bot.usecases.services import Services
@@ -26,10 +28,38 @@ log = logging.getLogger(__name__)
 #: Context keys the middleware in bot.slack_app fills.
 SERVICES = "services"
 ADMINS = "admins"
+#: Context keys the Slack guard (handlers.slack_guard) fills: the business whose channel the request came
+#: from, and every business the request may act on (App Home: each whose channel the member is in).
+BUSINESS = "business"
+BUSINESSES = "businesses"
 
 
 def services_of(context: BoltContext) -> Services:
     return context[SERVICES]
+
+
+def business_of(context: BoltContext) -> Business:
+    """The business the request acts for, as the guard found it from the channel it came from.
+
+    A request the guard lets through without naming one (help, a message of no lead's thread) is the
+    deployment's single business's, which is also every request's when it serves one business.
+    """
+    given = context.get(BUSINESS)
+    if given is not None:
+        return given
+    services = services_of(context)
+    return services.businesses.only or services.business
+
+
+def leads_of(services: Services, business: Business) -> str | None:
+    """The slug that keeps `business`'s leads in a lookup or a list; None with one business (every lead is its own)."""
+    return None if services.businesses.only is not None else business.slug
+
+
+def businesses_of(context: BoltContext) -> tuple[Business, ...]:
+    """The businesses the request may act on (one, except in App Home for a member of several channels)."""
+    given = context.get(BUSINESSES)
+    return tuple(given) if given else (business_of(context),)
 
 
 def admins_of(context: BoltContext) -> frozenset[str]:
@@ -40,15 +70,16 @@ class UnclearLead(LookupError):
     """No lead, or several, answer to what the person typed; the message says which and how to pick."""
 
 
-def one_lead(session: Session, reference: str, *, default_region: str) -> Lead:
-    """The one lead a person named by id, phone, email or name; UnclearLead when none or several match."""
+def one_lead(session: Session, reference: str, *, default_region: str, business: str | None) -> Lead:
+    """The one lead of `business` (a slug, `leads_of`'s) a person named by id, phone, email or name; UnclearLead
+    when none or several match. Another business's lead is not found, so naming it tells nothing of it."""
     if any(unicodedata.category(character) == "Cc" for character in reference):
         # No lead's id, phone, email or name holds one, and PostgreSQL refuses NUL in any text it is sent.
         raise UnclearLead(
             "A lead reference cannot contain a control character (such as NUL): name the lead by "
             "its id, phone, email or name."
         )
-    found = find_lead(session, reference, default_region=default_region)
+    found = find_lead(session, reference, default_region=default_region, business=business)
     if not found:
         raise UnclearLead(
             f"No lead matches `{escape(reference)}`. Name a lead by its id, phone, email or name; "
@@ -117,3 +148,33 @@ def tell(client: WebClient, *, channel: str | None, user: str, text: str, thread
     except (SlackApiError, SlackClientError) as error:
         # The action itself is done (or refused) either way; only the note to the person is lost.
         log.warning("slack: could not answer %s in %s: %s", user, channel, error)
+
+
+#: Rows of each list in App Home: all of them for one business; fewer each when the tab shows several.
+HOME_ROWS = 15
+HOME_ROWS_EACH = 4
+
+
+def publish_home(client: WebClient, services: Services, user_id: str, businesses: tuple[Business, ...]) -> None:
+    """Publish one person's App Home tab: their business's, or one part for each business whose channel they are in."""
+    now = services.clock.now()
+    rows = HOME_ROWS if len(businesses) == 1 else HOME_ROWS_EACH
+    with services.session_factory() as session:
+        parts = [
+            (
+                home_snapshot(
+                    session,
+                    user_id=user_id,
+                    business_name=business.name,
+                    now=now,
+                    zone=business.timezone,
+                    limit=rows,
+                    business=leads_of(services, business),
+                ),
+                business.timezone,
+                services.playbooks_of(business.slug).get,
+            )
+            for business in businesses
+        ]
+    view = home_view(*parts[0]) if len(parts) == 1 else businesses_home_view(parts)
+    client.views_publish(user_id=user_id, view=view)

@@ -21,17 +21,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.reports.stats import home_snapshot
 from bot.slack.blocks import escape
 from bot.slack.command_text import SEND_MARKER, message_for_lead, plain_text_from_slack
-from bot.slack.home import home_view
 from bot.store import audit
 from bot.store.audit import Actor
 from bot.store.models import CallTask, Lead
 from bot.usecases.conversations import DirectMessageRefused, send_direct
 from bot.usecases.services import Services
 from bot.usecases.team_actions import after_change
-from handlers.slack_edge import services_of, tell
+from handlers.slack_edge import businesses_of, publish_home, services_of, tell
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +174,5 @@ def on_app_home_opened(ack: Ack, event: dict[str, Any], client: WebClient, conte
     ack()
     if event.get("tab") != "home" or not isinstance(event.get("user"), str):
         return
-    services = services_of(context)
-    zone = services.business.timezone
-    with services.session_factory() as session:
-        snapshot = home_snapshot(
-            session, user_id=event["user"], business_name=services.business.name, now=services.clock.now(), zone=zone
-        )
-    client.views_publish(user_id=event["user"], view=home_view(snapshot, zone, services.playbooks.get))
+    # The businesses whose leads channels the member is in (handlers.slack_guard found them).
+    publish_home(client, services_of(context), event["user"], businesses_of(context))

@@ -12,6 +12,16 @@ A Bolt middleware, run after Bolt has checked the signature and before any liste
    the SLACK_TEAM_GROUP user group: whether they are on the team) and where they are, and the
    table decides. A refusal is answered to that person alone, in the way the request allows
    (an ephemeral message, a field error in the modal, a Home tab saying why), and no listener runs.
+3. The request is given its business (issue #16: one deployment serves many clinics). With several
+   businesses, the business is the one whose leads channel the request came from (`Businesses.by_channel`;
+   a modal's channel is the one its button was in, kept in its private_metadata); App Home is every
+   business whose channel the member is in (users.conversations). The person's standing is theirs in that
+   business (its channel's members, its admins), and a request naming a record (a button's id, a modal's
+   lead or call task, a thread reply under a card) of another business's lead is refused. A request from a
+   channel of no business is refused. With one business nothing of this changes what is allowed: every
+   channel is that business's, as before. Lead references typed in `/followup` are looked up within the
+   business (handlers.slack_edge.one_lead), so another business's lead is simply not found. The listeners
+   read the business from the context (handlers.slack_edge.business_of), never from elsewhere.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import func, select
 
+from bot.core.business import Business
+from bot.core.businesses import normalize_channel
 from bot.core.rules import CallOutcome
 from bot.core.states import ActorType
 from bot.slack.blocks import ActionId, ModalCallback
@@ -49,12 +61,12 @@ from bot.slack.command_text import (
     message_for_lead,
     parse_command,
 )
-from bot.slack.modals import OUTCOME_BLOCK
+from bot.slack.modals import OUTCOME_BLOCK, ModalOrigin, StaleModal
 from bot.slack.permissions import Act, Person, Place, Standing, refusal
-from bot.store.models import AuditEntry
+from bot.store.models import Appointment, AuditEntry, CallTask, Lead, Message
 from bot.usecases.delivery import first_delivery
 from bot.usecases.services import Services
-from handlers.slack_edge import SERVICES, tell
+from handlers.slack_edge import BUSINESS, BUSINESSES, SERVICES, record_id, tell
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +98,35 @@ ACTION_ACTS: dict[ActionId, Act] = {
     ActionId.APPOINTMENT_NO_SHOW: Act.WORK_LEAD,
     ActionId.LEAD_BACK_TO_FOLLOW_UP: Act.WORK_LEAD,
     ActionId.LEAD_REOPEN: Act.WORK_LEAD,
+}
+#: What record each button's value names, so the guard knows whose lead it acts on. Every ActionId is here.
+ACTION_TARGETS: dict[ActionId, type[Lead | CallTask | Appointment | Message]] = {
+    ActionId.LEAD_CLAIM: Lead,
+    ActionId.LEAD_REPLY: Lead,
+    ActionId.LEAD_PAUSE: Lead,
+    ActionId.LEAD_RESUME: Lead,
+    ActionId.LEAD_BOOKED: Lead,
+    ActionId.LEAD_NOT_INTERESTED: Lead,
+    ActionId.LEAD_BACK_TO_FOLLOW_UP: Lead,
+    ActionId.LEAD_REOPEN: Lead,
+    ActionId.TASK_CLAIM: CallTask,
+    ActionId.TASK_LOG_OUTCOME: CallTask,
+    ActionId.TASK_PAUSE: CallTask,
+    ActionId.TASK_RESUME: CallTask,
+    ActionId.TASK_BOOKED: CallTask,
+    ActionId.TASK_NOT_INTERESTED: CallTask,
+    ActionId.TASK_SNOOZE: CallTask,
+    ActionId.EMAIL_OPEN: Message,
+    ActionId.APPOINTMENT_RESCHEDULE: Appointment,
+    ActionId.APPOINTMENT_CANCEL: Appointment,
+    ActionId.APPOINTMENT_ATTENDED: Appointment,
+    ActionId.APPOINTMENT_NO_SHOW: Appointment,
+}
+#: How a button's record names its lead: its lead_id column, and its own id column.
+RECORD_LEAD: dict[type[Any], tuple[Any, Any]] = {
+    CallTask: (CallTask.lead_id, CallTask.id),
+    Appointment: (Appointment.lead_id, Appointment.id),
+    Message: (Message.lead_id, Message.id),
 }
 #: What each modal's submission does; a logged "not interested" call ends the lead like the button.
 VIEW_ACTS: dict[ModalCallback, Act] = {
@@ -135,6 +176,34 @@ class Intent:
     error_block: str | None = None
     #: The person acted in the bot's App Home (a button on the Home tab).
     in_home: bool = False
+    #: The record the request names (a button's value, a modal's lead or call task): its model and id.
+    #: For a thread message, the thread (channel, thread_ts) names the lead instead.
+    target: tuple[type[Lead | CallTask | Appointment | Message], int] | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The businesses a request may act on, as the channel it came from says."""
+
+    #: Every business the request may act on: one, or in App Home each whose channel the member is in.
+    businesses: tuple[Business, ...]
+    #: The business the request acts for: its channel's, or in App Home the one of the record it names
+    #: (None: App Home itself, which shows each of `businesses`).
+    business: Business | None
+
+
+#: The largest id a stored record can have (ids are 32-bit integers; PostgreSQL refuses to compare with more).
+MAX_RECORD_ID = 2**31 - 1
+#: What a request from a channel of no business is told (with several businesses).
+NO_BUSINESS_CHANNEL = (
+    "This channel is no clinic's leads channel, so followup acts on no leads here. "
+    "Use it in your clinic's leads channel (each clinic's leads are worked only there)."
+)
+#: What App Home says to someone in no business's channel (with several businesses).
+IN_NO_BUSINESS = (
+    "You can't see leads with followup: you are in no clinic's leads channel. "
+    "Join your clinic's leads channel to see its leads here."
+)
 
 
 class CannotCheck(Exception):
@@ -169,20 +238,26 @@ class TeamDirectory:
         own_team: str | None,
         own_enterprise: str | None,
         claimed_team: str | None,
+        business: Business | None = None,
     ) -> Person:
-        if claimed_team and own_team and claimed_team != own_team and not own_enterprise:
+        """Who the person is: to the deployment's one team, or (`business` given) to that business's team."""
+        outside = self.outside(
+            client, user_id, own_team=own_team, own_enterprise=own_enterprise, claimed_team=claimed_team
+        )
+        if outside:
+            return Person(user_id, Standing.OUTSIDER, outside)
+        if user_id in self.admins_of(business):
+            return Person(user_id, Standing.ADMIN)
+        if business is not None:
+            joined = {normalize_channel(channel) for channel in self.channels_of(client, user_id)}
+            if normalize_channel(business.slack.channel) in joined or user_id in self._group(client):
+                return Person(user_id, Standing.MEMBER)
             return Person(
                 user_id,
                 Standing.OUTSIDER,
-                "you are from another organisation (Slack Connect), and "
-                "only this workspace's team can act on its leads",
+                f"you are not on {business.name}'s team; join its leads channel"
+                + (" or the team's user group" if self.settings.team_group else ""),
             )
-        info = self._remembered(("user", user_id), lambda: self._user_info(client, user_id))
-        outside = _why_outside(info, own_team=own_team, own_enterprise=own_enterprise)
-        if outside:
-            return Person(user_id, Standing.OUTSIDER, outside)
-        if user_id in self.settings.admins:
-            return Person(user_id, Standing.ADMIN)
         if user_id in self._team(client):
             return Person(user_id, Standing.MEMBER)
         return Person(
@@ -191,6 +266,65 @@ class TeamDirectory:
             "you are not on the team; join the leads channel"
             + (" or the team's user group" if self.settings.team_group else ""),
         )
+
+    def outside(
+        self,
+        client: WebClient,
+        user_id: str,
+        *,
+        own_team: str | None,
+        own_enterprise: str | None,
+        claimed_team: str | None,
+    ) -> str:
+        """Why the person is no one's team member whatever channel they are in (a guest, a stranger), or ""."""
+        if claimed_team and own_team and claimed_team != own_team and not own_enterprise:
+            return (
+                "you are from another organisation (Slack Connect), and only this workspace's team can act on its leads"
+            )
+        info = self._remembered(("user", user_id), lambda: self._user_info(client, user_id))
+        return _why_outside(info, own_team=own_team, own_enterprise=own_enterprise)
+
+    def admins_of(self, business: Business | None) -> frozenset[str]:
+        """The admins of a business (its own, and the deployment's SLACK_ADMINS, the agency's), or the deployment's."""
+        if business is None:
+            return self.settings.admins
+        return self.settings.admins | frozenset(business.slack.admins)
+
+    def channels_of(self, client: WebClient, user_id: str) -> frozenset[str]:
+        """The channels (ids) the person is in, of those the bot is in too (users.conversations)."""
+        return self._remembered(("channels", user_id), lambda: self._user_channels(client, user_id))
+
+    def _group(self, client: WebClient) -> frozenset[str]:
+        if not self.settings.team_group:
+            return frozenset()
+        return self._remembered(("group", ""), lambda: self._group_members(client))
+
+    def _group_members(self, client: WebClient) -> frozenset[str]:
+        try:
+            return frozenset(client.usergroups_users_list(usergroup=str(self.settings.team_group)).get("users") or [])
+        except (SlackApiError, SlackClientError) as error:
+            raise CannotCheck() from error
+
+    @staticmethod
+    def _user_channels(client: WebClient, user_id: str) -> frozenset[str]:
+        channels: set[str] = set()
+        cursor = None
+        try:
+            for _page in range(50):  # 50 pages of 1,000 channels: far beyond an agency's workspace
+                answer = client.users_conversations(
+                    user=user_id,
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=1000,
+                    cursor=cursor,
+                )
+                channels.update(str(channel.get("id")) for channel in answer.get("channels") or [])
+                cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+        except (SlackApiError, SlackClientError) as error:
+            raise CannotCheck() from error
+        return frozenset(channels)
 
     def place(self, client: WebClient, channel: str | None, user_id: str) -> Place:
         if channel and channel == self.settings.leads_channel:
@@ -229,7 +363,7 @@ class TeamDirectory:
                     if not cursor:
                         break
             if self.settings.team_group:
-                members.update(client.usergroups_users_list(usergroup=self.settings.team_group).get("users") or [])
+                members.update(client.usergroups_users_list(usergroup=str(self.settings.team_group)).get("users") or [])
         except (SlackApiError, SlackClientError) as error:
             raise CannotCheck() from error
         return frozenset(members)
@@ -290,6 +424,8 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
         container = body.get("container") or {}
         channel = container.get("channel_id") or (body.get("channel") or {}).get("id")
         in_home = container.get("type") == "view" and (body.get("view") or {}).get("type") == "home"
+        target_id = record_id(str(action.get("value") or ""))
+        model = ACTION_TARGETS.get(action_id)
         return Intent(
             act,
             str(user.get("id") or ""),
@@ -298,6 +434,7 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
             thread_ts=container.get("thread_ts") or (body.get("message") or {}).get("thread_ts"),
             claimed_team=user.get("team_id"),
             in_home=in_home,
+            target=(model, target_id) if model is not None and target_id is not None else None,
         )
     if kind == "view_submission":
         view = body.get("view") or {}
@@ -311,7 +448,25 @@ def read_intent(body: Mapping[str, Any], services: Services) -> Intent | None:
             chosen = ((values.get(OUTCOME_BLOCK) or {}).get(OUTCOME_BLOCK) or {}).get("selected_option") or {}
             if chosen.get("value") == CallOutcome.NOT_INTERESTED:
                 act, block = Act.END_LEAD, OUTCOME_BLOCK
-        return Intent(act, str(user.get("id") or ""), "view", claimed_team=user.get("team_id"), error_block=block)
+        try:
+            origin: ModalOrigin | None = ModalOrigin.from_metadata(view.get("private_metadata"))
+        except StaleModal:
+            origin = None  # the listener closes it quietly
+        target: tuple[type[Lead | CallTask | Appointment | Message], int] | None = None
+        if origin is not None and origin.task_id is not None:
+            target = (CallTask, origin.task_id)
+        elif origin is not None and origin.lead_id is not None:
+            target = (Lead, origin.lead_id)
+        return Intent(
+            act,
+            str(user.get("id") or ""),
+            "view",
+            channel=origin.channel if origin else None,
+            thread_ts=origin.thread_ts if origin else None,
+            claimed_team=user.get("team_id"),
+            error_block=block,
+            target=target,
+        )
     if kind == "event_callback":
         return _event_intent(body.get("event") or {})
     return None
@@ -425,14 +580,93 @@ class SlackGuard(Middleware):
             return next()
         client: WebClient = req.context.client
         try:
-            why = self._refusal(intent, req, client, services)
+            why, scope = self._decide(intent, req, client, services)
         except CannotCheck as problem:
             log.warning("slack: could not check %s: %s", intent.user_id, problem.__cause__)
-            why = str(CannotCheck.__doc__)
-        if why is None:
+            why, scope = str(CannotCheck.__doc__), None
+        if why is None and scope is not None:
+            req.context[BUSINESS] = scope.business
+            req.context[BUSINESSES] = scope.businesses
             return next()
+        why = why or str(CannotCheck.__doc__)
         log.info("slack: refused %s to %s: %s", intent.act, intent.user_id, why)
         return self._refuse(intent, why, client, req)
+
+    def _decide(
+        self, intent: Intent, req: BoltRequest, client: WebClient, services: Services
+    ) -> tuple[str | None, Scope | None]:
+        """Why the request is refused (None: it is not), and the businesses it acts on when it is not."""
+        only = services.businesses.only
+        if only is not None:
+            # One business: every channel is its own, as before the deployment could serve several.
+            return self._refusal(intent, req, client, services), Scope((only,), only)
+        authorized = req.context.authorize_result
+        own_team = (authorized.team_id if authorized else None) or req.context.team_id
+        own_enterprise = authorized.enterprise_id if authorized else None
+        in_home = intent.kind == "home" or intent.in_home or (intent.kind == "view" and not intent.channel)
+        if in_home:
+            candidates, place = tuple(services.businesses), Place.HOME
+        else:
+            found = services.businesses.by_channel(intent.channel) if intent.channel else None
+            if found is None:
+                return NO_BUSINESS_CHANNEL, None
+            candidates, place = (found,), Place.LEADS_CHANNEL
+        identity = {"own_team": own_team, "own_enterprise": own_enterprise, "claimed_team": intent.claimed_team}
+        outside = self.directory.outside(client, intent.user_id, **identity)
+        if outside:  # a guest or a stranger: the same answer whichever business
+            return refusal(
+                intent.act, Person(intent.user_id, Standing.OUTSIDER, outside), place, admins=frozenset()
+            ), None
+        allowed: list[Business] = []
+        refusals: list[str] = []
+        for business in candidates:
+            person = self.directory.person(client, intent.user_id, **identity, business=business)
+            why = refusal(intent.act, person, place, admins=self.directory.admins_of(business))
+            if why is None and intent.act == Act.ADD_LEAD:
+                why = self._over_rate(intent.user_id, services)
+            if why is None:
+                allowed.append(business)
+            else:
+                refusals.append(why)
+        if not allowed:
+            return (IN_NO_BUSINESS if (in_home and len(candidates) > 1) or not refusals else refusals[0]), None
+        owner = self._target_business(intent, services)
+        if owner is None:
+            return None, Scope(tuple(allowed), None if in_home else allowed[0])
+        chosen = next((business for business in allowed if business.slug == owner), None)
+        if chosen is None:
+            if in_home:
+                return "This lead belongs to a clinic whose leads channel you are not in.", None
+            return f"This is not one of {allowed[0].name}'s leads, and this channel acts only on its own leads.", None
+        return None, Scope(tuple(allowed), chosen)
+
+    @staticmethod
+    def _target_business(intent: Intent, services: Services) -> str | None:
+        """The business (slug) of the lead the request names, or None when it names none (or it is gone)."""
+        statement: Any
+        if intent.target is not None:
+            model, record = intent.target
+            if not 0 < record <= MAX_RECORD_ID:
+                return None  # no record has such an id (the databases' ids are 32-bit): the listener says it is gone
+            if model is Lead:
+                statement = select(Lead.business).where(Lead.id == record)
+            else:
+                lead_id, own_id = RECORD_LEAD[model]
+                statement = select(Lead.business).join(model, lead_id == Lead.id).where(own_id == record)
+        elif intent.kind in ("thread_reply", "note") and intent.channel and intent.thread_ts:
+            under_card = select(Lead.business).where(
+                Lead.slack_channel == intent.channel, Lead.slack_ts == intent.thread_ts
+            )
+            under_call_copy = (
+                select(Lead.business)
+                .join(CallTask, CallTask.lead_id == Lead.id)
+                .where(CallTask.slack_channel == intent.channel, CallTask.slack_channel_ts == intent.thread_ts)
+            )
+            statement = under_card.union_all(under_call_copy).limit(1)
+        else:
+            return None
+        with services.session_factory() as session:
+            return session.scalar(statement)
 
     def _refusal(self, intent: Intent, req: BoltRequest, client: WebClient, services: Services) -> str | None:
         authorized = req.context.authorize_result

@@ -35,7 +35,7 @@ from bot.usecases.appointments import closed_day_warning, reschedule, upcoming
 from bot.usecases.conversations import DirectMessageRefused, send_direct
 from bot.usecases.lead_actions import LeadActionRefused, book, log_call_outcome
 from bot.usecases.team_actions import after_change, change_lead, change_task
-from handlers.slack_edge import plain_name, services_of, tell
+from handlers.slack_edge import business_of, plain_name, services_of, tell
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,11 @@ def on_log_outcome(
             client,
             origin,
             user,
-            f":telephone_receiver: Saved. A call back is set for {when(form.when, services.business.timezone)}.",
+            f":telephone_receiver: Saved. A call back is set for {when(form.when, business_of(context).timezone)}.",
         )
     else:
         warning = (
-            closed_day_warning(services.business, form.when)
+            closed_day_warning(business_of(context), form.when)
             if form.outcome == CallOutcome.BOOKED and form.when is not None
             else None
         )
@@ -119,7 +119,7 @@ def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCli
     except FormErrors as invalid:
         ack(response_action="errors", errors=invalid.errors)
         return
-    warning = closed_day_warning(services.business, form.start_at)
+    warning = closed_day_warning(business_of(context), form.start_at)
     if warning and origin.warned != int(form.start_at.timestamp()):
         # The person booking hears it first; a second submit at the same time books it anyway.
         warned = replace(origin, warned=int(form.start_at.timestamp()))
@@ -162,7 +162,7 @@ def on_book(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebCli
     except LeadActionRefused as refused:
         _answer(client, origin, user, f"Not booked: {refused}.")
         return
-    _answer(client, origin, user, f":calendar: Booked for {when(form.start_at, services.business.timezone)}.")
+    _answer(client, origin, user, f":calendar: Booked for {when(form.start_at, business_of(context).timezone)}.")
 
 
 def _lead_name(services: Any, origin: ModalOrigin) -> str:
@@ -182,13 +182,13 @@ def on_reschedule(
     origin = _origin(ack, view)
     if origin is None:
         return
-    zone = services.business.timezone
+    zone = business_of(context).timezone
     try:
         start_at = read_reschedule_form(_values(view), now=services.clock.now(), zone=zone)
     except FormErrors as invalid:
         ack(response_action="errors", errors=invalid.errors)
         return
-    warning = closed_day_warning(services.business, start_at)
+    warning = closed_day_warning(business_of(context), start_at)
     if warning and origin.warned != int(start_at.timestamp()):
         warned = replace(origin, warned=int(start_at.timestamp()))
         ack(

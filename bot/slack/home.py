@@ -165,6 +165,32 @@ def visit_numbers_block(visits: VisitNumbers) -> Block:
 
 def home_view(snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup | None = None) -> dict[str, Any]:
     """The App Home tab for one person: their leads and next steps, the team's open calls, today's numbers."""
+    blocks = business_home_blocks(snapshot, zone, playbook_of)
+    blocks.append(context("Updated each time you open this tab."))
+    return {"type": "home", "blocks": _fit(blocks, MAX_VIEW_BLOCKS)}
+
+
+def businesses_home_view(parts: Sequence[tuple[HomeSnapshot, tzinfo, PlaybookLookup | None]]) -> dict[str, Any]:
+    """The App Home tab of a member of several businesses' channels: each business's part, one after another.
+
+    Each part is that business's alone (its leads, calls and numbers); the snapshots are taken with fewer
+    rows each so that every business fits in the tab's 100 blocks.
+    """
+    blocks: list[Block] = []
+    for index, (snapshot, zone, playbook_of) in enumerate(parts):
+        if index:
+            blocks.append({"type": "divider"})
+        blocks.extend(business_home_blocks(snapshot, zone, playbook_of))
+    blocks.append(
+        context("One part for each clinic whose leads channel you are in. Updated each time you open this tab.")
+    )
+    return {"type": "home", "blocks": _fit(blocks, MAX_VIEW_BLOCKS)}
+
+
+def business_home_blocks(
+    snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup | None = None
+) -> list[Block]:
+    """One business's part of the App Home tab."""
     blocks: list[Block] = [
         header(f"followup · {snapshot.business_name}"),
         section("*Today*"),
@@ -192,8 +218,7 @@ def home_view(snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup 
         blocks.extend(closed_by_bot_block(closed, zone) for closed in snapshot.closed_by_bot)
     else:
         blocks.append(context("The bot closed no lead by itself this week."))
-    blocks.append(context("Updated each time you open this tab."))
-    return {"type": "home", "blocks": _fit(blocks, MAX_VIEW_BLOCKS)}
+    return blocks
 
 
 def closed_by_bot_block(closed: ClosedByBot, zone: tzinfo) -> Block:

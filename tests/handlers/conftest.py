@@ -257,6 +257,31 @@ class Workspace:
         }
         return self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
+    def home_click(self, action_id: str, value: int | str, *, user: str = ALICE) -> httpx.Response:
+        """Press a button on the person's App Home tab (its container is the Home view, it names no channel)."""
+        n = self._next()
+        payload = {
+            "type": "block_actions",
+            "api_app_id": "A0SANDBOX",
+            "token": "legacy",
+            "team": {"id": "T0SANDBOX", "domain": "sandbox"},
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0SANDBOX"},
+            "container": {"type": "view", "view_id": "V0HOME"},
+            "trigger_id": f"trigger-{n}",
+            "view": {"id": "V0HOME", "type": "home", "blocks": []},
+            "actions": [
+                {
+                    "action_id": str(action_id),
+                    "block_id": "closed",
+                    "type": "button",
+                    "value": str(value),
+                    "action_ts": f"{int(time.time())}.000{n}",
+                    "text": {"type": "plain_text", "text": "Reopen"},
+                }
+            ],
+        }
+        return self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
     def submit(self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str = ALICE) -> httpx.Response:
         """Submit an opened modal with state values given as {block_id: element state}."""
         state = {block_id: {block_id: element} for block_id, element in values.items()}
@@ -422,8 +447,19 @@ def workspace(services, slack_settings, slack, slack_server):
 # --- the store, as the core and the poster leave it -----------------------------------------------
 
 
-def new_lead(services, *, card: bool = True, card_ts: str = CARD_TS, **fields: Any) -> int:
-    """A lead taken in by the core, with its card in the leads channel as the poster stores it."""
+def new_lead(
+    services,
+    *,
+    card: bool = True,
+    card_ts: str = CARD_TS,
+    business: str | None = None,
+    channel: str = LEADS,
+    **fields: Any,
+) -> int:
+    """A lead taken in by the core, with its card in the leads channel as the poster stores it.
+
+    `business` (a slug) makes it that business's lead (default: the single business); `channel` is where its card is.
+    """
     data = LeadInput.parse(
         {
             "name": "Dana Lee",
@@ -435,17 +471,18 @@ def new_lead(services, *, card: bool = True, card_ts: str = CARD_TS, **fields: A
         }
     )
     with services.session_factory.begin() as session:
+        owner = services.business_of(business) if business else services.business
         result = add_lead(
             session,
             data,
-            business=services.business,
-            sequence=services.playbooks.get(),
+            business=owner,
+            sequence=services.playbooks_of(owner.slug).get(),
             now=services.clock.now(),
             actor=SYSTEM,
         )
         if card:
             lead = session.get(Lead, result.lead_id)
-            lead.slack_channel, lead.slack_ts = LEADS, card_ts
+            lead.slack_channel, lead.slack_ts = channel, card_ts
     return result.lead_id
 
 

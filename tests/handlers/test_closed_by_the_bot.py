@@ -37,30 +37,7 @@ def home_of(workspace, user: str = ALICE) -> dict:
 
 
 def home_click(workspace, action_id: str, value: int, user: str = ALICE):
-    import time
-    from urllib.parse import urlencode
-
-    payload = {
-        "type": "block_actions",
-        "api_app_id": "A0SANDBOX",
-        "token": "legacy",
-        "team": {"id": "T0SANDBOX", "domain": "sandbox"},
-        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": "T0SANDBOX"},
-        "container": {"type": "view", "view_id": "V0HOME"},
-        "trigger_id": "trigger-home",
-        "view": {"id": "V0HOME", "type": "home", "blocks": []},
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "closed",
-                "type": "button",
-                "value": str(value),
-                "action_ts": f"{int(time.time())}.000001",
-                "text": {"type": "plain_text", "text": "Reopen"},
-            }
-        ],
-    }
-    return workspace.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+    return workspace.home_click(action_id, value, user=user)
 
 
 def test_a_lead_the_bot_closed_on_a_message_is_on_app_home_with_the_words_and_reopens(workspace, services):

@@ -17,7 +17,7 @@ from bot.slack.command_text import LeadVerb
 from bot.slack.permissions import PERMISSIONS, Act
 from bot.slack_app import build_slack_app, slack_route
 from bot.store.models import AuditEntry, CallTask, Lead, ProcessedDelivery
-from handlers.slack_guard import ACTION_ACTS, VERB_ACTS, VIEW_ACTS
+from handlers.slack_guard import ACTION_ACTS, ACTION_TARGETS, VERB_ACTS, VIEW_ACTS
 from tests.handlers.conftest import (
     ADMIN,
     ALICE,
@@ -82,6 +82,8 @@ def audit_count(services, action: str) -> int:
 
 def test_every_button_modal_and_command_verb_has_a_row_in_the_table():
     assert set(ACTION_ACTS) == set(ActionId)
+    # And every button says what record its value names, so the guard can tell whose lead it acts on.
+    assert set(ACTION_TARGETS) == set(ActionId)
     assert set(VIEW_ACTS) == set(ModalCallback)
     assert set(VERB_ACTS) == set(LeadVerb)
     assert set(PERMISSIONS) == set(Act)
