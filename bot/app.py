@@ -8,7 +8,8 @@ Everything a process runs is built here and only here: `build_services` for a CL
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,8 +30,18 @@ if TYPE_CHECKING:
 
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core.business import Business, EmailPlace, SlackPlace, WebhookKeys, load_business
+from bot.core.business import (
+    SINGLE_BUSINESS_SLUG,
+    Business,
+    EmailPlace,
+    SlackPlace,
+    WebhookKeys,
+    load_business,
+    load_business_folder,
+)
+from bot.core.businesses import Businesses
 from bot.core.clock import Clock, ScaledClock
 from bot.core.config_errors import ConfigError, Problem
 from bot.core.contacts import phone_country
@@ -47,14 +58,135 @@ log = logging.getLogger(__name__)
 
 
 def load_playbooks(settings: Settings, business: Business) -> Playbooks:
-    """The business's playbook is the default; names resolve in the sequences folder."""
+    """The business's playbook is the default; names resolve in its own sequences folder, then the shared one."""
+    sequences_override, templates_override = own_content(settings, business)
     playbooks = Playbooks(
         sequences_dir=Path(settings.sequences_dir),
         templates_dir=Path(settings.templates_dir),
         default=str(business.sequence_ref),
+        sequences_override=sequences_override,
+        templates_override=templates_override,
     )
     playbooks.get()  # fail at start, not at the first lead, when the playbook is invalid
     return playbooks
+
+
+def business_renderer(settings: Settings, business: Business) -> TemplateRenderer:
+    """The business's wording: its own templates/ file by file (a folder of business files), else the shared."""
+    return TemplateRenderer(Path(settings.templates_dir), overrides=own_content(settings, business)[1])
+
+
+def own_content(settings: Settings, business: Business) -> tuple[Path | None, Path | None]:
+    """A business's own `<slug>/sequences/` and `<slug>/templates/` beside its file, where they exist.
+
+    Only in a folder of business files: one business.yml's folder is the shared content itself
+    (Settings._content_beside_the_business_file).
+    """
+    if not settings.folder_mode:
+        return None, None
+    own = business.path.parent / business.slug
+    sequences, templates = own / "sequences", own / "templates"
+    return (sequences if sequences.is_dir() else None), (templates if templates.is_dir() else None)
+
+
+#: What one business.yml takes from the environment; in a folder each business file says its own.
+SINGLE_MODE_SETTINGS = {
+    "slack": ("SLACK_LEADS_CHANNEL", "SLACK_ONCALL", "SLACK_ADMINS"),
+    "sms": ("TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID"),
+    "email": ("SENDGRID_FROM_EMAIL", "SENDGRID_REPLY_TO"),
+    "webhooks": (
+        "LEAD_WEBHOOK_TOKEN",
+        "BOOKING_WEBHOOK_TOKEN",
+        "CALENDLY_WEBHOOK_SIGNING_KEY",
+        "CALCOM_WEBHOOK_SECRET",
+    ),
+}
+
+
+def ignored_in_folder_mode(settings: Settings) -> list[str]:
+    """The single-business settings that are set but mean nothing with FOLLOWUP_BUSINESSES (each file says its own)."""
+    if not settings.folder_mode:
+        return []
+    by_alias = {str(info.alias): name for name, info in Settings.model_fields.items()}
+    return [
+        alias
+        for aliases in SINGLE_MODE_SETTINGS.values()
+        for alias in aliases
+        if getattr(settings, by_alias[alias], None)
+    ]
+
+
+def deployment_environment() -> dict[str, str]:
+    """What `${ENV_NAME}` in a business file reads: the process environment over the .env file, as Settings does."""
+    from dotenv import dotenv_values
+
+    from_file = {name: value for name, value in dotenv_values(".env").items() if value is not None}
+    return {**from_file, **os.environ}
+
+
+def load_businesses(settings: Settings, environ: Mapping[str, str] | None = None) -> Businesses:
+    """Every business this deployment serves: one business.yml, or each file of the FOLLOWUP_BUSINESSES folder.
+
+    A folder is checked whole before anything starts: every file's problems, two businesses claiming
+    the same number, channel, address or token, and a business that has no channel or sender of its
+    own for a provider that is configured.
+    """
+    if settings.businesses_dir is None:
+        return Businesses([single_business(settings)])
+    found = load_business_folder(settings.businesses_dir, deployment_environment() if environ is None else environ)
+    businesses = Businesses(found)
+    problems = _missing_places(settings, businesses)
+    if problems:
+        raise ConfigError(problems)
+    for alias in ignored_in_folder_mode(settings):
+        log.warning("%s is set but ignored: with FOLLOWUP_BUSINESSES each business file names its own", alias)
+    return businesses
+
+
+def _missing_places(settings: Settings, businesses: Businesses) -> list[Problem]:
+    """The businesses without their own channel or sender for a provider this deployment has configured."""
+    ignored = set(ignored_in_folder_mode(settings))
+
+    def note(group: str) -> str:
+        names = [alias for alias in SINGLE_MODE_SETTINGS[group] if alias in ignored]
+        if not names:
+            return ""
+        return f"; {' and '.join(names)} apply only to one business.yml (FOLLOWUP_BUSINESS) and are ignored here"
+
+    wanted = []
+    if settings.slack_bot_token:
+        wanted.append(
+            (
+                "slack",
+                lambda b: bool(b.slack.channel),
+                "Slack is configured (SLACK_BOT_TOKEN) but this business has no channel of its own",
+                'add `slack:` with `channel: "#its-leads"` (or the channel id)',
+            )
+        )
+    if twilio_credentials(settings) is not None:
+        wanted.append(
+            (
+                "sms",
+                lambda b: bool(b.sms.number or b.sms.messaging_service_sid),
+                "Twilio is configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN) but this business has no SMS sender",
+                'add `sms:` with `from_number: "+1..."` or `messaging_service_sid: MG...`',
+            )
+        )
+    if settings.sendgrid_api_key:
+        wanted.append(
+            (
+                "email",
+                lambda b: bool(b.email.from_address),
+                "SendGrid is configured (SENDGRID_API_KEY) but this business has no from-address",
+                "add `email:` with `from_address: hello@...` (an address verified in SendGrid)",
+            )
+        )
+    return [
+        Problem(business.path, None, message, fix + note(group))
+        for group, has, message, fix in wanted
+        for business in businesses
+        if not has(business)
+    ]
 
 
 def sending_threads(settings: Settings) -> int:
@@ -79,6 +211,8 @@ def sms_configured(settings: Settings) -> bool:
 
 
 def email_configured(settings: Settings) -> bool:
+    if settings.folder_mode:
+        return bool(settings.sendgrid_api_key)  # each business file names its from-address
     return sendgrid_credentials(settings) is not None
 
 
@@ -87,6 +221,16 @@ def build_sms_sender(settings: Settings) -> SmsSender | None:
     if credentials is None:
         return None
     account_sid, auth_token = credentials
+    if settings.folder_mode:
+        # Every business file names its own sender (checked by load_businesses); a text naming none is refused.
+        from bot.channels.twilio_sms import TwilioSmsSender
+
+        return TwilioSmsSender(
+            account_sid=account_sid,
+            auth_token=auth_token,
+            api_url=settings.twilio_api_url,
+            connections=sending_threads(settings),
+        )
     if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
         # Refused at start, not at the first lead: until each business names its own sender, the deployment's
         # is the only one, and the adapter would refuse every text for want of it.
@@ -113,6 +257,12 @@ def build_sms_sender(settings: Settings) -> SmsSender | None:
 
 
 def build_email_sender(settings: Settings, business: Business) -> EmailSender | None:
+    if settings.folder_mode and settings.sendgrid_api_key:
+        from bot.channels.sendgrid_email import SendGridEmailSender
+
+        # No deployment-wide sender: each email carries its business's (OutgoingEmail.sender); SendGrid
+        # refuses one that names none rather than sending it from another clinic's address.
+        return SendGridEmailSender(api_key=settings.sendgrid_api_key, from_email="", api_url=settings.sendgrid_api_url)
     credentials = sendgrid_credentials(settings)
     if credentials is None:
         return None
@@ -138,21 +288,62 @@ def build_services(
     migrate: bool = True,
 ) -> Services:
     """Build everything the use cases need from settings; tests pass their own clock or senders."""
+    businesses = load_businesses(settings)  # before the database: a bad file stops the start with its line
     engine = engine or make_engine(settings.database_url, threads=sending_threads(settings))
-    business = single_business(settings)
     if migrate:
-        upgrade(engine, business=business.slug)
-    return Services(
+        # Rows stored before businesses had slugs (migration 0014) are one business.yml's ("main" in a folder too).
+        single = next(iter(businesses))
+        upgrade(engine, business=SINGLE_BUSINESS_SLUG if settings.folder_mode else single.slug)
+    return services_for(
+        settings,
+        businesses,
         session_factory=make_session_factory(engine, webhook_receivers=settings.webhook_urls),
         clock=clock or ScaledClock(settings.time_scale, start=settings.clock_start),
-        business=business,
-        playbooks=load_playbooks(settings, business),
-        renderer=TemplateRenderer(Path(settings.templates_dir)),
-        public_base_url=settings.public_base_url,
         sms=sms if sms is not None else build_sms_sender(settings),
-        email=email if email is not None else build_email_sender(settings, business),
+        email=email,
+    )
+
+
+def services_for(
+    settings: Settings,
+    businesses: Businesses,
+    *,
+    session_factory: sessionmaker[Session],
+    clock: Clock,
+    sms: SmsSender | None,
+    email: EmailSender | None,
+) -> Services:
+    """The services for these businesses, each with its own playbooks and wording (overrides beside its file).
+
+    `services.business` (the call sites not yet given a lead's business) is the first by slug in a folder.
+    """
+    first = next(iter(businesses))
+    playbooks: dict[str, Playbooks] = {}
+    problems: list[Problem] = []
+    for business in businesses:
+        try:
+            playbooks[business.slug] = load_playbooks(settings, business)
+        except ConfigError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise ConfigError(problems)
+    folder = settings.folder_mode
+    renderers = {business.slug: business_renderer(settings, business) for business in businesses}
+    return Services(
+        session_factory=session_factory,
+        clock=clock,
+        business=first,
+        playbooks=playbooks[first.slug],
+        renderer=renderers[first.slug],
+        public_base_url=settings.public_base_url,
+        sms=sms,
+        email=email if email is not None else build_email_sender(settings, first),
         default_region=settings.default_region,
-        sms_countries=settings.sms_country_codes or frozenset({business_country(business)}),
+        sms_countries=settings.sms_country_codes or frozenset(business_country(b) for b in businesses),
+        # One business.yml: left to Services, so a test's replace(business=...) still means the one business.
+        every_business=businesses if folder else None,
+        playbooks_by_business=playbooks if folder else {},
+        renderers_by_business=renderers if folder else {},
     )
 
 

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field("sqlite:///followup.db", alias="DATABASE_URL")
     business_path: Path = Field(default_factory=default_business_path, alias="FOLLOWUP_BUSINESS")
+    #: A folder of business files, `<slug>.yml` each, for a deployment serving many (instead of one business.yml).
+    businesses_dir: Path | None = Field(None, alias="FOLLOWUP_BUSINESSES")
     sequences_dir: Path = Field(SHIPPED_SEQUENCES, alias="FOLLOWUP_SEQUENCES_DIR")
     templates_dir: Path = Field(SHIPPED_TEMPLATES, alias="FOLLOWUP_TEMPLATES_DIR")
     reply_rules_path: Path | None = Field(None, alias="FOLLOWUP_REPLY_RULES")
@@ -119,12 +121,34 @@ class Settings(BaseSettings):
             raise ValueError("FOLLOWUP_CLOCK_START needs a UTC offset, e.g. 2026-12-01T09:00-06:00")
         return value
 
+    @field_validator("businesses_dir", mode="before")
+    @classmethod
+    def _empty_folder_setting_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _one_business_or_a_folder(self) -> Settings:
+        if self.businesses_dir is not None and "business_path" in self.model_fields_set:
+            raise ValueError(
+                "FOLLOWUP_BUSINESS and FOLLOWUP_BUSINESSES are both set: set FOLLOWUP_BUSINESS for one "
+                "business.yml, or FOLLOWUP_BUSINESSES for a folder of business files, not both"
+            )
+        return self
+
+    @property
+    def folder_mode(self) -> bool:
+        """Whether this deployment serves a folder of business files (FOLLOWUP_BUSINESSES)."""
+        return self.businesses_dir is not None
+
     @model_validator(mode="after")
     def _content_beside_the_business_file(self) -> Settings:
         """A clinic's folder (`followup init DIR`) holds its playbooks and wording beside its business.yml: use them.
 
-        FOLLOWUP_SEQUENCES_DIR and FOLLOWUP_TEMPLATES_DIR, when set, still win.
+        FOLLOWUP_SEQUENCES_DIR and FOLLOWUP_TEMPLATES_DIR, when set, still win. A folder of business files
+        keeps each business's own beside its file instead (bot.app reads them).
         """
+        if self.businesses_dir is not None:
+            return self
         folder = Path(self.business_path).parent
         if "sequences_dir" not in self.model_fields_set and (folder / "sequences").is_dir():
             self.sequences_dir = folder / "sequences"

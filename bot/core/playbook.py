@@ -222,6 +222,14 @@ def list_sequences(sequences_dir: Path) -> list[str]:
     return names
 
 
+def sequence_names(sequences_dir: Path, sequences_override: Path | None = None) -> list[str]:
+    """The playbooks a business can use: the shared folder's and its own (sequences_override), by name."""
+    names = list_sequences(sequences_dir)
+    if sequences_override is not None and Path(sequences_override).is_dir():
+        names = sorted(set(names) | set(list_sequences(sequences_override)))
+    return names
+
+
 def sequence_path(name_or_path: str, sequences_dir: Path) -> Path:
     """Turn a sequence name (default) or a path (clinic/playbook.yml) into the file to read."""
     if "/" in name_or_path or "\\" in name_or_path or name_or_path.endswith((".yml", ".yaml")):
@@ -229,14 +237,28 @@ def sequence_path(name_or_path: str, sequences_dir: Path) -> Path:
     return Path(sequences_dir) / f"{name_or_path}.yml"
 
 
-def load_sequence(name_or_path: str, *, sequences_dir: Path, templates_dir: Path) -> Sequence:
-    """Read and check a playbook; raise ConfigError listing every problem with its file, line and fix."""
+def load_sequence(
+    name_or_path: str,
+    *,
+    sequences_dir: Path,
+    templates_dir: Path,
+    sequences_override: Path | None = None,
+    templates_override: Path | None = None,
+) -> Sequence:
+    """Read and check a playbook; raise ConfigError listing every problem with its file, line and fix.
+
+    The overrides are a business's own sequences/ and templates/ (a folder of business files): a file
+    there wins over the shared one of the same name.
+    """
     path = sequence_path(name_or_path, sequences_dir)
+    if sequences_override is not None and path.parent == Path(sequences_dir):
+        own = Path(sequences_override) / path.name
+        path = own if own.is_file() else path
     if not path.is_file() and path.parent == Path(sequences_dir):
-        known = ", ".join(list_sequences(sequences_dir)) or "none"
+        known = ", ".join(sequence_names(sequences_dir, sequences_override)) or "none"
         raise ConfigError([Problem(path, None, f"no sequence named {name_or_path!r}", f"use one of: {known}")])
     document = load_yaml_file(path)
-    report = _Report(path, TemplateRenderer(Path(templates_dir)))
+    report = _Report(path, TemplateRenderer(Path(templates_dir), overrides=templates_override))
     sequence = _parse_sequence(document, report)
     if report.problems or sequence is None:
         raise ConfigError(report.sorted_problems())
@@ -596,12 +618,12 @@ def _name(draft: _Draft) -> str:
 def _check_template_files(channel: Channel, template: str, label: str, line: int, report: _Report) -> None:
     renderer = report.renderer
     for name in template_files(channel, template):
-        file = renderer.templates_dir / name
-        if not file.is_file():
+        file = renderer.path_of(name)
+        if file is None:
             report.add(
                 line,
-                f"{label}: template file {file} not found",
-                f"create {name} under {renderer.templates_dir}, or fix `template: {template}`",
+                f"{label}: template file {renderer.templates_dir / name} not found",
+                f"create {name} under {renderer.search_path[0]}, or fix `template: {template}`",
             )
             continue
         if name in report.checked_templates:
@@ -614,7 +636,7 @@ def _check_template_files(channel: Channel, template: str, label: str, line: int
                 problem.line,
                 f"{problem.message} (used by {label} in {report.path})",
                 "check the {{ }} and {% %} tags near that line",
-                path=renderer.templates_dir / problem.template,
+                path=renderer.path_of(problem.template) or renderer.templates_dir / problem.template,
             )
 
 

@@ -119,19 +119,40 @@ def spoken_phone(number: Any) -> str:
 
 
 class TemplateRenderer:
-    """Render the templates under one folder; every failure surfaces as TemplateProblem."""
+    """Render the templates under one folder; every failure surfaces as TemplateProblem.
 
-    def __init__(self, templates_dir: Path):
+    With `overrides` (a business's own templates/ in a folder of business files), a file there is used
+    instead of the shared one of the same name, file by file; the others come from `templates_dir`.
+    """
+
+    def __init__(self, templates_dir: Path, *, overrides: Path | None = None):
         self.templates_dir = Path(templates_dir)
+        self.overrides = Path(overrides) if overrides is not None else None
+        #: Where a template file is looked for, first match wins.
+        self.search_path: tuple[Path, ...] = (
+            (self.overrides, self.templates_dir) if self.overrides is not None else (self.templates_dir,)
+        )
         # Immutable: a template may read lead data but never change the dicts it was given.
         self._env = ImmutableSandboxedEnvironment(
-            loader=FileSystemLoader(self.templates_dir),
+            loader=FileSystemLoader(list(self.search_path)),
             undefined=StrictUndefined,
             autoescape=select_autoescape(enabled_extensions=("html.j2", "html"), default_for_string=False),
             trim_blocks=True,
             lstrip_blocks=True,
         )
         self._env.filters["phone"] = spoken_phone
+
+    def path_of(self, name: str) -> Path | None:
+        """The file a template name renders from (the business's own before the shared one), or None."""
+        for folder in self.search_path:
+            if (folder / name).is_file():
+                return folder / name
+        return None
+
+    @property
+    def where(self) -> str:
+        """The folders templates are looked for in, for a message."""
+        return " or ".join(str(folder) for folder in self.search_path)
 
     def render_sms(self, template: str, context: Mapping[str, Any], *, first_to_number: bool) -> str:
         """Render an SMS; the first one to a number always ends by saying how to opt out."""
@@ -196,7 +217,7 @@ class TemplateRenderer:
             message = f"Jinja syntax error: {error.message}"
             raise TemplateProblem(error.name or name, message, line=error.lineno) from error
         except TemplateNotFound as error:
-            raise TemplateProblem(name, f"template file {error.name} not found in {self.templates_dir}") from error
+            raise TemplateProblem(name, f"template file {error.name} not found in {self.where}") from error
 
     def _compile_string(self, source: str) -> Template:
         try:
@@ -225,19 +246,20 @@ class TemplateRenderer:
         if variable:
             message = f"{variable} is not defined ({message})"
         elif isinstance(error, TemplateNotFound):
-            message = f"included template {error.name} not found in {self.templates_dir}"
+            message = f"included template {error.name} not found in {self.where}"
         return TemplateProblem(where, message, line=line, variable=variable)
 
     def _failing_line(self, error: Exception, name: str) -> tuple[str, int | None]:
         # Jinja rewrites the traceback so template frames carry the template's file and line;
         # the innermost one is where it failed (the included footer, say, not the email).
-        root = self.templates_dir.resolve()
+        roots = [folder.resolve() for folder in self.search_path]
         for frame in reversed(traceback.extract_tb(error.__traceback__)):
             if frame.filename == "<template>":
                 return name, frame.lineno
             path = Path(frame.filename).resolve()
-            if path.is_relative_to(root) and path.name.endswith(".j2"):
-                return path.relative_to(root).as_posix(), frame.lineno
+            for root in roots:
+                if path.is_relative_to(root) and path.name.endswith(".j2"):
+                    return path.relative_to(root).as_posix(), frame.lineno
         return name, None
 
     def _source_line(self, name: str, line: int | None, source: str | None) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.business import Business
 from bot.core.businesses import Businesses, UnknownBusiness
 from bot.core.clock import Clock
-from bot.core.playbook import Sequence, list_sequences, load_sequence
+from bot.core.playbook import Sequence, load_sequence, sequence_names
 from bot.core.ports import EmailSender, SmsSender
 from bot.core.templating import TemplateRenderer
 from bot.store.lead_locks import LeadLocks
@@ -22,18 +22,38 @@ __all__ = ["Playbooks", "Services", "UnknownBusiness", "Wakeups"]
 
 
 class Playbooks:
-    """Sequences by name, loaded and validated once."""
+    """Sequences by name, loaded and validated once.
 
-    def __init__(self, *, sequences_dir: Path, templates_dir: Path, default: str):
+    With overrides (a business's own sequences/ and templates/ in a folder of business files), its own
+    files win over the shared ones of the same name, file by file.
+    """
+
+    def __init__(
+        self,
+        *,
+        sequences_dir: Path,
+        templates_dir: Path,
+        default: str,
+        sequences_override: Path | None = None,
+        templates_override: Path | None = None,
+    ):
         self.sequences_dir = sequences_dir
         self.templates_dir = templates_dir
         self.default = default
+        self.sequences_override = sequences_override
+        self.templates_override = templates_override
         self._loaded: dict[str, Sequence] = {}
 
     def get(self, name: str | None = None) -> Sequence:
         key = name or self.default
         if key not in self._loaded:
-            sequence = load_sequence(key, sequences_dir=self.sequences_dir, templates_dir=self.templates_dir)
+            sequence = load_sequence(
+                key,
+                sequences_dir=self.sequences_dir,
+                templates_dir=self.templates_dir,
+                sequences_override=self.sequences_override,
+                templates_override=self.templates_override,
+            )
             self._loaded[key] = sequence
             # Enrollments keep the name; a playbook loaded by path must be found by that name later.
             self._loaded.setdefault(sequence.name, sequence)
@@ -41,7 +61,7 @@ class Playbooks:
 
     def names(self) -> list[str]:
         """The playbooks in the sequences directory, by name (reads the folder: call it off the event loop)."""
-        return list_sequences(self.sequences_dir)
+        return sequence_names(self.sequences_dir, self.sequences_override)
 
     def has(self, name: str) -> bool:
         try:
