@@ -135,7 +135,7 @@ def load_businesses(settings: Settings, environ: Mapping[str, str] | None = None
         return Businesses([single_business(settings)])
     found = load_business_folder(settings.businesses_dir, deployment_environment() if environ is None else environ)
     businesses = Businesses(found)
-    problems = _missing_places(settings, businesses)
+    problems = missing_places(settings, businesses)
     if problems:
         raise ConfigError(problems)
     for alias in ignored_in_folder_mode(settings):
@@ -143,7 +143,7 @@ def load_businesses(settings: Settings, environ: Mapping[str, str] | None = None
     return businesses
 
 
-def _missing_places(settings: Settings, businesses: Businesses) -> list[Problem]:
+def missing_places(settings: Settings, businesses: Businesses) -> list[Problem]:
     """The businesses without their own channel or sender for a provider this deployment has configured."""
     ignored = set(ignored_in_folder_mode(settings))
 

@@ -45,6 +45,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bot.reports.content_check import check_content
 
     settings = _settings()
+    if settings.folder_mode:
+        return _check_folder(settings)
     try:
         business = load_business(settings.business_path)
     except ConfigError as error:
@@ -61,6 +63,74 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
     print(f"\n{report.summary()}")
     return 1 if report.problems else 0
+
+
+def _check_folder(settings) -> int:  # noqa: ANN001 - Settings, imported late here so `followup --help` stays fast
+    """Validate every business file of FOLLOWUP_BUSINESSES and each business's playbooks and templates.
+
+    Every problem is reported with its file and line, all at once; then one OK or FAILED line per business.
+    """
+    from bot.app import deployment_environment, ignored_in_folder_mode, missing_places, own_content
+    from bot.core.business import read_business_folder, written_secrets
+    from bot.core.businesses import Businesses
+    from bot.core.reply_classifier import load_reply_rules
+    from bot.reports.content_check import check_content
+
+    folder = Path(settings.businesses_dir)
+    try:
+        businesses, file_problems = read_business_folder(folder, deployment_environment())
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    try:
+        # Two files claiming one number, address, token or channel would be refused at start, naming both.
+        file_problems += missing_places(settings, Businesses(businesses))
+    except ConfigError as error:
+        file_problems += error.problems
+    try:
+        load_reply_rules(settings.reply_rules_path)
+        reply_problems: list[str] = []
+    except ConfigError as error:
+        reply_problems = [str(problem) for problem in error.problems]
+    warnings = [
+        f"{alias} is set but ignored: each business file names its own" for alias in ignored_in_folder_mode(settings)
+    ]
+    errors = [str(problem) for problem in file_problems] + reply_problems
+    verdicts: list[str] = []
+    for business in businesses:
+        own_sequences, own_templates = own_content(settings, business)
+        report = check_content(
+            business,
+            Path(settings.sequences_dir),
+            Path(settings.templates_dir),
+            sequences_override=own_sequences,
+            templates_override=own_templates,
+            include_reply_rules=False,
+        )
+        warnings += [str(problem) for problem in written_secrets(business.path)]
+        warnings += [f"{business.slug}: {warning}" for warning in report.warnings]
+        errors += report.problems
+        count = len(report.problems) + sum(Path(problem.path) == business.path for problem in file_problems)
+        own = [what for what, place in (("sequences", own_sequences), ("templates", own_templates)) if place]
+        verdicts.append(
+            f"{'FAILED' if count else 'OK'} {business.slug} ({business.path}): {report.sequences} sequences, "
+            f"{report.rendered} templates rendered"
+            + (f", its own {' and '.join(own)}" if own else "")
+            + (f", {count} error{'s' if count != 1 else ''}" if count else "")
+        )
+    loaded = {business.path for business in businesses}
+    for path in sorted({Path(problem.path) for problem in file_problems} - loaded):
+        if path.parent == folder and path.suffix in (".yml", ".yaml"):
+            verdicts.append(f"FAILED {path.stem} ({path}): not read, see the errors above")
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    for warning in warnings:
+        print(f"warning: {warning}")
+    for line in sorted(verdicts, key=lambda line: line.split(" ", 2)[1]):
+        print(line)
+    verdict = "FAILED" if errors else "OK"
+    print(f"\n{verdict}: {len(verdicts)} businesses, {len(warnings)} warnings, {len(errors)} errors")
+    return 1 if errors else 0
 
 
 def _unconfigured_channels(settings, business) -> list[str]:  # noqa: ANN001 - Settings and Business, imported late here so `followup --help` stays fast

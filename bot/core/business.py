@@ -299,6 +299,17 @@ def business_files(folder: Path | str) -> list[Path]:
 
 def load_business_folder(folder: Path | str, environ: Mapping[str, str]) -> list[Business]:
     """Read every business file of a folder; raise ConfigError listing every problem of every file at once."""
+    businesses, problems = read_business_folder(folder, environ)
+    if problems:
+        raise ConfigError(problems)
+    return businesses
+
+
+def read_business_folder(folder: Path | str, environ: Mapping[str, str]) -> tuple[list[Business], list[Problem]]:
+    """The businesses of the files that read well, and every problem of the others (`check` reports both).
+
+    ConfigError when the folder is missing or has no business file at all.
+    """
     problems: list[Problem] = []
     businesses: list[Business] = []
     folder = Path(folder)
@@ -311,9 +322,7 @@ def load_business_folder(folder: Path | str, environ: Mapping[str, str]) -> list
             businesses.append(load_folder_business(path, environ))
         except ConfigError as error:
             problems.extend(error.problems)
-    if problems:
-        raise ConfigError(problems)
-    return businesses
+    return businesses, problems
 
 
 def _load(path: Path, *, slug: str, environ: Mapping[str, str] | None) -> Business:

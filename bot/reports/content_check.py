@@ -9,7 +9,7 @@ from jinja2 import Environment, TemplateSyntaxError, nodes
 
 from bot.core.business import Business
 from bot.core.config_errors import ConfigError
-from bot.core.playbook import Channel, Step, list_sequences, load_sequence
+from bot.core.playbook import Channel, Step, load_sequence, sequence_names
 from bot.core.sms_segments import count_segments
 from bot.core.templating import TEMPLATE_SUFFIXES, TemplateProblem, TemplateRenderer, sample_context
 from bot.usecases.render_context import INTERNAL_FIELDS, lead_facing
@@ -45,25 +45,42 @@ def business_mapping(business: Business) -> dict[str, str]:
 
 
 def check_content(
-    business: Business, sequences_dir: Path, templates_dir: Path, *, reply_rules: Path | None = None
+    business: Business,
+    sequences_dir: Path,
+    templates_dir: Path,
+    *,
+    reply_rules: Path | None = None,
+    sequences_override: Path | None = None,
+    templates_override: Path | None = None,
+    include_reply_rules: bool = True,
 ) -> CheckReport:
-    """Load and render everything a clinic edits; collect problems instead of stopping at the first."""
+    """Load and render everything a clinic edits; collect problems instead of stopping at the first.
+
+    The overrides are the business's own sequences/ and templates/ (a folder of business files), checked
+    together with the shared files they fall back to.
+    """
     report = CheckReport()
     report.lines.append(
         f"business: {business.name} ({business.path}), window {business.send_window.describe()}, "
         f"timezone {business.timezone.key}"
     )
-    renderer = TemplateRenderer(templates_dir)
+    renderer = TemplateRenderer(templates_dir, overrides=templates_override)
     context = sample_context(business_mapping(business))
     # What a lead's SMS and email are rendered with: the same allow-list as for a real lead.
     lead_context = lead_facing(context)
-    names = list_sequences(sequences_dir)
+    names = sequence_names(sequences_dir, sequences_override)
     ref = str(business.sequence_ref)
     if ref not in names:
         names.append(ref)
     for name in names:
         try:
-            sequence = load_sequence(name, sequences_dir=sequences_dir, templates_dir=templates_dir)
+            sequence = load_sequence(
+                name,
+                sequences_dir=sequences_dir,
+                templates_dir=templates_dir,
+                sequences_override=sequences_override,
+                templates_override=templates_override,
+            )
         except ConfigError as error:
             report.problems.extend(str(p) for p in error.problems)
             continue
@@ -74,7 +91,7 @@ def check_content(
         for step in sequence.steps:
             where = f"{sequence.path}:{step.line} step {step.id}"
             if step.channel in (Channel.SMS, Channel.EMAIL):
-                leaks = internal_fields_used(templates_dir, step)
+                leaks = internal_fields_used(renderer.search_path, step)
                 if leaks:
                     report.problems.extend(
                         f"{leak} ({where}): lead-facing templates cannot use the team's fields" for leak in leaks
@@ -111,6 +128,8 @@ def check_content(
                 report.rendered += 1
             except TemplateProblem as problem:
                 report.problems.append(f"{where}: {problem}")
+    if not include_reply_rules:
+        return report
     try:
         from bot.core.reply_classifier import load_reply_rules
 
@@ -121,13 +140,18 @@ def check_content(
     return report
 
 
-def internal_fields_used(templates_dir: Path, step: Step) -> list[str]:
-    """Where a lead-facing step's templates read an internal field: 'file:line: name is ...' for each."""
+def internal_fields_used(templates_dir: Path | tuple[Path, ...], step: Step) -> list[str]:
+    """Where a lead-facing step's templates read an internal field: 'file:line: name is ...' for each.
+
+    Several folders: the file is read from the first that has it (a business's own before the shared).
+    """
     assert step.template is not None
+    folders = (templates_dir,) if isinstance(templates_dir, Path) else templates_dir
     found: list[str] = []
     for suffix in TEMPLATE_SUFFIXES[str(step.channel)]:
-        path = templates_dir / f"{step.template}{suffix}"
-        if not path.is_file():
+        candidates = [folder / f"{step.template}{suffix}" for folder in folders]
+        path = next((candidate for candidate in candidates if candidate.is_file()), None)
+        if path is None:
             continue  # loading the playbook already names a missing template
         try:
             tree = Environment().parse(path.read_text(encoding="utf-8"))
