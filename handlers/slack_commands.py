@@ -84,7 +84,8 @@ OPEN_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED)
 ONE_CLINIC_REPORTS = (
     "`/followup stats by …` and the digest are not shown in Slack while followup serves several clinics: "
     "they count every clinic's leads together, and each clinic's channel sees only its own. "
-    "`/followup stats` shows this clinic's numbers."
+    "`/followup stats` shows this clinic's numbers; `followup stats --business SLUG by …` on the server "
+    "shows one clinic's breakdowns."
 )
 
 
