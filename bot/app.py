@@ -469,7 +469,7 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
     With `refusals`, what the HTTP edge refused is logged once per interval and in total at stop.
     """
     services = build_services(settings, clock=clock)
-    for line in closed_routes(settings):
+    for line in closed_routes(settings, services.businesses):
         log.warning("%s", line)
     for warning in waiting_channels_warnings(services.playbooks, configured_channels(services)):
         log.error("%s", warning)

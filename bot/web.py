@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from bot.channels.twilio_sms import failure_kind
+from bot.core.business import Business
 from bot.core.reply_classifier import load_reply_rules
 from bot.settings import Settings
 from bot.store.db import make_web_engine
@@ -46,9 +47,24 @@ GUARDED_ROUTES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def closed_routes(settings: Settings) -> list[str]:
-    """One line per route that refuses every request (503) because its secret is unset, saying which one."""
+#: The secrets each business has of its own (in a single business.yml deployment, read from the settings named).
+BUSINESS_KEYS: dict[str, Callable[[Business], str]] = {
+    "LEAD_WEBHOOK_TOKEN": lambda business: business.webhooks.lead_token,
+    "BOOKING_WEBHOOK_TOKEN": lambda business: business.webhooks.booking_token,
+    "CALENDLY_WEBHOOK_SIGNING_KEY": lambda business: business.webhooks.calendly_signing_key,
+    "CALCOM_WEBHOOK_SECRET": lambda business: business.webhooks.calcom_secret,
+}
+
+
+def closed_routes(settings: Settings, businesses: Iterable[Business] = ()) -> list[str]:
+    """One line per route that refuses every request (503) because its secret is unset, saying which one.
+
+    A business's own secret (its lead token, its calendar keys) opens its route when any business has one.
+    """
     values = {field.alias: getattr(settings, name) for name, field in Settings.model_fields.items() if field.alias}
+    businesses = list(businesses)
+    for setting, key in BUSINESS_KEYS.items():
+        values[setting] = values.get(setting) or any(key(business) for business in businesses)
     lines = [
         f"{route} is closed (answers 503): {setting} is not set, so no {purpose} are taken"
         for route, setting, purpose in GUARDED_ROUTES
@@ -75,12 +91,7 @@ def create_web_app(
     routes_services = web_services(services, web_engine)
     reply_rules = load_reply_rules(settings.reply_rules_path)
     vendor_routes: list[LeadWebhooks | TwilioWebhooks | SendgridWebhooks | LinkRoutes] = [
-        LeadWebhooks(
-            routes_services,
-            lead_token=settings.lead_webhook_token,
-            booking_token=settings.booking_webhook_token,
-            reply_rules=reply_rules,
-        ),
+        LeadWebhooks(routes_services, reply_rules=reply_rules),
         TwilioWebhooks(
             routes_services,
             auth_token=settings.twilio_auth_token,
@@ -96,11 +107,7 @@ def create_web_app(
         ),
         LinkRoutes(routes_services),
     ]
-    calendars = CalendarWebhooks(
-        routes_services,
-        calendly_signing_key=settings.calendly_signing_key,
-        calcom_secret=settings.calcom_webhook_secret,
-    )
+    calendars = CalendarWebhooks(routes_services)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -3,7 +3,9 @@
 Calendly (API v2 webhook subscriptions) signs with `Calendly-Webhook-Signature: t=<unix>,v1=<hex>`,
 HMAC-SHA256 over "<t>.<raw body>" with the subscription's signing key; Cal.com with
 `X-Cal-Signature-256`, the hex HMAC-SHA256 of the raw body with the webhook's secret. An unset
-secret refuses everything (503); a missing or wrong signature is a 403 and changes nothing.
+secret refuses everything (503); a missing or wrong signature is a 403 and changes nothing. Each
+business has its own key and secret: the one that verifies says whose booking it is (a path with the
+business's slug tries only that business's).
 
 Both vendors retry anything but a 2xx, so a well-signed event the bot cannot use (an event type
 it does not handle, a booking it never saw) is answered 200 with what was done, never an error.
@@ -14,20 +16,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.core.business import Business
 from bot.core.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
 from bot.usecases.appointments import BookingRequest, CalendarChange, take_booking, take_calendar_change
 from bot.usecases.lead_actions import LeadActionRefused
 from bot.usecases.services import Services
+from handlers.business_routing import keyed
 from handlers.http_edge import BadRequest, appointment_start, endpoint, load_json, read_body
+
+#: Whoever a signing key stands for: a business, or nothing (one secret checked alone).
+_B = TypeVar("_B")
 
 CALENDLY = "calendly"
 CALCOM = "cal.com"
@@ -53,6 +60,13 @@ def calcom_signature(secret: str, body: bytes) -> str:
 def verify_calendly(header: str | None, body: bytes, signing_key: str | None, *, now: float) -> None:
     if not signing_key:
         raise BadRequest(503, "CALENDLY_WEBHOOK_SIGNING_KEY is not configured on this server")
+    calendly_business(header, body, [(None, signing_key)], now=now)
+
+
+def calendly_business(header: str | None, body: bytes, keyed: Sequence[tuple[_B, str]], *, now: float) -> _B:
+    """Whose signing key signed this Calendly request (each tried in constant time); 503 with none, else 403."""
+    if not keyed:
+        raise BadRequest(503, "CALENDLY_WEBHOOK_SIGNING_KEY is not configured on this server")
     if not header:
         raise BadRequest(403, "missing Calendly-Webhook-Signature header")
     parts = dict(part.strip().partition("=")[::2] for part in header.split(",") if "=" in part)
@@ -61,18 +75,35 @@ def verify_calendly(header: str | None, body: bytes, signing_key: str | None, *,
         raise BadRequest(403, "Calendly-Webhook-Signature must read t=<unix time>,v1=<signature>")
     if abs(now - int(stamp)) > CALENDLY_TOLERANCE_SECONDS:
         raise BadRequest(403, "stale Calendly-Webhook-Signature timestamp (a replay?)")
-    expected = calendly_signature(signing_key, body, int(stamp)).rpartition("v1=")[2]
-    if not hmac.compare_digest(expected, given.lower()):
+    # Every key is tried, so the time taken does not say which business was close.
+    matches = [
+        owner
+        for owner, key in keyed
+        if hmac.compare_digest(calendly_signature(key, body, int(stamp)).rpartition("v1=")[2], given.lower())
+    ]
+    if not matches:
         raise BadRequest(403, "invalid Calendly-Webhook-Signature")
+    return matches[0]
 
 
 def verify_calcom(header: str | None, body: bytes, secret: str | None) -> None:
     if not secret:
         raise BadRequest(503, "CALCOM_WEBHOOK_SECRET is not configured on this server")
+    calcom_business(header, body, [(None, secret)])
+
+
+def calcom_business(header: str | None, body: bytes, keyed: Sequence[tuple[_B, str]]) -> _B:
+    """Whose secret signed this Cal.com request (each tried in constant time); 503 with none, else 403."""
+    if not keyed:
+        raise BadRequest(503, "CALCOM_WEBHOOK_SECRET is not configured on this server")
     if not header:
         raise BadRequest(403, "missing X-Cal-Signature-256 header (set a secret on the Cal.com webhook)")
-    if not hmac.compare_digest(calcom_signature(secret, body), header.strip().lower()):
+    matches = [
+        owner for owner, secret in keyed if hmac.compare_digest(calcom_signature(secret, body), header.strip().lower())
+    ]
+    if not matches:
         raise BadRequest(403, "invalid X-Cal-Signature-256")
+    return matches[0]
 
 
 # --- reading the payloads ----------------------------------------------------------------------
@@ -192,32 +223,34 @@ def calcom_booking(payload: dict[str, Any], default_region: str, now: datetime) 
 
 
 class CalendarWebhooks:
-    """POST /webhooks/calendly and /webhooks/calcom, bound to the services and the two secrets."""
+    """POST /webhooks/calendly and /webhooks/calcom (each also under `/<slug>`), bound to the services.
 
-    def __init__(
-        self,
-        services: Services,
-        *,
-        calendly_signing_key: str | None,
-        calcom_secret: str | None,
-        wall_clock: Callable[[], float] = time.time,
-    ):
+    Each business has its own Calendly signing key and Cal.com secret (`webhooks.calendly_signing_key`,
+    `webhooks.calcom_secret`; for a single business.yml, CALENDLY_WEBHOOK_SIGNING_KEY and
+    CALCOM_WEBHOOK_SECRET): the key that verifies the signature says whose booking it is. On a business's
+    own path only that business's key is tried.
+    """
+
+    def __init__(self, services: Services, *, wall_clock: Callable[[], float] = time.time):
         self.services = services
-        self.calendly_signing_key = calendly_signing_key
-        self.calcom_secret = calcom_secret
         #: Signature timestamps are real time, not the bot's (possibly sped-up) clock.
         self.wall_clock = wall_clock
 
     def routes(self) -> list[Route]:
         return [
             Route("/webhooks/calendly", endpoint(self.calendly), methods=["POST"]),
+            Route("/webhooks/calendly/{slug}", endpoint(self.calendly), methods=["POST"]),
             Route("/webhooks/calcom", endpoint(self.calcom), methods=["POST"]),
+            Route("/webhooks/calcom/{slug}", endpoint(self.calcom), methods=["POST"]),
         ]
 
     async def calendly(self, request: Request) -> Response:
+        candidates = keyed(
+            self.services, request.path_params.get("slug"), lambda business: business.webhooks.calendly_signing_key
+        )
         body = await read_body(request)
-        verify_calendly(
-            request.headers.get("calendly-webhook-signature"), body, self.calendly_signing_key, now=self.wall_clock()
+        business = calendly_business(
+            request.headers.get("calendly-webhook-signature"), body, candidates, now=self.wall_clock()
         )
         envelope = _object(load_json(body), "the body")
         event = _text(envelope.get("event"))
@@ -225,25 +258,33 @@ class CalendarWebhooks:
         region = self.services.default_region
         match event:
             case "invitee.created":
-                return await self._book(calendly_booking(payload, region, self.services.clock.now()))
+                now = self.services.clock.now()
+                return await self._book(calendly_booking(payload, region, now), business)
             case "invitee.canceled":
                 uri = _text(payload.get("uri"))
                 cancellation = given if isinstance(given := payload.get("cancellation"), dict) else {}
                 moved = payload.get("rescheduled") is True
                 return await self._change(
                     CalendarChange(
-                        CALENDLY, uri, "moved" if moved else "cancel", _text(cancellation.get("reason"))[:200]
-                    )
+                        CALENDLY,
+                        uri,
+                        "moved" if moved else "cancel",
+                        _text(cancellation.get("reason"))[:200],
+                    ),
+                    business,
                 )
             case "invitee_no_show.created":
                 # The payload is the invitee (with its no_show), or a no-show naming its invitee.
                 uri = _text(payload.get("invitee")) or _text(payload.get("uri"))
-                return await self._change(CalendarChange(CALENDLY, uri, "no_show"))
+                return await self._change(CalendarChange(CALENDLY, uri, "no_show"), business)
         return JSONResponse({"ignored": f"event {event!r} is not one followup acts on"})
 
     async def calcom(self, request: Request) -> Response:
+        candidates = keyed(
+            self.services, request.path_params.get("slug"), lambda business: business.webhooks.calcom_secret
+        )
         body = await read_body(request)
-        verify_calcom(request.headers.get("x-cal-signature-256"), body, self.calcom_secret)
+        business = calcom_business(request.headers.get("x-cal-signature-256"), body, candidates)
         envelope = _object(load_json(body), "the body")
         trigger = _text(envelope.get("triggerEvent"))
         if trigger == "PING":
@@ -252,24 +293,29 @@ class CalendarWebhooks:
         region = self.services.default_region
         match trigger:
             case "BOOKING_CREATED" | "BOOKING_RESCHEDULED":
-                return await self._book(calcom_booking(payload, region, self.services.clock.now()))
+                now = self.services.clock.now()
+                return await self._book(calcom_booking(payload, region, now), business)
             case "BOOKING_CANCELLED":
                 return await self._change(
                     CalendarChange(
-                        CALCOM, _text(payload.get("uid")), "cancel", _text(payload.get("cancellationReason"))[:200]
-                    )
+                        CALCOM,
+                        _text(payload.get("uid")),
+                        "cancel",
+                        _text(payload.get("cancellationReason"))[:200],
+                    ),
+                    business,
                 )
             case trigger if trigger in CALCOM_NO_SHOW_TRIGGERS:
                 uid = _text(payload.get("bookingUid")) or _text(payload.get("uid"))
                 attendees = [a for a in payload.get("attendees") or [] if isinstance(a, dict)]
                 if attendees and not any(a.get("noShow") is True for a in attendees):
                     return JSONResponse({"ignored": "no attendee is marked a no-show"})
-                return await self._change(CalendarChange(CALCOM, uid, "no_show"))
+                return await self._change(CalendarChange(CALCOM, uid, "no_show"), business)
         return JSONResponse({"ignored": f"trigger {trigger!r} is not one followup acts on"})
 
-    async def _book(self, booking: BookingRequest) -> Response:
+    async def _book(self, booking: BookingRequest, business: Business) -> Response:
         try:
-            result = await run_in_threadpool(take_booking, self.services, booking)
+            result = await run_in_threadpool(take_booking, self.services, booking, business=business.slug)
         except LeadActionRefused as refused:
             # A booking in the past (a very late redelivery): nothing to book, and nothing to retry.
             return JSONResponse({"ignored": str(refused)})
@@ -286,10 +332,10 @@ class CalendarWebhooks:
             }
         )
 
-    async def _change(self, change: CalendarChange) -> Response:
+    async def _change(self, change: CalendarChange, business: Business) -> Response:
         if not change.external_id:
             raise BadRequest(422, "the payload names no booking")
-        outcome = await run_in_threadpool(take_calendar_change, self.services, change)
+        outcome = await run_in_threadpool(take_calendar_change, self.services, change, business=business.slug)
         self.services.wake_dispatcher()
         self.services.wake_poster()
         return JSONResponse({"result": outcome})

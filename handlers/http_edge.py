@@ -158,12 +158,17 @@ def appointment_start(text: str, where: str, now: datetime) -> datetime:
 def require_bearer(request: Request, expected: str | None, setting: str) -> None:
     if not expected:
         raise BadRequest(503, f"{setting} is not configured on this server")
+    if not hmac.compare_digest(bearer_token(request).encode(), expected.encode()):
+        raise BadRequest(401, "invalid bearer token")
+
+
+def bearer_token(request: Request) -> str:
+    """The token of `Authorization: Bearer ...`, or 401 when there is none."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() != "bearer" or not token.strip():
         raise BadRequest(401, "missing bearer token (Authorization: Bearer ...)")
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise BadRequest(401, "invalid bearer token")
+    return token.strip()
 
 
 def require_inbound_parse_token(request: Request, expected: str | None) -> None:

@@ -1,7 +1,9 @@
 """The clinic's own webhooks: a new lead from the web form (`/webhooks/leads`), a booking (`/webhooks/booking`).
 
-Each is guarded by its bearer token (unset: every request is refused with 503), read into a typed
-value, taken by one use case, and answered with what became of it.
+Each is guarded by its business's bearer token, which also says whose lead or booking it is (a business's
+own path, `/webhooks/leads/<slug>`, takes only that business's token; no business with a token: every
+request is refused with 503), read into a typed value, taken by one use case for that business, and
+answered with what became of it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.core.business import Business
 from bot.core.contacts import InvalidEmail, InvalidPhone, normalize_email, normalize_phone
 from bot.core.reply_classifier import ReplyRules
 from bot.store.audit import Actor
@@ -24,28 +27,52 @@ from bot.usecases.lead_actions import LeadActionRefused
 from bot.usecases.leads import IntakeResult, InvalidLead, LeadInput
 from bot.usecases.replies import take_form_again
 from bot.usecases.services import Services
-from handlers.http_edge import BadRequest, appointment_start, endpoint, request_fields, require_bearer
+from handlers.business_routing import business_of_token
+from handlers.http_edge import BadRequest, appointment_start, endpoint, request_fields
 
 
 class LeadWebhooks:
-    """POST /webhooks/leads and /webhooks/booking, bound to the services, their tokens and the reply rules."""
+    """POST /webhooks/leads and /webhooks/booking (each also under `/<slug>`), bound to the services and reply rules.
 
-    def __init__(
-        self, services: Services, *, lead_token: str | None, booking_token: str | None, reply_rules: ReplyRules
-    ):
+    The bearer token says whose lead or booking it is (each business's `webhooks.lead_token` and
+    `webhooks.booking_token`; for a single business.yml, LEAD_WEBHOOK_TOKEN and BOOKING_WEBHOOK_TOKEN). On a
+    business's own path only that business's token is taken.
+    """
+
+    def __init__(self, services: Services, *, reply_rules: ReplyRules):
         self.services = services
-        self.lead_token = lead_token
-        self.booking_token = booking_token
         self.reply_rules = reply_rules
 
     def routes(self) -> list[Route]:
         return [
             Route("/webhooks/leads", endpoint(self.new_lead), methods=["POST"]),
+            Route("/webhooks/leads/{slug}", endpoint(self.new_lead), methods=["POST"]),
             Route("/webhooks/booking", endpoint(self.booking), methods=["POST"]),
+            Route("/webhooks/booking/{slug}", endpoint(self.booking), methods=["POST"]),
         ]
 
+    def _business(self, request: Request, kind: str) -> Business:
+        businesses = self.services.businesses
+        if kind == "lead":
+            return business_of_token(
+                self.services,
+                request,
+                slug=request.path_params.get("slug"),
+                key=lambda business: business.webhooks.lead_token,
+                lookup=businesses.by_lead_token,
+                setting="LEAD_WEBHOOK_TOKEN",
+            )
+        return business_of_token(
+            self.services,
+            request,
+            slug=request.path_params.get("slug"),
+            key=lambda business: business.webhooks.booking_token,
+            lookup=businesses.by_booking_token,
+            setting="BOOKING_WEBHOOK_TOKEN",
+        )
+
     async def new_lead(self, request: Request) -> Response:
-        require_bearer(request, self.lead_token, "LEAD_WEBHOOK_TOKEN")
+        business = self._business(request, "lead")
         fields = await request_fields(request)
         try:
             data = LeadInput.parse(
@@ -56,10 +83,11 @@ class LeadWebhooks:
             )
         except InvalidLead as error:
             raise BadRequest(422, "invalid lead", reasons=error.reasons) from error
+        playbooks = self.services.playbooks_of(business.slug)
         if data.sequence:
             # A name from the sequences directory, never a path; the folder is read off the event loop.
-            known = await run_in_threadpool(self.services.playbooks.names)
-            if data.sequence not in known or not await run_in_threadpool(self.services.playbooks.has, data.sequence):
+            known = await run_in_threadpool(playbooks.names)
+            if data.sequence not in known or not await run_in_threadpool(playbooks.has, data.sequence):
                 raise BadRequest(
                     422,
                     "invalid lead",
@@ -68,23 +96,29 @@ class LeadWebhooks:
                         f"sequence: no playbook named {data.sequence!r}; use one of: {', '.join(known) or 'none'}"
                     ],
                 )
-        result = await run_in_threadpool(self._add_lead, data)
+        result = await run_in_threadpool(self._add_lead, business, data)
         return JSONResponse(
             {"lead_id": result.lead_id, "created": result.created}, status_code=201 if result.created else 200
         )
 
-    def _add_lead(self, data: LeadInput) -> IntakeResult:
+    def _add_lead(self, business: Business, data: LeadInput) -> IntakeResult:
         services = self.services
-        result = take_in_and_send(services, data, sequence=services.playbooks.get(data.sequence), actor=Actor.lead(0))
+        result = take_in_and_send(
+            services,
+            data,
+            sequence=services.playbooks_of(business.slug).get(data.sequence),
+            actor=Actor.lead(0),
+            business=business.slug,
+        )
         if not result.enrolled and not result.created:
-            take_form_again(services, self.reply_rules, result.lead_id, data)
+            take_form_again(services, self.reply_rules, result.lead_id, data, business=business.slug)
         return result
 
     async def booking(self, request: Request) -> Response:
-        require_bearer(request, self.booking_token, "BOOKING_WEBHOOK_TOKEN")
+        business = self._business(request, "booking")
         fields = await request_fields(request)
         booking = booking_request(fields, self.services.default_region, self.services.clock.now())
-        result = await run_in_threadpool(self._book, booking)
+        result = await run_in_threadpool(self._book, business, booking)
         return JSONResponse(
             {
                 "lead_id": result.lead_id,
@@ -96,9 +130,9 @@ class LeadWebhooks:
             status_code=201 if result.created else 200,
         )
 
-    def _book(self, booking: BookingRequest) -> BookingResult:
+    def _book(self, business: Business, booking: BookingRequest) -> BookingResult:
         try:
-            result = take_booking(self.services, booking)
+            result = take_booking(self.services, booking, business=business.slug)
         except UnknownLead as error:
             raise BadRequest(404, str(error)) from error
         except LeadActionRefused as error:

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bot.store.db import is_reachable
-from bot.usecases.links import follow_booking_link, unsubscribe_by_link
+from bot.usecases.links import follow_booking_link, unsubscribe_by_link, unsubscribe_link_business
 from bot.usecases.render_context import prefilled_booking_link
 from bot.usecases.services import Services
 from handlers.http_edge import BadRequest, endpoint
@@ -85,20 +85,34 @@ class LinkRoutes:
         ]
 
     async def booking_link(self, request: Request) -> Response:
+        """Send the lead to their business's booking page, filled in; a token no lead has goes to the only
+        business's page (one clinic: as before), or is refused (several: whose page would it be?)."""
         token = request.path_params["token"]
-        target = self.services.business.booking_link
+        who = None
         if LINK_TOKEN.fullmatch(token):
             # A HEAD (Starlette answers it on GET routes) and a link scanner's fetch are no person's click.
             person = request.method == "GET" and not is_link_scanner(request.headers.get("user-agent", ""))
             who = await run_in_threadpool(follow_booking_link, self.services, token, by_a_person=person)
-            if who is not None:
-                target = prefilled_booking_link(target, name=who[0], email=who[1])
-        return RedirectResponse(target, status_code=302)
+        if who is not None:
+            business = self.services.business_of(who.business)
+            return RedirectResponse(
+                prefilled_booking_link(business.booking_link, name=who.name, email=who.email), status_code=302
+            )
+        only = self.services.businesses.only
+        if only is None:
+            raise BadRequest(404, "unknown booking link")
+        return RedirectResponse(only.booking_link, status_code=302)
 
     async def unsubscribe(self, request: Request) -> Response:
         """GET (and HEAD) show the confirmation page; only its POST, or RFC 8058's one-click POST, unsubscribes."""
         token = request.path_params["token"]
-        name = escape(self.services.business.name)
+        slug = None
+        if LINK_TOKEN.fullmatch(token):
+            slug = await run_in_threadpool(unsubscribe_link_business, self.services, token)
+        business = self.services.business_of(slug) if slug is not None else self.services.businesses.only
+        if business is None:
+            raise BadRequest(404, "unknown unsubscribe link")
+        name = escape(business.name)
         if request.method != "POST":
             return Response(_UNSUBSCRIBE_PAGE.format(name=name), media_type="text/html")
         done = LINK_TOKEN.fullmatch(token) is not None and await run_in_threadpool(

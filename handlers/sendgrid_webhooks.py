@@ -2,7 +2,9 @@
 
 Inbound Parse is guarded by a token (in the URL or as basic auth's password, since Parse can post to
 `https://user:pass@host/...`); the Event Webhook by SendGrid's ECDSA signature. An unset secret closes
-its route (503). An email that proves no sender (no SPF or DKIM pass) changes nothing: a person sees it.
+its route (503). An inbound email belongs to the business whose inbound address it was sent to (to
+each, when sent to several); an address of no business here is refused (404), nothing stored. An email
+that proves no sender (no SPF or DKIM pass) changes nothing: a person sees it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bot.usecases.conversations import take_unverified_email
 from bot.usecases.delivery import apply_email_events
 from bot.usecases.replies import IncomingEmail, take_email
 from bot.usecases.services import Services
+from handlers.business_routing import businesses_emailed
 from handlers.http_edge import (
     MAX_EMAIL_BODY,
     BadRequest,
@@ -80,21 +83,31 @@ class SendgridWebhooks:
             headers.get("Message-ID")
             or hashlib.sha256(f"{email}\n{fields.get('subject', '')}\n{text}".encode()).hexdigest()
         )
+        businesses = businesses_emailed(self.services, fields)
         sender_check = check_sender(email, fields.get("SPF"), fields.get("dkim"))
         if not sender_check.verified:
             # Anyone can write any From: an email that does not prove its sender changes nothing.
-            await run_in_threadpool(
-                take_unverified_email, self.services, email, fields.get("subject"), reply, sender_check.describe()
-            )
+            for business in businesses:
+                await run_in_threadpool(
+                    take_unverified_email,
+                    self.services,
+                    email,
+                    fields.get("subject"),
+                    reply,
+                    sender_check.describe(),
+                    business=business.slug,
+                )
             return JSONResponse({"ok": True, "verified": False, "applied": False})
-        incoming = IncomingEmail(
-            email=email,
-            body=reply,
-            subject=fields.get("subject"),
-            message_id=str(message_id),
-            headers={key: str(value) for key, value in headers.items()},
-        )
-        await run_in_threadpool(take_email, self.services, self.reply_rules, incoming)
+        for business in businesses:
+            # Sent to two clinics' inbound addresses, it is a message to each: each reads and takes it as its own.
+            incoming = IncomingEmail(
+                email=email,
+                body=reply,
+                subject=fields.get("subject"),
+                message_id=str(message_id),
+                headers={key: str(value) for key, value in headers.items()},
+            )
+            await run_in_threadpool(take_email, self.services, self.reply_rules, incoming, business=business.slug)
         return JSONResponse({"ok": True})
 
     async def events(self, request: Request) -> Response:

@@ -1,7 +1,9 @@
 """Twilio's webhooks: inbound texts, delivery status callbacks and calls (the missed-call answer).
 
 Every request is checked against `X-Twilio-Signature` with the account's auth token before anything
-is read into the bot; without a token the routes refuse everything (503). Texts and status reports
+is read into the bot; without a token the routes refuse everything (503). A text or call goes to the
+business whose number it was sent to (`To`, or the messaging service it came through); a number of no
+business here is refused (404) and nothing is stored. Texts and status reports
 are answered with empty TwiML or 204; a call is answered with spoken words that say exactly what will
 happen next.
 """
@@ -18,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bot.core.business import Business
 from bot.core.contacts import InvalidPhone, normalize_phone
 from bot.core.ports import FailureKind
 from bot.core.reply_classifier import ReplyRules
@@ -27,6 +30,7 @@ from bot.usecases.delivery import SmsStatusReport, apply_sms_status
 from bot.usecases.render_context import format_local
 from bot.usecases.replies import IncomingText, take_text
 from bot.usecases.services import Services
+from handlers.business_routing import business_texted
 from handlers.http_edge import BadRequest, endpoint, form_fields, read_form, require_twilio_signature
 
 #: Twilio delivers at most this many characters in one inbound message.
@@ -85,10 +89,15 @@ class TwilioWebhooks:
             phone = normalize_phone(sender, self.services.default_region)
         except InvalidPhone as error:
             raise BadRequest(400, f"From: {error}") from error
+        business = business_texted(self.services, params.get("To"), params.get("MessagingServiceSid"), call=False)
         text = IncomingText(
-            phone=phone, body=body, provider_id=sid, media=media_of(params), carrier_opt_out=params.get("OptOutType")
+            phone=phone,
+            body=body,
+            provider_id=sid,
+            media=media_of(params),
+            carrier_opt_out=params.get("OptOutType"),
         )
-        await run_in_threadpool(take_text, self.services, self.reply_rules, text)
+        await run_in_threadpool(take_text, self.services, self.reply_rules, text, business=business.slug)
         return twiml()
 
     async def status(self, request: Request) -> Response:
@@ -108,17 +117,21 @@ class TwilioWebhooks:
         call_sid, caller = params.get("CallSid"), params.get("From")
         if not call_sid or not caller:
             raise BadRequest(400, "CallSid and From are required")
+        business = business_texted(self.services, params.get("To"), None, call=True)
         try:
             phone = normalize_phone(caller, self.services.default_region)
         except InvalidPhone:
             phone = None  # a withheld or odd caller id: nothing to text back, but still answer the call
-        answer = await run_in_threadpool(take_missed_call, self.services, phone, call_sid) if phone else None
-        say = await run_in_threadpool(self._missed_call_words, answer)
+        answer = (
+            await run_in_threadpool(take_missed_call, self.services, phone, call_sid, business=business.slug)
+            if phone
+            else None
+        )
+        say = await run_in_threadpool(self._missed_call_words, business, answer)
         return twiml(f'<?xml version="1.0" encoding="UTF-8"?><Response><Say>{escape(say)}</Say><Hangup/></Response>')
 
-    def _missed_call_words(self, answer: MissedCallAnswer | None) -> str:
-        """What the caller hears: exactly what happens next, no more."""
-        business = self.services.business
+    def _missed_call_words(self, business: Business, answer: MissedCallAnswer | None) -> str:
+        """What the caller hears, in the called business's name: exactly what happens next, no more."""
         opening = f"Thanks for calling {business.name}. Sorry we missed you."
         if answer is None:
             return f"{opening} We could not see your number, so please call us again or leave us a text."

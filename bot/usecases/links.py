@@ -6,6 +6,7 @@ change is made under that lead's lock, like every other change to a lead.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,11 +45,20 @@ def _just_delivered(session: Session, lead_id: int, now: datetime) -> bool:
     return now - last < SCANNER_WINDOW
 
 
-def follow_booking_link(services: Services, token: str, *, by_a_person: bool) -> tuple[str, str | None] | None:
+@dataclass(frozen=True)
+class LinkFollower:
+    """Whose booking link was followed: the lead's name and email (to fill in the page) and their business."""
+
+    name: str
+    email: str | None
+    business: str
+
+
+def follow_booking_link(services: Services, token: str, *, by_a_person: bool) -> LinkFollower | None:
     """A fetch of a lead's booking link: counted as their click when a person made it.
 
-    Returns the lead's name and email (to fill in the booking page), or None for a token no lead has.
-    A fetch within seconds of our last message is a scanner's however it presents itself.
+    Returns who the lead is (to send them to their business's booking page, filled in), or None for a
+    token no lead has. A fetch within seconds of our last message is a scanner's however it presents itself.
     """
     lead_id = _lead_by_token(services, token, Lead.link_token)
     if lead_id is None:
@@ -58,7 +68,13 @@ def follow_booking_link(services: Services, token: str, *, by_a_person: bool) ->
         now = services.clock.now()
         if by_a_person and not _just_delivered(session, lead.id, now):
             record_booking_link_click(session, lead, now=now)
-        return lead.name, lead.email
+        return LinkFollower(lead.name, lead.email, lead.business)
+
+
+def unsubscribe_link_business(services: Services, token: str) -> str | None:
+    """The business of the lead an unsubscribe link is for (its page names it), or None for a token no lead has."""
+    with services.session_factory() as session:
+        return session.scalar(select(Lead.business).where(Lead.unsubscribe_token == token))
 
 
 def unsubscribe_by_link(services: Services, token: str) -> bool:

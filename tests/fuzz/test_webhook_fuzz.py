@@ -20,6 +20,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from bot.app import build_services
+from bot.core.business import SINGLE_BUSINESS_SLUG
 from bot.settings import Settings
 from bot.web import create_web_app
 from handlers.calendar_webhooks import calcom_signature, calendly_signature
@@ -109,11 +110,12 @@ def signed_bot(engine, clock, business_file: Path):
 
 
 def every_route(bot: FuzzedBot) -> list[tuple[str, str]]:
-    """(method, path) for each route the app serves, path parameters filled with a plausible token."""
+    """(method, path) for each route the app serves, path parameters filled with a plausible token and the
+    deployment's own business (a business's path must be as closed as the shared one)."""
     found = []
     for route in bot.client.app.routes:
         assert isinstance(route, Route)
-        path = route.path.replace("{token}", "AbCdEfGh12345678")
+        path = route.path.replace("{token}", "AbCdEfGh12345678").replace("{slug}", SINGLE_BUSINESS_SLUG)
         found.extend((method, path) for method in sorted(route.methods or ()))
     return found
 

@@ -59,14 +59,25 @@ VISIT = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
 MOVED = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
 CALENDLY_EVENT = "https://api.calendly.com/scheduled_events/GBGBDCAADAEDCRZ2"
 CALENDLY_FIRST = f"{CALENDLY_EVENT}/invitees/AAAAAAAAAAAAAAAA"
+#: The clinic's own webhook secrets (its business's, read from the settings like a single business.yml's).
+WEBHOOK_SECRETS = {
+    "LEAD_WEBHOOK_TOKEN": LEAD_TOKEN,
+    "BOOKING_WEBHOOK_TOKEN": BOOKING_TOKEN,
+    "CALENDLY_WEBHOOK_SIGNING_KEY": CALENDLY_KEY,
+    "CALCOM_WEBHOOK_SECRET": CALCOM_SECRET,
+}
 CALENDLY_MOVED = f"{CALENDLY_EVENT}/invitees/BBBBBBBBBBBBBBBB"
 
 
 @pytest.fixture
 def services(engine, clock, business_file: Path, twilio, sendgrid):  # noqa: F811  (twilio and sendgrid: fixtures)
     """The services with the real vendor clients pointed at the stand-ins; the dispatcher runs when woken."""
+    # The business's webhook secrets are read with the services, as `followup run` reads them.
     settings = Settings(
-        DATABASE_URL=str(engine.url), FOLLOWUP_BUSINESS=business_file, PUBLIC_BASE_URL="https://followup.example.com"
+        DATABASE_URL=str(engine.url),
+        FOLLOWUP_BUSINESS=business_file,
+        PUBLIC_BASE_URL="https://followup.example.com",
+        **WEBHOOK_SECRETS,
     )
     sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_url=twilio.url, timeout=2.0)
     email = SendGridEmailSender(
@@ -147,10 +158,7 @@ def clinic(workspace: Workspace, slack_server, services, slack, business_file: P
         DATABASE_URL=str(services.session_factory.kw["bind"].url),
         PUBLIC_BASE_URL=url,
         FOLLOWUP_BUSINESS=business_file,
-        LEAD_WEBHOOK_TOKEN=LEAD_TOKEN,
-        BOOKING_WEBHOOK_TOKEN=BOOKING_TOKEN,
-        CALENDLY_WEBHOOK_SIGNING_KEY=CALENDLY_KEY,
-        CALCOM_WEBHOOK_SECRET=CALCOM_SECRET,
+        **WEBHOOK_SECRETS,
         SENDGRID_INBOUND_TOKEN=INBOUND_TOKEN,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
     )

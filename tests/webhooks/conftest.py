@@ -6,6 +6,8 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
 from bot.usecases.dispatch import Dispatcher
+from bot.usecases.services import Services
 from bot.web import create_web_app
 from tests.support.ports import free_port
 
@@ -103,6 +106,19 @@ class RunningBot:
         """The same bot's routes built with some settings changed (settings are read once, when the app is built)."""
         return TestClient(create_web_app(self.services, self.settings.model_copy(update=changes)))
 
+    def restarted_with(self, **changes) -> TestClient:
+        """The same bot restarted with some settings changed: its services (the businesses' keys) read them anew."""
+        settings = self.settings.model_copy(update=changes)
+        services = build_services(
+            settings,
+            engine=self.services.session_factory.kw["bind"],
+            clock=self.services.clock,
+            sms=self.services.sms,
+            email=self.services.email,
+            migrate=False,
+        )
+        return TestClient(create_web_app(services, settings))
+
 
 @pytest.fixture
 def bot_settings(tmp_path: Path, business_file: Path, database_url: str, twilio, sendgrid) -> Settings:
@@ -141,16 +157,25 @@ def running_bot(bot_settings: Settings, engine, clock, twilio, sendgrid):
         timeout=1.0,
     )
     services = build_services(bot_settings, engine=engine, clock=clock, sms=sms, email=email, migrate=False)
+    with serving(services, bot_settings) as bot:
+        yield bot
+
+
+@contextmanager
+def serving(services: Services, settings: Settings) -> Iterator[RunningBot]:
+    """The bot's web app for these services on the settings' port, served by uvicorn until the block ends."""
     services.wakeups.connect(dispatcher=lambda: Dispatcher(services).run_due())
-    app = create_web_app(services, bot_settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=bot_settings.port, log_level="warning"))
+    app = create_web_app(services, settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    bot = RunningBot(services, bot_settings, bot_settings.public_base_url, app)
-    yield bot
-    bot.http.close()
-    server.should_exit = True
-    thread.join(timeout=10)
+    bot = RunningBot(services, settings, settings.public_base_url, app)
+    try:
+        yield bot
+    finally:
+        bot.http.close()
+        server.should_exit = True
+        thread.join(timeout=10)

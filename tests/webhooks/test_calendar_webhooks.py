@@ -80,8 +80,17 @@ def calendly_invitee(
 
 
 def calendly(
-    bot, event: str, payload: dict, *, key: str = CALENDLY_KEY, at: int | None = None, signature: str | None = None
+    bot,
+    event: str,
+    payload: dict,
+    *,
+    key: str = CALENDLY_KEY,
+    at: int | None = None,
+    signature: str | None = None,
+    path: str = "/webhooks/calendly",
+    http=None,
 ):
+    """Post a Calendly event to the bot (or to `http`, another client of it), signed with `key` as Calendly signs."""
     body = json.dumps(
         {
             "event": event,
@@ -91,8 +100,8 @@ def calendly(
         }
     ).encode()
     header = signature or calendly_signature(key, body, at if at is not None else int(time.time()))
-    return bot.http.post(
-        "/webhooks/calendly",
+    return (http or bot.http).post(
+        path,
         content=body,
         headers={"Content-Type": "application/json", "Calendly-Webhook-Signature": header},
     )
@@ -215,8 +224,8 @@ def test_a_calendly_request_not_signed_with_the_key_or_stale_is_refused(running_
 
 
 def test_calendly_without_a_signing_key_refuses_with_a_reason(running_bot):
-    running_bot.app.state.calendar_webhooks.calendly_signing_key = None
-    answer = calendly(running_bot, "invitee.created", calendly_invitee())
+    closed = running_bot.restarted_with(calendly_signing_key=None)
+    answer = calendly(running_bot, "invitee.created", calendly_invitee(), http=closed)
     assert answer.status_code == 503 and "CALENDLY_WEBHOOK_SIGNING_KEY" in answer.json()["error"]
 
 
@@ -266,12 +275,22 @@ def calcom_booking(
     }
 
 
-def calcom(bot, trigger: str, payload: dict, *, secret: str = CALCOM_SECRET, signature: str | None = None):
+def calcom(
+    bot,
+    trigger: str,
+    payload: dict,
+    *,
+    secret: str = CALCOM_SECRET,
+    signature: str | None = None,
+    path: str = "/webhooks/calcom",
+    http=None,
+):
+    """Post a Cal.com trigger to the bot (or to `http`, another client of it), signed with `secret` as Cal.com signs."""
     body = json.dumps({"triggerEvent": trigger, "createdAt": "2026-11-25T15:00:00.000Z", "payload": payload}).encode()
     headers = {"Content-Type": "application/json"}
     if signature != "":
         headers["X-Cal-Signature-256"] = signature or calcom_signature(secret, body)
-    return bot.http.post("/webhooks/calcom", content=body, headers=headers)
+    return (http or bot.http).post(path, content=body, headers=headers)
 
 
 def test_a_calcom_booking_creates_the_lead_and_redelivery_changes_nothing(running_bot, sendgrid):
@@ -334,6 +353,6 @@ def test_a_calcom_request_not_signed_with_the_secret_is_refused(running_bot, tam
 
 
 def test_calcom_without_a_secret_refuses_with_a_reason(running_bot):
-    running_bot.app.state.calendar_webhooks.calcom_secret = None
-    answer = calcom(running_bot, "BOOKING_CREATED", calcom_booking())
+    closed = running_bot.restarted_with(calcom_webhook_secret=None)
+    answer = calcom(running_bot, "BOOKING_CREATED", calcom_booking(), http=closed)
     assert answer.status_code == 503 and "CALCOM_WEBHOOK_SECRET" in answer.json()["error"]
