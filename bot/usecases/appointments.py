@@ -101,7 +101,8 @@ def latest(session: Session, lead_id: int) -> Appointment | None:
 
 
 def _when(services: Services, lead: Lead, appointment: Appointment) -> str:
-    return visit_time(appointment.start_at, services.business, lead_timezones(lead, services.business))
+    business = services.business_of(lead.business)
+    return visit_time(appointment.start_at, business, lead_timezones(lead, business))
 
 
 def _note(session: Session, lead: Lead, text: str, *, now: datetime, actor: Actor, alert: bool = False) -> None:
@@ -164,13 +165,15 @@ def _enroll(
     now: datetime,
     actor: Actor,
 ) -> bool:
-    if not services.playbooks.has(name):
+    # The lead's business's reminders, in its wording and hours.
+    playbooks = services.playbooks_of(lead.business)
+    if not playbooks.has(name):
         return False
     enrollment.enroll(
         session,
         lead,
-        services.playbooks.get(name),
-        business=services.business,
+        playbooks.get(name),
+        business=services.business_of(lead.business),
         now=now,
         actor=actor,
         appointment=appointment,
@@ -237,7 +240,7 @@ def book(
     )
     # The booking's own note below says it (when, by whom): no bare "booked" note beside it.
     apply_decision(session, services, lead, decide_on_booking(), now=now, actor=actor, announce=False)
-    warning = closed_day_warning(services.business, start_at)
+    warning = closed_day_warning(services.business_of(lead.business), start_at)
     when = _when(services, lead, appointment)
     what = "moved to" if moved_from else "booked for"
     origin = f" (from {SOURCE_LABELS.get(source, source)})" if source != "team" else ""
@@ -382,7 +385,7 @@ def mark_attended(
     assert lead is not None
     _set_status(session, current, AppointmentStatus.ATTENDED, now=now, actor=actor)
     _end_visit_sequences(session, current, now=now, reason="the visit took place", actor=actor)
-    followed = services.business.after_visit and _enroll(
+    followed = services.business_of(lead.business).after_visit and _enroll(
         session, services, lead, AFTER_VISIT_SEQUENCE, current, now=now, actor=actor
     )
     _note(
@@ -549,10 +552,16 @@ def back_to_follow_up(session: Session, services: Services, lead: Lead, *, now: 
         if e.state == EnrollmentState.ACTIVE
     ):
         raise AppointmentRefused("follow-up is already running for this lead")
-    if not services.playbooks.has(NURTURE_SEQUENCE):
+    playbooks = services.playbooks_of(lead.business)
+    if not playbooks.has(NURTURE_SEQUENCE):
         raise AppointmentRefused("there is no nurture playbook to go back to")
     enrollment.enroll(
-        session, lead, services.playbooks.get(NURTURE_SEQUENCE), business=services.business, now=now, actor=actor
+        session,
+        lead,
+        playbooks.get(NURTURE_SEQUENCE),
+        business=services.business_of(lead.business),
+        now=now,
+        actor=actor,
     )
     set_stage(session, lead, Stage.NURTURE, now=now, actor=actor, reason="back to follow-up after a cancellation")
     _note(session, lead, f"Back to follow-up (nurture) by {actor.describe()}.", now=now, actor=actor)
@@ -632,7 +641,7 @@ def _lead_for(
             custom_fields=request.custom_fields,
         ),
         business=owner,
-        sequence=services.playbooks.get(),
+        sequence=services.playbooks_of(owner.slug).get(),
         now=now,
         actor=Actor.lead(0),
         enroll=False,

@@ -45,10 +45,11 @@ def call_template_for(services: Services, lead: Lead, session: Session | None = 
             )
         )
     names.append(None)  # the business's default playbook
+    playbooks = services.playbooks_of(lead.business)
     for name in names:
-        if name is not None and not services.playbooks.has(name):
+        if name is not None and not playbooks.has(name):
             continue
-        for step in services.playbooks.get(name).steps:
+        for step in playbooks.get(name).steps:
             if step.channel == Channel.CALL_TASK and step.template:
                 return step.template
     return None
@@ -83,7 +84,8 @@ def open_call_task(
     it is daytime for the lead, else when both next hold. A second call for the same lead due
     within a minute of an open one is folded into it: one call, both reasons.
     """
-    due = due_at or call_due_at(services.business, lead, now)
+    business = services.business_of(lead.business)
+    due = due_at or call_due_at(business, lead, now)
     same = _open_task_due_near(session, lead.id, due)
     if same is not None:
         if reason not in same.reason:
@@ -97,16 +99,16 @@ def open_call_task(
     template = template or call_template_for(services, lead, session)
     # Said as the card says it (bot.core.display.team_time): their time first, ours beside it.
     requested_text = (
-        team_time(requested_time, services.business.timezone, lead_timezones(lead, services.business)[0], first="lead")
+        team_time(requested_time, business.timezone, lead_timezones(lead, business)[0], first="lead")
         if requested_time
         else None
     )
     script = voicemail = ""
     if template:
         context = call_script_context(
-            lead, services.business, services.public_base_url, call_reason=reason, requested_time=requested_text
+            lead, business, services.public_base_url, call_reason=reason, requested_time=requested_text
         )
-        rendered = services.renderer.render_call_task(template, context)
+        rendered = services.renderer_of(lead.business).render_call_task(template, context)
         script, voicemail = rendered.script, rendered.voicemail
     task = CallTask(
         lead_id=lead.id,

@@ -25,6 +25,7 @@ from bot.usecases.lead_actions import on_missed_call, publish_media, receive_mes
 from bot.usecases.leads import LeadInput, add_lead, business_named, find_existing
 from bot.usecases.render_context import lead_context
 from bot.usecases.send_outcomes import record_direct_answer
+from bot.usecases.senders import email_from, sms_from
 from bot.usecases.services import Services
 
 log = logging.getLogger(__name__)
@@ -298,7 +299,7 @@ def _new_lead(
         session,
         data,
         business=business,
-        sequence=services.playbooks.get(),
+        sequence=services.playbooks_of(business.slug).get(),
         now=now,
         actor=Actor.lead(0),
         enroll=enroll,
@@ -380,8 +381,10 @@ def send_direct(
             session.add(message)
             session.flush()
             message_id, to = message.id, (lead.phone if channel == "sms" else lead.email)
-            context = lead_context(lead, services.business, services.public_base_url) if channel == "email" else None
-        outcome = _send(services, channel, to, body, subject, message_id, context)
+            # From the lead's business, in its wording: never another clinic's number or address.
+            business = services.business_of(lead.business)
+            context = lead_context(lead, business, services.public_base_url) if channel == "email" else None
+        outcome = _send(services, business, channel, to, body, subject, message_id, context)
         with services.session_factory.begin() as session:
             answered = session.get(Message, message_id)
             assert answered is not None
@@ -420,6 +423,7 @@ def _why_not(lead: Lead, channel: str) -> str:
 
 def _send(
     services: Services,
+    business: Business,
     channel: str,
     to: str | None,
     body: str,
@@ -439,14 +443,15 @@ def _send(
                     body=body,
                     reference=reference,
                     status_callback=f"{services.public_base_url}/webhooks/twilio/status",
+                    sender=sms_from(services, business),
                 )
             )
         if services.email is None:
             return PermanentSendError("email is not configured (set the SENDGRID_* settings)")
         assert context is not None
         # The subject is a person's words (or ours around the business's name): a value, never a template.
-        rendered = services.renderer.render_email_as_written(
-            "_direct_message", subject or f"A note from {services.business.name}", {**context, "body": body}
+        rendered = services.renderer_of(business.slug).render_email_as_written(
+            "_direct_message", subject or f"A note from {business.name}", {**context, "body": body}
         )
         return services.email.send_email(
             OutgoingEmail.to_lead(
@@ -457,6 +462,7 @@ def _send(
                 reference=reference,
                 unsubscribe_url=context["links"]["unsubscribe"],
                 custom_args={"message_id": str(message_id)},
+                sender=email_from(services, business),
             )
         )
     except (PermanentSendError, TransientSendError) as error:

@@ -94,7 +94,12 @@ def apply_decision(
                 enrollment.pause(session, open_one, now=now, reason=decision.reason, actor=actor)
             case SequenceChange.RESUME:
                 enrollment.resume(
-                    session, open_one, now=now, reason=decision.reason, actor=actor, business=services.business
+                    session,
+                    open_one,
+                    now=now,
+                    reason=decision.reason,
+                    actor=actor,
+                    business=services.business_of(lead.business),
                 )
             case SequenceChange.STOP:
                 enrollment.end(session, open_one, now=now, reason=decision.reason, actor=actor, announce=False)
@@ -102,13 +107,19 @@ def apply_decision(
         set_stage(session, lead, decision.stage, now=now, actor=actor, reason=decision.reason)
     if decision.close_call_tasks:
         close_open_tasks(session, lead.id, now=now, reason=decision.reason, actor=actor)
+    playbooks = services.playbooks_of(lead.business)
     if (
         decision.start_nurture
-        and services.playbooks.has(NURTURE_SEQUENCE)
+        and playbooks.has(NURTURE_SEQUENCE)
         and not open_enrollments(session, lead.id, sequence=NURTURE_SEQUENCE)
     ):
         enrollment.enroll(
-            session, lead, services.playbooks.get(NURTURE_SEQUENCE), business=services.business, now=now, actor=actor
+            session,
+            lead,
+            playbooks.get(NURTURE_SEQUENCE),
+            business=services.business_of(lead.business),
+            now=now,
+            actor=actor,
         )
     alert_team = decision.alert_team and not decision.call_task
     # A call that follows says why itself (its line in the thread, the task in the channel): no second note.
@@ -232,11 +243,12 @@ def on_lead_signal(
 
 def _with_unclear_time(reason: str, unclear: UnclearTime, services: Services, lead: Lead) -> str:
     """Say a call's reason with the lead's own words for the time and what they could mean: never one guess."""
-    lead_zone = lead_timezones(lead, services.business)[0]
+    business = services.business_of(lead.business)
+    lead_zone = lead_timezones(lead, business)[0]
     shown = [
         f"{candidate:%a, %b} {candidate.day} (no time named)"
         if day_only
-        else team_time(candidate, services.business.timezone, lead_zone, first="lead")
+        else team_time(candidate, business.timezone, lead_zone, first="lead")
         # One day_only flag per candidate (or none at all): unequal lengths would be a bug in requested_time.
         for candidate, day_only in zip(
             unclear.candidates, unclear.day_only or (False,) * len(unclear.candidates), strict=True
@@ -298,9 +310,15 @@ def escalate_unfinished_bookings(session: Session, services: Services, *, now: d
 def on_quiet_end(session: Session, services: Services, lead: Lead, *, now: datetime) -> None:
     """The sales sequence ran out with no answer: move to nurture and start its slow cadence."""
     apply_decision(session, services, lead, decide_on_quiet_end(), now=now, actor=SYSTEM)
-    if services.playbooks.has(NURTURE_SEQUENCE) and not open_enrollments(session, lead.id, sequence=NURTURE_SEQUENCE):
+    playbooks = services.playbooks_of(lead.business)
+    if playbooks.has(NURTURE_SEQUENCE) and not open_enrollments(session, lead.id, sequence=NURTURE_SEQUENCE):
         enrollment.enroll(
-            session, lead, services.playbooks.get(NURTURE_SEQUENCE), business=services.business, now=now, actor=SYSTEM
+            session,
+            lead,
+            playbooks.get(NURTURE_SEQUENCE),
+            business=services.business_of(lead.business),
+            now=now,
+            actor=SYSTEM,
         )
 
 
@@ -432,7 +450,10 @@ def snooze_call_task(session: Session, services: Services, task_id: int, *, now:
     earliest = max(now, task.due_at) + SNOOZE
     try:
         # A call is made by the team, so the business's hours rule it, not the lead's daytime.
-        until = next_send_time(earliest, business=services.business, respect_lead_daytime=False, lead_timezones=())
+        lead = session.get(Lead, task.lead_id)
+        assert lead is not None
+        business = services.business_of(lead.business)
+        until = next_send_time(earliest, business=business, respect_lead_daytime=False, lead_timezones=())
     except NoSendTime:
         until = earliest
     task.due_at = until

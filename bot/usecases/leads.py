@@ -548,7 +548,7 @@ def take_in_lead(
     `also` runs in the same transaction, with the lead, for what the caller notes with the intake.
     """
     owner = business_named(services, business)
-    playbook = sequence or services.playbooks.get()
+    playbook = sequence or services.playbooks_of(owner.slug).get()  # the business's own default playbook
     now = services.clock.now()
     # A new lead's transaction holds no lead's lock, so waiting for the turn at writing cannot deadlock.
     with services.session_factory() as session, services.writing(session), session.begin():

@@ -166,9 +166,9 @@ def reroute_touch(session: Session, touch: Touch, *, now: datetime, error: str) 
 
 
 def step_of(services: Services, enrollment: Enrollment, touch: Touch) -> Step | None:
-    """The playbook step a touch carries out, or None when it is no longer in the playbook."""
+    """The playbook step a touch carries out (in the lead's business's playbook), or None when it is no longer there."""
     try:
-        sequence = services.playbooks.get(enrollment.sequence_name)
+        sequence = services.playbooks_of(enrollment.lead.business).get(enrollment.sequence_name)
     except Exception:  # noqa: BLE001 - a playbook that no longer loads: the touch is skipped with the reason, never the loop crashed
         return None
     return next((s for s in sequence.steps if s.id == touch.step_id), None)

@@ -88,15 +88,17 @@ class TouchPolicy:
                 f"missed: due {touch.due_at:%Y-%m-%d %H:%M} UTC, more than {grace} ago (the bot was not running)",
                 report,
             )
-        zones = lead_timezones(lead, self.services.business)
+        # The lead's business's hours, time zone, closed days and holidays.
+        business = self.services.business_of(lead.business)
+        zones = lead_timezones(lead, business)
         if channel != Channel.STAGE and not may_send_at(
             now,
-            business=self.services.business,
+            business=business,
             respect_lead_daytime=channel in PHONE_CHANNELS,
             lead_timezones=zones,
         ):
             try:
-                due_at = earliest_send_time(now, channel, self.services.business, zones)
+                due_at = earliest_send_time(now, channel, business, zones)
             except NoSendTime as error:
                 return self._skip(session, touch, f"no time to send: {error}", report)
             touch.status, touch.due_at = TouchStatus.SCHEDULED, due_at

@@ -18,6 +18,7 @@ from bot.store.models import Enrollment, Lead, Touch
 from bot.usecases.dispatch_sql import BatchFacts
 from bot.usecases.render_context import lead_context
 from bot.usecases.send_outcomes import TouchSend
+from bot.usecases.senders import email_from, sms_from
 from bot.usecases.services import Services
 
 
@@ -49,7 +50,7 @@ def touch_send(touch: Touch, outgoing: OutgoingSms | OutgoingEmail) -> TouchSend
 
 
 class TouchRenderer:
-    """Turns a touch's step into the message a provider is handed."""
+    """Turns a touch's step into the message a provider is handed: in the lead's business's wording, from its sender."""
 
     def __init__(self, services: Services):
         self.services = services
@@ -57,14 +58,20 @@ class TouchRenderer:
     def sms(self, touch: Touch, lead: Lead, step: Step, facts: BatchFacts) -> OutgoingSms:
         """The step's text; the first text to a number carries the opt-out line."""
         assert step.template is not None and lead.phone is not None
-        body = self.services.renderer.render_sms(
+        body = self.services.renderer_of(lead.business).render_sms(
             step.template,
             self._context(lead, touch.enrollment, facts),
             first_to_number=lead.id not in facts.texted_leads,
         )
         touch.body_text = body
         callback = f"{self.services.public_base_url}/webhooks/twilio/status"
-        return OutgoingSms(to=lead.phone, body=body, reference=f"touch-{touch.id}", status_callback=callback)
+        return OutgoingSms(
+            to=lead.phone,
+            body=body,
+            reference=f"touch-{touch.id}",
+            status_callback=callback,
+            sender=sms_from(self.services, self.services.business_of(lead.business)),
+        )
 
     def email(
         self, session: Session, touch: Touch, lead: Lead, enrollment: Enrollment, step: Step, facts: BatchFacts
@@ -75,14 +82,14 @@ class TouchRenderer:
             touch.subject_option = self._rotation(session, enrollment, step)
         context = self._context(lead, enrollment, facts)
         subject = step.subjects[touch.subject_option % len(step.subjects)]
-        rendered = self.services.renderer.render_email(step.template, subject, context)
+        rendered = self.services.renderer_of(lead.business).render_email(step.template, subject, context)
         touch.subject, touch.body_text, touch.body_html = rendered.subject, rendered.text, rendered.html
-        return _touch_email(touch, lead, rendered, context)
+        return self._touch_email(touch, lead, rendered, context)
 
     def sms_words(self, lead: Lead, enrollment: Enrollment, step: Step, facts: BatchFacts) -> str:
         """What a text step says, for saying it another way (by email, or by phone)."""
         assert step.template is not None
-        return self.services.renderer.render_sms(
+        return self.services.renderer_of(lead.business).render_sms(
             step.template, self._context(lead, enrollment, facts), first_to_number=False
         )
 
@@ -92,17 +99,18 @@ class TouchRenderer:
         """A text step's words as a short email, for a lead texts may not go to."""
         assert lead.email is not None
         context = self._context(lead, enrollment, facts)
-        rendered = self.services.renderer.render_email_as_written(
-            "_direct_message", f"A note from {self.services.business.name}", {**context, "body": words}
+        business = self.services.business_of(lead.business)
+        rendered = self.services.renderer_of(lead.business).render_email_as_written(
+            "_direct_message", f"A note from {business.name}", {**context, "body": words}
         )
         touch.subject, touch.body_text, touch.body_html = rendered.subject, rendered.text, rendered.html
-        return _touch_email(touch, lead, rendered, context)
+        return self._touch_email(touch, lead, rendered, context)
 
     def _context(self, lead: Lead, enrollment: Enrollment, facts: BatchFacts) -> dict:
         appointment = facts.appointments.get(enrollment.appointment_id) if enrollment.appointment_id else None
         return lead_context(
             lead,
-            self.services.business,
+            self.services.business_of(lead.business),
             self.services.public_base_url,
             appointment_at=appointment.start_at if appointment else None,
         )
@@ -125,16 +133,17 @@ class TouchRenderer:
         )
         return used % len(step.subjects)
 
-
-def _touch_email(touch: Touch, lead: Lead, rendered: RenderedEmail, context: dict) -> OutgoingEmail:
-    """A touch's email; its ids ride along in custom_args, so SendGrid's events find the touch again."""
-    assert lead.email is not None
-    return OutgoingEmail.to_lead(
-        to=lead.email,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        reference=f"touch-{touch.id}",
-        unsubscribe_url=context["links"]["unsubscribe"],
-        custom_args={"touch_id": str(touch.id), "lead_id": str(lead.id)},
-    )
+    def _touch_email(self, touch: Touch, lead: Lead, rendered: RenderedEmail, context: dict) -> OutgoingEmail:
+        """A touch's email, from the lead's business; its ids ride along in custom_args, so SendGrid's events
+        find the touch again."""
+        assert lead.email is not None
+        return OutgoingEmail.to_lead(
+            to=lead.email,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            reference=f"touch-{touch.id}",
+            unsubscribe_url=context["links"]["unsubscribe"],
+            custom_args={"touch_id": str(touch.id), "lead_id": str(lead.id)},
+            sender=email_from(self.services, self.services.business_of(lead.business)),
+        )

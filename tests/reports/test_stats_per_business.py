@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.core.businesses import Businesses
 from bot.core.report_request import Breakdown
 from bot.core.rules import LeadSignal
 from bot.reports.breakdowns import AGENCY_ROW, business_table, stats_table
@@ -24,9 +25,16 @@ DENTAL = "dental"
 
 
 @pytest.fixture
+def services(services, engine):  # engine: the conftest sees the database is to be migrated
+    """The deployment serving a second clinic too (its own slug and name): its leads' sends ask for it."""
+    dental = replace(services.business, slug=DENTAL, name="Smile Dental")
+    return replace(services, every_business=Businesses([services.business, dental]))
+
+
+@pytest.fixture
 def dental(services):
-    """A second clinic served by the same deployment (its own slug and name)."""
-    return replace(services.business, slug=DENTAL, name="Smile Dental")
+    """The second clinic served by the same deployment."""
+    return services.business_of(DENTAL)
 
 
 def take_in(services, business, *, name: str, phone: str, source: str = "website") -> int:
