@@ -178,4 +178,6 @@ class WorkScheduler:
             now = self.services.clock.now()
             escalate_unfinished_bookings(session, self.services, now=now, delay=self.click_delay)
             announce_started_visits(session, self.services, now=now)
-            remind_unclaimed(session, now=now, after=self.claim_reminder_delay, business=self.services.business)
+            # Each clinic's nudges wait for its own hours.
+            for business in self.services.businesses:
+                remind_unclaimed(session, now=now, after=self.claim_reminder_delay, business=business)

@@ -196,7 +196,7 @@ def claim_open_tasks(session: Session, lead: Lead, *, now: datetime, actor: Acto
 
 
 def remind_unclaimed(session: Session, *, now: datetime, after: timedelta, business: Business) -> int:
-    """Nudge about call tasks nobody has claimed for `after`, within the team's hours; return how many.
+    """Nudge about the business's call tasks nobody has claimed for `after`, within its hours; return how many.
 
     The first nudge goes to the lead's owner or on-call; when that one too is ignored for `after`,
     a second goes to the admins. Outside the business's hours nobody is nudged: the nudges wait
@@ -206,8 +206,12 @@ def remind_unclaimed(session: Session, *, now: datetime, after: timedelta, busin
         return 0
     waiting = session.scalars(
         select(CallTask)
+        .join(Lead, Lead.id == CallTask.lead_id)
         .where(
-            CallTask.status == CallTaskStatus.OPEN, CallTask.admins_nudged_at.is_(None), CallTask.due_at <= now - after
+            Lead.business == business.slug,
+            CallTask.status == CallTaskStatus.OPEN,
+            CallTask.admins_nudged_at.is_(None),
+            CallTask.due_at <= now - after,
         )
         .order_by(CallTask.id)
     ).all()

@@ -654,3 +654,17 @@ def test_a_claimed_call_task_gets_no_reminder(services, clock):
     clock.advance(timedelta(hours=1))
     with services.session_factory.begin() as session:
         assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30), business=services.business) == 0
+
+
+def test_a_clinic_s_unclaimed_call_is_nudged_in_its_own_hours_and_by_no_other_clinic(services, clock):
+    from dataclasses import replace
+
+    from bot.core.business import SendWindow
+    from bot.usecases.call_tasks import remind_unclaimed
+
+    _question_task(services, new_lead(services))
+    clock.advance(timedelta(minutes=31))
+    other_clinic = replace(services.business, slug="harbor", send_window=SendWindow.parse("always"))
+    with services.session_factory.begin() as session:
+        assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30), business=other_clinic) == 0
+        assert remind_unclaimed(session, now=clock.now(), after=timedelta(minutes=30), business=services.business) == 1
