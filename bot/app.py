@@ -151,7 +151,11 @@ def missing_places(settings: Settings, businesses: Businesses) -> list[Problem]:
         names = [alias for alias in SINGLE_MODE_SETTINGS[group] if alias in ignored]
         if not names:
             return ""
-        return f"; {' and '.join(names)} apply only to one business.yml (FOLLOWUP_BUSINESS) and are ignored here"
+        verbs = ("applies", "is") if len(names) == 1 else ("apply", "are")
+        return (
+            f"; {' and '.join(names)} {verbs[0]} only to one business.yml (FOLLOWUP_BUSINESS)"
+            f" and {verbs[1]} ignored here"
+        )
 
     wanted = []
     if settings.slack_bot_token:

@@ -100,7 +100,7 @@ def test_with_slack_configured_a_business_without_its_own_channel_refuses_the_st
 
     [problem] = refused.value.problems
     assert Path(problem.path) == lakeside and "has no channel of its own" in problem.message
-    assert "SLACK_LEADS_CHANNEL apply only to one business.yml (FOLLOWUP_BUSINESS) and are ignored" in problem.fix
+    assert "SLACK_LEADS_CHANNEL applies only to one business.yml (FOLLOWUP_BUSINESS) and is ignored" in problem.fix
 
 
 def test_with_twilio_configured_a_business_without_its_own_sender_refuses_the_start_naming_its_file(clinics):
@@ -115,7 +115,7 @@ def test_with_twilio_configured_a_business_without_its_own_sender_refuses_the_st
 
     [problem] = refused.value.problems
     assert Path(problem.path) == dental and "has no SMS sender" in problem.message
-    assert "TWILIO_FROM_NUMBER apply only to one business.yml" in problem.fix
+    assert "TWILIO_FROM_NUMBER applies only to one business.yml" in problem.fix
 
 
 def test_without_slack_or_twilio_a_business_needs_no_channel_or_sender(tmp_path):
