@@ -8,6 +8,7 @@ request (a number, an inbound address, a token or a channel), naming both files.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -144,10 +145,26 @@ class Businesses:
         return self._indexes["inbound email address"].get(normalize_inbound_address(address)) if address else None
 
     def by_lead_token(self, token: str) -> Business | None:
-        return self._indexes["lead webhook token"].get(token) if token else None
+        return self._by_secret(token, lambda business: business.webhooks.lead_token)
 
     def by_booking_token(self, token: str) -> Business | None:
-        return self._indexes["booking webhook token"].get(token) if token else None
+        return self._by_secret(token, lambda business: business.webhooks.booking_token)
+
+    def _by_secret(self, token: str, secret_of: Callable[[Business], str]) -> Business | None:
+        """The business whose secret this is, compared in constant time with every business's.
+
+        A dictionary lookup would answer faster for a near miss than for a far one; a secret must not
+        be guessable by timing the answers.
+        """
+        if not token:
+            return None
+        given = token.encode()
+        found = None
+        for business in self._all:
+            secret = secret_of(business)
+            if secret and hmac.compare_digest(secret.encode(), given):
+                found = business
+        return found
 
     def by_channel(self, channel: str) -> Business | None:
         """The business whose Slack channel (id or #name) a request came from."""
