@@ -65,6 +65,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def _count(number: int, one: str, many: str | None = None) -> str:
+    """ "1 warning", "2 warnings": a count with its noun."""
+    return f"{number} {one if number == 1 else (many or one + 's')}"
+
+
 def _check_folder(settings) -> int:  # noqa: ANN001 - Settings, imported late here so `followup --help` stays fast
     """Validate every business file of FOLLOWUP_BUSINESSES and each business's playbooks and templates.
 
@@ -129,7 +134,12 @@ def _check_folder(settings) -> int:  # noqa: ANN001 - Settings, imported late he
     for line in sorted(verdicts, key=lambda line: line.split(" ", 2)[1]):
         print(line)
     verdict = "FAILED" if errors else "OK"
-    print(f"\n{verdict}: {len(verdicts)} businesses, {len(warnings)} warnings, {len(errors)} errors")
+    counts = [
+        _count(len(verdicts), "business", "businesses"),
+        _count(len(warnings), "warning"),
+        _count(len(errors), "error"),
+    ]
+    print(f"\n{verdict}: {', '.join(counts)}")
     return 1 if errors else 0
 
 
