@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,20 @@ def test_check_of_an_empty_folder_fails_saying_so(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("FOLLOWUP_BUSINESSES", str(tmp_path))
     assert main(["check"]) == 1
     assert "has no <slug>.yml in it" in capsys.readouterr().err
+
+
+def test_the_readme_example_clinic_file_is_one_check_accepts(tmp_path: Path, monkeypatch, capsys):
+    """The README's many-clinics example is copied by people setting up an agency: it must read well as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = re.search(r"```yaml\n# businesses/lakeside-chiro\.yml\n(.*?)```", readme, re.S)
+    assert example is not None, "the README's example business file is gone or renamed"
+    folder = tmp_path / "businesses"
+    folder.mkdir()
+    (folder / "lakeside-chiro.yml").write_text(example.group(1))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FOLLOWUP_BUSINESS", raising=False)
+    monkeypatch.setenv("FOLLOWUP_BUSINESSES", str(folder))
+    for name in ("LAKESIDE_LEAD_TOKEN", "LAKESIDE_BOOKING_TOKEN", "LAKESIDE_CALENDLY_KEY", "LAKESIDE_CALCOM_SECRET"):
+        monkeypatch.setenv(name, f"{name.lower()}-value")
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("OK: 1 business, 0 warnings, 0 errors")
