@@ -64,6 +64,8 @@ def test_an_idle_bot_with_every_vendor_configured_has_not_loaded_their_sdks_unti
             "SLACK_LEADS_CHANNEL": "C0LEADS",
             "SLACK_API_URL": slack.url + "/api/",
             "FOLLOWUP_POLL_SECONDS": "0.2",
+            # The lead's own 08:00-21:00 holds the text back before 14:00 UTC: a Chicago morning, whenever run.
+            "FOLLOWUP_CLOCK_START": "2026-12-01T09:00:00-06:00",
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=log
