@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.config_errors import ConfigError, Problem
-from bot.core.requested_time import RequestedTime, UnclearTime, read_requested_time
+from bot.core.requested_time import DAY_ONLY_NOTE, RequestedTime, UnclearTime, read_requested_time
 from bot.core.yaml_source import LineDict, LineList, load_yaml_file
 
 #: The rules the bot ships with.
@@ -534,11 +534,14 @@ def classify_reply(
     headers: Mapping[str, str] | None = None,
     subject: str | None = None,
     appointment_ahead: bool = False,
+    visit_at: datetime | None = None,
 ) -> Understanding:
     """Say what a lead's reply means, by the first class in priority order whose rules match.
 
     The visit classes are read only when `appointment_ahead` (the lead has a visit booked and has
     not opted out on this channel); they come before opt-in so "yes" to a reminder confirms it.
+    A confirmation that names another time than the visit's (`visit_at`): "yes see you at 4" for a
+    visit at 3 is no confirmation of 3, and it is held for a person to ask, as a move would be.
     A destructive reading the rules are unsure of (`unsure_if`) is a plain reply: a person reads it.
     """
     if channel not in CHANNELS:
@@ -585,9 +588,27 @@ def classify_reply(
             else:
                 reading = Understanding(section.reply_class, rule)
             if section.reply_class in VISIT_CLASSES:
-                return _with_what_else(reading, rules, text, channel=channel, now=now, lead_timezone=lead_timezone)
+                reading = _with_what_else(reading, rules, text, channel=channel, now=now, lead_timezone=lead_timezone)
+                return _held_if_another_time(reading, reply, visit_at)
             return reading
     return Understanding(ReplyClass.PLAIN, NO_RULE)
+
+
+def _held_if_another_time(reading: Understanding, reply: _Reply, visit_at: datetime | None) -> Understanding:
+    """A confirmation whose words name a time that is not the visit's is a move to ask about, never a yes."""
+    if reading.reply_class != ReplyClass.CONFIRM_VISIT or reading.also is not None or visit_at is None:
+        return reading
+    found = reply.requested_time()
+    if found is None or not found.contradicts(visit_at):
+        return reading
+    return Understanding(
+        ReplyClass.RESCHEDULE_VISIT,
+        f'{reading.rule}, but "{found.text.removesuffix(" " + DAY_ONLY_NOTE)}" is not the visit\'s time:'
+        " held for a person to ask which",
+        found.when,
+        found.text,
+        unclear_time=found.unclear,
+    )
 
 
 def _with_what_else(

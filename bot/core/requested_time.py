@@ -68,16 +68,19 @@ _UNITS = (
 )
 _CLOCK = re.compile(
     rf"""
-    # 3pm, 3 p.m., 10:30am, 3-4pm, 3p
-    (?<![\d:/$.])(?:(?P<from_hour>\d{{1,2}})(?::(?P<from_minute>[0-5]\d))?\s*(?:-|–|to|or)\s*)?
-      (?P<hour>\d{{1,2}})(?::(?P<minute>[0-5]\d))?
+    # 3pm, 3 p.m., 10:30am, 10.30am, 3-4pm, 3p
+    (?<![\d:/$.])(?:(?P<from_hour>\d{{1,2}})(?:[:.](?P<from_minute>[0-5]\d))?\s*(?:-|–|to|or)\s*)?
+      (?P<hour>\d{{1,2}})(?:[:.](?P<minute>[0-5]\d))?
       (?:\s*(?P<meridiem>[ap])\.?\s?m\b\.?|(?P<short_meridiem>[ap])\b)
     # 4:30, 15:00
     | (?<![\d:/$.])(?P<clock_hour>\d{{1,2}}):(?P<clock_minute>[0-5]\d)(?![\d:])
-    # at 3, around 4, after 5, @ 2, 3ish, 3 o'clock
-    | (?:\b(?:at|around|after|about|by|before)|@)\s*(?P<bare_hour>\d{{1,2}})(?!\d|[:/.,]\d)
+    # at 3, at 10.30, around 4, after 5, @ 2, 3ish, 3 o'clock
+    | (?:\b(?:at|around|after|about|by|before)|@)\s*(?P<bare_hour>\d{{1,2}})
+      (?:\.(?P<bare_minute>[0-5]\d))?(?!\d|[:/.,]\d)
       (?:\s*-?\s*(?:ish\b|o'?\s?clock\b))?(?!\s*(?:{_UNITS})\b)(?!\s*[ap]\.?m?\b)
     | (?<![\d:/$.])(?P<ish_hour>\d{{1,2}})\s*(?:-?ish\b|o'?\s?clock\b)
+    # 10.30 with nothing around it: a time only beside a day ("tomorrow 10.30"), else it may be a price
+    | (?<![\d:/$.])(?P<dot_hour>\d{{1,2}})\.(?P<dot_minute>[0-5]\d)(?![\d.,:]?\d)(?!\s*(?:{_UNITS})\b)
     | \b(?P<noon>noon|midday|lunch\s?time)\b
     """,
     re.IGNORECASE | re.VERBOSE,
@@ -96,6 +99,8 @@ _PART_HOURS = {
     "after school": 15,
     "lunch": 12,
 }
+#: The hours [from, to) a part of the day covers, for holding it against a visit's time.
+_PART_WINDOWS = {"morning": (5, 12), "afternoon": (12, 18), "evening": (16, 24), "night": (17, 24), "lunch": (11, 15)}
 # "since Monday", "last Friday", "Monday ago": the past.
 _PAST_BEFORE = re.compile(r"\b(?:since|last|past|previous)\s+$", re.IGNORECASE)
 _PAST_AFTER = re.compile(r"^\s+ago\b", re.IGNORECASE)
@@ -109,7 +114,7 @@ _VAGUE = re.compile(
     re.IGNORECASE,
 )
 _ALTERNATIVE = re.compile(r"\bor\b|/|\beither\b", re.IGNORECASE)
-_OR_HOUR = re.compile(r"\s*(?:or|/)\s*(?P<hour>\d{1,2})(?::(?P<minute>[0-5]\d))?\b(?!\s*[ap]\.?m?\b)", re.IGNORECASE)
+_OR_HOUR = re.compile(r"\s*(?:or|/)\s*(?P<hour>\d{1,2})(?:[:.](?P<minute>[0-5]\d))?\b(?!\s*[ap]\.?m?\b)", re.IGNORECASE)
 #: At most this many candidate times are offered for one unclear time.
 MAX_CANDIDATES = 4
 _ANY_HINT = re.compile(
@@ -148,6 +153,35 @@ class RequestedTime:
     #: (start, end) of each piece of the message that named it.
     spans: tuple[tuple[int, int], ...]
     unclear: UnclearTime | None = None
+    #: What the words named, so a time can be held against another (a visit's): a day, a clock time
+    #: (with AM/PM said or not), or only a part of the day ("Friday morning").
+    day_named: bool = True
+    clock_named: bool = True
+    meridiem_said: bool = True
+    part: str | None = None
+
+    def contradicts(self, visit: datetime) -> bool:
+        """Whether these words name another time than `visit`: "see you at 4" for a 3:00 visit.
+
+        Only what was named counts: "see you Friday" agrees with any time on Friday, "at 3" with
+        a visit at 3 on any day, "at 8" with 8 AM or 8 PM (no AM/PM said). Alternatives ("3 or 4?")
+        are not one time: they contradict unless every one of them is the visit's.
+        """
+        if self.when is None:
+            if self.unclear is None or self.unclear.why != "offers alternatives":
+                return False
+            return any(candidate != visit for candidate in self.unclear.candidates)
+        local = visit.astimezone(self.when.tzinfo)
+        if self.day_named and self.when.date() != local.date():
+            return True
+        if self.clock_named:
+            said, booked = (self.when.hour, self.when.minute), (local.hour, local.minute)
+            if not self.meridiem_said:
+                said, booked = (said[0] % 12, said[1]), (booked[0] % 12, booked[1])
+            return said != booked
+        if self.part is not None:
+            return not _PART_WINDOWS[self.part][0] <= local.hour < _PART_WINDOWS[self.part][1]
+        return False
 
 
 def find_requested_time(text: str, *, now: datetime, timezone: str) -> tuple[datetime | None, str] | None:
@@ -172,7 +206,11 @@ def read_requested_time(text: str, *, now: datetime, timezone: str) -> Requested
         for match in _DAY.finditer(scan)
         if not _in_the_past(scan, match) and (day := _day_of(match, local_now)) is not None
     ]
-    clocks = [(match, clock) for match in _CLOCK.finditer(scan) if (clock := _clock_of(match)) is not None]
+    clocks = [
+        (match, clock)
+        for match in _CLOCK.finditer(scan)
+        if (clock := _clock_of(match)) is not None and (not match.group("dot_hour") or _beside_a_day(scan, match, days))
+    ]
     if (unclear := _unclear(text, scan, days, clocks, local_now, zone)) is not None:
         return unclear
     clock_match, clock = clocks[0] if clocks else (None, None)
@@ -190,11 +228,22 @@ def read_requested_time(text: str, *, now: datetime, timezone: str) -> Requested
         )
     pieces = [m for m in (day_match, clock_match, part_match) if m is not None]
     words = _words(text, pieces)
+    part = _part_name(part_match) if clock is None and part_match is not None else None
+    if at is not None and clock is None and part is None:
+        part = "night"  # "tonight": the evening of the day, not one clock time
     if at is None:
         at = time(DAY_ONLY_HOUR, 0)
         words = f"{words} {DAY_ONLY_NOTE}"
     spans = tuple(sorted(m.span() for m in pieces))
-    return RequestedTime(datetime.combine(day, at, tzinfo=zone), words, spans)
+    return RequestedTime(
+        datetime.combine(day, at, tzinfo=zone),
+        words,
+        spans,
+        day_named=day_match is not None,
+        clock_named=clock is not None,
+        meridiem_said=clock is None or clock[2] or part_match is not None,
+        part=part,
+    )
 
 
 def _unclear(
@@ -381,8 +430,25 @@ def _clock_of(match: re.Match[str]) -> tuple[int, int, bool] | None:
     if match.group("clock_hour"):
         hour, minute = int(match.group("clock_hour")), int(match.group("clock_minute"))
         return (hour, minute, hour >= 13 or hour == 0) if hour <= 23 else None
+    if match.group("dot_hour"):
+        hour, minute = int(match.group("dot_hour")), int(match.group("dot_minute"))
+        return (hour, minute, hour >= 13 or hour == 0) if hour <= 23 else None
     hour = int(match.group("bare_hour") or match.group("ish_hour"))
-    return (hour, 0, hour >= 13) if 1 <= hour <= 23 else None
+    minute = int(match.group("bare_minute") or 0)
+    return (hour, minute, hour >= 13) if 1 <= hour <= 23 else None
+
+
+def _beside_a_day(scan: str, match: re.Match[str], days: list[tuple[re.Match[str], date]]) -> bool:
+    """Whether a bare "10.30" sits right beside a day ("tomorrow 10.30", "Friday at 9.15"): then it is a time."""
+    for day_match, _ in days:
+        gap = (
+            scan[day_match.end() : match.start()]
+            if match.start() >= day_match.end()
+            else scan[match.end() : day_match.start()]
+        )
+        if gap.strip().lower() in ("", ",", "at", "@", "on"):
+            return True
+    return False
 
 
 def _business_hour(hour: int) -> int:

@@ -9,10 +9,12 @@ routes only verify, parse and answer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import phonenumbers
 
+from bot.core.clock import utc
 from bot.core.reply_classifier import ReplyRules, Understanding, classify_reply, understood
 from bot.core.rules import LeadSignal
 from bot.store.audit import Actor
@@ -63,8 +65,8 @@ def reader_facts(
     phone: str | None = None,
     email: str | None = None,
     business: str | None = None,
-) -> tuple[str, bool]:
-    """What reading a message needs: the lead's time zone, and whether a visit is ahead (the visit rules apply).
+) -> tuple[str, datetime | None]:
+    """What reading a message needs: the lead's time zone, and when the visit ahead is (the visit rules apply).
 
     The lead is `business`'s (its slug; None: the deployment's single business).
     A lead opted out on this channel has no visit rules: their YES is the carrier's opt-in.
@@ -73,10 +75,10 @@ def reader_facts(
     with services.session_factory() as session:
         lead = find_existing(session, phone, email, business=owner.slug)
         if lead is None:
-            return owner.timezone.key, False
+            return owner.timezone.key, None
         opted_out = lead.sms_opted_out_at if channel == "sms" else lead.email_opted_out_at
-        ahead = opted_out is None and upcoming(session, lead.id) is not None
-        return lead_timezones(lead, owner)[0], ahead
+        visit = upcoming(session, lead.id) if opted_out is None else None
+        return lead_timezones(lead, owner)[0], (utc(visit.start_at) if visit is not None else None)
 
 
 def _read(
@@ -90,14 +92,15 @@ def _read(
     business: str | None = None,
     **extra: Any,
 ) -> Understanding:
-    zone, ahead = reader_facts(services, channel, phone=phone, email=email, business=business)
+    zone, visit_at = reader_facts(services, channel, phone=phone, email=email, business=business)
     return classify_reply(
         body,
         rules=rules,
         channel=channel,
         now=services.clock.now(),
         lead_timezone=zone,
-        appointment_ahead=ahead,
+        appointment_ahead=visit_at is not None,
+        visit_at=visit_at,
         **extra,
     )
 

@@ -52,6 +52,12 @@ def chicago(month: int, day: int, hour: int, minute: int = 0, year: int = 2026) 
         ("Could I come thrusday after 5?", chicago(11, 26, 17), "thrusday after 5"),
         ("Monday. Not before 11 though", chicago(11, 30, 11), "Monday. Not before 11"),
         ("Friday’s good, 9 o’clock", chicago(11, 27, 9), "Friday’s good, 9 o’clock"),
+        # a dot between hour and minutes, as many write it
+        ("tomorrow at 10.30", chicago(11, 26, 10, 30), "tomorrow at 10.30"),
+        ("10.30am friday", chicago(11, 27, 10, 30), "10.30am friday"),
+        ("Friday 9.15?", chicago(11, 27, 9, 15), "Friday 9.15"),
+        ("can I come at 2.15", chicago(11, 25, 14, 15), "at 2.15"),
+        ("tomorrow 10.30-11am", chicago(11, 26, 10, 30), "tomorrow 10.30-11am"),
     ],
 )
 def test_a_named_day_and_time_is_read_in_the_leads_zone(text, when, words):
@@ -75,6 +81,8 @@ def test_a_named_day_and_time_is_read_in_the_leads_zone(text, when, words):
         "is it $40 or $50?",
         "I sat down and the sun was out",
         "rate it 2/10 pain",
+        "is it 10.30 or more?",
+        "it was 4.50 for parking",
         "",
     ],
 )
@@ -155,3 +163,50 @@ def test_alternatives_and_vague_times_are_unclear_with_the_words_and_candidates_
 def test_a_range_a_single_time_and_the_past_are_not_unclear(text):
     found = read_requested_time(text, now=NOW, timezone=CHICAGO)
     assert found is None or found.unclear is None
+
+
+def test_a_price_beside_a_day_is_no_time_when_it_has_its_dollar_sign_or_unit():
+    assert find_requested_time("I paid $10.30 tomorrow", now=NOW, timezone=CHICAGO)[1].endswith("9:00 assumed)")
+    assert find_requested_time("tomorrow 2.50 dollars", now=NOW, timezone=CHICAGO)[1].endswith("9:00 assumed)")
+
+
+#: A visit on Monday 2026-11-30 at 3:00 PM in Chicago.
+VISIT = chicago(11, 30, 15)
+
+
+@pytest.mark.parametrize(
+    ("words", "contradicts"),
+    [
+        ("see you at 3", False),
+        ("see you at 3pm", False),
+        ("see you Monday", False),  # only the day was named, and it is the visit's
+        ("see you Monday afternoon", False),
+        ("see you monday at 3:00", False),
+        ("see you 15:00 Monday", False),
+        ("see you at 4", True),
+        ("see you at 3am", True),
+        ("see you Tuesday", True),
+        ("see you Monday morning", True),
+        ("see you Monday at 10.30", True),
+        ("see you at 3 or 4", True),  # two times are not the visit's one
+        ("see you sometime next week", False),  # names no time to hold against it
+    ],
+)
+def test_words_contradict_a_visit_only_by_what_they_name(words, contradicts):
+    found = read_requested_time(words, now=NOW, timezone=CHICAGO)
+    assert found is not None
+    assert found.contradicts(VISIT) is contradicts
+
+
+def test_an_hour_said_without_am_or_pm_agrees_with_either():
+    evening_visit = chicago(11, 30, 20)
+    found = read_requested_time("see you at 8", now=NOW, timezone=CHICAGO)
+    assert found is not None and found.when.hour == 8  # read as clinic hours, the morning
+    assert not found.contradicts(evening_visit)
+
+
+def test_a_time_is_held_against_the_visit_in_the_leads_own_zone():
+    found = read_requested_time("see you at 3", now=NOW, timezone="America/New_York")
+    assert found is not None
+    assert not found.contradicts(datetime(2026, 11, 30, 15, tzinfo=ZoneInfo("America/New_York")))
+    assert found.contradicts(VISIT)  # 3 PM in Chicago is 4 PM where the lead is

@@ -237,6 +237,43 @@ def test_a_yes_to_the_reminder_confirms_the_visit(running_bot, twilio):
 
 
 @pytest.mark.parametrize(
+    "words", ["Yes, see you Monday at 3", "yes see you at 3pm", "Confirmed for Monday afternoon", "yes 3.00 works"]
+)
+def test_a_confirmation_that_names_the_visits_own_time_confirms_it(running_bot, twilio, words):
+    new_lead(running_bot)
+    book(running_bot, phone="+13125550142")  # Monday 3:00 PM, Chicago
+    assert text_in(running_bot, twilio, words) == 200
+    assert appointments(running_bot) == [("confirmed", VISIT_UTC)]
+    assert open_calls(running_bot) == []
+
+
+@pytest.mark.parametrize(
+    ("words", "named"),
+    [
+        ("Yes see you at 4", "at 4"),
+        ("yes, see you Tuesday!", "Tuesday"),
+        ("Confirmed for Monday morning", "Monday morning"),
+        ("yes see you at 10.30", "at 10.30"),
+        ("yes see you at 3 or 4", "at 3 or 4"),
+    ],
+)
+def test_a_confirmation_that_names_another_time_is_held_for_a_person_never_confirmed(running_bot, twilio, words, named):
+    # A yes that names 4 for a visit at 3 is no agreement to 3: reminders for 3 would go to a patient who
+    # means 4. So the visit stands unconfirmed, its reminders wait, and a person asks which they meant.
+    new_lead(running_bot)
+    book(running_bot, phone="+13125550142")
+    assert text_in(running_bot, twilio, words) == 200
+    assert appointments(running_bot) == [("booked", VISIT_UTC)]
+    assert reminder_states(running_bot) == ["paused"]
+    [call] = open_calls(running_bot)
+    assert call.reason.startswith("wants to reschedule")
+    with running_bot.services.session_factory() as session:
+        [message] = session.scalars(select(Message).where(Message.direction == "in")).all()
+    assert message.classification == "reschedule_visit"
+    assert f'"{named}" is not the visit\'s time' in message.details["rule"]
+
+
+@pytest.mark.parametrize(
     ("words", "wants"),
     [
         ("I need to move my appointment", "asked to move the visit"),
