@@ -181,10 +181,68 @@ def businesses_home_view(parts: Sequence[tuple[HomeSnapshot, tzinfo, PlaybookLoo
         if index:
             blocks.append({"type": "divider"})
         blocks.extend(business_home_blocks(snapshot, zone, playbook_of))
+    if len(blocks) >= MAX_VIEW_BLOCKS:
+        # An agency member in a dozen clinics' channels: the full parts would cut the last clinics off,
+        # so each clinic gets a part of a few blocks instead, and every clinic is shown.
+        blocks = []
+        # What the three blocks and divider of each part leave, shared out for the leads the bot closed
+        # (each a block with its Reopen button); the footer takes one.
+        closed_each = max(0, (MAX_VIEW_BLOCKS - 1 - COMPACT_PART_BLOCKS * len(parts)) // len(parts))
+        for index, (snapshot, zone, playbook_of) in enumerate(parts):
+            if index:
+                blocks.append({"type": "divider"})
+            blocks.extend(compact_business_home_blocks(snapshot, zone, playbook_of, closed_shown=closed_each))
     blocks.append(
         context("One part for each clinic whose leads channel you are in. Updated each time you open this tab.")
     )
     return {"type": "home", "blocks": _fit(blocks, MAX_VIEW_BLOCKS)}
+
+
+#: Blocks of one business's compact part, its divider included, before the leads the bot closed.
+COMPACT_PART_BLOCKS = 4
+
+
+def compact_business_home_blocks(
+    snapshot: HomeSnapshot, zone: tzinfo, playbook_of: PlaybookLookup | None = None, *, closed_shown: int = 0
+) -> list[Block]:
+    """One business's part in three blocks: its numbers, then each of its two lists in one section,
+    then up to `closed_shown` of the leads the bot closed, each with its Reopen button (the rest counted)."""
+    today, visits = snapshot.today, snapshot.visits
+    numbers = (
+        f"Today: {today.leads_in} in · {today.messages_sent} sent · {today.replies} replies · "
+        f"{today.booked} booked · {today.open_calls} open calls\n"
+        f"Visits ({VISIT_DAYS} days): show rate {percent(visits.show_rate)} · "
+        f"no-show rate {percent(visits.no_show_rate)} · {visits.cancellations} cancelled · "
+        f"{visits.reschedules} moved"
+    )
+    closed = snapshot.closed_by_bot
+    if closed:
+        unshown = f" ({len(closed) - closed_shown} not shown here)" if len(closed) > closed_shown else ""
+        numbers += f"\nClosed by the bot this week: {len(closed)}{unshown}"
+
+    def listed(title: str, page: Page[Any], lines: list[str], empty: str, what: str) -> Block:
+        body = "\n".join(lines) if lines else empty
+        more = f"\n_…and {page.more} more {what}_" if page.more > 0 else ""
+        return section(clip(f"*{title}* ({page.total})\n{body}{more}", 3000))
+
+    return [
+        section(clip(f"*{escape(snapshot.business_name)}*\n{numbers}", 3000)),
+        listed(
+            "Your leads",
+            snapshot.my_leads,
+            [lead_line_text(line, zone, playbook_of) for line in snapshot.my_leads.rows],
+            "none yet",
+            "of your leads: `/followup list mine` in its channel",
+        ),
+        listed(
+            "Open calls in the team",
+            snapshot.open_calls,
+            [call_line_text(line, zone) for line in snapshot.open_calls.rows],
+            "none :tada:",
+            "open calls",
+        ),
+        *(closed_by_bot_block(lead, zone) for lead in closed[:closed_shown]),
+    ]
 
 
 def business_home_blocks(

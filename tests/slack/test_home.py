@@ -225,3 +225,50 @@ def test_a_leads_next_touch_reads_by_its_label_with_its_zone():
     )
     shown = lead_line_text(line, CHICAGO, PLAYBOOKS.get)
     assert "Day-1 check-in text Wed, Nov 25 at 9:00 AM CST" in shown and "day1_checkin_sms" not in shown
+
+
+def clinic_snapshot(number: int, *, rows: int = 4, closed: int = 4) -> HomeSnapshot:
+    from bot.usecases.closed_by_bot import ClosedByBot
+
+    return HomeSnapshot(
+        "U0ALICE",
+        f"Clinic {number:02d}",
+        Page(tuple(line(n) for n in range(rows)), rows + 10),
+        Page(tuple(call(n) for n in range(rows)), rows + 3),
+        DayNumbers(3, 9, 2, 1, rows),
+        closed_by_bot=tuple(
+            ClosedByBot(
+                100 * number + n, "Sam", None, None, "lost", NOW, "not interested", "no thanks", "not_interested"
+            )
+            for n in range(closed)
+        ),
+    )
+
+
+@pytest.mark.parametrize("clinics", [2, 8, 15, 24])
+def test_a_member_of_many_clinics_channels_sees_every_clinic_in_app_home(clinics):
+    """An agency's member sits in a dozen clinics' channels: no clinic may fall off the end of the tab."""
+    from bot.slack.home import businesses_home_view
+
+    view = businesses_home_view([(clinic_snapshot(n), CHICAGO, None) for n in range(clinics)])
+
+    valid(view["blocks"], limit=100)
+    View(**view).validate_json()
+    shown = str(view["blocks"])
+    assert all(f"Clinic {n:02d}" in shown for n in range(clinics))
+    assert "more than fits here" not in shown
+
+
+def test_with_many_clinics_each_part_still_offers_reopen_for_what_fits_and_counts_the_rest():
+    from bot.slack.home import businesses_home_view
+
+    view = businesses_home_view([(clinic_snapshot(n), CHICAGO, None) for n in range(15)])
+    reopen = [
+        block["accessory"]["value"]
+        for block in view["blocks"]
+        if block.get("accessory", {}).get("action_id") == "lead_reopen"
+    ]
+    shown_each = len(reopen) // 15
+    assert shown_each >= 1 and len(reopen) == 15 * shown_each
+    assert f"Closed by the bot this week: 4 ({4 - shown_each} not shown here)" in str(view["blocks"])
+    assert "…and 10 more of your leads" in str(view["blocks"]) and "…and 3 more open calls" in str(view["blocks"])
