@@ -1,4 +1,4 @@
-"""Find the day and time a lead asks for in their own words: "tomorrow at 3", "Friday morning".
+"""Find the day and time a lead asks for in their own words: "tomorrow at 3", "Friday morning", "mañana a las 3".
 
 Pure: text in, an aware datetime in the lead's time zone out. The phrasing is read here with a
 small grammar (days, clock times, parts of the day) because a clinic's replies are short and
@@ -7,6 +7,8 @@ ambiguous in ways a general date parser guesses wrong ("at 3" is 3 PM, "for 2 we
 those well.
 
 How the words become a time:
+- English and Spanish ("el viernes por la tarde", "a las 5 de la tarde"); minutes after a colon
+  or a dot ("10.30am", "at 10.30", and a bare "10.30" only beside a day: alone it may be a price).
 - A bare hour from 1 to 7 ("at 3", "4:30") is afternoon; 8 to 11 is morning; 12 is noon. A part
   of the day next to it decides instead ("tomorrow morning at 7" is 7 AM).
 - A day with no time ("any openings Friday?") is that day at 9:00, and the text says so.
@@ -31,24 +33,31 @@ DAY_ONLY_HOUR = 9
 #: What is added to the words when the lead named a day but no time.
 DAY_ONLY_NOTE = "(no time named; 9:00 assumed)"
 
+# English, then Spanish by their first two letters (sábado is "sa", as Saturday is).
 _WEEKDAY_INDEX = {"mo": 0, "tu": 1, "we": 2, "th": 3, "fr": 4, "sa": 5, "su": 6}
+_WEEKDAY_INDEX |= {"lu": 0, "ma": 1, "mi": 2, "ju": 3, "vi": 4, "sá": 5, "do": 6}
 # Full names (and common misspellings) stand alone; "mon", "wed", "sat" and "sun" are ordinary
 # words too, so the short forms count only after "this", "next" or "on", or before a clock time.
 _FULL_WEEKDAY = (
     r"mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?|sundays?"
     r"|tues|weds|thurs?|fri|wensday|wendsday|wednsday|thrusday|thursdy|tuseday|teusday|saterday|satruday"
+    r"|lunes|martes|mi[ée]rcoles|jueves|viernes|s[áa]bado|domingo"
 )
 _SHORT_WEEKDAY = r"mon|tue|wed|thu|sat|sun"
 _MONTH = (
     r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
 )
-_MODIFIER = r"this|next|on|coming|this\s+coming"
+_MODIFIER = r"this|next|on|coming|this\s+coming|el\s+pr[óo]ximo|pr[óo]ximo|este|el|para\s+el"
+#: The modifiers that never mean today ("next Tuesday", "el próximo martes").
+_NEXT = ("next", "el próximo", "el proximo", "próximo", "proximo")
 
 _DAY = re.compile(
     rf"""
     \b(?P<relative>day\s+after\s+tomorrow|today|tonight|tonite|tomorrow|tomorow|tommorow|tommorrow
-        |tmrw|tmrow|tmr|tmw|2morrow|2moro|2mrw)\b
+        |tmrw|tmrow|tmr|tmw|2morrow|2moro|2mrw
+        # Spanish: "mañana" is tomorrow, but "la mañana" / "esta mañana" is the morning
+        |pasado\s+ma[ñn]ana|hoy|esta\s+noche|(?<!la\s)(?<!esta\s)ma[ñn]ana)(?!\w)
     | \b(?:(?P<modifier>{_MODIFIER})\s+)?(?P<weekday>{_FULL_WEEKDAY})\b\.?
     | \b(?P<short_modifier>{_MODIFIER})\s+(?P<short_weekday>{_SHORT_WEEKDAY})\b\.?
     | \b(?P<timed_weekday>{_SHORT_WEEKDAY})\b\.?(?=\s*(?:\d{{1,2}}(?::\d\d)?\s*[ap]\.?m?\b|at\s+\d|@\s*\d))
@@ -64,6 +73,7 @@ _DAY = re.compile(
 # Numbers that count things, not hours: "at 3 kids", "about 2 weeks".
 _UNITS = (
     r"%|percent|mins?|minutes?|hours?|hrs?|days?|weeks?|wks?|months?|years?|yrs?|times|kids|children|people"
+    r"|citas?|años|semanas?|d[íi]as|meses|horas?|minutos|ni[ñn]os|hijos|veces|personas"
     r"|visits?|sessions?|dollars|bucks|miles|x|point|pounds|lbs|inches|feet|years?\s+old"
 )
 _CLOCK = re.compile(
@@ -75,21 +85,26 @@ _CLOCK = re.compile(
     # 4:30, 15:00
     | (?<![\d:/$.])(?P<clock_hour>\d{{1,2}}):(?P<clock_minute>[0-5]\d)(?![\d:])
     # at 3, at 10.30, around 4, after 5, @ 2, 3ish, 3 o'clock
-    | (?:\b(?:at|around|after|about|by|before)|@)\s*(?P<bare_hour>\d{{1,2}})
+    | (?:\b(?:at|around|after|about|by|before|a\s+las?|a\s+eso\s+de\s+las|despu[ée]s\s+de\s+las
+        |antes\s+de\s+las|tipo|como\s+a\s+las)|@)\s*(?P<bare_hour>\d{{1,2}})
       (?:\.(?P<bare_minute>[0-5]\d))?(?!\d|[:/.,]\d)
       (?:\s*-?\s*(?:ish\b|o'?\s?clock\b))?(?!\s*(?:{_UNITS})\b)(?!\s*[ap]\.?m?\b)
     | (?<![\d:/$.])(?P<ish_hour>\d{{1,2}})\s*(?:-?ish\b|o'?\s?clock\b)
     # 10.30 with nothing around it: a time only beside a day ("tomorrow 10.30"), else it may be a price
     | (?<![\d:/$.])(?P<dot_hour>\d{{1,2}})\.(?P<dot_minute>[0-5]\d)(?![\d.,:]?\d)(?!\s*(?:{_UNITS})\b)
-    | \b(?P<noon>noon|midday|lunch\s?time)\b
+    | \b(?P<noon>noon|midday|lunch\s?time|mediod[íi]a)(?!\w)
     """,
     re.IGNORECASE | re.VERBOSE,
 )
 _PART_OF_DAY = re.compile(
     r"\b(?:(?P<lead_in>this|in\s+the)\s+)?"
-    r"(?P<part>morning|afternoon|evening|night|after\s+work|after\s+school|lunch)\b",
+    r"(?P<part>morning|afternoon|evening|night|after\s+work|after\s+school|lunch)\b"
+    # Spanish: "por la tarde", "en la mañana", "a las 5 de la tarde", "esta tarde"
+    r"|\b(?P<lead_in_es>por\s+la|en\s+la|de\s+la|esta)\s+(?P<part_es>ma[ñn]ana|tarde|noche)(?!\w)",
     re.IGNORECASE,
 )
+#: A Spanish part of the day, as the English one it is.
+_SPANISH_PARTS = {"mañana": "morning", "manana": "morning", "tarde": "afternoon", "noche": "night"}
 _PART_HOURS = {
     "morning": 9,
     "afternoon": 13,
@@ -102,24 +117,31 @@ _PART_HOURS = {
 #: The hours [from, to) a part of the day covers, for holding it against a visit's time.
 _PART_WINDOWS = {"morning": (5, 12), "afternoon": (12, 18), "evening": (16, 24), "night": (17, 24), "lunch": (11, 15)}
 # "since Monday", "last Friday", "Monday ago": the past.
-_PAST_BEFORE = re.compile(r"\b(?:since|last|past|previous)\s+$", re.IGNORECASE)
-_PAST_AFTER = re.compile(r"^\s+ago\b", re.IGNORECASE)
+_PAST_BEFORE = re.compile(r"\b(?:since|last|past|previous|desde|hace)\s+$", re.IGNORECASE)
+# "los sábados", "los lunes": every such day (the clinic's hours), not a day asked for.
+_HABITUAL_BEFORE = re.compile(r"\blos\s+$", re.IGNORECASE)
+_PAST_AFTER = re.compile(r"^\s+(?:ago|pasados?)\b", re.IGNORECASE)
 # Anything that could start a day or time; a message without one is done in one search.
 # Times that name no one moment: a person asks which they mean.
 _VAGUE = re.compile(
     r"\b(?:(?:some\s?time|early|late|later|end\s+of)\s+)?(?:this|next|the)\s+(?:week|weekend|month)\b"
     r"|\b(?:this|next|on\s+the)\s+weekend\b|\b(?:later|end\s+of)\s+(?:this|the)\s+week\b"
     r"|\b(?:any\s?time|whenever|some\s?time|after\s+work|after\s+school|after\s+my\s+shift"
-    r"|evenings|mornings|afternoons|weekends|in\s+a\s+few\s+days)\b",
+    r"|evenings|mornings|afternoons|weekends|in\s+a\s+few\s+days)\b"
+    r"|\b(?:la\s+)?(?:pr[óo]xima|esta)\s+semana\b|\bfin\s+de\s+semana\b|\ben\s+unos\s+d[íi]as\b"
+    r"|\bcualquier\s+(?:hora|d[íi]a|momento)\b|\blas\s+tardes\b|\blas\s+ma[ñn]anas\b",
     re.IGNORECASE,
 )
-_ALTERNATIVE = re.compile(r"\bor\b|/|\beither\b", re.IGNORECASE)
-_OR_HOUR = re.compile(r"\s*(?:or|/)\s*(?P<hour>\d{1,2})(?:[:.](?P<minute>[0-5]\d))?\b(?!\s*[ap]\.?m?\b)", re.IGNORECASE)
+_ALTERNATIVE = re.compile(r"\bor\b|/|\beither\b|\bo\b", re.IGNORECASE)
+_OR_HOUR = re.compile(
+    r"\s*(?:or|/|o)\s*(?:a\s+las?\s+)?(?P<hour>\d{1,2})(?:[:.](?P<minute>[0-5]\d))?\b(?!\s*[ap]\.?m?\b)", re.IGNORECASE
+)
 #: At most this many candidate times are offered for one unclear time.
 MAX_CANDIDATES = 4
 _ANY_HINT = re.compile(
     rf"\d|noon|midday|lunch|morning|afternoon|evening|night|tonite|today|tom+or+ow|tmr|tmw|2mo|2mr"
     rf"|week|month|after\s+(?:work|school|my)|any\s?time|whenever|some\s?time|few\s+days"
+    rf"|hoy|ma[ñn]ana|tarde|noche|mediod|semana|cualquier|unos\s+d"
     rf"|\b(?:{_FULL_WEEKDAY}|{_SHORT_WEEKDAY}|{_MONTH})\b",
     re.IGNORECASE,
 )
@@ -363,28 +385,36 @@ def _time_of_day(
         return time(hour, minute)
     if part is not None:
         return time(_PART_HOURS[_part_name(part)], 0)
-    if day_match is not None and (day_match.group("relative") or "").lower() in ("tonight", "tonite"):
+    if day_match is not None and " ".join((day_match.group("relative") or "").lower().split()) in (
+        "tonight",
+        "tonite",
+        "esta noche",
+    ):
         return time(_PART_HOURS["night"], 0)
     return None
 
 
 def _in_the_past(scan: str, match: re.Match[str]) -> bool:
-    return bool(_PAST_BEFORE.search(scan, 0, match.start()) or _PAST_AFTER.match(scan[match.end() :]))
+    """Whether a day named is the past ("since Monday", "el lunes pasado"), or every such day ("los sábados")."""
+    before = scan[: match.start()]
+    return bool(
+        _PAST_BEFORE.search(before) or _HABITUAL_BEFORE.search(before) or _PAST_AFTER.match(scan[match.end() :])
+    )
 
 
 def _day_of(match: re.Match[str], local_now: datetime) -> date | None:
     today = local_now.date()
     if relative := match.group("relative"):
         word = relative.lower()
-        if word in ("today", "tonight", "tonite"):
+        if word in ("today", "tonight", "tonite", "hoy") or word.startswith("esta"):
             return today
-        if word.startswith("day"):
+        if word.startswith(("day", "pasado")):
             return today + timedelta(days=2)
         return today + timedelta(days=1)
     if weekday := match.group("weekday") or match.group("short_weekday") or match.group("timed_weekday"):
-        modifier = (match.group("modifier") or match.group("short_modifier") or "").lower()
+        modifier = " ".join((match.group("modifier") or match.group("short_modifier") or "").lower().split())
         ahead = (_WEEKDAY_INDEX[weekday[:2].lower()] - today.weekday()) % 7
-        if ahead == 0 and modifier == "next":
+        if ahead == 0 and modifier in _NEXT:
             ahead = 7
         return today + timedelta(days=ahead)
     if written := match.group("calendar") or match.group("numeric"):
@@ -463,6 +493,8 @@ def _hour_in_part(hour: int, part: re.Match[str]) -> int:
 
 
 def _part_name(match: re.Match[str]) -> str:
+    if spanish := match.group("part_es"):
+        return _SPANISH_PARTS[spanish.lower()]
     return " ".join(match.group("part").lower().split())
 
 
@@ -481,7 +513,7 @@ def _part_of_day(scan: str, day_match: re.Match[str] | None) -> re.Match[str] | 
     for match in _PART_OF_DAY.finditer(scan):
         if _PAST_BEFORE.search(scan, 0, match.start()):
             continue
-        if match.group("lead_in"):  # "this afternoon", "in the morning": a request with no day named
+        if match.group("lead_in") or match.group("lead_in_es"):  # "this afternoon": a request with no day named
             return match
         if day_match is not None:
             gap = (

@@ -58,6 +58,17 @@ def chicago(month: int, day: int, hour: int, minute: int = 0, year: int = 2026) 
         ("Friday 9.15?", chicago(11, 27, 9, 15), "Friday 9.15"),
         ("can I come at 2.15", chicago(11, 25, 14, 15), "at 2.15"),
         ("tomorrow 10.30-11am", chicago(11, 26, 10, 30), "tomorrow 10.30-11am"),
+        # Spanish, as the clinics' Spanish-speaking patients write it
+        ("¿Hay citas mañana en la tarde?", chicago(11, 26, 13), "mañana en la tarde"),
+        ("mañana a las 3", chicago(11, 26, 15), "mañana a las 3"),
+        ("el viernes a las 10:30", chicago(11, 27, 10, 30), "el viernes a las 10:30"),
+        ("el próximo miércoles", chicago(12, 2, 9), "el próximo miércoles (no time named; 9:00 assumed)"),
+        ("a las 5 de la tarde", chicago(11, 25, 17), "a las 5 de la tarde"),
+        ("mañana por la mañana", chicago(11, 26, 9), "mañana por la mañana"),
+        ("esta noche", chicago(11, 25, 18), "esta noche"),
+        ("pasado mañana a la 1", chicago(11, 27, 13), "pasado mañana a la 1"),
+        ("SÁBADO A LAS 11", chicago(11, 28, 11), "SÁBADO A LAS 11"),
+        ("Sí, llámame después de las 5", chicago(11, 25, 17), "después de las 5"),
     ],
 )
 def test_a_named_day_and_time_is_read_in_the_leads_zone(text, when, words):
@@ -83,6 +94,12 @@ def test_a_named_day_and_time_is_read_in_the_leads_zone(text, when, words):
         "rate it 2/10 pain",
         "is it 10.30 or more?",
         "it was 4.50 for parking",
+        "desde el lunes me duele",
+        "el lunes pasado me caí",
+        "tengo 3 hijos",
+        "hace 2 semanas",
+        "¿qué horario tienen los sábados?",
+        "buenos días",
         "",
     ],
 )
@@ -190,6 +207,9 @@ VISIT = chicago(11, 30, 15)
         ("see you Monday at 10.30", True),
         ("see you at 3 or 4", True),  # two times are not the visit's one
         ("see you sometime next week", False),  # names no time to hold against it
+        ("sí, nos vemos el lunes a las 3", False),
+        ("sí, nos vemos el martes", True),
+        ("nos vemos a las 4 de la tarde", True),
     ],
 )
 def test_words_contradict_a_visit_only_by_what_they_name(words, contradicts):
@@ -210,3 +230,9 @@ def test_a_time_is_held_against_the_visit_in_the_leads_own_zone():
     assert found is not None
     assert not found.contradicts(datetime(2026, 11, 30, 15, tzinfo=ZoneInfo("America/New_York")))
     assert found.contradicts(VISIT)  # 3 PM in Chicago is 4 PM where the lead is
+
+
+@pytest.mark.parametrize("text", ["lunes o martes", "a las 3 o a las 4", "la próxima semana", "cualquier día"])
+def test_spanish_alternatives_and_vague_times_are_unclear_too(text):
+    found = read_requested_time(text, now=NOW, timezone=CHICAGO)
+    assert found is not None and found.when is None and found.unclear is not None

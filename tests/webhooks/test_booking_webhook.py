@@ -237,7 +237,14 @@ def test_a_yes_to_the_reminder_confirms_the_visit(running_bot, twilio):
 
 
 @pytest.mark.parametrize(
-    "words", ["Yes, see you Monday at 3", "yes see you at 3pm", "Confirmed for Monday afternoon", "yes 3.00 works"]
+    "words",
+    [
+        "Yes, see you Monday at 3",
+        "yes see you at 3pm",
+        "Confirmed for Monday afternoon",
+        "yes 3.00 works",
+        "Sí, nos vemos el lunes a las 3",
+    ],
 )
 def test_a_confirmation_that_names_the_visits_own_time_confirms_it(running_bot, twilio, words):
     new_lead(running_bot)
@@ -255,6 +262,7 @@ def test_a_confirmation_that_names_the_visits_own_time_confirms_it(running_bot, 
         ("Confirmed for Monday morning", "Monday morning"),
         ("yes see you at 10.30", "at 10.30"),
         ("yes see you at 3 or 4", "at 3 or 4"),
+        ("Sí, nos vemos el martes", "el martes"),
     ],
 )
 def test_a_confirmation_that_names_another_time_is_held_for_a_person_never_confirmed(running_bot, twilio, words, named):
