@@ -66,13 +66,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def profile(pid: int, seconds: float, top: int = 8, *, keep: Path | None = None) -> str:
+def profile(pid: int, seconds: float, top: int = 8, *, keep: Path | None = None, gil: bool = False) -> str:
     """Sample the process with py-spy (the `bench` extra) for `seconds`: where its time goes, by function.
 
     Each line: the share of busy samples (py-spy leaves out idle threads) in which the function was on
     the stack, busiest first, leaving out the frames every thread starts from; then the functions
     busy themselves (the innermost frame of a sample), which says what the time is spent on.
-    `keep` saves py-spy's raw stacks there, for a closer look.
+    `keep` saves py-spy's raw stacks there, for a closer look. `gil` keeps only the samples of the
+    thread holding the interpreter lock: where the process's Python CPU goes, leaving out the threads
+    waiting on a socket (which py-spy otherwise may count as busy).
     """
     import shutil
     import tempfile
@@ -96,6 +98,7 @@ def profile(pid: int, seconds: float, top: int = 8, *, keep: Path | None = None)
                 "--output",
                 str(out),
                 "--nonblocking",
+                *(["--gil"] if gil else []),
             ],
             capture_output=True,
             text=True,

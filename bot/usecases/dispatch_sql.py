@@ -171,25 +171,28 @@ MARK_SENT = (
 )
 #: Run with a list of rows: one executemany (a C loop on SQLite, one pipeline on PostgreSQL), no ORM.
 RECORD_MESSAGES = insert(cast(Table, Message.__table__))
-LEAD_STAGES = select(leads.c.id, leads.c.stage).where(leads.c.id.in_(bindparam("lead_ids", expanding=True)))
-#: Leads moving to one stage: a statement per stage reached, not per lead.
-MOVE_STAGE = (
+#: Leads still new whose first touch went: contacted now, in one statement that says which moved.
+#: (`stage_after_touch` moves only a new lead; read and written in one statement, the stage moved
+#: is the stage stored, whoever else writes leads meanwhile.)
+CONTACT_NEW = (
     leads.update()
-    .where(leads.c.id.in_(bindparam("moved_ids", expanding=True)))
-    .values(stage=bindparam("moved_stage"), updated_at=bindparam("moved_at"))
+    .where(leads.c.id.in_(bindparam("lead_ids", expanding=True)), leads.c.stage == bindparam("from_stage"))
+    .values(stage=bindparam("to_stage"), updated_at=bindparam("moved_at"))
+    .returning(leads.c.id)
 )
-#: Open enrollments among these with no step left to run.
-FINISHED = select(enrollments.c.id, enrollments.c.lead_id, enrollments.c.sequence_name).where(
-    enrollments.c.id.in_(bindparam("enrollment_ids", expanding=True)),
-    enrollments.c.state.in_((EnrollmentState.ACTIVE, EnrollmentState.PAUSED)),
-    ~exists().where(
-        touches.c.enrollment_id == enrollments.c.id, touches.c.status.in_((TouchStatus.SCHEDULED, TouchStatus.SENDING))
-    ),
-)
-COMPLETE = (
+#: Open enrollments among these with no step left to run, completed in the statement that finds them.
+COMPLETE_FINISHED = (
     enrollments.update()
-    .where(enrollments.c.id.in_(bindparam("completed_ids", expanding=True)))
+    .where(
+        enrollments.c.id.in_(bindparam("enrollment_ids", expanding=True)),
+        enrollments.c.state.in_((EnrollmentState.ACTIVE, EnrollmentState.PAUSED)),
+        ~exists().where(
+            touches.c.enrollment_id == enrollments.c.id,
+            touches.c.status.in_((TouchStatus.SCHEDULED, TouchStatus.SENDING)),
+        ),
+    )
     .values(state=EnrollmentState.COMPLETED, state_reason="every step ran", ended_at=bindparam("ended_at_"))
+    .returning(enrollments.c.id, enrollments.c.lead_id, enrollments.c.sequence_name)
 )
 
 

@@ -38,6 +38,8 @@ from bot.usecases.services import Services
 MAX_ATTEMPTS = 5
 #: A one-off message's status when the provider may or may not have it: a person checks, nothing resends.
 UNKNOWN = "unknown"
+#: The stages a sent touch moves a lead from, and to (`stage_after_touch`, the one rule, read once).
+_MOVED_BY_A_TOUCH = {stage: stage_after_touch(stage) for stage in Stage if stage_after_touch(stage) != stage}
 
 
 @dataclass
@@ -309,21 +311,21 @@ class SendRecorder:
             ],
         )
         lead_ids = sorted({send.lead_id for send, _ in sent})
-        # Read inside this write transaction, so the stage moved is the stage stored.
-        stages: dict[int, str] = {
-            row.id: row.stage for row in connection.execute(sql.LEAD_STAGES, {"lead_ids": lead_ids})
-        }
-        moved = [(lead_id, Stage(stages[lead_id]), stage_after_touch(Stage(stages[lead_id]))) for lead_id in lead_ids]
-        moved = [(lead_id, old, new) for lead_id, old, new in moved if old != new]
-        for stage in sorted({new for _, _, new in moved}):
-            connection.execute(
-                sql.MOVE_STAGE,
-                {
-                    "moved_ids": [lead_id for lead_id, _, new in moved if new == stage],
-                    "moved_stage": str(stage),
-                    "moved_at": now,
-                },
-            )
+        # Each stage a touch moves a lead from, in one UPDATE that returns the leads it moved (nearly always
+        # one statement: only a new lead moves); written in the statement that reads it, so the stage moved
+        # is the stage stored.
+        moved: list[tuple[int, Stage, Stage]] = []
+        for old, new in _MOVED_BY_A_TOUCH.items():
+            moved += [
+                (lead_id, old, new)
+                for lead_id in sorted(
+                    connection.execute(
+                        sql.CONTACT_NEW,
+                        {"lead_ids": lead_ids, "from_stage": str(old), "to_stage": str(new), "moved_at": now},
+                    ).scalars()
+                )
+            ]
+        moved.sort()
         outbox.publish_many(
             session,
             [
@@ -372,10 +374,11 @@ class SendRecorder:
     @staticmethod
     def _complete_finished(connection: Connection, enrollment_ids: set[int], now: datetime) -> list[audit.Entry]:
         """Complete the enrollments among these whose every step ran; return their audit entries."""
-        finished = connection.execute(sql.FINISHED, {"enrollment_ids": list(enrollment_ids)}).all()
-        if not finished:
-            return []
-        connection.execute(sql.COMPLETE, {"completed_ids": [row.id for row in finished], "ended_at_": now})
+        finished = sorted(
+            connection.execute(
+                sql.COMPLETE_FINISHED, {"enrollment_ids": sorted(enrollment_ids), "ended_at_": now}
+            ).all()
+        )
         return [
             audit.Entry(
                 lead_id=row.lead_id,

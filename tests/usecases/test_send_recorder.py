@@ -8,12 +8,14 @@ same rows: the touch, its message, the lead's stage, the sequence, the outbox an
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.app import build_services
 from bot.channels.twilio_sms import SentSms
@@ -239,3 +241,91 @@ def _retimed(value, later, earlier):
     if isinstance(value, str):
         return value.replace(later.isoformat(), earlier.isoformat())
     return value
+
+
+@contextmanager
+def statements_sent(services) -> Iterator[list[str]]:
+    """The SQL of every statement the services' engine sends meanwhile (an executemany counts once)."""
+    engine = services.session_factory.kw["bind"]
+    sent: list[str] = []
+
+    def keep(_conn, _cursor, statement, _parameters, _context, _executemany):  # noqa: ANN001 - SQLAlchemy's before_cursor_execute signature
+        sent.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+
+
+def test_a_batch_of_texts_is_claimed_checked_and_recorded_in_as_many_statements_for_twenty_leads_as_for_two(
+    services, sms
+):
+    # Two sender threads: the batch goes in two groups either way, each checked and recorded in bulk.
+    counts = []
+    for first, leads in ((0, 2), (100, 20)):
+        for index in range(first, first + leads):
+            new_lead(services, index)
+        with statements_sent(services) as sent:
+            report = Dispatcher(services, senders=2).run_due()
+        assert report.sent == leads
+        counts.append(len(sent))
+    assert counts[0] == counts[1]
+    assert len(sms.sent) == 22
+
+
+def test_new_leads_texted_in_a_group_become_contacted_in_one_statement_that_reads_and_moves_the_stage(services):
+    lead_ids = [new_lead(services, index) for index in range(5)]
+    with statements_sent(services) as sent:
+        Dispatcher(services).run_due()
+    on_leads = [
+        statement for statement in sent if statement.startswith(("UPDATE leads", "SELECT leads.id, leads.stage"))
+    ]
+    assert len(on_leads) == 1 and on_leads[0].startswith("UPDATE leads SET stage")
+    with services.session_factory() as session:
+        assert {session.get(Lead, lead_id).stage for lead_id in lead_ids} == {"contacted"}
+        moved = session.scalars(
+            select(AuditEntry.lead_id).where(AuditEntry.action == "stage_changed").order_by(AuditEntry.id)
+        ).all()
+    assert moved == lead_ids  # one entry a lead, in lead order, as before
+
+
+def test_a_lead_already_past_new_is_not_moved_and_gets_no_stage_entry_when_its_text_goes(services):
+    lead_id = new_lead(services, 1)
+    with services.session_factory.begin() as session:
+        session.get(Lead, lead_id).stage = "booked"
+    Dispatcher(services).run_due()
+    with services.session_factory() as session:
+        assert session.get(Lead, lead_id).stage == "booked"
+        assert not session.scalars(select(AuditEntry).where(AuditEntry.action == "stage_changed")).all()
+        assert session.scalars(select(Touch.status).where(Touch.lead_id == lead_id)).all() == ["sent"]
+
+
+def test_sequences_whose_every_step_ran_are_completed_in_the_statement_that_finds_them(services):
+    lead_ids = [new_lead(services, index) for index in range(3)]
+    with statements_sent(services) as sent:
+        Dispatcher(services).run_due()
+    on_enrollments = [
+        statement for statement in sent if statement.startswith(("UPDATE enrollments", "SELECT enrollments.id"))
+    ]
+    assert len(on_enrollments) == 1 and on_enrollments[0].startswith("UPDATE enrollments SET state")
+    with services.session_factory() as session:
+        states = session.execute(select(Enrollment.lead_id, Enrollment.state, Enrollment.state_reason)).all()
+        completed = session.scalars(
+            select(AuditEntry.lead_id).where(AuditEntry.action == "sequence_completed").order_by(AuditEntry.id)
+        ).all()
+    assert sorted(states) == [(lead_id, "completed", "every step ran") for lead_id in lead_ids]
+    assert completed == lead_ids
+
+
+def test_a_sequence_with_a_step_still_to_go_is_not_completed_when_one_of_its_texts_goes(services):
+    lead_id = new_lead(services, 1, also_other_text=True)
+    with services.session_factory.begin() as session:  # the other sequence's text waits a day
+        for touch in session.scalars(select(Touch).join(Enrollment).where(Enrollment.sequence_name == "other_text")):
+            touch.due_at = services.clock.now() + timedelta(days=1)
+    Dispatcher(services).run_due()
+    with services.session_factory() as session:
+        states = dict(session.execute(select(Enrollment.sequence_name, Enrollment.state)).all())
+    assert states == {"one_text": "completed", "other_text": "active"}
+    assert lead_id
