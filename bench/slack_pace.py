@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from bot.slack.limits import RateLimiter
@@ -25,9 +26,16 @@ class PacedSlack(SlackApiStandin):
     """Slack's Web API, refusing with 429 what goes beyond Slack's rate limits."""
 
     def __init__(
-        self, *, post_rate: float = 1.0, post_burst: int = 5, update_rate: float = 50 / 60, update_burst: int = 10
+        self,
+        *,
+        post_rate: float = 1.0,
+        post_burst: int = 5,
+        update_rate: float = 50 / 60,
+        update_burst: int = 10,
+        channels: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(BOT_TOKEN, channels={LEADS_CHANNEL: "leads"})
+        """`channels`: the workspace's channels, by id (default: the one leads channel of `slack_env`)."""
+        super().__init__(BOT_TOKEN, channels=channels or {LEADS_CHANNEL: "leads"})
         self._posts = RateLimiter(post_rate, post_burst)
         self._updates = RateLimiter(update_rate, update_burst)
         #: chat.postMessage / chat.update answered, and refused with 429.
