@@ -91,6 +91,8 @@ class TwilioApiStandin(StandinServer):
         self._messages: dict[str, dict[str, Any]] = {}
         self._status_callbacks: dict[str, str] = {}
         self._number_errors: dict[str, int] = {}
+        #: (recipient, sender) pairs Twilio refuses with 21610: the recipient texted STOP to that sender.
+        self._opted_out: set[tuple[str, str]] = set()
         #: Inbound MMS media by (message sid, media sid): a CDN token, the bytes and their type.
         self._media: dict[tuple[str, str], tuple[str, bytes, str]] = {}
 
@@ -109,6 +111,18 @@ class TwilioApiStandin(StandinServer):
                 self._number_errors.pop(e164, None)
             else:
                 self._number_errors[e164] = error_code
+
+    def set_opted_out(self, recipient: str, sender: str, opted_out: bool = True) -> None:
+        """Refuse sends from `sender` (a number or messaging service) to `recipient` with 21610, or allow them again.
+
+        Twilio keeps a STOP per sender, as carriers do: a recipient who texted STOP to one number still gets
+        texts from another number of the same account.
+        """
+        with self._store_lock:
+            if opted_out:
+                self._opted_out.add((recipient, sender))
+            else:
+                self._opted_out.discard((recipient, sender))
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -330,6 +344,8 @@ class TwilioApiStandin(StandinServer):
             return twilio_error(400, 21211, SYNCHRONOUS_ERRORS[21211].format(to=to))
         with self._store_lock:
             number_error = self._number_errors.get(to)
+            if (to, sender) in self._opted_out or (to, service) in self._opted_out:
+                number_error = 21610
         if number_error is not None and number_error in SYNCHRONOUS_ERRORS:
             return twilio_error(400, number_error, SYNCHRONOUS_ERRORS[number_error].format(to=to))
 
