@@ -667,10 +667,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the real bot against local Slack, Twilio and SendGrid stand-ins, played from a web page."""
-    from bot.sandbox.runner import run_sandbox
+    from bot.sandbox.runner import own_business_file, run_sandbox
 
     try:
-        return run_sandbox(port=args.port, open_browser=not args.no_browser)
+        settings = _settings()
+        return run_sandbox(port=args.port, open_browser=not args.no_browser, business_path=own_business_file(settings))
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1

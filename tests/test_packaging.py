@@ -37,6 +37,8 @@ def test_a_wheel_built_from_a_plain_source_tree_carries_code_content_and_the_com
         "handlers/__init__.py",
         "bot/sandbox/runner.py",
         "bot/sandbox/static/index.html",
+        "bot/sandbox/clinics/lakeside-chiro.yml",
+        "bot/sandbox/clinics/summit-dental.yml",
     ]:
         assert expected in names, f"{expected} missing from {wheel.name}"
     assert any(n.startswith("templates/default/") for n in names)

@@ -2,9 +2,11 @@
 
 A click, a modal submission, a thread message or a `/followup` command become Slack's signed
 interactivity, event and command requests; a text from a lead's phone becomes Twilio's signed
-inbound webhook (with Twilio's own opt-out handling); an email reply becomes a SendGrid Inbound
-Parse post; the new-lead form posts the lead webhook with its bearer token. The bot cannot tell
-these from the real vendors: they arrive at the same routes, signed with the same secrets.
+inbound webhook to the clinic number it was sent to (with Twilio's own opt-out handling, per sender);
+an email reply becomes a SendGrid Inbound Parse post to the clinic address it was sent to; the
+new-lead form posts its clinic's lead webhook (`/webhooks/leads/<slug>`) with that clinic's bearer
+token. The bot cannot tell these from the real vendors: they arrive at the same routes, signed with
+the same secrets, and the bot finds each one's clinic as it finds a real one's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, formataddr, make_msgid
@@ -24,6 +26,8 @@ from urllib.parse import urlencode
 import httpx
 from slack_sdk.signature import SignatureVerifier
 
+from bot.core.business import Business
+from bot.core.businesses import Businesses
 from bot.sandbox.world import World, slack_ts
 from bot.settings import Settings
 from bot.standins.slack_api import SlackApiStandin
@@ -78,14 +82,23 @@ class PersonActions:
         self,
         settings: Settings,
         *,
+        businesses: Businesses,
         slack: SlackApiStandin,
         twilio: TwilioApiStandin,
         world: World,
         team: Mapping[str, str],
         bot_url: str,
+        channel_names: Mapping[str, str] | None = None,
+        clinics_of_phone: Callable[[str], list[str]] | None = None,
         timeout: float = 10.0,
     ):
         self.settings = settings
+        #: The clinics the sandbox runs: whose form, number and inbox each action reaches.
+        self.businesses = businesses
+        #: Slack's names for the clinics' channels, by channel id.
+        self.channel_names = dict(channel_names or {})
+        #: The slugs of the clinics a phone number is a lead of (the bot's database knows).
+        self.clinics_of_phone = clinics_of_phone or (lambda number: [])
         self.slack = slack
         self.twilio = twilio
         self.world = world
@@ -100,62 +113,128 @@ class PersonActions:
 
     # -- the website and the lead's phone and inbox ----------------------------------------
 
-    def submit_lead(self, fields: Mapping[str, str]) -> BotAnswer:
-        """Post the lead webhook as a website form's integration would: a form with the bearer token."""
+    def clinic(self, slug: str | None = None) -> Business:
+        """The clinic a person on the page chose; none chosen: the first (where the page's form starts)."""
+        if not slug:
+            return next(iter(self.businesses))
+        business = self.businesses.by_slug(slug)
+        if business is None:
+            raise ActionRefused(f"there is no clinic {slug!r} in the sandbox ({', '.join(self.businesses.slugs)})")
+        return business
+
+    def submit_lead(self, fields: Mapping[str, str], *, clinic: str | None = None) -> BotAnswer:
+        """Post a clinic's lead webhook as its website form's integration would: its own path and bearer token."""
+        business = self.clinic(clinic)
         form = {key: str(value).strip() for key, value in fields.items() if str(value or "").strip()}
         answer = httpx.post(
-            f"{self.bot_url}/webhooks/leads",
+            f"{self.bot_url}/webhooks/leads/{business.slug}",
             data=form,
-            headers={"Authorization": f"Bearer {self.settings.lead_webhook_token}"},
+            headers={"Authorization": f"Bearer {business.webhooks.lead_token}"},
             timeout=self.timeout,
         )
         return _answer(answer)
 
-    def text_from_lead(self, number: str, body: str) -> BotAnswer:
-        """Text the business's number from a lead's phone; Twilio handles opt-out keywords itself first."""
+    def clinic_number(self, business: Business) -> str:
+        """The number a clinic texts from, which its leads text back."""
+        return business.sms.number or business.phone
+
+    def texted_number(self, number: str, to: str | None) -> str:
+        """Which clinic number a text from this phone goes to: the one chosen, else the one it last heard from.
+
+        A phone that has heard from no clinic texts the clinic it is a lead of; of two, it must be told.
+        """
+        numbers = {self.clinic_number(b): b for b in self.businesses}
+        if to:
+            if to not in numbers:
+                raise ActionRefused(f"{to} is no clinic's number in the sandbox ({', '.join(numbers)})")
+            return to
+        with self.world.lock:
+            heard = [t.get("clinic_number") for t in self.world.texts if t.get("number") == number]
+        heard = [n for n in heard if n in numbers]
+        if heard:
+            return str(heard[-1])
+        if len(numbers) == 1:
+            return next(iter(numbers))
+        # A lead who has not been texted (no consent yet) knows the number of the clinic they asked.
+        asked = {
+            self.clinic_number(business)
+            for slug in self.clinics_of_phone(number)
+            if (business := self.businesses.by_slug(slug)) is not None
+        }
+        if len(asked) == 1:
+            return asked.pop()
+        raise ActionRefused(f"say which clinic's number {number} texts: {', '.join(numbers)}")
+
+    def text_from_lead(self, number: str, body: str, *, to: str | None = None) -> BotAnswer:
+        """Text a clinic's number from a lead's phone; Twilio handles opt-out keywords (per sender) itself first."""
         if not body.strip():
             raise ActionRefused("write something to text")
+        clinic_number = self.texted_number(number, to)
         keyword = body.strip().upper()
         extra: dict[str, str] = {}
         carrier_reply = None
+        with self.world.lock:
+            opted_out = (number, clinic_number) in self.world.opted_out
         if keyword in OPT_OUT_KEYWORDS:
             extra["OptOutType"] = "STOP"
             carrier_reply = CARRIER_REPLIES["STOP"]
-            # From now on Twilio refuses every send to this number with 21610, as it does for real.
-            self.twilio.set_number_behaviour(number, UNSUBSCRIBED_RECIPIENT)
+            # From now on Twilio refuses every send from this clinic's number to this phone with 21610, as it
+            # does for real; the other clinic's number still reaches it.
+            self.twilio.set_opted_out(number, clinic_number)
             with self.world.lock:
-                self.world.opted_out_numbers.add(number)
-        elif keyword in OPT_IN_KEYWORDS and number in self.world.opted_out_numbers:
+                self.world.opted_out.add((number, clinic_number))
+        elif keyword in OPT_IN_KEYWORDS and opted_out:
             extra["OptOutType"] = "START"
             carrier_reply = CARRIER_REPLIES["START"]
-            self.twilio.set_number_behaviour(number, None)
+            self.twilio.set_opted_out(number, clinic_number, False)
             with self.world.lock:
-                self.world.opted_out_numbers.discard(number)
+                self.world.opted_out.discard((number, clinic_number))
         elif keyword in HELP_KEYWORDS:
             extra["OptOutType"] = "HELP"
             carrier_reply = CARRIER_REPLIES["HELP"]
-        self.world.add_text(number=number, direction="in", body=body, status="received")
+        self.world.add_text(number=number, clinic_number=clinic_number, direction="in", body=body, status="received")
         status = self.twilio.inbound_sms(
             f"{self.settings.public_base_url}/webhooks/twilio/sms",
             number,
             body,
-            to=self.settings.twilio_from_number or "",
+            to=clinic_number,
             timeout=self.timeout,
             FromCountry="US",
             **extra,
         )
         if carrier_reply:
-            self.world.add_text(number=number, direction="carrier", body=carrier_reply, status="delivered")
+            self.world.add_text(
+                number=number, clinic_number=clinic_number, direction="carrier", body=carrier_reply, status="delivered"
+            )
         return BotAnswer(status, None)
 
     def email_from_lead(
-        self, sender: str, subject: str, text: str, *, sender_name: str = "", in_reply_to: int | None = None
+        self,
+        sender: str,
+        subject: str,
+        text: str,
+        *,
+        sender_name: str = "",
+        in_reply_to: int | None = None,
+        clinic: str | None = None,
     ) -> BotAnswer:
-        """Reply by email as SendGrid Inbound Parse posts it: multipart fields, headers, envelope."""
+        """Email a clinic as SendGrid Inbound Parse posts it: multipart fields, headers, envelope.
+
+        A reply goes where the lead's mail program sends it: the Reply-To of the email answered (the
+        clinic's inbound address), else its From. A new email goes to the chosen clinic's inbound address.
+        """
         if not text.strip():
             raise ActionRefused("write something to send")
-        to = self.settings.sendgrid_reply_to or self.settings.sendgrid_from_email or ""
         original = next((e for e in self.world.emails if e["id"] == in_reply_to), None) if in_reply_to else None
+        if original is not None and original.get("direction") == "out":
+            to = str(original.get("reply_to") or original.get("from") or "")
+        else:
+            business = self.clinic(clinic)
+            to = business.email.inbound_address or business.email.reply_to or business.email.from_address
+        found = self.businesses.by_inbound_address(to) or self.businesses.only
+        if found is None:
+            # Reply-To said an address of no clinic's inbound parse: the mail goes nowhere the bot hears of.
+            raise ActionRefused(f"{to or 'that email'} is no clinic's inbound address: nothing would reach the bot")
         message_id = make_msgid(domain="sandbox.example")
         quoted = text
         headers = {
@@ -174,6 +253,7 @@ class PersonActions:
             quoted = f"{text}\n\nOn {when}, {original.get('from_name') or original.get('from')} wrote:\n{earlier}\n"
         self.world.add_email(
             direction="in",
+            clinic=found.slug,
             to=[to],
             **{"from": sender},
             from_name=sender_name,
@@ -438,7 +518,7 @@ class PersonActions:
         }
 
     def _channel_name(self, channel: str) -> str:
-        return (self.settings.slack_leads_channel == channel and "leads") or channel.lower()
+        return self.channel_names.get(channel) or channel.lower()
 
     def _trigger(self, user: str) -> str:
         trigger = f"{int(time.time())}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"

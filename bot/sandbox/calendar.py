@@ -1,8 +1,9 @@
 """The sandbox's calendar: book, move, cancel and mark no-shows as Calendly would tell the bot.
 
-Each action becomes Calendly's own webhook (API v2 payloads: an invitee with its scheduled event),
-signed with the subscription's signing key and posted to `/webhooks/calendly`, so the bot takes it
-exactly as it takes the real calendar's.
+Each clinic has its own Calendly account. Each action becomes that clinic's Calendly webhook (API v2
+payloads: an invitee with its scheduled event, in the clinic's time zone and at its address), signed
+with the clinic's own subscription key and posted to its route, `/webhooks/calendly/<slug>`, so the
+bot takes it exactly as it takes the real calendar's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from bot.core.business import Business
 from bot.sandbox.actions import BotAnswer, _answer
 from bot.store.models import Appointment, Lead
 from bot.usecases.services import Services
@@ -37,19 +39,18 @@ def _iso(moment: datetime) -> str:
 
 
 class CalendlyDesk:
-    """The clinic's Calendly page as the sandbox's people use it."""
+    """Each clinic's Calendly page as the sandbox's people use it."""
 
-    def __init__(self, services: Services, *, bot_url: str, signing_key: str, timeout: float = 10.0):
+    def __init__(self, services: Services, *, bot_url: str, timeout: float = 10.0):
         self.services = services
         self.bot_url = bot_url.rstrip("/")
-        self.signing_key = signing_key
         self.timeout = timeout
 
     def bookings(self) -> list[dict[str, Any]]:
-        """The bookings made through the calendar, newest first, for the page."""
+        """The bookings made through the clinics' calendars, newest first, each with its clinic, for the page."""
         with self.services.session_factory() as session:
             rows = session.execute(
-                select(Appointment, Lead.name)
+                select(Appointment, Lead.name, Lead.business)
                 .join(Lead, Lead.id == Appointment.lead_id)
                 .where(Appointment.source == "calendly")
                 .order_by(Appointment.id.desc())
@@ -62,9 +63,22 @@ class CalendlyDesk:
                     "lead_name": name,
                     "start": a.start_at.timestamp(),
                     "status": str(a.status),
+                    "clinic": business,
                 }
-                for a, name in rows
+                for a, name, business in rows
             ]
+
+    def clinic_of(self, lead_id: int) -> Business:
+        """The clinic whose calendar a lead books on: the lead's own."""
+        with self.services.session_factory() as session:
+            lead = session.get(Lead, lead_id)
+            if lead is None:
+                raise CalendarRefused(f"there is no lead #{lead_id}")
+            return self.services.business_of(lead.business)
+
+    def clinic_of_booking(self, appointment_id: int) -> Business:
+        lead, _ = self._booking(appointment_id)
+        return self.services.business_of(lead.business)
 
     # -- what a person does on the calendar page -----------------------------------------------
 
@@ -74,7 +88,7 @@ class CalendlyDesk:
             if lead is None:
                 raise CalendarRefused(f"there is no lead #{lead_id}")
             invitee = self._invitee(lead, start_at, uri=self._new_uri())
-        return self._post("invitee.created", invitee)
+        return self._post("invitee.created", invitee, lead)
 
     def move(self, appointment_id: int, start_at: datetime) -> BotAnswer:
         """A reschedule, as Calendly sends it: the old invitee cancelled with rescheduled: true, then a new one."""
@@ -86,11 +100,11 @@ class CalendlyDesk:
             "new_invitee": new_uri,
             "cancellation": {"canceled_by": lead.name, "reason": None, "canceler_type": "invitee"},
         }
-        answer = self._post("invitee.canceled", cancelled)
+        answer = self._post("invitee.canceled", cancelled, lead)
         if not answer.ok:
             return answer
         return self._post(
-            "invitee.created", self._invitee(lead, start_at, uri=new_uri, old_invitee=appointment.external_id)
+            "invitee.created", self._invitee(lead, start_at, uri=new_uri, old_invitee=appointment.external_id), lead
         )
 
     def cancel(self, appointment_id: int) -> BotAnswer:
@@ -103,7 +117,7 @@ class CalendlyDesk:
                 "canceler_type": "invitee",
             },
         }
-        return self._post("invitee.canceled", invitee)
+        return self._post("invitee.canceled", invitee, lead)
 
     def no_show(self, appointment_id: int) -> BotAnswer:
         lead, appointment = self._booking(appointment_id)
@@ -114,7 +128,7 @@ class CalendlyDesk:
                 "created_at": _iso(self.services.clock.now()),
             },
         }
-        return self._post("invitee_no_show.created", invitee)
+        return self._post("invitee_no_show.created", invitee, lead)
 
     # -- Calendly's wire format ----------------------------------------------------------------
 
@@ -136,6 +150,7 @@ class CalendlyDesk:
     def _invitee(
         self, lead: Lead, start_at: datetime, *, uri: str, status: str = "active", old_invitee: str | None = None
     ) -> dict[str, Any]:
+        business = self.services.business_of(lead.business)
         now = _iso(self.services.clock.now())
         event_uri = uri.rsplit("/invitees/", 1)[0]
         first, _, last = (lead.name or "").partition(" ")
@@ -147,7 +162,7 @@ class CalendlyDesk:
             "first_name": first or None,
             "last_name": last or None,
             "status": status,
-            "timezone": self.services.business.timezone.key,
+            "timezone": business.timezone.key,
             "rescheduled": False,
             "old_invitee": old_invitee,
             "new_invitee": None,
@@ -172,23 +187,25 @@ class CalendlyDesk:
                 "start_time": _iso(start_at),
                 "end_time": _iso(start_at + VISIT_LENGTH),
                 "event_type": EVENT_TYPE,
-                "location": {"type": "physical", "location": self.services.business.address},
+                "location": {"type": "physical", "location": business.address},
                 "invitees_counter": {"total": 1, "active": 1 if status == "active" else 0, "limit": 1},
                 "created_at": now,
                 "updated_at": now,
-                "event_memberships": [{"user": HOST, "user_email": "frontdesk@clinic.sandbox.example"}],
+                "event_memberships": [{"user": HOST, "user_email": business.email.from_address or None}],
                 "event_guests": [],
             },
         }
 
-    def _post(self, event: str, payload: dict[str, Any]) -> BotAnswer:
+    def _post(self, event: str, payload: dict[str, Any], lead: Lead) -> BotAnswer:
+        """Post the webhook as the lead's clinic's Calendly does: to its route, signed with its key."""
+        business = self.services.business_of(lead.business)
         body = json.dumps(
             {"event": event, "created_at": _iso(self.services.clock.now()), "created_by": HOST, "payload": payload}
         ).encode()
         # Calendly signs with real time; the bot checks it against real time, whatever the sandbox clock says.
-        signature = calendly_signature(self.signing_key, body, int(time.time()))
+        signature = calendly_signature(business.webhooks.calendly_signing_key, body, int(time.time()))
         response = httpx.post(
-            f"{self.bot_url}/webhooks/calendly",
+            f"{self.bot_url}/webhooks/calendly/{business.slug}",
             content=body,
             timeout=self.timeout,
             headers={"Content-Type": "application/json", "Calendly-Webhook-Signature": signature},

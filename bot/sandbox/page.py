@@ -2,6 +2,10 @@
 
 Each action route takes what the person did as JSON and hands it to `PersonActions`, which sends
 the bot what the vendor would. `/sandbox/slack/respond/{token}` stands in for Slack's response_url.
+
+The snapshot is of one channel (one clinic's: `?channel=`), as Slack shows one channel at a time;
+the leads' side (phones, inboxes, the forms, the calendars) shows every clinic, each thing marked
+with the clinic it came from or goes to.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from bot.core.business import Business
 from bot.core.clock import utc
 from bot.core.playbook import step_label
 from bot.sandbox.actions import ActionRefused, BotAnswer
@@ -88,13 +93,19 @@ class SandboxApi:
 
     async def state(self, request: Request) -> Response:
         user = request.query_params.get("user") or self.sandbox.team[0].user_id
-        snapshot = await run_in_threadpool(self.snapshot, user)
+        channel = request.query_params.get("channel") or ""
+        snapshot = await run_in_threadpool(self.snapshot, user, channel)
         return JSONResponse(snapshot, headers={"Cache-Control": "no-store"})
 
     async def file(self, request: Request) -> Response:
-        """A file the bot shared in the leads channel (the digest's chart, a lead's photo), as Slack shows it."""
-        found = self.sandbox.slack.shared_file(
-            request.path_params["file_id"], self.sandbox.settings.slack_leads_channel or ""
+        """A file the bot shared in a clinic's channel (the digest's chart, a lead's photo), as Slack shows it."""
+        found = next(
+            (
+                shared
+                for channel in self.sandbox.channel_names
+                if (shared := self.sandbox.slack.shared_file(request.path_params["file_id"], channel)) is not None
+            ),
+            None,
         )
         if found is None:
             return JSONResponse({"ok": False, "error": "file_not_found"}, status_code=404)
@@ -135,16 +146,59 @@ class SandboxApi:
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         )
 
-    def snapshot(self, user: str) -> dict[str, Any]:
+    def clinic_of_channel(self, channel: str) -> Business | None:
+        return self.sandbox.services.businesses.by_channel(channel) if channel else None
+
+    def channel_shown(self, user: str, channel: str) -> Business:
+        """The clinic whose channel the page shows: the one asked for, else the person's first channel's."""
+        clinics = self.sandbox.services.businesses
+        found = self.clinic_of_channel(channel)
+        if found is not None:
+            return found
+        member_of = self.sandbox.slack_members()
+        return next((b for b in clinics if user in member_of.get(b.slack.channel, ())), next(iter(clinics)))
+
+    def clinics(self) -> list[dict[str, Any]]:
+        """Each clinic as the page lists it: its channel and members, number, addresses, hours and playbook."""
+        sandbox = self.sandbox
+        members = sandbox.slack_members()
+        listed = []
+        for business in sandbox.services.businesses:
+            channel = business.slack.channel
+            try:
+                playbook = sandbox.services.playbooks_of(business.slug).get().label
+            except Exception:  # noqa: BLE001 - a playbook that does not load: the page still lists the clinic
+                playbook = business.sequence
+            listed.append(
+                {
+                    "slug": business.slug,
+                    "name": business.name,
+                    "channel": {"id": channel, "name": sandbox.channel_names.get(channel)},
+                    "members": sorted(members.get(channel, ())),
+                    "phone": sandbox.actions.clinic_number(business),
+                    "timezone": business.timezone.key,
+                    "address": business.address,
+                    "hours": business.send_window.describe(),
+                    "email": business.email.from_address,
+                    "inbound": business.email.inbound_address or business.email.reply_to,
+                    "playbook": playbook,
+                    "lead_route": f"/webhooks/leads/{business.slug}",
+                }
+            )
+        return listed
+
+    def snapshot(self, user: str, channel_id: str = "") -> dict[str, Any]:
         sandbox = self.sandbox
         world, slack = sandbox.world, sandbox.slack
-        channel = sandbox.settings.slack_leads_channel or ""
+        shown = self.channel_shown(user, channel_id)
+        channel = shown.slack.channel
         with world.lock:
             version = world.version
             human = [dict(m) for m in world.human_messages if m.get("channel") == channel]
-            notes = [dict(n) for n in world.private_notes if n.get("user") == user]
+            notes = [dict(n) for n in world.private_notes if n.get("user") == user and n.get("channel") == channel]
             texts = [dict(t) for t in world.texts]
             emails = [dict(e) for e in world.emails]
+            opted_out = set(world.opted_out)
             owners, closed = dict(world.view_owners), set(world.closed_views)
             errors = {k: dict(v) for k, v in world.view_errors.items()}
         with world.lock:
@@ -182,6 +236,7 @@ class SandboxApi:
         if modal is not None:
             modal["errors"] = errors.get(modal["id"], {})
         leads = self._leads()
+        clinics = self.clinics()
         clock = sandbox.clock
         return {
             "version": version,
@@ -190,30 +245,27 @@ class SandboxApi:
                 {"id": m.user_id, "name": m.name, "real_name": m.real_name, "role": m.role, "admin": m.admin}
                 for m in sandbox.team
             ],
-            "business": {
-                "name": sandbox.services.business.name,
-                "phone": sandbox.settings.twilio_from_number,
-                "timezone": sandbox.services.business.timezone.key,
-                "email": sandbox.settings.sendgrid_from_email,
-                "reply_to": sandbox.settings.sendgrid_reply_to,
-            },
-            "channel": {"id": channel, "name": "leads"},
+            "clinics": clinics,
+            # The clinic whose channel is shown: its name, number, zone and addresses.
+            "business": next(c for c in clinics if c["slug"] == shown.slug),
+            "channel": {"id": channel, "name": sandbox.channel_names.get(channel, channel)},
             "messages": messages,
             "ephemerals": ephemerals,
             "modal": modal,
             "home": slack.home_views.get(user),
             "leads": leads,
-            "phones": _phones(texts, leads, world.opted_out_numbers),
+            "phones": _phones(texts, leads, opted_out, clinics),
             "emails": emails,
             "clock": {
                 "now": clock.now().timestamp(),
                 "scale": sandbox.speed,
                 "speed": next((name for name, scale in SPEEDS.items() if scale == sandbox.speed), None),
-                "timezone": sandbox.services.business.timezone.key,
+                "timezone": shown.timezone.key,
                 "next_due": self._next_due(),
             },
             "calendar": sandbox.calendar.bookings(),
             "missing": list(sandbox.missing),
+            "notices": list(sandbox.notices),
             "send_marker": _send_marker(),
         }
 
@@ -223,6 +275,7 @@ class SandboxApi:
             return [
                 {
                     "id": lead.id,
+                    "clinic": lead.business,
                     "name": lead.name,
                     "phone": lead.phone,
                     "email": lead.email,
@@ -233,9 +286,9 @@ class SandboxApi:
                 for lead in rows
             ]
 
-    def _step_label(self, sequence: str, step_id: str) -> str:
+    def _step_label(self, business: str, sequence: str, step_id: str) -> str:
         try:
-            playbook = self.sandbox.services.playbooks.get(sequence)
+            playbook = self.sandbox.services.playbooks_of(business).get(sequence)
         except Exception:  # noqa: BLE001 - a playbook gone: the id reads as words
             playbook = None
         return step_label(playbook, step_id)
@@ -247,7 +300,7 @@ class SandboxApi:
             return None
         with services.session_factory() as session:
             row = session.execute(
-                select(Touch.step_id, Touch.channel, Lead.id, Lead.name, Enrollment.sequence_name)
+                select(Touch.step_id, Touch.channel, Lead.id, Lead.name, Lead.business, Enrollment.sequence_name)
                 .join(Enrollment, Enrollment.id == Touch.enrollment_id)
                 .join(Lead, Lead.id == Touch.lead_id)
                 .where(Touch.status == TouchStatus.SCHEDULED, Enrollment.state == EnrollmentState.ACTIVE)
@@ -258,11 +311,16 @@ class SandboxApi:
         return {
             "at": at.timestamp(),
             # What people read for the step ("Thank-you email"), never its id.
-            "step": self._step_label(row.sequence_name, row.step_id) if row else None,
+            "step": self._step_label(row.business, row.sequence_name, row.step_id) if row else None,
             "channel": row.channel if row else None,
             "lead_id": row.id if row else None,
             "lead_name": row.name if row else None,
+            "clinic": self._clinic_name(row.business) if row else None,
         }
+
+    def _clinic_name(self, slug: str) -> str:
+        business = self.sandbox.services.businesses.by_slug(slug)
+        return business.name if business is not None else slug
 
     # -- acting as a person ----------------------------------------------------------------
 
@@ -292,14 +350,16 @@ class SandboxApi:
         return endpoint
 
     def calendar(self, data: dict[str, Any]) -> BotAnswer:
-        """Book, move, cancel or mark a no-show on the clinic's calendar (Calendly's signed webhooks)."""
+        """Book, move, cancel or mark a no-show on the lead's clinic's calendar (its Calendly's signed webhooks)."""
         desk = self.sandbox.calendar
         what = _required(data, "action")
         try:
             if what == "book":
-                return desk.book(_number(data, "lead_id"), self._visit_time(data))
+                lead_id = _number(data, "lead_id")
+                return desk.book(lead_id, self._visit_time(data, desk.clinic_of(lead_id)))
             if what == "move":
-                return desk.move(_number(data, "appointment_id"), self._visit_time(data))
+                appointment_id = _number(data, "appointment_id")
+                return desk.move(appointment_id, self._visit_time(data, desk.clinic_of_booking(appointment_id)))
             if what == "cancel":
                 return desk.cancel(_number(data, "appointment_id"))
             if what == "no_show":
@@ -308,24 +368,28 @@ class SandboxApi:
             raise PageError(str(refused)) from refused
         raise PageError(f"unknown calendar action {what!r}: book, move, cancel or no_show")
 
-    def _visit_time(self, data: dict[str, Any]) -> datetime:
-        """The date and time picked on the calendar, read in the business's time zone."""
+    def _visit_time(self, data: dict[str, Any], business: Business) -> datetime:
+        """The date and time picked on the calendar, read in its clinic's time zone."""
         try:
             day = date.fromisoformat(_required(data, "date"))
             clock = time.fromisoformat(_required(data, "time"))
         except ValueError as error:
             raise PageError("pick a date (YYYY-MM-DD) and a time (HH:MM)") from error
-        return datetime.combine(day, clock, tzinfo=self.sandbox.services.business.timezone).astimezone(UTC)
+        return datetime.combine(day, clock, tzinfo=business.timezone).astimezone(UTC)
 
     def new_lead(self, data: dict[str, Any]) -> BotAnswer:
         fields = {
             key: _text(data, key, 5000)
             for key in ("name", "phone", "email", "message", "source", "consent", "consent_text")
         }
-        return self.sandbox.actions.submit_lead({k: v for k, v in fields.items() if v})
+        return self.sandbox.actions.submit_lead(
+            {k: v for k, v in fields.items() if v}, clinic=_text(data, "clinic", 100) or None
+        )
 
     def sms(self, data: dict[str, Any]) -> BotAnswer:
-        return self.sandbox.actions.text_from_lead(_required(data, "number"), _text(data, "body", 1600))
+        return self.sandbox.actions.text_from_lead(
+            _required(data, "number"), _text(data, "body", 1600), to=_text(data, "to", 40) or None
+        )
 
     def email(self, data: dict[str, Any]) -> BotAnswer:
         in_reply_to = data.get("in_reply_to")
@@ -335,6 +399,7 @@ class SandboxApi:
             _text(data, "text", 20000),
             sender_name=_text(data, "from_name", 200),
             in_reply_to=int(in_reply_to) if isinstance(in_reply_to, int) else None,
+            clinic=_text(data, "clinic", 100) or None,
         )
 
     def click(self, data: dict[str, Any]) -> BotAnswer:
@@ -379,8 +444,12 @@ class SandboxApi:
         )
 
     def command(self, data: dict[str, Any]) -> BotAnswer:
+        channel = _text(data, "channel", 40)
+        if channel and self.clinic_of_channel(channel) is None:
+            raise PageError(f"{channel} is no clinic's channel")
+        user = _required(data, "user")
         return self.sandbox.actions.slash_command(
-            _required(data, "user"), _text(data, "text", 2000), channel=self.sandbox.settings.slack_leads_channel or ""
+            user, _text(data, "text", 2000), channel=self.channel_shown(user, channel).slack.channel
         )
 
     def home(self, data: dict[str, Any]) -> BotAnswer:
@@ -420,26 +489,64 @@ class SandboxApi:
         return Response("ok", media_type="text/plain")
 
 
-def _phones(texts: list[dict[str, Any]], leads: list[dict[str, Any]], opted_out: set[str]) -> list[dict[str, Any]]:
-    """One phone per lead with a number, newest lead first, each with its conversation."""
-    by_number: dict[str, dict[str, Any]] = {}
-    for lead in leads:
-        if lead["phone"] and lead["phone"] not in by_number:
-            by_number[lead["phone"]] = {
-                "number": lead["phone"],
-                "lead_id": lead["id"],
-                "name": lead["name"],
+def _phones(
+    texts: list[dict[str, Any]],
+    leads: list[dict[str, Any]],
+    opted_out: set[tuple[str, str]],
+    clinics: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One phone per number, newest lead first, each with a conversation per clinic number it has heard from.
+
+    A phone's messages app keeps a thread per sender: the same person can be a lead of two clinics, and
+    each clinic's texts (and a STOP to it) stay in that clinic's conversation.
+    """
+    by_number = {c["phone"]: c for c in clinics}
+    by_slug = {c["slug"]: c for c in clinics}
+    phones: dict[str, dict[str, Any]] = {}
+
+    def phone_of(number: str) -> dict[str, Any]:
+        return phones.setdefault(
+            number, {"number": number, "lead_id": None, "name": "", "leads": [], "conversations": {}}
+        )
+
+    def conversation(phone: dict[str, Any], clinic_number: str) -> dict[str, Any]:
+        clinic = by_number.get(clinic_number) or {}
+        return phone["conversations"].setdefault(
+            clinic_number,
+            {
+                "clinic_number": clinic_number,
+                "clinic": clinic.get("slug"),
+                "clinic_name": clinic.get("name") or clinic_number,
                 "texts": [],
-            }
+            },
+        )
+
+    for lead in leads:
+        if not lead["phone"]:
+            continue
+        phone = phone_of(lead["phone"])
+        if phone["lead_id"] is None:
+            phone.update(lead_id=lead["id"], name=lead["name"])
+        phone["leads"].append({"id": lead["id"], "name": lead["name"], "clinic": lead["clinic"]})
+        clinic = by_slug.get(lead["clinic"])
+        if clinic is not None:
+            conversation(phone, clinic["phone"])
     for text in texts:
         number = text.get("number")
         if not number:
             continue
-        phone = by_number.setdefault(number, {"number": number, "lead_id": None, "name": "", "texts": []})
-        phone["texts"].append(text)
-    for phone in by_number.values():
-        phone["opted_out"] = phone["number"] in opted_out
-    return list(by_number.values())
+        conversation(phone_of(number), str(text.get("clinic_number") or ""))["texts"].append(text)
+    listed = []
+    for phone in phones.values():
+        conversations = list(phone["conversations"].values())
+        for talk in conversations:
+            talk["opted_out"] = (phone["number"], talk["clinic_number"]) in opted_out
+        # The conversation with the newest text first, as a phone lists them.
+        conversations.sort(key=lambda c: -max([t.get("at") or 0 for t in c["texts"]] or [0]))
+        phone["conversations"] = conversations
+        phone["opted_out"] = bool(conversations) and all(c["opted_out"] for c in conversations)
+        listed.append(phone)
+    return listed
 
 
 def _ts_key(ts: str) -> tuple[int, int]:

@@ -1,10 +1,16 @@
 """Start the stand-ins, point the real bot at them, run it in this process, and serve the page.
 
 Nothing in the bot knows it is in a sandbox: it gets ordinary settings (tokens, signing secrets,
-base URLs, a leads channel) that happen to name local stand-ins, and it is composed from the same
-pieces as `followup run`. The sandbox adds only what the vendors would do on their side (deliver
-texts and post status callbacks, send Inbound Parse and Slack requests for the people on the page)
-and the clock control.
+base URLs) and a folder of business files (FOLLOWUP_BUSINESSES) that happen to name local stand-ins,
+and it is composed from the same pieces as `followup run`. The sandbox adds only what the vendors
+would do on their side (deliver texts and post status callbacks, send Inbound Parse and Slack
+requests for the people on the page) and the clock control.
+
+It runs two clinics, as an agency's deployment does (bot/sandbox/clinics/): a chiropractic practice
+and a dental practice, each with its own Slack channel, Twilio number, inbound email address and
+lead-form token, so the page shows one clinic's leads never reaching the other's channel, number or
+inbox. With a business.yml of your own (FOLLOWUP_BUSINESS, or one in the working directory) it runs
+that one clinic instead, as `followup run` would.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import threading
 import time
 import uuid
 import webbrowser
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,21 +35,24 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.app import assemble, request_limits
-from bot.core.business import load_business
+from bot.app import assemble, load_businesses, request_limits
+from bot.core.business import Business, load_business
+from bot.core.businesses import Businesses
 from bot.core.clock import ScaledClock, utc
 from bot.core.send_times import NoSendTime, may_send_at, next_send_time
 from bot.request_limits import RefusalLog, uvicorn_options
 from bot.sandbox.actions import PersonActions
 from bot.sandbox.calendar import CalendlyDesk
-from bot.sandbox.world import World
+from bot.sandbox.world import SINGLE_CLINIC, World
 from bot.settings import Settings
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.server import RecordedRequest
 from bot.standins.slack_api import SlackApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
+from bot.store.models import Lead
 from bot.usecases.dispatch import Dispatcher
 from bot.usecases.services import Services
 
@@ -50,8 +60,15 @@ log = logging.getLogger(__name__)
 
 DATABASE_FILE = "followup-sandbox.db"
 STATE_FILE = "followup-sandbox.json"
+#: The sandbox's two clinics, one business file each (FOLLOWUP_BUSINESSES).
+CLINICS = Path(__file__).parent / "clinics"
+#: Their slugs: the chiropractic practice (the page starts on it) and the dental practice.
+CHIROPRACTIC = "lakeside-chiro"
+DENTAL = "summit-dental"
 
-# Made-up credentials: the stand-ins check them exactly as the vendors check real ones.
+# Made-up credentials: the stand-ins check them exactly as the vendors check real ones. The clinics'
+# own secrets (lead tokens, calendar keys) are in their business files; the ones below are the single
+# business.yml's (a sandbox of your own clinic), which takes them from settings.
 TWILIO_ACCOUNT_SID = "AC" + "5a4d" * 8
 TWILIO_AUTH_TOKEN = "sandbox-twilio-auth-token"
 SENDGRID_API_KEY = "SG.sandbox.api-key"
@@ -62,6 +79,7 @@ BOOKING_WEBHOOK_TOKEN = "sandbox-booking-token"
 CALENDLY_SIGNING_KEY = "sandbox-calendly-signing-key"
 CALCOM_WEBHOOK_SECRET = "sandbox-calcom-webhook-secret"
 SENDGRID_INBOUND_TOKEN = "sandbox-inbound-token"
+#: One business.yml's leads channel (a sandbox of your own clinic).
 LEADS_CHANNEL = "C0SANDLEADS"
 FROM_EMAIL = "frontdesk@clinic.sandbox.example"
 REPLY_TO_EMAIL = "replies@clinic.sandbox.example"
@@ -75,20 +93,66 @@ STALL_LIMIT = 1.0
 
 @dataclass(frozen=True)
 class TeamMember:
-    """A made-up person in the sandbox's Slack workspace."""
+    """A made-up person in the sandbox's Slack workspace (the agency's), in the channels of their clinics."""
 
     user_id: str
     name: str
     real_name: str
     role: str
     admin: bool = False
+    #: The slugs of the clinics whose channels they are in; empty: every clinic's (the agency's people).
+    clinics: tuple[str, ...] = ()
+    tz: str = "America/Chicago"
+    tz_offset: int = -21600
 
 
 TEAM = (
-    TeamMember("U0SANDDANA", "dana", "Dana Whitfield", "Front desk"),
-    TeamMember("U0SANDSAM", "sam", "Sam Okafor", "Chiropractor"),
-    TeamMember("U0SANDALEX", "alex", "Alex Rivera", "Owner (admin)", admin=True),
+    TeamMember("U0SANDDANA", "dana", "Dana Whitfield", "Front desk, Lakeside", clinics=(CHIROPRACTIC,)),
+    TeamMember("U0SANDSAM", "sam", "Sam Okafor", "Chiropractor, Lakeside", clinics=(CHIROPRACTIC,)),
+    TeamMember("U0SANDALEX", "alex", "Alex Rivera", "Agency owner (admin)", admin=True),
+    TeamMember(
+        "U0SANDMEI",
+        "mei",
+        "Mei Chen",
+        "Front desk, Summit Dental",
+        clinics=(DENTAL,),
+        tz="America/Denver",
+        tz_offset=-25200,
+    ),
+    TeamMember(
+        "U0SANDLUIS",
+        "luis",
+        "Luis Romero",
+        "Dentist, Summit Dental",
+        clinics=(DENTAL,),
+        tz="America/Denver",
+        tz_offset=-25200,
+    ),
 )
+
+
+def team_for(businesses: Businesses, team: tuple[TeamMember, ...]) -> tuple[TeamMember, ...]:
+    """The people of these clinics: each member of a clinic that runs, and the agency's.
+
+    One business.yml (a sandbox of your own clinic) has the chiropractic team: the clinic the
+    sandbox used to be.
+    """
+    slugs = set(businesses.slugs)
+    if businesses.only is not None and businesses.only.slug == SINGLE_CLINIC:
+        slugs = {CHIROPRACTIC}
+    return tuple(m for m in team if not m.clinics or slugs.intersection(m.clinics))
+
+
+def channels_of(member: TeamMember, businesses: Businesses) -> list[str]:
+    """The clinics' channels this person is in."""
+    if businesses.only is not None:
+        return [businesses.only.slack.channel]
+    return [b.slack.channel for b in businesses if not member.clinics or b.slug in member.clinics]
+
+
+def channel_name(business: Business) -> str:
+    """What Slack calls a clinic's channel: #leads for one business.yml, #<slug>-leads for each of several."""
+    return "leads" if business.slug == SINGLE_CLINIC else f"{business.slug}-leads"
 
 
 @functools.cache
@@ -132,10 +196,15 @@ def sandbox_settings(
     sendgrid_url: str,
     slack_url: str,
     business_path: Path | None = None,
+    businesses_dir: Path | None = None,
     team: tuple[TeamMember, ...] = TEAM,
     from_number: str | None = None,
 ) -> Settings:
-    """Settings that point the bot at the stand-ins; every vendor setting is given, so none comes from .env."""
+    """Settings that point the bot at the stand-ins; every vendor setting is given, so none comes from .env.
+
+    With `businesses_dir` (the sandbox's two clinics) each clinic's channel, number, addresses and
+    secrets are in its business file, and the single-business settings are left empty.
+    """
     values: dict[str, Any] = {
         "DATABASE_URL": f"sqlite:///{(directory / DATABASE_FILE).resolve()}",
         "PUBLIC_BASE_URL": public_base_url,
@@ -164,17 +233,33 @@ def sandbox_settings(
         "SLACK_ADMINS": ",".join(member.user_id for member in team if member.admin),
         "SLACK_API_URL": f"{slack_url}/api/",
     }
-    if business_path is not None:
+    if businesses_dir is not None:
+        for alias in (
+            "LEAD_WEBHOOK_TOKEN",
+            "BOOKING_WEBHOOK_TOKEN",
+            "CALENDLY_WEBHOOK_SIGNING_KEY",
+            "CALCOM_WEBHOOK_SECRET",
+            "TWILIO_FROM_NUMBER",
+            "SENDGRID_FROM_EMAIL",
+            "SENDGRID_REPLY_TO",
+            "SLACK_LEADS_CHANNEL",
+            "SLACK_ONCALL",
+        ):
+            values[alias] = None
+        values["SLACK_ADMINS"] = ""
+        values["FOLLOWUP_BUSINESSES"] = businesses_dir
+    elif business_path is not None:
         values["FOLLOWUP_BUSINESS"] = business_path
     return Settings(**values)
 
 
 def demo_start(now: datetime, services: Services) -> datetime:
-    """When the sandbox's day starts: now if the business may text now, else an hour after it next opens.
+    """When the sandbox's day starts: now if the first clinic may text now, else an hour after it next opens.
 
-    A person trying the sandbox at night or on a Sunday should still see the first text go out.
+    A person trying the sandbox at night or on a Sunday should still see the first text go out. The
+    first clinic (the chiropractic practice) is the one the page's new-lead form starts on.
     """
-    business = services.business
+    business = next(iter(services.businesses))
     zones = (business.timezone.key,)
     if may_send_at(now, business=business, respect_lead_daytime=True, lead_timezones=zones):
         return now
@@ -214,18 +299,23 @@ class Sandbox:
         host: str = "127.0.0.1",
         directory: Path | str = ".",
         business_path: Path | None = None,
+        businesses_dir: Path | None = None,
         start_at: datetime | None = None,
         team: tuple[TeamMember, ...] = TEAM,
     ):
         self.host = host
         self.requested_port = port
         self.directory = Path(directory)
+        #: One business.yml (a sandbox of your own clinic), or else a folder of business files (the two clinics).
         self.business_path = business_path
+        self.businesses_dir = None if business_path is not None else (businesses_dir or CLINICS)
         self.start_at = start_at
         self.team = team
         self.state_path = self.directory / STATE_FILE
         #: Pieces of the bot that could not be wired, each with the reason (shown on the page).
         self.missing: list[str] = []
+        #: What a person starting the sandbox should know (an earlier sandbox set aside), shown on the page.
+        self.notices: list[str] = []
         self.started_at = time.monotonic()
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
@@ -271,36 +361,47 @@ class Sandbox:
     def _prepare(self) -> Sandbox:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._socket = _listen(self.host, self.requested_port)
+        clinics, from_number = self._clinics()
+        self.team = team_for(clinics, self.team)
+        self._set_aside_an_earlier_sandbox(clinics)
         self.world = World.load(self.state_path)
+        if clinics.only is not None and from_number:
+            self.world.single_clinic_number(from_number)
+        self.world.clinics = list(clinics.slugs)
 
         self.twilio = TwilioApiStandin(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN).start()
         self.sendgrid = SendGridApiStandin(SENDGRID_API_KEY, rate_limit_per_minute=None).start()
-        self.slack = SlackApiStandin(SLACK_BOT_TOKEN, channels={LEADS_CHANNEL: "leads"}).start()
+        self.channel_names = {b.slack.channel: channel_name(b) for b in clinics}
+        self.slack = SlackApiStandin(SLACK_BOT_TOKEN, channels=dict(self.channel_names)).start()
+        self._members: dict[str, tuple[str, ...]] = {}
         for member in self.team:
             self.slack.add_user(
                 member.user_id,
                 member.name,
                 real_name=member.real_name,
-                email=f"{member.name}@clinic.sandbox.example",
-                tz="America/Chicago",
-                tz_offset=-21600,
+                email=f"{member.name}@agency.sandbox.example",
+                tz=member.tz,
+                tz_offset=member.tz_offset,
             )
-            self.slack.join(LEADS_CHANNEL, member.user_id)  # the team is the leads channel's members
+            for channel in channels_of(member, clinics):  # each clinic's team is its channel's members
+                self.slack.join(channel, member.user_id)
+                self._members[channel] = (*self._members.get(channel, ()), member.user_id)
         _restore_slack(self.slack, self.world)
-        for number in self.world.opted_out_numbers:
-            self.twilio.set_number_behaviour(number, 21610)
+        for number, clinic_number in self.world.opted_out:
+            self.twilio.set_opted_out(number, clinic_number)
 
-        settings = sandbox_settings(
+        self.settings = sandbox_settings(
             directory=self.directory,
             public_base_url=self.url,
             twilio_url=self.twilio.url,
             sendgrid_url=self.sendgrid.url,
             slack_url=self.slack.url,
             business_path=self.business_path,
+            businesses_dir=self.businesses_dir,
             team=self.team,
+            # One business.yml: the clinic's own number sends the texts, so the phone shows the number leads know.
+            from_number=from_number,
         )
-        # The clinic's own number sends the texts, so the phone shows the number leads know.
-        self.settings = settings.model_copy(update={"twilio_from_number": load_business(settings.business_path).phone})
 
         self.clock = ScaledClock(1.0)
         # The same parts `followup run` runs, with the sandbox's clock so the page can speed it up.
@@ -309,7 +410,7 @@ class Sandbox:
         self._set_start_time()
         self.world.clock = lambda: self.clock.now().timestamp()
         if parts.poster is None:
-            self.missing.append("Slack poster: not built (SLACK_BOT_TOKEN or SLACK_LEADS_CHANNEL missing)")
+            self.missing.append("Slack poster: not built (SLACK_BOT_TOKEN or a clinic's Slack channel missing)")
         if not any(getattr(route, "path", None) == "/slack/events" for route in self.app.routes):
             self.missing.append(
                 "Slack listeners: no /slack/events route; buttons, modals, /followup and App Home get no answer"
@@ -317,15 +418,16 @@ class Sandbox:
 
         self.actions = PersonActions(
             self.settings,
+            businesses=self.services.businesses,
             slack=self.slack,
             twilio=self.twilio,
             world=self.world,
             team={m.user_id: m.real_name for m in self.team},
             bot_url=self.url,
+            channel_names=self.channel_names,
+            clinics_of_phone=self._clinics_of_phone,
         )
-        self.calendar = CalendlyDesk(
-            self.services, bot_url=self.url, signing_key=self.settings.calendly_signing_key or CALENDLY_SIGNING_KEY
-        )
+        self.calendar = CalendlyDesk(self.services, bot_url=self.url)
         self.twilio.on_request.append(self._on_twilio_request)
         self.sendgrid.on_request.append(self._on_sendgrid_request)
         self.slack.on_request.append(self._on_slack_request)
@@ -345,6 +447,56 @@ class Sandbox:
         )
         self._server = uvicorn.Server(config)
         return self
+
+    def _clinics_of_phone(self, number: str) -> list[str]:
+        with self.services.session_factory() as session:
+            return list(session.scalars(select(Lead.business).where(Lead.phone == number).distinct()))
+
+    def slack_members(self) -> dict[str, tuple[str, ...]]:
+        """Who is in each clinic's channel (the sandbox put them there), by channel id."""
+        return dict(self._members)
+
+    def _clinics(self) -> tuple[Businesses, str | None]:
+        """The clinics this sandbox runs, read as `followup run` reads them; and one business.yml's texting number."""
+        probe = sandbox_settings(
+            directory=self.directory,
+            public_base_url=self.url,
+            twilio_url="http://127.0.0.1:9",
+            sendgrid_url="http://127.0.0.1:9",
+            slack_url="http://127.0.0.1:9",
+            business_path=self.business_path,
+            businesses_dir=self.businesses_dir,
+        )
+        if probe.folder_mode:
+            return load_businesses(probe), None
+        phone = load_business(probe.business_path).phone
+        return load_businesses(probe.model_copy(update={"twilio_from_number": phone})), phone
+
+    def _set_aside_an_earlier_sandbox(self, clinics: Businesses) -> None:
+        """Keep a sandbox saved here for other clinics (the one-clinic sandbox before this) aside, and start afresh.
+
+        Its leads belong to a business this one does not run: the bot would refuse to act on them (and
+        an older page file does not say which clinic texted which phone). Nothing is deleted.
+        """
+        database = self.directory / DATABASE_FILE
+        saved = _saved_clinics(self.state_path, database)
+        if saved is None or set(saved) <= set(clinics.slugs):
+            return
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        kept = []
+        companions = [database.with_name(database.name + suffix) for suffix in ("-wal", "-shm")]
+        for path in (database, *companions, self.state_path):
+            if path.exists():
+                aside = path.with_name(f"{path.name}.set-aside-{stamp}")
+                os.replace(path, aside)
+                kept.append(aside.name)
+        names = " and ".join(b.name for b in clinics)
+        notice = (
+            f"The sandbox saved in {self.directory} was for other clinics ({', '.join(saved)}); it is kept as "
+            f"{', '.join(kept)}, and this one starts afresh with {names}."
+        )
+        log.warning("sandbox: %s", notice)
+        self.notices.append(notice)
 
     def start(self) -> Sandbox:
         """Serve from a background thread; return once the page answers."""
@@ -482,8 +634,10 @@ class Sandbox:
         if request.route != "messages.create" or request.status != 201 or not isinstance(request.response, dict):
             if request.route == "messages.create" and isinstance(request.response, dict):
                 form = request.data if isinstance(request.data, dict) else {}
+                sender, service = _single(form.get("From")), _single(form.get("MessagingServiceSid"))
                 self.world.add_text(
                     number=_single(form.get("To")),
+                    clinic_number=self._clinic_number(sender, service),
                     direction="refused",
                     body=_single(form.get("Body")),
                     status=f"refused: {request.response.get('code')} {request.response.get('message')}",
@@ -492,12 +646,23 @@ class Sandbox:
         resource = request.response
         self.world.add_text(
             number=resource["to"],
+            clinic_number=self._clinic_number(resource.get("from"), resource.get("messaging_service_sid")),
             direction="out",
             body=resource["body"],
             status=resource["status"],
             sid=resource["sid"],
         )
         threading.Thread(target=self._deliver, args=(resource["sid"],), name="sandbox-delivery", daemon=True).start()
+
+    def _clinic_number(self, sender: str | None, service: str | None) -> str | None:
+        """The number a lead's phone shows a text came from: the clinic's (through a messaging service, its own)."""
+        businesses = self.services.businesses
+        business = (businesses.by_sms_number(sender) if sender else None) or (
+            businesses.by_messaging_service(service) if service else None
+        )
+        if business is None:
+            return sender
+        return business.sms.number or business.phone
 
     def _deliver(self, sid: str) -> None:
         """The carrier's part: sent, then delivered (or undelivered), each with Twilio's signed callback."""
@@ -519,9 +684,11 @@ class Sandbox:
         if accepted is None:
             return
         sender = accepted.body.get("from", {})
+        clinic = self._clinic_emailing(str(sender.get("email") or ""))
         for to in accepted.to:
             self.world.add_email(
                 direction="out",
+                clinic=clinic,
                 to=[to],
                 **{"from": sender.get("email")},
                 from_name=sender.get("name"),
@@ -532,6 +699,14 @@ class Sandbox:
                 message_id=accepted.message_id,
             )
         threading.Thread(target=self._email_events, args=(accepted,), name="sandbox-email-events", daemon=True).start()
+
+    def _clinic_emailing(self, address: str) -> str | None:
+        """The slug of the clinic whose from-address this is."""
+        businesses = self.services.businesses
+        if businesses.only is not None:
+            return businesses.only.slug
+        wanted = address.strip().lower()
+        return next((b.slug for b in businesses if b.email.from_address.lower() == wanted), None)
 
     def _email_events(self, accepted: Any) -> None:
         """SendGrid's Event Webhook: processed, then delivered, with the send's custom_args flattened in."""
@@ -586,7 +761,7 @@ class Sandbox:
 
     def save(self) -> None:
         with self.world.lock:
-            self.world.slack_messages = {LEADS_CHANNEL: self.slack.messages(LEADS_CHANNEL)}
+            self.world.slack_messages = {channel: self.slack.messages(channel) for channel in self.channel_names}
             self.world.slack_home_views = self.slack.home_views
             self.world.simulated_now = self.clock.now().timestamp()
         self.world.save(self.state_path)
@@ -631,6 +806,39 @@ def _restore_slack(slack: SlackApiStandin, world: World) -> None:
             slack._last_ts = max(slack._last_ts, int(seconds) * 1_000_000 + int(micros or 0))  # noqa: SLF001 - the sandbox restores its own stand-in's saved state
 
 
+def _saved_clinics(state_path: Path, database: Path) -> list[str] | None:
+    """The clinics a sandbox saved in this directory was for (None: nothing saved, or nothing that says).
+
+    The page's file says (a version-1 file is one business.yml's); without it, the database's leads do
+    (a database older than businesses, migration 0014, is one business.yml's too).
+    """
+    try:
+        data = json.loads(state_path.read_text()) if state_path.exists() else None
+    except (OSError, ValueError):
+        data = None  # World.load sets an unreadable file aside itself
+    if isinstance(data, dict) and data.get("version") == 1:
+        return [SINGLE_CLINIC]
+    if isinstance(data, dict) and isinstance(data.get("clinics"), list) and data["clinics"]:
+        return [str(slug) for slug in data["clinics"]]
+    if not database.exists():
+        return None
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "leads" not in tables:
+                return None
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(leads)")}
+            if "business" not in columns:
+                has_leads = connection.execute("SELECT 1 FROM leads LIMIT 1").fetchone() is not None
+                return [SINGLE_CLINIC] if has_leads else None
+            found = [row[0] for row in connection.execute("SELECT DISTINCT business FROM leads")]
+    except sqlite3.Error:
+        return None
+    return [str(slug) for slug in found] or None
+
+
 def _single(value: Any) -> Any:
     return value[-1] if isinstance(value, list) else value
 
@@ -667,21 +875,35 @@ def can_open_browser() -> bool:
     return not isinstance(browser, webbrowser.GenericBrowser) or isinstance(browser, webbrowser.BackgroundBrowser)
 
 
-def run_sandbox(*, port: int = 3000, open_browser: bool = True, directory: Path | str = ".") -> int:
+def own_business_file(settings: Settings) -> Path | None:
+    """Your own business.yml, when you have one (FOLLOWUP_BUSINESS, or business.yml here): the sandbox runs it.
+
+    Without one, the sandbox runs its two clinics (bot/sandbox/clinics/).
+    """
+    if "business_path" in settings.model_fields_set or Path("business.yml").exists():
+        return Path(settings.business_path)
+    return None
+
+
+def run_sandbox(
+    *, port: int = 3000, open_browser: bool = True, directory: Path | str = ".", business_path: Path | None = None
+) -> int:
     """`followup sandbox`: print the URL, maybe open a browser, serve until interrupted."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if hasattr(signal, "SIGPIPE"):
         # A server, not a filter: a browser or client that hangs up must not end the process.
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    sandbox = Sandbox(port=port, directory=directory)
+    sandbox = Sandbox(port=port, directory=directory, business_path=business_path)
     try:
         sandbox.prepare()
     except PortInUse as error:
         print(f"followup sandbox: {error}", file=sys.stderr)
         return 1
-    business = sandbox.services.business.name
-    print(f"followup sandbox: {business} on {sandbox.page_url}")
+    names = " and ".join(business.name for business in sandbox.services.businesses)
+    print(f"followup sandbox: {names} on {sandbox.page_url}")
     print(f"  database {sandbox.directory / DATABASE_FILE}, page state {sandbox.state_path}; Ctrl-C stops")
+    for notice in sandbox.notices:
+        print(f"  {notice}")
     for problem in sandbox.missing:
         print(f"  not wired: {problem}")
     sys.stdout.flush()

@@ -3,7 +3,10 @@
 The vendors' side of the story comes from the stand-ins (what the bot sent Twilio, SendGrid and
 Slack); this module adds what the people did (texts and emails from leads, team messages in
 threads, answers Slack shows to one person) and keeps it all in one JSON file beside the
-sandbox database, so a second start shows the same channel, phones and inboxes.
+sandbox database, so a second start shows the same channels, phones and inboxes.
+
+Each text is of one conversation: a lead's phone and one clinic's number (`clinic_number`), as a
+phone's messages app keeps a thread per sender. A STOP is per conversation too, as carriers keep it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Bumped when the file's shape changes; an older file is set aside, not misread.
-STATE_VERSION = 1
+#: Bumped when the file's shape changes; an older file is read by `World.load` as far as it can be.
+STATE_VERSION = 2
+#: The clinic a version-1 file (a sandbox of one business.yml) was saved for: one business.yml's slug.
+SINGLE_CLINIC = "main"
 
 
 def slack_ts() -> str:
@@ -35,16 +40,16 @@ def slack_ts() -> str:
 class World:
     """Everything the page shows that the stand-ins do not keep, plus copies of what they did."""
 
-    #: Texts, both ways: {id, number, direction: out|in|carrier, body, at, status, sid}.
+    #: Texts, both ways: {id, number, clinic_number, direction: out|in|carrier|refused, body, at, status, sid}.
     texts: list[dict[str, Any]] = field(default_factory=list)
-    #: Emails, both ways: {id, direction: out|in, to, from, subject, text, html, at, reply_to}.
+    #: Emails, both ways: {id, direction: out|in, clinic, to, from, subject, text, html, at, reply_to}.
     emails: list[dict[str, Any]] = field(default_factory=list)
     #: Messages people wrote in Slack, and answers Slack shows in the channel: {ts, thread_ts, user, text, blocks}.
     human_messages: list[dict[str, Any]] = field(default_factory=list)
     #: Answers only one person sees (slash command answers, response_url posts): {ts, user, text, blocks}.
     private_notes: list[dict[str, Any]] = field(default_factory=list)
-    #: Numbers that texted STOP to the Twilio number (Twilio refuses sends to them until START).
-    opted_out_numbers: set[str] = field(default_factory=set)
+    #: (lead's number, clinic's number) pairs: the lead texted STOP to that number (Twilio refuses it until START).
+    opted_out: set[tuple[str, str]] = field(default_factory=set)
     #: Which person opened each modal (Slack ties a view to the trigger's user); view id -> user id.
     view_owners: dict[str, str] = field(default_factory=dict)
     #: Modals closed (submitted or cancelled): they stay in the stand-in's store but are not shown.
@@ -58,6 +63,8 @@ class World:
     simulated_now: float | None = None
     #: The simulated moment each Slack message was posted, by ts (a ts is wall-clock time).
     sim_times: dict[str, float] = field(default_factory=dict)
+    #: The slugs of the clinics this world was saved with (empty: a new world, for whichever clinics run).
+    clinics: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -147,31 +154,44 @@ class World:
                 "texts": copy.deepcopy(self.texts),
                 "emails": copy.deepcopy(self.emails),
                 "human_messages": copy.deepcopy(self.human_messages),
-                "opted_out_numbers": sorted(self.opted_out_numbers),
+                "opted_out": sorted([number, clinic] for number, clinic in self.opted_out),
                 "slack_messages": copy.deepcopy(self.slack_messages),
                 "slack_home_views": copy.deepcopy(self.slack_home_views),
                 "simulated_now": self.simulated_now,
                 "sim_times": dict(self.sim_times),
+                "clinics": list(self.clinics),
             }
 
     @classmethod
     def load(cls, path: Path) -> World:
-        """The world saved at `path`, or an empty one when there is none (or it cannot be read)."""
+        """The world saved at `path`, or an empty one when there is none (or it cannot be read).
+
+        A version-1 file was saved by the sandbox of one clinic: its texts name no clinic number and its
+        STOPs no sender (`single_clinic_number` fills them in, when the runner keeps it).
+        """
         if not path.exists():
             return cls()
         try:
             data = json.loads(path.read_text())
-            if data.get("version") != STATE_VERSION:
-                raise ValueError(f"state version {data.get('version')!r}, expected {STATE_VERSION}")
+            version = data.get("version")
+            if version not in (1, STATE_VERSION):
+                raise ValueError(f"state version {version!r}, expected {STATE_VERSION}")
+            if version == 1:
+                opted_out = {(str(number), "") for number in data.get("opted_out_numbers", [])}
+                clinics = [SINGLE_CLINIC]
+            else:
+                opted_out = {(str(number), str(clinic)) for number, clinic in data.get("opted_out", [])}
+                clinics = [str(slug) for slug in data.get("clinics", [])]
             return cls(
                 texts=list(data.get("texts", [])),
                 emails=list(data.get("emails", [])),
                 human_messages=list(data.get("human_messages", [])),
-                opted_out_numbers=set(data.get("opted_out_numbers", [])),
+                opted_out=opted_out,
                 slack_messages=dict(data.get("slack_messages", {})),
                 slack_home_views=dict(data.get("slack_home_views", {})),
                 simulated_now=data.get("simulated_now"),
                 sim_times=dict(data.get("sim_times", {})),
+                clinics=clinics,
             )
         except (OSError, ValueError, TypeError, AttributeError) as error:
             aside = path.with_suffix(path.suffix + ".unreadable")
@@ -183,6 +203,13 @@ class World:
             )
             os.replace(path, aside)
             return cls()
+
+    def single_clinic_number(self, number: str) -> None:
+        """Give every text and STOP that names no clinic number this one (a version-1 file's, of one clinic)."""
+        with self._lock:
+            for text in self.texts:
+                text.setdefault("clinic_number", number)
+            self.opted_out = {(lead, clinic or number) for lead, clinic in self.opted_out}
 
     def save(self, path: Path) -> None:
         """Write the world atomically, so a crash mid-write keeps the previous file."""

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import SHIPPED_SEQUENCES
-from bot.sandbox.runner import Sandbox
+from bot.core.business import Business
+from bot.sandbox.runner import CHIROPRACTIC, DENTAL, Sandbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: The machine's closed network refuses Chromium's background connections: switch them off.
@@ -26,7 +26,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-#: Tuesday 2 March 2027, 10:00 at the shipped clinic (Chicago): open, no holiday near.
+#: Tuesday 2 March 2027, 10:00 at the chiropractic clinic (Chicago; 9:00 at the dental one in Denver): both open,
+#: no holiday near.
 START = datetime(2027, 3, 2, 10, 0, tzinfo=ZoneInfo("America/Chicago"))
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,10 +64,18 @@ def browser() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     directory = tmp_path_factory.mktemp("sandbox")
-    with Sandbox(
-        port=0, directory=directory, business_path=SHIPPED_SEQUENCES / "business.yml", start_at=START
-    ) as running:
+    with Sandbox(port=0, directory=directory, start_at=START) as running:
         yield running
+
+
+def chiropractic(sandbox: Sandbox) -> Business:
+    """The sandbox's chiropractic clinic (Lakeside), the one its page starts on."""
+    return sandbox.services.business_of(CHIROPRACTIC)
+
+
+def dental(sandbox: Sandbox) -> Business:
+    """The sandbox's dental practice (Summit), in its own channel, with its own number and inbox."""
+    return sandbox.services.business_of(DENTAL)
 
 
 @pytest.fixture(scope="session")

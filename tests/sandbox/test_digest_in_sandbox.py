@@ -11,25 +11,27 @@ from bot.reports.digest import DigestSchedule
 from bot.sandbox.runner import Sandbox
 from bot.slack.digest import WeeklyDigestJob
 from bot.slack_app import slack_client
+from tests.sandbox.conftest import chiropractic
 from tests.sandbox.test_sandbox_page import DANA, open_page
 
 pytestmark = pytest.mark.usefixtures("browser")
 
 
 def next_monday_8(sandbox: Sandbox) -> datetime:
-    zone = sandbox.services.business.timezone
+    zone = chiropractic(sandbox).timezone
     local = sandbox.clock.now().astimezone(zone)
     day = local.date() + timedelta(days=(7 - local.weekday()) % 7 or 7)
     return datetime.combine(day, time(8, 1), tzinfo=zone)
 
 
 def post_weekly_digest(sandbox: Sandbox) -> None:
-    """What the scheduler's minute tick does at the digest's hour (the week's claim keeps it to one post)."""
+    """What the scheduler's minute tick does at Lakeside's digest hour (the week's claim keeps it to one post)."""
     job = WeeklyDigestJob(
         sandbox.services,
         slack_client(sandbox.settings),
-        sandbox.settings.slack_leads_channel or "",
+        chiropractic(sandbox).slack.channel,
         DigestSchedule.parse("mon 08:00"),
+        business=chiropractic(sandbox),
     )
     job.run_once()
     sandbox.world.touch()

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from bot.core.clock import utc
-from bot.sandbox.runner import LEADS_CHANNEL, Sandbox
+from bot.sandbox.runner import Sandbox
 from bot.store.models import Lead, Message
 from tests.fakes import WEB_FORM_CONSENT
-from tests.sandbox.conftest import START
-from tests.sandbox.test_runner import BUSINESS, wait_for
+from tests.sandbox.conftest import START, chiropractic
+from tests.sandbox.test_runner import wait_for
 
 
 def test_at_a_day_a_second_a_held_back_card_and_its_first_entry_show_when_they_happened(tmp_path: Path) -> None:
-    with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as sandbox:
+    with Sandbox(port=0, directory=tmp_path, start_at=START) as sandbox:
         # Slack holds the first post back two seconds: two simulated days at this speed.
         sandbox.slack.fail_next("chat.postMessage", 429, retry_after=2)
         sandbox.set_speed(86400)
@@ -49,7 +49,7 @@ def test_at_a_day_a_second_a_held_back_card_and_its_first_entry_show_when_they_h
     assert stamps[card_ts] == pytest.approx(created_at.timestamp(), abs=1)
     # The instant text's entry: when the text went, give or take the poster's own notice of it.
     assert abs(stamps[text_ts] - texted_at.timestamp()) < timedelta(hours=1).total_seconds()
-    assert [m["ts"] for m in sandbox.slack.messages(LEADS_CHANNEL)][:1] == [card_ts]
+    assert [m["ts"] for m in sandbox.slack.messages(chiropractic(sandbox).slack.channel)][:1] == [card_ts]
 
 
 def test_a_file_shared_in_the_channel_shows_the_simulated_time_it_was_shared(tmp_path: Path) -> None:
@@ -57,17 +57,18 @@ def test_a_file_shared_in_the_channel_shows_the_simulated_time_it_was_shared(tmp
 
     from bot.sandbox.runner import SLACK_BOT_TOKEN
 
-    with Sandbox(port=0, directory=tmp_path, business_path=BUSINESS, start_at=START) as sandbox:
+    with Sandbox(port=0, directory=tmp_path, start_at=START) as sandbox:
         client = WebClient(token=SLACK_BOT_TOKEN, base_url=sandbox.slack.url + "/api/")
+        leads = chiropractic(sandbox).slack.channel
         before = sandbox.clock.now().timestamp()
         client.files_upload_v2(
-            channel=LEADS_CHANNEL,
+            channel=leads,
             content=b"\x89PNG chart",
             filename="digest.png",
             title="This week",
             initial_comment="The week in leads",
         )
-        [shared] = [m for m in sandbox.slack.messages(LEADS_CHANNEL) if m.get("files")]
+        [shared] = [m for m in sandbox.slack.messages(leads) if m.get("files")]
         # The sandbox hears of each Slack call once the stand-in has answered it: wait for that.
         wait_for(lambda: shared["ts"] in sandbox.world.sim_times, timeout=10)
         after = sandbox.clock.now().timestamp()

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.sandbox.runner import Sandbox
+from tests.sandbox.conftest import chiropractic
 from tests.sandbox.test_sandbox_page import DANA, card, open_page, wait_until_posted
 
 pytestmark = pytest.mark.usefixtures("browser")
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("browser")
 
 def _local_input(sandbox: Sandbox, days: float, hour: int) -> str:
     """A datetime-local value in the clinic's zone, `days` from the sandbox's now, at `hour`."""
-    local = (sandbox.clock.now() + timedelta(days=days)).astimezone(sandbox.services.business.timezone)
+    local = (sandbox.clock.now() + timedelta(days=days)).astimezone(chiropractic(sandbox).timezone)
     return local.strftime(f"%Y-%m-%dT{hour:02d}:00")
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from bot.sandbox.runner import Sandbox
 from tests.fakes import WEB_FORM_CONSENT
+from tests.sandbox.conftest import chiropractic
 
 pytestmark = pytest.mark.usefixtures("browser")
 
@@ -203,7 +204,7 @@ def _booking_link_taps(sandbox: Sandbox) -> int:
 
 
 def _tomorrow_at_three(sandbox: Sandbox) -> str:
-    local = sandbox.clock.now().astimezone(sandbox.services.business.timezone)
+    local = sandbox.clock.now().astimezone(chiropractic(sandbox).timezone)
     from datetime import timedelta
 
     return (local + timedelta(days=1)).strftime("%Y-%m-%dT15:00")

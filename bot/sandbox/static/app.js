@@ -1,4 +1,5 @@
-// The sandbox page: one person playing the team (in Slack) and the leads (phones, inboxes, a web form).
+// The sandbox page: one person playing the team (in Slack, a channel per clinic) and the leads (phones,
+// inboxes, each clinic's web form and calendar).
 "use strict";
 
 const Sandbox = (() => {
@@ -10,8 +11,12 @@ const Sandbox = (() => {
   let fetchedAt = 0;
   let me = localStorage.getItem(USER_KEY) || "";
   let view = "channel";
+  let channel = "";            // the channel shown; empty: the person's first (the sandbox picks)
   let openThreadTs = null;
   let phoneNumber = null;
+  const talkingTo = new Map();  // phone number -> the clinic number whose conversation is open on it
+  let leadClinic = "";          // the clinic the new-lead form is for (empty: the shown channel's)
+  let calendarClinic = "";      // the clinic whose calendar is shown (empty: the shown channel's)
   let selectedEmail = null;
   let shownModal = "";
   let loading = null;
@@ -35,12 +40,16 @@ const Sandbox = (() => {
 
   function load() {
     if (loading) { again = true; return loading; }
-    loading = fetch(`/sandbox/api/state?user=${encodeURIComponent(me)}`, { cache: "no-store" })
+    const asked = channel;
+    loading = fetch(`/sandbox/api/state?user=${encodeURIComponent(me)}&channel=${encodeURIComponent(asked)}`, { cache: "no-store" })
       .then((r) => r.json())
       .then((snapshot) => {
+        // Another channel was picked while this one loaded: this snapshot is of the old one.
+        if (asked !== channel && state) { again = true; return; }
         state = snapshot;
         fetchedAt = performance.now();
         if (!state.team.some((m) => m.id === me)) me = state.team[0].id;
+        if (!channel || asked === channel) channel = state.channel.id;
         render();
       })
       .catch(() => {})
@@ -147,9 +156,14 @@ const Sandbox = (() => {
 
   // --- rendering -----------------------------------------------------------------------------------
 
+  const clinicOf = (slug) => state.clinics.find((c) => c.slug === slug) || null;
+  const clinicByNumber = (number) => state.clinics.find((c) => c.phone === number) || null;
+
   function render() {
-    $("#business-name").textContent = `· ${state.business.name}`;
+    $("#business-name").textContent = `· ${state.clinics.map((c) => c.name).join(" · ")}`;
     renderWho();
+    renderChannels();
+    renderLeadForm();
     renderClock();
     renderMissing();
     renderChannel();
@@ -163,23 +177,39 @@ const Sandbox = (() => {
 
   // --- the clinic's calendar (Calendly's webhooks) ------------------------------------------------
 
+  function calendarOf() {
+    return clinicOf(calendarClinic) || state.business;
+  }
+
   function clinicDate(seconds) {
     // en-CA writes dates as YYYY-MM-DD, what a date input takes.
-    return new Intl.DateTimeFormat("en-CA", { timeZone: state.business.timezone }).format(new Date(seconds * 1000));
+    return new Intl.DateTimeFormat("en-CA", { timeZone: calendarOf().timezone }).format(new Date(seconds * 1000));
   }
 
   function clinicTime(seconds) {
-    return new Intl.DateTimeFormat("en-US", { timeZone: state.business.timezone, weekday: "short", month: "short",
+    return new Intl.DateTimeFormat("en-US", { timeZone: calendarOf().timezone, weekday: "short", month: "short",
       day: "numeric", hour: "numeric", minute: "2-digit" }).format(new Date(seconds * 1000));
+  }
+
+  function clinicOptions(select, picked) {
+    const key = state.clinics.map((c) => c.slug).join(",");
+    if (select.dataset.key !== key) {
+      select.dataset.key = key;
+      select.replaceChildren(...state.clinics.map((c) => h("option", { value: c.slug, text: c.name })));
+    }
+    select.value = picked;
   }
 
   const BOOKING_STATES = { booked: "booked", confirmed: "confirmed", attended: "attended", no_show: "no-show",
     cancelled: "cancelled", rescheduled: "moved" };
 
   function renderCalendar() {
-    $("#calendar-zone").textContent = state.business.timezone;
+    const clinic = calendarOf();
+    clinicOptions($("#calendar-clinic"), clinic.slug);
+    $("#calendar-title").textContent = `${clinic.name}'s calendar`;
+    $("#calendar-zone").textContent = clinic.timezone;
     const select = $("#calendar-lead");
-    const leads = state.leads.filter((l) => l.email || l.phone);
+    const leads = state.leads.filter((l) => (l.email || l.phone) && l.clinic === clinic.slug);
     const leadKey = leads.map((l) => `${l.id}:${l.name}`).join(",");
     if (select.dataset.key !== leadKey) {
       const picked = select.value;
@@ -190,8 +220,8 @@ const Sandbox = (() => {
     const day = $("#calendar-date");
     if (!day.value) day.value = clinicDate(state.clock.now + 86400);
     const list = $("#calendar-bookings");
-    const bookings = state.calendar || [];
-    const key = bookings.map((b) => `${b.id}:${b.status}`).join(",");
+    const bookings = (state.calendar || []).filter((b) => b.clinic === clinic.slug);
+    const key = `${clinic.slug}:${bookings.map((b) => `${b.id}:${b.status}`).join(",")}`;
     if (list.dataset.key === key) return;
     list.dataset.key = key;
     list.replaceChildren(...bookings.map((b) => {
@@ -237,6 +267,41 @@ const Sandbox = (() => {
     $("#who-role").textContent = member ? `${member.role} · @${member.name}` : "";
   }
 
+  function renderChannels() {
+    const list = $("#channel-list");
+    const key = JSON.stringify([me, view, state.channel.id, state.clinics.map((c) => [c.channel, c.members])]);
+    if (list.dataset.key === key) return;
+    list.dataset.key = key;
+    list.replaceChildren(...state.clinics.map((c) => {
+      const member = c.members.includes(me);
+      return h("button", { type: "button", class: `nav-item${member ? "" : " not-member"}`, "data-view": "channel",
+        "data-channel": c.channel.id, "aria-current": view === "channel" && c.channel.id === state.channel.id ? "page" : null,
+        title: member ? `${c.name}'s leads channel` : `${c.name}'s leads channel: you are not a member`,
+        onclick: () => showChannel(c.channel.id) }, [
+        h("span", { text: `# ${c.channel.name}` }),
+        h("span", { class: "small", text: member ? c.name : `${c.name} · not a member` }),
+      ]);
+    }));
+    const shown = state.business;
+    $("#channel-title").textContent = `# ${state.channel.name}`;
+    $("#channel-about").textContent = `${shown.name}: lead cards, threads and call tasks`;
+    $("#channel-view").setAttribute("aria-label", `#${state.channel.name} channel`);
+    $("#messages").setAttribute("aria-label", `Messages in #${state.channel.name}`);
+  }
+
+  function showChannel(id) {
+    if (id !== channel) { channel = id; openThreadTs = null; }
+    showView("channel");
+    load();
+  }
+
+  function renderLeadForm() {
+    const clinic = clinicOf(leadClinic) || state.business;
+    clinicOptions($("#lead-clinic"), clinic.slug);
+    $("#lead-form-title").textContent = `${clinic.name}: book a ${/dental/i.test(clinic.playbook) ? "free consultation" : "first visit"}`;
+    $("#lead-form-about").textContent = `${clinic.name}'s website form: it posts ${clinic.lead_route} with ${clinic.name}'s own token.`;
+  }
+
   function renderClock() {
     document.querySelectorAll("[data-speed]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.speed === state.clock.speed)));
     $("#clock-zone").textContent = state.clock.timezone;
@@ -256,12 +321,15 @@ const Sandbox = (() => {
     }
     const channels = { sms: "text", email: "email", call_task: "call", stage: "stage" };
     const what = next.step ? `${next.step} (${channels[next.channel] || next.channel})` : "a touch";
-    const who = next.lead_name || (next.lead_id ? `lead #${next.lead_id}` : "");
+    const who = (next.lead_name || (next.lead_id ? `lead #${next.lead_id}` : "")) + (next.clinic ? ` (${next.clinic})` : "");
     const wait = next.at - now;
     el.title = el.textContent = `Next: ${what}${who ? ` for ${who}` : ""} · ${when(next.at)} · ${wait > 0 ? `in ${span(wait)}` : "due now"}`;
   }
 
   function renderMissing() {
+    const notices = $("#notices");
+    notices.hidden = !(state.notices || []).length;
+    notices.replaceChildren(...(state.notices || []).map((n) => h("p", { class: "small", text: n })));
     const box = $("#missing");
     box.hidden = !state.missing.length;
     box.replaceChildren(h("strong", { text: "Not wired yet" }), ...state.missing.map((m) => h("p", { class: "small", text: m })));
@@ -361,7 +429,7 @@ const Sandbox = (() => {
           sig: JSON.stringify(e), el: () => ephemeralEl(e) })),
       ].sort((a, b) => Number(a.ts) - Number(b.ts));
       if (!items.length) {
-        box.replaceChildren(h("p", { class: "empty", text: "No leads yet. Send one from the New lead form on the right." }));
+        box.replaceChildren(h("p", { class: "empty", text: `No leads for ${state.business.name} yet. Send one from the New lead form on the right.` }));
         return;
       }
       reconcile(box, items);
@@ -374,7 +442,7 @@ const Sandbox = (() => {
 
   function showMessage(ts) {
     const message = state && state.messages.find((m) => m.ts === ts);
-    if (!message) { toast("That message is not in this sandbox's channel", true); return; }
+    if (!message) { toast("That message is not in this channel", true); return; }
     const top = isTopLevel(message) ? message.ts : message.thread_ts;
     showView("channel");
     const el = $("#messages").querySelector(`[data-ts="${CSS.escape(top)}"]`);
@@ -451,6 +519,13 @@ const Sandbox = (() => {
     return `${phone.name || "Unknown"} · ${phone.number}${phone.opted_out ? " (STOP)" : ""}`;
   }
 
+  // The conversation open on a phone: the one picked, else the one with the newest text (the phone lists it first).
+  function conversationOn(phone) {
+    if (!phone || !phone.conversations.length) return null;
+    const picked = talkingTo.get(phone.number);
+    return phone.conversations.find((c) => c.clinic_number === picked) || phone.conversations[0];
+  }
+
   function renderPhones() {
     const pick = $("#phone-pick");
     const phones = state.phones;
@@ -463,18 +538,32 @@ const Sandbox = (() => {
     pick.value = phoneNumber || "";
     pick.disabled = !phones.length;
     const phone = phones.find((p) => p.number === phoneNumber);
-    $("#sms-text").disabled = !phone;
-    $("#sms-form button").disabled = !phone;
-    document.querySelectorAll(".chip").forEach((c) => { c.disabled = !phone; });
+    const talk = conversationOn(phone);
+    $("#sms-text").disabled = !talk;
+    $("#sms-form button").disabled = !talk;
+    document.querySelectorAll(".chip").forEach((c) => { c.disabled = !talk; });
     $("#phone-name").textContent = phone ? (phone.name || "Unknown lead") : "No phones yet";
-    $("#phone-number").textContent = phone ? `${phone.number} · texts from ${state.business.name} (${state.business.phone})` : "Send a lead with a mobile number first.";
+    $("#phone-number").textContent = !phone ? "Send a lead with a mobile number first."
+      : talk ? `${phone.number} · texting ${talk.clinic_name} (${talk.clinic_number})` : phone.number;
+    const tabs = $("#conversations");
+    const tabsKey = phone ? JSON.stringify([phone.number, talk && talk.clinic_number, phone.conversations.map((c) => [c.clinic_number, c.opted_out])]) : "";
+    if (tabs.dataset.key !== tabsKey) {
+      tabs.dataset.key = tabsKey;
+      tabs.replaceChildren(...(phone ? phone.conversations : []).map((c) => h("button", {
+        type: "button", class: `conversation${c.opted_out ? " stopped" : ""}`, "data-testid": "conversation",
+        "data-clinic-number": c.clinic_number, "aria-pressed": String(talk === c),
+        title: c.opted_out ? `${c.clinic_name}: this phone texted STOP to ${c.clinic_number}` : `Texts with ${c.clinic_name}`,
+        onclick: () => { talkingTo.set(phone.number, c.clinic_number); renderPhones(); },
+        text: `${c.clinic_name} · ${c.clinic_number}${c.opted_out ? " (STOP)" : ""}`,
+      })));
+    }
     const box = $("#bubbles");
-    const sig = phone ? JSON.stringify([phone.number, phone.texts]) : "";
+    const sig = talk ? JSON.stringify([phone.number, talk.clinic_number, talk.texts]) : "";
     if (box.dataset.sig === sig) return;  // unchanged: keep the selection and scroll position
     box.dataset.sig = sig;
     keepFocus(box, () => {
-      if (!phone) { box.replaceChildren(); return; }
-      box.replaceChildren(...phone.texts.map((t) => {
+      if (!talk) { box.replaceChildren(); return; }
+      box.replaceChildren(...talk.texts.map((t) => {
         if (t.direction === "refused") {
           return h("div", { class: "bubble-note", text: `Twilio refused a text to this phone: ${t.status}` });
         }
@@ -482,7 +571,7 @@ const Sandbox = (() => {
         return h("div", { class: `bubble ${mine ? "mine" : "theirs"}${t.direction === "carrier" ? " carrier" : ""}`, "data-testid": mine ? "sms-in" : "sms-out" }, [
           t.direction === "carrier" ? h("div", { class: "small muted", text: "Automatic reply (carrier opt-out)" }) : null,
           h("div", { class: "bubble-text" }, linkify(t.body)),
-          h("div", { class: "bubble-meta", text: `${when(t.at)}${!mine && t.status && t.direction === "out" ? ` · ${t.status}` : ""}` }),
+          h("div", { class: "bubble-meta", text: `${mine ? `to ${talk.clinic_number}` : `from ${talk.clinic_number}`} · ${when(t.at)}${!mine && t.status && t.direction === "out" ? ` · ${t.status}` : ""}` }),
         ]);
       }));
     });
@@ -527,9 +616,17 @@ const Sandbox = (() => {
       type: "button", class: `mail${selectedEmail === e.id ? " selected" : ""}`, "data-testid": "mail", "aria-current": selectedEmail === e.id ? "true" : null,
       onclick: () => { selectedEmail = e.id; renderInbox(); $("#email-view").focus(); },
     }, [h("span", { class: "mail-who", text: e.direction === "in" ? `${e.from_name || e.from} → clinic` : `To ${e.to.join(", ")}` }),
+      h("span", { class: "mail-clinic", "data-testid": "mail-clinic", text: mailClinic(e) }),
       h("span", { class: "mail-subject", text: e.subject || "(no subject)" }),
       h("span", { class: "mail-when small muted", text: when(e.at) })]))));
     if (!emails.length) list.replaceChildren(h("li", { class: "empty", text: "No email yet." }));
+  }
+
+  // Which clinic an email is from (sent) or to (a lead's), and at which address.
+  function mailClinic(email) {
+    const clinic = clinicOf(email.clinic);
+    const name = clinic ? clinic.name : "no clinic";
+    return email.direction === "in" ? `to ${name} <${email.to.join(", ")}>` : `from ${name} <${email.from}>`;
   }
 
   function showEmail() {
@@ -560,7 +657,8 @@ const Sandbox = (() => {
         const text = form.querySelector("textarea").value;
         const subject = /^re:/i.test(email.subject) ? email.subject : `Re: ${email.subject}`;
         const answer = await post("/sandbox/api/email", { from: email.to[0], from_name: lead ? lead.name : "", subject, text, in_reply_to: email.id });
-        if (answer.ok) { form.reset(); toast("Reply sent to the clinic"); }
+        const clinic = clinicOf(email.clinic);
+        if (answer.ok) { form.reset(); toast(`Reply sent to ${clinic ? clinic.name : "the clinic"} (${email.reply_to || email.from})`); }
       });
       parts.push(form);
     }
@@ -646,15 +744,26 @@ const Sandbox = (() => {
     ["Tom Becker", "Headaches most afternoons. What does a first visit cost?"],
     ["Aisha Bello", "Sciatica flare-up, can you help?"],
   ];
+  const DENTAL_SAMPLES = [
+    ["Nora Whitaker", "A molar has been aching when I drink anything cold. Any openings this week?"],
+    ["Evan Brooks", "Due for a cleaning and my kids too. Do you take Delta Dental?"],
+    ["Lucia Romero", "Chipped a front tooth this morning. Can someone see me soon?"],
+    ["Sam Patel", "Interested in Invisalign. How does the free consultation work?"],
+    ["Grace Kim", "Gums bleed when I floss. What does a new-patient exam cost?"],
+  ];
 
   function fillSample() {
     const form = $("#lead-form");
+    const clinic = state ? (clinicOf(leadClinic) || state.business) : null;
+    const dental = clinic && /dental/i.test(clinic.playbook);
+    const area = dental ? "720" : "312";
     const used = new Set((state ? state.leads : []).map((l) => l.phone));
     let n = (state ? state.leads.length : 0) + 10;
-    while (used.has(`+1312555${String(100 + n).padStart(4, "0")}`)) n += 1;
-    const [name, message] = SAMPLES[n % SAMPLES.length];
+    while (used.has(`+1${area}555${String(100 + n).padStart(4, "0")}`)) n += 1;
+    const samples = dental ? DENTAL_SAMPLES : SAMPLES;
+    const [name, message] = samples[n % samples.length];
     form.name.value = name;
-    form.phone.value = `(312) 555-${String(100 + n).padStart(4, "0")}`;
+    form.phone.value = `(${area}) 555-${String(100 + n).padStart(4, "0")}`;
     form.email.value = `${name.toLowerCase().replace(/[^a-z]+/g, ".")}@example.com`;
     form.message.value = message;
   }
@@ -671,7 +780,8 @@ const Sandbox = (() => {
 
   function showView(name) {
     view = name;
-    document.querySelectorAll("[data-view]").forEach((b) => b.toggleAttribute("aria-current", b.dataset.view === name));
+    document.querySelectorAll("[data-view]").forEach((b) => b.toggleAttribute("aria-current",
+      b.dataset.view === name && (!b.dataset.channel || b.dataset.channel === channel)));
     $("#channel-view").hidden = name !== "channel";
     $("#home-view").hidden = name !== "home";
     if (name === "home") post("/sandbox/api/slack/home", { user: me });
@@ -686,16 +796,18 @@ const Sandbox = (() => {
       me = event.target.value;
       localStorage.setItem(USER_KEY, me);
       shownModal = "";
+      channel = "";  // their own first channel
+      openThreadTs = null;
       if (view === "home") post("/sandbox/api/slack/home", { user: me }); else load();
     });
-    document.querySelectorAll("[data-view]").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
+    document.querySelectorAll("[data-view=home]").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
     $("#command-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const input = $("#command");
       const text = input.value.trim();
       if (!text) return;
       input.value = ""; // cleared at once, as Slack does; put back if it did not go
-      const answer = await post("/sandbox/api/slack/command", { user: me, text });
+      const answer = await post("/sandbox/api/slack/command", { user: me, text, channel: state.channel.id });
       if (!answer.ok && !input.value) input.value = text;
     });
     $("#thread-form").addEventListener("submit", async (event) => {
@@ -718,11 +830,13 @@ const Sandbox = (() => {
       if (!input.value.trim() || !phoneNumber) return;
       const body = input.value;
       input.value = "";
-      const answer = await post("/sandbox/api/sms", { number: phoneNumber, body });
+      const talk = conversationOn(state.phones.find((p) => p.number === phoneNumber));
+      const answer = await post("/sandbox/api/sms", { number: phoneNumber, body, to: talk ? talk.clinic_number : "" });
       if (!answer.ok && !input.value) input.value = body;
     });
     document.querySelectorAll(".chip").forEach((chip) => chip.addEventListener("click", () => {
-      if (phoneNumber) post("/sandbox/api/sms", { number: phoneNumber, body: chip.dataset.say });
+      const talk = phoneNumber && conversationOn(state.phones.find((p) => p.number === phoneNumber));
+      if (talk) post("/sandbox/api/sms", { number: phoneNumber, body: chip.dataset.say, to: talk.clinic_number });
     }));
     ["phones", "email", "new", "calendar"].forEach((name) => $(`#tab-${name}`).addEventListener("click", () => selectTab(name)));
     $(".tabs").addEventListener("keydown", (event) => {
@@ -735,6 +849,8 @@ const Sandbox = (() => {
       $(`#tab-${next}`).focus();
     });
     $("#sample-lead").addEventListener("click", fillSample);
+    $("#lead-clinic").addEventListener("change", (event) => { leadClinic = event.target.value; renderLeadForm(); fillSample(); });
+    $("#calendar-clinic").addEventListener("change", (event) => { calendarClinic = event.target.value; renderCalendar(); });
     $("#calendar-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const form = event.target;
@@ -747,12 +863,13 @@ const Sandbox = (() => {
       const result = $("#lead-result");
       const answer = await post("/sandbox/api/lead", fields);
       if (answer.ok) {
-        result.textContent = `Lead #${answer.answer.lead_id} ${answer.answer.created ? "sent" : "was already known"}. Watch the phone and #leads.`;
+        const clinic = clinicOf(fields.clinic) || state.business;
+        result.textContent = `Lead #${answer.answer.lead_id} ${answer.answer.created ? "sent" : "was already known"} to ${clinic.name}. Watch the phone and #${clinic.channel.name}.`;
         result.className = "result good";
         const phone = (fields.phone || "").replace(/\D/g, "");
         await load();
         const match = state.phones.find((p) => p.number.replace(/\D/g, "").endsWith(phone.slice(-10)) && phone);
-        if (match) { phoneNumber = match.number; selectTab("phones"); renderPhones(); }
+        if (match) { phoneNumber = match.number; talkingTo.set(match.number, clinic.phone); selectTab("phones"); renderPhones(); }
         fillSample();
       } else {
         const reasons = answer.answer && answer.answer.reasons;
