@@ -69,6 +69,8 @@ class TwilioApart:
         self.url: str = self._pipe.recv()
         self.at = _RemoteArrivals(self._ask)
         self._asking = threading.Lock()
+        #: The stand-in process's CPU seconds over the last run's burst.
+        self.standin_cpu = 0.0
 
     def _ask(self, what: str, numbers: list[str] | None = None) -> dict[str, float]:
         with self._asking:
@@ -222,6 +224,7 @@ def run(
 
         numbers = [phone(i) for i in range(first_id, first_id + leads)]
         cpu_before = sum(cpu_seconds(bot.pid) for bot in bots)
+        standin_before = arrivals.cpu_seconds() if isinstance(arrivals, TwilioApart) else 0.0
         server_before = _server_cpu(kind, bots)
         if profile_seconds:
             time.sleep(max(0.0, due.timestamp() - time.time()))
@@ -234,6 +237,8 @@ def run(
         while time.time() < deadline and len(at := arrived(arrivals, numbers)) < leads:
             time.sleep(0.1)
         cpu_used = sum(cpu_seconds(bot.pid) for bot in bots) - cpu_before
+        if isinstance(arrivals, TwilioApart):
+            arrivals.standin_cpu = arrivals.cpu_seconds() - standin_before
         server_used = _server_cpu(kind, bots) - server_before
         peak = max(peak_mib(bot.pid) for bot in bots)
         for bot in bots:
@@ -291,12 +296,19 @@ def main() -> None:
         with TwilioApiStandin(ACCOUNT_SID, AUTH_TOKEN) as own_twilio, SendGridApiStandin("SG.bench") as sendgrid:
             twilio_url = twilio_apart.url if twilio_apart else own_twilio.url
             arrivals: Arrivals | TwilioApart = twilio_apart or Arrivals(own_twilio)
+            standin_started = twilio_apart.cpu_seconds() if twilio_apart else 0.0
             floor_late = floor(twilio_url, arrivals, args.leads, first)
+            standin = (
+                f"; the stand-in's CPU {(twilio_apart.cpu_seconds() - standin_started) / args.leads * 1000:.2f} ms a "
+                "text"
+                if twilio_apart
+                else ""
+            )
             first += args.leads
             floor_p99 = percentile(floor_late, 99)
             print(
                 f"  floor: a trivial client in its own process, 8 kept connections: late by {summary_ms(floor_late)}, "
-                f"lost {args.leads - len(floor_late)}; {load()}",
+                f"lost {args.leads - len(floor_late)}{standin}; {load()}",
                 flush=True,
             )
             for kind in args.databases.split(","):
@@ -318,6 +330,10 @@ def main() -> None:
                             label = "restarted around due time" if restart else "running throughout"
                             first_out = f"first {min(late) * 1000:.0f} ms, " if late else ""
                             server_cpu = f" (+ {server / args.leads * 1000:.2f} ms in PostgreSQL)" if server else ""
+                            if twilio_apart is not None:
+                                server_cpu += (
+                                    f" (+ {twilio_apart.standin_cpu / args.leads * 1000:.2f} ms in the stand-in)"
+                                )
                             print(
                                 f"  {kind:<10} x{processes} {code_label:<6} {label:<26} late by {first_out}"
                                 f"{summary_ms(late)} = {percentile(late, 99) / floor_p99:.1f}x floor p99, lost {lost}; "

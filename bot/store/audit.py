@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from bot.store import webhook_events
+from bot.store.bulk import ManyRows
 from bot.store.models import ActorType, AuditEntry
 
 
@@ -55,8 +56,10 @@ class Entry:
     details: dict[str, Any]
 
 
-#: Run with a list of rows: one executemany (a C loop on SQLite, one pipeline on PostgreSQL), no ORM.
-_INSERT_MANY = insert(AuditEntry.__table__)
+#: Run with a list of rows: one executemany on SQLite, one statement on PostgreSQL (bot.store.bulk), no ORM.
+_INSERT_MANY = ManyRows(
+    cast(Table, AuditEntry.__table__), ["lead_id", "actor_type", "actor_id", "action", "details"], ["at"]
+)
 
 
 def entry_values(entry: Entry) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def entry_values(entry: Entry) -> dict[str, Any]:
 def record_many(session: Session, entries: list[Entry]) -> None:
     """Append many audit entries inside the caller's transaction, in one round trip."""
     if entries:
-        session.connection().execute(_INSERT_MANY, [entry_values(entry) for entry in entries])
+        _INSERT_MANY.execute(session.connection(), [entry_values(entry) for entry in entries])
         webhook_events.queue_many_for_audit(
             session, ((entry.lead_id, entry.action, entry.at, entry.details) for entry in entries)
         )

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Integer, String, bindparam, func, insert, select
+from sqlalchemy import Integer, String, Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
+from bot.store.bulk import ManyRows
 from bot.store.models import Lead, OutboxEvent
 
 
@@ -247,13 +248,25 @@ class Pending:
     business: str | None = None
 
 
-#: Run with a list of rows: one executemany (a C loop on SQLite, one pipeline on PostgreSQL), no ORM. A row
-#: naming no business takes its lead's, read by the statement itself.
+#: Run with a list of rows: one executemany on SQLite, one statement on PostgreSQL (bot.store.bulk), no ORM.
+#: A row naming no business takes its lead's, read by the statement itself.
 _INSERT_MANY = insert(OutboxEvent.__table__).values(
     business=func.coalesce(
         bindparam("named_business", type_=String),
         select(Lead.business).where(Lead.id == bindparam("of_lead", type_=Integer)).scalar_subquery(),
     )
+)
+_PUBLISH_MANY = ManyRows(
+    cast(Table, OutboxEvent.__table__),
+    ["lead_id", "kind", "payload", "named_business", "of_lead"],
+    ["created_at", "attempts"],
+    row_only={"named_business": String(), "of_lead": Integer()},
+    derived={
+        "business": lambda rows: func.coalesce(
+            rows.c.named_business, select(Lead.business).where(Lead.id == rows.c.of_lead).scalar_subquery()
+        )
+    },
+    plain=_INSERT_MANY,
 )
 
 
@@ -268,7 +281,7 @@ def publish_many(session: Session, notices: list[Pending]) -> None:
         values = pending_values(pending)
         business = values.pop("business")
         rows.append({**values, "named_business": business, "of_lead": pending.lead_id})
-    session.connection().execute(_INSERT_MANY, rows)
+    _PUBLISH_MANY.execute(session.connection(), rows)
 
 
 def pending_values(pending: Pending) -> dict[str, Any]:

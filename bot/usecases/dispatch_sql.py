@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Select, Table, Update, bindparam, exists, insert, literal, select, union_all
+from sqlalchemy import Select, Table, Update, bindparam, exists, func, literal, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from bot.core.playbook import LeadFacts
+from bot.store.bulk import ManyRows
 from bot.store.models import Appointment, Enrollment, EnrollmentState, Lead, Message, Touch, TouchStatus
 
 touches, leads, enrollments = (cast(Table, model.__table__) for model in (Touch, Lead, Enrollment))
@@ -169,8 +171,26 @@ MARK_SENT = (
         last_error=None,
     )
 )
-#: Run with a list of rows: one executemany (a C loop on SQLite, one pipeline on PostgreSQL), no ORM.
-RECORD_MESSAGES = insert(cast(Table, Message.__table__))
+#: Run with a list of rows: one executemany on SQLite, one statement on PostgreSQL (bot.store.bulk), no ORM.
+RECORD_MESSAGES = ManyRows(
+    cast(Table, Message.__table__),
+    ["lead_id", "channel", "touch_id", "provider_id", "subject", "body", "status"],
+    ["direction", "created_at", "details"],
+)
+_sent = (
+    func.unnest(
+        bindparam("sent_ids", type_=ARRAY(touches.c.id.type)),
+        bindparam("sent_provider_ids", type_=ARRAY(touches.c.provider_id.type)),
+    )
+    .table_valued("id", "provider_id")
+    .render_derived(name="sent")
+)
+#: MARK_SENT for many touches in one statement on PostgreSQL: their ids and provider ids as two arrays.
+MARK_ALL_SENT = (
+    touches.update()
+    .where(touches.c.id == _sent.c.id)
+    .values(status=TouchStatus.SENT, provider_id=_sent.c.provider_id, sent_at=bindparam("sent_at_"), last_error=None)
+)
 #: Leads still new whose first touch went: contacted now, in one statement that says which moved.
 #: (`stage_after_touch` moves only a new lead; read and written in one statement, the stage moved
 #: is the stage stored, whoever else writes leads meanwhile.)

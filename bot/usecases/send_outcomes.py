@@ -285,15 +285,25 @@ class SendRecorder:
         now = self.services.clock.now()
         session.flush()  # what the unit of work holds goes first, so these statements see it
         connection = session.connection()
-        connection.execute(
-            sql.MARK_SENT,
-            [
-                {"sent_id": send.touch_id, "sent_provider_id": receipt.provider_id, "sent_at_": now}
-                for send, receipt in sent
-            ],
-        )
-        connection.execute(
-            sql.RECORD_MESSAGES,
+        if connection.dialect.name == "postgresql" and len(sent) > 1:
+            connection.execute(
+                sql.MARK_ALL_SENT,
+                {
+                    "sent_ids": [send.touch_id for send, _ in sent],
+                    "sent_provider_ids": [receipt.provider_id for _, receipt in sent],
+                    "sent_at_": now,
+                },
+            )
+        else:
+            connection.execute(
+                sql.MARK_SENT,
+                [
+                    {"sent_id": send.touch_id, "sent_provider_id": receipt.provider_id, "sent_at_": now}
+                    for send, receipt in sent
+                ],
+            )
+        sql.RECORD_MESSAGES.execute(
+            connection,
             [
                 dict(
                     lead_id=send.lead_id,

@@ -329,3 +329,29 @@ def test_a_sequence_with_a_step_still_to_go_is_not_completed_when_one_of_its_tex
         states = dict(session.execute(select(Enrollment.sequence_name, Enrollment.state)).all())
     assert states == {"one_text": "completed", "other_text": "active"}
     assert lead_id
+
+
+def test_on_postgresql_a_group_s_sends_are_recorded_in_statements_executed_once_not_once_a_row(services, engine):
+    for index in range(6):
+        new_lead(services, index)
+    executions: list[tuple[str, bool]] = []
+
+    def keep(_conn, _cursor, statement, _parameters, _context, executemany):  # noqa: ANN001 - SQLAlchemy's before_cursor_execute signature
+        executions.append((" ".join(statement.split()), executemany))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        assert Dispatcher(services, senders=2).run_due().sent == 6
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    recording = [
+        many
+        for statement, many in executions
+        if statement.startswith(
+            ("UPDATE touches SET status", "INSERT INTO messages", "INSERT INTO outbox", "INSERT INTO audit_log")
+        )
+        and "WHERE touches.id IN (SELECT" not in statement  # the claim, not the recording
+    ]
+    assert len(recording) == 2 * 4  # two groups, four bulk writes each
+    # SQLite's executemany is a loop in the process; PostgreSQL's would be a statement a row to the server.
+    assert set(recording) == {engine.dialect.name == "sqlite"}
