@@ -64,7 +64,8 @@ from bot.usecases.lead_actions import (
 from bot.usecases.leads import InvalidLead, LeadInput
 from bot.usecases.services import Services
 from bot.usecases.team_actions import after_change, change_lead
-from handlers.slack_edge import UnclearLead, business_of, leads_of, one_lead, services_of
+from handlers.slack_edge import BUSINESS, UnclearLead, business_of, leads_of, one_lead, services_of
+from handlers.slack_guard import NO_BUSINESS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,10 @@ def on_followup(ack: Ack, command: dict[str, Any], respond: Respond, client: Web
     user = command.get("user_id", "")
     try:
         parsed = parse_command(command.get("text", ""), now=services.clock.now(), zone=business.timezone)
+        if context.get(BUSINESS) is None and services.businesses.only is None and not isinstance(parsed, Help):
+            # Only help passes the guard without a business; anything else unchecked is refused, never
+            # carried out on the first clinic's leads.
+            raise CommandError(NO_BUSINESS_CHANNEL)
         answer = run(parsed, services, business, user=user, client=client)
     except (CommandError, UnclearLead) as problem:
         answer = Answer(str(problem))

@@ -504,10 +504,15 @@ def _command_intent(body: Mapping[str, Any], services: Services) -> Intent | Non
         verb = None
     if verb is not None:
         return Intent(VERB_ACTS.get(verb, Act.END_LEAD), user, "command", channel=channel)
+    # Read in the zone of the channel's business, as the listener reads it ("tomorrow 9am" is its own tomorrow).
+    here = services.businesses.by_channel(channel) if isinstance(channel, str) and channel else None
+    zone = (here or services.businesses.only or services.business).timezone
     try:
-        command = parse_command(str(body.get("text") or ""), now=services.clock.now(), zone=services.business.timezone)
+        command = parse_command(text, now=services.clock.now(), zone=zone)
     except CommandError:
-        return None  # the listener answers with how to write it
+        # Not a command as written: the listener answers how to write it, but only to someone who may use
+        # /followup here, with the channel's business attached (closed by default: never let through unchecked).
+        return Intent(Act.SEE_STATS, user, "command", channel=channel)
     match command:
         case Help():
             return None

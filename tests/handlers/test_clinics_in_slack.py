@@ -242,6 +242,33 @@ def test_a_command_from_a_channel_of_no_clinic_is_refused(workspace, services, l
         assert session.scalar(select(func.count()).select_from(Lead)) == 2
 
 
+@pytest.mark.parametrize("text", ["lsit all", "frobnicate 12", "shwo Chris"])
+def test_a_command_that_cannot_be_read_is_still_checked_and_refused_outside_a_clinics_channel(
+    workspace, services, leads, text
+):
+    """A command the guard cannot read is never let through unchecked: outside a clinic's channel it is
+    refused, not answered for (or carried out on) the first clinic."""
+    workspace.command(text, user=ADA, channel=LOUNGE)
+
+    said = answered(workspace)
+    assert "no clinic's leads channel" in said
+    assert "Chris" not in said and "Dana" not in said
+
+
+def test_a_command_that_cannot_be_read_is_answered_with_how_to_write_it_in_a_clinics_channel(workspace, leads):
+    workspace.command("lsit all", user=CARLA, channel=CHIRO)
+
+    said = answered(workspace)
+    assert "no clinic's leads channel" not in said and "not allowed" not in said.lower()
+    assert "/followup" in said
+
+
+def test_help_is_answered_in_any_channel(workspace, leads):
+    workspace.command("help", user=ADA, channel=LOUNGE)
+
+    assert "/followup" in answered(workspace)
+
+
 def test_a_button_pressed_in_a_channel_of_no_clinic_changes_nothing(workspace, services, leads):
     workspace.click(ActionId.LEAD_CLAIM, leads["chiro"], user=CARLA, channel=LOUNGE)
 
