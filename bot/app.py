@@ -505,17 +505,16 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
         services.wakeups.connect(poster=poster.wake)
     else:
         log.warning("Slack is not configured (SLACK_BOT_TOKEN, SLACK_LEADS_CHANNEL): no lead cards will be posted")
-    if poster is not None and settings.digest_schedule is not None and services.businesses.only is None:
-        # Its figures and waiting leads are counted over every stored lead: no clinic's channel may see them.
-        log.warning("FOLLOWUP_DIGEST is set, but no weekly digest is posted while followup serves several businesses")
-    elif poster is not None and settings.digest_schedule is not None:
-        from bot.slack.digest import WeeklyDigestJob
+    if poster is not None and settings.digest_schedule is not None:
+        from bot.slack.digest import digest_jobs
         from bot.slack_app import slack_client
 
-        digest = WeeklyDigestJob(
-            services, slack_client(settings), settings.slack_leads_channel or "", settings.digest_schedule
-        )
-        scheduler.add_periodic("weekly_digest", digest.run_once, seconds=60)
+        # One digest per business: its own leads, at FOLLOWUP_DIGEST's hour in its time zone, in its channel.
+        client = slack_client(settings)
+        single_channel = settings.slack_leads_channel or ""
+        for job in digest_jobs(services, client, settings.digest_schedule, single_channel=single_channel):
+            job_id = "weekly_digest" if services.businesses.only is not None else f"weekly_digest:{job.business.slug}"
+            scheduler.add_periodic(job_id, job.run_once, seconds=60)
     extra_routes: list[BaseRoute] = []
     on_start: list[Callable[[], object]] = [scheduler.start]
     on_stop: list[Callable[[], object]] = [scheduler.shutdown]

@@ -98,6 +98,10 @@ class WorkScheduler:
 
         return run_now
 
+    def job_ids(self) -> tuple[str, ...]:
+        """The ids of every job on the schedule (what `followup run` will do on its ticks)."""
+        return tuple(job.id for job in self._scheduler.get_jobs())
+
     def start(self) -> None:
         self._scheduler.start()
         self.wake()

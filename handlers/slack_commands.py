@@ -81,13 +81,6 @@ LIST_TITLES = {
     ListFilter.ALL: "All leads",
 }
 OPEN_STAGES = (Stage.NEW, Stage.CONTACTED, Stage.ENGAGED)
-#: What `/followup stats by …` and `/followup digest` answer in a deployment of several clinics.
-ONE_CLINIC_REPORTS = (
-    "`/followup stats by …` and the digest are not shown in Slack while followup serves several clinics: "
-    "they count every clinic's leads together, and each clinic's channel sees only its own. "
-    "`/followup stats` shows this clinic's numbers; `followup stats --business SLUG by …` on the server "
-    "shows one clinic's breakdowns."
-)
 
 
 def register(app: App) -> None:
@@ -143,19 +136,21 @@ def run(command: Command, services: Services, business: Business, *, user: str, 
                 f"followup stats for the last {command.days} days",
                 stats_blocks(stats, services.playbooks_of(business.slug).get),
             )
-        case ShowStats() | ShowDigest() if services.businesses.only is None:
-            # Counted over every stored lead, they would show one clinic the others' numbers and waiting leads.
-            return Answer(ONE_CLINIC_REPORTS)
         case ShowStats(by=by) if by is not None:
             with services.session_factory() as session:
                 table = stats_table(
-                    session, now=services.clock.now(), days=command.days, by=by, playbook_of=services.playbooks.get
+                    session,
+                    now=services.clock.now(),
+                    days=command.days,
+                    by=by,
+                    playbook_of=services.playbooks_of(business.slug).get,
+                    business=leads_of(services, business),
                 )
             return Answer(f"followup stats by {by} for the last {command.days} days", stats_table_blocks(table))
         case RescheduleLead():
             return _reschedule(command, services, business, actor)
         case ShowDigest():
-            return _digest_preview(services)
+            return _digest_preview(services, business)
         case BookLead():
             return _book(command, services, business, actor)
         case RecordConsent():
@@ -168,10 +163,12 @@ def run(command: Command, services: Services, business: Business, *, user: str, 
     raise CommandError(usage())
 
 
-def _digest_preview(services: Services) -> Answer:
+def _digest_preview(services: Services, business: Business) -> Answer:
     with services.session_factory() as session:
-        digest = build_digest(session, end=services.clock.now(), zone=services.business.timezone)
-    blocks = digest_blocks(digest, services.playbooks.get, preview=True)
+        digest = build_digest(
+            session, end=services.clock.now(), zone=business.timezone, business=leads_of(services, business)
+        )
+    blocks = digest_blocks(digest, services.playbooks_of(business.slug).get, preview=True)
     blocks.append(context("Only you see this preview. The weekly post in the leads channel comes with a chart."))
     return Answer(digest_text(digest), blocks)
 

@@ -1,7 +1,9 @@
 """The weekly digest: the numbers a clinic owner asks for, computed from the store for one week.
 
 The week is the seven days before the digest's moment (e.g. Monday 08:00 business time back to the
-Monday before). Queries return plain values; the digest is a frozen value that the Slack builders and
+Monday before). A digest is one business's (its slug: its leads, their visits, touches, calls and waiting
+leads only, read in its time zone), or every stored lead's for None (one business's deployment, where every
+lead is its own). Queries return plain values; the digest is a frozen value that the Slack builders and
 the chart draw from. Every moment is UTC; `now` is passed in.
 """
 
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.states import CallTaskStatus, EnrollmentState, Stage
 from bot.reports.breakdowns import person_rows
-from bot.reports.stats import LeadStats, SubjectResult, TouchResult, lead_stats, rate
+from bot.reports.stats import LeadStats, SubjectResult, TouchResult, lead_stats, of_business, rate
 from bot.store.models import Appointment, AuditEntry, CallTask, Enrollment, Lead
 
 Result = TypeVar("Result", TouchResult, SubjectResult)
@@ -129,15 +131,16 @@ class WeeklyDigest:
         return sum(count for _, count in self.lost_reasons)
 
 
-def build_digest(session: Session, *, end: datetime, zone: tzinfo) -> WeeklyDigest:
-    """The week that ends at `end` (UTC): leads in during it and what became of them."""
+def build_digest(session: Session, *, end: datetime, zone: tzinfo, business: str | None = None) -> WeeklyDigest:
+    """The week that ends at `end` (UTC): leads in during it and what became of them (of `business`'s leads)."""
     start = end - timedelta(days=7)
-    stats = lead_stats(session, now=end, days=7)
+    stats = lead_stats(session, now=end, days=7, business=business)
 
+    whose_visits = [] if business is None else [Appointment.business == business]
     visits = Counter(
         status
         for (status,) in session.execute(
-            select(Appointment.status).where(Appointment.start_at >= start, Appointment.start_at <= end)
+            select(Appointment.status).where(Appointment.start_at >= start, Appointment.start_at <= end, *whose_visits)
         )
     )
     attended = sum(count for status, count in visits.items() if status in ATTENDED)
@@ -146,7 +149,10 @@ def build_digest(session: Session, *, end: datetime, zone: tzinfo) -> WeeklyDige
     lost: Counter[str] = Counter()
     for (details,) in session.execute(
         select(AuditEntry.details).where(
-            AuditEntry.at >= start, AuditEntry.at <= end, AuditEntry.action == "stage_changed"
+            AuditEntry.at >= start,
+            AuditEntry.at <= end,
+            AuditEntry.action == "stage_changed",
+            *of_business(AuditEntry.lead_id, business),
         )
     ).tuples():
         details = details or {}
@@ -155,7 +161,7 @@ def build_digest(session: Session, *, end: datetime, zone: tzinfo) -> WeeklyDige
     # The same count as `/followup stats by person`: calls logged by team members in the week.
     calls = [
         PersonCalls(person.user_id, person.outcomes)
-        for person in person_rows(session, since=start, now=end)
+        for person in person_rows(session, since=start, now=end, business=business)
         if person.calls
     ]
 
@@ -170,18 +176,19 @@ def build_digest(session: Session, *, end: datetime, zone: tzinfo) -> WeeklyDige
         calls_by_person=tuple(sorted(calls, key=lambda person: -person.calls)),
         best_touch=_best(stats.by_touch),
         best_subject=_best(stats.by_subject),
-        waiting=waiting_for_a_person(session),
-        leads_per_day=_leads_per_day(session, start=start, end=end, zone=zone),
+        waiting=waiting_for_a_person(session, business=business),
+        leads_per_day=_leads_per_day(session, start=start, end=end, zone=zone, business=business),
     )
 
 
-def waiting_for_a_person(session: Session, *, limit: int = 10) -> tuple[WaitingLead, ...]:
-    """Leads whose automation waits for a person (paused) or who have a call nobody has made yet."""
+def waiting_for_a_person(session: Session, *, limit: int = 10, business: str | None = None) -> tuple[WaitingLead, ...]:
+    """Leads (of `business`) whose automation waits for a person (paused) or who have a call nobody has made yet."""
+    whose = [] if business is None else [Lead.business == business]
     waiting: dict[int, WaitingLead] = {}
     for lead_id, name, reason in session.execute(
         select(Lead.id, Lead.name, Enrollment.state_reason)
         .join(Enrollment, Enrollment.lead_id == Lead.id)
-        .where(Enrollment.state == EnrollmentState.PAUSED)
+        .where(Enrollment.state == EnrollmentState.PAUSED, *whose)
         .order_by(Enrollment.paused_at)
         .limit(limit)
     ).tuples():
@@ -189,7 +196,7 @@ def waiting_for_a_person(session: Session, *, limit: int = 10) -> tuple[WaitingL
     for lead_id, name in session.execute(
         select(Lead.id, Lead.name)
         .join(CallTask, CallTask.lead_id == Lead.id)
-        .where(CallTask.status.in_((CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)))
+        .where(CallTask.status.in_((CallTaskStatus.OPEN, CallTaskStatus.CLAIMED)), *whose)
         .order_by(CallTask.due_at)
         .limit(limit)
     ).tuples():
@@ -198,7 +205,7 @@ def waiting_for_a_person(session: Session, *, limit: int = 10) -> tuple[WaitingL
 
 
 def _leads_per_day(
-    session: Session, *, start: datetime, end: datetime, zone: tzinfo
+    session: Session, *, start: datetime, end: datetime, zone: tzinfo, business: str | None
 ) -> tuple[tuple[date, tuple[tuple[str, int], ...]], ...]:
     days: dict[date, Counter[str]] = {}
     first = start.astimezone(zone).date()
@@ -207,7 +214,9 @@ def _leads_per_day(
         if day <= end.astimezone(zone).date():
             days[day] = Counter()
     for created_at, source in session.execute(
-        select(Lead.created_at, Lead.source).where(Lead.created_at >= start, Lead.created_at <= end)
+        select(Lead.created_at, Lead.source).where(
+            Lead.created_at >= start, Lead.created_at <= end, *([] if business is None else [Lead.business == business])
+        )
     ).tuples():
         days.setdefault(created_at.astimezone(zone).date(), Counter())[source] += 1
     return tuple((day, tuple(sorted(counts.items()))) for day, counts in sorted(days.items()))

@@ -3,6 +3,10 @@
 Once a week even with several processes or a restart at the digest's hour: the week's key
 ('2026-W49') is claimed with a unique row before posting, and the claim is released if Slack
 refused the post, so the next tick tries again.
+
+With several businesses each has its own digest job: its own leads counted, at the digest's hour in its
+own time zone, posted to its own channel, and claimed under its own slug (one clinic's week posted does
+not take the other's).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from bot.core.business import Business
 from bot.reports.digest import DigestSchedule, WeeklyDigest, build_digest
 from bot.reports.stats import ATTRIBUTION
 from bot.slack.blocks import Block, clip, context, escape, fields_section, header, section
@@ -131,22 +136,45 @@ def post_digest(
     return ts
 
 
-class WeeklyDigestJob:
-    """Posts the digest at the scheduled moment each week, once across processes and restarts."""
+class DigestNeedsABusiness(ValueError):
+    """A weekly digest job was asked for without saying whose: with several businesses each has its own."""
 
-    def __init__(self, services: Services, client: WebClient, channel: str, schedule: DigestSchedule):
+
+class WeeklyDigestJob:
+    """Posts one business's digest at the scheduled moment each week, once across processes and restarts.
+
+    `business` may be left out only when the deployment serves one business (it is then that one).
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        client: WebClient,
+        channel: str,
+        schedule: DigestSchedule,
+        business: Business | None = None,
+    ):
+        chosen = business or services.businesses.only
+        if chosen is None:
+            raise DigestNeedsABusiness(
+                f"which business's weekly digest? followup serves {len(services.businesses)} "
+                f"({', '.join(services.businesses.slugs)}): give each its own job"
+            )
         self.services = services
         self.client = client
         self.channel = channel
         self.schedule = schedule
+        self.business = chosen
+        # One business: every stored lead is its own (counted as before); several: this one's leads only.
+        self.leads_of: str | None = None if services.businesses.only is not None else chosen.slug
 
     def digest_for(self, end: datetime) -> WeeklyDigest:
         with self.services.session_factory() as session:
-            return build_digest(session, end=end, zone=self.services.business.timezone)
+            return build_digest(session, end=end, zone=self.business.timezone, business=self.leads_of)
 
     def run_once(self) -> str | None:
         """Post this week's digest if its moment has come and nobody has; return the week's key if posted."""
-        zone = self.services.business.timezone
+        zone = self.business.timezone
         now = self.services.clock.now()
         moment = self.schedule.latest_due(now, zone)
         if now - moment > _LATE_LIMIT:
@@ -155,16 +183,19 @@ class WeeklyDigestJob:
         if not self._claim(key, now):
             return None
         try:
-            post_digest(self.client, self.channel, self.digest_for(moment), self.services.playbooks.get)
+            post_digest(
+                self.client, self.channel, self.digest_for(moment), self.services.playbooks_of(self.business.slug).get
+            )
         except SlackApiError as error:
             self._release(key)
             log.warning(
-                "weekly digest %s: Slack refused it (%s); trying again at the next tick",
+                "weekly digest %s of %s: Slack refused it (%s); trying again at the next tick",
                 key,
+                self.business.slug,
                 error.response.get("error"),
             )
             return None
-        log.info("weekly digest %s posted to %s", key, self.channel)
+        log.info("weekly digest %s of %s posted to %s", key, self.business.slug, self.channel)
         return key
 
     def _claim(self, key: str, now: datetime) -> bool:
@@ -172,7 +203,7 @@ class WeeklyDigestJob:
             with self.services.session_factory.begin() as session:
                 session.add(
                     ProcessedDelivery(
-                        business=self.services.business.slug, provider=DIGEST_CLAIM, delivery_id=key, received_at=now
+                        business=self.business.slug, provider=DIGEST_CLAIM, delivery_id=key, received_at=now
                     )
                 )
         except IntegrityError:
@@ -183,8 +214,24 @@ class WeeklyDigestJob:
         with self.services.session_factory.begin() as session:
             session.execute(
                 delete(ProcessedDelivery).where(
-                    ProcessedDelivery.business == self.services.business.slug,
+                    ProcessedDelivery.business == self.business.slug,
                     ProcessedDelivery.provider == DIGEST_CLAIM,
                     ProcessedDelivery.delivery_id == key,
                 )
             )
+
+
+def digest_jobs(
+    services: Services, client: WebClient, schedule: DigestSchedule, *, single_channel: str
+) -> list[WeeklyDigestJob]:
+    """One digest job per business, each posting to its own channel; one business posts to `single_channel`.
+
+    A business of several that names no channel gets no digest (nowhere it may be posted is its own).
+    """
+    if services.businesses.only is not None:
+        return [WeeklyDigestJob(services, client, single_channel, schedule)]
+    return [
+        WeeklyDigestJob(services, client, business.slack.channel, schedule, business)
+        for business in services.businesses
+        if business.slack.channel
+    ]

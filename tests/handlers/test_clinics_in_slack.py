@@ -5,6 +5,7 @@ leads by any route (buttons carrying its ids, slash commands, modals, thread rep
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -220,13 +221,35 @@ def test_followup_stats_in_a_clinics_channel_counts_only_its_leads(workspace, se
     assert "*Leads in*\\n2" in chiro
 
 
-@pytest.mark.parametrize("text", ["stats by source", "digest"])
-def test_reports_counted_over_every_clinic_are_not_shown_in_a_clinics_channel(workspace, leads, text):
-    workspace.command(text, user=ADA, channel=DENTAL)
+def test_followup_stats_by_in_a_clinics_channel_breaks_down_only_its_leads(workspace, services, leads):
+    another = {"phone": "+13125550144", "email": "x@example.com"}
+    new_lead(services, business="chiro", channel=CHIRO, card_ts="1764082900.000300", **another)
 
-    said = answered(workspace)
-    assert "not shown in Slack while followup serves several clinics" in said
-    assert "Chris" not in said and "Dana" not in said
+    workspace.command("stats by source", user=DORA, channel=DENTAL)
+    dental = answered(workspace)
+    workspace.command("stats by source", user=CARLA, channel=CHIRO)
+    chiro = answered(workspace)
+
+    assert "By source" in dental and "By source" in chiro
+    # The table's row of the leads' source (new_lead's leads are `manual`): one dental lead, two chiro leads.
+    assert leads_from_manual(dental) == 1 and leads_from_manual(chiro) == 2
+
+
+def leads_from_manual(said: str) -> int:
+    """The Leads column of the `manual` row of a `stats by source` answer."""
+    [count] = re.findall(r"\\nmanual +(\d+) ", said)
+    return int(count)
+
+
+def test_followup_digest_in_a_clinics_channel_previews_only_its_week(workspace, leads):
+    workspace.command("digest", user=ADA, channel=DENTAL)
+    dental = answered(workspace)
+    workspace.command("digest", user=ADA, channel=CHIRO)
+    chiro = answered(workspace)
+
+    assert "Weekly digest: 1 lead in" in dental and "(preview)" in dental
+    assert "Chris" not in dental and "5550142" not in dental
+    assert "Weekly digest: 1 lead in" in chiro and "Dana" not in chiro
 
 
 def test_a_command_from_a_channel_of_no_clinic_is_refused(workspace, services, leads):
