@@ -27,6 +27,10 @@ from handlers.http_edge import MAX_EMAIL_BODY
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk import WebClient
+
+    from bot.reports.digest import DigestSchedule
+    from bot.slack.digest import WeeklyDigestJob
 
 
 from sqlalchemy import Engine
@@ -393,6 +397,24 @@ def business_country(business: Business) -> str:
     return phone_country(business.phone) or business.default_region
 
 
+def digest_jobs(
+    services: Services, client: WebClient, schedule: DigestSchedule, *, single_channel: str
+) -> list[WeeklyDigestJob]:
+    """One digest job per business, each posting to its own channel; one business posts to `single_channel`.
+
+    A business of several that names no channel gets no digest (nowhere it may be posted is its own).
+    """
+    from bot.slack.digest import WeeklyDigestJob  # matplotlib and the digest load only when it is scheduled
+
+    if services.businesses.only is not None:
+        return [WeeklyDigestJob(services, client, single_channel, schedule)]
+    return [
+        WeeklyDigestJob(services, client, business.slack.channel, schedule, business)
+        for business in services.businesses
+        if business.slack.channel
+    ]
+
+
 def preview_sources(settings: Settings) -> PreviewSources:
     """What `followup preview` reads: the business file, playbooks and wording `followup run` would use."""
     return PreviewSources(
@@ -506,7 +528,6 @@ def assemble(settings: Settings, *, clock: Clock | None = None, refusals: Refusa
     else:
         log.warning("Slack is not configured (SLACK_BOT_TOKEN, SLACK_LEADS_CHANNEL): no lead cards will be posted")
     if poster is not None and settings.digest_schedule is not None:
-        from bot.slack.digest import digest_jobs
         from bot.slack_app import slack_client
 
         # One digest per business: its own leads, at FOLLOWUP_DIGEST's hour in its time zone, in its channel.

@@ -219,19 +219,3 @@ class WeeklyDigestJob:
                     ProcessedDelivery.delivery_id == key,
                 )
             )
-
-
-def digest_jobs(
-    services: Services, client: WebClient, schedule: DigestSchedule, *, single_channel: str
-) -> list[WeeklyDigestJob]:
-    """One digest job per business, each posting to its own channel; one business posts to `single_channel`.
-
-    A business of several that names no channel gets no digest (nowhere it may be posted is its own).
-    """
-    if services.businesses.only is not None:
-        return [WeeklyDigestJob(services, client, single_channel, schedule)]
-    return [
-        WeeklyDigestJob(services, client, business.slack.channel, schedule, business)
-        for business in services.businesses
-        if business.slack.channel
-    ]

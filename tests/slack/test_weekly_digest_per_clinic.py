@@ -12,9 +12,10 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
+from bot.app import digest_jobs
 from bot.core.businesses import Businesses
 from bot.reports.digest import DigestSchedule, build_digest
-from bot.slack.digest import DIGEST_CLAIM, DigestNeedsABusiness, WeeklyDigestJob, digest_jobs
+from bot.slack.digest import DIGEST_CLAIM, DigestNeedsABusiness, WeeklyDigestJob
 from bot.standins.slack_api import SlackApiStandin
 from bot.store.models import Appointment, CallTask, Lead, ProcessedDelivery
 from tests.support.clinics import CHIRO_CHANNEL, DENTAL_CHANNEL, clinics_of
