@@ -401,15 +401,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
+    try:
+        business = _business_asked(services, args.business)
+    except UnknownBusinessArgument as error:
+        return _fail(str(error))
+    # --since is midnight where the leads are: the business's own, or with several and none asked, UTC.
+    if business is not None:
+        zone = services.business_of(business).timezone
+    elif services.businesses.only is not None:
+        zone = services.businesses.only.timezone
+    else:
+        zone = UTC
     since = None
     if args.since:
         try:
             day = date.fromisoformat(args.since)
         except ValueError:
             return _fail(f"--since {args.since!r}: give a date as YYYY-MM-DD (midnight in the business's time zone)")
-        since = datetime.combine(day, day_time(0), tzinfo=services.business.timezone).astimezone(UTC)
+        since = datetime.combine(day, day_time(0), tzinfo=zone).astimezone(UTC)
     try:
-        report = export_leads(services.session_factory, Path(args.file), since=since, messages=args.messages)
+        report = export_leads(
+            services.session_factory, Path(args.file), since=since, messages=args.messages, business=business
+        )
     except ExportRefused as error:
         return _fail(str(error))
     written = " and ".join(str(path) for path in report.files)
@@ -736,7 +749,11 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write every lead to leads.csv or leads.json (for a CRM or a spreadsheet)"
     )
     export.add_argument("file", help="where to write; .csv or .json says the format")
-    export.add_argument("--since", help="only leads changed since this date (YYYY-MM-DD, business time)")
+    export.add_argument(
+        "--since",
+        help="only leads changed since this date (YYYY-MM-DD, midnight in the business's time zone; UTC for several)",
+    )
+    export.add_argument("--business", metavar="SLUG", help="only this business's leads (a folder's file name)")
     export.add_argument(
         "--messages",
         action="store_true",

@@ -66,28 +66,40 @@ class ExportReport:
 
 
 def export_leads(
-    session_factory: sessionmaker[Session], path: Path, *, since: datetime | None = None, messages: bool = False
+    session_factory: sessionmaker[Session],
+    path: Path,
+    *,
+    since: datetime | None = None,
+    messages: bool = False,
+    business: str | None = None,
 ) -> ExportReport:
-    """Write every lead changed since `since` (all when None) to `path`, CSV or JSON by its suffix."""
+    """Write every lead changed since `since` (all when None) to `path`, CSV or JSON by its suffix.
+
+    `business` (a slug) writes only that business's leads; None every stored lead.
+    """
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise ExportRefused(f"{path}: the file name must end in .csv or .json, which says the format")
     if suffix == ".json":
-        return _export_json(session_factory, path, since=since, messages=messages)
-    return _export_csv(session_factory, path, since=since, messages=messages)
+        return _export_json(session_factory, path, since=since, messages=messages, business=business)
+    return _export_csv(session_factory, path, since=since, messages=messages, business=business)
 
 
 def messages_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.messages.csv")
 
 
-def _pages(session_factory: sessionmaker[Session], since: datetime | None) -> Iterator[tuple[Session, list[Lead]]]:
+def _pages(
+    session_factory: sessionmaker[Session], since: datetime | None, business: str | None
+) -> Iterator[tuple[Session, list[Lead]]]:
     last_id = 0
     while True:
         with session_factory() as session:
             query = select(Lead).where(Lead.id > last_id).order_by(Lead.id).limit(PAGE)
             if since is not None:
                 query = query.where(Lead.updated_at >= since)
+            if business is not None:
+                query = query.where(Lead.business == business)
             leads = list(session.scalars(query))
             if not leads:
                 return
@@ -137,12 +149,12 @@ def _message_row(message: Message) -> dict[str, Any]:
 
 
 def _export_json(
-    session_factory: sessionmaker[Session], path: Path, *, since: datetime | None, messages: bool
+    session_factory: sessionmaker[Session], path: Path, *, since: datetime | None, messages: bool, business: str | None
 ) -> ExportReport:
     leads = sent = 0
     with _open(path) as out:
         out.write("[")
-        for session, page in _pages(session_factory, since):
+        for session, page in _pages(session_factory, since, business):
             ids = [lead.id for lead in page]
             appointments = _appointments(session, ids)
             conversations = _conversations(session, ids) if messages else {}
@@ -158,10 +170,10 @@ def _export_json(
 
 
 def _export_csv(
-    session_factory: sessionmaker[Session], path: Path, *, since: datetime | None, messages: bool
+    session_factory: sessionmaker[Session], path: Path, *, since: datetime | None, messages: bool, business: str | None
 ) -> ExportReport:
     custom_keys: dict[str, None] = {}  # ordered as first seen
-    for _, page in _pages(session_factory, since):
+    for _, page in _pages(session_factory, since, business):
         for lead in page:
             for key in lead.custom_fields or {}:
                 custom_keys.setdefault(str(key), None)
@@ -178,7 +190,7 @@ def _export_csv(
         if conversation_writer is not None:
             conversation_writer.writeheader()
             files.append(messages_path(path))
-        for session, page in _pages(session_factory, since):
+        for session, page in _pages(session_factory, since, business):
             ids = [lead.id for lead in page]
             appointments = _appointments(session, ids)
             for lead in page:

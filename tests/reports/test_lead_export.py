@@ -192,3 +192,37 @@ def test_leads_are_read_a_page_at_a_time(env, services, monkeypatch):
     monkeypatch.setattr(lead_export, "_pages", counting)
     report = lead_export.export_leads(services.session_factory, env / "leads.json")
     assert report.leads == 5 and pages == [2, 2, 1]
+
+
+def test_one_business_s_export_has_only_its_own_leads(services, tmp_path: Path):
+    """An agency exports one clinic's leads for that clinic's CRM: another clinic's never go with them."""
+    seed(services.session_factory, name="Main Lead", phone="+13125550101", email=None)
+    with services.session_factory.begin() as session:
+        session.add(
+            Lead(
+                business="bright-dental",
+                name="Dental Lead",
+                phone="+13125550101",  # the same phone, a lead of each clinic
+                source="web",
+                timezone="America/Chicago",
+                stage="new",
+                link_token=secrets.token_urlsafe(16),
+                unsubscribe_token=secrets.token_urlsafe(16),
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+    out = tmp_path / "dental.csv"
+
+    report = lead_export.export_leads(services.session_factory, out, business="bright-dental")
+
+    assert report.leads == 1
+    assert [row["name"] for row in csv.DictReader(out.open(encoding="utf-8-sig"))] == ["Dental Lead"]
+    everyone = lead_export.export_leads(services.session_factory, tmp_path / "all.json")
+    assert everyone.leads == 2
+
+
+def test_export_for_a_business_nobody_has_is_refused_naming_the_ones_there_are(env, clinic, capsys):
+    assert main(["export", str(env / "x.csv"), "--business", "nope"]) == 1
+    assert "--business 'nope': no business has that slug; the businesses are main" in capsys.readouterr().err
+    assert not (env / "x.csv").exists()
