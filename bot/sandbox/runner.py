@@ -248,9 +248,6 @@ def sandbox_settings(
             values[alias] = None
         values["SLACK_ADMINS"] = ""
         values["FOLLOWUP_BUSINESSES"] = businesses_dir
-        # The weekly digest counts every lead of the deployment: no clinic's channel may see it while two are
-        # served, and the bot posts none (it would only warn that FOLLOWUP_DIGEST, a default here, is set).
-        values["FOLLOWUP_DIGEST"] = "off"
     elif business_path is not None:
         values["FOLLOWUP_BUSINESS"] = business_path
     return Settings(**values)

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import SHIPPED_SEQUENCES
 from bot.core.business import Business
 from bot.sandbox.runner import CHIROPRACTIC, DENTAL, Sandbox
 
@@ -66,16 +65,6 @@ def browser() -> Iterator[object]:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     directory = tmp_path_factory.mktemp("sandbox")
     with Sandbox(port=0, directory=directory, start_at=START) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def one_clinic_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """The sandbox of one business.yml (the shipped sample: Lakeside Chiropractic alone, in #leads)."""
-    directory = tmp_path_factory.mktemp("sandbox")
-    with Sandbox(
-        port=0, directory=directory, business_path=SHIPPED_SEQUENCES / "business.yml", start_at=START
-    ) as running:
         yield running
 
 

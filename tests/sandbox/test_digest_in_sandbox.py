@@ -1,9 +1,4 @@
-"""The weekly digest in the sandbox: `/followup digest` previews it, and Monday's post shows its chart.
-
-The weekly digest counts every lead of the deployment, so it is posted only while one business is served:
-these scenes play in the sandbox of one business.yml. The two-clinic sandbox shows a digest per clinic once
-digests are per business (issue #16).
-"""
+"""The weekly digest in the sandbox: `/followup digest` previews it, and Monday's post shows its chart."""
 
 from __future__ import annotations
 
@@ -12,39 +7,31 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.business import Business
 from bot.reports.digest import DigestSchedule
 from bot.sandbox.runner import Sandbox
 from bot.slack.digest import WeeklyDigestJob
 from bot.slack_app import slack_client
+from tests.sandbox.conftest import chiropractic
 from tests.sandbox.test_sandbox_page import DANA, open_page
 
 pytestmark = pytest.mark.usefixtures("browser")
 
 
-@pytest.fixture(scope="module")
-def sandbox(one_clinic_sandbox: Sandbox) -> Sandbox:
-    return one_clinic_sandbox
-
-
-def clinic(sandbox: Sandbox) -> Business:
-    return next(iter(sandbox.services.businesses))
-
-
 def next_monday_8(sandbox: Sandbox) -> datetime:
-    zone = clinic(sandbox).timezone
+    zone = chiropractic(sandbox).timezone
     local = sandbox.clock.now().astimezone(zone)
     day = local.date() + timedelta(days=(7 - local.weekday()) % 7 or 7)
     return datetime.combine(day, time(8, 1), tzinfo=zone)
 
 
 def post_weekly_digest(sandbox: Sandbox) -> None:
-    """What the scheduler's minute tick does at the digest's hour (the week's claim keeps it to one post)."""
+    """What the scheduler's minute tick does at Lakeside's digest hour (the week's claim keeps it to one post)."""
     job = WeeklyDigestJob(
         sandbox.services,
         slack_client(sandbox.settings),
-        clinic(sandbox).slack.channel,
+        chiropractic(sandbox).slack.channel,
         DigestSchedule.parse("mon 08:00"),
+        business=chiropractic(sandbox),
     )
     job.run_once()
     sandbox.world.touch()

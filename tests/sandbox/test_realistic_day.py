@@ -2,8 +2,6 @@
 
 `FOLLOWUP_SANDBOX_SCREENSHOTS=docs pytest tests/sandbox/test_realistic_day.py` writes them to docs/;
 without it they go to a temporary folder, and the test still checks each scene shows what it should.
-It plays in the sandbox of one business.yml (Lakeside alone): its last scene is the weekly digest, posted
-only while one business is served (the two clinics' separation is tests/sandbox/test_two_clinics.py's).
 """
 
 from __future__ import annotations
@@ -15,15 +13,11 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.runner import Sandbox
+from tests.sandbox.conftest import chiropractic
 from tests.sandbox.test_digest_in_sandbox import digest_message, next_monday_8, post_weekly_digest
 from tests.sandbox.test_sandbox_page import DANA, SAM, call_task, card, open_page
 
 pytestmark = pytest.mark.usefixtures("browser")
-
-
-@pytest.fixture(scope="module")
-def sandbox(one_clinic_sandbox: Sandbox) -> Sandbox:
-    return one_clinic_sandbox
 
 
 def _pick_phone(page, name: str) -> None:  # noqa: ANN001 - a Playwright Page
@@ -70,7 +64,8 @@ def test_a_morning_at_lakeside_chiropractic(browser, sandbox: Sandbox, screensho
     phone = dana.get_by_test_id("phone")
     expect(phone.get_by_test_id("sms-out").first).to_contain_text("Reply STOP to opt out", timeout=5000)
     maria = card(dana, "Maria Gonzalez")
-    expect(maria).to_contain_text("Standard follow-up · touch 1 of", timeout=20000)
+    # Lakeside follows the shipped chiropractic playbook (sequences/chiropractic.yml).
+    expect(maria).to_contain_text("Chiropractic new-patient follow-up · touch 1 of", timeout=20000)
     maria.locator(".thread-link").click()
     expect(dana.get_by_test_id("thread")).to_contain_text("First text")
     dana.screenshot(path=str(screenshots / "sandbox-new-lead.png"))
@@ -103,7 +98,7 @@ def test_a_morning_at_lakeside_chiropractic(browser, sandbox: Sandbox, screensho
     call_task(dana, "Maria Gonzalez").get_by_role("button", name="Log outcome").click()
     modal = dana.get_by_test_id("modal")
     modal.get_by_label("Booked").check()
-    local = (sandbox.clock.now() + timedelta(days=1)).astimezone(next(iter(sandbox.services.businesses)).timezone)
+    local = (sandbox.clock.now() + timedelta(days=1)).astimezone(chiropractic(sandbox).timezone)
     modal.locator("input[type=datetime-local]").fill(local.strftime("%Y-%m-%dT15:00"))
     modal.get_by_label("Notes (optional)").fill("New-patient exam; she sits all day at work. Bring insurance card.")
     dana.screenshot(path=str(screenshots / "sandbox-log-outcome.png"))
