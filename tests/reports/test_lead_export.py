@@ -34,11 +34,12 @@ def seed(
     custom: dict | None = None,
     first_message: str = "",
     stage: str = "new",
+    business: str = "main",
 ) -> int:
     at = NOW - timedelta(days=created_days_ago)
     with session_factory.begin() as session:
         lead = Lead(
-            business="main",
+            business=business,
             name=name,
             phone=phone,
             email=email,
@@ -197,21 +198,8 @@ def test_leads_are_read_a_page_at_a_time(env, services, monkeypatch):
 def test_one_business_s_export_has_only_its_own_leads(services, tmp_path: Path):
     """An agency exports one clinic's leads for that clinic's CRM: another clinic's never go with them."""
     seed(services.session_factory, name="Main Lead", phone="+13125550101", email=None)
-    with services.session_factory.begin() as session:
-        session.add(
-            Lead(
-                business="bright-dental",
-                name="Dental Lead",
-                phone="+13125550101",  # the same phone, a lead of each clinic
-                source="web",
-                timezone="America/Chicago",
-                stage="new",
-                link_token=secrets.token_urlsafe(16),
-                unsubscribe_token=secrets.token_urlsafe(16),
-                created_at=NOW,
-                updated_at=NOW,
-            )
-        )
+    # The same phone, a lead of each clinic.
+    seed(services.session_factory, name="Dental Lead", phone="+13125550101", email=None, business="bright-dental")
     out = tmp_path / "dental.csv"
 
     report = lead_export.export_leads(services.session_factory, out, business="bright-dental")

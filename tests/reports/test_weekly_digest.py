@@ -24,9 +24,9 @@ MONDAY_8 = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
 LEADS = "C0LEADS"
 
 
-def _lead(session, name: str, source: str, at: datetime, stage: str = "contacted") -> Lead:
+def _lead(session, name: str, source: str, at: datetime, stage: str = "contacted", *, business: str = "main") -> Lead:
     lead = Lead(
-        business="main",
+        business=business,
         name=name,
         phone=None,
         email=None,

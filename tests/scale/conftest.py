@@ -29,20 +29,22 @@ def postgres_url(postgres_problem: str | None, migrated_templates: MigratedTempl
     migrated_templates.drop(url)
 
 
+#: Two texts a few seconds apart: what the scale tests send each lead.
+COMPRESSED_PLAYBOOK = dedent("""\
+    name: compressed
+    description: Two texts a few seconds apart (scale tests).
+    steps:
+      - {id: first_sms, after: 0s, channel: sms, template: default/instant_sms}
+      - {id: second_sms, after: 3s, channel: sms, template: default/checkin_sms}
+    """)
+
+
 @pytest.fixture
 def fleet_content(tmp_path: Path) -> tuple[Path, Path]:
     """A business that may send at any hour and a compressed playbook: three texts, seconds apart."""
     sequences = tmp_path / "sequences"
     sequences.mkdir()
-    (sequences / "compressed.yml").write_text(
-        dedent("""\
-        name: compressed
-        description: Two texts a few seconds apart (scale tests).
-        steps:
-          - {id: first_sms, after: 0s, channel: sms, template: default/instant_sms}
-          - {id: second_sms, after: 3s, channel: sms, template: default/checkin_sms}
-        """)
-    )
+    (sequences / "compressed.yml").write_text(COMPRESSED_PLAYBOOK)
     (sequences / "compressed_email.yml").write_text(
         dedent("""\
         name: compressed_email

@@ -23,6 +23,7 @@ import pytest
 from bot.standins.sendgrid_api import SendGridApiStandin
 from bot.standins.slack_api import SlackApiStandin
 from bot.standins.twilio_api import TwilioApiStandin
+from tests.scale.conftest import COMPRESSED_PLAYBOOK
 from tests.support.content import phone as phone_for
 from tests.support.fleet import (
     ACCOUNT_SID,
@@ -50,15 +51,7 @@ SHARED = 9999
 def clinic_fleet(postgres_url: str, tmp_path: Path):
     sequences = tmp_path / "sequences"
     sequences.mkdir()
-    (sequences / "compressed.yml").write_text(
-        dedent("""\
-        name: compressed
-        description: Two texts a few seconds apart (scale tests).
-        steps:
-          - {id: first_sms, after: 0s, channel: sms, template: default/instant_sms}
-          - {id: second_sms, after: 3s, channel: sms, template: default/checkin_sms}
-        """)
-    )
+    (sequences / "compressed.yml").write_text(COMPRESSED_PLAYBOOK)
     # Room for a STOP to arrive between the two texts, however busy the machine.
     (sequences / "patient.yml").write_text(
         dedent("""\

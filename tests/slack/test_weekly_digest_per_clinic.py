@@ -3,7 +3,6 @@ own channel at the digest's hour in its own time zone (through the Slack stand-i
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -18,6 +17,7 @@ from bot.reports.digest import DigestSchedule, build_digest
 from bot.slack.digest import DIGEST_CLAIM, DigestNeedsABusiness, WeeklyDigestJob
 from bot.standins.slack_api import SlackApiStandin
 from bot.store.models import Appointment, CallTask, Lead, ProcessedDelivery
+from tests.reports.test_weekly_digest import _lead as one_lead
 from tests.support.clinics import CHIRO_CHANNEL, DENTAL_CHANNEL, clinics_of
 
 #: The digest's hour, Monday 08:00, in each clinic's zone: New York's comes an hour before Chicago's.
@@ -36,20 +36,7 @@ def clinics(services):
 
 
 def _lead(session, business: str, name: str, at: datetime) -> Lead:
-    lead = Lead(
-        business=business,
-        name=name,
-        source="web",
-        timezone="America/Chicago",
-        stage="contacted",
-        link_token=secrets.token_urlsafe(12),
-        unsubscribe_token=secrets.token_urlsafe(12),
-        created_at=at,
-        updated_at=at,
-    )
-    session.add(lead)
-    session.flush()
-    return lead
+    return one_lead(session, name, "web", at, business=business)
 
 
 @pytest.fixture
