@@ -90,10 +90,11 @@ def peak_rss_mib(pid: int) -> float:
 BULK_IDS = 10_000_000
 
 
-def insert_leads(url: str, batches: dict[FleetClinic, range]) -> None:
+def insert_leads(url: str, batches: dict[FleetClinic, range], *, texts_due_in: timedelta = timedelta(0)) -> None:
     """Each clinic's leads as the rows intake writes for them: the lead (consent to texts on it), its enrollment
     in the two-text playbook, both touches (due now and in 3 s), and its card's notice. Far faster than add_lead,
-    whose per-lead statements would make enrollment, not the bot, what a full-size run measures."""
+    whose per-lead statements would make enrollment, not the bot, what a full-size run measures. `texts_due_in`
+    puts the texts that much later (a run that measures Slack alone)."""
     now = datetime.now(UTC)
     zone = midday_zone(now)
     leads, enrollments, touches, notices = [], [], [], []
@@ -131,7 +132,7 @@ def insert_leads(url: str, batches: dict[FleetClinic, range]) -> None:
                 )
             )
             for position, (step, after) in enumerate((("first_sms", 0), ("second_sms", 3))):
-                due = now + timedelta(seconds=after)
+                due = now + texts_due_in + timedelta(seconds=after)
                 touches.append(
                     dict(
                         id=lead_id * 2 + position,

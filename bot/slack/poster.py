@@ -24,15 +24,16 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from slack_sdk import WebClient
-from sqlalchemy import and_, case, exists, func, literal, or_, select, update
+from sqlalchemy import and_, exists, func, literal, or_, select, union_all, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import aliased
 
 from bot.core.states import NoticeRetry
 from bot.slack.calls import MAYBE_POSTED, EventCalls, LimiterBusy, SlackRefused, SlackUnavailable
@@ -61,6 +62,13 @@ class _Outcome(Enum):
 #: Notices that, for a lead whose card is in Slack, are carried out by edits alone (chat.update):
 #: they may go while the card's channel has no post token free.
 EDIT_NOTICES = (Notice.LEAD_CHANGED, Notice.MESSAGE_STATUS, Notice.CALL_TASK_CHANGED, Notice.LEAD_ERASED)
+EDIT_NOTICE_KINDS = frozenset(notice.value for notice in EDIT_NOTICES)
+#: How many queued events one look at the queue reads from each source (each business, each kind of edit).
+QUEUE_PAGE_SIZE = 20
+#: The most pages a look reads from a source whose pages are all later notices waiting behind a retry.
+MAX_PAGES_A_LOOK = 50
+#: How often the poster asks which businesses have notices queued (a business no longer served keeps its own).
+QUEUED_BUSINESSES_EVERY_SECONDS = 60.0
 #: The shortest time between two looks at the queue when wake-ups come faster (a burst of new
 #: leads wakes the poster for each notice; one look finds them all).
 WAKE_COALESCE_SECONDS = 0.05
@@ -85,6 +93,18 @@ class _Carried:
     absorbed: int = 0
 
 
+@dataclass(frozen=True)
+class _Due:
+    """A due event the last look at the queue found first in its lead's queue, and where it would post."""
+
+    event_id: int
+    lead_id: int | None
+    #: Carried out by edits alone (its lead's card is in Slack and it is an EDIT_NOTICES kind).
+    edits_only: bool
+    #: The channel its posts go to (its lead's card's, else its business's).
+    channel: str
+
+
 class _Blocked:
     """What a drain has learned is waiting for a rate-limit token, and for how long."""
 
@@ -104,6 +124,14 @@ class _Blocked:
         else:
             self.channels[busy.key] = busy.wait
             self.events[event_id] = busy.wait  # an "edits only" event that posts after all is not tried again
+
+    def holds(self, due: _Due) -> bool:
+        """Whether the event waits for a token, as far as this drain has learned since the queue was looked at."""
+        if due.event_id in self.events:
+            return True
+        if due.edits_only:
+            return self.edits is not None
+        return due.channel in self.channels
 
     def soonest(self) -> float | None:
         waits = [*self.channels.values(), *self.events.values(), *([self.edits] if self.edits is not None else [])]
@@ -161,6 +189,9 @@ class SlackPoster:
         self._stopping = threading.Event()
         self._idle_seconds = 1.0
         self._queue_unreadable = False
+        #: The businesses with notices queued when last asked (`_queued_businesses`), and when that was.
+        self._queued_slugs: set[str] = set()
+        self._businesses_looked_up_at = float("-inf")
 
     # --- the queue ---------------------------------------------------------------------------------
 
@@ -175,12 +206,13 @@ class SlackPoster:
             # What waits for a token is passed over by the query itself (a whole channel at once),
             # so other channels and the edits go ahead, and a backlog costs one query, not one per event.
             blocked = self._blocked_now()
+            due: deque[_Due] = deque()
             self.next_look_in = None
             while not self._stopping.is_set():
                 if delivered >= limit:
                     self.next_look_in = 0.0
                     break
-                carried = self._carry_out_next(blocked)
+                carried = self._carry_out_next(blocked, due)
                 outcome, event_id, busy = carried.outcome, carried.event_id, carried.busy
                 if carried.answered and self._unavailable_since is not None:
                     self._slack_is_back()
@@ -191,6 +223,7 @@ class SlackPoster:
                         break
                     self._pause(soonest)
                     blocked = self._blocked_now()
+                    due.clear()
                     idle_waits += 1
                     continue
                 if outcome == _Outcome.BUSY:
@@ -357,58 +390,168 @@ class SlackPoster:
         with self.services.session_factory() as session:
             return session.scalar(select(func.count(OutboxEvent.id)).where(OutboxEvent.delivered_at.is_(None))) or 0
 
-    def _next_event_query(self, now: datetime, blocked: _Blocked):
-        # Each lead's first queued notice (its later ones wait behind it), found in one pass over
-        # the queue: a correlated "no earlier one" subquery was planned, on PostgreSQL with
-        # statistics from before a burst, as a nested loop over every pair (1.9 s with 5,000 queued).
-        earlier = aliased(OutboxEvent)
-        firsts = (
-            select(func.min(earlier.id))
-            .where(earlier.delivered_at.is_(None), earlier.lead_id.is_not(None))
-            .group_by(earlier.lead_id)
-        )
-        conditions = [
-            OutboxEvent.delivered_at.is_(None),
-            or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
-            or_(OutboxEvent.lead_id.is_(None), OutboxEvent.id.in_(firsts)),
-        ]
-        if blocked.events:
-            conditions.append(OutboxEvent.id.not_in(list(blocked.events)))
-        if blocked.channels or blocked.edits is not None:
-            edits_only = and_(
-                OutboxEvent.kind.in_([notice.value for notice in EDIT_NOTICES]),
-                exists().where(Lead.id == OutboxEvent.lead_id, Lead.slack_ts.is_not(None)),
-            )
-            if blocked.edits is not None:
-                conditions.append(~edits_only)
-            if blocked.channels:
-                # A lead without a card gets one in its business's channel.
-                channels = self._channels()
-                new_card_channel = (
-                    case(channels, value=Lead.business, else_=self.channel)
-                    if self.services.businesses.only is None and channels
-                    else literal(self.channel)
-                )
-                posts_to_blocked = exists().where(
-                    Lead.id == OutboxEvent.lead_id,
-                    func.coalesce(Lead.slack_channel, new_card_channel).in_(list(blocked.channels)),
-                )
-                conditions.append(or_(edits_only, ~posts_to_blocked))
-        return (
-            select(OutboxEvent)
-            .where(*conditions)
-            .order_by(OutboxEvent.id)
-            .limit(1)
-            .with_for_update(skip_locked=True, of=OutboxEvent)
-        )
+    def _queue_sources(self, blocked: _Blocked) -> list[Any]:
+        """Where the next look at the queue reads from: each business whose channel has a post token free, and
+        (while the edit tokens last) each kind of card edit, which waits for no channel.
 
-    def _carry_out_next(self, blocked: _Blocked) -> _Carried:
-        """Carry out the next due event not blocked: what became of it, its id, and (when BUSY) what it waits for."""
+        Each is read from its own start, through its own index (migration 0015). Read as one queue with
+        the waiting channels filtered out row by row, a backlog in 49 channels was scanned through for
+        every post to the 50th: with 100,000 cards queued, under two posts a second where Slack allows fifty.
+        """
+        channels = self._channels()
+        only = self.services.businesses.only
+        sources: list[Any] = [
+            OutboxEvent.business == slug
+            for slug in sorted(set(channels) | self._queued_businesses())
+            if (self.channel if only is not None else channels.get(slug, self.channel)) not in blocked.channels
+        ]
+        if blocked.edits is None:
+            sources += [
+                and_(OutboxEvent.kind == kind, Lead.slack_ts.is_not(None)) for kind in sorted(EDIT_NOTICE_KINDS)
+            ]
+        return sources
+
+    def _queued_businesses(self) -> set[str]:
+        """The businesses with notices queued, looked up now and then: a business no longer served keeps its own."""
+        if time.monotonic() >= self._businesses_looked_up_at + QUEUED_BUSINESSES_EVERY_SECONDS:
+            with self.services.session_factory() as session:
+                self._queued_slugs = set(
+                    session.scalars(select(OutboxEvent.business).where(OutboxEvent.delivered_at.is_(None)).distinct())
+                )
+            self._businesses_looked_up_at = time.monotonic()
+        return self._queued_slugs
+
+    def _due_page_query(self, now: datetime, blocked: _Blocked, sources: dict[int, Any], after: dict[int, int]):
+        """The next page of due events from each source, in queue order from where it left off (no locks).
+
+        Each row says which source it came from. No "is it its lead's first?" here: asked of the whole
+        queue, that is a pass over every queued notice (a grouping, or a correlated subquery PostgreSQL
+        may plan as a loop over every pair); the pages' rows are asked it together (`_firsts_among`).
+        """
+        parts = []
+        for number, source in sources.items():
+            conditions = [
+                source,
+                OutboxEvent.delivered_at.is_(None),
+                OutboxEvent.id > after[number],
+                or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
+            ]
+            if blocked.events:
+                conditions.append(OutboxEvent.id.not_in(list(blocked.events)))
+            part = (
+                select(
+                    literal(number).label("source"),
+                    OutboxEvent.id,
+                    OutboxEvent.lead_id,
+                    OutboxEvent.kind,
+                    OutboxEvent.business,
+                    Lead.slack_channel,
+                    Lead.slack_ts,
+                )
+                .outerjoin(Lead, Lead.id == OutboxEvent.lead_id)
+                .where(*conditions)
+                .order_by(OutboxEvent.id)
+                .limit(QUEUE_PAGE_SIZE)
+            )
+            parts.append(select(part.subquery()))
+        return union_all(*parts) if len(parts) > 1 else parts[0]
+
+    def _firsts_among(self, session, page: list[_Due]) -> list[_Due]:
+        """The page's events that are first in their lead's queue (a lead's later notices wait behind it)."""
+        leads = {due.lead_id for due in page if due.lead_id is not None}
+        earliest: dict[int, int] = {}
+        if leads:
+            earliest = dict(
+                session.execute(
+                    select(OutboxEvent.lead_id, func.min(OutboxEvent.id))
+                    .where(OutboxEvent.delivered_at.is_(None), OutboxEvent.lead_id.in_(leads))
+                    .group_by(OutboxEvent.lead_id)
+                ).all()
+            )
+        return [due for due in page if due.lead_id is None or earliest.get(due.lead_id) == due.event_id]
+
+    def _next_due(self, now: datetime, blocked: _Blocked) -> list[_Due]:
+        """The due events first in their lead's queue and not waiting for a token, in queue order.
+
+        A source whose whole page is later notices waiting behind their leads' first (that one waiting
+        out a retry) is read further, so a lead with a long queue hides nobody else's.
+        """
+        channels, only = self._channels(), self.services.businesses.only is not None
+        sources = dict(enumerate(self._queue_sources(blocked)))
+        after = dict.fromkeys(sources, 0)
+        found: dict[int, _Due] = {}
+        with self.services.session_factory() as session:
+            for _ in range(MAX_PAGES_A_LOOK):
+                if not sources:
+                    break
+                rows = session.execute(self._due_page_query(now, blocked, sources, after)).all()
+                page: dict[int, list[_Due]] = {number: [] for number in sources}
+                for number, event_id, lead_id, kind, business, card_channel, card_ts in rows:
+                    page[number].append(
+                        _Due(
+                            event_id,
+                            lead_id,
+                            edits_only=kind in EDIT_NOTICE_KINDS and card_ts is not None,
+                            channel=card_channel or (self.channel if only else channels.get(business, self.channel)),
+                        )
+                    )
+                firsts = {due.event_id for due in self._firsts_among(session, [d for p in page.values() for d in p])}
+                for number, dues in page.items():
+                    found.update((due.event_id, due) for due in dues if due.event_id in firsts)
+                    if len(dues) < QUEUE_PAGE_SIZE or any(due.event_id in firsts for due in dues):
+                        del sources[number]  # read to its end, or it has something to carry out now
+                    else:
+                        after[number] = dues[-1].event_id
+        return [found[event_id] for event_id in sorted(found)]
+
+    def _claim(self, session, event_id: int, now: datetime) -> OutboxEvent | None:
+        """Lock the event, if it is still queued, due, first of its lead's and no other process has it in hand."""
+        event = session.scalars(
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.id == event_id,
+                OutboxEvent.delivered_at.is_(None),
+                or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
+            )
+            .with_for_update(skip_locked=True)
+        ).first()
+        if event is None or event.lead_id is None:
+            return event
+        # Asked again under the lock: since the page was read, another process may have taken an earlier one
+        # of the lead's (it is then still queued, and locked, until that process commits).
+        earlier = exists().where(
+            OutboxEvent.lead_id == event.lead_id, OutboxEvent.delivered_at.is_(None), OutboxEvent.id < event.id
+        )
+        return None if session.scalar(select(earlier)) else event
+
+    def _carry_out_next(self, blocked: _Blocked, due: deque[_Due]) -> _Carried:
+        """Carry out the next due event not blocked: what became of it, its id, and (when BUSY) what it waits for.
+
+        `due` is what the last look at the queue found, in queue order; it is looked at again when used up.
+        """
         now = self.services.clock.now()
+        looked = False
+        while True:
+            if not due:
+                if looked:  # what this look found waits for a token, or another process has it in hand
+                    return _Carried(None, 0)
+                due.extend(self._next_due(now, blocked))
+                looked = True
+                if not due:
+                    return _Carried(None, 0)
+            candidate = due.popleft()
+            if blocked.holds(candidate):
+                continue
+            carried = self._carry_out(candidate.event_id, now)
+            if carried is not None:
+                return carried
+
+    def _carry_out(self, event_id: int, now: datetime) -> _Carried | None:
+        """Carry out one event; None if it is no longer this process's to carry out (taken, done, or not first)."""
         with self.services.session_factory() as session, session.begin():
-            event = session.scalars(self._next_event_query(now, blocked)).first()
+            event = self._claim(session, event_id, now)
             if event is None:
-                return _Carried(None, 0)
+                return None
             calls = EventCalls(
                 self.client,
                 self.limits,

@@ -337,7 +337,13 @@ class OutboxEvent(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "delivered_at", "id"),
+        # The Slack poster's looks at the queue: each business's, the card edits', the next retry (migration 0015).
+        Index("ix_outbox_business_queue", "business", "delivered_at", "id"),
+        Index("ix_outbox_kind_queue", "kind", "delivered_at", "id"),
+        Index("ix_outbox_retry_queue", "delivered_at", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     business: Mapped[str] = mapped_column(String(BUSINESS_SLUG_LENGTH), index=True)

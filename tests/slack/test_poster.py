@@ -18,10 +18,11 @@ from bot.core.ports import OUTCOME_UNKNOWN, PermanentSendError, TransientSendErr
 from bot.core.rules import CallOutcome, LeadSignal
 from bot.settings import Settings
 from bot.slack.limits import RateLimiter, SlackLimits
-from bot.slack.poster import SlackPoster, backoff
+from bot.slack.poster import QUEUE_PAGE_SIZE, SlackPoster, backoff
 from bot.standins.slack_api import SlackApiStandin
 from bot.store.audit import SYSTEM, Actor
 from bot.store.models import CallTask, Lead, Message, OutboxEvent
+from bot.store.outbox import Notice, publish
 from bot.usecases.conversations import send_direct
 from bot.usecases.delivery import SmsStatusReport, apply_sms_status
 from bot.usecases.dispatch import Dispatcher
@@ -460,6 +461,24 @@ def test_one_lead_s_failing_posts_do_not_block_another_lead(services, poster, sl
         ).first()
     assert ann_card_event.attempts == 1 and "HTTP 500" in ann_card_event.last_error
     assert not pending(services)
+
+
+def test_a_lead_waiting_out_a_retry_hides_no_other_lead_behind_its_own_queued_notices(services, poster, slack, clock):
+    waiting = new_lead(services, phone="+13125550101", email="a@example.com", name="Ann")
+    with services.session_factory.begin() as session:
+        ann_card = session.scalars(select(OutboxEvent).where(OutboxEvent.lead_id == waiting)).first()
+        ann_card.attempts, ann_card.next_attempt_at = 1, clock.now() + timedelta(hours=1)
+        # More of Ann's notices than the poster reads in one look at the queue, all waiting behind her card.
+        for _ in range(2 * QUEUE_PAGE_SIZE + 1):
+            publish(session, Notice.LEAD_CHANGED, lead_id=waiting, at=clock.now())
+    queued_for_ann = len(pending(services))
+    other = new_lead(services, phone="+13125550102", email="b@example.com", name="Ben")
+
+    poster.drain_once()
+
+    assert [card["ts"] for card in cards(slack)] == [lead_row(services, other).slack_ts]
+    assert lead_row(services, waiting).slack_ts is None
+    assert len(pending(services)) == queued_for_ann  # Ann's, in her order, untouched until her card goes
 
 
 def test_slack_unreachable_keeps_everything_queued_and_stops_the_drain_early(services, slack, fake_time, clock):
